@@ -1,0 +1,65 @@
+"""Liveness of the services every request depends on: the database and the broker."""
+
+import logging
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connections
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    ok: bool
+    error: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "status": "up" if self.ok else "down",
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+def database_state(alias: str = "default") -> ServiceState:
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        connections[alias].close()
+        return ServiceState(ok=False, error=type(exc).__name__)
+    return ServiceState(ok=True)
+
+
+def broker_state() -> ServiceState:
+    timeout = settings.HEALTHCHECK_TIMEOUT_SECONDS
+    client = redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return ServiceState(ok=False, error=type(exc).__name__)
+    finally:
+        client.close()
+    return ServiceState(ok=True)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    database, broker = database_state(), broker_state()
+    healthy = database.ok and broker.ok
+    if not healthy:
+        logger.warning(
+            "healthz.unhealthy",
+            extra={"database": database.as_dict(), "broker": broker.as_dict()},
+        )
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "database": database.as_dict(),
+        "broker": broker.as_dict(),
+    }
+    return JsonResponse(body, status=200 if healthy else 503)

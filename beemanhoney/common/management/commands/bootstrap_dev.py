@@ -1,0 +1,44 @@
+"""Make a fresh development stack usable: a staff login and the demo shop (``make run``)."""
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+
+from beemanhoney.embedded import VAR_DIR
+
+ADMIN_USERNAME = "admin"
+
+
+def _admin_password() -> tuple[str, str]:
+    """The password to give a new admin, and where it can be read again."""
+    from_env = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+    if from_env:
+        return from_env, "DJANGO_SUPERUSER_PASSWORD"
+    password_file = Path(VAR_DIR) / "admin-password.txt"
+    if not password_file.exists():
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        password_file.touch(mode=0o600)
+        password_file.write_text(secrets.token_urlsafe(12))
+    return password_file.read_text().strip(), str(password_file)
+
+
+class Command(BaseCommand):
+    help = "Create the development admin login if missing and load demo data into an empty shop."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user_model = get_user_model()
+        if not user_model.objects.filter(is_superuser=True).exists():
+            password, _ = _admin_password()
+            user_model.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", password)
+        if user_model.objects.filter(username=ADMIN_USERNAME, is_superuser=True).exists():
+            password, source = _admin_password()
+            self.stdout.write(f"Admin login: {ADMIN_USERNAME} / {password}  (from {source})")
+        else:
+            self.stdout.write("Admin login: use your existing superuser")
+        if "load_demo_data" in get_commands():
+            call_command("load_demo_data", if_empty=True, stdout=self.stdout)

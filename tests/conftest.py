@@ -1,0 +1,35 @@
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from beemanhoney.celery import app as celery_app
+from tests.support.celery_worker import WorkerProcess
+
+# Tests use their own Redis database so a `make run` worker on the same server never
+# consumes their tasks.
+TEST_REDIS_DB = 15
+
+
+def _with_redis_db(url: str, db: int) -> str:
+    return urlsplit(url)._replace(path=f"/{db}").geturl()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_broker_url() -> Iterator[str]:
+    url = _with_redis_db(settings.REDIS_URL, TEST_REDIS_DB)
+    original = settings.REDIS_URL, settings.CELERY_BROKER_URL
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = url
+    celery_app.conf.broker_url = url
+    yield url
+    settings.REDIS_URL, settings.CELERY_BROKER_URL = original
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker, test_broker_url: str):
+    """One real worker process for the session, reading and writing the test database."""
+    with django_db_blocker.unblock():
+        worker = WorkerProcess(broker_url=test_broker_url).start()
+    yield worker
+    worker.stop()

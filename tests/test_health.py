@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from django.test import Client
+
+from tests.support.celery_worker import PROJECT_DIR
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_and_broker_up(client: Client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "database": {"status": "up"},
+        "broker": {"status": "up"},
+    }
+
+
+@pytest.mark.django_db
+def test_healthz_answers_503_when_the_broker_is_down(client: Client, settings) -> None:
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["broker"]["status"] == "down"
+    assert response.json()["database"] == {"status": "up"}
+
+
+def test_healthz_answers_503_when_the_database_is_down() -> None:
+    script = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/healthz');"
+        "print(json.dumps({'code': r.status_code, 'body': r.json()}))"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "beemanhoney.settings",
+        "DEBUG": "1",
+        "ALLOWED_HOSTS": "testserver",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "DATABASE_CONNECT_TIMEOUT": "1",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["code"] == 503
+    assert outcome["body"]["database"]["status"] == "down"
+    assert outcome["body"]["broker"]["status"] == "down"
