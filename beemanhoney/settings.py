@@ -189,9 +189,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "beemanhoney")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# --- models -------------------------------------------------------------------------------------
+# --- models and search ------------------------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 15.0)
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
+OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")
+if EMBEDDING_BACKEND not in {"local", "openai"}:
+    raise ImproperlyConfigured("EMBEDDING_BACKEND must be 'local' or 'openai'")
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
+# How many candidates each half of hybrid search contributes before fusion.
+SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)
+# HNSW search breadth: higher = better recall, slower queries (pgvector default 40).
+SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100)
 
 # --- health -------------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0)

@@ -1,1 +1,146 @@
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from pgvector.django import HnswIndex, VectorField
 
+from beemanhoney.common.models import TimeStampedModel
+
+EMBEDDING_DIMENSIONS = 384
+SEARCH_CONFIG = "english"
+
+
+class Embedded(models.Model):
+    """A row that carries its own embedding, the model that made it and the text it came from."""
+
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=100, blank=True, editable=False)
+    embedding_text_hash = models.CharField(max_length=64, blank=True, editable=False)
+    embedded_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def embedding_text(self) -> str:
+        raise NotImplementedError
+
+
+class Category(TimeStampedModel):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(TimeStampedModel, Embedded):
+    sku = models.CharField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=220, unique=True)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="GBP")
+    weight_grams = models.PositiveIntegerField(default=0)
+    stock = models.IntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    tags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    origin = models.CharField(max_length=120, blank=True)
+    floral_source = models.CharField(max_length=120, blank=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("name", weight="A", config=SEARCH_CONFIG)
+        + SearchVector(
+            Coalesce("floral_source", models.Value("")), weight="B", config=SEARCH_CONFIG
+        )
+        + SearchVector(Coalesce("origin", models.Value("")), weight="C", config=SEARCH_CONFIG)
+        + SearchVector("description", weight="C", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_not_negative"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$"), name="product_currency_iso_code"
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="product_search_vector_gin"),
+            GinIndex(fields=["tags"], name="product_tags_gin"),
+            HnswIndex(
+                name="product_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sku})"
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+    def embedding_text(self) -> str:
+        parts = [self.name, self.category.name, self.description]
+        if self.floral_source:
+            parts.append(f"Floral source: {self.floral_source}.")
+        if self.origin:
+            parts.append(f"Origin: {self.origin}.")
+        if self.tags:
+            parts.append(f"Tags: {', '.join(self.tags)}.")
+        return "\n".join(part for part in parts if part)
+
+
+class KnowledgeArticle(TimeStampedModel, Embedded):
+    class Topic(models.TextChoices):
+        SHIPPING = "shipping"
+        RETURNS = "returns"
+        STORAGE = "storage"
+        HEALTH = "health"
+        BEEKEEPING = "beekeeping"
+        ORDERS = "orders"
+        PRODUCTS = "products"
+
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=220, unique=True)
+    topic = models.CharField(max_length=20, choices=Topic.choices)
+    body = models.TextField()
+    is_published = models.BooleanField(default=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("title", weight="A", config=SEARCH_CONFIG)
+        + SearchVector("body", weight="B", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["topic", "title"]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="article_search_vector_gin"),
+            HnswIndex(
+                name="article_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def embedding_text(self) -> str:
+        return f"{self.title}\n{self.body}"

@@ -1,0 +1,141 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from catalog.embeddings import current_model_name
+from catalog.models import Category, KnowledgeArticle, Product
+from catalog.product_rows import CatalogFileError, read_catalog_file
+from catalog.services import CatalogImportError, embeddings_refresh_on_commit, product_import
+
+
+class InStockFilter(admin.SimpleListFilter):
+    title = "stock"
+    parameter_name = "in_stock"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "In stock"), ("no", "Sold out")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> QuerySet[Product]:
+        if self.value() == "yes":
+            return queryset.filter(stock__gt=0)
+        if self.value() == "no":
+            return queryset.filter(stock=0)
+        return queryset
+
+
+class EmbeddingStateFilter(admin.SimpleListFilter):
+    """Current = made by the configured model; the text hash is checked by the backfill."""
+
+    title = "embedding"
+    parameter_name = "embedding"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("current", "Current model"), ("other", "Other model"), ("missing", "Missing")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        model = current_model_name()
+        if self.value() == "current":
+            return queryset.filter(embedding__isnull=False, embedding_model=model)
+        if self.value() == "other":
+            return queryset.filter(embedding__isnull=False).exclude(embedding_model=model)
+        if self.value() == "missing":
+            return queryset.filter(Q(embedding__isnull=True) | Q(embedding_model=""))
+        return queryset
+
+
+class CatalogImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV or JSON with sku, name, category, price, ... columns")
+    skip_invalid = forms.BooleanField(
+        required=False, help_text="Load the valid rows even when some rows are invalid."
+    )
+
+
+class EmbeddedAdminMixin:
+    embedding_kind: str
+
+    @admin.display(description="embedding", boolean=True)
+    def embedding_ok(self, obj: Product | KnowledgeArticle) -> bool:
+        return obj.embedding_model == current_model_name()
+
+    @admin.action(description="Re-embed selected rows")
+    def re_embed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        embeddings_refresh_on_commit(kind=self.embedding_kind, ids=ids, force=True)
+        self.message_user(request, f"Queued {len(ids)} row(s) for embedding.")  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        embeddings_refresh_on_commit(kind=self.embedding_kind, ids=[obj.pk])
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    search_fields = ["name"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Product)
+class ProductAdmin(EmbeddedAdminMixin, admin.ModelAdmin):
+    embedding_kind = "products"
+    change_list_template = "admin/catalog/product/change_list.html"
+    list_display = ["sku", "name", "category", "price", "currency", "stock", "is_active"]
+    list_display += ["embedding_ok"]
+    list_editable = ["price", "stock", "is_active"]
+    list_filter = ["category", InStockFilter, "is_active", EmbeddingStateFilter]
+    list_select_related = ["category"]
+    search_fields = ["sku", "name", "description", "origin", "floral_source", "tags"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
+    actions = ["re_embed"]
+
+    def get_urls(self) -> list[Any]:
+        import_url = path(
+            "import/",
+            self.admin_site.admin_view(self.import_view),
+            name="catalog_product_import",
+        )
+        return [import_url, *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        form = CatalogImportForm(request.POST or None, request.FILES or None)
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                rows = read_catalog_file(upload, upload.name)
+                report = product_import(rows=rows, skip_invalid=form.cleaned_data["skip_invalid"])
+            except CatalogFileError as exc:
+                errors = [str(exc)]
+            except CatalogImportError as exc:
+                errors = [str(exc), *exc.report.errors]
+            else:
+                level = messages.WARNING if report.errors else messages.SUCCESS
+                self.message_user(request, f"Imported {upload.name}: {report.summary()}", level)
+                for error in report.errors[:50]:
+                    self.message_user(request, error, messages.WARNING)
+                return HttpResponseRedirect(reverse("admin:catalog_product_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import products",
+            "form": form,
+            "errors": errors,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/catalog/product/import.html", context)
+
+
+@admin.register(KnowledgeArticle)
+class KnowledgeArticleAdmin(EmbeddedAdminMixin, admin.ModelAdmin):
+    embedding_kind = "knowledge"
+    list_display = ["title", "topic", "is_published", "updated_at", "embedding_ok"]
+    list_filter = ["topic", "is_published", EmbeddingStateFilter]
+    search_fields = ["title", "body"]
+    prepopulated_fields = {"slug": ["title"]}
+    readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
+    actions = ["re_embed"]

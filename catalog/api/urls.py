@@ -1,0 +1,10 @@
+from django.urls import path
+
+from catalog.api import views
+
+urlpatterns = [
+    path("products/", views.ProductListApi.as_view(), name="product-list"),
+    path("products/<str:sku>/", views.ProductDetailApi.as_view(), name="product-detail"),
+    path("categories/", views.CategoryListApi.as_view(), name="category-list"),
+    path("knowledge/", views.KnowledgeListApi.as_view(), name="knowledge-list"),
+]

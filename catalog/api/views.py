@@ -1,0 +1,173 @@
+from decimal import Decimal
+from typing import Any
+
+from django.http import Http404
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from beemanhoney.common.pagination import StandardPagination
+from beemanhoney.common.permissions import IsStaffOrReadOnly
+from catalog import selectors, services
+from catalog.models import Category, KnowledgeArticle, Product
+
+MAX_QUERY_LENGTH = 300
+
+
+class ProductOutputSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    in_stock = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Product
+        fields = [
+            "sku", "slug", "name", "category", "price", "currency", "weight_grams", "stock",
+            "in_stock", "tags", "origin", "floral_source", "description",
+        ]  # fmt: skip
+
+
+class ProductInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal(0))
+    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, default="GBP")
+    weight_grams = serializers.IntegerField(min_value=0, required=False, default=0)
+    stock = serializers.IntegerField(min_value=0, required=False, default=0)
+    is_active = serializers.BooleanField(required=False, default=True)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, default=list, max_length=20
+    )
+    origin = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    floral_source = serializers.CharField(
+        max_length=120, required=False, allow_blank=True, default=""
+    )
+
+
+class ProductListApi(APIView):
+    """``GET``: browse or search active products. ``POST`` (staff): create one."""
+
+    permission_classes = [IsStaffOrReadOnly]
+
+    class FilterSerializer(serializers.Serializer):
+        q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
+        category = serializers.SlugField(required=False)
+        min_price = serializers.DecimalField(
+            max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
+        )
+        max_price = serializers.DecimalField(
+            max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
+        )
+        in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)
+        tags = serializers.CharField(required=False, max_length=400)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            low, high = attrs.get("min_price"), attrs.get("max_price")
+            if low is not None and high is not None and low > high:
+                raise serializers.ValidationError(
+                    {"max_price": ["Must be greater than or equal to min_price."]}
+                )
+            return attrs
+
+    class CreateSerializer(ProductInputSerializer):
+        sku = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+
+        def validate_sku(self, sku: str) -> str:
+            if Product.objects.filter(sku=sku).exists():
+                raise serializers.ValidationError("A product with this sku already exists.")
+            return sku
+
+    def get(self, request: Request) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        filters = selectors.ProductFilters(
+            category=data.get("category"),
+            min_price=data.get("min_price"),
+            max_price=data.get("max_price"),
+            in_stock=data.get("in_stock"),
+            tags=tuple(t.strip().lower() for t in data.get("tags", "").split(",") if t.strip()),
+        )
+        query = data.get("q", "").strip()
+        if query:
+            products: Any = [
+                hit.item for hit in selectors.product_search(query=query, filters=filters)
+            ]
+        else:
+            products = selectors.product_list(filters=filters)
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(products, request, view=self)
+        return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        payload = self.CreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        product = services.product_create(**payload.validated_data)
+        return Response(ProductOutputSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+class ProductDetailApi(APIView):
+    """``GET``: one active product by sku. ``PATCH`` (staff): change it."""
+
+    permission_classes = [IsStaffOrReadOnly]
+
+    def get(self, request: Request, sku: str) -> Response:
+        product = selectors.product_get(sku=sku)
+        if product is None:
+            raise Http404
+        return Response(ProductOutputSerializer(product).data)
+
+    def patch(self, request: Request, sku: str) -> Response:
+        product = Product.objects.filter(sku=sku).first()
+        if product is None:
+            raise Http404
+        payload = ProductInputSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        product = services.product_update(product=product, **payload.validated_data)
+        return Response(ProductOutputSerializer(product).data)
+
+
+class CategoryListApi(APIView):
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Category
+            fields = ["slug", "name", "description"]
+
+    def get(self, request: Request) -> Response:
+        categories = selectors.category_list()
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(categories, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class KnowledgeListApi(APIView):
+    """Published articles; with ``q``, the best matches first."""
+
+    permission_classes = [AllowAny]
+
+    class FilterSerializer(serializers.Serializer):
+        q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
+        topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices, required=False)
+
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = KnowledgeArticle
+            fields = ["slug", "title", "topic", "body", "updated_at"]
+
+    def get(self, request: Request) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        topic, query = params.validated_data.get("topic"), params.validated_data.get("q", "")
+        if query.strip():
+            articles: Any = [
+                hit.item for hit in selectors.knowledge_search(query=query, topic=topic, limit=20)
+            ]
+        else:
+            articles = selectors.knowledge_article_list(topic=topic).order_by("topic", "title")
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(articles, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

