@@ -1,1 +1,72 @@
+import uuid
 
+from django.db import models
+from django.db.models import Q
+
+from beemanhoney.common.models import TimeStampedModel
+
+
+class AgentRun(TimeStampedModel):
+    """One execution of the graph answering one user message; its full trace for staff."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        "conversations.Conversation", on_delete=models.CASCADE, related_name="runs"
+    )
+    user_message = models.OneToOneField(
+        "conversations.Message", on_delete=models.CASCADE, related_name="answering_run"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    route = models.CharField(max_length=20, blank=True)
+    agent = models.CharField(max_length=40, blank=True)
+    node_sequence = models.JSONField(default=list, blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    provider = models.CharField(max_length=20, blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    model_calls = models.PositiveSmallIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    deliveries = models.PositiveSmallIntegerField(default=0)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="run_conversation_order"),
+            models.Index(
+                fields=["status", "dispatched_at"],
+                name="run_unfinished",
+                condition=Q(status__in=["queued", "running"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {str(self.id)[:8]} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+    @property
+    def usage(self) -> dict[str, int | str]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "model_calls": self.model_calls,
+            "model": self.model_name,
+        }

@@ -1,9 +1,23 @@
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beemanhoney.settings")
 
 app = Celery("beemanhoney")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _warm_worker_process(**kwargs: object) -> None:
+    """Load the embedding model when a worker process starts, not on its first customer."""
+    from agents.providers.router import warm_up
+
+    try:
+        warm_up()
+    except Exception:
+        # A cold start is slower, not broken: the first task loads what it needs.
+        logging.getLogger(__name__).warning("worker.warm_up_failed", exc_info=True)

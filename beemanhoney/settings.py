@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -161,6 +162,7 @@ X_FRAME_OPTIONS = "DENY"
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -169,6 +171,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "beemanhoney.common.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 30)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "UPDATE_LAST_LOGIN": False,
 }
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -203,6 +211,22 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
 SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)
 # HNSW search breadth: higher = better recall, slower queries (pgvector default 40).
 SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100)
+
+# --- the assistant -----------------------------------------------------------------------------
+# "openai" (ChatOpenAI with tool calling) or "offline" (semantic routing + template replies).
+LLM_PROVIDER = env_str("LLM_PROVIDER") or ("openai" if OPENAI_API_KEY else "offline")
+if LLM_PROVIDER not in {"openai", "offline"}:
+    raise ImproperlyConfigured("LLM_PROVIDER must be 'openai' or 'offline'")
+OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
+OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2)
+# Model calls one turn may make (supervisor + agent steps) before it stops politely.
+AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 6)
+# Previous messages of the conversation the graph sees.
+AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12)
+# A run whose worker died this many times is failed instead of retried again.
+AGENT_MAX_DELIVERIES = env_int("AGENT_MAX_DELIVERIES", 3)
+# Longest a client may wait on GET /api/runs/{id}/?wait=N for a run to finish.
+RUN_WAIT_MAX_SECONDS = env_int("RUN_WAIT_MAX_SECONDS", 25)
 
 # --- health -------------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0)

@@ -1,1 +1,85 @@
+import uuid
 
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from beemanhoney.common.models import TimeStampedModel
+
+MAX_MESSAGE_LENGTH = 4000
+
+
+class Conversation(TimeStampedModel):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        NEEDS_HUMAN = "needs_human"
+        CLOSED = "closed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    handoff_reason = models.CharField(max_length=200, blank=True)
+    handoff_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="conversation_owner_recent"),
+            models.Index(fields=["status", "handoff_at"], name="conversation_status_handoff"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {str(self.id)[:8]}"
+
+
+class Message(TimeStampedModel):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        STAFF = "staff"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(max_length=MAX_MESSAGE_LENGTH)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    agent = models.CharField(max_length=40, blank=True, help_text="The agent that wrote it.")
+    run = models.ForeignKey(
+        "agents.AgentRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replies",
+        help_text="For an assistant reply, the run that produced it.",
+    )
+    # NULL, not "", for "no key": the uniqueness constraint ignores NULLs.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="message_idempotency_key_unique",
+            ),
+            # A run answers exactly one user message, so this is one reply per user message.
+            models.UniqueConstraint(
+                fields=["run"],
+                condition=Q(role="assistant"),
+                name="message_one_reply_per_run",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["user", "assistant", "staff"]), name="message_role_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["conversation", "id"], name="message_conversation_order")]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"

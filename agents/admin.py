@@ -1,0 +1,43 @@
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from agents.models import AgentRun
+
+
+@admin.register(AgentRun)
+class AgentRunAdmin(admin.ModelAdmin):
+    """Read-only: a run is a record of what the assistant did."""
+
+    list_display = [
+        "id", "status", "route", "agent", "provider", "model_calls", "prompt_tokens",
+        "completion_tokens", "latency_ms", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", "route", "provider"]
+    search_fields = ["id", "conversation__id", "error", "celery_task_id"]
+    list_select_related = ["conversation"]
+    readonly_fields = [
+        "id", "conversation", "user_message", "status", "route", "agent", "node_sequence",
+        "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "model_calls",
+        "latency_ms", "error", "celery_task_id", "deliveries", "dispatched_at", "started_at",
+        "finished_at", "created_at",
+    ]  # fmt: skip
+    exclude = ["tool_calls"]
+
+    @admin.display(description="tool calls")
+    def trace(self, run: AgentRun) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(run.tool_calls, indent=2, ensure_ascii=False)
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,27 @@
+from rest_framework import serializers
+
+from agents.models import AgentRun
+from agents.selectors import agent_run_reply
+from conversations.models import Message
+
+
+class MessageOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "conversation", "role", "content", "agent", "run", "created_at"]
+
+
+class RunOutputSerializer(serializers.ModelSerializer):
+    reply = serializers.SerializerMethodField()
+    usage = serializers.DictField(read_only=True)
+
+    class Meta:
+        model = AgentRun
+        fields = [
+            "id", "status", "conversation", "user_message", "route", "agent", "reply", "error",
+            "created_at", "started_at", "finished_at", "latency_ms", "usage",
+        ]  # fmt: skip
+
+    def get_reply(self, run: AgentRun) -> dict | None:
+        reply = agent_run_reply(run=run)
+        return MessageOutputSerializer(reply).data if reply else None

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_openai import ChatOpenAI
+
+from agents.graph.names import Route
+from agents.graph.prompts import SUPERVISOR_PROMPT
+from agents.providers import RouteDecision
+from agents.providers.router import semantic_route
+
+logger = logging.getLogger(__name__)
+
+ROUTE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "route_conversation",
+        "description": "Choose who answers the customer's latest message.",
+        "parameters": {
+            "type": "object",
+            "properties": {"route": {"type": "string", "enum": [r.value for r in Route]}},
+            "required": ["route"],
+        },
+    },
+}
+
+
+class OpenAIProvider:
+    """ChatOpenAI with tool calling. Retries live in the client (one layer), not in Celery."""
+
+    name = "openai"
+
+    def __init__(self) -> None:
+        self.model_name = settings.OPENAI_CHAT_MODEL
+
+    def chat_model(self) -> BaseChatModel:
+        return ChatOpenAI(
+            model=settings.OPENAI_CHAT_MODEL,
+            api_key=settings.OPENAI_API_KEY,  # type: ignore[arg-type]
+            base_url=settings.OPENAI_BASE_URL,
+            timeout=settings.OPENAI_TIMEOUT_SECONDS,
+            max_retries=settings.OPENAI_MAX_RETRIES,
+            temperature=settings.OPENAI_TEMPERATURE,
+            stream_usage=True,
+        )
+
+    def route(self, messages: list[BaseMessage], config: RunnableConfig) -> RouteDecision:
+        model = self.chat_model().bind_tools([ROUTE_TOOL], tool_choice="route_conversation")
+        response = model.invoke([SystemMessage(SUPERVISOR_PROMPT), *messages], config)
+        assert isinstance(response, AIMessage)
+        for call in response.tool_calls:
+            if call["args"].get("route") in Route.__members__.values():
+                return RouteDecision(route=Route(call["args"]["route"]), message=response)
+        logger.warning("agents.route_unparsed", extra={"content": str(response.content)[:200]})
+        return RouteDecision(route=semantic_route(messages), message=response)

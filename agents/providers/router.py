@@ -1,0 +1,80 @@
+"""Routing by meaning: the customer's message against example utterances of each route."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from agents.graph.names import Route
+from catalog.embeddings import embed_query, get_embedding_backend
+
+EXAMPLES: dict[Route, list[str]] = {
+    Route.SALES: [
+        "do you have a honey for sore throats",
+        "what would you recommend as a gift",
+        "I'm looking for a dark honey for baking",
+        "how much is the manuka honey",
+        "is the acacia honey in stock",
+        "show me your beeswax candles",
+        "which honey is best with cheese",
+        "something spicy for pizza",
+        "what creamed honey do you sell",
+        "cheapest raw honey you have",
+        "I need a present for my mum under 30 pounds",
+        "do you sell bee pollen",
+    ],
+    Route.SUPPORT: [
+        "how long does delivery take",
+        "how much is shipping to France",
+        "can I return an opened jar",
+        "my jar arrived broken",
+        "when will I get my refund",
+        "my honey has gone solid and grainy",
+        "how should I store honey",
+        "can I give honey to my baby",
+        "is your honey safe if I have a pollen allergy",
+        "what does UMF mean on manuka",
+        "how do I track my order",
+        "can I change my delivery address",
+        "how do you look after your bees",
+        "what payment methods do you accept",
+    ],
+    Route.HANDOFF: [
+        "can I talk to a person",
+        "I want to speak to a human",
+        "put me through to customer service",
+        "let me talk to a real person please",
+        "I want to make a complaint to a manager",
+        "this bot is useless, get me someone",
+        "can someone from your team call me",
+        "I need help from a member of staff",
+    ],
+}
+
+
+@lru_cache(maxsize=2)
+def _example_matrix(model_name: str) -> tuple[np.ndarray, list[Route]]:
+    routes = [route for route, examples in EXAMPLES.items() for _ in examples]
+    texts = [text for examples in EXAMPLES.values() for text in examples]
+    return np.asarray(get_embedding_backend().embed_documents(texts)), routes
+
+
+def semantic_route(messages: list[BaseMessage]) -> Route:
+    """The route whose examples the latest customer message is most like (mean of the best 2)."""
+    latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+    if latest is None:
+        return Route.SALES
+    matrix, routes = _example_matrix(get_embedding_backend().model_name)
+    similarities = matrix @ np.asarray(embed_query(str(latest.content)))
+    best: dict[Route, float] = {}
+    for route in EXAMPLES:
+        scores = sorted((s for s, r in zip(similarities, routes, strict=True) if r == route))
+        best[route] = float(np.mean(scores[-2:]))
+    return max(best, key=lambda route: best[route])
+
+
+def warm_up() -> None:
+    """Load the embedding model and embed the route examples (seconds, once per process)."""
+    _example_matrix(get_embedding_backend().model_name)

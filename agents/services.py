@@ -1,0 +1,200 @@
+"""Every write to agent runs: creating, dispatching in order, executing, cancelling."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents.graph.prompts import FAILURE_REPLY
+from agents.models import AgentRun
+from agents.run_events import run_finished_publish
+from beemanhoney.common.exceptions import ApplicationError
+from conversations.models import Conversation, Message
+
+if TYPE_CHECKING:
+    from agents.turns import TurnResult
+
+logger = logging.getLogger(__name__)
+
+
+def agent_run_create(*, conversation: Conversation, user_message: Message) -> AgentRun:
+    """A queued run for ``user_message``; dispatched once the caller's transaction commits."""
+    run = AgentRun.objects.create(conversation=conversation, user_message=user_message)
+    transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation.pk), robust=True)
+    return run
+
+
+def _in_flight(runs: Any) -> Any:
+    return runs.filter(
+        Q(status=AgentRun.Status.RUNNING)
+        | Q(status=AgentRun.Status.QUEUED, dispatched_at__isnull=False)
+        | Q(status=AgentRun.Status.CANCELLED, started_at__isnull=False, finished_at__isnull=True)
+    )
+
+
+def run_dispatch_next(*, conversation_id: uuid.UUID) -> AgentRun | None:
+    """Send the conversation's oldest queued run to the workers unless one is in flight.
+
+    Runs of one conversation so execute strictly one after another (the "enqueue" policy):
+    each finishing run dispatches the next.
+    """
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        if locked is None:
+            return None
+        runs = AgentRun.objects.filter(conversation_id=conversation_id)
+        if _in_flight(runs).exists():
+            return None
+        run = runs.filter(status=AgentRun.Status.QUEUED).order_by("created_at").first()
+        if run is None:
+            return None
+        run.dispatched_at = timezone.now()
+        run.celery_task_id = str(uuid.uuid4())
+        run.save(update_fields=["dispatched_at", "celery_task_id", "updated_at"])
+        transaction.on_commit(lambda: _send(run))
+    return run
+
+
+def _send(run: AgentRun) -> None:
+    from agents.tasks import execute_run
+
+    try:
+        execute_run.apply_async(args=[str(run.pk)], task_id=run.celery_task_id)
+    except Exception:
+        # The broker is unreachable: leave the run undispatched for the next attempt.
+        AgentRun.objects.filter(pk=run.pk, status=AgentRun.Status.QUEUED).update(dispatched_at=None)
+        logger.exception("agent_run.dispatch_failed", extra={"run_id": str(run.pk)})
+
+
+def _start(run_id: str, task_id: str) -> AgentRun | None:
+    """Claim the run for this delivery; None when there is nothing (more) to do."""
+    with transaction.atomic():
+        run = (
+            AgentRun.objects.select_for_update()
+            .select_related("conversation", "user_message")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.is_finished:
+            return None
+        if run.deliveries >= settings.AGENT_MAX_DELIVERIES:
+            _finish_failed(run, f"gave up after {run.deliveries} deliveries (worker lost)")
+            return None
+        if run.conversation.status != Conversation.Status.ACTIVE:
+            run.status = AgentRun.Status.CANCELLED
+            run.error = "The conversation is with staff; the assistant stays silent."
+            run.finished_at = timezone.now()
+            run.save()
+            _after_finish(run)
+            return None
+        run.status = AgentRun.Status.RUNNING
+        run.deliveries += 1
+        run.started_at = run.started_at or timezone.now()
+        run.celery_task_id = task_id or run.celery_task_id
+        run.save()
+    return run
+
+
+def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
+    """Run the graph for one queued run and store its reply and trace (idempotent)."""
+    from agents.turns import run_turn
+
+    run = _start(run_id, task_id)
+    if run is None:
+        return None
+    started = time.perf_counter()
+    try:
+        result = run_turn(run=run)
+    except SoftTimeLimitExceeded:
+        return _fail(run, "The turn took longer than the soft time limit.")
+    except Exception as exc:
+        logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
+        return _fail(run, f"{type(exc).__name__}: {str(exc)[:500]}")
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    return _succeed(run, result, latency_ms)
+
+
+def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        run.route = result.route
+        run.agent = result.agent
+        run.node_sequence = result.nodes
+        run.tool_calls = result.tool_calls
+        run.provider = result.provider
+        run.model_name = result.model_name
+        run.prompt_tokens = result.prompt_tokens
+        run.completion_tokens = result.completion_tokens
+        run.model_calls = result.model_calls
+        run.latency_ms = latency_ms
+        run.finished_at = timezone.now()
+        if run.status != AgentRun.Status.CANCELLED:
+            Message.objects.create(
+                conversation_id=run.conversation_id,
+                role=Message.Role.ASSISTANT,
+                content=result.reply,
+                agent=result.agent,
+                run=run,
+            )
+            run.status = AgentRun.Status.SUCCEEDED
+        run.save()
+        _after_finish(run)
+    logger.info(
+        "agent_run.finished",
+        extra={"run_id": str(run.pk), "route": run.route, "ms": latency_ms},
+    )
+    return run
+
+
+def _fail(run: AgentRun, error: str) -> AgentRun:
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        _finish_failed(run, error)
+    return run
+
+
+def _finish_failed(run: AgentRun, error: str) -> None:
+    """Mark the run failed and apologise to the customer (inside the caller's transaction)."""
+    run.error = error
+    run.finished_at = timezone.now()
+    if run.status != AgentRun.Status.CANCELLED:
+        run.status = AgentRun.Status.FAILED
+        Message.objects.create(
+            conversation_id=run.conversation_id,
+            role=Message.Role.ASSISTANT,
+            content=FAILURE_REPLY,
+            agent="system",
+            run=run,
+        )
+    run.save()
+    _after_finish(run)
+    logger.warning("agent_run.failed", extra={"run_id": str(run.pk), "error": error[:200]})
+
+
+def _after_finish(run: AgentRun) -> None:
+    conversation_id, run_id = run.conversation_id, str(run.pk)
+    transaction.on_commit(lambda: run_finished_publish(run_id=run_id))
+    transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
+
+
+def agent_run_cancel(*, run: AgentRun) -> AgentRun:
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        if run.is_finished:
+            raise ApplicationError(f"The run has already {run.status}.", status_code=409)
+        was_running = run.status == AgentRun.Status.RUNNING
+        run.status = AgentRun.Status.CANCELLED
+        run.error = "Cancelled by the customer."
+        if not was_running:
+            run.finished_at = timezone.now()
+            _after_finish(run)
+        run.save()
+    return run

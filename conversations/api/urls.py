@@ -1,0 +1,18 @@
+from django.urls import path
+
+from conversations.api import views
+
+urlpatterns = [
+    path("auth/guest/", views.GuestCreateApi.as_view(), name="auth-guest"),
+    path("conversations/", views.ConversationListApi.as_view(), name="conversation-list"),
+    path(
+        "conversations/<uuid:conversation_id>/",
+        views.ConversationDetailApi.as_view(),
+        name="conversation-detail",
+    ),
+    path(
+        "conversations/<uuid:conversation_id>/messages/",
+        views.MessageListApi.as_view(),
+        name="message-list",
+    ),
+]

@@ -1,0 +1,121 @@
+from uuid import UUID
+
+from django.http import Http404
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
+from beemanhoney.common.pagination import StandardPagination
+from conversations import selectors, services
+from conversations.models import MAX_MESSAGE_LENGTH, Conversation
+
+
+class GuestCreateApi(APIView):
+    """A guest customer for a website chat widget; answers with tokens like /auth/token/."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    def post(self, request: Request) -> Response:
+        refresh = RefreshToken.for_user(services.guest_customer_create())
+        return Response(
+            {"access": str(refresh.access_token), "refresh": str(refresh)},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ConversationOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Conversation
+        fields = ["id", "title", "status", "created_at", "updated_at"]
+
+
+def _own_conversation(request: Request, conversation_id: UUID) -> Conversation:
+    conversation = selectors.conversation_get(owner=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404
+    return conversation
+
+
+class ConversationListApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(required=False, allow_blank=True, max_length=120)
+
+    def get(self, request: Request) -> Response:
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(
+            selectors.conversation_list(owner=request.user), request, view=self
+        )
+        return paginator.get_paginated_response(ConversationOutputSerializer(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        conversation = services.conversation_create(
+            owner=request.user, title=payload.validated_data.get("title", "")
+        )
+        return Response(
+            ConversationOutputSerializer(conversation).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ConversationDetailApi(APIView):
+    def get(self, request: Request, conversation_id: UUID) -> Response:
+        conversation = _own_conversation(request, conversation_id)
+        return Response(ConversationOutputSerializer(conversation).data)
+
+
+class MessageListApi(APIView):
+    """``GET``: the conversation's messages in order. ``POST``: send one; answered by a run."""
+
+    class FilterSerializer(serializers.Serializer):
+        after = serializers.IntegerField(required=False, min_value=0)
+
+    class InputSerializer(serializers.Serializer):
+        content = serializers.CharField(max_length=MAX_MESSAGE_LENGTH, trim_whitespace=True)
+
+    class IdempotencyKeySerializer(serializers.Serializer):
+        key = serializers.CharField(max_length=100, required=False, allow_blank=False)
+
+    def get(self, request: Request, conversation_id: UUID) -> Response:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        conversation = _own_conversation(request, conversation_id)
+        messages = selectors.message_list(
+            conversation=conversation, after=params.validated_data.get("after")
+        )
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(messages, request, view=self)
+        return paginator.get_paginated_response(MessageOutputSerializer(page, many=True).data)
+
+    def post(self, request: Request, conversation_id: UUID) -> Response:
+        conversation = _own_conversation(request, conversation_id)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        header = request.headers.get("Idempotency-Key")
+        key = self.IdempotencyKeySerializer(data={"key": header} if header is not None else {})
+        if not key.is_valid():
+            return Response(
+                {
+                    "detail": "Invalid Idempotency-Key header.",
+                    "errors": {"Idempotency-Key": key.errors["key"]},
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        message, run = services.message_post(
+            conversation=conversation,
+            author=request.user,
+            content=payload.validated_data["content"],
+            idempotency_key=key.validated_data.get("key"),
+        )
+        return Response(
+            {
+                "message": MessageOutputSerializer(message).data,
+                "run": RunOutputSerializer(run).data if run is not None else None,
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )

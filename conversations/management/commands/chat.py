@@ -1,0 +1,76 @@
+"""A terminal chat as a customer, through the HTTP API and the Celery workers like any client."""
+
+import json
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+WAIT_SECONDS = 25
+
+
+class ApiClient:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = ""
+
+    def call(self, method: str, path: str, body: Any = None, headers: dict | None = None) -> Any:
+        request = urllib.request.Request(  # noqa: S310 (the URL is the operator's)
+            f"{self.base_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+                **(headers or {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WAIT_SECONDS + 5) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)
+            raise CommandError(f"{method} {path} answered {exc.code}: {detail}") from None
+        except urllib.error.URLError as exc:
+            raise CommandError(f"cannot reach {self.base_url}: {exc.reason}") from None
+
+
+class Command(BaseCommand):
+    help = "Chat with the assistant as a guest customer through the API (needs `make run`)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+        parser.add_argument("--message", action="append", help="send these and exit")
+
+    def handle(self, *args: Any, url: str, message: list[str] | None, **options: Any) -> None:
+        api = ApiClient(url)
+        api.token = api.call("POST", "/api/auth/guest/")["access"]
+        conversation = api.call("POST", "/api/conversations/", {"title": "Terminal chat"})
+        self.stdout.write(f"Conversation {conversation['id']}. Type your message; Ctrl-D quits.")
+        lines = iter(message) if message else self._prompt()
+        for line in lines:
+            if not line.strip():
+                continue
+            posted = api.call(
+                "POST",
+                f"/api/conversations/{conversation['id']}/messages/",
+                {"content": line},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
+            if posted["run"] is None:
+                self.stdout.write("(a member of staff has this conversation; they will reply)")
+                continue
+            run = api.call("GET", f"/api/runs/{posted['run']['id']}/?wait={WAIT_SECONDS}")
+            reply = run["reply"]["content"] if run["reply"] else f"(run {run['status']})"
+            self.stdout.write(f"assistant [{run['route'] or '-'}]: {reply}\n")
+
+    def _prompt(self):  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                yield input("you: ")
+            except EOFError:
+                sys.stdout.write("\n")
+                return

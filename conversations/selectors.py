@@ -1,0 +1,31 @@
+"""Every read of conversations and messages; a customer only ever sees their own."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from conversations.models import Conversation, Message
+
+
+def conversation_list(*, owner: AbstractBaseUser) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(owner=owner).order_by("-created_at")
+
+
+def conversation_get(*, owner: AbstractBaseUser, conversation_id: UUID) -> Conversation | None:
+    return Conversation.objects.filter(owner=owner, pk=conversation_id).first()
+
+
+def message_list(*, conversation: Conversation, after: int | None = None) -> QuerySet[Message]:
+    messages = conversation.messages.order_by("id")
+    return messages.filter(id__gt=after) if after is not None else messages
+
+
+def conversation_history(
+    *, conversation: Conversation, up_to: Message, limit: int
+) -> list[Message]:
+    """The last ``limit`` messages up to and including ``up_to``, oldest first."""
+    recent = conversation.messages.filter(id__lte=up_to.id).order_by("-id")[:limit]
+    return list(reversed(recent))

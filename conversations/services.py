@@ -1,0 +1,125 @@
+"""Every write to conversations and messages."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from uuid import UUID
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from beemanhoney.common.exceptions import ApplicationError
+from conversations.models import MAX_MESSAGE_LENGTH, Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+GUEST_GROUP = "guests"
+
+
+def guest_customer_create() -> AbstractBaseUser:
+    """A customer with no login of their own, for a website chat widget."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        user = user_model.objects.create_user(username=f"guest-{secrets.token_hex(8)}")
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        group, _ = Group.objects.get_or_create(name=GUEST_GROUP)
+        user.groups.add(group)
+    return user
+
+
+def conversation_create(*, owner: AbstractBaseUser, title: str = "") -> Conversation:
+    return Conversation.objects.create(owner=owner, title=title[:120])
+
+
+def message_post(
+    *,
+    conversation: Conversation,
+    author: AbstractBaseUser,
+    content: str,
+    idempotency_key: str | None = None,
+) -> tuple[Message, object | None]:
+    """Store the customer's message and, unless staff own the conversation, its queued run.
+
+    Both are written in one transaction; the run is dispatched after commit. A repeated
+    ``idempotency_key`` returns the original message and run and writes nothing.
+    """
+    from agents.services import agent_run_create
+
+    content = content.strip()
+    if not content:
+        raise ApplicationError("This field may not be blank.", field="content")
+    if len(content) > MAX_MESSAGE_LENGTH:
+        raise ApplicationError(
+            f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
+        )
+    if conversation.status == Conversation.Status.CLOSED:
+        raise ApplicationError("This conversation is closed.", status_code=409)
+    if idempotency_key:
+        existing = _message_by_idempotency_key(conversation, idempotency_key)
+        if existing is not None:
+            return existing
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=content,
+                author=author,
+                idempotency_key=idempotency_key or None,
+            )
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            run = None
+            if conversation.status == Conversation.Status.ACTIVE:
+                run = agent_run_create(conversation=conversation, user_message=message)
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with its result.
+        existing = _message_by_idempotency_key(conversation, idempotency_key or "")
+        if existing is None:
+            raise
+        return existing
+    logger.info("conversation.message_posted", extra={"conversation": str(conversation.pk)})
+    return message, run
+
+
+def _message_by_idempotency_key(
+    conversation: Conversation, key: str
+) -> tuple[Message, object | None] | None:
+    message = (
+        Message.objects.filter(conversation=conversation, idempotency_key=key)
+        .select_related("answering_run")
+        .first()
+    )
+    if message is None:
+        return None
+    return message, getattr(message, "answering_run", None)
+
+
+def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> None:
+    """Staff take over: the bot stays silent until they hand the conversation back."""
+    updated = Conversation.objects.filter(
+        pk=conversation_id, status=Conversation.Status.ACTIVE
+    ).update(
+        status=Conversation.Status.NEEDS_HUMAN,
+        handoff_reason=reason[:200],
+        handoff_at=timezone.now(),
+    )
+    if updated:
+        logger.info("conversation.handed_off", extra={"conversation": str(conversation_id)})
+
+
+def conversation_hand_back(*, conversation: Conversation) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(
+        status=Conversation.Status.ACTIVE, handoff_reason="", handoff_at=None
+    )
+
+
+def staff_message_post(
+    *, conversation: Conversation, author: AbstractBaseUser, content: str
+) -> Message:
+    return Message.objects.create(
+        conversation=conversation, role=Message.Role.STAFF, content=content, author=author
+    )
