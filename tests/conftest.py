@@ -1,3 +1,4 @@
+import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -26,10 +27,18 @@ def test_broker_url() -> Iterator[str]:
     settings.REDIS_URL, settings.CELERY_BROKER_URL = original
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_queue() -> str:
+    """A queue of this session's own, so concurrent test runs never take each other's tasks."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    celery_app.conf.task_default_queue = queue
+    return queue
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, django_db_blocker, test_broker_url: str):
+def celery_worker(django_db_setup: None, django_db_blocker, test_broker_url: str, test_queue: str):
     """One real worker process for the session, reading and writing the test database."""
     with django_db_blocker.unblock():
-        worker = WorkerProcess(broker_url=test_broker_url).start()
+        worker = WorkerProcess(broker_url=test_broker_url, queue=test_queue).start()
     yield worker
     worker.stop()

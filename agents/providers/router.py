@@ -24,6 +24,10 @@ EXAMPLES: dict[Route, list[str]] = {
         "cheapest raw honey you have",
         "I need a present for my mum under 30 pounds",
         "do you sell bee pollen",
+        "I'm looking for a birthday present for my dad",
+        "I'd like to buy a jar of honey",
+        "what's good on toast",
+        "have you got any honey from Scotland",
     ],
     Route.SUPPORT: [
         "how long does delivery take",

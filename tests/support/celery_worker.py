@@ -30,9 +30,12 @@ def test_database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, *, broker_url: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, broker_url: str, queue: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.broker_url = broker_url
+        self.queue = queue
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = PROJECT_DIR / "var" / "test-logs" / f"{self.name.split('@')[0]}.log"
@@ -42,6 +45,7 @@ class WorkerProcess:
             **os.environ,
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": self.broker_url,
+            "CELERY_QUEUE": self.queue,
             **self.extra_env,
         }
         command = [

@@ -1,0 +1,188 @@
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from agents.models import AgentRun
+from conversations.models import Conversation, Message
+from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_token_endpoint_issues_tokens_that_authenticate() -> None:
+    UserFactory(username="maya")
+    client = APIClient()
+
+    tokens = client.post(
+        "/api/auth/token/", {"username": "maya", "password": "correct horse battery"}
+    ).json()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+
+    assert set(tokens) == {"access", "refresh"}
+    assert client.get("/api/conversations/").status_code == 200
+    refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]})
+    assert refreshed.status_code == 200
+    assert "access" in refreshed.json()
+
+
+def test_guest_endpoint_creates_a_customer_and_returns_tokens() -> None:
+    client = APIClient()
+
+    response = client.post("/api/auth/guest/")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
+
+    assert response.status_code == 201
+    assert set(response.json()) == {"access", "refresh"}
+    assert client.post("/api/conversations/", {}, format="json").status_code == 201
+
+
+def test_anonymous_requests_are_refused_with_401() -> None:
+    conversation = ConversationFactory()
+
+    responses = [
+        APIClient().get("/api/conversations/"),
+        APIClient().get(f"/api/conversations/{conversation.id}/"),
+        APIClient().post(f"/api/conversations/{conversation.id}/messages/", {"content": "hi"}),
+    ]
+
+    assert [r.status_code for r in responses] == [401, 401, 401]
+
+
+def test_a_customer_lists_only_their_own_conversations() -> None:
+    mine = ConversationFactory()
+    ConversationFactory()
+
+    body = _client_for(mine.owner).get("/api/conversations/").json()
+
+    assert body["count"] == 1
+    assert [c["id"] for c in body["results"]] == [str(mine.id)]
+
+
+def test_someone_elses_conversation_answers_404() -> None:
+    theirs = ConversationFactory()
+    client = _client_for(UserFactory())
+
+    responses = [
+        client.get(f"/api/conversations/{theirs.id}/"),
+        client.get(f"/api/conversations/{theirs.id}/messages/"),
+        client.post(f"/api/conversations/{theirs.id}/messages/", {"content": "hi"}),
+    ]
+
+    assert [r.status_code for r in responses] == [404, 404, 404]
+    assert theirs.messages.count() == 0
+
+
+def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> None:
+    conversation = ConversationFactory()
+
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": "Any heather honey?"}
+    )
+
+    body = response.json()
+    assert response.status_code == 202
+    assert body["message"]["role"] == "user"
+    assert body["message"]["content"] == "Any heather honey?"
+    assert body["run"]["status"] == "queued"
+    assert AgentRun.objects.get(pk=body["run"]["id"]).user_message_id == body["message"]["id"]
+
+
+def test_a_message_over_4000_characters_is_refused_and_nothing_is_stored() -> None:
+    conversation = ConversationFactory()
+
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": "x" * 4001}
+    )
+
+    assert response.status_code == 400
+    assert "content" in response.json()["errors"]
+    assert Message.objects.count() == 0
+    assert AgentRun.objects.count() == 0
+
+
+def test_a_repeated_idempotency_key_returns_the_same_message_and_run() -> None:
+    conversation = ConversationFactory()
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/messages/"
+
+    first = client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1").json()
+    second = client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1").json()
+
+    assert second["message"]["id"] == first["message"]["id"]
+    assert second["run"]["id"] == first["run"]["id"]
+    assert Message.objects.count() == 1
+    assert AgentRun.objects.count() == 1
+
+
+def test_messages_after_an_id_are_listed_in_order() -> None:
+    conversation = ConversationFactory()
+    first, second, third = MessageFactory.create_batch(3, conversation=conversation)
+
+    body = (
+        _client_for(conversation.owner)
+        .get(f"/api/conversations/{conversation.id}/messages/?after={first.id}")
+        .json()
+    )
+
+    assert [m["id"] for m in body["results"]] == [second.id, third.id]
+
+
+def test_a_conversation_with_staff_gets_no_run() -> None:
+    conversation = ConversationFactory(status=Conversation.Status.NEEDS_HUMAN)
+
+    body = (
+        _client_for(conversation.owner)
+        .post(f"/api/conversations/{conversation.id}/messages/", {"content": "Still there?"})
+        .json()
+    )
+
+    assert body["run"] is None
+    assert conversation.messages.get().content == "Still there?"
+
+
+def test_protected_fields_in_a_message_post_are_ignored() -> None:
+    conversation = ConversationFactory()
+
+    _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/",
+        {"content": "Hi", "role": "staff", "conversation": str(uuid.uuid4()), "agent": "sales"},
+        format="json",
+    )
+
+    message = conversation.messages.get()
+    assert message.role == "user"
+    assert message.agent == ""
+
+
+def test_someone_elses_run_answers_404_and_cannot_be_cancelled() -> None:
+    conversation = ConversationFactory()
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+    )
+    client = _client_for(UserFactory())
+
+    responses = [client.get(f"/api/runs/{run.id}/"), client.post(f"/api/runs/{run.id}/cancel/")]
+
+    assert [r.status_code for r in responses] == [404, 404]
+    assert AgentRun.objects.get(pk=run.pk).status == "queued"
+
+
+def test_a_queued_run_can_be_cancelled_by_its_owner() -> None:
+    conversation = ConversationFactory()
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+    )
+
+    response = _client_for(conversation.owner).post(f"/api/runs/{run.id}/cancel/")
+    again = _client_for(conversation.owner).post(f"/api/runs/{run.id}/cancel/")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert again.status_code == 409
