@@ -28,6 +28,15 @@ def test_broker_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _plain_static_files() -> None:
+    """Production hashes static files at collectstatic time; tests serve them unhashed."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
 def test_queue() -> str:
     """A queue of this session's own, so concurrent test runs never take each other's tasks."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
