@@ -190,8 +190,8 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150)
 # Redis redelivers an unacknowledged task after this long: it must outlast the hard limit.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
@@ -203,8 +203,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- models and search ------------------------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
-OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 15.0)
-OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
+OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 10.0)
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 1)
 OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")
 if EMBEDDING_BACKEND not in {"local", "openai"}:
@@ -223,7 +223,7 @@ if LLM_PROVIDER not in {"openai", "offline"}:
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2)
 # Model calls one turn may make (supervisor + agent steps) before it stops politely.
-AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 6)
+AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5)
 # Previous messages of the conversation the graph sees.
 AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12)
 # A run whose worker died this many times is failed instead of retried again.
