@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -84,6 +86,9 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
             .first()
         )
         if run is None or run.is_finished:
+            return None
+        if task_id and run.celery_task_id and task_id != run.celery_task_id:
+            # A stale copy of an earlier dispatch; the current one owns the run.
             return None
         if run.deliveries >= settings.AGENT_MAX_DELIVERIES:
             _finish_failed(run, f"gave up after {run.deliveries} deliveries (worker lost)")
@@ -183,6 +188,69 @@ def _after_finish(run: AgentRun) -> None:
     conversation_id, run_id = run.conversation_id, str(run.pk)
     transaction.on_commit(lambda: run_finished_publish(run_id=run_id))
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
+
+
+@dataclass
+class SweepReport:
+    redispatched: int = 0
+    failed: int = 0
+    dispatched: int = 0
+
+
+def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
+    """Recover runs that a lost worker, a lost message or a broker outage left behind.
+
+    - running but silent for longer than the hard time limit: the worker died; send it again;
+    - dispatched but never started for as long: the message was lost; send it again;
+    - queued and never dispatched (the broker was down): dispatch the conversation's next run.
+    A run already delivered ``AGENT_MAX_DELIVERIES`` times is failed instead of looping.
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(
+        seconds=settings.CELERY_TASK_TIME_LIMIT + settings.RUN_SWEEP_GRACE_SECONDS
+    )
+    report = SweepReport()
+    stuck = AgentRun.objects.filter(
+        Q(status=AgentRun.Status.RUNNING, updated_at__lt=stale_before)
+        | Q(status=AgentRun.Status.QUEUED, dispatched_at__lt=stale_before)
+    )
+    for run_id in stuck.values_list("pk", flat=True):
+        outcome = _redispatch(run_id, stale_before)
+        if outcome == "failed":
+            report.failed += 1
+        elif outcome == "sent":
+            report.redispatched += 1
+    waiting = (
+        AgentRun.objects.filter(status=AgentRun.Status.QUEUED, dispatched_at__isnull=True)
+        .values_list("conversation_id", flat=True)
+        .distinct()
+    )
+    for conversation_id in waiting:
+        if run_dispatch_next(conversation_id=conversation_id) is not None:
+            report.dispatched += 1
+    if report.redispatched or report.failed or report.dispatched:
+        logger.warning("agent_runs.swept", extra=asdict(report))
+    return report
+
+
+def _redispatch(run_id: uuid.UUID, stale_before: datetime) -> str:
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().get(pk=run_id)
+        still_stuck = (run.status == AgentRun.Status.RUNNING and run.updated_at < stale_before) or (
+            run.status == AgentRun.Status.QUEUED
+            and run.dispatched_at is not None
+            and run.dispatched_at < stale_before
+        )
+        if not still_stuck:
+            return "skipped"
+        if run.deliveries >= settings.AGENT_MAX_DELIVERIES:
+            _finish_failed(run, f"gave up after {run.deliveries} deliveries (worker lost)")
+            return "failed"
+        run.celery_task_id = str(uuid.uuid4())
+        run.dispatched_at = timezone.now()
+        run.save()
+        transaction.on_commit(lambda: _send(run))
+    return "sent"
 
 
 def agent_run_cancel(*, run: AgentRun) -> AgentRun:

@@ -8,3 +8,9 @@ def execute_run(self, run_id: str) -> str | None:  # type: ignore[no-untyped-def
     """Answer one run. Provider retries happen inside the client; this task never retries."""
     run = services.agent_run_execute(run_id=run_id, task_id=self.request.id or "")
     return run.status if run is not None else None
+
+
+@shared_task(name="agents.sweep_runs", ignore_result=True)
+def sweep_runs() -> None:
+    """Periodic (Celery beat): recover runs left behind by lost workers or a broker outage."""
+    services.agent_runs_sweep()

@@ -114,6 +114,7 @@ def run() -> int:
         worker = [
             str(BIN_DIR / "celery"), "-A", "beemanhoney", "worker",
             "--loglevel", "INFO", "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"),
+            "--beat", "--schedule", str(embedded.VAR_DIR / "celerybeat-schedule"),
         ]  # fmt: skip
         for command in (web, worker):
             processes.append(subprocess.Popen(command, cwd=PROJECT_DIR, start_new_session=True))

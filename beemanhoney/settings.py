@@ -199,6 +199,19 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILI
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "beemanhoney")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# With the broker down, posting a message must answer quickly: the sweeper dispatches later.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 60)
+RUN_SWEEP_GRACE_SECONDS = env_int("RUN_SWEEP_GRACE_SECONDS", 30)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-agent-runs": {"task": "agents.sweep_runs", "schedule": RUN_SWEEP_INTERVAL_SECONDS},
+}
 
 # --- models and search ------------------------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")

@@ -72,3 +72,16 @@ def test_the_image_is_built_from_this_project() -> None:
 
     assert COMPOSE["x-app"]["build"] == "."
     assert "requirements.txt" in dockerfile
+
+
+def test_beat_schedules_only_registered_tasks() -> None:
+    from django.conf import settings
+
+    from beemanhoney.celery import app
+
+    command = _command("beat")
+    app.loader.import_default_modules()
+
+    assert command[:4] == ["celery", "-A", "beemanhoney", "beat"]
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks

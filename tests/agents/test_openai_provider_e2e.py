@@ -1,18 +1,16 @@
 """The OpenAI path for real: ChatOpenAI in a worker talks to a loopback OpenAI-compatible server."""
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
-from beemanhoney.celery import app as celery_app
 from conversations.models import Conversation
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory
-from tests.support.celery_worker import WorkerProcess
+from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
 from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,7 +31,7 @@ def openai_server(loopback_server: FakeOpenAIServer) -> FakeOpenAIServer:
 @pytest.fixture(scope="module")
 def openai_worker(loopback_server, test_broker_url: str, django_db_blocker) -> Iterator[None]:
     """A worker configured for the OpenAI provider, on a queue of its own."""
-    queue = f"openai-{uuid.uuid4().hex[:8]}"
+    queue = new_queue_name("openai")
     worker = WorkerProcess(
         broker_url=test_broker_url,
         queue=queue,
@@ -47,10 +45,8 @@ def openai_worker(loopback_server, test_broker_url: str, django_db_blocker) -> I
     )
     with django_db_blocker.unblock():
         worker.start()
-    default_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
-    yield
-    celery_app.conf.task_default_queue = default_queue
+    with tasks_sent_to(queue):
+        yield
     worker.stop()
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -85,3 +87,18 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+@contextmanager
+def tasks_sent_to(queue: str) -> Iterator[None]:
+    """Send this process's tasks to ``queue`` (a worker of the test's own) while inside."""
+    default_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    try:
+        yield
+    finally:
+        celery_app.conf.task_default_queue = default_queue
+
+
+def new_queue_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

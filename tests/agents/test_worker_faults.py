@@ -1,0 +1,93 @@
+"""Faults survived with real worker processes: a worker killed mid-turn loses nothing."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from agents.models import AgentRun
+from agents.services import agent_runs_sweep
+from conversations.models import Message
+from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.fake_openai import ChatText, FakeOpenAIServer, Hang
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _wait_until(condition, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _openai_worker(server: FakeOpenAIServer, broker_url: str, queue: str) -> WorkerProcess:
+    return WorkerProcess(
+        broker_url=broker_url,
+        queue=queue,
+        extra_env={
+            "LLM_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-loopback-test",
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_MAX_RETRIES": "0",
+            "OPENAI_TIMEOUT_SECONDS": "20",
+        },
+    )
+
+
+def test_a_worker_killed_mid_turn_loses_no_turn_and_doubles_no_reply(test_broker_url) -> None:
+    small_shop_create()
+    queue = new_queue_name("kill")
+    conversations = ConversationFactory.create_batch(3)
+    with FakeOpenAIServer() as server, tasks_sent_to(queue):
+        server.default = Hang(30)
+        doomed = _openai_worker(server, test_broker_url, queue).start()
+        for conversation in conversations:
+            client = APIClient()
+            client.force_authenticate(conversation.owner)
+            client.post(f"/api/conversations/{conversation.id}/messages/", {"content": "Gifts?"})
+        assert _wait_until(lambda: AgentRun.objects.filter(status="running").exists())
+        assert _wait_until(lambda: len(server.chat_requests()) >= 1)
+
+        doomed.kill()
+        server.default = ChatText("Our Manuka Honey UMF 15+ 250g is £44.95.")
+        rescuer = _openai_worker(server, test_broker_url, queue).start()
+        try:
+            report = agent_runs_sweep(now=timezone.now() + timedelta(hours=1))
+            finished = _wait_until(
+                lambda: AgentRun.objects.exclude(status__in=["succeeded", "failed"]).count() == 0
+            )
+        finally:
+            rescuer.stop()
+
+    assert finished, rescuer.log()[-3000:]
+    assert report.redispatched >= 1
+    assert AgentRun.objects.filter(status="succeeded").count() == 3
+    for user_message in Message.objects.filter(role="user"):
+        assert Message.objects.filter(run__user_message=user_message, role="assistant").count() == 1
+    assert AgentRun.objects.filter(deliveries=2).count() == 1
+
+
+def test_a_run_that_keeps_killing_its_worker_is_failed_after_three_deliveries() -> None:
+    conversation = ConversationFactory()
+    run = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory(conversation=conversation),
+        status=AgentRun.Status.RUNNING,
+        deliveries=3,
+    )
+
+    report = agent_runs_sweep(now=timezone.now() + timedelta(hours=1))
+
+    run.refresh_from_db()
+    assert report.failed == 1
+    assert run.status == AgentRun.Status.FAILED
+    assert "3 deliveries" in run.error
+    apology = conversation.messages.get(role="assistant")
+    assert apology.run == run
