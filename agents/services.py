@@ -140,6 +140,7 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.completion_tokens = result.completion_tokens
         run.model_calls = result.model_calls
         run.latency_ms = latency_ms
+        run.error = result.fallback_reason
         run.finished_at = timezone.now()
         if run.status != AgentRun.Status.CANCELLED:
             Message.objects.create(

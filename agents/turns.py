@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import openai
 from django.conf import settings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
 from agents.graph.prompts import STEP_LIMIT_REPLY
@@ -15,6 +18,8 @@ from agents.models import AgentRun
 from agents.providers import get_chat_provider
 from conversations.models import Message
 from conversations.selectors import conversation_history
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,11 +34,12 @@ class TurnResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_calls: int = 0
+    fallback_reason: str = ""
 
 
 @lru_cache(maxsize=2)
 def _graph(provider_name: str) -> Any:
-    return build_graph(provider=get_chat_provider())
+    return build_graph(provider=get_chat_provider(provider_name))
 
 
 def history_messages(messages: list[Message]) -> list[BaseMessage]:
@@ -54,13 +60,13 @@ def _reply(state: dict[str, Any]) -> tuple[str, str]:
 
 
 def run_turn(*, run: AgentRun) -> TurnResult:
-    provider = get_chat_provider()
+    """Answer the run's message with the configured provider, or the fallback if it fails."""
     history = conversation_history(
         conversation=run.conversation,
         up_to=run.user_message,
         limit=settings.AGENT_HISTORY_MESSAGES,
     )
-    config = {
+    config: RunnableConfig = {
         "configurable": {
             "customer_id": run.conversation.owner_id,
             "conversation_id": str(run.conversation_id),
@@ -68,7 +74,26 @@ def run_turn(*, run: AgentRun) -> TurnResult:
         },
         "recursion_limit": 4 * settings.AGENT_MAX_MODEL_CALLS + 8,
     }
-    state = _graph(provider.name).invoke({"messages": history_messages(history)}, config)
+    messages = history_messages(history)
+    try:
+        return _invoke(settings.LLM_PROVIDER, messages, config)
+    except openai.APIError as exc:
+        fallback = settings.LLM_FALLBACK_PROVIDER
+        if not fallback or fallback == settings.LLM_PROVIDER:
+            raise
+        logger.warning(
+            "agent_run.provider_fallback",
+            extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
+        )
+        result = _invoke(fallback, messages, config)
+        result.fallback_reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); "
+        result.fallback_reason += f"answered by {fallback}"
+        return result
+
+
+def _invoke(provider_name: str, messages: list[BaseMessage], config: RunnableConfig) -> TurnResult:
+    provider = get_chat_provider(provider_name)
+    state = _graph(provider_name).invoke({"messages": messages}, config)
     reply, agent = _reply(state)
     usage = state.get("usage", {})
     return TurnResult(

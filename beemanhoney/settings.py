@@ -233,6 +233,10 @@ SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100)
 LLM_PROVIDER = env_str("LLM_PROVIDER") or ("openai" if OPENAI_API_KEY else "offline")
 if LLM_PROVIDER not in {"openai", "offline"}:
     raise ImproperlyConfigured("LLM_PROVIDER must be 'openai' or 'offline'")
+# Answer with this provider when the main one fails (after its own retries); "" = apologise.
+LLM_FALLBACK_PROVIDER = env_str("LLM_FALLBACK_PROVIDER", "offline")
+if LLM_FALLBACK_PROVIDER not in {"", "openai", "offline"}:
+    raise ImproperlyConfigured("LLM_FALLBACK_PROVIDER must be 'offline', 'openai' or empty")
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2)
 # Model calls one turn may make (supervisor + agent steps) before it stops politely.

@@ -13,6 +13,7 @@ class MessageOutputSerializer(serializers.ModelSerializer):
 
 class RunOutputSerializer(serializers.ModelSerializer):
     reply = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
     usage = serializers.DictField(read_only=True)
 
     class Meta:
@@ -21,6 +22,14 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "id", "status", "conversation", "user_message", "route", "agent", "reply", "error",
             "created_at", "started_at", "finished_at", "latency_ms", "usage",
         ]  # fmt: skip
+
+    def get_error(self, run: AgentRun) -> str | None:
+        """What customers may see: the cause stays in the run for staff (admin)."""
+        if run.status == AgentRun.Status.FAILED:
+            return "The assistant could not answer this message."
+        if run.status == AgentRun.Status.CANCELLED:
+            return "This message was not answered: the run was cancelled."
+        return None
 
     def get_reply(self, run: AgentRun) -> dict | None:
         reply = agent_run_reply(run=run)

@@ -28,8 +28,8 @@ class ChatProvider(Protocol):
     def route(self, messages: list[BaseMessage], config: RunnableConfig) -> RouteDecision: ...
 
 
-def get_chat_provider() -> ChatProvider:
-    if settings.LLM_PROVIDER == "openai":
+def get_chat_provider(name: str | None = None) -> ChatProvider:
+    if (name or settings.LLM_PROVIDER) == "openai":
         from agents.providers.openai import OpenAIProvider
 
         return OpenAIProvider()

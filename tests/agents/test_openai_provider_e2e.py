@@ -29,7 +29,9 @@ def openai_server(loopback_server: FakeOpenAIServer) -> FakeOpenAIServer:
 
 
 @pytest.fixture(scope="module")
-def openai_worker(loopback_server, test_broker_url: str, django_db_blocker) -> Iterator[None]:
+def openai_worker(
+    loopback_server, test_broker_url: str, django_db_setup, django_db_blocker
+) -> Iterator[None]:
     """A worker configured for the OpenAI provider, on a queue of its own."""
     queue = new_queue_name("openai")
     worker = WorkerProcess(

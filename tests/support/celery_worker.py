@@ -23,6 +23,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 def test_database_url() -> str:
     """The URL of the database the tests run against (pytest-django's ``test_`` copy)."""
     db = connection.settings_dict
+    if not db["NAME"].startswith("test"):
+        raise RuntimeError("start test workers after django_db_setup, on the test database")
     credentials = quote(db["USER"], safe="")
     if db.get("PASSWORD"):
         credentials += ":" + quote(db["PASSWORD"], safe="")

@@ -1,0 +1,148 @@
+"""Provider faults against the loopback OpenAI-compatible server, with real workers."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from rest_framework.test import APIClient
+
+from agents.graph.prompts import FAILURE_REPLY
+from agents.models import AgentRun
+from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory
+from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer, Hang, HttpError
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TIMEOUT_SECONDS = 1
+MAX_RETRIES = 1
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+def _worker_queue(server, broker_url, blocker, fallback: str) -> Iterator[str]:
+    queue = new_queue_name("faults")
+    worker = WorkerProcess(
+        broker_url=broker_url,
+        queue=queue,
+        extra_env={
+            "LLM_PROVIDER": "openai",
+            "LLM_FALLBACK_PROVIDER": fallback,
+            "OPENAI_API_KEY": "sk-loopback-secret-key",
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+            "OPENAI_MAX_RETRIES": str(MAX_RETRIES),
+        },
+    )
+    with blocker.unblock():
+        worker.start()
+    yield queue
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def strict_queue(
+    fault_server, test_broker_url, django_db_setup, django_db_blocker
+) -> Iterator[str]:
+    """Workers with no fallback: a failed provider means an apology."""
+    yield from _worker_queue(fault_server, test_broker_url, django_db_blocker, fallback="")
+
+
+@pytest.fixture(scope="module")
+def fallback_queue(
+    fault_server, test_broker_url, django_db_setup, django_db_blocker
+) -> Iterator[str]:
+    yield from _worker_queue(fault_server, test_broker_url, django_db_blocker, fallback="offline")
+
+
+@pytest.fixture
+def server(fault_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    fault_server.reset()
+    small_shop_create()
+    return fault_server
+
+
+def _turn(queue: str, content: str) -> tuple[dict, float]:
+    conversation = ConversationFactory()
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+    started = time.monotonic()
+    with tasks_sent_to(queue):
+        posted = client.post(
+            f"/api/conversations/{conversation.id}/messages/", {"content": content}
+        )
+    run = client.get(f"/api/runs/{posted.json()['run']['id']}/?wait=60").json()
+    return run, time.monotonic() - started
+
+
+def test_a_hanging_provider_times_out_and_the_turn_ends_with_the_fallback_text(
+    server, strict_queue
+) -> None:
+    server.default = Hang(30)
+
+    run, elapsed = _turn(strict_queue, "Any heather honey?")
+
+    assert run["status"] == "failed"
+    assert run["reply"]["content"] == FAILURE_REPLY
+    assert len(server.chat_requests()) == MAX_RETRIES + 1
+    assert elapsed < 20
+    assert "Timeout" in AgentRun.objects.get(pk=run["id"]).error
+
+
+def test_a_429_then_success_succeeds_within_the_retry_budget(server, strict_queue) -> None:
+    server.script_chat(
+        HttpError(429, "Rate limit reached", retry_after=0.1),
+        ChatToolCalls([("route_conversation", {"route": "sales"})]),
+        HttpError(429, "Rate limit reached", retry_after=0.1),
+        ChatText("Our Buckwheat Raw Honey 340g is £11.50."),
+    )
+
+    run, _ = _turn(strict_queue, "A dark honey for baking?")
+
+    assert run["status"] == "succeeded"
+    assert run["reply"]["content"] == "Our Buckwheat Raw Honey 340g is £11.50."
+    model_calls = AgentRun.objects.get(pk=run["id"]).model_calls
+    assert len(server.chat_requests()) <= model_calls * (MAX_RETRIES + 1)
+
+
+def test_a_provider_failing_with_5xx_ends_in_an_apology(server, strict_queue) -> None:
+    server.default = HttpError(503, "Service unavailable")
+
+    run, _ = _turn(strict_queue, "Do you sell candles?")
+
+    assert run["status"] == "failed"
+    assert run["reply"]["content"] == FAILURE_REPLY
+    assert len(server.chat_requests()) == MAX_RETRIES + 1
+
+
+def test_a_provider_failing_with_5xx_falls_back_to_the_offline_provider(
+    server, fallback_queue
+) -> None:
+    server.default = HttpError(503, "Service unavailable")
+
+    run, _ = _turn(fallback_queue, "Something for a sore throat?")
+
+    stored = AgentRun.objects.get(pk=run["id"])
+    assert run["status"] == "succeeded"
+    assert stored.provider == "offline"
+    assert "answered by offline" in stored.error
+    assert "Manuka Honey UMF 15+ 250g — £44.95" in run["reply"]["content"]
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_client_errors_are_tried_once_and_leak_nothing(server, strict_queue, status) -> None:
+    server.default = HttpError(status, "Incorrect API key provided: sk-loopback-secret-key")
+
+    run, _ = _turn(strict_queue, "Hello")
+
+    visible = str(run)
+    assert run["status"] == "failed"
+    assert len(server.chat_requests()) == 1
+    assert "sk-" not in visible
+    assert "Traceback" not in visible
+    assert "Incorrect API key" not in visible
