@@ -170,10 +170,30 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "beemanhoney.common.pagination.StandardPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["beemanhoney.common.throttling.ReadThrottle"],
+    # Proxies in front of gunicorn whose X-Forwarded-For is trusted (0: use the peer address).
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "beemanhoney.common.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+}
+
+THROTTLE_RATES = {
+    "message_post": env_str("THROTTLE_MESSAGE_POST", "12/min"),
+    "message_daily": env_str("THROTTLE_MESSAGE_DAILY", "300/day"),
+    "guest_create": env_str("THROTTLE_GUEST_CREATE", "20/hour"),
+    "read": env_str("THROTTLE_READ", "600/min"),
+}
+
+# Throttle counters must be shared by every gunicorn worker: Redis, not process memory.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("CACHE_URL") or REDIS_URL,
+        "KEY_PREFIX": "bh-cache",
+        "TIMEOUT": 300,
+    }
 }
 
 SIMPLE_JWT = {

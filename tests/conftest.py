@@ -4,6 +4,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
+from django.test.utils import override_settings
 
 from beemanhoney.celery import app as celery_app
 from tests.support.celery_worker import WorkerProcess
@@ -25,6 +27,23 @@ def test_broker_url() -> Iterator[str]:
     celery_app.conf.broker_url = url
     yield url
     settings.REDIS_URL, settings.CELERY_BROKER_URL = original
+
+
+TEST_CACHE_DB = 14
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_cache(test_broker_url: str) -> Iterator[None]:
+    """Throttle counters in a Redis database of the tests' own, emptied before each test."""
+    cache_settings = {**settings.CACHES["default"]}
+    cache_settings["LOCATION"] = _with_redis_db(settings.REDIS_URL, TEST_CACHE_DB)
+    with override_settings(CACHES={"default": cache_settings}):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache(_test_cache: None) -> None:
+    cache.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,11 +5,17 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
 from beemanhoney.common.pagination import StandardPagination
+from beemanhoney.common.throttling import (
+    GuestCreateThrottle,
+    MessageDailyQuotaThrottle,
+    MessagePostThrottle,
+)
 from conversations import selectors, services
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation
 
@@ -19,6 +25,7 @@ class GuestCreateApi(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    throttle_classes = [GuestCreateThrottle]
 
     def post(self, request: Request) -> Response:
         refresh = RefreshToken.for_user(services.guest_customer_create())
@@ -80,6 +87,11 @@ class MessageListApi(APIView):
 
     class IdempotencyKeySerializer(serializers.Serializer):
         key = serializers.CharField(max_length=100, required=False, allow_blank=False)
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        if self.request.method == "POST":
+            return [MessagePostThrottle(), MessageDailyQuotaThrottle()]
+        return super().get_throttles()
 
     def get(self, request: Request, conversation_id: UUID) -> Response:
         params = self.FilterSerializer(data=request.query_params)

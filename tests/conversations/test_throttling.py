@@ -1,0 +1,76 @@
+import pytest
+from rest_framework.test import APIClient
+
+from conversations.models import Message
+from tests.catalog.factories import CategoryFactory, ProductFactory
+from tests.conversations.factories import ConversationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_customer_posting_faster_than_the_rate_gets_429_and_nothing_is_stored(
+    settings,
+) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_post": "3/min"}
+    conversation = ConversationFactory()
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/messages/"
+
+    codes = [client.post(url, {"content": f"message {n}"}).status_code for n in range(3)]
+    refused = client.post(url, {"content": "one too many"})
+
+    assert codes == [202, 202, 202]
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert not Message.objects.filter(content="one too many").exists()
+
+
+def test_one_customers_rate_does_not_limit_another(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_post": "1/min"}
+    first, second = ConversationFactory.create_batch(2)
+    clients = [APIClient(), APIClient()]
+    clients[0].force_authenticate(first.owner)
+    clients[1].force_authenticate(second.owner)
+
+    codes = [
+        clients[0].post(f"/api/conversations/{first.id}/messages/", {"content": "a"}).status_code,
+        clients[1].post(f"/api/conversations/{second.id}/messages/", {"content": "b"}).status_code,
+    ]
+
+    assert codes == [202, 202]
+
+
+def test_the_daily_quota_applies_across_conversations(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_daily": "2/day"}
+    first = ConversationFactory()
+    second = ConversationFactory(owner=first.owner)
+    client = APIClient()
+    client.force_authenticate(first.owner)
+
+    codes = [
+        client.post(f"/api/conversations/{c.id}/messages/", {"content": "hi"}).status_code
+        for c in (first, second, second)
+    ]
+
+    assert codes == [202, 202, 429]
+
+
+def test_guest_creation_is_limited_per_client_ip(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "guest_create": "2/hour"}
+    client = APIClient(REMOTE_ADDR="203.0.113.7")
+
+    codes = [client.post("/api/auth/guest/").status_code for _ in range(3)]
+    elsewhere = APIClient(REMOTE_ADDR="203.0.113.8").post("/api/auth/guest/")
+
+    assert codes == [201, 201, 429]
+    assert elsewhere.status_code == 201
+
+
+def test_page_size_is_capped() -> None:
+    ProductFactory.create_batch(105, category=CategoryFactory())
+
+    body = APIClient().get("/api/products/?page_size=100000").json()
+
+    assert body["count"] == 105
+    assert len(body["results"]) == 100
