@@ -14,14 +14,15 @@ class AgentRunAdmin(admin.ModelAdmin):
 
     list_display = [
         "id", "status", "route", "agent", "provider", "model_calls", "prompt_tokens",
-        "completion_tokens", "latency_ms", "created_at",
+        "completion_tokens", "cost_usd", "latency_ms", "created_at",
     ]  # fmt: skip
     list_filter = ["status", "route", "provider"]
     search_fields = ["id", "conversation__id", "error", "celery_task_id"]
     list_select_related = ["conversation"]
     readonly_fields = [
         "id", "conversation", "user_message", "status", "route", "agent", "node_sequence",
-        "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "model_calls",
+        "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "cost_usd",
+        "model_calls",
         "latency_ms", "error", "celery_task_id", "deliveries", "dispatched_at", "started_at",
         "finished_at", "created_at",
     ]  # fmt: skip

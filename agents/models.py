@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
@@ -35,6 +36,7 @@ class AgentRun(TimeStampedModel):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     model_calls = models.PositiveSmallIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal(0))
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
@@ -69,4 +71,5 @@ class AgentRun(TimeStampedModel):
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "model_calls": self.model_calls,
             "model": self.model_name,
+            "cost_usd": str(self.cost_usd),
         }

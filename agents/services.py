@@ -15,9 +15,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from agents.graph.prompts import FAILURE_REPLY
+from agents.graph.names import Node, Route
+from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
+from agents.pricing import model_cost_usd
 from agents.run_events import run_finished_publish
+from agents.selectors import budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
 from conversations.models import Conversation, Message
 
@@ -116,6 +119,9 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
     if run is None:
         return None
     started = time.perf_counter()
+    budget_reason = budget_exceeded(conversation_id=run.conversation_id)
+    if budget_reason is not None:
+        return _hand_off_for_budget(run, budget_reason)
     try:
         result = run_turn(run=run)
     except SoftTimeLimitExceeded:
@@ -125,6 +131,24 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
         return _fail(run, f"{type(exc).__name__}: {str(exc)[:500]}")
     latency_ms = int((time.perf_counter() - started) * 1000)
     return _succeed(run, result, latency_ms)
+
+
+def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
+    """The model is not called: staff take the conversation over (reason "budget")."""
+    from agents.turns import TurnResult
+    from conversations.services import conversation_handoff
+
+    conversation_handoff(conversation_id=run.conversation_id, reason="budget")
+    result = TurnResult(
+        reply=HANDOFF_REPLY,
+        route=Route.HANDOFF,
+        agent=Node.HANDOFF,
+        provider="",
+        model_name="",
+        nodes=[],
+        fallback_reason=reason,
+    )
+    return _succeed(run, result, latency_ms=0)
 
 
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
@@ -139,6 +163,11 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.prompt_tokens = result.prompt_tokens
         run.completion_tokens = result.completion_tokens
         run.model_calls = result.model_calls
+        run.cost_usd = model_cost_usd(
+            model=result.model_name,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+        )
         run.latency_ms = latency_ms
         run.error = result.fallback_reason
         run.finished_at = timezone.now()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from decimal import Decimal
 from datetime import timedelta
 from pathlib import Path
 
@@ -261,6 +263,18 @@ OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2)
 # Model calls one turn may make (supervisor + agent steps) before it stops politely.
 AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5)
+# US dollars per million tokens, per model: {"model": {"prompt": x, "completion": y}}.
+MODEL_PRICES_PER_MILLION = json.loads(
+    env_str(
+        "MODEL_PRICES_JSON",
+        '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.60},'
+        ' "gpt-4o": {"prompt": 2.50, "completion": 10.00},'
+        ' "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60}}',
+    )
+)
+# Spending limits: past either, the model stops and staff take over (reason "budget").
+CONVERSATION_BUDGET_USD = Decimal(env_str("CONVERSATION_BUDGET_USD", "0.50"))
+DAILY_BUDGET_USD = Decimal(env_str("DAILY_BUDGET_USD", "25.00"))
 # Previous messages of the conversation the graph sees.
 AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12)
 # A run whose worker died this many times is failed instead of retried again.

@@ -4,8 +4,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.timesince import timesince
 
-from conversations.models import Conversation, Message
+from agents.selectors import conversation_cost_usd
+from conversations.models import Conversation, HandoffQueueEntry, Message
 from conversations.services import conversation_hand_back, staff_message_post
 
 
@@ -39,9 +41,15 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "owner", "status", "handoff_reason", "handoff_at", "updated_at"]
     list_filter = ["status"]
     search_fields = ["id", "owner__username", "title", "messages__content"]
-    readonly_fields = ["id", "owner", "handoff_reason", "handoff_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "id", "owner", "handoff_reason", "handoff_at", "total_cost", "created_at", "updated_at",
+    ]  # fmt: skip
     inlines = [MessageInline]
     actions = ["hand_back_to_assistant"]
+
+    @admin.display(description="model cost (USD)")
+    def total_cost(self, conversation: Conversation) -> str:
+        return str(conversation_cost_usd(conversation_id=conversation.pk))
 
     @admin.action(description="Hand back to the assistant")
     def hand_back_to_assistant(
@@ -57,3 +65,19 @@ class ConversationAdmin(admin.ModelAdmin):
         if reply:
             staff_message_post(conversation=obj, author=request.user, content=reply)
             self.message_user(request, "Your reply was sent to the customer.", messages.SUCCESS)
+
+
+@admin.register(HandoffQueueEntry)
+class HandoffQueueAdmin(ConversationAdmin):
+    """The "needs human" queue: conversations waiting for staff, oldest first, with the reason."""
+
+    list_display = ["__str__", "owner", "handoff_reason", "handoff_at", "waiting"]
+    list_filter = []
+    ordering = ["handoff_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).filter(status=Conversation.Status.NEEDS_HUMAN)
+
+    @admin.display(description="waiting for")
+    def waiting(self, conversation: Conversation) -> str:
+        return timesince(conversation.handoff_at) if conversation.handoff_at else "-"

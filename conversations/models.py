@@ -83,3 +83,13 @@ class Message(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class HandoffQueueEntry(Conversation):
+    """Conversations waiting for staff, oldest first: the admin's "needs human" queue."""
+
+    class Meta:
+        proxy = True
+        ordering = ["handoff_at"]
+        verbose_name = "conversation waiting for staff"
+        verbose_name_plural = "needs human queue"

@@ -43,6 +43,7 @@ def openai_worker(
             "OPENAI_BASE_URL": loopback_server.base_url,
             "OPENAI_CHAT_MODEL": "gpt-test-mini",
             "OPENAI_MAX_RETRIES": "0",
+            "MODEL_PRICES_JSON": '{"gpt-test-mini": {"prompt": 1.0, "completion": 2.0}}',
         },
     )
     with django_db_blocker.unblock():
@@ -86,7 +87,9 @@ def test_a_tool_call_runs_and_its_trace_and_usage_are_stored(customer, openai_se
     assert stored.tool_calls[0]["args"] == {"query": "sore throat"}
     assert "MAN-15" in stored.tool_calls[0]["result"]
     assert stored.prompt_tokens == 50 + 80 + 120
+    assert stored.completion_tokens == 3 * 5
     assert stored.model_calls == 3
+    assert str(stored.cost_usd) == "0.000280"
     requests = openai_server.chat_requests()
     assert [r.json["model"] for r in requests] == ["gpt-test-mini"] * 3
     assert requests[0].json["tool_choice"]["function"]["name"] == "route_conversation"

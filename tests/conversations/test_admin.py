@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from agents.models import AgentRun
 from conversations.models import Conversation
@@ -74,3 +77,16 @@ def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None
     assert "search_products" in page
     assert "<script>x</script>" not in page
     assert staff_client.get("/admin/agents/agentrun/add/").status_code == 403
+
+
+def test_the_needs_human_queue_lists_waiting_conversations_oldest_first(staff_client) -> None:
+    newer = ConversationFactory(status="needs_human", handoff_reason="budget")
+    older = ConversationFactory(status="needs_human", handoff_reason="Asked for a person")
+    ConversationFactory(status="active")
+    Conversation.objects.filter(pk=older.pk).update(handoff_at=timezone.now() - timedelta(hours=2))
+    Conversation.objects.filter(pk=newer.pk).update(handoff_at=timezone.now())
+
+    page = staff_client.get("/admin/conversations/handoffqueueentry/").content.decode()
+
+    assert page.index("Asked for a person") < page.index("budget")
+    assert page.count('class="action-select"') == 2

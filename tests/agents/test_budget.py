@@ -1,0 +1,62 @@
+from decimal import Decimal
+
+import pytest
+
+from agents.graph.prompts import HANDOFF_REPLY
+from agents.models import AgentRun
+from agents.pricing import model_cost_usd
+from agents.services import agent_run_execute
+from conversations.models import Conversation
+from tests.conversations.factories import ConversationFactory, MessageFactory
+
+
+def test_cost_follows_the_price_table(settings) -> None:
+    settings.MODEL_PRICES_PER_MILLION = {"gpt-x": {"prompt": 0.15, "completion": 0.60}}
+
+    cost = model_cost_usd(model="gpt-x", prompt_tokens=10_000, completion_tokens=2_000)
+
+    assert cost == Decimal("0.002700")
+    assert model_cost_usd(model="unknown", prompt_tokens=10, completion_tokens=10) == 0
+
+
+def _queued_run(conversation: Conversation) -> AgentRun:
+    return AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+    )
+
+
+@pytest.mark.django_db
+def test_a_conversation_over_its_budget_is_handed_to_staff_without_calling_the_model(
+    settings,
+) -> None:
+    settings.CONVERSATION_BUDGET_USD = Decimal("0.50")
+    conversation = ConversationFactory()
+    spent = _queued_run(conversation)
+    AgentRun.objects.filter(pk=spent.pk).update(status="succeeded", cost_usd=Decimal("0.51"))
+    run = _queued_run(conversation)
+
+    agent_run_execute(run_id=str(run.pk))
+
+    run.refresh_from_db()
+    conversation.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.model_calls == 0
+    assert "budget" in run.error
+    assert conversation.status == Conversation.Status.NEEDS_HUMAN
+    assert conversation.handoff_reason == "budget"
+    assert conversation.messages.get(role="assistant").content == HANDOFF_REPLY
+
+
+@pytest.mark.django_db
+def test_the_daily_budget_stops_the_model_for_every_conversation(settings) -> None:
+    settings.DAILY_BUDGET_USD = Decimal("1.00")
+    elsewhere = _queued_run(ConversationFactory())
+    AgentRun.objects.filter(pk=elsewhere.pk).update(cost_usd=Decimal("1.00"))
+    conversation = ConversationFactory()
+    run = _queued_run(conversation)
+
+    agent_run_execute(run_id=str(run.pk))
+
+    conversation.refresh_from_db()
+    assert conversation.handoff_reason == "budget"
+    assert "today" in AgentRun.objects.get(pk=run.pk).error
