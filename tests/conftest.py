@@ -34,10 +34,12 @@ TEST_CACHE_DB = 14
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_cache(test_broker_url: str) -> Iterator[None]:
-    """Throttle counters in a Redis database of the tests' own, emptied before each test."""
+    """Throttle counters in a Redis database of the tests' own, emptied before each test;
+    passwords hashed fast (a test's users need no protection)."""
     cache_settings = {**settings.CACHES["default"]}
     cache_settings["LOCATION"] = _with_redis_db(settings.REDIS_URL, TEST_CACHE_DB)
-    with override_settings(CACHES={"default": cache_settings}):
+    fast_hashing = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    with override_settings(CACHES={"default": cache_settings}, PASSWORD_HASHERS=fast_hashing):
         yield
 
 

@@ -1,0 +1,99 @@
+"""Every object route against every kind of caller: no cross-customer read or write."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from agents.models import AgentRun
+from conversations.models import Message
+from conversations.services import guest_customer_create
+from tests.conversations.factories import (
+    ConversationFactory,
+    MessageFactory,
+    StaffFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+ROUTES = [
+    ("get", "/api/conversations/{conversation}/"),
+    ("get", "/api/conversations/{conversation}/messages/"),
+    ("post", "/api/conversations/{conversation}/messages/"),
+    ("get", "/api/runs/{run}/"),
+    ("post", "/api/runs/{run}/cancel/"),
+]
+
+
+@pytest.fixture
+def owned_by_a() -> dict:
+    conversation = ConversationFactory()
+    message = MessageFactory(conversation=conversation)
+    run = AgentRun.objects.create(conversation=conversation, user_message=message)
+    return {"owner": conversation.owner, "conversation": conversation.id, "run": run.id}
+
+
+def _as(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def _call(client: APIClient, method: str, path: str) -> int:
+    return getattr(client, method)(path, {"content": "hi"}).status_code
+
+
+@pytest.mark.parametrize(("method", "route"), ROUTES)
+@pytest.mark.parametrize(
+    ("caller", "expected"),
+    [("customer_b", 404), ("guest", 404), ("staff", 404), ("anonymous", 401)],
+)
+def test_nobody_but_the_owner_reaches_a_conversation_or_run(
+    owned_by_a, method, route, caller, expected
+) -> None:
+    callers = {
+        "customer_b": UserFactory(),
+        "guest": guest_customer_create(),
+        "staff": StaffFactory(),
+        "anonymous": None,
+    }
+    before = (Message.objects.count(), AgentRun.objects.filter(status="queued").count())
+
+    status = _call(_as(callers[caller]), method, route.format(**owned_by_a))
+
+    assert status == expected
+    assert (Message.objects.count(), AgentRun.objects.filter(status="queued").count()) == before
+
+
+@pytest.mark.parametrize(("method", "route"), ROUTES)
+def test_the_owner_reaches_every_route(owned_by_a, method, route) -> None:
+    status = _call(_as(owned_by_a["owner"]), method, route.format(**owned_by_a))
+
+    assert status in {200, 202}
+
+
+def test_lists_never_include_another_customers_rows(owned_by_a) -> None:
+    other = UserFactory()
+    ConversationFactory(owner=other)
+
+    body = _as(other).get("/api/conversations/").json()
+
+    assert body["count"] == 1
+    assert str(owned_by_a["conversation"]) not in str(body)
+
+
+def test_mass_assignment_of_protected_fields_changes_nothing(owned_by_a) -> None:
+    client = _as(owned_by_a["owner"])
+
+    created = client.post(
+        "/api/conversations/",
+        {"title": "Mine", "owner": UserFactory().id, "status": "closed", "id": "x"},
+        format="json",
+    ).json()
+    product_write = client.post(
+        "/api/products/", {"sku": "X-1", "name": "Free honey", "price": "0.01", "stock": 999}
+    )
+
+    assert created["status"] == "active"
+    assert created["title"] == "Mine"
+    assert product_write.status_code == 403
