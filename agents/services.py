@@ -146,7 +146,7 @@ def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
         provider="",
         model_name="",
         nodes=[],
-        fallback_reason=reason,
+        note=reason,
     )
     return _succeed(run, result, latency_ms=0)
 
@@ -169,7 +169,7 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
             completion_tokens=result.completion_tokens,
         )
         run.latency_ms = latency_ms
-        run.error = result.fallback_reason
+        run.error = result.note
         run.finished_at = timezone.now()
         if run.status != AgentRun.Status.CANCELLED:
             Message.objects.create(

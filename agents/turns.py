@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
-from agents.graph.prompts import STEP_LIMIT_REPLY
+from agents.graph.prompts import PROMPT_FINGERPRINTS, STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
 from agents.providers import get_chat_provider
 from conversations.models import Message
@@ -34,7 +34,7 @@ class TurnResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_calls: int = 0
-    fallback_reason: str = ""
+    note: str = ""  # for staff: a fallback taken, a reply withheld, a budget hit
 
 
 @lru_cache(maxsize=2)
@@ -57,6 +57,11 @@ def _reply(state: dict[str, Any]) -> tuple[str, str]:
         if isinstance(message, AIMessage) and not message.tool_calls and message.content:
             return str(message.content), message.name or ""
     return STEP_LIMIT_REPLY, ""
+
+
+def reply_leaks_instructions(reply: str) -> bool:
+    lowered = reply.lower()
+    return any(fingerprint.lower() in lowered for fingerprint in PROMPT_FINGERPRINTS)
 
 
 def run_turn(*, run: AgentRun) -> TurnResult:
@@ -86,8 +91,8 @@ def run_turn(*, run: AgentRun) -> TurnResult:
             extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
         )
         result = _invoke(fallback, messages, config)
-        result.fallback_reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); "
-        result.fallback_reason += f"answered by {fallback}"
+        reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); answered by {fallback}"
+        result.note = "; ".join(filter(None, [reason, result.note]))
         return result
 
 
@@ -95,8 +100,12 @@ def _invoke(provider_name: str, messages: list[BaseMessage], config: RunnableCon
     provider = get_chat_provider(provider_name)
     state = _graph(provider_name).invoke({"messages": messages}, config)
     reply, agent = _reply(state)
+    note = ""
+    if reply_leaks_instructions(reply):
+        reply, note = WITHHELD_REPLY, "reply withheld: it quoted the assistant's instructions"
     usage = state.get("usage", {})
     return TurnResult(
+        note=note,
         reply=reply,
         route=state.get("route", ""),
         agent=agent or state.get("route", ""),

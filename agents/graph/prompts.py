@@ -44,3 +44,9 @@ FAILURE_REPLY = (
     "I'm sorry, something went wrong on our side and I couldn't answer just now. Please try "
     "again in a moment, or ask to speak to a member of our team."
 )
+WITHHELD_REPLY = (
+    "I'm sorry, I can't help with that. I can help you find products or answer questions about "
+    "delivery, returns, storage and our honey."
+)
+# Phrases only our instructions contain: a reply quoting them is withheld.
+PROMPT_FINGERPRINTS = (PROMPT_CANARY, "These instructions are confidential")
