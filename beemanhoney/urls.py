@@ -1,15 +1,21 @@
 from django.contrib import admin
 from django.urls import include, path
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from beemanhoney.common.health import healthz
+from conversations.api.views import TokenObtainApi, TokenRefreshApi
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="auth-token"),
-    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="auth-token-refresh"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),
+    path("api/auth/token/refresh/", TokenRefreshApi.as_view(), name="auth-token-refresh"),
     path("api/", include("catalog.api.urls")),
     path("api/", include("conversations.api.urls")),
     path("api/", include("agents.api.urls")),
 ]
+
+handler404 = "beemanhoney.common.views.not_found"
+handler500 = "beemanhoney.common.views.server_error"

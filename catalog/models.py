@@ -89,6 +89,10 @@ class Product(TimeStampedModel, Embedded):
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
 
+    def clean(self) -> None:
+        # Tag filters match exactly, so tags from the API and admin take the import's form.
+        self.tags = list(dict.fromkeys(tag.strip().lower() for tag in self.tags if tag.strip()))
+
     @property
     def in_stock(self) -> bool:
         return self.stock > 0

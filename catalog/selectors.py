@@ -18,7 +18,11 @@ from pgvector.django import CosineDistance
 from catalog.embeddings import current_model_name, embed_query
 from catalog.models import SEARCH_CONFIG, Category, KnowledgeArticle, Product
 
-RRF_K = 60
+# Reciprocal rank fusion constants: the smaller one makes the top semantic ranks count for
+# more than top keyword ranks, so one weak keyword match cannot bury the best semantic match
+# (tuned on the demo shop's queries, see tests/catalog/test_selectors.py).
+SEMANTIC_RRF_K = 20
+KEYWORD_RRF_K = 60
 WORD = re.compile(r"[^\W_]+")
 MAX_QUERY_WORDS = 32
 T = TypeVar("T")
@@ -126,7 +130,11 @@ def _fuse(
     fused = [
         (
             pk,
-            sum(1 / (RRF_K + ranks[pk]) for ranks in (semantic_rank, keyword_rank) if pk in ranks),
+            sum(
+                1 / (k + ranks[pk])
+                for ranks, k in ((semantic_rank, SEMANTIC_RRF_K), (keyword_rank, KEYWORD_RRF_K))
+                if pk in ranks
+            ),
             semantic_rank.get(pk),
             keyword_rank.get(pk),
         )

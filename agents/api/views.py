@@ -2,6 +2,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +12,7 @@ from agents import selectors, services
 from agents.api.serializers import RunOutputSerializer
 from agents.models import AgentRun
 from agents.run_events import run_finished_wait
+from beemanhoney.common.exceptions import error_responses
 
 
 def _own_run(request: Request, run_id: UUID) -> AgentRun:
@@ -26,6 +28,11 @@ class RunDetailApi(APIView):
     class FilterSerializer(serializers.Serializer):
         wait = serializers.FloatField(required=False, min_value=0, default=0)
 
+    @extend_schema(
+        operation_id="runs_retrieve",
+        parameters=[FilterSerializer],
+        responses={200: RunOutputSerializer, **error_responses(400, 401, 404, 429)},
+    )
     def get(self, request: Request, run_id: UUID) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -42,6 +49,11 @@ class RunDetailApi(APIView):
 
 
 class RunCancelApi(APIView):
+    @extend_schema(
+        operation_id="runs_cancel",
+        request=None,
+        responses={200: RunOutputSerializer, **error_responses(401, 404, 409, 429)},
+    )
     def post(self, request: Request, run_id: UUID) -> Response:
         run = services.agent_run_cancel(run=_own_run(request, run_id))
         return Response(RunOutputSerializer(run).data)

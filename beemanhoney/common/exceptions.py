@@ -5,7 +5,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -47,3 +47,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
         response.data = {"detail": "Invalid input.", "errors": errors}
     return response
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The OpenAPI shape of every error answer."""
+
+    detail = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+def error_responses(*codes: int) -> dict[int, type[ErrorSerializer]]:
+    return dict.fromkeys(codes, ErrorSerializer)

@@ -2,13 +2,15 @@ from decimal import Decimal
 from typing import Any
 
 from django.http import Http404
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from beemanhoney.common.pagination import StandardPagination
+from beemanhoney.common.exceptions import error_responses
+from beemanhoney.common.pagination import StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffOrReadOnly
 from catalog import selectors, services
 from catalog.models import Category, KnowledgeArticle, Product
@@ -79,6 +81,11 @@ class ProductListApi(APIView):
                 raise serializers.ValidationError("A product with this sku already exists.")
             return sku
 
+    @extend_schema(
+        operation_id="products_list",
+        parameters=[FilterSerializer],
+        responses={200: page_of(ProductOutputSerializer, "Product"), **error_responses(400, 429)},
+    )
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -101,6 +108,11 @@ class ProductListApi(APIView):
         page = paginator.paginate_queryset(products, request, view=self)
         return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="products_create",
+        request=CreateSerializer,
+        responses={201: ProductOutputSerializer, **error_responses(400, 401, 403, 429)},
+    )
     def post(self, request: Request) -> Response:
         payload = self.CreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -113,12 +125,21 @@ class ProductDetailApi(APIView):
 
     permission_classes = [IsStaffOrReadOnly]
 
+    @extend_schema(
+        operation_id="products_retrieve",
+        responses={200: ProductOutputSerializer, **error_responses(404, 429)},
+    )
     def get(self, request: Request, sku: str) -> Response:
         product = selectors.product_get(sku=sku)
         if product is None:
             raise Http404
         return Response(ProductOutputSerializer(product).data)
 
+    @extend_schema(
+        operation_id="products_update",
+        request=ProductInputSerializer(partial=True),
+        responses={200: ProductOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+    )
     def patch(self, request: Request, sku: str) -> Response:
         product = Product.objects.filter(sku=sku).first()
         if product is None:
@@ -132,11 +153,16 @@ class ProductDetailApi(APIView):
 class CategoryListApi(APIView):
     permission_classes = [AllowAny]
 
+    @extend_schema_serializer(component_name="Category")
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = Category
             fields = ["slug", "name", "description"]
 
+    @extend_schema(
+        operation_id="categories_list",
+        responses={200: page_of(OutputSerializer, "Category"), **error_responses(429)},
+    )
     def get(self, request: Request) -> Response:
         categories = selectors.category_list()
         paginator = StandardPagination()
@@ -153,11 +179,17 @@ class KnowledgeListApi(APIView):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
         topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices, required=False)
 
+    @extend_schema_serializer(component_name="KnowledgeArticle")
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = KnowledgeArticle
             fields = ["slug", "title", "topic", "body", "updated_at"]
 
+    @extend_schema(
+        operation_id="knowledge_list",
+        parameters=[FilterSerializer],
+        responses={200: page_of(OutputSerializer, "KnowledgeArticle"), **error_responses(400, 429)},
+    )
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)

@@ -1,6 +1,13 @@
 from uuid import UUID
 
 from django.http import Http404
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -8,9 +15,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
-from beemanhoney.common.pagination import StandardPagination
+from beemanhoney.common.exceptions import error_responses
+from beemanhoney.common.pagination import StandardPagination, page_of
 from beemanhoney.common.throttling import (
     GuestCreateThrottle,
     MessageDailyQuotaThrottle,
@@ -18,6 +27,29 @@ from beemanhoney.common.throttling import (
 )
 from conversations import selectors, services
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation
+
+TOKEN_PAIR = inline_serializer(
+    "TokenPair", {"access": serializers.CharField(), "refresh": serializers.CharField()}
+)
+
+
+@extend_schema_view(
+    post=extend_schema(responses={200: TOKEN_PAIR, **error_responses(400, 401, 429)})
+)
+class TokenObtainApi(TokenObtainPairView):
+    """A JWT pair for a username and password."""
+
+
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: inline_serializer("AccessToken", {"access": serializers.CharField()}),
+            **error_responses(400, 401, 429),
+        }
+    )
+)
+class TokenRefreshApi(TokenRefreshView):
+    """A new access token for a refresh token."""
 
 
 class GuestCreateApi(APIView):
@@ -27,6 +59,14 @@ class GuestCreateApi(APIView):
     authentication_classes: list[type] = []
     throttle_classes = [GuestCreateThrottle]
 
+    @extend_schema(
+        operation_id="auth_guest_create",
+        request=None,
+        responses={
+            201: TOKEN_PAIR,
+            **error_responses(429),
+        },
+    )
     def post(self, request: Request) -> Response:
         refresh = RefreshToken.for_user(services.guest_customer_create())
         return Response(
@@ -49,9 +89,17 @@ def _own_conversation(request: Request, conversation_id: UUID) -> Conversation:
 
 
 class ConversationListApi(APIView):
+    @extend_schema_serializer(component_name="ConversationInput")
     class InputSerializer(serializers.Serializer):
         title = serializers.CharField(required=False, allow_blank=True, max_length=120)
 
+    @extend_schema(
+        operation_id="conversations_list",
+        responses={
+            200: page_of(ConversationOutputSerializer, "Conversation"),
+            **error_responses(401, 429),
+        },
+    )
     def get(self, request: Request) -> Response:
         paginator = StandardPagination()
         page = paginator.paginate_queryset(
@@ -59,6 +107,11 @@ class ConversationListApi(APIView):
         )
         return paginator.get_paginated_response(ConversationOutputSerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="conversations_create",
+        request=InputSerializer,
+        responses={201: ConversationOutputSerializer, **error_responses(400, 401, 429)},
+    )
     def post(self, request: Request) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -71,6 +124,10 @@ class ConversationListApi(APIView):
 
 
 class ConversationDetailApi(APIView):
+    @extend_schema(
+        operation_id="conversations_retrieve",
+        responses={200: ConversationOutputSerializer, **error_responses(401, 404, 429)},
+    )
     def get(self, request: Request, conversation_id: UUID) -> Response:
         conversation = _own_conversation(request, conversation_id)
         return Response(ConversationOutputSerializer(conversation).data)
@@ -82,6 +139,7 @@ class MessageListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         after = serializers.IntegerField(required=False, min_value=0)
 
+    @extend_schema_serializer(component_name="MessageInput")
     class InputSerializer(serializers.Serializer):
         content = serializers.CharField(max_length=MAX_MESSAGE_LENGTH, trim_whitespace=True)
 
@@ -93,6 +151,14 @@ class MessageListApi(APIView):
             return [MessagePostThrottle(), MessageDailyQuotaThrottle()]
         return super().get_throttles()
 
+    @extend_schema(
+        operation_id="messages_list",
+        parameters=[FilterSerializer],
+        responses={
+            200: page_of(MessageOutputSerializer, "Message"),
+            **error_responses(400, 401, 404, 429),
+        },
+    )
     def get(self, request: Request, conversation_id: UUID) -> Response:
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -104,6 +170,23 @@ class MessageListApi(APIView):
         page = paginator.paginate_queryset(messages, request, view=self)
         return paginator.get_paginated_response(MessageOutputSerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="messages_create",
+        request=InputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                description="Repeat a POST safely: the same key returns the same message and run.",
+            )
+        ],
+        responses={
+            202: inline_serializer(
+                "MessagePosted",
+                {"message": MessageOutputSerializer(), "run": RunOutputSerializer(allow_null=True)},
+            ),
+            **error_responses(400, 401, 404, 409, 429),
+        },
+    )  # fmt: skip
     def post(self, request: Request, conversation_id: UUID) -> Response:
         conversation = _own_conversation(request, conversation_id)
         payload = self.InputSerializer(data=request.data)

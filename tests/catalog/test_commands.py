@@ -1,0 +1,238 @@
+import csv
+import re
+from decimal import Decimal
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog.embeddings import current_model_name
+from catalog.models import Category, KnowledgeArticle, Product
+from tests.catalog.factories import KnowledgeArticleFactory, ProductFactory
+
+COLUMNS = ["sku", "name", "category", "price", "stock", "tags"]
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def csv_rows() -> list[dict[str, str]]:
+    return [
+        {
+            "sku": "BH-RAW-001",
+            "name": "Wildflower Raw Honey 500g",
+            "category": "Raw Honey",
+            "price": "9.50",
+            "stock": "184",
+            "tags": "raw;british",
+        },
+        {
+            "sku": "BH-WAX-001",
+            "name": "Beeswax Food Wraps Set of 3",
+            "category": "Beeswax Goods",
+            "price": "15.95",
+            "stock": "165",
+            "tags": "beeswax;plastic-free",
+        },
+    ]
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+# --- import_catalog ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_import_catalog_loads_a_csv_and_prints_a_summary(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "catalog.csv", csv_rows())
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out == "Imported catalog.csv: created 2, updated 0, unchanged 0, invalid 0\n"
+    assert Product.objects.get(sku="BH-WAX-001").tags == ["beeswax", "plastic-free"]
+
+
+@pytest.mark.django_db
+def test_import_catalog_reports_unchanged_rows_on_a_second_run(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "catalog.csv", csv_rows())
+    run("import_catalog", str(path))
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out == "Imported catalog.csv: created 0, updated 0, unchanged 2, invalid 0\n"
+
+
+@pytest.mark.django_db
+def test_import_catalog_refuses_a_file_with_an_invalid_row_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    rows = csv_rows()
+    rows[1]["price"] = "free"
+    path = write_csv(tmp_path / "catalog.csv", rows)
+    err = StringIO()
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command("import_catalog", str(path), stdout=StringIO(), stderr=err)
+
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert message.endswith(
+        "catalog.csv: 1 invalid row(s); nothing was imported "
+        "(use --skip-invalid to load the valid rows)"
+    )
+    assert err.getvalue() == "row 2: price: 'free' is not a number\n"
+    assert not Product.objects.exists()
+    assert not Category.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_catalog_refuses_a_csv_without_a_required_column(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name,category\nBH-RAW-001,Wildflower Raw Honey,Raw Honey\n")
+
+    with pytest.raises(CommandError, match=r"catalog\.csv: missing column\(s\): price$"):
+        run("import_catalog", str(path))
+
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_catalog_refuses_a_file_that_does_not_exist(tmp_path: Path) -> None:
+    path = tmp_path / "missing.csv"
+
+    with pytest.raises(CommandError, match=r"^cannot read .*missing\.csv: No such file"):
+        run("import_catalog", str(path))
+
+
+@pytest.mark.django_db
+def test_import_catalog_with_skip_invalid_loads_the_valid_rows(tmp_path: Path) -> None:
+    rows = csv_rows()
+    rows[0]["stock"] = "-1"
+    path = write_csv(tmp_path / "catalog.csv", rows)
+
+    out, err = run("import_catalog", str(path), "--skip-invalid")
+
+    assert out == "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1\n"
+    assert err == "row 1: stock: must not be negative\n"
+    assert list(Product.objects.values_list("sku", flat=True)) == ["BH-WAX-001"]
+
+
+# --- backfill_embeddings ----------------------------------------------------------------------
+
+
+SUMMARY = re.compile(
+    r"^(?P<kind>\w+): (?P<verb>embedded|would embed) (?P<embedded>\d+), "
+    r"already current (?P<current>\d+) \((?P<model>[^,]+), (?P<rate>\d+\.\d) rows/s\)$"
+)
+
+
+def summaries(out: str) -> dict[str, dict[str, str]]:
+    lines = [SUMMARY.match(line) for line in out.splitlines()]
+    return {match["kind"]: match.groupdict() for match in lines if match}
+
+
+@pytest.mark.django_db
+def test_backfill_embeds_every_kind_and_prints_counts_and_rate() -> None:
+    ProductFactory.create_batch(2)
+    KnowledgeArticleFactory()
+
+    out, _ = run("backfill_embeddings")
+
+    report = summaries(out)
+    assert len(out.splitlines()) == 2
+    assert (report["products"]["embedded"], report["products"]["current"]) == ("2", "0")
+    assert (report["knowledge"]["embedded"], report["knowledge"]["current"]) == ("1", "0")
+    assert report["products"]["model"] == current_model_name()
+    assert float(report["products"]["rate"]) > 0
+    assert Product.objects.filter(embedding_model=current_model_name()).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_second_backfill_embeds_nothing() -> None:
+    ProductFactory.create_batch(2)
+    KnowledgeArticleFactory()
+    run("backfill_embeddings")
+
+    out, _ = run("backfill_embeddings")
+
+    report = summaries(out)
+    assert (report["products"]["embedded"], report["products"]["current"]) == ("0", "2")
+    assert (report["knowledge"]["embedded"], report["knowledge"]["current"]) == ("0", "1")
+
+
+@pytest.mark.django_db
+def test_backfill_dry_run_counts_and_writes_nothing() -> None:
+    ProductFactory.create_batch(2)
+
+    out, _ = run("backfill_embeddings", "--dry-run", "--only", "products")
+
+    report = summaries(out)
+    assert list(report) == ["products"]
+    assert (report["products"]["verb"], report["products"]["embedded"]) == ("would embed", "2")
+    assert not Product.objects.filter(embedding__isnull=False).exists()
+
+
+@pytest.mark.django_db
+def test_backfill_force_re_embeds_current_rows() -> None:
+    ProductFactory.create_batch(2)
+    run("backfill_embeddings", "--only", "products")
+
+    out, _ = run("backfill_embeddings", "--only", "products", "--force", "--batch-size", "1")
+
+    assert summaries(out)["products"]["embedded"] == "2"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_backfill_refuses_a_batch_size_below_one(size: str) -> None:
+    ProductFactory()
+
+    with pytest.raises(CommandError, match=r"^--batch-size must be at least 1$"):
+        run("backfill_embeddings", "--batch-size", size)
+
+    assert not Product.objects.filter(embedding_model=current_model_name()).exists()
+
+
+# --- load_demo_data ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_load_demo_data_creates_an_embedded_shop() -> None:
+    out, _ = run("load_demo_data")
+
+    assert Product.objects.count() >= 60
+    assert Category.objects.count() >= 8
+    assert KnowledgeArticle.objects.count() >= 15
+    assert not Product.objects.exclude(embedding_model=current_model_name()).exists()
+    assert not KnowledgeArticle.objects.exclude(embedding_model=current_model_name()).exists()
+    assert out.startswith("Demo data: products created 66, updated 0, unchanged 0, invalid 0;")
+
+
+@pytest.mark.django_db
+def test_load_demo_data_if_empty_leaves_a_non_empty_catalog_alone() -> None:
+    product = ProductFactory(sku="BH-RAW-001", price=Decimal("1.00"))
+
+    out, _ = run("load_demo_data", "--if-empty")
+
+    product.refresh_from_db()
+    assert out == "Demo data: the catalog already has products; left as it is\n"
+    assert list(Product.objects.all()) == [product]
+    assert product.price == Decimal("1.00")
+    assert not KnowledgeArticle.objects.exists()
+
+
+@pytest.mark.django_db
+def test_load_demo_data_if_empty_loads_an_empty_catalog() -> None:
+    run("load_demo_data", "--if-empty")
+
+    assert Product.objects.count() >= 60

@@ -1,0 +1,283 @@
+import io
+import json
+import re
+from decimal import Decimal
+
+import pytest
+
+from catalog.product_rows import (
+    CatalogFileError,
+    ProductRow,
+    parse_product_row,
+    parse_product_rows,
+    read_catalog_file,
+)
+
+
+def a_row(**overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "sku": "BH-TEST-001",
+        "name": "Heather Raw Honey 340g",
+        "category": "Raw Honey",
+        "description": "Bold, bittersweet moorland honey.",
+        "price": "12.95",
+        "currency": "GBP",
+        "weight_grams": "340",
+        "stock": "38",
+        "tags": "raw;heather",
+        "origin": "North York Moors, England",
+        "floral_source": "Heather",
+    }
+    row.update(overrides)
+    return row
+
+
+# --- parse_product_row ------------------------------------------------------------------------
+
+
+def test_a_valid_row_becomes_a_typed_product_row() -> None:
+    row = a_row()
+
+    parsed = parse_product_row(row)
+
+    assert parsed == ProductRow(
+        sku="BH-TEST-001",
+        name="Heather Raw Honey 340g",
+        category="Raw Honey",
+        description="Bold, bittersweet moorland honey.",
+        price=Decimal("12.95"),
+        currency="GBP",
+        weight_grams=340,
+        stock=38,
+        tags=("raw", "heather"),
+        origin="North York Moors, England",
+        floral_source="Heather",
+    )
+
+
+def test_optional_columns_take_their_defaults_when_missing() -> None:
+    row = {"sku": "BH-TEST-002", "name": "Clover Honey", "category": "Raw Honey", "price": "8"}
+
+    parsed = parse_product_row(row)
+
+    assert parsed.currency == "GBP"
+    assert parsed.weight_grams == 0
+    assert parsed.stock == 0
+    assert parsed.tags == ()
+    assert parsed.description == ""
+
+
+@pytest.mark.parametrize("column", ["sku", "name", "category", "price"])
+def test_each_required_column_must_have_a_value(column: str) -> None:
+    row = a_row(**{column: "  "})
+
+    with pytest.raises(ValueError, match=f"^{column}: required$"):
+        parse_product_row(row)
+
+
+def test_every_problem_of_a_row_is_reported_at_once() -> None:
+    row = a_row(sku="", price="abc", stock="-1")
+
+    message = "sku: required; price: 'abc' is not a number; stock: must not be negative"
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_product_row(row)
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        ("abc", "price: 'abc' is not a number"),
+        ("-0.01", "price: must be between 0 and 99999999.99"),
+        ("100000000", "price: must be between 0 and 99999999.99"),
+        ("NaN", "price: must be between 0 and 99999999.99"),
+        ("9.999", "price: at most 2 decimal places"),
+    ],
+)
+def test_a_bad_price_is_rejected(price: str, message: str) -> None:
+    row = a_row(price=price)
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_product_row(row)
+
+
+def test_a_price_with_two_decimal_places_is_kept_exactly() -> None:
+    row = a_row(price=" 0.10 ")
+
+    parsed = parse_product_row(row)
+
+    assert parsed.price == Decimal("0.10")
+
+
+@pytest.mark.parametrize(
+    ("stock", "message"),
+    [("-3", "stock: must not be negative"), ("2.5", "stock: '2.5' is not a whole number")],
+)
+def test_a_bad_stock_is_rejected(stock: str, message: str) -> None:
+    row = a_row(stock=stock)
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_product_row(row)
+
+
+def test_a_negative_weight_is_rejected() -> None:
+    row = a_row(weight_grams="-340")
+
+    with pytest.raises(ValueError, match=r"^weight_grams: must not be negative$"):
+        parse_product_row(row)
+
+
+@pytest.mark.parametrize("currency", ["POUNDS", "£", "G1P", "EU"])
+def test_a_currency_that_is_not_a_three_letter_code_is_rejected(currency: str) -> None:
+    row = a_row(currency=currency)
+
+    with pytest.raises(ValueError, match="is not a 3-letter ISO code"):
+        parse_product_row(row)
+
+
+def test_a_lowercase_currency_is_upper_cased() -> None:
+    row = a_row(currency=" eur ")
+
+    parsed = parse_product_row(row)
+
+    assert parsed.currency == "EUR"
+
+
+@pytest.mark.parametrize("sku", ["-starts-with-dash", "has space", "x" * 41, "bad/slash"])
+def test_a_sku_outside_the_allowed_pattern_is_rejected(sku: str) -> None:
+    row = a_row(sku=sku)
+
+    with pytest.raises(ValueError, match=r"^sku: letters, digits"):
+        parse_product_row(row)
+
+
+# --- tags -------------------------------------------------------------------------------------
+
+
+def test_tags_are_split_on_semicolons_trimmed_lowercased_and_deduplicated() -> None:
+    row = a_row(tags=" Raw ;BRITISH;; raw ; Wildflower ;")
+
+    parsed = parse_product_row(row)
+
+    assert parsed.tags == ("raw", "british", "wildflower")
+
+
+def test_tags_given_as_a_json_list_are_normalised_the_same_way() -> None:
+    row = a_row(tags=["Raw", " raw", "Gift Idea", ""])
+
+    parsed = parse_product_row(row)
+
+    assert parsed.tags == ("raw", "gift idea")
+
+
+def test_a_tag_longer_than_forty_characters_is_rejected() -> None:
+    row = a_row(tags="ok;" + "t" * 41)
+
+    with pytest.raises(ValueError, match=r"^tags: .* is longer than 40 characters$"):
+        parse_product_row(row)
+
+
+# --- parse_product_rows -----------------------------------------------------------------------
+
+
+def test_errors_are_numbered_by_row_from_one() -> None:
+    rows = [a_row(sku="A-1"), a_row(sku="A-2", price="-1"), a_row(sku="A-3", name="")]
+
+    valid, errors = parse_product_rows(rows)
+
+    assert [row.sku for row in valid] == ["A-1"]
+    assert errors == [
+        "row 2: price: must be between 0 and 99999999.99",
+        "row 3: name: required",
+    ]
+
+
+def test_a_sku_repeated_in_the_file_is_reported_with_both_row_numbers() -> None:
+    rows = [a_row(sku="A-1"), a_row(sku="A-2"), a_row(sku="A-1", name="Another name")]
+
+    valid, errors = parse_product_rows(rows)
+
+    assert [row.sku for row in valid] == ["A-1", "A-2"]
+    assert errors == ["row 3: sku: A-1 repeats row 1"]
+
+
+# --- read_catalog_file ------------------------------------------------------------------------
+
+
+def test_a_csv_file_is_read_as_dicts_keyed_by_column() -> None:
+    content = "sku,name,category,price,tags\nA-1,Clover Honey,Raw Honey,8.50,raw;mild\n"
+    stream = io.BytesIO(content.encode())
+
+    rows = read_catalog_file(stream, "catalog.CSV")
+
+    assert rows == [
+        {
+            "sku": "A-1",
+            "name": "Clover Honey",
+            "category": "Raw Honey",
+            "price": "8.50",
+            "tags": "raw;mild",
+        }
+    ]
+
+
+def test_a_csv_file_with_a_byte_order_mark_is_read() -> None:
+    content = "\ufeffsku,name,category,price\nA-1,Clover Honey,Raw Honey,8.50\n"
+    stream = io.BytesIO(content.encode())
+
+    rows = read_catalog_file(stream, "catalog.csv")
+
+    assert rows[0]["sku"] == "A-1"
+
+
+def test_a_csv_file_without_a_required_column_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category\nA-1,Clover Honey,Raw Honey\n")
+
+    with pytest.raises(CatalogFileError, match=r"^missing column\(s\): price$"):
+        read_catalog_file(stream, "catalog.csv")
+
+
+def test_a_csv_file_with_a_header_only_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price\n")
+
+    with pytest.raises(CatalogFileError, match=r"^the file has no rows$"):
+        read_catalog_file(stream, "catalog.csv")
+
+
+def test_a_json_file_is_read_as_a_list_of_objects() -> None:
+    rows = [{"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": 8.5}]
+    stream = io.BytesIO(json.dumps(rows).encode())
+
+    read = read_catalog_file(stream, "catalog.json")
+
+    assert read == rows
+
+
+@pytest.mark.parametrize("document", ['{"sku": "A-1"}', '["A-1", "A-2"]', "42"])
+def test_a_json_file_that_is_not_a_list_of_objects_is_refused(document: str) -> None:
+    stream = io.BytesIO(document.encode())
+
+    with pytest.raises(CatalogFileError, match=r"^a JSON catalog must be a list of objects$"):
+        read_catalog_file(stream, "catalog.json")
+
+
+def test_a_file_with_broken_json_is_refused() -> None:
+    stream = io.BytesIO(b'[{"sku": "A-1",')
+
+    with pytest.raises(CatalogFileError, match=r"^invalid JSON: "):
+        read_catalog_file(stream, "catalog.json")
+
+
+def test_a_file_with_an_unknown_extension_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price\nA-1,Clover Honey,Raw Honey,8.50\n")
+
+    with pytest.raises(CatalogFileError, match=r"^the file name must end in \.csv or \.json$"):
+        read_catalog_file(stream, "catalog.xlsx")
+
+
+def test_a_file_that_is_not_utf8_is_refused() -> None:
+    content = "sku,name,category,price\nA-1,Crème Honey,Raw Honey,8.50\n"
+    stream = io.BytesIO(content.encode("latin-1"))
+
+    with pytest.raises(CatalogFileError, match=r"^the file is not UTF-8 text$"):
+        read_catalog_file(stream, "catalog.csv")

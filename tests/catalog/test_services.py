@@ -1,0 +1,389 @@
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from catalog.embeddings import current_model_name, text_hash
+from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
+from catalog.services import (
+    CatalogImportError,
+    category_get_or_create,
+    embeddings_refresh,
+    knowledge_article_upsert,
+    product_create,
+    product_import,
+    product_update,
+)
+from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+
+
+def catalog_rows() -> list[dict[str, str]]:
+    return [
+        {
+            "sku": "BH-RAW-001",
+            "name": "Wildflower Raw Honey 500g",
+            "category": "Raw Honey",
+            "price": "9.50",
+            "stock": "184",
+            "tags": "raw;british",
+        },
+        {
+            "sku": "BH-RAW-003",
+            "name": "Buckwheat Raw Honey 340g",
+            "category": "Raw Honey",
+            "price": "8.95",
+            "stock": "63",
+        },
+        {
+            "sku": "BH-WAX-001",
+            "name": "Beeswax Food Wraps Set of 3",
+            "category": "Beeswax Goods",
+            "price": "15.95",
+            "stock": "165",
+        },
+    ]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt(done: int, total: int) -> None:
+    raise Interrupted
+
+
+# --- product_import ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_import_creates_products_and_their_categories() -> None:
+    rows = catalog_rows()
+
+    report = product_import(rows=rows)
+
+    assert (report.created, report.updated, report.unchanged, report.invalid) == (3, 0, 0, 0)
+    assert set(Category.objects.values_list("name", "slug")) == {
+        ("Raw Honey", "raw-honey"),
+        ("Beeswax Goods", "beeswax-goods"),
+    }
+    honey = Product.objects.get(sku="BH-RAW-001")
+    assert honey.category.name == "Raw Honey"
+    assert honey.slug == "wildflower-raw-honey-500g"
+    assert honey.price == Decimal("9.50")
+    assert honey.tags == ["raw", "british"]
+
+
+@pytest.mark.django_db
+def test_import_reuses_an_existing_category_whatever_its_case() -> None:
+    category = CategoryFactory(name="Raw Honey", slug="raw-honey")
+    rows = [{**catalog_rows()[0], "category": "raw HONEY"}]
+
+    product_import(rows=rows)
+
+    assert Product.objects.get(sku="BH-RAW-001").category == category
+    assert Category.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_reimport_counts_created_updated_and_unchanged_rows() -> None:
+    product_import(rows=catalog_rows())
+    rows = catalog_rows()
+    rows[1]["price"] = "9.25"
+    rows.append(
+        {"sku": "BH-NEW-001", "name": "Clover Honey", "category": "Raw Honey", "price": "8"}
+    )
+
+    report = product_import(rows=rows)
+
+    assert (report.created, report.updated, report.unchanged, report.invalid) == (1, 1, 2, 0)
+    assert report.summary() == "created 1, updated 1, unchanged 2, invalid 0"
+    assert Product.objects.get(sku="BH-RAW-003").price == Decimal("9.25")
+
+
+@pytest.mark.django_db
+def test_import_writes_nothing_when_any_row_is_invalid() -> None:
+    rows = catalog_rows()
+    rows[1]["price"] = "-1"
+
+    with pytest.raises(CatalogImportError) as excinfo:
+        product_import(rows=rows)
+
+    assert str(excinfo.value) == "1 invalid row(s); nothing was imported"
+    assert excinfo.value.report.errors == ["row 2: price: must be between 0 and 99999999.99"]
+    assert Product.objects.count() == 0
+    assert Category.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_import_with_skip_invalid_loads_the_good_rows_and_counts_the_bad() -> None:
+    rows = catalog_rows()
+    rows[1]["stock"] = "-5"
+
+    report = product_import(rows=rows, skip_invalid=True)
+
+    assert (report.created, report.invalid) == (2, 1)
+    assert report.errors == ["row 2: stock: must not be negative"]
+    assert set(Product.objects.values_list("sku", flat=True)) == {"BH-RAW-001", "BH-WAX-001"}
+
+
+@pytest.mark.django_db
+def test_import_gives_a_product_whose_name_is_taken_a_slug_ending_in_its_sku() -> None:
+    ProductFactory(name="Clover Honey", slug="clover-honey")
+    rows = [{"sku": "BH-CLV-9", "name": "Clover Honey", "category": "Raw Honey", "price": "8"}]
+
+    product_import(rows=rows)
+
+    assert Product.objects.get(sku="BH-CLV-9").slug == "clover-honey-bh-clv-9"
+
+
+@pytest.mark.django_db
+def test_import_queues_embedding_of_created_and_updated_rows_only(
+    django_capture_on_commit_callbacks,
+) -> None:
+    product_import(rows=catalog_rows())
+    rows = catalog_rows()
+    rows[0]["price"] = "9.75"
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        product_import(rows=rows)
+        product_import(rows=rows)
+
+    assert len(callbacks) == 1
+
+
+# --- product_create / product_update ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_product_create_validates_and_saves_with_a_slug(django_capture_on_commit_callbacks) -> None:
+    category = CategoryFactory()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        product = product_create(
+            sku="BH-NEW-1", name="Linden Honey", category=category, price=Decimal("10")
+        )
+
+    assert Product.objects.get(sku="BH-NEW-1").slug == "linden-honey"
+    assert product.embedding_model == ""
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+def test_product_create_refuses_an_invalid_product() -> None:
+    category = CategoryFactory()
+
+    with pytest.raises(ValidationError) as excinfo:
+        product_create(sku="BH-NEW-1", name="Linden Honey", category=category, price=Decimal(-1))
+
+    assert "__all__" in excinfo.value.message_dict
+    assert not Product.objects.filter(sku="BH-NEW-1").exists()
+
+
+@pytest.mark.django_db
+def test_product_update_changes_the_given_fields() -> None:
+    product = ProductFactory(price=Decimal("9.50"), stock=3)
+
+    product_update(product=product, price=Decimal("11.00"), stock=0)
+
+    product.refresh_from_db()
+    assert (product.price, product.stock, product.in_stock) == (Decimal("11.00"), 0, False)
+
+
+# --- categories and knowledge -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_new_category_whose_slug_is_taken_gets_a_numbered_slug() -> None:
+    CategoryFactory(name="Gifts & Sets", slug="gifts-sets")
+
+    category = category_get_or_create(name="Gifts Sets")
+
+    assert category.slug == "gifts-sets-2"
+
+
+@pytest.mark.django_db
+def test_upserting_an_unchanged_article_reports_no_change() -> None:
+    values = {"slug": "storing-honey", "title": "How to store honey", "topic": "storage"}
+    first, created = knowledge_article_upsert(**values, body="Keep it in a cupboard.")
+
+    second, changed = knowledge_article_upsert(**values, body="Keep it in a cupboard.")
+
+    assert (created, changed) == (True, False)
+    assert second.pk == first.pk
+    assert KnowledgeArticle.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_upserting_a_changed_article_updates_it() -> None:
+    article = KnowledgeArticleFactory(slug="storing-honey", body="Old advice.")
+
+    _, changed = knowledge_article_upsert(
+        slug="storing-honey", title=article.title, topic=article.topic, body="New advice."
+    )
+
+    article.refresh_from_db()
+    assert changed is True
+    assert article.body == "New advice."
+
+
+# --- embeddings_refresh -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_refresh_embeds_stale_rows_and_records_model_and_text_hash() -> None:
+    products = ProductFactory.create_batch(3)
+
+    report = embeddings_refresh(kind="products")
+
+    stored = list(Product.objects.filter(pk__in=[p.pk for p in products]))
+    assert (report.embedded, report.current) == (3, 0)
+    assert {p.embedding_model for p in stored} == {current_model_name()}
+    assert [p.embedding_text_hash for p in stored] == [
+        text_hash(p.embedding_text()) for p in stored
+    ]
+    assert {len(p.embedding) for p in stored} == {EMBEDDING_DIMENSIONS}
+    assert None not in {p.embedded_at for p in stored}
+
+
+@pytest.mark.django_db
+def test_refresh_embeds_knowledge_articles() -> None:
+    article = KnowledgeArticleFactory()
+
+    report = embeddings_refresh(kind="knowledge")
+
+    article.refresh_from_db()
+    assert report.embedded == 1
+    assert article.embedding_model == current_model_name()
+    assert article.embedding_text_hash == text_hash(article.embedding_text())
+
+
+@pytest.mark.django_db
+def test_a_second_refresh_embeds_nothing() -> None:
+    ProductFactory.create_batch(3)
+    embeddings_refresh(kind="products")
+
+    report = embeddings_refresh(kind="products")
+
+    assert (report.embedded, report.current) == (0, 3)
+
+
+@pytest.mark.django_db
+def test_changing_a_description_makes_exactly_that_row_stale() -> None:
+    changed, untouched = ProductFactory.create_batch(2)
+    embeddings_refresh(kind="products")
+    embedded_at = Product.objects.get(pk=untouched.pk).embedded_at
+    changed.description = "Now infused with Madagascan vanilla pods."
+    changed.save()
+
+    report = embeddings_refresh(kind="products")
+
+    changed.refresh_from_db()
+    assert (report.embedded, report.current) == (1, 1)
+    assert changed.embedding_text_hash == text_hash(changed.embedding_text())
+    assert Product.objects.get(pk=untouched.pk).embedded_at == embedded_at
+
+
+@pytest.mark.django_db
+def test_renaming_a_category_makes_its_products_stale() -> None:
+    product = ProductFactory()
+    embeddings_refresh(kind="products")
+    product.category.name = "Seasonal Specials"
+    product.category.save()
+
+    report = embeddings_refresh(kind="products")
+
+    assert report.embedded == 1
+
+
+@pytest.mark.django_db
+def test_rows_embedded_by_another_model_are_stale() -> None:
+    product = ProductFactory()
+    embeddings_refresh(kind="products")
+    Product.objects.filter(pk=product.pk).update(embedding_model="openai:text-embedding-3-small")
+
+    report = embeddings_refresh(kind="products")
+
+    product.refresh_from_db()
+    assert report.embedded == 1
+    assert product.embedding_model == current_model_name()
+
+
+@pytest.mark.django_db
+def test_refresh_can_be_limited_to_some_ids() -> None:
+    chosen, other = ProductFactory.create_batch(2)
+
+    report = embeddings_refresh(kind="products", ids=[chosen.pk])
+
+    assert report.embedded == 1
+    assert Product.objects.get(pk=other.pk).embedding_model == ""
+
+
+@pytest.mark.django_db
+def test_force_re_embeds_current_rows() -> None:
+    ProductFactory.create_batch(3)
+    embeddings_refresh(kind="products")
+
+    report = embeddings_refresh(kind="products", force=True)
+
+    assert (report.embedded, report.current) == (3, 0)
+
+
+@pytest.mark.django_db
+def test_dry_run_counts_stale_rows_and_writes_nothing() -> None:
+    ProductFactory.create_batch(3)
+
+    report = embeddings_refresh(kind="products", dry_run=True)
+
+    assert report.embedded == 3
+    assert set(Product.objects.values_list("embedding_model", flat=True)) == {""}
+    assert Product.objects.filter(embedding__isnull=False).count() == 0
+
+
+@pytest.mark.django_db
+def test_progress_is_reported_after_each_batch_and_at_the_end() -> None:
+    ProductFactory.create_batch(5)
+    calls: list[tuple[int, int]] = []
+
+    embeddings_refresh(kind="products", batch_size=2, on_progress=lambda *c: calls.append(c))
+
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
+@pytest.mark.django_db
+def test_an_interrupted_refresh_keeps_finished_batches_and_a_rerun_does_the_rest() -> None:
+    products = ProductFactory.create_batch(5)
+    with pytest.raises(Interrupted):
+        embeddings_refresh(kind="products", batch_size=2, on_progress=interrupt)
+    embedded = Product.objects.filter(embedding_model=current_model_name())
+    first_batch = {products[0].pk, products[1].pk}
+    assert set(embedded.values_list("pk", flat=True)) == first_batch
+
+    report = embeddings_refresh(kind="products", batch_size=2)
+
+    assert (report.embedded, report.current) == (3, 2)
+    assert embedded.count() == 5
+
+
+# --- constraints ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields",
+    [{"stock": -1}, {"price": Decimal("-0.01")}, {"currency": "gbp"}],
+    ids=["negative-stock", "negative-price", "lowercase-currency"],
+)
+def test_the_database_refuses_an_invalid_product(fields: dict[str, object]) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProductFactory(**fields)
+
+
+@pytest.mark.django_db
+def test_product_update_stores_tags_trimmed_lowercased_and_once() -> None:
+    product = ProductFactory(tags=[])
+
+    product_update(product=product, tags=[" Raw", "RAW", "Gift Idea "])
+
+    product.refresh_from_db()
+    assert product.tags == ["raw", "gift idea"]
