@@ -19,7 +19,7 @@ from agents.graph.names import Node, Route
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
 from agents.pricing import model_cost_usd
-from agents.run_events import run_finished_publish
+from agents.run_stream import run_event_publish
 from agents.selectors import budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
 from conversations.models import Conversation, Message
@@ -108,6 +108,10 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
         run.started_at = run.started_at or timezone.now()
         run.celery_task_id = task_id or run.celery_task_id
         run.save()
+        started = {"delivery": run.deliveries}
+        transaction.on_commit(
+            lambda: run_event_publish(run_id=run_id, type="run.started", data=started)
+        )
     return run
 
 
@@ -171,17 +175,19 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.latency_ms = latency_ms
         run.error = result.note
         run.finished_at = timezone.now()
+        reply = None
         if run.status != AgentRun.Status.CANCELLED:
-            Message.objects.create(
+            reply = Message.objects.create(
                 conversation_id=run.conversation_id,
                 role=Message.Role.ASSISTANT,
                 content=result.reply,
                 agent=result.agent,
                 run=run,
+                cards=result.cards,
             )
             run.status = AgentRun.Status.SUCCEEDED
         run.save()
-        _after_finish(run)
+        _after_finish(run, reply)
     logger.info(
         "agent_run.finished",
         extra={"run_id": str(run.pk), "route": run.route, "ms": latency_ms},
@@ -200,9 +206,10 @@ def _finish_failed(run: AgentRun, error: str) -> None:
     """Mark the run failed and apologise to the customer (inside the caller's transaction)."""
     run.error = error
     run.finished_at = timezone.now()
+    apology = None
     if run.status != AgentRun.Status.CANCELLED:
         run.status = AgentRun.Status.FAILED
-        Message.objects.create(
+        apology = Message.objects.create(
             conversation_id=run.conversation_id,
             role=Message.Role.ASSISTANT,
             content=FAILURE_REPLY,
@@ -210,13 +217,43 @@ def _finish_failed(run: AgentRun, error: str) -> None:
             run=run,
         )
     run.save()
-    _after_finish(run)
+    _after_finish(run, apology)
     logger.warning("agent_run.failed", extra={"run_id": str(run.pk), "error": error[:200]})
 
 
-def _after_finish(run: AgentRun) -> None:
+FINAL_EVENTS = {
+    AgentRun.Status.SUCCEEDED: "run.finished",
+    AgentRun.Status.FAILED: "run.failed",
+    AgentRun.Status.CANCELLED: "run.cancelled",
+}
+
+
+def message_event_data(message: Message) -> dict[str, Any]:
+    """A message as the ``reply.stored`` event carries it (the API's message shape)."""
+    return {
+        "id": message.id,
+        "conversation": str(message.conversation_id),
+        "role": message.role,
+        "content": message.content,
+        "agent": message.agent,
+        "run": str(message.run_id) if message.run_id else None,
+        "created_at": message.created_at.isoformat(),
+        "cards": message.cards,
+    }
+
+
+def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
+    """Once committed: tell listeners (stored reply, final event) and start the next run."""
     conversation_id, run_id = run.conversation_id, str(run.pk)
-    transaction.on_commit(lambda: run_finished_publish(run_id=run_id))
+    final = {"type": FINAL_EVENTS[AgentRun.Status(run.status)], "data": {"status": run.status}}
+    reply_data = message_event_data(reply) if reply is not None else None
+
+    def publish() -> None:
+        if reply_data is not None:
+            run_event_publish(run_id=run_id, type="reply.stored", data={"message": reply_data})
+        run_event_publish(run_id=run_id, **final)
+
+    transaction.on_commit(publish)
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
 
 

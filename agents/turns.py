@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -9,7 +10,7 @@ from typing import Any
 
 import openai
 from django.conf import settings
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
@@ -35,6 +36,7 @@ class TurnResult:
     completion_tokens: int = 0
     model_calls: int = 0
     note: str = ""  # for staff: a fallback taken, a reply withheld, a budget hit
+    cards: list[dict[str, Any]] = field(default_factory=list)
 
 
 @lru_cache(maxsize=2)
@@ -57,6 +59,26 @@ def _reply(state: dict[str, Any]) -> tuple[str, str]:
         if isinstance(message, AIMessage) and not message.tool_calls and message.content:
             return str(message.content), message.name or ""
     return STEP_LIMIT_REPLY, ""
+
+
+CARD_FIELDS = ("sku", "name", "price", "currency", "stock", "in_stock")
+
+
+def product_cards(messages: list[BaseMessage], reply: str) -> list[dict[str, Any]]:
+    """The products this turn's tools returned that the reply names, in the reply's order."""
+    found: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        if not isinstance(message, ToolMessage):
+            continue
+        try:
+            data = json.loads(str(message.content))
+        except ValueError:
+            continue
+        products = data.get("products") or ([data["product"]] if "product" in data else [])
+        for product in products:
+            if product.get("name") and product["name"] in reply:
+                found.setdefault(product["sku"], {key: product[key] for key in CARD_FIELDS})
+    return sorted(found.values(), key=lambda card: reply.index(card["name"]))
 
 
 def reply_leaks_instructions(reply: str) -> bool:
@@ -106,6 +128,7 @@ def _invoke(provider_name: str, messages: list[BaseMessage], config: RunnableCon
     usage = state.get("usage", {})
     return TurnResult(
         note=note,
+        cards=product_cards(state["messages"], reply),
         reply=reply,
         route=state.get("route", ""),
         agent=agent or state.get("route", ""),

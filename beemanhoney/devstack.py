@@ -108,7 +108,7 @@ def run() -> int:
         web = [
             str(BIN_DIR / "gunicorn"), "beemanhoney.wsgi:application",
             "--bind", f"{host}:{port}",
-            "--worker-class", "gthread", "--threads", "4",
+            "--worker-class", "gthread", "--threads", os.environ.get("GUNICORN_THREADS", "32"),
             "--graceful-timeout", "10", "--access-logfile", "-",
         ]  # fmt: skip
         worker = [
@@ -123,7 +123,8 @@ def run() -> int:
         if not _wait_healthy(f"{base}/healthz", processes, timeout=60):
             _say("the stack did not become healthy; stopping")
             return 1
-        _say(f"API:    {base}/api/")
+        _say(f"Chat:   {base}/chat/")
+        _say(f"API:    {base}/api/  (docs: {base}/api/docs/)")
         _say(f"Admin:  {base}/admin/  (login printed above by bootstrap_dev)")
         _say(f"Health: {base}/healthz")
         _say("Press Ctrl-C to stop.")

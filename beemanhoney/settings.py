@@ -294,6 +294,13 @@ DAILY_BUDGET_USD = Decimal(env_str("DAILY_BUDGET_USD", "25.00"))
 AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12)
 # A run whose worker died this many times is failed instead of retried again.
 AGENT_MAX_DELIVERIES = env_int("AGENT_MAX_DELIVERIES", 3)
+# Live run events (Redis Streams): kept this long, at most this many per run.
+RUN_EVENTS_TTL_SECONDS = env_int("RUN_EVENTS_TTL_SECONDS", 3600)
+RUN_EVENTS_MAX_LENGTH = env_int("RUN_EVENTS_MAX_LENGTH", 2000)
+# An SSE connection closes after this long (clients resume with Last-Event-ID) and sends a
+# comment line this often so proxies keep it open.
+SSE_MAX_STREAM_SECONDS = env_int("SSE_MAX_STREAM_SECONDS", 300)
+SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
 # Longest a client may wait on GET /api/runs/{id}/?wait=N for a run to finish.
 RUN_WAIT_MAX_SECONDS = env_int("RUN_WAIT_MAX_SECONDS", 25)
 

@@ -4,10 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from beemanhoney.common.health import healthz
 from conversations.api.views import TokenObtainApi, TokenRefreshApi
+from conversations.views import ChatPageView
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("chat/", ChatPageView.as_view(), name="chat"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),

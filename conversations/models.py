@@ -60,6 +60,9 @@ class Message(TimeStampedModel):
     )
     # NULL, not "", for "no key": the uniqueness constraint ignores NULLs.
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    cards = models.JSONField(
+        default=list, blank=True, help_text="Products the reply names: sku, name, price, stock."
+    )
 
     class Meta:
         ordering = ["created_at", "id"]

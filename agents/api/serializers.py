@@ -8,7 +8,7 @@ from conversations.models import Message
 class MessageOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = ["id", "conversation", "role", "content", "agent", "run", "created_at"]
+        fields = ["id", "conversation", "role", "content", "agent", "run", "created_at", "cards"]
 
 
 class RunOutputSerializer(serializers.ModelSerializer):

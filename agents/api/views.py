@@ -1,18 +1,26 @@
+import json
+import re
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from django.http import Http404, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors, services
+from agents.api.event_stream import run_event_stream
 from agents.api.serializers import RunOutputSerializer
 from agents.models import AgentRun
-from agents.run_events import run_finished_wait
+from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
+
+EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 def _own_run(request: Request, run_id: UUID) -> AgentRun:
@@ -57,3 +65,43 @@ class RunCancelApi(APIView):
     def post(self, request: Request, run_id: UUID) -> Response:
         run = services.agent_run_cancel(run=_own_run(request, run_id))
         return Response(RunOutputSerializer(run).data)
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets clients ask for ``text/event-stream``; errors are still sent as JSON text."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None):  # type: ignore[no-untyped-def]
+        return json.dumps(data).encode()
+
+
+class RunEventsApi(APIView):
+    """The run's live events as Server-Sent Events, resumable with ``Last-Event-ID``."""
+
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        operation_id="runs_events",
+        parameters=[
+            OpenApiParameter(
+                "Last-Event-ID", str, OpenApiParameter.HEADER, required=False,
+                description="Resume after this event id: missed events are replayed first.",
+            )
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            **error_responses(401, 404, 429),
+        },
+    )  # fmt: skip
+    def get(self, request: Request, run_id: UUID) -> StreamingHttpResponse:
+        run = _own_run(request, run_id)
+        last_event_id = request.headers.get("Last-Event-ID", "")
+        after = last_event_id if EVENT_ID.fullmatch(last_event_id) else "0"
+        response = StreamingHttpResponse(
+            run_event_stream(run=run, after=after), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass events through unbuffered
+        return response

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    SystemMessage,
+    ToolMessage,
+    message_chunk_to_message,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.graph import END
@@ -19,11 +24,13 @@ from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
 from agents.graph.tools import turn_context
 from agents.providers import ChatProvider
+from agents.run_stream import run_event_publish
 
 logger = logging.getLogger(__name__)
 
 NodeFunction = Callable[[TurnState, RunnableConfig], dict[str, Any]]
 RESULT_SUMMARY_CHARS = 300
+DELTA_CHARS = 24
 
 
 def _accounting(message: AIMessage | None) -> dict[str, Any]:
@@ -39,9 +46,19 @@ def _accounting(message: AIMessage | None) -> dict[str, Any]:
     }
 
 
+def _run_id(config: RunnableConfig) -> str | None:
+    return config.get("configurable", {}).get("run_id")
+
+
+def _publish(config: RunnableConfig, type: str, data: dict[str, Any]) -> None:
+    if (run_id := _run_id(config)) is not None:
+        run_event_publish(run_id=run_id, type=type, data=data)
+
+
 def make_supervisor(provider: ChatProvider) -> NodeFunction:
     def supervisor(state: TurnState, config: RunnableConfig) -> dict[str, Any]:
         decision = provider.route(state["messages"], config)
+        _publish(config, "route.chosen", {"route": decision.route})
         return {
             "route": decision.route,
             "nodes": [Node.SUPERVISOR],
@@ -59,12 +76,47 @@ def make_agent(
             logger.warning("agents.step_limit", extra={"node": node})
             return {"messages": [AIMessage(STEP_LIMIT_REPLY, name=node)], "nodes": [node]}
         model = provider.chat_model().bind_tools(tools)
-        response = model.invoke([SystemMessage(prompt), *state["messages"]], config)
-        assert isinstance(response, AIMessage)
+        response = _streamed_response(model, [SystemMessage(prompt), *state["messages"]], config)
         response.name = node
         return {"messages": [response], "nodes": [node], **_accounting(response)}
 
     return agent
+
+
+def _pieces(text: str, size: int = DELTA_CHARS) -> list[str]:
+    """Split a long chunk (the offline model answers in one) into word-aligned deltas."""
+    pieces, current = [], ""
+    for word in text.split(" "):
+        current = f"{current} {word}" if current else word
+        if len(current) >= size:
+            pieces.append(current + " ")
+            current = ""
+    return [*pieces, current] if current else pieces
+
+
+def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) -> AIMessage:
+    """Call the model streaming, publishing its text as ``text.delta`` events as it arrives.
+
+    Deltas stop for good if the text so far quotes the instructions: the guard in
+    ``agents.turns`` then replaces the stored reply.
+    """
+    from agents.turns import reply_leaks_instructions
+
+    merged: Any = None
+    streaming = _run_id(config) is not None
+    for chunk in model.stream(messages, config):
+        merged = chunk if merged is None else merged + chunk
+        calls_tools = bool(getattr(merged, "tool_call_chunks", None) or merged.tool_calls)
+        if not streaming or calls_tools or not chunk.content:
+            continue
+        if reply_leaks_instructions(str(merged.content)):
+            streaming = False
+            continue
+        for piece in _pieces(str(chunk.content)):
+            _publish(config, "text.delta", {"text": piece})
+    response = message_chunk_to_message(merged)
+    assert isinstance(response, AIMessage)
+    return response
 
 
 def _summary(output: str) -> str:
@@ -80,6 +132,7 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
         results: list[ToolMessage] = []
         trace: list[dict[str, Any]] = []
         for call in last.tool_calls:
+            _publish(config, "tool.called", {"tool": call["name"], "args": call["args"]})
             tool = by_name.get(call["name"])
             if tool is None:
                 output = json.dumps({"error": f"unknown tool {call['name']!r}"})
@@ -91,14 +144,11 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
                 except (ValidationError, ValueError, TypeError) as exc:
                     output = json.dumps({"error": f"invalid arguments: {type(exc).__name__}"})
             results.append(ToolMessage(output, tool_call_id=call["id"] or "", name=call["name"]))
+            summary = _summary(output)
             trace.append(
-                {
-                    "node": node,
-                    "tool": call["name"],
-                    "args": call["args"],
-                    "result": _summary(output),
-                }
+                {"node": node, "tool": call["name"], "args": call["args"], "result": summary}
             )
+            _publish(config, "tool.result", {"tool": call["name"], "summary": summary})
         escalated = any(call["name"] == "escalate_to_human" for call in last.tool_calls)
         update: dict[str, Any] = {"messages": results, "tool_calls": trace, "nodes": [node]}
         return {**update, "handed_off": True} if escalated else update

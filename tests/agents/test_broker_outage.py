@@ -25,10 +25,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _drop_broker_connections() -> None:
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+def _forget_broker_connections() -> None:
+    """Make the app look its connection pool up again for the current broker URL (kombu keeps
+    one pool per URL, so the default broker's pool is found again, still open, afterwards)."""
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 
@@ -36,12 +36,12 @@ def _drop_broker_connections() -> None:
 def producing_to_broker(url: str) -> Iterator[None]:
     """This process sends tasks through the broker at ``url`` while inside."""
     default_url = celery_app.conf.broker_url
-    _drop_broker_connections()
+    _forget_broker_connections()
     celery_app.conf.broker_url = url
     try:
         yield
     finally:
-        _drop_broker_connections()
+        _forget_broker_connections()
         celery_app.conf.broker_url = default_url
 
 

@@ -1,0 +1,97 @@
+"""Each run's events in a Redis Stream: what it is doing, as it does it.
+
+Events are kept for ``RUN_EVENTS_TTL_SECONDS`` and at most ``RUN_EVENTS_MAX_LENGTH`` per run;
+the reply stored in Postgres stays the record. Readers resume after any event id they saw
+(the SSE endpoint maps that to ``Last-Event-ID``), and waiting for a run blocks on the stream
+(XREAD BLOCK), never polls.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+TERMINAL_EVENTS = frozenset({"run.finished", "run.failed", "run.cancelled"})
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+@lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    # No read timeout: XREAD BLOCK holds the socket for as long as it was asked to.
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=30
+    )
+
+
+def _key(run_id: str) -> str:
+    return f"beemanhoney:run-events:{run_id}"
+
+
+def run_event_publish(*, run_id: str, type: str, data: dict[str, Any] | None = None) -> None:
+    """Append an event; a broker outage loses the live event, never the stored reply."""
+    with suppress(redis.RedisError):
+        pipe = _client(settings.REDIS_URL).pipeline(transaction=False)
+        pipe.xadd(
+            _key(run_id),
+            {"type": type, "data": json.dumps(data or {}, ensure_ascii=False)},
+            maxlen=settings.RUN_EVENTS_MAX_LENGTH,
+            approximate=True,
+        )
+        pipe.expire(_key(run_id), settings.RUN_EVENTS_TTL_SECONDS)
+        pipe.execute()
+
+
+def _decode(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[RunEvent]:
+    return [
+        RunEvent(
+            id=entry_id.decode(),
+            type=fields[b"type"].decode(),
+            data=json.loads(fields[b"data"]),
+        )
+        for entry_id, fields in entries
+    ]
+
+
+def run_events_read(
+    *, run_id: str, after: str = "0", block_ms: int | None = None
+) -> list[RunEvent]:
+    """Events after the id ``after`` ("0": from the start); with ``block_ms``, wait for some."""
+    client = _client(settings.REDIS_URL)
+    if block_ms is None:
+        start = "-" if after in {"", "0"} else f"({after}"
+        return _decode(client.xrange(_key(run_id), min=start, count=500))
+    answer = client.xread({_key(run_id): after or "0"}, count=500, block=max(1, block_ms))
+    return _decode(answer[0][1]) if answer else []
+
+
+def run_finished_wait(*, run_id: str, timeout: float, is_finished: Callable[[], bool]) -> bool:
+    """Block until the run's stream shows a final event or ``timeout`` passes."""
+    if is_finished():
+        return True
+    deadline = time.monotonic() + timeout
+    after = "0"
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            for event in run_events_read(
+                run_id=run_id, after=after, block_ms=int(remaining * 1000)
+            ):
+                after = event.id
+                if event.type in TERMINAL_EVENTS:
+                    return True
+    except redis.RedisError:
+        pass
+    return is_finished()

@@ -1,0 +1,299 @@
+// Beeman Honey chat: a guest session, one conversation, replies streamed over SSE.
+// No build step: plain browser JavaScript. Text is always inserted with textContent.
+(function () {
+  "use strict";
+
+  const STORE = { access: "bh.access", refresh: "bh.refresh", conversation: "bh.conversation" };
+  const UNREACHABLE = "We can't reach the shop right now. Check your connection and try again.";
+  const MAX_RECONNECTS = 5;
+
+  const log = document.getElementById("chat-log");
+  const form = document.getElementById("chat-form");
+  const input = document.getElementById("chat-input");
+  const sendButton = document.getElementById("chat-send");
+  const statusLine = document.getElementById("chat-status");
+
+  function setStatus(text, kind) {
+    statusLine.textContent = text || "";
+    statusLine.dataset.kind = kind || "error";
+  }
+
+  class HttpError extends Error {
+    constructor(status, body) {
+      super((body && body.detail) || "HTTP " + status);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  async function api(method, path, body, extraHeaders) {
+    const headers = Object.assign({ "Content-Type": "application/json" }, extraHeaders || {});
+    const token = localStorage.getItem(STORE.access);
+    if (token) headers.Authorization = "Bearer " + token;
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    } catch (networkError) {
+      throw new HttpError(0, { detail: UNREACHABLE });
+    }
+    if (response.status === 401 && token && !path.startsWith("/api/auth/")) {
+      if (await refreshSession()) return api(method, path, body, extraHeaders);
+    }
+    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    if (!response.ok) throw new HttpError(response.status, data);
+    return data;
+  }
+
+  async function refreshSession() {
+    const refresh = localStorage.getItem(STORE.refresh);
+    localStorage.removeItem(STORE.access);
+    if (!refresh) return false;
+    try {
+      const tokens = await api("POST", "/api/auth/token/refresh/", { refresh });
+      localStorage.setItem(STORE.access, tokens.access);
+      return true;
+    } catch (error) {
+      return false;
+    }
+  }
+
+  async function ensureSession() {
+    if (!localStorage.getItem(STORE.access)) {
+      const tokens = await api("POST", "/api/auth/guest/");
+      localStorage.setItem(STORE.access, tokens.access);
+      localStorage.setItem(STORE.refresh, tokens.refresh);
+      localStorage.removeItem(STORE.conversation);
+    }
+    let conversationId = localStorage.getItem(STORE.conversation);
+    if (conversationId) {
+      try {
+        await api("GET", "/api/conversations/" + conversationId + "/");
+      } catch (error) {
+        if (error.status !== 404) throw error;
+        conversationId = null;
+      }
+    }
+    if (!conversationId) {
+      const conversation = await api("POST", "/api/conversations/", { title: "Website chat" });
+      conversationId = conversation.id;
+      localStorage.setItem(STORE.conversation, conversationId);
+    }
+    return conversationId;
+  }
+
+  function renderCards(container, cards) {
+    if (!cards || !cards.length) return;
+    const list = document.createElement("div");
+    list.className = "cards";
+    list.setAttribute("aria-label", "Products mentioned");
+    for (const card of cards) {
+      const item = document.createElement("article");
+      item.className = "card";
+      const name = document.createElement("div");
+      name.className = "card__name";
+      name.textContent = card.name;
+      const price = document.createElement("div");
+      price.className = "card__price";
+      price.textContent = (card.currency === "GBP" ? "£" : card.currency + " ") + card.price;
+      const stock = document.createElement("div");
+      stock.className = "card__stock" + (card.in_stock ? "" : " card__stock--out");
+      stock.textContent = card.in_stock ? "In stock" : "Sold out";
+      item.append(name, price, stock);
+      list.append(item);
+    }
+    container.append(list);
+  }
+
+  function renderMessage(message) {
+    const item = document.createElement("li");
+    item.className = "msg msg--" + message.role;
+    item.dataset.messageId = message.id;
+    const text = document.createElement("div");
+    text.className = "msg__text";
+    text.textContent = message.content;
+    item.append(text);
+    renderCards(item, message.cards);
+    log.append(item);
+    item.scrollIntoView({ block: "end" });
+    return item;
+  }
+
+  function typingBubble() {
+    const item = document.createElement("li");
+    item.className = "msg msg--assistant msg--typing";
+    const text = document.createElement("div");
+    text.className = "msg__text";
+    text.textContent = "Assistant is typing…";
+    item.append(text);
+    log.append(item);
+    return { item, text, started: false };
+  }
+
+  async function loadHistory(conversationId) {
+    log.replaceChildren();
+    let path = "/api/conversations/" + conversationId + "/messages/?page_size=100";
+    while (path) {
+      const page = await api("GET", path);
+      page.results.forEach(renderMessage);
+      path = page.next ? new URL(page.next).pathname + new URL(page.next).search : null;
+    }
+  }
+
+  // Server-Sent Events over fetch, so the Authorization header and Last-Event-ID can be sent.
+  async function streamRun(runId, bubble) {
+    let lastEventId = "";
+    for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
+      const headers = { Accept: "text/event-stream" };
+      const token = localStorage.getItem(STORE.access);
+      if (token) headers.Authorization = "Bearer " + token;
+      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      try {
+        const response = await fetch("/api/runs/" + runId + "/events/", { headers });
+        if (!response.ok) throw new HttpError(response.status, null);
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let boundary;
+          while ((boundary = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, boundary);
+            buffer = buffer.slice(boundary + 2);
+            const event = parseEvent(block);
+            if (!event) continue;
+            if (event.id) lastEventId = event.id;
+            if (handleEvent(event, bubble)) return;
+          }
+        }
+      } catch (error) {
+        if (error.status && error.status !== 0 && error.status < 500) throw error;
+      }
+      setStatus("Reconnecting…", "info");
+      await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+    }
+    throw new HttpError(0, { detail: UNREACHABLE });
+  }
+
+  function parseEvent(block) {
+    const event = { id: "", type: "message", data: "" };
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "id") event.id = value;
+      else if (field === "event") event.type = value;
+      else if (field === "data") event.data += value;
+    }
+    if (!event.data) return null;
+    try {
+      event.data = JSON.parse(event.data);
+    } catch (error) {
+      return null;
+    }
+    return event;
+  }
+
+  // Returns true when the run is over.
+  function handleEvent(event, bubble) {
+    const data = event.data;
+    if (event.type === "text.delta") {
+      if (!bubble.started) {
+        bubble.started = true;
+        bubble.text.textContent = "";
+        bubble.item.classList.remove("msg--typing");
+      }
+      bubble.text.textContent += data.text;
+      bubble.item.scrollIntoView({ block: "end" });
+    } else if (event.type === "reply.stored") {
+      bubble.item.remove();
+      renderMessage(data.message);
+    } else if (event.type === "run.failed") {
+      setStatus("Sorry, the assistant couldn't answer that. Please try again.");
+      return true;
+    } else if (event.type === "run.cancelled") {
+      bubble.item.remove();
+      return true;
+    } else if (event.type === "run.finished") {
+      setStatus("");
+      return true;
+    }
+    setStatus("");
+    return false;
+  }
+
+  // One start-up (session, conversation, history) shared by everything that needs it, so a
+  // message typed while the page loads never opens a second session.
+  let ready = null;
+  function whenReady() {
+    if (!ready) {
+      ready = (async () => {
+        const conversationId = await ensureSession();
+        await loadHistory(conversationId);
+        return conversationId;
+      })().catch((error) => {
+        ready = null;
+        throw error;
+      });
+    }
+    return ready;
+  }
+
+  async function send(content) {
+    const conversationId = await whenReady();
+    const posted = await api(
+      "POST",
+      "/api/conversations/" + conversationId + "/messages/",
+      { content },
+      { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random() },
+    );
+    renderMessage(posted.message);
+    if (!posted.run) {
+      setStatus("A member of our team has this conversation and will reply here.", "info");
+      return;
+    }
+    const bubble = typingBubble();
+    try {
+      await streamRun(posted.run.id, bubble);
+    } finally {
+      bubble.item.classList.contains("msg--typing") && bubble.item.remove();
+    }
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const content = input.value.trim();
+    if (!content) return;
+    sendButton.disabled = true;
+    input.value = "";
+    setStatus("");
+    try {
+      await send(content);
+    } catch (error) {
+      input.value = content;
+      setStatus(error.status === 429 ? "You're sending messages quickly — please wait a moment." : error.message || UNREACHABLE);
+    } finally {
+      sendButton.disabled = false;
+      input.focus();
+    }
+  });
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  (async function start() {
+    try {
+      await whenReady();
+      setStatus("");
+    } catch (error) {
+      setStatus(error.message || UNREACHABLE);
+    }
+    input.focus();
+  })();
+})();

@@ -1,0 +1,143 @@
+"""Live run events over SSE: ordered, resumable with Last-Event-ID, replayable when done."""
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from agents.run_stream import _client, _key
+from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def parse_sse(raw: bytes) -> list[dict]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in fields:
+            events.append(
+                {"id": fields["id"], "type": fields["event"], "data": json.loads(fields["data"])}
+            )
+    return events
+
+
+@pytest.fixture
+def finished_run(celery_worker) -> tuple[APIClient, str, dict]:
+    small_shop_create()
+    conversation = ConversationFactory()
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+    posted = client.post(
+        f"/api/conversations/{conversation.id}/messages/",
+        {"content": "Have you got something for a sore throat?"},
+    ).json()
+    run = client.get(f"/api/runs/{posted['run']['id']}/?wait=60").json()
+    assert run["status"] == "succeeded"
+    return client, posted["run"]["id"], run
+
+
+def _events(client: APIClient, run_id: str, last_event_id: str | None = None) -> list[dict]:
+    headers = {"HTTP_ACCEPT": "text/event-stream"}
+    if last_event_id:
+        headers["HTTP_LAST_EVENT_ID"] = last_event_id
+    response = client.get(f"/api/runs/{run_id}/events/", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    return parse_sse(b"".join(response.streaming_content))
+
+
+def test_a_finished_run_replays_its_whole_stream_and_closes(finished_run) -> None:
+    client, run_id, run = finished_run
+
+    events = _events(client, run_id)
+
+    types = [event["type"] for event in events]
+    assert types[:4] == ["run.started", "route.chosen", "tool.called", "tool.result"]
+    assert types[-2:] == ["reply.stored", "run.finished"]
+    assert set(types[4:-2]) == {"text.delta"}
+    assert len(types[4:-2]) > 1
+    streamed = "".join(event["data"]["text"] for event in events if event["type"] == "text.delta")
+    assert streamed.strip() == run["reply"]["content"].strip()
+    stored = events[-2]["data"]["message"]
+    assert stored["content"] == run["reply"]["content"]
+    assert stored["cards"][0]["name"] in stored["content"]
+    assert [event["id"] for event in events] == sorted(
+        (event["id"] for event in events), key=lambda i: tuple(map(int, i.split("-")))
+    )
+
+
+@pytest.mark.parametrize("cut", [0, 3, 5])
+def test_resuming_with_last_event_id_delivers_every_event_exactly_once(
+    finished_run, cut: int
+) -> None:
+    client, run_id, _ = finished_run
+    everything = _events(client, run_id)
+
+    resumed = _events(client, run_id, last_event_id=everything[cut]["id"])
+
+    assert everything[: cut + 1] + resumed == everything
+
+
+def test_a_client_that_drops_mid_stream_reconnects_and_misses_nothing(
+    live_server, celery_worker
+) -> None:
+    small_shop_create()
+    conversation = ConversationFactory()
+    token = str(RefreshToken.for_user(conversation.owner).access_token)
+    api = APIClient()
+    api.force_authenticate(conversation.owner)
+    posted = api.post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": "Any beeswax wraps?"}
+    ).json()
+    path = f"/api/runs/{posted['run']['id']}/events/"
+    host = urlsplit(live_server.url)
+
+    def read(last_event_id: str | None, stop_after: int | None) -> list[dict]:
+        connection = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        raw = b""
+        # Every complete event ends with a blank line (the first block is the retry hint).
+        while (stop_after is None or raw.count(b"\n\n") - 1 < stop_after) and (
+            line := response.readline()
+        ):
+            raw += line
+        connection.close()  # mid-stream when stop_after is set: the client drops
+        return parse_sse(raw)
+
+    first_part = read(None, stop_after=2)
+    rest = read(first_part[-1]["id"], stop_after=None)
+    everything = read(None, stop_after=None)
+
+    assert len(first_part) == 2
+    assert first_part + rest == everything
+    assert everything[-1]["type"] == "run.finished"
+
+
+def test_a_run_whose_live_events_expired_is_replayed_from_the_database(finished_run) -> None:
+    client, run_id, run = finished_run
+    _client(settings.REDIS_URL).delete(_key(run_id))
+
+    events = _events(client, run_id)
+
+    assert [event["type"] for event in events] == ["reply.stored", "run.finished"]
+    assert events[0]["data"]["message"]["content"] == run["reply"]["content"]
+
+
+def test_someone_elses_run_events_answer_404(finished_run) -> None:
+    _, run_id, _ = finished_run
+    stranger = APIClient()
+    stranger.force_authenticate(UserFactory())
+
+    response = stranger.get(f"/api/runs/{run_id}/events/", HTTP_ACCEPT="text/event-stream")
+
+    assert response.status_code == 404

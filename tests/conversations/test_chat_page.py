@@ -1,0 +1,91 @@
+"""The chat page in headless Chromium: stream a reply, show product cards, survive a reload."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.agents.shop import small_shop_create
+from tests.support.celery_worker import PROJECT_DIR
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = PROJECT_DIR / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="needs Chromium: `apt-get install chromium` (Debian), as .ci/run does",
+    ),
+]
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own DB calls are
+    # still synchronous, so Django's async-safety guard is told so.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1024, "height": 800})
+        yield page
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(Path(SCREENSHOTS / name)), full_page=True)
+
+
+def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_reload(
+    live_server, celery_worker, browser_page
+) -> None:
+    small_shop_create()
+    page = browser_page
+
+    page.goto(f"{live_server.url}/chat/")
+    page.get_by_label("Your message").fill("Have you got something for a sore throat?")
+    page.keyboard.press("Enter")
+    reply = page.locator(".msg--assistant").last
+    reply.locator(".card").first.wait_for(timeout=60_000)
+
+    assert "Manuka Honey UMF 15+ 250g" in reply.inner_text()
+    card = reply.locator(".card", has_text="Manuka Honey UMF 15+ 250g")
+    assert "£44.95" in card.inner_text()
+    assert "In stock" in card.inner_text()
+    assert page.evaluate("document.activeElement.id") == "chat-input"
+    _shot(page, "chat-desktop.png")
+
+    page.reload()
+    page.locator(".msg--assistant .card").first.wait_for(timeout=20_000)
+
+    assert page.locator(".msg--user").first.inner_text() == (
+        "Have you got something for a sore throat?"
+    )
+    assert page.locator(".msg--assistant").count() == 1
+    page.set_viewport_size({"width": 390, "height": 844})
+    _shot(page, "chat-phone.png")
+
+
+def test_the_page_says_so_when_the_server_is_unreachable(live_server, browser_page) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    page.route("**/api/**", lambda route: route.abort())
+
+    page.evaluate("localStorage.clear()")
+    page.get_by_label("Your message").fill("Hello?")
+    page.get_by_role("button", name="Send").click()
+
+    status = page.locator("#chat-status")
+    status.filter(has_text="can't reach the shop").wait_for(timeout=10_000)
+    assert page.get_by_label("Your message").input_value() == "Hello?"
