@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.agents.shop import small_shop_create
 from tests.support.celery_worker import PROJECT_DIR
@@ -39,6 +40,9 @@ def browser_page():
         page = browser.new_page(viewport={"width": 1024, "height": 800})
         yield page
         browser.close()
+        # Django's connections are context-local: ones opened under Playwright's loop are
+        # not the test's own and would outlive it.
+        connections.close_all()
     del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
@@ -47,10 +51,14 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(Path(SCREENSHOTS / name)), full_page=True)
 
 
-def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_reload(
-    live_server, celery_worker, browser_page
-) -> None:
+@pytest.fixture
+def shop() -> None:
     small_shop_create()
+
+
+def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_reload(
+    live_server, celery_worker, shop, browser_page
+) -> None:
     page = browser_page
 
     page.goto(f"{live_server.url}/chat/")
