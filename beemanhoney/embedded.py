@@ -263,6 +263,22 @@ def stop_valkey() -> bool:
     return True
 
 
+# --- local secrets ----------------------------------------------------------------------------
+
+
+def local_secret_key() -> str:
+    """A SECRET_KEY for this checkout, made once into var/ (0600); never used in production,
+    where DATABASE_URL is set and SECRET_KEY is required."""
+    path = VAR_DIR / "secret-key.txt"
+    if not path.exists():
+        import secrets
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 # --- command line -----------------------------------------------------------------------------
 
 

@@ -1,4 +1,7 @@
+import os
 import re
+import subprocess
+import sys
 
 from tests.support.celery_worker import PROJECT_DIR
 
@@ -31,3 +34,26 @@ def test_a_turn_of_slow_model_calls_fits_inside_the_soft_time_limit(settings) ->
     worst_case = settings.OPENAI_TIMEOUT_SECONDS * attempts * settings.AGENT_MAX_MODEL_CALLS
 
     assert worst_case < settings.CELERY_TASK_SOFT_TIME_LIMIT
+
+
+def test_a_checkout_on_embedded_services_needs_no_secret_key_set() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=PROJECT_DIR, env=env, capture_output=True
+    )
+
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert (PROJECT_DIR / "var" / "secret-key.txt").stat().st_mode & 0o077 == 0
+
+
+def test_production_without_a_secret_key_refuses_to_start() -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://u@127.0.0.1:1/db", "DEBUG": "0"}
+    env.pop("SECRET_KEY", None)
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=PROJECT_DIR, env=env, capture_output=True
+    )
+
+    assert result.returncode != 0
+    assert b"SECRET_KEY must be set when DEBUG is off" in result.stderr
