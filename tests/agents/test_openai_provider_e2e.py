@@ -10,7 +10,12 @@ from agents.models import AgentRun
 from conversations.models import Conversation
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory
-from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.celery_worker import (
+    WorkerProcess,
+    new_queue_name,
+    openai_worker_env,
+    tasks_sent_to,
+)
 from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,14 +42,11 @@ def openai_worker(
     worker = WorkerProcess(
         broker_url=test_broker_url,
         queue=queue,
-        extra_env={
-            "LLM_PROVIDER": "openai",
-            "OPENAI_API_KEY": "sk-loopback-test",
-            "OPENAI_BASE_URL": loopback_server.base_url,
-            "OPENAI_CHAT_MODEL": "gpt-test-mini",
-            "OPENAI_MAX_RETRIES": "0",
-            "MODEL_PRICES_JSON": '{"gpt-test-mini": {"prompt": 1.0, "completion": 2.0}}',
-        },
+        extra_env=openai_worker_env(
+            loopback_server.base_url,
+            OPENAI_CHAT_MODEL="gpt-test-mini",
+            MODEL_PRICES_JSON='{"gpt-test-mini": {"prompt": 1.0, "completion": 2.0}}',
+        ),
     )
     with django_db_blocker.unblock():
         worker.start()

@@ -10,7 +10,12 @@ from agents.graph.prompts import FAILURE_REPLY
 from agents.models import AgentRun
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory
-from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.celery_worker import (
+    WorkerProcess,
+    new_queue_name,
+    openai_worker_env,
+    tasks_sent_to,
+)
 from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer, Hang, HttpError
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,14 +35,12 @@ def _worker_queue(server, broker_url, blocker, fallback: str) -> Iterator[str]:
     worker = WorkerProcess(
         broker_url=broker_url,
         queue=queue,
-        extra_env={
-            "LLM_PROVIDER": "openai",
-            "LLM_FALLBACK_PROVIDER": fallback,
-            "OPENAI_API_KEY": "sk-loopback-secret-key",
-            "OPENAI_BASE_URL": server.base_url,
-            "OPENAI_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-            "OPENAI_MAX_RETRIES": str(MAX_RETRIES),
-        },
+        extra_env=openai_worker_env(
+            server.base_url,
+            LLM_FALLBACK_PROVIDER=fallback,
+            OPENAI_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
+            OPENAI_MAX_RETRIES=str(MAX_RETRIES),
+        ),
     )
     with blocker.unblock():
         worker.start()

@@ -12,7 +12,12 @@ from agents.services import agent_runs_sweep
 from conversations.models import Message
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
-from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.celery_worker import (
+    WorkerProcess,
+    new_queue_name,
+    openai_worker_env,
+    tasks_sent_to,
+)
 from tests.support.fake_openai import ChatText, FakeOpenAIServer, Hang
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,13 +36,7 @@ def _openai_worker(server: FakeOpenAIServer, broker_url: str, queue: str) -> Wor
     return WorkerProcess(
         broker_url=broker_url,
         queue=queue,
-        extra_env={
-            "LLM_PROVIDER": "openai",
-            "OPENAI_API_KEY": "sk-loopback-test",
-            "OPENAI_BASE_URL": server.base_url,
-            "OPENAI_MAX_RETRIES": "0",
-            "OPENAI_TIMEOUT_SECONDS": "20",
-        },
+        extra_env=openai_worker_env(server.base_url, OPENAI_TIMEOUT_SECONDS="20"),
     )
 
 

@@ -104,3 +104,14 @@ def tasks_sent_to(queue: str) -> Iterator[None]:
 
 def new_queue_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def openai_worker_env(base_url: str, **settings: str) -> dict[str, str]:
+    """Environment for a worker whose OpenAI provider talks to the loopback server."""
+    return {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_API_KEY": "sk-loopback-secret-key",
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_MAX_RETRIES": "0",
+        **settings,
+    }
