@@ -32,8 +32,13 @@ class RunEvent:
 @lru_cache(maxsize=4)
 def _client(url: str) -> redis.Redis:
     # No read timeout: XREAD BLOCK holds the socket for as long as it was asked to.
+    # Each open event stream blocks one connection: the pool must outsize the threads.
     return redis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=30
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=None,
+        health_check_interval=30,
+        max_connections=settings.RUN_EVENTS_REDIS_MAX_CONNECTIONS,
     )
 
 

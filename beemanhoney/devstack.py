@@ -105,10 +105,15 @@ def run() -> int:
         stoppers = start_embedded_services()
         _manage("migrate", "--noinput", "-v", "0")
         _manage("bootstrap_dev")
+        threads = os.environ.get("GUNICORN_THREADS", "32")
         web = [
             str(BIN_DIR / "gunicorn"), "beemanhoney.wsgi:application",
             "--bind", f"{host}:{port}",
-            "--worker-class", "gthread", "--threads", os.environ.get("GUNICORN_THREADS", "32"),
+            "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+            "--worker-class", "gthread", "--threads", threads,
+            # A worker accepts only what its threads can serve, so a busy one cannot hoard
+            # connections while another idles.
+            "--worker-connections", threads,
             "--graceful-timeout", "10", "--access-logfile", "-",
         ]  # fmt: skip
         worker = [

@@ -306,6 +306,11 @@ RUN_EVENTS_MAX_LENGTH = env_int("RUN_EVENTS_MAX_LENGTH", 2000)
 # comment line this often so proxies keep it open.
 SSE_MAX_STREAM_SECONDS = env_int("SSE_MAX_STREAM_SECONDS", 300)
 SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
+# Open streams one server process serves before answering 503 + Retry-After: keep it below
+# gunicorn's --threads (GUNICORN_THREADS, 32) so ordinary requests always find a thread.
+SSE_MAX_STREAMS_PER_PROCESS = env_int("SSE_MAX_STREAMS_PER_PROCESS", 24)
+# Redis connections per process for run events: one per open stream, plus headroom.
+RUN_EVENTS_REDIS_MAX_CONNECTIONS = env_int("RUN_EVENTS_REDIS_MAX_CONNECTIONS", 1024)
 # Longest a client may wait on GET /api/runs/{id}/?wait=N for a run to finish.
 RUN_WAIT_MAX_SECONDS = env_int("RUN_WAIT_MAX_SECONDS", 25)
 

@@ -1,9 +1,12 @@
 """A run's events as Server-Sent Events: live from the Redis Stream, or replayed from Postgres."""
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Iterator
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -11,6 +14,8 @@ from agents import selectors
 from agents.models import AgentRun
 from agents.run_stream import TERMINAL_EVENTS, RunEvent, run_events_read
 from agents.services import FINAL_EVENTS, message_event_data
+
+logger = logging.getLogger(__name__)
 
 
 def _sse(event: RunEvent) -> bytes:
@@ -31,33 +36,88 @@ def _replayed_from_database(run: AgentRun) -> list[RunEvent]:
 
 
 def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
-    """The run's events after ``after`` as SSE, until its final event (or the time limit)."""
+    """The run's events after ``after`` as SSE, until its final event (or the time limit).
+
+    Postgres is asked whether the run finished only at the start and after a quiet heartbeat,
+    never per event; a Redis failure ends the stream (the client resumes).
+    """
     run_id = str(run.pk)
     yield b"retry: 2000\n\n"
     deadline = time.monotonic() + settings.SSE_MAX_STREAM_SECONDS
-    while time.monotonic() < deadline:
-        events = run_events_read(run_id=run_id, after=after)
-        if not events:
-            run.refresh_from_db(fields=["status", "finished_at"])
-            _release_database_connection()
-            if run.is_finished:
-                # Finished, and nothing (more) live: the events expired. Re-read once, since
-                # the final events may have landed between the two reads.
-                events = run_events_read(run_id=run_id, after=after) or _replay(run, after)
-                if not events:
+    check_database = True
+    try:
+        while time.monotonic() < deadline:
+            events = run_events_read(run_id=run_id, after=after)
+            if not events and check_database:
+                run.refresh_from_db(fields=["status", "finished_at"])
+                _release_database_connection()
+                if run.is_finished:
+                    # Finished and nothing (more) live: the events expired. Re-read once:
+                    # the final events may have landed between the two reads.
+                    events = run_events_read(run_id=run_id, after=after) or _replay(run, after)
+                    if not events:
+                        return
+            if not events:
+                heartbeat_ms = settings.SSE_HEARTBEAT_SECONDS * 1000
+                events = run_events_read(run_id=run_id, after=after, block_ms=heartbeat_ms)
+            check_database = not events
+            if not events:
+                yield b": keep-alive\n\n"
+                continue
+            for event in events:
+                yield _sse(event)
+                after = event.id
+                if event.type in TERMINAL_EVENTS:
                     return
-            else:
-                events = run_events_read(
-                    run_id=run_id, after=after, block_ms=settings.SSE_HEARTBEAT_SECONDS * 1000
-                )
-        if not events:
-            yield b": keep-alive\n\n"
-            continue
-        for event in events:
-            yield _sse(event)
-            after = event.id
-            if event.type in TERMINAL_EVENTS:
-                return
+    except redis.RedisError:
+        logger.warning("run_events.stream_broken", extra={"run_id": run_id})
+    finally:
+        _release_database_connection()
+
+
+class StreamSlots:
+    """At most ``limit`` open streams per process, so streams never take every thread and
+    ordinary requests always find one."""
+
+    def __init__(self) -> None:
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self, limit: int) -> bool:
+        with self._lock:
+            if self._open >= limit:
+                return False
+            self._open += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._open -= 1
+
+
+stream_slots = StreamSlots()
+
+
+class SlotHoldingStream:
+    """Iterates a stream and frees its slot when the server closes it, started or not."""
+
+    def __init__(self, stream: Iterator[bytes]) -> None:
+        self._stream = stream
+        self._released = False
+
+    def __iter__(self) -> "SlotHoldingStream":
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._stream)
+
+    def close(self) -> None:
+        if not self._released:
+            self._released = True
+            stream_slots.release()
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _release_database_connection() -> None:

@@ -8,19 +8,27 @@ from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors, services
-from agents.api.event_stream import run_event_stream
+from agents.api.event_stream import SlotHoldingStream, run_event_stream, stream_slots
 from agents.api.serializers import RunOutputSerializer
 from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
 
 EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+class ServiceBusy(APIException):
+    status_code = 503
+    default_detail = "Too many open event streams here; retry shortly."
+    default_code = "streams_busy"
+    wait = 2  # seconds, sent as Retry-After
 
 
 def _own_run(request: Request, run_id: UUID) -> AgentRun:
@@ -92,15 +100,18 @@ class RunEventsApi(APIView):
         ],
         responses={
             (200, "text/event-stream"): OpenApiTypes.STR,
-            **error_responses(401, 404, 429),
+            **error_responses(401, 404, 429, 503),
         },
     )  # fmt: skip
     def get(self, request: Request, run_id: UUID) -> StreamingHttpResponse:
         run = _own_run(request, run_id)
         last_event_id = request.headers.get("Last-Event-ID", "")
         after = last_event_id if EVENT_ID.fullmatch(last_event_id) else "0"
+        if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
+            raise ServiceBusy
         response = StreamingHttpResponse(
-            run_event_stream(run=run, after=after), content_type="text/event-stream"
+            SlotHoldingStream(run_event_stream(run=run, after=after)),
+            content_type="text/event-stream",
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass events through unbuffered

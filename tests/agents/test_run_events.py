@@ -9,6 +9,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from agents.api.event_stream import stream_slots
 from agents.run_stream import _client, _key
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, UserFactory
@@ -141,3 +142,17 @@ def test_someone_elses_run_events_answer_404(finished_run) -> None:
     response = stranger.get(f"/api/runs/{run_id}/events/", HTTP_ACCEPT="text/event-stream")
 
     assert response.status_code == 404
+
+
+def test_streams_past_the_per_process_cap_answer_503_and_slots_are_freed(
+    finished_run, settings
+) -> None:
+    client, run_id, _ = finished_run
+    _events(client, run_id)
+    settings.SSE_MAX_STREAMS_PER_PROCESS = 0
+
+    refused = client.get(f"/api/runs/{run_id}/events/", HTTP_ACCEPT="text/event-stream")
+
+    assert stream_slots._open == 0
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "2"
