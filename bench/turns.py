@@ -56,6 +56,11 @@ TARGET_RATIO = 1.3
 RUN_TIMEOUT_S = 30.0
 PRODUCER_DB = "producer: message_post (commit + dispatch txn, no broker)"
 WORKER_DB = "worker: agent_run_execute with the graph stubbed (claim, budget, reply, publish)"
+SHIPPED = "as shipped"
+ONE_THREAD = "OMP_NUM_THREADS=1"
+# The second pass changes only the environment of the processes it starts (no code): PyTorch
+# then runs each embedding on one thread instead of one per core.
+CONFIGS = {SHIPPED: {}, ONE_THREAD: {"OMP_NUM_THREADS": "1"}}
 HEAVY_COMMAND = re.compile(r"bench[/.]|pytest|warm_cache")
 BUSY_CORES = 0.25  # a process using more than this share of a core counts as load
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -71,6 +76,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-producer", type=int, default=100)
     parser.add_argument("--worker-processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-variant",
+        action="store_true",
+        help="skip the second pass with one torch thread per process (OMP_NUM_THREADS=1)",
+    )
     parser.add_argument(
         "--wait-quiet-minutes",
         type=float,
@@ -357,7 +367,7 @@ class Started:
 STARTED = Started()
 
 
-def child_env() -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     keys = ("DATABASE_URL", "REDIS_URL", "CELERY_QUEUE", "DEBUG", "HF_HUB_OFFLINE",
             "TRANSFORMERS_OFFLINE", "LLM_PROVIDER", "DJANGO_SETTINGS_MODULE")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in {"LOG_LEVEL"}}
@@ -366,16 +376,17 @@ def child_env() -> dict[str, str]:
                THROTTLE_READ="1000000/min")  # fmt: skip
     missing = [key for key in keys if key not in env]
     assert not missing, missing
-    return env
+    return {**env, **(extra or {})}
 
 
 class Worker:
     """``celery -A beemanhoney worker --pool prefork --concurrency N`` on the bench queue."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, extra_env: dict[str, str], label: str) -> None:
         self.concurrency = concurrency
+        self.extra_env = extra_env
         self.name = f"bench-turns-{concurrency}p-{uuid.uuid4().hex[:6]}@localhost"
-        self.log_path = BENCH_DIR / "logs" / f"turns-worker-{concurrency}p.log"
+        self.log_path = BENCH_DIR / "logs" / f"turns-worker-{label}-{concurrency}p.log"
         self.process: Any = None
 
     def start(self, timeout: float = 120) -> Worker:
@@ -386,7 +397,8 @@ class Worker:
             "--pool", "prefork", "--concurrency", str(self.concurrency),
             "--loglevel", "INFO", "--hostname", self.name,
         ]  # fmt: skip
-        self.process = STARTED.start(command, env=child_env(), log_path=self.log_path)
+        env = child_env(self.extra_env)
+        self.process = STARTED.start(command, env=env, log_path=self.log_path)
         deadline = time.monotonic() + timeout
         while not app.control.ping(destination=[self.name], timeout=0.5):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -761,15 +773,24 @@ def queued_run(customer: Any, text: str) -> Any:
     )
 
 
-def graph_alone(customer: Any, texts: list[str], warmup: int) -> tuple[dict[str, Any], Any]:
+def graph_alone(
+    customer: Any, texts: list[str], warmup: int, torch_threads: int | None
+) -> tuple[dict[str, Any], Any]:
     """``run_turn`` in this process on runs like the workers get; the model loaded first."""
+    import torch
+
     from agents.providers.router import warm_up
     from agents.turns import run_turn
 
     warm_up()
     runs = [queued_run(customer, text) for text in texts]
     results: list[Any] = []
-    seconds = timed(len(runs) - warmup, warmup, lambda i: results.append(run_turn(run=runs[i])))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(torch_threads or threads)
+    try:
+        seconds = timed(len(runs) - warmup, warmup, lambda i: results.append(run_turn(run=runs[i])))
+    finally:
+        torch.set_num_threads(threads)
     sales = next((r for r in results if r.route == "sales" and r.tool_calls), results[-1])
     routes: dict[str, int] = {}
     for result in results[warmup:]:
@@ -961,119 +982,153 @@ class Results:
     command: str
     quiet_before: bool
     heavy_before: list[str]
+    # Per configuration (SHIPPED, ONE_THREAD):
     latency: dict[str, Any] = field(default_factory=dict)
     breakdown: dict[str, Any] = field(default_factory=dict)
+    graph: dict[str, Any] = field(default_factory=dict)
+    throughput: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # As shipped only:
     http: dict[str, Any] = field(default_factory=dict)
-    parts: dict[str, Any] = field(default_factory=dict)
+    ping: dict[str, Any] = field(default_factory=dict)
+    db: dict[str, Any] = field(default_factory=dict)
     graph_pieces: dict[str, Any] = field(default_factory=dict)
-    throughput: dict[str, Any] = field(default_factory=dict)
     load: dict[str, Any] = field(default_factory=dict)
     worker_problems: dict[str, list[str]] = field(default_factory=dict)
 
 
-def sum_of_parts(results: Results) -> dict[str, float]:
-    parts = results.parts
+def sum_of_parts(results: Results, config: str) -> dict[str, float]:
     pieces = {
-        "(a) Celery round trip, common.worker_ping": parts["ping"]["round_trip"]["p50"],
-        "(b) graph alone, run_turn in-process": parts["graph"]["run_turn"]["p50"],
-        "(c) producer DB: message_post": parts["db"][PRODUCER_DB]["p50"],
-        "(c) worker DB: agent_run_execute minus the graph": parts["db"][WORKER_DB]["p50"],
+        "(a) Celery round trip, common.worker_ping": results.ping["round_trip"]["p50"],
+        "(b) graph alone, run_turn in-process": results.graph[config]["run_turn"]["p50"],
+        "(c) producer DB: message_post": results.db[PRODUCER_DB]["p50"],
+        "(c) worker DB: agent_run_execute minus the graph": results.db[WORKER_DB]["p50"],
     }
     total = sum(pieces.values())
-    whole = results.latency["reply_row"]["p50"]
+    whole = results.latency[config]["reply_row"]["p50"]
     return {**pieces, "sum of parts": round(total, 2), "whole p50": whole,
             "whole / sum": round(whole / total, 2)}  # fmt: skip
 
 
-def targets(results: Results) -> list[tuple[str, str, str]]:
-    p50 = results.latency["reply_row"]["p50"]
-    ratio = sum_of_parts(results)["whole / sum"]
-    return [
-        ("turn p50 ≤ 50 ms (message_post → reply row)", f"{p50:.1f} ms",
-         "met" if p50 <= TARGET_P50_MS else "not met"),
-        ("whole p50 ≤ 1.3 x sum of parts", f"{ratio:.2f} x",
-         "met" if ratio <= TARGET_RATIO else "not met"),
-    ]  # fmt: skip
+def _complete(results: Results) -> list[str]:
+    """Configurations with both a latency pass and the parts to compare it with."""
+    if not (results.ping and results.db):
+        return []
+    return [c for c in results.latency if c in results.graph]
 
 
-def tables(results: Results) -> list[tuple[str, list[str], list[list[object]]]]:
+def targets(results: Results) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for config in _complete(results):
+        p50 = results.latency[config]["reply_row"]["p50"]
+        ratio = sum_of_parts(results, config)["whole / sum"]
+        rows += [
+            ["turn p50 ≤ 50 ms (message_post → reply row)", config, f"{p50:.1f} ms",
+             "met" if p50 <= TARGET_P50_MS else "not met"],
+            ["whole p50 ≤ 1.3 x sum of parts", config, f"{ratio:.2f} x",
+             "met" if ratio <= TARGET_RATIO else "not met"],
+        ]  # fmt: skip
+    return rows
+
+
+Table = tuple[str, list[str], list[list[object]]]
+
+
+def _by_config(
+    title: str, label: str, configs: list[str], rows: dict[str, dict[str, dict[str, float]]]
+) -> Table:
+    """Rows of p50/p95 with a pair of columns per configuration; '-' where one is missing."""
+    headers = [label] + [f"{c} {q}" for c in configs for q in ("p50", "p95")]
+    body = []
+    for name, per_config in rows.items():
+        cells: list[object] = [name]
+        for config in configs:
+            s = per_config.get(config)
+            cells += [f"{s['p50']:.1f}", f"{s['p95']:.1f}"] if s else ["-", "-"]
+        body.append(cells)
+    return title, headers, body
+
+
+def tables(results: Results) -> list[Table]:
     """The report's tables, for whatever phases finished."""
 
     def row(name: str, s: dict[str, float]) -> list[object]:
         return [name, s["n"], f"{s['p50']:.1f}", f"{s['p95']:.1f}"]
 
-    out: list[tuple[str, list[str], list[list[object]]]] = []
-    lat = results.latency
-    if lat:
-        latency_rows = [
-            row("message_post → reply row committed", lat["reply_row"]),
-            row("message_post → client told (run_finished_wait)", lat["client_told"]),
-            row("message_post returns (202 work)", lat["posted"]),
-        ]
+    out: list[Table] = []
+    configs = list(results.latency)
+    if configs:
+        lat = results.latency
+        measures = {
+            "message_post → reply row committed": "reply_row",
+            "message_post → client told (run_finished_wait)": "client_told",
+            "message_post returns (the 202's work)": "posted",
+        }
+        rows = {name: {c: lat[c][key] for c in configs} for name, key in measures.items()}
         if results.http:
-            latency_rows += [
-                row("HTTP POST → reply row", results.http["reply_row"]),
-                row("HTTP POST → GET ?wait has the reply", results.http["client_has_reply"]),
-                row("HTTP POST answered 202", results.http["post_202"]),
-            ]
-        routes = ", ".join(f"{k or '-'} {v}" for k, v in sorted(lat["routes"].items()))
+            rows["HTTP POST → reply row"] = {SHIPPED: results.http["reply_row"]}
+            rows["HTTP POST → GET ?wait has the reply"] = {
+                SHIPPED: results.http["client_has_reply"]
+            }
+            rows["HTTP POST answered 202"] = {SHIPPED: results.http["post_202"]}
+        n = lat[configs[0]]["reply_row"]["n"]
+        out.append(_by_config(f"Latency, {n} sequential turns (ms)", "measure", configs, rows))
         facts = [
-            ["routes of the measured turns", routes],
-            ["turns not succeeded", lat["not_succeeded"]],
-            ["new PostgreSQL sessions per turn (pg_stat_database)", lat["db_sessions_per_turn"]],
-        ]
-        out += [
-            ("Latency, sequential turns (ms)", ["measure", "n", "p50", "p95"], latency_rows),
-            ("About those turns", ["", ""], facts),
+            [config, ", ".join(f"{k or '-'} {v}" for k, v in sorted(lat[config]["routes"].items())),
+             lat[config]["not_succeeded"], lat[config]["db_sessions_per_turn"]]
+            for config in configs
+        ]  # fmt: skip
+        out.append(
             (
-                "Breakdown per run from AgentRun timestamps (ms)",
-                ["step", "n", "p50", "p95"],
-                [row(name, s) for name, s in results.breakdown.items()],
-            ),
-        ]
-    parts = results.parts
-    if parts:
-        ping = parts["ping"]
+                "About those turns",
+                ["config", "routes", "not succeeded", "new PostgreSQL sessions per turn"],
+                facts,
+            )
+        )
+        steps = {
+            name: {c: results.breakdown[c][name] for c in configs if c in results.breakdown}
+            for name in results.breakdown[configs[0]]
+        }
+        out.append(
+            _by_config("Breakdown per run from AgentRun timestamps (ms)", "step", configs, steps)
+        )
+    if results.ping and results.db:
+        ping = results.ping
         part_rows = [
             row("Celery round trip: worker_ping (result polled 0.5 ms)", ping["round_trip"]),
             row("  of which send → STARTED row written", ping["send_to_started_row"]),
             row("  of which send → SUCCESS row written", ping["send_to_result_row"]),
-            row("graph alone: run_turn in-process", parts["graph"]["run_turn"]),
         ]
+        part_rows += [row(f"graph alone: run_turn in-process, {config}", g["run_turn"])
+                      for config, g in results.graph.items()]  # fmt: skip
         part_rows += [row(f"  piece: {name}", s) for name, s in results.graph_pieces.items()]
-        part_rows += [row(f"DB alone: {name}", s) for name, s in parts["db"].items()]
+        part_rows += [row(f"DB alone: {name}", s) for name, s in results.db.items()]
         out.append(("Parts measured alone (ms)", ["part", "n", "p50", "p95"], part_rows))
-        sop = sum_of_parts(results)
-        out.append(
-            (
-                "Whole vs sum of parts (p50, ms)",
-                ["", "ms"],
-                [[k, f"{v:.2f}" if isinstance(v, float) else v] for k, v in sop.items()],
-            )
-        )
-    if results.throughput:
-        tp_rows = [
-            [f"{procs} process(es)", t["turns"], t["posting_s"], t["elapsed_s"], t["turns_per_s"],
-             f"{t['latency_under_load']['p50']:.0f} / {t['latency_under_load']['p95']:.0f}",
-             ", ".join(f"{k} {v}" for k, v in t["statuses"].items()),
-             f"{t['backlog_after']['queued_messages']} queued, "
-             f"{t['backlog_after']['unacked']} unacked"]
-            for procs, t in results.throughput.items()
-        ]  # fmt: skip
-        first = next(iter(results.throughput.values()))
+    complete = _complete(results)
+    if complete:
+        sums = {config: sum_of_parts(results, config) for config in complete}
+        body = [[key] + [f"{sums[c][key]:.2f}" for c in complete] for key in sums[complete[0]]]
+        out.append(("Whole vs sum of parts (p50, ms)", ["", *complete], body))
+    tp_rows = [
+        [config, f"{procs}", t["turns"], t["posting_s"], t["elapsed_s"], t["turns_per_s"],
+         f"{t['latency_under_load']['p50']:.0f} / {t['latency_under_load']['p95']:.0f}",
+         ", ".join(f"{k} {v}" for k, v in t["statuses"].items()),
+         f"{t['backlog_after']['queued_messages']} queued, "
+         f"{t['backlog_after']['unacked']} unacked"]
+        for config, by_procs in results.throughput.items() for procs, t in by_procs.items()
+    ]  # fmt: skip
+    if tp_rows:
+        first = next(iter(next(iter(results.throughput.values())).values()))
         out.append(
             (
                 f"Throughput ({first['producers']} producer threads posting {first['turns']} "
                 "turns as fast as they can, each in its own conversation)",
-                ["workers", "turns", "posting s", "elapsed s", "turns/s", "p50 / p95 ms",
-                 "runs", "broker after"],
+                ["config", "worker processes", "turns", "posting s", "elapsed s", "turns/s",
+                 "p50 / p95 ms", "runs", "broker after"],
                 tp_rows,
             )
         )  # fmt: skip
-    if lat and parts:
-        out.append(
-            ("Targets", ["target", "measured", "status"], [list(t) for t in targets(results)])
-        )
+    if complete:
+        out.append(("Targets", ["target", "config", "measured", "status"], targets(results)))
     load_rows = [[phase, v["machine_cores"], v["bench_cores"], v["other_cores"],
                   "; ".join(v["busy"]) or "-"] for phase, v in results.load.items()]  # fmt: skip
     out.append(
@@ -1150,39 +1205,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace, results: Results, customer: Any, messages: Messages) -> None:
     from django.core.management import call_command
 
-    for procs in args.worker_processes:
-        # Others may add migrations while this runs; the worker starts from the code on disk.
-        call_command("migrate", verbosity=0)
-        log(f"starting a worker with {procs} pool process(es)")
-        worker = Worker(procs).start()
-        log("worker ready; warming up")
-        warm = messages.take(max(args.warmup, 10 * procs))
-        burst(customer, warm, producers=min(procs * 2, len(warm)))
-        if procs == args.worker_processes[0]:
-            sequential_turns(customer, messages.take(args.warmup))
-            measure_latency_and_parts(args, results, customer, messages)
-        log(f"throughput with {procs} process(es)")
-        with metered(results, f"throughput, {procs} process(es)"):
-            results.throughput[str(procs)] = burst(
-                customer, messages.take(args.producers * args.per_producer), args.producers
-            )
-        worker.stop()
-        results.worker_problems[f"{procs}p"] = worker.problems()
+    configs = [SHIPPED] if args.no_variant else list(CONFIGS)
+    for config in configs:
+        label = "shipped" if config == SHIPPED else "1thread"
+        for procs in args.worker_processes:
+            # Others may add migrations while this runs; the worker starts from the code on disk.
+            call_command("migrate", verbosity=0)
+            log(f"{config}: starting a worker with {procs} pool process(es)")
+            worker = Worker(procs, CONFIGS[config], label).start()
+            log("worker ready; warming up")
+            warm = messages.take(max(args.warmup, 10 * procs))
+            burst(customer, warm, producers=min(procs * 2, len(warm)))
+            if procs == args.worker_processes[0]:
+                sequential_turns(customer, messages.take(args.warmup))
+                measure_latency(args, results, customer, messages, config)
+                if config == SHIPPED:
+                    measure_shipped_extras(args, results, customer, messages)
+                log(f"{config}: the graph alone, in-process")
+                with metered(results, f"{config}: graph alone"):
+                    threads = 1 if CONFIGS[config] else None
+                    results.graph[config], _ = graph_alone(
+                        customer, messages.take(args.parts + 20), 20, threads
+                    )
+            log(f"{config}: throughput with {procs} process(es)")
+            with metered(results, f"{config}: throughput, {procs} process(es)"):
+                results.throughput.setdefault(config, {})[str(procs)] = burst(
+                    customer, messages.take(args.producers * args.per_producer), args.producers
+                )
+            worker.stop()
+            results.worker_problems[f"{label}-{procs}p"] = worker.problems()
 
 
-def measure_latency_and_parts(
-    args: argparse.Namespace, results: Results, customer: Any, messages: Messages
+def measure_latency(
+    args: argparse.Namespace, results: Results, customer: Any, messages: Messages, config: str
 ) -> None:
-    log(f"latency: {args.turns} sequential turns")
+    log(f"{config}: latency, {args.turns} sequential turns")
     sessions_before = db_sessions()
-    with metered(results, "latency"):
+    with metered(results, f"{config}: latency"):
         turns = sequential_turns(customer, messages.take(args.turns))
     sessions = db_sessions() - sessions_before
     bad = [t for t in turns if t.status != "succeeded" or t.reply_created is None]
     routes: dict[str, int] = {}
     for turn in turns:
         routes[turn.route] = routes.get(turn.route, 0) + 1
-    results.latency = {
+    results.latency[config] = {
         "reply_row": summary_ms([t.reply_ms for t in turns]),
         "client_told": summary_ms([t.told_s * 1000 if t.told_s else None for t in turns]),
         "posted": summary_ms([t.posted_s * 1000 for t in turns]),
@@ -1190,20 +1256,25 @@ def measure_latency_and_parts(
         "not_succeeded": len(bad),
         "db_sessions_per_turn": round(sessions / len(turns), 2),
     }
-    results.breakdown = breakdown(turns)
+    results.breakdown[config] = breakdown(turns)
+
+
+def measure_shipped_extras(
+    args: argparse.Namespace, results: Results, customer: Any, messages: Messages
+) -> None:
+    """HTTP, the Celery round trip, the graph's pieces and the database work (as shipped)."""
     if args.http_turns:
         log(f"HTTP: {args.http_turns} turns against gunicorn")
         with metered(results, "http"):
             results.http = http_turns(customer, messages.take(args.http_turns + 5), warmup=5)
-    log("parts alone: Celery round trip")
-    with metered(results, "parts"):
-        ping = ping_round_trips(args.parts)
-        log("parts alone: the graph in-process")
-        graph, sales_result = graph_alone(customer, messages.take(args.parts + 20), warmup=20)
+    with metered(results, "parts alone"):
+        log("parts alone: Celery round trip")
+        results.ping = ping_round_trips(args.parts)
+        log("parts alone: the graph's pieces")
         results.graph_pieces = graph_pieces(messages.take(2 * (args.parts + 5)), args.parts)
         log("parts alone: the database work")
-        db = db_alone(customer, messages.take(args.parts + 10), sales_result, args.parts)
-    results.parts = {"ping": ping, "graph": graph, "db": db}
+        _, sales = graph_alone(customer, messages.take(30), 0, None)
+        results.db = db_alone(customer, messages.take(args.parts + 10), sales, args.parts)
 
 
 if __name__ == "__main__":
