@@ -537,6 +537,13 @@ class Backlog:
             pipe.llen(self._queue + suffix)
         return int(sum(pipe.execute()))
 
+    def forget_queue(self) -> None:
+        """Remove the run's empty queue and kombu's bindings for it from Redis db 13."""
+        keys = [f"_kombu.binding.{self._queue}", f"_kombu.binding_permanent.{self._queue}"]
+        if self.queue_length() == 0:
+            keys += [self._queue + suffix for suffix in PRIORITY_SUFFIXES]
+        self._redis.delete(*keys)
+
     @staticmethod
     def unfinished_runs() -> int:
         from agents.models import AgentRun
@@ -1246,6 +1253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         abort.set()
         services.stop()
+        with contextlib.suppress(Exception):
+            backlog.forget_queue()
     results["quiet_after"] = not (heavy_after := heavy_processes())
     results["heavy_after"] = heavy_after
     args.json.parent.mkdir(parents=True, exist_ok=True)
