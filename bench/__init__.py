@@ -431,9 +431,8 @@ def product_index_sql(
     if m is not None or ef_construction is not None:
         assert isinstance(index, HnswIndex)
         index = HnswIndex(
+            *index.expressions,
             name=index.name,
-            fields=index.fields,
-            opclasses=index.opclasses,
             m=m or index.m,
             ef_construction=ef_construction or index.ef_construction,
         )

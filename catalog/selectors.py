@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
+from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
 from catalog.embeddings import current_model_name, embed_query
-from catalog.models import SEARCH_CONFIG, Category, KnowledgeArticle, Product
+from catalog.models import (
+    SEARCH_CONFIG,
+    Category,
+    KnowledgeArticle,
+    Product,
+    embedding_halfvec,
+)
 
 # Reciprocal rank fusion constants: the smaller one makes the top semantic ranks count for
 # more than top keyword ranks, so one weak keyword match cannot bury the best semantic match
@@ -25,6 +32,8 @@ SEMANTIC_RRF_K = 20
 KEYWORD_RRF_K = 60
 WORD = re.compile(r"[^\W_]+")
 MAX_QUERY_WORDS = 32
+# Rows holding every word of the query that are keyword-ranked beside the semantic candidates.
+KEYWORD_EXTRA_ROWS = 200
 T = TypeVar("T")
 M = TypeVar("M", Product, KnowledgeArticle)
 
@@ -84,79 +93,149 @@ def category_list() -> QuerySet[Category]:
 
 @contextmanager
 def _hnsw_search_settings() -> Iterator[None]:
-    """Recall-oriented HNSW settings for the statements inside, scoped to one transaction."""
+    """Settings for the kNN statements inside, undone on exit even within an outer transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [settings.SEARCH_HNSW_EF_SEARCH])
         # With filters, keep scanning the graph until enough rows pass them (pgvector 0.8).
         cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        # pgvector costs the whole graph until a table has ~(levels + 2) x m x ef_search rows
+        # (~24k here), so the planner would scan and sort a 10k catalogue that the index serves
+        # ten times faster. Bitmap scans stay allowed: a selective filter still wins.
+        cursor.execute("SET LOCAL enable_seqscan = off")
         yield
+        # Only reads ran: rolling back (to the savepoint, if nested) forgets the SET LOCALs.
+        transaction.set_rollback(True)
 
 
 def semantic_queryset(rows: QuerySet[M], *, vector: list[float], limit: int) -> QuerySet[M]:
-    """Ids of the nearest rows by cosine distance, among those embedded by the configured model."""
+    """Ids of the nearest rows by cosine distance, among those embedded by the configured model.
+
+    Ordered by the same half-precision expression the HNSW index is built on (see
+    ``catalog.models.embedding_hnsw_index``), so the planner can use the index.
+    """
     return (
         rows.filter(embedding_model=current_model_name())
-        .order_by(CosineDistance("embedding", vector))
+        .order_by(CosineDistance(embedding_halfvec(), HalfVector(vector)))
         .values_list("pk", flat=True)[:limit]
     )
 
 
+def _query_words(text: str) -> list[str]:
+    return WORD.findall(text.lower())[:MAX_QUERY_WORDS]
+
+
 def keyword_tsquery(text: str) -> SearchQuery | None:
     """Any of the query's words (ranked by how many match), not all of them as websearch does."""
-    words = WORD.findall(text.lower())[:MAX_QUERY_WORDS]
+    words = _query_words(text)
     if not words:
         return None
     return SearchQuery(" | ".join(words), config=SEARCH_CONFIG, search_type="raw")
 
 
-def keyword_queryset(rows: QuerySet[M], *, text: str, limit: int) -> QuerySet[M]:
-    query = keyword_tsquery(text)
-    if query is None:
+def keyword_queryset(
+    rows: QuerySet[M], *, text: str, limit: int, candidate_ids: list[int]
+) -> QuerySet[M]:
+    """Ids of the rows best ranked for any of the query's words, among a bounded pool.
+
+    Ranking every row that shares a word with the query does not scale: in a honey shop nearly
+    every row says "honey" (half of a 100k catalogue for a typical query, 160 ms). The pool is
+    the semantic candidates plus up to ``KEYWORD_EXTRA_ROWS`` rows holding every word of the
+    query, which is what keyword search adds that the semantic half may miss (an exact name,
+    a grade, a place). See docs/BENCHMARKS.md, "Search".
+    """
+    any_word = keyword_tsquery(text)
+    if any_word is None:
         return rows.none().values_list("pk", flat=True)
+    every_word = SearchQuery(" ".join(_query_words(text)), config=SEARCH_CONFIG)
+    holding_every_word = (
+        rows.filter(search_vector=every_word).order_by().values_list("pk", flat=True)
+    )
+    # Two statements: with an OR of both id sets in one, the planner scans the whole table.
+    pool = {*candidate_ids, *holding_every_word[:KEYWORD_EXTRA_ROWS]}
     return (
-        rows.filter(search_vector=query)
-        .annotate(rank=SearchRank(F("search_vector"), query, cover_density=True))
+        rows.filter(pk__in=pool)
+        .filter(search_vector=any_word)
+        .annotate(rank=SearchRank(F("search_vector"), any_word, cover_density=True))
         .order_by("-rank", "pk")
         .values_list("pk", flat=True)[:limit]
     )
 
 
-def _fuse(
-    semantic: list[int], keyword: list[int], limit: int
-) -> list[tuple[int, float, int | None, int | None]]:
-    """Reciprocal rank fusion of two ranked id lists: (id, score, semantic rank, keyword rank)."""
+@dataclass(frozen=True)
+class RankedId:
+    pk: int
+    score: float
+    semantic_rank: int | None
+    keyword_rank: int | None
+
+
+def _fuse(semantic: list[int], keyword: list[int], limit: int) -> list[RankedId]:
+    """Reciprocal rank fusion of two ranked id lists."""
     semantic_rank = {pk: rank for rank, pk in enumerate(semantic, start=1)}
     keyword_rank = {pk: rank for rank, pk in enumerate(keyword, start=1)}
     fused = [
-        (
-            pk,
-            sum(
+        RankedId(
+            pk=pk,
+            score=sum(
                 1 / (k + ranks[pk])
                 for ranks, k in ((semantic_rank, SEMANTIC_RRF_K), (keyword_rank, KEYWORD_RRF_K))
                 if pk in ranks
             ),
-            semantic_rank.get(pk),
-            keyword_rank.get(pk),
+            semantic_rank=semantic_rank.get(pk),
+            keyword_rank=keyword_rank.get(pk),
         )
         for pk in dict.fromkeys([*semantic, *keyword])
     ]
-    fused.sort(key=lambda hit: (-hit[1], hit[2] or limit + 1))
+    fused.sort(key=lambda hit: (-hit.score, hit.semantic_rank or limit + 1))
     return fused[:limit]
 
 
-def _hybrid_search(rows: QuerySet[M], *, query: str, limit: int) -> list[SearchHit[M]]:
+def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int) -> list[RankedId]:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
     vector = embed_query(query)
     with _hnsw_search_settings():
         semantic = list(semantic_queryset(rows, vector=vector, limit=candidates))
-        keyword = list(keyword_queryset(rows, text=query, limit=candidates))
-    fused = _fuse(semantic, keyword, limit)
-    by_id = rows.in_bulk([pk for pk, *_ in fused])
+    keyword = list(keyword_queryset(rows, text=query, limit=candidates, candidate_ids=semantic))
+    return _fuse(semantic, keyword, limit)
+
+
+def _hybrid_search(rows: QuerySet[M], *, query: str, limit: int) -> list[SearchHit[M]]:
+    ranking = _hybrid_ranking(rows, query=query, limit=limit)
+    by_id = rows.in_bulk([hit.pk for hit in ranking])
     return [
-        SearchHit(item=by_id[pk], score=score, semantic_rank=sem, keyword_rank=kw)
-        for pk, score, sem, kw in fused
-        if pk in by_id
+        SearchHit(
+            item=by_id[hit.pk],
+            score=hit.score,
+            semantic_rank=hit.semantic_rank,
+            keyword_rank=hit.keyword_rank,
+        )
+        for hit in ranking
+        if hit.pk in by_id
     ]
+
+
+class RankedRows(Sequence[M]):
+    """Search results in rank order that load only the rows sliced out of them (one page)."""
+
+    def __init__(self, rows: QuerySet[M], ranking: list[RankedId]) -> None:
+        self._rows = rows
+        self._ids = [hit.pk for hit in ranking]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, index: int) -> M: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[M]: ...
+
+    def __getitem__(self, index: int | slice) -> M | list[M]:
+        if isinstance(index, int):
+            return self[index : index + 1 or None][0]
+        ids = self._ids[index]
+        by_id = self._rows.in_bulk(ids)
+        return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def product_search(
@@ -166,6 +245,12 @@ def product_search(
     return _hybrid_search(
         product_list(filters=filters), query=query, limit=limit or settings.SEARCH_CANDIDATES
     )
+
+
+def product_search_rows(*, query: str, filters: ProductFilters) -> RankedRows[Product]:
+    """As ``product_search``, for paging: only the rows of the page asked for are loaded."""
+    rows = product_list(filters=filters)
+    return RankedRows(rows, _hybrid_ranking(rows, query=query, limit=settings.SEARCH_CANDIDATES))
 
 
 def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArticle]:

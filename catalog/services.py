@@ -22,6 +22,9 @@ EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
     "products": Product,
     "knowledge": KnowledgeArticle,
 }
+# Stale rows handed to the model per call. sentence-transformers sorts texts by length within a
+# call, so calls of 64 rows pad more and encode ~15% slower (docs/BENCHMARKS.md, "Backfill").
+ENCODE_SLICE_ROWS = 1024
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -56,9 +59,10 @@ def embeddings_refresh(
 ) -> EmbeddingReport:
     """Embed the rows of ``kind`` whose text or model changed (all of them with ``force``).
 
-    Each batch is written in its own transaction, so an interrupted run keeps what it finished
-    and a re-run continues with what is still stale. ``on_progress(done, total)`` is called
-    after each batch of checked rows.
+    Stale rows go to the model ``ENCODE_SLICE_ROWS`` at a time (it sorts each call's texts by
+    length, so bigger calls pad less) and are written ``batch_size`` rows per transaction, so
+    an interrupted run keeps what it wrote and a re-run continues with what is still stale.
+    ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows.
     """
     model = EMBEDDED_MODELS[kind]
     model_name = current_model_name()
@@ -69,10 +73,8 @@ def embeddings_refresh(
     stale: list[tuple[Embedded, str, str]] = []
 
     def flush() -> None:
-        if not stale:
-            return
-        if not dry_run:
-            _write_embeddings(model, stale, model_name)
+        if stale and not dry_run:
+            _write_embeddings(model, stale, model_name, batch_size=batch_size)
         report.embedded += len(stale)
         stale.clear()
 
@@ -85,10 +87,10 @@ def embeddings_refresh(
             stale.append((row, text, digest))
         else:
             report.current += 1
-        if len(stale) >= batch_size:
+        if len(stale) >= ENCODE_SLICE_ROWS:
             flush()
-            if on_progress:
-                on_progress(checked, total)
+        if on_progress and checked % batch_size == 0:
+            on_progress(checked, total)
     flush()
     if on_progress:
         on_progress(checked, total)
@@ -101,7 +103,11 @@ def embeddings_refresh(
 
 
 def _write_embeddings(
-    model: type[Embedded], stale: list[tuple[Embedded, str, str]], model_name: str
+    model: type[Embedded],
+    stale: list[tuple[Embedded, str, str]],
+    model_name: str,
+    *,
+    batch_size: int,
 ) -> None:
     vectors = get_embedding_backend().embed_documents([text for _, text, _ in stale])
     now = timezone.now()
@@ -110,11 +116,12 @@ def _write_embeddings(
         row.embedding_model = model_name
         row.embedding_text_hash = digest
         row.embedded_at = now
-    with transaction.atomic():
-        model.objects.bulk_update(  # type: ignore[attr-defined]
-            [row for row, _, _ in stale],
-            ["embedding", "embedding_model", "embedding_text_hash", "embedded_at"],
-        )
+    fields = ["embedding", "embedding_model", "embedding_text_hash", "embedded_at"]
+    for first in range(0, len(stale), batch_size):
+        with transaction.atomic():
+            model.objects.bulk_update(  # type: ignore[attr-defined]
+                [row for row, _, _ in stale[first : first + batch_size]], fields
+            )
 
 
 def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = False) -> None:

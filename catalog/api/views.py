@@ -99,9 +99,7 @@ class ProductListApi(APIView):
         )
         query = data.get("q", "").strip()
         if query:
-            products: Any = [
-                hit.item for hit in selectors.product_search(query=query, filters=filters)
-            ]
+            products: Any = selectors.product_search_rows(query=query, filters=filters)
         else:
             products = selectors.product_list(filters=filters)
         paginator = StandardPagination()

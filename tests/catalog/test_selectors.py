@@ -301,11 +301,12 @@ def test_semantic_search_uses_the_hnsw_index() -> None:
     # as autovacuum does in production, or they swing the planner's page-based estimates.
     with connection.cursor() as cursor:
         cursor.execute("VACUUM catalog_product")
+    rows = 3000
     rng = np.random.default_rng(seed=7)
-    vectors = rng.normal(size=(3000, EMBEDDING_DIMENSIONS))
+    vectors = rng.normal(size=(rows, EMBEDDING_DIMENSIONS))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     products = ProductFactory.build_batch(
-        3000,
+        rows,
         category=CategoryFactory(),
         embedding=factory.Iterator(vectors.tolist()),
         embedding_model=current_model_name(),

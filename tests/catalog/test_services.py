@@ -2,8 +2,10 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from catalog import services
 from catalog.embeddings import current_model_name, text_hash
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.services import (
@@ -341,6 +343,17 @@ def test_dry_run_counts_stale_rows_and_writes_nothing() -> None:
 
 
 @pytest.mark.django_db
+def test_stale_rows_are_written_in_transactions_of_batch_size() -> None:
+    ProductFactory.create_batch(5)
+
+    with CaptureQueriesContext(connection) as queries:
+        embeddings_refresh(kind="products", batch_size=2)
+
+    updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "catalog_product"')]
+    assert len(updates) == 3  # 2 + 2 + 1 rows
+
+
+@pytest.mark.django_db
 def test_progress_is_reported_after_each_batch_and_at_the_end() -> None:
     ProductFactory.create_batch(5)
     calls: list[tuple[int, int]] = []
@@ -351,7 +364,11 @@ def test_progress_is_reported_after_each_batch_and_at_the_end() -> None:
 
 
 @pytest.mark.django_db
-def test_an_interrupted_refresh_keeps_finished_batches_and_a_rerun_does_the_rest() -> None:
+def test_an_interrupted_refresh_keeps_finished_batches_and_a_rerun_does_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Encode two rows per model call, so the first progress report follows a written batch.
+    monkeypatch.setattr(services, "ENCODE_SLICE_ROWS", 2)
     products = ProductFactory.create_batch(5)
     with pytest.raises(Interrupted):
         embeddings_refresh(kind="products", batch_size=2, on_progress=interrupt)
