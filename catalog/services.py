@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -25,6 +28,9 @@ EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
 # Stale rows handed to the model per call. sentence-transformers sorts texts by length within a
 # call, so calls of 64 rows pad more and encode ~15% slower (docs/BENCHMARKS.md, "Backfill").
 ENCODE_SLICE_ROWS = 1024
+# The rows left at the end are encoded in smaller calls, so that only the last one's write is
+# not overlapped with encoding.
+TAIL_SLICE_ROWS = 256
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -62,6 +68,7 @@ def embeddings_refresh(
     Stale rows go to the model ``ENCODE_SLICE_ROWS`` at a time (it sorts each call's texts by
     length, so bigger calls pad less) and are written ``batch_size`` rows per transaction, so
     an interrupted run keeps what it wrote and a re-run continues with what is still stale.
+    Outside a transaction a slice is written on a second thread while the next one is encoded.
     ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows.
     """
     model = EMBEDDED_MODELS[kind]
@@ -71,27 +78,31 @@ def embeddings_refresh(
     report = EmbeddingReport()
     started = time.perf_counter()
     stale: list[tuple[Embedded, str, str]] = []
+    with _one_write_at_a_time(in_background=not connection.in_atomic_block) as write:
 
-    def flush() -> None:
-        if stale and not dry_run:
-            _write_embeddings(model, stale, model_name, batch_size=batch_size)
-        report.embedded += len(stale)
-        stale.clear()
+        def flush(*, last: bool = False) -> None:
+            # The last slice's write cannot hide behind encoding: keep it small.
+            size = TAIL_SLICE_ROWS if last else len(stale)
+            for first in range(0, 0 if dry_run else len(stale), size):
+                embedded = _embed(stale[first : first + size], model_name)
+                write(functools.partial(_store_embeddings, model, embedded, batch_size=batch_size))
+            report.embedded += len(stale)
+            stale.clear()
 
-    checked = 0
-    for row in rows.iterator(chunk_size=2000):
-        checked += 1
-        text = row.embedding_text()
-        digest = text_hash(text)
-        if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
-            stale.append((row, text, digest))
-        else:
-            report.current += 1
-        if len(stale) >= ENCODE_SLICE_ROWS:
-            flush()
-        if on_progress and checked % batch_size == 0:
-            on_progress(checked, total)
-    flush()
+        checked = 0
+        for row in rows.iterator(chunk_size=2000):
+            checked += 1
+            text = row.embedding_text()
+            digest = text_hash(text)
+            if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
+                stale.append((row, text, digest))
+            else:
+                report.current += 1
+            if len(stale) >= ENCODE_SLICE_ROWS:
+                flush()
+            if on_progress and checked % batch_size == 0:
+                on_progress(checked, total)
+        flush(last=True)
     if on_progress:
         on_progress(checked, total)
     report.seconds = time.perf_counter() - started
@@ -102,13 +113,35 @@ def embeddings_refresh(
     return report
 
 
-def _write_embeddings(
-    model: type[Embedded],
-    stale: list[tuple[Embedded, str, str]],
-    model_name: str,
-    *,
-    batch_size: int,
-) -> None:
+@contextmanager
+def _one_write_at_a_time(*, in_background: bool) -> Iterator[Callable[[Callable[[], None]], None]]:
+    """Run writes in order; ``in_background``, on a second thread, one in flight at most.
+
+    The model keeps both cores busy while PostgreSQL inserts the previous slice into the HNSW
+    index (docs/BENCHMARKS.md, "Backfill"). Inside a transaction writes stay on its connection.
+    """
+    if not in_background:
+        yield lambda write: write()
+        return
+    pending: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embeddings-writer") as writer:
+
+        def submit(write: Callable[[], None]) -> None:
+            nonlocal pending
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write)
+
+        try:
+            yield submit
+            if pending is not None:
+                pending.result()
+        finally:
+            # The writer thread's own database connection.
+            writer.submit(lambda: connection.close())
+
+
+def _embed(stale: list[tuple[Embedded, str, str]], model_name: str) -> list[Embedded]:
     vectors = get_embedding_backend().embed_documents([text for _, text, _ in stale])
     now = timezone.now()
     for (row, _, digest), vector in zip(stale, vectors, strict=True):
@@ -116,12 +149,14 @@ def _write_embeddings(
         row.embedding_model = model_name
         row.embedding_text_hash = digest
         row.embedded_at = now
+    return [row for row, _, _ in stale]
+
+
+def _store_embeddings(model: type[Embedded], rows: list[Embedded], *, batch_size: int) -> None:
     fields = ["embedding", "embedding_model", "embedding_text_hash", "embedded_at"]
-    for first in range(0, len(stale), batch_size):
+    for first in range(0, len(rows), batch_size):
         with transaction.atomic():
-            model.objects.bulk_update(  # type: ignore[attr-defined]
-                [row for row, _, _ in stale[first : first + batch_size]], fields
-            )
+            model.objects.bulk_update(rows[first : first + batch_size], fields)  # type: ignore[attr-defined]
 
 
 def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = False) -> None:
