@@ -95,13 +95,17 @@ def category_list() -> QuerySet[Category]:
 def _hnsw_search_settings() -> Iterator[None]:
     """Settings for the kNN statements inside, undone on exit even within an outer transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [settings.SEARCH_HNSW_EF_SEARCH])
-        # With filters, keep scanning the graph until enough rows pass them (pgvector 0.8).
-        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        # pgvector costs the whole graph until a table has ~(levels + 2) x m x ef_search rows
-        # (~24k here), so the planner would scan and sort a 10k catalogue that the index serves
-        # ten times faster. Bitmap scans stay allowed: a selective filter still wins.
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        # One round trip for three SET LOCALs. iterative_scan: with filters, keep walking the
+        # graph until enough rows pass them (pgvector 0.8). enable_seqscan: pgvector costs the
+        # whole graph until a table has ~(levels + 2) x m x ef_search rows (~24k here), so the
+        # planner would scan and sort a 10k catalogue that the index serves ten times faster;
+        # bitmap scans stay allowed, so a selective filter still wins.
+        cursor.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true),"
+            " set_config('hnsw.iterative_scan', 'strict_order', true),"
+            " set_config('enable_seqscan', 'off', true)",
+            [str(settings.SEARCH_HNSW_EF_SEARCH)],
+        )
         yield
         # Only reads ran: rolling back (to the savepoint, if nested) forgets the SET LOCALs.
         transaction.set_rollback(True)

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from pgvector import Vector
 
 from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
 from catalog.models import Category, Embedded, KnowledgeArticle, Product
@@ -153,10 +154,31 @@ def _embed(stale: list[tuple[Embedded, str, str]], model_name: str) -> list[Embe
 
 
 def _store_embeddings(model: type[Embedded], rows: list[Embedded], *, batch_size: int) -> None:
-    fields = ["embedding", "embedding_model", "embedding_text_hash", "embedded_at"]
+    """Write the rows' embedding fields, ``batch_size`` rows per transaction.
+
+    One ``UPDATE ... FROM unnest(...)`` per batch: ``bulk_update`` builds a ``CASE`` per row
+    and field, and that cost more CPU than PostgreSQL's own work (0.8 ms per row).
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    statement = (
+        f"UPDATE {table} AS row SET embedding = new.embedding, embedding_model = %s,"
+        " embedding_text_hash = new.text_hash, embedded_at = %s"
+        " FROM unnest(%s::bigint[], %s::text[]::vector[], %s::text[])"
+        " AS new(id, embedding, text_hash) WHERE row.id = new.id"
+    )
     for first in range(0, len(rows), batch_size):
-        with transaction.atomic():
-            model.objects.bulk_update(rows[first : first + batch_size], fields)  # type: ignore[attr-defined]
+        batch = rows[first : first + batch_size]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                statement,
+                [
+                    batch[0].embedding_model,
+                    batch[0].embedded_at,
+                    [row.pk for row in batch],
+                    [Vector(row.embedding).to_text() for row in batch],
+                    [row.embedding_text_hash for row in batch],
+                ],
+            )
 
 
 def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = False) -> None:

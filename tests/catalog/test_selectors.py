@@ -6,17 +6,20 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from catalog.embeddings import current_model_name
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.selectors import (
     ProductFilters,
     _hnsw_search_settings,
+    keyword_queryset,
     keyword_tsquery,
     knowledge_search,
     product_get,
     product_list,
     product_search,
+    product_search_rows,
     products_get_many,
     semantic_queryset,
 )
@@ -322,3 +325,36 @@ def test_semantic_search_uses_the_hnsw_index() -> None:
         plan = query.explain()
 
     assert "Index Scan using product_embedding_hnsw" in plan
+
+
+@pytest.mark.django_db
+def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word() -> None:
+    both_words = ProductFactory(name="Zanzibar Clove Honey", description="Spiced.")
+    one_word = ProductFactory(name="Clove Candle", description="Spiced.")
+    candidate = ProductFactory(name="Clove Soap", description="Spiced.")
+
+    ranked = keyword_queryset(
+        product_list(filters=ProductFilters()),
+        text="zanzibar clove",
+        limit=10,
+        candidate_ids=[candidate.pk],
+    )
+
+    assert list(ranked) == [both_words.pk, candidate.pk]
+    assert one_word.pk not in ranked
+
+
+@pytest.mark.django_db
+def test_ranked_rows_load_only_the_slice_asked_for_in_rank_order() -> None:
+    ProductFactory.create_batch(5)
+    filters = ProductFilters()
+    expected = [hit.item for hit in product_search(query="meadow honey", filters=filters)]
+
+    results = product_search_rows(query="meadow honey", filters=filters)
+    with CaptureQueriesContext(connection) as queries:
+        page = results[1:3]
+
+    assert len(results) == len(expected) == 5
+    assert page == expected[1:3]
+    assert len(queries) == 1
+    assert results[-1] == expected[-1]
