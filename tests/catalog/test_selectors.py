@@ -346,8 +346,9 @@ def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word()
 
 @pytest.mark.django_db
 def test_ranked_rows_load_only_the_slice_asked_for_in_rank_order() -> None:
-    ProductFactory.create_batch(5)
-    filters = ProductFilters()
+    category = CategoryFactory()
+    ProductFactory.create_batch(5, category=category)
+    filters = ProductFilters(category=category.slug)
     expected = [hit.item for hit in product_search(query="meadow honey", filters=filters)]
 
     results = product_search_rows(query="meadow honey", filters=filters)
