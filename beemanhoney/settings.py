@@ -268,7 +268,7 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
 # How many candidates each half of hybrid search contributes before fusion.
 SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)
 # HNSW search breadth: higher = better recall, slower queries (pgvector default 40).
-SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200)
+SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 300)
 
 # --- the assistant -----------------------------------------------------------------------------
 # "openai" (ChatOpenAI with tool calling) or "offline" (semantic routing + template replies).

@@ -97,7 +97,7 @@ def _hnsw_search_settings() -> Iterator[None]:
     with transaction.atomic(), connection.cursor() as cursor:
         # One round trip for three SET LOCALs. iterative_scan: with filters, keep walking the
         # graph until enough rows pass them (pgvector 0.8). enable_seqscan: pgvector costs the
-        # whole graph until a table has ~(levels + 2) x m x ef_search rows (~24k here), so the
+        # whole graph until a table has ~(levels + 2) x m x ef_search rows (~20k here), so the
         # planner would scan and sort a 10k catalogue that the index serves ten times faster;
         # bitmap scans stay allowed, so a selective filter still wins.
         cursor.execute(

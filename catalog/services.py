@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from pgvector import Vector
+from psycopg import sql
 
 from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
 from catalog.models import Category, Embedded, KnowledgeArticle, Product
@@ -159,13 +160,12 @@ def _store_embeddings(model: type[Embedded], rows: list[Embedded], *, batch_size
     One ``UPDATE ... FROM unnest(...)`` per batch: ``bulk_update`` builds a ``CASE`` per row
     and field, and that cost more CPU than PostgreSQL's own work (0.8 ms per row).
     """
-    table = connection.ops.quote_name(model._meta.db_table)
-    statement = (
-        f"UPDATE {table} AS row SET embedding = new.embedding, embedding_model = %s,"
+    statement = sql.SQL(
+        "UPDATE {} AS row SET embedding = new.embedding, embedding_model = %s,"
         " embedding_text_hash = new.text_hash, embedded_at = %s"
         " FROM unnest(%s::bigint[], %s::text[]::vector[], %s::text[])"
         " AS new(id, embedding, text_hash) WHERE row.id = new.id"
-    )
+    ).format(sql.Identifier(model._meta.db_table))
     for first in range(0, len(rows), batch_size):
         batch = rows[first : first + batch_size]
         with transaction.atomic(), connection.cursor() as cursor:
