@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +27,6 @@ EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
 # Stale rows handed to the model per call. sentence-transformers sorts texts by length within a
 # call, so calls of 64 rows pad more and encode ~15% slower (docs/BENCHMARKS.md, "Backfill").
 ENCODE_SLICE_ROWS = 1024
-# The rows left at the end are encoded in smaller calls, so that only the last one's write is
-# not overlapped with encoding.
-TAIL_SLICE_ROWS = 256
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -70,7 +64,6 @@ def embeddings_refresh(
     Stale rows go to the model ``ENCODE_SLICE_ROWS`` at a time (it sorts each call's texts by
     length, so bigger calls pad less) and are written ``batch_size`` rows per transaction, so
     an interrupted run keeps what it wrote and a re-run continues with what is still stale.
-    Outside a transaction a slice is written on a second thread while the next one is encoded.
     ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows.
     """
     model = EMBEDDED_MODELS[kind]
@@ -80,31 +73,27 @@ def embeddings_refresh(
     report = EmbeddingReport()
     started = time.perf_counter()
     stale: list[tuple[Embedded, str, str]] = []
-    with _one_write_at_a_time(in_background=not connection.in_atomic_block) as write:
 
-        def flush(*, last: bool = False) -> None:
-            # The last slice's write cannot hide behind encoding: keep it small.
-            size = TAIL_SLICE_ROWS if last else len(stale)
-            for first in range(0, 0 if dry_run else len(stale), size):
-                embedded = _embed(stale[first : first + size], model_name)
-                write(functools.partial(_store_embeddings, model, embedded, batch_size=batch_size))
-            report.embedded += len(stale)
-            stale.clear()
+    def flush() -> None:
+        if stale and not dry_run:
+            _store_embeddings(model, _embed(stale, model_name), batch_size=batch_size)
+        report.embedded += len(stale)
+        stale.clear()
 
-        checked = 0
-        for row in rows.iterator(chunk_size=2000):
-            checked += 1
-            text = row.embedding_text()
-            digest = text_hash(text)
-            if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
-                stale.append((row, text, digest))
-            else:
-                report.current += 1
-            if len(stale) >= ENCODE_SLICE_ROWS:
-                flush()
-            if on_progress and checked % batch_size == 0:
-                on_progress(checked, total)
-        flush(last=True)
+    checked = 0
+    for row in rows.iterator(chunk_size=2000):
+        checked += 1
+        text = row.embedding_text()
+        digest = text_hash(text)
+        if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
+            stale.append((row, text, digest))
+        else:
+            report.current += 1
+        if len(stale) >= ENCODE_SLICE_ROWS:
+            flush()
+        if on_progress and checked % batch_size == 0:
+            on_progress(checked, total)
+    flush()
     if on_progress:
         on_progress(checked, total)
     report.seconds = time.perf_counter() - started
@@ -113,34 +102,6 @@ def embeddings_refresh(
         extra={"kind": kind, "embedded": report.embedded, "current": report.current},
     )
     return report
-
-
-@contextmanager
-def _one_write_at_a_time(*, in_background: bool) -> Iterator[Callable[[Callable[[], None]], None]]:
-    """Run writes in order; ``in_background``, on a second thread, one in flight at most.
-
-    The model keeps both cores busy while PostgreSQL inserts the previous slice into the HNSW
-    index (docs/BENCHMARKS.md, "Backfill"). Inside a transaction writes stay on its connection.
-    """
-    if not in_background:
-        yield lambda write: write()
-        return
-    pending: Future[None] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embeddings-writer") as writer:
-
-        def submit(write: Callable[[], None]) -> None:
-            nonlocal pending
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(write)
-
-        try:
-            yield submit
-            if pending is not None:
-                pending.result()
-        finally:
-            # The writer thread's own database connection.
-            writer.submit(lambda: connection.close())
 
 
 def _embed(stale: list[tuple[Embedded, str, str]], model_name: str) -> list[Embedded]:

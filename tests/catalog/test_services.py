@@ -1,6 +1,4 @@
-import threading
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -353,32 +351,6 @@ def test_stale_rows_are_written_in_transactions_of_batch_size() -> None:
 
     updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "catalog_product"')]
     assert len(updates) == 3  # 2 + 2 + 1 rows
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_slices_are_written_by_a_second_thread_and_all_land(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(services, "ENCODE_SLICE_ROWS", 2)
-    products = ProductFactory.create_batch(5)
-    writers: set[str] = set()
-    store = services._store_embeddings
-
-    def store_and_note_thread(*args: Any, **kwargs: Any) -> None:
-        writers.add(threading.current_thread().name)
-        store(*args, **kwargs)
-
-    monkeypatch.setattr(services, "_store_embeddings", store_and_note_thread)
-
-    report = embeddings_refresh(kind="products", batch_size=2)
-
-    assert report.embedded == 5
-    assert {name.split("_")[0] for name in writers} == {"embeddings-writer"}
-    stored = Product.objects.filter(pk__in=[p.pk for p in products])
-    assert {p.embedding_text_hash for p in stored} == {
-        text_hash(p.embedding_text()) for p in stored
-    }
-    assert embeddings_refresh(kind="products").current == 5
 
 
 @pytest.mark.django_db
