@@ -23,7 +23,7 @@ def embedding_hnsw_index(name: str) -> HnswIndex:
     Half precision halves the index (it must stay in shared buffers) at no measurable cost in
     recall. pgvector's default graph (m=16, ef_construction=64) with ``SEARCH_HNSW_EF_SEARCH``
     300 reaches recall@10 0.98 at 100k products as fast as denser graphs do at a lower
-    ef_search, and costs a third as much per inserted row. docs/BENCHMARKS.md, "Search".
+    ef_search, and costs about half as much per inserted row. docs/BENCHMARKS.md, "Search".
     """
     return HnswIndex(
         OpClass(embedding_halfvec(), name="halfvec_cosine_ops"),
