@@ -34,7 +34,6 @@ import random
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import BENCH_DIR, PROJECT_DIR, log, markdown_table, percentile, text_table
+from bench.processes import Proc, ancestors, descendants, free_port, proc_table
 
 DATABASE = "beemanhoney_bench_load"
 # Not 14 or 15: the test suite uses those (its cache and broker) and empties them per test.
@@ -57,7 +57,6 @@ FINAL = frozenset({"succeeded", "failed", "cancelled"})
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 HEAVY_COMMAND = re.compile(r"bench[/.]|pytest")
 BUSY_CORES = 0.25  # a foreign process using more than this share of a core counts as load
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Every simulated customer comes from 127.0.0.1, so the per-IP and per-customer limits a real
 # shop sets would throttle the benchmark itself rather than measure the stack.
 THROTTLE_ENV = {
@@ -180,51 +179,6 @@ class Questions:
 # --- processes: the other load on the machine, and the CPU each of ours used ------------------
 
 
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    ppid: int
-    cpu_s: float
-    command: str
-
-
-def proc_table() -> dict[int, Proc]:
-    table: dict[int, Proc] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            raw = Path(entry.path, "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
-        table[int(entry.name)] = Proc(int(entry.name), int(fields[1]), cpu, command)
-    return table
-
-
-def descendants(table: dict[int, Proc], root: int) -> set[int]:
-    found = {root}
-    changed = True
-    while changed:
-        changed = False
-        for proc in table.values():
-            if proc.ppid in found and proc.pid not in found:
-                found.add(proc.pid)
-                changed = True
-    return found
-
-
-def ancestors(table: dict[int, Proc], pid: int) -> set[int]:
-    found: set[int] = set()
-    while pid in table and pid not in found and pid > 1:
-        found.add(pid)
-        pid = table[pid].ppid
-    return found
-
-
 def cpu_group(proc: Proc, roots: dict[str, set[int]]) -> str:
     for name, pids in roots.items():
         if proc.pid in pids:
@@ -333,12 +287,6 @@ def machine() -> dict[str, Any]:
 
 
 # --- the services under test ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Services:

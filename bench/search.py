@@ -27,7 +27,6 @@ import math
 import os
 import platform
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -56,6 +55,7 @@ from bench import (
     text_table,
     wait_for_quiet,
 )
+from bench.processes import free_port
 
 K = 10
 WARMUP_QUERIES = 20
@@ -413,16 +413,10 @@ def ef_sweep(database_url: str, query_vectors: Any, ef_values: Sequence[int]) ->
 # --- the HTTP API -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def gunicorn_start(database_url: str, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     from django.conf import settings
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import BENCH_DIR, PROJECT_DIR, log, markdown_table, percentile, text_table
+from bench.processes import free_port
 
 DATABASE = "beemanhoney_bench_streams"
 REDIS_DB = 12
@@ -224,12 +225,6 @@ def sockets_per_process(pids: Sequence[int], port: int, *, remote: bool = False)
                         count += 1
         counts.append(count)
     return counts
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Gunicorn:

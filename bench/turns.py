@@ -33,7 +33,6 @@ import platform
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ from typing import Any
 from unittest import mock
 
 from bench import BENCH_DIR, PROJECT_DIR, log, markdown_table, percentile, text_table
+from bench.processes import CLOCK_TICKS, Proc, ancestors, descendants, free_port, proc_table
 
 DATABASE = "beemanhoney_bench_turns"
 # Not 14 or 15: the test suite uses those (its cache and broker) and empties them per test.
@@ -63,7 +63,6 @@ ONE_THREAD = "OMP_NUM_THREADS=1"
 CONFIGS = {SHIPPED: {}, ONE_THREAD: {"OMP_NUM_THREADS": "1"}}
 HEAVY_COMMAND = re.compile(r"bench[/.]|pytest|warm_cache")
 BUSY_CORES = 0.25  # a process using more than this share of a core counts as load
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -178,51 +177,6 @@ class Messages:
 
 
 # --- processes: the machine's other load, and the ones this benchmark starts ----------------
-
-
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    ppid: int
-    cpu_s: float
-    command: str
-
-
-def proc_table() -> dict[int, Proc]:
-    table: dict[int, Proc] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            raw = Path(entry.path, "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
-        table[int(entry.name)] = Proc(int(entry.name), int(fields[1]), cpu, command)
-    return table
-
-
-def descendants(table: dict[int, Proc], root: int) -> set[int]:
-    found = {root}
-    changed = True
-    while changed:
-        changed = False
-        for proc in table.values():
-            if proc.ppid in found and proc.pid not in found:
-                found.add(proc.pid)
-                changed = True
-    return found
-
-
-def ancestors(table: dict[int, Proc], pid: int) -> set[int]:
-    found: set[int] = set()
-    while pid in table and pid not in found and pid > 1:
-        found.add(pid)
-        pid = table[pid].ppid
-    return found
 
 
 def is_foreign(proc: Proc, mine: set[int]) -> bool:
@@ -429,12 +383,6 @@ class Worker:
     def stop(self) -> None:
         if self.process is not None:
             STARTED.stop(self.process)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Gunicorn:

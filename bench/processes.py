@@ -1,0 +1,61 @@
+"""Processes and ports: what the load, turns and streams benchmarks read off /proc and bind."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    cpu_s: float
+    command: str
+
+
+def proc_table() -> dict[int, Proc]:
+    table: dict[int, Proc] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            raw = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        table[int(entry.name)] = Proc(int(entry.name), int(fields[1]), cpu, command)
+    return table
+
+
+def descendants(table: dict[int, Proc], root: int) -> set[int]:
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for proc in table.values():
+            if proc.ppid in found and proc.pid not in found:
+                found.add(proc.pid)
+                changed = True
+    return found
+
+
+def ancestors(table: dict[int, Proc], pid: int) -> set[int]:
+    found: set[int] = set()
+    while pid in table and pid not in found and pid > 1:
+        found.add(pid)
+        pid = table[pid].ppid
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
