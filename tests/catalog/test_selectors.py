@@ -4,6 +4,7 @@ from decimal import Decimal
 import factory
 import numpy as np
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -359,3 +360,21 @@ def test_ranked_rows_load_only_the_slice_asked_for_in_rank_order() -> None:
     assert page == expected[1:3]
     assert len(queries) == 1
     assert results[-1] == expected[-1]
+
+
+def _setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s, true)", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction() -> None:
+    before = (_setting("enable_seqscan"), _setting("hnsw.ef_search"))
+
+    with _hnsw_search_settings():
+        inside = (_setting("enable_seqscan"), _setting("hnsw.ef_search"))
+
+    assert inside == ("off", str(settings.SEARCH_HNSW_EF_SEARCH))
+    assert (_setting("enable_seqscan"), _setting("hnsw.ef_search")) == before
+    assert before[0] == "on"
