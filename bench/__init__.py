@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -59,25 +60,38 @@ def wait_for_quiet(minutes: float, *, threshold: float | None = None) -> tuple[f
 # --- the benchmark database -------------------------------------------------------------------
 
 
+def database_ensure(url: str) -> str:
+    """Create the database ``url`` names if its server lacks it; return ``url``."""
+    import psycopg
+    from psycopg import sql
+
+    name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+    admin_url = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return url
+
+
+def embedded_redis_url(db: int) -> str:
+    """The embedded Valkey (started if need be), database ``db``."""
+    from beemanhoney.embedded import ensure_valkey
+
+    return re.sub(r"/\d+$", f"/{db}", ensure_valkey())
+
+
 def bench_database_url() -> str:
     """``BENCH_DATABASE_URL`` or ``beemanhoney_bench`` on the embedded server; made if missing."""
     import psycopg
-    from psycopg import sql
 
     url = os.environ.get("BENCH_DATABASE_URL")
     if url is None:
         from beemanhoney.embedded import ensure_postgres
 
         url = ensure_postgres().url(BENCH_DATABASE)
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    name = str(info["dbname"])
-    if name == "beemanhoney":
+    if psycopg.conninfo.conninfo_to_dict(url)["dbname"] == "beemanhoney":
         raise SystemExit("refusing to benchmark against the development database 'beemanhoney'")
-    admin_url = psycopg.conninfo.make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return url
+    return database_ensure(url)
 
 
 def bench_django_setup() -> str:

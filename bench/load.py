@@ -44,8 +44,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import BENCH_DIR, PROJECT_DIR, log, markdown_table, percentile, text_table
-from bench.processes import Proc, ancestors, descendants, free_port, proc_table
+from bench import (
+    BENCH_DIR,
+    PROJECT_DIR,
+    database_ensure,
+    embedded_redis_url,
+    log,
+    markdown_table,
+    percentile,
+    text_table,
+)
+from bench.processes import (
+    Proc,
+    Stopped,
+    ancestors,
+    descendants,
+    free_port,
+    proc_table,
+    raise_stopped_on_signals,
+)
 
 DATABASE = "beemanhoney_bench_load"
 # Not 14 or 15: the test suite uses those (its cache and broker) and empties them per test.
@@ -415,9 +432,6 @@ class Services:
 
 def environment_setup() -> dict[str, str]:
     """Own database, Redis database 13 and an own queue, in the environment before Django."""
-    import psycopg
-    from psycopg import sql
-
     from beemanhoney import embedded
 
     os.environ["DEBUG"] = os.environ.get("DEBUG") or "1"
@@ -426,13 +440,8 @@ def environment_setup() -> dict[str, str]:
     os.environ["LLM_PROVIDER"] = "offline"
     os.environ["DJANGO_SETTINGS_MODULE"] = "beemanhoney.settings"
     os.environ["LOG_LEVEL"] = "WARNING"
-    address = embedded.ensure_postgres()
-    url = address.url(DATABASE)
-    with psycopg.connect(address.url("postgres"), autocommit=True) as conn:
-        exists = "SELECT 1 FROM pg_database WHERE datname = %s"
-        if conn.execute(exists, [DATABASE]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    redis_url = re.sub(r"/\d+$", f"/{REDIS_DB}", embedded.ensure_valkey())
+    url = database_ensure(embedded.ensure_postgres().url(DATABASE))
+    redis_url = embedded_redis_url(REDIS_DB)
     queue = f"bench-load-{uuid.uuid4().hex[:8]}"
     os.environ.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_QUEUE=queue)
     return {"database_url": url, "redis_url": redis_url, "queue": queue}
@@ -1135,21 +1144,12 @@ def report(results: dict[str, Any], *, markdown: bool) -> None:
 # --- main -------------------------------------------------------------------------------------
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop(signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = "DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.load " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
-    signal.signal(signal.SIGTERM, _raise_stop)
-    signal.signal(signal.SIGINT, _raise_stop)
+    raise_stopped_on_signals()
     abort = threading.Event()
     env = environment_setup()
     django_setup()
@@ -1192,7 +1192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level.update(quiet_before=quiet, heavy_before=heavy)
             results["levels"].append(level)
         results["log_problems"] = services.problems()
-    except _Stop:
+    except Stopped:
         log("interrupted; stopping what was started")
         abort.set()
         return 1

@@ -1,8 +1,9 @@
-"""Processes and ports: what the load, turns and streams benchmarks read off /proc and bind."""
+"""Processes, ports and signals: what the load, turns and streams benchmarks share."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,3 +60,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived: the benchmark stops what it started and exits."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def raise_stopped_on_signals() -> None:
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGINT, _raise_stopped)

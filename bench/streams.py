@@ -61,8 +61,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import BENCH_DIR, PROJECT_DIR, log, markdown_table, percentile, text_table
-from bench.processes import free_port
+from bench import (
+    BENCH_DIR,
+    PROJECT_DIR,
+    database_ensure,
+    embedded_redis_url,
+    log,
+    markdown_table,
+    percentile,
+    text_table,
+)
+from bench.processes import Stopped, free_port, raise_stopped_on_signals
 
 DATABASE = "beemanhoney_bench_streams"
 REDIS_DB = 12
@@ -313,22 +322,14 @@ class Gunicorn:
 
 def environment_setup() -> dict[str, str]:
     """Own database and Redis database 12, in the environment before Django starts."""
-    import psycopg
-    from psycopg import sql
-
     from beemanhoney import embedded
 
     os.environ["DEBUG"] = os.environ.get("DEBUG") or "1"
     os.environ["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE") or "1"
     os.environ["DJANGO_SETTINGS_MODULE"] = "beemanhoney.settings"
     os.environ["LOG_LEVEL"] = "WARNING"
-    address = embedded.ensure_postgres()
-    url = address.url(DATABASE)
-    with psycopg.connect(address.url("postgres"), autocommit=True) as conn:
-        exists = "SELECT 1 FROM pg_database WHERE datname = %s"
-        if conn.execute(exists, [DATABASE]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    redis_url = re.sub(r"/\d+$", f"/{REDIS_DB}", embedded.ensure_valkey())
+    url = database_ensure(embedded.ensure_postgres().url(DATABASE))
+    redis_url = embedded_redis_url(REDIS_DB)
     os.environ.update(DATABASE_URL=url, REDIS_URL=redis_url)
     return {"database_url": url, "redis_url": redis_url}
 
@@ -1032,21 +1033,12 @@ def server_errors(path: Path, offset: int) -> dict[str, int]:
 # --- main ---------------------------------------------------------------------------------------
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop(signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = "DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.streams " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
-    signal.signal(signal.SIGTERM, _raise_stop)
-    signal.signal(signal.SIGINT, _raise_stop)
+    raise_stopped_on_signals()
     env = environment_setup()
     most = max(n for config in args.config for n in config.levels)
     log(f"database {DATABASE}, redis db {REDIS_DB}; creating {most} queued runs")
@@ -1101,7 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{level['expected']}, healthz {level['healthz']['ok']}/"
                     f"{level['healthz']['sent']}, PG delivery peak {level['pg_delivery_peak']}"
                 )
-    except _Stop:
+    except Stopped:
         log("interrupted; stopping what was started")
         return 1
     finally:

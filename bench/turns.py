@@ -44,7 +44,16 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench import BENCH_DIR, PROJECT_DIR, log, markdown_table, percentile, text_table
+from bench import (
+    BENCH_DIR,
+    PROJECT_DIR,
+    database_ensure,
+    embedded_redis_url,
+    log,
+    markdown_table,
+    percentile,
+    text_table,
+)
 from bench.processes import CLOCK_TICKS, Proc, ancestors, descendants, free_port, proc_table
 
 DATABASE = "beemanhoney_bench_turns"
@@ -422,9 +431,6 @@ class Gunicorn:
 
 def environment_setup() -> dict[str, str]:
     """Own database, Redis db 14 and an own queue, set in the environment before Django."""
-    import psycopg
-    from psycopg import sql
-
     from beemanhoney import embedded
 
     os.environ.setdefault("DEBUG", "1")
@@ -435,13 +441,8 @@ def environment_setup() -> dict[str, str]:
     # Only this process: progress on stderr stays readable. The workers log at INFO as in
     # production (``make run``).
     os.environ["LOG_LEVEL"] = "WARNING"
-    address = embedded.ensure_postgres()
-    url = address.url(DATABASE)
-    with psycopg.connect(address.url("postgres"), autocommit=True) as conn:
-        exists = "SELECT 1 FROM pg_database WHERE datname = %s"
-        if conn.execute(exists, [DATABASE]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    redis_url = re.sub(r"/\d+$", f"/{REDIS_DB}", embedded.ensure_valkey())
+    url = database_ensure(embedded.ensure_postgres().url(DATABASE))
+    redis_url = embedded_redis_url(REDIS_DB)
     queue = f"bench-turns-{uuid.uuid4().hex[:8]}"
     os.environ.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_QUEUE=queue)
     return {"database_url": url, "redis_url": redis_url, "queue": queue}
