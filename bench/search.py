@@ -233,12 +233,12 @@ def measure_selector(
             return list(selectors.semantic_queryset(rows, vector=vector, limit=candidates))
 
     def keyword(query: tuple[str, list[int]]) -> list[int]:
+        # As the selector runs it: outside the kNN statement's settings.
         text, semantic_ids = query
-        with selectors._hnsw_search_settings():
-            ranked = selectors.keyword_queryset(
-                rows, text=text, limit=candidates, candidate_ids=semantic_ids
-            )
-            return list(ranked)
+        ranked = selectors.keyword_queryset(
+            rows, text=text, limit=candidates, candidate_ids=semantic_ids
+        )
+        return list(ranked)
 
     def search(text: str) -> list[Any]:
         return selectors.product_search(query=text, filters=filters)
