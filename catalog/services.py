@@ -25,7 +25,7 @@ EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
     "knowledge": KnowledgeArticle,
 }
 # Stale rows handed to the model per call. sentence-transformers sorts texts by length within a
-# call, so calls of 64 rows pad more and encode ~15% slower (docs/BENCHMARKS.md, "Backfill").
+# call, so calls of 64 rows pad more and encode ~10% slower (docs/BENCHMARKS.md, "Backfill").
 ENCODE_SLICE_ROWS = 1024
 
 
