@@ -29,7 +29,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import random
 import re
 import shlex
@@ -60,6 +59,7 @@ from bench.processes import (
     ancestors,
     descendants,
     free_port,
+    machine,
     proc_table,
     raise_stopped_on_signals,
 )
@@ -285,22 +285,6 @@ def wait_until_quiet(minutes: float) -> tuple[bool, list[str]]:
             return False, heavy
         log("machine busy, waiting 30 s: " + "; ".join(heavy))
         time.sleep(30)
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(mem_kb / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip(),
-    }
 
 
 # --- the services under test ------------------------------------------------------------------

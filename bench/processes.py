@@ -1,14 +1,33 @@
-"""Processes, ports and signals: what the load, turns and streams benchmarks share."""
+"""The machine, processes, ports and signals: what the load, turns and streams benchmarks share."""
 
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip(),
+    }
 
 
 @dataclass(frozen=True)

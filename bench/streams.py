@@ -46,7 +46,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import re
 import selectors
 import shlex
@@ -71,7 +70,7 @@ from bench import (
     percentile,
     text_table,
 )
-from bench.processes import Stopped, free_port, raise_stopped_on_signals
+from bench.processes import Stopped, free_port, machine, raise_stopped_on_signals
 
 DATABASE = "beemanhoney_bench_streams"
 REDIS_DB = 12
@@ -174,22 +173,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 # --- machine and processes --------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(mem_kb / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip(),
-    }
 
 
 def children(parent: int) -> list[int]:

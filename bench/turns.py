@@ -29,7 +29,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import random
 import re
 import signal
@@ -54,7 +53,15 @@ from bench import (
     percentile,
     text_table,
 )
-from bench.processes import CLOCK_TICKS, Proc, ancestors, descendants, free_port, proc_table
+from bench.processes import (
+    CLOCK_TICKS,
+    Proc,
+    ancestors,
+    descendants,
+    free_port,
+    machine,
+    proc_table,
+)
 
 DATABASE = "beemanhoney_bench_turns"
 # Not 14 or 15: the test suite uses those (its cache and broker) and empties them per test.
@@ -903,13 +910,7 @@ def burst(customer: Any, texts: list[str], producers: int) -> dict[str, Any]:
 # --- report -----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+def machine_and_commit() -> dict[str, Any]:
     git = ["git", "-C", str(PROJECT_DIR)]
     head = subprocess.run([*git, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
     dirty = subprocess.run([*git, "status", "--porcelain", "agents", "conversations", "catalog",
@@ -917,11 +918,7 @@ def machine() -> dict[str, Any]:
     return {
         "commit": head.stdout.strip()[:80],
         "uncommitted_app_files": len(dirty.stdout.splitlines()),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(mem_kb / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip(),
+        **machine(),
     }
 
 
@@ -1134,7 +1131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     log("checking that no other benchmark or test run is busy")
     quiet, heavy = wait_until_quiet(args.wait_quiet_minutes)
-    results = Results(machine(), command.strip(), quiet, heavy)
+    results = Results(machine_and_commit(), command.strip(), quiet, heavy)
     env = environment_setup()
     log(f"database {DATABASE}, redis db {REDIS_DB}, queue {env['queue']}")
     customer = django_setup()
