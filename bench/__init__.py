@@ -139,6 +139,30 @@ def catalog_truncate(conn: Any) -> None:
     conn.execute("TRUNCATE catalog_product, catalog_category RESTART IDENTITY CASCADE")
 
 
+def conversations_django_setup(database: str) -> None:
+    """Set Django up on a chat benchmark's own database and queue, migrate it and empty its
+    conversations, runs and task results, so every run starts from none."""
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    from django.db import connection
+
+    from beemanhoney.celery import app
+
+    if connection.settings_dict["NAME"] != database:
+        raise SystemExit(f"Django points at {connection.settings_dict['NAME']}; refusing")
+    app.conf.task_default_queue = os.environ["CELERY_QUEUE"]
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE conversations_message, conversations_conversation, agents_agentrun,"
+            " django_celery_results_taskresult CASCADE"
+        )
+
+
 # --- the synthetic catalogue -----------------------------------------------------------------
 
 

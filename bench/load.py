@@ -46,6 +46,7 @@ from typing import Any
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
+    conversations_django_setup,
     database_ensure,
     embedded_redis_url,
     log,
@@ -433,27 +434,10 @@ def environment_setup() -> dict[str, str]:
 
 def django_setup() -> None:
     """Migrate, empty the previous run's conversations and guests, load the demo shop."""
-    if str(PROJECT_DIR) not in sys.path:
-        sys.path.insert(0, str(PROJECT_DIR))
-    import django
+    conversations_django_setup(DATABASE)
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.db import connection
-
-    from beemanhoney.celery import app
-
-    if connection.settings_dict["NAME"] != DATABASE:
-        raise SystemExit(f"Django points at {connection.settings_dict['NAME']}; refusing")
-    app.conf.task_default_queue = os.environ["CELERY_QUEUE"]
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
-        # This database is the benchmark's own: every run starts from no conversations.
-        cursor.execute(
-            "TRUNCATE conversations_message, conversations_conversation, agents_agentrun,"
-            " django_celery_results_taskresult CASCADE"
-        )
     get_user_model().objects.filter(username__startswith="guest-").delete()
     log("loading the demo shop if the database is empty")
     with open(os.devnull, "w") as devnull:

@@ -46,6 +46,7 @@ from unittest import mock
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
+    conversations_django_setup,
     database_ensure,
     embedded_redis_url,
     log,
@@ -457,27 +458,10 @@ def environment_setup() -> dict[str, str]:
 
 def django_setup() -> Any:
     """Migrate, empty the conversation tables, load the demo shop; return the bench customer."""
-    if str(PROJECT_DIR) not in sys.path:
-        sys.path.insert(0, str(PROJECT_DIR))
-    import django
+    conversations_django_setup(DATABASE)
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.db import connection
-
-    from beemanhoney.celery import app
-
-    if connection.settings_dict["NAME"] != DATABASE:
-        raise SystemExit(f"Django points at {connection.settings_dict['NAME']}; refusing")
-    app.conf.task_default_queue = os.environ["CELERY_QUEUE"]
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
-        # This database is the benchmark's own: start every run from empty conversations.
-        cursor.execute(
-            "TRUNCATE conversations_message, conversations_conversation, agents_agentrun,"
-            " django_celery_results_taskresult CASCADE"
-        )
     log("loading the demo shop (embeds what changed)")
     call_command("load_demo_data", stdout=open(os.devnull, "w"))  # noqa: SIM115
     customer, _ = get_user_model().objects.get_or_create(username=CUSTOMER)
