@@ -274,7 +274,7 @@ EMBEDDING_CACHE_DIR = Path(env_str("EMBEDDING_CACHE_DIR") or BASE_DIR / "var" / 
 # How many candidates each half of hybrid search contributes before fusion.
 SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)
 # HNSW search breadth: higher = better recall, slower queries (pgvector default 40).
-SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 300)
+SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200)
 
 # --- the assistant -----------------------------------------------------------------------------
 # "openai" (ChatOpenAI with tool calling) or "offline" (semantic routing + template replies).

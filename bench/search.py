@@ -84,7 +84,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--queries", type=int, default=200, help="held-out queries per size")
     parser.add_argument("--crossover-queries", type=int, default=100)
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400])
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 150, 200, 300])
     parser.add_argument(
         "--hnsw-variants",
         nargs="*",
@@ -153,11 +153,12 @@ def exact_mode() -> KnnMode:
 
 
 def index_mode(ef_search: int) -> KnnMode:
-    # As catalog.selectors._hnsw_search_settings, plus forcing the index so small tables
+    # As catalog.selectors._hnsw_search_settings for an unfiltered search (the queries here
+    # filter nothing out, so no iterative scan), plus forcing the index so small tables
     # measure it too (the planner picks it by itself from ~10k rows; see "planner uses index").
     settings_sql = (
         f"SET hnsw.ef_search = {int(ef_search)}",
-        "SET hnsw.iterative_scan = strict_order",
+        "SET hnsw.iterative_scan = off",
         "SET enable_seqscan = off",
     )
     return KnnMode(settings_sql, INDEX_KNN_SQL)
@@ -229,8 +230,7 @@ def measure_selector(
     candidates = settings.SEARCH_CANDIDATES
 
     def semantic(vector: Any) -> list[int]:
-        with selectors._hnsw_search_settings():
-            return list(selectors.semantic_queryset(rows, vector=vector, limit=candidates))
+        return selectors.semantic_ids(rows, vector=vector, limit=candidates, filtered=False)
 
     def keyword(query: tuple[str, list[int]]) -> list[int]:
         # As the selector runs it: outside the kNN statement's settings.
@@ -248,7 +248,7 @@ def measure_selector(
         return selectors.product_search_rows(query=text, filters=filters)[:20]
 
     vector_lists = [vector.tolist() for vector in vectors]
-    with selectors._hnsw_search_settings():
+    with selectors._hnsw_search_settings(filtered=False):
         plan = selectors.semantic_queryset(rows, vector=vector_lists[0], limit=candidates).explain()
     for text in warmups:
         search(text)

@@ -92,23 +92,40 @@ def category_list() -> QuerySet[Category]:
 
 
 @contextmanager
-def _hnsw_search_settings() -> Iterator[None]:
-    """Settings for the kNN statements inside, undone on exit even within an outer transaction."""
+def _hnsw_search_settings(*, filtered: bool = True) -> Iterator[None]:
+    """Settings for the kNN statements inside, undone on exit even within an outer transaction.
+
+    ``filtered``: the rows are narrowed beyond "active, embedded by the configured model", so
+    pgvector's iterative scan keeps walking the graph until enough of them pass (0.8's
+    ``strict_order``). It costs 10-15% even where nothing is filtered out, hence the switch.
+    """
     with transaction.atomic(), connection.cursor() as cursor:
-        # One round trip for three SET LOCALs. iterative_scan: with filters, keep walking the
-        # graph until enough rows pass them (pgvector 0.8). enable_seqscan: pgvector costs the
-        # whole graph until a table has ~(levels + 2) x m x ef_search rows (~20k here), so the
-        # planner would scan and sort a 10k catalogue that the index serves ten times faster;
-        # bitmap scans stay allowed, so a selective filter still wins.
+        # One round trip for three SET LOCALs. enable_seqscan: pgvector costs the whole graph
+        # until a table has ~(levels + 2) x m x ef_search rows (~20k here), so the planner would
+        # scan and sort a 10k catalogue that the index serves ten times faster; bitmap scans
+        # stay allowed, so a selective filter still wins.
         cursor.execute(
             "SELECT set_config('hnsw.ef_search', %s, true),"
-            " set_config('hnsw.iterative_scan', 'strict_order', true),"
+            " set_config('hnsw.iterative_scan', %s, true),"
             " set_config('enable_seqscan', 'off', true)",
-            [str(settings.SEARCH_HNSW_EF_SEARCH)],
+            [str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order" if filtered else "off"],
         )
         yield
         # Only reads ran: rolling back (to the savepoint, if nested) forgets the SET LOCALs.
         transaction.set_rollback(True)
+
+
+def semantic_ids(
+    rows: QuerySet[M], *, vector: list[float], limit: int, filtered: bool
+) -> list[int]:
+    with _hnsw_search_settings(filtered=filtered):
+        ids = list(semantic_queryset(rows, vector=vector, limit=limit))
+    if len(ids) < limit and not filtered:
+        # A small catalogue, or inactive rows (or another model's) among the ef_search nearest:
+        # walk on. Cheap where it happens: a large catalogue fills the limit at the first pass.
+        with _hnsw_search_settings(filtered=True):
+            ids = list(semantic_queryset(rows, vector=vector, limit=limit))
+    return ids
 
 
 def semantic_queryset(rows: QuerySet[M], *, vector: list[float], limit: int) -> QuerySet[M]:
@@ -194,17 +211,18 @@ def _fuse(semantic: list[int], keyword: list[int], limit: int) -> list[RankedId]
     return fused[:limit]
 
 
-def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int) -> list[RankedId]:
+def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int, filtered: bool) -> list[RankedId]:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
     vector = embed_query(query)
-    with _hnsw_search_settings():
-        semantic = list(semantic_queryset(rows, vector=vector, limit=candidates))
+    semantic = semantic_ids(rows, vector=vector, limit=candidates, filtered=filtered)
     keyword = list(keyword_queryset(rows, text=query, limit=candidates, candidate_ids=semantic))
     return _fuse(semantic, keyword, limit)
 
 
-def _hybrid_search(rows: QuerySet[M], *, query: str, limit: int) -> list[SearchHit[M]]:
-    ranking = _hybrid_ranking(rows, query=query, limit=limit)
+def _hybrid_search(
+    rows: QuerySet[M], *, query: str, limit: int, filtered: bool
+) -> list[SearchHit[M]]:
+    ranking = _hybrid_ranking(rows, query=query, limit=limit, filtered=filtered)
     by_id = rows.in_bulk([hit.pk for hit in ranking])
     return [
         SearchHit(
@@ -247,14 +265,20 @@ def product_search(
 ) -> list[SearchHit[Product]]:
     """Active products for ``query``, best first: pgvector kNN fused with full-text rank."""
     return _hybrid_search(
-        product_list(filters=filters), query=query, limit=limit or settings.SEARCH_CANDIDATES
+        product_list(filters=filters),
+        query=query,
+        limit=limit or settings.SEARCH_CANDIDATES,
+        filtered=filters != ProductFilters(),
     )
 
 
 def product_search_rows(*, query: str, filters: ProductFilters) -> RankedRows[Product]:
     """As ``product_search``, for paging: only the rows of the page asked for are loaded."""
     rows = product_list(filters=filters)
-    return RankedRows(rows, _hybrid_ranking(rows, query=query, limit=settings.SEARCH_CANDIDATES))
+    ranking = _hybrid_ranking(
+        rows, query=query, limit=settings.SEARCH_CANDIDATES, filtered=filters != ProductFilters()
+    )
+    return RankedRows(rows, ranking)
 
 
 def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArticle]:
@@ -267,4 +291,6 @@ def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArt
 def knowledge_search(
     *, query: str, topic: str | None = None, limit: int = 5
 ) -> list[SearchHit[KnowledgeArticle]]:
-    return _hybrid_search(knowledge_article_list(topic=topic), query=query, limit=limit)
+    return _hybrid_search(
+        knowledge_article_list(topic=topic), query=query, limit=limit, filtered=bool(topic)
+    )

@@ -1,5 +1,6 @@
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import factory
 import numpy as np
@@ -22,6 +23,7 @@ from catalog.selectors import (
     product_search,
     product_search_rows,
     products_get_many,
+    semantic_ids,
     semantic_queryset,
 )
 from tests.catalog.factories import CategoryFactory, ProductFactory
@@ -370,11 +372,43 @@ def _setting(name: str) -> str:
 
 @pytest.mark.django_db
 def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction() -> None:
-    before = (_setting("enable_seqscan"), _setting("hnsw.ef_search"))
+    names = ("enable_seqscan", "hnsw.ef_search", "hnsw.iterative_scan")
+    before = tuple(_setting(name) for name in names)
 
-    with _hnsw_search_settings():
-        inside = (_setting("enable_seqscan"), _setting("hnsw.ef_search"))
+    with _hnsw_search_settings(filtered=True):
+        filtered = tuple(_setting(name) for name in names)
+    with _hnsw_search_settings(filtered=False):
+        unfiltered = tuple(_setting(name) for name in names)
 
-    assert inside == ("off", str(settings.SEARCH_HNSW_EF_SEARCH))
-    assert (_setting("enable_seqscan"), _setting("hnsw.ef_search")) == before
+    assert filtered == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order")
+    assert unfiltered == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "off")
+    assert tuple(_setting(name) for name in names) == before
     assert before[0] == "on"
+
+
+@pytest.mark.django_db
+def test_an_unfiltered_search_walks_on_when_the_first_pass_comes_back_short(
+    settings: Any,
+) -> None:
+    # Without an iterative scan the index yields at most ef_search rows.
+    settings.SEARCH_HNSW_EF_SEARCH = 10
+    rng = np.random.default_rng(seed=3)
+    vectors = rng.normal(size=(40, EMBEDDING_DIMENSIONS))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ProductFactory.create_batch(
+        40,
+        category=CategoryFactory(),
+        embedding=factory.Iterator(vectors.tolist()),
+        embedding_model=current_model_name(),
+    )
+    rows = product_list(filters=ProductFilters())
+    with _hnsw_search_settings(filtered=False):
+        first_pass = list(semantic_queryset(rows, vector=vectors[0].tolist(), limit=25))
+
+    with CaptureQueriesContext(connection) as queries:
+        ids = semantic_ids(rows, vector=vectors[0].tolist(), limit=25, filtered=False)
+
+    assert len(first_pass) <= 10
+    assert len(ids) == 25
+    assert ids[0] == first_pass[0]
+    assert sum("ORDER BY" in query["sql"] for query in queries) == 2
