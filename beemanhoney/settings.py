@@ -270,6 +270,9 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
 EMBEDDING_QUERY_RUNTIME = env_str("EMBEDDING_QUERY_RUNTIME", "onnx")
 if EMBEDDING_QUERY_RUNTIME not in {"onnx", "torch"}:
     raise ImproperlyConfigured("EMBEDDING_QUERY_RUNTIME must be 'onnx' or 'torch'")
+# A backfill that re-embeds at least this many rows, and at least half the table, drops the HNSW
+# index and builds it once at the end instead of inserting into it row by row.
+EMBEDDING_INDEX_REBUILD_MIN_ROWS = env_int("EMBEDDING_INDEX_REBUILD_MIN_ROWS", 5000)
 EMBEDDING_CACHE_DIR = Path(env_str("EMBEDDING_CACHE_DIR") or BASE_DIR / "var" / "models")
 # How many candidates each half of hybrid search contributes before fusion.
 SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)

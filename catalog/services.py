@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.text import slugify
 from pgvector import Vector
+from pgvector.django import HnswIndex
 from psycopg import sql
 
 from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
@@ -27,6 +32,12 @@ EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
 # Stale rows handed to the model per call. sentence-transformers sorts texts by length within a
 # call, so calls of 64 rows pad more and encode ~10% slower (docs/BENCHMARKS.md, "Backfill").
 ENCODE_SLICE_ROWS = 1024
+# The rows are read shortest text first, so each slice holds texts of about one length and pads
+# as little as one call over every text would.
+TEXT_LENGTH = {
+    Product: Length("name") + Length("description") + Length("origin") + Length("floral_source"),
+    KnowledgeArticle: Length("title") + Length("body"),
+}
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -44,7 +55,7 @@ class EmbeddingReport:
 
 
 def _rows_to_embed(model: type[Embedded], ids: Iterable[int] | None) -> Any:
-    rows = model.objects.order_by("pk")  # type: ignore[attr-defined]
+    rows = model.objects.order_by(TEXT_LENGTH[model], "pk")  # type: ignore[attr-defined]
     if model is Product:
         rows = rows.select_related("category")
     return rows.filter(pk__in=list(ids)) if ids is not None else rows
@@ -65,6 +76,10 @@ def embeddings_refresh(
     length, so bigger calls pad less) and are written ``batch_size`` rows per transaction, so
     an interrupted run keeps what it wrote and a re-run continues with what is still stale.
     ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows.
+
+    When most of a large table is to be re-embedded (another model, or ``force``), the HNSW
+    index is dropped for the run and built once at the end: inserting into it row by row costs
+    more than the build. Searches meanwhile scan; writes wait while it is built.
     """
     model = EMBEDDED_MODELS[kind]
     model_name = current_model_name()
@@ -80,28 +95,74 @@ def embeddings_refresh(
         report.embedded += len(stale)
         stale.clear()
 
-    checked = 0
-    for row in rows.iterator(chunk_size=2000):
-        checked += 1
-        text = row.embedding_text()
-        digest = text_hash(text)
-        if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
-            stale.append((row, text, digest))
-        else:
-            report.current += 1
-        if len(stale) >= ENCODE_SLICE_ROWS:
-            flush()
-        if on_progress and checked % batch_size == 0:
+    def refresh() -> None:
+        checked = 0
+        for row in rows.iterator(chunk_size=2000):
+            checked += 1
+            text = row.embedding_text()
+            digest = text_hash(text)
+            if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
+                stale.append((row, text, digest))
+            else:
+                report.current += 1
+            if len(stale) >= ENCODE_SLICE_ROWS:
+                flush()
+            if on_progress and checked % batch_size == 0:
+                on_progress(checked, total)
+        flush()
+        if on_progress:
             on_progress(checked, total)
-    flush()
-    if on_progress:
-        on_progress(checked, total)
+
+    if dry_run or not _rebuilds_index(model, rows, model_name=model_name, force=force):
+        refresh()
+    else:
+        with _hnsw_index_rebuilt(model):
+            refresh()
     report.seconds = time.perf_counter() - started
     logger.info(
         "catalog.embeddings_refreshed",
         extra={"kind": kind, "embedded": report.embedded, "current": report.current},
     )
     return report
+
+
+def _hnsw_index(model: type[Embedded]) -> HnswIndex:
+    return next(i for i in model._meta.indexes if isinstance(i, HnswIndex))
+
+
+def _hnsw_index_exists(model: type[Embedded]) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [_hnsw_index(model).name])
+        return bool(cursor.fetchone()[0])
+
+
+def _rebuilds_index(model: type[Embedded], rows: Any, *, model_name: str, force: bool) -> bool:
+    """Whether to drop the HNSW index for this run (see ``embeddings_refresh``).
+
+    Judged from what SQL can tell (no vector, or another model's), not from text changes. An
+    index missing at the start (a run killed while it was dropped) is built again at the end.
+    """
+    if not _hnsw_index_exists(model):
+        return True
+    to_embed = rows if force else rows.filter(~Q(embedding_model=model_name) | Q(embedding=None))
+    count = to_embed.count()
+    table_rows = model.objects.count()  # type: ignore[attr-defined]
+    return count >= settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS and count * 2 >= table_rows
+
+
+@contextmanager
+def _hnsw_index_rebuilt(model: type[Embedded]) -> Iterator[None]:
+    index = _hnsw_index(model)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
+    try:
+        yield
+    finally:
+        with connection.schema_editor() as editor:
+            # IF NOT EXISTS: a concurrent run may have built it first.
+            statement = str(index.create_sql(model, editor))
+            editor.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+        logger.info("catalog.hnsw_index_rebuilt", extra={"index": index.name})
 
 
 def _embed(stale: list[tuple[Embedded, str, str]], model_name: str) -> list[Embedded]:

@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -380,6 +381,92 @@ def test_an_interrupted_refresh_keeps_finished_batches_and_a_rerun_does_the_rest
 
     assert (report.embedded, report.current) == (3, 2)
     assert embedded.count() == 5
+
+
+def _hnsw_index_exists() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('product_embedding_hnsw') IS NOT NULL")
+        return bool(cursor.fetchone()[0])
+
+
+def _index_statements(queries: CaptureQueriesContext) -> list[str]:
+    return [
+        q["sql"].split(" ON ")[0]
+        for q in queries
+        if "INDEX" in q["sql"] and "product_embedding_hnsw" in q["sql"]
+    ]
+
+
+@pytest.mark.django_db
+def test_re_embedding_most_of_a_large_table_builds_the_hnsw_index_once_at_the_end(
+    settings: Any,
+) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 3
+    ProductFactory.create_batch(4)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = embeddings_refresh(kind="products", batch_size=2)
+
+    statements = [q["sql"] for q in queries]
+    dropped = next(i for i, sql in enumerate(statements) if sql.startswith("DROP INDEX"))
+    built = next(i for i, sql in enumerate(statements) if sql.startswith("CREATE INDEX"))
+    updates = [i for i, sql in enumerate(statements) if sql.startswith('UPDATE "catalog_product"')]
+    assert report.embedded == 4
+    assert dropped < min(updates)
+    assert max(updates) < built
+    assert len(_index_statements(queries)) == 2
+    assert _hnsw_index_exists()
+
+
+@pytest.mark.django_db
+def test_re_embedding_fewer_rows_than_the_threshold_keeps_the_index(settings: Any) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 5
+    ProductFactory.create_batch(4)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = embeddings_refresh(kind="products")
+
+    assert report.embedded == 4
+    assert _index_statements(queries) == []
+    assert _hnsw_index_exists()
+
+
+@pytest.mark.django_db
+def test_re_embedding_less_than_half_the_table_keeps_the_index(settings: Any) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 1
+    ProductFactory.create_batch(3)
+    embeddings_refresh(kind="products")
+    ProductFactory.create_batch(2)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = embeddings_refresh(kind="products")
+
+    assert (report.embedded, report.current) == (2, 3)
+    assert _index_statements(queries) == []
+
+
+@pytest.mark.django_db
+def test_an_interrupted_rebuilding_run_still_leaves_the_index_in_place(settings: Any) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 3
+    ProductFactory.create_batch(4)
+
+    with pytest.raises(Interrupted):
+        embeddings_refresh(kind="products", batch_size=2, on_progress=interrupt)
+
+    assert _hnsw_index_exists()
+
+
+@pytest.mark.django_db
+def test_a_run_that_finds_the_index_missing_builds_it_again() -> None:
+    ProductFactory.create_batch(2)
+    embeddings_refresh(kind="products")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX product_embedding_hnsw")
+
+    report = embeddings_refresh(kind="products")
+
+    assert report.embedded == 0
+    assert _hnsw_index_exists()
 
 
 # --- constraints ------------------------------------------------------------------------------
