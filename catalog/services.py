@@ -159,9 +159,14 @@ def _hnsw_index_rebuilt(model: type[Embedded]) -> Iterator[None]:
         yield
     finally:
         with connection.schema_editor() as editor:
+            # Inside a caller's transaction, PostgreSQL builds no index over rows whose deferred
+            # foreign-key checks are pending: run them now, then defer them again (Django's
+            # foreign keys are INITIALLY DEFERRED; no other constraint here is deferrable).
+            editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             # IF NOT EXISTS: a concurrent run may have built it first.
             statement = str(index.create_sql(model, editor))
             editor.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+            editor.execute("SET CONSTRAINTS ALL DEFERRED")
         logger.info("catalog.hnsw_index_rebuilt", extra={"index": index.name})
 
 
