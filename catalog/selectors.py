@@ -83,7 +83,9 @@ def product_get(*, sku: str) -> Product | None:
 
 def products_get_many(*, ids: list[int]) -> list[Product]:
     """Active products in the order of ``ids``."""
-    by_id = Product.objects.select_related("category").filter(is_active=True).in_bulk(ids)
+    by_id = (
+        Product.objects.select_related("category").filter(is_active=True).order_by().in_bulk(ids)
+    )
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
@@ -223,7 +225,8 @@ def _hybrid_search(
     rows: QuerySet[M], *, query: str, limit: int, filtered: bool
 ) -> list[SearchHit[M]]:
     ranking = _hybrid_ranking(rows, query=query, limit=limit, filtered=filtered)
-    by_id = rows.in_bulk([hit.pk for hit in ranking])
+    # order_by(): a dict needs no ORDER BY (the model's default ordering would sort by name).
+    by_id = rows.order_by().in_bulk([hit.pk for hit in ranking])
     return [
         SearchHit(
             item=by_id[hit.pk],
@@ -256,7 +259,7 @@ class RankedRows(Sequence[M]):
         if isinstance(index, int):
             return self[index : index + 1 or None][0]
         ids = self._ids[index]
-        by_id = self._rows.in_bulk(ids)
+        by_id = self._rows.order_by().in_bulk(ids)
         return [by_id[pk] for pk in ids if pk in by_id]
 
 
