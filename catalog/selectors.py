@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Generic, TypeVar, overload
 
 from django.conf import settings
@@ -155,28 +157,34 @@ def keyword_tsquery(text: str) -> SearchQuery | None:
     return SearchQuery(" | ".join(words), config=SEARCH_CONFIG, search_type="raw")
 
 
+def keyword_every_word_ids(rows: QuerySet[M], *, text: str) -> list[int]:
+    """Up to ``KEYWORD_EXTRA_ROWS`` ids of rows holding every word of the query, unranked."""
+    words = _query_words(text)
+    if not words:
+        return []
+    every_word = SearchQuery(" ".join(words), config=SEARCH_CONFIG)
+    holding = rows.filter(search_vector=every_word).order_by().values_list("pk", flat=True)
+    return list(holding[:KEYWORD_EXTRA_ROWS])
+
+
 def keyword_queryset(
-    rows: QuerySet[M], *, text: str, limit: int, candidate_ids: list[int]
+    rows: QuerySet[M], *, text: str, limit: int, pool: Iterable[int]
 ) -> QuerySet[M]:
-    """Ids of the rows best ranked for any of the query's words, among a bounded pool.
+    """Ids of the rows in ``pool`` best ranked for any of the query's words.
 
     Ranking every row that shares a word with the query does not scale: in a honey shop nearly
-    every row says "honey" (half of a 100k catalogue for a typical query, 160 ms). The pool is
-    the semantic candidates plus up to ``KEYWORD_EXTRA_ROWS`` rows holding every word of the
-    query, which is what keyword search adds that the semantic half may miss (an exact name,
-    a grade, a place). See docs/BENCHMARKS.md, "Search".
+    every row says "honey" (half of a 100k catalogue for a typical query, 160 ms). The hybrid
+    search ranks a bounded pool instead: the semantic candidates plus the rows holding every
+    word of the query (``keyword_every_word_ids``), which is what keyword search adds that the
+    semantic half may miss (an exact name, a grade, a place). See docs/BENCHMARKS.md, "Search".
     """
     any_word = keyword_tsquery(text)
     if any_word is None:
         return rows.none().values_list("pk", flat=True)
-    every_word = SearchQuery(" ".join(_query_words(text)), config=SEARCH_CONFIG)
-    holding_every_word = (
-        rows.filter(search_vector=every_word).order_by().values_list("pk", flat=True)
-    )
-    # Two statements: with an OR of both id sets in one, the planner scans the whole table.
-    pool = {*candidate_ids, *holding_every_word[:KEYWORD_EXTRA_ROWS]}
+    # The pool is a list of ids, not a subquery: with an OR of both id sets in one statement
+    # the planner scans the whole table.
     return (
-        rows.filter(pk__in=pool)
+        rows.filter(pk__in=list(pool))
         .filter(search_vector=any_word)
         .annotate(rank=SearchRank(F("search_vector"), any_word, cover_density=True))
         .order_by("-rank", "pk")
@@ -215,10 +223,20 @@ def _fuse(semantic: list[int], keyword: list[int], limit: int) -> list[RankedId]
 
 def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int, filtered: bool) -> list[RankedId]:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
-    vector = embed_query(query)
-    semantic = semantic_ids(rows, vector=vector, limit=candidates, filtered=filtered)
-    keyword = list(keyword_queryset(rows, text=query, limit=candidates, candidate_ids=semantic))
+    # The model embeds the query on another thread (it releases the GIL) while this one asks
+    # PostgreSQL for the rows holding every word: the two halves overlap on the two cores.
+    vector = _query_embedder().submit(embed_query, query)
+    every_word = keyword_every_word_ids(rows, text=query)
+    semantic = semantic_ids(rows, vector=vector.result(), limit=candidates, filtered=filtered)
+    pool = {*semantic, *every_word}
+    keyword = list(keyword_queryset(rows, text=query, limit=candidates, pool=pool))
     return _fuse(semantic, keyword, limit)
+
+
+@lru_cache(maxsize=1)
+def _query_embedder() -> ThreadPoolExecutor:
+    """Threads that embed search queries, made on first use (so after any fork), per process."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-embedding")
 
 
 def _hybrid_search(

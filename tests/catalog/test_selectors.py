@@ -15,6 +15,7 @@ from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Pro
 from catalog.selectors import (
     ProductFilters,
     _hnsw_search_settings,
+    keyword_every_word_ids,
     keyword_queryset,
     keyword_tsquery,
     knowledge_search,
@@ -336,13 +337,14 @@ def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word()
     one_word = ProductFactory(name="Clove Candle", description="Spiced.")
     candidate = ProductFactory(name="Clove Soap", description="Spiced.")
 
+    rows = product_list(filters=ProductFilters())
+    every_word = keyword_every_word_ids(rows, text="zanzibar clove")
+
     ranked = keyword_queryset(
-        product_list(filters=ProductFilters()),
-        text="zanzibar clove",
-        limit=10,
-        candidate_ids=[candidate.pk],
+        rows, text="zanzibar clove", limit=10, pool=[candidate.pk, *every_word]
     )
 
+    assert every_word == [both_words.pk]
     assert list(ranked) == [both_words.pk, candidate.pk]
     assert one_word.pk not in ranked
 
