@@ -235,8 +235,12 @@ def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int, filtered: bool
 
 @lru_cache(maxsize=1)
 def _query_embedder() -> ThreadPoolExecutor:
-    """Threads that embed search queries, made on first use (so after any fork), per process."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-embedding")
+    """Threads that embed search queries, made on first use (so after any fork), per process.
+
+    The local model runs one query at a time anyway (its lock); OpenAI calls wait on the
+    network, so several may run side by side for a gthread worker's concurrent requests.
+    """
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-embedding")
 
 
 def _hybrid_search(
