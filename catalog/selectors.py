@@ -105,8 +105,8 @@ def _hnsw_search_settings(*, filtered: bool = True) -> Iterator[None]:
     """
     with transaction.atomic(), connection.cursor() as cursor:
         # One round trip for three SET LOCALs. enable_seqscan: pgvector costs the whole graph
-        # until a table has ~(levels + 2) x m x ef_search rows (~20k here), so the planner would
-        # scan and sort a 10k catalogue that the index serves ten times faster; bitmap scans
+        # until a table has ~(levels + 2) x m x ef_search rows (~13k here), so the planner would
+        # scan and sort a 10k catalogue that the index serves 14 times faster; bitmap scans
         # stay allowed, so a selective filter still wins.
         cursor.execute(
             "SELECT set_config('hnsw.ef_search', %s, true),"
