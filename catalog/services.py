@@ -113,7 +113,10 @@ def embeddings_refresh(
         if on_progress:
             on_progress(checked, total)
 
-    if dry_run or not _rebuilds_index(model, rows, model_name=model_name, force=force):
+    rebuild = _rebuilds_index(
+        model, rows, model_name=model_name, force=force, whole_table=ids is None
+    )
+    if dry_run or not rebuild:
         refresh()
     else:
         with _hnsw_index_rebuilt(model):
@@ -136,14 +139,18 @@ def _hnsw_index_exists(model: type[Embedded]) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _rebuilds_index(model: type[Embedded], rows: Any, *, model_name: str, force: bool) -> bool:
+def _rebuilds_index(
+    model: type[Embedded], rows: Any, *, model_name: str, force: bool, whole_table: bool
+) -> bool:
     """Whether to drop the HNSW index for this run (see ``embeddings_refresh``).
 
     Judged from what SQL can tell (no vector, or another model's), not from text changes. An
-    index missing at the start (a run killed while it was dropped) is built again at the end.
+    index missing at the start (a run killed while it was dropped, or another run rebuilding
+    it) is built again at the end of a run over the whole table; a run over a few ids (the
+    task after a save) leaves that to it.
     """
     if not _hnsw_index_exists(model):
-        return True
+        return whole_table
     to_embed = rows if force else rows.filter(~Q(embedding_model=model_name) | Q(embedding=None))
     count = to_embed.count()
     table_rows = model.objects.count()  # type: ignore[attr-defined]

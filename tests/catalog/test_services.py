@@ -469,6 +469,18 @@ def test_a_run_that_finds_the_index_missing_builds_it_again() -> None:
     assert _hnsw_index_exists()
 
 
+@pytest.mark.django_db
+def test_a_run_over_some_ids_leaves_a_missing_index_to_a_whole_table_run() -> None:
+    chosen, _ = ProductFactory.create_batch(2)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX product_embedding_hnsw")
+
+    report = embeddings_refresh(kind="products", ids=[chosen.pk])
+
+    assert report.embedded == 1
+    assert not _hnsw_index_exists()
+
+
 # --- constraints ------------------------------------------------------------------------------
 
 
