@@ -1,3 +1,4 @@
+import logging
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -10,11 +11,15 @@ application = get_wsgi_application()
 def _load_embedding_model() -> None:
     """Load the query embedding model (and its ONNX graph) as the worker boots.
 
-    Otherwise the first search each gunicorn worker serves waits ~3-4 s for it.
+    Otherwise the first search each gunicorn worker serves waits ~3-4 s for it. A failure is
+    logged, not raised: the worker still serves everything else, and search retries the load.
     """
     from catalog.embeddings import get_embedding_backend
 
-    get_embedding_backend()
+    try:
+        get_embedding_backend()
+    except Exception:
+        logging.getLogger(__name__).exception("wsgi.embedding_model_not_loaded")
 
 
 _load_embedding_model()

@@ -154,15 +154,23 @@ def _backend(
     raise ValueError(f"unknown EMBEDDING_BACKEND {kind!r}: use 'local' or 'openai'")
 
 
+_backend_lock = threading.Lock()
+
+
 def get_embedding_backend() -> EmbeddingBackend:
-    """The configured backend, built once per process (per configuration)."""
-    return _backend(
-        settings.EMBEDDING_BACKEND,
-        settings.OPENAI_EMBEDDING_MODEL,
-        settings.OPENAI_BASE_URL,
-        settings.EMBEDDING_QUERY_RUNTIME,
-        Path(settings.EMBEDDING_CACHE_DIR),
-    )
+    """The configured backend, built once per process (per configuration).
+
+    Locked: gthread requests and the query-embedding threads may all ask for it first at once,
+    and lru_cache alone would let each of them load the model.
+    """
+    with _backend_lock:
+        return _backend(
+            settings.EMBEDDING_BACKEND,
+            settings.OPENAI_EMBEDDING_MODEL,
+            settings.OPENAI_BASE_URL,
+            settings.EMBEDDING_QUERY_RUNTIME,
+            Path(settings.EMBEDDING_CACHE_DIR),
+        )
 
 
 def current_model_name() -> str:

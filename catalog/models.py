@@ -23,9 +23,9 @@ def embedding_hnsw_index(name: str) -> HnswIndex:
     Half precision halves the index (it must stay in shared buffers) at no measurable cost in
     recall. A graph built with ef_construction 256 (pgvector's default is 64) reaches recall@10
     0.98 at 100k products with ``SEARCH_HNSW_EF_SEARCH`` 200, where the default graph needs 300
-    and 20% more time per query; it costs about 2.7x as much per built or inserted row, which
-    is why ``embeddings_refresh`` rebuilds it once after a large re-embed instead of inserting
-    row by row. docs/BENCHMARKS.md, "Search" and "Backfill".
+    and ~45% more time per query (5.2 against 3.6 ms). It costs about 2.7x as much per built
+    or inserted row, which is why ``embeddings_refresh`` rebuilds it once after a large
+    re-embed instead of inserting row by row. docs/BENCHMARKS.md, "Search" and "Backfill".
     """
     return HnswIndex(
         OpClass(embedding_halfvec(), name="halfvec_cosine_ops"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
+# Part of the file name: change it whenever _pooled_model or _export changes what is exported.
+EXPORT_RECIPE = 1
 # Texts the exported graph must embed as torch does: short, with punctuation, and past the
 # model's 256 tokens (truncation).
 CHECK_TEXTS = (
@@ -56,7 +59,7 @@ def _export(transformer: Any, path: Path) -> None:
         return_tensors="pt",
         padding=True,
     )
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -73,7 +76,10 @@ def _export(transformer: Any, path: Path) -> None:
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
-    partial.replace(path)
+    try:
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class OnnxQueryEncoder:
@@ -112,6 +118,7 @@ def _file_name(model_name: str, model_dir: Path) -> str:
                 metadata.version("transformers"),
                 metadata.version("onnxruntime"),
                 str(ONNX_OPSET),
+                str(EXPORT_RECIPE),
             ]
         ).encode()
     ).hexdigest()[:16]
@@ -140,10 +147,18 @@ def onnx_query_encoder_load(
     except ImportError:
         logger.warning("embeddings.onnx_unavailable", extra={"reason": "onnxruntime missing"})
         return None
+    path = cache_dir / _file_name(model_name, model_dir)
+    try:
+        return _load_or_export(model, path, reference)
+    except Exception:  # an unwritable cache folder, say: queries stay on torch
+        logger.exception("embeddings.onnx_not_used", extra={"path": str(path)})
+        return None
+
+
+def _load_or_export(model: Any, path: Path, reference: Any) -> OnnxQueryEncoder | None:
     import fasteners
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / _file_name(model_name, model_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     transformer = model[0]
     # Gunicorn and Celery workers start together: one exports, the others wait and load it.
     with fasteners.InterProcessLock(str(path.with_suffix(".lock"))):
@@ -152,15 +167,22 @@ def onnx_query_encoder_load(
                 if attempt == "exported" or not path.exists():
                     _export(transformer, path)
                 encoder = OnnxQueryEncoder(transformer, path, model.max_seq_length)
+                if _agrees(encoder, reference):
+                    _remove_older_exports(path)
+                    return encoder
             except Exception as error:  # no exporter, or a truncated or foreign file
                 logger.warning(
                     "embeddings.onnx_failed",
                     extra={"path": str(path), "attempt": attempt, "error": str(error)},
                 )
-                path.unlink(missing_ok=True)
-                continue
-            if _agrees(encoder, reference):
-                return encoder
             path.unlink(missing_ok=True)
     logger.warning("embeddings.onnx_not_used", extra={"path": str(path)})
     return None
+
+
+def _remove_older_exports(path: Path) -> None:
+    """Exports for other weights or tool versions (~90 MB each) are not needed any more."""
+    prefix = path.name.rsplit("-", 1)[0]
+    for other in path.parent.glob(f"{prefix}-*.onnx"):
+        if other != path:
+            other.unlink(missing_ok=True)

@@ -122,9 +122,11 @@ def _hnsw_search_settings(*, filtered: bool = True) -> Iterator[None]:
 def semantic_ids(
     rows: QuerySet[M], *, vector: list[float], limit: int, filtered: bool
 ) -> list[int]:
-    with _hnsw_search_settings(filtered=filtered):
+    # Without an iterative scan the index yields at most ef_search rows.
+    walk_on = filtered or limit > settings.SEARCH_HNSW_EF_SEARCH
+    with _hnsw_search_settings(filtered=walk_on):
         ids = list(semantic_queryset(rows, vector=vector, limit=limit))
-    if len(ids) < limit and not filtered:
+    if len(ids) < limit and not walk_on:
         # A small catalogue, or inactive rows (or another model's) among the ef_search nearest:
         # walk on. Cheap where it happens: a large catalogue fills the limit at the first pass.
         with _hnsw_search_settings(filtered=True):

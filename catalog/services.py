@@ -77,9 +77,11 @@ def embeddings_refresh(
     an interrupted run keeps what it wrote and a re-run continues with what is still stale.
     ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows.
 
-    When most of a large table is to be re-embedded (another model, or ``force``), the HNSW
-    index is dropped for the run and built once at the end: inserting into it row by row costs
-    more than the build. Searches meanwhile scan; writes wait while it is built.
+    When a run over the whole table (``backfill_embeddings``, not a task over some ids) is to
+    re-embed most of a large table (another model, or ``force``), the HNSW index is dropped for
+    the run and built once at the end: inserting into it row by row costs more than the build.
+    Searches meanwhile scan; writes wait while it is built. Never inside a caller's
+    transaction, where the dropped index would lock the table until it commits.
     """
     model = EMBEDDED_MODELS[kind]
     model_name = current_model_name()
@@ -113,10 +115,13 @@ def embeddings_refresh(
         if on_progress:
             on_progress(checked, total)
 
-    rebuild = _rebuilds_index(
-        model, rows, model_name=model_name, force=force, whole_table=ids is None
+    rebuild = (
+        ids is None
+        and not dry_run
+        and not connection.in_atomic_block
+        and _rebuilds_index(model, rows, model_name=model_name, force=force)
     )
-    if dry_run or not rebuild:
+    if not rebuild:
         refresh()
     else:
         with _hnsw_index_rebuilt(model):
@@ -139,18 +144,14 @@ def _hnsw_index_exists(model: type[Embedded]) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _rebuilds_index(
-    model: type[Embedded], rows: Any, *, model_name: str, force: bool, whole_table: bool
-) -> bool:
-    """Whether to drop the HNSW index for this run (see ``embeddings_refresh``).
+def _rebuilds_index(model: type[Embedded], rows: Any, *, model_name: str, force: bool) -> bool:
+    """Whether this whole-table run drops the HNSW index (see ``embeddings_refresh``).
 
     Judged from what SQL can tell (no vector, or another model's), not from text changes. An
-    index missing at the start (a run killed while it was dropped, or another run rebuilding
-    it) is built again at the end of a run over the whole table; a run over a few ids (the
-    task after a save) leaves that to it.
+    index missing at the start (a run killed while it was dropped) is built at the end.
     """
     if not _hnsw_index_exists(model):
-        return whole_table
+        return True
     to_embed = rows if force else rows.filter(~Q(embedding_model=model_name) | Q(embedding=None))
     count = to_embed.count()
     table_rows = model.objects.count()  # type: ignore[attr-defined]
@@ -162,19 +163,23 @@ def _hnsw_index_rebuilt(model: type[Embedded]) -> Iterator[None]:
     index = _hnsw_index(model)
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
+    failed = True
     try:
         yield
+        failed = False
     finally:
-        with connection.schema_editor() as editor:
-            # Inside a caller's transaction, PostgreSQL builds no index over rows whose deferred
-            # foreign-key checks are pending: run them now, then defer them again (Django's
-            # foreign keys are INITIALLY DEFERRED; no other constraint here is deferrable).
-            editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            # IF NOT EXISTS: a concurrent run may have built it first.
-            statement = str(index.create_sql(model, editor))
-            editor.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
-            editor.execute("SET CONSTRAINTS ALL DEFERRED")
-        logger.info("catalog.hnsw_index_rebuilt", extra={"index": index.name})
+        try:
+            with connection.schema_editor() as editor:
+                # Two runs that both dropped it must not both build it.
+                editor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [index.name])
+                statement = str(index.create_sql(model, editor))
+                editor.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+            logger.info("catalog.hnsw_index_rebuilt", extra={"index": index.name})
+        except Exception:
+            # Keep the run's own error; the next whole-table run builds the index.
+            logger.exception("catalog.hnsw_index_rebuild_failed", extra={"index": index.name})
+            if not failed:
+                raise
 
 
 def _embed(stale: list[tuple[Embedded, str, str]], model_name: str) -> list[Embedded]:

@@ -388,21 +388,27 @@ def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction()
     assert before[0] == "on"
 
 
-@pytest.mark.django_db
-def test_an_unfiltered_search_walks_on_when_the_first_pass_comes_back_short(
-    settings: Any,
-) -> None:
-    # Without an iterative scan the index yields at most ef_search rows.
-    settings.SEARCH_HNSW_EF_SEARCH = 10
+def _products_with_vectors(count: int, **fields: Any) -> np.ndarray:
     rng = np.random.default_rng(seed=3)
-    vectors = rng.normal(size=(40, EMBEDDING_DIMENSIONS))
+    vectors = rng.normal(size=(count, EMBEDDING_DIMENSIONS))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ProductFactory.create_batch(
-        40,
+        count,
         category=CategoryFactory(),
         embedding=factory.Iterator(vectors.tolist()),
         embedding_model=current_model_name(),
+        **fields,
     )
+    return vectors
+
+
+@pytest.mark.django_db
+def test_an_unfiltered_search_walks_on_when_inactive_rows_leave_the_first_pass_short(
+    settings: Any,
+) -> None:
+    settings.SEARCH_HNSW_EF_SEARCH = 25
+    Product.objects.update(is_active=False)  # only this test's rows count (rolled back after)
+    vectors = _products_with_vectors(40, is_active=factory.Iterator([True, False]))
     rows = product_list(filters=ProductFilters())
     with _hnsw_search_settings(filtered=False):
         first_pass = list(semantic_queryset(rows, vector=vectors[0].tolist(), limit=25))
@@ -410,7 +416,21 @@ def test_an_unfiltered_search_walks_on_when_the_first_pass_comes_back_short(
     with CaptureQueriesContext(connection) as queries:
         ids = semantic_ids(rows, vector=vectors[0].tolist(), limit=25, filtered=False)
 
-    assert len(first_pass) <= 10
-    assert len(ids) == 25
+    assert len(first_pass) < 25
+    assert len(ids) == 20  # every active row
     assert ids[0] == first_pass[0]
     assert sum("ORDER BY" in query["sql"] for query in queries) == 2
+
+
+@pytest.mark.django_db
+def test_asking_for_more_rows_than_ef_search_walks_on_from_the_start(settings: Any) -> None:
+    settings.SEARCH_HNSW_EF_SEARCH = 10
+    vectors = _products_with_vectors(40)
+    rows = product_list(filters=ProductFilters())
+
+    with CaptureQueriesContext(connection) as queries:
+        ids = semantic_ids(rows, vector=vectors[0].tolist(), limit=25, filtered=False)
+
+    assert len(ids) == 25
+    assert sum("ORDER BY" in query["sql"] for query in queries) == 1
+    assert any("'strict_order'" in query["sql"] for query in queries)

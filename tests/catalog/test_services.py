@@ -393,11 +393,16 @@ def _index_statements(queries: CaptureQueriesContext) -> list[str]:
     return [
         q["sql"].split(" ON ")[0]
         for q in queries
-        if "INDEX" in q["sql"] and "product_embedding_hnsw" in q["sql"]
+        if q["sql"].startswith(("DROP INDEX", "CREATE INDEX"))
+        and "product_embedding_hnsw" in q["sql"]
     ]
 
 
-@pytest.mark.django_db
+# The index is only ever rebuilt outside a caller's transaction: these tests commit.
+rebuild_test = pytest.mark.django_db(transaction=True)
+
+
+@rebuild_test
 def test_re_embedding_most_of_a_large_table_builds_the_hnsw_index_once_at_the_end(
     settings: Any,
 ) -> None:
@@ -418,7 +423,7 @@ def test_re_embedding_most_of_a_large_table_builds_the_hnsw_index_once_at_the_en
     assert _hnsw_index_exists()
 
 
-@pytest.mark.django_db
+@rebuild_test
 def test_re_embedding_fewer_rows_than_the_threshold_keeps_the_index(settings: Any) -> None:
     settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 5
     ProductFactory.create_batch(4)
@@ -431,7 +436,7 @@ def test_re_embedding_fewer_rows_than_the_threshold_keeps_the_index(settings: An
     assert _hnsw_index_exists()
 
 
-@pytest.mark.django_db
+@rebuild_test
 def test_re_embedding_less_than_half_the_table_keeps_the_index(settings: Any) -> None:
     settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 1
     ProductFactory.create_batch(3)
@@ -445,19 +450,44 @@ def test_re_embedding_less_than_half_the_table_keeps_the_index(settings: Any) ->
     assert _index_statements(queries) == []
 
 
+@rebuild_test
+def test_a_run_over_some_ids_never_drops_the_index(settings: Any) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 1
+    products = ProductFactory.create_batch(4)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = embeddings_refresh(kind="products", ids=[p.pk for p in products])
+
+    assert report.embedded == 4
+    assert _index_statements(queries) == []
+
+
 @pytest.mark.django_db
-def test_an_interrupted_rebuilding_run_still_leaves_the_index_in_place(settings: Any) -> None:
+def test_a_run_inside_a_callers_transaction_never_drops_the_index(settings: Any) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 1
+    ProductFactory.create_batch(4)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = embeddings_refresh(kind="products")
+
+    assert report.embedded == 4
+    assert _index_statements(queries) == []
+
+
+@rebuild_test
+def test_an_interrupted_rebuilding_run_still_builds_the_index_again(settings: Any) -> None:
     settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 3
     ProductFactory.create_batch(4)
 
-    with pytest.raises(Interrupted):
+    with CaptureQueriesContext(connection) as queries, pytest.raises(Interrupted):
         embeddings_refresh(kind="products", batch_size=2, on_progress=interrupt)
 
+    assert [sql.split(" ")[0] for sql in _index_statements(queries)] == ["DROP", "CREATE"]
     assert _hnsw_index_exists()
 
 
-@pytest.mark.django_db
-def test_a_run_that_finds_the_index_missing_builds_it_again() -> None:
+@rebuild_test
+def test_a_whole_table_run_that_finds_the_index_missing_builds_it_again() -> None:
     ProductFactory.create_batch(2)
     embeddings_refresh(kind="products")
     with connection.cursor() as cursor:
@@ -469,7 +499,7 @@ def test_a_run_that_finds_the_index_missing_builds_it_again() -> None:
     assert _hnsw_index_exists()
 
 
-@pytest.mark.django_db
+@rebuild_test
 def test_a_run_over_some_ids_leaves_a_missing_index_to_a_whole_table_run() -> None:
     chosen, _ = ProductFactory.create_batch(2)
     with connection.cursor() as cursor:
@@ -479,6 +509,8 @@ def test_a_run_over_some_ids_leaves_a_missing_index_to_a_whole_table_run() -> No
 
     assert report.embedded == 1
     assert not _hnsw_index_exists()
+    embeddings_refresh(kind="products")
+    assert _hnsw_index_exists()
 
 
 # --- constraints ------------------------------------------------------------------------------
