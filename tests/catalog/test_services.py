@@ -1,13 +1,14 @@
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from catalog import services
-from catalog.embeddings import current_model_name, text_hash
+from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.services import (
     CatalogImportError,
@@ -247,6 +248,17 @@ def test_refresh_embeds_stale_rows_and_records_model_and_text_hash() -> None:
     ]
     assert {len(p.embedding) for p in stored} == {EMBEDDING_DIMENSIONS}
     assert None not in {p.embedded_at for p in stored}
+
+
+@pytest.mark.django_db
+def test_refresh_stores_the_models_vector_exactly() -> None:
+    product = ProductFactory()
+
+    embeddings_refresh(kind="products")
+
+    product.refresh_from_db()
+    expected = get_embedding_backend().embed_documents([product.embedding_text()])[0]
+    assert np.array_equal(product.embedding, np.array(expected, dtype=np.float32))
 
 
 @pytest.mark.django_db
