@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from catalog import services
-from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
+from catalog.embeddings import current_model_name, text_hash
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.services import (
     CatalogImportError,
@@ -251,14 +252,17 @@ def test_refresh_embeds_stale_rows_and_records_model_and_text_hash() -> None:
 
 
 @pytest.mark.django_db
-def test_refresh_stores_the_models_vector_exactly() -> None:
+def test_stored_vectors_keep_every_float4_exactly() -> None:
     product = ProductFactory()
+    vector = np.random.default_rng(5).normal(size=EMBEDDING_DIMENSIONS).astype(np.float32)
+    product.embedding = vector.tolist()
+    product.embedding_model, product.embedding_text_hash = "m", "h"
+    product.embedded_at = timezone.now()
 
-    embeddings_refresh(kind="products")
+    services._store_embeddings(Product, [product], batch_size=1)
 
     product.refresh_from_db()
-    expected = get_embedding_backend().embed_documents([product.embedding_text()])[0]
-    assert np.array_equal(product.embedding, np.array(expected, dtype=np.float32))
+    assert np.array_equal(np.array(product.embedding, dtype=np.float32), vector)
 
 
 @pytest.mark.django_db
