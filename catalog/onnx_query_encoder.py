@@ -19,10 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from catalog.embeddings import query_model
+
 logger = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
-# Part of the file name: change it whenever _pooled_model or _export changes what is exported.
+# Part of the file name: change it whenever query_model or _export changes what is exported.
 EXPORT_RECIPE = 1
 # Texts the exported graph must embed as torch does: short, with punctuation, and past the
 # model's 256 tokens (truncation).
@@ -32,23 +34,6 @@ CHECK_TEXTS = (
     "Is raw honey safe for a baby under 12 months? " * 40,
 )
 MAX_DIFFERENCE = 1e-5
-
-
-def _pooled_model(transformer: Any) -> Any:
-    import torch
-
-    class PooledModel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = transformer.auto_model
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            tokens = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
-            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=1)
-
-    return PooledModel().eval()
 
 
 def _export(transformer: Any, path: Path) -> None:
@@ -63,7 +48,7 @@ def _export(transformer: Any, path: Path) -> None:
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _pooled_model(transformer),
+            query_model(transformer),
             (features["input_ids"], features["attention_mask"]),
             str(partial),
             input_names=["input_ids", "attention_mask"],
