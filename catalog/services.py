@@ -121,7 +121,7 @@ def embeddings_refresh(
         ids is None
         and not dry_run
         and not connection.in_atomic_block
-        and _rebuilds_index(model, rows, model_name=model_name, force=force)
+        and _rebuilds_index(model, rows, table_rows=total, model_name=model_name, force=force)
     )
     if not rebuild:
         refresh()
@@ -146,17 +146,20 @@ def _hnsw_index_exists(model: type[Embedded]) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _rebuilds_index(model: type[Embedded], rows: Any, *, model_name: str, force: bool) -> bool:
-    """Whether this whole-table run drops the HNSW index (see ``embeddings_refresh``).
+def _rebuilds_index(
+    model: type[Embedded], rows: Any, *, table_rows: int, model_name: str, force: bool
+) -> bool:
+    """Whether this whole-table run over ``rows`` drops the HNSW index (``embeddings_refresh``).
 
     Judged from what SQL can tell (no vector, or another model's), not from text changes. An
     index missing at the start (a run killed while it was dropped) is built at the end.
     """
     if not _hnsw_index_exists(model):
         return True
-    to_embed = rows if force else rows.filter(~Q(embedding_model=model_name) | Q(embedding=None))
-    count = to_embed.count()
-    table_rows = model.objects.count()  # type: ignore[attr-defined]
+    if force:
+        count = table_rows
+    else:
+        count = rows.filter(~Q(embedding_model=model_name) | Q(embedding=None)).count()
     return count >= settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS and count * 2 >= table_rows
 
 
