@@ -258,7 +258,7 @@ def measure_selector(
         return selectors.product_search_rows(query=text, filters=filters)[:20]
 
     vector_lists = [vector.tolist() for vector in vectors]
-    with selectors._hnsw_search_settings(filtered=False):
+    with selectors._hnsw_search_settings(iterative=False):
         plan = selectors.semantic_queryset(rows, vector=vector_lists[0], limit=candidates).explain()
     for text in warmups:
         search(text)

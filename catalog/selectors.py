@@ -96,12 +96,12 @@ def category_list() -> QuerySet[Category]:
 
 
 @contextmanager
-def _hnsw_search_settings(*, filtered: bool = True) -> Iterator[None]:
+def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
     """Settings for the kNN statements inside, undone on exit even within an outer transaction.
 
-    ``filtered``: the rows are narrowed beyond "active, embedded by the configured model", so
-    pgvector's iterative scan keeps walking the graph until enough of them pass (0.8's
-    ``strict_order``). It costs 10-15% even where nothing is filtered out, hence the switch.
+    ``iterative``: pgvector's iterative scan (0.8's ``strict_order``) keeps walking the graph
+    until enough rows pass the filters, where without it the index yields at most ef_search
+    rows. It costs 10-15% even where nothing is filtered out, hence the switch.
     """
     with transaction.atomic(), connection.cursor() as cursor:
         # One round trip for three SET LOCALs. enable_seqscan: pgvector costs the whole graph
@@ -112,7 +112,7 @@ def _hnsw_search_settings(*, filtered: bool = True) -> Iterator[None]:
             "SELECT set_config('hnsw.ef_search', %s, true),"
             " set_config('hnsw.iterative_scan', %s, true),"
             " set_config('enable_seqscan', 'off', true)",
-            [str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order" if filtered else "off"],
+            [str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order" if iterative else "off"],
         )
         yield
         # Only reads ran: rolling back (to the savepoint, if nested) forgets the SET LOCALs.
@@ -122,14 +122,13 @@ def _hnsw_search_settings(*, filtered: bool = True) -> Iterator[None]:
 def semantic_ids(
     rows: QuerySet[M], *, vector: list[float], limit: int, filtered: bool
 ) -> list[int]:
-    # Without an iterative scan the index yields at most ef_search rows.
-    walk_on = filtered or limit > settings.SEARCH_HNSW_EF_SEARCH
-    with _hnsw_search_settings(filtered=walk_on):
+    iterative = filtered or limit > settings.SEARCH_HNSW_EF_SEARCH
+    with _hnsw_search_settings(iterative=iterative):
         ids = list(semantic_queryset(rows, vector=vector, limit=limit))
-    if len(ids) < limit and not walk_on:
+    if len(ids) < limit and not iterative:
         # A small catalogue, or inactive rows (or another model's) among the ef_search nearest:
         # walk on. Cheap where it happens: a large catalogue fills the limit at the first pass.
-        with _hnsw_search_settings(filtered=True):
+        with _hnsw_search_settings(iterative=True):
             ids = list(semantic_queryset(rows, vector=vector, limit=limit))
     return ids
 

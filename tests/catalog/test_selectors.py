@@ -377,13 +377,13 @@ def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction()
     names = ("enable_seqscan", "hnsw.ef_search", "hnsw.iterative_scan")
     before = tuple(_setting(name) for name in names)
 
-    with _hnsw_search_settings(filtered=True):
-        filtered = tuple(_setting(name) for name in names)
-    with _hnsw_search_settings(filtered=False):
-        unfiltered = tuple(_setting(name) for name in names)
+    with _hnsw_search_settings(iterative=True):
+        iterative = tuple(_setting(name) for name in names)
+    with _hnsw_search_settings(iterative=False):
+        not_iterative = tuple(_setting(name) for name in names)
 
-    assert filtered == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order")
-    assert unfiltered == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "off")
+    assert iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order")
+    assert not_iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "off")
     assert tuple(_setting(name) for name in names) == before
     assert before[0] == "on"
 
@@ -410,7 +410,7 @@ def test_an_unfiltered_search_walks_on_when_inactive_rows_leave_the_first_pass_s
     Product.objects.update(is_active=False)  # only this test's rows count (rolled back after)
     vectors = _products_with_vectors(40, is_active=factory.Iterator([True, False]))
     rows = product_list(filters=ProductFilters())
-    with _hnsw_search_settings(filtered=False):
+    with _hnsw_search_settings(iterative=False):
         first_pass = list(semantic_queryset(rows, vector=vectors[0].tolist(), limit=25))
 
     with CaptureQueriesContext(connection) as queries:
