@@ -240,15 +240,19 @@ def measure_selector(
     rows = selectors.product_list(filters=filters)
     candidates = settings.SEARCH_CANDIDATES
 
-    def semantic(vector: Any) -> list[int]:
-        return selectors.semantic_ids(rows, vector=vector, limit=candidates, filtered=False)
+    def semantic(query: tuple[str, list[float]]) -> list[tuple[int, float | None]]:
+        text, vector = query
+        return selectors.semantic_hits(
+            rows, vector=vector, limit=candidates, filtered=False, text=text
+        )
 
-    def keyword(query: tuple[str, list[int]]) -> list[int]:
-        # Both of its statements, as the selector runs them (the first one overlaps with the
-        # query embedding there, so this is the keyword half's cost, not its latency).
-        text, semantic_ids = query
-        pool = {*semantic_ids, *selectors.keyword_every_word_ids(rows, text=text)}
-        return list(selectors.keyword_queryset(rows, text=text, limit=candidates, pool=pool))
+    def keyword(query: tuple[str, list[tuple[int, float | None]]]) -> list[int]:
+        # The statement for the rows holding every word (it overlaps with the query embedding
+        # in the selector, so this is the keyword half's cost, not its latency), merged with
+        # the keyword ranks the semantic statement brought along.
+        text, nearest = query
+        ranks = selectors.keyword_every_word_hits(rows, text=text) | dict(nearest)
+        return selectors.keyword_ranking(ranks, limit=candidates)
 
     def search(text: str) -> list[Any]:
         return selectors.product_search(query=text, filters=filters)
@@ -259,11 +263,14 @@ def measure_selector(
 
     vector_lists = [vector.tolist() for vector in vectors]
     with selectors._hnsw_search_settings(iterative=False):
-        plan = selectors.semantic_queryset(rows, vector=vector_lists[0], limit=candidates).explain()
+        plan = selectors.semantic_queryset(
+            rows, vector=vector_lists[0], limit=candidates, text=queries[0]
+        ).explain()
     for text in warmups:
         search(text)
-    semantic_ids, semantic_s = _time_each(vector_lists, semantic)
-    keyword_ids, keyword_s = _time_each(list(zip(queries, semantic_ids, strict=True)), keyword)
+    nearest, semantic_s = _time_each(list(zip(queries, vector_lists, strict=True)), semantic)
+    keyword_ids, keyword_s = _time_each(list(zip(queries, nearest, strict=True)), keyword)
+    semantic_ids = [[pk for pk, _ in hits] for hits in nearest]
     fused = [
         [hit.pk for hit in selectors._fuse(s, k, candidates)]
         for s, k in zip(semantic_ids, keyword_ids, strict=True)
@@ -317,7 +324,7 @@ def measure_keyword_options(
     ranks most of the catalogue. The variants: ``ts_rank``; dropping words found in more than
     10% of products (from ``ts_stat``, which a real implementation would cache); and ranking
     only the semantic candidates plus the products holding every rarer word (close to what
-    ``catalog.selectors.keyword_queryset`` now does, with every word).
+    the hybrid search now does, with every word).
     """
     from django.conf import settings
 

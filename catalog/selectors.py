@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,7 +14,7 @@ from typing import Generic, TypeVar, overload
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Case, Expression, F, FloatField, QuerySet, Value, When
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
@@ -119,30 +119,38 @@ def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
         transaction.set_rollback(True)
 
 
-def semantic_ids(
-    rows: QuerySet[M], *, vector: list[float], limit: int, filtered: bool
-) -> list[int]:
+def semantic_hits(
+    rows: QuerySet[M], *, vector: list[float], limit: int, filtered: bool, text: str
+) -> list[tuple[int, float | None]]:
+    """The nearest rows' ids, nearest first, each with its ``keyword_rank`` for ``text``."""
     iterative = filtered or limit > settings.SEARCH_HNSW_EF_SEARCH
+    nearest = semantic_queryset(rows, vector=vector, limit=limit, text=text)
     with _hnsw_search_settings(iterative=iterative):
-        ids = list(semantic_queryset(rows, vector=vector, limit=limit))
-    if len(ids) < limit and not iterative:
+        hits = list(nearest)
+    if len(hits) < limit and not iterative:
         # A small catalogue, or inactive rows (or another model's) among the ef_search nearest:
         # walk on. Cheap where it happens: a large catalogue fills the limit at the first pass.
         with _hnsw_search_settings(iterative=True):
-            ids = list(semantic_queryset(rows, vector=vector, limit=limit))
-    return ids
+            hits = list(nearest.all())
+    return hits
 
 
-def semantic_queryset(rows: QuerySet[M], *, vector: list[float], limit: int) -> QuerySet[M]:
-    """Ids of the nearest rows by cosine distance, among those embedded by the configured model.
+def semantic_queryset(
+    rows: QuerySet[M], *, vector: list[float], limit: int, text: str = ""
+) -> QuerySet[M]:
+    """``(id, keyword_rank)`` of the nearest rows by cosine distance, among those embedded by
+    the configured model.
 
     Ordered by the same half-precision expression the HNSW index is built on (see
-    ``catalog.models.embedding_hnsw_index``), so the planner can use the index.
+    ``catalog.models.embedding_halfvec``), so the planner can use the index. The keyword rank
+    rides along: the rows are read from the heap for the index scan anyway, and it saves the
+    hybrid search a statement on its critical path.
     """
     return (
         rows.filter(embedding_model=current_model_name())
+        .annotate(keyword_rank=keyword_rank(text))
         .order_by(CosineDistance(embedding_halfvec(), HalfVector(vector)))
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "keyword_rank")[:limit]
     )
 
 
@@ -158,39 +166,41 @@ def keyword_tsquery(text: str) -> SearchQuery | None:
     return SearchQuery(" | ".join(words), config=SEARCH_CONFIG, search_type="raw")
 
 
-def keyword_every_word_ids(rows: QuerySet[M], *, text: str) -> list[int]:
-    """Up to ``KEYWORD_EXTRA_ROWS`` ids of rows holding every word of the query, unranked."""
-    words = _query_words(text)
-    if not words:
-        return []
-    every_word = SearchQuery(" ".join(words), config=SEARCH_CONFIG)
-    holding = rows.filter(search_vector=every_word).order_by().values_list("pk", flat=True)
-    return list(holding[:KEYWORD_EXTRA_ROWS])
+def keyword_rank(text: str) -> Expression:
+    """A row's full-text rank for any of the words of ``text``; NULL if it holds none."""
+    any_word = keyword_tsquery(text)
+    if any_word is None:
+        return Value(None, output_field=FloatField())
+    rank = SearchRank(F("search_vector"), any_word, cover_density=True)
+    return Case(When(search_vector=any_word, then=rank), output_field=FloatField())
 
 
-def keyword_queryset(
-    rows: QuerySet[M], *, text: str, limit: int, pool: Iterable[int]
-) -> QuerySet[M]:
-    """Ids of the rows in ``pool`` best ranked for any of the query's words.
+def keyword_every_word_hits(rows: QuerySet[M], *, text: str) -> dict[int, float]:
+    """Up to ``KEYWORD_EXTRA_ROWS`` rows holding every word of ``text``: id -> keyword rank.
 
     Ranking every row that shares a word with the query does not scale: in a honey shop nearly
     every row says "honey" (half of a 100k catalogue for a typical query, 160 ms). The hybrid
-    search ranks a bounded pool instead: the semantic candidates plus the rows holding every
-    word of the query (``keyword_every_word_ids``), which is what keyword search adds that the
-    semantic half may miss (an exact name, a grade, a place). See docs/BENCHMARKS.md, "Search".
+    search ranks a bounded pool instead: the semantic candidates (ranked as they are found,
+    ``semantic_queryset``) plus these rows, which are what keyword search adds that the semantic
+    half may miss (an exact name, a grade, a place). See docs/BENCHMARKS.md, "Search".
     """
-    any_word = keyword_tsquery(text)
-    if any_word is None:
-        return rows.none().values_list("pk", flat=True)
-    # The pool is a list of ids, not a subquery: with an OR of both id sets in one statement
-    # the planner scans the whole table.
-    return (
-        rows.filter(pk__in=list(pool))
-        .filter(search_vector=any_word)
-        .annotate(rank=SearchRank(F("search_vector"), any_word, cover_density=True))
-        .order_by("-rank", "pk")
-        .values_list("pk", flat=True)[:limit]
+    words = _query_words(text)
+    if not words:
+        return {}
+    every_word = SearchQuery(" ".join(words), config=SEARCH_CONFIG)
+    holding = (
+        rows.filter(search_vector=every_word)
+        .annotate(keyword_rank=keyword_rank(text))
+        .order_by()
+        .values_list("pk", "keyword_rank")
     )
+    return dict(holding[:KEYWORD_EXTRA_ROWS])
+
+
+def keyword_ranking(ranks: dict[int, float | None], *, limit: int) -> list[int]:
+    """Ids best ranked for any of the query's words, best first (ties by id)."""
+    held = {pk: rank for pk, rank in ranks.items() if rank is not None}
+    return sorted(held, key=lambda pk: (-held[pk], pk))[:limit]
 
 
 @dataclass(frozen=True)
@@ -227,11 +237,13 @@ def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int, filtered: bool
     # The model embeds the query on another thread (it releases the GIL) while this one asks
     # PostgreSQL for the rows holding every word: the two halves overlap on the two cores.
     vector = _query_embedder().submit(embed_query, query)
-    every_word = keyword_every_word_ids(rows, text=query)
-    semantic = semantic_ids(rows, vector=vector.result(), limit=candidates, filtered=filtered)
-    pool = {*semantic, *every_word}
-    keyword = list(keyword_queryset(rows, text=query, limit=candidates, pool=pool))
-    return _fuse(semantic, keyword, limit)
+    ranks: dict[int, float | None] = keyword_every_word_hits(rows, text=query)
+    nearest = semantic_hits(
+        rows, vector=vector.result(), limit=candidates, filtered=filtered, text=query
+    )
+    ranks |= dict(nearest)
+    semantic = [pk for pk, _ in nearest]
+    return _fuse(semantic, keyword_ranking(ranks, limit=candidates), limit)
 
 
 @lru_cache(maxsize=1)

@@ -10,13 +10,13 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.embeddings import current_model_name
+from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.selectors import (
     ProductFilters,
     _hnsw_search_settings,
-    keyword_every_word_ids,
-    keyword_queryset,
+    keyword_every_word_hits,
+    keyword_ranking,
     keyword_tsquery,
     knowledge_search,
     product_get,
@@ -24,7 +24,7 @@ from catalog.selectors import (
     product_search,
     product_search_rows,
     products_get_many,
-    semantic_ids,
+    semantic_hits,
     semantic_queryset,
 )
 from tests.catalog.factories import CategoryFactory, ProductFactory
@@ -322,7 +322,10 @@ def test_semantic_search_uses_the_hnsw_index() -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE catalog_product")
     query = semantic_queryset(
-        product_list(filters=ProductFilters()), vector=vectors[0].tolist(), limit=10
+        product_list(filters=ProductFilters()),
+        vector=vectors[0].tolist(),
+        limit=10,
+        text="meadow honey",  # the keyword rank rides along: the index must still serve
     )
 
     with _hnsw_search_settings():
@@ -335,18 +338,48 @@ def test_semantic_search_uses_the_hnsw_index() -> None:
 def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word() -> None:
     both_words = ProductFactory(name="Zanzibar Clove Honey", description="Spiced.")
     one_word = ProductFactory(name="Clove Candle", description="Spiced.")
-    candidate = ProductFactory(name="Clove Soap", description="Spiced.")
-
-    rows = product_list(filters=ProductFilters())
-    every_word = keyword_every_word_ids(rows, text="zanzibar clove")
-
-    ranked = keyword_queryset(
-        rows, text="zanzibar clove", limit=10, pool=[candidate.pk, *every_word]
+    candidate = ProductFactory(
+        name="Clove Soap",
+        description="Spiced.",
+        embedding=embed_query("zanzibar clove"),
+        embedding_model=current_model_name(),
     )
+    Product.objects.exclude(pk=candidate.pk).update(embedding=None, embedding_model="")
+    rows = product_list(filters=ProductFilters())
 
-    assert every_word == [both_words.pk]
-    assert list(ranked) == [both_words.pk, candidate.pk]
+    every_word = keyword_every_word_hits(rows, text="zanzibar clove")
+    nearest = semantic_hits(
+        rows, vector=embed_query("zanzibar clove"), limit=10, filtered=False, text="zanzibar clove"
+    )
+    ranked = keyword_ranking(every_word | dict(nearest), limit=10)
+
+    assert list(every_word) == [both_words.pk]
+    assert [pk for pk, _ in nearest] == [candidate.pk]
+    assert ranked == [both_words.pk, candidate.pk]
     assert one_word.pk not in ranked
+
+
+def test_keyword_ranking_orders_by_rank_then_id_and_leaves_out_rows_without_a_word() -> None:
+    ranks = {7: 0.1, 3: None, 5: 0.4, 2: 0.1, 9: 0.05}
+
+    assert keyword_ranking(ranks, limit=10) == [5, 2, 7, 9]
+    assert keyword_ranking(ranks, limit=2) == [5, 2]
+
+
+@pytest.mark.django_db
+def test_semantic_hits_carry_the_keyword_rank_of_rows_holding_a_word_of_the_query() -> None:
+    vector = embed_query("clove honey")
+    holding = ProductFactory(name="Clove Honey", embedding=vector)
+    without = ProductFactory(name="Beeswax Candle", description="Pure wax.", embedding=vector)
+    Product.objects.filter(pk__in=[holding.pk, without.pk]).update(
+        embedding_model=current_model_name()
+    )
+    rows = product_list(filters=ProductFilters()).filter(pk__in=[holding.pk, without.pk])
+
+    ranks = dict(semantic_hits(rows, vector=vector, limit=5, filtered=True, text="clove honey"))
+
+    assert ranks[without.pk] is None
+    assert ranks[holding.pk] > 0
 
 
 @pytest.mark.django_db
@@ -411,14 +444,14 @@ def test_an_unfiltered_search_walks_on_when_inactive_rows_leave_the_first_pass_s
     vectors = _products_with_vectors(40, is_active=factory.Iterator([True, False]))
     rows = product_list(filters=ProductFilters())
     with _hnsw_search_settings(iterative=False):
-        first_pass = list(semantic_queryset(rows, vector=vectors[0].tolist(), limit=25))
+        first_pass = [pk for pk, _ in semantic_queryset(rows, vector=vectors[0].tolist(), limit=25)]
 
     with CaptureQueriesContext(connection) as queries:
-        ids = semantic_ids(rows, vector=vectors[0].tolist(), limit=25, filtered=False)
+        hits = semantic_hits(rows, vector=vectors[0].tolist(), limit=25, filtered=False, text="")
 
     assert len(first_pass) < 25
-    assert len(ids) == 20  # every active row
-    assert ids[0] == first_pass[0]
+    assert len(hits) == 20  # every active row
+    assert hits[0][0] == first_pass[0]
     assert sum("ORDER BY" in query["sql"] for query in queries) == 2
 
 
@@ -429,8 +462,8 @@ def test_asking_for_more_rows_than_ef_search_walks_on_from_the_start(settings: A
     rows = product_list(filters=ProductFilters())
 
     with CaptureQueriesContext(connection) as queries:
-        ids = semantic_ids(rows, vector=vectors[0].tolist(), limit=25, filtered=False)
+        hits = semantic_hits(rows, vector=vectors[0].tolist(), limit=25, filtered=False, text="")
 
-    assert len(ids) == 25
+    assert len(hits) == 25
     assert sum("ORDER BY" in query["sql"] for query in queries) == 1
     assert any("'strict_order'" in query["sql"] for query in queries)
