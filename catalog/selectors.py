@@ -95,28 +95,50 @@ def category_list() -> QuerySet[Category]:
     return Category.objects.order_by("name")
 
 
-@contextmanager
-def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
-    """Settings for the kNN statements inside, undone on exit even within an outer transaction.
+# enable_seqscan: pgvector costs the whole graph until a table has ~(levels + 2) x m x ef_search
+# rows (~13k here), so the planner would scan and sort a 10k catalogue that the index serves 14
+# times faster; bitmap scans stay allowed, so a selective filter still wins.
+KNN_SETTINGS_SQL = (
+    "SELECT set_config('hnsw.ef_search', %s, true),"
+    " set_config('hnsw.iterative_scan', %s, true),"
+    " set_config('enable_seqscan', 'off', true)"
+)
 
-    ``iterative``: pgvector's iterative scan (0.8's ``strict_order``) keeps walking the graph
+
+def _knn_settings_params(*, iterative: bool) -> list[str]:
+    """``iterative``: pgvector's iterative scan (0.8's ``strict_order``) keeps walking the graph
     until enough rows pass the filters, where without it the index yields at most ef_search
     rows. It costs 10-15% even where nothing is filtered out, hence the switch.
     """
+    return [str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order" if iterative else "off"]
+
+
+@contextmanager
+def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
+    """Settings for the kNN statements inside, undone on exit even within an outer transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
-        # One round trip for three SET LOCALs. enable_seqscan: pgvector costs the whole graph
-        # until a table has ~(levels + 2) x m x ef_search rows (~13k here), so the planner would
-        # scan and sort a 10k catalogue that the index serves 14 times faster; bitmap scans
-        # stay allowed, so a selective filter still wins.
-        cursor.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true),"
-            " set_config('hnsw.iterative_scan', %s, true),"
-            " set_config('enable_seqscan', 'off', true)",
-            [str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order" if iterative else "off"],
-        )
+        cursor.execute(KNN_SETTINGS_SQL, _knn_settings_params(iterative=iterative))
         yield
         # Only reads ran: rolling back (to the savepoint, if nested) forgets the SET LOCALs.
         transaction.set_rollback(True)
+
+
+def _knn_rows(nearest: QuerySet[M], *, iterative: bool) -> list[tuple[int, float | None]]:
+    """The rows of the ``semantic_queryset`` ``nearest``, run under the kNN settings."""
+    if connection.in_atomic_block:
+        with _hnsw_search_settings(iterative=iterative):
+            return list(nearest.all())  # a fresh run, not a cached result
+    # Outside a transaction (a request), the settings and the statement share one round trip
+    # instead of four (BEGIN, settings, statement, ROLLBACK): PostgreSQL runs a query string of
+    # several statements as one implicit transaction, whose end forgets the settings, and
+    # Django's default client-side binding cursor sends such a string as it is.
+    sql, params = nearest.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{KNN_SETTINGS_SQL}; {sql}", [*_knn_settings_params(iterative=iterative), *params]
+        )
+        cursor.nextset()
+        return cursor.fetchall()
 
 
 def semantic_hits(
@@ -125,13 +147,11 @@ def semantic_hits(
     """The nearest rows' ids, nearest first, each with its ``keyword_rank`` for ``text``."""
     iterative = filtered or limit > settings.SEARCH_HNSW_EF_SEARCH
     nearest = semantic_queryset(rows, vector=vector, limit=limit, text=text)
-    with _hnsw_search_settings(iterative=iterative):
-        hits = list(nearest)
+    hits = _knn_rows(nearest, iterative=iterative)
     if len(hits) < limit and not iterative:
         # A small catalogue, or inactive rows (or another model's) among the ef_search nearest:
         # walk on. Cheap where it happens: a large catalogue fills the limit at the first pass.
-        with _hnsw_search_settings(iterative=True):
-            hits = list(nearest.all())
+        hits = _knn_rows(nearest, iterative=True)
     return hits
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 from django.test.utils import CaptureQueriesContext
 
 from catalog.embeddings import current_model_name, embed_query
@@ -15,6 +16,7 @@ from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Pro
 from catalog.selectors import (
     ProductFilters,
     _hnsw_search_settings,
+    _knn_rows,
     keyword_every_word_hits,
     keyword_ranking,
     keyword_tsquery,
@@ -421,6 +423,25 @@ def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction()
     assert before[0] == "on"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_knn_rows_outside_a_transaction_hold_the_settings_for_one_round_trip_only() -> None:
+    ProductFactory()
+    settings_seen = Product.objects.annotate(
+        seen=RawSQL(
+            "current_setting('enable_seqscan') || ' ' || current_setting('hnsw.iterative_scan')",
+            [],
+        )
+    ).values_list("pk", "seen")[:1]
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = _knn_rows(settings_seen, iterative=True)
+
+    assert rows[0][1] == "off strict_order"
+    assert len(queries) == 1
+    assert _setting("enable_seqscan") == "on"
+    assert _setting("hnsw.iterative_scan") in ("", "off", None)
+
+
 def _products_with_vectors(count: int, **fields: Any) -> np.ndarray:
     rng = np.random.default_rng(seed=3)
     vectors = rng.normal(size=(count, EMBEDDING_DIMENSIONS))
@@ -433,6 +454,25 @@ def _products_with_vectors(count: int, **fields: Any) -> np.ndarray:
         **fields,
     )
     return vectors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_semantic_hits_are_the_same_outside_a_transaction_as_inside_one() -> None:
+    vectors = _products_with_vectors(40)
+    rows = product_list(filters=ProductFilters())
+
+    def nearest() -> list[tuple[int, float | None]]:
+        return semantic_hits(
+            rows, vector=vectors[5].tolist(), limit=10, filtered=False, text="meadow honey"
+        )
+
+    outside = nearest()
+    with transaction.atomic():
+        inside = nearest()
+
+    assert outside == inside
+    assert len(outside) == 10
+    assert outside[0][1] is not None  # every test product says "meadow honey"
 
 
 @pytest.mark.django_db
