@@ -36,6 +36,12 @@ WORD = re.compile(r"[^\W_]+")
 MAX_QUERY_WORDS = 32
 # Rows holding every word of the query that are keyword-ranked beside the semantic candidates.
 KEYWORD_EXTRA_ROWS = 200
+# What customers (the API) and the agents read of a product. The bookkeeping columns (embedding
+# state, timestamps) stay behind: a page of 20 spent ~0.7 ms parsing their timestamps alone.
+PRODUCT_READ_FIELDS = (
+    "sku", "name", "slug", "category__name", "category__slug", "description", "price",
+    "currency", "weight_grams", "stock", "is_active", "tags", "origin", "floral_source",
+)  # fmt: skip
 T = TypeVar("T")
 M = TypeVar("M", Product, KnowledgeArticle)
 
@@ -60,9 +66,7 @@ class SearchHit(Generic[T]):
 def product_list(*, filters: ProductFilters) -> QuerySet[Product]:
     """Active products matching ``filters``, in catalogue order."""
     products = (
-        Product.objects.filter(is_active=True)
-        .select_related("category")
-        .defer("embedding", "search_vector")
+        Product.objects.filter(is_active=True).select_related("category").only(*PRODUCT_READ_FIELDS)
     )
     if filters.category:
         products = products.filter(category__slug=filters.category)
@@ -125,13 +129,15 @@ def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
 
 def _knn_rows(nearest: QuerySet[M], *, iterative: bool) -> list[tuple[int, float | None]]:
     """The rows of the ``semantic_queryset`` ``nearest``, run under the kNN settings."""
-    if connection.in_atomic_block:
+    server_side_binding = connection.settings_dict["OPTIONS"].get("server_side_binding")
+    if connection.in_atomic_block or server_side_binding:
         with _hnsw_search_settings(iterative=iterative):
             return list(nearest.all())  # a fresh run, not a cached result
     # Outside a transaction (a request), the settings and the statement share one round trip
     # instead of four (BEGIN, settings, statement, ROLLBACK): PostgreSQL runs a query string of
     # several statements as one implicit transaction, whose end forgets the settings, and
-    # Django's default client-side binding cursor sends such a string as it is.
+    # Django's default client-side binding cursor sends such a string as it is (a server-side
+    # binding one would refuse it).
     sql, params = nearest.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(

@@ -1,6 +1,8 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from catalog.models import Product
@@ -156,6 +158,27 @@ def test_product_list_with_q_orders_by_relevance(
     response = api_client.get(PRODUCTS_URL, {"q": query})
 
     assert response.json()["results"][0]["sku"] == first
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{}, {"q": "wildflower honey"}])
+def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
+    api_client: APIClient, params: dict[str, str]
+) -> None:
+    def statements(rows: int) -> int:
+        ProductFactory.create_batch(rows, category=category)
+        embeddings_refresh(kind="products")
+        with CaptureQueriesContext(connection) as queries:
+            response = api_client.get(PRODUCTS_URL, {**params, "category": category.slug})
+        assert len(response.json()["results"]) == rows
+        return len(queries)
+
+    category = CategoryFactory()
+    few = statements(5)
+    Product.objects.all().delete()
+    category = CategoryFactory()
+
+    assert statements(20) == few  # nothing is loaded row by row, e.g. a deferred column
 
 
 @pytest.mark.django_db
