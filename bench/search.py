@@ -432,7 +432,10 @@ def ef_sweep(
 # --- the HTTP API -----------------------------------------------------------------------------
 
 
-def gunicorn_start(database_url: str, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+def gunicorn_start(
+    database_url: str, log_path: Path, project_dir: Path = PROJECT_DIR
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A gunicorn serving the checkout at ``project_dir``, healthy; its port."""
     from django.conf import settings
 
     port = free_port()
@@ -451,13 +454,15 @@ def gunicorn_start(database_url: str, log_path: Path) -> tuple[subprocess.Popen[
         # 440 reads from one address would trip the 600/min read throttle; it still runs (its
         # cache round trip is part of every request), only its limit is lifted.
         "THROTTLE_READ": "1000000/min",
+        # Checkouts share one exported ONNX graph (its file name pins what it was made from).
+        "EMBEDDING_CACHE_DIR": str(settings.EMBEDDING_CACHE_DIR),
     }
     command = [
         sys.executable, "-m", "gunicorn", "beemanhoney.wsgi:application",
         "-k", "gthread", "--threads", "4", "-w", "1",
         "--bind", f"127.0.0.1:{port}", "--error-logfile", str(log_path), "--log-level", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env)
+    process = subprocess.Popen(command, cwd=project_dir, env=env)
     deadline = time.monotonic() + 90
     while True:
         try:
@@ -634,6 +639,10 @@ def measure_size(
             measure_hnsw_variant(conn, database_url, variant, query_vectors, ef_values)
             for variant in args.hnsw_variants
         ]
+        if variants:
+            # Leave the catalogue as the project indexes it, for bench.search_ab and the like.
+            log("rebuilding the project's HNSW index")
+            hnsw_index_build(conn)
         for variant in variants:
             variant.pop("exact_ids")
             for values in variant["ef_sweep"].values():
