@@ -242,9 +242,8 @@ def measure_selector(
 
     def semantic(query: tuple[str, list[float]]) -> list[tuple[int, float | None]]:
         text, vector = query
-        return selectors.semantic_hits(
-            rows, vector=vector, limit=candidates, filtered=False, text=text
-        )
+        statement = selectors.SemanticStatement.compile(rows, limit=candidates, text=text)
+        return selectors.semantic_hits(statement, vector=vector, filtered=False)
 
     def keyword(query: tuple[str, list[tuple[int, float | None]]]) -> list[int]:
         # The statement for the rows holding every word (it overlaps with the query embedding

@@ -8,13 +8,13 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
-from django.db.models.expressions import RawSQL
 from django.test.utils import CaptureQueriesContext
 
 from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.selectors import (
     ProductFilters,
+    SemanticStatement,
     _hnsw_search_settings,
     _knn_rows,
     keyword_every_word_hits,
@@ -30,6 +30,14 @@ from catalog.selectors import (
     semantic_queryset,
 )
 from tests.catalog.factories import CategoryFactory, ProductFactory
+
+
+def nearest_hits(
+    rows: Any, vector: Any, *, limit: int, filtered: bool = False, text: str = ""
+) -> list[tuple[int, float | None]]:
+    statement = SemanticStatement.compile(rows, limit=limit, text=text)
+    return semantic_hits(statement, vector=list(vector), filtered=filtered)
+
 
 SOLD_OUT = {"BH-RAW-006", "BH-MAN-004", "BH-CRM-003", "BH-CMB-002", "BH-ACC-005", "BH-POL-002"}
 
@@ -350,9 +358,7 @@ def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word()
     rows = product_list(filters=ProductFilters())
 
     every_word = keyword_every_word_hits(rows, text="zanzibar clove")
-    nearest = semantic_hits(
-        rows, vector=embed_query("zanzibar clove"), limit=10, filtered=False, text="zanzibar clove"
-    )
+    nearest = nearest_hits(rows, embed_query("zanzibar clove"), limit=10, text="zanzibar clove")
     ranked = keyword_ranking(every_word | dict(nearest), limit=10)
 
     assert list(every_word) == [both_words.pk]
@@ -378,7 +384,7 @@ def test_semantic_hits_carry_the_keyword_rank_of_rows_holding_a_word_of_the_quer
     )
     rows = product_list(filters=ProductFilters()).filter(pk__in=[holding.pk, without.pk])
 
-    ranks = dict(semantic_hits(rows, vector=vector, limit=5, filtered=True, text="clove honey"))
+    ranks = dict(nearest_hits(rows, vector, limit=5, filtered=True, text="clove honey"))
 
     assert ranks[without.pk] is None
     assert ranks[holding.pk] > 0
@@ -425,21 +431,33 @@ def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction()
 
 @pytest.mark.django_db(transaction=True)
 def test_knn_rows_outside_a_transaction_hold_the_settings_for_one_round_trip_only() -> None:
-    ProductFactory()
-    settings_seen = Product.objects.annotate(
-        seen=RawSQL(
-            "current_setting('enable_seqscan') || ' ' || current_setting('hnsw.iterative_scan')",
-            [],
-        )
-    ).values_list("pk", "seen")[:1]
+    reads_the_settings = SemanticStatement(
+        sql="SELECT current_setting('enable_seqscan') || ' '"
+        " || current_setting('hnsw.iterative_scan'), length(%s)",
+        params=("[placeholder]",),
+        vector_at=0,
+        limit=1,
+    )
 
     with CaptureQueriesContext(connection) as queries:
-        rows = _knn_rows(settings_seen, iterative=True)
+        rows = _knn_rows(reads_the_settings, vector=[0.5, 0.25], iterative=True)
 
-    assert rows[0][1] == "off strict_order"
+    assert rows == [("off strict_order", len("[0.5,0.25]"))]
     assert len(queries) == 1
     assert _setting("enable_seqscan") == "on"
     assert _setting("hnsw.iterative_scan") in ("", "off", None)
+
+
+def test_a_compiled_semantic_statement_is_the_queryset_for_the_vector_given_later() -> None:
+    rows = product_list(filters=ProductFilters(category="manuka-honey", max_price=Decimal(30)))
+    vector = np.random.default_rng(seed=5).normal(size=EMBEDDING_DIMENSIONS).tolist()
+
+    statement = SemanticStatement.compile(rows, limit=7, text="clove honey")
+
+    sql, params = semantic_queryset(
+        rows, vector=vector, limit=7, text="clove honey"
+    ).query.sql_with_params()
+    assert (statement.sql, statement.params_for(vector)) == (sql, list(params))
 
 
 def _products_with_vectors(count: int, **fields: Any) -> np.ndarray:
@@ -462,9 +480,7 @@ def test_semantic_hits_are_the_same_outside_a_transaction_as_inside_one() -> Non
     rows = product_list(filters=ProductFilters())
 
     def nearest() -> list[tuple[int, float | None]]:
-        return semantic_hits(
-            rows, vector=vectors[5].tolist(), limit=10, filtered=False, text="meadow honey"
-        )
+        return nearest_hits(rows, vectors[5], limit=10, text="meadow honey")
 
     outside = nearest()
     with transaction.atomic():
@@ -487,7 +503,7 @@ def test_an_unfiltered_search_walks_on_when_inactive_rows_leave_the_first_pass_s
         first_pass = [pk for pk, _ in semantic_queryset(rows, vector=vectors[0].tolist(), limit=25)]
 
     with CaptureQueriesContext(connection) as queries:
-        hits = semantic_hits(rows, vector=vectors[0].tolist(), limit=25, filtered=False, text="")
+        hits = nearest_hits(rows, vectors[0], limit=25)
 
     assert len(first_pass) < 25
     assert len(hits) == 20  # every active row
@@ -502,7 +518,7 @@ def test_asking_for_more_rows_than_ef_search_walks_on_from_the_start(settings: A
     rows = product_list(filters=ProductFilters())
 
     with CaptureQueriesContext(connection) as queries:
-        hits = semantic_hits(rows, vector=vectors[0].tolist(), limit=25, filtered=False, text="")
+        hits = nearest_hits(rows, vectors[0], limit=25)
 
     assert len(hits) == 25
     assert sum("ORDER BY" in query["sql"] for query in queries) == 1
