@@ -1,0 +1,61 @@
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from rest_framework.test import APIRequestFactory
+
+from beemanhoney.common.throttling import ReadThrottle
+
+
+def _request(address: str = "203.0.113.20"):
+    request = APIRequestFactory().get("/api/products/", REMOTE_ADDR=address)
+    request.user = AnonymousUser()
+    return request
+
+
+def _throttle_at(now: float) -> ReadThrottle:
+    throttle = ReadThrottle()
+    throttle.timer = lambda: now
+    return throttle
+
+
+def test_the_window_slides_and_the_wait_is_until_the_oldest_request_leaves_it(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "2/min"}
+    request = _request()
+
+    allowed = [_throttle_at(now).allow_request(request, None) for now in (1000.0, 1010.0)]
+    refused = _throttle_at(1030.0)
+    refused_allowed = refused.allow_request(request, None)
+    after_the_oldest_left = _throttle_at(1060.5).allow_request(request, None)
+
+    assert allowed == [True, True]
+    assert refused_allowed is False
+    assert refused.wait() == pytest.approx(30.0)
+    assert after_the_oldest_left is True
+    assert _throttle_at(1061.0).allow_request(request, None) is False  # 1010 and 1060.5 left
+
+
+def test_clients_are_counted_apart(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "1/min"}
+
+    first = ReadThrottle().allow_request(_request("203.0.113.21"), None)
+    second = ReadThrottle().allow_request(_request("203.0.113.22"), None)
+    again = ReadThrottle().allow_request(_request("203.0.113.21"), None)
+
+    assert (first, second, again) == (True, True, False)
+
+
+def test_requests_arriving_together_are_each_counted(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "10/min"}
+    request = _request()
+    start = Barrier(24)
+
+    def attempt(_: int) -> bool:
+        start.wait()
+        return ReadThrottle().allow_request(request, None)
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(attempt, range(24)))
+
+    assert answers.count(True) == 10
