@@ -24,7 +24,7 @@ class ProductOutputSerializer(serializers.Serializer):
     sku = serializers.CharField()
     slug = serializers.SlugField()
     name = serializers.CharField()
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category = serializers.SlugField(source="category.slug")
     price = serializers.DecimalField(max_digits=10, decimal_places=2)
     currency = serializers.CharField()
     weight_grams = serializers.IntegerField()
