@@ -3,6 +3,7 @@ from threading import Barrier
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from rest_framework.test import APIRequestFactory
 
 from beemanhoney.common.throttling import ReadThrottle
@@ -59,3 +60,12 @@ def test_requests_arriving_together_are_each_counted(settings) -> None:
         answers = list(pool.map(attempt, range(24)))
 
     assert answers.count(True) == 10
+
+
+def test_counts_drf_left_in_the_cache_before_a_deploy_do_not_get_in_the_way(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "5/min"}
+    request = _request()
+    throttle = ReadThrottle()
+    cache.set(throttle.get_cache_key(request, None), [1000.0, 999.0], 60)
+
+    assert throttle.allow_request(request, None) is True

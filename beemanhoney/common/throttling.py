@@ -50,7 +50,9 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
             return True
         self.now = self.timer()
         allowed, oldest = _sliding_window(settings.CACHES["default"]["LOCATION"])(
-            keys=[cache.make_key(self.key)],
+            # Not DRF's key: a string it left there (before a deploy, or from a worker still on
+            # the old code) would make the script fail.
+            keys=[cache.make_key(f"{self.key}:window")],
             args=[self.now, self.duration, self.num_requests, f"{self.now}:{secrets.token_hex(4)}"],
         )
         if not allowed:
