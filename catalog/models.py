@@ -101,6 +101,9 @@ class Product(TimeStampedModel, Embedded):
             GinIndex(fields=["search_vector"], name="product_search_vector_gin"),
             GinIndex(fields=["tags"], name="product_tags_gin"),
             embedding_hnsw_index("product_embedding_hnsw"),
+            # The catalogue's order: a page of the list reads 20 rows instead of sorting them
+            # all (80 ms at 100k products).
+            models.Index(fields=["name"], name="product_name"),
         ]
 
     def __str__(self) -> str:

@@ -313,7 +313,7 @@ def test_a_query_without_words_has_no_keyword_query() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_semantic_search_uses_the_hnsw_index() -> None:
+def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> None:
     # Rows other tests rolled back are still dead weight in the table; vacuum them away first,
     # as autovacuum does in production, or they swing the planner's page-based estimates.
     with connection.cursor() as cursor:
@@ -340,8 +340,11 @@ def test_semantic_search_uses_the_hnsw_index() -> None:
 
     with _hnsw_search_settings():
         plan = query.explain()
+    list_plan = product_list(filters=ProductFilters())[:20].explain()
 
     assert "Index Scan using product_embedding_hnsw" in plan
+    # The list's own index (its order) must not tempt the kNN statement, and serves the list.
+    assert "Index Scan using product_name" in list_plan
 
 
 @pytest.mark.django_db
