@@ -292,7 +292,8 @@ def _fuse(semantic: list[int], keyword: list[int], limit: int) -> list[RankedId]
 
 def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int, filtered: bool) -> list[RankedId]:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
-    # The model embeds the query on another thread (it releases the GIL) while this one asks
+    # The model embeds the query on another thread (ONNX Runtime releases the GIL while it
+    # runs; beemanhoney/wsgi.py shortens the switch interval for the rest) while this one asks
     # PostgreSQL for the rows holding every word and compiles the kNN statement.
     vector = _query_embedder().submit(embed_query, query)
     ranks: dict[int, float | None] = keyword_every_word_hits(rows, text=query)

@@ -6,7 +6,6 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 # KEYS[1]: the client's key. ARGV: now, window seconds, allowed requests, a unique member.
@@ -52,7 +51,7 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
         allowed, oldest = _sliding_window(settings.CACHES["default"]["LOCATION"])(
             # Not DRF's key: a string it left there (before a deploy, or from a worker still on
             # the old code) would make the script fail.
-            keys=[cache.make_key(f"{self.key}:window")],
+            keys=[self.cache.make_key(f"{self.key}:window")],
             args=[self.now, self.duration, self.num_requests, f"{self.now}:{secrets.token_hex(4)}"],
         )
         if not allowed:

@@ -166,6 +166,7 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
     api_client: APIClient, params: dict[str, str]
 ) -> None:
     def statements(rows: int) -> int:
+        category = CategoryFactory()
         ProductFactory.create_batch(rows, category=category)
         embeddings_refresh(kind="products")
         with CaptureQueriesContext(connection) as queries:
@@ -173,10 +174,8 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
         assert len(response.json()["results"]) == rows
         return len(queries)
 
-    category = CategoryFactory()
     few = statements(5)
     Product.objects.all().delete()
-    category = CategoryFactory()
 
     assert statements(20) == few  # nothing is loaded row by row, e.g. a deferred column
 
