@@ -216,8 +216,7 @@ def _clear_query_cache() -> None:
     # Each size must pay for query embeddings as a first search would; the cache is private.
     from catalog import embeddings
 
-    with embeddings._query_cache._lock:
-        embeddings._query_cache._items.clear()
+    embeddings._query_cache.clear()
 
 
 def _time_each(items: Sequence[Any], call: Callable[[Any], Any]) -> tuple[list[Any], list[float]]:
@@ -240,17 +239,18 @@ def measure_selector(
     rows = selectors.product_list(filters=filters)
     candidates = settings.SEARCH_CANDIDATES
 
+    statements = selectors.search_statements(rows, rows_key=("products", filters), limit=candidates)
+
     def semantic(query: tuple[str, list[float]]) -> list[tuple[int, float | None]]:
         text, vector = query
-        statement = selectors.SemanticStatement.compile(rows, limit=candidates, text=text)
-        return selectors.semantic_hits(statement, vector=vector, filtered=False)
+        return selectors.semantic_hits(statements.nearest, vector=vector, text=text, filtered=False)
 
     def keyword(query: tuple[str, list[tuple[int, float | None]]]) -> list[int]:
         # The statement for the rows holding every word (it overlaps with the query embedding
         # in the selector, so this is the keyword half's cost, not its latency), merged with
         # the keyword ranks the semantic statement brought along.
         text, nearest = query
-        ranks = selectors.keyword_every_word_hits(rows, text=text) | dict(nearest)
+        ranks = statements.every_word.hits(text) | dict(nearest)
         return selectors.keyword_ranking(ranks, limit=candidates)
 
     def search(text: str) -> list[Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from beemanhoney.common.lru import LruCache
 from catalog.models import EMBEDDING_DIMENSIONS
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -200,31 +200,11 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class _QueryCache:
-    """Recent query embeddings: customers and agents repeat the same searches."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_or_embed(self, text: str) -> list[float]:
-        backend = get_embedding_backend()
-        key = (backend.model_name, text)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        vector = backend.embed_query(text)
-        with self._lock:
-            self._items[key] = vector
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return vector
-
-
-_query_cache = _QueryCache(size=512)
+# Recent query embeddings: customers and agents repeat the same searches.
+_query_cache: LruCache[list[float]] = LruCache(size=512)
 
 
 def embed_query(text: str) -> list[float]:
-    return _query_cache.get_or_embed(" ".join(text.split()).lower())
+    backend = get_embedding_backend()
+    text = " ".join(text.split()).lower()
+    return _query_cache.get_or_make((backend.model_name, text), lambda: backend.embed_query(text))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from django.db.models import Case, Expression, F, FloatField, QuerySet, Value, W
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
+from beemanhoney.common.lru import LruCache
 from catalog.embeddings import current_model_name, embed_query
 from catalog.models import (
     EMBEDDING_DIMENSIONS,
@@ -27,6 +28,7 @@ from catalog.models import (
     Product,
     embedding_halfvec,
 )
+from catalog.statement_templates import StatementTemplate
 
 # Reciprocal rank fusion constants: the smaller one makes the top semantic ranks count for
 # more than top keyword ranks, so one weak keyword match cannot bury the best semantic match
@@ -128,43 +130,41 @@ def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
         transaction.set_rollback(True)
 
 
+# What search statements are compiled with in place of the values each search binds.
+_VECTOR_SLOT = [0.0] * EMBEDDING_DIMENSIONS
+_VECTOR_SLOT_TEXT = HalfVector(_VECTOR_SLOT).to_text()
+_ANY_WORD_SLOT = "<any word of the query>"
+_EVERY_WORD_SLOT = "<every word of the query>"
+
+
 @dataclass(frozen=True)
 class SemanticStatement:
-    """A compiled ``semantic_queryset`` waiting for its query vector.
+    """``semantic_queryset`` compiled once; each search binds its vector and words."""
 
-    The hybrid search compiles it (~1.5 ms of Django) while the model embeds the query.
-    """
-
-    sql: str
-    params: tuple[object, ...]
-    vector_at: int
+    template: StatementTemplate
     limit: int
 
     @classmethod
-    def compile(cls, rows: QuerySet[M], *, limit: int, text: str) -> SemanticStatement:
-        nearest = semantic_queryset(rows, vector=_PLACEHOLDER_VECTOR, limit=limit, text=text)
-        sql, params = nearest.query.sql_with_params()
-        return cls(sql, tuple(params), params.index(_PLACEHOLDER_TEXT), limit)
+    def compile(cls, rows: QuerySet[M], *, limit: int) -> SemanticStatement:
+        nearest = _nearest_queryset(
+            rows, vector=_VECTOR_SLOT, limit=limit, rank=_keyword_rank(_ANY_WORD_SLOT)
+        )
+        template = StatementTemplate.compile(
+            nearest, vector=_VECTOR_SLOT_TEXT, any_word=_ANY_WORD_SLOT
+        )
+        return cls(template, limit)
 
-    def params_for(self, vector: list[float]) -> list[object]:
-        params = list(self.params)
-        params[self.vector_at] = HalfVector(vector).to_text()
-        return params
+    def params_for(self, vector: list[float], text: str) -> list[object]:
+        # No words: to_tsquery(NULL) is NULL, so every keyword rank is NULL.
+        return self.template.bind(vector=HalfVector(vector).to_text(), any_word=_any_word(text))
 
 
-_PLACEHOLDER_VECTOR = [0.0] * EMBEDDING_DIMENSIONS
-_PLACEHOLDER_TEXT = HalfVector(_PLACEHOLDER_VECTOR).to_text()
-
-
-def _knn_rows(
-    statement: SemanticStatement, *, vector: list[float], iterative: bool
-) -> list[tuple[int, float | None]]:
-    """The rows of ``statement`` for ``vector``, run under the kNN settings."""
-    params = statement.params_for(vector)
+def _knn_rows(sql: str, params: list[object], *, iterative: bool) -> list[tuple[int, float | None]]:
+    """The rows of a kNN statement, run under the kNN settings."""
     server_side_binding = connection.settings_dict["OPTIONS"].get("server_side_binding")
     if connection.in_atomic_block or server_side_binding:
         with _hnsw_search_settings(iterative=iterative), connection.cursor() as cursor:
-            cursor.execute(statement.sql, params)
+            cursor.execute(sql, params)
             return cursor.fetchall()
     # Outside a transaction (a request), the settings and the statement share one round trip
     # instead of four (BEGIN, settings, statement, ROLLBACK): PostgreSQL runs a query string of
@@ -173,23 +173,24 @@ def _knn_rows(
     # binding one would refuse it).
     with connection.cursor() as cursor:
         cursor.execute(
-            f"{KNN_SETTINGS_SQL}; {statement.sql}",
-            [*_knn_settings_params(iterative=iterative), *params],
+            f"{KNN_SETTINGS_SQL}; {sql}", [*_knn_settings_params(iterative=iterative), *params]
         )
         cursor.nextset()
         return cursor.fetchall()
 
 
 def semantic_hits(
-    statement: SemanticStatement, *, vector: list[float], filtered: bool
+    statement: SemanticStatement, *, vector: list[float], text: str, filtered: bool
 ) -> list[tuple[int, float | None]]:
-    """The nearest rows' ids, nearest first, each with its keyword rank (``semantic_queryset``)."""
+    """The nearest rows' ids, nearest first, each with its keyword rank for ``text``
+    (``semantic_queryset``)."""
+    params = statement.params_for(vector, text)
     iterative = filtered or statement.limit > settings.SEARCH_HNSW_EF_SEARCH
-    hits = _knn_rows(statement, vector=vector, iterative=iterative)
+    hits = _knn_rows(statement.template.sql, params, iterative=iterative)
     if len(hits) < statement.limit and not iterative:
         # A small catalogue, or inactive rows (or another model's) among the ef_search nearest:
         # walk on. Cheap where it happens: a large catalogue fills the limit at the first pass.
-        hits = _knn_rows(statement, vector=vector, iterative=True)
+        hits = _knn_rows(statement.template.sql, params, iterative=True)
     return hits
 
 
@@ -204,9 +205,15 @@ def semantic_queryset(
     rides along: the rows are read from the heap for the index scan anyway, and it saves the
     hybrid search a statement on its critical path.
     """
+    return _nearest_queryset(rows, vector=vector, limit=limit, rank=keyword_rank(text))
+
+
+def _nearest_queryset(
+    rows: QuerySet[M], *, vector: list[float], limit: int, rank: Expression
+) -> QuerySet[M]:
     return (
         rows.filter(embedding_model=current_model_name())
-        .annotate(keyword_rank=keyword_rank(text))
+        .annotate(keyword_rank=rank)
         .order_by(CosineDistance(embedding_halfvec(), HalfVector(vector)))
         .values_list("pk", "keyword_rank")[:limit]
     )
@@ -218,23 +225,36 @@ def _query_words(text: str) -> list[str]:
 
 def keyword_tsquery(text: str) -> SearchQuery | None:
     """Any of the query's words (ranked by how many match), not all of them as websearch does."""
-    words = _query_words(text)
-    if not words:
+    any_word = _any_word(text)
+    if any_word is None:
         return None
-    return SearchQuery(" | ".join(words), config=SEARCH_CONFIG, search_type="raw")
+    return SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
+
+
+def _any_word(text: str) -> str | None:
+    words = _query_words(text)
+    return " | ".join(words) if words else None
 
 
 def keyword_rank(text: str) -> Expression:
     """A row's full-text rank for any of the words of ``text``; NULL if it holds none."""
-    any_word = keyword_tsquery(text)
+    any_word = _any_word(text)
     if any_word is None:
         return Value(None, output_field=FloatField())
-    rank = SearchRank(F("search_vector"), any_word, cover_density=True)
-    return Case(When(search_vector=any_word, then=rank), output_field=FloatField())
+    return _keyword_rank(any_word)
 
 
-def keyword_every_word_hits(rows: QuerySet[M], *, text: str) -> dict[int, float]:
-    """Up to ``KEYWORD_EXTRA_ROWS`` rows holding every word of ``text``: id -> keyword rank.
+def _keyword_rank(any_word: str) -> Expression:
+    """``keyword_rank`` for a raw tsquery of the words, ORed (``_any_word``)."""
+    query = SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
+    rank = SearchRank(F("search_vector"), query, cover_density=True)
+    return Case(When(search_vector=query, then=rank), output_field=FloatField())
+
+
+@dataclass(frozen=True)
+class EveryWordStatement:
+    """Up to ``KEYWORD_EXTRA_ROWS`` rows holding every word of a query, each with its keyword
+    rank; compiled once, each search binds its words.
 
     Ranking every row that shares a word with the query does not scale: in a honey shop nearly
     every row says "honey" (half of a 100k catalogue for a typical query, 160 ms). The hybrid
@@ -242,17 +262,36 @@ def keyword_every_word_hits(rows: QuerySet[M], *, text: str) -> dict[int, float]
     ``semantic_queryset``) plus these rows, which are what keyword search adds that the semantic
     half may miss (an exact name, a grade, a place). See docs/BENCHMARKS.md, "Search".
     """
-    words = _query_words(text)
-    if not words:
-        return {}
-    every_word = SearchQuery(" ".join(words), config=SEARCH_CONFIG)
-    holding = (
-        rows.filter(search_vector=every_word)
-        .annotate(keyword_rank=keyword_rank(text))
-        .order_by()
-        .values_list("pk", "keyword_rank")
-    )
-    return dict(holding[:KEYWORD_EXTRA_ROWS])
+
+    template: StatementTemplate
+
+    @classmethod
+    def compile(cls, rows: QuerySet[M]) -> EveryWordStatement:
+        holding = (
+            rows.filter(search_vector=SearchQuery(_EVERY_WORD_SLOT, config=SEARCH_CONFIG))
+            .annotate(keyword_rank=_keyword_rank(_ANY_WORD_SLOT))
+            .order_by()
+            .values_list("pk", "keyword_rank")[:KEYWORD_EXTRA_ROWS]
+        )
+        template = StatementTemplate.compile(
+            holding, every_word=_EVERY_WORD_SLOT, any_word=_ANY_WORD_SLOT
+        )
+        return cls(template)
+
+    def hits(self, text: str) -> dict[int, float]:
+        """Row id -> keyword rank."""
+        words = _query_words(text)
+        if not words:
+            return {}
+        params = self.template.bind(every_word=" ".join(words), any_word=" | ".join(words))
+        with connection.cursor() as cursor:
+            cursor.execute(self.template.sql, params)
+            return dict(cursor.fetchall())
+
+
+def keyword_every_word_hits(rows: QuerySet[M], *, text: str) -> dict[int, float]:
+    """``EveryWordStatement.hits`` over ``rows``."""
+    return EveryWordStatement.compile(rows).hits(text)
 
 
 def keyword_ranking(ranks: dict[int, float | None], *, limit: int) -> list[int]:
@@ -290,15 +329,41 @@ def _fuse(semantic: list[int], keyword: list[int], limit: int) -> list[RankedId]
     return fused[:limit]
 
 
-def _hybrid_ranking(rows: QuerySet[M], *, query: str, limit: int, filtered: bool) -> list[RankedId]:
+@dataclass(frozen=True)
+class SearchStatements:
+    every_word: EveryWordStatement
+    nearest: SemanticStatement
+
+
+# Per process: (what the rows are, candidates, embedding model) -> the search's statements.
+_search_statements: LruCache[SearchStatements] = LruCache(size=256)
+
+
+def search_statements(rows: QuerySet[M], *, rows_key: Hashable, limit: int) -> SearchStatements:
+    """The search statements over ``rows``, compiled on first use. ``rows_key`` must name
+    ``rows`` exactly: what they are and how they are filtered."""
+    return _search_statements.get_or_make(
+        (rows_key, limit, current_model_name()),
+        lambda: SearchStatements(
+            every_word=EveryWordStatement.compile(rows),
+            nearest=SemanticStatement.compile(rows, limit=limit),
+        ),
+    )
+
+
+def _hybrid_ranking(
+    rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
+) -> list[RankedId]:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
     # The model embeds the query on another thread (ONNX Runtime releases the GIL while it
     # runs; beemanhoney/wsgi.py shortens the switch interval for the rest) while this one asks
-    # PostgreSQL for the rows holding every word and compiles the kNN statement.
+    # PostgreSQL for the rows holding every word.
     vector = _query_embedder().submit(embed_query, query)
-    ranks: dict[int, float | None] = keyword_every_word_hits(rows, text=query)
-    statement = SemanticStatement.compile(rows, limit=candidates, text=query)
-    nearest = semantic_hits(statement, vector=vector.result(), filtered=filtered)
+    statements = search_statements(rows, rows_key=rows_key, limit=candidates)
+    ranks: dict[int, float | None] = statements.every_word.hits(query)
+    nearest = semantic_hits(
+        statements.nearest, vector=vector.result(), text=query, filtered=filtered
+    )
     ranks |= dict(nearest)
     semantic = [pk for pk, _ in nearest]
     return _fuse(semantic, keyword_ranking(ranks, limit=candidates), limit)
@@ -315,9 +380,9 @@ def _query_embedder() -> ThreadPoolExecutor:
 
 
 def _hybrid_search(
-    rows: QuerySet[M], *, query: str, limit: int, filtered: bool
+    rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
 ) -> list[SearchHit[M]]:
-    ranking = _hybrid_ranking(rows, query=query, limit=limit, filtered=filtered)
+    ranking = _hybrid_ranking(rows, rows_key=rows_key, query=query, limit=limit, filtered=filtered)
     # order_by(): a dict needs no ORDER BY (the model's default ordering would sort by name).
     by_id = rows.order_by().in_bulk([hit.pk for hit in ranking])
     return [
@@ -362,6 +427,7 @@ def product_search(
     """Active products for ``query``, best first: pgvector kNN fused with full-text rank."""
     return _hybrid_search(
         product_list(filters=filters),
+        rows_key=("products", filters),
         query=query,
         limit=limit or settings.SEARCH_CANDIDATES,
         filtered=filters != ProductFilters(),
@@ -372,7 +438,11 @@ def product_search_rows(*, query: str, filters: ProductFilters) -> RankedRows[Pr
     """As ``product_search``, for paging: only the rows of the page asked for are loaded."""
     rows = product_list(filters=filters)
     ranking = _hybrid_ranking(
-        rows, query=query, limit=settings.SEARCH_CANDIDATES, filtered=filters != ProductFilters()
+        rows,
+        rows_key=("products", filters),
+        query=query,
+        limit=settings.SEARCH_CANDIDATES,
+        filtered=filters != ProductFilters(),
     )
     return RankedRows(rows, ranking)
 
@@ -388,5 +458,9 @@ def knowledge_search(
     *, query: str, topic: str | None = None, limit: int = 5
 ) -> list[SearchHit[KnowledgeArticle]]:
     return _hybrid_search(
-        knowledge_article_list(topic=topic), query=query, limit=limit, filtered=bool(topic)
+        knowledge_article_list(topic=topic),
+        rows_key=("knowledge", topic),
+        query=query,
+        limit=limit,
+        filtered=bool(topic),
     )

@@ -26,6 +26,7 @@ from catalog.selectors import (
     product_search,
     product_search_rows,
     products_get_many,
+    search_statements,
     semantic_hits,
     semantic_queryset,
 )
@@ -35,8 +36,8 @@ from tests.catalog.factories import CategoryFactory, ProductFactory
 def nearest_hits(
     rows: Any, vector: Any, *, limit: int, filtered: bool = False, text: str = ""
 ) -> list[tuple[int, float | None]]:
-    statement = SemanticStatement.compile(rows, limit=limit, text=text)
-    return semantic_hits(statement, vector=list(vector), filtered=filtered)
+    statement = SemanticStatement.compile(rows, limit=limit)
+    return semantic_hits(statement, vector=list(vector), text=text, filtered=filtered)
 
 
 SOLD_OUT = {"BH-RAW-006", "BH-MAN-004", "BH-CRM-003", "BH-CMB-002", "BH-ACC-005", "BH-POL-002"}
@@ -434,16 +435,13 @@ def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction()
 
 @pytest.mark.django_db(transaction=True)
 def test_knn_rows_outside_a_transaction_hold_the_settings_for_one_round_trip_only() -> None:
-    reads_the_settings = SemanticStatement(
-        sql="SELECT current_setting('enable_seqscan') || ' '"
-        " || current_setting('hnsw.iterative_scan'), length(%s)",
-        params=("[placeholder]",),
-        vector_at=0,
-        limit=1,
+    reads_the_settings = (
+        "SELECT current_setting('enable_seqscan') || ' '"
+        " || current_setting('hnsw.iterative_scan'), length(%s)"
     )
 
     with CaptureQueriesContext(connection) as queries:
-        rows = _knn_rows(reads_the_settings, vector=[0.5, 0.25], iterative=True)
+        rows = _knn_rows(reads_the_settings, ["[0.5,0.25]"], iterative=True)
 
     assert rows == [("off strict_order", len("[0.5,0.25]"))]
     assert len(queries) == 1
@@ -455,12 +453,15 @@ def test_a_compiled_semantic_statement_is_the_queryset_for_the_vector_given_late
     rows = product_list(filters=ProductFilters(category="manuka-honey", max_price=Decimal(30)))
     vector = np.random.default_rng(seed=5).normal(size=EMBEDDING_DIMENSIONS).tolist()
 
-    statement = SemanticStatement.compile(rows, limit=7, text="clove honey")
+    statement = SemanticStatement.compile(rows, limit=7)
 
     sql, params = semantic_queryset(
         rows, vector=vector, limit=7, text="clove honey"
     ).query.sql_with_params()
-    assert (statement.sql, statement.params_for(vector)) == (sql, list(params))
+    assert (statement.template.sql, statement.params_for(vector, "clove honey")) == (
+        sql,
+        list(params),
+    )
 
 
 def _products_with_vectors(count: int, **fields: Any) -> np.ndarray:
@@ -526,3 +527,56 @@ def test_asking_for_more_rows_than_ef_search_walks_on_from_the_start(settings: A
     assert len(hits) == 25
     assert sum("ORDER BY" in query["sql"] for query in queries) == 1
     assert any("'strict_order'" in query["sql"] for query in queries)
+
+
+@pytest.mark.django_db
+def test_search_statements_are_compiled_once_per_rows_key_limit_and_embedding_model(
+    settings: Any,
+) -> None:
+    rows = product_list(filters=ProductFilters())
+    manuka = product_list(filters=ProductFilters(category="manuka-honey"))
+
+    first = search_statements(rows, rows_key=("products", ProductFilters()), limit=10)
+    again = search_statements(manuka, rows_key=("products", ProductFilters()), limit=10)
+    filtered = search_statements(
+        manuka, rows_key=("products", ProductFilters(category="manuka-honey")), limit=10
+    )
+    longer = search_statements(rows, rows_key=("products", ProductFilters()), limit=20)
+    settings.EMBEDDING_BACKEND = "openai"
+    other_model = search_statements(rows, rows_key=("products", ProductFilters()), limit=10)
+
+    assert again is first
+    assert len({id(first), id(filtered), id(longer), id(other_model)}) == 4
+    assert "manuka-honey" in filtered.nearest.template.params
+    assert "manuka-honey" not in first.nearest.template.params
+    assert current_model_name() in other_model.nearest.template.params
+
+
+@pytest.mark.django_db
+def test_each_search_binds_its_own_words_into_the_compiled_statements() -> None:
+    zanzibar = ProductFactory(name="Zanzibar Clove Honey", description="Spiced with cloves.")
+    leatherwood = ProductFactory(
+        name="Tasmanian Leatherwood Honey",
+        description="Floral and waxy.",
+        category=zanzibar.category,
+    )
+    filters = ProductFilters(category=zanzibar.category.slug)
+
+    first = product_search(query="zanzibar clove", filters=filters)
+    second = product_search(query="leatherwood", filters=filters)
+
+    assert [hit.item for hit in first] == [zanzibar]
+    assert [hit.item for hit in second] == [leatherwood]
+
+
+@pytest.mark.django_db
+def test_a_query_without_words_is_ranked_by_meaning_alone() -> None:
+    vectors = _products_with_vectors(5)
+    category = Product.objects.latest("pk").category
+    rows = product_list(filters=ProductFilters(category=category.slug))
+
+    hits = nearest_hits(rows, vectors[2], limit=5, filtered=True, text="?! --")
+
+    assert len(hits) == 5
+    assert all(rank is None for _, rank in hits)
+    assert keyword_every_word_hits(rows, text="?! --") == {}

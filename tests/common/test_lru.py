@@ -1,0 +1,28 @@
+from beemanhoney.common.lru import LruCache
+
+
+def test_a_value_is_made_once_while_it_stays_in_the_cache() -> None:
+    cache: LruCache[str] = LruCache(size=2)
+    made: list[str] = []
+
+    def make(value: str) -> str:
+        made.append(value)
+        return value
+
+    first = cache.get_or_make("a", lambda: make("a"))
+    again = cache.get_or_make("a", lambda: make("other"))
+
+    assert (first, again) == ("a", "a")
+    assert made == ["a"]
+
+
+def test_the_least_recently_used_value_is_dropped_first() -> None:
+    cache: LruCache[int] = LruCache(size=2)
+    cache.get_or_make("a", lambda: 1)
+    cache.get_or_make("b", lambda: 2)
+    cache.get_or_make("a", lambda: 0)  # "a" is now the most recently used
+
+    cache.get_or_make("c", lambda: 3)
+
+    assert cache.get_or_make("a", lambda: -1) == 1
+    assert cache.get_or_make("b", lambda: -2) == -2  # dropped, so made again
