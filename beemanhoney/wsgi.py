@@ -28,6 +28,6 @@ _load_embedding_model()
 # The ~500k objects loaded so far (Django, torch, the model) live as long as the worker: leave
 # them out of the collector's full passes, which otherwise stall a request for ~0.2 s.
 gc.freeze()
-# A search embeds its query on another thread while this one compiles SQL: at the default 5 ms
-# switch interval, each time the model's thread wants the GIL back it can wait that long.
+# A search reads the database on another thread while this one embeds its query: at the default
+# 5 ms switch interval, each time one of them wants the GIL back it can wait that long.
 sys.setswitchinterval(0.0005)

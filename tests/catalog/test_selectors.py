@@ -1,3 +1,4 @@
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from catalog.embeddings import current_model_name, embed_query
@@ -17,6 +18,7 @@ from catalog.selectors import (
     SemanticStatement,
     _hnsw_search_settings,
     _knn_rows,
+    _while_this_thread_works,
     keyword_every_word_hits,
     keyword_ranking,
     keyword_tsquery,
@@ -580,3 +582,31 @@ def test_a_query_without_words_is_ranked_by_meaning_alone() -> None:
     assert len(hits) == 5
     assert all(rank is None for _, rank in hits)
     assert keyword_every_word_hits(rows, text="?! --") == {}
+
+
+@pytest.mark.django_db
+def test_a_side_read_runs_on_another_thread_over_this_threads_connection() -> None:
+    product = ProductFactory(name="Not Yet Committed Honey")
+
+    def read(pk: int, *, using: Any) -> tuple[str, str]:
+        with using.cursor() as cursor:
+            cursor.execute("SELECT name FROM catalog_product WHERE id = %s", [pk])
+            return threading.current_thread().name, cursor.fetchone()[0]
+
+    thread_name, name = _while_this_thread_works(read, product.pk).result()
+
+    assert name == "Not Yet Committed Honey"  # the same transaction: the row is not committed
+    assert thread_name != threading.current_thread().name
+    assert not connection.allow_thread_sharing
+
+
+@pytest.mark.django_db
+def test_a_failed_side_read_raises_where_it_is_awaited_and_gives_the_connection_back() -> None:
+    def read(*, using: Any) -> None:
+        raise DatabaseError("the read failed")
+
+    future = _while_this_thread_works(read)
+
+    with pytest.raises(DatabaseError, match="the read failed"):
+        future.result()
+    assert not connection.allow_thread_sharing
