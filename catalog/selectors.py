@@ -12,10 +12,22 @@ from functools import lru_cache
 from typing import Generic, TypeVar, overload
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, Expression, F, FloatField, QuerySet, Value, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Expression,
+    F,
+    FloatField,
+    Lookup,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.sql.compiler import SQLCompiler
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
@@ -418,10 +430,13 @@ def _hybrid_search(
 
 
 class RankedRows(Sequence[M]):
-    """Search results in rank order that load only the rows sliced out of them (one page)."""
+    """Search results in rank order that load only the rows sliced out of them (one page).
 
-    def __init__(self, rows: QuerySet[M], ranking: list[RankedId]) -> None:
-        self._rows = rows
+    ``load(ids)``: the rows of ``ids`` that still qualify, by id.
+    """
+
+    def __init__(self, load: Callable[[list[int]], dict[int, M]], ranking: list[RankedId]) -> None:
+        self._load = load
         self._ids = [hit.pk for hit in ranking]
 
     def __len__(self) -> int:
@@ -437,8 +452,73 @@ class RankedRows(Sequence[M]):
         if isinstance(index, int):
             return self[index : index + 1 or None][0]
         ids = self._ids[index]
-        by_id = self._rows.order_by().in_bulk(ids)
+        by_id = self._load(ids)
         return [by_id[pk] for pk in ids if pk in by_id]
+
+
+_IDS_SLOT = [-1]
+
+
+class _AnyOf(Lookup):
+    """``lhs = ANY(rhs)``: one array parameter for any number of ids, where ``__in`` compiles
+    one placeholder per id (and so another statement for each number of ids)."""
+
+    lookup_name = "any_of"
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
+
+
+_PRODUCT_READ_COLUMNS = tuple(
+    field.attname
+    for field in Product._meta.concrete_fields
+    if field.name in ("id", "category", *PRODUCT_READ_FIELDS)
+)
+_CATEGORY_READ_COLUMNS = ("id", "name", "slug")
+
+
+@dataclass(frozen=True)
+class ProductsByIdStatement:
+    """The products of ``PRODUCT_READ_FIELDS`` by id, compiled once per filter set.
+
+    A page of search results loaded through the ORM spent ~1.5 ms of its ~2.5 compiling the
+    statement and building rows; here each page binds its ids and builds its products from
+    the rows as the ORM would (``Model.from_db``).
+    """
+
+    template: StatementTemplate
+
+    @classmethod
+    def compile(cls, rows: QuerySet[Product]) -> ProductsByIdStatement:
+        ids = Value(_IDS_SLOT, output_field=ArrayField(BigIntegerField()))
+        by_id = (
+            rows.order_by()
+            .filter(_AnyOf(F("pk"), ids))
+            .values_list(
+                *_PRODUCT_READ_COLUMNS,
+                *(f"category__{column}" for column in _CATEGORY_READ_COLUMNS),
+            )
+        )
+        return cls(StatementTemplate.compile(by_id, ids=_IDS_SLOT))
+
+    def load(self, ids: list[int]) -> dict[int, Product]:
+        with connection.cursor() as cursor:
+            cursor.execute(self.template.sql, self.template.bind(ids=ids))
+            rows = cursor.fetchall()
+        split = len(_PRODUCT_READ_COLUMNS)
+        products = {}
+        for row in rows:
+            product = Product.from_db(connection.alias, _PRODUCT_READ_COLUMNS, row[:split])
+            product.category = Category.from_db(
+                connection.alias, _CATEGORY_READ_COLUMNS, row[split:]
+            )
+            products[product.pk] = product
+        return products
+
+
+_products_by_id: LruCache[ProductsByIdStatement] = LruCache(size=256)
 
 
 def product_search(
@@ -464,7 +544,8 @@ def product_search_rows(*, query: str, filters: ProductFilters) -> RankedRows[Pr
         limit=settings.SEARCH_CANDIDATES,
         filtered=filters != ProductFilters(),
     )
-    return RankedRows(rows, ranking)
+    by_id = _products_by_id.get_or_make(filters, lambda: ProductsByIdStatement.compile(rows))
+    return RankedRows(by_id.load, ranking)
 
 
 def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArticle]:

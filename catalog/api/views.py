@@ -35,6 +35,25 @@ class ProductOutputSerializer(serializers.Serializer):
     floral_source = serializers.CharField()
     description = serializers.CharField()
 
+    def to_representation(self, product: Product) -> dict[str, Any]:
+        # By hand: DRF's walk over the fields above took ~1 ms of a page of 20. The fields stay
+        # declared for validation of the schema, and tests hold this to DRF's own output.
+        return {
+            "sku": product.sku,
+            "slug": product.slug,
+            "name": product.name,
+            "category": product.category.slug,
+            "price": self.fields["price"].to_representation(product.price),
+            "currency": product.currency,
+            "weight_grams": product.weight_grams,
+            "stock": product.stock,
+            "in_stock": product.in_stock,
+            "tags": list(product.tags),
+            "origin": product.origin,
+            "floral_source": product.floral_source,
+            "description": product.description,
+        }
+
 
 class ProductInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)

@@ -3,8 +3,10 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
+from catalog.api.views import ProductOutputSerializer
 from catalog.models import Product
 from catalog.services import embeddings_refresh
 from tests.catalog.factories import (
@@ -95,6 +97,21 @@ def test_product_list_returns_each_products_public_fields(api_client: APIClient)
             "description": "Pale and runny.",
         }
     ]
+
+
+@pytest.mark.django_db
+def test_the_product_output_is_what_drf_makes_of_the_declared_fields() -> None:
+    products = [
+        ProductFactory(price=Decimal("7"), tags=[], stock=0, origin=""),
+        ProductFactory(price=Decimal("12.5"), tags=["raw", "local"], description="Crème brûlée"),
+    ]
+    serializer = ProductOutputSerializer()
+
+    by_hand = [serializer.to_representation(product) for product in products]
+
+    by_drf = [Serializer.to_representation(serializer, product) for product in products]
+    assert by_hand == by_drf
+    assert by_hand[0]["price"] == "7.00"
 
 
 @pytest.mark.django_db

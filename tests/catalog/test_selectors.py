@@ -15,6 +15,7 @@ from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.selectors import (
     ProductFilters,
+    ProductsByIdStatement,
     SemanticStatement,
     _hnsw_search_settings,
     _knn_rows,
@@ -610,3 +611,26 @@ def test_a_failed_side_read_raises_where_it_is_awaited_and_gives_the_connection_
     with pytest.raises(DatabaseError, match="the read failed"):
         future.result()
     assert not connection.allow_thread_sharing
+
+
+def _loaded_values(product: Product) -> dict[str, Any]:
+    """What a product instance holds, its cached category included."""
+    category = {k: v for k, v in vars(product.category).items() if k != "_state"}
+    return {k: v for k, v in vars(product).items() if k != "_state"} | {"category": category}
+
+
+@pytest.mark.django_db
+def test_products_by_id_are_the_orms_products_and_keep_to_the_filters() -> None:
+    category = CategoryFactory()
+    wanted = ProductFactory.create_batch(3, category=category)
+    elsewhere = ProductFactory()
+    rows = product_list(filters=ProductFilters(category=category.slug))
+    statement = ProductsByIdStatement.compile(rows)
+
+    loaded = statement.load([elsewhere.pk, *(product.pk for product in wanted)])
+
+    expected = rows.order_by().in_bulk([product.pk for product in wanted])
+    assert loaded == expected
+    assert [_loaded_values(p) for p in loaded.values()] == [
+        _loaded_values(p) for p in expected.values()
+    ]
