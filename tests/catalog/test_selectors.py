@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from pgvector import HalfVector
 
 from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
@@ -20,6 +21,7 @@ from catalog.selectors import (
     _hnsw_search_settings,
     _knn_rows,
     _while_this_thread_works,
+    halfvec_text,
     keyword_every_word_hits,
     keyword_ranking,
     keyword_tsquery,
@@ -634,3 +636,15 @@ def test_products_by_id_are_the_orms_products_and_keep_to_the_filters() -> None:
     assert [_loaded_values(p) for p in loaded.values()] == [
         _loaded_values(p) for p in expected.values()
     ]
+
+
+def test_a_query_vectors_text_is_pgvectors_own() -> None:
+    rng = np.random.default_rng(seed=11)
+    vectors = [
+        *(rng.normal(size=EMBEDDING_DIMENSIONS) * scale for scale in (1e-6, 1e-3, 0.1, 1, 50)),
+        np.array([0.0, -0.0, 6e-8, 65504.0, -1.0, 0.333]),
+    ]
+
+    texts = [halfvec_text(vector.tolist()) for vector in vectors]
+
+    assert texts == [HalfVector(vector.tolist()).to_text() for vector in vectors]
