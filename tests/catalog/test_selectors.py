@@ -648,3 +648,23 @@ def test_a_query_vectors_text_is_pgvectors_own() -> None:
     texts = [halfvec_text(vector.tolist()) for vector in vectors]
 
     assert texts == [HalfVector(vector.tolist()).to_text() for vector in vectors]
+
+
+@pytest.mark.django_db
+def test_a_search_page_loads_only_the_products_the_knn_statement_did_not_bring() -> None:
+    _products_with_vectors(6)
+    category = Product.objects.latest("pk").category
+    keyword_only = ProductFactory(category=category, embedding=None, embedding_model="")
+    filters = ProductFilters(category=category.slug)
+
+    results = product_search_rows(query="meadow honey", filters=filters)
+    with CaptureQueriesContext(connection) as queries:
+        page = results[0 : len(results)]
+
+    expected = product_list(filters=filters).order_by().in_bulk()
+    assert len(page) == 7
+    assert [_loaded_values(product) for product in page] == [
+        _loaded_values(expected[product.pk]) for product in page
+    ]
+    assert len(queries) == 1
+    assert f"ANY('{{{keyword_only.pk}}}'" in queries[0]["sql"]  # that one row's id, alone
