@@ -19,8 +19,8 @@ MAX_QUERY_LENGTH = 300
 
 
 class ProductOutputSerializer(serializers.Serializer):
-    # Declared rather than a ModelSerializer: building the fields from the model took 0.7 ms of
-    # every page of 20 (of ~1.8).
+    # The fields describe the output (the API schema is made from them); ``product_output``
+    # renders it.
     sku = serializers.CharField()
     slug = serializers.SlugField()
     name = serializers.CharField()
@@ -36,23 +36,31 @@ class ProductOutputSerializer(serializers.Serializer):
     description = serializers.CharField()
 
     def to_representation(self, product: Product) -> dict[str, Any]:
-        # By hand: DRF's walk over the fields above took ~1 ms of a page of 20. The fields stay
-        # declared for validation of the schema, and tests hold this to DRF's own output.
-        return {
-            "sku": product.sku,
-            "slug": product.slug,
-            "name": product.name,
-            "category": product.category.slug,
-            "price": self.fields["price"].to_representation(product.price),
-            "currency": product.currency,
-            "weight_grams": product.weight_grams,
-            "stock": product.stock,
-            "in_stock": product.in_stock,
-            "tags": list(product.tags),
-            "origin": product.origin,
-            "floral_source": product.floral_source,
-            "description": product.description,
-        }
+        return product_output(product)
+
+
+_PRICE = serializers.DecimalField(max_digits=10, decimal_places=2)
+
+
+def product_output(product: Product) -> dict[str, Any]:
+    """What ``ProductOutputSerializer`` renders, by hand: DRF's walk over its fields took ~1 ms
+    of a page of 20, and a serializer per page another ~0.35 ms plus the reference cycles its
+    fields leave for the garbage collector. Tests hold this to DRF's own output."""
+    return {
+        "sku": product.sku,
+        "slug": product.slug,
+        "name": product.name,
+        "category": product.category.slug,
+        "price": _PRICE.to_representation(product.price),
+        "currency": product.currency,
+        "weight_grams": product.weight_grams,
+        "stock": product.stock,
+        "in_stock": product.in_stock,
+        "tags": list(product.tags),
+        "origin": product.origin,
+        "floral_source": product.floral_source,
+        "description": product.description,
+    }
 
 
 class ProductInputSerializer(serializers.Serializer):
@@ -129,7 +137,7 @@ class ProductListApi(APIView):
             products = selectors.product_list(filters=filters)
         paginator = StandardPagination()
         page = paginator.paginate_queryset(products, request, view=self)
-        return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response([product_output(product) for product in page])
 
     @extend_schema(
         operation_id="products_create",

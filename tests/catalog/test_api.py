@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
-from catalog.api.views import ProductOutputSerializer
+from catalog.api.views import ProductOutputSerializer, product_output
 from catalog.models import Product
 from catalog.services import embeddings_refresh
 from tests.catalog.factories import (
@@ -107,9 +107,10 @@ def test_the_product_output_is_what_drf_makes_of_the_declared_fields() -> None:
     ]
     serializer = ProductOutputSerializer()
 
-    by_hand = [serializer.to_representation(product) for product in products]
+    by_hand = [product_output(product) for product in products]
 
     by_drf = [Serializer.to_representation(serializer, product) for product in products]
+    assert [serializer.to_representation(product) for product in products] == by_hand
     assert by_hand == by_drf
     assert by_hand[0]["price"] == "7.00"
 

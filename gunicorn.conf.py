@@ -1,0 +1,21 @@
+"""Gunicorn reads this file from the folder it starts in (the project, or /app in the image).
+
+The cyclic garbage of a request (DRF's request, view and serializer objects point at each
+other) is collected after its response has been sent, not in the middle of a later request: at
+Python's default threshold a young-generation pass ran every ~1.5 searches, and a 5-7 ms
+middle-generation pass every ~15, which is where a search's p95 sat (docs/BENCHMARKS.md).
+"""
+
+import gc
+
+# Automatic collections stay as a safety net for long requests (event streams, imports).
+YOUNG_GENERATION_THRESHOLD = 20_000
+
+
+def post_worker_init(worker: object) -> None:
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
+
+
+def post_request(worker: object, req: object, environ: dict, resp: object) -> None:
+    gc.collect(1)
