@@ -239,7 +239,9 @@ def measure_selector(
     rows = selectors.product_list(filters=filters)
     candidates = settings.SEARCH_CANDIDATES
 
-    statements = selectors.search_statements(rows, rows_key=("products", filters), limit=candidates)
+    statements = selectors.search_statements(
+        lambda: rows, rows_key=("products", filters), limit=candidates
+    )
 
     def semantic(query: tuple[str, list[float]]) -> list[tuple[int, float | None]]:
         text, vector = query

@@ -339,7 +339,7 @@ def keyword_ranking(ranks: dict[int, float | None], *, limit: int) -> list[int]:
     return sorted(held, key=lambda pk: (-held[pk], pk))[:limit]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RankedId:
     pk: int
     score: float
@@ -351,21 +351,14 @@ def _fuse(semantic: list[int], keyword: list[int], limit: int) -> list[RankedId]
     """Reciprocal rank fusion of two ranked id lists."""
     semantic_rank = {pk: rank for rank, pk in enumerate(semantic, start=1)}
     keyword_rank = {pk: rank for rank, pk in enumerate(keyword, start=1)}
-    fused = [
-        RankedId(
-            pk=pk,
-            score=sum(
-                1 / (k + ranks[pk])
-                for ranks, k in ((semantic_rank, SEMANTIC_RRF_K), (keyword_rank, KEYWORD_RRF_K))
-                if pk in ranks
-            ),
-            semantic_rank=semantic_rank.get(pk),
-            keyword_rank=keyword_rank.get(pk),
-        )
-        for pk in dict.fromkeys([*semantic, *keyword])
+    # Semantic ids first, then those only the keyword half found: ties keep that order.
+    score = {pk: 1 / (SEMANTIC_RRF_K + rank) for pk, rank in semantic_rank.items()}
+    for pk, rank in keyword_rank.items():
+        score[pk] = score.get(pk, 0.0) + 1 / (KEYWORD_RRF_K + rank)
+    best = sorted(score, key=lambda pk: (-score[pk], semantic_rank.get(pk) or limit + 1))
+    return [
+        RankedId(pk, score[pk], semantic_rank.get(pk), keyword_rank.get(pk)) for pk in best[:limit]
     ]
-    fused.sort(key=lambda hit: (-hit.score, hit.semantic_rank or limit + 1))
-    return fused[:limit]
 
 
 @dataclass(frozen=True)
@@ -379,16 +372,25 @@ _search_statements: LruCache[SearchStatements] = LruCache(size=256)
 
 
 def search_statements(
-    rows: QuerySet[M], *, rows_key: Hashable, limit: int, columns: tuple[str, ...] = ()
+    rows: Callable[[], QuerySet[M]],
+    *,
+    rows_key: Hashable,
+    limit: int,
+    columns: tuple[str, ...] = (),
 ) -> SearchStatements:
-    """The search statements over ``rows``, compiled on first use. ``rows_key`` must name
-    ``rows`` exactly: what they are and how they are filtered."""
+    """The search statements over ``rows()``, compiled on first use (so the queryset is built
+    only then). ``rows_key`` must name the rows exactly: what they are and how they are
+    filtered."""
+
+    def compile_statements() -> SearchStatements:
+        queryset = rows()
+        return SearchStatements(
+            every_word=EveryWordStatement.compile(queryset),
+            nearest=SemanticStatement.compile(queryset, limit=limit, columns=columns),
+        )
+
     return _search_statements.get_or_make(
-        (rows_key, limit, current_model_name(), columns),
-        lambda: SearchStatements(
-            every_word=EveryWordStatement.compile(rows),
-            nearest=SemanticStatement.compile(rows, limit=limit, columns=columns),
-        ),
+        (rows_key, limit, current_model_name(), columns), compile_statements
     )
 
 
@@ -400,7 +402,7 @@ class Ranking:
 
 
 def _hybrid_ranking(
-    rows: QuerySet[M],
+    rows: Callable[[], QuerySet[M]],
     *,
     rows_key: Hashable,
     query: str,
@@ -459,7 +461,7 @@ def _hybrid_search(
     rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
 ) -> list[SearchHit[M]]:
     ranking = _hybrid_ranking(
-        rows, rows_key=rows_key, query=query, limit=limit, filtered=filtered
+        lambda: rows, rows_key=rows_key, query=query, limit=limit, filtered=filtered
     ).hits
     # order_by(): a dict needs no ORDER BY (the model's default ordering would sort by name).
     return _search_hits(ranking, rows.order_by().in_bulk([hit.pk for hit in ranking]))
@@ -593,7 +595,10 @@ def _product_ranking(
     loading a page in a statement of its own took 1.2-2 ms); only rows that the keyword half
     alone brought in are loaded afterwards.
     """
-    rows = product_list(filters=filters)
+
+    def rows() -> QuerySet[Product]:
+        return product_list(filters=filters)
+
     ranking = _hybrid_ranking(
         rows,
         rows_key=("products", filters),
@@ -602,7 +607,7 @@ def _product_ranking(
         filtered=filters != ProductFilters(),
         columns=_PRODUCT_ROW_PATHS,
     )
-    by_id = _products_by_id.get_or_make(filters, lambda: ProductsByIdStatement.compile(rows))
+    by_id = _products_by_id.get_or_make(filters, lambda: ProductsByIdStatement.compile(rows()))
 
     def load(ids: list[int]) -> dict[int, Product]:
         found = ranking.candidate_rows

@@ -18,6 +18,7 @@ from catalog.selectors import (
     ProductFilters,
     ProductsByIdStatement,
     SemanticStatement,
+    _fuse,
     _hnsw_search_settings,
     _knn_rows,
     _while_this_thread_works,
@@ -376,6 +377,18 @@ def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word()
     assert one_word.pk not in ranked
 
 
+def test_fusion_adds_each_lists_reciprocal_rank_and_keeps_the_best() -> None:
+    # scores: 1 -> 1/21, 2 -> 1/22, 3 -> 1/23 + 1/61, 4 -> 1/62
+    fused = _fuse(semantic=[1, 2, 3], keyword=[3, 4], limit=3)
+
+    assert [(hit.pk, hit.semantic_rank, hit.keyword_rank) for hit in fused] == [
+        (3, 3, 1),
+        (1, 1, None),
+        (2, 2, None),
+    ]
+    assert fused[0].score == pytest.approx(1 / 23 + 1 / 61)
+
+
 def test_keyword_ranking_orders_by_rank_then_id_and_leaves_out_rows_without_a_word() -> None:
     ranks = {7: 0.1, 3: None, 5: 0.4, 2: 0.1, 9: 0.05}
 
@@ -541,14 +554,14 @@ def test_search_statements_are_compiled_once_per_rows_key_limit_and_embedding_mo
     rows = product_list(filters=ProductFilters())
     manuka = product_list(filters=ProductFilters(category="manuka-honey"))
 
-    first = search_statements(rows, rows_key=("products", ProductFilters()), limit=10)
-    again = search_statements(manuka, rows_key=("products", ProductFilters()), limit=10)
+    first = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=10)
+    again = search_statements(lambda: manuka, rows_key=("products", ProductFilters()), limit=10)
     filtered = search_statements(
-        manuka, rows_key=("products", ProductFilters(category="manuka-honey")), limit=10
+        lambda: manuka, rows_key=("products", ProductFilters(category="manuka-honey")), limit=10
     )
-    longer = search_statements(rows, rows_key=("products", ProductFilters()), limit=20)
+    longer = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=20)
     settings.EMBEDDING_BACKEND = "openai"
-    other_model = search_statements(rows, rows_key=("products", ProductFilters()), limit=10)
+    other_model = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=10)
 
     assert again is first
     assert len({id(first), id(filtered), id(longer), id(other_model)}) == 4
