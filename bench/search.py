@@ -165,7 +165,7 @@ def exact_mode() -> KnnMode:
 
 
 def index_mode(ef_search: int) -> KnnMode:
-    # As catalog.selectors._hnsw_search_settings for an unfiltered search (the queries here
+    # As catalog.search_statements._hnsw_search_settings for an unfiltered search (the queries here
     # filter nothing out, so no iterative scan), plus forcing the index so small tables
     # measure it too (the planner picks it by itself from ~10k rows; see "planner uses index").
     settings_sql = (
@@ -234,22 +234,24 @@ def measure_selector(
 ) -> dict[str, Any]:
     from django.conf import settings
 
-    from catalog import selectors
+    from catalog import search_statements, selectors
 
     filters = selectors.ProductFilters()
     rows = selectors.product_list(filters=filters)
     candidates = settings.SEARCH_CANDIDATES
 
-    statements = selectors.search_statements(
+    statements = search_statements.search_statements(
         lambda: rows,
         rows_key=("products", filters),
         limit=candidates,
-        columns=selectors._PRODUCT_ROW_PATHS,  # the candidates' products, as the selector asks
+        columns=search_statements.PRODUCT_ROW_PATHS,  # the products, as the selector asks
     )
 
     def semantic(query: tuple[str, list[float]]) -> list[tuple[int, float | None]]:
         text, vector = query
-        hits = selectors.semantic_hits(statements.nearest, vector=vector, text=text, filtered=False)
+        hits = search_statements.semantic_hits(
+            statements.nearest, vector=vector, text=text, filtered=False
+        )
         return [(row[0], row[1]) for row in hits]
 
     def keyword(query: tuple[str, list[tuple[int, float | None]]]) -> list[int]:
@@ -268,8 +270,8 @@ def measure_selector(
         return selectors.product_search_rows(query=text, filters=filters)[:20]
 
     vector_lists = [vector.tolist() for vector in vectors]
-    with selectors._hnsw_search_settings(iterative=False):
-        plan = selectors.semantic_queryset(
+    with search_statements._hnsw_search_settings(iterative=False):
+        plan = search_statements.semantic_queryset(
             rows, vector=vector_lists[0], limit=candidates, text=queries[0]
         ).explain()
     for text in warmups:
@@ -282,7 +284,7 @@ def measure_selector(
         for s, k in zip(semantic_ids, keyword_ids, strict=True)
     ]
     # What loads the rows the kNN statement did not bring (here all 100 of each ranking).
-    _, by_id_s = _time_each(fused, selectors.ProductsByIdStatement.compile(rows).load)
+    _, by_id_s = _time_each(fused, search_statements.ProductsByIdStatement.compile(rows).load)
     _clear_query_cache()
     hits, search_s = _time_each(queries, search)
     _, search_cached_s = _time_each(queries, search)
@@ -335,7 +337,7 @@ def measure_keyword_options(
     """
     from django.conf import settings
 
-    from catalog.selectors import MAX_QUERY_WORDS, WORD
+    from catalog.search_statements import MAX_QUERY_WORDS, WORD
 
     started = time.perf_counter()
     common = {

@@ -3,48 +3,28 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import factory
-import numpy as np
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
-from pgvector import HalfVector
 
 from catalog.embeddings import current_model_name, embed_query
-from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
+from catalog.models import Category, KnowledgeArticle, Product
+from catalog.search_statements import keyword_every_word_hits
 from catalog.selectors import (
     ProductFilters,
-    ProductsByIdStatement,
-    SemanticStatement,
     _fuse,
-    _hnsw_search_settings,
-    _knn_rows,
     _while_this_thread_works,
-    halfvec_text,
-    keyword_every_word_hits,
     keyword_ranking,
-    keyword_tsquery,
     knowledge_search,
     product_get,
     product_list,
     product_search,
     product_search_rows,
     products_get_many,
-    search_statements,
-    semantic_hits,
-    semantic_queryset,
 )
 from tests.catalog.factories import CategoryFactory, ProductFactory
-
-
-def nearest_hits(
-    rows: Any, vector: Any, *, limit: int, filtered: bool = False, text: str = ""
-) -> list[tuple[int, float | None]]:
-    statement = SemanticStatement.compile(rows, limit=limit)
-    return semantic_hits(statement, vector=list(vector), text=text, filtered=filtered)
-
+from tests.catalog.search_support import loaded_values, nearest_hits, products_with_vectors
 
 SOLD_OUT = {"BH-RAW-006", "BH-MAN-004", "BH-CRM-003", "BH-CMB-002", "BH-ACC-005", "BH-POL-002"}
 
@@ -315,45 +295,6 @@ def test_a_product_not_yet_embedded_is_still_found_by_keyword() -> None:
     assert (hits[0].keyword_rank, hits[0].semantic_rank) == (1, None)
 
 
-def test_a_query_without_words_has_no_keyword_query() -> None:
-    assert keyword_tsquery("?!  --") is None
-
-
-@pytest.mark.django_db(transaction=True)
-def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> None:
-    # Rows other tests rolled back are still dead weight in the table; vacuum them away first,
-    # as autovacuum does in production, or they swing the planner's page-based estimates.
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM catalog_product")
-    rows = 3000
-    rng = np.random.default_rng(seed=7)
-    vectors = rng.normal(size=(rows, EMBEDDING_DIMENSIONS))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    products = ProductFactory.build_batch(
-        rows,
-        category=CategoryFactory(),
-        embedding=factory.Iterator(vectors.tolist()),
-        embedding_model=current_model_name(),
-    )
-    Product.objects.bulk_create(products, batch_size=500)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE catalog_product")
-    query = semantic_queryset(
-        product_list(filters=ProductFilters()),
-        vector=vectors[0].tolist(),
-        limit=10,
-        text="meadow honey",  # the keyword rank rides along: the index must still serve
-    )
-
-    with _hnsw_search_settings():
-        plan = query.explain()
-    list_plan = product_list(filters=ProductFilters())[:20].explain()
-
-    assert "Index Scan using product_embedding_hnsw" in plan
-    # The list's own index (its order) must not tempt the kNN statement, and serves the list.
-    assert "Index Scan using product_name" in list_plan
-
-
 @pytest.mark.django_db
 def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word() -> None:
     both_words = ProductFactory(name="Zanzibar Clove Honey", description="Spiced.")
@@ -397,22 +338,6 @@ def test_keyword_ranking_orders_by_rank_then_id_and_leaves_out_rows_without_a_wo
 
 
 @pytest.mark.django_db
-def test_semantic_hits_carry_the_keyword_rank_of_rows_holding_a_word_of_the_query() -> None:
-    vector = embed_query("clove honey")
-    holding = ProductFactory(name="Clove Honey", embedding=vector)
-    without = ProductFactory(name="Beeswax Candle", description="Pure wax.", embedding=vector)
-    Product.objects.filter(pk__in=[holding.pk, without.pk]).update(
-        embedding_model=current_model_name()
-    )
-    rows = product_list(filters=ProductFilters()).filter(pk__in=[holding.pk, without.pk])
-
-    ranks = dict(nearest_hits(rows, vector, limit=5, filtered=True, text="clove honey"))
-
-    assert ranks[without.pk] is None
-    assert ranks[holding.pk] > 0
-
-
-@pytest.mark.django_db
 def test_ranked_rows_load_only_the_slice_asked_for_in_rank_order() -> None:
     category = CategoryFactory()
     ProductFactory.create_batch(5, category=category)
@@ -427,147 +352,6 @@ def test_ranked_rows_load_only_the_slice_asked_for_in_rank_order() -> None:
     assert page == expected[1:3]
     assert len(queries) == 1
     assert results[-1] == expected[-1]
-
-
-def _setting(name: str) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting(%s, true)", [name])
-        return cursor.fetchone()[0]
-
-
-@pytest.mark.django_db
-def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction() -> None:
-    names = ("enable_seqscan", "hnsw.ef_search", "hnsw.iterative_scan")
-    before = tuple(_setting(name) for name in names)
-
-    with _hnsw_search_settings(iterative=True):
-        iterative = tuple(_setting(name) for name in names)
-    with _hnsw_search_settings(iterative=False):
-        not_iterative = tuple(_setting(name) for name in names)
-
-    assert iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order")
-    assert not_iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "off")
-    assert tuple(_setting(name) for name in names) == before
-    assert before[0] == "on"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_knn_rows_outside_a_transaction_hold_the_settings_for_one_round_trip_only() -> None:
-    reads_the_settings = (
-        "SELECT current_setting('enable_seqscan') || ' '"
-        " || current_setting('hnsw.iterative_scan'), length(%s)"
-    )
-
-    with CaptureQueriesContext(connection) as queries:
-        rows = _knn_rows(reads_the_settings, ["[0.5,0.25]"], iterative=True)
-
-    assert rows == [("off strict_order", len("[0.5,0.25]"))]
-    assert len(queries) == 1
-    assert _setting("enable_seqscan") == "on"
-    assert _setting("hnsw.iterative_scan") in ("", "off", None)
-
-
-def test_a_compiled_semantic_statement_is_the_queryset_for_the_vector_given_later() -> None:
-    rows = product_list(filters=ProductFilters(category="manuka-honey", max_price=Decimal(30)))
-    vector = np.random.default_rng(seed=5).normal(size=EMBEDDING_DIMENSIONS).tolist()
-
-    statement = SemanticStatement.compile(rows, limit=7)
-
-    sql, params = semantic_queryset(
-        rows, vector=vector, limit=7, text="clove honey"
-    ).query.sql_with_params()
-    assert (statement.template.sql, statement.params_for(vector, "clove honey")) == (
-        sql,
-        list(params),
-    )
-
-
-def _products_with_vectors(count: int, **fields: Any) -> np.ndarray:
-    rng = np.random.default_rng(seed=3)
-    vectors = rng.normal(size=(count, EMBEDDING_DIMENSIONS))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ProductFactory.create_batch(
-        count,
-        category=CategoryFactory(),
-        embedding=factory.Iterator(vectors.tolist()),
-        embedding_model=current_model_name(),
-        **fields,
-    )
-    return vectors
-
-
-@pytest.mark.django_db(transaction=True)
-def test_semantic_hits_are_the_same_outside_a_transaction_as_inside_one() -> None:
-    vectors = _products_with_vectors(40)
-    rows = product_list(filters=ProductFilters())
-
-    def nearest() -> list[tuple[int, float | None]]:
-        return nearest_hits(rows, vectors[5], limit=10, text="meadow honey")
-
-    outside = nearest()
-    with transaction.atomic():
-        inside = nearest()
-
-    assert outside == inside
-    assert len(outside) == 10
-    assert outside[0][1] is not None  # every test product says "meadow honey"
-
-
-@pytest.mark.django_db
-def test_an_unfiltered_search_walks_on_when_inactive_rows_leave_the_first_pass_short(
-    settings: Any,
-) -> None:
-    settings.SEARCH_HNSW_EF_SEARCH = 25
-    Product.objects.update(is_active=False)  # only this test's rows count (rolled back after)
-    vectors = _products_with_vectors(40, is_active=factory.Iterator([True, False]))
-    rows = product_list(filters=ProductFilters())
-    with _hnsw_search_settings(iterative=False):
-        first_pass = [pk for pk, _ in semantic_queryset(rows, vector=vectors[0].tolist(), limit=25)]
-
-    with CaptureQueriesContext(connection) as queries:
-        hits = nearest_hits(rows, vectors[0], limit=25)
-
-    assert len(first_pass) < 25
-    assert len(hits) == 20  # every active row
-    assert hits[0][0] == first_pass[0]
-    assert sum("ORDER BY" in query["sql"] for query in queries) == 2
-
-
-@pytest.mark.django_db
-def test_asking_for_more_rows_than_ef_search_walks_on_from_the_start(settings: Any) -> None:
-    settings.SEARCH_HNSW_EF_SEARCH = 10
-    vectors = _products_with_vectors(40)
-    rows = product_list(filters=ProductFilters())
-
-    with CaptureQueriesContext(connection) as queries:
-        hits = nearest_hits(rows, vectors[0], limit=25)
-
-    assert len(hits) == 25
-    assert sum("ORDER BY" in query["sql"] for query in queries) == 1
-    assert any("'strict_order'" in query["sql"] for query in queries)
-
-
-@pytest.mark.django_db
-def test_search_statements_are_compiled_once_per_rows_key_limit_and_embedding_model(
-    settings: Any,
-) -> None:
-    rows = product_list(filters=ProductFilters())
-    manuka = product_list(filters=ProductFilters(category="manuka-honey"))
-
-    first = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=10)
-    again = search_statements(lambda: manuka, rows_key=("products", ProductFilters()), limit=10)
-    filtered = search_statements(
-        lambda: manuka, rows_key=("products", ProductFilters(category="manuka-honey")), limit=10
-    )
-    longer = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=20)
-    settings.EMBEDDING_BACKEND = "openai"
-    other_model = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=10)
-
-    assert again is first
-    assert len({id(first), id(filtered), id(longer), id(other_model)}) == 4
-    assert "manuka-honey" in filtered.nearest.template.params
-    assert "manuka-honey" not in first.nearest.template.params
-    assert current_model_name() in other_model.nearest.template.params
 
 
 @pytest.mark.django_db
@@ -585,19 +369,6 @@ def test_each_search_binds_its_own_words_into_the_compiled_statements() -> None:
 
     assert [hit.item for hit in first] == [zanzibar]
     assert [hit.item for hit in second] == [leatherwood]
-
-
-@pytest.mark.django_db
-def test_a_query_without_words_is_ranked_by_meaning_alone() -> None:
-    vectors = _products_with_vectors(5)
-    category = Product.objects.latest("pk").category
-    rows = product_list(filters=ProductFilters(category=category.slug))
-
-    hits = nearest_hits(rows, vectors[2], limit=5, filtered=True, text="?! --")
-
-    assert len(hits) == 5
-    assert all(rank is None for _, rank in hits)
-    assert keyword_every_word_hits(rows, text="?! --") == {}
 
 
 @pytest.mark.django_db
@@ -628,44 +399,9 @@ def test_a_failed_side_read_raises_where_it_is_awaited_and_gives_the_connection_
     assert not connection.allow_thread_sharing
 
 
-def _loaded_values(product: Product) -> dict[str, Any]:
-    """What a product instance holds, its cached category included."""
-    category = {k: v for k, v in vars(product.category).items() if k != "_state"}
-    return {k: v for k, v in vars(product).items() if k != "_state"} | {"category": category}
-
-
-@pytest.mark.django_db
-def test_products_by_id_are_the_orms_products_and_keep_to_the_filters() -> None:
-    category = CategoryFactory()
-    wanted = ProductFactory.create_batch(3, category=category)
-    elsewhere = ProductFactory()
-    rows = product_list(filters=ProductFilters(category=category.slug))
-    statement = ProductsByIdStatement.compile(rows)
-
-    loaded = statement.load([elsewhere.pk, *(product.pk for product in wanted)])
-
-    expected = rows.order_by().in_bulk([product.pk for product in wanted])
-    assert loaded == expected
-    assert [_loaded_values(p) for p in loaded.values()] == [
-        _loaded_values(p) for p in expected.values()
-    ]
-
-
-def test_a_query_vectors_text_is_pgvectors_own() -> None:
-    rng = np.random.default_rng(seed=11)
-    vectors = [
-        *(rng.normal(size=EMBEDDING_DIMENSIONS) * scale for scale in (1e-6, 1e-3, 0.1, 1, 50)),
-        np.array([0.0, -0.0, 6e-8, 65504.0, -1.0, 0.333]),
-    ]
-
-    texts = [halfvec_text(vector.tolist()) for vector in vectors]
-
-    assert texts == [HalfVector(vector.tolist()).to_text() for vector in vectors]
-
-
 @pytest.mark.django_db
 def test_a_search_page_loads_only_the_products_the_knn_statement_did_not_bring() -> None:
-    _products_with_vectors(6)
+    products_with_vectors(6)
     category = Product.objects.latest("pk").category
     keyword_only = ProductFactory(category=category, embedding=None, embedding_model="")
     filters = ProductFilters(category=category.slug)
@@ -676,8 +412,8 @@ def test_a_search_page_loads_only_the_products_the_knn_statement_did_not_bring()
 
     expected = product_list(filters=filters).order_by().in_bulk()
     assert len(page) == 7
-    assert [_loaded_values(product) for product in page] == [
-        _loaded_values(expected[product.pk]) for product in page
+    assert [loaded_values(product) for product in page] == [
+        loaded_values(expected[product.pk]) for product in page
     ]
     assert len(queries) == 1
     assert f"ANY('{{{keyword_only.pk}}}'" in queries[0]["sql"]  # that one row's id, alone

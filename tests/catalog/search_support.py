@@ -1,0 +1,38 @@
+"""Helpers shared by the search tests."""
+
+from typing import Any
+
+import factory
+import numpy as np
+
+from catalog.embeddings import current_model_name
+from catalog.models import EMBEDDING_DIMENSIONS, Product
+from catalog.search_statements import SemanticStatement, semantic_hits
+from tests.catalog.factories import CategoryFactory, ProductFactory
+
+
+def nearest_hits(
+    rows: Any, vector: Any, *, limit: int, filtered: bool = False, text: str = ""
+) -> list[tuple[int, float | None]]:
+    statement = SemanticStatement.compile(rows, limit=limit)
+    return semantic_hits(statement, vector=list(vector), text=text, filtered=filtered)
+
+
+def products_with_vectors(count: int, **fields: Any) -> np.ndarray:
+    rng = np.random.default_rng(seed=3)
+    vectors = rng.normal(size=(count, EMBEDDING_DIMENSIONS))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ProductFactory.create_batch(
+        count,
+        category=CategoryFactory(),
+        embedding=factory.Iterator(vectors.tolist()),
+        embedding_model=current_model_name(),
+        **fields,
+    )
+    return vectors
+
+
+def loaded_values(product: Product) -> dict[str, Any]:
+    """What a product instance holds, its cached category included."""
+    category = {k: v for k, v in vars(product.category).items() if k != "_state"}
+    return {k: v for k, v in vars(product).items() if k != "_state"} | {"category": category}

@@ -1,0 +1,251 @@
+from decimal import Decimal
+from typing import Any
+
+import factory
+import numpy as np
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from pgvector import HalfVector
+
+from catalog.embeddings import current_model_name, embed_query
+from catalog.models import EMBEDDING_DIMENSIONS, Product
+from catalog.search_statements import (
+    ProductsByIdStatement,
+    SemanticStatement,
+    _hnsw_search_settings,
+    _knn_rows,
+    halfvec_text,
+    keyword_every_word_hits,
+    keyword_tsquery,
+    search_statements,
+    semantic_queryset,
+)
+from catalog.selectors import ProductFilters, product_list
+from tests.catalog.factories import CategoryFactory, ProductFactory
+from tests.catalog.search_support import loaded_values, nearest_hits, products_with_vectors
+
+
+def test_a_query_without_words_has_no_keyword_query() -> None:
+    assert keyword_tsquery("?!  --") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> None:
+    # Rows other tests rolled back are still dead weight in the table; vacuum them away first,
+    # as autovacuum does in production, or they swing the planner's page-based estimates.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM catalog_product")
+    rows = 3000
+    rng = np.random.default_rng(seed=7)
+    vectors = rng.normal(size=(rows, EMBEDDING_DIMENSIONS))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    products = ProductFactory.build_batch(
+        rows,
+        category=CategoryFactory(),
+        embedding=factory.Iterator(vectors.tolist()),
+        embedding_model=current_model_name(),
+    )
+    Product.objects.bulk_create(products, batch_size=500)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_product")
+    query = semantic_queryset(
+        product_list(filters=ProductFilters()),
+        vector=vectors[0].tolist(),
+        limit=10,
+        text="meadow honey",  # the keyword rank rides along: the index must still serve
+    )
+
+    with _hnsw_search_settings():
+        plan = query.explain()
+    list_plan = product_list(filters=ProductFilters())[:20].explain()
+
+    assert "Index Scan using product_embedding_hnsw" in plan
+    # The list's own index (its order) must not tempt the kNN statement, and serves the list.
+    assert "Index Scan using product_name" in list_plan
+
+
+@pytest.mark.django_db
+def test_semantic_hits_carry_the_keyword_rank_of_rows_holding_a_word_of_the_query() -> None:
+    vector = embed_query("clove honey")
+    holding = ProductFactory(name="Clove Honey", embedding=vector)
+    without = ProductFactory(name="Beeswax Candle", description="Pure wax.", embedding=vector)
+    Product.objects.filter(pk__in=[holding.pk, without.pk]).update(
+        embedding_model=current_model_name()
+    )
+    rows = product_list(filters=ProductFilters()).filter(pk__in=[holding.pk, without.pk])
+
+    ranks = dict(nearest_hits(rows, vector, limit=5, filtered=True, text="clove honey"))
+
+    assert ranks[without.pk] is None
+    assert ranks[holding.pk] > 0
+
+
+def _setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s, true)", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction() -> None:
+    names = ("enable_seqscan", "hnsw.ef_search", "hnsw.iterative_scan")
+    before = tuple(_setting(name) for name in names)
+
+    with _hnsw_search_settings(iterative=True):
+        iterative = tuple(_setting(name) for name in names)
+    with _hnsw_search_settings(iterative=False):
+        not_iterative = tuple(_setting(name) for name in names)
+
+    assert iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order")
+    assert not_iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "off")
+    assert tuple(_setting(name) for name in names) == before
+    assert before[0] == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_knn_rows_outside_a_transaction_hold_the_settings_for_one_round_trip_only() -> None:
+    reads_the_settings = (
+        "SELECT current_setting('enable_seqscan') || ' '"
+        " || current_setting('hnsw.iterative_scan'), length(%s)"
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = _knn_rows(reads_the_settings, ["[0.5,0.25]"], iterative=True)
+
+    assert rows == [("off strict_order", len("[0.5,0.25]"))]
+    assert len(queries) == 1
+    assert _setting("enable_seqscan") == "on"
+    assert _setting("hnsw.iterative_scan") in ("", "off", None)
+
+
+def test_a_compiled_semantic_statement_is_the_queryset_for_the_vector_given_later() -> None:
+    rows = product_list(filters=ProductFilters(category="manuka-honey", max_price=Decimal(30)))
+    vector = np.random.default_rng(seed=5).normal(size=EMBEDDING_DIMENSIONS).tolist()
+
+    statement = SemanticStatement.compile(rows, limit=7)
+
+    sql, params = semantic_queryset(
+        rows, vector=vector, limit=7, text="clove honey"
+    ).query.sql_with_params()
+    assert (statement.template.sql, statement.params_for(vector, "clove honey")) == (
+        sql,
+        list(params),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_semantic_hits_are_the_same_outside_a_transaction_as_inside_one() -> None:
+    vectors = products_with_vectors(40)
+    rows = product_list(filters=ProductFilters())
+
+    def nearest() -> list[tuple[int, float | None]]:
+        return nearest_hits(rows, vectors[5], limit=10, text="meadow honey")
+
+    outside = nearest()
+    with transaction.atomic():
+        inside = nearest()
+
+    assert outside == inside
+    assert len(outside) == 10
+    assert outside[0][1] is not None  # every test product says "meadow honey"
+
+
+@pytest.mark.django_db
+def test_an_unfiltered_search_walks_on_when_inactive_rows_leave_the_first_pass_short(
+    settings: Any,
+) -> None:
+    settings.SEARCH_HNSW_EF_SEARCH = 25
+    Product.objects.update(is_active=False)  # only this test's rows count (rolled back after)
+    vectors = products_with_vectors(40, is_active=factory.Iterator([True, False]))
+    rows = product_list(filters=ProductFilters())
+    with _hnsw_search_settings(iterative=False):
+        first_pass = [pk for pk, _ in semantic_queryset(rows, vector=vectors[0].tolist(), limit=25)]
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = nearest_hits(rows, vectors[0], limit=25)
+
+    assert len(first_pass) < 25
+    assert len(hits) == 20  # every active row
+    assert hits[0][0] == first_pass[0]
+    assert sum("ORDER BY" in query["sql"] for query in queries) == 2
+
+
+@pytest.mark.django_db
+def test_asking_for_more_rows_than_ef_search_walks_on_from_the_start(settings: Any) -> None:
+    settings.SEARCH_HNSW_EF_SEARCH = 10
+    vectors = products_with_vectors(40)
+    rows = product_list(filters=ProductFilters())
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = nearest_hits(rows, vectors[0], limit=25)
+
+    assert len(hits) == 25
+    assert sum("ORDER BY" in query["sql"] for query in queries) == 1
+    assert any("'strict_order'" in query["sql"] for query in queries)
+
+
+@pytest.mark.django_db
+def test_search_statements_are_compiled_once_per_rows_key_limit_and_embedding_model(
+    settings: Any,
+) -> None:
+    rows = product_list(filters=ProductFilters())
+    manuka = product_list(filters=ProductFilters(category="manuka-honey"))
+
+    first = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=10)
+    again = search_statements(lambda: manuka, rows_key=("products", ProductFilters()), limit=10)
+    filtered = search_statements(
+        lambda: manuka, rows_key=("products", ProductFilters(category="manuka-honey")), limit=10
+    )
+    longer = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=20)
+    settings.EMBEDDING_BACKEND = "openai"
+    other_model = search_statements(lambda: rows, rows_key=("products", ProductFilters()), limit=10)
+
+    assert again is first
+    assert len({id(first), id(filtered), id(longer), id(other_model)}) == 4
+    assert "manuka-honey" in filtered.nearest.template.params
+    assert "manuka-honey" not in first.nearest.template.params
+    assert current_model_name() in other_model.nearest.template.params
+
+
+@pytest.mark.django_db
+def test_a_query_without_words_is_ranked_by_meaning_alone() -> None:
+    vectors = products_with_vectors(5)
+    category = Product.objects.latest("pk").category
+    rows = product_list(filters=ProductFilters(category=category.slug))
+
+    hits = nearest_hits(rows, vectors[2], limit=5, filtered=True, text="?! --")
+
+    assert len(hits) == 5
+    assert all(rank is None for _, rank in hits)
+    assert keyword_every_word_hits(rows, text="?! --") == {}
+
+
+@pytest.mark.django_db
+def test_products_by_id_are_the_orms_products_and_keep_to_the_filters() -> None:
+    category = CategoryFactory()
+    wanted = ProductFactory.create_batch(3, category=category)
+    elsewhere = ProductFactory()
+    rows = product_list(filters=ProductFilters(category=category.slug))
+    statement = ProductsByIdStatement.compile(rows)
+
+    loaded = statement.load([elsewhere.pk, *(product.pk for product in wanted)])
+
+    expected = rows.order_by().in_bulk([product.pk for product in wanted])
+    assert loaded == expected
+    assert [loaded_values(p) for p in loaded.values()] == [
+        loaded_values(p) for p in expected.values()
+    ]
+
+
+def test_a_query_vectors_text_is_pgvectors_own() -> None:
+    rng = np.random.default_rng(seed=11)
+    vectors = [
+        *(rng.normal(size=EMBEDDING_DIMENSIONS) * scale for scale in (1e-6, 1e-3, 0.1, 1, 50)),
+        np.array([0.0, -0.0, 6e-8, 65504.0, -1.0, 0.333]),
+    ]
+
+    texts = [halfvec_text(vector.tolist()) for vector in vectors]
+
+    assert texts == [HalfVector(vector.tolist()).to_text() for vector in vectors]
