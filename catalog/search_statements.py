@@ -207,15 +207,8 @@ def _query_words(text: str) -> list[str]:
     return WORD.findall(text.lower())[:MAX_QUERY_WORDS]
 
 
-def keyword_tsquery(text: str) -> SearchQuery | None:
-    """Any of the query's words (ranked by how many match), not all of them as websearch does."""
-    any_word = _any_word(text)
-    if any_word is None:
-        return None
-    return SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
-
-
 def _any_word(text: str) -> str | None:
+    """Any of the query's words (ranked by how many match), not all of them as websearch does."""
     words = _query_words(text)
     return " | ".join(words) if words else None
 
@@ -271,11 +264,6 @@ class EveryWordStatement:
         with (using or connection).cursor() as cursor:
             cursor.execute(self.template.sql, params)
             return dict(cursor.fetchall())
-
-
-def keyword_every_word_hits(rows: QuerySet[M], *, text: str) -> dict[int, float]:
-    """``EveryWordStatement.hits`` over ``rows``."""
-    return EveryWordStatement.compile(rows).hits(text)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
 """Querysets compiled to SQL once, with slots for the values that change from call to call.
 
 Django compiles a queryset afresh on every evaluation. For the hybrid search that was ~2 ms of
-Python per request (twice that while the model embeds the query on another thread and the two
-share the GIL), spent rebuilding the same two statements for the same filters. A template is
-compiled once per process and filter set; each search binds its vector and words.
+Python per request, spent rebuilding the same statements for the same filters. A template is
+compiled once per process and filter set; each search binds its vector, words and ids.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import numpy as np
 
 from catalog.embeddings import current_model_name
 from catalog.models import EMBEDDING_DIMENSIONS, Product
-from catalog.search_statements import SemanticStatement, semantic_hits
+from catalog.search_statements import EveryWordStatement, SemanticStatement, semantic_hits
 from tests.catalog.factories import CategoryFactory, ProductFactory
 
 
@@ -36,3 +36,8 @@ def loaded_values(product: Product) -> dict[str, Any]:
     """What a product instance holds, its cached category included."""
     category = {k: v for k, v in vars(product.category).items() if k != "_state"}
     return {k: v for k, v in vars(product).items() if k != "_state"} | {"category": category}
+
+
+def every_word_hits(rows: Any, *, text: str) -> dict[int, float]:
+    """The rows of ``rows`` holding every word of ``text``, as the search reads them."""
+    return EveryWordStatement.compile(rows).hits(text)

@@ -14,21 +14,25 @@ from catalog.models import EMBEDDING_DIMENSIONS, Product
 from catalog.search_statements import (
     ProductsByIdStatement,
     SemanticStatement,
+    _any_word,
     _hnsw_search_settings,
     _knn_rows,
     halfvec_text,
-    keyword_every_word_hits,
-    keyword_tsquery,
     search_statements,
     semantic_queryset,
 )
 from catalog.selectors import ProductFilters, product_list
 from tests.catalog.factories import CategoryFactory, ProductFactory
-from tests.catalog.search_support import loaded_values, nearest_hits, products_with_vectors
+from tests.catalog.search_support import (
+    every_word_hits,
+    loaded_values,
+    nearest_hits,
+    products_with_vectors,
+)
 
 
 def test_a_query_without_words_has_no_keyword_query() -> None:
-    assert keyword_tsquery("?!  --") is None
+    assert _any_word("?!  --") is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -219,7 +223,7 @@ def test_a_query_without_words_is_ranked_by_meaning_alone() -> None:
 
     assert len(hits) == 5
     assert all(rank is None for _, rank in hits)
-    assert keyword_every_word_hits(rows, text="?! --") == {}
+    assert every_word_hits(rows, text="?! --") == {}
 
 
 @pytest.mark.django_db

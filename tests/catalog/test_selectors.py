@@ -10,7 +10,6 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.embeddings import current_model_name, embed_query
 from catalog.models import Category, KnowledgeArticle, Product
-from catalog.search_statements import keyword_every_word_hits
 from catalog.selectors import (
     ProductFilters,
     _fuse,
@@ -24,7 +23,12 @@ from catalog.selectors import (
     products_get_many,
 )
 from tests.catalog.factories import CategoryFactory, ProductFactory
-from tests.catalog.search_support import loaded_values, nearest_hits, products_with_vectors
+from tests.catalog.search_support import (
+    every_word_hits,
+    loaded_values,
+    nearest_hits,
+    products_with_vectors,
+)
 
 SOLD_OUT = {"BH-RAW-006", "BH-MAN-004", "BH-CRM-003", "BH-CMB-002", "BH-ACC-005", "BH-POL-002"}
 
@@ -308,7 +312,7 @@ def test_keyword_ranking_covers_the_candidates_and_the_rows_holding_every_word()
     Product.objects.exclude(pk=candidate.pk).update(embedding=None, embedding_model="")
     rows = product_list(filters=ProductFilters())
 
-    every_word = keyword_every_word_hits(rows, text="zanzibar clove")
+    every_word = every_word_hits(rows, text="zanzibar clove")
     nearest = nearest_hits(rows, embed_query("zanzibar clove"), limit=10, text="zanzibar clove")
     ranked = keyword_ranking(every_word | dict(nearest), limit=10)
 
