@@ -89,7 +89,9 @@ class Product(TimeStampedModel, Embedded):
     )
 
     class Meta:
-        ordering = ["name"]
+        # Names repeat (one honey in several sizes): the id makes the order total, so pages
+        # neither repeat nor skip a product.
+        ordering = ["name", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_not_negative"),
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
@@ -103,7 +105,7 @@ class Product(TimeStampedModel, Embedded):
             embedding_hnsw_index("product_embedding_hnsw"),
             # The catalogue's order: a page of the list reads 20 rows instead of sorting them
             # all (80 ms at 100k products).
-            models.Index(fields=["name"], name="product_name"),
+            models.Index(fields=["name", "id"], name="product_name_id"),
         ]
 
     def __str__(self) -> str:
@@ -151,7 +153,7 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
     )
 
     class Meta:
-        ordering = ["topic", "title"]
+        ordering = ["topic", "title", "id"]
         indexes = [
             GinIndex(fields=["search_vector"], name="article_search_vector_gin"),
             embedding_hnsw_index("article_embedding_hnsw"),

@@ -230,7 +230,7 @@ class KnowledgeListApi(APIView):
                 hit.item for hit in selectors.knowledge_search(query=query, topic=topic, limit=20)
             ]
         else:
-            articles = selectors.knowledge_article_list(topic=topic).order_by("topic", "title")
+            articles = selectors.knowledge_article_list(topic=topic)
         paginator = StandardPagination()
         page = paginator.paginate_queryset(articles, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

@@ -63,6 +63,21 @@ def test_product_list_is_paginated(api_client: APIClient) -> None:
 
 
 @pytest.mark.django_db
+def test_paging_through_products_that_share_a_name_shows_each_once(api_client: APIClient) -> None:
+    # Names repeat in a real catalogue (one honey in several sizes under one name, say). Ordered
+    # by name alone, PostgreSQL may break the ties differently for each page's LIMIT / OFFSET.
+    category = CategoryFactory()
+    skus = {ProductFactory(name="Heather Honey", category=category).sku for _ in range(60)}
+
+    seen: list[str] = []
+    for page in range(1, 13):
+        response = api_client.get(PRODUCTS_URL, {"page_size": 5, "page": page})
+        seen += [product["sku"] for product in response.json()["results"]]
+
+    assert sorted(seen) == sorted(skus)
+
+
+@pytest.mark.django_db
 def test_product_list_returns_each_products_public_fields(api_client: APIClient) -> None:
     product = ProductFactory(
         sku="BH-RAW-004",
@@ -280,6 +295,21 @@ def test_knowledge_list_filters_by_topic_and_hides_unpublished(api_client: APICl
     results = response.json()["results"]
     assert [article["slug"] for article in results] == ["storing-honey"]
     assert set(results[0]) == {"slug", "title", "topic", "body", "updated_at"}
+
+
+@pytest.mark.django_db
+def test_paging_through_articles_that_share_a_title_shows_each_once(api_client: APIClient) -> None:
+    slugs = {
+        KnowledgeArticleFactory(title="Storing honey", slug=f"storing-honey-{n}").slug
+        for n in range(60)
+    }
+
+    seen: list[str] = []
+    for page in range(1, 13):
+        response = api_client.get("/api/knowledge/", {"page_size": 5, "page": page})
+        seen += [article["slug"] for article in response.json()["results"]]
+
+    assert sorted(seen) == sorted(slugs)
 
 
 @pytest.mark.django_db
