@@ -78,14 +78,6 @@ def product_get(*, sku: str) -> Product | None:
     return Product.objects.select_related("category").filter(sku=sku, is_active=True).first()
 
 
-def products_get_many(*, ids: list[int]) -> list[Product]:
-    """Active products in the order of ``ids``."""
-    by_id = (
-        Product.objects.select_related("category").filter(is_active=True).order_by().in_bulk(ids)
-    )
-    return [by_id[pk] for pk in ids if pk in by_id]
-
-
 def category_list() -> QuerySet[Category]:
     return Category.objects.order_by("name")
 

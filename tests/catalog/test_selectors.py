@@ -20,7 +20,6 @@ from catalog.selectors import (
     product_list,
     product_search,
     product_search_rows,
-    products_get_many,
 )
 from tests.catalog.factories import CategoryFactory, ProductFactory
 from tests.catalog.search_support import (
@@ -273,19 +272,9 @@ def test_inactive_products_are_never_returned(demo_catalog: None) -> None:
     assert "BH-INF-001" not in searched
     assert list(listed) == ["BH-GFT-006"]
     assert product_get(sku="BH-INF-001") is None
-    assert products_get_many(ids=[product.pk]) == []
 
 
 # --- reads without the demo data --------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_products_get_many_keeps_the_order_of_the_ids() -> None:
-    first, second, third = ProductFactory.create_batch(3)
-
-    products = products_get_many(ids=[third.pk, first.pk, second.pk])
-
-    assert products == [third, first, second]
 
 
 @pytest.mark.django_db
