@@ -442,9 +442,13 @@ def ef_sweep(
 
 
 def gunicorn_start(
-    database_url: str, log_path: Path, project_dir: Path = PROJECT_DIR
+    database_url: str,
+    log_path: Path,
+    project_dir: Path = PROJECT_DIR,
+    python: str = sys.executable,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """A gunicorn serving the checkout at ``project_dir``, healthy; its port."""
+    """A gunicorn serving the checkout at ``project_dir`` on the interpreter ``python``, healthy;
+    its port."""
     from django.conf import settings
 
     port = free_port()
@@ -467,7 +471,7 @@ def gunicorn_start(
         "EMBEDDING_CACHE_DIR": str(settings.EMBEDDING_CACHE_DIR),
     }
     command = [
-        sys.executable, "-m", "gunicorn", "beemanhoney.wsgi:application",
+        python, "-m", "gunicorn", "beemanhoney.wsgi:application",
         "-k", "gthread", "--threads", "4", "-w", "1",
         "--bind", f"127.0.0.1:{port}", "--error-logfile", str(log_path), "--log-level", "warning",
     ]  # fmt: skip

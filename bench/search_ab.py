@@ -10,8 +10,9 @@ returned alike (a pure speed change keeps all of them).
     git worktree add /tmp/search-base <rev>
     DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.search_ab --baseline /tmp/search-base
 
-Both sides run this checkout's virtualenv and share its exported ONNX graph. Nothing is
-asserted; see bench/README.md.
+Both sides run this checkout's virtualenv unless ``--baseline-python`` / ``--candidate-python``
+name another interpreter (a virtualenv's ``bin/python``, with the same requirements), and share
+its exported ONNX graph. Nothing is asserted; see bench/README.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import http.client
 import json
 import os
+import sys
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -45,6 +47,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, required=True, help="the checkout to beat")
     parser.add_argument("--candidate", type=Path, default=PROJECT_DIR)
+    parser.add_argument("--baseline-python", default=sys.executable, metavar="PYTHON")
+    parser.add_argument("--candidate-python", default=sys.executable, metavar="PYTHON")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="MINUTES")
@@ -81,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     database_url = bench_django_setup()
     sides = {"baseline": args.baseline.resolve(), "candidate": args.candidate.resolve()}
+    pythons = {"baseline": args.baseline_python, "candidate": args.candidate_python}
     for name, path in sides.items():
         if not (path / "beemanhoney" / "wsgi.py").is_file():
             raise SystemExit(f"--{name} {path} is not a checkout of this project")
@@ -90,9 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = []
     try:
         for name, path in sides.items():
-            log(f"starting gunicorn for the {name}: {path}")
+            log(f"starting gunicorn for the {name}: {path} on {pythons[name]}")
             log_path = BENCH_DIR / f"gunicorn-ab-{name}.log"
-            servers.append(gunicorn_start(database_url, log_path, path))
+            servers.append(gunicorn_start(database_url, log_path, path, pythons[name]))
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _, port in servers]
         paired_latencies(conns, warmups)
         log(f"{len(queries)} new queries, then again with their embeddings cached")
@@ -105,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for side, name in enumerate(sides):
         report[name] = {
             "path": str(sides[name]),
+            "python": pythons[name],
             "new": latency_summary(new_s[side]),
             "cached": latency_summary(cached_s[side]),
         }
@@ -118,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         new, cached = report[name]["new"], report[name]["cached"]
         print(
             f"{name:9s} new p50 {new['p50']:.1f} / p95 {new['p95']:.1f} ms, "
-            f"cached p50 {cached['p50']:.1f} / p95 {cached['p95']:.1f} ms  ({report[name]['path']})"
+            f"cached p50 {cached['p50']:.1f} / p95 {cached['p95']:.1f} ms  "
+            f"({report[name]['path']} on {report[name]['python']})"
         )
     saving = report["new_query_saving_ms"]
     print(
