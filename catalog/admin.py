@@ -2,12 +2,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from catalog.embeddings import current_model_name
+from catalog.embeddings import current_model_name, text_hash
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.product_rows import CatalogFileError, read_catalog_file
 from catalog.services import CatalogImportError, embeddings_refresh_on_commit, product_import
@@ -29,7 +30,8 @@ class InStockFilter(admin.SimpleListFilter):
 
 
 class EmbeddingStateFilter(admin.SimpleListFilter):
-    """Current = made by the configured model; the text hash is checked by the backfill."""
+    """By the model that made the embedding: SQL cannot hash the text, which the ✓ column and
+    the backfill also check."""
 
     title = "embedding"
     parameter_name = "embedding"
@@ -60,7 +62,10 @@ class EmbeddedAdminMixin:
 
     @admin.display(description="embedding", boolean=True)
     def embedding_ok(self, obj: Product | KnowledgeArticle) -> bool:
-        return obj.embedding_model == current_model_name()
+        """Made by the configured model from the row's text as it is now."""
+        return obj.embedding_model == current_model_name() and (
+            obj.embedding_text_hash == text_hash(obj.embedding_text())
+        )
 
     @admin.action(description="Re-embed selected rows")
     def re_embed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -78,6 +83,13 @@ class CategoryAdmin(admin.ModelAdmin):
     list_display = ["name", "slug"]
     search_fields = ["name"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def save_model(self, request: HttpRequest, obj: Category, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "name" in form.changed_data:
+            # Each product's embedded text names its category.
+            products = list(obj.products.values_list("pk", flat=True))
+            embeddings_refresh_on_commit(kind="products", ids=products)
 
 
 @admin.register(Product)
@@ -102,7 +114,22 @@ class ProductAdmin(EmbeddedAdminMixin, admin.ModelAdmin):
         )
         return [import_url, *super().get_urls()]
 
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        # An import both creates products and overwrites existing ones.
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "has_import_permission": self.has_import_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
     def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_import_permission(request):
+            raise PermissionDenied
         form = CatalogImportForm(request.POST or None, request.FILES or None)
         errors: list[str] = []
         if request.method == "POST" and form.is_valid():

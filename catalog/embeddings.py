@@ -204,6 +204,16 @@ def text_hash(text: str) -> str:
 _query_cache: LruCache[list[float]] = LruCache(size=512)
 
 
+def query_embedding_errors() -> tuple[type[Exception], ...]:
+    """What the configured backend raises when it cannot embed now: the OpenAI API away,
+    slow, refusing or rate-limiting. The local model has no such failure."""
+    if settings.EMBEDDING_BACKEND != "openai":
+        return ()
+    import openai
+
+    return (openai.APIError,)
+
+
 def embed_query(text: str) -> list[float]:
     backend = get_embedding_backend()
     text = " ".join(text.split()).lower()

@@ -1,6 +1,7 @@
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Cast, Coalesce
@@ -10,6 +11,11 @@ from beemanhoney.common.models import TimeStampedModel
 
 EMBEDDING_DIMENSIONS = 384
 SEARCH_CONFIG = "english"
+# A sku is a path segment of /api/products/<sku>/: no '/', spaces or other characters to quote.
+sku_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+    "letters, digits, '.', '_' or '-', at most 40 characters",
+)
 
 
 def embedding_halfvec() -> Cast:
@@ -64,7 +70,7 @@ class Category(TimeStampedModel):
 
 
 class Product(TimeStampedModel, Embedded):
-    sku = models.CharField(max_length=40, unique=True)
+    sku = models.CharField(max_length=40, unique=True, validators=[sku_validator])
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=220, unique=True)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")

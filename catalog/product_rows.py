@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
+from catalog.models import sku_validator
+
 COLUMNS = (
     "sku",
     "name",
@@ -24,8 +26,12 @@ COLUMNS = (
     "floral_source",
 )
 REQUIRED_COLUMNS = ("sku", "name", "category", "price")
+# The longest text each column's field holds: longer is an error, never cut.
+MAX_LENGTHS = {"name": 200, "category": 100, "origin": 120, "floral_source": 120}
 MAX_PRICE = Decimal("99999999.99")
-SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
+# What csv.DictReader gives the columns of a row with fewer values than the header.
+_NO_VALUE = object()
 
 
 class CatalogFileError(Exception):
@@ -34,6 +40,9 @@ class CatalogFileError(Exception):
 
 @dataclass(frozen=True)
 class ProductRow:
+    """A validated row. ``given``: the columns the file gave it; an update writes only those,
+    so a file of prices alone leaves stock and descriptions as they are."""
+
     sku: str
     name: str
     category: str
@@ -45,6 +54,7 @@ class ProductRow:
     tags: tuple[str, ...]
     origin: str
     floral_source: str
+    given: frozenset[str] = frozenset(COLUMNS)
 
 
 def read_catalog_file(stream: IO[bytes], filename: str) -> list[dict[str, Any]]:
@@ -61,16 +71,29 @@ def read_catalog_file(stream: IO[bytes], filename: str) -> list[dict[str, Any]]:
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise CatalogFileError("a JSON catalog must be a list of objects")
     elif filename.lower().endswith(".csv"):
-        reader = csv.DictReader(io.StringIO(text))
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        reader = csv.DictReader(io.StringIO(text), restval=_NO_VALUE)
+        header = [name.strip() for name in reader.fieldnames or []]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise CatalogFileError(f"missing column(s): {', '.join(missing)}")
+        if unknown := _unknown_columns(header):
+            raise CatalogFileError(unknown)
+        reader.fieldnames = header
         rows = list(reader)
     else:
         raise CatalogFileError("the file name must end in .csv or .json")
     if not rows:
         raise CatalogFileError("the file has no rows")
     return rows
+
+
+def _unknown_columns(names: Any) -> str | None:
+    """Refuses what is not a column: a misspelt "stok" would otherwise be read as no stock
+    column, and the stock left as it was without a word."""
+    unknown = [name for name in names if name is not None and name not in COLUMNS]
+    if not unknown:
+        return None
+    return f"unknown column(s): {', '.join(map(str, unknown))} (the columns: {', '.join(COLUMNS)})"
 
 
 def _text(value: Any) -> str:
@@ -99,6 +122,8 @@ def _count(value: Any, column: str) -> int:
         raise ValueError(f"{column}: {value!r} is not a whole number") from None
     if number < 0:
         raise ValueError(f"{column}: must not be negative")
+    if number > MAX_COUNT:
+        raise ValueError(f"{column}: must be at most {MAX_COUNT}")
     return number
 
 
@@ -116,15 +141,29 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 def parse_product_row(row: dict[str, Any]) -> ProductRow:
     """One validated row; ``ValueError`` lists everything wrong with it."""
+    # A CSV row that does not fit the header: its values are not under their columns.
+    if None in row:  # csv.DictReader's key for values past the header's last column
+        raise ValueError("more values than the header has columns")
+    if _NO_VALUE in row.values():
+        raise ValueError("fewer values than the header has columns")
     problems: list[str] = []
+    if unknown := _unknown_columns(row):
+        problems.append(unknown)
     for column in REQUIRED_COLUMNS:
         if _text(row.get(column)) == "":
             problems.append(f"{column}: required")
     sku = _text(row.get("sku"))
-    if sku and not SKU_PATTERN.match(sku):
-        problems.append("sku: letters, digits, '.', '_' or '-', at most 40 characters")
-    if len(_text(row.get("name"))) > 200:
-        problems.append("name: at most 200 characters")
+    if sku and not sku_validator.regex.match(sku):
+        problems.append(f"sku: {sku_validator.message}")
+    for column, longest in MAX_LENGTHS.items():
+        if len(_text(row.get(column))) > longest:
+            problems.append(f"{column}: at most {longest} characters")
+    # PostgreSQL's text cannot hold one; it would fail the whole import at the INSERT.
+    problems += [
+        f"{column}: contains a NUL character"
+        for column in COLUMNS
+        if "\x00" in _text(row.get(column))
+    ]
     currency = _text(row.get("currency")).upper() or "GBP"
     if not re.fullmatch(r"[A-Z]{3}", currency):
         problems.append(f"currency: {row.get('currency')!r} is not a 3-letter ISO code")
@@ -149,15 +188,16 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
     return ProductRow(
         sku=sku,
         name=_text(row.get("name")),
-        category=_text(row.get("category"))[:100],
+        category=_text(row.get("category")),
         description=_text(row.get("description")),
         price=parsed["price"],
         currency=currency,
         weight_grams=parsed["weight_grams"],
         stock=parsed["stock"],
         tags=parsed["tags"],
-        origin=_text(row.get("origin"))[:120],
-        floral_source=_text(row.get("floral_source"))[:120],
+        origin=_text(row.get("origin")),
+        floral_source=_text(row.get("floral_source")),
+        given=frozenset(column for column in COLUMNS if column in row),
     )
 
 

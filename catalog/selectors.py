@@ -6,6 +6,7 @@ The SQL a search runs, compiled once per process and filter set, is in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
-from catalog.embeddings import embed_query
+from catalog.embeddings import embed_query, query_embedding_errors
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
@@ -28,6 +29,7 @@ from catalog.search_statements import (
     semantic_hits,
 )
 
+logger = logging.getLogger(__name__)
 # Reciprocal rank fusion constants: the smaller one makes the top semantic ranks count for
 # more than top keyword ranks, so one weak keyword match cannot bury the best semantic match
 # (tuned on the demo shop's queries, see tests/catalog/test_selectors.py).
@@ -82,6 +84,10 @@ def category_list() -> QuerySet[Category]:
     return Category.objects.order_by("name")
 
 
+def category_exists(*, slug: str) -> bool:
+    return Category.objects.filter(slug=slug).exists()
+
+
 def keyword_ranking(ranks: dict[int, float | None], *, limit: int) -> list[int]:
     """Ids best ranked for any of the query's words, best first (ties by id)."""
     held = {pk: rank for pk, rank in ranks.items() if rank is not None}
@@ -132,12 +138,20 @@ def _hybrid_ranking(
     # Not the other way round: this thread goes straight into the model, where a thread it
     # handed the embedding to waited ~1.5 ms for the GIL to start and ran ~1 ms slower.
     every_word = _while_this_thread_works(statements.every_word.hits, query)
+    vector: list[float] | None = None
     try:
         vector = embed_query(query)
+    except query_embedding_errors():
+        # Keyword ranks alone rather than no answer while the embedding API is away.
+        logger.exception("catalog.search_without_embedding", extra={"query_length": len(query)})
     finally:
         wait([every_word])  # the connection is lent until then
     ranks: dict[int, float | None] = every_word.result()
-    nearest = semantic_hits(statements.nearest, vector=vector, text=query, filtered=filtered)
+    nearest = (
+        []
+        if vector is None
+        else semantic_hits(statements.nearest, vector=vector, text=query, filtered=filtered)
+    )
     ranks |= {row[0]: row[1] for row in nearest}
     semantic = [row[0] for row in nearest]
     return Ranking(

@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain, count
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.text import slugify
@@ -31,6 +32,9 @@ EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
 # Stale rows handed to the model per call. sentence-transformers sorts texts by length within a
 # call, so calls of 64 rows pad more and encode ~10% slower (docs/BENCHMARKS.md, "Backfill").
 ENCODE_SLICE_ROWS = 1024
+# Rows per queued embedding task: a large import or re-embed becomes tasks that workers share,
+# each well inside the task time limit (~7 s of encoding at the 72 rows/s measured here).
+EMBED_TASK_ROWS = 500
 # A vector as PostgreSQL reads it: 9 significant digits give back every float4 exactly, and one
 # format string writes them at less than half the cost of pgvector's Vector.to_text.
 VECTOR_TEXT = "[" + ",".join(["%.9g"] * EMBEDDING_DIMENSIONS) + "]"
@@ -202,13 +206,16 @@ def _store_embeddings(model: type[Embedded], rows: list[Embedded], *, batch_size
     """Write the rows' embedding fields, ``batch_size`` rows per transaction.
 
     One ``UPDATE ... FROM unnest(...)`` per batch: ``bulk_update`` builds a ``CASE`` per row
-    and field, and that cost more CPU than PostgreSQL's own work (0.8 ms per row).
+    and field, and that cost more CPU than PostgreSQL's own work (0.8 ms per row). A row saved
+    since it was read keeps what it has: this vector may be of its old text, and the save
+    queued an embedding of the new one, which may already have been written.
     """
     statement = sql.SQL(
         "UPDATE {} AS row SET embedding = new.embedding, embedding_model = %s,"
         " embedding_text_hash = new.text_hash, embedded_at = %s"
-        " FROM unnest(%s::bigint[], %s::text[]::vector[], %s::text[])"
-        " AS new(id, embedding, text_hash) WHERE row.id = new.id"
+        " FROM unnest(%s::bigint[], %s::text[]::vector[], %s::text[], %s::timestamptz[])"
+        " AS new(id, embedding, text_hash, updated_at)"
+        " WHERE row.id = new.id AND row.updated_at = new.updated_at"
     ).format(sql.Identifier(model._meta.db_table))
     for first in range(0, len(rows), batch_size):
         batch = rows[first : first + batch_size]
@@ -221,6 +228,7 @@ def _store_embeddings(model: type[Embedded], rows: list[Embedded], *, batch_size
                     [row.pk for row in batch],
                     [VECTOR_TEXT % tuple(row.embedding) for row in batch],
                     [row.embedding_text_hash for row in batch],
+                    [row.updated_at for row in batch],
                 ],
             )
 
@@ -233,8 +241,12 @@ def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = Fal
     """
     from catalog.tasks import embed_rows
 
+    def queue() -> None:
+        for first in range(0, len(ids), EMBED_TASK_ROWS):
+            embed_rows.delay(kind, ids[first : first + EMBED_TASK_ROWS], force)
+
     if ids:
-        transaction.on_commit(lambda: embed_rows.delay(kind, ids, force), robust=True)
+        transaction.on_commit(queue, robust=True)
 
 
 # --- products ---------------------------------------------------------------------------------
@@ -261,31 +273,30 @@ class CatalogImportError(Exception):
         self.report = report
 
 
-def _unique_slug(model: type[Product] | type[KnowledgeArticle], base: str, suffix: str) -> str:
-    slug = slugify(base)[:200] or slugify(suffix)
-    if model.objects.filter(slug=slug).exists():
-        slug = f"{slug}-{slugify(suffix)}"[:220]
-    return slug
+def _unique_slug(model: type[Model], base: str, suffix: str = "") -> str:
+    """``base`` as a slug no row of ``model`` has yet, within the field's length: as it is,
+    else ending in ``suffix`` (a sku), else in a number too (skus that differ only in case
+    slugify alike)."""
+    longest = model._meta.get_field("slug").max_length
+    stem = slugify(base) or slugify(suffix) or model._meta.model_name
+    tail = f"-{slugify(suffix)}" if slugify(suffix) else ""
+    for ending in chain([""], [tail] if tail else [], (f"{tail}-{n}" for n in count(2))):
+        slug = stem[: longest - len(ending)].rstrip("-") + ending
+        if not model.objects.filter(slug=slug).exists():
+            return slug
+    raise AssertionError("count() does not end")
 
 
 def category_get_or_create(*, name: str) -> Category:
     category = Category.objects.filter(name__iexact=name).first()
     if category is None:
-        category = Category.objects.create(name=name, slug=_unique_category_slug(name))
+        category = Category.objects.create(name=name, slug=_unique_slug(Category, name))
     return category
 
 
-def _unique_category_slug(name: str) -> str:
-    base = slugify(name) or "category"
-    slug, n = base, 1
-    while Category.objects.filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return slug
-
-
 def _product_values(row: ProductRow) -> dict[str, Any]:
-    return {
+    """The fields of the columns the row gives (a new product takes defaults for the rest)."""
+    values = {
         "name": row.name,
         "category": category_get_or_create(name=row.category),
         "description": row.description,
@@ -297,6 +308,7 @@ def _product_values(row: ProductRow) -> dict[str, Any]:
         "origin": row.origin,
         "floral_source": row.floral_source,
     }
+    return {name: value for name, value in values.items() if name in row.given}
 
 
 def product_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) -> ImportReport:

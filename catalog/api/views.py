@@ -13,7 +13,7 @@ from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffOrReadOnly
 from catalog import selectors, services
-from catalog.models import Category, KnowledgeArticle, Product
+from catalog.models import Category, KnowledgeArticle, Product, sku_validator
 
 MAX_QUERY_LENGTH = 300
 
@@ -98,6 +98,11 @@ class ProductListApi(APIView):
         in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)
         tags = serializers.CharField(required=False, max_length=400)
 
+        def validate_category(self, slug: str) -> str:
+            if not selectors.category_exists(slug=slug):
+                raise serializers.ValidationError("No category with this slug.")
+            return slug
+
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             low, high = attrs.get("min_price"), attrs.get("max_price")
             if low is not None and high is not None and low > high:
@@ -107,7 +112,7 @@ class ProductListApi(APIView):
             return attrs
 
     class CreateSerializer(ProductInputSerializer):
-        sku = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+        sku = serializers.CharField(validators=[sku_validator])
 
         def validate_sku(self, sku: str) -> str:
             if Product.objects.filter(sku=sku).exists():

@@ -1,11 +1,13 @@
 import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from catalog.embeddings import current_model_name
-from catalog.models import EMBEDDING_DIMENSIONS, KnowledgeArticle, Product
+from catalog.embeddings import current_model_name, text_hash
+from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from tests.catalog.factories import (
     CategoryFactory,
     KnowledgeArticleFactory,
@@ -35,6 +37,33 @@ INVALID_CSV = (
 def staff_client(client: Client) -> Client:
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     return client
+
+
+def staff_with(client: Client, *codenames: str) -> Client:
+    """``client`` logged in as a staff user holding only these catalog permissions."""
+    user = UserFactory(is_staff=True)
+    permissions = Permission.objects.filter(
+        content_type__app_label="catalog", codename__in=codenames
+    )
+    user.user_permissions.set(permissions)
+    client.force_login(user)
+    return client
+
+
+def product_form_data(category: Category, **overrides: str) -> dict[str, object]:
+    data: dict[str, object] = {
+        "sku": "BH-ADM-001",
+        "name": "Hot Honey",
+        "slug": "hot-honey",
+        "category": category.pk,
+        "price": "8.95",
+        "currency": "GBP",
+        "weight_grams": "340",
+        "stock": "10",
+        "is_active": "on",
+        "tags": "Spicy, HOT,spicy",
+    }
+    return data | overrides
 
 
 def csv_upload(content: str, name: str = "catalog.csv") -> SimpleUploadedFile:
@@ -116,6 +145,48 @@ def test_the_admin_is_for_staff_only(client: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_staff_who_may_only_view_products_cannot_import_or_see_the_import_link(
+    client: Client,
+) -> None:
+    viewer = staff_with(client, "view_product")
+
+    changelist = viewer.get(CHANGELIST)
+    form = viewer.get(IMPORT)
+    upload = viewer.post(IMPORT, {"file": csv_upload(VALID_CSV)})
+
+    assert changelist.status_code == 200
+    assert IMPORT not in changelist.content.decode()
+    assert form.status_code == 403
+    assert upload.status_code == 403
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("codename", ["add_product", "change_product"])
+def test_importing_needs_both_the_add_and_the_change_permission(
+    client: Client, codename: str
+) -> None:
+    staff = staff_with(client, "view_product", codename)
+
+    response = staff.post(IMPORT, {"file": csv_upload(VALID_CSV)})
+
+    assert response.status_code == 403
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_staff_who_may_add_and_change_products_can_import(client: Client) -> None:
+    staff = staff_with(client, "view_product", "add_product", "change_product")
+
+    changelist = staff.get(CHANGELIST)
+    response = staff.post(IMPORT, {"file": csv_upload(VALID_CSV)})
+
+    assert IMPORT in changelist.content.decode()
+    assert response.status_code == 302
+    assert set(Product.objects.values_list("sku", flat=True)) == {"BH-RAW-001", "BH-WAX-001"}
+
+
+@pytest.mark.django_db
 def test_import_view_shows_the_upload_form(staff_client: Client) -> None:
     response = staff_client.get(IMPORT)
 
@@ -167,6 +238,17 @@ def test_import_view_shows_why_a_file_cannot_be_read(staff_client: Client) -> No
     assert not Product.objects.exists()
 
 
+@pytest.mark.django_db
+def test_the_embedding_column_marks_a_row_whose_text_changed_since_it_was_embedded() -> None:
+    product = ProductFactory(embedding=A_VECTOR, embedding_model=CURRENT)
+    product.embedding_text_hash = text_hash(product.embedding_text())
+    column = admin.site._registry[Product].embedding_ok
+
+    assert column(product) is True
+    product.description = "Now with chilli."
+    assert column(product) is False
+
+
 # --- actions ----------------------------------------------------------------------------------
 
 
@@ -205,19 +287,7 @@ def test_saving_an_article_in_the_admin_queues_its_embedding(
 def test_adding_a_product_in_the_admin_normalises_tags_and_queues_its_embedding(
     staff_client: Client, django_capture_on_commit_callbacks
 ) -> None:
-    category = CategoryFactory()
-    data = {
-        "sku": "BH-ADM-001",
-        "name": "Hot Honey",
-        "slug": "hot-honey",
-        "category": category.pk,
-        "price": "8.95",
-        "currency": "GBP",
-        "weight_grams": "340",
-        "stock": "10",
-        "is_active": "on",
-        "tags": "Spicy, HOT,spicy",
-    }
+    data = product_form_data(CategoryFactory())
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = staff_client.post(reverse("admin:catalog_product_add"), data)
@@ -225,3 +295,36 @@ def test_adding_a_product_in_the_admin_normalises_tags_and_queues_its_embedding(
     assert response.status_code == 302
     assert Product.objects.get(sku="BH-ADM-001").tags == ["spicy", "hot"]
     assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("changes", "queued"), [({"name": "Seasonal Specials"}, 1), ({}, 0)])
+def test_renaming_a_category_in_the_admin_queues_its_products_embedding(
+    staff_client: Client, django_capture_on_commit_callbacks, changes: dict[str, str], queued: int
+) -> None:
+    category = CategoryFactory(name="Raw Honey", slug="raw-honey")
+    ProductFactory.create_batch(2, category=category)
+    data = {"name": category.name, "slug": category.slug} | changes
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = staff_client.post(
+            reverse("admin:catalog_category_change", args=[category.pk]), data
+        )
+
+    assert response.status_code == 302
+    assert Category.objects.get(pk=category.pk).name == data["name"]
+    assert len(callbacks) == queued
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sku", ["a/b", "a b"])
+def test_the_admin_refuses_a_sku_the_api_url_cannot_reach(staff_client: Client, sku: str) -> None:
+    data = product_form_data(CategoryFactory(), sku=sku)
+
+    response = staff_client.post(reverse("admin:catalog_product_add"), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["sku"] == [
+        "letters, digits, '.', '_' or '-', at most 40 characters"
+    ]
+    assert not Product.objects.exists()

@@ -246,6 +246,29 @@ def test_product_list_refuses_bad_filters_naming_the_field(
     assert len(body["errors"][field]) == 1
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{}, {"q": "wildflower honey"}])
+def test_product_list_refuses_an_unknown_category(
+    api_client: APIClient, params: dict[str, str]
+) -> None:
+    ProductFactory(category=CategoryFactory(slug="raw-honey"))
+
+    response = api_client.get(PRODUCTS_URL, {**params, "category": "no-such-thing"})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"category": ["No category with this slug."]}
+
+
+@pytest.mark.django_db
+def test_an_empty_category_filter_means_no_filter(api_client: APIClient) -> None:
+    product = ProductFactory()
+
+    response = api_client.get(PRODUCTS_URL, {"category": ""})
+
+    assert response.status_code == 200
+    assert [row["sku"] for row in response.json()["results"]] == [product.sku]
+
+
 # --- GET /api/products/{sku}/ -----------------------------------------------------------------
 
 

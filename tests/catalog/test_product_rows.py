@@ -120,6 +120,44 @@ def test_a_bad_stock_is_rejected(stock: str, message: str) -> None:
         parse_product_row(row)
 
 
+@pytest.mark.parametrize("column", ["stock", "weight_grams"])
+def test_a_count_beyond_what_the_database_holds_is_rejected(column: str) -> None:
+    row = a_row(**{column: "2147483648"})
+
+    with pytest.raises(ValueError, match=f"^{column}: must be at most 2147483647$"):
+        parse_product_row(row)
+
+
+@pytest.mark.parametrize(("column", "longest"), [("category", 100), ("origin", 120)])
+def test_a_text_longer_than_its_field_is_rejected_not_cut(column: str, longest: int) -> None:
+    row = a_row(**{column: "x" * (longest + 1)})
+
+    with pytest.raises(ValueError, match=f"^{column}: at most {longest} characters$"):
+        parse_product_row(row)
+
+
+def test_a_nul_character_is_rejected() -> None:
+    row = a_row(description="Raw\x00honey")
+
+    with pytest.raises(ValueError, match=r"^description: contains a NUL character$"):
+        parse_product_row(row)
+
+
+def test_a_row_records_which_columns_it_gave() -> None:
+    row = {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": "8", "stock": ""}
+
+    parsed = parse_product_row(row)
+
+    assert parsed.given == {"sku", "name", "category", "price", "stock"}
+
+
+def test_an_unknown_field_of_a_json_row_is_rejected() -> None:
+    row = a_row(stok="12")
+
+    with pytest.raises(ValueError, match=r"^unknown column\(s\): stok \(the columns: sku, "):
+        parse_product_row(row)
+
+
 def test_a_negative_weight_is_rejected() -> None:
     row = a_row(weight_grams="-340")
 
@@ -235,6 +273,37 @@ def test_a_csv_file_without_a_required_column_is_refused() -> None:
 
     with pytest.raises(CatalogFileError, match=r"^missing column\(s\): price$"):
         read_catalog_file(stream, "catalog.csv")
+
+
+def test_a_csv_file_with_an_unknown_column_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price,stok\nA-1,Clover Honey,Raw Honey,8.50,3\n")
+
+    with pytest.raises(CatalogFileError, match=r"^unknown column\(s\): stok \(the columns: "):
+        read_catalog_file(stream, "catalog.csv")
+
+
+def test_spaces_around_csv_column_names_are_ignored() -> None:
+    stream = io.BytesIO(b"sku, name ,category,price\nA-1,Clover Honey,Raw Honey,8.50\n")
+
+    rows = read_catalog_file(stream, "catalog.csv")
+
+    assert rows[0]["name"] == "Clover Honey"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("A-1,Clover Honey,Raw Honey,8.50,3,extra", "more values than the header has columns"),
+        ("A-1,Clover Honey,Raw Honey,8.50", "fewer values than the header has columns"),
+    ],
+)
+def test_a_csv_row_that_does_not_fit_the_header_is_a_row_error(line: str, message: str) -> None:
+    content = f"sku,name,category,price,stock\nA-2,Heather Honey,Raw Honey,9,4\n{line}\n"
+
+    valid, errors = parse_product_rows(read_catalog_file(io.BytesIO(content.encode()), "c.csv"))
+
+    assert [row.sku for row in valid] == ["A-2"]
+    assert errors == [f"row 2: {message}"]
 
 
 def test_a_csv_file_with_a_header_only_is_refused() -> None:

@@ -28,6 +28,7 @@ from tests.catalog.search_support import (
     nearest_hits,
     products_with_vectors,
 )
+from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 SOLD_OUT = {"BH-RAW-006", "BH-MAN-004", "BH-CRM-003", "BH-CMB-002", "BH-ACC-005", "BH-POL-002"}
 
@@ -286,6 +287,22 @@ def test_a_product_not_yet_embedded_is_still_found_by_keyword() -> None:
 
     assert [hit.item for hit in hits] == [product]
     assert (hits[0].keyword_rank, hits[0].semantic_rank) == (1, None)
+
+
+@pytest.mark.django_db
+def test_a_search_ranks_by_keywords_alone_while_the_embedding_api_is_away(
+    openai_embeddings: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    heather = ProductFactory(name="Zanzibar Heather Honey", description="From the moors.")
+    ProductFactory(name="Zanzibar Clover Honey", description="Mild.")
+    openai_embeddings.script_embedding_errors(HttpError(503))
+
+    hits = product_search(query="zanzibar heather", filters=ProductFilters())
+
+    assert [hit.item for hit in hits] == [heather]
+    assert hits[0].semantic_rank is None
+    assert len(openai_embeddings.embedding_requests()) == 1
+    assert "catalog.search_without_embedding" in caplog.text
 
 
 @pytest.mark.django_db

@@ -143,6 +143,76 @@ def test_import_gives_a_product_whose_name_is_taken_a_slug_ending_in_its_sku() -
 
 
 @pytest.mark.django_db
+def test_reimporting_some_columns_leaves_the_others_as_they_are() -> None:
+    product_import(rows=catalog_rows())
+    before = Product.objects.get(sku="BH-RAW-001")
+    prices = [{"sku": "BH-RAW-001", "name": before.name, "category": "Raw Honey", "price": "9.95"}]
+
+    report = product_import(rows=prices)
+
+    after = Product.objects.get(sku="BH-RAW-001")
+    assert report.updated == 1
+    assert after.price == Decimal("9.95")
+    assert (after.stock, after.tags, after.description) == (184, ["raw", "british"], "")
+    assert (after.stock, after.tags) == (before.stock, before.tags)
+
+
+@pytest.mark.django_db
+def test_reimporting_an_empty_value_clears_it() -> None:
+    product_import(rows=catalog_rows())
+    row = {**catalog_rows()[0], "tags": "", "stock": ""}
+
+    product_import(rows=[row])
+
+    product = Product.objects.get(sku="BH-RAW-001")
+    assert (product.tags, product.stock) == ([], 0)
+
+
+@pytest.mark.django_db
+def test_reimport_moves_a_product_to_another_category_creating_it() -> None:
+    product_import(rows=catalog_rows())
+    row = {**catalog_rows()[0], "category": "Gift Sets"}
+
+    report = product_import(rows=[row])
+
+    assert report.updated == 1
+    assert Product.objects.get(sku="BH-RAW-001").category.name == "Gift Sets"
+
+
+@pytest.mark.django_db
+def test_import_gives_long_names_that_share_their_first_200_characters_distinct_slugs() -> None:
+    name = "Raw Honey " * 20
+    rows = [
+        {"sku": f"BH-LONG-{'0' * 30}{n}", "name": name, "category": "Raw Honey", "price": "8"}
+        for n in (1, 2, 3)
+    ]
+
+    product_import(rows=rows)
+
+    slugs = list(Product.objects.values_list("slug", flat=True))
+    assert len(set(slugs)) == 3
+    assert all(len(slug) <= 220 and not slug.endswith("-") for slug in slugs)
+
+
+@pytest.mark.django_db
+def test_import_gives_skus_that_differ_only_in_case_distinct_slugs() -> None:
+    rows = [
+        {"sku": sku, "name": "Clover Honey", "category": "Raw Honey", "price": "8"}
+        for sku in ("BH-CLV-1", "BH-CLV-1a", "bh-clv-1", "Bh-Clv-1")
+    ]
+
+    product_import(rows=rows)
+
+    slugs = set(Product.objects.values_list("slug", flat=True))
+    assert slugs == {
+        "clover-honey",
+        "clover-honey-bh-clv-1a",
+        "clover-honey-bh-clv-1",
+        "clover-honey-bh-clv-1-2",
+    }
+
+
+@pytest.mark.django_db
 def test_import_queues_embedding_of_created_and_updated_rows_only(
     django_capture_on_commit_callbacks,
 ) -> None:
@@ -205,6 +275,15 @@ def test_a_new_category_whose_slug_is_taken_gets_a_numbered_slug() -> None:
     category = category_get_or_create(name="Gifts Sets")
 
     assert category.slug == "gifts-sets-2"
+
+
+@pytest.mark.django_db
+def test_a_numbered_category_slug_stays_within_the_field() -> None:
+    CategoryFactory(name="Heather honeys", slug="h" * 100)
+
+    category = category_get_or_create(name="h" * 100)
+
+    assert category.slug == "h" * 98 + "-2"
 
 
 @pytest.mark.django_db
@@ -301,6 +380,23 @@ def test_changing_a_description_makes_exactly_that_row_stale() -> None:
     assert (report.embedded, report.current) == (1, 1)
     assert changed.embedding_text_hash == text_hash(changed.embedding_text())
     assert Product.objects.get(pk=untouched.pk).embedded_at == embedded_at
+
+
+@pytest.mark.django_db
+def test_a_row_saved_while_it_is_being_embedded_keeps_what_it_has() -> None:
+    product = ProductFactory(description="Mild and floral.")
+
+    def save_meanwhile(checked: int, total: int) -> None:
+        product_update(product=Product.objects.get(pk=product.pk), description="Now smoky.")
+
+    report = embeddings_refresh(
+        kind="products", ids=[product.pk], batch_size=1, on_progress=save_meanwhile
+    )
+
+    product.refresh_from_db()
+    assert report.embedded == 1  # read as stale, embedded from the old text
+    assert product.embedding_model == ""  # not written over the save: its own task embeds it
+    assert embeddings_refresh(kind="products", ids=[product.pk]).embedded == 1
 
 
 @pytest.mark.django_db

@@ -1,14 +1,20 @@
+import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from celery import states
+from django.utils import timezone
+from django_celery_results.models import TaskResult
 
+from catalog import services
 from catalog.embeddings import current_model_name, text_hash
 from catalog.models import EMBEDDING_DIMENSIONS, Product
 from catalog.services import product_create
 from catalog.tasks import embed_rows
-from tests.catalog.factories import CategoryFactory
+from tests.catalog.factories import CategoryFactory, ProductFactory
+from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 TIMEOUT_SECONDS = 30
 
@@ -59,3 +65,67 @@ def test_a_redelivered_embed_task_finds_its_work_done(celery_worker) -> None:
 
     assert result.get(timeout=TIMEOUT_SECONDS) == {"embedded": 0, "current": 1}
     assert Product.objects.get(pk=product.pk).embedded_at == embedded_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_import_is_embedded_by_tasks_of_bounded_size(
+    celery_worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "EMBED_TASK_ROWS", 2)
+    rows = [
+        {"sku": f"BH-TASK-1{n}", "name": f"Raw Honey No. {n}", "category": "Raw", "price": "8"}
+        for n in range(5)
+    ]
+
+    started = timezone.now()
+
+    services.product_import(rows=rows)
+
+    tasks = TaskResult.objects.filter(task_name="catalog.embed_rows", date_created__gte=started)
+    assert wait_for(lambda: tasks.filter(status=states.SUCCESS).count() == 3), celery_worker.log()[
+        -3000:
+    ]
+    assert sum(json.loads(task.result)["embedded"] for task in tasks) == 5
+    assert not Product.objects.exclude(embedding_model=current_model_name()).exists()
+
+
+@pytest.mark.django_db
+def test_an_embed_task_that_meets_a_passing_provider_error_is_retried_until_it_succeeds(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    product = ProductFactory()
+    openai_embeddings.script_embedding_errors(HttpError(503), HttpError(429))
+
+    result = embed_rows.apply(args=("products", [product.pk]))
+
+    assert result.state == states.SUCCESS
+    assert result.result == {"embedded": 1, "current": 0}
+    assert len(openai_embeddings.embedding_requests()) == 3
+    assert is_embedded(product.pk)
+
+
+@pytest.mark.django_db
+def test_an_embed_task_gives_up_after_three_retries(openai_embeddings: FakeOpenAIServer) -> None:
+    product = ProductFactory()
+    openai_embeddings.script_embedding_errors(*[HttpError(500)] * 5)
+
+    result = embed_rows.apply(args=("products", [product.pk]))
+
+    assert result.state == states.FAILURE
+    assert str(result.result).startswith("Error code: 500")
+    assert len(openai_embeddings.embedding_requests()) == 4
+    assert not is_embedded(product.pk)
+
+
+@pytest.mark.django_db
+def test_an_embed_task_does_not_retry_what_cannot_succeed_on_retry(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    product = ProductFactory()
+    openai_embeddings.script_embedding_errors(HttpError(400), HttpError(400))
+
+    result = embed_rows.apply(args=("products", [product.pk]))
+
+    assert result.state == states.FAILURE
+    assert str(result.result).startswith("Error code: 400")
+    assert len(openai_embeddings.embedding_requests()) == 1

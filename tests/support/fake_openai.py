@@ -6,7 +6,7 @@ speaks enough of the OpenAI REST API for the real ``openai`` client and ``langch
 * ``POST /v1/chat/completions`` answers with scripted responses (FIFO), streaming or not.
 * ``POST /v1/embeddings`` answers with deterministic, hash-derived unit vectors
   (``encoding_format`` ``"float"`` or ``"base64"``; the ``openai`` client asks for base64 unless
-  told otherwise).
+  told otherwise), after any scripted errors (``script_embedding_errors``, FIFO).
 
 Every request is recorded, so tests can assert on what the client sent::
 
@@ -130,6 +130,7 @@ class FakeOpenAIServer:
         self.default: ScriptedResponse | None = None
         self._lock = threading.Lock()
         self._script: deque[ScriptedResponse] = deque()
+        self._embedding_errors: deque[HttpError] = deque()
         self._requests: list[RecordedRequest] = []
         self._call_ids = count(1)
         self._stopping = threading.Event()
@@ -195,6 +196,11 @@ class FakeOpenAIServer:
         with self._lock:
             self._script.extend(responses)
 
+    def script_embedding_errors(self, *errors: HttpError) -> None:
+        """Queue errors for ``POST /v1/embeddings``, one per request; then it answers again."""
+        with self._lock:
+            self._embedding_errors.extend(errors)
+
     @property
     def pending(self) -> int:
         """Number of scripted chat responses not consumed yet."""
@@ -217,6 +223,7 @@ class FakeOpenAIServer:
         """Drop the script, the recorded requests and ``default``."""
         with self._lock:
             self._script.clear()
+            self._embedding_errors.clear()
             self._requests.clear()
             self.default = None
 
@@ -231,6 +238,10 @@ class FakeOpenAIServer:
             if self._script:
                 return self._script.popleft()
         return self.default if self.default is not None else NO_SCRIPTED_REPLY
+
+    def _next_embedding_error(self) -> HttpError | None:
+        with self._lock:
+            return self._embedding_errors.popleft() if self._embedding_errors else None
 
     def _next_call_id(self) -> str:
         with self._lock:
@@ -388,6 +399,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- embeddings --------------------------------------------------------------------------
 
     def _embeddings(self, request: dict[str, Any]) -> None:
+        error = self.fake._next_embedding_error()
+        if error is not None:
+            self._send_error(error)
+            return
         model = str(request.get("model") or DEFAULT_EMBEDDING_MODEL)
         dimensions = int(request.get("dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
         as_base64 = request.get("encoding_format") == "base64"
