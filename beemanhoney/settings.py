@@ -261,6 +261,9 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
 OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 10.0)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 1)
 OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+# After the embedding API fails a search's query, searches rank by keywords alone for this long
+# (per process) instead of each waiting out the timeout and retries again.
+OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = env_float("OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS", 30.0)
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")
 if EMBEDDING_BACKEND not in {"local", "openai"}:
     raise ImproperlyConfigured("EMBEDDING_BACKEND must be 'local' or 'openai'")

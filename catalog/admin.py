@@ -11,7 +11,12 @@ from django.urls import path, reverse
 from catalog.embeddings import current_model_name, text_hash
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.product_rows import CatalogFileError, read_catalog_file
-from catalog.services import CatalogImportError, embeddings_refresh_on_commit, product_import
+from catalog.services import (
+    CatalogImportError,
+    category_renamed,
+    embeddings_refresh_on_commit,
+    product_import,
+)
 
 
 class InStockFilter(admin.SimpleListFilter):
@@ -30,8 +35,8 @@ class InStockFilter(admin.SimpleListFilter):
 
 
 class EmbeddingStateFilter(admin.SimpleListFilter):
-    """By the model that made the embedding: SQL cannot hash the text, which the ✓ column and
-    the backfill also check."""
+    """By the model that made the embedding. The text a row embeds is built in Python, so the
+    ✓ column and the backfill check it, not this filter."""
 
     title = "embedding"
     parameter_name = "embedding"
@@ -87,9 +92,7 @@ class CategoryAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Category, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and "name" in form.changed_data:
-            # Each product's embedded text names its category.
-            products = list(obj.products.values_list("pk", flat=True))
-            embeddings_refresh_on_commit(kind="products", ids=products)
+            category_renamed(category=obj)
 
 
 @admin.register(Product)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -133,11 +134,17 @@ class LocalEmbeddingBackend:
             return vectors[0].tolist()
 
 
+class QueryEmbeddingPaused(Exception):
+    """The embedding API failed a query less than ``OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS`` ago,
+    so it is not asked again yet."""
+
+
 class OpenAIEmbeddingBackend:
     def __init__(self, *, model: str, api_key: str, base_url: str | None, timeout: float) -> None:
         from langchain_openai import OpenAIEmbeddings
 
         self.model_name = f"openai:{model}"
+        self._queries_paused_until = 0.0
         self._client = OpenAIEmbeddings(
             model=model,
             dimensions=EMBEDDING_DIMENSIONS,
@@ -152,7 +159,16 @@ class OpenAIEmbeddingBackend:
         return self._client.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
-        return self._client.embed_query(text)
+        import openai
+
+        if time.monotonic() < self._queries_paused_until:
+            raise QueryEmbeddingPaused(self.model_name)
+        try:
+            return self._client.embed_query(text)
+        except openai.APIError:
+            pause = settings.OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS
+            self._queries_paused_until = time.monotonic() + pause
+            raise
 
 
 @lru_cache(maxsize=4)
@@ -211,7 +227,7 @@ def query_embedding_errors() -> tuple[type[Exception], ...]:
         return ()
     import openai
 
-    return (openai.APIError,)
+    return (openai.APIError, QueryEmbeddingPaused)
 
 
 def embed_query(text: str) -> list[float]:

@@ -71,15 +71,7 @@ def read_catalog_file(stream: IO[bytes], filename: str) -> list[dict[str, Any]]:
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise CatalogFileError("a JSON catalog must be a list of objects")
     elif filename.lower().endswith(".csv"):
-        reader = csv.DictReader(io.StringIO(text), restval=_NO_VALUE)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise CatalogFileError(f"missing column(s): {', '.join(missing)}")
-        if unknown := _unknown_columns(header):
-            raise CatalogFileError(unknown)
-        reader.fieldnames = header
-        rows = list(reader)
+        rows = _csv_rows(text)
     else:
         raise CatalogFileError("the file name must end in .csv or .json")
     if not rows:
@@ -87,13 +79,39 @@ def read_catalog_file(stream: IO[bytes], filename: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text), restval=_NO_VALUE)
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise CatalogFileError(f"missing column(s): {', '.join(missing)}")
+    if repeated := sorted({name for name in header if name and header.count(name) > 1}):
+        raise CatalogFileError(f"repeated column(s): {', '.join(repeated)}")
+    if unknown := _unknown_columns(header):
+        raise CatalogFileError(unknown)
+    reader.fieldnames = header
+    # A spreadsheet's trailing commas make columns without a name, and values past the
+    # header's last column (under None): left out while they are empty.
+    return [
+        {name: value for name, value in row.items() if name not in ("", None) or _filled(value)}
+        for row in reader
+    ]
+
+
+def _filled(value: Any) -> bool:
+    if isinstance(value, list):  # csv.DictReader's values past the header's last column
+        return any(map(_filled, value))
+    return value is not _NO_VALUE and value.strip() != ""
+
+
 def _unknown_columns(names: Any) -> str | None:
     """Refuses what is not a column: a misspelt "stok" would otherwise be read as no stock
     column, and the stock left as it was without a word."""
-    unknown = [name for name in names if name is not None and name not in COLUMNS]
+    unknown = [name for name in names if name not in (*COLUMNS, "", None)]
     if not unknown:
         return None
-    return f"unknown column(s): {', '.join(map(str, unknown))} (the columns: {', '.join(COLUMNS)})"
+    listed = ", ".join(f'"{name}"' for name in unknown)
+    return f"unknown column(s): {listed} (the columns: {', '.join(COLUMNS)})"
 
 
 def _text(value: Any) -> str:
@@ -144,6 +162,8 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
     # A CSV row that does not fit the header: its values are not under their columns.
     if None in row:  # csv.DictReader's key for values past the header's last column
         raise ValueError("more values than the header has columns")
+    if "" in row:
+        raise ValueError("a value under a column without a name")
     if _NO_VALUE in row.values():
         raise ValueError("fewer values than the header has columns")
     problems: list[str] = []

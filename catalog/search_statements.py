@@ -228,6 +228,22 @@ def _keyword_rank(any_word: str) -> Expression:
     return Case(When(search_vector=query, then=rank), output_field=FloatField())
 
 
+def any_word_hits(rows: QuerySet[M], text: str, *, limit: int) -> dict[int, float]:
+    """The ``limit`` rows best ranked for any word of ``text``, by id: the keyword half alone,
+    for a search without a query vector. It ranks every row holding a word, so it is slow on
+    a large catalogue (~200 ms at 100k, docs/BENCHMARKS.md, "Keyword SQL options")."""
+    any_word = _any_word(text)
+    if any_word is None:
+        return {}
+    query = SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
+    ranked = (
+        rows.filter(search_vector=query)
+        .annotate(keyword_rank=SearchRank(F("search_vector"), query, cover_density=True))
+        .order_by("-keyword_rank", "pk")
+    )
+    return dict(ranked.values_list("pk", "keyword_rank")[:limit])
+
+
 @dataclass(frozen=True)
 class EveryWordStatement:
     """Up to ``KEYWORD_EXTRA_ROWS`` rows holding every word of a query, each with its keyword

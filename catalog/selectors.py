@@ -23,6 +23,7 @@ from catalog.models import Category, KnowledgeArticle, Product
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
+    any_word_hits,
     product_from_row,
     products_by_id,
     search_statements,
@@ -147,11 +148,11 @@ def _hybrid_ranking(
     finally:
         wait([every_word])  # the connection is lent until then
     ranks: dict[int, float | None] = every_word.result()
-    nearest = (
-        []
-        if vector is None
-        else semantic_hits(statements.nearest, vector=vector, text=query, filtered=filtered)
-    )
+    if vector is None:
+        nearest: list[tuple[Any, ...]] = []
+        ranks |= any_word_hits(rows(), query, limit=candidates)
+    else:
+        nearest = semantic_hits(statements.nearest, vector=vector, text=query, filtered=filtered)
     ranks |= {row[0]: row[1] for row in nearest}
     semantic = [row[0] for row in nearest]
     return Ranking(

@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -9,6 +10,7 @@ from django.test.utils import override_settings
 
 from beemanhoney.celery import app as celery_app
 from tests.support.celery_worker import WorkerProcess
+from tests.support.fake_openai import FakeOpenAIServer
 
 # Tests use their own Redis database so a `make run` worker on the same server never
 # consumes their tasks.
@@ -72,3 +74,14 @@ def celery_worker(django_db_setup: None, django_db_blocker, test_broker_url: str
         worker = WorkerProcess(broker_url=test_broker_url, queue=test_queue).start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def openai_embeddings(settings: Any) -> Iterator[FakeOpenAIServer]:
+    """The OpenAI embedding backend against a loopback server, without the client's retries."""
+    with FakeOpenAIServer() as server:
+        settings.EMBEDDING_BACKEND = "openai"
+        settings.OPENAI_BASE_URL = server.base_url
+        settings.OPENAI_API_KEY = "test"
+        settings.OPENAI_MAX_RETRIES = 0
+        yield server

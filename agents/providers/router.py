@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from agents.graph.names import Route
-from catalog.embeddings import embed_query, get_embedding_backend
+from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
+
+logger = logging.getLogger(__name__)
 
 EXAMPLES: dict[Route, list[str]] = {
     Route.SALES: [
@@ -70,8 +73,14 @@ def semantic_route(messages: list[BaseMessage]) -> Route:
     latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
     if latest is None:
         return Route.SALES
-    matrix, routes = _example_matrix(get_embedding_backend().model_name)
-    similarities = matrix @ np.asarray(embed_query(str(latest.content)))
+    try:
+        matrix, routes = _example_matrix(get_embedding_backend().model_name)
+        vector = embed_query(str(latest.content))
+    except query_embedding_errors():
+        # The embedding API is away: sales, whose catalog search still answers by keywords.
+        logger.exception("agents.route_without_embedding")
+        return Route.SALES
+    similarities = matrix @ np.asarray(vector)
     best: dict[Route, float] = {}
     for route in EXAMPLES:
         scores = sorted((s for s, r in zip(similarities, routes, strict=True) if r == route))

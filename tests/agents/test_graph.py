@@ -15,6 +15,7 @@ from agents.providers import RouteDecision
 from agents.providers.offline import compose_product_reply
 from agents.providers.router import semantic_route
 from tests.conversations.factories import ConversationFactory
+from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 
 class AlwaysSearchingModel(BaseChatModel):
@@ -70,6 +71,17 @@ def test_a_model_that_keeps_asking_for_tools_stops_at_the_step_limit(settings) -
 )
 def test_the_offline_supervisor_routes_by_meaning(message: str, route: Route) -> None:
     assert semantic_route([HumanMessage(message)]) == route
+
+
+def test_the_offline_supervisor_routes_to_sales_while_the_embedding_api_is_away(
+    openai_embeddings: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    openai_embeddings.script_embedding_errors(HttpError(503), HttpError(503))
+
+    route = semantic_route([HumanMessage("please let me speak with a real human being")])
+
+    assert route == Route.SALES
+    assert "agents.route_without_embedding" in caplog.text
 
 
 def test_offline_product_replies_use_only_catalogue_facts() -> None:

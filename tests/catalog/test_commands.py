@@ -63,6 +63,21 @@ def test_import_catalog_loads_a_csv_and_prints_a_summary(tmp_path: Path) -> None
 
 
 @pytest.mark.django_db
+def test_import_catalog_of_a_price_list_changes_prices_and_nothing_else(tmp_path: Path) -> None:
+    run("import_catalog", str(write_csv(tmp_path / "catalog.csv", csv_rows())))
+    prices = tmp_path / "prices.csv"
+    prices.write_text(
+        "sku,name,category,price\nBH-RAW-001,Wildflower Raw Honey 500g,Raw Honey,9.95\n"
+    )
+
+    out, _ = run("import_catalog", str(prices))
+
+    honey = Product.objects.get(sku="BH-RAW-001")
+    assert out == "Imported prices.csv: created 0, updated 1, unchanged 0, invalid 0\n"
+    assert (honey.price, honey.stock, honey.tags) == (Decimal("9.95"), 184, ["raw", "british"])
+
+
+@pytest.mark.django_db
 def test_import_catalog_reports_unchanged_rows_on_a_second_run(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "catalog.csv", csv_rows())
     run("import_catalog", str(path))

@@ -154,7 +154,7 @@ def test_a_row_records_which_columns_it_gave() -> None:
 def test_an_unknown_field_of_a_json_row_is_rejected() -> None:
     row = a_row(stok="12")
 
-    with pytest.raises(ValueError, match=r"^unknown column\(s\): stok \(the columns: sku, "):
+    with pytest.raises(ValueError, match=r'^unknown column\(s\): "stok" \(the columns: sku, '):
         parse_product_row(row)
 
 
@@ -278,7 +278,7 @@ def test_a_csv_file_without_a_required_column_is_refused() -> None:
 def test_a_csv_file_with_an_unknown_column_is_refused() -> None:
     stream = io.BytesIO(b"sku,name,category,price,stok\nA-1,Clover Honey,Raw Honey,8.50,3\n")
 
-    with pytest.raises(CatalogFileError, match=r"^unknown column\(s\): stok \(the columns: "):
+    with pytest.raises(CatalogFileError, match=r'^unknown column\(s\): "stok" \(the columns: '):
         read_catalog_file(stream, "catalog.csv")
 
 
@@ -304,6 +304,33 @@ def test_a_csv_row_that_does_not_fit_the_header_is_a_row_error(line: str, messag
 
     assert [row.sku for row in valid] == ["A-2"]
     assert errors == [f"row 2: {message}"]
+
+
+def test_a_csv_file_with_a_repeated_column_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price,stock,stock\nA-1,Clover Honey,Raw,8,3,\n")
+
+    with pytest.raises(CatalogFileError, match=r"^repeated column\(s\): stock$"):
+        read_catalog_file(stream, "catalog.csv")
+
+
+def test_a_spreadsheets_trailing_commas_are_ignored_while_their_cells_are_empty() -> None:
+    content = (
+        "sku,name,category,price,\n"
+        "A-1,Clover Honey,Raw Honey,8,\n"
+        "A-2,Heather Honey,Raw Honey,9,,\n"
+        "A-3,Acacia Honey,Raw Honey,7\n"
+        "A-4,Lime Honey,Raw Honey,7,oops\n"
+        "A-5,Rape Honey,Raw Honey,7,,oops\n"
+    )
+
+    valid, errors = parse_product_rows(read_catalog_file(io.BytesIO(content.encode()), "c.csv"))
+
+    assert [row.sku for row in valid] == ["A-1", "A-2", "A-3"]
+    assert valid[0].given == {"sku", "name", "category", "price"}
+    assert errors == [
+        "row 4: a value under a column without a name",
+        "row 5: more values than the header has columns",
+    ]
 
 
 def test_a_csv_file_with_a_header_only_is_refused() -> None:

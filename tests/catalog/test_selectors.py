@@ -1,4 +1,5 @@
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -293,16 +294,35 @@ def test_a_product_not_yet_embedded_is_still_found_by_keyword() -> None:
 def test_a_search_ranks_by_keywords_alone_while_the_embedding_api_is_away(
     openai_embeddings: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    heather = ProductFactory(name="Zanzibar Heather Honey", description="From the moors.")
-    ProductFactory(name="Zanzibar Clover Honey", description="Mild.")
+    both_words = ProductFactory(name="Zanzibar Quokka Honey", description="From the isles.")
+    one_word = ProductFactory(name="Zanzibar Clover Honey", description="Mild.")
     openai_embeddings.script_embedding_errors(HttpError(503))
 
-    hits = product_search(query="zanzibar heather", filters=ProductFilters())
+    # No product holds every word: ranked by how well each holds any of them.
+    hits = product_search(query="a xylophone for zanzibar quokkas", filters=ProductFilters())
 
-    assert [hit.item for hit in hits] == [heather]
-    assert hits[0].semantic_rank is None
+    assert [hit.item for hit in hits] == [both_words, one_word]
+    assert {hit.semantic_rank for hit in hits} == {None}
     assert len(openai_embeddings.embedding_requests()) == 1
     assert "catalog.search_without_embedding" in caplog.text
+
+
+@pytest.mark.django_db
+def test_searches_skip_the_embedding_api_for_a_while_after_it_failed(
+    openai_embeddings: FakeOpenAIServer, settings: Any
+) -> None:
+    product = ProductFactory(name="Zanzibar Quokka Honey")
+    settings.OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = 1.0
+    openai_embeddings.script_embedding_errors(HttpError(503))
+    product_search(query="zanzibar quokka", filters=ProductFilters())
+
+    paused = product_search(query="quokka in zanzibar", filters=ProductFilters())
+    time.sleep(1.0)
+    asked_again = product_search(query="quokkas of zanzibar", filters=ProductFilters())
+
+    assert [hit.item for hit in paused] == [product]
+    assert [hit.item for hit in asked_again] == [product]
+    assert len(openai_embeddings.embedding_requests()) == 2
 
 
 @pytest.mark.django_db

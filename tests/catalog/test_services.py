@@ -14,6 +14,7 @@ from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Pro
 from catalog.services import (
     CatalogImportError,
     category_get_or_create,
+    category_renamed,
     embeddings_refresh,
     knowledge_article_upsert,
     product_create,
@@ -144,17 +145,17 @@ def test_import_gives_a_product_whose_name_is_taken_a_slug_ending_in_its_sku() -
 
 @pytest.mark.django_db
 def test_reimporting_some_columns_leaves_the_others_as_they_are() -> None:
-    product_import(rows=catalog_rows())
-    before = Product.objects.get(sku="BH-RAW-001")
-    prices = [{"sku": "BH-RAW-001", "name": before.name, "category": "Raw Honey", "price": "9.95"}]
+    full = {**catalog_rows()[0], "description": "Spring blossom.", "origin": "Kent"}
+    product_import(rows=[full])
+    prices = [{"sku": "BH-RAW-001", "name": full["name"], "category": "Raw Honey", "price": "9.95"}]
 
     report = product_import(rows=prices)
 
     after = Product.objects.get(sku="BH-RAW-001")
     assert report.updated == 1
     assert after.price == Decimal("9.95")
-    assert (after.stock, after.tags, after.description) == (184, ["raw", "british"], "")
-    assert (after.stock, after.tags) == (before.stock, before.tags)
+    assert (after.stock, after.tags) == (184, ["raw", "british"])
+    assert (after.description, after.origin) == ("Spring blossom.", "Kent")
 
 
 @pytest.mark.django_db
@@ -266,6 +267,18 @@ def test_product_update_changes_the_given_fields() -> None:
 
 
 # --- categories and knowledge -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_product_whose_sku_predates_the_sku_rule_can_still_be_updated() -> None:
+    product = ProductFactory(sku="HB 001", slug="hb-001")
+
+    product_update(product=product, price=Decimal("7.50"))
+
+    assert Product.objects.get(sku="HB 001").price == Decimal("7.50")
+    with pytest.raises(ValidationError) as excinfo:
+        product_update(product=product, sku="HB 002")
+    assert set(excinfo.value.message_dict) == {"sku"}
 
 
 @pytest.mark.django_db
@@ -394,9 +407,25 @@ def test_a_row_saved_while_it_is_being_embedded_keeps_what_it_has() -> None:
     )
 
     product.refresh_from_db()
-    assert report.embedded == 1  # read as stale, embedded from the old text
-    assert product.embedding_model == ""  # not written over the save: its own task embeds it
+    assert report.embedded == 0  # its vector, of the old text, was not written over the save
+    assert product.embedding_model == ""  # the save's own task embeds it
     assert embeddings_refresh(kind="products", ids=[product.pk]).embedded == 1
+
+
+@pytest.mark.django_db
+def test_a_renamed_category_marks_its_products_changed_and_queues_them(
+    django_capture_on_commit_callbacks,
+) -> None:
+    product = ProductFactory()
+    other = ProductFactory()
+    updated_at = {p.pk: p.updated_at for p in (product, other)}
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        category_renamed(category=product.category)
+
+    assert Product.objects.get(pk=product.pk).updated_at > updated_at[product.pk]
+    assert Product.objects.get(pk=other.pk).updated_at == updated_at[other.pk]
+    assert len(callbacks) == 1
 
 
 @pytest.mark.django_db
