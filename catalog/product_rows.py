@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
-from catalog.models import sku_validator
+from catalog.models import Category, Product, sku_validator
 
 COLUMNS = (
     "sku",
@@ -27,7 +27,12 @@ COLUMNS = (
 )
 REQUIRED_COLUMNS = ("sku", "name", "category", "price")
 # The longest text each column's field holds: longer is an error, never cut.
-MAX_LENGTHS = {"name": 200, "category": 100, "origin": 120, "floral_source": 120}
+MAX_LENGTHS = {
+    "name": Product._meta.get_field("name").max_length,
+    "category": Category._meta.get_field("name").max_length,
+    "origin": Product._meta.get_field("origin").max_length,
+    "floral_source": Product._meta.get_field("floral_source").max_length,
+}
 MAX_PRICE = Decimal("99999999.99")
 MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
 # What csv.DictReader gives the columns of a row with fewer values than the header.

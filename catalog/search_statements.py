@@ -223,9 +223,15 @@ def keyword_rank(text: str) -> Expression:
 
 def _keyword_rank(any_word: str) -> Expression:
     """``keyword_rank`` for a raw tsquery of the words, ORed (``_any_word``)."""
-    query = SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
-    rank = SearchRank(F("search_vector"), query, cover_density=True)
+    query, rank = _any_word_query(any_word)
     return Case(When(search_vector=query, then=rank), output_field=FloatField())
+
+
+def _any_word_query(any_word: str) -> tuple[SearchQuery, SearchRank]:
+    """The raw tsquery of the words, ORed (``_any_word``), and a row's rank for it: every
+    keyword rank a search fuses is this one."""
+    query = SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
+    return query, SearchRank(F("search_vector"), query, cover_density=True)
 
 
 def any_word_hits(rows: QuerySet[M], text: str, *, limit: int) -> dict[int, float]:
@@ -235,11 +241,9 @@ def any_word_hits(rows: QuerySet[M], text: str, *, limit: int) -> dict[int, floa
     any_word = _any_word(text)
     if any_word is None:
         return {}
-    query = SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
+    query, rank = _any_word_query(any_word)
     ranked = (
-        rows.filter(search_vector=query)
-        .annotate(keyword_rank=SearchRank(F("search_vector"), query, cover_density=True))
-        .order_by("-keyword_rank", "pk")
+        rows.filter(search_vector=query).annotate(keyword_rank=rank).order_by("-keyword_rank", "pk")
     )
     return dict(ranked.values_list("pk", "keyword_rank")[:limit])
 

@@ -284,8 +284,9 @@ def _unique_slug(model: type[Model], base: str, suffix: str = "") -> str:
     else ending in ``suffix`` (a sku), else in a number too (skus that differ only in case
     slugify alike)."""
     longest = model._meta.get_field("slug").max_length
-    stem = slugify(base) or slugify(suffix) or model._meta.model_name
-    tail = f"-{slugify(suffix)}" if slugify(suffix) else ""
+    suffix_slug = slugify(suffix)
+    stem = slugify(base) or suffix_slug or model._meta.model_name
+    tail = f"-{suffix_slug}" if suffix_slug else ""
     for ending in chain([""], [tail] if tail else [], (f"{tail}-{n}" for n in count(2))):
         slug = stem[: longest - len(ending)].rstrip("-") + ending
         if not model.objects.filter(slug=slug).exists():

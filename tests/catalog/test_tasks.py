@@ -82,9 +82,9 @@ def test_a_large_import_is_embedded_by_tasks_of_bounded_size(
     services.product_import(rows=rows)
 
     tasks = TaskResult.objects.filter(task_name="catalog.embed_rows", date_created__gte=started)
-    assert wait_for(lambda: tasks.filter(status=states.SUCCESS).count() == 3), celery_worker.log()[
-        -3000:
-    ]
+    finished = wait_for(lambda: tasks.filter(status=states.SUCCESS).count() == 3)
+
+    assert finished, celery_worker.log()[-3000:]
     assert sum(json.loads(task.result)["embedded"] for task in tasks) == 5
     assert not Product.objects.exclude(embedding_model=current_model_name()).exists()
 
