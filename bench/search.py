@@ -235,6 +235,7 @@ def measure_selector(
     from django.conf import settings
 
     from catalog import search_statements, selectors
+    from catalog.query_keywords import QueryKeywords, query_keywords
 
     filters = selectors.ProductFilters()
     rows = selectors.product_list(filters=filters)
@@ -247,19 +248,19 @@ def measure_selector(
         columns=search_statements.PRODUCT_ROW_PATHS,  # the products, as the selector asks
     )
 
-    def semantic(query: tuple[str, list[float]]) -> list[tuple[int, float | None]]:
-        text, vector = query
+    def semantic(query: tuple[QueryKeywords, list[float]]) -> list[tuple[int, float | None]]:
+        keywords, vector = query
         hits = search_statements.semantic_hits(
-            statements.nearest, vector=vector, text=text, filtered=False
+            statements.nearest, vector=vector, keywords=keywords, filtered=False
         )
         return [(row[0], row[1]) for row in hits]
 
     def keyword(query: tuple[str, list[tuple[int, float | None]]]) -> list[int]:
-        # The statement for the rows holding every word (it overlaps with the query embedding
-        # in the selector, so this is the keyword half's cost, not its latency), merged with
-        # the keyword ranks the semantic statement brought along.
+        # The keyword half's reads (its words, the rows holding all of them: they overlap with
+        # the query embedding in the selector, so this is their cost, not their latency),
+        # merged with the keyword ranks the semantic statement brought along.
         text, nearest = query
-        ranks = statements.every_word.hits(text) | dict(nearest)
+        ranks = statements.keyword_pool(text)[1] | dict(nearest)
         return selectors.keyword_ranking(ranks, limit=candidates)
 
     def search(text: str) -> list[Any]:
@@ -270,13 +271,14 @@ def measure_selector(
         return selectors.product_search_rows(query=text, filters=filters)[:20]
 
     vector_lists = [vector.tolist() for vector in vectors]
+    keywords = [query_keywords(text, table=statements.table) for text in queries]
     with search_statements._hnsw_search_settings(iterative=False):
         plan = search_statements.semantic_queryset(
-            rows, vector=vector_lists[0], limit=candidates, text=queries[0]
+            rows, vector=vector_lists[0], limit=candidates, keywords=keywords[0]
         ).explain()
     for text in warmups:
         search(text)
-    nearest, semantic_s = _time_each(list(zip(queries, vector_lists, strict=True)), semantic)
+    nearest, semantic_s = _time_each(list(zip(keywords, vector_lists, strict=True)), semantic)
     keyword_ids, keyword_s = _time_each(list(zip(queries, nearest, strict=True)), keyword)
     semantic_ids = [[pk for pk, _ in hits] for hits in nearest]
     fused = [
@@ -337,7 +339,7 @@ def measure_keyword_options(
     """
     from django.conf import settings
 
-    from catalog.search_statements import MAX_QUERY_WORDS, WORD
+    from catalog.query_keywords import query_words
 
     started = time.perf_counter()
     common = {
@@ -350,7 +352,7 @@ def measure_keyword_options(
     ts_stat_s = time.perf_counter() - started
     full, pruned, rare_all = [], [], []
     for text in queries:
-        words = " ".join(WORD.findall(text.lower())[:MAX_QUERY_WORDS])
+        words = " ".join(query_words(text))
         lexemes = conn.execute(
             "SELECT tsvector_to_array(to_tsvector('english', %s))", [words]
         ).fetchone()[0]

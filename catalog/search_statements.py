@@ -7,7 +7,6 @@ vector's text. ``catalog.selectors`` ranks and pages with them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.db.models.sql.compiler import SQLCompiler
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
@@ -45,14 +45,19 @@ from catalog.models import (
     Product,
     embedding_halfvec,
 )
+from catalog.query_keywords import QueryKeywords, query_keywords
 from catalog.statement_templates import StatementTemplate
 
 M = TypeVar("M", Product, KnowledgeArticle)
 
-WORD = re.compile(r"[^\W_]+")
-MAX_QUERY_WORDS = 32
 # Rows holding every word of the query that are keyword-ranked beside the semantic candidates.
 KEYWORD_EXTRA_ROWS = 200
+# The most the words more than COMMON_SHARE of the rows hold add to a keyword rank
+# (catalog.query_keywords): less than one telling word held once in the lowest-weighted field
+# (0.2, weight C), so a row holding a telling word outranks every row holding only common ones.
+COMMON_WORD_WEIGHT = 0.1
+# ts_rank_cd's normalisation 32: rank / (rank + 1), in [0, 1) however often the words occur.
+_RANK_TO_UNIT_INTERVAL = 32
 # What customers (the API) and the agents read of a product. The bookkeeping columns (embedding
 # state, timestamps) stay behind: a page of 20 spent ~0.7 ms parsing their timestamps alone.
 PRODUCT_READ_FIELDS = (
@@ -93,6 +98,14 @@ def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
 _VECTOR_SLOT = [0.0] * EMBEDDING_DIMENSIONS
 _VECTOR_SLOT_TEXT = HalfVector(_VECTOR_SLOT).to_text()
 _ANY_WORD_SLOT = "<any word of the query>"
+_TELLING_WORD_SLOT = "<any telling word of the query>"
+_COMMON_WORD_SLOT = "<any common word of the query>"
+# What the keyword rank is compiled with, by slot (each search binds ``_keyword_slots``).
+_KEYWORD_SLOTS = {
+    "any_word": _ANY_WORD_SLOT,
+    "telling_word": _TELLING_WORD_SLOT,
+    "common_word": _COMMON_WORD_SLOT,
+}
 _EVERY_WORD_SLOT = "<every word of the query>"
 
 
@@ -125,17 +138,19 @@ class SemanticStatement:
             rows,
             vector=_VECTOR_SLOT,
             limit=limit,
-            rank=_keyword_rank(_ANY_WORD_SLOT),
+            rank=_keyword_rank(**_KEYWORD_SLOTS),
             columns=columns,
         )
         template = StatementTemplate.compile(
-            nearest, vector=_VECTOR_SLOT_TEXT, any_word=_ANY_WORD_SLOT
+            nearest,
+            vector=_VECTOR_SLOT_TEXT,
+            **_KEYWORD_SLOTS,
         )
         return cls(template, limit)
 
-    def params_for(self, vector: list[float], text: str) -> list[object]:
+    def params_for(self, vector: list[float], keywords: QueryKeywords) -> list[object]:
         # No words: to_tsquery(NULL) is NULL, so every keyword rank is NULL.
-        return self.template.bind(vector=halfvec_text(vector), any_word=_any_word(text))
+        return self.template.bind(vector=halfvec_text(vector), **_keyword_slots(keywords))
 
 
 def _knn_rows(sql: str, params: list[object], *, iterative: bool) -> list[tuple[Any, ...]]:
@@ -159,11 +174,11 @@ def _knn_rows(sql: str, params: list[object], *, iterative: bool) -> list[tuple[
 
 
 def semantic_hits(
-    statement: SemanticStatement, *, vector: list[float], text: str, filtered: bool
+    statement: SemanticStatement, *, vector: list[float], keywords: QueryKeywords, filtered: bool
 ) -> list[tuple[Any, ...]]:
-    """The nearest rows, nearest first: each one's id, keyword rank for ``text``
+    """The nearest rows, nearest first: each one's id, keyword rank for ``keywords``
     (``semantic_queryset``) and the statement's other columns."""
-    params = statement.params_for(vector, text)
+    params = statement.params_for(vector, keywords)
     iterative = filtered or statement.limit > settings.SEARCH_HNSW_EF_SEARCH
     hits = _knn_rows(statement.template.sql, params, iterative=iterative)
     if len(hits) < statement.limit and not iterative:
@@ -174,7 +189,7 @@ def semantic_hits(
 
 
 def semantic_queryset(
-    rows: QuerySet[M], *, vector: list[float], limit: int, text: str = ""
+    rows: QuerySet[M], *, vector: list[float], limit: int, keywords: QueryKeywords | None = None
 ) -> QuerySet[M]:
     """``(id, keyword_rank)`` of the nearest rows by cosine distance, among those embedded by
     the configured model.
@@ -184,7 +199,9 @@ def semantic_queryset(
     rides along: the rows are read from the heap for the index scan anyway, and it saves the
     hybrid search a statement on its critical path.
     """
-    return _nearest_queryset(rows, vector=vector, limit=limit, rank=keyword_rank(text))
+    return _nearest_queryset(
+        rows, vector=vector, limit=limit, rank=keyword_rank(keywords or QueryKeywords())
+    )
 
 
 def _nearest_queryset(
@@ -203,45 +220,55 @@ def _nearest_queryset(
     )
 
 
-def _query_words(text: str) -> list[str]:
-    return WORD.findall(text.lower())[:MAX_QUERY_WORDS]
-
-
-def _any_word(text: str) -> str | None:
-    """Any of the query's words (ranked by how many match), not all of them as websearch does."""
-    words = _query_words(text)
+def _any_word(words: Sequence[str]) -> str | None:
+    """Any of the words (ranked by how many match), not all of them as websearch does."""
     return " | ".join(words) if words else None
 
 
-def keyword_rank(text: str) -> Expression:
-    """A row's full-text rank for any of the words of ``text``; NULL if it holds none."""
-    any_word = _any_word(text)
-    if any_word is None:
+def _keyword_slots(keywords: QueryKeywords) -> dict[str, str | None]:
+    return {
+        "any_word": _any_word(keywords.words),
+        "telling_word": _any_word(keywords.telling),
+        "common_word": _any_word(keywords.common),
+    }
+
+
+def keyword_rank(keywords: QueryKeywords) -> Expression:
+    """A row's full-text rank for any of the words; NULL if it holds none."""
+    if not keywords.words:
         return Value(None, output_field=FloatField())
-    return _keyword_rank(any_word)
+    return _keyword_rank(**_keyword_slots(keywords))
 
 
-def _keyword_rank(any_word: str) -> Expression:
-    """``keyword_rank`` for a raw tsquery of the words, ORed (``_any_word``)."""
-    query, rank = _any_word_query(any_word)
+def _keyword_rank(any_word: str, telling_word: str, common_word: str | None) -> Expression:
+    """``keyword_rank`` for raw tsqueries of the words, the telling and the common ones, ORed."""
+    query, rank = _any_word_query(any_word, telling_word, common_word)
     return Case(When(search_vector=query, then=rank), output_field=FloatField())
 
 
-def _any_word_query(any_word: str) -> tuple[SearchQuery, SearchRank]:
+def _any_word_query(
+    any_word: str, telling_word: str, common_word: str | None
+) -> tuple[SearchQuery, Expression]:
     """The raw tsquery of the words, ORed (``_any_word``), and a row's rank for it: every
-    keyword rank a search fuses is this one."""
+    keyword rank a search fuses is this one. Its rank for the telling words, plus less than
+    ``COMMON_WORD_WEIGHT`` for the common ones (none: NULL, and ts_rank_cd is not called)."""
     query = SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
-    return query, SearchRank(F("search_vector"), query, cover_density=True)
+    telling = SearchQuery(telling_word, config=SEARCH_CONFIG, search_type="raw")
+    common = SearchQuery(common_word, config=SEARCH_CONFIG, search_type="raw")
+    telling_rank = SearchRank(F("search_vector"), telling, cover_density=True)
+    common_rank = SearchRank(
+        F("search_vector"), common, cover_density=True, normalization=_RANK_TO_UNIT_INTERVAL
+    )
+    return query, telling_rank + Value(COMMON_WORD_WEIGHT) * Coalesce(common_rank, Value(0.0))
 
 
-def any_word_hits(rows: QuerySet[M], text: str, *, limit: int) -> dict[int, float]:
-    """The ``limit`` rows best ranked for any word of ``text``, by id: the keyword half alone,
-    for a search without a query vector. It ranks every row holding a word, so it is slow on
-    a large catalogue (~200 ms at 100k, docs/BENCHMARKS.md, "Keyword SQL options")."""
-    any_word = _any_word(text)
-    if any_word is None:
+def any_word_hits(rows: QuerySet[M], keywords: QueryKeywords, *, limit: int) -> dict[int, float]:
+    """The ``limit`` rows best ranked for any of the words, by id: the keyword half alone, for
+    a search without a query vector. It ranks every row holding a word, so it is slow on a
+    large catalogue (~200 ms at 100k, docs/BENCHMARKS.md, "Keyword SQL options")."""
+    if not keywords.words:
         return {}
-    query, rank = _any_word_query(any_word)
+    query, rank = _any_word_query(**_keyword_slots(keywords))
     ranked = (
         rows.filter(search_vector=query).annotate(keyword_rank=rank).order_by("-keyword_rank", "pk")
     )
@@ -266,21 +293,27 @@ class EveryWordStatement:
     def compile(cls, rows: QuerySet[M]) -> EveryWordStatement:
         holding = (
             rows.filter(search_vector=SearchQuery(_EVERY_WORD_SLOT, config=SEARCH_CONFIG))
-            .annotate(keyword_rank=_keyword_rank(_ANY_WORD_SLOT))
+            .annotate(keyword_rank=_keyword_rank(**_KEYWORD_SLOTS))
             .order_by()
             .values_list("pk", "keyword_rank")[:KEYWORD_EXTRA_ROWS]
         )
         template = StatementTemplate.compile(
-            holding, every_word=_EVERY_WORD_SLOT, any_word=_ANY_WORD_SLOT
+            holding,
+            every_word=_EVERY_WORD_SLOT,
+            **_KEYWORD_SLOTS,
         )
         return cls(template)
 
-    def hits(self, text: str, *, using: BaseDatabaseWrapper | None = None) -> dict[int, float]:
-        """Row id -> keyword rank. ``using``: a connection other than this thread's own."""
-        words = _query_words(text)
-        if not words:
+    def hits(
+        self, keywords: QueryKeywords, *, using: BaseDatabaseWrapper | None = None
+    ) -> dict[int, float]:
+        """Row id -> keyword rank, for the rows holding every telling word. ``using``: a
+        connection other than this thread's own."""
+        if not keywords.words:
             return {}
-        params = self.template.bind(every_word=" ".join(words), any_word=" | ".join(words))
+        params = self.template.bind(
+            every_word=" ".join(keywords.telling), **_keyword_slots(keywords)
+        )
         with (using or connection).cursor() as cursor:
             cursor.execute(self.template.sql, params)
             return dict(cursor.fetchall())
@@ -290,6 +323,15 @@ class EveryWordStatement:
 class SearchStatements:
     every_word: EveryWordStatement
     nearest: SemanticStatement
+    table: str
+
+    def keyword_pool(
+        self, text: str, *, using: BaseDatabaseWrapper | None = None
+    ) -> tuple[QueryKeywords, dict[int, float]]:
+        """The keywords of ``text``, and the rows holding every telling one with their ranks:
+        the keyword half's reads, which a search makes beside the query embedding."""
+        keywords = query_keywords(text, table=self.table, using=using)
+        return keywords, self.every_word.hits(keywords, using=using)
 
 
 # Per process: (what the rows are, candidates, embedding model) -> the search's statements.
@@ -312,6 +354,7 @@ def search_statements(
         return SearchStatements(
             every_word=EveryWordStatement.compile(queryset),
             nearest=SemanticStatement.compile(queryset, limit=limit, columns=columns),
+            table=queryset.model._meta.db_table,
         )
 
     return _search_statements.get_or_make(

@@ -135,10 +135,11 @@ def _hybrid_ranking(
 ) -> Ranking:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
     statements = search_statements(rows, rows_key=rows_key, limit=candidates, columns=columns)
-    # The rows holding every word are read on another thread while this one embeds the query.
-    # Not the other way round: this thread goes straight into the model, where a thread it
-    # handed the embedding to waited ~1.5 ms for the GIL to start and ran ~1 ms slower.
-    every_word = _while_this_thread_works(statements.every_word.hits, query)
+    # The keyword half's reads (which words to rank by, the rows holding all of them) are made
+    # on another thread while this one embeds the query. Not the other way round: this thread
+    # goes straight into the model, where a thread it handed the embedding to waited ~1.5 ms
+    # for the GIL to start and ran ~1 ms slower.
+    keyword_pool = _while_this_thread_works(statements.keyword_pool, query)
     vector: list[float] | None = None
     try:
         vector = embed_query(query)
@@ -146,13 +147,16 @@ def _hybrid_ranking(
         # Keyword ranks alone rather than no answer while the embedding API is away.
         logger.exception("catalog.search_without_embedding", extra={"query_length": len(query)})
     finally:
-        wait([every_word])  # the connection is lent until then
-    ranks: dict[int, float | None] = every_word.result()
+        wait([keyword_pool])  # the connection is lent until then
+    keywords, every_word_ranks = keyword_pool.result()
+    ranks: dict[int, float | None] = dict(every_word_ranks)
     if vector is None:
         nearest: list[tuple[Any, ...]] = []
-        ranks |= any_word_hits(rows(), query, limit=candidates)
+        ranks |= any_word_hits(rows(), keywords, limit=candidates)
     else:
-        nearest = semantic_hits(statements.nearest, vector=vector, text=query, filtered=filtered)
+        nearest = semantic_hits(
+            statements.nearest, vector=vector, keywords=keywords, filtered=filtered
+        )
     ranks |= {row[0]: row[1] for row in nearest}
     semantic = [row[0] for row in nearest]
     return Ranking(

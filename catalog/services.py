@@ -22,6 +22,7 @@ from psycopg import sql
 from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
 from catalog.models import EMBEDDING_DIMENSIONS, Category, Embedded, KnowledgeArticle, Product
 from catalog.product_rows import ProductRow, parse_product_rows
+from catalog.query_keywords import forget_common_lexemes
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +293,16 @@ def _unique_slug(model: type[Model], base: str, suffix: str = "") -> str:
         if not model.objects.filter(slug=slug).exists():
             return slug
     raise AssertionError("count() does not end")
+
+
+def catalog_statistics_refresh() -> None:
+    """ANALYZE the searchable tables now, as autovacuum does a while after a bulk load: the
+    planner's estimates and the words a search leaves out as too common
+    (``catalog.query_keywords``) come from these statistics."""
+    tables = [sql.Identifier(model._meta.db_table) for model in (Product, KnowledgeArticle)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(tables)))
+    forget_common_lexemes()
 
 
 def category_get_or_create(*, name: str) -> Category:

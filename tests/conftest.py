@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.test.utils import override_settings
 
 from beemanhoney.celery import app as celery_app
+from catalog.query_keywords import forget_common_lexemes
 from tests.support.celery_worker import WorkerProcess
 from tests.support.fake_openai import FakeOpenAIServer
 
@@ -48,6 +49,7 @@ def _test_cache(test_broker_url: str) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _empty_cache(_test_cache: None) -> None:
     cache.clear()
+    forget_common_lexemes()  # each test's searches read the statistics as they are
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,11 +24,23 @@ class LruCache(Generic[V]):
         # Made outside the lock, so a slow make blocks no other key; two threads may both make
         # a new key, and the later one is kept.
         value = make()
+        self.put(key, value)
+        return value
+
+    def get(self, key: Hashable) -> V | None:
+        """The value of ``key``, now the most recently used, or None if it is not cached."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value: V) -> None:
         with self._lock:
             self._items[key] = value
+            self._items.move_to_end(key)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
-        return value
 
     def clear(self) -> None:
         with self._lock:

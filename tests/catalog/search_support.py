@@ -7,6 +7,7 @@ import numpy as np
 
 from catalog.embeddings import current_model_name
 from catalog.models import EMBEDDING_DIMENSIONS, Product
+from catalog.query_keywords import all_keywords
 from catalog.search_statements import EveryWordStatement, SemanticStatement, semantic_hits
 from tests.catalog.factories import CategoryFactory, ProductFactory
 
@@ -15,7 +16,9 @@ def nearest_hits(
     rows: Any, vector: Any, *, limit: int, filtered: bool = False, text: str = ""
 ) -> list[tuple[int, float | None]]:
     statement = SemanticStatement.compile(rows, limit=limit)
-    return semantic_hits(statement, vector=list(vector), text=text, filtered=filtered)
+    return semantic_hits(
+        statement, vector=list(vector), keywords=all_keywords(text), filtered=filtered
+    )
 
 
 def products_with_vectors(count: int, **fields: Any) -> np.ndarray:
@@ -40,4 +43,4 @@ def loaded_values(product: Product) -> dict[str, Any]:
 
 def every_word_hits(rows: Any, *, text: str) -> dict[int, float]:
     """The rows of ``rows`` holding every word of ``text``, as the search reads them."""
-    return EveryWordStatement.compile(rows).hits(text)
+    return EveryWordStatement.compile(rows).hits(all_keywords(text))

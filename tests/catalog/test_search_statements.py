@@ -11,6 +11,7 @@ from pgvector import HalfVector
 
 from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, Product
+from catalog.query_keywords import QueryKeywords, all_keywords, query_words
 from catalog.search_statements import (
     ProductsByIdStatement,
     SemanticStatement,
@@ -32,7 +33,7 @@ from tests.catalog.search_support import (
 
 
 def test_a_query_without_words_has_no_keyword_query() -> None:
-    assert _any_word("?!  --") is None
+    assert _any_word(query_words("?!  --")) is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -58,7 +59,9 @@ def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> No
         product_list(filters=ProductFilters()),
         vector=vectors[0].tolist(),
         limit=10,
-        text="meadow honey",  # the keyword rank rides along: the index must still serve
+        keywords=all_keywords(
+            "meadow honey"
+        ),  # the keyword rank rides along: the index must still serve
     )
 
     with _hnsw_search_settings():
@@ -135,15 +138,14 @@ def test_a_compiled_semantic_statement_is_the_queryset_for_the_vector_given_late
     rows = product_list(filters=ProductFilters(category="manuka-honey", max_price=Decimal(30)))
     vector = np.random.default_rng(seed=5).normal(size=EMBEDDING_DIMENSIONS).tolist()
 
+    keywords = QueryKeywords(words=("clove", "honey"), telling=("clove",))
+
     statement = SemanticStatement.compile(rows, limit=7)
 
     sql, params = semantic_queryset(
-        rows, vector=vector, limit=7, text="clove honey"
+        rows, vector=vector, limit=7, keywords=keywords
     ).query.sql_with_params()
-    assert (statement.template.sql, statement.params_for(vector, "clove honey")) == (
-        sql,
-        list(params),
-    )
+    assert (statement.template.sql, statement.params_for(vector, keywords)) == (sql, list(params))
 
 
 @pytest.mark.django_db(transaction=True)

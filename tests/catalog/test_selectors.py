@@ -22,6 +22,7 @@ from catalog.selectors import (
     product_search,
     product_search_rows,
 )
+from catalog.services import catalog_statistics_refresh
 from tests.catalog.factories import CategoryFactory, ProductFactory
 from tests.catalog.search_support import (
     every_word_hits,
@@ -46,6 +47,7 @@ QUERIES = [
     ("wildflower seeds to help bees", "BH-ACC-007"),
     ("corporate gifts for clients", "BH-GFT-002"),
     ("something to soothe my throat this winter", "BH-MAN-002"),
+    ("honey for a sore throat", "BH-MAN-002"),  # nearly every product says honey
     ("plastic-free way to wrap a sandwich", "BH-WAX-002"),
     ("honeycomb to cut at the table as a centrepiece", "BH-CMB-003"),
     ("savoury glaze for roast lamb", "BH-INF-006"),
@@ -90,6 +92,7 @@ def demo_catalog(django_db_setup: None, django_db_blocker) -> Iterator[None]:
         Product.objects.all().delete()
         Category.objects.all().delete()
         KnowledgeArticle.objects.all().delete()
+        catalog_statistics_refresh()  # so no later test finds the demo shop's common words
 
 
 def top_skus(query: str, filters: ProductFilters | None = None, limit: int = 3) -> list[str]:

@@ -26,3 +26,16 @@ def test_the_least_recently_used_value_is_dropped_first() -> None:
 
     assert cache.get_or_make("a", lambda: -1) == 1
     assert cache.get_or_make("b", lambda: -2) == -2  # dropped, so made again
+
+
+def test_get_finds_only_what_was_put_and_keeps_it_in_use() -> None:
+    cache: LruCache[int] = LruCache(size=2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    missing = cache.get("x")
+    cache.get("a")  # "a" is now the most recently used
+
+    cache.put("c", 3)
+
+    assert missing is None
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)

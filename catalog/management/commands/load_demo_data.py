@@ -5,7 +5,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from catalog.models import Product
-from catalog.services import embeddings_refresh, knowledge_article_upsert, product_import
+from catalog.services import (
+    catalog_statistics_refresh,
+    embeddings_refresh,
+    knowledge_article_upsert,
+    product_import,
+)
 
 DEMO_DATA_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 
@@ -27,6 +32,7 @@ class Command(BaseCommand):
         report = product_import(rows=products)
         changed = sum(knowledge_article_upsert(**article)[1] for article in articles)
         embedded = sum(embeddings_refresh(kind=kind).embedded for kind in ("products", "knowledge"))
+        catalog_statistics_refresh()
         self.stdout.write(
             f"Demo data: products {report.summary()}; articles changed {changed} "
             f"of {len(articles)}; embedded {embedded} rows"

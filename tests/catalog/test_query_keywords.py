@@ -1,0 +1,74 @@
+import pytest
+
+from catalog.models import Product
+from catalog.query_keywords import (
+    QueryKeywords,
+    all_keywords,
+    common_lexemes,
+    query_keywords,
+    query_words,
+)
+from catalog.selectors import ProductFilters, product_search
+from catalog.services import catalog_statistics_refresh, embeddings_refresh
+from tests.catalog.factories import CategoryFactory, ProductFactory
+
+PRODUCTS = Product._meta.db_table
+
+
+def shop_where_most_products_say_honey() -> None:
+    category = CategoryFactory()
+    for name in ("Clover", "Heather", "Acacia", "Lime", "Borage", "Orange Blossom", "Manuka"):
+        ProductFactory(name=f"{name} Honey", description=f"{name} honey.", category=category)
+    ProductFactory(name="Propolis Spray", description="For a sore throat.", category=category)
+    ProductFactory(name="Beeswax Candle", description="Hand-dipped.", category=category)
+    catalog_statistics_refresh()
+
+
+def test_a_query_is_split_into_lower_case_words() -> None:
+    assert query_words("Honey-Dipper, for 2!") == ["honey", "dipper", "for", "2"]
+    assert all_keywords("Sore throat") == QueryKeywords(("sore", "throat"), ("sore", "throat"))
+
+
+@pytest.mark.django_db
+def test_a_word_most_rows_hold_is_a_keyword_but_not_a_telling_one() -> None:
+    shop_where_most_products_say_honey()
+
+    keywords = query_keywords("Honey for a sore throat", table=PRODUCTS)
+
+    assert keywords == QueryKeywords(("honey", "sore", "throat"), ("sore", "throat"))
+    assert "honey" in common_lexemes(PRODUCTS)
+
+
+@pytest.mark.django_db
+def test_every_keyword_tells_when_all_of_them_are_common() -> None:
+    shop_where_most_products_say_honey()
+
+    assert query_keywords("honey", table=PRODUCTS) == QueryKeywords(("honey",), ("honey",))
+    assert query_keywords("for a", table=PRODUCTS) == QueryKeywords()
+
+
+@pytest.mark.django_db
+def test_a_table_analysed_empty_has_no_common_words() -> None:
+    shop_where_most_products_say_honey()
+    Product.objects.all().delete()
+
+    catalog_statistics_refresh()
+
+    assert common_lexemes(PRODUCTS) == frozenset()
+
+
+@pytest.mark.django_db
+def test_a_telling_word_outranks_a_common_word_said_often() -> None:
+    shop_where_most_products_say_honey()
+    honey_said_often = ProductFactory(
+        name="Honey Honey", description="Honey, honey and more honey, from a honey farm."
+    )
+    throat = Product.objects.get(name="Propolis Spray")
+    catalog_statistics_refresh()
+    embeddings_refresh(kind="products")
+
+    hits = product_search(query="honey throat", filters=ProductFilters())
+
+    keyword_rank = {hit.item: hit.keyword_rank for hit in hits}
+    assert keyword_rank[throat] == 1
+    assert keyword_rank[honey_said_often] == 2
