@@ -1,29 +1,44 @@
 import openai
-from celery import shared_task
+from celery import Task, shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
 from catalog import services
 
-# What can succeed on a later try: the database or the OpenAI API being away, overloaded or
-# rate-limiting (the client's own retries are quick; these wait longer). Not a bad request,
-# a refused key or a bug, which would fail the same way again.
-RETRYABLE_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    openai.APIConnectionError,  # includes timeouts
-    openai.RateLimitError,
-    openai.InternalServerError,
-)
+# HTTP statuses of the OpenAI API that a later try can pass, as its own client judges them:
+# a request timeout, a conflict, rate limiting, and the server's own errors (5xx).
+PASSING_STATUSES = frozenset({408, 409, 429})
+EMBED_RETRY_BACKOFF_SECONDS = 10
+EMBED_RETRY_BACKOFF_MAX_SECONDS = 600
 
 
-@shared_task(
-    name="catalog.embed_rows",
-    acks_late=True,
-    autoretry_for=RETRYABLE_ERRORS,
-    max_retries=3,
-    retry_backoff=10,
-)
-def embed_rows(kind: str, ids: list[int], force: bool = False) -> dict[str, int]:
+def can_succeed_on_retry(error: Exception) -> bool:
+    """Whether a later try can succeed: the database or the OpenAI API away, overloaded or
+    rate-limiting (the client's own retries are quick; these wait longer). Not a bad request, a
+    refused key, an exhausted quota (a 429 too, which no wait fixes) or a bug."""
+    if isinstance(error, OperationalError | InterfaceError | openai.APIConnectionError):
+        return True  # APIConnectionError includes timeouts
+    if isinstance(error, openai.APIStatusError):
+        if error.code == "insufficient_quota":
+            return False
+        return error.status_code in PASSING_STATUSES or error.status_code >= 500
+    return False
+
+
+@shared_task(bind=True, name="catalog.embed_rows", acks_late=True, max_retries=3)
+def embed_rows(self: Task, kind: str, ids: list[int], force: bool = False) -> dict[str, int]:
     """Embed these rows if their text or the model changed; a redelivery finds them current."""
-    report = services.embeddings_refresh(kind=kind, ids=ids, force=force)
+    try:
+        report = services.embeddings_refresh(kind=kind, ids=ids, force=force)
+    except Exception as error:
+        if not can_succeed_on_retry(error):
+            raise
+        countdown = get_exponential_backoff_interval(
+            factor=EMBED_RETRY_BACKOFF_SECONDS,
+            retries=self.request.retries,
+            maximum=EMBED_RETRY_BACKOFF_MAX_SECONDS,
+            full_jitter=True,
+        )
+        # After max_retries, retry() raises the error itself.
+        raise self.retry(exc=error, countdown=countdown) from error
     return {"embedded": report.embedded, "current": report.current}

@@ -105,6 +105,36 @@ def test_an_embed_task_that_meets_a_passing_provider_error_is_retried_until_it_s
 
 
 @pytest.mark.django_db
+def test_an_embed_task_retries_a_request_timeout_and_a_conflict(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    product = ProductFactory()
+    openai_embeddings.script_embedding_errors(HttpError(408), HttpError(409))
+
+    result = embed_rows.apply(args=("products", [product.pk]))
+
+    assert result.state == states.SUCCESS
+    assert len(openai_embeddings.embedding_requests()) == 3
+    assert is_embedded(product.pk)
+
+
+@pytest.mark.django_db
+def test_an_embed_task_does_not_retry_an_exhausted_quota(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    product = ProductFactory()
+    quota = HttpError(429, "You exceeded your current quota.", code="insufficient_quota")
+    openai_embeddings.script_embedding_errors(quota, quota)
+
+    result = embed_rows.apply(args=("products", [product.pk]))
+
+    assert result.state == states.FAILURE
+    assert str(result.result) == "Error code: 429 - You exceeded your current quota."
+    assert len(openai_embeddings.embedding_requests()) == 1
+    assert not is_embedded(product.pk)
+
+
+@pytest.mark.django_db
 def test_an_embed_task_gives_up_after_three_retries(openai_embeddings: FakeOpenAIServer) -> None:
     product = ProductFactory()
     openai_embeddings.script_embedding_errors(*[HttpError(500)] * 5)

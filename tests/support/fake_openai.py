@@ -85,12 +85,14 @@ class ChatToolCalls:
 class HttpError:
     """An error status with an OpenAI-style ``{"error": {...}}`` JSON body.
 
-    ``retry_after`` (seconds) is sent as a ``Retry-After`` header when given.
+    ``retry_after`` (seconds) is sent as a ``Retry-After`` header when given; ``code`` replaces
+    the status's usual error code (``insufficient_quota`` for a 429, say).
     """
 
     status: int
     message: str = "Scripted error from FakeOpenAIServer"
     retry_after: float | None = None
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,6 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, error: HttpError) -> None:
         error_type, code = _error_kind(error.status)
+        code = error.code or code
         headers: dict[str, str] = {}
         if error.retry_after is not None:
             headers["Retry-After"] = f"{error.retry_after:g}"
