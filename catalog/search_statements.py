@@ -263,14 +263,18 @@ def _any_word_query(
 
 
 def any_word_hits(rows: QuerySet[M], keywords: QueryKeywords, *, limit: int) -> dict[int, float]:
-    """The ``limit`` rows best ranked for any of the words, by id: the keyword half alone, for
-    a search without a query vector. It ranks every row holding a word, so it is slow on a
-    large catalogue (~200 ms at 100k, docs/BENCHMARKS.md, "Keyword SQL options")."""
+    """The ``limit`` rows best ranked for the words, by id: the keyword half alone, for a search
+    without a query vector. Only rows holding a telling word qualify: those holding only common
+    ones would rank after them, and are most of the catalogue. It ranks every row that
+    qualifies, so it is slow on a large catalogue (~110 ms at 100k, docs/BENCHMARKS.md)."""
     if not keywords.words:
         return {}
-    query, rank = _any_word_query(**_keyword_slots(keywords))
+    _, rank = _any_word_query(**_keyword_slots(keywords))
+    telling = SearchQuery(_any_word(keywords.telling), config=SEARCH_CONFIG, search_type="raw")
     ranked = (
-        rows.filter(search_vector=query).annotate(keyword_rank=rank).order_by("-keyword_rank", "pk")
+        rows.filter(search_vector=telling)
+        .annotate(keyword_rank=rank)
+        .order_by("-keyword_rank", "pk")
     )
     return dict(ranked.values_list("pk", "keyword_rank")[:limit])
 

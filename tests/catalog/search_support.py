@@ -6,9 +6,10 @@ import factory
 import numpy as np
 
 from catalog.embeddings import current_model_name
-from catalog.models import EMBEDDING_DIMENSIONS, Product
+from catalog.models import EMBEDDING_DIMENSIONS, Category, Product
 from catalog.query_keywords import all_keywords
 from catalog.search_statements import EveryWordStatement, SemanticStatement, semantic_hits
+from catalog.services import catalog_statistics_refresh
 from tests.catalog.factories import CategoryFactory, ProductFactory
 
 
@@ -44,3 +45,15 @@ def loaded_values(product: Product) -> dict[str, Any]:
 def every_word_hits(rows: Any, *, text: str) -> dict[int, float]:
     """The rows of ``rows`` holding every word of ``text``, as the search reads them."""
     return EveryWordStatement.compile(rows).hits(all_keywords(text))
+
+
+def shop_where_most_products_say_honey() -> Category:
+    """Seven honeys, a throat spray and a candle in a category of their own, with the table's
+    statistics up to date."""
+    category = CategoryFactory()
+    for name in ("Clover", "Heather", "Acacia", "Lime", "Borage", "Orange Blossom", "Manuka"):
+        ProductFactory(name=f"{name} Honey", description=f"{name} honey.", category=category)
+    ProductFactory(name="Propolis Spray", description="For a sore throat.", category=category)
+    ProductFactory(name="Beeswax Candle", description="Hand-dipped.", category=category)
+    catalog_statistics_refresh()
+    return category

@@ -10,18 +10,10 @@ from catalog.query_keywords import (
 )
 from catalog.selectors import ProductFilters, product_search
 from catalog.services import catalog_statistics_refresh, embeddings_refresh
-from tests.catalog.factories import CategoryFactory, ProductFactory
+from tests.catalog.factories import ProductFactory
+from tests.catalog.search_support import shop_where_most_products_say_honey
 
 PRODUCTS = Product._meta.db_table
-
-
-def shop_where_most_products_say_honey() -> None:
-    category = CategoryFactory()
-    for name in ("Clover", "Heather", "Acacia", "Lime", "Borage", "Orange Blossom", "Manuka"):
-        ProductFactory(name=f"{name} Honey", description=f"{name} honey.", category=category)
-    ProductFactory(name="Propolis Spray", description="For a sore throat.", category=category)
-    ProductFactory(name="Beeswax Candle", description="Hand-dipped.", category=category)
-    catalog_statistics_refresh()
 
 
 def test_a_query_is_split_into_lower_case_words() -> None:

@@ -29,6 +29,7 @@ from tests.catalog.search_support import (
     loaded_values,
     nearest_hits,
     products_with_vectors,
+    shop_where_most_products_say_honey,
 )
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
@@ -308,6 +309,18 @@ def test_a_search_ranks_by_keywords_alone_while_the_embedding_api_is_away(
     assert {hit.semantic_rank for hit in hits} == {None}
     assert len(openai_embeddings.embedding_requests()) == 1
     assert "catalog.search_without_embedding" in caplog.text
+
+
+@pytest.mark.django_db
+def test_without_the_embedding_api_rows_holding_only_common_words_are_left_out(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    shop = ProductFilters(category=shop_where_most_products_say_honey().slug)
+    openai_embeddings.script_embedding_errors(HttpError(503))
+
+    hits = product_search(query="honey for a sore throat", filters=shop)
+
+    assert [hit.item.name for hit in hits] == ["Propolis Spray"]
 
 
 @pytest.mark.django_db
