@@ -84,9 +84,9 @@ def common_lexemes(table: str, *, using: BaseDatabaseWrapper | None = None) -> f
     hold, by its last ANALYZE; read again after ``COMMON_LEXEMES_TTL_SECONDS``."""
     now = time.monotonic()
     with _common_lock:
-        read_at, lexemes = _common.get(table, (-COMMON_LEXEMES_TTL_SECONDS, frozenset()))
-    if now - read_at < COMMON_LEXEMES_TTL_SECONDS:
-        return lexemes
+        cached = _common.get(table)
+    if cached is not None and now - cached[0] < COMMON_LEXEMES_TTL_SECONDS:
+        return cached[1]
     lexemes = _read_common_lexemes(table, using or connection)
     with _common_lock:
         _common[table] = (now, lexemes)

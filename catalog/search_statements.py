@@ -242,24 +242,27 @@ def keyword_rank(keywords: QueryKeywords) -> Expression:
 
 def _keyword_rank(any_word: str, telling_word: str, common_word: str | None) -> Expression:
     """``keyword_rank`` for raw tsqueries of the words, the telling and the common ones, ORed."""
-    query, rank = _any_word_query(any_word, telling_word, common_word)
-    return Case(When(search_vector=query, then=rank), output_field=FloatField())
+    rank = _rank_for(telling_word, common_word)
+    return Case(When(search_vector=_or_query(any_word), then=rank), output_field=FloatField())
 
 
-def _any_word_query(
-    any_word: str, telling_word: str, common_word: str | None
-) -> tuple[SearchQuery, Expression]:
-    """The raw tsquery of the words, ORed (``_any_word``), and a row's rank for it: every
-    keyword rank a search fuses is this one. Its rank for the telling words, plus less than
-    ``COMMON_WORD_WEIGHT`` for the common ones (none: NULL, and ts_rank_cd is not called)."""
-    query = SearchQuery(any_word, config=SEARCH_CONFIG, search_type="raw")
-    telling = SearchQuery(telling_word, config=SEARCH_CONFIG, search_type="raw")
-    common = SearchQuery(common_word, config=SEARCH_CONFIG, search_type="raw")
-    telling_rank = SearchRank(F("search_vector"), telling, cover_density=True)
+def _or_query(words: str | None) -> SearchQuery:
+    """The raw tsquery of words ORed (``_any_word``)."""
+    return SearchQuery(words, config=SEARCH_CONFIG, search_type="raw")
+
+
+def _rank_for(telling_word: str, common_word: str | None) -> Expression:
+    """A row's rank for the telling words, plus less than ``COMMON_WORD_WEIGHT`` for the
+    common ones (none: NULL, and ts_rank_cd is not called): every keyword rank a search fuses
+    is this one."""
+    telling_rank = SearchRank(F("search_vector"), _or_query(telling_word), cover_density=True)
     common_rank = SearchRank(
-        F("search_vector"), common, cover_density=True, normalization=_RANK_TO_UNIT_INTERVAL
+        F("search_vector"),
+        _or_query(common_word),
+        cover_density=True,
+        normalization=_RANK_TO_UNIT_INTERVAL,
     )
-    return query, telling_rank + Value(COMMON_WORD_WEIGHT) * Coalesce(common_rank, Value(0.0))
+    return telling_rank + Value(COMMON_WORD_WEIGHT) * Coalesce(common_rank, Value(0.0))
 
 
 def any_word_hits(rows: QuerySet[M], keywords: QueryKeywords, *, limit: int) -> dict[int, float]:
@@ -269,11 +272,10 @@ def any_word_hits(rows: QuerySet[M], keywords: QueryKeywords, *, limit: int) -> 
     qualifies, so it is slow on a large catalogue (~110 ms at 100k, docs/BENCHMARKS.md)."""
     if not keywords.words:
         return {}
-    _, rank = _any_word_query(**_keyword_slots(keywords))
-    telling = SearchQuery(_any_word(keywords.telling), config=SEARCH_CONFIG, search_type="raw")
+    slots = _keyword_slots(keywords)
     ranked = (
-        rows.filter(search_vector=telling)
-        .annotate(keyword_rank=rank)
+        rows.filter(search_vector=_or_query(slots["telling_word"]))
+        .annotate(keyword_rank=_rank_for(slots["telling_word"], slots["common_word"]))
         .order_by("-keyword_rank", "pk")
     )
     return dict(ranked.values_list("pk", "keyword_rank")[:limit])
