@@ -365,6 +365,10 @@ def product_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) ->
                 continue
             touched.append(product.pk)
         embeddings_refresh_on_commit(kind="products", ids=touched)
+        if touched:
+            # Which words are too common to tell products apart comes from these statistics;
+            # autovacuum would refresh them only a minute or so later.
+            transaction.on_commit(catalog_statistics_refresh, robust=True)
     logger.info("catalog.products_imported", extra={"summary": report.summary()})
     return report
 

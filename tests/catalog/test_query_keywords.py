@@ -50,6 +50,14 @@ def test_a_table_analysed_empty_has_no_common_words() -> None:
 
 
 @pytest.mark.django_db
+def test_refreshing_the_statistics_forgets_the_common_words_read_before() -> None:
+    assert common_lexemes(PRODUCTS) == frozenset()
+    shop_where_most_products_say_honey()
+
+    assert "honey" in common_lexemes(PRODUCTS)
+
+
+@pytest.mark.django_db
 def test_a_telling_word_outranks_a_common_word_said_often() -> None:
     shop_where_most_products_say_honey()
     honey_said_often = ProductFactory(

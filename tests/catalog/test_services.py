@@ -214,18 +214,20 @@ def test_import_gives_skus_that_differ_only_in_case_distinct_slugs() -> None:
 
 
 @pytest.mark.django_db
-def test_import_queues_embedding_of_created_and_updated_rows_only(
+def test_import_queues_embedding_and_analyses_the_table_only_when_rows_changed(
     django_capture_on_commit_callbacks,
 ) -> None:
     product_import(rows=catalog_rows())
     rows = catalog_rows()
     rows[0]["price"] = "9.75"
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=False) as changed:
         product_import(rows=rows)
+    with django_capture_on_commit_callbacks(execute=False) as unchanged:
         product_import(rows=rows)
 
-    assert len(callbacks) == 1
+    assert [callback.__name__ for callback in changed] == ["queue", "catalog_statistics_refresh"]
+    assert unchanged == []
 
 
 # --- product_create / product_update ----------------------------------------------------------
