@@ -2,8 +2,9 @@ import gc
 import logging
 import os
 
-from celery import Celery
-from celery.signals import worker_process_init
+from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun, worker_process_init
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beemanhoney.settings")
 
@@ -26,3 +27,13 @@ def _warm_worker_process(**kwargs: object) -> None:
     # process: leave them out of the collector's full passes, which otherwise stall a turn for
     # ~0.3 s (as beemanhoney.wsgi does for gunicorn workers).
     gc.freeze()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender: Task, **kwargs: object) -> None:
+    """Keep a task's database connection for the next one, unless it broke or outlived
+    ``CONN_MAX_AGE`` (Django does this around each request; ``CELERY_DB_REUSE_MAX``). A task
+    run eagerly (``apply()``) runs inside its caller's connection and transaction: left alone."""
+    if not getattr(sender.request, "is_eager", False):
+        close_old_connections()

@@ -2,6 +2,7 @@ import gc
 import uuid
 
 import pytest
+from django.db import connection
 from django_celery_results.models import TaskResult
 
 from beemanhoney.celery import _warm_worker_process
@@ -19,6 +20,29 @@ def test_a_real_worker_runs_a_task_and_stores_its_result_in_postgres(celery_work
     assert stored.status == "SUCCESS"
     assert stored.task_name == "common.worker_ping"
     assert celery_worker.name in stored.worker
+
+
+def result_writers() -> set[tuple[int, object]]:
+    """The database sessions, other than this test's, whose last statement stored a result."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND query LIKE %s",
+            ["%django_celery_results_taskresult%"],
+        )
+        return set(cursor.fetchall())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(celery_worker) -> None:
+    worker_ping.delay("first").get(timeout=30)
+    after_one = result_writers()
+
+    for n in range(3):
+        worker_ping.delay(str(n)).get(timeout=30)
+
+    assert after_one & result_writers()
 
 
 def test_a_worker_process_leaves_what_it_loaded_at_start_out_of_full_collections() -> None:
