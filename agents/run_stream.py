@@ -48,14 +48,22 @@ def _key(run_id: str) -> str:
 
 def run_event_publish(*, run_id: str, type: str, data: dict[str, Any] | None = None) -> None:
     """Append an event; a broker outage loses the live event, never the stored reply."""
+    run_events_publish(run_id=run_id, type=type, datas=[data or {}])
+
+
+def run_events_publish(*, run_id: str, type: str, datas: list[dict[str, Any]]) -> None:
+    """Append events of one type in one round trip (a chunk of text, cut into deltas)."""
+    if not datas:
+        return
     with suppress(redis.RedisError):
         pipe = _client(settings.REDIS_URL).pipeline(transaction=False)
-        pipe.xadd(
-            _key(run_id),
-            {"type": type, "data": json.dumps(data or {}, ensure_ascii=False)},
-            maxlen=settings.RUN_EVENTS_MAX_LENGTH,
-            approximate=True,
-        )
+        for data in datas:
+            pipe.xadd(
+                _key(run_id),
+                {"type": type, "data": json.dumps(data, ensure_ascii=False)},
+                maxlen=settings.RUN_EVENTS_MAX_LENGTH,
+                approximate=True,
+            )
         pipe.expire(_key(run_id), settings.RUN_EVENTS_TTL_SECONDS)
         pipe.execute()
 

@@ -24,7 +24,7 @@ from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
 from agents.graph.tools import turn_context
 from agents.providers import ChatProvider
-from agents.run_stream import run_event_publish
+from agents.run_stream import run_event_publish, run_events_publish
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,8 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
     from agents.turns import reply_leaks_instructions
 
     merged: Any = None
-    streaming = _run_id(config) is not None
+    run_id = _run_id(config)
+    streaming = run_id is not None
     for chunk in model.stream(messages, config):
         merged = chunk if merged is None else merged + chunk
         calls_tools = bool(getattr(merged, "tool_call_chunks", None) or merged.tool_calls)
@@ -112,8 +113,8 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
         if reply_leaks_instructions(str(merged.content)):
             streaming = False
             continue
-        for piece in _pieces(str(chunk.content)):
-            _publish(config, "text.delta", {"text": piece})
+        pieces = [{"text": piece} for piece in _pieces(str(chunk.content))]
+        run_events_publish(run_id=str(run_id), type="text.delta", datas=pieces)
     response = message_chunk_to_message(merged)
     assert isinstance(response, AIMessage)
     return response
