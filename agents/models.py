@@ -20,8 +20,9 @@ class AgentRun(TimeStampedModel):
     FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Indexed by run_conversation_order, which leads with it.
     conversation = models.ForeignKey(
-        "conversations.Conversation", on_delete=models.CASCADE, related_name="runs"
+        "conversations.Conversation", on_delete=models.CASCADE, related_name="runs", db_index=False
     )
     user_message = models.OneToOneField(
         "conversations.Message", on_delete=models.CASCADE, related_name="answering_run"

@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+from django.db import connection
+
 from tests.support.celery_worker import PROJECT_DIR
 
 BIN_DIR = os.path.dirname(sys.executable)
@@ -56,3 +59,34 @@ def test_deploy_checks_pass_with_production_settings() -> None:
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=production)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# A plain btree index whose key columns lead another btree index of the same table: every
+# write pays for it, and no read needs it.
+REDUNDANT_INDEXES = """
+    SELECT a.indexrelid::regclass::text
+    FROM pg_index a
+    JOIN pg_index b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
+    JOIN pg_class ia ON ia.oid = a.indexrelid
+    JOIN pg_class ib ON ib.oid = b.indexrelid
+    JOIN pg_class t ON t.oid = a.indrelid
+    JOIN pg_am am ON am.oid = ia.relam AND am.amname = 'btree'
+    WHERE t.relnamespace = current_schema()::regnamespace
+      AND t.relname ~ '^(agents|catalog|conversations)_'
+      AND ib.relam = ia.relam
+      AND NOT a.indisunique AND a.indnatts = a.indnkeyatts
+      AND a.indpred IS NULL AND b.indpred IS NULL AND a.indexprs IS NULL AND b.indexprs IS NULL
+      AND b.indnkeyatts >= a.indnkeyatts
+      AND (b.indkey::int2[])[0:a.indnkeyatts - 1] = (a.indkey::int2[])[0:a.indnkeyatts - 1]
+      AND (b.indclass::oid[])[0:a.indnkeyatts - 1] = (a.indclass::oid[])[0:a.indnkeyatts - 1]
+    ORDER BY 1
+"""
+
+
+@pytest.mark.django_db
+def test_no_index_repeats_the_leading_columns_of_another() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(REDUNDANT_INDEXES)
+        redundant = [name for (name,) in cursor.fetchall()]
+
+    assert redundant == []
