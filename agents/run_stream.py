@@ -48,16 +48,16 @@ def _key(run_id: str) -> str:
 
 def run_event_publish(*, run_id: str, type: str, data: dict[str, Any] | None = None) -> None:
     """Append an event; a broker outage loses the live event, never the stored reply."""
-    run_events_publish(run_id=run_id, type=type, datas=[data or {}])
+    run_event_publish_many(run_id=run_id, type=type, payloads=[data or {}])
 
 
-def run_events_publish(*, run_id: str, type: str, datas: list[dict[str, Any]]) -> None:
+def run_event_publish_many(*, run_id: str, type: str, payloads: list[dict[str, Any]]) -> None:
     """Append events of one type in one round trip (a chunk of text, cut into deltas)."""
-    if not datas:
+    if not payloads:
         return
     with suppress(redis.RedisError):
         pipe = _client(settings.REDIS_URL).pipeline(transaction=False)
-        for data in datas:
+        for data in payloads:
             pipe.xadd(
                 _key(run_id),
                 {"type": type, "data": json.dumps(data, ensure_ascii=False)},

@@ -24,7 +24,7 @@ from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
 from agents.graph.tools import turn_context
 from agents.providers import ChatProvider
-from agents.run_stream import run_event_publish, run_events_publish
+from agents.run_stream import run_event_publish, run_event_publish_many
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
             streaming = False
             continue
         pieces = [{"text": piece} for piece in _pieces(str(chunk.content))]
-        run_events_publish(run_id=str(run_id), type="text.delta", datas=pieces)
+        run_event_publish_many(run_id=str(run_id), type="text.delta", payloads=pieces)
     response = message_chunk_to_message(merged)
     assert isinstance(response, AIMessage)
     return response
