@@ -250,9 +250,7 @@ def measure_selector(
 
     def semantic(query: tuple[QueryKeywords, list[float]]) -> list[tuple[int, float | None]]:
         keywords, vector = query
-        hits = search_statements.semantic_hits(
-            statements.nearest, vector=vector, keywords=keywords, filtered=False
-        )
+        hits = search_statements.semantic_hits(statements.nearest, vector=vector, keywords=keywords)
         return [(row[0], row[1]) for row in hits]
 
     def keyword(query: tuple[str, list[tuple[int, float | None]]]) -> list[int]:
@@ -272,7 +270,7 @@ def measure_selector(
 
     vector_lists = [vector.tolist() for vector in vectors]
     keywords = [query_keywords(text, table=statements.table) for text in queries]
-    with search_statements._hnsw_search_settings(iterative=False):
+    with search_statements._hnsw_search_settings(scan=search_statements.IterativeScan.OFF):
         plan = search_statements.semantic_queryset(
             rows, vector=vector_lists[0], limit=candidates, keywords=keywords[0]
         ).explain()

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -76,19 +78,30 @@ KNN_SETTINGS_SQL = (
 )
 
 
-def _knn_settings_params(*, iterative: bool) -> list[str]:
-    """``iterative``: pgvector's iterative scan (0.8's ``strict_order``) keeps walking the graph
-    until enough rows pass the filters, where without it the index yields at most ef_search
-    rows. It costs 10-15% even where nothing is filtered out, hence the switch.
+class IterativeScan(StrEnum):
+    """pgvector's ``hnsw.iterative_scan``: whether a kNN walk goes on until enough rows pass
+    the statement's filters, where without it the index yields at most ef_search rows.
+
+    Walking on costs 10-15% even where nothing is filtered out, so an unfiltered search walks
+    once. ``RELAXED`` yields the rows slightly out of distance order, but finds more of the
+    nearest rows that pass a filter than ``STRICT`` at the same cost (docs/BENCHMARKS.md,
+    "Filtered searches"); its statements carry each row's distance to sort by.
     """
-    return [str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order" if iterative else "off"]
+
+    OFF = "off"
+    STRICT = "strict_order"
+    RELAXED = "relaxed_order"
+
+
+def _knn_settings_params(*, scan: IterativeScan) -> list[str]:
+    return [str(settings.SEARCH_HNSW_EF_SEARCH), scan.value]
 
 
 @contextmanager
-def _hnsw_search_settings(*, iterative: bool = True) -> Iterator[None]:
+def _hnsw_search_settings(*, scan: IterativeScan = IterativeScan.STRICT) -> Iterator[None]:
     """Settings for the kNN statements inside, undone on exit even within an outer transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(KNN_SETTINGS_SQL, _knn_settings_params(iterative=iterative))
+        cursor.execute(KNN_SETTINGS_SQL, _knn_settings_params(scan=scan))
         yield
         # Only reads ran: rolling back (to the savepoint, if nested) forgets the SET LOCALs.
         transaction.set_rollback(True)
@@ -124,14 +137,24 @@ def _half_float_texts() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SemanticStatement:
-    """``semantic_queryset`` compiled once; each search binds its vector and words."""
+    """``semantic_queryset`` compiled once; each search binds its vector and words.
+
+    ``filtered``: the rows are a filtered subset, walked with a relaxed iterative scan, so each
+    row also carries its distance, last, to be put back in order by.
+    """
 
     template: StatementTemplate
     limit: int
+    filtered: bool = False
 
     @classmethod
     def compile(
-        cls, rows: QuerySet[M], *, limit: int, columns: tuple[str, ...] = ()
+        cls,
+        rows: QuerySet[M],
+        *,
+        limit: int,
+        columns: tuple[str, ...] = (),
+        filtered: bool = False,
     ) -> SemanticStatement:
         """``columns``: more of each row to read, after its id and keyword rank."""
         nearest = _nearest_queryset(
@@ -140,24 +163,25 @@ class SemanticStatement:
             limit=limit,
             rank=_keyword_rank(**_KEYWORD_SLOTS),
             columns=columns,
+            with_distance=filtered,
         )
         template = StatementTemplate.compile(
             nearest,
             vector=_VECTOR_SLOT_TEXT,
             **_KEYWORD_SLOTS,
         )
-        return cls(template, limit)
+        return cls(template, limit, filtered)
 
     def params_for(self, vector: list[float], keywords: QueryKeywords) -> list[object]:
         # No words: to_tsquery(NULL) is NULL, so every keyword rank is NULL.
         return self.template.bind(vector=halfvec_text(vector), **_keyword_slots(keywords))
 
 
-def _knn_rows(sql: str, params: list[object], *, iterative: bool) -> list[tuple[Any, ...]]:
+def _knn_rows(sql: str, params: list[object], *, scan: IterativeScan) -> list[tuple[Any, ...]]:
     """The rows of a kNN statement, run under the kNN settings."""
     server_side_binding = connection.settings_dict["OPTIONS"].get("server_side_binding")
     if connection.in_atomic_block or server_side_binding:
-        with _hnsw_search_settings(iterative=iterative), connection.cursor() as cursor:
+        with _hnsw_search_settings(scan=scan), connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
     # Outside a transaction (a request), the settings and the statement share one round trip
@@ -166,25 +190,29 @@ def _knn_rows(sql: str, params: list[object], *, iterative: bool) -> list[tuple[
     # Django's default client-side binding cursor sends such a string as it is (a server-side
     # binding one would refuse it).
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"{KNN_SETTINGS_SQL}; {sql}", [*_knn_settings_params(iterative=iterative), *params]
-        )
+        cursor.execute(f"{KNN_SETTINGS_SQL}; {sql}", [*_knn_settings_params(scan=scan), *params])
         cursor.nextset()
         return cursor.fetchall()
 
 
 def semantic_hits(
-    statement: SemanticStatement, *, vector: list[float], keywords: QueryKeywords, filtered: bool
+    statement: SemanticStatement, *, vector: list[float], keywords: QueryKeywords
 ) -> list[tuple[Any, ...]]:
     """The nearest rows, nearest first: each one's id, keyword rank for ``keywords``
     (``semantic_queryset``) and the statement's other columns."""
     params = statement.params_for(vector, keywords)
-    iterative = filtered or statement.limit > settings.SEARCH_HNSW_EF_SEARCH
-    hits = _knn_rows(statement.template.sql, params, iterative=iterative)
-    if len(hits) < statement.limit and not iterative:
+    sql = statement.template.sql
+    if statement.filtered:
+        hits = _knn_rows(sql, params, scan=IterativeScan.RELAXED)
+        hits.sort(key=itemgetter(-1))
+        return [hit[:-1] for hit in hits]
+    if statement.limit > settings.SEARCH_HNSW_EF_SEARCH:
+        return _knn_rows(sql, params, scan=IterativeScan.STRICT)
+    hits = _knn_rows(sql, params, scan=IterativeScan.OFF)
+    if len(hits) < statement.limit:
         # A small catalogue, or inactive rows (or another model's) among the ef_search nearest:
         # walk on. Cheap where it happens: a large catalogue fills the limit at the first pass.
-        hits = _knn_rows(statement.template.sql, params, iterative=True)
+        hits = _knn_rows(sql, params, scan=IterativeScan.STRICT)
     return hits
 
 
@@ -211,13 +239,18 @@ def _nearest_queryset(
     limit: int,
     rank: Expression,
     columns: tuple[str, ...] = (),
+    with_distance: bool = False,
 ) -> QuerySet[M]:
-    return (
+    distance = CosineDistance(embedding_halfvec(), HalfVector(vector))
+    nearest = (
         rows.filter(embedding_model=current_model_name())
         .annotate(keyword_rank=rank)
-        .order_by(CosineDistance(embedding_halfvec(), HalfVector(vector)))
-        .values_list("pk", "keyword_rank", *columns)[:limit]
+        .order_by(distance)
     )
+    if with_distance:
+        nearest = nearest.annotate(distance=distance)
+        columns = (*columns, "distance")
+    return nearest.values_list("pk", "keyword_rank", *columns)[:limit]
 
 
 def _any_word(words: Sequence[str]) -> str | None:
@@ -350,21 +383,24 @@ def search_statements(
     rows_key: Hashable,
     limit: int,
     columns: tuple[str, ...] = (),
+    filtered: bool = False,
 ) -> SearchStatements:
     """The search statements over ``rows()``, compiled on first use (so the queryset is built
     only then). ``rows_key`` must name the rows exactly: what they are and how they are
-    filtered."""
+    filtered; ``filtered``: whether they are a filtered subset (``SemanticStatement``)."""
 
     def compile_statements() -> SearchStatements:
         queryset = rows()
         return SearchStatements(
             every_word=EveryWordStatement.compile(queryset),
-            nearest=SemanticStatement.compile(queryset, limit=limit, columns=columns),
+            nearest=SemanticStatement.compile(
+                queryset, limit=limit, columns=columns, filtered=filtered
+            ),
             table=queryset.model._meta.db_table,
         )
 
     return _search_statements.get_or_make(
-        (rows_key, limit, current_model_name(), columns), compile_statements
+        (rows_key, limit, current_model_name(), columns, filtered), compile_statements
     )
 
 

@@ -134,7 +134,9 @@ def _hybrid_ranking(
     columns: tuple[str, ...] = (),
 ) -> Ranking:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
-    statements = search_statements(rows, rows_key=rows_key, limit=candidates, columns=columns)
+    statements = search_statements(
+        rows, rows_key=rows_key, limit=candidates, columns=columns, filtered=filtered
+    )
     # The keyword half's reads (which words to rank by, the rows holding all of them) are made
     # on another thread while this one embeds the query. Not the other way round: this thread
     # goes straight into the model, where a thread it handed the embedding to waited ~1.5 ms
@@ -154,9 +156,7 @@ def _hybrid_ranking(
         nearest: list[tuple[Any, ...]] = []
         ranks |= any_word_hits(rows(), keywords, limit=candidates)
     else:
-        nearest = semantic_hits(
-            statements.nearest, vector=vector, keywords=keywords, filtered=filtered
-        )
+        nearest = semantic_hits(statements.nearest, vector=vector, keywords=keywords)
     ranks |= {row[0]: row[1] for row in nearest}
     semantic = [row[0] for row in nearest]
     return Ranking(

@@ -16,10 +16,8 @@ from tests.catalog.factories import CategoryFactory, ProductFactory
 def nearest_hits(
     rows: Any, vector: Any, *, limit: int, filtered: bool = False, text: str = ""
 ) -> list[tuple[int, float | None]]:
-    statement = SemanticStatement.compile(rows, limit=limit)
-    return semantic_hits(
-        statement, vector=list(vector), keywords=all_keywords(text), filtered=filtered
-    )
+    statement = SemanticStatement.compile(rows, limit=limit, filtered=filtered)
+    return semantic_hits(statement, vector=list(vector), keywords=all_keywords(text))
 
 
 def products_with_vectors(count: int, **fields: Any) -> np.ndarray:

@@ -13,6 +13,7 @@ from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, Product
 from catalog.query_keywords import QueryKeywords, all_keywords, query_words
 from catalog.search_statements import (
+    IterativeScan,
     ProductsByIdStatement,
     SemanticStatement,
     _any_word,
@@ -107,13 +108,17 @@ def test_knn_settings_hold_inside_and_are_gone_after_even_within_a_transaction()
     names = ("enable_seqscan", "hnsw.ef_search", "hnsw.iterative_scan")
     before = tuple(_setting(name) for name in names)
 
-    with _hnsw_search_settings(iterative=True):
-        iterative = tuple(_setting(name) for name in names)
-    with _hnsw_search_settings(iterative=False):
-        not_iterative = tuple(_setting(name) for name in names)
+    scans = {}
+    for scan in IterativeScan:
+        with _hnsw_search_settings(scan=scan):
+            scans[scan] = tuple(_setting(name) for name in names)
 
-    assert iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "strict_order")
-    assert not_iterative == ("off", str(settings.SEARCH_HNSW_EF_SEARCH), "off")
+    ef_search = str(settings.SEARCH_HNSW_EF_SEARCH)
+    assert scans == {
+        IterativeScan.OFF: ("off", ef_search, "off"),
+        IterativeScan.STRICT: ("off", ef_search, "strict_order"),
+        IterativeScan.RELAXED: ("off", ef_search, "relaxed_order"),
+    }
     assert tuple(_setting(name) for name in names) == before
     assert before[0] == "on"
 
@@ -126,7 +131,7 @@ def test_knn_rows_outside_a_transaction_hold_the_settings_for_one_round_trip_onl
     )
 
     with CaptureQueriesContext(connection) as queries:
-        rows = _knn_rows(reads_the_settings, ["[0.5,0.25]"], iterative=True)
+        rows = _knn_rows(reads_the_settings, ["[0.5,0.25]"], scan=IterativeScan.STRICT)
 
     assert rows == [("off strict_order", len("[0.5,0.25]"))]
     assert len(queries) == 1
@@ -173,7 +178,7 @@ def test_an_unfiltered_search_walks_on_when_inactive_rows_leave_the_first_pass_s
     Product.objects.update(is_active=False)  # only this test's rows count (rolled back after)
     vectors = products_with_vectors(40, is_active=factory.Iterator([True, False]))
     rows = product_list(filters=ProductFilters())
-    with _hnsw_search_settings(iterative=False):
+    with _hnsw_search_settings(scan=IterativeScan.OFF):
         first_pass = [pk for pk, _ in semantic_queryset(rows, vector=vectors[0].tolist(), limit=25)]
 
     with CaptureQueriesContext(connection) as queries:
@@ -197,6 +202,26 @@ def test_asking_for_more_rows_than_ef_search_walks_on_from_the_start(settings: A
     assert len(hits) == 25
     assert sum("ORDER BY" in query["sql"] for query in queries) == 1
     assert any("'strict_order'" in query["sql"] for query in queries)
+
+
+@pytest.mark.django_db
+def test_a_filtered_search_walks_on_relaxed_and_puts_its_rows_back_in_order() -> None:
+    vectors = products_with_vectors(60, stock=factory.Iterator([25, 0]))
+    category = Product.objects.latest("pk").category
+    rows = product_list(filters=ProductFilters(category=category.slug, in_stock=True))
+    in_stock = dict(rows.values_list("pk", "embedding"))
+    query = vectors[7] + vectors[8]
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = nearest_hits(rows, query, limit=40, filtered=True, text="meadow honey")
+
+    half = np.array([in_stock[pk] for pk, _ in hits], dtype=np.float16).astype(np.float64)
+    half_query = np.asarray(query, dtype=np.float16).astype(np.float64)
+    distances = 1 - half @ half_query / np.linalg.norm(half, axis=1) / np.linalg.norm(half_query)
+    assert len(hits) == min(40, len(in_stock))
+    assert all(len(hit) == 2 for hit in hits)  # (id, keyword rank): the distance is left out
+    assert list(distances) == sorted(distances)
+    assert any("'relaxed_order'" in query["sql"] for query in queries)
 
 
 @pytest.mark.django_db
