@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from catalog.embeddings import current_model_name, text_hash
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.product_rows import CatalogFileError, read_catalog_file
+from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
     CatalogImportError,
     category_renamed,
@@ -35,24 +36,23 @@ class InStockFilter(admin.SimpleListFilter):
 
 
 class EmbeddingStateFilter(admin.SimpleListFilter):
-    """By the model that made the embedding. The text a row embeds is built in Python, so the
-    ✓ column and the backfill check it, not this filter."""
-
     title = "embedding"
     parameter_name = "embedding"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("current", "Current model"), ("other", "Other model"), ("missing", "Missing")]
+        return [
+            (EmbeddingState.CURRENT, "Current"),
+            (EmbeddingState.STALE, "Text changed since"),
+            (EmbeddingState.OTHER, "Other model"),
+            (EmbeddingState.MISSING, "Missing"),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        model = current_model_name()
-        if self.value() == "current":
-            return queryset.filter(embedding__isnull=False, embedding_model=model)
-        if self.value() == "other":
-            return queryset.filter(embedding__isnull=False).exclude(embedding_model=model)
-        if self.value() == "missing":
-            return queryset.filter(Q(embedding__isnull=True) | Q(embedding_model=""))
-        return queryset
+        try:
+            state = EmbeddingState(self.value())
+        except ValueError:  # no state chosen, or one that is not ours
+            return queryset
+        return embedded_rows_in_state(queryset, state)
 
 
 class CatalogImportForm(forms.Form):

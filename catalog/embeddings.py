@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db.models import CharField, Expression, Func, Value
 
 from beemanhoney.common.lru import LruCache
 from catalog.models import EMBEDDING_DIMENSIONS
@@ -214,6 +215,14 @@ def current_model_name() -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def text_hash_sql(text: Expression) -> Func:
+    """``text_hash`` of a text PostgreSQL builds."""
+    utf8 = Func(text, Value("UTF8"), function="convert_to")
+    return Func(
+        Func(utf8, function="sha256"), Value("hex"), function="encode", output_field=CharField()
+    )
 
 
 # Recent query embeddings: customers and agents repeat the same searches.

@@ -3,8 +3,8 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Case, F, Func, Q, TextField, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat, NullIf
 from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 from beemanhoney.common.models import TimeStampedModel
@@ -54,6 +54,28 @@ class Embedded(models.Model):
 
     def embedding_text(self) -> str:
         raise NotImplementedError
+
+    @classmethod
+    def embedding_text_sql(cls) -> Func:
+        """``embedding_text()`` as PostgreSQL builds it, so that rows whose text changed since
+        they were embedded can be found by a query (tests hold the two equal)."""
+        raise NotImplementedError
+
+
+def _text_part(field: str) -> NullIf:
+    """The field, NULL where it is empty: a part of ``embedding_text``."""
+    return NullIf(field, Value(""), output_field=TextField())
+
+
+def _labelled_part(label: str, field: str) -> Case:
+    """``f"{label}{field}."``, NULL where the field is empty: a part of ``embedding_text``."""
+    return Case(
+        When(
+            ~Q(**{field: ""}),
+            then=Concat(Value(label), F(field), Value("."), output_field=TextField()),
+        ),
+        output_field=TextField(),
+    )
 
 
 class Category(TimeStampedModel):
@@ -139,6 +161,30 @@ class Product(TimeStampedModel, Embedded):
             parts.append(f"Tags: {', '.join(self.tags)}.")
         return "\n".join(part for part in parts if part)
 
+    @classmethod
+    def embedding_text_sql(cls) -> Func:
+        tags = Case(
+            When(tags=[], then=None),
+            default=Concat(
+                Value("Tags: "),
+                Func("tags", Value(", "), function="array_to_string", output_field=TextField()),
+                Value("."),
+                output_field=TextField(),
+            ),
+            output_field=TextField(),
+        )
+        return Func(
+            Value("\n"),  # concat_ws skips the NULL parts, as embedding_text the empty ones
+            _text_part("name"),
+            _text_part("category__name"),
+            _text_part("description"),
+            _labelled_part("Floral source: ", "floral_source"),
+            _labelled_part("Origin: ", "origin"),
+            tags,
+            function="concat_ws",
+            output_field=TextField(),
+        )
+
 
 class KnowledgeArticle(TimeStampedModel, Embedded):
     class Topic(models.TextChoices):
@@ -174,3 +220,7 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
 
     def embedding_text(self) -> str:
         return f"{self.title}\n{self.body}"
+
+    @classmethod
+    def embedding_text_sql(cls) -> Func:
+        return Concat("title", Value("\n"), "body", output_field=TextField())

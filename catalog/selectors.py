@@ -11,14 +11,20 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 
-from catalog.embeddings import embed_query, query_embedding_errors
+from catalog.embeddings import (
+    current_model_name,
+    embed_query,
+    query_embedding_errors,
+    text_hash_sql,
+)
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
@@ -288,6 +294,28 @@ def _product_ranking(
         return products | (by_id.load(missing) if missing else {})
 
     return ranking.hits, load
+
+
+class EmbeddingState(StrEnum):
+    CURRENT = "current"  # made by the configured model from the row's text as it is now
+    STALE = "stale"  # made by the configured model from a text that has changed since
+    OTHER = "other"  # made by another model
+    MISSING = "missing"
+
+
+def embedded_rows_in_state(rows: QuerySet[M], state: EmbeddingState) -> QuerySet[M]:
+    """The rows of ``rows`` (products or articles) whose embedding is in ``state``."""
+    model = current_model_name()
+    if state is EmbeddingState.MISSING:
+        return rows.filter(Q(embedding__isnull=True) | Q(embedding_model=""))
+    if state is EmbeddingState.OTHER:
+        return rows.filter(embedding__isnull=False).exclude(embedding_model=model)
+    made = rows.filter(embedding__isnull=False, embedding_model=model).alias(
+        text_hash_now=text_hash_sql(rows.model.embedding_text_sql())
+    )
+    if state is EmbeddingState.CURRENT:
+        return made.filter(embedding_text_hash=F("text_hash_now"))
+    return made.exclude(embedding_text_hash=F("text_hash_now"))
 
 
 def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArticle]:

@@ -74,12 +74,21 @@ def messages_of(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
+def embedded_now(row: Product | KnowledgeArticle) -> Product | KnowledgeArticle:
+    """``row`` as if the configured model had just embedded its text."""
+    row.embedding, row.embedding_model = A_VECTOR, CURRENT
+    row.embedding_text_hash = text_hash(row.embedding_text())
+    row.save()
+    return row
+
+
 @pytest.fixture
 def products() -> dict[str, Product]:
+    stale = embedded_now(ProductFactory(stock=4))
+    Product.objects.filter(pk=stale.pk).update(name="Renamed since it was embedded")
     return {
-        "current": ProductFactory(
-            stock=5, embedding=A_VECTOR, embedding_model=current_model_name()
-        ),
+        "current": embedded_now(ProductFactory(stock=5)),
+        "stale": stale,
         "other": ProductFactory(stock=0, embedding=A_VECTOR, embedding_model="openai:old-model"),
         "missing": ProductFactory(stock=3),
     }
@@ -92,10 +101,11 @@ def products() -> dict[str, Product]:
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({}, {"current", "other", "missing"}),
-        ({"in_stock": "yes"}, {"current", "missing"}),
+        ({}, {"current", "stale", "other", "missing"}),
+        ({"in_stock": "yes"}, {"current", "stale", "missing"}),
         ({"in_stock": "no"}, {"other"}),
         ({"embedding": "current"}, {"current"}),
+        ({"embedding": "stale"}, {"stale"}),
         ({"embedding": "other"}, {"other"}),
         ({"embedding": "missing"}, {"missing"}),
         ({"in_stock": "yes", "embedding": "missing"}, {"missing"}),
@@ -113,14 +123,15 @@ def test_product_changelist_renders_with_each_filter(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("state", ["current", "other", "missing"])
+@pytest.mark.parametrize("state", ["current", "stale", "other", "missing"])
 def test_knowledge_changelist_renders_with_the_embedding_filter(
     staff_client: Client, state: str
 ) -> None:
+    stale = embedded_now(KnowledgeArticleFactory())
+    KnowledgeArticle.objects.filter(pk=stale.pk).update(body="Rewritten since it was embedded.")
     articles = {
-        "current": KnowledgeArticleFactory(
-            embedding=A_VECTOR, embedding_model=current_model_name()
-        ),
+        "current": embedded_now(KnowledgeArticleFactory()),
+        "stale": stale,
         "other": KnowledgeArticleFactory(embedding=A_VECTOR, embedding_model="openai:old-model"),
         "missing": KnowledgeArticleFactory(),
     }

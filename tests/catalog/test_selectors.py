@@ -9,12 +9,14 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.embeddings import current_model_name, embed_query
+from catalog.embeddings import current_model_name, embed_query, text_hash
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.selectors import (
+    EmbeddingState,
     ProductFilters,
     _fuse,
     _while_this_thread_works,
+    embedded_rows_in_state,
     keyword_ranking,
     knowledge_search,
     product_get,
@@ -463,3 +465,39 @@ def test_a_search_page_loads_only_the_products_the_knn_statement_did_not_bring()
     ]
     assert len(queries) == 1
     assert f"ANY('{{{keyword_only.pk}}}'" in queries[0]["sql"]  # that one row's id, alone
+
+
+# --- embedding state --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_renaming_a_category_makes_its_products_embeddings_stale_until_they_are_redone() -> None:
+    category = CategoryFactory()
+    products = ProductFactory.create_batch(2, category=category, embedding=[0.1] * 384)
+    for product in products:
+        product.embedding_model = current_model_name()
+        product.embedding_text_hash = text_hash(product.embedding_text())
+        product.save()
+    rows = Product.objects.filter(category=category)
+
+    def states() -> dict[EmbeddingState, set[int]]:
+        return {
+            state: set(embedded_rows_in_state(rows, state).values_list("pk", flat=True))
+            for state in EmbeddingState
+        }
+
+    before = states()
+    Category.objects.filter(pk=category.pk).update(name=f"{category.name} (renamed)")
+    renamed = states()
+    redone = Product.objects.select_related("category").get(pk=products[0].pk)
+    Product.objects.filter(pk=redone.pk).update(
+        embedding_text_hash=text_hash(redone.embedding_text())
+    )
+    after_one = states()
+
+    ids = {product.pk for product in products}
+    nothing: set[int] = set()
+    assert before == {"current": ids, "stale": nothing, "other": nothing, "missing": nothing}
+    assert renamed == {"current": nothing, "stale": ids, "other": nothing, "missing": nothing}
+    assert after_one[EmbeddingState.CURRENT] == {redone.pk}
+    assert after_one[EmbeddingState.STALE] == ids - {redone.pk}

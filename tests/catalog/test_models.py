@@ -1,0 +1,47 @@
+import pytest
+
+from catalog.embeddings import text_hash, text_hash_sql
+from catalog.models import KnowledgeArticle, Product
+from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+
+
+@pytest.mark.django_db
+def test_the_database_builds_a_products_embedding_text_and_its_hash_as_python_does() -> None:
+    ProductFactory()
+    ProductFactory(floral_source="", origin="", tags=[], description="")
+    ProductFactory(
+        name="Miel de châtaignier 250g",
+        category=CategoryFactory(name="Épicerie fine ☕"),
+        description="Dark, bitter and malty.\nSecond line; £12 a jar.",
+        floral_source="Sweet chestnut",
+        origin="",
+        tags=["dark", "single-origin", "gift"],
+    )
+    ProductFactory(origin="Otago, New Zealand", floral_source="", tags=["manuka"])
+
+    in_sql = Product.objects.values_list(
+        "pk", Product.embedding_text_sql(), text_hash_sql(Product.embedding_text_sql())
+    )
+
+    rows = {pk: (text, digest) for pk, text, digest in in_sql}
+    in_python = {
+        product.pk: (product.embedding_text(), text_hash(product.embedding_text()))
+        for product in Product.objects.select_related("category")
+    }
+    assert rows == in_python
+    assert len(rows) >= 4
+
+
+@pytest.mark.django_db
+def test_the_database_builds_an_articles_embedding_text_and_its_hash_as_python_does() -> None:
+    KnowledgeArticleFactory()
+    KnowledgeArticleFactory(title="Crystallised honey — is it spoiled?", body="No.\n\nWarm it.")
+
+    in_sql = KnowledgeArticle.objects.values_list(
+        "pk", text_hash_sql(KnowledgeArticle.embedding_text_sql())
+    )
+
+    assert dict(in_sql) == {
+        article.pk: text_hash(article.embedding_text())
+        for article in KnowledgeArticle.objects.all()
+    }
