@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from catalog.embeddings import (
     current_model_name,
@@ -303,6 +303,16 @@ class EmbeddingState(StrEnum):
     MISSING = "missing"
 
 
+def embedding_is_current(model: type[Product] | type[KnowledgeArticle]) -> Q:
+    """Rows of ``model`` embedded by the configured model from their text as it is now: the
+    database hashes each row's text as ``text_hash(row.embedding_text())`` does."""
+    return Q(
+        embedding__isnull=False,
+        embedding_model=current_model_name(),
+        embedding_text_hash=text_hash_sql(model.embedding_text_sql()),
+    )
+
+
 def embedded_rows_in_state(rows: QuerySet[M], state: EmbeddingState) -> QuerySet[M]:
     """The rows of ``rows`` (products or articles) whose embedding is in ``state``."""
     model = current_model_name()
@@ -310,12 +320,11 @@ def embedded_rows_in_state(rows: QuerySet[M], state: EmbeddingState) -> QuerySet
         return rows.filter(Q(embedding__isnull=True) | Q(embedding_model=""))
     if state is EmbeddingState.OTHER:
         return rows.filter(embedding__isnull=False).exclude(embedding_model=model)
-    made = rows.filter(embedding__isnull=False, embedding_model=model).alias(
-        text_hash_now=text_hash_sql(rows.model.embedding_text_sql())
-    )
     if state is EmbeddingState.CURRENT:
-        return made.filter(embedding_text_hash=F("text_hash_now"))
-    return made.exclude(embedding_text_hash=F("text_hash_now"))
+        return rows.filter(embedding_is_current(rows.model))
+    return rows.filter(embedding__isnull=False, embedding_model=model).exclude(
+        embedding_is_current(rows.model)
+    )
 
 
 def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArticle]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Model, Q
+from django.db.models import Count, Model, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.text import slugify
@@ -23,6 +23,7 @@ from catalog.embeddings import current_model_name, get_embedding_backend, text_h
 from catalog.models import EMBEDDING_DIMENSIONS, Category, Embedded, KnowledgeArticle, Product
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
+from catalog.selectors import embedding_is_current
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def embeddings_refresh(
     Stale rows go to the model ``ENCODE_SLICE_ROWS`` at a time (it sorts each call's texts by
     length, so bigger calls pad less) and are written ``batch_size`` rows per transaction, so
     an interrupted run keeps what it wrote and a re-run continues with what is still stale.
-    ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows.
+    ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows; rows the
+    database finds current count as checked from the start, and only the others are read.
 
     When a run over the whole table (``backfill_embeddings``, not a task over some ids) is to
     re-embed most of a large table (another model, or ``force``), the HNSW index is dropped for
@@ -93,9 +95,17 @@ def embeddings_refresh(
     model = EMBEDDED_MODELS[kind]
     model_name = current_model_name()
     rows = _rows_to_embed(model, ids).defer("embedding")
-    total = rows.count()
     report = EmbeddingReport()
     started = time.perf_counter()
+    if force:
+        total, to_check = rows.count(), rows
+    else:
+        # Rows the database finds current (it hashes each row's text as Python does) are not
+        # read: a re-run over 10k unchanged rows took ~1 s reading them all.
+        current = embedding_is_current(model)
+        counts = rows.aggregate(total=Count("pk"), current=Count("pk", filter=current))
+        total, report.current = counts["total"], counts["current"]
+        to_check = rows.exclude(current)
     stale: list[tuple[Embedded, str, str]] = []
 
     def flush() -> None:
@@ -108,11 +118,11 @@ def embeddings_refresh(
         stale.clear()
 
     def refresh() -> None:
-        checked = 0
-        for row in rows.iterator(chunk_size=2000):
+        checked = report.current
+        for row in to_check.iterator(chunk_size=2000):
             checked += 1
             text = row.embedding_text()
-            digest = text_hash(text)
+            digest = text_hash(text)  # again: the row may have changed since it was counted
             if force or row.embedding_model != model_name or row.embedding_text_hash != digest:
                 stale.append((row, text, digest))
             else:

@@ -508,6 +508,21 @@ def test_progress_is_reported_after_each_batch_and_at_the_end() -> None:
 
 
 @pytest.mark.django_db
+def test_a_refresh_reads_only_rows_whose_text_or_model_changed() -> None:
+    products = ProductFactory.create_batch(5)
+    embeddings_refresh(kind="products")
+    Product.objects.filter(pk=products[1].pk).update(name="Renamed Heather Honey")
+    calls: list[tuple[int, int]] = []
+
+    report = embeddings_refresh(
+        kind="products", batch_size=1, on_progress=lambda *c: calls.append(c)
+    )
+
+    assert (report.embedded, report.current) == (1, 4)
+    assert calls == [(5, 5), (5, 5)]  # the 4 current rows were counted, never read
+
+
+@pytest.mark.django_db
 def test_an_interrupted_refresh_keeps_finished_batches_and_a_rerun_does_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
