@@ -7,12 +7,12 @@ vector's text. ``catalog.selectors`` ranks and pages with them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -195,6 +195,12 @@ def _knn_rows(sql: str, params: list[object], *, scan: IterativeScan) -> list[tu
         return cursor.fetchall()
 
 
+def _distance_last(hit: tuple[Any, ...]) -> float:
+    # A row without a vector, which only a scan (a selective filter's plan) can bring, goes last
+    # as ORDER BY puts it.
+    return math.inf if hit[-1] is None else hit[-1]
+
+
 def semantic_hits(
     statement: SemanticStatement, *, vector: list[float], keywords: QueryKeywords
 ) -> list[tuple[Any, ...]]:
@@ -204,7 +210,7 @@ def semantic_hits(
     sql = statement.template.sql
     if statement.filtered:
         hits = _knn_rows(sql, params, scan=IterativeScan.RELAXED)
-        hits.sort(key=itemgetter(-1))
+        hits.sort(key=_distance_last)
         return [hit[:-1] for hit in hits]
     if statement.limit > settings.SEARCH_HNSW_EF_SEARCH:
         return _knn_rows(sql, params, scan=IterativeScan.STRICT)

@@ -225,6 +225,21 @@ def test_a_filtered_search_walks_on_relaxed_and_puts_its_rows_back_in_order() ->
 
 
 @pytest.mark.django_db
+def test_a_filtered_search_puts_a_row_without_a_vector_last_where_its_plan_brings_one() -> None:
+    vectors = products_with_vectors(6)
+    category = Product.objects.latest("pk").category
+    unembedded = ProductFactory(
+        category=category, embedding=None, embedding_model=current_model_name()
+    )
+    rows = product_list(filters=ProductFilters(category=category.slug))
+
+    ids = [pk for pk, _ in nearest_hits(rows, vectors[2], limit=10, filtered=True)]
+
+    assert ids[0] == Product.objects.get(embedding=vectors[2].tolist()).pk
+    assert unembedded.pk not in ids[:-1]
+
+
+@pytest.mark.django_db
 def test_search_statements_are_compiled_once_per_rows_key_limit_and_embedding_model(
     settings: Any,
 ) -> None:
