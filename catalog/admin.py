@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -9,13 +10,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from catalog.embeddings import current_model_name, text_hash
+from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
+from catalog.knowledge_rows import KNOWLEDGE_COLUMNS, TOPICS
 from catalog.models import Category, KnowledgeArticle, Product
-from catalog.product_rows import CatalogFileError, read_catalog_file
+from catalog.product_rows import PRODUCT_COLUMNS
 from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
     CatalogImportError,
+    ImportReport,
     category_renamed,
     embeddings_refresh_on_commit,
+    knowledge_import,
     product_import,
 )
 
@@ -56,10 +61,76 @@ class EmbeddingStateFilter(admin.SimpleListFilter):
 
 
 class CatalogImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV or JSON with sku, name, category, price, ... columns")
+    file = forms.FileField(help_text="A .csv or .json file with the columns above.")
     skip_invalid = forms.BooleanField(
         required=False, help_text="Load the valid rows even when some rows are invalid."
     )
+
+
+class ImportableModelAdmin(admin.ModelAdmin):
+    """An "Import CSV / JSON" page beside the change list, for staff who may both add and
+    change rows: an import creates rows and overwrites existing ones."""
+
+    change_list_template = "admin/catalog/change_list_with_import.html"
+    import_columns: FileColumns
+    # The service that upserts the file's rows: ``(rows=..., skip_invalid=...)``.
+    rows_import: Callable[..., ImportReport]
+    # What the page says about the file, after its columns.
+    import_help: str
+
+    def _import_url_name(self) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_import"
+
+    def get_urls(self) -> list[Any]:
+        import_url = path(
+            "import/", self.admin_site.admin_view(self.import_view), name=self._import_url_name()
+        )
+        return [import_url, *super().get_urls()]
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        may_import = self.has_import_permission(request)
+        extra_context = {
+            **(extra_context or {}),
+            "import_url": reverse(f"admin:{self._import_url_name()}") if may_import else None,
+        }
+        return super().changelist_view(request, extra_context)
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = CatalogImportForm(request.POST or None, request.FILES or None)
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                rows = read_catalog_file(upload, upload.name, columns=self.import_columns)
+                report = self.rows_import(rows=rows, skip_invalid=form.cleaned_data["skip_invalid"])
+            except CatalogFileError as exc:
+                errors = [str(exc)]
+            except CatalogImportError as exc:
+                errors = [str(exc), *exc.report.errors]
+            else:
+                level = messages.WARNING if report.errors else messages.SUCCESS
+                self.message_user(request, f"Imported {upload.name}: {report.summary()}", level)
+                for error in report.errors[:50]:
+                    self.message_user(request, error, messages.WARNING)
+                changelist = f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"
+                return HttpResponseRedirect(reverse(changelist))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import {self.opts.verbose_name_plural}",
+            "form": form,
+            "errors": errors,
+            "opts": self.opts,
+            "columns": ", ".join(self.import_columns.names),
+            "import_help": self.import_help,
+        }
+        return TemplateResponse(request, "admin/catalog/import.html", context)
 
 
 class EmbeddedAdminMixin:
@@ -96,9 +167,8 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(EmbeddedAdminMixin, admin.ModelAdmin):
+class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     embedding_kind = "products"
-    change_list_template = "admin/catalog/product/change_list.html"
     list_display = ["sku", "name", "category", "price", "currency", "stock", "is_active"]
     list_display += ["embedding_ok"]
     list_editable = ["price", "stock", "is_active"]
@@ -108,60 +178,16 @@ class ProductAdmin(EmbeddedAdminMixin, admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
     actions = ["re_embed"]
-
-    def get_urls(self) -> list[Any]:
-        import_url = path(
-            "import/",
-            self.admin_site.admin_view(self.import_view),
-            name="catalog_product_import",
-        )
-        return [import_url, *super().get_urls()]
-
-    def has_import_permission(self, request: HttpRequest) -> bool:
-        # An import both creates products and overwrites existing ones.
-        return self.has_add_permission(request) and self.has_change_permission(request)
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        extra_context = {
-            **(extra_context or {}),
-            "has_import_permission": self.has_import_permission(request),
-        }
-        return super().changelist_view(request, extra_context)
-
-    def import_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_import_permission(request):
-            raise PermissionDenied
-        form = CatalogImportForm(request.POST or None, request.FILES or None)
-        errors: list[str] = []
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                rows = read_catalog_file(upload, upload.name)
-                report = product_import(rows=rows, skip_invalid=form.cleaned_data["skip_invalid"])
-            except CatalogFileError as exc:
-                errors = [str(exc)]
-            except CatalogImportError as exc:
-                errors = [str(exc), *exc.report.errors]
-            else:
-                level = messages.WARNING if report.errors else messages.SUCCESS
-                self.message_user(request, f"Imported {upload.name}: {report.summary()}", level)
-                for error in report.errors[:50]:
-                    self.message_user(request, error, messages.WARNING)
-                return HttpResponseRedirect(reverse("admin:catalog_product_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Import products",
-            "form": form,
-            "errors": errors,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/catalog/product/import.html", context)
+    import_columns = PRODUCT_COLUMNS
+    rows_import = staticmethod(product_import)
+    import_help = (
+        "tags are separated by semicolons. Rows are matched by sku; missing categories are"
+        " created; an existing product keeps the values of columns the file leaves out."
+    )
 
 
 @admin.register(KnowledgeArticle)
-class KnowledgeArticleAdmin(EmbeddedAdminMixin, admin.ModelAdmin):
+class KnowledgeArticleAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     embedding_kind = "knowledge"
     list_display = ["title", "topic", "is_published", "updated_at", "embedding_ok"]
     list_filter = ["topic", "is_published", EmbeddingStateFilter]
@@ -169,3 +195,10 @@ class KnowledgeArticleAdmin(EmbeddedAdminMixin, admin.ModelAdmin):
     prepopulated_fields = {"slug": ["title"]}
     readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
     actions = ["re_embed"]
+    import_columns = KNOWLEDGE_COLUMNS
+    rows_import = staticmethod(knowledge_import)
+    import_help = (
+        f"topic is one of {', '.join(TOPICS)}; is_published is true or false (true when left"
+        " out). Rows are matched by slug, or by a slug made from the title where the file has"
+        " none; an existing article keeps the values of columns the file leaves out."
+    )

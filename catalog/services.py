@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, count
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -20,12 +20,14 @@ from pgvector.django import HnswIndex
 from psycopg import sql
 
 from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
+from catalog.knowledge_rows import ArticleRow, parse_article_rows
 from catalog.models import EMBEDDING_DIMENSIONS, Category, Embedded, KnowledgeArticle, Product
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
 from catalog.selectors import embedding_is_current
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R", ProductRow, ArticleRow)
 
 EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
     "products": Product,
@@ -351,35 +353,61 @@ def _product_values(row: ProductRow) -> dict[str, Any]:
 def product_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) -> ImportReport:
     """Upsert products by sku. All-or-nothing unless ``skip_invalid``: then good rows load."""
     parsed, errors = parse_product_rows(rows)
+    return _rows_import(
+        kind="products",
+        parsed=parsed,
+        errors=errors,
+        skip_invalid=skip_invalid,
+        key="sku",
+        values=_product_values,
+        new_row_fields=lambda row: {"slug": _unique_slug(Product, row.name, row.sku)},
+    )
+
+
+def _rows_import(
+    *,
+    kind: str,
+    parsed: list[R],
+    errors: list[str],
+    skip_invalid: bool,
+    key: str,
+    values: Callable[[R], dict[str, Any]],
+    new_row_fields: Callable[[R], dict[str, Any]],
+) -> ImportReport:
+    """Upsert the ``parsed`` rows of ``kind`` (``EMBEDDED_MODELS``) by their ``key`` field, in
+    one transaction; ``values(row)``: the fields a row sets, ``new_row_fields(row)``: what a new
+    one also needs. Rows that changed are queued for embedding once the transaction commits."""
     report = ImportReport(invalid=len(errors), errors=errors)
     if errors and not skip_invalid:
         raise CatalogImportError(report)
+    model = EMBEDDED_MODELS[kind]
     touched: list[int] = []
     with transaction.atomic():
-        existing = {p.sku: p for p in Product.objects.filter(sku__in=[r.sku for r in parsed])}
+        keys = [getattr(row, key) for row in parsed]
+        existing = {getattr(obj, key): obj for obj in model.objects.filter(**{f"{key}__in": keys})}
         for row in parsed:
-            values = _product_values(row)
-            product = existing.get(row.sku)
-            if product is None:
-                product = Product.objects.create(
-                    sku=row.sku, slug=_unique_slug(Product, row.name, row.sku), **values
+            fields = values(row)
+            obj = existing.get(getattr(row, key))
+            if obj is None:
+                obj = model.objects.create(
+                    **{key: getattr(row, key)}, **new_row_fields(row), **fields
                 )
                 report.created += 1
-            elif any(getattr(product, name) != value for name, value in values.items()):
-                for name, value in values.items():
-                    setattr(product, name, value)
-                product.save()
+            elif any(getattr(obj, name) != value for name, value in fields.items()):
+                for name, value in fields.items():
+                    setattr(obj, name, value)
+                obj.save()
                 report.updated += 1
             else:
                 report.unchanged += 1
                 continue
-            touched.append(product.pk)
-        embeddings_refresh_on_commit(kind="products", ids=touched)
+            touched.append(obj.pk)
+        embeddings_refresh_on_commit(kind=kind, ids=touched)
         if touched:
-            # Which words are too common to tell products apart comes from these statistics;
+            # Which words are too common to tell rows apart comes from these statistics;
             # autovacuum would refresh them only a minute or so later.
             transaction.on_commit(catalog_statistics_refresh, robust=True)
-    logger.info("catalog.products_imported", extra={"summary": report.summary()})
+    logger.info("catalog.rows_imported", extra={"kind": kind, "summary": report.summary()})
     return report
 
 
@@ -406,19 +434,27 @@ def product_update(*, product: Product, **fields: Any) -> Product:
 # --- knowledge --------------------------------------------------------------------------------
 
 
-def knowledge_article_upsert(
-    *, slug: str, title: str, topic: str, body: str, is_published: bool = True
-) -> tuple[KnowledgeArticle, bool]:
-    """Create or update the article with ``slug``; return it and whether anything changed."""
-    with transaction.atomic():
-        values = {"title": title, "topic": topic, "body": body, "is_published": is_published}
-        article = KnowledgeArticle.objects.filter(slug=slug).first()
-        if article is not None and all(getattr(article, k) == v for k, v in values.items()):
-            return article, False
-        article = article or KnowledgeArticle(slug=slug)
-        for name, value in values.items():
-            setattr(article, name, value)
-        article.full_clean()
-        article.save()
-        embeddings_refresh_on_commit(kind="knowledge", ids=[article.pk])
-    return article, True
+def _article_values(row: ArticleRow) -> dict[str, Any]:
+    """The fields of the columns the row gives (a new article is published unless it says)."""
+    values = {
+        "title": row.title,
+        "topic": row.topic,
+        "body": row.body,
+        "is_published": row.is_published,
+    }
+    return {name: value for name, value in values.items() if name in row.given}
+
+
+def knowledge_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) -> ImportReport:
+    """Upsert knowledge articles by slug (given, or made from the title). All-or-nothing
+    unless ``skip_invalid``: then good rows load."""
+    parsed, errors = parse_article_rows(rows)
+    return _rows_import(
+        kind="knowledge",
+        parsed=parsed,
+        errors=errors,
+        skip_invalid=skip_invalid,
+        key="slug",
+        values=_article_values,
+        new_row_fields=lambda row: {},
+    )

@@ -18,6 +18,7 @@ from tests.catalog.factories import (
 CHANGELIST = reverse("admin:catalog_product_changelist")
 IMPORT = reverse("admin:catalog_product_import")
 KNOWLEDGE_CHANGELIST = reverse("admin:catalog_knowledgearticle_changelist")
+KNOWLEDGE_IMPORT = reverse("admin:catalog_knowledgearticle_import")
 CURRENT = current_model_name()
 A_VECTOR = [1 / EMBEDDING_DIMENSIONS**0.5] * EMBEDDING_DIMENSIONS
 
@@ -247,6 +248,66 @@ def test_import_view_shows_why_a_file_cannot_be_read(staff_client: Client) -> No
     assert response.status_code == 200
     assert "the file name must end in .csv or .json" in response.content.decode()
     assert not Product.objects.exists()
+
+
+KNOWLEDGE_CSV = (
+    "title,topic,body\n"
+    "How to store honey,storage,Keep it in a cupboard.\n"
+    "Returns within 30 days,returns,Send it back unopened.\n"
+)
+
+
+@pytest.mark.django_db
+def test_the_knowledge_import_view_names_its_columns_and_topics(staff_client: Client) -> None:
+    changelist = staff_client.get(KNOWLEDGE_CHANGELIST)
+    form = staff_client.get(KNOWLEDGE_IMPORT)
+
+    content = form.content.decode()
+    assert KNOWLEDGE_IMPORT in changelist.content.decode()
+    assert form.status_code == 200
+    assert "Columns: slug, title, topic, body, is_published." in content
+    assert "topic is one of shipping, returns, storage," in content
+
+
+@pytest.mark.django_db
+def test_the_knowledge_import_view_loads_articles_and_redirects(staff_client: Client) -> None:
+    response = staff_client.post(KNOWLEDGE_IMPORT, {"file": csv_upload(KNOWLEDGE_CSV, "faq.csv")})
+
+    assert response.status_code == 302
+    assert response.url == KNOWLEDGE_CHANGELIST
+    assert messages_of(response) == [
+        "Imported faq.csv: created 2, updated 0, unchanged 0, invalid 0"
+    ]
+    assert set(KnowledgeArticle.objects.values_list("slug", flat=True)) == {
+        "how-to-store-honey",
+        "returns-within-30-days",
+    }
+
+
+@pytest.mark.django_db
+def test_the_knowledge_import_view_shows_row_errors_and_writes_nothing(
+    staff_client: Client,
+) -> None:
+    bad = KNOWLEDGE_CSV.replace("returns,Send", "recipes,Send")
+
+    response = staff_client.post(KNOWLEDGE_IMPORT, {"file": csv_upload(bad, "faq.csv")})
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "row 2: topic: &#x27;recipes&#x27; is not one of shipping" in content
+    assert not KnowledgeArticle.objects.exists()
+
+
+@pytest.mark.django_db
+def test_staff_who_may_only_view_articles_cannot_import_them(client: Client) -> None:
+    viewer = staff_with(client, "view_knowledgearticle")
+
+    changelist = viewer.get(KNOWLEDGE_CHANGELIST)
+    upload = viewer.post(KNOWLEDGE_IMPORT, {"file": csv_upload(KNOWLEDGE_CSV, "faq.csv")})
+
+    assert KNOWLEDGE_IMPORT not in changelist.content.decode()
+    assert upload.status_code == 403
+    assert not KnowledgeArticle.objects.exists()
 
 
 @pytest.mark.django_db

@@ -142,6 +142,74 @@ def test_import_catalog_with_skip_invalid_loads_the_valid_rows(tmp_path: Path) -
     assert list(Product.objects.values_list("sku", flat=True)) == ["BH-WAX-001"]
 
 
+# --- import_knowledge -------------------------------------------------------------------------
+
+
+def write_knowledge_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["title", "topic", "body", "is_published"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def knowledge_csv_rows() -> list[dict[str, str]]:
+    return [
+        {
+            "title": "How to store honey",
+            "topic": "storage",
+            "body": "Keep it in a cupboard,\nlid on.",
+            "is_published": "yes",
+        },
+        {"title": "Draft: wholesale", "topic": "orders", "body": "Soon.", "is_published": "no"},
+    ]
+
+
+@pytest.mark.django_db
+def test_import_knowledge_loads_a_csv_and_prints_a_summary(tmp_path: Path) -> None:
+    path = write_knowledge_csv(tmp_path / "faq.csv", knowledge_csv_rows())
+
+    out, _ = run("import_knowledge", str(path))
+
+    assert out == "Imported faq.csv: created 2, updated 0, unchanged 0, invalid 0\n"
+    stored = KnowledgeArticle.objects.get(slug="how-to-store-honey")
+    assert (stored.topic, stored.body, stored.is_published) == (
+        "storage",
+        "Keep it in a cupboard,\nlid on.",
+        True,
+    )
+    assert KnowledgeArticle.objects.get(slug="draft-wholesale").is_published is False
+    assert run("import_knowledge", str(path))[0].endswith(
+        "created 0, updated 0, unchanged 2, invalid 0\n"
+    )
+
+
+@pytest.mark.django_db
+def test_import_knowledge_refuses_a_file_with_an_invalid_row_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    rows = knowledge_csv_rows()
+    rows[1]["topic"] = ""
+    path = write_knowledge_csv(tmp_path / "faq.csv", rows)
+    err = StringIO()
+
+    with pytest.raises(CommandError, match=r"faq\.csv: 1 invalid row\(s\); nothing was imported"):
+        call_command("import_knowledge", str(path), stdout=StringIO(), stderr=err)
+
+    assert err.getvalue() == "row 2: topic: required\n"
+    assert not KnowledgeArticle.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_knowledge_refuses_a_product_catalog(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "catalog.csv", csv_rows())
+
+    with pytest.raises(
+        CommandError, match=r"catalog\.csv: missing column\(s\): title, topic, body$"
+    ):
+        run("import_knowledge", str(path))
+
+
 # --- backfill_embeddings ----------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from catalog.services import (
     category_get_or_create,
     category_renamed,
     embeddings_refresh,
-    knowledge_article_upsert,
+    knowledge_import,
     product_create,
     product_import,
     product_update,
@@ -301,29 +301,86 @@ def test_a_numbered_category_slug_stays_within_the_field() -> None:
     assert category.slug == "h" * 98 + "-2"
 
 
+def article_rows() -> list[dict[str, Any]]:
+    return [
+        {
+            "slug": "storing-honey",
+            "title": "How to store honey",
+            "topic": "storage",
+            "body": "Keep it in a cupboard.",
+        },
+        {"title": "Returns within 30 days", "topic": "returns", "body": "Send it back unopened."},
+    ]
+
+
 @pytest.mark.django_db
-def test_upserting_an_unchanged_article_reports_no_change() -> None:
-    values = {"slug": "storing-honey", "title": "How to store honey", "topic": "storage"}
-    first, created = knowledge_article_upsert(**values, body="Keep it in a cupboard.")
+def test_knowledge_import_creates_articles_with_given_or_title_made_slugs() -> None:
+    report = knowledge_import(rows=article_rows())
 
-    second, changed = knowledge_article_upsert(**values, body="Keep it in a cupboard.")
-
-    assert (created, changed) == (True, False)
-    assert second.pk == first.pk
-    assert KnowledgeArticle.objects.count() == 1
+    assert report.summary() == "created 2, updated 0, unchanged 0, invalid 0"
+    assert dict(KnowledgeArticle.objects.values_list("slug", "topic")) == {
+        "storing-honey": "storage",
+        "returns-within-30-days": "returns",
+    }
+    assert KnowledgeArticle.objects.filter(is_published=True).count() == 2
 
 
 @pytest.mark.django_db
-def test_upserting_a_changed_article_updates_it() -> None:
-    article = KnowledgeArticleFactory(slug="storing-honey", body="Old advice.")
+def test_knowledge_import_of_the_same_file_again_changes_nothing(
+    django_capture_on_commit_callbacks,
+) -> None:
+    knowledge_import(rows=article_rows())
 
-    _, changed = knowledge_article_upsert(
-        slug="storing-honey", title=article.title, topic=article.topic, body="New advice."
-    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        report = knowledge_import(rows=article_rows())
+
+    assert report.summary() == "created 0, updated 0, unchanged 2, invalid 0"
+    assert callbacks == []
+    assert KnowledgeArticle.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_knowledge_import_updates_only_the_columns_a_row_gives(
+    django_capture_on_commit_callbacks,
+) -> None:
+    article = KnowledgeArticleFactory(slug="storing-honey", body="Old advice.", is_published=False)
+    row = {"slug": "storing-honey", "title": article.title, "topic": "storage", "body": "New."}
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        report = knowledge_import(rows=[row])
 
     article.refresh_from_db()
-    assert changed is True
-    assert article.body == "New advice."
+    assert report.summary() == "created 0, updated 1, unchanged 0, invalid 0"
+    assert (article.body, article.topic, article.is_published) == ("New.", "storage", False)
+    assert [callback.__name__ for callback in callbacks] == ["queue", "catalog_statistics_refresh"]
+
+
+@pytest.mark.django_db
+def test_knowledge_import_writes_nothing_when_any_row_is_invalid() -> None:
+    rows = article_rows()
+    rows[1]["topic"] = "recipes"
+
+    with pytest.raises(CatalogImportError) as excinfo:
+        knowledge_import(rows=rows)
+
+    assert excinfo.value.report.errors == [
+        "row 2: topic: 'recipes' is not one of shipping, returns, storage, health, beekeeping,"
+        " orders, products"
+    ]
+    assert not KnowledgeArticle.objects.exists()
+
+
+@pytest.mark.django_db
+def test_knowledge_import_with_skip_invalid_loads_the_good_rows() -> None:
+    rows = article_rows()
+    rows[0]["is_published"] = "maybe"
+
+    report = knowledge_import(rows=rows, skip_invalid=True)
+
+    assert report.summary() == "created 1, updated 0, unchanged 0, invalid 1"
+    assert list(KnowledgeArticle.objects.values_list("slug", flat=True)) == [
+        "returns-within-30-days"
+    ]
 
 
 # --- embeddings_refresh -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from catalog.models import Product
 from catalog.services import (
     catalog_statistics_refresh,
     embeddings_refresh,
-    knowledge_article_upsert,
+    knowledge_import,
     product_import,
 )
 
@@ -30,10 +30,10 @@ class Command(BaseCommand):
         products = json.loads((DEMO_DATA_DIR / "products.json").read_text())
         articles = json.loads((DEMO_DATA_DIR / "knowledge.json").read_text())
         report = product_import(rows=products)
-        changed = sum(knowledge_article_upsert(**article)[1] for article in articles)
+        knowledge_report = knowledge_import(rows=articles)
         embedded = sum(embeddings_refresh(kind=kind).embedded for kind in ("products", "knowledge"))
         catalog_statistics_refresh()
         self.stdout.write(
-            f"Demo data: products {report.summary()}; articles changed {changed} "
-            f"of {len(articles)}; embedded {embedded} rows"
+            f"Demo data: products {report.summary()}; articles {knowledge_report.summary()}; "
+            f"embedded {embedded} rows"
         )

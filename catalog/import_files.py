@@ -1,0 +1,144 @@
+"""Import files (CSV or JSON) read into rows of named values; what any import's rows share.
+
+Each kind of row is validated by its own module: ``catalog.product_rows``,
+``catalog.knowledge_rows``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+R = TypeVar("R")
+
+# What csv.DictReader gives the columns of a row with fewer values than the header.
+_NO_VALUE = object()
+
+
+class CatalogFileError(Exception):
+    """The file as a whole cannot be read (format, encoding, columns)."""
+
+
+@dataclass(frozen=True)
+class FileColumns:
+    """The columns a kind of import file may have, and those it must have."""
+
+    names: tuple[str, ...]
+    required: tuple[str, ...]
+
+    def unknown(self, names: Iterable[Any]) -> str | None:
+        """Refuses what is not a column: a misspelt "stok" would otherwise be read as no stock
+        column, and the stock left as it was without a word."""
+        unknown = [name for name in names if name not in (*self.names, "", None)]
+        if not unknown:
+            return None
+        listed = ", ".join(f'"{name}"' for name in unknown)
+        return f"unknown column(s): {listed} (the columns: {', '.join(self.names)})"
+
+
+def read_catalog_file(
+    stream: IO[bytes], filename: str, *, columns: FileColumns
+) -> list[dict[str, Any]]:
+    """Rows of a ``.csv`` or ``.json`` file as dicts keyed by column name."""
+    try:
+        text = stream.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CatalogFileError("the file is not UTF-8 text") from None
+    if filename.lower().endswith(".json"):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CatalogFileError(f"invalid JSON: {exc}") from None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise CatalogFileError("a JSON file must be a list of objects")
+    elif filename.lower().endswith(".csv"):
+        rows = _csv_rows(text, columns)
+    else:
+        raise CatalogFileError("the file name must end in .csv or .json")
+    if not rows:
+        raise CatalogFileError("the file has no rows")
+    return rows
+
+
+def _csv_rows(text: str, columns: FileColumns) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text), restval=_NO_VALUE)
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [c for c in columns.required if c not in header]
+    if missing:
+        raise CatalogFileError(f"missing column(s): {', '.join(missing)}")
+    if repeated := sorted({name for name in header if name and header.count(name) > 1}):
+        raise CatalogFileError(f"repeated column(s): {', '.join(repeated)}")
+    if unknown := columns.unknown(header):
+        raise CatalogFileError(unknown)
+    reader.fieldnames = header
+    # A spreadsheet's trailing commas make columns without a name, and values past the
+    # header's last column (under None): left out while they are empty.
+    return [
+        {name: value for name, value in row.items() if name not in ("", None) or _filled(value)}
+        for row in reader
+    ]
+
+
+def _filled(value: Any) -> bool:
+    if isinstance(value, list):  # csv.DictReader's values past the header's last column
+        return any(map(_filled, value))
+    return value is not _NO_VALUE and value.strip() != ""
+
+
+def row_problems(row: dict[str, Any], columns: FileColumns) -> list[str]:
+    """What is wrong with a row before its values are read: its shape, unknown columns,
+    required values missing, NUL characters. ``ValueError`` for a CSV row that does not fit
+    its header, whose values are then not under their columns."""
+    if None in row:  # csv.DictReader's key for values past the header's last column
+        raise ValueError("more values than the header has columns")
+    if "" in row:
+        raise ValueError("a value under a column without a name")
+    if _NO_VALUE in row.values():
+        raise ValueError("fewer values than the header has columns")
+    problems: list[str] = []
+    if unknown := columns.unknown(row):
+        problems.append(unknown)
+    problems += [f"{column}: required" for column in columns.required if cell(row, column) == ""]
+    # PostgreSQL's text cannot hold one; it would fail the whole import at the INSERT.
+    problems += [
+        f"{column}: contains a NUL character"
+        for column in columns.names
+        if "\x00" in cell(row, column)
+    ]
+    return problems
+
+
+def cell(row: dict[str, Any], column: str) -> str:
+    """The row's value in ``column`` as text, stripped; "" where it has none."""
+    return text_of(row.get(column))
+
+
+def text_of(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def parse_rows(
+    rows: list[dict[str, Any]], parse: Callable[[dict[str, Any]], R], *, key: str
+) -> tuple[list[R], list[str]]:
+    """The rows ``parse`` validates, and one message per invalid row ("row 3: price:
+    required"). A row whose ``key`` repeats an earlier row's is invalid."""
+    valid: list[R] = []
+    errors: list[str] = []
+    seen: dict[Any, int] = {}
+    for number, raw in enumerate(rows, start=1):
+        try:
+            row = parse(raw)
+        except ValueError as exc:
+            errors.append(f"row {number}: {exc}")
+            continue
+        value = getattr(row, key)
+        if value in seen:
+            errors.append(f"row {number}: {key}: {value} repeats row {seen[value]}")
+            continue
+        seen[value] = number
+        valid.append(row)
+    return valid, errors

@@ -1,0 +1,92 @@
+"""The rows of a knowledge import file and their validation, each error numbered by row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.utils.text import slugify
+
+from catalog.import_files import FileColumns, cell, parse_rows, row_problems, text_of
+from catalog.models import KnowledgeArticle
+
+KNOWLEDGE_COLUMNS = FileColumns(
+    names=("slug", "title", "topic", "body", "is_published"),
+    required=("title", "topic", "body"),
+)
+MAX_LENGTHS = {
+    "slug": KnowledgeArticle._meta.get_field("slug").max_length,
+    "title": KnowledgeArticle._meta.get_field("title").max_length,
+}
+TOPICS = tuple(KnowledgeArticle.Topic.values)
+# What a spreadsheet or a person writes for a yes or a no.
+_YES = ("true", "yes", "y", "1")
+_NO = ("false", "no", "n", "0")
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    """A validated row. ``given``: the columns the file gave it; an update writes only those.
+
+    ``slug`` is the article's key: the file's, or else made from the title, so a file without
+    slugs updates the same articles each time it is loaded, as long as their titles stay."""
+
+    slug: str
+    title: str
+    topic: str
+    body: str
+    is_published: bool
+    given: frozenset[str] = frozenset(KNOWLEDGE_COLUMNS.names)
+
+
+def _published(value: Any) -> bool:
+    if isinstance(value, bool):  # JSON
+        return value
+    text = text_of(value).lower()
+    if text == "" or text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise ValueError(f"is_published: {value!r} is not one of true, false, yes, no, 1, 0")
+
+
+def parse_article_row(row: dict[str, Any]) -> ArticleRow:
+    """One validated row; ``ValueError`` lists everything wrong with it."""
+    problems = row_problems(row, KNOWLEDGE_COLUMNS)
+    title = cell(row, "title")
+    slug = cell(row, "slug") or slugify(title)
+    if title and not slug:
+        problems.append("slug: the title has no letters or digits to make one of; give a slug")
+    elif slug:
+        try:
+            validate_slug(slug)
+        except ValidationError:
+            problems.append(f"slug: {slug!r} may hold only letters, digits, - and _")
+    for column, longest in MAX_LENGTHS.items():
+        if len(cell(row, column)) > longest:
+            problems.append(f"{column}: at most {longest} characters")
+    topic = cell(row, "topic").lower()
+    if topic and topic not in TOPICS:
+        problems.append(f"topic: {row.get('topic')!r} is not one of {', '.join(TOPICS)}")
+    is_published = True
+    try:
+        is_published = _published(row.get("is_published"))
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return ArticleRow(
+        slug=slug,
+        title=title,
+        topic=topic,
+        body=cell(row, "body"),
+        is_published=is_published,
+        given=frozenset(column for column in KNOWLEDGE_COLUMNS.names if column in row),
+    )
+
+
+def parse_article_rows(rows: list[dict[str, Any]]) -> tuple[list[ArticleRow], list[str]]:
+    """Valid rows, and one message per invalid row; slugs must not repeat."""
+    return parse_rows(rows, parse_article_row, key="slug")

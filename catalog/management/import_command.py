@@ -1,0 +1,41 @@
+"""What ``import_catalog`` and ``import_knowledge`` share: a file in, a summary or a reason out."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
+from catalog.services import CatalogImportError, ImportReport
+
+
+class ImportCommand(BaseCommand):
+    columns: FileColumns
+    # The service that upserts the file's rows: ``(rows=..., skip_invalid=...)``.
+    rows_import: Callable[..., ImportReport]
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path, help="a .csv or .json file")
+        parser.add_argument(
+            "--skip-invalid", action="store_true", help="load the valid rows, report the rest"
+        )
+
+    def handle(self, *args: Any, file: Path, skip_invalid: bool, **options: Any) -> None:
+        try:
+            with file.open("rb") as stream:
+                rows = read_catalog_file(stream, file.name, columns=self.columns)
+            report = self.rows_import(rows=rows, skip_invalid=skip_invalid)
+        except OSError as exc:
+            raise CommandError(f"cannot read {file}: {exc.strerror}") from None
+        except CatalogFileError as exc:
+            raise CommandError(f"{file}: {exc}") from None
+        except CatalogImportError as exc:
+            for error in exc.report.errors:
+                self.stderr.write(error)
+            raise CommandError(
+                f"{file}: {exc} (use --skip-invalid to load the valid rows)"
+            ) from None
+        for error in report.errors:
+            self.stderr.write(error)
+        self.stdout.write(f"Imported {file.name}: {report.summary()}")

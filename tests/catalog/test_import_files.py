@@ -1,0 +1,150 @@
+import io
+import json
+
+import pytest
+
+from catalog.import_files import CatalogFileError, read_catalog_file
+from catalog.product_rows import PRODUCT_COLUMNS, parse_product_rows
+
+# --- read_catalog_file ------------------------------------------------------------------------
+
+
+def test_a_csv_file_is_read_as_dicts_keyed_by_column() -> None:
+    content = "sku,name,category,price,tags\nA-1,Clover Honey,Raw Honey,8.50,raw;mild\n"
+    stream = io.BytesIO(content.encode())
+
+    rows = read_catalog_file(stream, "catalog.CSV", columns=PRODUCT_COLUMNS)
+
+    assert rows == [
+        {
+            "sku": "A-1",
+            "name": "Clover Honey",
+            "category": "Raw Honey",
+            "price": "8.50",
+            "tags": "raw;mild",
+        }
+    ]
+
+
+def test_a_csv_file_with_a_byte_order_mark_is_read() -> None:
+    content = "\ufeffsku,name,category,price\nA-1,Clover Honey,Raw Honey,8.50\n"
+    stream = io.BytesIO(content.encode())
+
+    rows = read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+    assert rows[0]["sku"] == "A-1"
+
+
+def test_a_csv_file_without_a_required_column_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category\nA-1,Clover Honey,Raw Honey\n")
+
+    with pytest.raises(CatalogFileError, match=r"^missing column\(s\): price$"):
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+
+def test_a_csv_file_with_an_unknown_column_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price,stok\nA-1,Clover Honey,Raw Honey,8.50,3\n")
+
+    with pytest.raises(CatalogFileError, match=r'^unknown column\(s\): "stok" \(the columns: '):
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+
+def test_spaces_around_csv_column_names_are_ignored() -> None:
+    stream = io.BytesIO(b"sku, name ,category,price\nA-1,Clover Honey,Raw Honey,8.50\n")
+
+    rows = read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+    assert rows[0]["name"] == "Clover Honey"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("A-1,Clover Honey,Raw Honey,8.50,3,extra", "more values than the header has columns"),
+        ("A-1,Clover Honey,Raw Honey,8.50", "fewer values than the header has columns"),
+    ],
+)
+def test_a_csv_row_that_does_not_fit_the_header_is_a_row_error(line: str, message: str) -> None:
+    content = f"sku,name,category,price,stock\nA-2,Heather Honey,Raw Honey,9,4\n{line}\n"
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert [row.sku for row in valid] == ["A-2"]
+    assert errors == [f"row 2: {message}"]
+
+
+def test_a_csv_file_with_a_repeated_column_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price,stock,stock\nA-1,Clover Honey,Raw,8,3,\n")
+
+    with pytest.raises(CatalogFileError, match=r"^repeated column\(s\): stock$"):
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+
+def test_a_spreadsheets_trailing_commas_are_ignored_while_their_cells_are_empty() -> None:
+    content = (
+        "sku,name,category,price,\n"
+        "A-1,Clover Honey,Raw Honey,8,\n"
+        "A-2,Heather Honey,Raw Honey,9,,\n"
+        "A-3,Acacia Honey,Raw Honey,7\n"
+        "A-4,Lime Honey,Raw Honey,7,oops\n"
+        "A-5,Rape Honey,Raw Honey,7,,oops\n"
+    )
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert [row.sku for row in valid] == ["A-1", "A-2", "A-3"]
+    assert valid[0].given == {"sku", "name", "category", "price"}
+    assert errors == [
+        "row 4: a value under a column without a name",
+        "row 5: more values than the header has columns",
+    ]
+
+
+def test_a_csv_file_with_a_header_only_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price\n")
+
+    with pytest.raises(CatalogFileError, match=r"^the file has no rows$"):
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+
+def test_a_json_file_is_read_as_a_list_of_objects() -> None:
+    rows = [{"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": 8.5}]
+    stream = io.BytesIO(json.dumps(rows).encode())
+
+    read = read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+    assert read == rows
+
+
+@pytest.mark.parametrize("document", ['{"sku": "A-1"}', '["A-1", "A-2"]', "42"])
+def test_a_json_file_that_is_not_a_list_of_objects_is_refused(document: str) -> None:
+    stream = io.BytesIO(document.encode())
+
+    with pytest.raises(CatalogFileError, match=r"^a JSON file must be a list of objects$"):
+        read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+
+def test_a_file_with_broken_json_is_refused() -> None:
+    stream = io.BytesIO(b'[{"sku": "A-1",')
+
+    with pytest.raises(CatalogFileError, match=r"^invalid JSON: "):
+        read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+
+def test_a_file_with_an_unknown_extension_is_refused() -> None:
+    stream = io.BytesIO(b"sku,name,category,price\nA-1,Clover Honey,Raw Honey,8.50\n")
+
+    with pytest.raises(CatalogFileError, match=r"^the file name must end in \.csv or \.json$"):
+        read_catalog_file(stream, "catalog.xlsx", columns=PRODUCT_COLUMNS)
+
+
+def test_a_file_that_is_not_utf8_is_refused() -> None:
+    content = "sku,name,category,price\nA-1,Crème Honey,Raw Honey,8.50\n"
+    stream = io.BytesIO(content.encode("latin-1"))
+
+    with pytest.raises(CatalogFileError, match=r"^the file is not UTF-8 text$"):
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
