@@ -334,6 +334,10 @@ def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArt
     return articles.filter(topic=topic) if topic else articles
 
 
+def knowledge_article_get(*, slug: str) -> KnowledgeArticle | None:
+    return knowledge_article_list().filter(slug=slug).first()
+
+
 def knowledge_search(
     *, query: str, topic: str | None = None, limit: int = 5
 ) -> list[SearchHit[KnowledgeArticle]]:

@@ -434,6 +434,28 @@ def product_update(*, product: Product, **fields: Any) -> Product:
 # --- knowledge --------------------------------------------------------------------------------
 
 
+def knowledge_article_create(*, title: str, slug: str = "", **fields: Any) -> KnowledgeArticle:
+    """A new article; without a ``slug``, one made from the title that no article has yet."""
+    with transaction.atomic():
+        article = KnowledgeArticle(
+            title=title, slug=slug or _unique_slug(KnowledgeArticle, title), **fields
+        )
+        article.full_clean()
+        article.save()
+        embeddings_refresh_on_commit(kind="knowledge", ids=[article.pk])
+    return article
+
+
+def knowledge_article_update(*, article: KnowledgeArticle, **fields: Any) -> KnowledgeArticle:
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(article, name, value)
+        article.full_clean()
+        article.save()
+        embeddings_refresh_on_commit(kind="knowledge", ids=[article.pk])
+    return article
+
+
 def _article_values(row: ArticleRow) -> dict[str, Any]:
     """The fields of the columns the row gives (a new article is published unless it says)."""
     values = {

@@ -7,4 +7,5 @@ urlpatterns = [
     path("products/<str:sku>/", views.ProductDetailApi.as_view(), name="product-detail"),
     path("categories/", views.CategoryListApi.as_view(), name="category-list"),
     path("knowledge/", views.KnowledgeListApi.as_view(), name="knowledge-list"),
+    path("knowledge/<slug:slug>/", views.KnowledgeDetailApi.as_view(), name="knowledge-detail"),
 ]

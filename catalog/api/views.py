@@ -206,25 +206,47 @@ class CategoryListApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
-class KnowledgeListApi(APIView):
-    """Published articles; with ``q``, the best matches first."""
+@extend_schema_serializer(component_name="KnowledgeArticle")
+class KnowledgeArticleOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = KnowledgeArticle
+        fields = ["slug", "title", "topic", "body", "is_published", "updated_at"]
 
-    permission_classes = [AllowAny]
+
+class KnowledgeArticleInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices)
+    body = serializers.CharField()
+    is_published = serializers.BooleanField(required=False, default=True)
+
+
+class KnowledgeListApi(APIView):
+    """``GET``: published articles; with ``q``, the best matches first. ``POST`` (staff): create
+    one."""
+
+    permission_classes = [IsStaffOrReadOnly]
 
     class FilterSerializer(serializers.Serializer):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
         topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices, required=False)
 
-    @extend_schema_serializer(component_name="KnowledgeArticle")
-    class OutputSerializer(serializers.ModelSerializer):
-        class Meta:
-            model = KnowledgeArticle
-            fields = ["slug", "title", "topic", "body", "updated_at"]
+    class CreateSerializer(KnowledgeArticleInputSerializer):
+        slug = serializers.SlugField(
+            max_length=220, required=False, help_text="Made from the title when left out."
+        )
+
+        def validate_slug(self, slug: str) -> str:
+            if KnowledgeArticle.objects.filter(slug=slug).exists():
+                raise serializers.ValidationError("An article with this slug already exists.")
+            return slug
 
     @extend_schema(
         operation_id="knowledge_list",
         parameters=[FilterSerializer],
-        responses={200: page_of(OutputSerializer, "KnowledgeArticle"), **error_responses(400, 429)},
+        responses={
+            200: page_of(KnowledgeArticleOutputSerializer, "KnowledgeArticle"),
+            **error_responses(400, 429),
+        },
     )
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
@@ -238,4 +260,55 @@ class KnowledgeListApi(APIView):
             articles = selectors.knowledge_article_list(topic=topic)
         paginator = StandardPagination()
         page = paginator.paginate_queryset(articles, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            KnowledgeArticleOutputSerializer(page, many=True).data
+        )
+
+    @extend_schema(
+        operation_id="knowledge_create",
+        request=CreateSerializer,
+        responses={
+            201: KnowledgeArticleOutputSerializer,
+            **error_responses(400, 401, 403, 429),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        payload = self.CreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        article = services.knowledge_article_create(**payload.validated_data)
+        return Response(
+            KnowledgeArticleOutputSerializer(article).data, status=status.HTTP_201_CREATED
+        )
+
+
+class KnowledgeDetailApi(APIView):
+    """``GET``: one published article by slug. ``PATCH`` (staff): change it, published or not."""
+
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(
+        operation_id="knowledge_retrieve",
+        responses={200: KnowledgeArticleOutputSerializer, **error_responses(404, 429)},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        article = selectors.knowledge_article_get(slug=slug)
+        if article is None:
+            raise Http404
+        return Response(KnowledgeArticleOutputSerializer(article).data)
+
+    @extend_schema(
+        operation_id="knowledge_update",
+        request=KnowledgeArticleInputSerializer(partial=True),
+        responses={
+            200: KnowledgeArticleOutputSerializer,
+            **error_responses(400, 401, 403, 404, 429),
+        },
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        article = KnowledgeArticle.objects.filter(slug=slug).first()
+        if article is None:
+            raise Http404
+        payload = KnowledgeArticleInputSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        article = services.knowledge_article_update(article=article, **payload.validated_data)
+        return Response(KnowledgeArticleOutputSerializer(article).data)

@@ -7,7 +7,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
 from catalog.api.views import ProductOutputSerializer, product_output
-from catalog.models import Product
+from catalog.models import KnowledgeArticle, Product
 from catalog.services import embeddings_refresh
 from tests.catalog.factories import (
     CategoryFactory,
@@ -327,7 +327,7 @@ def test_knowledge_list_filters_by_topic_and_hides_unpublished(api_client: APICl
 
     results = response.json()["results"]
     assert [article["slug"] for article in results] == ["storing-honey"]
-    assert set(results[0]) == {"slug", "title", "topic", "body", "updated_at"}
+    assert set(results[0]) == {"slug", "title", "topic", "body", "is_published", "updated_at"}
 
 
 @pytest.mark.django_db
@@ -369,6 +369,91 @@ def test_knowledge_list_refuses_an_unknown_topic(api_client: APIClient) -> None:
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["topic"]
+
+
+@pytest.mark.django_db
+def test_knowledge_detail_returns_one_published_article(api_client: APIClient) -> None:
+    article = KnowledgeArticleFactory(slug="storing-honey", topic="storage")
+    KnowledgeArticleFactory(slug="draft", is_published=False)
+
+    found = api_client.get("/api/knowledge/storing-honey/")
+    draft = api_client.get("/api/knowledge/draft/")
+    unknown = api_client.get("/api/knowledge/nope/")
+
+    assert found.status_code == 200
+    assert found.json()["title"] == article.title
+    assert (draft.status_code, unknown.status_code) == (404, 404)
+
+
+@pytest.mark.django_db
+def test_customers_cannot_create_or_change_articles(api_client: APIClient) -> None:
+    article = KnowledgeArticleFactory(slug="storing-honey", body="Old.")
+    payload = {"title": "Shipping", "topic": "shipping", "body": "Fast."}
+
+    anonymous = api_client.post("/api/knowledge/", payload, format="json")
+    api_client.force_authenticate(user=UserFactory(is_staff=False))
+    created = api_client.post("/api/knowledge/", payload, format="json")
+    changed = api_client.patch("/api/knowledge/storing-honey/", {"body": "New."}, format="json")
+
+    assert anonymous.status_code in {401, 403}
+    assert (created.status_code, changed.status_code) == (403, 403)
+    assert list(KnowledgeArticle.objects.values_list("slug", "body")) == [(article.slug, "Old.")]
+
+
+@pytest.mark.django_db
+def test_staff_can_create_an_article_with_a_slug_made_from_its_title(
+    staff_client: APIClient, django_capture_on_commit_callbacks
+) -> None:
+    KnowledgeArticleFactory(slug="uk-delivery")
+    payload = {"title": "UK delivery", "topic": "shipping", "body": "Two to four days."}
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = staff_client.post("/api/knowledge/", payload, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["slug"] == "uk-delivery-2"
+    assert response.json()["is_published"] is True
+    assert [callback.__name__ for callback in callbacks] == ["queue"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"topic": "gossip"}, "topic"),
+        ({"slug": "not a slug"}, "slug"),
+        ({"slug": "taken"}, "slug"),
+        ({"title": ""}, "title"),
+        ({"body": ""}, "body"),
+    ],
+)
+def test_creating_an_article_refuses_bad_fields_naming_each(
+    staff_client: APIClient, overrides: dict[str, str], field: str
+) -> None:
+    KnowledgeArticleFactory(slug="taken")
+    payload = {"title": "UK delivery", "topic": "shipping", "body": "Two to four days."}
+
+    response = staff_client.post("/api/knowledge/", payload | overrides, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+    assert KnowledgeArticle.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_staff_can_change_and_unpublish_an_article(staff_client: APIClient) -> None:
+    article = KnowledgeArticleFactory(slug="storing-honey", body="Old.")
+
+    response = staff_client.patch(
+        "/api/knowledge/storing-honey/", {"body": "New.", "is_published": False}, format="json"
+    )
+    bad = staff_client.patch("/api/knowledge/storing-honey/", {"topic": "gossip"}, format="json")
+
+    article.refresh_from_db()
+    assert response.status_code == 200
+    assert (article.body, article.is_published, article.topic) == ("New.", False, article.topic)
+    assert (bad.status_code, list(bad.json()["errors"])) == (400, ["topic"])
+    assert staff_client.get("/api/knowledge/storing-honey/").status_code == 404
 
 
 # --- writes -----------------------------------------------------------------------------------
