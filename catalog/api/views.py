@@ -230,6 +230,7 @@ class KnowledgeListApi(APIView):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
         topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices, required=False)
 
+    @extend_schema_serializer(component_name="KnowledgeArticleCreate")
     class CreateSerializer(KnowledgeArticleInputSerializer):
         slug = serializers.SlugField(
             max_length=220, required=False, help_text="Made from the title when left out."
