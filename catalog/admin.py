@@ -8,12 +8,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 
 from catalog.embeddings import current_model_name, text_hash
-from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
-from catalog.knowledge_rows import KNOWLEDGE_COLUMNS, TOPICS
+from catalog.import_files import CatalogFileError, FileColumns, csv_text, read_catalog_file
+from catalog.knowledge_rows import KNOWLEDGE_COLUMNS, TOPICS, article_file_row
 from catalog.models import Category, KnowledgeArticle, Product
-from catalog.product_rows import PRODUCT_COLUMNS
+from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
 from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
     CatalogImportError,
@@ -77,6 +78,9 @@ class ImportableModelAdmin(admin.ModelAdmin):
     rows_import: Callable[..., ImportReport]
     # What the page says about the file, after its columns.
     import_help: str
+    # A row as the import file has it (``export_csv``).
+    file_row: Callable[[Any], dict[str, str]]
+    actions = ["export_csv"]
 
     def _import_url_name(self) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_import"
@@ -132,6 +136,16 @@ class ImportableModelAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/catalog/import.html", context)
 
+    @admin.action(description="Export selected rows as CSV (to edit and import back)")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse:
+        rows = (self.file_row(obj) for obj in queryset.order_by("pk"))
+        response = HttpResponse(
+            csv_text(rows, self.import_columns), content_type="text/csv; charset=utf-8"
+        )
+        filename = f"{self.opts.model_name}-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
 
 class EmbeddedAdminMixin:
     embedding_kind: str
@@ -177,9 +191,10 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     search_fields = ["sku", "name", "description", "origin", "floral_source", "tags"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
-    actions = ["re_embed"]
+    actions = ["re_embed", "export_csv"]
     import_columns = PRODUCT_COLUMNS
     rows_import = staticmethod(product_import)
+    file_row = staticmethod(product_file_row)
     import_help = (
         "tags are separated by semicolons. Rows are matched by sku; missing categories are"
         " created; an existing product keeps the values of columns the file leaves out."
@@ -194,9 +209,10 @@ class KnowledgeArticleAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     search_fields = ["title", "body"]
     prepopulated_fields = {"slug": ["title"]}
     readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
-    actions = ["re_embed"]
+    actions = ["re_embed", "export_csv"]
     import_columns = KNOWLEDGE_COLUMNS
     rows_import = staticmethod(knowledge_import)
+    file_row = staticmethod(article_file_row)
     import_help = (
         f"topic is one of {', '.join(TOPICS)}; is_published is true or false (true when left"
         " out). Rows are matched by slug, or by a slug made from the title where the file has"

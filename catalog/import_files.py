@@ -1,4 +1,5 @@
-"""Import files (CSV or JSON) read into rows of named values; what any import's rows share.
+"""Import files (CSV or JSON) read into rows of named values, and written as CSV (an export
+that imports back unchanged); what any import's rows share.
 
 Each kind of row is validated by its own module: ``catalog.product_rows``,
 ``catalog.knowledge_rows``.
@@ -142,3 +143,12 @@ def parse_rows(
         seen[value] = number
         valid.append(row)
     return valid, errors
+
+
+def csv_text(rows: Iterable[dict[str, str]], columns: FileColumns) -> str:
+    """``rows`` as a CSV file with a header of every column, which ``read_catalog_file`` reads."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns.names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

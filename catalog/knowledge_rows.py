@@ -90,3 +90,14 @@ def parse_article_row(row: dict[str, Any]) -> ArticleRow:
 def parse_article_rows(rows: list[dict[str, Any]]) -> tuple[list[ArticleRow], list[str]]:
     """Valid rows, and one message per invalid row; slugs must not repeat."""
     return parse_rows(rows, parse_article_row, key="slug")
+
+
+def article_file_row(article: KnowledgeArticle) -> dict[str, str]:
+    """``article`` as a row of an import file: importing it leaves the article unchanged."""
+    return {
+        "slug": article.slug,
+        "title": article.title,
+        "topic": article.topic,
+        "body": article.body,
+        "is_published": "true" if article.is_published else "false",
+    }

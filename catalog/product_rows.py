@@ -143,3 +143,20 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
 def parse_product_rows(rows: list[dict[str, Any]]) -> tuple[list[ProductRow], list[str]]:
     """Valid rows, and one message per invalid row; skus must not repeat."""
     return parse_rows(rows, parse_product_row, key="sku")
+
+
+def product_file_row(product: Product) -> dict[str, str]:
+    """``product`` as a row of an import file: importing it leaves the product unchanged."""
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "category": product.category.name,
+        "description": product.description,
+        "price": str(product.price),
+        "currency": product.currency,
+        "weight_grams": str(product.weight_grams),
+        "stock": str(product.stock),
+        "tags": ";".join(product.tags),
+        "origin": product.origin,
+        "floral_source": product.floral_source,
+    }

@@ -1,3 +1,7 @@
+import io
+import re
+from typing import Any
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
@@ -7,7 +11,11 @@ from django.test import Client
 from django.urls import reverse
 
 from catalog.embeddings import current_model_name, text_hash
+from catalog.import_files import FileColumns, read_catalog_file
+from catalog.knowledge_rows import KNOWLEDGE_COLUMNS
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
+from catalog.product_rows import PRODUCT_COLUMNS
+from catalog.services import knowledge_import, product_import
 from tests.catalog.factories import (
     CategoryFactory,
     KnowledgeArticleFactory,
@@ -308,6 +316,57 @@ def test_staff_who_may_only_view_articles_cannot_import_them(client: Client) -> 
     assert KNOWLEDGE_IMPORT not in changelist.content.decode()
     assert upload.status_code == 403
     assert not KnowledgeArticle.objects.exists()
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def exported(response) -> tuple[str, list[dict[str, Any]]]:
+    """The exported file's name and its rows, as an import reads them back."""
+    disposition = response["Content-Disposition"]
+    name = disposition.split('filename="')[1].rstrip('"')
+    return name, read_catalog_file(io.BytesIO(response.content), name, columns=columns_of(name))
+
+
+def columns_of(name: str) -> FileColumns:
+    return KNOWLEDGE_COLUMNS if name.startswith("knowledgearticle") else PRODUCT_COLUMNS
+
+
+@pytest.mark.django_db
+def test_exported_products_import_back_unchanged(staff_client: Client) -> None:
+    first = ProductFactory(tags=["raw", "gift"], description='Rich, dark; "smoky".\nSet.')
+    second = ProductFactory(tags=[])
+    ProductFactory()  # not selected
+
+    response = staff_client.post(
+        CHANGELIST, {"action": "export_csv", "_selected_action": [first.pk, second.pk]}
+    )
+
+    name, rows = exported(response)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert re.fullmatch(r"product-\d{8}-\d{6}\.csv", name)
+    assert [row["sku"] for row in rows] == [first.sku, second.sku]
+    assert (rows[0]["tags"], rows[0]["description"]) == ("raw;gift", first.description)
+    assert product_import(rows=rows).summary() == "created 0, updated 0, unchanged 2, invalid 0"
+
+
+@pytest.mark.django_db
+def test_exported_articles_import_back_unchanged(staff_client: Client) -> None:
+    published = KnowledgeArticleFactory(body="Line one,\nline two.")
+    draft = KnowledgeArticleFactory(is_published=False)
+
+    response = staff_client.post(
+        KNOWLEDGE_CHANGELIST,
+        {"action": "export_csv", "_selected_action": [published.pk, draft.pk]},
+    )
+
+    _, rows = exported(response)
+    assert [(row["slug"], row["is_published"]) for row in rows] == [
+        (published.slug, "true"),
+        (draft.slug, "false"),
+    ]
+    assert knowledge_import(rows=rows).summary() == "created 0, updated 0, unchanged 2, invalid 0"
 
 
 @pytest.mark.django_db
