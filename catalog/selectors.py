@@ -91,6 +91,10 @@ def category_list() -> QuerySet[Category]:
     return Category.objects.order_by("name")
 
 
+def category_get(*, slug: str) -> Category | None:
+    return Category.objects.filter(slug=slug).first()
+
+
 def category_exists(*, slug: str) -> bool:
     return Category.objects.filter(slug=slug).exists()
 

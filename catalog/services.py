@@ -324,6 +324,29 @@ def category_get_or_create(*, name: str) -> Category:
     return category
 
 
+def category_create(*, name: str, slug: str = "", description: str = "") -> Category:
+    """A new category; without a ``slug``, one made from the name that no category has yet."""
+    category = Category(
+        name=name, slug=slug or _unique_slug(Category, name), description=description
+    )
+    category.full_clean()
+    category.save()
+    return category
+
+
+def category_update(*, category: Category, **fields: Any) -> Category:
+    """Change ``category``; a new name is queued into its products' embeddings."""
+    renamed = "name" in fields and fields["name"] != category.name
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(category, name, value)
+        category.full_clean()
+        category.save()
+        if renamed:
+            category_renamed(category=category)
+    return category
+
+
 def category_renamed(*, category: Category) -> None:
     """Each product's embedded text names its category: its products are marked changed (so an
     embedding of the old name in flight is not written, ``_store_embeddings``) and queued."""

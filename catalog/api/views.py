@@ -4,7 +4,6 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -186,24 +185,94 @@ class ProductDetailApi(APIView):
         return Response(ProductOutputSerializer(product).data)
 
 
-class CategoryListApi(APIView):
-    permission_classes = [AllowAny]
+@extend_schema_serializer(component_name="Category")
+class CategoryOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["slug", "name", "description"]
 
-    @extend_schema_serializer(component_name="Category")
-    class OutputSerializer(serializers.ModelSerializer):
-        class Meta:
-            model = Category
-            fields = ["slug", "name", "description"]
+
+class CategoryInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_name(self, name: str) -> str:
+        # Imports find a category by its name whatever its case, so names differ by more.
+        others = Category.objects.filter(name__iexact=name)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise serializers.ValidationError("A category with this name already exists.")
+        return name
+
+
+class CategoryListApi(APIView):
+    """``GET``: every category, by name. ``POST`` (staff): create one."""
+
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema_serializer(component_name="CategoryCreate")
+    class CreateSerializer(CategoryInputSerializer):
+        slug = serializers.SlugField(
+            max_length=100, required=False, help_text="Made from the name when left out."
+        )
+
+        def validate_slug(self, slug: str) -> str:
+            if Category.objects.filter(slug=slug).exists():
+                raise serializers.ValidationError("A category with this slug already exists.")
+            return slug
 
     @extend_schema(
         operation_id="categories_list",
-        responses={200: page_of(OutputSerializer, "Category"), **error_responses(429)},
+        responses={200: page_of(CategoryOutputSerializer, "Category"), **error_responses(429)},
     )
     def get(self, request: Request) -> Response:
         categories = selectors.category_list()
         paginator = StandardPagination()
         page = paginator.paginate_queryset(categories, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(CategoryOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="categories_create",
+        request=CreateSerializer,
+        responses={201: CategoryOutputSerializer, **error_responses(400, 401, 403, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        payload = self.CreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        category = services.category_create(**payload.validated_data)
+        return Response(CategoryOutputSerializer(category).data, status=status.HTTP_201_CREATED)
+
+
+class CategoryDetailApi(APIView):
+    """``GET``: one category by slug. ``PATCH`` (staff): change it; a new name reaches its
+    products' embeddings."""
+
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(
+        operation_id="categories_retrieve",
+        responses={200: CategoryOutputSerializer, **error_responses(404, 429)},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        category = selectors.category_get(slug=slug)
+        if category is None:
+            raise Http404
+        return Response(CategoryOutputSerializer(category).data)
+
+    @extend_schema(
+        operation_id="categories_update",
+        request=CategoryInputSerializer(partial=True),
+        responses={200: CategoryOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        category = selectors.category_get(slug=slug)
+        if category is None:
+            raise Http404
+        payload = CategoryInputSerializer(category, data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        category = services.category_update(category=category, **payload.validated_data)
+        return Response(CategoryOutputSerializer(category).data)
 
 
 @extend_schema_serializer(component_name="KnowledgeArticle")

@@ -7,7 +7,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
 from catalog.api.views import ProductOutputSerializer, product_output
-from catalog.models import KnowledgeArticle, Product
+from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import embeddings_refresh
 from tests.catalog.factories import (
     CategoryFactory,
@@ -315,6 +315,99 @@ def test_category_list_is_paginated_by_name(api_client: APIClient) -> None:
             {"slug": "raw-honey", "name": "Raw Honey", "description": "Unheated."},
         ],
     }
+
+
+@pytest.mark.django_db
+def test_category_detail_returns_one_category(api_client: APIClient) -> None:
+    CategoryFactory(name="Raw Honey", slug="raw-honey", description="Unheated.")
+
+    found = api_client.get("/api/categories/raw-honey/")
+    unknown = api_client.get("/api/categories/nope/")
+
+    assert found.json() == {"slug": "raw-honey", "name": "Raw Honey", "description": "Unheated."}
+    assert unknown.status_code == 404
+
+
+@pytest.mark.django_db
+def test_customers_cannot_create_or_change_categories(api_client: APIClient) -> None:
+    CategoryFactory(name="Raw Honey", slug="raw-honey")
+    api_client.force_authenticate(user=UserFactory(is_staff=False))
+
+    created = api_client.post("/api/categories/", {"name": "Mead"}, format="json")
+    changed = api_client.patch("/api/categories/raw-honey/", {"name": "Raw"}, format="json")
+
+    assert (created.status_code, changed.status_code) == (403, 403)
+    assert list(Category.objects.values_list("name", flat=True)) == ["Raw Honey"]
+
+
+@pytest.mark.django_db
+def test_staff_can_create_a_category_with_a_slug_made_from_its_name(
+    staff_client: APIClient,
+) -> None:
+    payload = {"name": "Bee Pollen & Propolis"}
+
+    response = staff_client.post("/api/categories/", payload, format="json")
+
+    assert response.status_code == 201
+    assert response.json() == {
+        "slug": "bee-pollen-propolis",
+        "name": "Bee Pollen & Propolis",
+        "description": "",
+    }
+    product = staff_client.post(
+        PRODUCTS_URL, new_product_payload(category="bee-pollen-propolis"), format="json"
+    )
+    assert product.status_code == 201
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"name": "raw honey"}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "Mead", "slug": "raw-honey"}, "slug"),
+        ({"name": "Mead", "slug": "not a slug"}, "slug"),
+    ],
+)
+def test_creating_a_category_refuses_bad_fields_naming_each(
+    staff_client: APIClient, payload: dict[str, str], field: str
+) -> None:
+    CategoryFactory(name="Raw Honey", slug="raw-honey")
+
+    response = staff_client.post("/api/categories/", payload, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+    assert Category.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_renaming_a_category_queues_its_products_embeddings(
+    staff_client: APIClient, django_capture_on_commit_callbacks
+) -> None:
+    category = CategoryFactory(name="Raw Honey", slug="raw-honey")
+    CategoryFactory(name="Comb Honey", slug="comb-honey")
+    ProductFactory.create_batch(2, category=category)
+
+    with django_capture_on_commit_callbacks(execute=False) as renamed:
+        response = staff_client.patch(
+            "/api/categories/raw-honey/", {"name": "Raw & Unfiltered Honey"}, format="json"
+        )
+    with django_capture_on_commit_callbacks(execute=False) as described:
+        staff_client.patch("/api/categories/raw-honey/", {"description": "Cold."}, format="json")
+    taken = staff_client.patch("/api/categories/raw-honey/", {"name": "comb honey"}, format="json")
+
+    category.refresh_from_db()
+    assert response.status_code == 200
+    assert (category.name, category.slug, category.description) == (
+        "Raw & Unfiltered Honey",
+        "raw-honey",
+        "Cold.",
+    )
+    assert [callback.__name__ for callback in renamed] == ["queue"]
+    assert described == []
+    assert (taken.status_code, list(taken.json()["errors"])) == (400, ["name"])
 
 
 @pytest.mark.django_db
