@@ -28,6 +28,7 @@ from catalog.selectors import embedding_is_current
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R", ProductRow, ArticleRow)
+E = TypeVar("E", Product, KnowledgeArticle)
 
 EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
     "products": Product,
@@ -434,24 +435,27 @@ def _rows_import(
     return report
 
 
-def product_create(*, sku: str, **fields: Any) -> Product:
+def _embedded_row_save(row: E, *, kind: str, exclude: list[str] | None = None) -> E:
+    """Validate and save ``row`` (a product or an article), its embedding queued on commit."""
     with transaction.atomic():
-        product = Product(sku=sku, slug=_unique_slug(Product, fields["name"], sku), **fields)
-        product.full_clean()
-        product.save()
-        embeddings_refresh_on_commit(kind="products", ids=[product.pk])
-    return product
+        row.full_clean(exclude=exclude)
+        row.save()
+        embeddings_refresh_on_commit(kind=kind, ids=[row.pk])
+    return row
+
+
+def product_create(*, sku: str, **fields: Any) -> Product:
+    product = Product(sku=sku, slug=_unique_slug(Product, fields["name"], sku), **fields)
+    return _embedded_row_save(product, kind="products")
 
 
 def product_update(*, product: Product, **fields: Any) -> Product:
-    with transaction.atomic():
-        for name, value in fields.items():
-            setattr(product, name, value)
-        # A sku saved before migration 0007 checked skus stays editable until it is changed.
-        product.full_clean(exclude=None if "sku" in fields else ["sku"])
-        product.save()
-        embeddings_refresh_on_commit(kind="products", ids=[product.pk])
-    return product
+    for name, value in fields.items():
+        setattr(product, name, value)
+    # A sku saved before migration 0007 checked skus stays editable until it is changed.
+    return _embedded_row_save(
+        product, kind="products", exclude=None if "sku" in fields else ["sku"]
+    )
 
 
 # --- knowledge --------------------------------------------------------------------------------
@@ -459,24 +463,14 @@ def product_update(*, product: Product, **fields: Any) -> Product:
 
 def knowledge_article_create(*, title: str, slug: str = "", **fields: Any) -> KnowledgeArticle:
     """A new article; without a ``slug``, one made from the title that no article has yet."""
-    with transaction.atomic():
-        article = KnowledgeArticle(
-            title=title, slug=slug or _unique_slug(KnowledgeArticle, title), **fields
-        )
-        article.full_clean()
-        article.save()
-        embeddings_refresh_on_commit(kind="knowledge", ids=[article.pk])
-    return article
+    slug = slug or _unique_slug(KnowledgeArticle, title)
+    return _embedded_row_save(KnowledgeArticle(title=title, slug=slug, **fields), kind="knowledge")
 
 
 def knowledge_article_update(*, article: KnowledgeArticle, **fields: Any) -> KnowledgeArticle:
-    with transaction.atomic():
-        for name, value in fields.items():
-            setattr(article, name, value)
-        article.full_clean()
-        article.save()
-        embeddings_refresh_on_commit(kind="knowledge", ids=[article.pk])
-    return article
+    for name, value in fields.items():
+        setattr(article, name, value)
+    return _embedded_row_save(article, kind="knowledge")
 
 
 def _article_values(row: ArticleRow) -> dict[str, Any]:
