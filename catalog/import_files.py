@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
@@ -145,10 +145,18 @@ def parse_rows(
     return valid, errors
 
 
-def csv_text(rows: Iterable[dict[str, str]], columns: FileColumns) -> str:
-    """``rows`` as a CSV file with a header of every column, which ``read_catalog_file`` reads."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns.names, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+def csv_lines(rows: Iterable[dict[str, str]], columns: FileColumns) -> Iterator[str]:
+    """``rows`` as the lines of a CSV file with a header of every column, which
+    ``read_catalog_file`` reads; one row at a time, so an export streams."""
+    line = _LastLine()
+    writer = csv.DictWriter(line, fieldnames=columns.names, lineterminator="\n")
+    yield writer.writeheader()
+    for row in rows:
+        yield writer.writerow(row)
+
+
+class _LastLine:
+    """What ``csv.writer`` writes to: each write returned instead of kept."""
+
+    def write(self, text: str) -> str:
+        return text

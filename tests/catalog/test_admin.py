@@ -325,7 +325,8 @@ def exported(response) -> tuple[str, list[dict[str, Any]]]:
     """The exported file's name and its rows, as an import reads them back."""
     disposition = response["Content-Disposition"]
     name = disposition.split('filename="')[1].rstrip('"')
-    return name, read_catalog_file(io.BytesIO(response.content), name, columns=columns_of(name))
+    content = b"".join(response.streaming_content)
+    return name, read_catalog_file(io.BytesIO(content), name, columns=columns_of(name))
 
 
 def columns_of(name: str) -> FileColumns:
