@@ -73,7 +73,8 @@ class CatalogImportForm(forms.Form):
 
 class ImportableModelAdmin(admin.ModelAdmin):
     """An "Import CSV / JSON" page beside the change list, for staff who may both add and
-    change rows: an import creates rows and overwrites existing ones."""
+    change rows (an import creates rows and overwrites existing ones), and an action that
+    exports the selected rows in the same columns."""
 
     change_list_template = "admin/catalog/change_list_with_import.html"
     import_columns: FileColumns
