@@ -2,11 +2,14 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 WORKDIR /app
+RUN useradd --create-home --uid 1000 app
 COPY requirements.txt .
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+# .dockerignore keeps .env, var/ and .venv out. The code stays root's, read-only to the app.
 COPY . .
 RUN DEBUG=1 DATABASE_URL=postgresql://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput
-RUN useradd --create-home --uid 1000 app && chown -R app /app
+# The one folder the app writes: the local model's ONNX query graph, exported on first use.
+RUN mkdir -p var/models && chown app var var/models
 USER app
 EXPOSE 8000

@@ -12,7 +12,8 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
-	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@# A venv left without pip (no python3-venv on Debian, say) is made again, not reused.
+	@$(VPY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
@@ -31,8 +32,10 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-stop: install
-	$(VPY) -m beemanhoney.embedded stop
+# Without `install`: stopping must work, and cost nothing, whatever state .venv is in.
+stop:
+	@if [ -x $(VPY) ]; then $(VPY) -m beemanhoney.embedded stop; fi
 
-clean: stop
+clean:
+	-@$(MAKE) --no-print-directory stop
 	rm -rf $(VENV) var staticfiles

@@ -2,12 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from beemanhoney.common.health import healthz
 from conversations.api.views import TokenObtainApi, TokenRefreshApi
 from conversations.views import ChatPageView
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("chat/", ChatPageView.as_view(), name="chat"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -55,3 +55,16 @@ def test_healthz_answers_503_when_the_database_is_down() -> None:
     assert outcome["code"] == 503
     assert outcome["body"]["database"]["status"] == "down"
     assert outcome["body"]["broker"]["status"] == "down"
+
+
+@pytest.mark.django_db
+def test_healthz_answers_a_probe_on_any_host_over_plain_http(client: Client, settings) -> None:
+    settings.ALLOWED_HOSTS = ["shop.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    probe = client.get("/healthz", HTTP_HOST="127.0.0.1:8000")
+    other = client.get("/api/categories/", HTTP_HOST="127.0.0.1:8000")
+
+    assert probe.status_code == 200
+    assert probe.json()["status"] == "ok"
+    assert other.status_code == 400

@@ -57,3 +57,20 @@ def test_production_without_a_secret_key_refuses_to_start() -> None:
 
     assert result.returncode != 0
     assert b"SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_production_with_a_short_or_example_secret_key_refuses_to_start() -> None:
+    for key in ("change-me-to-a-long-random-string", "x" * 49):
+        env = {
+            **os.environ,
+            "DATABASE_URL": "postgresql://u@127.0.0.1:1/db",
+            "DEBUG": "0",
+            "SECRET_KEY": key,
+        }
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=PROJECT_DIR, env=env, capture_output=True
+        )
+
+        assert result.returncode != 0
+        assert b"SECRET_KEY must be a random string of at least 50 characters" in result.stderr
