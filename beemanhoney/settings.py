@@ -188,6 +188,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "beemanhoney.common.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "beemanhoney.common.pagination.StandardPagination",
     "DEFAULT_THROTTLE_CLASSES": ["beemanhoney.common.throttling.ReadThrottle"],
     # Proxies in front of gunicorn whose X-Forwarded-For is trusted (0: use the peer address).
@@ -215,6 +220,7 @@ THROTTLE_RATES = {
     "message_post": env_str("THROTTLE_MESSAGE_POST", "12/min"),
     "message_daily": env_str("THROTTLE_MESSAGE_DAILY", "300/day"),
     "guest_create": env_str("THROTTLE_GUEST_CREATE", "20/hour"),
+    "login": env_str("THROTTLE_LOGIN", "10/min"),
     "read": env_str("THROTTLE_READ", "600/min"),
 }
 

@@ -1,16 +1,20 @@
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.core.validators import RegexValidator
+from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Func, Q, TextField, Value, When
-from django.db.models.functions import Cast, Coalesce, Concat, NullIf
+from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf
 from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 from beemanhoney.common.models import TimeStampedModel
 
 EMBEDDING_DIMENSIONS = 384
 SEARCH_CONFIG = "english"
+# Long texts are bounded well below PostgreSQL's 1 MB limit on a tsvector (the search columns);
+# the embedding reads only their first 256 tokens anyway.
+PRODUCT_DESCRIPTION_MAX_LENGTH = 10_000
+ARTICLE_BODY_MAX_LENGTH = 50_000
 # A sku is a path segment of /api/products/<sku>/: no '/', spaces or other characters to quote.
 sku_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
@@ -86,6 +90,14 @@ class Category(TimeStampedModel):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "categories"
+        constraints = [
+            # Imports find a category by its name whatever its case.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="category_name_unique_any_case",
+                violation_error_message="A category with this name already exists.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -96,7 +108,9 @@ class Product(TimeStampedModel, Embedded):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=220, unique=True)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
-    description = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True, validators=[MaxLengthValidator(PRODUCT_DESCRIPTION_MAX_LENGTH)]
+    )
     price = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3, default="GBP")
     weight_grams = models.PositiveIntegerField(default=0)
@@ -199,7 +213,7 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
     title = models.CharField(max_length=200)
     slug = models.SlugField(max_length=220, unique=True)
     topic = models.CharField(max_length=20, choices=Topic.choices)
-    body = models.TextField()
+    body = models.TextField(validators=[MaxLengthValidator(ARTICLE_BODY_MAX_LENGTH)])
     is_published = models.BooleanField(default=True)
     search_vector = models.GeneratedField(
         expression=SearchVector("title", weight="A", config=SEARCH_CONFIG)

@@ -11,7 +11,7 @@ from itertools import chain, count
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Model, Q
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -325,13 +325,25 @@ def category_get_or_create(*, name: str) -> Category:
     return category
 
 
+def _validated_save(row: Model, *, exclude: list[str] | None = None) -> None:
+    """``full_clean`` then save. A unique value that another request saved in between fails as
+    ``full_clean`` would have, with the field's ``ValidationError``, not an ``IntegrityError``."""
+    row.full_clean(exclude=exclude)
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        row.validate_unique(exclude=exclude)
+        row.validate_constraints(exclude=exclude)
+        raise
+
+
 def category_create(*, name: str, slug: str = "", description: str = "") -> Category:
     """A new category; without a ``slug``, one made from the name that no category has yet."""
     category = Category(
         name=name, slug=slug or _unique_slug(Category, name), description=description
     )
-    category.full_clean()
-    category.save()
+    _validated_save(category)
     return category
 
 
@@ -341,8 +353,7 @@ def category_update(*, category: Category, **fields: Any) -> Category:
     with transaction.atomic():
         for name, value in fields.items():
             setattr(category, name, value)
-        category.full_clean()
-        category.save()
+        _validated_save(category)
         if renamed:
             category_renamed(category=category)
     return category
@@ -438,8 +449,7 @@ def _rows_import(
 def _embedded_row_save(row: E, *, kind: str, exclude: list[str] | None = None) -> E:
     """Validate and save ``row`` (a product or an article), its embedding queued on commit."""
     with transaction.atomic():
-        row.full_clean(exclude=exclude)
-        row.save()
+        _validated_save(row, exclude=exclude)
         embeddings_refresh_on_commit(kind=kind, ids=[row.pk])
     return row
 

@@ -4,7 +4,7 @@ from threading import Barrier
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
-from rest_framework.test import APIRequestFactory
+from rest_framework.test import APIClient, APIRequestFactory
 
 from beemanhoney.common.throttling import ReadThrottle
 
@@ -69,3 +69,21 @@ def test_counts_drf_left_in_the_cache_before_a_deploy_do_not_get_in_the_way(sett
     cache.set(throttle.get_cache_key(request, None), [1000.0, 999.0], 60)
 
     assert throttle.allow_request(request, None) is True
+
+
+@pytest.mark.django_db
+def test_with_redis_down_requests_are_let_through_and_the_outage_logged(settings, caplog) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "1/min"}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    client = APIClient()
+
+    answers = [client.get("/api/categories/").status_code for _ in range(3)]
+
+    assert answers == [200, 200, 200]
+    assert [r.message for r in caplog.records].count("throttle.redis_unavailable") <= 1
+    assert "throttle.redis_unavailable" in [r.message for r in caplog.records]

@@ -1,6 +1,8 @@
 """Rate limits a real shop would choose, read from ``settings.THROTTLE_RATES`` on each use."""
 
+import logging
 import secrets
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -21,9 +23,31 @@ return {1, ''}
 """
 
 
+logger = logging.getLogger(__name__)
+
+# A Redis that hangs, rather than refusing, must not hold request threads for long.
+REDIS_TIMEOUT_SECONDS = 0.5
+OUTAGE_LOG_INTERVAL_SECONDS = 60.0
+_outage_logged_at = 0.0
+
+
 @lru_cache(maxsize=4)
 def _sliding_window(location: str) -> Any:
-    return redis.Redis.from_url(location).register_script(SLIDING_WINDOW_LUA)
+    client = redis.Redis.from_url(
+        location,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    return client.register_script(SLIDING_WINDOW_LUA)
+
+
+def _log_outage(error: redis.RedisError) -> None:
+    """Once a minute per process, not once per request."""
+    global _outage_logged_at
+    now = time.monotonic()
+    if now - _outage_logged_at >= OUTAGE_LOG_INTERVAL_SECONDS:
+        _outage_logged_at = now
+        logger.warning("throttle.redis_unavailable", extra={"error": type(error).__name__})
 
 
 class _SlidingWindowThrottle(SimpleRateThrottle):
@@ -48,12 +72,23 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         self.now = self.timer()
-        allowed, oldest = _sliding_window(settings.CACHES["default"]["LOCATION"])(
-            # Not DRF's key: a string it left there (before a deploy, or from a worker still on
-            # the old code) would make the script fail.
-            keys=[self.cache.make_key(f"{self.key}:window")],
-            args=[self.now, self.duration, self.num_requests, f"{self.now}:{secrets.token_hex(4)}"],
-        )
+        try:
+            allowed, oldest = _sliding_window(settings.CACHES["default"]["LOCATION"])(
+                # Not DRF's key: a string it left there (before a deploy, or from a worker still
+                # on the old code) would make the script fail.
+                keys=[self.cache.make_key(f"{self.key}:window")],
+                args=[
+                    self.now,
+                    self.duration,
+                    self.num_requests,
+                    f"{self.now}:{secrets.token_hex(4)}",
+                ],
+            )
+        except redis.RedisError as error:
+            # Rate limits fail open: with Redis down the shop still answers (and a customer's
+            # message is still stored, for the sweeper to send once the broker is back).
+            _log_outage(error)
+            return True
         if not allowed:
             self.oldest = float(oldest)
         return bool(allowed)
@@ -78,6 +113,15 @@ class GuestCreateThrottle(_SlidingWindowThrottle, AnonRateThrottle):
     """Per client IP: guest sessions are free to create, so cap how fast."""
 
     scope = "guest_create"
+
+
+class LoginThrottle(_SlidingWindowThrottle):
+    """Per client IP: password guesses at the token endpoint."""
+
+    scope = "login"
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class ReadThrottle(_SlidingWindowThrottle, UserRateThrottle):

@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,14 @@ from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffOrReadOnly
 from catalog import selectors, services
-from catalog.models import Category, KnowledgeArticle, Product, sku_validator
+from catalog.models import (
+    ARTICLE_BODY_MAX_LENGTH,
+    PRODUCT_DESCRIPTION_MAX_LENGTH,
+    Category,
+    KnowledgeArticle,
+    Product,
+    sku_validator,
+)
 
 MAX_QUERY_LENGTH = 300
 
@@ -62,17 +70,41 @@ def product_output(product: Product) -> dict[str, Any]:
     }
 
 
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+
+
+class CategorySlugField(serializers.SlugRelatedField):
+    """A category by its slug. Text no slug can hold (a NUL, say) is "does not exist" too,
+    rather than a query PostgreSQL refuses."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="slug", queryset=Category.objects.all(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> Category:
+        if isinstance(data, str) and not SLUG.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
 class ProductInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    category = CategorySlugField()
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=PRODUCT_DESCRIPTION_MAX_LENGTH
+    )
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal(0))
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, default="GBP")
     weight_grams = serializers.IntegerField(min_value=0, required=False, default=0)
     stock = serializers.IntegerField(min_value=0, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)
+    # The filter splits ?tags= on commas, and import files list tags joined by semicolons.
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=40), required=False, default=list, max_length=20
+        child=serializers.RegexField(
+            r"^[^,;]+$", max_length=40, error_messages={"invalid": "A tag cannot hold ',' or ';'."}
+        ),
+        required=False,
+        default=list,
+        max_length=20,
     )
     origin = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     floral_source = serializers.CharField(
@@ -285,7 +317,7 @@ class KnowledgeArticleOutputSerializer(serializers.ModelSerializer):
 class KnowledgeArticleInputSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices)
-    body = serializers.CharField()
+    body = serializers.CharField(max_length=ARTICLE_BODY_MAX_LENGTH)
     is_published = serializers.BooleanField(required=False, default=True)
 
 

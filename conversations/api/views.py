@@ -22,6 +22,7 @@ from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import StandardPagination, page_of
 from beemanhoney.common.throttling import (
     GuestCreateThrottle,
+    LoginThrottle,
     MessageDailyQuotaThrottle,
     MessagePostThrottle,
 )
@@ -38,6 +39,8 @@ TOKEN_PAIR = inline_serializer(
 )
 class TokenObtainApi(TokenObtainPairView):
     """A JWT pair for a username and password."""
+
+    throttle_classes = [LoginThrottle]
 
 
 @extend_schema_view(

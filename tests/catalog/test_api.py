@@ -518,6 +518,7 @@ def test_staff_can_create_an_article_with_a_slug_made_from_its_title(
         ({"slug": "taken"}, "slug"),
         ({"title": ""}, "title"),
         ({"body": ""}, "body"),
+        ({"body": "x" * 50_001}, "body"),
     ],
 )
 def test_creating_an_article_refuses_bad_fields_naming_each(
@@ -602,6 +603,10 @@ def test_staff_logged_in_with_a_session_can_create_a_product(client) -> None:
         ({"sku": "bad sku"}, "sku"),
         ({"currency": "gbp"}, "currency"),
         ({"stock": -2}, "stock"),
+        ({"category": "raw\u0000honey"}, "category"),
+        ({"tags": ["gift, boxed"]}, "tags"),
+        ({"tags": ["gift;boxed"]}, "tags"),
+        ({"description": "x" * 10_001}, "description"),
     ],
 )
 def test_an_invalid_new_product_is_refused_and_nothing_is_written(
@@ -658,6 +663,16 @@ def test_changing_an_unknown_product_is_404(staff_client: APIClient) -> None:
     response = staff_client.patch("/api/products/BH-NOPE/", {"price": "1"}, format="json")
 
     assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_sku_holding_a_nul_is_404_not_a_database_error(staff_client: APIClient) -> None:
+    ProductFactory(sku="BH-RAW-001")
+
+    read = staff_client.get("/api/products/BH-RAW%00001/")
+    change = staff_client.patch("/api/products/BH-RAW%00001/", {"price": "1"}, format="json")
+
+    assert (read.status_code, change.status_code) == (404, 404)
 
 
 @pytest.mark.django_db

@@ -1,3 +1,6 @@
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -256,6 +259,60 @@ def test_product_create_refuses_an_invalid_product() -> None:
 
     assert "__all__" in excinfo.value.message_dict
     assert not Product.objects.filter(sku="BH-NEW-1").exists()
+
+
+@contextmanager
+def saved_meanwhile(save: Callable[[], object], *, commit_after: float = 1.0) -> Iterator[None]:
+    """Another request's transaction saves with ``save()`` before the block starts, and commits
+    ``commit_after`` seconds later: the block's own checks cannot see its rows yet, its INSERT
+    waits on them and then fails."""
+    saved, commit = threading.Event(), threading.Event()
+
+    def other_request() -> None:
+        try:
+            with transaction.atomic():
+                save()
+                saved.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    assert saved.wait(10)
+    timer = threading.Timer(commit_after, commit.set)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+        thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sku_another_request_saves_meanwhile_is_a_field_error_not_an_integrity_error() -> None:
+    category = CategoryFactory()
+
+    with (
+        saved_meanwhile(lambda: ProductFactory(sku="BH-RACE-1", category=category)),
+        pytest.raises(ValidationError) as excinfo,
+    ):
+        product_create(sku="BH-RACE-1", name="Linden Honey", category=category, price=Decimal(9))
+
+    assert set(excinfo.value.message_dict) == {"sku"}
+    assert Product.objects.filter(sku="BH-RACE-1").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_category_name_another_request_saves_meanwhile_in_any_case_is_refused() -> None:
+    with (
+        saved_meanwhile(lambda: CategoryFactory(name="Mead", slug="mead")),
+        pytest.raises(ValidationError) as excinfo,
+    ):
+        services.category_create(name="MEAD", slug="mead-2")
+
+    assert excinfo.value.messages == ["A category with this name already exists."]
+    assert Category.objects.filter(name__iexact="mead").count() == 1
 
 
 @pytest.mark.django_db

@@ -67,6 +67,18 @@ def test_guest_creation_is_limited_per_client_ip(settings) -> None:
     assert elsewhere.status_code == 201
 
 
+def test_password_logins_are_limited_per_client_ip(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "3/min"}
+    guess = {"username": "maya", "password": "wrong"}
+    client = APIClient(REMOTE_ADDR="203.0.113.9")
+
+    codes = [client.post("/api/auth/token/", guess).status_code for _ in range(4)]
+    elsewhere = APIClient(REMOTE_ADDR="203.0.113.10").post("/api/auth/token/", guess)
+
+    assert codes == [401, 401, 401, 429]
+    assert elsewhere.status_code == 401
+
+
 def test_page_size_is_capped() -> None:
     ProductFactory.create_batch(105, category=CategoryFactory())
 
