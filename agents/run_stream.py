@@ -91,6 +91,12 @@ def run_events_read(
     return _decode(answer[0][1]) if answer else []
 
 
+def run_event_get(*, run_id: str, event_id: str) -> RunEvent | None:
+    """The run's live event with this id, if it is still kept."""
+    events = _decode(_client(settings.REDIS_URL).xrange(_key(run_id), event_id, event_id, 1))
+    return events[0] if events else None
+
+
 def run_finished_wait(*, run_id: str, timeout: float, is_finished: Callable[[], bool]) -> bool:
     """Block until the run's stream shows a final event or ``timeout`` passes."""
     if is_finished():

@@ -88,10 +88,16 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
             .filter(pk=run_id)
             .first()
         )
-        if run is None or run.is_finished:
+        if run is None:
             return None
         if task_id and run.celery_task_id and task_id != run.celery_task_id:
             # A stale copy of an earlier dispatch; the current one owns the run.
+            return None
+        if _cancelled_mid_turn(run):
+            # Delivered again: the worker that was running it when it was cancelled died.
+            _close_cancelled(run)
+            return None
+        if run.is_finished:
             return None
         if run.deliveries >= settings.AGENT_MAX_DELIVERIES:
             _finish_failed(run, f"gave up after {run.deliveries} deliveries (worker lost)")
@@ -257,11 +263,29 @@ def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
 
 
+def _cancelled_mid_turn(run: AgentRun) -> bool:
+    """Cancelled while a worker ran it; that worker closes it when its turn ends."""
+    return (
+        run.status == AgentRun.Status.CANCELLED
+        and run.started_at is not None
+        and run.finished_at is None
+    )
+
+
+def _close_cancelled(run: AgentRun) -> None:
+    """Close a run cancelled mid-turn whose worker was lost (in the caller's transaction), so
+    the conversation's next run can start."""
+    run.finished_at = timezone.now()
+    run.save(update_fields=["finished_at", "updated_at"])
+    _after_finish(run)
+
+
 @dataclass
 class SweepReport:
     redispatched: int = 0
     failed: int = 0
     dispatched: int = 0
+    closed: int = 0
 
 
 def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
@@ -269,7 +293,8 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
 
     - running but silent for longer than the hard time limit: the worker died; send it again;
     - dispatched but never started for as long: the message was lost; send it again;
-    - queued and never dispatched (the broker was down): dispatch the conversation's next run.
+    - queued and never dispatched (the broker was down): dispatch the conversation's next run;
+    - cancelled mid-turn and silent as long: its worker died; close it.
     A run already delivered ``AGENT_MAX_DELIVERIES`` times is failed instead of looping.
     """
     now = now or timezone.now()
@@ -287,6 +312,18 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
             report.failed += 1
         elif outcome == "sent":
             report.redispatched += 1
+    abandoned = AgentRun.objects.filter(
+        status=AgentRun.Status.CANCELLED,
+        started_at__isnull=False,
+        finished_at__isnull=True,
+        updated_at__lt=stale_before,
+    )
+    for run_id in abandoned.values_list("pk", flat=True):
+        with transaction.atomic():
+            run = AgentRun.objects.select_for_update().get(pk=run_id)
+            if _cancelled_mid_turn(run) and run.updated_at < stale_before:
+                _close_cancelled(run)
+                report.closed += 1
     waiting = (
         AgentRun.objects.filter(status=AgentRun.Status.QUEUED, dispatched_at__isnull=True)
         .values_list("conversation_id", flat=True)
@@ -295,7 +332,7 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
     for conversation_id in waiting:
         if run_dispatch_next(conversation_id=conversation_id) is not None:
             report.dispatched += 1
-    if report.redispatched or report.failed or report.dispatched:
+    if any(asdict(report).values()):
         logger.warning("agent_runs.swept", extra=asdict(report))
     return report
 

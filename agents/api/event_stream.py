@@ -12,7 +12,7 @@ from django.db import connection
 
 from agents import selectors
 from agents.models import AgentRun
-from agents.run_stream import TERMINAL_EVENTS, RunEvent, run_events_read
+from agents.run_stream import TERMINAL_EVENTS, RunEvent, run_event_get, run_events_read
 from agents.services import FINAL_EVENTS, message_event_data
 
 logger = logging.getLogger(__name__)
@@ -23,16 +23,37 @@ def _sse(event: RunEvent) -> bytes:
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
+REPLAYED_REPLY_ID, REPLAYED_FINAL_ID = "0-1", "0-2"
+
+
 def _replayed_from_database(run: AgentRun) -> list[RunEvent]:
     """For a finished run whose live events have expired: its stored outcome."""
     reply = selectors.agent_run_reply(run=run)
     events = []
     if reply is not None:
-        events.append(RunEvent("0-1", "reply.stored", {"message": message_event_data(reply)}))
+        events.append(
+            RunEvent(REPLAYED_REPLY_ID, "reply.stored", {"message": message_event_data(reply)})
+        )
     events.append(
-        RunEvent("0-2", FINAL_EVENTS[AgentRun.Status(run.status)], {"status": run.status})
+        RunEvent(
+            REPLAYED_FINAL_ID, FINAL_EVENTS[AgentRun.Status(run.status)], {"status": run.status}
+        )
     )
     return events
+
+
+def run_stream_seen_to_the_end(*, run: AgentRun, after: str) -> bool:
+    """The client's last event (``Last-Event-ID``) was the run's final one: nothing follows,
+    and a client reconnecting again (as EventSource does) should be told so, not replayed."""
+    if not run.is_finished or after in {"", "0"}:
+        return False
+    if after == REPLAYED_FINAL_ID:
+        return True
+    try:
+        event = run_event_get(run_id=str(run.pk), event_id=after)
+    except redis.RedisError:
+        return False
+    return event is not None and event.type in TERMINAL_EVENTS
 
 
 def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:

@@ -4,9 +4,9 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -15,13 +15,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import selectors, services
-from agents.api.event_stream import SlotHoldingStream, run_event_stream, stream_slots
+from agents.api.event_stream import (
+    SlotHoldingStream,
+    run_event_stream,
+    run_stream_seen_to_the_end,
+    stream_slots,
+)
 from agents.api.serializers import RunOutputSerializer
 from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
 
-EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+REDIS_ID_PART_MAX = 2**64 - 1
+
+
+def _event_id(header: str) -> str:
+    """A Redis Stream id from ``Last-Event-ID``; "0" (from the start) for anything else."""
+    match = EVENT_ID.fullmatch(header)
+    if match is None or any(int(part) > REDIS_ID_PART_MAX for part in match.groups()):
+        return "0"
+    return header
 
 
 class ServiceBusy(APIException):
@@ -100,13 +114,16 @@ class RunEventsApi(APIView):
         ],
         responses={
             (200, "text/event-stream"): OpenApiTypes.STR,
+            204: OpenApiResponse(description="The client has had the run's final event."),
             **error_responses(401, 404, 429, 503),
         },
     )  # fmt: skip
-    def get(self, request: Request, run_id: UUID) -> StreamingHttpResponse:
+    def get(self, request: Request, run_id: UUID) -> HttpResponse:
         run = _own_run(request, run_id)
-        last_event_id = request.headers.get("Last-Event-ID", "")
-        after = last_event_id if EVENT_ID.fullmatch(last_event_id) else "0"
+        after = _event_id(request.headers.get("Last-Event-ID", ""))
+        if run_stream_seen_to_the_end(run=run, after=after):
+            # 204 is what tells an EventSource to stop reconnecting.
+            return HttpResponse(status=204)
         if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
             raise ServiceBusy
         response = StreamingHttpResponse(

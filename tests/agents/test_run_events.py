@@ -134,6 +134,31 @@ def test_a_run_whose_live_events_expired_is_replayed_from_the_database(finished_
     assert events[0]["data"]["message"]["content"] == run["reply"]["content"]
 
 
+def test_a_client_that_had_the_final_event_is_told_204_not_replayed(finished_run) -> None:
+    client, run_id, _ = finished_run
+
+    def answer_after(last_event_id: str) -> int:
+        return client.get(
+            f"/api/runs/{run_id}/events/",
+            HTTP_ACCEPT="text/event-stream",
+            HTTP_LAST_EVENT_ID=last_event_id,
+        ).status_code
+
+    after_live = answer_after(_events(client, run_id)[-1]["id"])
+    _client(settings.REDIS_URL).delete(_key(run_id))  # the live events expired
+    after_replayed = answer_after(_events(client, run_id)[-1]["id"])
+
+    assert (after_live, after_replayed) == (204, 204)
+
+
+def test_a_last_event_id_beyond_redis_ids_starts_from_the_beginning(finished_run) -> None:
+    client, run_id, _ = finished_run
+
+    events = _events(client, run_id, last_event_id="99999999999999999999-0")
+
+    assert [event["type"] for event in events][-2:] == ["reply.stored", "run.finished"]
+
+
 def test_someone_elses_run_events_answer_404(finished_run) -> None:
     _, run_id, _ = finished_run
     stranger = APIClient()

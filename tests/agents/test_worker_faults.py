@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
-from agents.services import agent_runs_sweep
+from agents.services import agent_run_execute, agent_runs_sweep
 from conversations.models import Message
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
@@ -90,3 +90,48 @@ def test_a_run_that_keeps_killing_its_worker_is_failed_after_three_deliveries() 
     assert "3 deliveries" in run.error
     apology = conversation.messages.get(role="assistant")
     assert apology.run == run
+
+
+def _cancelled_mid_turn_with_one_queued_behind() -> tuple[AgentRun, AgentRun]:
+    """A run cancelled while its worker ran it (the worker then died), and the next message's
+    run waiting behind it."""
+    conversation = ConversationFactory()
+    cancelled = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory(conversation=conversation),
+        status=AgentRun.Status.CANCELLED,
+        started_at=timezone.now(),
+        deliveries=1,
+        celery_task_id="task-of-the-lost-worker",
+    )
+    waiting = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+    )
+    return cancelled, waiting
+
+
+def test_the_sweeper_closes_a_run_cancelled_mid_turn_whose_worker_died() -> None:
+    cancelled, waiting = _cancelled_mid_turn_with_one_queued_behind()
+
+    with tasks_sent_to(new_queue_name("cancelled")):
+        report = agent_runs_sweep(now=timezone.now() + timedelta(hours=1))
+
+    cancelled.refresh_from_db()
+    waiting.refresh_from_db()
+    assert report.closed == 1
+    assert (cancelled.status, cancelled.finished_at is not None) == ("cancelled", True)
+    assert waiting.dispatched_at is not None
+
+
+def test_a_redelivered_run_cancelled_mid_turn_is_closed_not_left_in_flight() -> None:
+    cancelled, waiting = _cancelled_mid_turn_with_one_queued_behind()
+
+    with tasks_sent_to(new_queue_name("cancelled")):
+        outcome = agent_run_execute(run_id=str(cancelled.pk), task_id="task-of-the-lost-worker")
+
+    cancelled.refresh_from_db()
+    waiting.refresh_from_db()
+    assert outcome is None
+    assert cancelled.finished_at is not None
+    assert not cancelled.conversation.messages.filter(role="assistant").exists()
+    assert waiting.dispatched_at is not None
