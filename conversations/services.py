@@ -56,12 +56,13 @@ def message_post(
         raise ApplicationError(
             f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
         )
-    if conversation.status == Conversation.Status.CLOSED:
-        raise ApplicationError("This conversation is closed.", status_code=409)
     if idempotency_key:
+        # A retry of a message stored before the conversation closed still gets its answer.
         existing = _message_by_idempotency_key(conversation, idempotency_key)
         if existing is not None:
             return existing
+    if conversation.status == Conversation.Status.CLOSED:
+        raise ApplicationError("This conversation is closed.", status_code=409)
     try:
         with transaction.atomic():
             message = Message.objects.create(

@@ -68,12 +68,21 @@ class RunDetailApi(APIView):
         params.is_valid(raise_exception=True)
         run = _own_run(request, run_id)
         wait = min(params.validated_data["wait"], settings.RUN_WAIT_MAX_SECONDS)
-        if not run.is_finished and wait > 0:
-            run_finished_wait(
-                run_id=str(run.pk),
-                timeout=wait,
-                is_finished=lambda: AgentRun.objects.get(pk=run.pk).is_finished,
-            )
+        # A wait holds a thread as an event stream does, so it takes one of the same slots;
+        # with none free it answers at once, as a client polling would be answered.
+        if (
+            not run.is_finished
+            and wait > 0
+            and stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS)
+        ):
+            try:
+                run_finished_wait(
+                    run_id=str(run.pk),
+                    timeout=wait,
+                    is_finished=lambda: AgentRun.objects.get(pk=run.pk).is_finished,
+                )
+            finally:
+                stream_slots.release()
             run.refresh_from_db()
         return Response(RunOutputSerializer(run).data)
 

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -10,9 +11,10 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from agents.api.event_stream import stream_slots
+from agents.models import AgentRun
 from agents.run_stream import _client, _key
 from tests.agents.shop import small_shop_create
-from tests.conversations.factories import ConversationFactory, UserFactory
+from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -157,6 +159,24 @@ def test_a_last_event_id_beyond_redis_ids_starts_from_the_beginning(finished_run
     events = _events(client, run_id, last_event_id="99999999999999999999-0")
 
     assert [event["type"] for event in events][-2:] == ["reply.stored", "run.finished"]
+
+
+def test_a_wait_with_every_stream_slot_taken_answers_at_once(settings) -> None:
+    settings.SSE_MAX_STREAMS_PER_PROCESS = 0
+    conversation = ConversationFactory()
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+    )
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+
+    started = time.monotonic()
+    answer = client.get(f"/api/runs/{run.pk}/?wait=20")
+
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "queued"
+    assert time.monotonic() - started < 10
+    assert stream_slots._open == 0
 
 
 def test_someone_elses_run_events_answer_404(finished_run) -> None:

@@ -121,6 +121,22 @@ def test_a_repeated_idempotency_key_returns_the_same_message_and_run() -> None:
     assert AgentRun.objects.count() == 1
 
 
+def test_a_retry_after_the_conversation_closed_still_gets_the_original_answer() -> None:
+    conversation = ConversationFactory()
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/messages/"
+    first = client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1").json()
+    Conversation.objects.filter(pk=conversation.pk).update(status="closed")
+
+    retry = client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1")
+    new = client.post(url, {"content": "Hello again"}, HTTP_IDEMPOTENCY_KEY="key-2")
+
+    assert retry.status_code == 202
+    assert retry.json()["message"]["id"] == first["message"]["id"]
+    assert new.status_code == 409
+    assert Message.objects.count() == 1
+
+
 def test_messages_after_an_id_are_listed_in_order() -> None:
     conversation = ConversationFactory()
     first, second, third = MessageFactory.create_batch(3, conversation=conversation)
