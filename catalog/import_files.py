@@ -10,7 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
@@ -18,6 +21,7 @@ R = TypeVar("R")
 
 # What csv.DictReader gives the columns of a row with fewer values than the header.
 _NO_VALUE = object()
+_csv_field_limit_lock = threading.Lock()
 
 
 class CatalogFileError(Exception):
@@ -30,6 +34,11 @@ class FileColumns:
 
     names: tuple[str, ...]
     required: tuple[str, ...]
+    # What a JSON file may give besides text (a string, or null for none): a number (or
+    # true/false) in ``numbers``, a list of strings in ``lists``. Any other value would be read
+    # as its Python repr ("{'en': 'Manuka'}" as a name), so it is refused.
+    numbers: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
 
     def unknown(self, names: Iterable[Any]) -> str | None:
         """Refuses what is not a column: a misspelt "stok" would otherwise be read as no stock
@@ -37,8 +46,23 @@ class FileColumns:
         unknown = [name for name in names if name not in (*self.names, "", None)]
         if not unknown:
             return None
-        listed = ", ".join(f'"{name}"' for name in unknown)
+        listed = ", ".join(f'"{shortened(name)}"' for name in unknown)
         return f"unknown column(s): {listed} (the columns: {', '.join(self.names)})"
+
+    def wrong_type(self, column: str, value: Any) -> str | None:
+        """Why a JSON file's ``value`` cannot be ``column``'s, if it cannot."""
+        if value is None or isinstance(value, str) or column not in self.names:
+            return None
+        if column in self.lists:
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+                return None
+            return f"{column}: must be text or a list of text"
+        if column in self.numbers:
+            return None if isinstance(value, int | float) else f"{column}: must be a number or text"
+        # A whole number is fine as text: a sku of 1001, say.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return f"{column}: must be text"
 
 
 def read_catalog_file(
@@ -54,6 +78,11 @@ def read_catalog_file(
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CatalogFileError(f"invalid JSON: {exc}") from None
+        except ValueError:  # int()'s limit on digits, which json.loads meets in a long number
+            limit = sys.get_int_max_str_digits()
+            raise CatalogFileError(f"invalid JSON: a number of more than {limit} digits") from None
+        except RecursionError:
+            raise CatalogFileError("invalid JSON: lists or objects nested too deeply") from None
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise CatalogFileError("a JSON file must be a list of objects")
     elif filename.lower().endswith(".csv"):
@@ -65,8 +94,30 @@ def read_catalog_file(
     return rows
 
 
+@contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    """csv's limit on a value's length (128 KiB) raised to ``limit`` for the block. The limit
+    is one for the whole process: the lock keeps two reads from putting back each other's
+    raised limit (anyone else's read meanwhile takes longer values, which does no harm)."""
+    with _csv_field_limit_lock:
+        before = csv.field_size_limit(max(limit, csv.field_size_limit()))
+        try:
+            yield
+        finally:
+            csv.field_size_limit(before)
+
+
 def _csv_rows(text: str, columns: FileColumns) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text), restval=_NO_VALUE)
+    # No value is longer than the file, which is read already: with csv's limit that long, a
+    # value over 128 KiB is its row's error (longer than its column holds), not the file's,
+    # and --skip-invalid loads the other rows.
+    with _csv_field_limit(len(text)):
+        return _csv_rows_read(text, columns)
+
+
+def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
+    # newline="", as csv asks: a lone "\r" (old Mac files) ends a line rather than failing.
+    reader = csv.DictReader(io.StringIO(text, newline=""), restval=_NO_VALUE)
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [c for c in columns.required if c not in header]
     if missing:
@@ -92,8 +143,9 @@ def _filled(value: Any) -> bool:
 
 def row_problems(row: dict[str, Any], columns: FileColumns) -> list[str]:
     """What is wrong with a row before its values are read: its shape, unknown columns,
-    required values missing, NUL characters. ``ValueError`` for a CSV row that does not fit
-    its header, whose values are then not under their columns."""
+    values of the wrong type, required values missing, NUL characters. ``ValueError`` for a
+    row whose values cannot be read: a CSV row that does not fit its header (its values are
+    then not under their columns), a JSON value of a type its column does not take."""
     if None in row:  # csv.DictReader's key for values past the header's last column
         raise ValueError("more values than the header has columns")
     if "" in row:
@@ -103,14 +155,20 @@ def row_problems(row: dict[str, Any], columns: FileColumns) -> list[str]:
     problems: list[str] = []
     if unknown := columns.unknown(row):
         problems.append(unknown)
+    if wrong := [p for column, value in row.items() if (p := columns.wrong_type(column, value))]:
+        raise ValueError("; ".join(problems + wrong))
     problems += [f"{column}: required" for column in columns.required if cell(row, column) == ""]
     # PostgreSQL's text cannot hold one; it would fail the whole import at the INSERT.
     problems += [
         f"{column}: contains a NUL character"
         for column in columns.names
-        if "\x00" in cell(row, column)
+        if any("\x00" in text_of(item) for item in _items(row.get(column)))
     ]
     return problems
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def cell(row: dict[str, Any], column: str) -> str:
@@ -120,6 +178,12 @@ def cell(row: dict[str, Any], column: str) -> str:
 
 def text_of(value: Any) -> str:
     return "" if value is None else str(value).strip()
+
+
+def shortened(value: Any, longest: int = 40) -> str:
+    """``value`` as an error message quotes it: cut short, since a cell may be a megabyte."""
+    text = str(value)
+    return text if len(text) <= longest else f"{text[:longest]}..."
 
 
 def parse_rows(

@@ -9,16 +9,18 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.utils.text import slugify
 
-from catalog.import_files import FileColumns, cell, parse_rows, row_problems, text_of
-from catalog.models import KnowledgeArticle
+from catalog.import_files import FileColumns, cell, parse_rows, row_problems, shortened, text_of
+from catalog.models import ARTICLE_BODY_MAX_LENGTH, KnowledgeArticle
 
 KNOWLEDGE_COLUMNS = FileColumns(
     names=("slug", "title", "topic", "body", "is_published"),
     required=("title", "topic", "body"),
+    numbers=("is_published",),
 )
 MAX_LENGTHS = {
     "slug": KnowledgeArticle._meta.get_field("slug").max_length,
     "title": KnowledgeArticle._meta.get_field("title").max_length,
+    "body": ARTICLE_BODY_MAX_LENGTH,
 }
 TOPICS = tuple(KnowledgeArticle.Topic.values)
 # What a spreadsheet or a person writes for a yes or a no.
@@ -49,7 +51,7 @@ def _published(value: Any) -> bool:
         return True
     if text in _NO:
         return False
-    raise ValueError(f"is_published: {value!r} is not one of true, false, yes, no, 1, 0")
+    raise ValueError(f"is_published: {shortened(value)!r} is not one of true, false, yes, no, 1, 0")
 
 
 def parse_article_row(row: dict[str, Any]) -> ArticleRow:
@@ -63,13 +65,13 @@ def parse_article_row(row: dict[str, Any]) -> ArticleRow:
         try:
             validate_slug(slug)
         except ValidationError:
-            problems.append(f"slug: {slug!r} may hold only letters, digits, - and _")
+            problems.append(f"slug: {shortened(slug)!r} may hold only letters, digits, - and _")
     for column, longest in MAX_LENGTHS.items():
         if len(cell(row, column)) > longest:
             problems.append(f"{column}: at most {longest} characters")
     topic = cell(row, "topic").lower()
     if topic and topic not in TOPICS:
-        problems.append(f"topic: {row.get('topic')!r} is not one of {', '.join(TOPICS)}")
+        problems.append(f"topic: {shortened(row.get('topic'))!r} is not one of {', '.join(TOPICS)}")
     is_published = True
     try:
         is_published = _published(row.get("is_published"))

@@ -21,6 +21,9 @@ sku_validator = RegexValidator(
     "letters, digits, '.', '_' or '-', at most 40 characters",
 )
 
+# The API's ?tags= filter splits on commas, and import files list tags joined by semicolons.
+tag_validator = RegexValidator(r"^[^,;]*$", "a tag cannot hold ',' or ';'")
+
 
 def embedding_halfvec() -> Cast:
     """The embedding as half-precision floats: what the HNSW index holds and search orders by."""
@@ -116,7 +119,9 @@ class Product(TimeStampedModel, Embedded):
     weight_grams = models.PositiveIntegerField(default=0)
     stock = models.IntegerField(default=0)
     is_active = models.BooleanField(default=True)
-    tags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    tags = ArrayField(
+        models.CharField(max_length=40, validators=[tag_validator]), default=list, blank=True
+    )
     origin = models.CharField(max_length=120, blank=True)
     floral_source = models.CharField(max_length=120, blank=True)
     search_vector = models.GeneratedField(

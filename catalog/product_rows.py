@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from catalog.import_files import FileColumns, cell, parse_rows, row_problems, text_of
-from catalog.models import Category, Product, sku_validator
+from catalog.import_files import FileColumns, cell, parse_rows, row_problems, shortened, text_of
+from catalog.models import PRODUCT_DESCRIPTION_MAX_LENGTH, Category, Product, sku_validator
 
 COLUMNS = (
     "sku",
@@ -28,12 +28,18 @@ REQUIRED_COLUMNS = ("sku", "name", "category", "price")
 MAX_LENGTHS = {
     "name": Product._meta.get_field("name").max_length,
     "category": Category._meta.get_field("name").max_length,
+    "description": PRODUCT_DESCRIPTION_MAX_LENGTH,
     "origin": Product._meta.get_field("origin").max_length,
     "floral_source": Product._meta.get_field("floral_source").max_length,
 }
-PRODUCT_COLUMNS = FileColumns(COLUMNS, REQUIRED_COLUMNS)
+PRODUCT_COLUMNS = FileColumns(
+    COLUMNS, REQUIRED_COLUMNS, numbers=("price", "weight_grams", "stock"), lists=("tags",)
+)
 MAX_PRICE = Decimal("99999999.99")
 MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
+# An export joins tags with ';' and a search (?tags=) splits them on ',': a tag holding
+# either could not be imported back whole, nor searched for.
+TAG_SEPARATORS = (";", ",")
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ def _decimal(value: Any, column: str) -> Decimal:
     try:
         number = Decimal(text_of(value))
     except InvalidOperation:
-        raise ValueError(f"{column}: {value!r} is not a number") from None
+        raise ValueError(f"{column}: {shortened(value)!r} is not a number") from None
     if not number.is_finite() or number < 0 or number > MAX_PRICE:
         raise ValueError(f"{column}: must be between 0 and {MAX_PRICE}")
     if number.as_tuple().exponent < -2:  # type: ignore[operator]
@@ -74,7 +80,7 @@ def _count(value: Any, column: str) -> int:
     try:
         number = int(raw)
     except ValueError:
-        raise ValueError(f"{column}: {value!r} is not a whole number") from None
+        raise ValueError(f"{column}: {shortened(value)!r} is not a whole number") from None
     if number < 0:
         raise ValueError(f"{column}: must not be negative")
     if number > MAX_COUNT:
@@ -89,6 +95,8 @@ def _tags(value: Any) -> tuple[str, ...]:
         tag = text_of(item).lower()
         if len(tag) > 40:
             raise ValueError(f"tags: {tag[:20]!r}... is longer than 40 characters")
+        if any(separator in tag for separator in TAG_SEPARATORS):
+            raise ValueError(f"tags: {tag!r} holds ';' or ',', which separate tags")
         if tag and tag not in tags:
             tags.append(tag)
     return tuple(tags)
@@ -105,7 +113,7 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
             problems.append(f"{column}: at most {longest} characters")
     currency = cell(row, "currency").upper() or "GBP"
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        problems.append(f"currency: {row.get('currency')!r} is not a 3-letter ISO code")
+        problems.append(f"currency: {shortened(row.get('currency'))!r} is not a 3-letter ISO code")
     parsed: dict[str, Any] = {}
     for column, parse in (
         ("price", _decimal),

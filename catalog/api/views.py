@@ -20,6 +20,7 @@ from catalog.models import (
     KnowledgeArticle,
     Product,
     sku_validator,
+    tag_validator,
 )
 
 MAX_QUERY_LENGTH = 300
@@ -97,11 +98,8 @@ class ProductInputSerializer(serializers.Serializer):
     weight_grams = serializers.IntegerField(min_value=0, required=False, default=0)
     stock = serializers.IntegerField(min_value=0, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)
-    # The filter splits ?tags= on commas, and import files list tags joined by semicolons.
     tags = serializers.ListField(
-        child=serializers.RegexField(
-            r"^[^,;]+$", max_length=40, error_messages={"invalid": "A tag cannot hold ',' or ';'."}
-        ),
+        child=serializers.CharField(max_length=40, validators=[tag_validator]),
         required=False,
         default=list,
         max_length=20,

@@ -1,5 +1,7 @@
 import csv
+import json
 import re
+import shutil
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -8,8 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.embeddings import current_model_name
+from catalog.management.commands import load_demo_data
 from catalog.models import Category, KnowledgeArticle, Product
 from tests.catalog.factories import KnowledgeArticleFactory, ProductFactory
+from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 COLUMNS = ["sku", "name", "category", "price", "stock", "tags"]
 
@@ -140,6 +144,54 @@ def test_import_catalog_with_skip_invalid_loads_the_valid_rows(tmp_path: Path) -
     assert out == "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1\n"
     assert err == "row 1: stock: must not be negative\n"
     assert list(Product.objects.values_list("sku", flat=True)) == ["BH-WAX-001"]
+
+
+@pytest.mark.django_db
+def test_import_catalog_with_skip_invalid_loads_the_rows_beside_a_value_over_128_kib(
+    tmp_path: Path,
+) -> None:
+    rows = csv_rows()
+    rows[0]["name"] = "x" * 140_000
+    path = write_csv(tmp_path / "catalog.csv", rows)
+
+    out, err = run("import_catalog", str(path), "--skip-invalid")
+
+    assert out == "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1\n"
+    assert err == "row 1: name: at most 200 characters\n"
+    assert list(Product.objects.values_list("sku", flat=True)) == ["BH-WAX-001"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (b'[{"sku": "A-1", "stock": ' + b"9" * 5_000 + b"}]", "a number of more than 4300 digits"),
+        (b"[" * 100_000 + b"]" * 100_000, "lists or objects nested too deeply"),
+    ],
+)
+def test_import_catalog_gives_a_one_line_reason_for_json_python_cannot_read(
+    tmp_path: Path, document: bytes, reason: str
+) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_bytes(document)
+
+    with pytest.raises(CommandError, match=f"catalog\\.json: invalid JSON: {reason}$"):
+        run("import_catalog", str(path))
+
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_catalog_refuses_a_nul_character_in_a_json_list_of_tags(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_text(
+        '[{"sku": "A1", "name": "x", "category": "c", "price": "1", "tags": ["a\\u0000"]}]'
+    )
+
+    with pytest.raises(CommandError, match=r"catalog\.json: 1 invalid row\(s\); nothing was"):
+        run("import_catalog", str(path))
+
+    assert not Product.objects.exists()
 
 
 # --- import_knowledge -------------------------------------------------------------------------
@@ -302,16 +354,68 @@ def test_load_demo_data_creates_an_embedded_shop() -> None:
 
 
 @pytest.mark.django_db
-def test_load_demo_data_if_empty_leaves_a_non_empty_catalog_alone() -> None:
+def test_load_demo_data_if_empty_leaves_a_catalog_with_products_and_articles_alone() -> None:
+    product = ProductFactory(sku="BH-RAW-001", price=Decimal("1.00"))
+    article = KnowledgeArticleFactory()
+
+    out, _ = run("load_demo_data", "--if-empty")
+
+    product.refresh_from_db()
+    assert out == "Demo data: the catalog already has products and articles; left as it is\n"
+    assert list(Product.objects.all()) == [product]
+    assert product.price == Decimal("1.00")
+    assert list(KnowledgeArticle.objects.all()) == [article]
+
+
+@pytest.mark.django_db
+def test_load_demo_data_if_empty_loads_the_articles_of_a_catalog_without_them() -> None:
     product = ProductFactory(sku="BH-RAW-001", price=Decimal("1.00"))
 
     out, _ = run("load_demo_data", "--if-empty")
 
     product.refresh_from_db()
-    assert out == "Demo data: the catalog already has products; left as it is\n"
+    assert out.startswith(
+        "Demo data: products left as they were; "
+        "articles created 22, updated 0, unchanged 0, invalid 0; embedded "
+    )
     assert list(Product.objects.all()) == [product]
     assert product.price == Decimal("1.00")
+    assert KnowledgeArticle.objects.count() == 22
+
+
+@pytest.mark.django_db
+def test_load_demo_data_loads_products_and_articles_or_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(load_demo_data.DEMO_DATA_DIR / "products.json", tmp_path / "products.json")
+    (tmp_path / "knowledge.json").write_text(
+        json.dumps([{"title": "Honey cake", "topic": "recipes", "body": "Bake it."}])
+    )
+    monkeypatch.setattr(load_demo_data, "DEMO_DATA_DIR", tmp_path)
+
+    with pytest.raises(CommandError, match=r"^Demo data: 1 invalid row\(s\); .*: row 1: topic:"):
+        run("load_demo_data")
+
+    assert not Product.objects.exists()
     assert not KnowledgeArticle.objects.exists()
+
+
+@pytest.mark.django_db
+def test_load_demo_data_gives_a_one_line_reason_when_embedding_fails(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    openai_embeddings.script_embedding_errors(HttpError(503))
+
+    with pytest.raises(CommandError) as excinfo:
+        run("load_demo_data")
+
+    assert str(excinfo.value).startswith(
+        "Demo data: products created 66, updated 0, unchanged 0, invalid 0; "
+        "articles created 22, updated 0, unchanged 0, invalid 0; embedding failed: "
+    )
+    assert "\n" not in str(excinfo.value)
+    assert Product.objects.count() == 66
+    assert not Product.objects.filter(embedding_model=current_model_name()).exists()
 
 
 @pytest.mark.django_db

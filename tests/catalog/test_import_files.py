@@ -1,3 +1,4 @@
+import csv
 import io
 import json
 
@@ -148,3 +149,83 @@ def test_a_file_that_is_not_utf8_is_refused() -> None:
 
     with pytest.raises(CatalogFileError, match=r"^the file is not UTF-8 text$"):
         read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+
+def test_a_csv_file_with_lone_carriage_returns_for_line_ends_is_read() -> None:
+    stream = io.BytesIO(b"sku,name,category,price\rA-1,Clover Honey,Raw Honey,8.50\r")
+
+    rows = read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+    assert rows == [
+        {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": "8.50"}
+    ]
+
+
+# --- what a file can do to the reader ---------------------------------------------------------
+
+
+def test_a_csv_value_over_128_kib_is_its_rows_error_and_the_other_rows_are_read() -> None:
+    content = (
+        "sku,name,category,price,description\n"
+        f"A-1,Clover Honey,Raw Honey,8,{'x' * 140_000}\n"
+        "A-2,Heather Honey,Raw Honey,9,Bold\n"
+    )
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert [row.sku for row in valid] == ["A-2"]
+    assert errors == ["row 1: description: at most 10000 characters"]
+
+
+def test_an_unclosed_quote_before_128_kib_of_rows_is_its_rows_error() -> None:
+    content = (
+        "sku,name,category,price\n"
+        "A-1,Clover Honey,Raw Honey,8\n"
+        'A-2,"Heather Honey,Raw Honey,9\n' + "A-3,Acacia Honey,Raw Honey,7\n" * 5_000
+    )
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert [row.sku for row in valid] == ["A-1"]
+    assert errors == ["row 2: fewer values than the header has columns"]
+
+
+def test_reading_a_csv_file_leaves_csvs_field_limit_as_it_was() -> None:
+    before = csv.field_size_limit()
+    content = f"sku,name,category,price,description\nA-1,Clover,Raw,8,{'x' * 140_000}\n"
+
+    read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+
+    assert csv.field_size_limit() == before
+
+
+def test_a_json_number_of_thousands_of_digits_is_refused() -> None:
+    stream = io.BytesIO(b'[{"sku": "A-1", "stock": ' + b"9" * 5_000 + b"}]")
+
+    with pytest.raises(CatalogFileError, match=r"^invalid JSON: a number of more than \d+ digits$"):
+        read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+
+def test_json_nested_a_hundred_thousand_levels_deep_is_refused() -> None:
+    stream = io.BytesIO(b"[" * 100_000 + b"]" * 100_000)
+
+    with pytest.raises(
+        CatalogFileError, match=r"^invalid JSON: lists or objects nested too deeply$"
+    ):
+        read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+
+def test_a_json_value_nested_as_deep_as_json_reads_is_a_row_error() -> None:
+    deep = b"[" * 900 + b"]" * 900
+    stream = io.BytesIO(b'[{"sku": "A-1", "name": ' + deep + b', "category": "c", "price": 1}]')
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+    )
+
+    assert valid == []
+    assert errors == ["row 1: name: must be text"]

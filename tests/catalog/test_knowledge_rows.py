@@ -83,6 +83,37 @@ def test_a_title_longer_than_its_field_is_rejected_not_cut() -> None:
         parse_article_row(a_row(title="h" * 201))
 
 
+def test_a_body_of_up_to_50000_characters_is_kept() -> None:
+    parsed = parse_article_row(a_row(body="b" * 50_000))
+
+    assert len(parsed.body) == 50_000
+
+
+def test_a_body_over_50000_characters_is_rejected_not_cut() -> None:
+    with pytest.raises(ValueError, match=r"^body: at most 50000 characters$"):
+        parse_article_row(a_row(body="b" * 50_001))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("title", {"en": "Storing honey"}, "title: must be text"),
+        ("body", ["Keep it", "in a cupboard"], "body: must be text"),
+        ("topic", True, "topic: must be text"),
+        ("is_published", {"value": True}, "is_published: must be a number or text"),
+    ],
+)
+def test_a_json_value_of_the_wrong_type_is_rejected(
+    column: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        parse_article_row(a_row(**{column: value}))
+
+
+def test_a_json_number_for_is_published_is_read_as_a_spreadsheet_writes_it() -> None:
+    assert parse_article_row(a_row(is_published=0)).is_published is False
+
+
 def test_a_title_with_nothing_to_make_a_slug_of_needs_a_slug() -> None:
     row = a_row(title="???")
     del row["slug"]

@@ -181,6 +181,81 @@ def test_a_sku_outside_the_allowed_pattern_is_rejected(sku: str) -> None:
         parse_product_row(row)
 
 
+def test_a_description_of_up_to_10000_characters_is_kept() -> None:
+    row = a_row(description="x" * 10_000)
+
+    parsed = parse_product_row(row)
+
+    assert len(parsed.description) == 10_000
+
+
+def test_a_description_over_10000_characters_is_rejected_not_cut() -> None:
+    row = a_row(description="x" * 10_001)
+
+    with pytest.raises(ValueError, match=r"^description: at most 10000 characters$"):
+        parse_product_row(row)
+
+
+def test_a_long_bad_value_is_quoted_cut_short() -> None:
+    row = a_row(currency="X" * 100_000)
+
+    message = f"currency: '{'X' * 40}...' is not a 3-letter ISO code"
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_product_row(row)
+
+
+# --- JSON values ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", ["sku", "name", "category", "description", "currency"])
+@pytest.mark.parametrize("value", [{"en": "Manuka"}, ["Manuka"], 12.5, True])
+def test_a_text_column_given_json_other_than_a_string_is_rejected(
+    column: str, value: object
+) -> None:
+    row = a_row(**{column: value})
+
+    with pytest.raises(ValueError, match=f"^{column}: must be text$"):
+        parse_product_row(row)
+
+
+def test_numbers_for_the_numeric_columns_are_read() -> None:
+    row = a_row(price=8.5, weight_grams=340, stock=0)
+
+    parsed = parse_product_row(row)
+
+    assert (parsed.price, parsed.weight_grams, parsed.stock) == (Decimal("8.5"), 340, 0)
+
+
+@pytest.mark.parametrize("column", ["price", "stock"])
+def test_a_numeric_column_given_a_json_object_or_list_is_rejected(column: str) -> None:
+    row = a_row(**{column: {"amount": 8}})
+
+    with pytest.raises(ValueError, match=f"^{column}: must be a number or text$"):
+        parse_product_row(row)
+
+
+def test_a_json_null_is_no_value() -> None:
+    row = a_row(description=None, tags=None)
+
+    parsed = parse_product_row(row)
+
+    assert (parsed.description, parsed.tags) == ("", ())
+
+
+def test_a_json_whole_number_is_read_as_text() -> None:
+    assert parse_product_row(a_row(sku=1001)).sku == "1001"
+
+
+def test_every_wrongly_typed_value_of_a_row_is_reported_at_once() -> None:
+    row = a_row(name={"en": "Manuka"}, origin=["NZ"], tags=5)
+
+    message = "name: must be text; tags: must be text or a list of text; origin: must be text"
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_product_row(row)
+
+
 # --- tags -------------------------------------------------------------------------------------
 
 
@@ -198,6 +273,34 @@ def test_tags_given_as_a_json_list_are_normalised_the_same_way() -> None:
     parsed = parse_product_row(row)
 
     assert parsed.tags == ("raw", "gift idea")
+
+
+@pytest.mark.parametrize("tags", [5, {"raw": True}, ["raw", 5], ["raw", ["british"]]])
+def test_tags_other_than_text_or_a_list_of_text_are_rejected(tags: object) -> None:
+    row = a_row(tags=tags)
+
+    with pytest.raises(ValueError, match=r"^tags: must be text or a list of text$"):
+        parse_product_row(row)
+
+
+def test_a_nul_character_in_a_json_list_of_tags_is_rejected() -> None:
+    row = a_row(tags=["raw", "a\x00"])
+
+    with pytest.raises(ValueError, match=r"^tags: contains a NUL character$"):
+        parse_product_row(row)
+
+
+@pytest.mark.parametrize(
+    ("tags", "tag"),
+    [("raw, british", "raw, british"), (["raw;british"], "raw;british"), (["a,b"], "a,b")],
+)
+def test_a_tag_holding_a_separator_is_rejected(tags: object, tag: str) -> None:
+    row = a_row(tags=tags)
+
+    message = f"tags: {tag!r} holds ';' or ',', which separate tags"
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_product_row(row)
 
 
 def test_a_tag_longer_than_forty_characters_is_rejected() -> None:

@@ -316,6 +316,17 @@ def test_a_category_name_another_request_saves_meanwhile_in_any_case_is_refused(
 
 
 @pytest.mark.django_db
+def test_a_tag_holding_a_tag_separator_is_refused() -> None:
+    product = ProductFactory(tags=["gift"])
+
+    with pytest.raises(ValidationError) as excinfo:
+        product_update(product=product, tags=["gift;boxed"])
+
+    assert set(excinfo.value.message_dict) == {"tags"}
+    assert Product.objects.get(pk=product.pk).tags == ["gift"]
+
+
+@pytest.mark.django_db
 def test_product_update_changes_the_given_fields() -> None:
     product = ProductFactory(price=Decimal("9.50"), stock=3)
 

@@ -2,10 +2,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
-from catalog.models import Product
+from catalog.models import KnowledgeArticle, Product
 from catalog.services import (
+    CatalogImportError,
     catalog_statistics_refresh,
     embeddings_refresh,
     knowledge_import,
@@ -15,25 +17,48 @@ from catalog.services import (
 DEMO_DATA_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 
 
+def _demo_rows(name: str) -> list[dict[str, Any]]:
+    return json.loads((DEMO_DATA_DIR / name).read_text())
+
+
 class Command(BaseCommand):
     help = "Load the Beeman Honey demo shop (products and knowledge articles) and embed it."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--if-empty", action="store_true", help="do nothing when the catalog has products"
+            "--if-empty",
+            action="store_true",
+            help="load products only when there are none, and articles only when there are none",
         )
 
     def handle(self, *args: Any, if_empty: bool, **options: Any) -> None:
-        if if_empty and Product.objects.exists():
-            self.stdout.write("Demo data: the catalog already has products; left as it is")
+        load_products = not (if_empty and Product.objects.exists())
+        load_articles = not (if_empty and KnowledgeArticle.objects.exists())
+        if not (load_products or load_articles):
+            self.stdout.write(
+                "Demo data: the catalog already has products and articles; left as it is"
+            )
             return
-        products = json.loads((DEMO_DATA_DIR / "products.json").read_text())
-        articles = json.loads((DEMO_DATA_DIR / "knowledge.json").read_text())
-        report = product_import(rows=products)
-        knowledge_report = knowledge_import(rows=articles)
-        embedded = sum(embeddings_refresh(kind=kind).embedded for kind in ("products", "knowledge"))
+        products = articles = "left as they were"
+        # One transaction: a run stopped between the two imports must not leave products that
+        # make every later --if-empty run take the demo shop for loaded.
+        try:
+            with transaction.atomic():
+                if load_products:
+                    products = product_import(rows=_demo_rows("products.json")).summary()
+                if load_articles:
+                    articles = knowledge_import(rows=_demo_rows("knowledge.json")).summary()
+        except CatalogImportError as exc:
+            raise CommandError(f"Demo data: {exc}: {'; '.join(exc.report.errors)}") from None
+        summary = f"products {products}; articles {articles}"
+        try:
+            embedded = sum(
+                embeddings_refresh(kind=kind).embedded for kind in ("products", "knowledge")
+            )
+        except Exception as exc:
+            raise CommandError(
+                f"Demo data: {summary}; embedding failed: {type(exc).__name__}: {exc} "
+                "(backfill_embeddings embeds what is left)"
+            ) from exc
         catalog_statistics_refresh()
-        self.stdout.write(
-            f"Demo data: products {report.summary()}; articles {knowledge_report.summary()}; "
-            f"embedded {embedded} rows"
-        )
+        self.stdout.write(f"Demo data: {summary}; embedded {embedded} rows")
