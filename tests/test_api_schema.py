@@ -71,3 +71,21 @@ def test_the_interactive_docs_are_served_without_the_network(client) -> None:
     assert "swagger-ui" in page
     assert "cdn" not in page.lower()
     assert client.get("/api/schema/").status_code == 200
+
+
+def test_every_paged_list_documents_its_page_parameters() -> None:
+    operations = [
+        operation
+        for path in schema.raw_schema["paths"].values()
+        for method, operation in path.items()
+        if method == "get" and "Page" in str(operation["responses"].get("200"))
+    ]
+
+    documented = {
+        operation["operationId"]: {p["name"] for p in operation.get("parameters", [])}
+        >= {"page", "page_size"}
+        for operation in operations
+    }
+
+    assert len(documented) == 5
+    assert all(documented.values()), documented

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from beemanhoney.common.exceptions import error_responses
-from beemanhoney.common.pagination import StandardPagination, page_of
+from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffOrReadOnly
 from catalog import selectors, services
 from catalog.models import (
@@ -150,8 +150,11 @@ class ProductListApi(APIView):
 
     @extend_schema(
         operation_id="products_list",
-        parameters=[FilterSerializer],
-        responses={200: page_of(ProductOutputSerializer, "Product"), **error_responses(400, 429)},
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses={
+            200: page_of(ProductOutputSerializer, "Product"),
+            **error_responses(400, 404, 429),
+        },
     )
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
@@ -254,7 +257,11 @@ class CategoryListApi(APIView):
 
     @extend_schema(
         operation_id="categories_list",
-        responses={200: page_of(CategoryOutputSerializer, "Category"), **error_responses(429)},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: page_of(CategoryOutputSerializer, "Category"),
+            **error_responses(404, 429),
+        },
     )
     def get(self, request: Request) -> Response:
         categories = selectors.category_list()
@@ -342,10 +349,10 @@ class KnowledgeListApi(APIView):
 
     @extend_schema(
         operation_id="knowledge_list",
-        parameters=[FilterSerializer],
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses={
             200: page_of(KnowledgeArticleOutputSerializer, "KnowledgeArticle"),
-            **error_responses(400, 429),
+            **error_responses(400, 404, 429),
         },
     )
     def get(self, request: Request) -> Response:

@@ -19,7 +19,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
 from beemanhoney.common.exceptions import error_responses
-from beemanhoney.common.pagination import StandardPagination, page_of
+from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.throttling import (
     GuestCreateThrottle,
     LoginThrottle,
@@ -98,9 +98,10 @@ class ConversationListApi(APIView):
 
     @extend_schema(
         operation_id="conversations_list",
+        parameters=PAGE_PARAMETERS,
         responses={
             200: page_of(ConversationOutputSerializer, "Conversation"),
-            **error_responses(401, 429),
+            **error_responses(401, 404, 429),
         },
     )
     def get(self, request: Request) -> Response:
@@ -156,7 +157,7 @@ class MessageListApi(APIView):
 
     @extend_schema(
         operation_id="messages_list",
-        parameters=[FilterSerializer],
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses={
             200: page_of(MessageOutputSerializer, "Message"),
             **error_responses(400, 401, 404, 429),
