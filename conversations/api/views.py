@@ -23,6 +23,7 @@ from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, p
 from beemanhoney.common.throttling import (
     GuestCreateThrottle,
     LoginThrottle,
+    MessageDailyAddressQuotaThrottle,
     MessageDailyQuotaThrottle,
     MessagePostThrottle,
 )
@@ -152,7 +153,11 @@ class MessageListApi(APIView):
 
     def get_throttles(self) -> list[BaseThrottle]:
         if self.request.method == "POST":
-            return [MessagePostThrottle(), MessageDailyQuotaThrottle()]
+            return [
+                MessagePostThrottle(),
+                MessageDailyQuotaThrottle(),
+                MessageDailyAddressQuotaThrottle(),
+            ]
         return super().get_throttles()
 
     @extend_schema(

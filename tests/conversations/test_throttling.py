@@ -56,6 +56,24 @@ def test_the_daily_quota_applies_across_conversations(settings) -> None:
     assert codes == [202, 202, 429]
 
 
+def test_the_daily_quota_per_address_counts_every_guest_it_made(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_daily_address": "2/day"}
+
+    def post_as_new_guest(address: str) -> int:
+        client = APIClient(REMOTE_ADDR=address)
+        token = client.post("/api/auth/guest/").json()["access"]
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        conversation = client.post("/api/conversations/", {}).json()["id"]
+        url = f"/api/conversations/{conversation}/messages/"
+        return client.post(url, {"content": "hi"}).status_code
+
+    codes = [post_as_new_guest("203.0.113.11") for _ in range(3)]
+    elsewhere = post_as_new_guest("203.0.113.12")
+
+    assert codes == [202, 202, 429]
+    assert elsewhere == 202
+
+
 def test_guest_creation_is_limited_per_client_ip(settings) -> None:
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "guest_create": "2/hour"}
     client = APIClient(REMOTE_ADDR="203.0.113.7")
