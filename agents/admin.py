@@ -41,4 +41,6 @@ class AgentRunAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        # Only as part of deleting its conversation or customer (an erasure request), which
+        # Django allows only if every cascaded row may be deleted: superusers may.
+        return request.user.is_superuser

@@ -146,7 +146,7 @@ class ImportableModelAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(
             csv_lines(rows, self.import_columns), content_type="text/csv; charset=utf-8"
         )
-        filename = f"{self.opts.model_name}-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        filename = f"{self.opts.model_name}-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
@@ -161,7 +161,7 @@ class EmbeddedAdminMixin:
             obj.embedding_text_hash == text_hash(obj.embedding_text())
         )
 
-    @admin.action(description="Re-embed selected rows")
+    @admin.action(description="Re-embed selected rows", permissions=["change"])
     def re_embed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         embeddings_refresh_on_commit(kind=self.embedding_kind, ids=ids, force=True)
@@ -184,8 +184,19 @@ class CategoryAdmin(admin.ModelAdmin):
             category_renamed(category=obj)
 
 
+class ProductAdminForm(forms.ModelForm):
+    def _get_validation_exclusions(self) -> set[str]:
+        exclusions = set(super()._get_validation_exclusions())
+        if self.instance.pk is not None and "sku" not in self.changed_data:
+            # As product_update: a sku saved before migration 0007 checked skus stays editable
+            # until it is changed.
+            exclusions.add("sku")
+        return exclusions
+
+
 @admin.register(Product)
 class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
+    form = ProductAdminForm
     embedding_kind = "products"
     list_display = ["sku", "name", "category", "price", "currency", "stock", "is_active"]
     list_display += ["embedding_ok"]

@@ -4,67 +4,137 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from agents.selectors import conversation_cost_usd
-from conversations.models import Conversation, HandoffQueueEntry, Message
-from conversations.services import conversation_hand_back, staff_message_post
+from beemanhoney.common.exceptions import ApplicationError
+from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry
+from conversations.services import (
+    conversation_handoff,
+    conversations_close,
+    conversations_hand_back,
+    staff_message_post,
+)
 
-
-class MessageInline(admin.TabularInline):
-    model = Message
-    fields = ["created_at", "role", "agent", "content", "run"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["id"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+# The latest messages shown on a conversation's page: a long chat stays one light page.
+TRANSCRIPT_MESSAGES = 200
+STAFF_TAKE_OVER_REASON = "Taken over by staff."
 
 
 class ConversationAdminForm(forms.ModelForm):
     staff_reply = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
-        help_text="Sent to the customer as a staff message when you save.",
+        max_length=MAX_MESSAGE_LENGTH,
+        help_text="Sent to the customer as a staff message when you save. The assistant then "
+        "stays silent until the conversation is handed back to it.",
     )
 
     class Meta:
         model = Conversation
-        fields = ["title", "status"]
+        fields = ["title"]
+
+    def clean_staff_reply(self) -> str:
+        reply = self.cleaned_data["staff_reply"].strip()
+        if reply and self.instance.status == Conversation.Status.CLOSED:
+            raise forms.ValidationError("This conversation is closed.")
+        return reply
 
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
+    """Status changes go through the actions (take over, hand back, close) and a staff reply,
+    each a conditional update in ``conversations.services``: a form saving the status it
+    loaded would undo a hand-off the assistant made meanwhile."""
+
     form = ConversationAdminForm
     list_display = ["__str__", "owner", "status", "handoff_reason", "handoff_at", "updated_at"]
     list_filter = ["status"]
     search_fields = ["id", "owner__username", "title", "messages__content"]
     readonly_fields = [
-        "id", "owner", "handoff_reason", "handoff_at", "total_cost", "created_at", "updated_at",
+        "id", "owner", "status", "handoff_reason", "handoff_at", "total_cost", "created_at",
+        "updated_at", "transcript",
     ]  # fmt: skip
-    inlines = [MessageInline]
-    actions = ["hand_back_to_assistant"]
+    actions = ["take_over", "hand_back_to_assistant", "close_conversations"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # customers open conversations, through the API
 
     @admin.display(description="model cost (USD)")
     def total_cost(self, conversation: Conversation) -> str:
         return str(conversation_cost_usd(conversation_id=conversation.pk))
 
-    @admin.action(description="Hand back to the assistant")
+    @admin.display(description="messages")
+    def transcript(self, conversation: Conversation) -> str:
+        count = conversation.messages.count()
+        latest = reversed(conversation.messages.order_by("-id")[:TRANSCRIPT_MESSAGES])
+        rows = format_html_join(
+            "",
+            '<tr><td style="white-space:nowrap">{}</td><td>{}</td><td>{}</td>'
+            '<td style="white-space:pre-wrap">{}</td><td>{}</td></tr>',
+            (
+                (
+                    f"{timezone.localtime(message.created_at):%Y-%m-%d %H:%M:%S}",
+                    message.role,
+                    message.agent,
+                    message.content,
+                    format_html(
+                        '<a href="{}">run</a>',
+                        reverse("admin:agents_agentrun_change", args=[message.run_id]),
+                    )
+                    if message.run_id
+                    else "",
+                )
+                for message in latest
+            ),
+        )
+        shown = (
+            f"The latest {TRANSCRIPT_MESSAGES} of {count} messages."
+            if count > TRANSCRIPT_MESSAGES
+            else f"{count} message(s)."
+        )
+        return format_html(
+            "<p>{}</p><table><tr><th>time</th><th>role</th><th>agent</th><th>content</th>"
+            "<th></th></tr>{}</table>",
+            shown,
+            rows,
+        )
+
+    @admin.action(description="Take over (the assistant stays silent)", permissions=["change"])
+    def take_over(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        taken = sum(
+            conversation_handoff(conversation_id=pk, reason=STAFF_TAKE_OVER_REASON)
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{taken} conversation(s) taken over (active ones only).")
+
+    @admin.action(description="Hand back to the assistant", permissions=["change"])
     def hand_back_to_assistant(
         self, request: HttpRequest, queryset: QuerySet[Conversation]
     ) -> None:
-        for conversation in queryset:
-            conversation_hand_back(conversation=conversation)
-        self.message_user(request, f"{queryset.count()} conversation(s) handed back.")
+        ids = list(queryset.values_list("pk", flat=True))
+        handed = conversations_hand_back(conversation_ids=ids)
+        self.message_user(request, f"{handed} conversation(s) handed back (those with staff).")
+
+    @admin.action(description="Close (no more messages)", permissions=["change"])
+    def close_conversations(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        closed = conversations_close(conversation_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{closed} conversation(s) closed.")
 
     def save_model(self, request: HttpRequest, obj: Conversation, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        reply = form.cleaned_data.get("staff_reply", "").strip()
-        if reply:
+        reply = form.cleaned_data.get("staff_reply", "")
+        if not reply:
+            return
+        try:
             staff_message_post(conversation=obj, author=request.user, content=reply)
-            self.message_user(request, "Your reply was sent to the customer.", messages.SUCCESS)
+        except ApplicationError as error:  # closed meanwhile
+            self.message_user(request, f"Your reply was not sent: {error.message}", messages.ERROR)
+            return
+        self.message_user(request, "Your reply was sent to the customer.", messages.SUCCESS)
 
 
 @admin.register(HandoffQueueEntry)

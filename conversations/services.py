@@ -99,28 +99,64 @@ def _message_by_idempotency_key(
     return message, getattr(message, "answering_run", None)
 
 
-def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> None:
-    """Staff take over: the bot stays silent until they hand the conversation back."""
+def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> bool:
+    """Staff take over an active conversation: the bot stays silent until they hand it back.
+    False when it was not active (with staff already, or closed)."""
     updated = Conversation.objects.filter(
         pk=conversation_id, status=Conversation.Status.ACTIVE
     ).update(
         status=Conversation.Status.NEEDS_HUMAN,
         handoff_reason=reason[:200],
         handoff_at=timezone.now(),
+        updated_at=timezone.now(),
     )
     if updated:
         logger.info("conversation.handed_off", extra={"conversation": str(conversation_id)})
+    return bool(updated)
 
 
-def conversation_hand_back(*, conversation: Conversation) -> None:
-    Conversation.objects.filter(pk=conversation.pk).update(
-        status=Conversation.Status.ACTIVE, handoff_reason="", handoff_at=None
+def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
+    """Give the conversations among these that are with staff back to the assistant; how many."""
+    return Conversation.objects.filter(
+        pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
+    ).update(
+        status=Conversation.Status.ACTIVE,
+        handoff_reason="",
+        handoff_at=None,
+        updated_at=timezone.now(),
     )
+
+
+def conversations_close(*, conversation_ids: list[UUID]) -> int:
+    """Close the open conversations among these (no more messages); how many."""
+    return (
+        Conversation.objects.filter(pk__in=conversation_ids)
+        .exclude(status=Conversation.Status.CLOSED)
+        .update(status=Conversation.Status.CLOSED, updated_at=timezone.now())
+    )
+
+
+STAFF_REPLY_HANDOFF_REASON = "A staff member replied."
 
 
 def staff_message_post(
     *, conversation: Conversation, author: AbstractBaseUser, content: str
 ) -> Message:
-    return Message.objects.create(
-        conversation=conversation, role=Message.Role.STAFF, content=content, author=author
-    )
+    """A staff member's reply. A reply takes the conversation over if the assistant still had
+    it, so the two do not answer the customer at once."""
+    content = content.strip()
+    if not content:
+        raise ApplicationError("This field may not be blank.", field="content")
+    if len(content) > MAX_MESSAGE_LENGTH:
+        raise ApplicationError(
+            f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
+        )
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.status == Conversation.Status.CLOSED:
+            raise ApplicationError("This conversation is closed.", status_code=409)
+        message = Message.objects.create(
+            conversation=locked, role=Message.Role.STAFF, content=content, author=author
+        )
+        conversation_handoff(conversation_id=locked.pk, reason=STAFF_REPLY_HANDOFF_REASON)
+    return message

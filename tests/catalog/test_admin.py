@@ -1,5 +1,6 @@
 import io
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -460,3 +461,29 @@ def test_the_admin_refuses_a_sku_the_api_url_cannot_reach(staff_client: Client, 
         "letters, digits, '.', '_' or '-', at most 40 characters"
     ]
     assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_staff_who_may_only_view_products_cannot_re_embed_them(
+    client: Client, products: dict[str, Product], django_capture_on_commit_callbacks
+) -> None:
+    viewer = staff_with(client, "view_product")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        viewer.post(CHANGELIST, {"action": "re_embed", "_selected_action": [products["other"].pk]})
+
+    assert callbacks == []
+    assert "re_embed" not in viewer.get(CHANGELIST).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_product_whose_sku_predates_the_sku_rule_can_be_saved_in_the_admin(
+    staff_client: Client,
+) -> None:
+    product = ProductFactory(sku="HB 001", slug="hb-001")
+    data = product_form_data(product.category, sku="HB 001", slug="hb-001", price="7.50")
+
+    response = staff_client.post(reverse("admin:catalog_product_change", args=[product.pk]), data)
+
+    assert response.status_code == 302
+    assert Product.objects.get(pk=product.pk).price == Decimal("7.50")

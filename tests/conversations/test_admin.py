@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
@@ -9,6 +10,17 @@ from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
+
+
+CHANGELIST = "/admin/conversations/conversation/"
+
+
+def change_url(conversation: Conversation) -> str:
+    return f"{CHANGELIST}{conversation.pk}/change/"
+
+
+def action_data(action: str, *conversations: Conversation) -> dict[str, object]:
+    return {"action": action, "_selected_action": [str(c.pk) for c in conversations]}
 
 
 @pytest.fixture
@@ -34,33 +46,141 @@ def test_a_staff_reply_from_admin_reaches_the_customer(staff_client: Client) -> 
     conversation = ConversationFactory(status="needs_human")
 
     response = staff_client.post(
-        f"/admin/conversations/conversation/{conversation.pk}/change/",
-        {
-            "title": "",
-            "status": "needs_human",
-            "staff_reply": "Hello, this is Sam from Beeman Honey.",
-            "messages-TOTAL_FORMS": "0",
-            "messages-INITIAL_FORMS": "0",
-        },
+        change_url(conversation), {"title": "", "staff_reply": "Hello, this is Sam."}
     )
 
     assert response.status_code == 302
     reply = conversation.messages.get()
     assert reply.role == "staff"
-    assert reply.content == "Hello, this is Sam from Beeman Honey."
+    assert reply.content == "Hello, this is Sam."
 
 
-def test_hand_back_returns_the_conversation_to_the_assistant(staff_client: Client) -> None:
-    conversation = ConversationFactory(status="needs_human", handoff_reason="Asked")
+def test_hand_back_returns_only_conversations_with_staff_to_the_assistant(
+    staff_client: Client,
+) -> None:
+    with_staff = ConversationFactory(status="needs_human", handoff_reason="Asked")
+    closed = ConversationFactory(status="closed")
 
-    staff_client.post(
-        "/admin/conversations/conversation/",
-        {"action": "hand_back_to_assistant", "_selected_action": [str(conversation.pk)]},
+    response = staff_client.post(
+        CHANGELIST, action_data("hand_back_to_assistant", with_staff, closed), follow=True
     )
 
+    with_staff.refresh_from_db()
+    closed.refresh_from_db()
+    assert (with_staff.status, with_staff.handoff_reason) == ("active", "")
+    assert closed.status == "closed"
+    assert "1 conversation(s) handed back" in response.content.decode()
+
+
+def test_take_over_silences_the_assistant_on_active_conversations(staff_client: Client) -> None:
+    active = ConversationFactory(status="active")
+    closed = ConversationFactory(status="closed")
+
+    staff_client.post(CHANGELIST, action_data("take_over", active, closed))
+
+    active.refresh_from_db()
+    closed.refresh_from_db()
+    assert (active.status, active.handoff_reason) == ("needs_human", "Taken over by staff.")
+    assert active.handoff_at is not None
+    assert closed.status == "closed"
+
+
+def test_close_ends_open_conversations(staff_client: Client) -> None:
+    active, with_staff = (
+        ConversationFactory(status="active"),
+        ConversationFactory(status="needs_human"),
+    )
+
+    staff_client.post(CHANGELIST, action_data("close_conversations", active, with_staff))
+
+    assert set(Conversation.objects.values_list("status", flat=True)) == {"closed"}
+
+
+def test_a_staff_reply_takes_an_active_conversation_over(staff_client: Client) -> None:
+    conversation = ConversationFactory(status="active")
+
+    staff_client.post(change_url(conversation), {"title": "", "staff_reply": "Sam here."})
+
     conversation.refresh_from_db()
-    assert conversation.status == Conversation.Status.ACTIVE
-    assert conversation.handoff_reason == ""
+    assert conversation.status == "needs_human"
+    assert conversation.handoff_reason == "A staff member replied."
+
+
+@pytest.mark.parametrize(
+    ("status", "reply", "error"),
+    [
+        ("closed", "Hello?", "This conversation is closed."),
+        ("needs_human", "x" * 4001, "Ensure this value has at most 4000 characters"),
+    ],
+)
+def test_a_staff_reply_that_cannot_be_sent_is_a_form_error(
+    staff_client: Client, status: str, reply: str, error: str
+) -> None:
+    conversation = ConversationFactory(status=status)
+
+    response = staff_client.post(change_url(conversation), {"title": "", "staff_reply": reply})
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not conversation.messages.exists()
+
+
+def test_saving_the_page_keeps_a_hand_off_the_assistant_made_meanwhile(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory(status="active")
+    staff_client.get(change_url(conversation))
+    Conversation.objects.filter(pk=conversation.pk).update(status="needs_human")
+
+    staff_client.post(change_url(conversation), {"title": "Renamed", "staff_reply": ""})
+
+    conversation.refresh_from_db()
+    assert (conversation.title, conversation.status) == ("Renamed", "needs_human")
+
+
+def test_conversations_are_not_added_in_the_admin(staff_client: Client) -> None:
+    assert staff_client.get(f"{CHANGELIST}add/").status_code == 403
+
+
+def test_staff_who_may_only_view_conversations_get_no_actions(client: Client) -> None:
+    viewer = StaffFactory(is_superuser=False)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_conversation"))
+    client.force_login(viewer)
+    conversation = ConversationFactory(status="needs_human")
+
+    client.post(CHANGELIST, action_data("hand_back_to_assistant", conversation))
+
+    conversation.refresh_from_db()
+    assert conversation.status == "needs_human"
+
+
+def test_a_long_conversation_shows_its_latest_messages(staff_client: Client) -> None:
+    conversation = ConversationFactory()
+    MessageFactory(conversation=conversation, content="the very first")
+    MessageFactory.create_batch(203, conversation=conversation, content="in between")
+    MessageFactory(conversation=conversation, content="the very latest")
+
+    page = staff_client.get(change_url(conversation)).content.decode()
+
+    assert "The latest 200 of 205 messages." in page
+    assert "the very latest" in page
+    assert "the very first" not in page
+    assert page.count("<td>user</td>") == 200
+
+
+def test_a_superuser_can_delete_a_conversation_with_its_runs(staff_client: Client) -> None:
+    conversation = ConversationFactory()
+    AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+    )
+
+    response = staff_client.post(
+        f"{CHANGELIST}{conversation.pk}/delete/", {"post": "yes"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert not Conversation.objects.exists()
+    assert not AgentRun.objects.exists()
 
 
 def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None:
