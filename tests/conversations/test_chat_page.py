@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from conversations.models import Conversation
+from conversations.services import staff_message_post
 from tests.agents.shop import small_shop_create
+from tests.conversations.factories import StaffFactory
 from tests.support.celery_worker import PROJECT_DIR
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -97,3 +100,22 @@ def test_the_page_says_so_when_the_server_is_unreachable(live_server, browser_pa
     status = page.locator("#chat-status")
     status.filter(has_text="can't reach the shop").wait_for(timeout=10_000)
     assert page.get_by_label("Your message").input_value() == "Hello?"
+
+
+def test_a_customer_handed_to_staff_sees_the_staff_reply_without_reloading(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    page.get_by_label("Your message").fill("Can I talk to a person please?")
+    page.keyboard.press("Enter")
+    page.locator("#chat-status", has_text="will reply here").wait_for(timeout=60_000)
+    conversation = Conversation.objects.get()
+    assert conversation.status == Conversation.Status.NEEDS_HUMAN
+
+    staff_message_post(
+        conversation=conversation, author=StaffFactory(), content="Hi, Sam here from Beeman."
+    )
+
+    page.locator(".msg--staff", has_text="Sam here").wait_for(timeout=20_000)
+    assert page.locator(".msg--staff").count() == 1

@@ -6,6 +6,10 @@
   const STORE = { access: "bh.access", refresh: "bh.refresh", conversation: "bh.conversation" };
   const UNREACHABLE = "We can't reach the shop right now. Check your connection and try again.";
   const MAX_RECONNECTS = 5;
+  // While a member of staff has the conversation, their replies are fetched this often (and
+  // only while the page is visible): staff replies come from the admin, not from a run.
+  const STAFF_POLL_MS = 5000;
+  const WITH_STAFF = "A member of our team has this conversation and will reply here.";
 
   const log = document.getElementById("chat-log");
   const form = document.getElementById("chat-form");
@@ -67,7 +71,8 @@
     let conversationId = localStorage.getItem(STORE.conversation);
     if (conversationId) {
       try {
-        await api("GET", "/api/conversations/" + conversationId + "/");
+        const conversation = await api("GET", "/api/conversations/" + conversationId + "/");
+        if (conversation.status === "needs_human") waitForStaff(conversationId);
       } catch (error) {
         if (error.status !== 404) throw error;
         conversationId = null;
@@ -105,6 +110,8 @@
   }
 
   function renderMessage(message) {
+    const shown = log.querySelector('[data-message-id="' + message.id + '"]');
+    if (shown) return shown;
     const item = document.createElement("li");
     item.className = "msg msg--" + message.role;
     item.dataset.messageId = message.id;
@@ -127,6 +134,36 @@
     item.append(text);
     log.append(item);
     return { item, text, started: false };
+  }
+
+  function lastMessageId() {
+    const shown = log.querySelectorAll("[data-message-id]");
+    return shown.length ? shown[shown.length - 1].dataset.messageId : "";
+  }
+
+  let staffPoll = null;
+  function waitForStaff(conversationId) {
+    setStatus(WITH_STAFF, "info");
+    if (staffPoll) return;
+    const conversationPath = "/api/conversations/" + conversationId + "/";
+    staffPoll = setInterval(async () => {
+      if (document.visibilityState !== "visible") return;
+      try {
+        const after = lastMessageId();
+        const page = await api(
+          "GET", conversationPath + "messages/?page_size=100" + (after ? "&after=" + after : ""),
+        );
+        page.results.forEach(renderMessage);
+        const conversation = await api("GET", conversationPath);
+        if (conversation.status !== "needs_human") {
+          clearInterval(staffPoll);
+          staffPoll = null;
+          setStatus("");
+        }
+      } catch (error) {
+        // The next tick tries again.
+      }
+    }, STAFF_POLL_MS);
   }
 
   async function loadHistory(conversationId) {
@@ -251,7 +288,7 @@
     );
     renderMessage(posted.message);
     if (!posted.run) {
-      setStatus("A member of our team has this conversation and will reply here.", "info");
+      waitForStaff(conversationId);
       return;
     }
     const bubble = typingBubble();
@@ -260,6 +297,8 @@
     } finally {
       bubble.item.classList.contains("msg--typing") && bubble.item.remove();
     }
+    const conversation = await api("GET", "/api/conversations/" + conversationId + "/");
+    if (conversation.status === "needs_human") waitForStaff(conversationId);
   }
 
   form.addEventListener("submit", async (event) => {
@@ -290,7 +329,7 @@
   (async function start() {
     try {
       await whenReady();
-      setStatus("");
+      if (!staffPoll) setStatus("");
     } catch (error) {
       setStatus(error.message || UNREACHABLE);
     }
