@@ -9,9 +9,11 @@ policy it states comes from the catalogue.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -22,11 +24,43 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from agents.graph.prompts import HANDOFF_REPLY
 from agents.providers import RouteDecision
 from agents.providers.router import semantic_route
+from catalog.embeddings import embed_query, query_embedding_errors
+from catalog.models import KnowledgeArticle
 
-PRICE_LIMIT = re.compile(r"(?:under|below|less than|max(?:imum)?|up to)\s*£?\s*(\d+(?:\.\d{1,2})?)")
+logger = logging.getLogger(__name__)
+
+# "under £1,000", "up to 30 quid", "below 99p", "my budget is 40". A bare number after "under"
+# is read only when the phrase is a budget or the number has pence: "he's under 5" is an age.
+PRICE_LIMIT = re.compile(
+    r"\b(?:(?P<budget>budget(?:\s+(?:of|is))?|spend(?:ing)?\s+(?:up to|under|less than|below))"
+    r"|under|below|less than|no more than|max(?:imum)?(?:\s+of)?|up to|at most)"
+    r"\s*(?P<sign>£|gbp)?\s*(?P<amount>\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?)"
+    r"\s*(?P<unit>pounds?|quid|gbp|pence|p)?\b"
+)
+PENCE_WRITTEN = re.compile(r"\.\d{2}$")
 IN_STOCK = re.compile(r"\b(in stock|available now|ship (?:now|today))\b")
 WORD = re.compile(r"[a-z0-9]+")
 MAX_RECOMMENDATIONS = 3
+# Words that tell articles apart; grammar and the shop's own words ("honey") do not.
+STOP_WORDS = frozenset(
+    WORD.findall(
+        """a about after all also am an and any are as at be been being but by can could did do
+    does doing for from get got had has have he her him his how i if in into is it its just like
+    me might more most much my no not of on or our out please she should so some such than that
+    the their them then there these they this those to too us very was we were what when where
+    which who whom why will with would yes you your yours honey honeys bee bees beeman shop jar
+    jars product products"""
+    )
+)
+# Cosine similarity (all-MiniLM-L6-v2) of a question to an article's title or best paragraph,
+# below which the article does not answer it. On the demo help centre, questions it answers
+# score 0.49 or more; "who won the world cup?" or "tell me a joke" score 0.1, and the nearest
+# off-topic question found ("can I bring my dog?") 0.31.
+RELEVANCE_FLOOR = 0.4
+NO_ARTICLE_REPLY = (
+    "I couldn't find an answer to that in our help articles. Would you like me to pass "
+    "you to a member of our team?"
+)
 
 
 def _latest_question(messages: list[BaseMessage]) -> str:
@@ -55,20 +89,66 @@ def compose_product_reply(products: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _best_paragraph(body: str, question: str) -> str:
-    asked = set(WORD.findall(question.lower()))
-    paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
-    return max(paragraphs, key=lambda p: len(asked & set(WORD.findall(p.lower()))), default="")
+def _price_limit(question: str) -> float | None:
+    """The first budget in ``question`` (lower case), in pounds; numbers that may not be prices
+    (ages, counts) are skipped."""
+    for match in PRICE_LIMIT.finditer(question):
+        amount, unit = match["amount"].replace(",", ""), match["unit"]
+        if match["sign"] or unit or match["budget"] or PENCE_WRITTEN.search(amount):
+            return float(amount) / 100 if unit in {"p", "pence"} else float(amount)
+    return None
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to match "allergy" with "allergies" and "crystallised" with
+    "crystallises": the plural dropped, then the first six letters."""
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        word = word[:-1]
+    return word[:6]
+
+
+def _stems(text: str) -> set[str]:
+    words = WORD.findall(text.lower())
+    return {_stem(w) for w in words if w not in STOP_WORDS and len(w) > 2 and not w.isdigit()}
+
+
+def _paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in body.split("\n\n") if p.strip()]
+
+
+def _best_paragraph(body: str, asked: set[str]) -> str:
+    return max(_paragraphs(body), key=lambda p: len(asked & _stems(p)), default="")
+
+
+def _answers(article: dict[str, Any], question: str) -> bool:
+    """Whether ``article`` is about ``question`` at all: by meaning (its title or a paragraph
+    as near the question as ``RELEVANCE_FLOOR``), or, while the embedding API is away, by a
+    word they share."""
+    passages = [article["title"], *_paragraphs(article["body"])]
+    try:
+        asked = np.asarray(embed_query(question))
+        # Passages as queries too: cached, and paused after a failure, so an outage costs at
+        # most one timeout rather than one per article.
+        vectors = np.asarray([embed_query(passage) for passage in passages])
+    except query_embedding_errors():
+        logger.warning("agents.article_relevance_by_words", extra={"slug": article["slug"]})
+        return bool(_stems(question) & _stems(f"{article['title']}\n\n{article['body']}"))
+    return float(np.max(vectors @ asked)) >= RELEVANCE_FLOOR
 
 
 def compose_article_reply(articles: list[dict[str, Any]], question: str) -> str:
-    if not articles:
-        return (
-            "I couldn't find an answer to that in our help articles. Would you like me to pass "
-            "you to a member of our team?"
-        )
-    article = articles[0]
-    extract = _best_paragraph(article["body"], question)
+    """Quote the first article that answers the question (the search always returns its
+    nearest articles, relevant or not). Health articles are quoted whole: their safety advice
+    ("never give honey to a baby under 12 months") must never be cut off."""
+    article = next((a for a in articles if _answers(a, question)), None)
+    if article is None:
+        return NO_ARTICLE_REPLY
+    if article.get("topic") == KnowledgeArticle.Topic.HEALTH:
+        extract = article["body"].strip()
+    else:
+        extract = _best_paragraph(article["body"], _stems(question))
     return f'From our help article "{article["title"]}":\n\n{extract}'
 
 
@@ -106,8 +186,8 @@ class OfflineChatModel(BaseChatModel):
     def _product_search_call(question: str) -> dict[str, Any]:
         lowered = question.lower()
         args: dict[str, Any] = {"query": question}
-        if match := PRICE_LIMIT.search(lowered):
-            args["max_price"] = float(match.group(1))
+        if (max_price := _price_limit(lowered)) is not None:
+            args["max_price"] = max_price
         if IN_STOCK.search(lowered):
             args["in_stock_only"] = True
         return {"name": "search_products", "args": args, "id": "offline-1"}

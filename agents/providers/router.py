@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -61,6 +62,32 @@ EXAMPLES: dict[Route, list[str]] = {
 }
 
 
+# Routing by words, for when the embedding API is away (the very outage the offline provider
+# covers): a request for a person or a policy, delivery or safety question must not get a
+# product list.
+HANDOFF_WORDS = re.compile(
+    r"\b(?:human|person|agent|someone|somebody|staff|complain(?:t|ts|ed|ing)?|manager"
+    r"|customer service|operator|representative)\b"
+)
+SUPPORT_WORDS = re.compile(
+    r"\b(?:deliver(?:y|ies|ed)?|shipping|ship(?:ped)?|postage|posted|courier|dispatch(?:ed)?"
+    r"|track(?:ing)?|my order|return(?:s|ed|ing)?|refund(?:s|ed)?|cancel(?:led|ling)?|broken"
+    r"|damaged|smashed|leak(?:s|ed|ing)?|store|storing|storage|crystalli[sz](?:e|es|ed|ing|ation)"
+    r"|grainy|solid|shelf life|best before|bab(?:y|ies)|infants?|toddlers?|newborns?"
+    r"|allerg(?:y|ies|ic)|pregnan(?:t|cy)|breastfeeding|safe|safety|botulism|payment|customs)\b"
+)
+
+
+def keyword_route(text: str) -> Route:
+    """The route the words of ``text`` ask for: a person first, then support, else sales."""
+    lowered = text.lower()
+    if HANDOFF_WORDS.search(lowered):
+        return Route.HANDOFF
+    if SUPPORT_WORDS.search(lowered):
+        return Route.SUPPORT
+    return Route.SALES
+
+
 @lru_cache(maxsize=2)
 def _example_matrix(model_name: str) -> tuple[np.ndarray, list[Route]]:
     routes = [route for route, examples in EXAMPLES.items() for _ in examples]
@@ -77,9 +104,11 @@ def semantic_route(messages: list[BaseMessage]) -> Route:
         matrix, routes = _example_matrix(get_embedding_backend().model_name)
         vector = embed_query(str(latest.content))
     except query_embedding_errors():
-        # The embedding API is away: sales, whose catalog search still answers by keywords.
-        logger.exception("agents.route_without_embedding")
-        return Route.SALES
+        # The embedding API is away: route by words; every agent's search still answers by
+        # keywords.
+        route = keyword_route(str(latest.content))
+        logger.exception("agents.route_without_embedding", extra={"route": route})
+        return route
     similarities = matrix @ np.asarray(vector)
     best: dict[Route, float] = {}
     for route in EXAMPLES:

@@ -73,14 +73,14 @@ def test_the_offline_supervisor_routes_by_meaning(message: str, route: Route) ->
     assert semantic_route([HumanMessage(message)]) == route
 
 
-def test_the_offline_supervisor_routes_to_sales_while_the_embedding_api_is_away(
+def test_the_offline_supervisor_routes_by_keywords_while_the_embedding_api_is_away(
     openai_embeddings: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     openai_embeddings.script_embedding_errors(HttpError(503), HttpError(503))
 
     route = semantic_route([HumanMessage("please let me speak with a real human being")])
 
-    assert route == Route.SALES
+    assert route == Route.HANDOFF
     assert "agents.route_without_embedding" in caplog.text
 
 

@@ -1,0 +1,199 @@
+"""The offline provider on the demo shop: safe health answers, honest misses, budgets, and
+routing while the embedding API is away."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from langchain_core.messages import AIMessage, HumanMessage
+
+from agents.graph.builder import build_graph
+from agents.graph.names import Route
+from agents.graph.prompts import HANDOFF_REPLY
+from agents.graph.tools import SALES_TOOLS, article_data, search_knowledge
+from agents.providers.offline import OfflineChatModel, OfflineProvider, compose_article_reply
+from agents.providers.router import semantic_route
+from catalog.models import Category, KnowledgeArticle, Product
+from catalog.services import catalog_statistics_refresh
+from conversations.models import Conversation
+from tests.conversations.factories import ConversationFactory
+from tests.support.fake_openai import FakeOpenAIServer, HttpError
+
+INFANT_WARNING = "Never give honey to a baby under 12 months old."
+NUT_FREE = "Our Yorkshire honey house is a nut-free facility"
+NO_ANSWER = "I couldn't find an answer to that in our help articles."
+
+
+@pytest.fixture(scope="module")
+def demo_shop(django_db_setup: None, django_db_blocker) -> Iterator[None]:
+    """The demo shop, loaded and embedded once for the module, removed afterwards."""
+    with django_db_blocker.unblock():
+        call_command("load_demo_data")
+    yield
+    with django_db_blocker.unblock():
+        Product.objects.all().delete()
+        Category.objects.all().delete()
+        KnowledgeArticle.objects.all().delete()
+        catalog_statistics_refresh()  # so no later test finds the demo shop's common words
+
+
+@pytest.fixture
+def embedding_api_down(openai_embeddings: FakeOpenAIServer) -> FakeOpenAIServer:
+    """The OpenAI embedding backend, answering every request with a 503."""
+    openai_embeddings.script_embedding_errors(*[HttpError(503, "Service unavailable")] * 50)
+    return openai_embeddings
+
+
+def _offline_turn(text: str, conversation: Conversation | None = None) -> dict[str, Any]:
+    conversation = conversation or ConversationFactory()
+    config = {"configurable": {"customer_id": conversation.owner_id,
+                               "conversation_id": str(conversation.id)}}  # fmt: skip
+    return build_graph(provider=OfflineProvider()).invoke(
+        {"messages": [HumanMessage(text)]}, config
+    )
+
+
+def _search_args(text: str) -> dict[str, Any]:
+    message = OfflineChatModel().bind_tools(SALES_TOOLS).invoke([HumanMessage(text)])
+    assert isinstance(message, AIMessage)
+    assert message.tool_calls[0]["name"] == "search_products"
+    return message.tool_calls[0]["args"]
+
+
+# --- health answers keep their safety content -------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_infant_question_is_answered_with_the_under_12_months_warning(demo_shop) -> None:
+    state = _offline_turn("Is honey safe for my 10 month old?")
+
+    reply = str(state["messages"][-1].content)
+    assert state["route"] == Route.SUPPORT
+    assert '"Honey and babies under 12 months"' in reply
+    assert INFANT_WARNING in reply
+
+
+@pytest.mark.django_db
+def test_a_nut_allergy_question_is_answered_with_the_nut_free_statement(demo_shop) -> None:
+    state = _offline_turn("I have a nut allergy, is your honey safe?")
+
+    reply = str(state["messages"][-1].content)
+    assert state["route"] == Route.SUPPORT
+    assert '"Allergies and bee products"' in reply
+    assert NUT_FREE in reply
+
+
+@pytest.mark.django_db
+def test_a_question_no_article_answers_gets_the_couldnt_find_reply(demo_shop) -> None:
+    question = "Who won the football world cup in 1966?"
+    articles = json.loads(search_knowledge.invoke({"query": question}))["articles"]
+
+    reply = compose_article_reply(articles, question)
+
+    assert articles  # the search always returns its nearest articles...
+    assert reply.startswith(NO_ANSWER)  # ...but none of them answers this
+
+
+@pytest.mark.django_db
+def test_a_non_health_article_is_quoted_at_its_best_paragraph(demo_shop) -> None:
+    question = "How much does next-day delivery cost?"
+    articles = json.loads(search_knowledge.invoke({"query": question}))["articles"]
+
+    reply = compose_article_reply(articles, question)
+
+    assert '"UK delivery times and costs"' in reply
+    assert "UK Next-Day Delivery costs £6.95." in reply
+    assert "UK Standard Delivery costs £3.95" not in reply
+
+
+@pytest.mark.django_db
+def test_while_the_embedding_api_is_away_relevance_is_judged_by_shared_words(
+    demo_shop, embedding_api_down
+) -> None:
+    articles = [article_data(article) for article in KnowledgeArticle.objects.order_by("slug")]
+
+    off_topic = compose_article_reply(articles, "Who won the football world cup in 1966?")
+    allergy = compose_article_reply(articles, "I have a nut allergy, is your honey safe?")
+
+    assert off_topic.startswith(NO_ANSWER)
+    assert allergy.startswith("From our help article")
+
+
+# --- routing while the embedding API is away --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "route"),
+    [
+        ("I want to speak to a human", Route.HANDOFF),
+        ("Can someone from your staff help me?", Route.HANDOFF),
+        ("I'd like to make a complaint", Route.HANDOFF),
+        ("can I give honey to my baby", Route.SUPPORT),
+        ("How long does delivery take?", Route.SUPPORT),
+        ("Can I get a refund on a broken jar?", Route.SUPPORT),
+        ("Is royal jelly safe when pregnant?", Route.SUPPORT),
+        ("My honey has crystallised", Route.SUPPORT),
+        ("Do you have a dark honey for baking?", Route.SALES),
+    ],
+)
+def test_routing_falls_back_to_keywords_while_the_embedding_api_is_away(
+    embedding_api_down: FakeOpenAIServer, message: str, route: Route
+) -> None:
+    assert semantic_route([HumanMessage(message)]) == route
+    assert embedding_api_down.embedding_requests()  # the API was asked, and failed
+
+
+@pytest.mark.django_db
+def test_asking_for_a_human_during_an_embedding_outage_hands_off(embedding_api_down) -> None:
+    conversation = ConversationFactory()
+
+    state = _offline_turn("I want to speak to a human", conversation)
+
+    conversation.refresh_from_db()
+    assert state["route"] == Route.HANDOFF
+    assert state["messages"][-1].content == HANDOFF_REPLY
+    assert conversation.status == Conversation.Status.NEEDS_HUMAN
+
+
+@pytest.mark.django_db
+def test_a_baby_question_during_an_embedding_outage_gets_the_warning(
+    demo_shop, embedding_api_down
+) -> None:
+    state = _offline_turn("can I give honey to my baby")
+
+    assert state["route"] == Route.SUPPORT
+    assert INFANT_WARNING in str(state["messages"][-1].content)
+
+
+# --- budgets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "max_price"),
+    [
+        ("A luxury hamper under £1,000 please", 1000.0),
+        ("something under 30 pounds", 30.0),
+        ("a gift for less than 20 quid", 20.0),
+        ("honey up to £12.50", 12.5),
+        ("anything below GBP 25?", 25.0),
+        ("a treat under 99p", 0.99),
+        ("my budget is 40", 40.0),
+        ("he's under 5, and my budget is £15", 15.0),
+    ],
+)
+def test_a_budget_becomes_the_price_filter(message: str, max_price: float) -> None:
+    assert _search_args(message)["max_price"] == pytest.approx(max_price)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "A present for my nephew, he's under 5",
+        "honey for children under 10 years old",
+        "a gift for a party of up to 12 people",
+    ],
+)
+def test_a_number_that_is_not_a_price_sets_no_price_filter(message: str) -> None:
+    assert "max_price" not in _search_args(message)
