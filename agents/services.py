@@ -18,7 +18,7 @@ from django.utils import timezone
 from agents.graph.names import Node, Route
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
-from agents.pricing import model_cost_usd
+from agents.pricing import Usage
 from agents.run_stream import run_event_publish
 from agents.selectors import budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
@@ -122,8 +122,12 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
 
 
 def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
-    """Run the graph for one queued run and store its reply and trace (idempotent)."""
-    from agents.turns import run_turn
+    """Run the graph for one queued run and store its reply and trace (idempotent).
+
+    However the turn ends, the run is left finished: a turn that fails, or whose outcome
+    cannot be stored, fails the run with an apology and the usage it spent.
+    """
+    from agents.turns import TurnFailed, run_turn
 
     run = _start(run_id, task_id)
     if run is None:
@@ -134,13 +138,37 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
         return _hand_off_for_budget(run, budget_reason)
     try:
         result = run_turn(run=run)
-    except SoftTimeLimitExceeded:
-        return _fail(run, "The turn took longer than the soft time limit.")
+    except TurnFailed as failure:
+        cause = failure.__cause__ or failure
+        if isinstance(cause, SoftTimeLimitExceeded):
+            error = "The turn took longer than the soft time limit."
+        else:
+            logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
+            error = f"{type(cause).__name__}: {str(cause)[:500]}"
+        return _fail(
+            run,
+            error,
+            usage=failure.usage,
+            provider=failure.provider,
+            model_name=failure.model_name,
+        )
     except Exception as exc:
         logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
         return _fail(run, f"{type(exc).__name__}: {str(exc)[:500]}")
     latency_ms = int((time.perf_counter() - started) * 1000)
-    return _succeed(run, result, latency_ms)
+    try:
+        return _succeed(run, result, latency_ms)
+    except Exception as exc:
+        # The reply or trace could not be written (say, a character PostgreSQL refuses):
+        # left running, the sweeper would run (and bill) the turn again.
+        logger.exception("agent_run.store_failed", extra={"run_id": str(run.pk)})
+        return _fail(
+            run,
+            f"storing the outcome failed: {type(exc).__name__}: {str(exc)[:500]}",
+            usage=result.usage,
+            provider=result.provider,
+            model_name=result.model_name,
+        )
 
 
 def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
@@ -170,14 +198,12 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.tool_calls = result.tool_calls
         run.provider = result.provider
         run.model_name = result.model_name
+        # Priced by the turn, attempt by attempt: a fallback's answer may include the tokens
+        # a failed provider spent first.
         run.prompt_tokens = result.prompt_tokens
         run.completion_tokens = result.completion_tokens
         run.model_calls = result.model_calls
-        run.cost_usd = model_cost_usd(
-            model=result.model_name,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-        )
+        run.cost_usd = result.cost_usd
         run.latency_ms = latency_ms
         run.error = result.note
         run.finished_at = timezone.now()
@@ -201,10 +227,24 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
     return run
 
 
-def _fail(run: AgentRun, error: str) -> AgentRun:
+def _fail(
+    run: AgentRun,
+    error: str,
+    *,
+    usage: Usage | None = None,
+    provider: str = "",
+    model_name: str = "",
+) -> AgentRun:
+    """Fail the run, recording what its model calls spent before the failure (``usage``)."""
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
-        _finish_failed(run, error)
+        if usage is not None:
+            run.provider, run.model_name = provider, model_name
+            run.prompt_tokens = usage.prompt_tokens
+            run.completion_tokens = usage.completion_tokens
+            run.model_calls = usage.model_calls
+            run.cost_usd = usage.cost_usd
+        _finish_failed(run, error.replace("\x00", ""))
     return run
 
 

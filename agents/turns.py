@@ -5,17 +5,27 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import openai
 from django.conf import settings
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
 from agents.graph.prompts import PROMPT_FINGERPRINTS, STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
+from agents.pricing import Usage, model_cost_usd
 from agents.providers import get_chat_provider
 from conversations.models import Message
 from conversations.selectors import conversation_history
@@ -37,6 +47,66 @@ class TurnResult:
     model_calls: int = 0
     note: str = ""  # for staff: a fallback taken, a reply withheld, a budget hit
     cards: list[dict[str, Any]] = field(default_factory=list)
+    cost_usd: Decimal = Decimal(0)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            model_calls=self.model_calls,
+            cost_usd=self.cost_usd,
+        )
+
+    def add_usage(self, usage: Usage) -> None:
+        """Count what an earlier, failed attempt of this turn spent."""
+        total = self.usage + usage
+        self.prompt_tokens, self.completion_tokens = total.prompt_tokens, total.completion_tokens
+        self.model_calls, self.cost_usd = total.model_calls, total.cost_usd
+
+
+class TurnFailed(Exception):
+    """No provider answered; ``usage`` is what the model calls made before the failure spent.
+
+    The failure itself is the ``__cause__``.
+    """
+
+    def __init__(self, usage: Usage, provider: str, model_name: str) -> None:
+        super().__init__("the turn failed")
+        self.usage, self.provider, self.model_name = usage, provider, model_name
+
+
+class UsageTally(BaseCallbackHandler):
+    """Counts every model call of one attempt that returned, as it returns.
+
+    The graph's state counts usage too, but an exception loses the state: this is what a
+    failed attempt is billed for.
+    """
+
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+        self.prompt_tokens = self.completion_tokens = self.model_calls = 0
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        self.model_calls += 1
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                self.prompt_tokens += (usage or {}).get("input_tokens", 0)
+                self.completion_tokens += (usage or {}).get("output_tokens", 0)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            model_calls=self.model_calls,
+            cost_usd=model_cost_usd(
+                model=self.model_name,
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=self.completion_tokens,
+            ),
+        )
 
 
 @lru_cache(maxsize=2)
@@ -44,21 +114,42 @@ def _graph(provider_name: str) -> Any:
     return build_graph(provider=get_chat_provider(provider_name))
 
 
+STAFF_PREFIX = "A member of our staff (a person, not you) wrote to the customer: "
+
+
 def history_messages(messages: list[Message]) -> list[BaseMessage]:
+    """The conversation as the model reads it.
+
+    Staff messages are system messages naming their author: as assistant messages the model
+    would take a person's promises for its own, and as user messages the customer could forge
+    them.
+    """
     converted: list[BaseMessage] = []
     for message in messages:
         if message.role == Message.Role.USER:
             converted.append(HumanMessage(message.content))
+        elif message.role == Message.Role.STAFF:
+            converted.append(SystemMessage(STAFF_PREFIX + message.content))
         else:
             converted.append(AIMessage(message.content, name=message.agent or message.role))
     return converted
 
 
-def _reply(state: dict[str, Any]) -> tuple[str, str]:
-    for message in reversed(state["messages"]):
+def _reply(added: list[BaseMessage]) -> tuple[str, str, str]:
+    """The reply among the messages this turn added, its agent, and a note for staff.
+
+    Only this turn's messages: the history holds earlier replies and staff messages, which an
+    empty final message (tool calls only, a refusal) must never resend as this turn's answer.
+    """
+    for message in reversed(added):
         if isinstance(message, AIMessage) and not message.tool_calls and message.content:
-            return str(message.content), message.name or ""
-    return STEP_LIMIT_REPLY, ""
+            return str(message.content), message.name or "", ""
+    refused = any(
+        isinstance(message, AIMessage) and message.additional_kwargs.get("refusal")
+        for message in added
+    )
+    why = "the model refused" if refused else "the model's last message had no text"
+    return STEP_LIMIT_REPLY, "", f"{why}; sent the fallback reply"
 
 
 CARD_FIELDS = ("sku", "name", "price", "currency", "stock", "in_stock")
@@ -87,7 +178,21 @@ def reply_leaks_instructions(reply: str) -> bool:
 
 
 def run_turn(*, run: AgentRun) -> TurnResult:
-    """Answer the run's message with the configured provider, or the fallback if it fails."""
+    """Answer the run's message with the configured provider, or the fallback if it fails.
+
+    Raises ``TurnFailed`` (from the error) when no provider answers, with what the model calls
+    made until then spent.
+    """
+    tallies: list[UsageTally] = []
+    try:
+        return _answer(run, tallies)
+    except Exception as exc:
+        primary = get_chat_provider(settings.LLM_PROVIDER)
+        spent = sum((tally.usage for tally in tallies), Usage())
+        raise TurnFailed(spent, primary.name, primary.model_name) from exc
+
+
+def _answer(run: AgentRun, tallies: list[UsageTally]) -> TurnResult:
     history = conversation_history(
         conversation=run.conversation,
         up_to=run.user_message,
@@ -103,7 +208,7 @@ def run_turn(*, run: AgentRun) -> TurnResult:
     }
     messages = history_messages(history)
     try:
-        return _invoke(settings.LLM_PROVIDER, messages, config)
+        return _invoke(settings.LLM_PROVIDER, messages, config, tallies)
     except openai.APIError as exc:
         fallback = settings.LLM_FALLBACK_PROVIDER
         if not fallback or fallback == settings.LLM_PROVIDER:
@@ -112,20 +217,32 @@ def run_turn(*, run: AgentRun) -> TurnResult:
             "agent_run.provider_fallback",
             extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
         )
-        result = _invoke(fallback, messages, config)
+        failed_attempt = sum((tally.usage for tally in tallies), Usage())
+        result = _invoke(fallback, messages, config, tallies)
+        result.add_usage(failed_attempt)
         reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); answered by {fallback}"
         result.note = "; ".join(filter(None, [reason, result.note]))
         return result
 
 
-def _invoke(provider_name: str, messages: list[BaseMessage], config: RunnableConfig) -> TurnResult:
+def _invoke(
+    provider_name: str,
+    messages: list[BaseMessage],
+    config: RunnableConfig,
+    tallies: list[UsageTally],
+) -> TurnResult:
+    """One attempt with one provider; its model calls are tallied as they return."""
     provider = get_chat_provider(provider_name)
-    state = _graph(provider_name).invoke({"messages": messages}, config)
-    reply, agent = _reply(state)
-    note = ""
+    tally = UsageTally(provider.model_name)
+    tallies.append(tally)
+    state = _graph(provider_name).invoke({"messages": messages}, {**config, "callbacks": [tally]})
+    # The graph only appends: what follows the history is what this turn added.
+    reply, agent, note = _reply(state["messages"][len(messages) :])
     if reply_leaks_instructions(reply):
         reply, note = WITHHELD_REPLY, "reply withheld: it quoted the assistant's instructions"
     usage = state.get("usage", {})
+    prompt_tokens = usage.get("prompt_tokens", 0)
+    completion_tokens = usage.get("completion_tokens", 0)
     return TurnResult(
         note=note,
         cards=product_cards(state["messages"], reply),
@@ -136,7 +253,12 @@ def _invoke(provider_name: str, messages: list[BaseMessage], config: RunnableCon
         model_name=provider.model_name,
         nodes=[str(node) for node in state.get("nodes", [])],
         tool_calls=state.get("tool_calls", []),
-        prompt_tokens=usage.get("prompt_tokens", 0),
-        completion_tokens=usage.get("completion_tokens", 0),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
         model_calls=state.get("model_calls", 0),
+        cost_usd=model_cost_usd(
+            model=provider.model_name,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        ),
     )

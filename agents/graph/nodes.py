@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from langchain_core.messages import (
     AIMessage,
     SystemMessage,
@@ -22,7 +25,7 @@ from pydantic import ValidationError
 from agents.graph.names import Node
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
-from agents.graph.tools import turn_context
+from agents.graph.tools import clip, turn_context
 from agents.providers import ChatProvider
 from agents.run_stream import run_event_publish, run_event_publish_many
 
@@ -31,6 +34,13 @@ logger = logging.getLogger(__name__)
 NodeFunction = Callable[[TurnState, RunnableConfig], dict[str, Any]]
 RESULT_SUMMARY_CHARS = 300
 DELTA_CHARS = 24
+# Bounds on what the trace (AgentRun.tool_calls) and the live events keep of a tool call,
+# whose name and arguments the model fills in with anything.
+TRACE_VALUE_CHARS = 500
+TRACE_NAME_CHARS = 100
+TRACE_MAX_ARGS = 20
+# A text's words with the whitespace around them: joined, they give the text back exactly.
+WORD_WITH_SPACE = re.compile(r"\s*\S+\s*|\s+")
 
 
 def _accounting(message: AIMessage | None) -> dict[str, Any]:
@@ -84,12 +94,13 @@ def make_agent(
 
 
 def _pieces(text: str, size: int = DELTA_CHARS) -> list[str]:
-    """Split a long chunk (the offline model answers in one) into word-aligned deltas."""
+    """Split a long chunk (the offline model answers in one) into word-aligned deltas of at
+    least ``size`` characters (but the last); joined, they are ``text`` exactly."""
     pieces, current = [], ""
-    for word in text.split(" "):
-        current = f"{current} {word}" if current else word
+    for word in WORD_WITH_SPACE.findall(text):
+        current += word
         if len(current) >= size:
-            pieces.append(current + " ")
+            pieces.append(current)
             current = ""
     return [*pieces, current] if current else pieces
 
@@ -120,8 +131,40 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
     return response
 
 
+def _text(text: str, limit: int) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL (jsonb rejects even the "\u0000" escape).
+    return clip(text.replace("\x00", ""), limit)
+
+
+def _traced(value: Any) -> Any:
+    """A model-filled argument as the trace keeps it: JSON that jsonb accepts, bounded."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and abs(value) < 1e15:  # not inf, NaN or huge
+        return value
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return _text(value, TRACE_VALUE_CHARS)
+
+
+def _traced_args(args: dict[str, Any]) -> dict[str, Any]:
+    kept = list(args.items())[:TRACE_MAX_ARGS]
+    return {_text(str(key), TRACE_NAME_CHARS): _traced(value) for key, value in kept}
+
+
 def _summary(output: str) -> str:
-    return output if len(output) <= RESULT_SUMMARY_CHARS else output[:RESULT_SUMMARY_CHARS] + "…"
+    return _text(output, RESULT_SUMMARY_CHARS)
+
+
+def _argument_error(exc: Exception) -> str:
+    """What was wrong with the model's arguments, naming the fields (never echoing values)."""
+    if isinstance(exc, ValidationError):
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        return "invalid arguments: " + clip("; ".join(problems), TRACE_VALUE_CHARS)
+    return f"invalid arguments: {type(exc).__name__}"
 
 
 def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
@@ -133,23 +176,30 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
         results: list[ToolMessage] = []
         trace: list[dict[str, Any]] = []
         for call in last.tool_calls:
-            _publish(config, "tool.called", {"tool": call["name"], "args": call["args"]})
+            name, traced_args = _text(call["name"], TRACE_NAME_CHARS), _traced_args(call["args"])
+            _publish(config, "tool.called", {"tool": name, "args": traced_args})
             tool = by_name.get(call["name"])
             if tool is None:
-                output = json.dumps({"error": f"unknown tool {call['name']!r}"})
+                output = json.dumps({"error": f"unknown tool {name!r}"})
             else:
                 # Only the tool's own arguments: identity comes from config, never the model.
                 args = {k: v for k, v in call["args"].items() if k in tool.args}
                 try:
                     output = str(tool.invoke(args, config))
                 except (ValidationError, ValueError, TypeError) as exc:
-                    output = json.dumps({"error": f"invalid arguments: {type(exc).__name__}"})
+                    output = json.dumps({"error": _argument_error(exc)})
+                except (DjangoValidationError, DataError) as exc:
+                    # A value the tool did not check that the database refused: the model
+                    # can try again, the turn goes on.
+                    logger.warning(
+                        "agents.tool_arguments_refused",
+                        extra={"tool": name, "error": type(exc).__name__},
+                    )
+                    output = json.dumps({"error": _argument_error(exc)})
             results.append(ToolMessage(output, tool_call_id=call["id"] or "", name=call["name"]))
             summary = _summary(output)
-            trace.append(
-                {"node": node, "tool": call["name"], "args": call["args"], "result": summary}
-            )
-            _publish(config, "tool.result", {"tool": call["name"], "summary": summary})
+            trace.append({"node": node, "tool": name, "args": traced_args, "result": summary})
+            _publish(config, "tool.result", {"tool": name, "summary": summary})
         escalated = any(call["name"] == "escalate_to_human" for call in last.tool_calls)
         update: dict[str, Any] = {"messages": results, "tool_calls": trace, "nodes": [node]}
         return {**update, "handed_off": True} if escalated else update

@@ -8,6 +8,7 @@ Every tool returns JSON data.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,13 @@ from catalog.models import KnowledgeArticle, Product
 MAX_PRODUCTS = 5
 MAX_ARTICLES = 3
 SUMMARY_CHARS = 240
+# What one tool result may spend of the model's context: a full description or article body
+# can run to tens of thousands of characters.
+DETAIL_CHARS = 3000
+# A model-filled argument quoted back in an error, which the model may have filled with anything.
+ECHO_CHARS = 100
+QUERY_CHARS = 300
+MAX_SLUGS_LISTED = 50
 
 
 @dataclass(frozen=True)
@@ -55,12 +63,34 @@ def article_data(article: KnowledgeArticle) -> dict[str, Any]:
         "slug": article.slug,
         "title": article.title,
         "topic": article.topic,
-        "body": article.body,
+        "body": clip(article.body, DETAIL_CHARS),
     }
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False)
+
+
+def _error(message: str) -> str:
+    return _json({"error": message})
+
+
+def _has_nul(value: str | None) -> bool:
+    """Whether a model-filled text holds a NUL character, which PostgreSQL text cannot."""
+    return value is not None and "\x00" in value
+
+
+def _nul_error(argument: str) -> str:
+    return _error(f"invalid {argument}: it contains a NUL character")
+
+
+def _query(text: str) -> str:
+    return text.replace("\x00", "")[:QUERY_CHARS]
 
 
 @tool
@@ -78,30 +108,46 @@ def search_products(
         max_price: optional highest price in GBP.
         in_stock_only: only products that can ship now.
     """
+    if _has_nul(category):
+        return _nul_error("category")
+    if max_price is not None and not (math.isfinite(max_price) and max_price >= 0):
+        return _error("invalid max_price: give a price in GBP, a finite number of 0 or more")
+    if category and not catalog_selectors.category_exists(slug=category):
+        slugs = [c.slug for c in catalog_selectors.category_list()[:MAX_SLUGS_LISTED]]
+        return _error(
+            f"unknown category {clip(category, ECHO_CHARS)!r}; valid slugs: {', '.join(slugs)}"
+        )
     filters = catalog_selectors.ProductFilters(
         category=category or None,
-        max_price=Decimal(str(max_price)) if max_price is not None and max_price >= 0 else None,
+        max_price=Decimal(str(max_price)) if max_price is not None else None,
         in_stock=True if in_stock_only else None,
     )
-    hits = catalog_selectors.product_search(query=query[:300], filters=filters, limit=MAX_PRODUCTS)
+    hits = catalog_selectors.product_search(
+        query=_query(query), filters=filters, limit=MAX_PRODUCTS
+    )
     return _json({"products": [product_data(hit.item) for hit in hits]})
 
 
 @tool
 def get_product(sku: str) -> str:
     """Full details of one product by its sku."""
+    if _has_nul(sku):
+        return _nul_error("sku")
     product = catalog_selectors.product_get(sku=sku.strip())
     if product is None:
-        return _json({"error": f"no product with sku {sku!r}"})
-    return _json({"product": {**product_data(product), "description": product.description}})
+        return _error(f"no product with sku {clip(sku, ECHO_CHARS)!r}")
+    description = clip(product.description, DETAIL_CHARS)
+    return _json({"product": {**product_data(product), "description": description}})
 
 
 @tool
 def check_stock(sku: str) -> str:
     """How many of a product are in stock, by sku."""
+    if _has_nul(sku):
+        return _nul_error("sku")
     product = catalog_selectors.product_get(sku=sku.strip())
     if product is None:
-        return _json({"error": f"no product with sku {sku!r}"})
+        return _error(f"no product with sku {clip(sku, ECHO_CHARS)!r}")
     return _json({"sku": product.sku, "name": product.name, "stock": product.stock,
                   "in_stock": product.in_stock})  # fmt: skip
 
@@ -116,7 +162,7 @@ def search_knowledge(query: str, topic: str | None = None) -> str:
     """
     valid_topic = topic if topic in KnowledgeArticle.Topic.values else None
     hits = catalog_selectors.knowledge_search(
-        query=query[:300], topic=valid_topic, limit=MAX_ARTICLES
+        query=_query(query), topic=valid_topic, limit=MAX_ARTICLES
     )
     return _json({"articles": [article_data(hit.item) for hit in hits]})
 
@@ -131,6 +177,8 @@ def escalate_to_human(reason: str, config: RunnableConfig) -> str:
     """
     from conversations.services import conversation_handoff
 
+    if _has_nul(reason):
+        return _nul_error("reason")
     context = turn_context(config)
     conversation_handoff(conversation_id=context.conversation_id, reason=reason[:200])
     return _json({"escalated": True})

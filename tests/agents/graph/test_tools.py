@@ -1,0 +1,121 @@
+"""The agents' tools called as the graph calls them, with arguments a model may fill in."""
+
+import json
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+
+from agents.graph.tools import (
+    check_stock,
+    escalate_to_human,
+    get_product,
+    search_knowledge,
+    search_products,
+)
+from catalog.services import embeddings_refresh
+from conversations.models import Conversation
+from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+from tests.conversations.factories import ConversationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _config(conversation: Conversation) -> RunnableConfig:
+    return {
+        "configurable": {
+            "customer_id": conversation.owner_id,
+            "conversation_id": str(conversation.id),
+        }
+    }
+
+
+def _call(tool: BaseTool, args: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(tool.invoke(args, _config(ConversationFactory())))
+
+
+@pytest.mark.parametrize("max_price", [float("inf"), "1e999", "Infinity", "NaN", -5])
+def test_a_price_limit_that_is_not_a_price_is_an_error_naming_max_price(max_price: Any) -> None:
+    answer = _call(search_products, {"query": "heather honey", "max_price": max_price})
+
+    assert "max_price" in answer["error"]
+    assert "products" not in answer
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "field"),
+    [
+        (get_product, {"sku": "MAN\u000015"}, "sku"),
+        (check_stock, {"sku": "\u0000"}, "sku"),
+        (search_products, {"query": "honey", "category": "raw\u0000honey"}, "category"),
+        (escalate_to_human, {"reason": "The customer\u0000 is upset."}, "reason"),
+    ],
+)
+def test_a_nul_character_in_an_argument_is_an_error_naming_the_field(
+    tool: BaseTool, args: dict[str, Any], field: str
+) -> None:
+    conversation = ConversationFactory()
+
+    answer = json.loads(tool.invoke(args, _config(conversation)))
+
+    conversation.refresh_from_db()
+    assert field in answer["error"]
+    assert "\u0000" not in answer["error"]
+    assert conversation.status == Conversation.Status.ACTIVE
+
+
+def test_an_unknown_category_is_an_error_listing_the_valid_slugs() -> None:
+    raw = CategoryFactory(slug="raw-honey")
+    CategoryFactory(slug="manuka-honey")
+    ProductFactory(category=raw, name="Heather Raw Honey 340g")
+    embeddings_refresh(kind="products")
+
+    unknown = _call(search_products, {"query": "heather honey", "category": "heather"})
+    known = _call(search_products, {"query": "heather honey", "category": "raw-honey"})
+
+    assert "heather" in unknown["error"]
+    assert "manuka-honey" in unknown["error"]
+    assert "raw-honey" in unknown["error"]
+    assert [product["name"] for product in known["products"]] == ["Heather Raw Honey 340g"]
+
+
+@pytest.mark.parametrize("tool", [get_product, check_stock])
+def test_an_unknown_sku_is_echoed_back_cut_short(tool: BaseTool) -> None:
+    answer = _call(tool, {"sku": "NO-SUCH-SKU-" + "X" * 5000})
+
+    assert "NO-SUCH-SKU-" in answer["error"]
+    assert len(answer["error"]) < 200
+
+
+def test_a_product_description_given_to_the_model_is_cut_at_a_few_thousand_characters() -> None:
+    product = ProductFactory(description="Rich and floral. " * 580)  # 9,860 characters
+
+    answer = _call(get_product, {"sku": product.sku})
+
+    description = answer["product"]["description"]
+    assert 1000 <= len(description) <= 4001
+    assert product.description.startswith(description.rstrip("…"))
+
+
+def test_help_article_bodies_given_to_the_model_are_cut_at_a_few_thousand_characters() -> None:
+    article = KnowledgeArticleFactory(
+        title="Storing honey", body="Keep honey in a cool dry cupboard. " * 1400
+    )
+    embeddings_refresh(kind="knowledge")
+
+    answer = _call(search_knowledge, {"query": "how should I store honey?"})
+
+    body = answer["articles"][0]["body"]
+    assert len(article.body) > 40_000
+    assert 1000 <= len(body) <= 4001
+    assert article.body.startswith(body.rstrip("…"))
+
+
+def test_a_huge_but_finite_price_limit_leaves_every_price_in() -> None:
+    product = ProductFactory(name="Heather Raw Honey 340g")
+    embeddings_refresh(kind="products")
+
+    answer = _call(search_products, {"query": "heather honey", "max_price": 1e308})
+
+    assert [found["sku"] for found in answer["products"]] == [product.sku]

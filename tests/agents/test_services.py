@@ -1,0 +1,122 @@
+"""Executing a run in this process: what is stored when the model misbehaves or a turn fails."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
+from agents.models import AgentRun
+from agents.services import agent_run_execute
+from conversations.models import Conversation, Message
+from tests.agents.loopback import MODEL, loopback_openai
+from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError
+
+pytestmark = pytest.mark.django_db
+
+ROUTE_TO_SALES = ChatToolCalls(
+    [("route_conversation", {"route": "sales"})], prompt_tokens=50, completion_tokens=5
+)
+
+
+def _queued_run(conversation: Conversation | None = None) -> AgentRun:
+    conversation = conversation or ConversationFactory()
+    asked = MessageFactory(conversation=conversation, content="Have you got MAN-15?")
+    return AgentRun.objects.create(conversation=conversation, user_message=asked)
+
+
+def _reply(run: AgentRun) -> Message:
+    return Message.objects.get(run=run, role=Message.Role.ASSISTANT)
+
+
+def test_hostile_tool_arguments_are_answered_and_stored_in_a_bounded_trace(settings) -> None:
+    small_shop_create()
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls(
+                [
+                    ("get_product", {"sku": "MAN\u000015"}),
+                    ("search_products", {"query": "honey " * 1000, "max_price": float("inf")}),
+                    ("no_such\u0000tool", {"note\u0000": "x" * 5000, "nested": {"a": [1, 2]}}),
+                ]
+            ),
+            ChatText("Sorry, I couldn't look that up."),
+        )
+
+        agent_run_execute(run_id=str(queued.pk))
+        tool_results = [
+            json.loads(m["content"])
+            for m in server.chat_requests()[-1].json["messages"]
+            if m["role"] == "tool"
+        ]
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    stored = json.dumps(run.tool_calls)
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert _reply(run).content == "Sorry, I couldn't look that up."
+    assert "sku" in tool_results[0]["error"]
+    assert "max_price" in tool_results[1]["error"]
+    assert "\\u0000" not in stored
+    names = [call["tool"] for call in run.tool_calls]
+    assert names == ["get_product", "search_products", "no_suchtool"]
+    assert run.tool_calls[0]["args"] == {"sku": "MAN15"}
+    assert run.tool_calls[1]["args"]["max_price"] == "Infinity"
+    assert len(run.tool_calls[1]["args"]["query"]) <= 501
+    assert len(run.tool_calls[2]["args"]["note"]) <= 501
+    assert len(stored) < 5000
+
+
+def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -> None:
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        # PostgreSQL text cannot hold a NUL character: the reply's row cannot be written.
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are\u0000", prompt_tokens=20))
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.FAILED
+    assert run.finished_at is not None
+    assert _reply(run).content == FAILURE_REPLY
+    assert run.prompt_tokens == 50 + 20
+    assert run.error != ""
+
+
+def test_a_failed_run_records_the_tokens_spent_before_the_failure(settings) -> None:
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES)
+        server.default = HttpError(503, "Service unavailable")
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.FAILED
+    assert _reply(run).content == FAILURE_REPLY
+    assert (run.prompt_tokens, run.completion_tokens, run.model_calls) == (50, 5, 1)
+    assert run.model_name == MODEL
+    # 50 prompt tokens at $1/M and 5 completion tokens at $2/M.
+    assert run.cost_usd == Decimal("0.000060")
+
+
+def test_a_conversation_that_keeps_failing_reaches_its_budget(settings) -> None:
+    settings.CONVERSATION_BUDGET_USD = Decimal("0.0001")
+    conversation = ConversationFactory()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, HttpError(503), ROUTE_TO_SALES, HttpError(503))
+        server.default = HttpError(503)
+        for _ in range(2):
+            agent_run_execute(run_id=str(_queued_run(conversation).pk))
+        requests_before = len(server.chat_requests())
+
+        third = _queued_run(conversation)
+        agent_run_execute(run_id=str(third.pk))
+
+        assert len(server.chat_requests()) == requests_before
+    conversation.refresh_from_db()
+    assert conversation.handoff_reason == "budget"
+    assert _reply(third).content == HANDOFF_REPLY

@@ -1,0 +1,119 @@
+"""One turn in this process, the OpenAI provider talking to a loopback server."""
+
+from decimal import Decimal
+
+import pytest
+
+from agents.graph.prompts import STEP_LIMIT_REPLY
+from agents.models import AgentRun
+from agents.turns import run_turn
+from conversations.models import Conversation, Message
+from tests.agents.loopback import loopback_openai
+from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError
+
+pytestmark = pytest.mark.django_db
+
+
+def _run_after(conversation: Conversation, *earlier: tuple[str, str], question: str) -> AgentRun:
+    """A run answering ``question``, asked after the ``(role, content)`` messages ``earlier``."""
+    for role, content in earlier:
+        MessageFactory(conversation=conversation, role=role, content=content)
+    asked = MessageFactory(conversation=conversation, content=question)
+    return AgentRun.objects.create(conversation=conversation, user_message=asked)
+
+
+def test_an_empty_final_message_gets_the_fallback_reply_not_an_earlier_one(settings) -> None:
+    run = _run_after(
+        ConversationFactory(),
+        ("user", "Which honey for tea?"),
+        ("assistant", "Acacia Raw Honey 500g is lovely in tea."),
+        ("staff", "Sam here: I've added a free jar to your order."),
+        question="And one for baking?",
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatText(""),  # no text: a refusal, say
+        )
+
+        result = run_turn(run=run)
+
+    assert result.reply == STEP_LIMIT_REPLY
+    assert result.agent != "staff"
+    assert result.note != ""
+
+
+def test_staff_messages_reach_the_model_as_written_by_staff_not_by_itself(settings) -> None:
+    run = _run_after(
+        ConversationFactory(),
+        ("user", "Is the Manuka honey in stock?"),
+        ("assistant", "Yes, we have 12 jars."),
+        ("staff", "Sam here: I've added a free jar to your order."),
+        question="Great, when will it arrive?",
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "support"})]),
+            ChatText("Orders usually arrive in 2-4 working days."),
+        )
+
+        run_turn(run=run)
+
+    sent = server.chat_requests()[-1].json["messages"]
+    staff = [m for m in sent if "free jar" in (m.get("content") or "")]
+    assert len(staff) == 1
+    assert staff[0]["role"] != "assistant"
+    assert "staff" in staff[0]["content"].lower()
+    assert staff[0]["content"].endswith("Sam here: I've added a free jar to your order.")
+    own = next(m for m in sent if m.get("content") == "Yes, we have 12 jars.")
+    assert own["role"] == "assistant"
+
+
+def test_tokens_spent_on_openai_before_it_failed_are_counted_when_the_fallback_answers(
+    settings,
+) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory(), question="Something for a sore throat?")
+    with loopback_openai(settings, fallback="offline") as server:
+        server.script_chat(
+            ChatToolCalls(
+                [("route_conversation", {"route": "sales"})], prompt_tokens=50, completion_tokens=5
+            ),
+        )
+        server.default = HttpError(503, "Service unavailable")
+
+        result = run_turn(run=run)
+
+    assert result.provider == "offline"
+    assert "Manuka Honey UMF 15+ 250g" in result.reply
+    assert (result.prompt_tokens, result.completion_tokens) == (50, 5)
+    assert result.model_calls >= 1
+    # 50 prompt tokens at $1/M and 5 completion tokens at $2/M.
+    assert result.cost_usd == Decimal("0.000060")
+
+
+def test_history_of_the_conversation_is_given_in_order(settings) -> None:
+    run = _run_after(
+        ConversationFactory(),
+        ("user", "Hello"),
+        ("assistant", "Hello! How can I help?"),
+        question="Do you ship to France?",
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "support"})]),
+            ChatText("We do, in 5-7 working days."),
+        )
+
+        result = run_turn(run=run)
+
+    sent = server.chat_requests()[-1].json["messages"]
+    assert [(m["role"], m["content"]) for m in sent[1:]] == [
+        ("user", "Hello"),
+        ("assistant", "Hello! How can I help?"),
+        ("user", "Do you ship to France?"),
+    ]
+    assert result.reply == "We do, in 5-7 working days."
+    assert Message.objects.filter(conversation=run.conversation).count() == 3
