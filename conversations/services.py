@@ -31,6 +31,18 @@ def guest_customer_create() -> AbstractBaseUser:
     return user
 
 
+def _message_content(content: str) -> str:
+    """``content`` stripped; an ``ApplicationError`` on "content" if it is empty or too long."""
+    content = content.strip()
+    if not content:
+        raise ApplicationError("This field may not be blank.", field="content")
+    if len(content) > MAX_MESSAGE_LENGTH:
+        raise ApplicationError(
+            f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
+        )
+    return content
+
+
 def conversation_create(*, owner: AbstractBaseUser, title: str = "") -> Conversation:
     return Conversation.objects.create(owner=owner, title=title[:120])
 
@@ -49,13 +61,7 @@ def message_post(
     """
     from agents.services import agent_run_create
 
-    content = content.strip()
-    if not content:
-        raise ApplicationError("This field may not be blank.", field="content")
-    if len(content) > MAX_MESSAGE_LENGTH:
-        raise ApplicationError(
-            f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
-        )
+    content = _message_content(content)
     if idempotency_key:
         # A retry of a message stored before the conversation closed still gets its answer.
         existing = _message_by_idempotency_key(conversation, idempotency_key)
@@ -144,13 +150,7 @@ def staff_message_post(
 ) -> Message:
     """A staff member's reply. A reply takes the conversation over if the assistant still had
     it, so the two do not answer the customer at once."""
-    content = content.strip()
-    if not content:
-        raise ApplicationError("This field may not be blank.", field="content")
-    if len(content) > MAX_MESSAGE_LENGTH:
-        raise ApplicationError(
-            f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
-        )
+    content = _message_content(content)
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if locked.status == Conversation.Status.CLOSED:

@@ -6,10 +6,13 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.core.management import call_command
 from django.test.utils import override_settings
 
 from beemanhoney.celery import app as celery_app
+from catalog.models import Category, KnowledgeArticle, Product
 from catalog.query_keywords import forget_common_lexemes
+from catalog.services import catalog_statistics_refresh
 from tests.support.celery_worker import WorkerProcess
 from tests.support.fake_openai import FakeOpenAIServer
 
@@ -87,3 +90,16 @@ def openai_embeddings(settings: Any) -> Iterator[FakeOpenAIServer]:
         settings.OPENAI_API_KEY = "test"
         settings.OPENAI_MAX_RETRIES = 0
         yield server
+
+
+@pytest.fixture(scope="module")
+def demo_shop(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """The demo shop, loaded and embedded once for the module, removed afterwards."""
+    with django_db_blocker.unblock():
+        call_command("load_demo_data")
+    yield
+    with django_db_blocker.unblock():
+        Product.objects.all().delete()
+        Category.objects.all().delete()
+        KnowledgeArticle.objects.all().delete()
+        catalog_statistics_refresh()  # so no later test finds the demo shop's common words

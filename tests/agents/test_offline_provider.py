@@ -2,11 +2,9 @@
 routing while the embedding API is away."""
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from langchain_core.messages import AIMessage, HumanMessage
 
 from agents.graph.builder import build_graph
@@ -15,8 +13,7 @@ from agents.graph.prompts import HANDOFF_REPLY
 from agents.graph.tools import SALES_TOOLS, article_data, search_knowledge
 from agents.providers.offline import OfflineChatModel, OfflineProvider, compose_article_reply
 from agents.providers.router import semantic_route
-from catalog.models import Category, KnowledgeArticle, Product
-from catalog.services import catalog_statistics_refresh
+from catalog.models import KnowledgeArticle
 from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
@@ -24,19 +21,6 @@ from tests.support.fake_openai import FakeOpenAIServer, HttpError
 INFANT_WARNING = "Never give honey to a baby under 12 months old."
 NUT_FREE = "Our Yorkshire honey house is a nut-free facility"
 NO_ANSWER = "I couldn't find an answer to that in our help articles."
-
-
-@pytest.fixture(scope="module")
-def demo_shop(django_db_setup: None, django_db_blocker) -> Iterator[None]:
-    """The demo shop, loaded and embedded once for the module, removed afterwards."""
-    with django_db_blocker.unblock():
-        call_command("load_demo_data")
-    yield
-    with django_db_blocker.unblock():
-        Product.objects.all().delete()
-        Category.objects.all().delete()
-        KnowledgeArticle.objects.all().delete()
-        catalog_statistics_refresh()  # so no later test finds the demo shop's common words
 
 
 @pytest.fixture

@@ -1,11 +1,9 @@
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
@@ -24,7 +22,6 @@ from catalog.selectors import (
     product_search,
     product_search_rows,
 )
-from catalog.services import catalog_statistics_refresh
 from tests.catalog.factories import CategoryFactory, ProductFactory
 from tests.catalog.search_support import (
     every_word_hits,
@@ -85,19 +82,6 @@ KNOWN_MISSES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def demo_catalog(django_db_setup: None, django_db_blocker) -> Iterator[None]:
-    """The demo shop, loaded and embedded once for the module, removed afterwards."""
-    with django_db_blocker.unblock():
-        call_command("load_demo_data")
-    yield
-    with django_db_blocker.unblock():
-        Product.objects.all().delete()
-        Category.objects.all().delete()
-        KnowledgeArticle.objects.all().delete()
-        catalog_statistics_refresh()  # so no later test finds the demo shop's common words
-
-
 def top_skus(query: str, filters: ProductFilters | None = None, limit: int = 3) -> list[str]:
     hits = product_search(query=query, filters=filters or ProductFilters(), limit=limit)
     return [hit.item.sku for hit in hits]
@@ -109,7 +93,7 @@ def top_skus(query: str, filters: ProductFilters | None = None, limit: int = 3) 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("query", "sku"), QUERIES)
 def test_product_search_finds_the_product_meant_in_the_top_three(
-    demo_catalog: None, query: str, sku: str
+    demo_shop: None, query: str, sku: str
 ) -> None:
     skus = top_skus(query)
 
@@ -119,7 +103,7 @@ def test_product_search_finds_the_product_meant_in_the_top_three(
 @pytest.mark.django_db
 @pytest.mark.parametrize(("query", "sku"), SEMANTIC_ONLY_QUERIES)
 def test_product_search_finds_products_that_share_no_word_with_the_query(
-    demo_catalog: None, query: str, sku: str
+    demo_shop: None, query: str, sku: str
 ) -> None:
     hits = product_search(query=query, filters=ProductFilters(), limit=3)
 
@@ -131,14 +115,14 @@ def test_product_search_finds_products_that_share_no_word_with_the_query(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("query", "sku"), KNOWN_MISSES)
-def test_product_search_known_misses(demo_catalog: None, query: str, sku: str) -> None:
+def test_product_search_known_misses(demo_shop: None, query: str, sku: str) -> None:
     skus = top_skus(query)
 
     assert sku in skus
 
 
 @pytest.mark.django_db
-def test_search_hits_carry_a_score_that_orders_them(demo_catalog: None) -> None:
+def test_search_hits_carry_a_score_that_orders_them(demo_shop: None) -> None:
     hits = product_search(query="manuka honey", filters=ProductFilters(), limit=10)
 
     scores = [hit.score for hit in hits]
@@ -148,21 +132,21 @@ def test_search_hits_carry_a_score_that_orders_them(demo_catalog: None) -> None:
 
 
 @pytest.mark.django_db
-def test_knowledge_search_answers_the_question_about_infants_first(demo_catalog: None) -> None:
+def test_knowledge_search_answers_the_question_about_infants_first(demo_shop: None) -> None:
     hits = knowledge_search(query="can I give honey to my 6 month old", limit=5)
 
     assert hits[0].item.slug == "honey-and-babies-under-one"
 
 
 @pytest.mark.django_db
-def test_knowledge_search_finds_crystallisation_for_hard_grainy_honey(demo_catalog: None) -> None:
+def test_knowledge_search_finds_crystallisation_for_hard_grainy_honey(demo_shop: None) -> None:
     hits = knowledge_search(query="my honey has gone hard and grainy", limit=5)
 
     assert "why-honey-crystallises" in [hit.item.slug for hit in hits[:2]]
 
 
 @pytest.mark.django_db
-def test_knowledge_search_keeps_to_the_topic_asked_for(demo_catalog: None) -> None:
+def test_knowledge_search_keeps_to_the_topic_asked_for(demo_shop: None) -> None:
     hits = knowledge_search(query="how long will it take to arrive", topic="shipping", limit=5)
 
     assert {hit.item.topic for hit in hits} == {"shipping"}
@@ -170,7 +154,7 @@ def test_knowledge_search_keeps_to_the_topic_asked_for(demo_catalog: None) -> No
 
 
 @pytest.mark.django_db
-def test_knowledge_search_never_returns_unpublished_articles(demo_catalog: None) -> None:
+def test_knowledge_search_never_returns_unpublished_articles(demo_shop: None) -> None:
     KnowledgeArticle.objects.filter(slug="honey-and-babies-under-one").update(is_published=False)
 
     hits = knowledge_search(query="can I give honey to my 6 month old", limit=20)
@@ -182,14 +166,14 @@ def test_knowledge_search_never_returns_unpublished_articles(demo_catalog: None)
 
 
 @pytest.mark.django_db
-def test_product_list_filters_by_category(demo_catalog: None) -> None:
+def test_product_list_filters_by_category(demo_shop: None) -> None:
     products = product_list(filters=ProductFilters(category="manuka-honey"))
 
     assert set(products.values_list("sku", flat=True)) == {f"BH-MAN-00{n}" for n in range(1, 8)}
 
 
 @pytest.mark.django_db
-def test_product_list_filters_by_an_inclusive_price_range(demo_catalog: None) -> None:
+def test_product_list_filters_by_an_inclusive_price_range(demo_shop: None) -> None:
     filters = ProductFilters(min_price=Decimal("64.00"), max_price=Decimal("89.00"))
 
     products = product_list(filters=filters)
@@ -198,14 +182,14 @@ def test_product_list_filters_by_an_inclusive_price_range(demo_catalog: None) ->
 
 
 @pytest.mark.django_db
-def test_product_list_filters_sold_out_products(demo_catalog: None) -> None:
+def test_product_list_filters_sold_out_products(demo_shop: None) -> None:
     products = product_list(filters=ProductFilters(in_stock=False))
 
     assert set(products.values_list("sku", flat=True)) == SOLD_OUT
 
 
 @pytest.mark.django_db
-def test_product_list_filters_products_in_stock(demo_catalog: None) -> None:
+def test_product_list_filters_products_in_stock(demo_shop: None) -> None:
     products = product_list(filters=ProductFilters(in_stock=True))
 
     skus = set(products.values_list("sku", flat=True))
@@ -214,14 +198,14 @@ def test_product_list_filters_products_in_stock(demo_catalog: None) -> None:
 
 
 @pytest.mark.django_db
-def test_product_list_keeps_products_carrying_every_tag_asked_for(demo_catalog: None) -> None:
+def test_product_list_keeps_products_carrying_every_tag_asked_for(demo_shop: None) -> None:
     products = product_list(filters=ProductFilters(tags=("raw", "dark")))
 
     assert set(products.values_list("sku", flat=True)) == {"BH-RAW-003", "BH-RAW-008"}
 
 
 @pytest.mark.django_db
-def test_product_list_combines_filters(demo_catalog: None) -> None:
+def test_product_list_combines_filters(demo_shop: None) -> None:
     filters = ProductFilters(category="manuka-honey", max_price=Decimal("30"), in_stock=True)
 
     products = product_list(filters=filters)
@@ -235,7 +219,7 @@ def test_product_list_combines_filters(demo_catalog: None) -> None:
 
 
 @pytest.mark.django_db
-def test_product_search_keeps_to_the_category(demo_catalog: None) -> None:
+def test_product_search_keeps_to_the_category(demo_shop: None) -> None:
     hits = product_search(query="honey", filters=ProductFilters(category="beeswax-goods"))
 
     assert len(hits) == 8
@@ -243,7 +227,7 @@ def test_product_search_keeps_to_the_category(demo_catalog: None) -> None:
 
 
 @pytest.mark.django_db
-def test_product_search_keeps_to_the_price_range(demo_catalog: None) -> None:
+def test_product_search_keeps_to_the_price_range(demo_shop: None) -> None:
     filters = ProductFilters(max_price=Decimal("10.00"))
 
     skus = top_skus("hot honey for pizza", filters, limit=10)
@@ -254,7 +238,7 @@ def test_product_search_keeps_to_the_price_range(demo_catalog: None) -> None:
 
 
 @pytest.mark.django_db
-def test_product_search_leaves_out_sold_out_products(demo_catalog: None) -> None:
+def test_product_search_leaves_out_sold_out_products(demo_shop: None) -> None:
     skus = top_skus("manuka", ProductFilters(in_stock=True), limit=20)
 
     assert "BH-MAN-003" in skus
@@ -262,14 +246,14 @@ def test_product_search_leaves_out_sold_out_products(demo_catalog: None) -> None
 
 
 @pytest.mark.django_db
-def test_product_search_keeps_to_the_tags(demo_catalog: None) -> None:
+def test_product_search_keeps_to_the_tags(demo_shop: None) -> None:
     skus = top_skus("something for the cheese board", ProductFilters(tags=("cheese-pairing",)))
 
     assert set(skus) == {"BH-RAW-008", "BH-INF-005", "BH-GFT-005"}
 
 
 @pytest.mark.django_db
-def test_inactive_products_are_never_returned(demo_catalog: None) -> None:
+def test_inactive_products_are_never_returned(demo_shop: None) -> None:
     product = Product.objects.get(sku="BH-INF-001")
     product.is_active = False
     product.save()
