@@ -289,18 +289,22 @@ def message_event_data(message: Message) -> dict[str, Any]:
 
 
 def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
-    """Once committed: tell listeners (stored reply, final event) and start the next run."""
+    """Once committed: show the stored reply, start the next run, then send the final event.
+
+    The final event comes last: a client told the run is over (``?wait``, the event stream)
+    finds the worker done with the database, and the conversation's next run already sent.
+    """
     conversation_id, run_id = run.conversation_id, str(run.pk)
     final = {"type": FINAL_EVENTS[AgentRun.Status(run.status)], "data": {"status": run.status}}
     reply_data = message_event_data(reply) if reply is not None else None
-
-    def publish() -> None:
-        if reply_data is not None:
-            run_event_publish(run_id=run_id, type="reply.stored", data={"message": reply_data})
-        run_event_publish(run_id=run_id, **final)
-
-    transaction.on_commit(publish)
+    if reply_data is not None:
+        transaction.on_commit(
+            lambda: run_event_publish(
+                run_id=run_id, type="reply.stored", data={"message": reply_data}
+            )
+        )
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
+    transaction.on_commit(lambda: run_event_publish(run_id=run_id, **final))
 
 
 def _cancelled_mid_turn(run: AgentRun) -> bool:
