@@ -5,7 +5,32 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from agents.graph.names import Route
 from agents.models import AgentRun
+
+
+class _FixedValuesFilter(admin.SimpleListFilter):
+    """A filter over a field's known values. Django's default for a field without choices asks
+    the database for its distinct values, a scan of every run on each page of the list."""
+
+    values: tuple[str, ...]
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, value) for value in self.values]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+
+class RouteFilter(_FixedValuesFilter):
+    title = parameter_name = "route"
+    values = tuple(Route)
+
+
+class ProviderFilter(_FixedValuesFilter):
+    title = parameter_name = "provider"
+    values = ("openai", "offline")
 
 
 @admin.register(AgentRun)
@@ -16,7 +41,7 @@ class AgentRunAdmin(admin.ModelAdmin):
         "id", "status", "route", "agent", "provider", "model_calls", "prompt_tokens",
         "completion_tokens", "cost_usd", "latency_ms", "created_at",
     ]  # fmt: skip
-    list_filter = ["status", "route", "provider"]
+    list_filter = ["status", RouteFilter, ProviderFilter]
     search_fields = ["id", "conversation__id", "error", "celery_task_id"]
     list_select_related = ["conversation"]
     readonly_fields = [

@@ -51,6 +51,14 @@ def run_dispatch_next(*, conversation_id: uuid.UUID) -> AgentRun | None:
     Runs of one conversation so execute strictly one after another (the "enqueue" policy):
     each finishing run dispatches the next.
     """
+    waiting = AgentRun.objects.filter(
+        conversation_id=conversation_id, status=AgentRun.Status.QUEUED, dispatched_at__isnull=True
+    )
+    if not waiting.exists():
+        # Most turns end with nothing queued behind them: one read, and no transaction that
+        # locks the conversation and then reads its runs. (A run queued after this read is
+        # dispatched by its own message's commit, which then finds this one finished.)
+        return None
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
         if locked is None:
@@ -289,22 +297,18 @@ def message_event_data(message: Message) -> dict[str, Any]:
 
 
 def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
-    """Once committed: show the stored reply, start the next run, then send the final event.
-
-    The final event comes last: a client told the run is over (``?wait``, the event stream)
-    finds the worker done with the database, and the conversation's next run already sent.
-    """
+    """Once committed: tell listeners (stored reply, final event) and start the next run."""
     conversation_id, run_id = run.conversation_id, str(run.pk)
     final = {"type": FINAL_EVENTS[AgentRun.Status(run.status)], "data": {"status": run.status}}
     reply_data = message_event_data(reply) if reply is not None else None
-    if reply_data is not None:
-        transaction.on_commit(
-            lambda: run_event_publish(
-                run_id=run_id, type="reply.stored", data={"message": reply_data}
-            )
-        )
+
+    def publish() -> None:
+        if reply_data is not None:
+            run_event_publish(run_id=run_id, type="reply.stored", data={"message": reply_data})
+        run_event_publish(run_id=run_id, **final)
+
+    transaction.on_commit(publish)
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
-    transaction.on_commit(lambda: run_event_publish(run_id=run_id, **final))
 
 
 def _cancelled_mid_turn(run: AgentRun) -> bool:

@@ -2,7 +2,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import AgentRun
@@ -210,3 +212,21 @@ def test_the_needs_human_queue_lists_waiting_conversations_oldest_first(staff_cl
 
     assert page.index("Asked for a person") < page.index("budget")
     assert page.count('class="action-select"') == 2
+
+
+def test_the_runs_list_filters_by_route_without_scanning_for_distinct_values(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory()
+    for route in ("sales", "support"):
+        AgentRun.objects.create(
+            conversation=conversation,
+            user_message=MessageFactory(conversation=conversation),
+            route=route,
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        page = staff_client.get("/admin/agents/agentrun/?route=support")
+
+    assert [run.route for run in page.context["cl"].result_list] == ["support"]
+    assert not [q["sql"] for q in queries if "DISTINCT" in q["sql"] and "agentrun" in q["sql"]]
