@@ -37,11 +37,18 @@ def agent_run_create(*, conversation: Conversation, user_message: Message) -> Ag
     return run
 
 
+# Cancelled while a worker ran it; that worker closes it when its turn ends (``_cancelled_mid_turn``
+# for one run in hand).
+CANCELLED_MID_TURN = Q(
+    status=AgentRun.Status.CANCELLED, started_at__isnull=False, finished_at__isnull=True
+)
+
+
 def _in_flight(runs: Any) -> Any:
     return runs.filter(
         Q(status=AgentRun.Status.RUNNING)
         | Q(status=AgentRun.Status.QUEUED, dispatched_at__isnull=False)
-        | Q(status=AgentRun.Status.CANCELLED, started_at__isnull=False, finished_at__isnull=True)
+        | CANCELLED_MID_TURN
     )
 
 
@@ -360,12 +367,7 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
             report.failed += 1
         elif outcome == "sent":
             report.redispatched += 1
-    abandoned = AgentRun.objects.filter(
-        status=AgentRun.Status.CANCELLED,
-        started_at__isnull=False,
-        finished_at__isnull=True,
-        updated_at__lt=stale_before,
-    )
+    abandoned = AgentRun.objects.filter(CANCELLED_MID_TURN, updated_at__lt=stale_before)
     for run_id in abandoned.values_list("pk", flat=True):
         with transaction.atomic():
             run = AgentRun.objects.select_for_update().get(pk=run_id)

@@ -188,8 +188,11 @@ def run_turn(*, run: AgentRun) -> TurnResult:
         return _answer(run, tallies)
     except Exception as exc:
         primary = get_chat_provider(settings.LLM_PROVIDER)
-        spent = sum((tally.usage for tally in tallies), Usage())
-        raise TurnFailed(spent, primary.name, primary.model_name) from exc
+        raise TurnFailed(_spent(tallies), primary.name, primary.model_name) from exc
+
+
+def _spent(tallies: list[UsageTally]) -> Usage:
+    return sum((tally.usage for tally in tallies), Usage())
 
 
 def _answer(run: AgentRun, tallies: list[UsageTally]) -> TurnResult:
@@ -217,7 +220,7 @@ def _answer(run: AgentRun, tallies: list[UsageTally]) -> TurnResult:
             "agent_run.provider_fallback",
             extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
         )
-        failed_attempt = sum((tally.usage for tally in tallies), Usage())
+        failed_attempt = _spent(tallies)
         result = _invoke(fallback, messages, config, tallies)
         result.add_usage(failed_attempt)
         reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); answered by {fallback}"

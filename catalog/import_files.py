@@ -167,6 +167,15 @@ def row_problems(row: dict[str, Any], columns: FileColumns) -> list[str]:
     return problems
 
 
+def too_long(row: dict[str, Any], max_lengths: dict[str, int]) -> list[str]:
+    """A problem for each column whose text is longer than its field holds (never cut)."""
+    return [
+        f"{column}: at most {longest} characters"
+        for column, longest in max_lengths.items()
+        if len(cell(row, column)) > longest
+    ]
+
+
 def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

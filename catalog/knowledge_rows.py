@@ -9,7 +9,15 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.utils.text import slugify
 
-from catalog.import_files import FileColumns, cell, parse_rows, row_problems, shortened, text_of
+from catalog.import_files import (
+    FileColumns,
+    cell,
+    parse_rows,
+    row_problems,
+    shortened,
+    text_of,
+    too_long,
+)
 from catalog.models import ARTICLE_BODY_MAX_LENGTH, KnowledgeArticle
 
 KNOWLEDGE_COLUMNS = FileColumns(
@@ -66,9 +74,7 @@ def parse_article_row(row: dict[str, Any]) -> ArticleRow:
             validate_slug(slug)
         except ValidationError:
             problems.append(f"slug: {shortened(slug)!r} may hold only letters, digits, - and _")
-    for column, longest in MAX_LENGTHS.items():
-        if len(cell(row, column)) > longest:
-            problems.append(f"{column}: at most {longest} characters")
+    problems += too_long(row, MAX_LENGTHS)
     topic = cell(row, "topic").lower()
     if topic and topic not in TOPICS:
         problems.append(f"topic: {shortened(row.get('topic'))!r} is not one of {', '.join(TOPICS)}")

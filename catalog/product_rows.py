@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from catalog.import_files import FileColumns, cell, parse_rows, row_problems, shortened, text_of
+from catalog.import_files import (
+    FileColumns,
+    cell,
+    parse_rows,
+    row_problems,
+    shortened,
+    text_of,
+    too_long,
+)
 from catalog.models import PRODUCT_DESCRIPTION_MAX_LENGTH, Category, Product, sku_validator
 
 COLUMNS = (
@@ -108,9 +116,7 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
     sku = cell(row, "sku")
     if sku and not sku_validator.regex.match(sku):
         problems.append(f"sku: {sku_validator.message}")
-    for column, longest in MAX_LENGTHS.items():
-        if len(cell(row, column)) > longest:
-            problems.append(f"{column}: at most {longest} characters")
+    problems += too_long(row, MAX_LENGTHS)
     currency = cell(row, "currency").upper() or "GBP"
     if not re.fullmatch(r"[A-Z]{3}", currency):
         problems.append(f"currency: {shortened(row.get('currency'))!r} is not a 3-letter ISO code")

@@ -97,11 +97,6 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
         return max(0.0, self.duration - (self.now - self.oldest))
 
 
-def _per_address_key(throttle: SimpleRateThrottle, request: Any) -> str:
-    """The client's address, signed in or not (DRF's anonymous throttle skips users)."""
-    return throttle.cache_format % {"scope": throttle.scope, "ident": throttle.get_ident(request)}
-
-
 class MessagePostThrottle(_SlidingWindowThrottle, UserRateThrottle):
     """Per customer: people type; scripts flood."""
 
@@ -114,15 +109,19 @@ class MessageDailyQuotaThrottle(_SlidingWindowThrottle, UserRateThrottle):
     scope = "message_daily"
 
 
-class MessageDailyAddressQuotaThrottle(_SlidingWindowThrottle):
+class _PerAddressThrottle(_SlidingWindowThrottle):
+    """Counted per client address, signed in or not (DRF's anonymous throttle skips users)."""
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class MessageDailyAddressQuotaThrottle(_PerAddressThrottle):
     """Per client IP per day, whoever is signed in: guest accounts are free to make, so without
     it one address could make a guest an hour, spend each one's quota and use up the shop's
     daily model budget (``DAILY_BUDGET_USD``), handing every customer's chat to staff."""
 
     scope = "message_daily_address"
-
-    def get_cache_key(self, request: Any, view: Any) -> str:
-        return _per_address_key(self, request)
 
 
 class GuestCreateThrottle(_SlidingWindowThrottle, AnonRateThrottle):
@@ -131,13 +130,10 @@ class GuestCreateThrottle(_SlidingWindowThrottle, AnonRateThrottle):
     scope = "guest_create"
 
 
-class LoginThrottle(_SlidingWindowThrottle):
+class LoginThrottle(_PerAddressThrottle):
     """Per client IP: password guesses at the token endpoint."""
 
     scope = "login"
-
-    def get_cache_key(self, request: Any, view: Any) -> str:
-        return _per_address_key(self, request)
 
 
 class ReadThrottle(_SlidingWindowThrottle, UserRateThrottle):

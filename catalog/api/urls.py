@@ -1,19 +1,14 @@
 from django.urls import path, register_converter
+from django.urls.converters import StringConverter
 
 from catalog.api import views
 
 
-class SkuConverter:
+class SkuConverter(StringConverter):
     """Any path segment PostgreSQL can compare: a NUL would fail the query, not match nothing.
     (Not ``sku_validator``'s pattern: skus saved before it must stay reachable.)"""
 
     regex = "[^/\x00]+"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
 
 
 register_converter(SkuConverter, "sku")

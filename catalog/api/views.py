@@ -1,7 +1,7 @@
-import re
 from decimal import Decimal
 from typing import Any
 
+from django.core.validators import slug_re
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
@@ -71,9 +71,6 @@ def product_output(product: Product) -> dict[str, Any]:
     }
 
 
-SLUG = re.compile(r"[-a-zA-Z0-9_]+")
-
-
 class CategorySlugField(serializers.SlugRelatedField):
     """A category by its slug. Text no slug can hold (a NUL, say) is "does not exist" too,
     rather than a query PostgreSQL refuses."""
@@ -82,7 +79,7 @@ class CategorySlugField(serializers.SlugRelatedField):
         super().__init__(slug_field="slug", queryset=Category.objects.all(), **kwargs)
 
     def to_internal_value(self, data: Any) -> Category:
-        if isinstance(data, str) and not SLUG.fullmatch(data):
+        if isinstance(data, str) and not slug_re.match(data):
             self.fail("does_not_exist", slug_name=self.slug_field, value=data)
         return super().to_internal_value(data)
 
