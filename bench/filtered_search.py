@@ -5,10 +5,15 @@ first, e.g. ``python -m bench.search --sizes 100000``). For each filter set, eac
 runs the selector's semantic step both ways, taking turns:
 
 - ``strict``: pgvector's iterative scan in ``strict_order``, rows as the index yields them;
-- ``relaxed``: ``relaxed_order``, rows put back in distance order (what the selector runs).
+- ``relaxed``: ``relaxed_order``, rows put back in distance order (what the selector runs
+  where the rows are many, or no index finds them);
+- ``exact``: no walk, every row that passes ordered by the half-precision vector stored in it
+  (what the selector runs for a category or tags that leave at most
+  ``SEARCH_EXACT_ORDER_MAX_ROWS`` rows).
 
 Recall@10 is against the exact top 10 of the filtered rows (single-precision vectors, no
-index). The first page of ``product_search_rows`` (the API's work without HTTP) is timed too.
+index). The first page of ``product_search_rows`` (the API's work without HTTP, with the
+selector's own choice of way) is timed too.
 
     DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.filtered_search --markdown
 
@@ -80,18 +85,19 @@ def measure_filters(
 
     rows = selectors.product_list(filters=filters)
     compiled = {
-        flag: search_statements.SemanticStatement.compile(
+        way: search_statements.SemanticStatement.compile(
             rows,
             limit=settings.SEARCH_CANDIDATES,
             columns=search_statements.PRODUCT_ROW_PATHS,
-            filtered=flag,
+            filtered=way != "strict",
+            exact=way == "exact",
         )
-        for flag in (False, True)
+        for way in ("strict", "relaxed", "exact")
     }
     keywords = [query_keywords(text, table="catalog_product") for text in queries]
 
     def strict(vector: list[float], words: Any) -> list[int]:
-        statement = compiled[False]
+        statement = compiled["strict"]
         params = statement.params_for(vector, words)
         scan = search_statements.IterativeScan.STRICT
         return [
@@ -99,17 +105,22 @@ def measure_filters(
         ]
 
     def relaxed(vector: list[float], words: Any) -> list[int]:
-        hits = search_statements.semantic_hits(compiled[True], vector=vector, keywords=words)
+        hits = search_statements.semantic_hits(compiled["relaxed"], vector=vector, keywords=words)
         return [row[0] for row in hits]
 
-    ways = {"strict": strict, "relaxed": relaxed}
+    def exact(vector: list[float], words: Any) -> list[int]:
+        hits = search_statements.semantic_hits(compiled["exact"], vector=vector, keywords=words)
+        return [row[0] for row in hits]
+
+    ways = {"strict": strict, "relaxed": relaxed, "exact": exact}
     found: dict[str, list[list[int]]] = {way: [] for way in ways}
     seconds: dict[str, list[float]] = {way: [] for way in ways}
     for warm in range(3):
         for run in ways.values():
             run(vectors[warm], keywords[warm])
     for number, (vector, words) in enumerate(zip(vectors, keywords, strict=True)):
-        order = list(ways) if number % 2 == 0 else list(ways)[::-1]
+        shift = number % len(ways)
+        order = list(ways)[shift:] + list(ways)[:shift]
         for way in order:
             started = time.perf_counter()
             found[way].append(ways[way](vector, words))
@@ -127,7 +138,20 @@ def measure_filters(
         started = time.perf_counter()
         selectors.product_search_rows(query=text, filters=filters)[:20]
         page_s.append(time.perf_counter() - started)
-    report = {"rows": rows.count(), "first_page": latency_summary(page_s)}
+    statements = search_statements.search_statements(
+        lambda: rows,
+        rows_key=("products", filters),
+        limit=settings.SEARCH_CANDIDATES,
+        columns=search_statements.PRODUCT_ROW_PATHS,
+        filtered=True,
+        exact_up_to=settings.SEARCH_EXACT_ORDER_MAX_ROWS if selectors._indexed(filters) else None,
+    )
+    selector_way = "exact" if statements.side_reads("").few_rows else "relaxed"
+    report = {
+        "rows": rows.count(),
+        "first_page": latency_summary(page_s),
+        "selector_way": selector_way,
+    }
     for way in ways:
         report[way] = latency_summary(seconds[way]) | {"recall_at_10": recall(found[way], truth)}
     log(f"{name}: {report}")
@@ -164,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (BENCH_DIR / "filtered-search-results.json").write_text(json.dumps(report, indent=2))
     headers = [
         "filter", "rows", "strict p50 / p95 ms", "strict recall@10",
-        "relaxed p50 / p95 ms", "relaxed recall@10", "first page p50 / p95 ms",
+        "relaxed p50 / p95 ms", "relaxed recall@10", "exact p50 / p95 ms", "exact recall@10",
+        "selector's way", "first page p50 / p95 ms",
     ]  # fmt: skip
     table = [
         [
@@ -174,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{result['strict']['recall_at_10']:.3f}",
             f"{result['relaxed']['p50']:.1f} / {result['relaxed']['p95']:.1f}",
             f"{result['relaxed']['recall_at_10']:.3f}",
+            f"{result['exact']['p50']:.1f} / {result['exact']['p95']:.1f}",
+            f"{result['exact']['recall_at_10']:.3f}",
+            result["selector_way"],
             f"{result['first_page']['p50']:.1f} / {result['first_page']['p95']:.1f}",
         ]
         for name, result in results.items()

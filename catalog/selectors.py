@@ -84,7 +84,8 @@ def product_list(*, filters: ProductFilters) -> QuerySet[Product]:
 
 
 def product_get(*, sku: str) -> Product | None:
-    return Product.objects.select_related("category").filter(sku=sku, is_active=True).first()
+    products = Product.objects.select_related("category").only(*PRODUCT_READ_FIELDS)
+    return products.filter(sku=sku, is_active=True).first()
 
 
 def category_list() -> QuerySet[Category]:
@@ -142,16 +143,22 @@ def _hybrid_ranking(
     limit: int,
     filtered: bool,
     columns: tuple[str, ...] = (),
+    exact_up_to: int | None = None,
 ) -> Ranking:
     candidates = max(limit, settings.SEARCH_CANDIDATES)
     statements = search_statements(
-        rows, rows_key=rows_key, limit=candidates, columns=columns, filtered=filtered
+        rows,
+        rows_key=rows_key,
+        limit=candidates,
+        columns=columns,
+        filtered=filtered,
+        exact_up_to=exact_up_to,
     )
-    # The keyword half's reads (which words to rank by, the rows holding all of them) are made
-    # on another thread while this one embeds the query. Not the other way round: this thread
-    # goes straight into the model, where a thread it handed the embedding to waited ~1.5 ms
-    # for the GIL to start and ran ~1 ms slower.
-    keyword_pool = _while_this_thread_works(statements.keyword_pool, query)
+    # The keyword half's reads (which words to rank by, the rows holding all of them) and
+    # whether the rows are few are made on another thread while this one embeds the query. Not
+    # the other way round: this thread goes straight into the model, where a thread it handed
+    # the embedding to waited ~1.5 ms for the GIL to start and ran ~1 ms slower.
+    side_reads = _while_this_thread_works(statements.side_reads, query)
     vector: list[float] | None = None
     try:
         vector = embed_query(query)
@@ -159,14 +166,15 @@ def _hybrid_ranking(
         # Keyword ranks alone rather than no answer while the embedding API is away.
         logger.exception("catalog.search_without_embedding", extra={"query_length": len(query)})
     finally:
-        wait([keyword_pool])  # the connection is lent until then
-    keywords, every_word_ranks = keyword_pool.result()
-    ranks: dict[int, float | None] = dict(every_word_ranks)
+        wait([side_reads])  # the connection is lent until then
+    reads = side_reads.result()
+    keywords = reads.keywords
+    ranks: dict[int, float | None] = dict(reads.every_word_ranks)
     if vector is None:
         nearest: list[tuple[Any, ...]] = []
         ranks |= any_word_hits(rows(), keywords, limit=candidates)
     else:
-        nearest = semantic_hits(statements.nearest, vector=vector, keywords=keywords)
+        nearest = semantic_hits(statements.nearest_for(reads), vector=vector, keywords=keywords)
     ranks |= {row[0]: row[1] for row in nearest}
     semantic = [row[0] for row in nearest]
     return Ranking(
@@ -288,6 +296,7 @@ def _product_ranking(
         limit=limit,
         filtered=filters != ProductFilters(),
         columns=PRODUCT_ROW_PATHS,
+        exact_up_to=settings.SEARCH_EXACT_ORDER_MAX_ROWS if _indexed(filters) else None,
     )
     by_id = products_by_id(rows, rows_key=("products", filters))
 
@@ -298,6 +307,13 @@ def _product_ranking(
         return products | (by_id.load(missing) if missing else {})
 
     return ranking.hits, load
+
+
+def _indexed(filters: ProductFilters) -> bool:
+    """Whether an index finds the products passing ``filters`` (a category's, a tag's), so
+    that few of them can be read without reading the catalogue. Price and stock have none (see
+    ``Product.Meta.indexes``)."""
+    return bool(filters.category or filters.tags)
 
 
 class EmbeddingState(StrEnum):

@@ -24,6 +24,7 @@ from catalog.knowledge_rows import ArticleRow, parse_article_rows
 from catalog.models import EMBEDDING_DIMENSIONS, Category, Embedded, KnowledgeArticle, Product
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
+from catalog.search_statements import forget_few_rows
 from catalog.selectors import embedding_is_current
 
 logger = logging.getLogger(__name__)
@@ -316,6 +317,7 @@ def catalog_statistics_refresh() -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(tables)))
     forget_common_lexemes()
+    forget_few_rows()
 
 
 def category_get_or_create(*, name: str) -> Category:

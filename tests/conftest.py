@@ -12,6 +12,7 @@ from django.test.utils import override_settings
 from beemanhoney.celery import app as celery_app
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.query_keywords import forget_common_lexemes
+from catalog.search_statements import forget_few_rows
 from catalog.services import catalog_statistics_refresh
 from tests.support.celery_worker import WorkerProcess
 from tests.support.fake_openai import FakeOpenAIServer
@@ -53,6 +54,7 @@ def _test_cache(test_broker_url: str) -> Iterator[None]:
 def _empty_cache(_test_cache: None) -> None:
     cache.clear()
     forget_common_lexemes()  # each test's searches read the statistics as they are
+    forget_few_rows()  # and count the rows as they are
 
 
 @pytest.fixture(scope="session", autouse=True)

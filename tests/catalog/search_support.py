@@ -14,9 +14,15 @@ from tests.catalog.factories import CategoryFactory, ProductFactory
 
 
 def nearest_hits(
-    rows: Any, vector: Any, *, limit: int, filtered: bool = False, text: str = ""
+    rows: Any,
+    vector: Any,
+    *,
+    limit: int,
+    filtered: bool = False,
+    exact: bool = False,
+    text: str = "",
 ) -> list[tuple[int, float | None]]:
-    statement = SemanticStatement.compile(rows, limit=limit, filtered=filtered)
+    statement = SemanticStatement.compile(rows, limit=limit, filtered=filtered, exact=exact)
     return semantic_hits(statement, vector=list(vector), keywords=all_keywords(text))
 
 

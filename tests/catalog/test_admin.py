@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -130,6 +131,35 @@ def test_product_changelist_renders_with_each_filter(
     assert response.status_code == 200
     assert shown == {products[name] for name in expected}
     assert IMPORT in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_product_pages_read_no_vectors_and_a_save_keeps_them(
+    staff_client: Client, products: dict[str, Product]
+) -> None:
+    product = products["current"]
+    change = reverse("admin:catalog_product_change", args=[product.pk])
+    form = product_form_data(product.category, sku=product.sku, slug=product.slug, stock="7")
+
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, *args)
+
+    # Each request empties Django's own query log, so the statements are recorded as they run.
+    with connection.execute_wrapper(record):
+        listed = staff_client.get(CHANGELIST)
+        shown = staff_client.get(change)
+    saved = staff_client.post(change, form)
+
+    read_sql = " ".join(statements)
+    product.refresh_from_db()
+    assert (listed.status_code, shown.status_code, saved.status_code) == (200, 200, 302)
+    for column in ("embedding", "embedding_half", "search_vector"):
+        assert f'"catalog_product"."{column}"' not in read_sql
+    assert product.stock == 7
+    assert list(product.embedding) == pytest.approx(A_VECTOR)
 
 
 @pytest.mark.django_db

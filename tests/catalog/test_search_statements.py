@@ -1,3 +1,4 @@
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,8 @@ from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, Product
 from catalog.query_keywords import QueryKeywords, all_keywords, query_words
 from catalog.search_statements import (
+    FEW_ROWS_TTL_SECONDS,
+    FewRowsStatement,
     IterativeScan,
     ProductsByIdStatement,
     SemanticStatement,
@@ -302,3 +305,115 @@ def test_a_query_vectors_text_is_pgvectors_own() -> None:
     texts = [halfvec_text(vector.tolist()) for vector in vectors]
 
     assert texts == [HalfVector(vector.tolist()).to_text() for vector in vectors]
+
+
+def _half_cosine_order(vectors_by_id: dict[int, Any], query: Any) -> list[int]:
+    """The ids by cosine distance between half-precision vectors, nearest first."""
+    ids = list(vectors_by_id)
+    half = np.array([vectors_by_id[pk] for pk in ids], dtype=np.float16).astype(np.float64)
+    half_query = np.asarray(query, dtype=np.float16).astype(np.float64)
+    distances = 1 - half @ half_query / np.linalg.norm(half, axis=1) / np.linalg.norm(half_query)
+    return [ids[at] for at in np.argsort(distances, kind="stable")]
+
+
+@pytest.mark.django_db
+def test_each_product_keeps_its_embedding_in_half_precision_in_the_row() -> None:
+    vectors = products_with_vectors(2)
+    product = Product.objects.get(embedding=vectors[0].tolist())
+
+    Product.objects.filter(pk=product.pk).update(embedding=vectors[1].tolist())
+    stored = Product.objects.values_list("embedding_half", flat=True).get(pk=product.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstorage FROM pg_attribute"
+            " WHERE attrelid = 'catalog_product'::regclass AND attname = 'embedding_half'"
+        )
+        storage = cursor.fetchone()[0]
+
+    assert np.array_equal(np.asarray(stored, np.float16), np.asarray(vectors[1], np.float16))
+    assert storage == "m"  # in the row, not the TOAST table (migration 0010)
+
+
+@pytest.mark.django_db
+def test_an_exact_search_orders_every_row_that_passes_by_its_stored_half_vector() -> None:
+    vectors = products_with_vectors(40)
+    category = Product.objects.latest("pk").category
+    ProductFactory.create_batch(  # another category's
+        5, embedding=vectors[3].tolist(), embedding_model=current_model_name()
+    )
+    rows = product_list(filters=ProductFilters(category=category.slug))
+    by_id = dict(
+        Product.objects.filter(category__slug=category.slug).values_list("pk", "embedding")
+    )
+    query = vectors[7] + vectors[8]
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = nearest_hits(rows, query, limit=40, filtered=True, exact=True)
+    sql = [query["sql"] for query in queries.captured_queries]
+    exact_sql = next(statement for statement in sql if "ORDER BY" in statement)
+    with _hnsw_search_settings(scan=IterativeScan.OFF), connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {exact_sql}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert [pk for pk, _ in hits] == _half_cosine_order(by_id, query)
+    assert '"catalog_product"."embedding_half" <=>' in exact_sql
+    assert any("'hnsw.iterative_scan', 'off'" in statement for statement in sql)
+    assert "product_embedding_hnsw" not in plan
+
+
+@pytest.mark.django_db
+def test_few_rows_holds_up_to_its_bound_and_reads_one_row_past_it_at_most() -> None:
+    products_with_vectors(4)
+    category = Product.objects.latest("pk").category
+    rows = product_list(filters=ProductFilters(category=category.slug))
+
+    assert FewRowsStatement.compile(rows, most=4).holds()
+    assert not FewRowsStatement.compile(rows, most=3).holds()
+    assert "LIMIT 4" in FewRowsStatement.compile(rows, most=3).sql
+
+
+@pytest.mark.django_db
+def test_few_rows_is_counted_again_only_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    products_with_vectors(4)
+    category = Product.objects.latest("pk").category
+    rows = product_list(filters=ProductFilters(category=category.slug))
+    few = FewRowsStatement.compile(rows, most=4)
+    assert few.holds()
+    ProductFactory(category=category)
+
+    with CaptureQueriesContext(connection) as within_a_while:
+        still = few.holds()
+    clock = time.monotonic() + FEW_ROWS_TTL_SECONDS
+    monkeypatch.setattr(time, "monotonic", lambda: clock)
+    with CaptureQueriesContext(connection) as after_a_while:
+        now = few.holds()
+
+    assert still
+    assert len(within_a_while) == 0
+    assert not now
+    assert len(after_a_while) == 1
+
+
+@pytest.mark.django_db
+def test_search_statements_order_exactly_only_where_the_rows_are_few() -> None:
+    products_with_vectors(4)
+    category = Product.objects.latest("pk").category
+    filters = ProductFilters(category=category.slug)
+
+    def statements(most: int | None) -> Any:
+        return search_statements(
+            lambda: product_list(filters=filters),
+            rows_key=("products", filters),
+            limit=10,
+            filtered=True,
+            exact_up_to=most,
+        )
+
+    few, many, unbounded = statements(4), statements(3), statements(None)
+
+    assert few.nearest_for(few.side_reads("clover")) is few.nearest_exact
+    assert many.nearest_for(many.side_reads("clover")) is many.nearest
+    assert unbounded.few_rows is None
+    assert unbounded.nearest_for(unbounded.side_reads("clover")) is unbounded.nearest
+    assert few.nearest_exact.exact
+    assert not few.nearest.exact

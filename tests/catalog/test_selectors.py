@@ -485,3 +485,35 @@ def test_renaming_a_category_makes_its_products_embeddings_stale_until_they_are_
     assert renamed == {"current": nothing, "stale": ids, "other": nothing, "missing": nothing}
     assert after_one[EmbeddingState.CURRENT] == {redone.pk}
     assert after_one[EmbeddingState.STALE] == ids - {redone.pk}
+
+
+def _knn_statement(queries: CaptureQueriesContext) -> str:
+    return next(q["sql"] for q in queries.captured_queries if "<=>" in q["sql"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("most", "filters", "exact"),
+    [
+        (40, {"category": True}, True),
+        (39, {"category": True}, False),  # more products pass than the bound
+        (40, {"tags": ("organic",)}, True),
+        (10**6, {"max_price": Decimal(100)}, False),  # no index finds them: never read whole
+    ],
+)
+def test_a_filtered_search_orders_few_products_an_index_finds_exactly(
+    settings: Any, most: int, filters: dict[str, Any], exact: bool
+) -> None:
+    settings.SEARCH_EXACT_ORDER_MAX_ROWS = most
+    products_with_vectors(40, tags=["organic"], price=Decimal(5))
+    category = Product.objects.latest("pk").category
+    ProductFactory(tags=["organic"], is_active=False)
+    if filters.pop("category", False):
+        filters["category"] = category.slug
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = product_search(query="clover", filters=ProductFilters(**filters), limit=5)
+
+    assert len(hits) == 5
+    assert ('"catalog_product"."embedding_half" <=>' in _knn_statement(queries)) is exact
+    assert ("'relaxed_order'" in " ".join(q["sql"] for q in queries.captured_queries)) is not exact
