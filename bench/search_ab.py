@@ -52,20 +52,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="MINUTES")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a filter every search also sends, e.g. category=comb-honey (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.filters = dict(pair.split("=", 1) for pair in args.filter)
+    except ValueError:
+        parser.error("--filter takes NAME=VALUE")
+    return args
 
 
-def _search(conn: http.client.HTTPConnection, text: str) -> list[str]:
-    conn.request("GET", "/api/products/?" + urllib.parse.urlencode({"q": text}))
+def _search(conn: http.client.HTTPConnection, text: str, filters: dict[str, str]) -> list[str]:
+    conn.request("GET", "/api/products/?" + urllib.parse.urlencode({"q": text, **filters}))
     response = conn.getresponse()
     body = response.read()
     if response.status != 200:
-        raise SystemExit(f"GET /api/products/?q={text!r} answered {response.status}")
+        raise SystemExit(f"GET /api/products/?q={text!r} answered {response.status}: {body!r}")
     return [product["sku"] for product in json.loads(body)["results"]]
 
 
 def paired_latencies(
-    conns: Sequence[http.client.HTTPConnection], queries: Sequence[str]
+    conns: Sequence[http.client.HTTPConnection],
+    queries: Sequence[str],
+    filters: dict[str, str] | None = None,
 ) -> tuple[list[list[float]], int]:
     """Each query to every side, the order alternating; seconds per side and equal answers."""
     seconds: list[list[float]] = [[] for _ in conns]
@@ -75,7 +89,7 @@ def paired_latencies(
         answers = {}
         for side in order:
             started = time.perf_counter()
-            answers[side] = _search(conns[side], text)
+            answers[side] = _search(conns[side], text, filters or {})
             seconds[side].append(time.perf_counter() - started)
         alike += len({tuple(skus) for skus in answers.values()}) == 1
     return seconds, alike
@@ -99,14 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_path = BENCH_DIR / f"gunicorn-ab-{name}.log"
             servers.append(gunicorn_start(database_url, log_path, path, pythons[name]))
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _, port in servers]
-        paired_latencies(conns, warmups)
+        paired_latencies(conns, warmups, args.filters)
         log(f"{len(queries)} new queries, then again with their embeddings cached")
-        new_s, alike = paired_latencies(conns, queries)
-        cached_s, _ = paired_latencies(conns, queries)
+        new_s, alike = paired_latencies(conns, queries, args.filters)
+        cached_s, _ = paired_latencies(conns, queries, args.filters)
     finally:
         for process, _ in servers:
             gunicorn_stop(process)
-    report: dict[str, Any] = {"load_average": [load_start[0], os.getloadavg()[0]]}
+    report: dict[str, Any] = {
+        "load_average": [load_start[0], os.getloadavg()[0]],
+        "filters": args.filters,
+    }
     for side, name in enumerate(sides):
         report[name] = {
             "path": str(sides[name]),
