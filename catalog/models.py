@@ -136,8 +136,8 @@ class Product(TimeStampedModel, Embedded):
     )
     # ``embedding_halfvec()`` kept in the row itself (migration 0010 stores it uncompressed in
     # place; the embedding is moved out to the TOAST table). A search filtered down to a few
-    # thousand products orders them by it exactly, faster than the HNSW walk finds them: see
-    # ``catalog.selectors.exact_order_pays``. No index: it is read only by such scans.
+    # thousand products orders them by it exactly, faster than the HNSW walk finds them
+    # (``SEARCH_EXACT_ORDER_MAX_ROWS``, ADR 0003). No index: only such scans read it.
     embedding_half = models.GeneratedField(
         expression=embedding_halfvec(),
         output_field=HalfVectorField(dimensions=EMBEDDING_DIMENSIONS, null=True),

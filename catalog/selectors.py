@@ -296,7 +296,7 @@ def _product_ranking(
         limit=limit,
         filtered=filters != ProductFilters(),
         columns=PRODUCT_ROW_PATHS,
-        exact_up_to=settings.SEARCH_EXACT_ORDER_MAX_ROWS if _indexed(filters) else None,
+        exact_up_to=settings.SEARCH_EXACT_ORDER_MAX_ROWS if index_finds_rows(filters) else None,
     )
     by_id = products_by_id(rows, rows_key=("products", filters))
 
@@ -309,7 +309,7 @@ def _product_ranking(
     return ranking.hits, load
 
 
-def _indexed(filters: ProductFilters) -> bool:
+def index_finds_rows(filters: ProductFilters) -> bool:
     """Whether an index finds the products passing ``filters`` (a category's, a tag's), so
     that few of them can be read without reading the catalogue. Price and stock have none (see
     ``Product.Meta.indexes``)."""
