@@ -138,14 +138,13 @@ def measure_filters(
         started = time.perf_counter()
         selectors.product_search_rows(query=text, filters=filters)[:20]
         page_s.append(time.perf_counter() - started)
-    bound = settings.SEARCH_EXACT_ORDER_MAX_ROWS
     statements = search_statements.search_statements(
         lambda: rows,
         rows_key=("products", filters),
         limit=settings.SEARCH_CANDIDATES,
         columns=search_statements.PRODUCT_ROW_PATHS,
         filtered=True,
-        exact_up_to=bound if selectors.index_finds_rows(filters) else None,
+        exact_up_to=selectors.exact_order_bound(filters),
     )
     selector_way = "exact" if statements.side_reads("").few_rows else "relaxed"
     report = {

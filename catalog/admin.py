@@ -156,11 +156,11 @@ class EmbeddedAdminMixin:
 
     # What serves search only: no page shows it, and the embedding alone is ~1.5 KB a row to
     # read from the TOAST table and parse.
-    search_fields_deferred = ("embedding", "search_vector")
+    deferred_fields = ("embedding", "search_vector")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         rows = super().get_queryset(request)  # type: ignore[misc]
-        return rows.defer(*self.search_fields_deferred)
+        return rows.defer(*self.deferred_fields)
 
     @admin.display(description="embedding", boolean=True)
     def embedding_ok(self, obj: Product | KnowledgeArticle) -> bool:
@@ -206,7 +206,7 @@ class ProductAdminForm(forms.ModelForm):
 class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     form = ProductAdminForm
     embedding_kind = "products"
-    search_fields_deferred = (*EmbeddedAdminMixin.search_fields_deferred, "embedding_half")
+    deferred_fields = (*EmbeddedAdminMixin.deferred_fields, "embedding_half")
     list_display = ["sku", "name", "category", "price", "currency", "stock", "is_active"]
     list_display += ["embedding_ok"]
     list_editable = ["price", "stock", "is_active"]

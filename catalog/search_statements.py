@@ -425,7 +425,7 @@ class SideReads:
     # The rows holding every telling word, by id, with their keyword ranks.
     every_word_ranks: dict[int, float]
     # Whether the rows are few enough to order exactly (``SearchStatements.nearest_exact``).
-    few_rows: bool = False
+    few_rows: bool
 
 
 @dataclass(frozen=True)

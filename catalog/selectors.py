@@ -296,7 +296,7 @@ def _product_ranking(
         limit=limit,
         filtered=filters != ProductFilters(),
         columns=PRODUCT_ROW_PATHS,
-        exact_up_to=settings.SEARCH_EXACT_ORDER_MAX_ROWS if index_finds_rows(filters) else None,
+        exact_up_to=exact_order_bound(filters),
     )
     by_id = products_by_id(rows, rows_key=("products", filters))
 
@@ -309,11 +309,13 @@ def _product_ranking(
     return ranking.hits, load
 
 
-def index_finds_rows(filters: ProductFilters) -> bool:
-    """Whether an index finds the products passing ``filters`` (a category's, a tag's), so
-    that few of them can be read without reading the catalogue. Price and stock have none (see
-    ``Product.Meta.indexes``)."""
-    return bool(filters.category or filters.tags)
+def exact_order_bound(filters: ProductFilters) -> int | None:
+    """The most products passing ``filters`` that a search orders exactly. None unless an
+    index finds them (a category's, a tag's): price and stock have none (see
+    ``Product.Meta.indexes``), so ordering their products would read the whole catalogue."""
+    if filters.category or filters.tags:
+        return settings.SEARCH_EXACT_ORDER_MAX_ROWS
+    return None
 
 
 class EmbeddingState(StrEnum):

@@ -50,23 +50,23 @@ def _search_args(text: str) -> dict[str, Any]:
 
 
 @pytest.mark.django_db
-def test_an_infant_question_is_answered_with_the_under_12_months_warning(demo_shop) -> None:
-    state = _offline_turn("Is honey safe for my 10 month old?")
+@pytest.mark.parametrize(
+    ("question", "article", "safety_text"),
+    [
+        ("Is honey safe for my 10 month old?", "Honey and babies under 12 months", INFANT_WARNING),
+        ("I have a nut allergy, is your honey safe?", "Allergies and bee products", NUT_FREE),
+    ],
+    ids=["infant under 12 months", "nut allergy"],
+)
+def test_a_health_question_is_answered_with_the_articles_safety_statement(
+    demo_shop, question: str, article: str, safety_text: str
+) -> None:
+    state = _offline_turn(question)
 
     reply = str(state["messages"][-1].content)
     assert state["route"] == Route.SUPPORT
-    assert '"Honey and babies under 12 months"' in reply
-    assert INFANT_WARNING in reply
-
-
-@pytest.mark.django_db
-def test_a_nut_allergy_question_is_answered_with_the_nut_free_statement(demo_shop) -> None:
-    state = _offline_turn("I have a nut allergy, is your honey safe?")
-
-    reply = str(state["messages"][-1].content)
-    assert state["route"] == Route.SUPPORT
-    assert '"Allergies and bee products"' in reply
-    assert NUT_FREE in reply
+    assert f'"{article}"' in reply
+    assert safety_text in reply
 
 
 @pytest.mark.django_db

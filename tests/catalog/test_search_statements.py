@@ -218,9 +218,7 @@ def test_a_filtered_search_walks_on_relaxed_and_puts_its_rows_back_in_order() ->
     with CaptureQueriesContext(connection) as queries:
         hits = nearest_hits(rows, query, limit=40, filtered=True, text="meadow honey")
 
-    half = np.array([in_stock[pk] for pk, _ in hits], dtype=np.float16).astype(np.float64)
-    half_query = np.asarray(query, dtype=np.float16).astype(np.float64)
-    distances = 1 - half @ half_query / np.linalg.norm(half, axis=1) / np.linalg.norm(half_query)
+    distances = _half_cosine_distances([in_stock[pk] for pk, _ in hits], query)
     assert len(hits) == min(40, len(in_stock))
     assert all(len(hit) == 2 for hit in hits)  # (id, keyword rank): the distance is left out
     assert list(distances) == sorted(distances)
@@ -307,12 +305,18 @@ def test_a_query_vectors_text_is_pgvectors_own() -> None:
     assert texts == [HalfVector(vector.tolist()).to_text() for vector in vectors]
 
 
+def _half_cosine_distances(vectors: list[Any], query: Any) -> np.ndarray:
+    """Each vector's cosine distance to ``query``, both in half precision (as the index and
+    ``Product.embedding_half`` hold them)."""
+    half = np.array(vectors, dtype=np.float16).astype(np.float64)
+    half_query = np.asarray(query, dtype=np.float16).astype(np.float64)
+    return 1 - half @ half_query / np.linalg.norm(half, axis=1) / np.linalg.norm(half_query)
+
+
 def _half_cosine_order(vectors_by_id: dict[int, Any], query: Any) -> list[int]:
     """The ids by cosine distance between half-precision vectors, nearest first."""
     ids = list(vectors_by_id)
-    half = np.array([vectors_by_id[pk] for pk in ids], dtype=np.float16).astype(np.float64)
-    half_query = np.asarray(query, dtype=np.float16).astype(np.float64)
-    distances = 1 - half @ half_query / np.linalg.norm(half, axis=1) / np.linalg.norm(half_query)
+    distances = _half_cosine_distances([vectors_by_id[pk] for pk in ids], query)
     return [ids[at] for at in np.argsort(distances, kind="stable")]
 
 
