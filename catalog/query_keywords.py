@@ -18,15 +18,13 @@ thread embeds the query (``catalog.selectors``), so they add nothing to a search
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from beemanhoney.common.lru import LruCache
+from beemanhoney.common.lru import ExpiringLruCache, LruCache
 from catalog.models import SEARCH_CONFIG
 
 WORD = re.compile(r"[^\W_]+")
@@ -35,8 +33,9 @@ COMMON_SHARE = 0.5
 COMMON_LEXEMES_TTL_SECONDS = 300.0
 
 _lexemes: LruCache[tuple[str, ...]] = LruCache(size=50_000)
-_common: dict[str, tuple[float, frozenset[str]]] = {}
-_common_lock = threading.Lock()
+_common: ExpiringLruCache[frozenset[str]] = ExpiringLruCache(
+    size=64, max_age=COMMON_LEXEMES_TTL_SECONDS
+)
 
 
 def query_words(text: str) -> list[str]:
@@ -82,21 +81,12 @@ def all_keywords(text: str) -> QueryKeywords:
 def common_lexemes(table: str, *, using: BaseDatabaseWrapper | None = None) -> frozenset[str]:
     """The lexemes of ``table``'s ``search_vector`` that more than ``COMMON_SHARE`` of its rows
     hold, by its last ANALYZE; read again after ``COMMON_LEXEMES_TTL_SECONDS``."""
-    now = time.monotonic()
-    with _common_lock:
-        cached = _common.get(table)
-    if cached is not None and now - cached[0] < COMMON_LEXEMES_TTL_SECONDS:
-        return cached[1]
-    lexemes = _read_common_lexemes(table, using or connection)
-    with _common_lock:
-        _common[table] = (now, lexemes)
-    return lexemes
+    return _common.get_or_make(table, lambda: _read_common_lexemes(table, using or connection))
 
 
 def forget_common_lexemes() -> None:
     """Read the statistics again at the next search (after an ANALYZE, say)."""
-    with _common_lock:
-        _common.clear()
+    _common.clear()
 
 
 def _read_common_lexemes(table: str, db: BaseDatabaseWrapper) -> frozenset[str]:

@@ -8,7 +8,6 @@ vector's text. ``catalog.selectors`` ranks and pages with them.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from django.db.models.sql.compiler import SQLCompiler
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
-from beemanhoney.common.lru import LruCache
+from beemanhoney.common.lru import ExpiringLruCache, LruCache
 from catalog.embeddings import current_model_name
 from catalog.models import (
     EMBEDDING_DIMENSIONS,
@@ -382,7 +381,9 @@ class EveryWordStatement:
 # How long a process trusts what it counted (``FewRowsStatement``): counting a category of 7k
 # products at 100k took ~14 ms, more than the query embedding it runs beside.
 FEW_ROWS_TTL_SECONDS = 60.0
-_few_rows_counted: LruCache[tuple[float, bool]] = LruCache(size=1024)
+_few_rows_counted: ExpiringLruCache[bool] = ExpiringLruCache(
+    size=1024, max_age=FEW_ROWS_TTL_SECONDS
+)
 
 
 def forget_few_rows() -> None:
@@ -406,15 +407,12 @@ class FewRowsStatement:
         return cls(f"SELECT count(*) <= %s FROM ({sql}) AS some_rows", (most, *params))  # noqa: S608
 
     def holds(self, *, using: BaseDatabaseWrapper | None = None) -> bool:
-        now = time.monotonic()
-        counted = _few_rows_counted.get(self)
-        if counted is not None and now - counted[0] < FEW_ROWS_TTL_SECONDS:
-            return counted[1]
-        with (using or connection).cursor() as cursor:
+        return _few_rows_counted.get_or_make(self, lambda: self._count(using or connection))
+
+    def _count(self, db: BaseDatabaseWrapper) -> bool:
+        with db.cursor() as cursor:
             cursor.execute(self.sql, self.params)
-            few = cursor.fetchone()[0]
-        _few_rows_counted.put(self, (now, few))
-        return few
+            return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)

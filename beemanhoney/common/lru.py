@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -45,3 +46,24 @@ class LruCache(Generic[V]):
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+class ExpiringLruCache(Generic[V]):
+    """An ``LruCache`` whose values are made again once older than ``max_age`` seconds: for
+    what is read from the database and may change meanwhile."""
+
+    def __init__(self, size: int, max_age: float) -> None:
+        self._made: LruCache[tuple[float, V]] = LruCache(size)
+        self._max_age = max_age
+
+    def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
+        now = time.monotonic()
+        made = self._made.get(key)
+        if made is not None and now - made[0] < self._max_age:
+            return made[1]
+        value = make()
+        self._made.put(key, (now, value))
+        return value
+
+    def clear(self) -> None:
+        self._made.clear()
