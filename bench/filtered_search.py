@@ -26,7 +26,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -104,15 +104,18 @@ def measure_filters(
             row[0] for row in search_statements._knn_rows(statement.template.sql, params, scan=scan)
         ]
 
-    def relaxed(vector: list[float], words: Any) -> list[int]:
-        hits = search_statements.semantic_hits(compiled["relaxed"], vector=vector, keywords=words)
-        return [row[0] for row in hits]
+    def as_the_selector_runs(way: str) -> Callable[[list[float], Any], list[int]]:
+        def run(vector: list[float], words: Any) -> list[int]:
+            hits = search_statements.semantic_hits(compiled[way], vector=vector, keywords=words)
+            return [row[0] for row in hits]
 
-    def exact(vector: list[float], words: Any) -> list[int]:
-        hits = search_statements.semantic_hits(compiled["exact"], vector=vector, keywords=words)
-        return [row[0] for row in hits]
+        return run
 
-    ways = {"strict": strict, "relaxed": relaxed, "exact": exact}
+    ways = {
+        "strict": strict,
+        "relaxed": as_the_selector_runs("relaxed"),
+        "exact": as_the_selector_runs("exact"),
+    }
     found: dict[str, list[list[int]]] = {way: [] for way in ways}
     seconds: dict[str, list[float]] = {way: [] for way in ways}
     for warm in range(3):
