@@ -22,6 +22,7 @@ from agents.pricing import Usage
 from agents.run_stream import run_event_publish
 from agents.selectors import budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
+from beemanhoney.common.text import storable_text
 from conversations.models import Conversation, Message
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ def _fail(
             run.completion_tokens = usage.completion_tokens
             run.model_calls = usage.model_calls
             run.cost_usd = usage.cost_usd
-        _finish_failed(run, error.replace("\x00", ""))
+        _finish_failed(run, storable_text(error))
     return run
 
 

@@ -27,6 +27,7 @@ from agents.graph.prompts import PROMPT_FINGERPRINTS, STEP_LIMIT_REPLY, WITHHELD
 from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
 from agents.providers import get_chat_provider
+from beemanhoney.common.text import storable_text
 from conversations.models import Message
 from conversations.selectors import conversation_history
 
@@ -142,8 +143,10 @@ def _reply(added: list[BaseMessage]) -> tuple[str, str, str]:
     empty final message (tool calls only, a refusal) must never resend as this turn's answer.
     """
     for message in reversed(added):
-        if isinstance(message, AIMessage) and not message.tool_calls and message.content:
-            return str(message.content), message.name or "", ""
+        if isinstance(message, AIMessage) and not message.tool_calls:
+            text = storable_text(str(message.content))
+            if text:
+                return text, message.name or "", ""
     refused = any(
         isinstance(message, AIMessage) and message.additional_kwargs.get("refusal")
         for message in added

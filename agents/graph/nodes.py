@@ -28,6 +28,7 @@ from agents.graph.state import TurnState
 from agents.graph.tools import clip, turn_context
 from agents.providers import ChatProvider
 from agents.run_stream import run_event_publish, run_event_publish_many
+from beemanhoney.common.text import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
         if reply_leaks_instructions(str(merged.content)):
             streaming = False
             continue
-        pieces = [{"text": piece} for piece in _pieces(str(chunk.content))]
+        pieces = [{"text": piece} for piece in _pieces(storable_text(str(chunk.content)))]
         run_event_publish_many(run_id=str(run_id), type="text.delta", payloads=pieces)
     response = message_chunk_to_message(merged)
     assert isinstance(response, AIMessage)
@@ -132,8 +133,7 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
 
 
 def _text(text: str, limit: int) -> str:
-    # PostgreSQL text and jsonb cannot hold NUL (jsonb rejects even the "\u0000" escape).
-    return clip(text.replace("\x00", ""), limit)
+    return clip(storable_text(text), limit)
 
 
 def _traced(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
+from beemanhoney.common.text import storable_text
 from catalog import selectors as catalog_selectors
 from catalog.models import KnowledgeArticle, Product
 
@@ -90,7 +91,7 @@ def _nul_error(argument: str) -> str:
 
 
 def _query(text: str) -> str:
-    return text.replace("\x00", "")[:QUERY_CHARS]
+    return storable_text(text)[:QUERY_CHARS]
 
 
 @tool

@@ -4,6 +4,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
@@ -70,11 +71,41 @@ def test_hostile_tool_arguments_are_answered_and_stored_in_a_bounded_trace(setti
     assert len(stored) < 5000
 
 
-def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -> None:
+def test_a_reply_with_nul_characters_is_stored_without_them(settings) -> None:
     queued = _queued_run()
     with loopback_openai(settings) as server:
-        # PostgreSQL text cannot hold a NUL character: the reply's row cannot be written.
-        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are\u0000", prompt_tokens=20))
+        # PostgreSQL text cannot hold a NUL character.
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here\u0000 you are\u0000"))
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert _reply(run).content == "Here you are"
+
+
+@pytest.fixture
+def replies_refused() -> None:
+    """The database refuses to store the reply "Here you are" (a trigger; the test's
+    transaction takes it away again)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_reply() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'reply refused by the test'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_refuse_reply BEFORE INSERT ON conversations_message"
+            " FOR EACH ROW WHEN (NEW.content = 'Here you are')"
+            " EXECUTE FUNCTION test_refuse_reply()"
+        )
+
+
+def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(
+    settings, replies_refused: None
+) -> None:
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are", prompt_tokens=20))
 
         agent_run_execute(run_id=str(queued.pk))
 
@@ -83,7 +114,7 @@ def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -
     assert run.finished_at is not None
     assert _reply(run).content == FAILURE_REPLY
     assert run.prompt_tokens == 50 + 20
-    assert run.error != ""
+    assert "reply refused by the test" in run.error
 
 
 def test_a_failed_run_records_the_tokens_spent_before_the_failure(settings) -> None:

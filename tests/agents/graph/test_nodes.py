@@ -42,7 +42,9 @@ STREAMED = [
 
 
 class StreamingModel(BaseChatModel):
-    """Answers with ``STREAMED``, piece by piece."""
+    """Answers with ``pieces``, piece by piece."""
+
+    pieces: list[str] = STREAMED
 
     @property
     def _llm_type(self) -> str:
@@ -52,12 +54,13 @@ class StreamingModel(BaseChatModel):
         return self
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage("".join(STREAMED)))])
+        message = AIMessage("".join(self.pieces))
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(
         self, messages: list[BaseMessage], *args: Any, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
-        for piece in STREAMED:
+        for piece in self.pieces:
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
 
 
@@ -119,6 +122,17 @@ def test_streamed_text_deltas_join_to_exactly_the_reply() -> None:
     assert state["messages"][-1].content == "".join(STREAMED)
     assert "".join(deltas) == "".join(STREAMED)
     assert len(deltas) > 1
+
+
+def test_streamed_text_deltas_leave_out_nul_characters() -> None:
+    run_id = str(uuid.uuid4())
+    model = StreamingModel(pieces=["Hello\x00", " there,", " \x00", "friend"])
+    graph = build_graph(provider=ScriptedProvider(model))
+
+    graph.invoke({"messages": [HumanMessage("Hi")]}, _config(run_id))
+
+    deltas = [e.data["text"] for e in run_events_read(run_id=run_id) if e.type == "text.delta"]
+    assert "".join(deltas) == "Hello there, friend"
 
 
 def test_bad_tool_arguments_go_back_to_the_model_as_errors_naming_the_field() -> None:
