@@ -171,20 +171,7 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
     except Exception as exc:
         logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
         return _fail(run, f"{type(exc).__name__}: {str(exc)[:500]}")
-    latency_ms = int((time.perf_counter() - started) * 1000)
-    try:
-        return _succeed(run, result, latency_ms)
-    except Exception as exc:
-        # The reply or trace could not be written (say, a character PostgreSQL refuses):
-        # left running, the sweeper would run (and bill) the turn again.
-        logger.exception("agent_run.store_failed", extra={"run_id": str(run.pk)})
-        return _fail(
-            run,
-            f"storing the outcome failed: {type(exc).__name__}: {str(exc)[:500]}",
-            usage=result.usage,
-            provider=result.provider,
-            model_name=result.model_name,
-        )
+    return _store(run, result, latency_ms=int((time.perf_counter() - started) * 1000))
 
 
 def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
@@ -192,7 +179,6 @@ def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
     from agents.turns import TurnResult
     from conversations.services import conversation_handoff
 
-    conversation_handoff(conversation_id=run.conversation_id, reason="budget")
     result = TurnResult(
         reply=HANDOFF_REPLY,
         route=Route.HANDOFF,
@@ -202,7 +188,24 @@ def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
         nodes=[],
         note=reason,
     )
-    return _succeed(run, result, latency_ms=0)
+    conversation_handoff(conversation_id=run.conversation_id, reason="budget")
+    return _store(run, result, latency_ms=0)
+
+
+def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
+    """Store the turn's outcome, or fail the run if it cannot be: left running, the sweeper
+    would run (and bill) the turn again."""
+    try:
+        return _succeed(run, result, latency_ms)
+    except Exception as exc:
+        logger.exception("agent_run.store_failed", extra={"run_id": str(run.pk)})
+        return _fail(
+            run,
+            f"storing the outcome failed: {type(exc).__name__}: {str(exc)[:500]}",
+            usage=result.usage,
+            provider=result.provider,
+            model_name=result.model_name,
+        )
 
 
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:

@@ -84,10 +84,9 @@ def test_a_reply_with_nul_characters_is_stored_without_them(settings) -> None:
     assert _reply(run).content == "Here you are"
 
 
-@pytest.fixture
-def replies_refused() -> None:
-    """The database refuses to store the reply "Here you are" (a trigger; the test's
-    transaction takes it away again)."""
+def _refuse_to_store(reply: str) -> None:
+    """The database refuses to store ``reply`` (a trigger; the test's transaction takes it
+    away again)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE FUNCTION test_refuse_reply() RETURNS trigger LANGUAGE plpgsql"
@@ -95,14 +94,13 @@ def replies_refused() -> None:
         )
         cursor.execute(
             "CREATE TRIGGER test_refuse_reply BEFORE INSERT ON conversations_message"
-            " FOR EACH ROW WHEN (NEW.content = 'Here you are')"
-            " EXECUTE FUNCTION test_refuse_reply()"
+            " FOR EACH ROW WHEN (NEW.content = %s) EXECUTE FUNCTION test_refuse_reply()",
+            [reply],
         )
 
 
-def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(
-    settings, replies_refused: None
-) -> None:
+def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -> None:
+    _refuse_to_store("Here you are")
     queued = _queued_run()
     with loopback_openai(settings) as server:
         server.script_chat(ROUTE_TO_SALES, ChatText("Here you are", prompt_tokens=20))
@@ -151,3 +149,17 @@ def test_a_conversation_that_keeps_failing_reaches_its_budget(settings) -> None:
     conversation.refresh_from_db()
     assert conversation.handoff_reason == "budget"
     assert _reply(third).content == HANDOFF_REPLY
+
+
+def test_a_budget_hand_off_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -> None:
+    settings.DAILY_BUDGET_USD = Decimal("0")
+    queued = _queued_run()
+    _refuse_to_store(HANDOFF_REPLY)
+
+    agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.FAILED
+    assert _reply(run).content == FAILURE_REPLY
+    assert "reply refused by the test" in run.error
+    assert Conversation.objects.get(pk=run.conversation_id).handoff_reason == "budget"
