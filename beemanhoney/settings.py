@@ -332,7 +332,8 @@ MODEL_PRICES_PER_MILLION = json.loads(
         ' "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60}}',
     )
 )
-# Spending limits: past either, the model stops and staff take over (reason "budget").
+# Spending limits: past either, the model stops and staff take over (reason "budget"). Checked
+# as each run starts: runs already under way finish, so they can pass a limit by their cost.
 CONVERSATION_BUDGET_USD = Decimal(env_str("CONVERSATION_BUDGET_USD", "0.50"))
 DAILY_BUDGET_USD = Decimal(env_str("DAILY_BUDGET_USD", "25.00"))
 # Previous messages of the conversation the graph sees.
