@@ -18,6 +18,7 @@ from langchain_core.tools import BaseTool, tool
 
 from beemanhoney.common.text import storable_text
 from catalog import selectors as catalog_selectors
+from catalog.knowledge_passages import article_extract
 from catalog.models import KnowledgeArticle, Product
 
 MAX_PRODUCTS = 5
@@ -59,13 +60,17 @@ def product_data(product: Product) -> dict[str, Any]:
     }
 
 
-def article_data(article: KnowledgeArticle) -> dict[str, Any]:
-    return {
-        "slug": article.slug,
-        "title": article.title,
-        "topic": article.topic,
-        "body": clip(article.body, DETAIL_CHARS),
-    }
+def article_data(article: KnowledgeArticle, *, question: str) -> dict[str, Any]:
+    """A health article whole: its safety advice ("never give honey to a baby under 12
+    months") must never be cut off. Any other, if long, as the extract that answers
+    ``question`` best."""
+    if article.topic == KnowledgeArticle.Topic.HEALTH:
+        body = article.body
+    else:
+        body = article_extract(
+            title=article.title, body=article.body, question=question, limit=DETAIL_CHARS
+        )
+    return {"slug": article.slug, "title": article.title, "topic": article.topic, "body": body}
 
 
 def clip(text: str, limit: int) -> str:
@@ -162,10 +167,9 @@ def search_knowledge(query: str, topic: str | None = None) -> str:
         topic: optional: shipping, returns, storage, health, beekeeping, orders or products.
     """
     valid_topic = topic if topic in KnowledgeArticle.Topic.values else None
-    hits = catalog_selectors.knowledge_search(
-        query=_query(query), topic=valid_topic, limit=MAX_ARTICLES
-    )
-    return _json({"articles": [article_data(hit.item) for hit in hits]})
+    question = _query(query)
+    hits = catalog_selectors.knowledge_search(query=question, topic=valid_topic, limit=MAX_ARTICLES)
+    return _json({"articles": [article_data(hit.item, question=question) for hit in hits]})
 
 
 @tool

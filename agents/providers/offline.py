@@ -24,13 +24,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from agents.graph.prompts import HANDOFF_REPLY
 from agents.providers import RouteDecision
 from agents.providers.router import semantic_route
-from beemanhoney.common.lru import LruCache
-from catalog.embeddings import (
-    embed_query,
-    get_embedding_backend,
-    query_embedding_errors,
-    text_hash,
-)
+from catalog.embeddings import embed_query, query_embedding_errors
+from catalog.knowledge_passages import article_paragraphs, passage_vectors
 from catalog.models import KnowledgeArticle
 
 logger = logging.getLogger(__name__)
@@ -120,25 +115,8 @@ def _stems(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in STOP_WORDS and len(w) > 2 and not w.isdigit()}
 
 
-def _paragraphs(body: str) -> list[str]:
-    return [p.strip() for p in body.split("\n\n") if p.strip()]
-
-
 def _best_paragraph(body: str, asked: set[str]) -> str:
-    return max(_paragraphs(body), key=lambda p: len(asked & _stems(p)), default="")
-
-
-# The title and paragraphs of recently quoted articles, embedded: a help centre's articles are
-# few and asked about again and again, and customers' own queries must not push them out of
-# the query cache.
-_passage_vectors: LruCache[np.ndarray] = LruCache(size=256)
-
-
-def _article_passage_vectors(article: dict[str, Any]) -> np.ndarray:
-    passages = [article["title"], *_paragraphs(article["body"])]
-    backend = get_embedding_backend()
-    key = (backend.model_name, text_hash("\n\n".join(passages)))
-    return _passage_vectors.get_or_make(key, lambda: np.asarray(backend.embed_documents(passages)))
+    return max(article_paragraphs(body), key=lambda p: len(asked & _stems(p)), default="")
 
 
 def _answers(article: dict[str, Any], question: str) -> bool:
@@ -149,7 +127,7 @@ def _answers(article: dict[str, Any], question: str) -> bool:
         # The question first: its embedding is cached, and paused after a failure, so an
         # outage costs at most one timeout.
         asked = np.asarray(embed_query(question))
-        vectors = _article_passage_vectors(article)
+        vectors = passage_vectors(article["title"], article["body"])
     except query_embedding_errors():
         logger.warning("agents.article_relevance_by_words", extra={"slug": article["slug"]})
         return bool(_stems(question) & _stems(f"{article['title']}\n\n{article['body']}"))

@@ -8,12 +8,14 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
 from agents.graph.tools import (
+    DETAIL_CHARS,
     check_stock,
     escalate_to_human,
     get_product,
     search_knowledge,
     search_products,
 )
+from catalog.models import KnowledgeArticle
 from catalog.services import embeddings_refresh
 from conversations.models import Conversation
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
@@ -110,6 +112,39 @@ def test_help_article_bodies_given_to_the_model_are_cut_at_a_few_thousand_charac
     assert len(article.body) > 40_000
     assert 1000 <= len(body) <= 4001
     assert article.body.startswith(body.rstrip("…"))
+
+
+def test_a_long_help_article_gives_the_model_the_paragraphs_that_answer_the_question() -> None:
+    answer_paragraph = "Parcels to Canada arrive in 7 to 10 working days."
+    filler = [f"Paragraph {n} is about how we wrap jars in recycled paper. " * 12 for n in range(8)]
+    KnowledgeArticleFactory(
+        title="Shipping",
+        topic=KnowledgeArticle.Topic.SHIPPING,
+        body="\n\n".join([*filler, answer_paragraph, *filler]),
+    )
+    embeddings_refresh(kind="knowledge")
+
+    answer = _call(search_knowledge, {"query": "How long does delivery to Canada take?"})
+
+    body = answer["articles"][0]["body"]
+    assert answer_paragraph in body
+    assert len(body) <= DETAIL_CHARS
+
+
+def test_a_long_health_article_is_given_to_the_model_whole() -> None:
+    warning = "Never give honey to a baby under 12 months old."
+    article = KnowledgeArticleFactory(
+        title="Honey and babies",
+        topic=KnowledgeArticle.Topic.HEALTH,
+        body="\n\n".join(["Honey is a natural food enjoyed by children and adults. " * 10] * 8
+                         + [warning]),
+    )  # fmt: skip
+    embeddings_refresh(kind="knowledge")
+
+    answer = _call(search_knowledge, {"query": "is honey good for children?"})
+
+    assert len(article.body) > DETAIL_CHARS
+    assert answer["articles"][0]["body"] == article.body
 
 
 def test_a_huge_but_finite_price_limit_leaves_every_price_in() -> None:

@@ -1,0 +1,76 @@
+"""A help article's passages (its title, then its paragraphs), embedded, and the extract of a
+long article that answers a question best."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from beemanhoney.common.lru import LruCache
+from catalog.embeddings import (
+    embed_query,
+    get_embedding_backend,
+    query_embedding_errors,
+    text_hash,
+)
+
+logger = logging.getLogger(__name__)
+
+# Between the paragraphs of an extract where others were left out.
+OMISSION = "\n\n…\n\n"
+
+# The passages of recently read articles, embedded: a help centre's articles are few and asked
+# about again and again, and customers' own queries must not push them out of the query cache.
+_passage_vectors: LruCache[np.ndarray] = LruCache(size=256)
+
+
+def article_paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in body.split("\n\n") if p.strip()]
+
+
+def passage_vectors(title: str, body: str) -> np.ndarray:
+    """One row per passage: the title's, then each paragraph's (``article_paragraphs``)."""
+    passages = [title, *article_paragraphs(body)]
+    backend = get_embedding_backend()
+    key = (backend.model_name, text_hash("\n\n".join(passages)))
+    return _passage_vectors.get_or_make(key, lambda: np.asarray(backend.embed_documents(passages)))
+
+
+def article_extract(*, title: str, body: str, question: str, limit: int) -> str:
+    """``body`` whole if it fits in ``limit`` characters. Otherwise the paragraphs nearest
+    ``question`` in meaning, as many as fit, in the article's own order and marked where
+    others were left out; the first ``limit`` characters while the embedding API is away."""
+    if len(body) <= limit:
+        return body
+    paragraphs = article_paragraphs(body)
+    try:
+        asked = np.asarray(embed_query(question))
+        nearness = passage_vectors(title, body)[1:] @ asked
+    except query_embedding_errors():
+        logger.warning("catalog.article_extract_by_position", extra={"title": title[:100]})
+        return body[:limit] + "…"
+    chosen: set[int] = set()
+    length = 0
+    for index in np.argsort(-nearness, kind="stable").tolist():
+        cost = len(paragraphs[index]) + len(OMISSION)
+        if length + cost <= limit:
+            chosen.add(index)
+            length += cost
+    if not chosen:  # one paragraph longer than the limit: the nearest, cut
+        return paragraphs[int(np.argmax(nearness))][:limit] + "…"
+    return _joined(paragraphs, sorted(chosen))
+
+
+def _joined(paragraphs: list[str], kept: list[int]) -> str:
+    """The kept paragraphs in order, with ``OMISSION`` wherever paragraphs were left out
+    (before, between and after)."""
+    parts: list[str] = []
+    previous = -1
+    for index in kept:
+        parts.append(OMISSION if index != previous + 1 else "\n\n" if parts else "")
+        parts.append(paragraphs[index])
+        previous = index
+    if previous != len(paragraphs) - 1:
+        parts.append(OMISSION)
+    return "".join(parts).strip("\n")

@@ -1,0 +1,67 @@
+import pytest
+
+from catalog.knowledge_passages import OMISSION, article_extract, article_paragraphs
+from tests.support.fake_openai import HttpError
+
+CANADA = (
+    "International delivery: we ship to Canada, the United States and Australia, and parcels"
+    " arrive in 7 to 10 working days."
+)
+SHIPPING_PARAGRAPHS = [
+    "Orders placed before 1pm on a weekday leave our Yorkshire honey house the same day.",
+    "Every jar is wrapped in recycled paper and packed in a cardboard box with paper tape,"
+    " so all of the packaging can go in your household recycling.",
+    "You can add a handwritten gift note at checkout; we never put prices in gift parcels.",
+    "Trade customers ordering more than twenty jars should email our wholesale team for a"
+    " quote and a pallet delivery date.",
+    "If a jar arrives broken, send us a photo within 14 days and we will replace it free.",
+    "Our beeswax candles are packed separately from honey so they cannot be stained.",
+    CANADA,
+    "Gift sets travel in their own presentation box inside the shipping carton.",
+]
+SHIPPING_BODY = "\n\n".join(SHIPPING_PARAGRAPHS)
+
+
+def test_a_short_article_is_given_whole() -> None:
+    extract = article_extract(
+        title="Shipping", body=SHIPPING_BODY, question="anything", limit=len(SHIPPING_BODY)
+    )
+
+    assert extract == SHIPPING_BODY
+
+
+def test_a_long_article_gives_the_paragraphs_nearest_the_question_in_their_order() -> None:
+    extract = article_extract(
+        title="Shipping",
+        body=SHIPPING_BODY,
+        question="How long does delivery to Canada take?",
+        limit=400,
+    )
+
+    kept = [part for part in article_paragraphs(extract) if part != "…"]
+    assert CANADA in kept
+    assert len(extract) <= 400
+    assert kept == [p for p in SHIPPING_PARAGRAPHS if p in kept]
+    assert OMISSION.strip() in extract
+    assert len(kept) < len(SHIPPING_PARAGRAPHS)
+
+
+def test_one_paragraph_longer_than_the_limit_is_cut() -> None:
+    body = "Keep honey in a cool dry cupboard. " * 100
+
+    extract = article_extract(title="Storing", body=body, question="where to keep it", limit=300)
+
+    assert extract == body.strip()[:300] + "…"
+
+
+@pytest.mark.django_db
+def test_while_the_embedding_api_is_away_a_long_article_is_cut_at_the_limit(
+    openai_embeddings,
+) -> None:
+    openai_embeddings.script_embedding_errors(*[HttpError(503, "Service unavailable")] * 5)
+
+    extract = article_extract(
+        title="Shipping", body=SHIPPING_BODY, question="delivery to Canada?", limit=400
+    )
+
+    assert extract == SHIPPING_BODY[:400] + "…"
