@@ -4,6 +4,7 @@ long article that answers a question best."""
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 
@@ -25,8 +26,12 @@ OMISSION = "\n\n…\n\n"
 _passage_vectors: LruCache[np.ndarray] = LruCache(size=256)
 
 
+# A blank line, however written: an admin text box sends "\r\n" line ends.
+_BLANK_LINE = re.compile(r"\n\s*\n")
+
+
 def article_paragraphs(body: str) -> list[str]:
-    return [p.strip() for p in body.split("\n\n") if p.strip()]
+    return [p.strip() for p in _BLANK_LINE.split(body) if p.strip()]
 
 
 def passage_vectors(title: str, body: str) -> np.ndarray:

@@ -46,6 +46,16 @@ def test_a_long_article_gives_the_paragraphs_nearest_the_question_in_their_order
     assert len(kept) < len(SHIPPING_PARAGRAPHS)
 
 
+def test_paragraphs_are_split_at_blank_lines_as_a_browser_sends_them() -> None:
+    body = "Orders leave on weekdays.\r\n\r\nWe ship to Canada.\r\n \r\nGift notes are free."
+
+    assert article_paragraphs(body) == [
+        "Orders leave on weekdays.",
+        "We ship to Canada.",
+        "Gift notes are free.",
+    ]
+
+
 def test_one_paragraph_longer_than_the_limit_is_cut() -> None:
     body = "Keep honey in a cool dry cupboard. " * 100
 
