@@ -141,13 +141,8 @@ def measure_filters(
         started = time.perf_counter()
         selectors.product_search_rows(query=text, filters=filters)[:20]
         page_s.append(time.perf_counter() - started)
-    statements = search_statements.search_statements(
-        lambda: rows,
-        rows_key=("products", filters),
-        limit=settings.SEARCH_CANDIDATES,
-        columns=search_statements.PRODUCT_ROW_PATHS,
-        filtered=True,
-        exact_up_to=selectors.exact_order_bound(filters),
+    statements = selectors.product_search_statements(
+        filters=filters, limit=settings.SEARCH_CANDIDATES
     )
     selector_way = "exact" if statements.side_reads("").few_rows else "relaxed"
     report = {

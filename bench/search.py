@@ -241,12 +241,7 @@ def measure_selector(
     rows = selectors.product_list(filters=filters)
     candidates = settings.SEARCH_CANDIDATES
 
-    statements = search_statements.search_statements(
-        lambda: rows,
-        rows_key=("products", filters),
-        limit=candidates,
-        columns=search_statements.PRODUCT_ROW_PATHS,  # the products, as the selector asks
-    )
+    statements = selectors.product_search_statements(filters=filters, limit=candidates)
 
     def semantic(query: tuple[QueryKeywords, list[float]]) -> list[tuple[int, float | None]]:
         keywords, vector = query

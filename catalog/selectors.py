@@ -29,6 +29,7 @@ from catalog.models import Category, KnowledgeArticle, Product
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
+    SearchStatements,
     any_word_hits,
     product_from_row,
     products_by_id,
@@ -136,24 +137,10 @@ class Ranking:
 
 
 def _hybrid_ranking(
-    rows: Callable[[], QuerySet[M]],
-    *,
-    rows_key: Hashable,
-    query: str,
-    limit: int,
-    filtered: bool,
-    columns: tuple[str, ...] = (),
-    exact_up_to: int | None = None,
+    rows: Callable[[], QuerySet[M]], *, statements: SearchStatements, query: str, limit: int
 ) -> Ranking:
-    candidates = max(limit, settings.SEARCH_CANDIDATES)
-    statements = search_statements(
-        rows,
-        rows_key=rows_key,
-        limit=candidates,
-        columns=columns,
-        filtered=filtered,
-        exact_up_to=exact_up_to,
-    )
+    """``statements``: those of ``rows``, compiled for ``_candidates(limit)``."""
+    candidates = statements.nearest.limit
     # The keyword half's reads (which words to rank by, the rows holding all of them) and
     # whether the rows are few are made on another thread while this one embeds the query. Not
     # the other way round: this thread goes straight into the model, where a thread it handed
@@ -210,12 +197,18 @@ def _side_reads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=8, thread_name_prefix="side-read")
 
 
+def _candidates(limit: int) -> int:
+    """How many nearest rows a search for ``limit`` results takes to fuse."""
+    return max(limit, settings.SEARCH_CANDIDATES)
+
+
 def _hybrid_search(
     rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
 ) -> list[SearchHit[M]]:
-    ranking = _hybrid_ranking(
-        lambda: rows, rows_key=rows_key, query=query, limit=limit, filtered=filtered
-    ).hits
+    statements = search_statements(
+        lambda: rows, rows_key=rows_key, limit=_candidates(limit), filtered=filtered
+    )
+    ranking = _hybrid_ranking(lambda: rows, statements=statements, query=query, limit=limit).hits
     # order_by(): a dict needs no ORDER BY (the model's default ordering would sort by name).
     return _search_hits(ranking, rows.order_by().in_bulk([hit.pk for hit in ranking]))
 
@@ -289,15 +282,8 @@ def _product_ranking(
     def rows() -> QuerySet[Product]:
         return product_list(filters=filters)
 
-    ranking = _hybrid_ranking(
-        rows,
-        rows_key=("products", filters),
-        query=query,
-        limit=limit,
-        filtered=filters != ProductFilters(),
-        columns=PRODUCT_ROW_PATHS,
-        exact_up_to=exact_order_bound(filters),
-    )
+    statements = product_search_statements(filters=filters, limit=limit)
+    ranking = _hybrid_ranking(rows, statements=statements, query=query, limit=limit)
     by_id = products_by_id(rows, rows_key=("products", filters))
 
     def load(ids: list[int]) -> dict[int, Product]:
@@ -309,7 +295,20 @@ def _product_ranking(
     return ranking.hits, load
 
 
-def exact_order_bound(filters: ProductFilters) -> int | None:
+def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchStatements:
+    """The statements a search for ``limit`` products passing ``filters`` runs, compiled once
+    per process (the benchmarks time them as the search runs them)."""
+    return search_statements(
+        lambda: product_list(filters=filters),
+        rows_key=("products", filters),
+        limit=_candidates(limit),
+        columns=PRODUCT_ROW_PATHS,
+        filtered=filters != ProductFilters(),
+        exact_up_to=_exact_order_bound(filters),
+    )
+
+
+def _exact_order_bound(filters: ProductFilters) -> int | None:
     """The most products passing ``filters`` that a search orders exactly. None unless an
     index finds them (a category's, a tag's): price and stock have none (see
     ``Product.Meta.indexes``), so ordering their products would read the whole catalogue."""
