@@ -1,5 +1,4 @@
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -8,14 +7,9 @@ from django.db import connection
 
 from bench import indexes
 from bench.indexes import index_definitions, index_drift, indexes_as_migrated
+from tests.support import celery_worker
 
 GIN_INDEX = "product_search_vector_gin"
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    host = quote(db["HOST"] or "", safe="")
-    return f"postgresql://{db['USER']}@{host}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.mark.django_db
@@ -45,7 +39,7 @@ def migrated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_database_is_held_to_the_indexes_its_migrations_make(migrated_cache: Path) -> None:
-    url = _database_url()
+    url = celery_worker.test_database_url()
     with psycopg.connect(url, autocommit=True) as conn:
         as_migrated = index_definitions(conn)
         conn.execute(f'DROP INDEX "{GIN_INDEX}"')
