@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from beemanhoney.common.lru import LruCache
+from beemanhoney.common.text import clip
 from catalog.embeddings import (
     embed_query,
     get_embedding_backend,
@@ -54,7 +55,7 @@ def article_extract(*, title: str, body: str, question: str, limit: int) -> str:
         nearness = passage_vectors(title, body)[1:] @ asked
     except query_embedding_errors():
         logger.warning("catalog.article_extract_by_position", extra={"title": title[:100]})
-        return body[:limit] + "…"
+        return clip(body, limit)
     chosen: set[int] = set()
     length = 0
     for index in np.argsort(-nearness, kind="stable").tolist():
@@ -62,7 +63,7 @@ def article_extract(*, title: str, body: str, question: str, limit: int) -> str:
         if length + cost <= limit:
             chosen.add(index)
             length += cost
-    if not chosen:  # one paragraph longer than the limit: the nearest, cut
+    if not chosen:  # no paragraph fits with its mark: the nearest, cut; "…" marks the rest
         return paragraphs[int(np.argmax(nearness))][:limit] + "…"
     return _joined(paragraphs, sorted(chosen))
 

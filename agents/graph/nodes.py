@@ -25,10 +25,10 @@ from pydantic import ValidationError
 from agents.graph.names import Node
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
-from agents.graph.tools import clip, turn_context
+from agents.graph.tools import turn_context
 from agents.providers import ChatProvider
 from agents.run_stream import run_event_publish, run_event_publish_many
-from beemanhoney.common.text import storable_text
+from beemanhoney.common.text import clip, storable_text
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
-from beemanhoney.common.text import storable_text
+from beemanhoney.common.text import clip, storable_text
 from catalog import selectors as catalog_selectors
 from catalog.knowledge_passages import article_extract
 from catalog.models import KnowledgeArticle, Product
@@ -71,11 +71,6 @@ def article_data(article: KnowledgeArticle, *, question: str) -> dict[str, Any]:
             title=article.title, body=article.body, question=question, limit=DETAIL_CHARS
         )
     return {"slug": article.slug, "title": article.title, "topic": article.topic, "body": body}
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _json(data: dict[str, Any]) -> str:
