@@ -3,9 +3,16 @@ import subprocess
 import sys
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.test import Client
 
+from beemanhoney.common.health import BROKER_CLIENT_NAME
 from tests.support.celery_worker import PROJECT_DIR
+
+
+def probe_connections(broker: redis.Redis) -> list[dict]:
+    return [c for c in broker.client_list() if c.get("name") == BROKER_CLIENT_NAME]
 
 
 @pytest.mark.django_db
@@ -18,6 +25,30 @@ def test_healthz_reports_database_and_broker_up(client: Client) -> None:
         "database": {"status": "up"},
         "broker": {"status": "up"},
     }
+
+
+@pytest.mark.django_db
+def test_healthz_probes_keep_one_broker_connection(client: Client) -> None:
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+
+    codes = [client.get("/healthz").status_code for _ in range(5)]
+
+    assert codes == [200] * 5
+    assert len(probe_connections(broker)) == 1
+
+
+@pytest.mark.django_db
+def test_healthz_reconnects_after_the_broker_drops_its_connection(client: Client) -> None:
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    assert client.get("/healthz").status_code == 200
+    (before,) = probe_connections(broker)
+
+    broker.client_kill_filter(_id=before["id"])
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert [c["id"] for c in probe_connections(broker)] != [before["id"]]
+    assert len(probe_connections(broker)) == 1
 
 
 @pytest.mark.django_db

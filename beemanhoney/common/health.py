@@ -1,5 +1,6 @@
 """Liveness of the services every request depends on: the database and the broker."""
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +10,8 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +38,31 @@ def database_state(alias: str = "default") -> ServiceState:
     return ServiceState(ok=True)
 
 
-def broker_state() -> ServiceState:
-    timeout = settings.HEALTHCHECK_TIMEOUT_SECONDS
-    client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+BROKER_CLIENT_NAME = "beemanhoney-healthz"
+
+
+@functools.cache
+def _broker_client(url: str, timeout: float) -> redis.Redis:
+    """One pooled client per broker URL: a probe every few seconds reuses its connection.
+
+    One immediate retry lets a connection the broker dropped (a restart) be opened again
+    within the same probe; a broker that is down still answers within two connect attempts.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), retries=1),
+        client_name=BROKER_CLIENT_NAME,
     )
+
+
+def broker_state() -> ServiceState:
+    client = _broker_client(settings.CELERY_BROKER_URL, settings.HEALTHCHECK_TIMEOUT_SECONDS)
     try:
         client.ping()
     except redis.RedisError as exc:
         return ServiceState(ok=False, error=type(exc).__name__)
-    finally:
-        client.close()
     return ServiceState(ok=True)
 
 
