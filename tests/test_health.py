@@ -1,14 +1,42 @@
 import json
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 from django.conf import settings as django_settings
 from django.test import Client
 
-from beemanhoney.common.health import BROKER_CLIENT_NAME
+from beemanhoney.common.health import (
+    BROKER_CLIENT_NAME,
+    BROKER_PROBE_CONNECTIONS,
+    ServiceState,
+    _broker_client,
+    broker_state,
+)
 from tests.support.celery_worker import PROJECT_DIR
+
+
+@pytest.fixture(autouse=True)
+def no_probe_connection() -> Iterator[None]:
+    """Each test starts, and leaves, with no cached probe client and no probe connection."""
+    close_probe_client()
+    yield
+    close_probe_client()
+
+
+def close_probe_client() -> None:
+    url = django_settings.CELERY_BROKER_URL
+    _broker_client(url, django_settings.HEALTHCHECK_TIMEOUT_SECONDS).connection_pool.disconnect()
+    _broker_client.cache_clear()
+    broker = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 5
+    while probe_connections(broker) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the broker drops a closed connection from its list a moment later
 
 
 def probe_connections(broker: redis.Redis) -> list[dict]:
@@ -35,6 +63,21 @@ def test_healthz_probes_keep_one_broker_connection(client: Client) -> None:
 
     assert codes == [200] * 5
     assert len(probe_connections(broker)) == 1
+
+
+def test_concurrent_probes_share_a_bounded_set_of_broker_connections() -> None:
+    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    start = threading.Barrier(12)
+
+    def probe() -> ServiceState:
+        start.wait()
+        return broker_state()
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        states = list(pool.map(lambda _: probe(), range(12)))
+
+    assert all(state.ok for state in states)
+    assert 1 <= len(probe_connections(broker)) <= BROKER_PROBE_CONNECTIONS
 
 
 @pytest.mark.django_db

@@ -39,6 +39,9 @@ def database_state(alias: str = "default") -> ServiceState:
 
 
 BROKER_CLIENT_NAME = "beemanhoney-healthz"
+# Probes at once per process that get their own connection; more wait for one (up to the
+# health-check timeout), so a burst of probes cannot leave a worker holding dozens.
+BROKER_PROBE_CONNECTIONS = 2
 
 
 @functools.cache
@@ -48,13 +51,16 @@ def _broker_client(url: str, timeout: float) -> redis.Redis:
     One immediate retry lets a connection the broker dropped (a restart) be opened again
     within the same probe; a broker that is down still answers within two connect attempts.
     """
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=BROKER_PROBE_CONNECTIONS,
+        timeout=timeout,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), retries=1),
         client_name=BROKER_CLIENT_NAME,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def broker_state() -> ServiceState:
