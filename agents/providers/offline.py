@@ -115,8 +115,18 @@ def _stems(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in STOP_WORDS and len(w) > 2 and not w.isdigit()}
 
 
-def _best_paragraph(body: str, asked: set[str]) -> str:
-    return max(article_paragraphs(body), key=lambda p: len(asked & _stems(p)), default="")
+def _best_paragraph(article: dict[str, Any], question: str) -> str:
+    """The paragraph nearest ``question`` in meaning ("how long does UK delivery take" is
+    answered by "arrives within 2-4 working days", which shares one word with it); while the
+    embedding API is away, the one sharing most words with it."""
+    paragraphs = article_paragraphs(article["body"])
+    try:
+        asked = np.asarray(embed_query(question))
+        nearness = passage_vectors(article["title"], article["body"])[1:] @ asked
+    except query_embedding_errors():
+        stems = _stems(question)
+        return max(paragraphs, key=lambda p: len(stems & _stems(p)), default="")
+    return paragraphs[int(np.argmax(nearness))] if paragraphs else ""
 
 
 def _answers(article: dict[str, Any], question: str) -> bool:
@@ -144,7 +154,7 @@ def compose_article_reply(articles: list[dict[str, Any]], question: str) -> str:
     if article.get("topic") == KnowledgeArticle.Topic.HEALTH:
         extract = article["body"].strip()
     else:
-        extract = _best_paragraph(article["body"], _stems(question))
+        extract = _best_paragraph(article, question)
     return f'From our help article "{article["title"]}":\n\n{extract}'
 
 

@@ -93,6 +93,40 @@ def test_a_non_health_article_is_quoted_at_its_best_paragraph(demo_shop) -> None
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("question", "answer", "not_quoted"),
+    [
+        # Two words each with the Highlands paragraph ("deliveries", "take"), one with this.
+        ("How long does UK delivery take?", "arrives within 2-4 working days", "Highlands"),
+        ("Do you deliver to Northern Ireland?", "Northern Ireland", "UK Standard Delivery"),
+    ],
+)
+def test_a_non_health_article_is_quoted_at_the_paragraph_nearest_in_meaning(
+    demo_shop, question: str, answer: str, not_quoted: str
+) -> None:
+    articles = json.loads(search_knowledge.invoke({"query": question}))["articles"]
+
+    reply = compose_article_reply(articles, question)
+
+    assert '"UK delivery times and costs"' in reply
+    assert answer in reply
+    assert not_quoted not in reply
+
+
+@pytest.mark.django_db
+def test_while_the_embedding_api_is_away_the_paragraph_sharing_most_words_is_quoted(
+    demo_shop, embedding_api_down
+) -> None:
+    question = "How much does next-day delivery cost?"
+    article = KnowledgeArticle.objects.get(title="UK delivery times and costs")
+
+    reply = compose_article_reply([article_data(article, question=question)], question)
+
+    assert "UK Next-Day Delivery costs £6.95." in reply
+    assert "UK Standard Delivery costs £3.95" not in reply
+
+
+@pytest.mark.django_db
 def test_while_the_embedding_api_is_away_relevance_is_judged_by_shared_words(
     demo_shop, embedding_api_down
 ) -> None:
