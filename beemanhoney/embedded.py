@@ -26,6 +26,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from beemanhoney.common.ports import free_port
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BEEMAN_VAR_DIR", PROJECT_DIR / "var")).resolve()
 PGDATA_LINK = VAR_DIR / "pgdata"
@@ -222,9 +224,7 @@ def _valkey_port() -> int:
     port_file = VALKEY_DIR / "port"
     if port_file.exists():
         return int(port_file.read_text().strip())
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     port_file.write_text(str(port))
     return port
 

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
@@ -59,7 +60,6 @@ from bench.processes import (
     Stopped,
     ancestors,
     descendants,
-    free_port,
     machine,
     proc_table,
     raise_stopped_on_signals,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import signal
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,12 +72,6 @@ def ancestors(table: dict[int, Proc], pid: int) -> set[int]:
         found.add(pid)
         pid = table[pid].ppid
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Stopped(Exception):

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
     HNSW_INDEX,
@@ -56,7 +57,6 @@ from bench import (
     text_table,
     wait_for_quiet,
 )
-from bench.processes import free_port
 
 K = 10
 WARMUP_QUERIES = 20

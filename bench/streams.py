@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
@@ -70,7 +71,7 @@ from bench import (
     percentile,
     text_table,
 )
-from bench.processes import Stopped, free_port, machine, raise_stopped_on_signals
+from bench.processes import Stopped, machine, raise_stopped_on_signals
 
 DATABASE = "beemanhoney_bench_streams"
 REDIS_DB = 12

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
@@ -59,7 +60,6 @@ from bench.processes import (
     Proc,
     ancestors,
     descendants,
-    free_port,
     machine,
     proc_table,
 )

