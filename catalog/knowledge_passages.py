@@ -43,6 +43,15 @@ def passage_vectors(title: str, body: str) -> np.ndarray:
     return _passage_vectors.get_or_make(key, lambda: np.asarray(backend.embed_documents(passages)))
 
 
+def passage_nearness(*, title: str, body: str, question: str) -> np.ndarray:
+    """The cosine of ``question`` to each passage, as ``passage_vectors`` orders them. Raises
+    ``query_embedding_errors()`` while the embedding API is away."""
+    # The question first: its embedding is cached, and paused after a failure, so an outage
+    # costs at most one timeout.
+    asked = np.asarray(embed_query(question))
+    return passage_vectors(title, body) @ asked
+
+
 def article_extract(*, title: str, body: str, question: str, limit: int) -> str:
     """``body`` whole if it fits in ``limit`` characters. Otherwise the paragraphs nearest
     ``question`` in meaning, as many as fit, in the article's own order and marked where
@@ -51,8 +60,7 @@ def article_extract(*, title: str, body: str, question: str, limit: int) -> str:
         return body
     paragraphs = article_paragraphs(body)
     try:
-        asked = np.asarray(embed_query(question))
-        nearness = passage_vectors(title, body)[1:] @ asked
+        nearness = passage_nearness(title=title, body=body, question=question)[1:]
     except query_embedding_errors():
         logger.warning("catalog.article_extract_by_position", extra={"title": title[:100]})
         return clip(body, limit)

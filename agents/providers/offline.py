@@ -24,8 +24,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from agents.graph.prompts import HANDOFF_REPLY
 from agents.providers import RouteDecision
 from agents.providers.router import semantic_route
-from catalog.embeddings import embed_query, query_embedding_errors
-from catalog.knowledge_passages import article_paragraphs, passage_vectors
+from catalog.embeddings import query_embedding_errors
+from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
 
 logger = logging.getLogger(__name__)
@@ -115,46 +115,50 @@ def _stems(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in STOP_WORDS and len(w) > 2 and not w.isdigit()}
 
 
-def _best_paragraph(article: dict[str, Any], question: str) -> str:
+def _nearness(article: dict[str, Any], question: str) -> np.ndarray | None:
+    """How near ``question`` each of the article's passages is (``passage_nearness``); None
+    while the embedding API is away."""
+    try:
+        return passage_nearness(title=article["title"], body=article["body"], question=question)
+    except query_embedding_errors():
+        logger.warning("agents.article_relevance_by_words", extra={"slug": article["slug"]})
+        return None
+
+
+def _answers(article: dict[str, Any], question: str, nearness: np.ndarray | None) -> bool:
+    """Whether ``article`` is about ``question`` at all: by meaning (its title or a paragraph
+    as near the question as ``RELEVANCE_FLOOR``), or, while the embedding API is away, by a
+    word they share."""
+    if nearness is None:
+        return bool(_stems(question) & _stems(f"{article['title']}\n\n{article['body']}"))
+    return float(np.max(nearness)) >= RELEVANCE_FLOOR
+
+
+def _best_paragraph(article: dict[str, Any], question: str, nearness: np.ndarray | None) -> str:
     """The paragraph nearest ``question`` in meaning ("how long does UK delivery take" is
     answered by "arrives within 2-4 working days", which shares one word with it); while the
     embedding API is away, the one sharing most words with it."""
     paragraphs = article_paragraphs(article["body"])
-    try:
-        asked = np.asarray(embed_query(question))
-        nearness = passage_vectors(article["title"], article["body"])[1:] @ asked
-    except query_embedding_errors():
+    if nearness is None:
         stems = _stems(question)
         return max(paragraphs, key=lambda p: len(stems & _stems(p)), default="")
-    return paragraphs[int(np.argmax(nearness))] if paragraphs else ""
-
-
-def _answers(article: dict[str, Any], question: str) -> bool:
-    """Whether ``article`` is about ``question`` at all: by meaning (its title or a paragraph
-    as near the question as ``RELEVANCE_FLOOR``), or, while the embedding API is away, by a
-    word they share."""
-    try:
-        # The question first: its embedding is cached, and paused after a failure, so an
-        # outage costs at most one timeout.
-        asked = np.asarray(embed_query(question))
-        vectors = passage_vectors(article["title"], article["body"])
-    except query_embedding_errors():
-        logger.warning("agents.article_relevance_by_words", extra={"slug": article["slug"]})
-        return bool(_stems(question) & _stems(f"{article['title']}\n\n{article['body']}"))
-    return float(np.max(vectors @ asked)) >= RELEVANCE_FLOOR
+    return paragraphs[int(np.argmax(nearness[1:]))] if paragraphs else ""
 
 
 def compose_article_reply(articles: list[dict[str, Any]], question: str) -> str:
     """Quote the first article that answers the question (the search always returns its
     nearest articles, relevant or not). Health articles are quoted whole: their safety advice
     ("never give honey to a baby under 12 months") must never be cut off."""
-    article = next((a for a in articles if _answers(a, question)), None)
-    if article is None:
+    for article in articles:
+        nearness = _nearness(article, question)
+        if _answers(article, question, nearness):
+            break
+    else:
         return NO_ARTICLE_REPLY
     if article.get("topic") == KnowledgeArticle.Topic.HEALTH:
         extract = article["body"].strip()
     else:
-        extract = _best_paragraph(article, question)
+        extract = _best_paragraph(article, question, nearness)
     return f'From our help article "{article["title"]}":\n\n{extract}'
 
 
