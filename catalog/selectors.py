@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -26,6 +26,7 @@ from catalog.embeddings import (
     text_hash_sql,
 )
 from catalog.models import Category, KnowledgeArticle, Product
+from catalog.query_intent import QueryIntent, ordered_by_intent, query_intent_read
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
@@ -256,7 +257,8 @@ class RankedRows(Sequence[M]):
 def product_search(
     *, query: str, filters: ProductFilters, limit: int | None = None
 ) -> list[SearchHit[Product]]:
-    """Active products for ``query``, best first: pgvector kNN fused with full-text rank."""
+    """Active products for ``query``, best first: pgvector kNN fused with full-text rank, within
+    the query's own price range and in its own order (``catalog.query_intent``)."""
     ranking, load = _product_ranking(
         query=query, filters=filters, limit=limit or settings.SEARCH_CANDIDATES
     )
@@ -278,12 +280,16 @@ def _product_ranking(
     loading a page in a statement of its own took 1.2-2 ms); only rows that the keyword half
     alone brought in are loaded afterwards.
     """
+    intent = query_intent_read(query)
+    filters = _within_intent(filters, intent)
 
     def rows() -> QuerySet[Product]:
         return product_list(filters=filters)
 
     statements = product_search_statements(filters=filters, limit=limit)
-    ranking = _hybrid_ranking(rows, statements=statements, query=query, limit=limit)
+    # An order may lift any candidate into the first places: rank them all first.
+    ranked = _candidates(limit) if intent.orders else limit
+    ranking = _hybrid_ranking(rows, statements=statements, query=intent.text, limit=ranked)
     by_id = products_by_id(rows, rows_key=("products", filters))
 
     def load(ids: list[int]) -> dict[int, Product]:
@@ -292,7 +298,24 @@ def _product_ranking(
         missing = [pk for pk in ids if pk not in found]
         return products | (by_id.load(missing) if missing else {})
 
-    return ranking.hits, load
+    hits = ranking.hits
+    if intent.orders:
+        products = load([hit.pk for hit in hits])
+        hits = ordered_by_intent(hits, lambda hit: products.get(hit.pk), intent.orders)[:limit]
+    return hits, load
+
+
+def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilters:
+    """``filters`` narrowed to the price range the query states."""
+    bounds = {
+        "min_price": max(
+            (p for p in (filters.min_price, intent.min_price) if p is not None), default=None
+        ),
+        "max_price": min(
+            (p for p in (filters.max_price, intent.max_price) if p is not None), default=None
+        ),
+    }
+    return replace(filters, **bounds)
 
 
 def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchStatements:

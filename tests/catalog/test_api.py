@@ -203,6 +203,41 @@ def test_product_list_with_q_orders_by_relevance(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "skus"),
+    [
+        ({"q": "beeswax candles under £10"}, ["tea-lights"]),
+        ({"q": "beeswax candles over 10 pounds", "max_price": "20"}, ["dinner-pair"]),
+        ({"q": "cheapest beeswax candles"}, ["tea-lights", "dinner-pair", "pillar"]),
+        ({"q": "the biggest beeswax candle"}, ["pillar", "dinner-pair", "tea-lights"]),
+    ],
+)
+def test_product_list_with_q_keeps_to_the_price_range_and_order_the_query_states(
+    api_client: APIClient, params: dict[str, str], skus: list[str]
+) -> None:
+    candles = CategoryFactory(slug="candles")
+    for sku, name, price, grams in [
+        ("dinner-pair", "Beeswax Dinner Candles (pair)", "14.00", 300),
+        ("pillar", "Beeswax Pillar Candle", "24.00", 900),
+        ("tea-lights", "Beeswax Tea Light Candles (12)", "6.50", 180),
+    ]:
+        ProductFactory(
+            sku=sku,
+            name=name,
+            price=Decimal(price),
+            weight_grams=grams,
+            category=candles,
+            description="Hand-poured from our own beeswax; burns long and clean.",
+        )
+    embeddings_refresh(kind="products")
+
+    response = api_client.get(PRODUCTS_URL, params)
+
+    assert response.status_code == 200
+    assert [row["sku"] for row in response.json()["results"]] == skus
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("params", [{}, {"q": "wildflower honey"}])
 def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
     api_client: APIClient, params: dict[str, str]

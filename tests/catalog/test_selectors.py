@@ -67,18 +67,13 @@ SEMANTIC_ONLY_QUERIES = [
     ("mouth care", "BH-WAX-006"),
 ]
 
-# Reasonable queries the current search does not answer well (reported, kept visible here).
-KNOWN_MISSES = [
-    pytest.param(
-        "the strongest most potent manuka",
-        "BH-MAN-004",
-        marks=pytest.mark.xfail(strict=True, reason="UMF/MGO grade is not understood: 6th"),
-    ),
-    pytest.param(
-        "cheap manuka in a big jar",
-        "BH-MAN-005",
-        marks=pytest.mark.xfail(strict=True, reason="price and size are not understood: 6th"),
-    ),
+# Queries that ask for an order or a price range (catalog.query_intent): the product meant first.
+ORDERED_QUERIES = [
+    ("the strongest most potent manuka", "BH-MAN-004"),
+    ("highest grade manuka", "BH-MAN-004"),
+    ("cheap manuka in a big jar", "BH-MAN-005"),
+    ("mild manuka for kids", "BH-MAN-001"),
+    ("large jar of raw honey", "BH-RAW-002"),
 ]
 
 
@@ -114,11 +109,44 @@ def test_product_search_finds_products_that_share_no_word_with_the_query(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("query", "sku"), KNOWN_MISSES)
-def test_product_search_known_misses(demo_shop: None, query: str, sku: str) -> None:
-    skus = top_skus(query)
+@pytest.mark.parametrize(("query", "sku"), ORDERED_QUERIES)
+def test_product_search_puts_first_the_product_an_order_word_asks_for(
+    demo_shop: None, query: str, sku: str
+) -> None:
+    assert top_skus(query, limit=1) == [sku]
 
-    assert sku in skus
+
+@pytest.mark.django_db
+def test_product_search_keeps_to_the_price_range_a_query_states(demo_shop: None) -> None:
+    hits = product_search(query="small gift under 10 pounds", filters=ProductFilters(), limit=20)
+
+    prices = [hit.item.price for hit in hits]
+    assert len(prices) == 20
+    assert max(prices) <= Decimal("9.99")
+
+
+@pytest.mark.django_db
+def test_a_price_in_the_query_narrows_the_filters_and_never_widens_them(demo_shop: None) -> None:
+    narrower = product_search(
+        query="honey under £20", filters=ProductFilters(max_price=Decimal("8")), limit=20
+    )
+    disjoint = product_search(
+        query="honey under £20", filters=ProductFilters(min_price=Decimal("25")), limit=20
+    )
+
+    assert narrower
+    assert max(hit.item.price for hit in narrower) <= Decimal("8")
+    assert disjoint == []
+
+
+@pytest.mark.django_db
+def test_an_order_word_ranks_every_candidate_not_only_the_first_page(demo_shop: None) -> None:
+    plain = top_skus("manuka honey", limit=40)
+    cheapest = top_skus("cheapest manuka honey", limit=1)
+
+    manuka = Product.objects.filter(sku__startswith="BH-MAN-", is_active=True)
+    assert cheapest == [manuka.order_by("price").first().sku]
+    assert plain.index(cheapest[0]) > 0
 
 
 @pytest.mark.django_db

@@ -1,0 +1,224 @@
+"""What a product query asks for besides its subject: a price range and an order.
+
+Embeddings and full-text rank match what a query is about, not how it wants the matches
+ordered: for "the strongest most potent manuka" the UMF 20+ came fifth of the manuka jars, and
+"small gift under 10 pounds" led with a £49.95 gift box. So a search reads two things out of
+the query's words first:
+
+- **a price range** said with a currency: "under £10", "less than 20 pounds", "over $15",
+  "between £10 and £20", "£10-£20". It narrows the search's price filters (never widens them)
+  and is cut out of the text that is embedded and ranked. A number without a currency ("under
+  12 months") is not a price.
+- **orders**: cheapest, biggest, smallest, strongest (manuka grade), mildest, best value. The
+  words stay in the text. Among the results that share the best match's category and have what
+  the order compares (a grade, a weight), the order decides which result takes which of their
+  places; every other result keeps its place. "cheap" and "big" together ask for the lowest
+  price per kilo.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from itertools import pairwise
+from typing import Protocol, TypeVar
+
+PENNY = Decimal("0.01")
+
+_AMOUNT = (
+    r"(?:[£$€]\s?\d+(?:\.\d{1,2})?"
+    r"|\d+(?:\.\d{1,2})?\s?(?:pounds?|quid|gbp|euros?|eur|dollars?|usd|bucks)\b)"
+)
+_NUMBER = re.compile(r"\d+(?:\.\d{1,2})?")
+# (pattern, which bound each amount sets, and whether the amount itself is excluded)
+_PRICE_PHRASES: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), bounds, strict)
+    for pattern, bounds, strict in (
+        (rf"\bbetween\s+({_AMOUNT})\s+and\s+({_AMOUNT})", ("min", "max"), False),
+        (rf"\bfrom\s+({_AMOUNT})\s+to\s+({_AMOUNT})", ("min", "max"), False),
+        (rf"({_AMOUNT})\s*(?:-|\u2013|to)\s*({_AMOUNT})", ("min", "max"), False),
+        (rf"\b(?:under|below|less\s+than|cheaper\s+than)\s+({_AMOUNT})", ("max",), True),
+        (
+            rf"\b(?:up\s+to|no\s+more\s+than|at\s+most|max(?:imum)?|within)\s+({_AMOUNT})",
+            ("max",),
+            False,
+        ),
+        (rf"\b(?:over|above|more\s+than|dearer\s+than)\s+({_AMOUNT})", ("min",), True),
+        (rf"\b(?:at\s+least|min(?:imum)?|from)\s+({_AMOUNT})", ("min",), False),
+    )
+)
+
+
+class ProductOrder(StrEnum):
+    CHEAPEST = "cheapest"
+    PRICIEST = "priciest"
+    LARGEST = "largest"
+    SMALLEST = "smallest"
+    STRONGEST = "strongest"
+    MILDEST = "mildest"
+    BEST_VALUE = "best_value"
+
+
+_ORDER_WORDS: dict[ProductOrder, re.Pattern[str]] = {
+    order: re.compile(rf"\b(?:{words})\b", re.IGNORECASE)
+    for order, words in {
+        ProductOrder.BEST_VALUE: r"best\s+value|good\s+value|great\s+value|value\s+for\s+money",
+        ProductOrder.CHEAPEST: (
+            r"cheap|cheaper|cheapest|budget|inexpensive|affordable|bargain|least\s+expensive"
+            r"|low[\s-]cost|low[\s-]priced?|lowest[\s-]priced?"
+        ),
+        ProductOrder.PRICIEST: r"most\s+expensive|priciest|dearest|highest[\s-]priced?",
+        ProductOrder.LARGEST: (
+            r"big(?![\s-]flavou?r)|bigger|biggest|large|larger|largest|bulk|jumbo|huge"
+            r"|family[\s-]sized?"
+        ),
+        ProductOrder.SMALLEST: (
+            r"small(?![\s-](?:batch|producers?|farms?|scale|apiar\w*|beekeepers?))|smaller"
+            r"|smallest|mini|tiny|travel[\s-]sized?"
+        ),
+        ProductOrder.STRONGEST: (
+            r"strong|stronger|strongest|potent|most\s+potent|powerful|most\s+powerful"
+            r"|high[\s-]grade|highest[\s-]grade|top[\s-]grade|high[\s-]strength"
+            r"|highest[\s-]strength|maximum[\s-]strength|highest\s+(?:umf|mgo)"
+        ),
+        ProductOrder.MILDEST: (
+            r"mild|milder|mildest|weakest|low[\s-]grade|lowest[\s-]grade|entry[\s-]level"
+            r"|lowest[\s-]strength|lowest\s+(?:umf|mgo)"
+        ),
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class QueryIntent:
+    text: str
+    """The query without its price phrases: what the search embeds and ranks by."""
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    orders: tuple[ProductOrder, ...] = ()
+
+
+def query_intent_read(query: str) -> QueryIntent:
+    text = query
+    bounds: dict[str, Decimal] = {}
+    for pattern, sets, strict in _PRICE_PHRASES:
+        for match in pattern.finditer(text):
+            for bound, amount in zip(sets, match.groups(), strict=True):
+                value = Decimal(_NUMBER.search(amount).group())  # type: ignore[union-attr]
+                if strict:
+                    value = value - PENNY if bound == "max" else value + PENNY
+                bounds[bound] = max(value, Decimal(0))
+        text = pattern.sub(" ", text)
+    text = " ".join(text.split()) or " ".join(query.split())
+    return QueryIntent(
+        text=text,
+        min_price=bounds.get("min"),
+        max_price=bounds.get("max"),
+        orders=_orders(text),
+    )
+
+
+def _orders(text: str) -> tuple[ProductOrder, ...]:
+    found = {order for order, words in _ORDER_WORDS.items() if words.search(text)}
+    # "cheap ... big jar" and "best value" both ask for the lowest price per kilo.
+    if {ProductOrder.CHEAPEST, ProductOrder.LARGEST} <= found:
+        found.add(ProductOrder.BEST_VALUE)
+    if ProductOrder.BEST_VALUE in found:
+        found -= {ProductOrder.CHEAPEST, ProductOrder.LARGEST}
+    # Opposites cancel out: "big or small" orders by neither.
+    for first, second in (
+        (ProductOrder.CHEAPEST, ProductOrder.PRICIEST),
+        (ProductOrder.LARGEST, ProductOrder.SMALLEST),
+        (ProductOrder.STRONGEST, ProductOrder.MILDEST),
+    ):
+        if {first, second} <= found:
+            found -= {first, second}
+    return tuple(order for order in ProductOrder if order in found)
+
+
+# --- ordering results -------------------------------------------------------------------------
+
+# UMF grade → the least methylglyoxal (mg/kg) it certifies, by the UMF Honey Association's chart;
+# grades between are interpolated. MGO-graded and UMF-graded jars compare on this one scale.
+_UMF_TO_MGO = ((0, 0), (5, 83), (10, 263), (15, 514), (20, 829), (25, 1200))
+_UMF = re.compile(r"\bUMF\s*(\d+(?:\.\d+)?)\s*\+?", re.IGNORECASE)
+_MGO = re.compile(r"\bMGO\s*(\d+)\s*\+?", re.IGNORECASE)
+
+
+def manuka_grade_mgo(name: str) -> float | None:
+    """The grade a product's name states (UMF 15+, MGO 100+), as mg/kg methylglyoxal."""
+    if match := _MGO.search(name):
+        return float(match.group(1))
+    if not (match := _UMF.search(name)):
+        return None
+    umf = float(match.group(1))
+    # The chart's segment holding the grade; past its end, the last segment's slope.
+    (low, low_mgo), (high, high_mgo) = next(
+        (pair for pair in pairwise(_UMF_TO_MGO) if umf <= pair[1][0]),
+        _UMF_TO_MGO[-2:],
+    )
+    return low_mgo + (umf - low) * (high_mgo - low_mgo) / (high - low)
+
+
+class OrderedProduct(Protocol):
+    name: str
+    price: Decimal
+    weight_grams: int
+    category_id: int
+
+
+P = TypeVar("P", bound=OrderedProduct)
+H = TypeVar("H")
+
+
+def _price_per_kilo(product: OrderedProduct) -> float | None:
+    if product.weight_grams <= 0:
+        return None
+    return float(product.price) * 1000 / product.weight_grams
+
+
+def _weight(product: OrderedProduct) -> float | None:
+    return float(product.weight_grams) if product.weight_grams > 0 else None
+
+
+# Each order's value of a product (None: the product has none to compare), least first.
+_ORDER_KEYS: dict[ProductOrder, Callable[[OrderedProduct], float | None]] = {
+    ProductOrder.CHEAPEST: lambda product: float(product.price),
+    ProductOrder.PRICIEST: lambda product: -float(product.price),
+    ProductOrder.LARGEST: lambda product: -w if (w := _weight(product)) is not None else None,
+    ProductOrder.SMALLEST: _weight,
+    ProductOrder.STRONGEST: lambda product: (
+        -g if (g := manuka_grade_mgo(product.name)) is not None else None
+    ),
+    ProductOrder.MILDEST: lambda product: manuka_grade_mgo(product.name),
+    ProductOrder.BEST_VALUE: _price_per_kilo,
+}
+
+
+def ordered_by_intent(
+    hits: Sequence[H], product_of: Callable[[H], P | None], orders: Sequence[ProductOrder]
+) -> list[H]:
+    """``hits`` (best match first) with ``orders`` applied within the best match's category.
+
+    The hits whose product shares the best match's category and has a value for every order
+    take the places those hits held, in the orders' sequence (relevance breaks ties).
+    """
+    ordered = list(hits)
+    best = product_of(ordered[0]) if ordered else None
+    if not orders or best is None:
+        return ordered
+    keyed: list[tuple[tuple[float, ...], int]] = []
+    for place, hit in enumerate(ordered):
+        product = product_of(hit)
+        if product is None or product.category_id != best.category_id:
+            continue
+        values = [_ORDER_KEYS[order](product) for order in orders]
+        if None not in values:
+            keyed.append((tuple(v for v in values if v is not None), place))
+    places = [place for _, place in keyed]
+    for place, (_, source) in zip(places, sorted(keyed), strict=True):
+        ordered[place] = hits[source]
+    return ordered

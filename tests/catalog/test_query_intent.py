@@ -1,0 +1,131 @@
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from catalog.query_intent import (
+    ProductOrder,
+    QueryIntent,
+    manuka_grade_mgo,
+    ordered_by_intent,
+    query_intent_read,
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "intent"),
+    [
+        ("a gift under 10 pounds", QueryIntent("a gift", None, Decimal("9.99"))),
+        ("honey cheaper than £8", QueryIntent("honey", None, Decimal("7.99"))),
+        ("gift up to £25.50", QueryIntent("gift", None, Decimal("25.50"))),
+        ("over $30 manuka", QueryIntent("manuka", Decimal("30.01"), None)),
+        ("at least 15 quid on a hamper", QueryIntent("on a hamper", Decimal("15"), None)),
+        ("gifts between £10 and £20", QueryIntent("gifts", Decimal("10"), Decimal("20"))),
+        ("candles £5-£15", QueryIntent("candles", Decimal("5"), Decimal("15"))),
+        ("gifts from £10 to £20 please", QueryIntent("gifts please", Decimal("10"), Decimal("20"))),
+    ],
+)
+def test_a_price_said_with_a_currency_becomes_a_price_range_cut_from_the_text(
+    query: str, intent: QueryIntent
+) -> None:
+    assert query_intent_read(query) == intent
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["honey for babies under 12 months", "pack of 10 under 2 kilos", "£20", "over 40 flavours"],
+)
+def test_a_number_without_a_currency_or_a_bound_is_no_price(query: str) -> None:
+    assert query_intent_read(query) == QueryIntent(query)
+
+
+@pytest.mark.parametrize(
+    ("query", "orders"),
+    [
+        ("the strongest most potent manuka", (ProductOrder.STRONGEST,)),
+        ("mild manuka for kids", (ProductOrder.MILDEST,)),
+        ("cheapest candles", (ProductOrder.CHEAPEST,)),
+        ("most expensive hamper", (ProductOrder.PRICIEST,)),
+        ("large jar of raw honey", (ProductOrder.LARGEST,)),
+        ("mini jars for wedding favours", (ProductOrder.SMALLEST,)),
+        ("cheap manuka in a big jar", (ProductOrder.BEST_VALUE,)),
+        ("best value honey", (ProductOrder.BEST_VALUE,)),
+        ("big or small, any honey", ()),
+        ("small batch raw honey", ()),
+        ("big flavour honey", ()),
+        ("honey cheaper than £8", ()),
+        ("strong cheap manuka", (ProductOrder.CHEAPEST, ProductOrder.STRONGEST)),
+    ],
+)
+def test_order_words_are_read_and_kept_in_the_text(
+    query: str, orders: tuple[ProductOrder, ...]
+) -> None:
+    intent = query_intent_read(query)
+
+    assert intent.orders == orders
+    assert orders == () or intent.text == query
+
+
+@pytest.mark.parametrize(
+    ("name", "mgo"),
+    [
+        ("Manuka Honey UMF 5+ 250g", 83),
+        ("Manuka Honey UMF 20+ 250g", 829),
+        ("Manuka Honey UMF 12+", 363.4),
+        ("Manuka Honey UMF 30+", 1571),
+        ("Manuka Honey MGO 100+ 500g", 100),
+        ("Manuka Honey Lozenges (20)", None),
+    ],
+)
+def test_manuka_grades_compare_on_one_methylglyoxal_scale(name: str, mgo: float | None) -> None:
+    assert manuka_grade_mgo(name) == pytest.approx(mgo)
+
+
+@dataclass
+class Jar:
+    name: str
+    price: Decimal
+    weight_grams: int
+    category_id: int
+
+
+def test_an_order_moves_only_the_best_matchs_category_among_their_own_places() -> None:
+    hits = [
+        Jar("Manuka UMF 10+", Decimal("30"), 250, 1),
+        Jar("Manuka gift box", Decimal("50"), 600, 2),
+        Jar("Manuka lozenges", Decimal("8"), 90, 1),
+        Jar("Manuka UMF 20+", Decimal("89"), 250, 1),
+        Jar("Manuka MGO 100+", Decimal("32"), 500, 1),
+    ]
+
+    ordered = ordered_by_intent(hits, lambda hit: hit, [ProductOrder.STRONGEST])
+
+    assert [hit.name for hit in ordered] == [
+        "Manuka UMF 20+",
+        "Manuka gift box",
+        "Manuka lozenges",
+        "Manuka UMF 10+",
+        "Manuka MGO 100+",
+    ]
+
+
+def test_best_value_orders_by_price_per_kilo_and_ties_keep_relevance() -> None:
+    hits = [
+        Jar("a", Decimal("10"), 250, 1),
+        Jar("b", Decimal("16"), 1000, 1),
+        Jar("c", Decimal("8"), 500, 1),
+        Jar("d", Decimal("5"), 0, 1),
+        Jar("e", Decimal("4"), 250, 1),
+    ]
+
+    ordered = ordered_by_intent(hits, lambda hit: hit, [ProductOrder.BEST_VALUE])
+
+    assert [hit.name for hit in ordered] == ["b", "c", "e", "d", "a"]
+
+
+def test_without_an_order_or_a_product_for_the_best_match_nothing_moves() -> None:
+    hits = [Jar("a", Decimal("10"), 250, 1), Jar("b", Decimal("1"), 250, 1)]
+
+    assert ordered_by_intent(hits, lambda hit: hit, []) == hits
+    assert ordered_by_intent(hits, lambda hit: None, [ProductOrder.CHEAPEST]) == hits
+    assert ordered_by_intent([], lambda hit: hit, [ProductOrder.CHEAPEST]) == []
