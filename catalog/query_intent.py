@@ -110,7 +110,8 @@ def query_intent_read(query: str) -> QueryIntent:
                 value = Decimal(_NUMBER.search(amount).group())  # type: ignore[union-attr]
                 if strict:
                     value = value - PENNY if bound == "max" else value + PENNY
-                bounds[bound] = max(value, Decimal(0))
+                tighter = min if bound == "max" else max
+                bounds[bound] = tighter(bounds.get(bound, value), max(value, Decimal(0)))
         text = pattern.sub(" ", text)
     text = " ".join(text.split()) or " ".join(query.split())
     return QueryIntent(

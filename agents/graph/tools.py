@@ -104,7 +104,9 @@ def search_products(
     """Search the Beeman Honey catalogue by meaning and keywords.
 
     Args:
-        query: what the customer is looking for, in their words.
+        query: what the customer is looking for, in their words. A price said with a
+            currency ("under £10") and order words ("cheapest", "biggest", "strongest
+            manuka") are understood.
         category: optional category slug, e.g. "manuka-honey" or "gift-sets".
         max_price: optional highest price in GBP.
         in_stock_only: only products that can ship now.

@@ -23,6 +23,7 @@ from catalog.query_intent import (
         ("gifts between £10 and £20", QueryIntent("gifts", Decimal("10"), Decimal("20"))),
         ("candles £5-£15", QueryIntent("candles", Decimal("5"), Decimal("15"))),
         ("gifts from £10 to £20 please", QueryIntent("gifts please", Decimal("10"), Decimal("20"))),
+        ("jars under £20, or below £12", QueryIntent("jars , or", None, Decimal("11.99"))),
     ],
 )
 def test_a_price_said_with_a_currency_becomes_a_price_range_cut_from_the_text(

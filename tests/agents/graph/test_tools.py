@@ -1,6 +1,7 @@
 """The agents' tools called as the graph calls them, with arguments a model may fill in."""
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -154,3 +155,20 @@ def test_a_huge_but_finite_price_limit_leaves_every_price_in() -> None:
     answer = _call(search_products, {"query": "heather honey", "max_price": 1e308})
 
     assert [found["sku"] for found in answer["products"]] == [product.sku]
+
+
+def test_the_product_search_tool_keeps_to_the_price_and_order_the_customer_says() -> None:
+    manuka = CategoryFactory(slug="manuka-honey")
+    for sku, name, price in [
+        ("umf-10", "Manuka Honey UMF 10+ 250g", "29.95"),
+        ("umf-20", "Manuka Honey UMF 20+ 250g", "89.00"),
+        ("umf-5", "Manuka Honey UMF 5+ 250g", "19.95"),
+    ]:
+        ProductFactory(sku=sku, name=name, price=Decimal(price), category=manuka)
+    embeddings_refresh(kind="products")
+
+    strongest = _call(search_products, {"query": "your strongest manuka"})
+    within = _call(search_products, {"query": "manuka under £30"})
+
+    assert [found["sku"] for found in strongest["products"]] == ["umf-20", "umf-10", "umf-5"]
+    assert {found["sku"] for found in within["products"]} == {"umf-10", "umf-5"}
