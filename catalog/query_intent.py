@@ -123,21 +123,27 @@ def query_intent_read(query: str) -> QueryIntent:
 
 
 def _orders(text: str) -> tuple[ProductOrder, ...]:
-    found = {order for order, words in _ORDER_WORDS.items() if words.search(text)}
+    # Each order by where the query first says it: the first said sorts first.
+    found = {
+        order: match.start()
+        for order, words in _ORDER_WORDS.items()
+        if (match := words.search(text))
+    }
     # "cheap ... big jar" and "best value" both ask for the lowest price per kilo.
-    if {ProductOrder.CHEAPEST, ProductOrder.LARGEST} <= found:
-        found.add(ProductOrder.BEST_VALUE)
+    if ProductOrder.CHEAPEST in found and ProductOrder.LARGEST in found:
+        found.setdefault(ProductOrder.BEST_VALUE, found[ProductOrder.CHEAPEST])
     if ProductOrder.BEST_VALUE in found:
-        found -= {ProductOrder.CHEAPEST, ProductOrder.LARGEST}
+        found.pop(ProductOrder.CHEAPEST, None)
+        found.pop(ProductOrder.LARGEST, None)
     # Opposites cancel out: "big or small" orders by neither.
     for first, second in (
         (ProductOrder.CHEAPEST, ProductOrder.PRICIEST),
         (ProductOrder.LARGEST, ProductOrder.SMALLEST),
         (ProductOrder.STRONGEST, ProductOrder.MILDEST),
     ):
-        if {first, second} <= found:
-            found -= {first, second}
-    return tuple(order for order in ProductOrder if order in found)
+        if first in found and second in found:
+            del found[first], found[second]
+    return tuple(sorted(found, key=found.__getitem__))
 
 
 # --- ordering results -------------------------------------------------------------------------

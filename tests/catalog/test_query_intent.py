@@ -55,7 +55,8 @@ def test_a_number_without_a_currency_or_a_bound_is_no_price(query: str) -> None:
         ("small batch raw honey", ()),
         ("big flavour honey", ()),
         ("honey cheaper than £8", ()),
-        ("strong cheap manuka", (ProductOrder.CHEAPEST, ProductOrder.STRONGEST)),
+        ("strong cheap manuka", (ProductOrder.STRONGEST, ProductOrder.CHEAPEST)),
+        ("cheap strong manuka", (ProductOrder.CHEAPEST, ProductOrder.STRONGEST)),
     ],
 )
 def test_order_words_are_read_and_kept_in_the_text(
@@ -130,3 +131,21 @@ def test_without_an_order_or_a_product_for_the_best_match_nothing_moves() -> Non
     assert ordered_by_intent(hits, lambda hit: hit, []) == hits
     assert ordered_by_intent(hits, lambda hit: None, [ProductOrder.CHEAPEST]) == hits
     assert ordered_by_intent([], lambda hit: hit, [ProductOrder.CHEAPEST]) == []
+
+
+def test_the_order_said_first_sorts_first_and_the_next_breaks_its_ties() -> None:
+    hits = [
+        Jar("UMF 10+ 500g", Decimal("45"), 500, 1),
+        Jar("UMF 20+ 250g", Decimal("89"), 250, 1),
+        Jar("UMF 10+ 250g", Decimal("30"), 250, 1),
+    ]
+
+    strong_cheap = ordered_by_intent(
+        hits, lambda hit: hit, [ProductOrder.STRONGEST, ProductOrder.CHEAPEST]
+    )
+    cheap_strong = ordered_by_intent(
+        hits, lambda hit: hit, [ProductOrder.CHEAPEST, ProductOrder.STRONGEST]
+    )
+
+    assert [hit.name for hit in strong_cheap] == ["UMF 20+ 250g", "UMF 10+ 250g", "UMF 10+ 500g"]
+    assert [hit.name for hit in cheap_strong] == ["UMF 10+ 250g", "UMF 10+ 500g", "UMF 20+ 250g"]
