@@ -298,11 +298,12 @@ def _product_ranking(
         missing = [pk for pk in ids if pk not in found]
         return products | (by_id.load(missing) if missing else {})
 
-    hits = ranking.hits
-    if intent.orders:
-        products = load([hit.pk for hit in hits])
-        hits = ordered_by_intent(hits, lambda hit: products.get(hit.pk), intent.orders)[:limit]
-    return hits, load
+    if not intent.orders:
+        return ranking.hits, load
+    # Ordering needs every candidate's product: load them once, and serve the page from them.
+    products = load([hit.pk for hit in ranking.hits])
+    hits = ordered_by_intent(ranking.hits, lambda hit: products.get(hit.pk), intent.orders)
+    return hits[:limit], lambda ids: {pk: products[pk] for pk in ids if pk in products}
 
 
 def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilters:
