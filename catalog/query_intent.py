@@ -181,28 +181,46 @@ P = TypeVar("P", bound=OrderedProduct)
 H = TypeVar("H")
 
 
-def _price_per_kilo(product: OrderedProduct) -> float | None:
-    if product.weight_grams <= 0:
-        return None
-    return float(product.price) * 1000 / product.weight_grams
+def _price(product: OrderedProduct) -> float:
+    return float(product.price)
 
 
 def _weight(product: OrderedProduct) -> float | None:
     return float(product.weight_grams) if product.weight_grams > 0 else None
 
 
-# Each order's value of a product (None: the product has none to compare), least first.
-_ORDER_KEYS: dict[ProductOrder, Callable[[OrderedProduct], float | None]] = {
-    ProductOrder.CHEAPEST: lambda product: float(product.price),
-    ProductOrder.PRICIEST: lambda product: -float(product.price),
-    ProductOrder.LARGEST: lambda product: -w if (w := _weight(product)) is not None else None,
-    ProductOrder.SMALLEST: _weight,
-    ProductOrder.STRONGEST: lambda product: (
-        -g if (g := manuka_grade_mgo(product.name)) is not None else None
-    ),
-    ProductOrder.MILDEST: lambda product: manuka_grade_mgo(product.name),
-    ProductOrder.BEST_VALUE: _price_per_kilo,
+def _grade(product: OrderedProduct) -> float | None:
+    return manuka_grade_mgo(product.name)
+
+
+def _price_per_kilo(product: OrderedProduct) -> float | None:
+    weight = _weight(product)
+    return None if weight is None else float(product.price) * 1000 / weight
+
+
+# What each order compares (None: the product has nothing to compare), and which way: 1 puts
+# the least first, -1 the most.
+_ORDER_MEASURES: dict[ProductOrder, tuple[Callable[[OrderedProduct], float | None], int]] = {
+    ProductOrder.CHEAPEST: (_price, 1),
+    ProductOrder.PRICIEST: (_price, -1),
+    ProductOrder.LARGEST: (_weight, -1),
+    ProductOrder.SMALLEST: (_weight, 1),
+    ProductOrder.STRONGEST: (_grade, -1),
+    ProductOrder.MILDEST: (_grade, 1),
+    ProductOrder.BEST_VALUE: (_price_per_kilo, 1),
 }
+
+
+def _sort_key(product: OrderedProduct, orders: Sequence[ProductOrder]) -> tuple[float, ...] | None:
+    """``product``'s key under ``orders``, least first; None if it lacks a value for one."""
+    key = []
+    for order in orders:
+        measure, direction = _ORDER_MEASURES[order]
+        value = measure(product)
+        if value is None:
+            return None
+        key.append(direction * value)
+    return tuple(key)
 
 
 def ordered_by_intent(
@@ -222,9 +240,8 @@ def ordered_by_intent(
         product = product_of(hit)
         if product is None or product.category_id != best.category_id:
             continue
-        values = [_ORDER_KEYS[order](product) for order in orders]
-        if None not in values:
-            keyed.append((tuple(v for v in values if v is not None), place))
+        if (key := _sort_key(product, orders)) is not None:
+            keyed.append((key, place))
     places = [place for _, place in keyed]
     for place, (_, source) in zip(places, sorted(keyed), strict=True):
         ordered[place] = hits[source]
