@@ -39,6 +39,18 @@ class FileColumns:
     # as its Python repr ("{'en': 'Manuka'}" as a name), so it is refused.
     numbers: tuple[str, ...] = ()
     lists: tuple[str, ...] = ()
+    # Columns with a default. A blank cell under one sets nothing: a new row takes the default,
+    # an existing row keeps its value. A blank stock cell in an update would otherwise empty
+    # the shelf, and a blank is_published would publish a withdrawn article again.
+    defaulted: tuple[str, ...] = ()
+
+    def given(self, row: dict[str, Any]) -> frozenset[str]:
+        """The columns ``row`` sets: an update writes only these."""
+        return frozenset(
+            name
+            for name in self.names
+            if name in row and not (name in self.defaulted and cell(row, name) == "")
+        )
 
     def unknown(self, names: Iterable[Any]) -> str | None:
         """Refuses what is not a column: a misspelt "stok" would otherwise be read as no stock

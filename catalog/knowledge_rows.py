@@ -24,6 +24,7 @@ KNOWLEDGE_COLUMNS = FileColumns(
     names=("slug", "title", "topic", "body", "is_published"),
     required=("title", "topic", "body"),
     numbers=("is_published",),
+    defaulted=("is_published",),
 )
 MAX_LENGTHS = {
     "slug": KnowledgeArticle._meta.get_field("slug").max_length,
@@ -38,7 +39,8 @@ _NO = ("false", "no", "n", "0")
 
 @dataclass(frozen=True)
 class ArticleRow:
-    """A validated row. ``given``: the columns the file gave it; an update writes only those.
+    """A validated row. ``given``: the columns the file gave it (``FileColumns.given``); an
+    update writes only those.
 
     ``slug`` is the article's key: the file's, or else made from the title, so a file without
     slugs updates the same articles each time it is loaded, as long as their titles stay."""
@@ -91,7 +93,7 @@ def parse_article_row(row: dict[str, Any]) -> ArticleRow:
         topic=topic,
         body=cell(row, "body"),
         is_published=is_published,
-        given=frozenset(column for column in KNOWLEDGE_COLUMNS.names if column in row),
+        given=KNOWLEDGE_COLUMNS.given(row),
     )
 
 

@@ -41,7 +41,11 @@ MAX_LENGTHS = {
     "floral_source": Product._meta.get_field("floral_source").max_length,
 }
 PRODUCT_COLUMNS = FileColumns(
-    COLUMNS, REQUIRED_COLUMNS, numbers=("price", "weight_grams", "stock"), lists=("tags",)
+    COLUMNS,
+    REQUIRED_COLUMNS,
+    numbers=("price", "weight_grams", "stock"),
+    lists=("tags",),
+    defaulted=("currency", "weight_grams", "stock"),
 )
 MAX_PRICE = Decimal("99999999.99")
 MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
@@ -52,8 +56,9 @@ TAG_SEPARATORS = (";", ",")
 
 @dataclass(frozen=True)
 class ProductRow:
-    """A validated row. ``given``: the columns the file gave it; an update writes only those,
-    so a file of prices alone leaves stock and descriptions as they are."""
+    """A validated row. ``given``: the columns the file gave it (``FileColumns.given``); an
+    update writes only those, so a file of prices alone leaves stock and descriptions as they
+    are."""
 
     sku: str
     name: str
@@ -150,7 +155,7 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
         tags=parsed["tags"],
         origin=cell(row, "origin"),
         floral_source=cell(row, "floral_source"),
-        given=frozenset(column for column in COLUMNS if column in row),
+        given=PRODUCT_COLUMNS.given(row),
     )
 
 

@@ -136,11 +136,20 @@ def test_a_nul_character_is_rejected() -> None:
 
 
 def test_a_row_records_which_columns_it_gave() -> None:
-    row = {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": "8", "stock": ""}
+    row = {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": "8", "tags": ""}
 
     parsed = parse_product_row(row)
 
-    assert parsed.given == {"sku", "name", "category", "price", "stock"}
+    assert parsed.given == {"sku", "name", "category", "price", "tags"}
+
+
+@pytest.mark.parametrize("column", ["stock", "weight_grams", "currency"])
+def test_a_blank_cell_under_a_column_with_a_default_is_not_given(column: str) -> None:
+    row = {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": "8", column: " "}
+
+    parsed = parse_product_row(row)
+
+    assert parsed.given == {"sku", "name", "category", "price"}
 
 
 def test_an_unknown_field_of_a_json_row_is_rejected() -> None:

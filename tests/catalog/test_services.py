@@ -162,14 +162,37 @@ def test_reimporting_some_columns_leaves_the_others_as_they_are() -> None:
 
 
 @pytest.mark.django_db
-def test_reimporting_an_empty_value_clears_it() -> None:
+def test_reimporting_an_empty_text_value_clears_it() -> None:
     product_import(rows=catalog_rows())
-    row = {**catalog_rows()[0], "tags": "", "stock": ""}
+    row = {**catalog_rows()[0], "tags": "", "origin": ""}
 
     product_import(rows=[row])
 
     product = Product.objects.get(sku="BH-RAW-001")
-    assert (product.tags, product.stock) == ([], 0)
+    assert (product.tags, product.origin) == ([], "")
+
+
+@pytest.mark.django_db
+def test_reimporting_a_blank_stock_weight_or_currency_keeps_the_value() -> None:
+    product_import(rows=[{**catalog_rows()[0], "currency": "EUR", "weight_grams": "500"}])
+    row = {**catalog_rows()[0], "price": "9.95", "stock": " ", "weight_grams": "", "currency": ""}
+
+    report = product_import(rows=[row])
+
+    product = Product.objects.get(sku="BH-RAW-001")
+    assert report.updated == 1
+    assert (product.price, product.stock) == (Decimal("9.95"), 184)
+    assert (product.weight_grams, product.currency) == (500, "EUR")
+
+
+@pytest.mark.django_db
+def test_importing_a_new_product_with_blank_stock_weight_and_currency_takes_the_defaults() -> None:
+    row = {**catalog_rows()[0], "stock": "", "weight_grams": "", "currency": ""}
+
+    product_import(rows=[row])
+
+    product = Product.objects.get(sku="BH-RAW-001")
+    assert (product.stock, product.weight_grams, product.currency) == (0, 0, "GBP")
 
 
 @pytest.mark.django_db
@@ -421,6 +444,20 @@ def test_knowledge_import_updates_only_the_columns_a_row_gives(
     assert report.summary() == "created 0, updated 1, unchanged 0, invalid 0"
     assert (article.body, article.topic, article.is_published) == ("New.", "storage", False)
     assert [callback.__name__ for callback in callbacks] == ["queue", "catalog_statistics_refresh"]
+
+
+@pytest.mark.django_db
+def test_knowledge_import_keeps_a_withdrawn_article_withdrawn_if_is_published_is_blank() -> None:
+    KnowledgeArticleFactory(slug="storing-honey", title="Storing honey", is_published=False)
+    row = {
+        "slug": "storing-honey", "title": "Storing honey", "topic": "storage", "body": "New.",
+        "is_published": "",
+    }  # fmt: skip
+
+    knowledge_import(rows=[row])
+
+    article = KnowledgeArticle.objects.get(slug="storing-honey")
+    assert (article.body, article.is_published) == ("New.", False)
 
 
 @pytest.mark.django_db
