@@ -68,7 +68,9 @@ def run_event_publish_many(*, run_id: str, type: str, payloads: list[dict[str, A
         pipe.execute()
 
 
-def _decode(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[RunEvent]:
+def _decode(entries: Any) -> list[RunEvent]:
+    """A stream reply's entries. redis-py types replies as any protocol's shape; this client
+    speaks RESP2, where they are ``[(id, {field: value})]``, all bytes."""
     return [
         RunEvent(
             id=entry_id.decode(),
@@ -87,7 +89,7 @@ def run_events_read(
     if block_ms is None:
         start = "-" if after in {"", "0"} else f"({after}"
         return _decode(client.xrange(_key(run_id), min=start, count=500))
-    answer = client.xread({_key(run_id): after or "0"}, count=500, block=max(1, block_ms))
+    answer: Any = client.xread({_key(run_id): after or "0"}, count=500, block=max(1, block_ms))
     return _decode(answer[0][1]) if answer else []
 
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -12,7 +12,7 @@ from agents.models import AgentRun
 from conversations.models import Message
 
 
-def agent_run_get(*, owner: AbstractBaseUser, run_id: UUID) -> AgentRun | None:
+def agent_run_get(*, owner: User, run_id: UUID) -> AgentRun | None:
     return (
         AgentRun.objects.select_related("conversation")
         .filter(pk=run_id, conversation__owner=owner)

@@ -88,7 +88,7 @@ def _send(run: AgentRun) -> None:
     from agents.tasks import execute_run
 
     try:
-        execute_run.apply_async(args=[str(run.pk)], task_id=run.celery_task_id)
+        execute_run.apply_async(args=(str(run.pk),), task_id=run.celery_task_id)
     except Exception:
         # The broker is unreachable: leave the run undispatched for the next attempt.
         AgentRun.objects.filter(pk=run.pk, status=AgentRun.Status.QUEUED).update(dispatched_at=None)
@@ -310,13 +310,13 @@ def message_event_data(message: Message) -> dict[str, Any]:
 def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
     """Once committed: tell listeners (stored reply, final event) and start the next run."""
     conversation_id, run_id = run.conversation_id, str(run.pk)
-    final = {"type": FINAL_EVENTS[AgentRun.Status(run.status)], "data": {"status": run.status}}
+    final_type, final_data = FINAL_EVENTS[AgentRun.Status(run.status)], {"status": run.status}
     reply_data = message_event_data(reply) if reply is not None else None
 
     def publish() -> None:
         if reply_data is not None:
             run_event_publish(run_id=run_id, type="reply.stored", data={"message": reply_data})
-        run_event_publish(run_id=run_id, **final)
+        run_event_publish(run_id=run_id, type=final_type, data=final_data)
 
     transaction.on_commit(publish)
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)

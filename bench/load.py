@@ -853,6 +853,7 @@ def server_breakdown(turns: list[TurnRecord]) -> dict[str, Any]:
     }
     for run in AgentRun.objects.filter(pk__in=list(answered), finished_at__isnull=False):
         turn = answered[str(run.pk)]
+        assert run.finished_at is not None
         created, finished = run.created_at.timestamp(), run.finished_at.timestamp()
         steps["POST → run row (gunicorn queue + view)"].append(created - turn.wall_posted)
         if run.started_at is not None:
@@ -1047,7 +1048,7 @@ def level_rows(levels: list[dict[str, Any]]) -> tuple[list[str], list[list[objec
     return headers, rows
 
 
-def cpu_rows(levels: list[dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
+def cpu_rows(levels: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     groups: list[str] = []
     for lv in levels:
         groups += [g for g in lv["cpu"]["cores"] if g not in groups]
@@ -1059,7 +1060,7 @@ def cpu_rows(levels: list[dict[str, Any]]) -> tuple[list[str], list[list[object]
     return headers, rows
 
 
-def endpoint_rows(levels: list[dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
+def endpoint_rows(levels: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     endpoints: list[str] = []
     for lv in levels:
         endpoints += [e for e in lv["endpoint_ms"] if e not in endpoints]

@@ -731,16 +731,15 @@ def report_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[lis
         ),
         row("recall@10 (project settings)", lambda r: f"{r['recall_at_10']:.3f}"),
     ]
-    for ef in report["ef_values"]:
-        main_rows.append(
-            row(
-                f"ef_search={ef}: recall@10, p50/p95, speed-up",
-                lambda r, ef=ef: (
-                    f"{r['ef_sweep'][ef]['recall_at_10']:.3f}, {_ms(r['ef_sweep'][ef])}, "
-                    f"{r['ef_sweep'][ef]['speedup_p50']:.1f}x"
-                ),
-            )
+
+    def ef_cell(ef: str) -> Callable[[dict[str, Any]], object]:
+        return lambda r: (
+            f"{r['ef_sweep'][ef]['recall_at_10']:.3f}, {_ms(r['ef_sweep'][ef])}, "
+            f"{r['ef_sweep'][ef]['speedup_p50']:.1f}x"
         )
+
+    for ef in report["ef_values"]:
+        main_rows.append(row(f"ef_search={ef}: recall@10, p50/p95, speed-up", ef_cell(ef)))
     main_rows += [
         row("query embedding alone", lambda r: _ms(report["query_embedding"])),
         row("selector semantic step (LIMIT 100)", lambda r: _ms(r["selector"]["semantic"])),

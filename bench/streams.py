@@ -423,14 +423,19 @@ class PgMonitor(threading.Thread):
         self.pauses = 0
         self.exhausted = threading.Event()
         self._full_since: float | None = None
-        self.max_connections = int(self.conn.execute("SHOW max_connections").fetchone()[0])
+        self.max_connections = int(self._one("SHOW max_connections")[0])
+
+    def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...]:
+        row = self.conn.execute(sql, params).fetchone()
+        assert row is not None, sql
+        return row
 
     def _sample(self) -> tuple[int, int]:
-        mine, server = self.conn.execute(
+        mine, server = self._one(
             "SELECT count(*) FILTER (WHERE datname = %s AND pid <> pg_backend_pid()),"
             " count(*) FILTER (WHERE backend_type = 'client backend') FROM pg_stat_activity",
             [DATABASE],
-        ).fetchone()
+        )
         return int(mine), int(server)
 
     def run(self) -> None:
@@ -495,9 +500,7 @@ class PgMonitor(threading.Thread):
     def sessions(self) -> int:
         """Sessions ever opened to the benchmark database (flushed when each one ends)."""
         self.conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = self.conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = %s", [DATABASE]
-        ).fetchone()
+        row = self._one("SELECT sessions FROM pg_stat_database WHERE datname = %s", [DATABASE])
         return int(row[0])
 
     def close(self) -> None:
@@ -626,7 +629,7 @@ def probe(port: int, path: str, token: str | None = None) -> tuple[bool, float, 
 
 
 def probe_loop(port: int, path: str, token: str | None, count: int, deadline: float) -> list:
-    results = []
+    results: list[Any] = []
     while len(results) < count and time.monotonic() < deadline:
         results.append(probe(port, path, token))
     return results

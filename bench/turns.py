@@ -503,7 +503,8 @@ def wait_finished(run_id: str, timeout: float = RUN_TIMEOUT_S) -> bool:
     try:
         from agents.run_stream import run_finished_wait
     except ImportError:
-        from agents.run_events import run_finished_wait  # type: ignore[no-redef]
+        # Checkouts before the event stream (the A/B baseline may be one) had this module.
+        from agents.run_events import run_finished_wait  # type: ignore[no-redef,import-not-found]
 
     return run_finished_wait(run_id=run_id, timeout=timeout, is_finished=_finished(run_id))
 
@@ -594,8 +595,8 @@ def breakdown(turns: list[Turn]) -> dict[str, dict[str, float]]:
             float(t.latency_ms) if t.latency_ms is not None else None for t in turns
         ],
         "worker DB around the graph (_start tail + _succeed head)": [
-            ms(t.started, t.finished) - t.latency_ms
-            if t.latency_ms is not None and ms(t.started, t.finished) is not None
+            around - t.latency_ms
+            if t.latency_ms is not None and (around := ms(t.started, t.finished)) is not None
             else None
             for t in turns
         ],
@@ -679,13 +680,16 @@ def ping_round_trips(samples: int) -> dict[str, Any]:
 
     def ping(index: int) -> None:
         wall = time.time()
-        result = worker_ping.apply_async(args=[f"bench-{index}"])
+        result = worker_ping.apply_async(args=(f"bench-{index}",))
         assert result.get(timeout=10, interval=0.0005) == f"bench-{index}"
         sent[result.id] = wall
 
     round_trips = timed(samples, 20, ping)
     rows = TaskResult.objects.filter(task_id__in=list(sent)[20:])
-    to_started = [(r.date_started.timestamp() - sent[r.task_id]) * 1000 for r in rows]
+    to_started = [
+        (r.date_started.timestamp() - sent[r.task_id]) * 1000  # type: ignore[attr-defined]
+        for r in rows
+    ]
     to_done = [(r.date_done.timestamp() - sent[r.task_id]) * 1000 for r in rows]
     return {
         "round_trip": ms_summary(round_trips),
@@ -1036,7 +1040,9 @@ def tables(results: Results) -> list[Table]:
     complete = _complete(results)
     if complete:
         sums = {config: sum_of_parts(results, config) for config in complete}
-        body = [[key] + [f"{sums[c][key]:.2f}" for c in complete] for key in sums[complete[0]]]
+        body: list[list[object]] = [
+            [key, *[f"{sums[c][key]:.2f}" for c in complete]] for key in sums[complete[0]]
+        ]
         out.append(("Whole vs sum of parts (p50, ms)", ["", *complete], body))
     tp_rows = [
         [config, f"{procs}", t["turns"], t["posting_s"], t["elapsed_s"], t["turns_per_s"],

@@ -58,7 +58,7 @@ class EmbeddingStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         try:
-            state = EmbeddingState(self.value())
+            state = EmbeddingState(self.value() or "")
         except ValueError:  # no state chosen, or one that is not ours
             return queryset
         return embedded_rows_in_state(queryset, state)
@@ -156,7 +156,7 @@ class EmbeddedAdminMixin:
 
     # What serves search only: no page shows it, and the embedding alone is ~1.5 KB a row to
     # read from the TOAST table and parse.
-    deferred_fields = ("embedding", "search_vector")
+    deferred_fields: tuple[str, ...] = ("embedding", "search_vector")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         rows = super().get_queryset(request)  # type: ignore[misc]
@@ -194,7 +194,9 @@ class CategoryAdmin(admin.ModelAdmin):
 
 class ProductAdminForm(forms.ModelForm):
     def _get_validation_exclusions(self) -> set[str]:
-        exclusions = set(super()._get_validation_exclusions())
+        # A private ModelForm hook (the one that lets a field skip model validation), which
+        # django-stubs does not declare.
+        exclusions = set(super()._get_validation_exclusions())  # type: ignore[misc]
         if self.instance.pk is not None and "sku" not in self.changed_data:
             # As product_update: a sku saved before migration 0007 checked skus stays editable
             # until it is changed.

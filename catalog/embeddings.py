@@ -125,7 +125,7 @@ class LocalEmbeddingBackend:
         import torch
 
         with self._lock, torch.inference_mode(), _torch_threads(1):
-            features = self._model[0].tokenizer(
+            features = self._model.tokenizer(
                 [text],
                 return_tensors="pt",
                 truncation=True,

@@ -129,7 +129,8 @@ def _csv_rows(text: str, columns: FileColumns) -> list[dict[str, Any]]:
 
 def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
     # newline="", as csv asks: a lone "\r" (old Mac files) ends a line rather than failing.
-    reader = csv.DictReader(io.StringIO(text, newline=""), restval=_NO_VALUE)
+    # typeshed asks a str of restval; csv takes any object, and no cell's text can be this one.
+    reader = csv.DictReader(io.StringIO(text, newline=""), restval=_NO_VALUE)  # type: ignore[call-overload]
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [c for c in columns.required if c not in header]
     if missing:

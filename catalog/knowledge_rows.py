@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.utils.text import slugify
 
+from beemanhoney.common.models import max_length_of
 from catalog.import_files import (
     FileColumns,
     cell,
@@ -27,8 +28,8 @@ KNOWLEDGE_COLUMNS = FileColumns(
     defaulted=("is_published",),
 )
 MAX_LENGTHS = {
-    "slug": KnowledgeArticle._meta.get_field("slug").max_length,
-    "title": KnowledgeArticle._meta.get_field("title").max_length,
+    "slug": max_length_of(KnowledgeArticle, "slug"),
+    "title": max_length_of(KnowledgeArticle, "title"),
     "body": ARTICLE_BODY_MAX_LENGTH,
 }
 TOPICS = tuple(KnowledgeArticle.Topic.values)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
+from beemanhoney.common.models import max_length_of
 from catalog.import_files import (
     FileColumns,
     cell,
@@ -34,11 +37,11 @@ COLUMNS = (
 REQUIRED_COLUMNS = ("sku", "name", "category", "price")
 # The longest text each column's field holds: longer is an error, never cut.
 MAX_LENGTHS = {
-    "name": Product._meta.get_field("name").max_length,
-    "category": Category._meta.get_field("name").max_length,
+    "name": max_length_of(Product, "name"),
+    "category": max_length_of(Category, "name"),
     "description": PRODUCT_DESCRIPTION_MAX_LENGTH,
-    "origin": Product._meta.get_field("origin").max_length,
-    "floral_source": Product._meta.get_field("floral_source").max_length,
+    "origin": max_length_of(Product, "origin"),
+    "floral_source": max_length_of(Product, "floral_source"),
 }
 PRODUCT_COLUMNS = FileColumns(
     COLUMNS,
@@ -119,8 +122,11 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
     """One validated row; ``ValueError`` lists everything wrong with it."""
     problems = row_problems(row, PRODUCT_COLUMNS)
     sku = cell(row, "sku")
-    if sku and not sku_validator.regex.match(sku):
-        problems.append(f"sku: {sku_validator.message}")
+    if sku:
+        try:
+            sku_validator(sku)
+        except ValidationError:
+            problems.append(f"sku: {sku_validator.message}")
     problems += too_long(row, MAX_LENGTHS)
     currency = cell(row, "currency").upper() or "GBP"
     if not re.fullmatch(r"[A-Z]{3}", currency):

@@ -178,12 +178,12 @@ class SemanticStatement:
         )
         return cls(template, limit, filtered, exact)
 
-    def params_for(self, vector: list[float], keywords: QueryKeywords) -> list[object]:
+    def params_for(self, vector: list[float], keywords: QueryKeywords) -> list[Any]:
         # No words: to_tsquery(NULL) is NULL, so every keyword rank is NULL.
         return self.template.bind(vector=halfvec_text(vector), **_keyword_slots(keywords))
 
 
-def _knn_rows(sql: str, params: list[object], *, scan: IterativeScan) -> list[tuple[Any, ...]]:
+def _knn_rows(sql: str, params: list[Any], *, scan: IterativeScan) -> list[tuple[Any, ...]]:
     """The rows of a kNN statement, run under the kNN settings."""
     server_side_binding = connection.settings_dict["OPTIONS"].get("server_side_binding")
     if connection.in_atomic_block or server_side_binding:
@@ -293,7 +293,9 @@ def keyword_rank(keywords: QueryKeywords) -> Expression:
     return _keyword_rank(**_keyword_slots(keywords))
 
 
-def _keyword_rank(any_word: str, telling_word: str, common_word: str | None) -> Expression:
+def _keyword_rank(
+    any_word: str | None, telling_word: str | None, common_word: str | None
+) -> Expression:
     """``keyword_rank`` for raw tsqueries of the words, the telling and the common ones, ORed."""
     rank = _rank_for(telling_word, common_word)
     return Case(When(search_vector=_or_query(any_word), then=rank), output_field=FloatField())
@@ -301,10 +303,10 @@ def _keyword_rank(any_word: str, telling_word: str, common_word: str | None) -> 
 
 def _or_query(words: str | None) -> SearchQuery:
     """The raw tsquery of words ORed (``_any_word``)."""
-    return SearchQuery(words, config=SEARCH_CONFIG, search_type="raw")
+    return SearchQuery(Value(words), config=SEARCH_CONFIG, search_type="raw")
 
 
-def _rank_for(telling_word: str, common_word: str | None) -> Expression:
+def _rank_for(telling_word: str | None, common_word: str | None) -> Expression:
     """A row's rank for the telling words, plus less than ``COMMON_WORD_WEIGHT`` for the
     common ones (none: NULL, and ts_rank_cd is not called): every keyword rank a search fuses
     is this one."""
@@ -397,10 +399,10 @@ class FewRowsStatement:
     counted at most every ``FEW_ROWS_TTL_SECONDS`` per process."""
 
     sql: str
-    params: tuple[object, ...]
+    params: tuple[Any, ...]
 
     @classmethod
-    def compile(cls, rows: QuerySet[M], *, most: int) -> FewRowsStatement:
+    def compile(cls, rows: QuerySet[Any], *, most: int) -> FewRowsStatement:
         some = rows.order_by().values("pk")[: most + 1]
         sql, params = some.query.sql_with_params()
         # A queryset's SQL with its parameters left out (as Django's own subqueries are).
@@ -484,7 +486,11 @@ def search_statements(
                 if exact
                 else None
             ),
-            few_rows=FewRowsStatement.compile(queryset, most=exact_up_to) if exact else None,
+            few_rows=(
+                FewRowsStatement.compile(queryset, most=exact_up_to)
+                if exact_up_to is not None
+                else None
+            ),
         )
 
     return _search_statements.get_or_make(

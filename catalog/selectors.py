@@ -234,7 +234,7 @@ class RankedRows(Sequence[M]):
     """
 
     def __init__(self, load: Callable[[list[int]], dict[int, M]], ranking: list[RankedId]) -> None:
-        self._load = load
+        self._load: Callable[[list[int]], dict[int, M]] = load
         self._ids = [hit.pk for hit in ranking]
 
     def __len__(self) -> int:
@@ -308,15 +308,15 @@ def _product_ranking(
 
 def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilters:
     """``filters`` narrowed to the price range the query states."""
-    bounds = {
-        "min_price": max(
+    return replace(
+        filters,
+        min_price=max(
             (p for p in (filters.min_price, intent.min_price) if p is not None), default=None
         ),
-        "max_price": min(
+        max_price=min(
             (p for p in (filters.max_price, intent.max_price) if p is not None), default=None
         ),
-    }
-    return replace(filters, **bounds)
+    )
 
 
 def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchStatements:

@@ -12,16 +12,18 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Model, Q
+from django.db.models import Count, Model, Q, QuerySet
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.text import slugify
 from pgvector.django import HnswIndex
 from psycopg import sql
 
+from beemanhoney.common.models import max_length_of
 from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
 from catalog.knowledge_rows import ArticleRow, parse_article_rows
-from catalog.models import EMBEDDING_DIMENSIONS, Category, Embedded, KnowledgeArticle, Product
+from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
@@ -30,8 +32,10 @@ from catalog.selectors import embedding_is_current
 logger = logging.getLogger(__name__)
 R = TypeVar("R", ProductRow, ArticleRow)
 E = TypeVar("E", Product, KnowledgeArticle)
+# A row that carries an embedding (``catalog.models.Embedded``), as a type that has its fields.
+EmbeddedRow = Product | KnowledgeArticle
 
-EMBEDDED_MODELS: dict[str, type[Product] | type[KnowledgeArticle]] = {
+EMBEDDED_MODELS: dict[str, type[EmbeddedRow]] = {
     "products": Product,
     "knowledge": KnowledgeArticle,
 }
@@ -46,7 +50,7 @@ EMBED_TASK_ROWS = 500
 VECTOR_TEXT = "[" + ",".join(["%.9g"] * EMBEDDING_DIMENSIONS) + "]"
 # The rows are read shortest text first, so each slice holds texts of about one length and pads
 # as little as one call over every text would.
-TEXT_LENGTH = {
+TEXT_LENGTH: dict[type[EmbeddedRow], Combinable] = {
     Product: Length("name") + Length("description") + Length("origin") + Length("floral_source"),
     KnowledgeArticle: Length("title") + Length("body"),
 }
@@ -66,10 +70,11 @@ class EmbeddingReport:
         return self.embedded / self.seconds if self.seconds else 0.0
 
 
-def _rows_to_embed(model: type[Embedded], ids: Iterable[int] | None) -> Any:
-    rows = model.objects.order_by(TEXT_LENGTH[model], "pk")  # type: ignore[attr-defined]
-    if model is Product:
-        rows = rows.select_related("category")
+def _rows_to_embed(model: type[EmbeddedRow], ids: Iterable[int] | None) -> Any:
+    rows: QuerySet[Any] = (
+        Product.objects.select_related("category") if model is Product else model.objects.all()
+    )
+    rows = rows.order_by(TEXT_LENGTH[model], "pk")
     return rows.filter(pk__in=list(ids)) if ids is not None else rows
 
 
@@ -110,7 +115,7 @@ def embeddings_refresh(
         counts = rows.aggregate(total=Count("pk"), current=Count("pk", filter=current))
         total, report.current = counts["total"], counts["current"]
         to_check = rows.exclude(current)
-    stale: list[tuple[Embedded, str, str]] = []
+    stale: list[tuple[EmbeddedRow, str, str]] = []
 
     def flush() -> None:
         if dry_run:
@@ -158,18 +163,18 @@ def embeddings_refresh(
     return report
 
 
-def _hnsw_index(model: type[Embedded]) -> HnswIndex:
+def _hnsw_index(model: type[EmbeddedRow]) -> HnswIndex:
     return next(i for i in model._meta.indexes if isinstance(i, HnswIndex))
 
 
-def _hnsw_index_exists(model: type[Embedded]) -> bool:
+def _hnsw_index_exists(model: type[EmbeddedRow]) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [_hnsw_index(model).name])
         return bool(cursor.fetchone()[0])
 
 
 def _rebuilds_index(
-    model: type[Embedded], rows: Any, *, table_rows: int, model_name: str, force: bool
+    model: type[EmbeddedRow], rows: Any, *, table_rows: int, model_name: str, force: bool
 ) -> bool:
     """Whether this whole-table run over ``rows`` drops the HNSW index (``embeddings_refresh``).
 
@@ -186,7 +191,7 @@ def _rebuilds_index(
 
 
 @contextmanager
-def _hnsw_index_rebuilt(model: type[Embedded]) -> Iterator[None]:
+def _hnsw_index_rebuilt(model: type[EmbeddedRow]) -> Iterator[None]:
     index = _hnsw_index(model)
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
@@ -209,7 +214,7 @@ def _hnsw_index_rebuilt(model: type[Embedded]) -> Iterator[None]:
                 raise
 
 
-def _embed(stale: list[tuple[Embedded, str, str]], model_name: str) -> list[Embedded]:
+def _embed(stale: list[tuple[EmbeddedRow, str, str]], model_name: str) -> list[EmbeddedRow]:
     vectors = get_embedding_backend().embed_documents([text for _, text, _ in stale])
     now = timezone.now()
     for (row, _, digest), vector in zip(stale, vectors, strict=True):
@@ -220,7 +225,7 @@ def _embed(stale: list[tuple[Embedded, str, str]], model_name: str) -> list[Embe
     return [row for row, _, _ in stale]
 
 
-def _store_embeddings(model: type[Embedded], rows: list[Embedded], *, batch_size: int) -> int:
+def _store_embeddings(model: type[EmbeddedRow], rows: list[EmbeddedRow], *, batch_size: int) -> int:
     """Write the rows' embedding fields, ``batch_size`` rows per transaction; how many.
 
     One ``UPDATE ... FROM unnest(...)`` per batch: ``bulk_update`` builds a ``CASE`` per row
@@ -294,13 +299,15 @@ class CatalogImportError(Exception):
         self.report = report
 
 
-def _unique_slug(model: type[Model], base: str, suffix: str = "") -> str:
+def _unique_slug(
+    model: type[Category] | type[Product] | type[KnowledgeArticle], base: str, suffix: str = ""
+) -> str:
     """``base`` as a slug no row of ``model`` has yet, within the field's length: as it is,
     else ending in ``suffix`` (a sku), else in a number too (skus that differ only in case
     slugify alike)."""
-    longest = model._meta.get_field("slug").max_length
+    longest = max_length_of(model, "slug")
     suffix_slug = slugify(suffix)
-    stem = slugify(base) or suffix_slug or model._meta.model_name
+    stem = slugify(base) or suffix_slug or model.__name__.lower()
     tail = f"-{suffix_slug}" if suffix_slug else ""
     for ending in chain([""], [tail] if tail else [], (f"{tail}-{n}" for n in count(2))):
         slug = stem[: longest - len(ending)].rstrip("-") + ending

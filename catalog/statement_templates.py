@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 @dataclass(frozen=True)
 class StatementTemplate:
     sql: str
-    params: tuple[object, ...]
+    params: tuple[Any, ...]
     # slot name -> the positions in ``params`` its value takes (a value may be used twice)
     slots: tuple[tuple[str, tuple[int, ...]], ...]
 
@@ -34,7 +34,7 @@ class StatementTemplate:
             raise ValueError(f"no parameter holds the placeholder of slot(s) {missing}")
         return cls(sql, tuple(params), slots)
 
-    def bind(self, **values: object) -> list[object]:
+    def bind(self, **values: object) -> list[Any]:
         """The parameters with each slot's value; values for slots it lacks are ignored."""
         params = list(self.params)
         for name, positions in self.slots:

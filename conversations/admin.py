@@ -11,6 +11,7 @@ from django.utils.timesince import timesince
 
 from agents.selectors import conversation_cost_usd
 from beemanhoney.common.exceptions import ApplicationError
+from beemanhoney.common.permissions import authenticated_user
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry
 from conversations.services import (
     conversation_handoff,
@@ -130,7 +131,7 @@ class ConversationAdmin(admin.ModelAdmin):
         if not reply:
             return
         try:
-            staff_message_post(conversation=obj, author=request.user, content=reply)
+            staff_message_post(conversation=obj, author=authenticated_user(request), content=reply)
         except ApplicationError as error:  # closed meanwhile
             self.message_user(request, f"Your reply was not sent: {error.message}", messages.ERROR)
             return

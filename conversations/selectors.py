@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from conversations.models import Conversation, Message
 
 
-def conversation_list(*, owner: AbstractBaseUser) -> QuerySet[Conversation]:
+def conversation_list(*, owner: User) -> QuerySet[Conversation]:
     return Conversation.objects.filter(owner=owner).order_by("-created_at")
 
 
-def conversation_get(*, owner: AbstractBaseUser, conversation_id: UUID) -> Conversation | None:
+def conversation_get(*, owner: User, conversation_id: UUID) -> Conversation | None:
     return Conversation.objects.filter(owner=owner, pk=conversation_id).first()
 
 

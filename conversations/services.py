@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation, Message
 
+if TYPE_CHECKING:
+    from agents.models import AgentRun
+
 logger = logging.getLogger(__name__)
 
 GUEST_GROUP = "guests"
 
 
-def guest_customer_create() -> AbstractBaseUser:
+def guest_customer_create() -> User:
     """A customer with no login of their own, for a website chat widget."""
     user_model = get_user_model()
     with transaction.atomic():
@@ -43,17 +47,17 @@ def _message_content(content: str) -> str:
     return content
 
 
-def conversation_create(*, owner: AbstractBaseUser, title: str = "") -> Conversation:
+def conversation_create(*, owner: User, title: str = "") -> Conversation:
     return Conversation.objects.create(owner=owner, title=title[:120])
 
 
 def message_post(
     *,
     conversation: Conversation,
-    author: AbstractBaseUser,
+    author: User,
     content: str,
     idempotency_key: str | None = None,
-) -> tuple[Message, object | None]:
+) -> tuple[Message, AgentRun | None]:
     """Store the customer's message and, unless staff own the conversation, its queued run.
 
     Both are written in one transaction; the run is dispatched after commit. A repeated
@@ -94,7 +98,7 @@ def message_post(
 
 def _message_by_idempotency_key(
     conversation: Conversation, key: str
-) -> tuple[Message, object | None] | None:
+) -> tuple[Message, AgentRun | None] | None:
     message = (
         Message.objects.filter(conversation=conversation, idempotency_key=key)
         .select_related("answering_run")
@@ -145,9 +149,7 @@ def conversations_close(*, conversation_ids: list[UUID]) -> int:
 STAFF_REPLY_HANDOFF_REASON = "A staff member replied."
 
 
-def staff_message_post(
-    *, conversation: Conversation, author: AbstractBaseUser, content: str
-) -> Message:
+def staff_message_post(*, conversation: Conversation, author: User, content: str) -> Message:
     """A staff member's reply. A reply takes the conversation over if the assistant still had
     it, so the two do not answer the customer at once."""
     content = _message_content(content)

@@ -1,10 +1,12 @@
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -25,6 +27,7 @@ from agents.api.serializers import RunOutputSerializer
 from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
+from beemanhoney.common.permissions import authenticated_user
 
 EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 REDIS_ID_PART_MAX = 2**64 - 1
@@ -46,7 +49,7 @@ class ServiceBusy(APIException):
 
 
 def _own_run(request: Request, run_id: UUID) -> AgentRun:
-    run = selectors.agent_run_get(owner=request.user, run_id=run_id)
+    run = selectors.agent_run_get(owner=authenticated_user(request), run_id=run_id)
     if run is None:
         raise Http404
     return run
@@ -104,7 +107,12 @@ class EventStreamRenderer(BaseRenderer):
     media_type = "text/event-stream"
     format = "sse"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None):  # type: ignore[no-untyped-def]
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         return json.dumps(data).encode()
 
 
@@ -127,7 +135,7 @@ class RunEventsApi(APIView):
             **error_responses(401, 404, 429, 503),
         },
     )  # fmt: skip
-    def get(self, request: Request, run_id: UUID) -> HttpResponse:
+    def get(self, request: Request, run_id: UUID) -> HttpResponseBase:
         run = _own_run(request, run_id)
         after = _event_id(request.headers.get("Last-Event-ID", ""))
         if run_stream_seen_to_the_end(run=run, after=after):

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,6 +17,7 @@ from langchain_core.messages import (
     ToolMessage,
     message_chunk_to_message,
 )
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.graph import END
@@ -32,7 +33,13 @@ from beemanhoney.common.text import clip, storable_text
 
 logger = logging.getLogger(__name__)
 
-NodeFunction = Callable[[TurnState, RunnableConfig], dict[str, Any]]
+
+class NodeFunction(Protocol):
+    """A graph node given the run's config (LangGraph passes it by the parameter's name)."""
+
+    def __call__(self, state: TurnState, config: RunnableConfig) -> dict[str, Any]: ...
+
+
 RESULT_SUMMARY_CHARS = 300
 DELTA_CHARS = 24
 # Bounds on what the trace (AgentRun.tool_calls) and the live events keep of a tool call,
@@ -47,7 +54,7 @@ WORD_WITH_SPACE = re.compile(r"\s*\S+\s*|\s+")
 def _accounting(message: AIMessage | None) -> dict[str, Any]:
     if message is None:
         return {}
-    usage = message.usage_metadata or {}
+    usage = message.usage_metadata or UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
     return {
         "model_calls": 1,
         "usage": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +26,7 @@ class ChatProvider(Protocol):
 
     def chat_model(self) -> BaseChatModel: ...
 
-    def route(self, messages: list[BaseMessage], config: RunnableConfig) -> RouteDecision: ...
+    def route(self, messages: Sequence[BaseMessage], config: RunnableConfig) -> RouteDecision: ...
 
 
 def get_chat_provider(name: str | None = None) -> ChatProvider:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ NO_ARTICLE_REPLY = (
 )
 
 
-def _latest_question(messages: list[BaseMessage]) -> str:
+def _latest_question(messages: Sequence[BaseMessage]) -> str:
     latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
     return str(latest.content) if latest else ""
 
@@ -169,7 +170,7 @@ class OfflineChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "beeman-offline"
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def _generate(
@@ -219,5 +220,5 @@ class OfflineProvider:
     def chat_model(self) -> BaseChatModel:
         return OfflineChatModel()
 
-    def route(self, messages: list[BaseMessage], config: RunnableConfig) -> RouteDecision:
+    def route(self, messages: Sequence[BaseMessage], config: RunnableConfig) -> RouteDecision:
         return RouteDecision(route=semantic_route(messages))

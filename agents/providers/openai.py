@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 from langchain_core.language_models import BaseChatModel
@@ -48,7 +49,7 @@ class OpenAIProvider:
             stream_usage=True,
         )
 
-    def route(self, messages: list[BaseMessage], config: RunnableConfig) -> RouteDecision:
+    def route(self, messages: Sequence[BaseMessage], config: RunnableConfig) -> RouteDecision:
         model = self.chat_model().bind_tools([ROUTE_TOOL], tool_choice="route_conversation")
         response = model.invoke([SystemMessage(SUPERVISOR_PROMPT), *messages], config)
         assert isinstance(response, AIMessage)

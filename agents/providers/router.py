@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -95,7 +96,7 @@ def _example_matrix(model_name: str) -> tuple[np.ndarray, list[Route]]:
     return np.asarray(get_embedding_backend().embed_documents(texts)), routes
 
 
-def semantic_route(messages: list[BaseMessage]) -> Route:
+def semantic_route(messages: Sequence[BaseMessage]) -> Route:
     """The route whose examples the latest customer message is most like (mean of the best 2)."""
     latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
     if latest is None:

@@ -13,7 +13,7 @@ from rest_framework.views import exception_handler
 class ApplicationError(Exception):
     """A business rule refused the operation; the API answers 400 (or ``status_code``)."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, *, field: str | None = None, status_code: int | None = None):
         super().__init__(message)
@@ -53,7 +53,8 @@ class ErrorSerializer(serializers.Serializer):
     """The OpenAPI shape of every error answer."""
 
     detail = serializers.CharField()
-    errors = serializers.DictField(
+    # The metaclass takes declared fields off the class, so this does not hide ``.errors``.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()), required=False
     )
 

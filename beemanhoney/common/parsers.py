@@ -1,5 +1,6 @@
 """The API's JSON parser: DRF's, with every malformed body a 400 and a size limit."""
 
+from collections.abc import Mapping
 from typing import IO, Any
 
 from django.conf import settings
@@ -24,7 +25,7 @@ class JSONParser(parsers.JSONParser):
         self,
         stream: IO[bytes],
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -61,6 +61,10 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
 
     scope: str
     oldest: float
+    # Set by SimpleRateThrottle.__init__ from the rate; allow_request reads them only when
+    # there is a rate.
+    num_requests: int
+    duration: int
 
     def get_rate(self) -> str | None:
         return settings.THROTTLE_RATES.get(self.scope)

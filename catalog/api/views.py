@@ -171,7 +171,7 @@ class ProductListApi(APIView):
             products = selectors.product_list(filters=filters)
         paginator = StandardPagination()
         page = paginator.paginate_queryset(products, request, view=self)
-        return paginator.get_paginated_response([product_output(product) for product in page])
+        return paginator.get_paginated_response([product_output(product) for product in page or []])
 
     @extend_schema(
         operation_id="products_create",

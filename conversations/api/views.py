@@ -20,6 +20,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
+from beemanhoney.common.permissions import authenticated_user
 from beemanhoney.common.throttling import (
     GuestCreateThrottle,
     LoginThrottle,
@@ -86,7 +87,9 @@ class ConversationOutputSerializer(serializers.ModelSerializer):
 
 
 def _own_conversation(request: Request, conversation_id: UUID) -> Conversation:
-    conversation = selectors.conversation_get(owner=request.user, conversation_id=conversation_id)
+    conversation = selectors.conversation_get(
+        owner=authenticated_user(request), conversation_id=conversation_id
+    )
     if conversation is None:
         raise Http404
     return conversation
@@ -108,7 +111,7 @@ class ConversationListApi(APIView):
     def get(self, request: Request) -> Response:
         paginator = StandardPagination()
         page = paginator.paginate_queryset(
-            selectors.conversation_list(owner=request.user), request, view=self
+            selectors.conversation_list(owner=authenticated_user(request)), request, view=self
         )
         return paginator.get_paginated_response(ConversationOutputSerializer(page, many=True).data)
 
@@ -121,7 +124,7 @@ class ConversationListApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         conversation = services.conversation_create(
-            owner=request.user, title=payload.validated_data.get("title", "")
+            owner=authenticated_user(request), title=payload.validated_data.get("title", "")
         )
         return Response(
             ConversationOutputSerializer(conversation).data, status=status.HTTP_201_CREATED
@@ -212,7 +215,7 @@ class MessageListApi(APIView):
             )
         message, run = services.message_post(
             conversation=conversation,
-            author=request.user,
+            author=authenticated_user(request),
             content=payload.validated_data["content"],
             idempotency_key=key.validated_data.get("key"),
         )

@@ -5,6 +5,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -67,7 +68,7 @@ class Command(BaseCommand):
             reply = run["reply"]["content"] if run["reply"] else f"(run {run['status']})"
             self.stdout.write(f"assistant [{run['route'] or '-'}]: {reply}\n")
 
-    def _prompt(self):  # type: ignore[no-untyped-def]
+    def _prompt(self) -> Iterator[str]:
         while True:
             try:
                 yield input("you: ")
