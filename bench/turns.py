@@ -686,6 +686,7 @@ def ping_round_trips(samples: int) -> dict[str, Any]:
 
     round_trips = timed(samples, 20, ping)
     rows = TaskResult.objects.filter(task_id__in=list(sent)[20:])
+    # celery-types' stub of TaskResult lacks ``date_started`` (the model has it).
     to_started = [
         (r.date_started.timestamp() - sent[r.task_id]) * 1000  # type: ignore[attr-defined]
         for r in rows

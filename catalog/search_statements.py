@@ -233,7 +233,7 @@ def semantic_hits(
 
 def semantic_queryset(
     rows: QuerySet[M], *, vector: list[float], limit: int, keywords: QueryKeywords | None = None
-) -> QuerySet[M]:
+) -> QuerySet[M, tuple[Any, ...]]:
     """``(id, keyword_rank)`` of the nearest rows by cosine distance, among those embedded by
     the configured model.
 
@@ -256,7 +256,7 @@ def _nearest_queryset(
     columns: tuple[str, ...] = (),
     with_distance: bool = False,
     exact: bool = False,
-) -> QuerySet[M]:
+) -> QuerySet[M, tuple[Any, ...]]:
     # The index is on the expression, so ordering by the stored column it equals reads no index.
     ordered_by = F("embedding_half") if exact else embedding_halfvec()
     distance = CosineDistance(ordered_by, HalfVector(vector))

@@ -31,7 +31,7 @@ def test_broker_url() -> Iterator[str]:
     url = _with_redis_db(settings.REDIS_URL, TEST_REDIS_DB)
     original = settings.REDIS_URL, settings.CELERY_BROKER_URL
     settings.REDIS_URL = settings.CELERY_BROKER_URL = url
-    celery_app.conf.broker_url = url
+    celery_app.conf["broker_url"] = url
     yield url
     settings.REDIS_URL, settings.CELERY_BROKER_URL = original
 

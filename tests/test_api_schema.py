@@ -43,8 +43,8 @@ def in_process_requests(db) -> Iterator[None]:
 @pytest.fixture
 def customer_token(db) -> str:
     ProductFactory.create_batch(3)
-    KnowledgeArticleFactory()
-    conversation = ConversationFactory()
+    KnowledgeArticleFactory.create()
+    conversation = ConversationFactory.create()
     return str(RefreshToken.for_user(conversation.owner).access_token)
 
 

@@ -1,6 +1,6 @@
 import gc
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -21,10 +21,12 @@ def test_a_real_worker_runs_a_task_and_stores_its_result_in_postgres(celery_work
     stored = TaskResult.objects.get(task_id=result.id)
     assert stored.status == "SUCCESS"
     assert stored.task_name == "common.worker_ping"
-    assert celery_worker.name in stored.worker
+    # celery-types' stub of TaskResult lacks its ``worker`` field (the model has had it since
+    # django-celery-results' migration 0005).
+    assert celery_worker.name in stored.worker  # type: ignore[attr-defined]
 
 
-def result_writers() -> set[tuple[int, object]]:
+def result_writers() -> set[tuple[int, datetime]]:
     """The database sessions, other than this test's, whose last statement stored a result."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -47,7 +49,9 @@ def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(celery
     later = result_writers()
     # The worker's connection may have reached CONN_MAX_AGE meanwhile (it is as old as the
     # worker): then, and only then, a new one takes its place.
-    max_age = timedelta(seconds=settings.DATABASES["default"]["CONN_MAX_AGE"])
+    conn_max_age = settings.DATABASES["default"]["CONN_MAX_AGE"]
+    assert conn_max_age is not None  # the settings always give a number of seconds
+    max_age = timedelta(seconds=conn_max_age)
     replaced_when_due = [
         new_start - old_start >= max_age
         for _, old_start in after_one

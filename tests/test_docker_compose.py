@@ -3,6 +3,7 @@
 import importlib
 import re
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 from django.core.management import get_commands
@@ -48,7 +49,9 @@ def test_the_worker_runs_celery_on_the_project_app() -> None:
     app_module = command[command.index("-A") + 1]
     assert command[0] == "celery"
     assert "worker" in command
-    assert _import_target(app_module).celery_app.main == "beemanhoney"
+    app_package = _import_target(app_module)
+    assert isinstance(app_package, ModuleType)
+    assert app_package.celery_app.main == "beemanhoney"
 
 
 def test_the_migrate_service_runs_an_existing_management_command() -> None:

@@ -34,6 +34,14 @@ def test_ruff_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
+def test_mypy_is_clean() -> None:
+    # The files come from pyproject.toml; a first run (a fresh clone) takes about a minute.
+    result = _run(f"{BIN_DIR}/mypy")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_no_model_change_lacks_a_migration() -> None:
     result = _manage("makemigrations", "--check", "--dry-run")
 

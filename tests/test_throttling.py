@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from rest_framework.test import APIClient, APIRequestFactory
+from rest_framework.views import APIView
 
 from beemanhoney.common.throttling import ReadThrottle
 
@@ -66,7 +67,7 @@ def test_counts_drf_left_in_the_cache_before_a_deploy_do_not_get_in_the_way(sett
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "5/min"}
     request = _request()
     throttle = ReadThrottle()
-    cache.set(throttle.get_cache_key(request, None), [1000.0, 999.0], 60)
+    cache.set(throttle.get_cache_key(request, APIView()), [1000.0, 999.0], 60)
 
     assert throttle.allow_request(request, None) is True
 

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _forget_broker_connections() -> None:
     """Make the app look its connection pool up again for the current broker URL (kombu keeps
     one pool per URL, so the default broker's pool is found again, still open, afterwards)."""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    # Private attributes, which celery-types does not declare: what Celery's own _after_fork
+    # resets (the public app.close() would deregister the app as well).
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -31,12 +33,12 @@ def producing_to_broker(url: str) -> Iterator[None]:
     """This process sends tasks through the broker at ``url`` while inside."""
     default_url = celery_app.conf.broker_url
     _forget_broker_connections()
-    celery_app.conf.broker_url = url
+    celery_app.conf["broker_url"] = url
     try:
         yield
     finally:
         _forget_broker_connections()
-        celery_app.conf.broker_url = default_url
+        celery_app.conf["broker_url"] = default_url
 
 
 def test_messages_posted_while_the_broker_is_down_are_answered_once_it_is_back(tmp_path) -> None:
@@ -46,7 +48,7 @@ def test_messages_posted_while_the_broker_is_down_are_answered_once_it_is_back(t
     broker = ValkeyServer(port=port, data_dir=tmp_path / "broker")
     broker.start()
     worker = WorkerProcess(broker_url=broker_url, queue=queue)
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = APIClient()
     client.force_authenticate(conversation.owner)
     try:

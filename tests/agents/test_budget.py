@@ -20,7 +20,7 @@ def test_cost_follows_the_price_table(settings) -> None:
 
 def _queued_run(conversation: Conversation) -> AgentRun:
     return AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
 
 
@@ -29,7 +29,7 @@ def test_a_conversation_over_its_budget_is_handed_to_staff_without_calling_the_m
     settings,
 ) -> None:
     settings.CONVERSATION_BUDGET_USD = Decimal("0.50")
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     spent = _queued_run(conversation)
     AgentRun.objects.filter(pk=spent.pk).update(status="succeeded", cost_usd=Decimal("0.51"))
     run = _queued_run(conversation)
@@ -49,9 +49,9 @@ def test_a_conversation_over_its_budget_is_handed_to_staff_without_calling_the_m
 @pytest.mark.django_db
 def test_the_daily_budget_stops_the_model_for_every_conversation(settings) -> None:
     settings.DAILY_BUDGET_USD = Decimal("1.00")
-    elsewhere = _queued_run(ConversationFactory())
+    elsewhere = _queued_run(ConversationFactory.create())
     AgentRun.objects.filter(pk=elsewhere.pk).update(cost_usd=Decimal("1.00"))
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     run = _queued_run(conversation)
 
     agent_run_execute(run_id=str(run.pk))

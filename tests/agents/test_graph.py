@@ -1,5 +1,6 @@
 """The graph on its own, in-process: routing, offline replies, and the step limit."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ class AlwaysSearchingModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "always-searching"
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
@@ -40,14 +41,14 @@ class LoopingProvider:
     def chat_model(self) -> BaseChatModel:
         return AlwaysSearchingModel()
 
-    def route(self, messages: list[BaseMessage], config: RunnableConfig) -> RouteDecision:
+    def route(self, messages: Sequence[BaseMessage], config: RunnableConfig) -> RouteDecision:
         return RouteDecision(route=Route.SUPPORT)
 
 
 @pytest.mark.django_db
 def test_a_model_that_keeps_asking_for_tools_stops_at_the_step_limit(settings) -> None:
     settings.AGENT_MAX_MODEL_CALLS = 3
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     config = {"configurable": {"customer_id": conversation.owner_id,
                                "conversation_id": str(conversation.id)}}  # fmt: skip
 

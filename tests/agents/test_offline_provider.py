@@ -31,7 +31,7 @@ def embedding_api_down(openai_embeddings: FakeOpenAIServer) -> FakeOpenAIServer:
 
 
 def _offline_turn(text: str, conversation: Conversation | None = None) -> dict[str, Any]:
-    conversation = conversation or ConversationFactory()
+    conversation = conversation or ConversationFactory.create()
     config = {"configurable": {"customer_id": conversation.owner_id,
                                "conversation_id": str(conversation.id)}}  # fmt: skip
     return build_graph(provider=OfflineProvider()).invoke(
@@ -168,7 +168,7 @@ def test_routing_falls_back_to_keywords_while_the_embedding_api_is_away(
 
 @pytest.mark.django_db
 def test_asking_for_a_human_during_an_embedding_outage_hands_off(embedding_api_down) -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
 
     state = _offline_turn("I want to speak to a human", conversation)
 

@@ -58,7 +58,7 @@ def openai_worker(
 @pytest.fixture
 def customer(openai_worker) -> tuple[APIClient, Conversation]:
     small_shop_create()
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = APIClient()
     client.force_authenticate(conversation.owner)
     return client, conversation
@@ -120,7 +120,7 @@ def test_the_model_sees_the_conversation_history(customer, openai_server) -> Non
 
 def test_a_tool_never_takes_identity_from_the_model(customer, openai_server) -> None:
     client, conversation = customer
-    other = ConversationFactory()
+    other = ConversationFactory.create()
     openai_server.script_chat(
         ChatToolCalls([("route_conversation", {"route": "sales"})]),
         ChatToolCalls(

@@ -26,7 +26,7 @@ def test_a_model_missing_from_the_price_table_is_priced_at_the_dearest_known_rat
     assert first == again == Decimal("0.003500")
     warnings = [r for r in caplog.records if r.getMessage() == "agents.model_unpriced"]
     assert len(warnings) == 1
-    assert warnings[0].model == unlisted
+    assert vars(warnings[0])["model"] == unlisted
 
 
 def test_a_model_that_spent_no_tokens_costs_nothing_even_unpriced(settings) -> None:

@@ -83,9 +83,9 @@ def hostile_shop(django_db_setup, django_db_blocker) -> Iterator[list[Product]]:
     """Built once for the module (embedding is the slow part) and removed after it."""
     with django_db_blocker.unblock():
         small_shop_create()
-        category = CategoryFactory(name="Raw Honey Specials", slug="raw-honey-specials")
+        category = CategoryFactory.create(name="Raw Honey Specials", slug="raw-honey-specials")
         planted = [
-            ProductFactory(
+            ProductFactory.create(
                 sku=f"EVIL-{n}", name=f"{flower} Honey Special", category=category,
                 description=f"A {flower.lower()} honey. {text}", price=Decimal("9.00") + n,
                 stock=5,
@@ -110,8 +110,8 @@ def _offline_turn(conversation: Conversation, text: str) -> dict:
 
 @pytest.mark.parametrize("text", HOSTILE_MESSAGES)
 def test_a_hostile_message_stays_within_the_customers_rights(hostile_shop, text: str) -> None:
-    bystander = ConversationFactory()
-    conversation = ConversationFactory()
+    bystander = ConversationFactory.create()
+    conversation = ConversationFactory.create()
 
     state = _offline_turn(conversation, text)
 
@@ -127,7 +127,7 @@ def test_a_hostile_message_stays_within_the_customers_rights(hostile_shop, text:
 @pytest.mark.parametrize("index", range(len(HOSTILE_DESCRIPTIONS)))
 def test_hostile_catalogue_text_is_data_not_instructions(hostile_shop, index: int) -> None:
     planted = hostile_shop[index]
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
 
     state = _offline_turn(conversation, f"Tell me about {planted.name}")
 
@@ -139,9 +139,9 @@ def test_hostile_catalogue_text_is_data_not_instructions(hostile_shop, index: in
 
 
 def test_a_model_reply_quoting_the_instructions_is_withheld(settings) -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
     with FakeOpenAIServer() as server:
         settings.LLM_PROVIDER = "openai"

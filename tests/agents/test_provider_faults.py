@@ -71,7 +71,7 @@ def server(fault_server: FakeOpenAIServer) -> FakeOpenAIServer:
 
 
 def _turn(queue: str, content: str) -> tuple[dict, float]:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = APIClient()
     client.force_authenticate(conversation.owner)
     started = time.monotonic()

@@ -33,7 +33,7 @@ def parse_sse(raw: bytes) -> list[dict]:
 @pytest.fixture
 def finished_run(celery_worker) -> tuple[APIClient, str, dict]:
     small_shop_create()
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = APIClient()
     client.force_authenticate(conversation.owner)
     posted = client.post(
@@ -46,13 +46,14 @@ def finished_run(celery_worker) -> tuple[APIClient, str, dict]:
 
 
 def _events(client: APIClient, run_id: str, last_event_id: str | None = None) -> list[dict]:
-    headers = {"HTTP_ACCEPT": "text/event-stream"}
+    headers = {"Accept": "text/event-stream"}
     if last_event_id:
-        headers["HTTP_LAST_EVENT_ID"] = last_event_id
-    response = client.get(f"/api/runs/{run_id}/events/", **headers)
+        headers["Last-Event-ID"] = last_event_id
+    response = client.get(f"/api/runs/{run_id}/events/", headers=headers)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
-    return parse_sse(b"".join(response.streaming_content))
+    assert response.streaming
+    return parse_sse(response.getvalue())
 
 
 def test_a_finished_run_replays_its_whole_stream_and_closes(finished_run) -> None:
@@ -91,7 +92,7 @@ def test_a_client_that_drops_mid_stream_reconnects_and_misses_nothing(
     live_server, celery_worker
 ) -> None:
     small_shop_create()
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     token = str(RefreshToken.for_user(conversation.owner).access_token)
     api = APIClient()
     api.force_authenticate(conversation.owner)
@@ -163,9 +164,9 @@ def test_a_last_event_id_beyond_redis_ids_starts_from_the_beginning(finished_run
 
 def test_a_wait_with_every_stream_slot_taken_answers_at_once(settings) -> None:
     settings.SSE_MAX_STREAMS_PER_PROCESS = 0
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
     client = APIClient()
     client.force_authenticate(conversation.owner)
@@ -182,7 +183,7 @@ def test_a_wait_with_every_stream_slot_taken_answers_at_once(settings) -> None:
 def test_someone_elses_run_events_answer_404(finished_run) -> None:
     _, run_id, _ = finished_run
     stranger = APIClient()
-    stranger.force_authenticate(UserFactory())
+    stranger.force_authenticate(UserFactory.create())
 
     response = stranger.get(f"/api/runs/{run_id}/events/", HTTP_ACCEPT="text/event-stream")
 

@@ -23,8 +23,8 @@ ROUTE_TO_SALES = ChatToolCalls(
 
 
 def _queued_run(conversation: Conversation | None = None) -> AgentRun:
-    conversation = conversation or ConversationFactory()
-    asked = MessageFactory(conversation=conversation, content="Have you got MAN-15?")
+    conversation = conversation or ConversationFactory.create()
+    asked = MessageFactory.create(conversation=conversation, content="Have you got MAN-15?")
     return AgentRun.objects.create(conversation=conversation, user_message=asked)
 
 
@@ -49,11 +49,9 @@ def test_hostile_tool_arguments_are_answered_and_stored_in_a_bounded_trace(setti
         )
 
         agent_run_execute(run_id=str(queued.pk))
-        tool_results = [
-            json.loads(m["content"])
-            for m in server.chat_requests()[-1].json["messages"]
-            if m["role"] == "tool"
-        ]
+        body = server.chat_requests()[-1].json
+        assert body is not None
+        tool_results = [json.loads(m["content"]) for m in body["messages"] if m["role"] == "tool"]
 
     run = AgentRun.objects.get(pk=queued.pk)
     stored = json.dumps(run.tool_calls)
@@ -134,7 +132,7 @@ def test_a_failed_run_records_the_tokens_spent_before_the_failure(settings) -> N
 
 def test_a_conversation_that_keeps_failing_reaches_its_budget(settings) -> None:
     settings.CONVERSATION_BUDGET_USD = Decimal("0.0001")
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     with loopback_openai(settings) as server:
         server.script_chat(ROUTE_TO_SALES, HttpError(503), ROUTE_TO_SALES, HttpError(503))
         server.default = HttpError(503)

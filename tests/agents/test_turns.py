@@ -19,14 +19,14 @@ pytestmark = pytest.mark.django_db
 def _run_after(conversation: Conversation, *earlier: tuple[str, str], question: str) -> AgentRun:
     """A run answering ``question``, asked after the ``(role, content)`` messages ``earlier``."""
     for role, content in earlier:
-        MessageFactory(conversation=conversation, role=role, content=content)
-    asked = MessageFactory(conversation=conversation, content=question)
+        MessageFactory.create(conversation=conversation, role=role, content=content)
+    asked = MessageFactory.create(conversation=conversation, content=question)
     return AgentRun.objects.create(conversation=conversation, user_message=asked)
 
 
 def test_an_empty_final_message_gets_the_fallback_reply_not_an_earlier_one(settings) -> None:
     run = _run_after(
-        ConversationFactory(),
+        ConversationFactory.create(),
         ("user", "Which honey for tea?"),
         ("assistant", "Acacia Raw Honey 500g is lovely in tea."),
         ("staff", "Sam here: I've added a free jar to your order."),
@@ -47,7 +47,7 @@ def test_an_empty_final_message_gets_the_fallback_reply_not_an_earlier_one(setti
 
 def test_staff_messages_reach_the_model_as_written_by_staff_not_by_itself(settings) -> None:
     run = _run_after(
-        ConversationFactory(),
+        ConversationFactory.create(),
         ("user", "Is the Manuka honey in stock?"),
         ("assistant", "Yes, we have 12 jars."),
         ("staff", "Sam here: I've added a free jar to your order."),
@@ -61,7 +61,9 @@ def test_staff_messages_reach_the_model_as_written_by_staff_not_by_itself(settin
 
         run_turn(run=run)
 
-    sent = server.chat_requests()[-1].json["messages"]
+    body = server.chat_requests()[-1].json
+    assert body is not None
+    sent = body["messages"]
     staff = [m for m in sent if "free jar" in (m.get("content") or "")]
     assert len(staff) == 1
     assert staff[0]["role"] != "assistant"
@@ -75,7 +77,7 @@ def test_tokens_spent_on_openai_before_it_failed_are_counted_when_the_fallback_a
     settings,
 ) -> None:
     small_shop_create()
-    run = _run_after(ConversationFactory(), question="Something for a sore throat?")
+    run = _run_after(ConversationFactory.create(), question="Something for a sore throat?")
     with loopback_openai(settings, fallback="offline") as server:
         server.script_chat(
             ChatToolCalls(
@@ -96,7 +98,7 @@ def test_tokens_spent_on_openai_before_it_failed_are_counted_when_the_fallback_a
 
 def test_history_of_the_conversation_is_given_in_order(settings) -> None:
     run = _run_after(
-        ConversationFactory(),
+        ConversationFactory.create(),
         ("user", "Hello"),
         ("assistant", "Hello! How can I help?"),
         question="Do you ship to France?",
@@ -109,7 +111,9 @@ def test_history_of_the_conversation_is_given_in_order(settings) -> None:
 
         result = run_turn(run=run)
 
-    sent = server.chat_requests()[-1].json["messages"]
+    body = server.chat_requests()[-1].json
+    assert body is not None
+    sent = body["messages"]
     assert [(m["role"], m["content"]) for m in sent[1:]] == [
         ("user", "Hello"),
         ("assistant", "Hello! How can I help?"),

@@ -17,9 +17,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAIT = 60
 
 
-def _post(client: APIClient, conversation: Conversation, content: str, **headers: str) -> dict:
+def _post(
+    client: APIClient,
+    conversation: Conversation,
+    content: str,
+    *,
+    headers: dict[str, str] | None = None,
+) -> dict:
     response = client.post(
-        f"/api/conversations/{conversation.id}/messages/", {"content": content}, **headers
+        f"/api/conversations/{conversation.id}/messages/", {"content": content}, headers=headers
     )
     assert response.status_code == 202, response.content
     return response.json()
@@ -34,7 +40,7 @@ def _finished(client: APIClient, run_id: str) -> dict:
 @pytest.fixture
 def customer(celery_worker) -> tuple[APIClient, Conversation]:
     small_shop_create()
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = APIClient()
     client.force_authenticate(conversation.owner)
     return client, conversation
@@ -90,6 +96,8 @@ def test_two_quick_messages_are_answered_in_order(customer) -> None:
     first_run = AgentRun.objects.get(pk=_finished(client, first["run"]["id"])["id"])
     second_run = AgentRun.objects.get(pk=_finished(client, second["run"]["id"])["id"])
 
+    assert first_run.finished_at is not None
+    assert second_run.started_at is not None
     assert first_run.finished_at <= second_run.started_at
     replies = list(conversation.messages.filter(role="assistant").order_by("id"))
     assert [reply.run_id for reply in replies] == [first_run.id, second_run.id]
@@ -98,9 +106,9 @@ def test_two_quick_messages_are_answered_in_order(customer) -> None:
 def test_a_repeated_idempotency_key_creates_nothing_new(customer) -> None:
     client, conversation = customer
 
-    first = _post(client, conversation, "Any buckwheat honey?", HTTP_IDEMPOTENCY_KEY="abc")
+    first = _post(client, conversation, "Any buckwheat honey?", headers={"Idempotency-Key": "abc"})
     _finished(client, first["run"]["id"])
-    again = _post(client, conversation, "Any buckwheat honey?", HTTP_IDEMPOTENCY_KEY="abc")
+    again = _post(client, conversation, "Any buckwheat honey?", headers={"Idempotency-Key": "abc"})
 
     assert again["message"]["id"] == first["message"]["id"]
     assert again["run"]["id"] == first["run"]["id"]

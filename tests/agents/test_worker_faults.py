@@ -74,10 +74,10 @@ def test_a_worker_killed_mid_turn_loses_no_turn_and_doubles_no_reply(test_broker
 
 
 def test_a_run_that_keeps_killing_its_worker_is_failed_after_three_deliveries() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
         conversation=conversation,
-        user_message=MessageFactory(conversation=conversation),
+        user_message=MessageFactory.create(conversation=conversation),
         status=AgentRun.Status.RUNNING,
         deliveries=3,
     )
@@ -95,17 +95,17 @@ def test_a_run_that_keeps_killing_its_worker_is_failed_after_three_deliveries() 
 def _cancelled_mid_turn_with_one_queued_behind() -> tuple[AgentRun, AgentRun]:
     """A run cancelled while its worker ran it (the worker then died), and the next message's
     run waiting behind it."""
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     cancelled = AgentRun.objects.create(
         conversation=conversation,
-        user_message=MessageFactory(conversation=conversation),
+        user_message=MessageFactory.create(conversation=conversation),
         status=AgentRun.Status.CANCELLED,
         started_at=timezone.now(),
         deliveries=1,
         celery_task_id="task-of-the-lost-worker",
     )
     waiting = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
     return cancelled, waiting
 

@@ -2,12 +2,13 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.utils.text import slugify
 
 from catalog.models import Category, KnowledgeArticle, Product
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
 
@@ -16,7 +17,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     is_staff = False
 
 
-class CategoryFactory(factory.django.DjangoModelFactory):
+class CategoryFactory(factory.django.DjangoModelFactory[Category]):
     class Meta:
         model = Category
 
@@ -25,7 +26,7 @@ class CategoryFactory(factory.django.DjangoModelFactory):
     description = "Honeys gathered from our own apiaries."
 
 
-class ProductFactory(factory.django.DjangoModelFactory):
+class ProductFactory(factory.django.DjangoModelFactory[Product]):
     class Meta:
         model = Product
 
@@ -44,7 +45,7 @@ class ProductFactory(factory.django.DjangoModelFactory):
     floral_source = "Wildflower"
 
 
-class KnowledgeArticleFactory(factory.django.DjangoModelFactory):
+class KnowledgeArticleFactory(factory.django.DjangoModelFactory[KnowledgeArticle]):
     class Meta:
         model = KnowledgeArticle
 

@@ -32,7 +32,7 @@ def products_with_vectors(count: int, **fields: Any) -> np.ndarray:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ProductFactory.create_batch(
         count,
-        category=CategoryFactory(),
+        category=CategoryFactory.create(),
         embedding=factory.Iterator(vectors.tolist()),
         embedding_model=current_model_name(),
         **fields,
@@ -54,10 +54,12 @@ def every_word_hits(rows: Any, *, text: str) -> dict[int, float]:
 def shop_where_most_products_say_honey() -> Category:
     """Seven honeys, a throat spray and a candle in a category of their own, with the table's
     statistics up to date."""
-    category = CategoryFactory()
+    category = CategoryFactory.create()
     for name in ("Clover", "Heather", "Acacia", "Lime", "Borage", "Orange Blossom", "Manuka"):
-        ProductFactory(name=f"{name} Honey", description=f"{name} honey.", category=category)
-    ProductFactory(name="Propolis Spray", description="For a sore throat.", category=category)
-    ProductFactory(name="Beeswax Candle", description="Hand-dipped.", category=category)
+        ProductFactory.create(name=f"{name} Honey", description=f"{name} honey.", category=category)
+    ProductFactory.create(
+        name="Propolis Spray", description="For a sore throat.", category=category
+    )
+    ProductFactory.create(name="Beeswax Candle", description="Hand-dipped.", category=category)
     catalog_statistics_refresh()
     return category

@@ -27,7 +27,7 @@ def api_client() -> APIClient:
 @pytest.fixture
 def staff_client() -> APIClient:
     client = APIClient()
-    client.force_authenticate(user=UserFactory(is_staff=True))
+    client.force_authenticate(user=UserFactory.create(is_staff=True))
     return client
 
 
@@ -35,7 +35,7 @@ def new_product_payload(**overrides: object) -> dict[str, object]:
     payload: dict[str, object] = {
         "sku": "BH-NEW-001",
         "name": "Linden Blossom Honey 340g",
-        "category": CategoryFactory(slug="raw-honey").slug,
+        "category": CategoryFactory.create(slug="raw-honey").slug,
         "price": "10.95",
         "stock": 12,
         "tags": ["raw", "light"],
@@ -78,8 +78,8 @@ def test_product_list_is_paginated(api_client: APIClient) -> None:
 def test_paging_through_products_that_share_a_name_shows_each_once(api_client: APIClient) -> None:
     # Names repeat in a real catalogue (one honey in several sizes under one name, say). Ordered
     # by name alone, PostgreSQL may break the ties differently for each page's LIMIT / OFFSET.
-    category = CategoryFactory()
-    skus = {ProductFactory(name="Heather Honey", category=category).sku for _ in range(60)}
+    category = CategoryFactory.create()
+    skus = {ProductFactory.create(name="Heather Honey", category=category).sku for _ in range(60)}
 
     seen = field_over_every_page(api_client, PRODUCTS_URL, "sku")
 
@@ -88,11 +88,11 @@ def test_paging_through_products_that_share_a_name_shows_each_once(api_client: A
 
 @pytest.mark.django_db
 def test_product_list_returns_each_products_public_fields(api_client: APIClient) -> None:
-    product = ProductFactory(
+    product = ProductFactory.create(
         sku="BH-RAW-004",
         name="Acacia Raw Honey 500g",
         slug="acacia-raw-honey-500g",
-        category=CategoryFactory(slug="raw-honey"),
+        category=CategoryFactory.create(slug="raw-honey"),
         price=Decimal("11.50"),
         weight_grams=500,
         stock=0,
@@ -126,8 +126,10 @@ def test_product_list_returns_each_products_public_fields(api_client: APIClient)
 @pytest.mark.django_db
 def test_the_product_output_is_what_drf_makes_of_the_declared_fields() -> None:
     products = [
-        ProductFactory(price=Decimal("7"), tags=[], stock=0, origin=""),
-        ProductFactory(price=Decimal("12.5"), tags=["raw", "local"], description="Crème brûlée"),
+        ProductFactory.create(price=Decimal("7"), tags=[], stock=0, origin=""),
+        ProductFactory.create(
+            price=Decimal("12.5"), tags=["raw", "local"], description="Crème brûlée"
+        ),
     ]
     serializer = ProductOutputSerializer()
 
@@ -141,8 +143,8 @@ def test_the_product_output_is_what_drf_makes_of_the_declared_fields() -> None:
 
 @pytest.mark.django_db
 def test_product_list_leaves_out_inactive_products(api_client: APIClient) -> None:
-    active = ProductFactory()
-    ProductFactory(is_active=False)
+    active = ProductFactory.create()
+    ProductFactory.create(is_active=False)
 
     response = api_client.get(PRODUCTS_URL)
 
@@ -163,9 +165,13 @@ def test_product_list_leaves_out_inactive_products(api_client: APIClient) -> Non
 def test_product_list_applies_the_filters(
     api_client: APIClient, params: dict[str, str], expected: set[str]
 ) -> None:
-    ProductFactory(sku="raw", price=Decimal("12"), stock=5)
-    ProductFactory(sku="gift", price=Decimal("40"), category=CategoryFactory(slug="gift-sets"))
-    ProductFactory(sku="sold-out", price=Decimal("8"), stock=0, tags=["spicy", "hot", "pizza"])
+    ProductFactory.create(sku="raw", price=Decimal("12"), stock=5)
+    ProductFactory.create(
+        sku="gift", price=Decimal("40"), category=CategoryFactory.create(slug="gift-sets")
+    )
+    ProductFactory.create(
+        sku="sold-out", price=Decimal("8"), stock=0, tags=["spicy", "hot", "pizza"]
+    )
 
     response = api_client.get(PRODUCTS_URL, params)
 
@@ -180,17 +186,17 @@ def test_product_list_applies_the_filters(
 def test_product_list_with_q_orders_by_relevance(
     api_client: APIClient, query: str, first: str
 ) -> None:
-    ProductFactory(
+    ProductFactory.create(
         sku="candle",
         name="Beeswax Dinner Candles",
         description="Two tall hand-rolled candles that burn slowly with a warm glow.",
     )
-    ProductFactory(
+    ProductFactory.create(
         sku="hot-honey",
         name="Chilli Hot Honey",
         description="Honey steeped with red chillies; drizzle it over pizza.",
     )
-    ProductFactory(
+    ProductFactory.create(
         sku="wrap",
         name="Beeswax Food Wrap",
         description="A plastic-free cover for bowls and sandwiches.",
@@ -215,13 +221,13 @@ def test_product_list_with_q_orders_by_relevance(
 def test_product_list_with_q_keeps_to_the_price_range_and_order_the_query_states(
     api_client: APIClient, params: dict[str, str], skus: list[str]
 ) -> None:
-    candles = CategoryFactory(slug="candles")
+    candles = CategoryFactory.create(slug="candles")
     for sku, name, price, grams in [
         ("dinner-pair", "Beeswax Dinner Candles (pair)", "14.00", 300),
         ("pillar", "Beeswax Pillar Candle", "24.00", 900),
         ("tea-lights", "Beeswax Tea Light Candles (12)", "6.50", 180),
     ]:
-        ProductFactory(
+        ProductFactory.create(
             sku=sku,
             name=name,
             price=Decimal(price),
@@ -243,7 +249,7 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
     api_client: APIClient, params: dict[str, str]
 ) -> None:
     def statements(rows: int) -> int:
-        category = CategoryFactory()
+        category = CategoryFactory.create()
         ProductFactory.create_batch(rows, category=category)
         embeddings_refresh(kind="products")
         with CaptureQueriesContext(connection) as queries:
@@ -287,7 +293,7 @@ def test_product_list_refuses_bad_filters_naming_the_field(
 def test_product_list_refuses_an_unknown_category(
     api_client: APIClient, params: dict[str, str]
 ) -> None:
-    ProductFactory(category=CategoryFactory(slug="raw-honey"))
+    ProductFactory.create(category=CategoryFactory.create(slug="raw-honey"))
 
     response = api_client.get(PRODUCTS_URL, {**params, "category": "no-such-thing"})
 
@@ -297,7 +303,7 @@ def test_product_list_refuses_an_unknown_category(
 
 @pytest.mark.django_db
 def test_an_empty_category_filter_means_no_filter(api_client: APIClient) -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
 
     response = api_client.get(PRODUCTS_URL, {"category": ""})
 
@@ -310,7 +316,7 @@ def test_an_empty_category_filter_means_no_filter(api_client: APIClient) -> None
 
 @pytest.mark.django_db
 def test_product_detail_returns_one_product(api_client: APIClient) -> None:
-    product = ProductFactory(sku="BH-RAW-001")
+    product = ProductFactory.create(sku="BH-RAW-001")
 
     response = api_client.get("/api/products/BH-RAW-001/")
 
@@ -323,7 +329,7 @@ def test_product_detail_returns_one_product(api_client: APIClient) -> None:
 def test_product_detail_is_404_for_unknown_or_inactive_products(
     api_client: APIClient, sku: str
 ) -> None:
-    ProductFactory(sku="BH-HIDDEN-1", is_active=False)
+    ProductFactory.create(sku="BH-HIDDEN-1", is_active=False)
 
     response = api_client.get(f"/api/products/{sku}/")
 
@@ -336,8 +342,10 @@ def test_product_detail_is_404_for_unknown_or_inactive_products(
 
 @pytest.mark.django_db
 def test_category_list_is_paginated_by_name(api_client: APIClient) -> None:
-    CategoryFactory(name="Raw Honey", slug="raw-honey", description="Unheated.")
-    CategoryFactory(name="Comb Honey", slug="comb-honey", description="Straight from the hive.")
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey", description="Unheated.")
+    CategoryFactory.create(
+        name="Comb Honey", slug="comb-honey", description="Straight from the hive."
+    )
 
     response = api_client.get("/api/categories/")
 
@@ -354,7 +362,7 @@ def test_category_list_is_paginated_by_name(api_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_category_detail_returns_one_category(api_client: APIClient) -> None:
-    CategoryFactory(name="Raw Honey", slug="raw-honey", description="Unheated.")
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey", description="Unheated.")
 
     found = api_client.get("/api/categories/raw-honey/")
     unknown = api_client.get("/api/categories/nope/")
@@ -365,8 +373,8 @@ def test_category_detail_returns_one_category(api_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_customers_cannot_create_or_change_categories(api_client: APIClient) -> None:
-    CategoryFactory(name="Raw Honey", slug="raw-honey")
-    api_client.force_authenticate(user=UserFactory(is_staff=False))
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    api_client.force_authenticate(user=UserFactory.create(is_staff=False))
 
     created = api_client.post("/api/categories/", {"name": "Mead"}, format="json")
     changed = api_client.patch("/api/categories/raw-honey/", {"name": "Raw"}, format="json")
@@ -408,7 +416,7 @@ def test_staff_can_create_a_category_with_a_slug_made_from_its_name(
 def test_creating_a_category_refuses_bad_fields_naming_each(
     staff_client: APIClient, payload: dict[str, str], field: str
 ) -> None:
-    CategoryFactory(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
 
     response = staff_client.post("/api/categories/", payload, format="json")
 
@@ -421,8 +429,8 @@ def test_creating_a_category_refuses_bad_fields_naming_each(
 def test_renaming_a_category_queues_its_products_embeddings(
     staff_client: APIClient, django_capture_on_commit_callbacks
 ) -> None:
-    category = CategoryFactory(name="Raw Honey", slug="raw-honey")
-    CategoryFactory(name="Comb Honey", slug="comb-honey")
+    category = CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Comb Honey", slug="comb-honey")
     ProductFactory.create_batch(2, category=category)
 
     with django_capture_on_commit_callbacks(execute=False) as renamed:
@@ -447,9 +455,9 @@ def test_renaming_a_category_queues_its_products_embeddings(
 
 @pytest.mark.django_db
 def test_knowledge_list_filters_by_topic_and_hides_unpublished(api_client: APIClient) -> None:
-    KnowledgeArticleFactory(slug="storing-honey", topic="storage")
-    KnowledgeArticleFactory(slug="returns-policy", topic="returns")
-    KnowledgeArticleFactory(slug="draft", topic="storage", is_published=False)
+    KnowledgeArticleFactory.create(slug="storing-honey", topic="storage")
+    KnowledgeArticleFactory.create(slug="returns-policy", topic="returns")
+    KnowledgeArticleFactory.create(slug="draft", topic="storage", is_published=False)
 
     response = api_client.get("/api/knowledge/", {"topic": "storage"})
 
@@ -461,7 +469,7 @@ def test_knowledge_list_filters_by_topic_and_hides_unpublished(api_client: APICl
 @pytest.mark.django_db
 def test_paging_through_articles_that_share_a_title_shows_each_once(api_client: APIClient) -> None:
     slugs = {
-        KnowledgeArticleFactory(title="Storing honey", slug=f"storing-honey-{n}").slug
+        KnowledgeArticleFactory.create(title="Storing honey", slug=f"storing-honey-{n}").slug
         for n in range(60)
     }
 
@@ -472,13 +480,13 @@ def test_paging_through_articles_that_share_a_title_shows_each_once(api_client: 
 
 @pytest.mark.django_db
 def test_knowledge_list_with_q_puts_the_best_match_first(api_client: APIClient) -> None:
-    KnowledgeArticleFactory(
+    KnowledgeArticleFactory.create(
         slug="returns-policy",
         topic="returns",
         title="Our returns policy",
         body="Return any unopened item within 30 days for a full refund.",
     )
-    KnowledgeArticleFactory(
+    KnowledgeArticleFactory.create(
         slug="crystallisation",
         topic="storage",
         title="Why honey crystallises",
@@ -501,8 +509,8 @@ def test_knowledge_list_refuses_an_unknown_topic(api_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_knowledge_detail_returns_one_published_article(api_client: APIClient) -> None:
-    article = KnowledgeArticleFactory(slug="storing-honey", topic="storage")
-    KnowledgeArticleFactory(slug="draft", is_published=False)
+    article = KnowledgeArticleFactory.create(slug="storing-honey", topic="storage")
+    KnowledgeArticleFactory.create(slug="draft", is_published=False)
 
     found = api_client.get("/api/knowledge/storing-honey/")
     draft = api_client.get("/api/knowledge/draft/")
@@ -515,11 +523,11 @@ def test_knowledge_detail_returns_one_published_article(api_client: APIClient) -
 
 @pytest.mark.django_db
 def test_customers_cannot_create_or_change_articles(api_client: APIClient) -> None:
-    article = KnowledgeArticleFactory(slug="storing-honey", body="Old.")
+    article = KnowledgeArticleFactory.create(slug="storing-honey", body="Old.")
     payload = {"title": "Shipping", "topic": "shipping", "body": "Fast."}
 
     anonymous = api_client.post("/api/knowledge/", payload, format="json")
-    api_client.force_authenticate(user=UserFactory(is_staff=False))
+    api_client.force_authenticate(user=UserFactory.create(is_staff=False))
     created = api_client.post("/api/knowledge/", payload, format="json")
     changed = api_client.patch("/api/knowledge/storing-honey/", {"body": "New."}, format="json")
 
@@ -532,7 +540,7 @@ def test_customers_cannot_create_or_change_articles(api_client: APIClient) -> No
 def test_staff_can_create_an_article_with_a_slug_made_from_its_title(
     staff_client: APIClient, django_capture_on_commit_callbacks
 ) -> None:
-    KnowledgeArticleFactory(slug="uk-delivery")
+    KnowledgeArticleFactory.create(slug="uk-delivery")
     payload = {"title": "UK delivery", "topic": "shipping", "body": "Two to four days."}
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -559,7 +567,7 @@ def test_staff_can_create_an_article_with_a_slug_made_from_its_title(
 def test_creating_an_article_refuses_bad_fields_naming_each(
     staff_client: APIClient, overrides: dict[str, str], field: str
 ) -> None:
-    KnowledgeArticleFactory(slug="taken")
+    KnowledgeArticleFactory.create(slug="taken")
     payload = {"title": "UK delivery", "topic": "shipping", "body": "Two to four days."}
 
     response = staff_client.post("/api/knowledge/", payload | overrides, format="json")
@@ -571,7 +579,7 @@ def test_creating_an_article_refuses_bad_fields_naming_each(
 
 @pytest.mark.django_db
 def test_staff_can_change_and_unpublish_an_article(staff_client: APIClient) -> None:
-    article = KnowledgeArticleFactory(slug="storing-honey", body="Old.")
+    article = KnowledgeArticleFactory.create(slug="storing-honey", body="Old.")
 
     response = staff_client.patch(
         "/api/knowledge/storing-honey/", {"body": "New.", "is_published": False}, format="json"
@@ -598,8 +606,8 @@ def test_anonymous_users_cannot_create_products(api_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_customers_cannot_create_or_change_products(api_client: APIClient) -> None:
-    product = ProductFactory(price=Decimal("9.50"))
-    api_client.force_authenticate(user=UserFactory(is_staff=False))
+    product = ProductFactory.create(price=Decimal("9.50"))
+    api_client.force_authenticate(user=UserFactory.create(is_staff=False))
 
     created = api_client.post(PRODUCTS_URL, new_product_payload(), format="json")
     changed = api_client.patch(f"/api/products/{product.sku}/", {"price": "1"}, format="json")
@@ -620,7 +628,7 @@ def test_staff_can_create_a_product(staff_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_staff_logged_in_with_a_session_can_create_a_product(client) -> None:
-    client.force_login(UserFactory(is_staff=True))
+    client.force_login(UserFactory.create(is_staff=True))
 
     response = client.post(PRODUCTS_URL, new_product_payload(), content_type="application/json")
 
@@ -656,7 +664,7 @@ def test_an_invalid_new_product_is_refused_and_nothing_is_written(
 
 @pytest.mark.django_db
 def test_a_product_with_a_taken_sku_is_refused(staff_client: APIClient) -> None:
-    ProductFactory(sku="BH-NEW-001")
+    ProductFactory.create(sku="BH-NEW-001")
 
     response = staff_client.post(PRODUCTS_URL, new_product_payload(), format="json")
 
@@ -667,7 +675,7 @@ def test_a_product_with_a_taken_sku_is_refused(staff_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_staff_can_change_a_product(staff_client: APIClient) -> None:
-    product = ProductFactory(price=Decimal("9.50"), stock=4)
+    product = ProductFactory.create(price=Decimal("9.50"), stock=4)
 
     response = staff_client.patch(
         f"/api/products/{product.sku}/", {"price": "10.25", "stock": 0}, format="json"
@@ -681,7 +689,7 @@ def test_staff_can_change_a_product(staff_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_an_invalid_change_is_refused_and_nothing_is_written(staff_client: APIClient) -> None:
-    product = ProductFactory(price=Decimal("9.50"), stock=4)
+    product = ProductFactory.create(price=Decimal("9.50"), stock=4)
 
     response = staff_client.patch(
         f"/api/products/{product.sku}/", {"price": "10.25", "stock": -1}, format="json"
@@ -702,7 +710,7 @@ def test_changing_an_unknown_product_is_404(staff_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_a_sku_holding_a_nul_is_404_not_a_database_error(staff_client: APIClient) -> None:
-    ProductFactory(sku="BH-RAW-001")
+    ProductFactory.create(sku="BH-RAW-001")
 
     read = staff_client.get("/api/products/BH-RAW%00001/")
     change = staff_client.patch("/api/products/BH-RAW%00001/", {"price": "1"}, format="json")

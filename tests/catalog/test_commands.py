@@ -275,7 +275,7 @@ def summaries(out: str) -> dict[str, dict[str, str]]:
 @pytest.mark.django_db
 def test_backfill_embeds_every_kind_and_prints_counts_and_rate() -> None:
     ProductFactory.create_batch(2)
-    KnowledgeArticleFactory()
+    KnowledgeArticleFactory.create()
 
     out, _ = run("backfill_embeddings")
 
@@ -291,7 +291,7 @@ def test_backfill_embeds_every_kind_and_prints_counts_and_rate() -> None:
 @pytest.mark.django_db
 def test_a_second_backfill_embeds_nothing() -> None:
     ProductFactory.create_batch(2)
-    KnowledgeArticleFactory()
+    KnowledgeArticleFactory.create()
     run("backfill_embeddings")
 
     out, _ = run("backfill_embeddings")
@@ -326,7 +326,7 @@ def test_backfill_force_re_embeds_current_rows() -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("size", ["0", "-5"])
 def test_backfill_refuses_a_batch_size_below_one(size: str) -> None:
-    ProductFactory()
+    ProductFactory.create()
 
     with pytest.raises(CommandError, match=r"^--batch-size must be at least 1$"):
         run("backfill_embeddings", "--batch-size", size)
@@ -351,8 +351,8 @@ def test_load_demo_data_creates_an_embedded_shop() -> None:
 
 @pytest.mark.django_db
 def test_load_demo_data_if_empty_leaves_a_catalog_with_products_and_articles_alone() -> None:
-    product = ProductFactory(sku="BH-RAW-001", price=Decimal("1.00"))
-    article = KnowledgeArticleFactory()
+    product = ProductFactory.create(sku="BH-RAW-001", price=Decimal("1.00"))
+    article = KnowledgeArticleFactory.create()
 
     out, _ = run("load_demo_data", "--if-empty")
 
@@ -365,7 +365,7 @@ def test_load_demo_data_if_empty_leaves_a_catalog_with_products_and_articles_alo
 
 @pytest.mark.django_db
 def test_load_demo_data_if_empty_loads_the_articles_of_a_catalog_without_them() -> None:
-    product = ProductFactory(sku="BH-RAW-001", price=Decimal("1.00"))
+    product = ProductFactory.create(sku="BH-RAW-001", price=Decimal("1.00"))
 
     out, _ = run("load_demo_data", "--if-empty")
 

@@ -7,17 +7,17 @@ from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, Pr
 
 @pytest.mark.django_db
 def test_the_database_builds_a_products_embedding_text_and_its_hash_as_python_does() -> None:
-    ProductFactory()
-    ProductFactory(floral_source="", origin="", tags=[], description="")
-    ProductFactory(
+    ProductFactory.create()
+    ProductFactory.create(floral_source="", origin="", tags=[], description="")
+    ProductFactory.create(
         name="Miel de châtaignier 250g",
-        category=CategoryFactory(name="Épicerie fine ☕"),
+        category=CategoryFactory.create(name="Épicerie fine ☕"),
         description="Dark, bitter and malty.\nSecond line; £12 a jar.",
         floral_source="Sweet chestnut",
         origin="",
         tags=["dark", "single-origin", "gift"],
     )
-    ProductFactory(origin="Otago, New Zealand", floral_source="", tags=["manuka"])
+    ProductFactory.create(origin="Otago, New Zealand", floral_source="", tags=["manuka"])
 
     in_sql = Product.objects.values_list(
         "pk", Product.embedding_text_sql(), text_hash_sql(Product.embedding_text_sql())
@@ -34,8 +34,10 @@ def test_the_database_builds_a_products_embedding_text_and_its_hash_as_python_do
 
 @pytest.mark.django_db
 def test_the_database_builds_an_articles_embedding_text_and_its_hash_as_python_does() -> None:
-    KnowledgeArticleFactory()
-    KnowledgeArticleFactory(title="Crystallised honey — is it spoiled?", body="No.\n\nWarm it.")
+    KnowledgeArticleFactory.create()
+    KnowledgeArticleFactory.create(
+        title="Crystallised honey — is it spoiled?", body="No.\n\nWarm it."
+    )
 
     in_sql = KnowledgeArticle.objects.values_list(
         "pk", text_hash_sql(KnowledgeArticle.embedding_text_sql())

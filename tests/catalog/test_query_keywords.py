@@ -60,7 +60,7 @@ def test_refreshing_the_statistics_forgets_the_common_words_read_before() -> Non
 @pytest.mark.django_db
 def test_a_telling_word_outranks_a_common_word_said_often() -> None:
     shop_where_most_products_say_honey()
-    honey_said_often = ProductFactory(
+    honey_said_often = ProductFactory.create(
         name="Honey Honey", description="Honey, honey and more honey, from a honey farm."
     )
     throat = Product.objects.get(name="Propolis Spray")

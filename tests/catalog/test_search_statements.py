@@ -52,7 +52,7 @@ def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> No
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     products = ProductFactory.build_batch(
         rows,
-        category=CategoryFactory(),
+        category=CategoryFactory.create(),
         embedding=factory.Iterator(vectors.tolist()),
         embedding_model=current_model_name(),
     )
@@ -87,8 +87,10 @@ def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> No
 @pytest.mark.django_db
 def test_semantic_hits_carry_the_keyword_rank_of_rows_holding_a_word_of_the_query() -> None:
     vector = embed_query("clove honey")
-    holding = ProductFactory(name="Clove Honey", embedding=vector)
-    without = ProductFactory(name="Beeswax Candle", description="Pure wax.", embedding=vector)
+    holding = ProductFactory.create(name="Clove Honey", embedding=vector)
+    without = ProductFactory.create(
+        name="Beeswax Candle", description="Pure wax.", embedding=vector
+    )
     Product.objects.filter(pk__in=[holding.pk, without.pk]).update(
         embedding_model=current_model_name()
     )
@@ -97,7 +99,9 @@ def test_semantic_hits_carry_the_keyword_rank_of_rows_holding_a_word_of_the_quer
     ranks = dict(nearest_hits(rows, vector, limit=5, filtered=True, text="clove honey"))
 
     assert ranks[without.pk] is None
-    assert ranks[holding.pk] > 0
+    holding_rank = ranks[holding.pk]
+    assert holding_rank is not None
+    assert holding_rank > 0
 
 
 def _setting(name: str) -> str:
@@ -229,7 +233,7 @@ def test_a_filtered_search_walks_on_relaxed_and_puts_its_rows_back_in_order() ->
 def test_a_filtered_search_puts_a_row_without_a_vector_last_where_its_plan_brings_one() -> None:
     vectors = products_with_vectors(6)
     category = Product.objects.latest("pk").category
-    unembedded = ProductFactory(
+    unembedded = ProductFactory.create(
         category=category, embedding=None, embedding_model=current_model_name()
     )
     rows = product_list(filters=ProductFilters(category=category.slug))
@@ -278,9 +282,9 @@ def test_a_query_without_words_is_ranked_by_meaning_alone() -> None:
 
 @pytest.mark.django_db
 def test_products_by_id_are_the_orms_products_and_keep_to_the_filters() -> None:
-    category = CategoryFactory()
+    category = CategoryFactory.create()
     wanted = ProductFactory.create_batch(3, category=category)
-    elsewhere = ProductFactory()
+    elsewhere = ProductFactory.create()
     rows = product_list(filters=ProductFilters(category=category.slug))
     statement = ProductsByIdStatement.compile(rows)
 
@@ -383,7 +387,7 @@ def test_few_rows_is_counted_again_only_after_a_while(monkeypatch: pytest.Monkey
     rows = product_list(filters=ProductFilters(category=category.slug))
     few = FewRowsStatement.compile(rows, most=4)
     assert few.holds()
-    ProductFactory(category=category)
+    ProductFactory.create(category=category)
 
     with CaptureQueriesContext(connection) as within_a_while:
         still = few.holds()

@@ -85,7 +85,7 @@ def test_import_creates_products_and_their_categories() -> None:
 
 @pytest.mark.django_db
 def test_import_reuses_an_existing_category_whatever_its_case() -> None:
-    category = CategoryFactory(name="Raw Honey", slug="raw-honey")
+    category = CategoryFactory.create(name="Raw Honey", slug="raw-honey")
     rows = [{**catalog_rows()[0], "category": "raw HONEY"}]
 
     product_import(rows=rows)
@@ -138,7 +138,7 @@ def test_import_with_skip_invalid_loads_the_good_rows_and_counts_the_bad() -> No
 
 @pytest.mark.django_db
 def test_import_gives_a_product_whose_name_is_taken_a_slug_ending_in_its_sku() -> None:
-    ProductFactory(name="Clover Honey", slug="clover-honey")
+    ProductFactory.create(name="Clover Honey", slug="clover-honey")
     rows = [{"sku": "BH-CLV-9", "name": "Clover Honey", "category": "Raw Honey", "price": "8"}]
 
     product_import(rows=rows)
@@ -261,7 +261,7 @@ def test_import_queues_embedding_and_analyses_the_table_only_when_rows_changed(
 
 @pytest.mark.django_db
 def test_product_create_validates_and_saves_with_a_slug(django_capture_on_commit_callbacks) -> None:
-    category = CategoryFactory()
+    category = CategoryFactory.create()
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         product = product_create(
@@ -275,7 +275,7 @@ def test_product_create_validates_and_saves_with_a_slug(django_capture_on_commit
 
 @pytest.mark.django_db
 def test_product_create_refuses_an_invalid_product() -> None:
-    category = CategoryFactory()
+    category = CategoryFactory.create()
 
     with pytest.raises(ValidationError) as excinfo:
         product_create(sku="BH-NEW-1", name="Linden Honey", category=category, price=Decimal(-1))
@@ -314,10 +314,10 @@ def saved_meanwhile(save: Callable[[], object], *, commit_after: float = 1.0) ->
 
 @pytest.mark.django_db(transaction=True)
 def test_a_sku_another_request_saves_meanwhile_is_a_field_error_not_an_integrity_error() -> None:
-    category = CategoryFactory()
+    category = CategoryFactory.create()
 
     with (
-        saved_meanwhile(lambda: ProductFactory(sku="BH-RACE-1", category=category)),
+        saved_meanwhile(lambda: ProductFactory.create(sku="BH-RACE-1", category=category)),
         pytest.raises(ValidationError) as excinfo,
     ):
         product_create(sku="BH-RACE-1", name="Linden Honey", category=category, price=Decimal(9))
@@ -329,7 +329,7 @@ def test_a_sku_another_request_saves_meanwhile_is_a_field_error_not_an_integrity
 @pytest.mark.django_db(transaction=True)
 def test_a_category_name_another_request_saves_meanwhile_in_any_case_is_refused() -> None:
     with (
-        saved_meanwhile(lambda: CategoryFactory(name="Mead", slug="mead")),
+        saved_meanwhile(lambda: CategoryFactory.create(name="Mead", slug="mead")),
         pytest.raises(ValidationError) as excinfo,
     ):
         services.category_create(name="MEAD", slug="mead-2")
@@ -340,7 +340,7 @@ def test_a_category_name_another_request_saves_meanwhile_in_any_case_is_refused(
 
 @pytest.mark.django_db
 def test_a_tag_holding_a_tag_separator_is_refused() -> None:
-    product = ProductFactory(tags=["gift"])
+    product = ProductFactory.create(tags=["gift"])
 
     with pytest.raises(ValidationError) as excinfo:
         product_update(product=product, tags=["gift;boxed"])
@@ -351,7 +351,7 @@ def test_a_tag_holding_a_tag_separator_is_refused() -> None:
 
 @pytest.mark.django_db
 def test_product_update_changes_the_given_fields() -> None:
-    product = ProductFactory(price=Decimal("9.50"), stock=3)
+    product = ProductFactory.create(price=Decimal("9.50"), stock=3)
 
     product_update(product=product, price=Decimal("11.00"), stock=0)
 
@@ -364,7 +364,7 @@ def test_product_update_changes_the_given_fields() -> None:
 
 @pytest.mark.django_db
 def test_a_product_whose_sku_predates_the_sku_rule_can_still_be_updated() -> None:
-    product = ProductFactory(sku="HB 001", slug="hb-001")
+    product = ProductFactory.create(sku="HB 001", slug="hb-001")
 
     product_update(product=product, price=Decimal("7.50"))
 
@@ -376,7 +376,7 @@ def test_a_product_whose_sku_predates_the_sku_rule_can_still_be_updated() -> Non
 
 @pytest.mark.django_db
 def test_a_new_category_whose_slug_is_taken_gets_a_numbered_slug() -> None:
-    CategoryFactory(name="Gifts & Sets", slug="gifts-sets")
+    CategoryFactory.create(name="Gifts & Sets", slug="gifts-sets")
 
     category = category_get_or_create(name="Gifts Sets")
 
@@ -385,7 +385,7 @@ def test_a_new_category_whose_slug_is_taken_gets_a_numbered_slug() -> None:
 
 @pytest.mark.django_db
 def test_a_numbered_category_slug_stays_within_the_field() -> None:
-    CategoryFactory(name="Heather honeys", slug="h" * 100)
+    CategoryFactory.create(name="Heather honeys", slug="h" * 100)
 
     category = category_get_or_create(name="h" * 100)
 
@@ -434,7 +434,9 @@ def test_knowledge_import_of_the_same_file_again_changes_nothing(
 def test_knowledge_import_updates_only_the_columns_a_row_gives(
     django_capture_on_commit_callbacks,
 ) -> None:
-    article = KnowledgeArticleFactory(slug="storing-honey", body="Old advice.", is_published=False)
+    article = KnowledgeArticleFactory.create(
+        slug="storing-honey", body="Old advice.", is_published=False
+    )
     row = {"slug": "storing-honey", "title": article.title, "topic": "storage", "body": "New."}
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -448,7 +450,7 @@ def test_knowledge_import_updates_only_the_columns_a_row_gives(
 
 @pytest.mark.django_db
 def test_knowledge_import_keeps_a_withdrawn_article_withdrawn_if_is_published_is_blank() -> None:
-    KnowledgeArticleFactory(slug="storing-honey", title="Storing honey", is_published=False)
+    KnowledgeArticleFactory.create(slug="storing-honey", title="Storing honey", is_published=False)
     row = {
         "slug": "storing-honey", "title": "Storing honey", "topic": "storage", "body": "New.",
         "is_published": "",
@@ -509,7 +511,7 @@ def test_refresh_embeds_stale_rows_and_records_model_and_text_hash() -> None:
 
 @pytest.mark.django_db
 def test_stored_vectors_keep_every_float4_exactly() -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     vector = np.random.default_rng(5).normal(size=EMBEDDING_DIMENSIONS).astype(np.float32)
     product.embedding = vector.tolist()
     product.embedding_model, product.embedding_text_hash = "m", "h"
@@ -523,7 +525,7 @@ def test_stored_vectors_keep_every_float4_exactly() -> None:
 
 @pytest.mark.django_db
 def test_refresh_embeds_knowledge_articles() -> None:
-    article = KnowledgeArticleFactory()
+    article = KnowledgeArticleFactory.create()
 
     report = embeddings_refresh(kind="knowledge")
 
@@ -561,7 +563,7 @@ def test_changing_a_description_makes_exactly_that_row_stale() -> None:
 
 @pytest.mark.django_db
 def test_a_row_saved_while_it_is_being_embedded_keeps_what_it_has() -> None:
-    product = ProductFactory(description="Mild and floral.")
+    product = ProductFactory.create(description="Mild and floral.")
 
     def save_meanwhile(checked: int, total: int) -> None:
         product_update(product=Product.objects.get(pk=product.pk), description="Now smoky.")
@@ -580,8 +582,8 @@ def test_a_row_saved_while_it_is_being_embedded_keeps_what_it_has() -> None:
 def test_a_renamed_category_marks_its_products_changed_and_queues_them(
     django_capture_on_commit_callbacks,
 ) -> None:
-    product = ProductFactory()
-    other = ProductFactory()
+    product = ProductFactory.create()
+    other = ProductFactory.create()
     updated_at = {p.pk: p.updated_at for p in (product, other)}
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -594,7 +596,7 @@ def test_a_renamed_category_marks_its_products_changed_and_queues_them(
 
 @pytest.mark.django_db
 def test_renaming_a_category_makes_its_products_stale() -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     embeddings_refresh(kind="products")
     product.category.name = "Seasonal Specials"
     product.category.save()
@@ -606,7 +608,7 @@ def test_renaming_a_category_makes_its_products_stale() -> None:
 
 @pytest.mark.django_db
 def test_rows_embedded_by_another_model_are_stale() -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     embeddings_refresh(kind="products")
     Product.objects.filter(pk=product.pk).update(embedding_model="openai:text-embedding-3-small")
 
@@ -844,12 +846,12 @@ def test_a_run_over_some_ids_leaves_a_missing_index_to_a_whole_table_run() -> No
 )
 def test_the_database_refuses_an_invalid_product(fields: dict[str, object]) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
-        ProductFactory(**fields)
+        ProductFactory.create(**fields)
 
 
 @pytest.mark.django_db
 def test_product_update_stores_tags_trimmed_lowercased_and_once() -> None:
-    product = ProductFactory(tags=[])
+    product = ProductFactory.create(tags=[])
 
     product_update(product=product, tags=[" Raw", "RAW", "Gift Idea "])
 

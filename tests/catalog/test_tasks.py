@@ -37,7 +37,7 @@ def test_a_created_product_is_embedded_by_the_worker(celery_worker) -> None:
     product = product_create(
         sku="BH-TASK-001",
         name="Lime Blossom Raw Honey 340g",
-        category=CategoryFactory(),
+        category=CategoryFactory.create(),
         price=Decimal("9.95"),
         description="Pale greenish-gold honey with a fresh, minty lift.",
     )
@@ -55,7 +55,7 @@ def test_a_redelivered_embed_task_finds_its_work_done(celery_worker) -> None:
     product = product_create(
         sku="BH-TASK-002",
         name="Clover Raw Honey 500g",
-        category=CategoryFactory(),
+        category=CategoryFactory.create(),
         price=Decimal(8),
     )
     assert wait_for(lambda: is_embedded(product.pk)), celery_worker.log()[-3000:]
@@ -93,7 +93,7 @@ def test_a_large_import_is_embedded_by_tasks_of_bounded_size(
 def test_an_embed_task_that_meets_a_passing_provider_error_is_retried_until_it_succeeds(
     openai_embeddings: FakeOpenAIServer,
 ) -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     openai_embeddings.script_embedding_errors(HttpError(503), HttpError(429))
 
     result = embed_rows.apply(args=("products", [product.pk]))
@@ -108,7 +108,7 @@ def test_an_embed_task_that_meets_a_passing_provider_error_is_retried_until_it_s
 def test_an_embed_task_retries_a_request_timeout_and_a_conflict(
     openai_embeddings: FakeOpenAIServer,
 ) -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     openai_embeddings.script_embedding_errors(HttpError(408), HttpError(409))
 
     result = embed_rows.apply(args=("products", [product.pk]))
@@ -122,7 +122,7 @@ def test_an_embed_task_retries_a_request_timeout_and_a_conflict(
 def test_an_embed_task_does_not_retry_an_exhausted_quota(
     openai_embeddings: FakeOpenAIServer,
 ) -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     quota = HttpError(429, "You exceeded your current quota.", code="insufficient_quota")
     openai_embeddings.script_embedding_errors(quota, quota)
 
@@ -136,7 +136,7 @@ def test_an_embed_task_does_not_retry_an_exhausted_quota(
 
 @pytest.mark.django_db
 def test_an_embed_task_gives_up_after_three_retries(openai_embeddings: FakeOpenAIServer) -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     openai_embeddings.script_embedding_errors(*[HttpError(500)] * 5)
 
     result = embed_rows.apply(args=("products", [product.pk]))
@@ -151,7 +151,7 @@ def test_an_embed_task_gives_up_after_three_retries(openai_embeddings: FakeOpenA
 def test_an_embed_task_does_not_retry_what_cannot_succeed_on_retry(
     openai_embeddings: FakeOpenAIServer,
 ) -> None:
-    product = ProductFactory()
+    product = ProductFactory.create()
     openai_embeddings.script_embedding_errors(HttpError(400), HttpError(400))
 
     result = embed_rows.apply(args=("products", [product.pk]))

@@ -1,10 +1,11 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from conversations.models import Conversation, Message
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
 
@@ -19,14 +20,14 @@ class StaffFactory(UserFactory):
     is_superuser = True
 
 
-class ConversationFactory(factory.django.DjangoModelFactory):
+class ConversationFactory(factory.django.DjangoModelFactory[Conversation]):
     class Meta:
         model = Conversation
 
     owner = factory.SubFactory(UserFactory)
 
 
-class MessageFactory(factory.django.DjangoModelFactory):
+class MessageFactory(factory.django.DjangoModelFactory[Message]):
     class Meta:
         model = Message
 

@@ -28,13 +28,13 @@ def action_data(action: str, *conversations: Conversation) -> dict[str, object]:
 @pytest.fixture
 def staff_client() -> Client:
     client = Client()
-    client.force_login(StaffFactory())
+    client.force_login(StaffFactory.create())
     return client
 
 
 def test_staff_see_the_needs_human_queue_with_messages_inline(staff_client: Client) -> None:
-    waiting = ConversationFactory(status="needs_human", handoff_reason="Asked for a person")
-    MessageFactory(conversation=waiting, content="<b>Can I speak to someone?</b>")
+    waiting = ConversationFactory.create(status="needs_human", handoff_reason="Asked for a person")
+    MessageFactory.create(conversation=waiting, content="<b>Can I speak to someone?</b>")
 
     listing = staff_client.get("/admin/conversations/conversation/?status__exact=needs_human")
     detail = staff_client.get(f"/admin/conversations/conversation/{waiting.pk}/change/")
@@ -45,7 +45,7 @@ def test_staff_see_the_needs_human_queue_with_messages_inline(staff_client: Clie
 
 
 def test_a_staff_reply_from_admin_reaches_the_customer(staff_client: Client) -> None:
-    conversation = ConversationFactory(status="needs_human")
+    conversation = ConversationFactory.create(status="needs_human")
 
     response = staff_client.post(
         change_url(conversation), {"title": "", "staff_reply": "Hello, this is Sam."}
@@ -60,8 +60,8 @@ def test_a_staff_reply_from_admin_reaches_the_customer(staff_client: Client) -> 
 def test_hand_back_returns_only_conversations_with_staff_to_the_assistant(
     staff_client: Client,
 ) -> None:
-    with_staff = ConversationFactory(status="needs_human", handoff_reason="Asked")
-    closed = ConversationFactory(status="closed")
+    with_staff = ConversationFactory.create(status="needs_human", handoff_reason="Asked")
+    closed = ConversationFactory.create(status="closed")
 
     response = staff_client.post(
         CHANGELIST, action_data("hand_back_to_assistant", with_staff, closed), follow=True
@@ -75,8 +75,8 @@ def test_hand_back_returns_only_conversations_with_staff_to_the_assistant(
 
 
 def test_take_over_silences_the_assistant_on_active_conversations(staff_client: Client) -> None:
-    active = ConversationFactory(status="active")
-    closed = ConversationFactory(status="closed")
+    active = ConversationFactory.create(status="active")
+    closed = ConversationFactory.create(status="closed")
 
     staff_client.post(CHANGELIST, action_data("take_over", active, closed))
 
@@ -89,8 +89,8 @@ def test_take_over_silences_the_assistant_on_active_conversations(staff_client: 
 
 def test_close_ends_open_conversations(staff_client: Client) -> None:
     active, with_staff = (
-        ConversationFactory(status="active"),
-        ConversationFactory(status="needs_human"),
+        ConversationFactory.create(status="active"),
+        ConversationFactory.create(status="needs_human"),
     )
 
     staff_client.post(CHANGELIST, action_data("close_conversations", active, with_staff))
@@ -99,7 +99,7 @@ def test_close_ends_open_conversations(staff_client: Client) -> None:
 
 
 def test_a_staff_reply_takes_an_active_conversation_over(staff_client: Client) -> None:
-    conversation = ConversationFactory(status="active")
+    conversation = ConversationFactory.create(status="active")
 
     staff_client.post(change_url(conversation), {"title": "", "staff_reply": "Sam here."})
 
@@ -118,7 +118,7 @@ def test_a_staff_reply_takes_an_active_conversation_over(staff_client: Client) -
 def test_a_staff_reply_that_cannot_be_sent_is_a_form_error(
     staff_client: Client, status: str, reply: str, error: str
 ) -> None:
-    conversation = ConversationFactory(status=status)
+    conversation = ConversationFactory.create(status=status)
 
     response = staff_client.post(change_url(conversation), {"title": "", "staff_reply": reply})
 
@@ -130,7 +130,7 @@ def test_a_staff_reply_that_cannot_be_sent_is_a_form_error(
 def test_saving_the_page_keeps_a_hand_off_the_assistant_made_meanwhile(
     staff_client: Client,
 ) -> None:
-    conversation = ConversationFactory(status="active")
+    conversation = ConversationFactory.create(status="active")
     staff_client.get(change_url(conversation))
     Conversation.objects.filter(pk=conversation.pk).update(status="needs_human")
 
@@ -145,10 +145,10 @@ def test_conversations_are_not_added_in_the_admin(staff_client: Client) -> None:
 
 
 def test_staff_who_may_only_view_conversations_get_no_actions(client: Client) -> None:
-    viewer = StaffFactory(is_superuser=False)
+    viewer = StaffFactory.create(is_superuser=False)
     viewer.user_permissions.set(Permission.objects.filter(codename="view_conversation"))
     client.force_login(viewer)
-    conversation = ConversationFactory(status="needs_human")
+    conversation = ConversationFactory.create(status="needs_human")
 
     client.post(CHANGELIST, action_data("hand_back_to_assistant", conversation))
 
@@ -157,10 +157,10 @@ def test_staff_who_may_only_view_conversations_get_no_actions(client: Client) ->
 
 
 def test_a_long_conversation_shows_its_latest_messages(staff_client: Client) -> None:
-    conversation = ConversationFactory()
-    MessageFactory(conversation=conversation, content="the very first")
+    conversation = ConversationFactory.create()
+    MessageFactory.create(conversation=conversation, content="the very first")
     MessageFactory.create_batch(203, conversation=conversation, content="in between")
-    MessageFactory(conversation=conversation, content="the very latest")
+    MessageFactory.create(conversation=conversation, content="the very latest")
 
     page = staff_client.get(change_url(conversation)).content.decode()
 
@@ -171,9 +171,9 @@ def test_a_long_conversation_shows_its_latest_messages(staff_client: Client) -> 
 
 
 def test_a_superuser_can_delete_a_conversation_with_its_runs(staff_client: Client) -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
 
     response = staff_client.post(
@@ -186,10 +186,10 @@ def test_a_superuser_can_delete_a_conversation_with_its_runs(staff_client: Clien
 
 
 def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
         conversation=conversation,
-        user_message=MessageFactory(conversation=conversation),
+        user_message=MessageFactory.create(conversation=conversation),
         route="sales",
         tool_calls=[{"tool": "search_products", "args": {"query": "<script>x</script>"}}],
     )
@@ -202,9 +202,9 @@ def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None
 
 
 def test_the_needs_human_queue_lists_waiting_conversations_oldest_first(staff_client) -> None:
-    newer = ConversationFactory(status="needs_human", handoff_reason="budget")
-    older = ConversationFactory(status="needs_human", handoff_reason="Asked for a person")
-    ConversationFactory(status="active")
+    newer = ConversationFactory.create(status="needs_human", handoff_reason="budget")
+    older = ConversationFactory.create(status="needs_human", handoff_reason="Asked for a person")
+    ConversationFactory.create(status="active")
     Conversation.objects.filter(pk=older.pk).update(handoff_at=timezone.now() - timedelta(hours=2))
     Conversation.objects.filter(pk=newer.pk).update(handoff_at=timezone.now())
 
@@ -217,11 +217,11 @@ def test_the_needs_human_queue_lists_waiting_conversations_oldest_first(staff_cl
 def test_the_runs_list_filters_by_route_without_scanning_for_distinct_values(
     staff_client: Client,
 ) -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     for route in ("sales", "support"):
         AgentRun.objects.create(
             conversation=conversation,
-            user_message=MessageFactory(conversation=conversation),
+            user_message=MessageFactory.create(conversation=conversation),
             route=route,
         )
 

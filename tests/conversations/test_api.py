@@ -17,7 +17,7 @@ def _client_for(user) -> APIClient:
 
 
 def test_token_endpoint_issues_tokens_that_authenticate() -> None:
-    UserFactory(username="maya")
+    UserFactory.create(username="maya")
     client = APIClient()
 
     tokens = client.post(
@@ -44,7 +44,7 @@ def test_guest_endpoint_creates_a_customer_and_returns_tokens() -> None:
 
 
 def test_anonymous_requests_are_refused_with_401() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
 
     responses = [
         APIClient().get("/api/conversations/"),
@@ -56,8 +56,8 @@ def test_anonymous_requests_are_refused_with_401() -> None:
 
 
 def test_a_customer_lists_only_their_own_conversations() -> None:
-    mine = ConversationFactory()
-    ConversationFactory()
+    mine = ConversationFactory.create()
+    ConversationFactory.create()
 
     body = _client_for(mine.owner).get("/api/conversations/").json()
 
@@ -66,8 +66,8 @@ def test_a_customer_lists_only_their_own_conversations() -> None:
 
 
 def test_someone_elses_conversation_answers_404() -> None:
-    theirs = ConversationFactory()
-    client = _client_for(UserFactory())
+    theirs = ConversationFactory.create()
+    client = _client_for(UserFactory.create())
 
     responses = [
         client.get(f"/api/conversations/{theirs.id}/"),
@@ -80,7 +80,7 @@ def test_someone_elses_conversation_answers_404() -> None:
 
 
 def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
 
     response = _client_for(conversation.owner).post(
         f"/api/conversations/{conversation.id}/messages/", {"content": "Any heather honey?"}
@@ -95,7 +95,7 @@ def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> No
 
 
 def test_a_message_over_4000_characters_is_refused_and_nothing_is_stored() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
 
     response = _client_for(conversation.owner).post(
         f"/api/conversations/{conversation.id}/messages/", {"content": "x" * 4001}
@@ -108,7 +108,7 @@ def test_a_message_over_4000_characters_is_refused_and_nothing_is_stored() -> No
 
 
 def test_a_repeated_idempotency_key_returns_the_same_message_and_run() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = _client_for(conversation.owner)
     url = f"/api/conversations/{conversation.id}/messages/"
 
@@ -122,7 +122,7 @@ def test_a_repeated_idempotency_key_returns_the_same_message_and_run() -> None:
 
 
 def test_a_retry_after_the_conversation_closed_still_gets_the_original_answer() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = _client_for(conversation.owner)
     url = f"/api/conversations/{conversation.id}/messages/"
     first = client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1").json()
@@ -138,7 +138,7 @@ def test_a_retry_after_the_conversation_closed_still_gets_the_original_answer() 
 
 
 def test_messages_after_an_id_are_listed_in_order() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     first, second, third = MessageFactory.create_batch(3, conversation=conversation)
 
     body = (
@@ -151,7 +151,7 @@ def test_messages_after_an_id_are_listed_in_order() -> None:
 
 
 def test_a_conversation_with_staff_gets_no_run() -> None:
-    conversation = ConversationFactory(status=Conversation.Status.NEEDS_HUMAN)
+    conversation = ConversationFactory.create(status=Conversation.Status.NEEDS_HUMAN)
 
     body = (
         _client_for(conversation.owner)
@@ -164,7 +164,7 @@ def test_a_conversation_with_staff_gets_no_run() -> None:
 
 
 def test_protected_fields_in_a_message_post_are_ignored() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
 
     _client_for(conversation.owner).post(
         f"/api/conversations/{conversation.id}/messages/",
@@ -178,11 +178,11 @@ def test_protected_fields_in_a_message_post_are_ignored() -> None:
 
 
 def test_someone_elses_run_answers_404_and_cannot_be_cancelled() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
-    client = _client_for(UserFactory())
+    client = _client_for(UserFactory.create())
 
     responses = [client.get(f"/api/runs/{run.id}/"), client.post(f"/api/runs/{run.id}/cancel/")]
 
@@ -191,9 +191,9 @@ def test_someone_elses_run_answers_404_and_cannot_be_cancelled() -> None:
 
 
 def test_a_queued_run_can_be_cancelled_by_its_owner() -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory(conversation=conversation)
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
 
     response = _client_for(conversation.owner).post(f"/api/runs/{run.id}/cancel/")

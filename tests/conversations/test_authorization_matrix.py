@@ -26,8 +26,8 @@ ROUTES = [
 
 @pytest.fixture
 def owned_by_a() -> dict:
-    conversation = ConversationFactory()
-    message = MessageFactory(conversation=conversation)
+    conversation = ConversationFactory.create()
+    message = MessageFactory.create(conversation=conversation)
     run = AgentRun.objects.create(conversation=conversation, user_message=message)
     return {"owner": conversation.owner, "conversation": conversation.id, "run": run.id}
 
@@ -52,9 +52,9 @@ def test_nobody_but_the_owner_reaches_a_conversation_or_run(
     owned_by_a, method, route, caller, expected
 ) -> None:
     callers = {
-        "customer_b": UserFactory(),
+        "customer_b": UserFactory.create(),
         "guest": guest_customer_create(),
-        "staff": StaffFactory(),
+        "staff": StaffFactory.create(),
         "anonymous": None,
     }
     before = (Message.objects.count(), AgentRun.objects.filter(status="queued").count())
@@ -73,8 +73,8 @@ def test_the_owner_reaches_every_route(owned_by_a, method, route) -> None:
 
 
 def test_lists_never_include_another_customers_rows(owned_by_a) -> None:
-    other = UserFactory()
-    ConversationFactory(owner=other)
+    other = UserFactory.create()
+    ConversationFactory.create(owner=other)
 
     body = _as(other).get("/api/conversations/").json()
 
@@ -87,7 +87,7 @@ def test_mass_assignment_of_protected_fields_changes_nothing(owned_by_a) -> None
 
     created = client.post(
         "/api/conversations/",
-        {"title": "Mine", "owner": UserFactory().id, "status": "closed", "id": "x"},
+        {"title": "Mine", "owner": UserFactory.create().id, "status": "closed", "id": "x"},
         format="json",
     ).json()
     product_write = client.post(

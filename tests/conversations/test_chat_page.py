@@ -114,7 +114,7 @@ def test_a_customer_handed_to_staff_sees_the_staff_reply_without_reloading(
     assert conversation.status == Conversation.Status.NEEDS_HUMAN
 
     staff_message_post(
-        conversation=conversation, author=StaffFactory(), content="Hi, Sam here from Beeman."
+        conversation=conversation, author=StaffFactory.create(), content="Hi, Sam here from Beeman."
     )
 
     page.locator(".msg--staff", has_text="Sam here").wait_for(timeout=20_000)

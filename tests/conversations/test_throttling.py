@@ -12,7 +12,7 @@ def test_a_customer_posting_faster_than_the_rate_gets_429_and_nothing_is_stored(
     settings,
 ) -> None:
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_post": "3/min"}
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     client = APIClient()
     client.force_authenticate(conversation.owner)
     url = f"/api/conversations/{conversation.id}/messages/"
@@ -43,8 +43,8 @@ def test_one_customers_rate_does_not_limit_another(settings) -> None:
 
 def test_the_daily_quota_applies_across_conversations(settings) -> None:
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_daily": "2/day"}
-    first = ConversationFactory()
-    second = ConversationFactory(owner=first.owner)
+    first = ConversationFactory.create()
+    second = ConversationFactory.create(owner=first.owner)
     client = APIClient()
     client.force_authenticate(first.owner)
 
@@ -98,7 +98,7 @@ def test_password_logins_are_limited_per_client_ip(settings) -> None:
 
 
 def test_page_size_is_capped() -> None:
-    ProductFactory.create_batch(105, category=CategoryFactory())
+    ProductFactory.create_batch(105, category=CategoryFactory.create())
 
     body = APIClient().get("/api/products/?page_size=100000").json()
 

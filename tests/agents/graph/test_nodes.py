@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -50,7 +50,7 @@ class StreamingModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "streaming-script"
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
@@ -71,7 +71,7 @@ class BadArgumentsModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "bad-arguments-script"
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
@@ -97,12 +97,12 @@ class ScriptedProvider:
     def chat_model(self) -> BaseChatModel:
         return self.model
 
-    def route(self, messages: list[BaseMessage], config: RunnableConfig) -> RouteDecision:
+    def route(self, messages: Sequence[BaseMessage], config: RunnableConfig) -> RouteDecision:
         return RouteDecision(route=Route.SALES)
 
 
 def _config(run_id: str) -> RunnableConfig:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     return {
         "configurable": {
             "customer_id": conversation.owner_id,
@@ -142,7 +142,7 @@ def test_bad_tool_arguments_go_back_to_the_model_as_errors_naming_the_field() ->
         {"messages": [HumanMessage("Honey under a tenner?")]}, _config(str(uuid.uuid4()))
     )
 
-    results = [json.loads(m.content) for m in state["messages"] if isinstance(m, ToolMessage)]
+    results = [json.loads(m.text) for m in state["messages"] if isinstance(m, ToolMessage)]
     assert "max_price" in results[0]["error"]
     assert "get_orders" in results[1]["error"]
     assert len(results[1]["error"]) < 200

@@ -35,7 +35,7 @@ def _config(conversation: Conversation) -> RunnableConfig:
 
 
 def _call(tool: BaseTool, args: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(tool.invoke(args, _config(ConversationFactory())))
+    return json.loads(tool.invoke(args, _config(ConversationFactory.create())))
 
 
 @pytest.mark.parametrize("max_price", [float("inf"), "1e999", "Infinity", "NaN", -5])
@@ -58,7 +58,7 @@ def test_a_price_limit_that_is_not_a_price_is_an_error_naming_max_price(max_pric
 def test_a_nul_character_in_an_argument_is_an_error_naming_the_field(
     tool: BaseTool, args: dict[str, Any], field: str
 ) -> None:
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
 
     answer = json.loads(tool.invoke(args, _config(conversation)))
 
@@ -69,9 +69,9 @@ def test_a_nul_character_in_an_argument_is_an_error_naming_the_field(
 
 
 def test_an_unknown_category_is_an_error_listing_the_valid_slugs() -> None:
-    raw = CategoryFactory(slug="raw-honey")
-    CategoryFactory(slug="manuka-honey")
-    ProductFactory(category=raw, name="Heather Raw Honey 340g")
+    raw = CategoryFactory.create(slug="raw-honey")
+    CategoryFactory.create(slug="manuka-honey")
+    ProductFactory.create(category=raw, name="Heather Raw Honey 340g")
     embeddings_refresh(kind="products")
 
     unknown = _call(search_products, {"query": "heather honey", "category": "heather"})
@@ -92,7 +92,7 @@ def test_an_unknown_sku_is_echoed_back_cut_short(tool: BaseTool) -> None:
 
 
 def test_a_product_description_given_to_the_model_is_cut_at_a_few_thousand_characters() -> None:
-    product = ProductFactory(description="Rich and floral. " * 580)  # 9,860 characters
+    product = ProductFactory.create(description="Rich and floral. " * 580)  # 9,860 characters
 
     answer = _call(get_product, {"sku": product.sku})
 
@@ -102,7 +102,7 @@ def test_a_product_description_given_to_the_model_is_cut_at_a_few_thousand_chara
 
 
 def test_help_article_bodies_given_to_the_model_are_cut_at_a_few_thousand_characters() -> None:
-    article = KnowledgeArticleFactory(
+    article = KnowledgeArticleFactory.create(
         title="Storing honey", body="Keep honey in a cool dry cupboard. " * 1400
     )
     embeddings_refresh(kind="knowledge")
@@ -118,7 +118,7 @@ def test_help_article_bodies_given_to_the_model_are_cut_at_a_few_thousand_charac
 def test_a_long_help_article_gives_the_model_the_paragraphs_that_answer_the_question() -> None:
     answer_paragraph = "Parcels to Canada arrive in 7 to 10 working days."
     filler = [f"Paragraph {n} is about how we wrap jars in recycled paper. " * 12 for n in range(8)]
-    KnowledgeArticleFactory(
+    KnowledgeArticleFactory.create(
         title="Shipping",
         topic=KnowledgeArticle.Topic.SHIPPING,
         body="\n\n".join([*filler, answer_paragraph, *filler]),
@@ -134,7 +134,7 @@ def test_a_long_help_article_gives_the_model_the_paragraphs_that_answer_the_ques
 
 def test_a_long_health_article_is_given_to_the_model_whole() -> None:
     warning = "Never give honey to a baby under 12 months old."
-    article = KnowledgeArticleFactory(
+    article = KnowledgeArticleFactory.create(
         title="Honey and babies",
         topic=KnowledgeArticle.Topic.HEALTH,
         body="\n\n".join(["Honey is a natural food enjoyed by children and adults. " * 10] * 8
@@ -149,7 +149,7 @@ def test_a_long_health_article_is_given_to_the_model_whole() -> None:
 
 
 def test_a_huge_but_finite_price_limit_leaves_every_price_in() -> None:
-    product = ProductFactory(name="Heather Raw Honey 340g")
+    product = ProductFactory.create(name="Heather Raw Honey 340g")
     embeddings_refresh(kind="products")
 
     answer = _call(search_products, {"query": "heather honey", "max_price": 1e308})
@@ -158,13 +158,13 @@ def test_a_huge_but_finite_price_limit_leaves_every_price_in() -> None:
 
 
 def test_the_product_search_tool_keeps_to_the_price_and_order_the_customer_says() -> None:
-    manuka = CategoryFactory(slug="manuka-honey")
+    manuka = CategoryFactory.create(slug="manuka-honey")
     for sku, name, price in [
         ("umf-10", "Manuka Honey UMF 10+ 250g", "29.95"),
         ("umf-20", "Manuka Honey UMF 20+ 250g", "89.00"),
         ("umf-5", "Manuka Honey UMF 5+ 250g", "19.95"),
     ]:
-        ProductFactory(sku=sku, name=name, price=Decimal(price), category=manuka)
+        ProductFactory.create(sku=sku, name=name, price=Decimal(price), category=manuka)
     embeddings_refresh(kind="products")
 
     strongest = _call(search_products, {"query": "your strongest manuka"})
