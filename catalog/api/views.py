@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
-from beemanhoney.common.permissions import IsStaffOrReadOnly
+from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly
 from catalog import selectors, services
 from catalog.models import (
     ARTICLE_BODY_MAX_LENGTH,
@@ -110,7 +110,8 @@ class ProductInputSerializer(serializers.Serializer):
 class ProductListApi(APIView):
     """``GET``: browse or search active products. ``POST`` (staff): create one."""
 
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [IsStaffWithModelPermissionOrReadOnly]
+    permission_model = Product
 
     class FilterSerializer(serializers.Serializer):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
@@ -188,7 +189,8 @@ class ProductListApi(APIView):
 class ProductDetailApi(APIView):
     """``GET``: one active product by sku. ``PATCH`` (staff): change it."""
 
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [IsStaffWithModelPermissionOrReadOnly]
+    permission_model = Product
 
     @extend_schema(
         operation_id="products_retrieve",
@@ -239,7 +241,8 @@ class CategoryInputSerializer(serializers.Serializer):
 class CategoryListApi(APIView):
     """``GET``: every category, by name. ``POST`` (staff): create one."""
 
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [IsStaffWithModelPermissionOrReadOnly]
+    permission_model = Category
 
     @extend_schema_serializer(component_name="CategoryCreate")
     class CreateSerializer(CategoryInputSerializer):
@@ -282,7 +285,8 @@ class CategoryDetailApi(APIView):
     """``GET``: one category by slug. ``PATCH`` (staff): change it; a new name reaches its
     products' embeddings."""
 
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [IsStaffWithModelPermissionOrReadOnly]
+    permission_model = Category
 
     @extend_schema(
         operation_id="categories_retrieve",
@@ -327,7 +331,8 @@ class KnowledgeListApi(APIView):
     """``GET``: published articles; with ``q``, the best matches first. ``POST`` (staff): create
     one."""
 
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [IsStaffWithModelPermissionOrReadOnly]
+    permission_model = KnowledgeArticle
 
     class FilterSerializer(serializers.Serializer):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
@@ -388,7 +393,8 @@ class KnowledgeListApi(APIView):
 class KnowledgeDetailApi(APIView):
     """``GET``: one published article by slug. ``PATCH`` (staff): change it, published or not."""
 
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [IsStaffWithModelPermissionOrReadOnly]
+    permission_model = KnowledgeArticle
 
     @extend_schema(
         operation_id="knowledge_retrieve",

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.utils.text import slugify
 
 from catalog.models import Category, KnowledgeArticle, Product
@@ -15,6 +15,24 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
     username = factory.Sequence(lambda n: f"customer{n:04d}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
     is_staff = False
+
+
+class CatalogStaffFactory(UserFactory):
+    """Staff who may add and change the catalogue (``catalog_actions=[...]`` for others), as a
+    group of shop managers would; not a superuser."""
+
+    username = factory.Sequence(lambda n: f"manager{n:04d}")
+    is_staff = True
+
+    @factory.post_generation
+    def catalog_actions(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+        actions = ("add", "change") if extracted is None else extracted
+        codenames = [
+            f"{a}_{m}" for a in actions for m in ("product", "category", "knowledgearticle")
+        ]
+        self.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="catalog", codename__in=codenames)
+        )
 
 
 class CategoryFactory(factory.django.DjangoModelFactory[Category]):

@@ -10,6 +10,7 @@ from catalog.api.views import ProductOutputSerializer, product_output
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import embeddings_refresh
 from tests.catalog.factories import (
+    CatalogStaffFactory,
     CategoryFactory,
     KnowledgeArticleFactory,
     ProductFactory,
@@ -27,7 +28,7 @@ def api_client() -> APIClient:
 @pytest.fixture
 def staff_client() -> APIClient:
     client = APIClient()
-    client.force_authenticate(user=UserFactory.create(is_staff=True))
+    client.force_authenticate(user=CatalogStaffFactory.create())
     return client
 
 
@@ -617,6 +618,43 @@ def test_customers_cannot_create_or_change_products(api_client: APIClient) -> No
 
 
 @pytest.mark.django_db
+def test_staff_without_catalogue_permissions_cannot_write_it(api_client: APIClient) -> None:
+    product = ProductFactory.create(price=Decimal("9.50"))
+    category = product.category
+    article = KnowledgeArticleFactory.create(slug="storing-honey", body="Old.")
+    api_client.force_authenticate(user=CatalogStaffFactory.create(catalog_actions=[]))
+
+    answers = [
+        api_client.post(PRODUCTS_URL, new_product_payload(), format="json"),
+        api_client.patch(f"/api/products/{product.sku}/", {"price": "1"}, format="json"),
+        api_client.post("/api/categories/", {"name": "Mead"}, format="json"),
+        api_client.patch(f"/api/categories/{category.slug}/", {"name": "Raw"}, format="json"),
+        api_client.post("/api/knowledge/", {"title": "T", "topic": "shipping", "body": "B"}),
+        api_client.patch(f"/api/knowledge/{article.slug}/", {"body": "New."}, format="json"),
+    ]
+
+    assert [answer.status_code for answer in answers] == [403] * 6
+    assert list(Product.objects.values_list("sku", "price")) == [(product.sku, Decimal("9.50"))]
+    assert Category.objects.get(pk=category.pk).name == category.name
+    assert not Category.objects.filter(name="Mead").exists()
+    assert list(KnowledgeArticle.objects.values_list("body", flat=True)) == ["Old."]
+
+
+@pytest.mark.django_db
+def test_staff_who_may_change_products_but_not_add_them_can_only_change_them(
+    api_client: APIClient,
+) -> None:
+    product = ProductFactory.create(price=Decimal("9.50"))
+    api_client.force_authenticate(user=CatalogStaffFactory.create(catalog_actions=["change"]))
+
+    created = api_client.post(PRODUCTS_URL, new_product_payload(), format="json")
+    changed = api_client.patch(f"/api/products/{product.sku}/", {"price": "8.95"}, format="json")
+
+    assert (created.status_code, changed.status_code) == (403, 200)
+    assert list(Product.objects.values_list("sku", "price")) == [(product.sku, Decimal("8.95"))]
+
+
+@pytest.mark.django_db
 def test_staff_can_create_a_product(staff_client: APIClient) -> None:
     response = staff_client.post(PRODUCTS_URL, new_product_payload(), format="json")
 
@@ -628,7 +666,7 @@ def test_staff_can_create_a_product(staff_client: APIClient) -> None:
 
 @pytest.mark.django_db
 def test_staff_logged_in_with_a_session_can_create_a_product(client) -> None:
-    client.force_login(UserFactory.create(is_staff=True))
+    client.force_login(CatalogStaffFactory.create())
 
     response = client.post(PRODUCTS_URL, new_product_payload(), content_type="application/json")
 
