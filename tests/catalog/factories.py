@@ -25,12 +25,14 @@ class CatalogStaffFactory(UserFactory):
     is_staff = True
 
     @factory.post_generation
-    def catalog_actions(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+    def catalog_actions(
+        user: User, create: bool, extracted: list[str] | None, **kwargs: object
+    ) -> None:
         actions = ("add", "change") if extracted is None else extracted
         codenames = [
             f"{a}_{m}" for a in actions for m in ("product", "category", "knowledgearticle")
         ]
-        self.user_permissions.set(
+        user.user_permissions.set(
             Permission.objects.filter(content_type__app_label="catalog", codename__in=codenames)
         )
 
