@@ -1,5 +1,7 @@
+from typing import Any
 from uuid import UUID
 
+from django.contrib.auth import get_user_model
 from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -14,6 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -45,6 +49,19 @@ class TokenObtainApi(TokenObtainPairView):
     throttle_classes = [LoginThrottle]
 
 
+class RefreshTokenSerializer(TokenRefreshSerializer):
+    """simplejwt's, with the token of a deleted user (a guest erased on request, say) refused
+    as an inactive user's is (401), where simplejwt's own lookup raises (a 500)."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return super().validate(attrs)
+        except get_user_model().DoesNotExist:
+            raise AuthenticationFailed(
+                str(self.error_messages["no_active_account"]), "no_active_account"
+            ) from None
+
+
 @extend_schema_view(
     post=extend_schema(
         responses={
@@ -55,6 +72,8 @@ class TokenObtainApi(TokenObtainPairView):
 )
 class TokenRefreshApi(TokenRefreshView):
     """A new access token for a refresh token."""
+
+    serializer_class = RefreshTokenSerializer
 
 
 class GuestCreateApi(APIView):

@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
@@ -30,6 +31,17 @@ def test_token_endpoint_issues_tokens_that_authenticate() -> None:
     refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]})
     assert refreshed.status_code == 200
     assert "access" in refreshed.json()
+
+
+def test_refreshing_the_token_of_a_deleted_user_is_refused_with_401() -> None:
+    client = APIClient()
+    tokens = client.post("/api/auth/guest/").json()
+    get_user_model().objects.get(username__startswith="guest-").delete()
+
+    refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]})
+
+    assert refreshed.status_code == 401
+    assert refreshed.json()["detail"] == "No active account found for the given token."
 
 
 def test_guest_endpoint_creates_a_customer_and_returns_tokens() -> None:
