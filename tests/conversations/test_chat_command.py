@@ -1,3 +1,6 @@
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 
 import pytest
@@ -23,3 +26,44 @@ def test_the_terminal_chat_talks_to_the_assistant_over_http(live_server, celery_
 def test_the_terminal_chat_says_when_the_server_is_unreachable() -> None:
     with pytest.raises(CommandError, match=r"cannot reach http://127\.0\.0\.1:1"):
         call_command("chat", url="http://127.0.0.1:1", message=["hi"])
+
+
+class _NotTheApi(BaseHTTPRequestHandler):
+    """Some other web server, answering in HTML: 200 under /ok/, 501 elsewhere."""
+
+    def do_POST(self) -> None:
+        self._answer(200 if self.path.startswith("/ok/") else 501)
+
+    def _answer(self, status: int) -> None:
+        body = b"<html><body>Not an API</body></html>"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_the_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotTheApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_terminal_chat_says_when_the_url_is_another_servers(not_the_api: str) -> None:
+    with pytest.raises(CommandError, match=r"^POST /api/auth/guest/ answered 501: Not Impl"):
+        call_command("chat", url=not_the_api, message=["hi"])
+    with pytest.raises(CommandError, match=r"other than a JSON object: is http://.*/ok this"):
+        call_command("chat", url=f"{not_the_api}/ok", message=["hi"])
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://example.com", "http://[::1"])
+def test_the_terminal_chat_refuses_a_url_it_cannot_use(url: str) -> None:
+    with pytest.raises(CommandError, match=r"^--url: "):
+        call_command("chat", url=url, message=["hi"])

@@ -3,6 +3,7 @@
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -31,12 +32,40 @@ class ApiClient:
         )
         try:
             with urllib.request.urlopen(request, timeout=WAIT_SECONDS + 5) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                body = response.read()
         except urllib.error.HTTPError as exc:
-            detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)
-            raise CommandError(f"{method} {path} answered {exc.code}: {detail}") from None
+            detail = _json_or_none(exc.read())
+            reason = detail.get("detail", exc.reason) if isinstance(detail, dict) else exc.reason
+            raise CommandError(f"{method} {path} answered {exc.code}: {reason}") from None
         except urllib.error.URLError as exc:
             raise CommandError(f"cannot reach {self.base_url}: {exc.reason}") from None
+        except (TimeoutError, OSError) as exc:
+            raise CommandError(f"{method} {path}: no answer from {self.base_url} ({exc})") from None
+        answer = _json_or_none(body)
+        if not isinstance(answer, dict):
+            raise CommandError(
+                f"{method} {path} answered something other than a JSON object: "
+                f"is {self.base_url} this project's API?"
+            )
+        return answer
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+
+
+def _base_url(url: str) -> str:
+    """``url`` if it can be an API's base URL; ``CommandError`` naming the option if not."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise CommandError(f"--url: {url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CommandError(f"--url: {url!r} is not an http:// or https:// URL")
+    return url
 
 
 class Command(BaseCommand):
@@ -47,7 +76,7 @@ class Command(BaseCommand):
         parser.add_argument("--message", action="append", help="send these and exit")
 
     def handle(self, *args: Any, url: str, message: list[str] | None, **options: Any) -> None:
-        api = ApiClient(url)
+        api = ApiClient(_base_url(url))
         api.token = api.call("POST", "/api/auth/guest/")["access"]
         conversation = api.call("POST", "/api/conversations/", {"title": "Terminal chat"})
         self.stdout.write(f"Conversation {conversation['id']}. Type your message; Ctrl-D quits.")
