@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,24 @@ def _admin_password() -> tuple[str, str]:
     from_env = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
     if from_env:
         return from_env, "DJANGO_SUPERUSER_PASSWORD"
-    password_file = Path(VAR_DIR) / "admin-password.txt"
+    password_file = _password_file()
     if not password_file.exists():
         password_file.parent.mkdir(parents=True, exist_ok=True)
         password_file.touch(mode=0o600)
         password_file.write_text(secrets.token_urlsafe(12))
     return password_file.read_text().strip(), str(password_file)
+
+
+def _password_file() -> Path:
+    return Path(VAR_DIR) / "admin-password.txt"
+
+
+def _known_passwords() -> Iterator[tuple[str, str]]:
+    """Where a password for the admin may be read, without making one."""
+    if from_env := os.environ.get("DJANGO_SUPERUSER_PASSWORD"):
+        yield from_env, "DJANGO_SUPERUSER_PASSWORD"
+    if _password_file().exists():
+        yield _password_file().read_text().strip(), str(_password_file())
 
 
 class Command(BaseCommand):
@@ -35,10 +48,16 @@ class Command(BaseCommand):
         if not user_model.objects.filter(is_superuser=True).exists():
             password, _ = _admin_password()
             user_model.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", password)
-        if user_model.objects.filter(username=ADMIN_USERNAME, is_superuser=True).exists():
-            password, source = _admin_password()
-            self.stdout.write(f"Admin login: {ADMIN_USERNAME} / {password}  (from {source})")
-        else:
+        admin = user_model.objects.filter(username=ADMIN_USERNAME, is_superuser=True).first()
+        if admin is None:
             self.stdout.write("Admin login: use your existing superuser")
+        elif known := next((k for k in _known_passwords() if admin.check_password(k[0])), None):
+            # Only a password that logs in is shown: the admin may have been made with another.
+            self.stdout.write(f"Admin login: {ADMIN_USERNAME} / {known[0]}  (from {known[1]})")
+        else:
+            self.stdout.write(
+                f"Admin login: {ADMIN_USERNAME}, with the password it was given"
+                f" (`python manage.py changepassword {ADMIN_USERNAME}` sets a new one)"
+            )
         if "load_demo_data" in get_commands():
             call_command("load_demo_data", if_empty=True, stdout=self.stdout)
