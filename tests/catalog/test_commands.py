@@ -158,6 +158,25 @@ def test_import_catalog_with_skip_invalid_loads_the_valid_rows(
 
 
 @pytest.mark.django_db
+def test_import_catalog_with_skip_invalid_fails_when_no_row_is_valid(tmp_path: Path) -> None:
+    rows = csv_rows()
+    for row in rows:
+        row["price"] = "free"
+    path = write_csv(tmp_path / "catalog.csv", rows)
+    err = StringIO()
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command("import_catalog", str(path), "--skip-invalid", stdout=StringIO(), stderr=err)
+
+    assert str(excinfo.value).endswith(
+        "catalog.csv: no row is valid (created 0, updated 0, unchanged 0, invalid 2); "
+        "nothing was imported"
+    )
+    assert err.getvalue().count("price: 'free' is not a number") == 2
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("document", "reason"),
     [
