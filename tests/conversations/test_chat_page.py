@@ -8,7 +8,7 @@ import pytest
 from django.db import connections
 
 from conversations.models import Conversation
-from conversations.services import staff_message_post
+from conversations.services import conversations_close, staff_message_post
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import StaffFactory
 from tests.support.celery_worker import PROJECT_DIR
@@ -119,3 +119,52 @@ def test_a_customer_handed_to_staff_sees_the_staff_reply_without_reloading(
 
     page.locator(".msg--staff", has_text="Sam here").wait_for(timeout=20_000)
     assert page.locator(".msg--staff").count() == 1
+
+
+def test_a_customer_whose_conversation_staff_closed_carries_on_in_a_new_one(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    page.get_by_label("Your message").fill("How long does UK delivery take?")
+    page.keyboard.press("Enter")
+    page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
+    first = Conversation.objects.get()
+    conversations_close(conversation_ids=[first.id])
+
+    page.get_by_label("Your message").fill("And do you ship to Ireland?")
+    page.keyboard.press("Enter")
+    page.locator("#chat-status", has_text="closed that conversation").wait_for(timeout=20_000)
+    page.locator(".msg--assistant").first.wait_for(timeout=60_000)
+    page.reload()
+    page.locator(".msg--user").first.wait_for(timeout=20_000)
+
+    second = Conversation.objects.exclude(pk=first.pk).get()
+    assert second.owner_id == first.owner_id
+    assert list(second.messages.filter(role="user").values_list("content", flat=True)) == [
+        "And do you ship to Ireland?"
+    ]
+    assert page.locator(".msg--user").all_inner_texts() == ["And do you ship to Ireland?"]
+
+
+def test_a_page_opened_on_a_closed_conversation_starts_a_new_one(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    page.get_by_label("Your message").fill("How long does UK delivery take?")
+    page.keyboard.press("Enter")
+    page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
+    first = Conversation.objects.get()
+    conversations_close(conversation_ids=[first.id])
+
+    page.reload()
+    page.get_by_label("Your message").fill("Hello again")
+    page.keyboard.press("Enter")
+    page.locator(".msg--user", has_text="Hello again").wait_for(timeout=20_000)
+
+    second = Conversation.objects.exclude(pk=first.pk).get()
+    assert list(second.messages.filter(role="user").values_list("content", flat=True)) == [
+        "Hello again"
+    ]
+    assert page.locator(".msg--user").all_inner_texts() == ["Hello again"]

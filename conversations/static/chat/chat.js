@@ -5,6 +5,7 @@
 
   const STORE = { access: "bh.access", refresh: "bh.refresh", conversation: "bh.conversation" };
   const UNREACHABLE = "We can't reach the shop right now. Check your connection and try again.";
+  const CLOSED_NOTICE = "Our team closed that conversation, so this is a new one.";
   const MAX_RECONNECTS = 5;
   // While a member of staff has the conversation, their replies are fetched this often (and
   // only while the page is visible): staff replies come from the admin, not from a run.
@@ -72,7 +73,9 @@
     if (conversationId) {
       try {
         const conversation = await api("GET", "/api/conversations/" + conversationId + "/");
-        if (conversation.status === "needs_human") waitForStaff(conversationId);
+        // A closed conversation takes no more messages: carry on in a new one.
+        if (conversation.status === "closed") conversationId = null;
+        else if (conversation.status === "needs_human") waitForStaff(conversationId);
       } catch (error) {
         if (error.status !== 404) throw error;
         conversationId = null;
@@ -278,14 +281,29 @@
     return ready;
   }
 
-  async function send(content) {
-    const conversationId = await whenReady();
-    const posted = await api(
+  function postMessage(conversationId, content) {
+    return api(
       "POST",
       "/api/conversations/" + conversationId + "/messages/",
       { content },
       { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random() },
     );
+  }
+
+  async function send(content) {
+    let conversationId = await whenReady();
+    let posted;
+    try {
+      posted = await postMessage(conversationId, content);
+    } catch (error) {
+      if (error.status !== 409) throw error;
+      // Staff closed the conversation while the page was open: start a new one and say so.
+      localStorage.removeItem(STORE.conversation);
+      ready = null;
+      conversationId = await whenReady();
+      setStatus(CLOSED_NOTICE);
+      posted = await postMessage(conversationId, content);
+    }
     renderMessage(posted.message);
     if (!posted.run) {
       waitForStaff(conversationId);
