@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import unicodedata
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -38,7 +39,8 @@ def guest_customer_create() -> User:
 def _message_content(content: str) -> str:
     """``content`` stripped; an ``ApplicationError`` on "content" if it is empty or too long."""
     content = content.strip()
-    if not content:
+    if not any(unicodedata.category(char)[0] not in "CZ" for char in content):
+        # Nothing to read: only spaces or invisible characters (zero-width spaces, say).
         raise ApplicationError("This field may not be blank.", field="content")
     if len(content) > MAX_MESSAGE_LENGTH:
         raise ApplicationError(

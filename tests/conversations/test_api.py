@@ -106,6 +106,19 @@ def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> No
     assert AgentRun.objects.get(pk=body["run"]["id"]).user_message_id == body["message"]["id"]
 
 
+@pytest.mark.parametrize("content", ["   ", "\u200b", "\u200b \u2060\n\ufeff"])
+def test_a_message_with_nothing_to_read_is_refused_and_nothing_is_stored(content: str) -> None:
+    conversation = ConversationFactory.create()
+
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": content}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"]["content"] == ["This field may not be blank."]
+    assert Message.objects.count() == 0
+
+
 def test_a_message_over_4000_characters_is_refused_and_nothing_is_stored() -> None:
     conversation = ConversationFactory.create()
 
