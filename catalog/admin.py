@@ -162,6 +162,14 @@ class EmbeddedAdminMixin:
         rows = super().get_queryset(request)  # type: ignore[misc]
         return rows.defer(*self.deferred_fields)
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """No filtering by a URL's lookup on arrays, vectors or the search document: the value
+        would reach PostgreSQL as it is ("?tags=x" is a malformed array, a 500). A refused
+        lookup is a 400."""
+        if lookup.split("__")[0] in ("tags", "embedding_half", "search_vector"):
+            return False
+        return super().lookup_allowed(lookup, value, request)  # type: ignore[misc]
+
     @admin.display(description="embedding", boolean=True)
     def embedding_ok(self, obj: Product | KnowledgeArticle) -> bool:
         """Made by the configured model from the row's text as it is now."""

@@ -138,6 +138,20 @@ def test_product_changelist_renders_with_each_filter(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params", [{"tags": "x"}, {"tags__contains": "raw"}, {"search_vector": "x"}]
+)
+def test_product_changelist_refuses_a_lookup_on_an_array_or_a_vector_with_400(
+    staff_client: Client, params: dict[str, str]
+) -> None:
+    ProductFactory.create()
+
+    response = staff_client.get(CHANGELIST, params)
+
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
 def test_product_pages_read_no_vectors_and_a_save_keeps_them(
     staff_client: Client, products: dict[str, Product]
 ) -> None:
