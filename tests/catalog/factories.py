@@ -21,6 +21,9 @@ class CatalogStaffFactory(UserFactory):
     """Staff who may add and change the catalogue (``catalog_actions=[...]`` for others), as a
     group of shop managers would; not a superuser."""
 
+    class Meta:
+        skip_postgeneration_save = True  # the hook sets permissions, not fields
+
     username = factory.Sequence(lambda n: f"manager{n:04d}")
     is_staff = True
 
