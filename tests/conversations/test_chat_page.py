@@ -121,16 +121,26 @@ def test_a_customer_handed_to_staff_sees_the_staff_reply_without_reloading(
     assert page.locator(".msg--staff").count() == 1
 
 
-def test_a_customer_whose_conversation_staff_closed_carries_on_in_a_new_one(
-    live_server, celery_worker, shop, browser_page
-) -> None:
-    page = browser_page
+def _a_chat_staff_closed(page, live_server) -> Conversation:
+    """The page's conversation, answered once and then closed by staff."""
     page.goto(f"{live_server.url}/chat/")
     page.get_by_label("Your message").fill("How long does UK delivery take?")
     page.keyboard.press("Enter")
     page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
-    first = Conversation.objects.get()
-    conversations_close(conversation_ids=[first.id])
+    conversation = Conversation.objects.get()
+    conversations_close(conversation_ids=[conversation.id])
+    return conversation
+
+
+def _customer_messages(conversation: Conversation) -> list[str]:
+    return list(conversation.messages.filter(role="user").values_list("content", flat=True))
+
+
+def test_a_customer_whose_conversation_staff_closed_carries_on_in_a_new_one(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    first = _a_chat_staff_closed(page, live_server)
 
     page.get_by_label("Your message").fill("And do you ship to Ireland?")
     page.keyboard.press("Enter")
@@ -141,9 +151,7 @@ def test_a_customer_whose_conversation_staff_closed_carries_on_in_a_new_one(
 
     second = Conversation.objects.exclude(pk=first.pk).get()
     assert second.owner_id == first.owner_id
-    assert list(second.messages.filter(role="user").values_list("content", flat=True)) == [
-        "And do you ship to Ireland?"
-    ]
+    assert _customer_messages(second) == ["And do you ship to Ireland?"]
     assert page.locator(".msg--user").all_inner_texts() == ["And do you ship to Ireland?"]
 
 
@@ -151,12 +159,7 @@ def test_a_page_opened_on_a_closed_conversation_starts_a_new_one(
     live_server, celery_worker, shop, browser_page
 ) -> None:
     page = browser_page
-    page.goto(f"{live_server.url}/chat/")
-    page.get_by_label("Your message").fill("How long does UK delivery take?")
-    page.keyboard.press("Enter")
-    page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
-    first = Conversation.objects.get()
-    conversations_close(conversation_ids=[first.id])
+    first = _a_chat_staff_closed(page, live_server)
 
     page.reload()
     page.get_by_label("Your message").fill("Hello again")
@@ -164,7 +167,5 @@ def test_a_page_opened_on_a_closed_conversation_starts_a_new_one(
     page.locator(".msg--user", has_text="Hello again").wait_for(timeout=20_000)
 
     second = Conversation.objects.exclude(pk=first.pk).get()
-    assert list(second.messages.filter(role="user").values_list("content", flat=True)) == [
-        "Hello again"
-    ]
+    assert _customer_messages(second) == ["Hello again"]
     assert page.locator(".msg--user").all_inner_texts() == ["Hello again"]
