@@ -15,29 +15,29 @@ from beemanhoney.embedded import VAR_DIR
 ADMIN_USERNAME = "admin"
 
 
-def _admin_password() -> tuple[str, str]:
-    """The password to give a new admin, and where it can be read again."""
-    from_env = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
-    if from_env:
-        return from_env, "DJANGO_SUPERUSER_PASSWORD"
-    password_file = _password_file()
-    if not password_file.exists():
-        password_file.parent.mkdir(parents=True, exist_ok=True)
-        password_file.touch(mode=0o600)
-        password_file.write_text(secrets.token_urlsafe(12))
-    return password_file.read_text().strip(), str(password_file)
-
-
 def _password_file() -> Path:
     return Path(VAR_DIR) / "admin-password.txt"
 
 
 def _known_passwords() -> Iterator[tuple[str, str]]:
-    """Where a password for the admin may be read, without making one."""
+    """Each password the admin may have been given, with where it can be read, first the one a
+    new admin gets; none is made here."""
     if from_env := os.environ.get("DJANGO_SUPERUSER_PASSWORD"):
         yield from_env, "DJANGO_SUPERUSER_PASSWORD"
     if _password_file().exists():
         yield _password_file().read_text().strip(), str(_password_file())
+
+
+def _admin_password() -> tuple[str, str]:
+    """The password to give a new admin, and where it can be read again: the first known one,
+    else a new one in the password file."""
+    if known := next(_known_passwords(), None):
+        return known
+    password_file = _password_file()
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.touch(mode=0o600)
+    password_file.write_text(secrets.token_urlsafe(12))
+    return password_file.read_text().strip(), str(password_file)
 
 
 class Command(BaseCommand):
