@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from decimal import Decimal
 
 import factory
@@ -17,9 +18,17 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
     is_staff = False
 
 
+# What a shop manager may do with the catalogue: add and change each kind of row.
+CATALOG_MANAGER_PERMISSIONS = tuple(
+    f"{action}_{model}"
+    for action in ("add", "change")
+    for model in ("product", "category", "knowledgearticle")
+)
+
+
 class CatalogStaffFactory(UserFactory):
-    """Staff who may add and change the catalogue (``catalog_actions=[...]`` for others), as a
-    group of shop managers would; not a superuser."""
+    """Staff holding ``catalog_permissions`` (catalog codenames; a shop manager's by default),
+    not a superuser."""
 
     class Meta:
         skip_postgeneration_save = True  # the hook sets permissions, not fields
@@ -28,13 +37,10 @@ class CatalogStaffFactory(UserFactory):
     is_staff = True
 
     @factory.post_generation
-    def catalog_actions(
-        user: User, create: bool, extracted: list[str] | None, **kwargs: object
+    def catalog_permissions(
+        user: User, create: bool, extracted: Sequence[str] | None, **kwargs: object
     ) -> None:
-        actions = ("add", "change") if extracted is None else extracted
-        codenames = [
-            f"{a}_{m}" for a in actions for m in ("product", "category", "knowledgearticle")
-        ]
+        codenames = CATALOG_MANAGER_PERMISSIONS if extracted is None else extracted
         user.user_permissions.set(
             Permission.objects.filter(content_type__app_label="catalog", codename__in=codenames)
         )

@@ -5,7 +5,6 @@ from typing import Any, TypeVar
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -20,6 +19,7 @@ from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Pro
 from catalog.product_rows import PRODUCT_COLUMNS
 from catalog.services import knowledge_import, product_import
 from tests.catalog.factories import (
+    CatalogStaffFactory,
     CategoryFactory,
     KnowledgeArticleFactory,
     ProductFactory,
@@ -54,12 +54,7 @@ def staff_client(client: Client) -> Client:
 
 def staff_with(client: Client, *codenames: str) -> Client:
     """``client`` logged in as a staff user holding only these catalog permissions."""
-    user = UserFactory.create(is_staff=True)
-    permissions = Permission.objects.filter(
-        content_type__app_label="catalog", codename__in=codenames
-    )
-    user.user_permissions.set(permissions)
-    client.force_login(user)
+    client.force_login(CatalogStaffFactory.create(catalog_permissions=codenames))
     return client
 
 

@@ -622,7 +622,7 @@ def test_staff_without_catalogue_permissions_cannot_write_it(api_client: APIClie
     product = ProductFactory.create(price=Decimal("9.50"))
     category = product.category
     article = KnowledgeArticleFactory.create(slug="storing-honey", body="Old.")
-    api_client.force_authenticate(user=CatalogStaffFactory.create(catalog_actions=[]))
+    api_client.force_authenticate(user=CatalogStaffFactory.create(catalog_permissions=[]))
 
     answers = [
         api_client.post(PRODUCTS_URL, new_product_payload(), format="json"),
@@ -645,7 +645,9 @@ def test_staff_who_may_change_products_but_not_add_them_can_only_change_them(
     api_client: APIClient,
 ) -> None:
     product = ProductFactory.create(price=Decimal("9.50"))
-    api_client.force_authenticate(user=CatalogStaffFactory.create(catalog_actions=["change"]))
+    api_client.force_authenticate(
+        user=CatalogStaffFactory.create(catalog_permissions=["change_product"])
+    )
 
     created = api_client.post(PRODUCTS_URL, new_product_payload(), format="json")
     changed = api_client.patch(f"/api/products/{product.sku}/", {"price": "8.95"}, format="json")
