@@ -39,7 +39,7 @@ class ApiClient:
             raise CommandError(f"{method} {path} answered {exc.code}: {reason}") from None
         except urllib.error.URLError as exc:
             raise CommandError(f"cannot reach {self.base_url}: {exc.reason}") from None
-        except (TimeoutError, OSError) as exc:
+        except OSError as exc:  # a timeout, a reset connection
             raise CommandError(f"{method} {path}: no answer from {self.base_url} ({exc})") from None
         answer = _json_or_none(body)
         if not isinstance(answer, dict):
