@@ -190,7 +190,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
         "beemanhoney.common.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
+        "beemanhoney.common.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "beemanhoney.common.pagination.StandardPagination",

@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/", include("agents.api.urls")),
 ]
 
+handler400 = "beemanhoney.common.views.bad_request"
 handler404 = "beemanhoney.common.views.not_found"
 handler500 = "beemanhoney.common.views.server_error"

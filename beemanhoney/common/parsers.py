@@ -1,5 +1,6 @@
-"""The API's JSON parser: DRF's, with every malformed body a 400 and a size limit."""
+"""The API's body parsers: DRF's, with a size limit, and every malformed JSON body a 400."""
 
+import io
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -15,11 +16,32 @@ class RequestTooLarge(APIException):
     default_code = "request_too_large"
 
 
+def read_limited(stream: IO[bytes]) -> bytes:
+    """The whole body, or ``RequestTooLarge`` past ``DATA_UPLOAD_MAX_MEMORY_SIZE``.
+
+    DRF's parsers read the stream themselves, past the check Django makes in ``request.body``.
+    """
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = stream.read() if limit is None else stream.read(limit + 1)
+    if limit is not None and len(body) > limit:
+        raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+    return body
+
+
+class FormParser(parsers.FormParser):
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return super().parse(io.BytesIO(read_limited(stream)), media_type, parser_context)
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's parser turns only ``ValueError`` into a 400: a body nested a thousand deep
     (``RecursionError``) or a ``charset`` that is not a text encoding (``rot13``, ``zlib``) was a
-    500. It also read any size of body, where Django limits form bodies to
-    ``DATA_UPLOAD_MAX_MEMORY_SIZE``; the same limit applies here."""
+    500. It also read any size of body."""
 
     def parse(
         self,
@@ -28,10 +50,7 @@ class JSONParser(parsers.JSONParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        body = stream.read() if limit is None else stream.read(limit + 1)
-        if limit is not None and len(body) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        body = read_limited(stream)
         try:
             # bytes.decode accepts text encodings only: LookupError for rot13 and the like.
             text = body.decode(encoding)

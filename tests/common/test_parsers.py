@@ -35,6 +35,24 @@ def test_a_json_body_over_the_upload_limit_is_a_413(settings) -> None:
 
 
 @pytest.mark.django_db
+def test_a_form_body_over_the_upload_limit_is_a_413(settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    body = "username=" + "a" * 1_000 + "&password=b"
+
+    response = APIClient().post(TOKEN_URL, body, content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 413
+    assert response.json()["detail"] == "The request body is larger than 1000 bytes."
+
+
+@pytest.mark.django_db
+def test_a_form_body_within_the_limit_still_reaches_the_view() -> None:
+    response = APIClient().post(TOKEN_URL, {"username": "nobody", "password": "wrong"})
+
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
 def test_a_well_formed_json_body_still_reaches_the_view() -> None:
     response = APIClient().post(
         TOKEN_URL, {"username": "nobody", "password": "wrong"}, format="json"
