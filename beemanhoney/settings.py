@@ -58,12 +58,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "django-insecure-development-only-key-do-not-use-in-production"  # noqa: S105
-SECRET_KEY = env_str("SECRET_KEY") or (_DEV_SECRET if DEBUG else "")
+SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY and not env_str("DATABASE_URL"):
-    # On the embedded services (a developer's checkout) a key is made once into var/.
+    # On the embedded services (a developer's checkout, `make run` with DEBUG on too) a key is
+    # made once into var/: a key in the source would let anyone who reaches the server forge a
+    # staff token.
     from beemanhoney.embedded import local_secret_key
 
     SECRET_KEY = local_secret_key()
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = _DEV_SECRET
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 # It also signs the API's tokens: a short or copied key lets anyone forge a staff login.

@@ -47,6 +47,25 @@ def test_a_checkout_on_embedded_services_needs_no_secret_key_set() -> None:
     assert (PROJECT_DIR / "var" / "secret-key.txt").stat().st_mode & 0o077 == 0
 
 
+def test_a_checkout_in_debug_signs_with_its_own_key_not_the_source_s() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL"}}
+    env["DEBUG"] = "1"
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    key = (PROJECT_DIR / "var" / "secret-key.txt").read_text().strip()
+    assert result.stdout.splitlines()[-1] == key
+    assert not key.startswith("django-insecure")
+
+
 def test_production_without_a_secret_key_refuses_to_start() -> None:
     env = {**os.environ, "DATABASE_URL": "postgresql://u@127.0.0.1:1/db", "DEBUG": "0"}
     env.pop("SECRET_KEY", None)
