@@ -32,6 +32,8 @@ health and allergies, and our beekeeping, using search_knowledge. Base every ans
 articles returned and name the article you used. Honey must never be given to babies under
 12 months. If the articles do not answer the question, call escalate_to_human."""
 
+# The replies that offer a person end with this; a "yes" to it hands the conversation over.
+HANDOFF_OFFER = "Would you like me to pass you to a member of our team?"
 HANDOFF_REPLY = (
     "I've asked one of our team to join this conversation; they'll reply here as soon as they "
     "can (usually within a few hours during UK working days)."

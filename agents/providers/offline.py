@@ -22,9 +22,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agents.graph.prompts import HANDOFF_REPLY
+from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
 from agents.providers import RouteDecision
-from agents.providers.router import semantic_route
+from agents.providers.router import SmallTalk, semantic_route, small_talk
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
@@ -59,10 +59,24 @@ STOP_WORDS = frozenset(
 # score 0.49 or more; "who won the world cup?" or "tell me a joke" score 0.1, and the nearest
 # off-topic question found ("can I bring my dog?") 0.31.
 RELEVANCE_FLOOR = 0.4
-NO_ARTICLE_REPLY = (
-    "I couldn't find an answer to that in our help articles. Would you like me to pass "
-    "you to a member of our team?"
+NO_ARTICLE_REPLY = f"I couldn't find an answer to that in our help articles. {HANDOFF_OFFER}"
+NO_PRODUCT_REPLY = (
+    "I couldn't find anything in our shop that matches that. Could you tell me a little more "
+    f"about what you're after? {HANDOFF_OFFER}"
 )
+SMALL_TALK_REPLIES = {
+    SmallTalk.GREETING: (
+        "Hello! I'm Beeman Honey's automated shop assistant. I can help you choose a honey or a "
+        "gift, and answer questions about delivery, returns, storage and allergies. What are you "
+        "looking for today? If you'd rather talk to a person, just say so."
+    ),
+    SmallTalk.THANKS: "You're welcome! Is there anything else I can help you with?",
+    SmallTalk.GOODBYE: "Thank you for visiting Beeman Honey. Goodbye!",
+    SmallTalk.ANSWER: (
+        "Is there anything else I can help you with? I can suggest a honey or a gift, or answer "
+        "questions about delivery, returns and storage."
+    ),
+}
 
 
 def _latest_question(messages: Sequence[BaseMessage]) -> str:
@@ -76,10 +90,7 @@ def _money(amount: str, currency: str) -> str:
 
 def compose_product_reply(products: list[dict[str, Any]]) -> str:
     if not products:
-        return (
-            "I couldn't find anything in our shop that matches that. Could you tell me a little "
-            "more about what you're after, or would you like me to pass you to our team?"
-        )
+        return NO_PRODUCT_REPLY
     lines = ["Here's what I'd suggest from our shop:"]
     for product in products[:MAX_RECOMMENDATIONS]:
         stock = f"{product['stock']} in stock" if product["in_stock"] else "currently sold out"
@@ -184,6 +195,8 @@ class OfflineChatModel(BaseChatModel):
         question = _latest_question(messages)
         if isinstance(messages[-1], ToolMessage):
             message = AIMessage(content=self._compose(messages[-1], question))
+        elif (kind := small_talk(question)) is not None:
+            message = AIMessage(content=SMALL_TALK_REPLIES[kind])
         elif "search_products" in tool_names:
             message = AIMessage(content="", tool_calls=[self._product_search_call(question)])
         elif "search_knowledge" in tool_names:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.names import Route
+from agents.graph.prompts import HANDOFF_OFFER
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,89 @@ EXAMPLES: dict[Route, list[str]] = {
 }
 
 
+# A short message sits near the "a person, please" examples in meaning whatever it says ("hello"
+# scores 0.29 against them, "are you a robot?" 0.33, "thanks" 0.19), and a hand-off silences the
+# assistant until staff hand it back. So the hand-off route must score at least this, and beat the
+# next route by the margin ("I need help with my order": 0.395 against support's 0.381). Requests
+# for a person without the words score 0.39 ("you're useless") to 0.56 ("can I call you?").
+HANDOFF_FLOOR = 0.35
+HANDOFF_MARGIN = 0.05
+
+
+class SmallTalk(StrEnum):
+    """What a message of nothing but pleasantries is; the most telling kind first."""
+
+    GOODBYE = "goodbye"
+    THANKS = "thanks"
+    GREETING = "greeting"
+    YES = "yes"
+    ANSWER = "answer"
+
+
+SMALL_TALK_PHRASES: dict[SmallTalk, tuple[str, ...]] = {
+    SmallTalk.GOODBYE: (
+        "bye", "bye bye", "goodbye", "see you", "see you later", "see you soon", "speak later",
+        "speak soon", "speak to you later", "speak to you soon", "talk later",
+        "talk to you later", "have a good day", "have a nice day", "have a great day",
+    ),
+    SmallTalk.THANKS: (
+        "thanks", "thank you", "thanks a lot", "thanks very much", "thanks so much",
+        "thank you very much", "thank you so much", "thanks again", "thank you again",
+        "many thanks", "cheers", "ta",
+    ),
+    SmallTalk.GREETING: (
+        "hi", "hiya", "hello", "hey", "howdy", "greetings", "good morning", "good afternoon",
+        "good evening", "good day", "hi there", "hello there", "hey there", "how are you",
+        "how are you today", "what's up", "whats up", "help", "help me", "can you help",
+        "can you help me", "i need help", "i need some help", "who are you", "what are you",
+        "what can you do", "are you a robot", "are you a bot", "are you real", "are you human",
+        "are you a person", "are you an ai", "am i talking to a bot", "am i talking to a robot",
+        "am i talking to a person", "am i talking to a human", "test", "testing",
+    ),
+    SmallTalk.YES: ("yes", "yes please", "yeah", "yep", "sure", "ok", "okay", "please do", "go on"),
+    SmallTalk.ANSWER: (
+        "no", "no thanks", "no thank you", "nope", "not now", "no need", "i'm fine", "im fine",
+        "all good", "great", "brilliant", "perfect", "lovely", "nice", "cool", "fine", "good",
+        "hmm", "lol",
+    ),
+}  # fmt: skip
+
+
+def _phrases_pattern() -> re.Pattern[str]:
+    groups = []
+    for kind, phrases in SMALL_TALK_PHRASES.items():
+        # Longest first: "help me" must not stop at "help".
+        longest_first = sorted(phrases, key=len, reverse=True)
+        groups.append(f"(?P<{kind.name}>{'|'.join(map(re.escape, longest_first))})")
+    return re.compile(rf"\b(?:{'|'.join(groups)})\b")
+
+
+SMALL_TALK_PHRASE = _phrases_pattern()
+NOT_A_WORD = re.compile(r"[^\w']+")
+SMALL_TALK_GLUE = frozenset({"", "and", "oh", "well", "so", "then"})
+
+
+def small_talk(text: str) -> SmallTalk | None:
+    """The kind of pleasantry ``text`` is ("hello", "ok thanks, bye!"), or None if it says more."""
+    words = NOT_A_WORD.sub(" ", text.lower().replace("\u2019", "'")).strip()
+    kinds: list[SmallTalk] = []
+    position = 0
+    for match in SMALL_TALK_PHRASE.finditer(words):
+        if words[position : match.start()].strip() not in SMALL_TALK_GLUE:
+            return None
+        assert match.lastgroup is not None
+        kinds.append(SmallTalk[match.lastgroup])
+        position = match.end()
+    if not kinds or words[position:].strip() not in SMALL_TALK_GLUE:
+        return None
+    return min(kinds, key=list(SmallTalk).index)
+
+
+def _offered_a_person(earlier: Sequence[BaseMessage]) -> bool:
+    reply = next((m for m in reversed(earlier) if isinstance(m, AIMessage) and m.content), None)
+    return reply is not None and str(reply.content).rstrip().endswith(HANDOFF_OFFER)
+
+
 # Routing by words, for when the embedding API is away (the very outage the offline provider
 # covers): a request for a person or a policy, delivery or safety question must not get a
 # product list.
@@ -97,9 +182,19 @@ def _example_matrix(model_name: str) -> tuple[np.ndarray, list[Route]]:
 
 
 def semantic_route(messages: Sequence[BaseMessage]) -> Route:
-    """The route whose examples the latest customer message is most like (mean of the best 2)."""
-    latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-    if latest is None:
+    """The route whose examples the latest customer message is most like (mean of the best 2).
+
+    Pleasantries go to sales, whose agent greets back, except a "yes" to an offer of a person.
+    """
+    position = next(
+        (i for i in reversed(range(len(messages))) if isinstance(messages[i], HumanMessage)), None
+    )
+    if position is None:
+        return Route.SALES
+    latest = messages[position]
+    if (kind := small_talk(str(latest.content))) is not None:
+        if kind is SmallTalk.YES and _offered_a_person(messages[:position]):
+            return Route.HANDOFF
         return Route.SALES
     try:
         matrix, routes = _example_matrix(get_embedding_backend().model_name)
@@ -115,7 +210,11 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
     for route in EXAMPLES:
         scores = sorted((s for s, r in zip(similarities, routes, strict=True) if r == route))
         best[route] = float(np.mean(scores[-2:]))
-    return max(best, key=lambda route: best[route])
+    handoff = best.pop(Route.HANDOFF)
+    route = max(best, key=lambda route: best[route])
+    if handoff >= HANDOFF_FLOOR and handoff - best[route] >= HANDOFF_MARGIN:
+        return Route.HANDOFF
+    return route
 
 
 def warm_up() -> None:

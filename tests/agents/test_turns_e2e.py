@@ -7,6 +7,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
+from agents.providers.offline import SMALL_TALK_REPLIES
+from agents.providers.router import SmallTalk
 from catalog.models import Product
 from conversations.models import Conversation, Message
 from tests.agents.shop import small_shop_create
@@ -86,6 +88,23 @@ def test_asking_for_a_person_hands_the_conversation_to_staff(customer) -> None:
     assert conversation.status == Conversation.Status.NEEDS_HUMAN
     assert later["run"] is None
     assert conversation.messages.filter(role="assistant").count() == 1
+
+
+def test_a_greeting_is_greeted_back_and_the_assistant_stays_on(customer) -> None:
+    client, conversation = customer
+
+    hello = _finished(client, _post(client, conversation, "Hello!")["run"]["id"])
+    question = _post(client, conversation, "Have you got something for a sore throat?")
+    answer = _finished(client, question["run"]["id"])
+
+    assert (hello["route"], hello["reply"]["content"]) == (
+        "sales",
+        SMALL_TALK_REPLIES[SmallTalk.GREETING],
+    )
+    assert answer["status"] == "succeeded"
+    assert "Manuka Honey UMF 15+ 250g" in answer["reply"]["content"]
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.ACTIVE
 
 
 def test_two_quick_messages_are_answered_in_order(customer) -> None:

@@ -1,0 +1,102 @@
+"""The offline supervisor's routing: pleasantries are not requests for a person."""
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from agents.graph.names import Route
+from agents.graph.prompts import HANDOFF_OFFER
+from agents.graph.tools import SALES_TOOLS
+from agents.providers.offline import NO_PRODUCT_REPLY, SMALL_TALK_REPLIES, OfflineChatModel
+from agents.providers.router import SmallTalk, semantic_route, small_talk
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("hello", SmallTalk.GREETING),
+        ("Hi there!", SmallTalk.GREETING),
+        ("Good morning :)", SmallTalk.GREETING),
+        ("can you help me?", SmallTalk.GREETING),
+        ("Are you a robot?", SmallTalk.GREETING),
+        ("great, thank you", SmallTalk.THANKS),
+        ("Thanks so much!!", SmallTalk.THANKS),
+        ("ok thanks, bye", SmallTalk.GOODBYE),
+        ("speak to you later", SmallTalk.GOODBYE),
+        ("yes please", SmallTalk.YES),
+        ("no thanks", SmallTalk.ANSWER),
+        ("I\u2019m fine", SmallTalk.ANSWER),
+    ],
+)
+def test_pleasantries_are_small_talk(text: str, kind: SmallTalk) -> None:
+    assert small_talk(text) == kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello, do you sell beeswax candles?",
+        "thanks, and how long does delivery take?",
+        "yes, the manuka please",
+        "I need help with my order",
+        "no honey for babies?",
+        "你好\uff0c我想买蜂蜜",
+        "",
+    ],
+)
+def test_a_message_that_asks_something_is_not_small_talk(text: str) -> None:
+    assert small_talk(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello", "hi", "hey there", "thanks", "cheers", "ok", "yes", "bye", "can you help me?",
+        "are you a robot?", "speak to you later", "hello?", "who are you?", "how are you?",
+    ],
+)  # fmt: skip
+def test_small_talk_goes_to_sales_not_to_a_person(text: str) -> None:
+    assert semantic_route([HumanMessage(text)]) == Route.SALES
+
+
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        ("I need help with my order", Route.SUPPORT),  # near both: support's own question
+        ("you're useless", Route.HANDOFF),  # no "person" word, but clearly asks for one
+        ("can I call you?", Route.HANDOFF),
+        ("I want to speak to whoever is in charge", Route.HANDOFF),
+        ("get me a manager", Route.HANDOFF),
+    ],
+)
+def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> None:
+    assert semantic_route([HumanMessage(text)]) == route
+
+
+def _after_offer(answer: str, offer: str = NO_PRODUCT_REPLY) -> list[BaseMessage]:
+    return [HumanMessage("do you sell mead?"), AIMessage(offer), HumanMessage(answer)]
+
+
+def test_yes_to_the_offer_of_a_person_hands_off() -> None:
+    assert NO_PRODUCT_REPLY.endswith(HANDOFF_OFFER)
+    assert semantic_route(_after_offer("Yes please")) == Route.HANDOFF
+    assert semantic_route(_after_offer("ok")) == Route.HANDOFF
+
+
+def test_yes_or_no_to_anything_else_is_not_a_hand_off() -> None:
+    assert semantic_route(_after_offer("no thanks")) == Route.SALES
+    assert semantic_route(_after_offer("yes", offer="Would you like the 1kg jar?")) == Route.SALES
+    # The latest customer message counts, not an earlier "yes".
+    earlier_yes = [*_after_offer("yes"), AIMessage("Here is what I'd suggest."), HumanMessage("ok")]
+    assert semantic_route(earlier_yes) == Route.SALES
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("hello", SmallTalk.GREETING), ("thank you!", SmallTalk.THANKS), ("bye", SmallTalk.GOODBYE)],
+)
+def test_the_offline_agent_answers_small_talk_without_a_search(text: str, kind: SmallTalk) -> None:
+    message = OfflineChatModel().bind_tools(SALES_TOOLS).invoke([HumanMessage(text)])
+
+    assert isinstance(message, AIMessage)
+    assert message.tool_calls == []
+    assert message.content == SMALL_TALK_REPLIES[kind]
