@@ -147,9 +147,9 @@ def _answers(article: dict[str, Any], question: str, nearness: np.ndarray | None
 
 
 def _best_paragraph(article: dict[str, Any], question: str, nearness: np.ndarray | None) -> str:
-    """The paragraph nearest ``question`` in meaning ("how long does UK delivery take" is
-    answered by "arrives within 2-4 working days", which shares one word with it); while the
-    embedding API is away, the one sharing most words with it."""
+    """The paragraph nearest ``question`` in meaning ("when will my order arrive?" is answered by
+    "if your order has not arrived within 5 working days", ahead of paragraphs that share more
+    words with it); while the embedding API is away, the one sharing most words with it."""
     paragraphs = article_paragraphs(article["body"])
     if nearness is None:
         stems = _stems(question)
