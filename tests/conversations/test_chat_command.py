@@ -6,8 +6,12 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from rest_framework_simplejwt.tokens import AccessToken
 
+from conversations.management.commands.chat import ApiClient, Command
+from conversations.services import staff_message_post
 from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
 
 @pytest.mark.django_db(transaction=True)
@@ -67,3 +71,28 @@ def test_the_terminal_chat_says_when_the_url_is_another_servers(not_the_api: str
 def test_the_terminal_chat_refuses_a_url_it_cannot_use(url: str) -> None:
     with pytest.raises(CommandError, match=r"^--url: "):
         call_command("chat", url=url, message=["hi"])
+
+
+def test_the_terminal_chat_takes_several_messages_after_one_message_option() -> None:
+    # Parsed as two messages: the command gets as far as the (unreachable) server.
+    with pytest.raises(CommandError, match=r"cannot reach"):
+        call_command("chat", "--url", "http://127.0.0.1:1", "--message", "hi", "bye")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_terminal_chat_shows_what_staff_wrote_across_pages(live_server) -> None:
+    conversation = ConversationFactory.create()
+    staff = StaffFactory.create()
+    for number in range(25):  # more than a page
+        MessageFactory.create(conversation=conversation, content=f"question {number}")
+    staff_message_post(conversation=conversation, author=staff, content="Sam here, I can help.")
+    api = ApiClient(live_server.url)
+    api.token = str(AccessToken.for_user(conversation.owner))
+    out = StringIO()
+
+    last = Command(stdout=out)._show_staff_messages(
+        api, f"/api/conversations/{conversation.id}/messages/", after=0
+    )
+
+    assert out.getvalue() == "staff: Sam here, I can help.\n"
+    assert last == conversation.messages.latest("id").id

@@ -12,6 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 WAIT_SECONDS = 25
+RUN_WAITS = 8  # of WAIT_SECONDS each: longer than a turn may run (the worker's time limit)
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class ApiClient:
@@ -57,6 +59,14 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
+def _path_of(url: str | None) -> str | None:
+    """The path and query of a pagination link, which names the server as it saw itself."""
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
 def _base_url(url: str) -> str:
     """``url`` if it can be an API's base URL; ``CommandError`` naming the option if not."""
     try:
@@ -73,29 +83,55 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
-        parser.add_argument("--message", action="append", help="send these and exit")
+        parser.add_argument(
+            "--message", action="extend", nargs="+", metavar="TEXT", help="send these and exit"
+        )
 
     def handle(self, *args: Any, url: str, message: list[str] | None, **options: Any) -> None:
         api = ApiClient(_base_url(url))
         api.token = api.call("POST", "/api/auth/guest/")["access"]
         conversation = api.call("POST", "/api/conversations/", {"title": "Terminal chat"})
+        messages_path = f"/api/conversations/{conversation['id']}/messages/"
         self.stdout.write(f"Conversation {conversation['id']}. Type your message; Ctrl-D quits.")
+        shown = 0  # the last message id printed or sent
         lines = iter(message) if message else self._prompt()
         for line in lines:
             if not line.strip():
                 continue
             posted = api.call(
-                "POST",
-                f"/api/conversations/{conversation['id']}/messages/",
-                {"content": line},
+                "POST", messages_path, {"content": line},
                 headers={"Idempotency-Key": str(uuid.uuid4())},
-            )
+            )  # fmt: skip
+            shown = self._show_staff_messages(api, messages_path, after=shown)
+            shown = max(shown, posted["message"]["id"])
             if posted["run"] is None:
                 self.stdout.write("(a member of staff has this conversation; they will reply)")
                 continue
-            run = api.call("GET", f"/api/runs/{posted['run']['id']}/?wait={WAIT_SECONDS}")
+            run = self._finished_run(api, posted["run"]["id"])
             reply = run["reply"]["content"] if run["reply"] else f"(run {run['status']})"
             self.stdout.write(f"assistant [{run['route'] or '-'}]: {reply}\n")
+            shown = max(shown, run["reply"]["id"] if run["reply"] else 0)
+
+    @staticmethod
+    def _finished_run(api: ApiClient, run_id: str) -> Any:
+        """The run once it has finished; the server holds each wait up to 25 s."""
+        for _ in range(RUN_WAITS):
+            run = api.call("GET", f"/api/runs/{run_id}/?wait={WAIT_SECONDS}")
+            if run["status"] in FINISHED:
+                break
+        return run
+
+    def _show_staff_messages(self, api: ApiClient, path: str, *, after: int) -> int:
+        """Print what staff wrote since message ``after``; the last message id seen."""
+        page: str | None = f"{path}?after={after}"
+        while page:
+            answer = api.call("GET", page)
+            for item in answer["results"]:
+                if item["role"] == "staff":
+                    self.stdout.write(f"staff: {item['content']}")
+                after = max(after, item["id"])
+            page = _path_of(answer["next"])
+        return after
 
     def _prompt(self) -> Iterator[str]:
         while True:
