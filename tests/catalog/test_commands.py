@@ -282,7 +282,7 @@ def test_import_knowledge_refuses_a_product_catalog(tmp_path: Path) -> None:
 
 SUMMARY = re.compile(
     r"^(?P<kind>\w+): (?P<verb>embedded|would embed) (?P<embedded>\d+), "
-    r"already current (?P<current>\d+) \((?P<model>[^,]+), (?P<rate>\d+\.\d) rows/s\)$"
+    r"already current (?P<current>\d+) \((?P<model>[^,)]+)(?:, (?P<rate>\d+\.\d) rows/s)?\)$"
 )
 
 
@@ -329,6 +329,7 @@ def test_backfill_dry_run_counts_and_writes_nothing() -> None:
     report = summaries(out)
     assert list(report) == ["products"]
     assert (report["products"]["verb"], report["products"]["embedded"]) == ("would embed", "2")
+    assert report["products"]["rate"] is None  # nothing was encoded
     assert not Product.objects.filter(embedding__isnull=False).exists()
 
 

@@ -39,8 +39,13 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"{kind}: embedding failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            verb = "would embed" if options["dry_run"] else "embedded"
+            # A dry run encodes nothing: no rate to tell.
+            verb, rate = (
+                ("would embed", "")
+                if options["dry_run"]
+                else ("embedded", f", {report.rows_per_second:.1f} rows/s")
+            )
             self.stdout.write(
                 f"{kind}: {verb} {report.embedded}, already current {report.current} "
-                f"({current_model_name()}, {report.rows_per_second:.1f} rows/s)"
+                f"({current_model_name()}{rate})"
             )
