@@ -106,8 +106,9 @@ def query_intent_read(query: str) -> QueryIntent:
     bounds: dict[str, Decimal] = {}
     for pattern, sets, strict in _PRICE_PHRASES:
         for match in pattern.finditer(text):
-            for bound, amount in zip(sets, match.groups(), strict=True):
-                value = Decimal(_NUMBER.search(amount).group())  # type: ignore[union-attr]
+            amounts = [Decimal(_NUMBER.search(a).group()) for a in match.groups()]  # type: ignore[union-attr]
+            # "between £20 and £10" is the range from £10 to £20.
+            for bound, value in zip(sets, sorted(amounts), strict=True):
                 if strict:
                     value = value - PENNY if bound == "max" else value + PENNY
                 tighter = min if bound == "max" else max

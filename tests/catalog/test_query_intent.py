@@ -21,6 +21,8 @@ from catalog.query_intent import (
         ("over $30 manuka", QueryIntent("manuka", Decimal("30.01"), None)),
         ("at least 15 quid on a hamper", QueryIntent("on a hamper", Decimal("15"), None)),
         ("gifts between £10 and £20", QueryIntent("gifts", Decimal("10"), Decimal("20"))),
+        ("gifts between £20 and £10", QueryIntent("gifts", Decimal("10"), Decimal("20"))),
+        ("gifts £30-£15", QueryIntent("gifts", Decimal("15"), Decimal("30"))),
         ("candles £5-£15", QueryIntent("candles", Decimal("5"), Decimal("15"))),
         ("gifts from £10 to £20 please", QueryIntent("gifts please", Decimal("10"), Decimal("20"))),
         ("jars under £20, or below £12", QueryIntent("jars , or", None, Decimal("11.99"))),
