@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly
+from beemanhoney.common.serializers import StrictSerializer
 from catalog import selectors, services
 from catalog.models import (
     ARTICLE_BODY_MAX_LENGTH,
@@ -84,7 +85,9 @@ class CategorySlugField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class ProductInputSerializer(serializers.Serializer):
+class ProductInputSerializer(StrictSerializer):
+    read_only_names = ("sku", "slug", "in_stock")
+
     name = serializers.CharField(max_length=200)
     category = CategorySlugField()
     description = serializers.CharField(
@@ -224,7 +227,9 @@ class CategoryOutputSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "description"]
 
 
-class CategoryInputSerializer(serializers.Serializer):
+class CategoryInputSerializer(StrictSerializer):
+    read_only_names = ("slug",)
+
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -320,7 +325,9 @@ class KnowledgeArticleOutputSerializer(serializers.ModelSerializer):
         fields = ["slug", "title", "topic", "body", "is_published", "updated_at"]
 
 
-class KnowledgeArticleInputSerializer(serializers.Serializer):
+class KnowledgeArticleInputSerializer(StrictSerializer):
+    read_only_names = ("slug", "updated_at")
+
     title = serializers.CharField(max_length=200)
     topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices)
     body = serializers.CharField(max_length=ARTICLE_BODY_MAX_LENGTH)

@@ -25,6 +25,7 @@ from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
+from beemanhoney.common.serializers import StrictSerializer
 from beemanhoney.common.throttling import (
     GuestCreateThrottle,
     LoginThrottle,
@@ -116,7 +117,9 @@ def _own_conversation(request: Request, conversation_id: UUID) -> Conversation:
 
 class ConversationListApi(APIView):
     @extend_schema_serializer(component_name="ConversationInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
+        read_only_names = ("id", "status", "created_at", "updated_at")
+
         title = serializers.CharField(required=False, allow_blank=True, max_length=120)
 
     @extend_schema(
@@ -167,7 +170,9 @@ class MessageListApi(APIView):
         after = serializers.IntegerField(required=False, min_value=0)
 
     @extend_schema_serializer(component_name="MessageInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
+        read_only_names = ("id", "conversation", "role", "agent", "run", "created_at", "cards")
+
         content = serializers.CharField(max_length=MAX_MESSAGE_LENGTH, trim_whitespace=True)
 
     class IdempotencyKeySerializer(serializers.Serializer):

@@ -758,6 +758,104 @@ def test_a_sku_holding_a_nul_is_404_not_a_database_error(staff_client: APIClient
     assert (read.status_code, change.status_code) == (404, 404)
 
 
+# --- keys that name no writable field -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_new_article_with_a_misspelt_field_is_refused_not_published(
+    staff_client: APIClient,
+) -> None:
+    payload = {"title": "Draft policy", "topic": "orders", "body": "secret draft"}
+
+    response = staff_client.post("/api/knowledge/", payload | {"published": False}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "Invalid input.",
+        "errors": {"published": ["Unknown field."]},
+    }
+    assert not KnowledgeArticle.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "payload", "errors"),
+    [
+        ("/api/products/T-1/", {"stok": 50}, {"stok": ["Unknown field."]}),
+        ("/api/products/T-1/", {"sku": "NEW"}, {"sku": ["This field cannot be changed."]}),
+        (
+            "/api/products/T-1/",
+            {"in_stock": False},
+            {"in_stock": ["This field cannot be changed."]},
+        ),
+        (
+            "/api/products/T-1/",
+            {"stock": -1, "stok": 50},
+            {
+                "stock": ["Ensure this value is greater than or equal to 0."],
+                "stok": ["Unknown field."],
+            },
+        ),
+        (
+            "/api/categories/raw-honey/",
+            {"slug": "zzz"},
+            {"slug": ["This field cannot be changed."]},
+        ),
+        ("/api/categories/raw-honey/", {"nmae": "Raw"}, {"nmae": ["Unknown field."]}),
+        (
+            "/api/knowledge/storing-honey/",
+            {"slug": "x"},
+            {"slug": ["This field cannot be changed."]},
+        ),
+        ("/api/knowledge/storing-honey/", {"published": False}, {"published": ["Unknown field."]}),
+    ],
+)
+def test_a_change_naming_a_field_it_cannot_write_is_refused_and_nothing_is_written(
+    staff_client: APIClient, url: str, payload: dict[str, object], errors: dict[str, list[str]]
+) -> None:
+    ProductFactory.create(sku="T-1", stock=4, category__slug="raw-honey")
+    KnowledgeArticleFactory.create(slug="storing-honey", is_published=True)
+
+    response = staff_client.patch(url, payload, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Invalid input.", "errors": errors}
+    assert list(Product.objects.values_list("sku", "stock")) == [("T-1", 4)]
+    assert list(Category.objects.values_list("slug", flat=True)) == ["raw-honey"]
+    assert list(KnowledgeArticle.objects.values_list("slug", "is_published")) == [
+        ("storing-honey", True)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("extra", "errors"),
+    [
+        ({"bogus": 1}, {"bogus": ["Unknown field."]}),
+        ({"slug": "my-slug"}, {"slug": ["This field cannot be set."]}),
+    ],
+)
+def test_a_new_product_naming_a_field_it_cannot_write_is_refused(
+    staff_client: APIClient, extra: dict[str, object], errors: dict[str, list[str]]
+) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(**extra), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == errors
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_new_category_with_an_unknown_field_is_refused(staff_client: APIClient) -> None:
+    response = staff_client.post(
+        "/api/categories/", {"name": "Mead", "descripton": "Honey wine."}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"descripton": ["Unknown field."]}
+    assert not Category.objects.exists()
+
+
 @pytest.mark.django_db
 def test_tags_of_a_new_product_are_normalised_so_the_tag_filter_finds_it(
     staff_client: APIClient,

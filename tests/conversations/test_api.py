@@ -188,18 +188,50 @@ def test_a_conversation_with_staff_gets_no_run() -> None:
     assert conversation.messages.get().content == "Still there?"
 
 
-def test_protected_fields_in_a_message_post_are_ignored() -> None:
+def test_protected_fields_in_a_message_post_are_refused_and_nothing_is_stored() -> None:
     conversation = ConversationFactory.create()
 
-    _client_for(conversation.owner).post(
+    response = _client_for(conversation.owner).post(
         f"/api/conversations/{conversation.id}/messages/",
         {"content": "Hi", "role": "staff", "conversation": str(uuid.uuid4()), "agent": "sales"},
         format="json",
     )
 
-    message = conversation.messages.get()
-    assert message.role == "user"
-    assert message.agent == ""
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "role": ["This field cannot be set."],
+        "conversation": ["This field cannot be set."],
+        "agent": ["This field cannot be set."],
+    }
+    assert conversation.messages.count() == 0
+
+
+def test_a_message_with_a_misspelt_field_is_refused_and_nothing_is_stored() -> None:
+    conversation = ConversationFactory.create()
+
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/",
+        {"content": "Hi", "idempotency_key": "key-1"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "Invalid input.",
+        "errors": {"idempotency_key": ["Unknown field."]},
+    }
+    assert Message.objects.count() == 0
+    assert AgentRun.objects.count() == 0
+
+
+def test_a_new_conversation_with_a_misspelt_field_is_refused() -> None:
+    client = _client_for(UserFactory.create())
+
+    response = client.post("/api/conversations/", {"titel": "Gifts"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"titel": ["Unknown field."]}
+    assert Conversation.objects.count() == 0
 
 
 def test_someone_elses_run_answers_404_and_cannot_be_cancelled() -> None:

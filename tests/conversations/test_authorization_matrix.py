@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.services import guest_customer_create
 from tests.conversations.factories import (
     ConversationFactory,
@@ -85,15 +85,22 @@ def test_lists_never_include_another_customers_rows(owned_by_a) -> None:
 def test_mass_assignment_of_protected_fields_changes_nothing(owned_by_a) -> None:
     client = _as(owned_by_a["owner"])
 
+    conversations_before = Conversation.objects.count()
+
     created = client.post(
         "/api/conversations/",
         {"title": "Mine", "owner": UserFactory.create().id, "status": "closed", "id": "x"},
         format="json",
-    ).json()
+    )
     product_write = client.post(
         "/api/products/", {"sku": "X-1", "name": "Free honey", "price": "0.01", "stock": 999}
     )
 
-    assert created["status"] == "active"
-    assert created["title"] == "Mine"
+    assert created.status_code == 400
+    assert created.json()["errors"] == {
+        "owner": ["Unknown field."],
+        "status": ["This field cannot be set."],
+        "id": ["This field cannot be set."],
+    }
+    assert Conversation.objects.count() == conversations_before
     assert product_write.status_code == 403
