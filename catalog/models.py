@@ -1,7 +1,7 @@
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
-from django.core.validators import MaxLengthValidator, RegexValidator
+from django.core.validators import MaxLengthValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Func, Q, TextField, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf
@@ -19,6 +19,10 @@ ARTICLE_BODY_MAX_LENGTH = 50_000
 sku_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
     "letters, digits, '.', '_' or '-', at most 40 characters",
+)
+
+currency_validator = RegexValidator(
+    r"^[A-Z]{3}$", "a 3-letter ISO currency code in capitals, such as GBP"
 )
 
 # The API's ?tags= filter splits on commas, and import files list tags joined by semicolons.
@@ -114,10 +118,11 @@ class Product(TimeStampedModel, Embedded):
     description = models.TextField(
         blank=True, validators=[MaxLengthValidator(PRODUCT_DESCRIPTION_MAX_LENGTH)]
     )
-    price = models.DecimalField(max_digits=10, decimal_places=2)
-    currency = models.CharField(max_length=3, default="GBP")
+    # The validators say at the field what the constraints below would refuse as a whole.
+    price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
+    currency = models.CharField(max_length=3, default="GBP", validators=[currency_validator])
     weight_grams = models.PositiveIntegerField(default=0)
-    stock = models.IntegerField(default=0)
+    stock = models.IntegerField(default=0, validators=[MinValueValidator(0)])
     is_active = models.BooleanField(default=True)
     tags = ArrayField(
         models.CharField(max_length=40, validators=[tag_validator]), default=list, blank=True

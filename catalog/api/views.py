@@ -20,6 +20,7 @@ from catalog.models import (
     Category,
     KnowledgeArticle,
     Product,
+    currency_validator,
     sku_validator,
     tag_validator,
 )
@@ -94,7 +95,7 @@ class ProductInputSerializer(StrictSerializer):
         required=False, allow_blank=True, default="", max_length=PRODUCT_DESCRIPTION_MAX_LENGTH
     )
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal(0))
-    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, default="GBP")
+    currency = serializers.CharField(required=False, default="GBP", validators=[currency_validator])
     weight_grams = serializers.IntegerField(min_value=0, required=False, default=0)
     stock = serializers.IntegerField(min_value=0, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)

@@ -534,3 +534,58 @@ def test_a_product_whose_sku_predates_the_sku_rule_can_be_saved_in_the_admin(
 
     assert response.status_code == 302
     assert Product.objects.get(pk=product.pk).price == Decimal("7.50")
+
+
+# --- values the constraints refuse ------------------------------------------------------------
+
+NOT_NEGATIVE = "Ensure this value is greater than or equal to 0."
+NOT_A_CURRENCY = "a 3-letter ISO currency code in capitals, such as GBP"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stock", "-1", NOT_NEGATIVE),
+        ("price", "-1", NOT_NEGATIVE),
+        ("currency", "gbp", NOT_A_CURRENCY),
+    ],
+)
+def test_the_product_form_shows_a_value_the_constraints_refuse_at_its_field(
+    staff_client: Client, field: str, value: str, message: str
+) -> None:
+    product = ProductFactory.create(stock=4, price=Decimal("9.50"))
+    data = product_form_data(product.category, sku=product.sku, slug=product.slug)
+
+    response = staff_client.post(
+        reverse("admin:catalog_product_change", args=[product.pk]), data | {field: value}
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {field: [message]}
+    assert Product.objects.values_list("stock", "price", "currency").get() == (
+        4,
+        Decimal("9.50"),
+        "GBP",
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value"), [("stock", "-1"), ("price", "-1")])
+def test_the_product_list_shows_a_value_the_constraints_refuse_at_its_field(
+    staff_client: Client, field: str, value: str
+) -> None:
+    product = ProductFactory.create(stock=4, price=Decimal("9.50"))
+    row = {"id": product.pk, "price": "9.50", "stock": "4", "is_active": "on"} | {field: value}
+    data = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "_save": "Save",
+        **{f"form-0-{name}": value for name, value in row.items()},
+    }
+
+    response = staff_client.post(CHANGELIST, data)
+
+    assert response.status_code == 200
+    assert response.context["cl"].formset.errors == [{field: [NOT_NEGATIVE]}]
+    assert Product.objects.values_list("stock", "price").get() == (4, Decimal("9.50"))

@@ -703,6 +703,26 @@ def test_an_invalid_new_product_is_refused_and_nothing_is_written(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("overrides", "errors"),
+    [
+        ({"stock": -1}, {"stock": ["Ensure this value is greater than or equal to 0."]}),
+        ({"price": "-1"}, {"price": ["Ensure this value is greater than or equal to 0."]}),
+        (
+            {"currency": "gbp"},
+            {"currency": ["a 3-letter ISO currency code in capitals, such as GBP"]},
+        ),
+    ],
+)
+def test_a_new_product_is_refused_what_the_admin_refuses_in_the_same_words(
+    staff_client: APIClient, overrides: dict[str, object], errors: dict[str, list[str]]
+) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(**overrides), format="json")
+
+    assert response.json()["errors"] == errors
+
+
+@pytest.mark.django_db
 def test_a_product_with_a_taken_sku_is_refused(staff_client: APIClient) -> None:
     ProductFactory.create(sku="BH-NEW-001")
 

@@ -280,7 +280,9 @@ def test_product_create_refuses_an_invalid_product() -> None:
     with pytest.raises(ValidationError) as excinfo:
         product_create(sku="BH-NEW-1", name="Linden Honey", category=category, price=Decimal(-1))
 
-    assert "__all__" in excinfo.value.message_dict
+    assert excinfo.value.message_dict == {
+        "price": ["Ensure this value is greater than or equal to 0."]
+    }
     assert not Product.objects.filter(sku="BH-NEW-1").exists()
 
 
