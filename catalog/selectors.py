@@ -85,9 +85,12 @@ def product_list(*, filters: ProductFilters) -> QuerySet[Product]:
     return products
 
 
-def product_get(*, sku: str) -> Product | None:
+def product_get(*, sku: str, include_inactive: bool = False) -> Product | None:
+    """The product with ``sku``; an inactive one only with ``include_inactive`` (for staff)."""
     products = Product.objects.select_related("category").only(*PRODUCT_READ_FIELDS)
-    return products.filter(sku=sku, is_active=True).first()
+    if not include_inactive:
+        products = products.filter(is_active=True)
+    return products.filter(sku=sku).first()
 
 
 def category_list() -> QuerySet[Category]:
@@ -379,8 +382,16 @@ def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArt
     return articles.filter(topic=topic) if topic else articles
 
 
-def knowledge_article_get(*, slug: str) -> KnowledgeArticle | None:
-    return knowledge_article_list().filter(slug=slug).first()
+def knowledge_article_get(
+    *, slug: str, include_unpublished: bool = False
+) -> KnowledgeArticle | None:
+    """The article with ``slug``; an unpublished one only with ``include_unpublished`` (for
+    staff)."""
+    if include_unpublished:
+        articles = KnowledgeArticle.objects.defer("embedding", "search_vector")
+    else:
+        articles = knowledge_article_list()
+    return articles.filter(slug=slug).first()
 
 
 def knowledge_search(

@@ -1,4 +1,5 @@
-from django.contrib.auth.models import User
+from django.contrib.auth import get_permission_codename
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Model
 from django.http import HttpRequest
 from rest_framework.exceptions import NotAuthenticated
@@ -24,6 +25,18 @@ class IsStaffWithModelPermissionOrReadOnly(DjangoModelPermissions):
         if request.method not in self.perms_map:  # DRF's own answer would be a 405
             return False
         return user.has_perms(self.get_required_permissions(request.method, model))
+
+
+def staff_may_view(user: User | AnonymousUser, model: type[Model]) -> bool:
+    """Whether ``user`` is staff who may view or change ``model`` in the admin, and so may read
+    its rows customers do not see (an inactive product, an unpublished article)."""
+    if not (user.is_authenticated and user.is_staff):
+        return False
+    opts = model._meta
+    return any(
+        user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        for action in ("view", "change")
+    )
 
 
 def authenticated_user(request: HttpRequest | Request) -> User:

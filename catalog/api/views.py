@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.validators import slug_re
 from django.http import Http404
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
-from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly
+from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly, staff_may_view
 from beemanhoney.common.serializers import StrictSerializer
 from catalog import selectors, services
 from catalog.models import (
@@ -71,6 +71,16 @@ def product_output(product: Product) -> dict[str, Any]:
         "floral_source": product.floral_source,
         "description": product.description,
     }
+
+
+class ProductStaffOutputSerializer(ProductOutputSerializer):
+    """A product as staff see it (the answer to a write, and to their ``GET``): with whether
+    customers see it."""
+
+    is_active = serializers.BooleanField()
+
+    def to_representation(self, product: Product) -> dict[str, Any]:
+        return {**product_output(product), "is_active": product.is_active}
 
 
 class CategorySlugField(serializers.SlugRelatedField):
@@ -181,35 +191,48 @@ class ProductListApi(APIView):
     @extend_schema(
         operation_id="products_create",
         request=CreateSerializer,
-        responses={201: ProductOutputSerializer, **error_responses(400, 401, 403, 429)},
+        responses={201: ProductStaffOutputSerializer, **error_responses(400, 401, 403, 429)},
     )
     def post(self, request: Request) -> Response:
         payload = self.CreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         product = services.product_create(**payload.validated_data)
-        return Response(ProductOutputSerializer(product).data, status=status.HTTP_201_CREATED)
+        return Response(ProductStaffOutputSerializer(product).data, status=status.HTTP_201_CREATED)
 
 
 class ProductDetailApi(APIView):
-    """``GET``: one active product by sku. ``PATCH`` (staff): change it."""
+    """``GET``: one active product by sku (staff who may view or change products: any, with
+    ``is_active``). ``PATCH`` (staff): change it."""
 
     permission_classes = [IsStaffWithModelPermissionOrReadOnly]
     permission_model = Product
 
     @extend_schema(
         operation_id="products_retrieve",
-        responses={200: ProductOutputSerializer, **error_responses(404, 429)},
+        responses={
+            200: OpenApiResponse(
+                ProductOutputSerializer,
+                description="Staff who may view or change products also get inactive ones,"
+                " and is_active.",
+            ),
+            **error_responses(404, 429),
+        },
     )
     def get(self, request: Request, sku: str) -> Response:
-        product = selectors.product_get(sku=sku)
+        staff = staff_may_view(request.user, Product)
+        product = selectors.product_get(sku=sku, include_inactive=staff)
         if product is None:
             raise Http404
-        return Response(ProductOutputSerializer(product).data)
+        output = ProductStaffOutputSerializer if staff else ProductOutputSerializer
+        return Response(output(product).data)
 
     @extend_schema(
         operation_id="products_update",
         request=ProductInputSerializer(partial=True),
-        responses={200: ProductOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+        responses={
+            200: ProductStaffOutputSerializer,
+            **error_responses(400, 401, 403, 404, 429),
+        },
     )
     def patch(self, request: Request, sku: str) -> Response:
         product = Product.objects.filter(sku=sku).first()
@@ -218,7 +241,7 @@ class ProductDetailApi(APIView):
         payload = ProductInputSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         product = services.product_update(product=product, **payload.validated_data)
-        return Response(ProductOutputSerializer(product).data)
+        return Response(ProductStaffOutputSerializer(product).data)
 
 
 @extend_schema_serializer(component_name="Category")
@@ -399,17 +422,25 @@ class KnowledgeListApi(APIView):
 
 
 class KnowledgeDetailApi(APIView):
-    """``GET``: one published article by slug. ``PATCH`` (staff): change it, published or not."""
+    """``GET``: one published article by slug (staff who may view or change articles: any).
+    ``PATCH`` (staff): change it, published or not."""
 
     permission_classes = [IsStaffWithModelPermissionOrReadOnly]
     permission_model = KnowledgeArticle
 
     @extend_schema(
         operation_id="knowledge_retrieve",
-        responses={200: KnowledgeArticleOutputSerializer, **error_responses(404, 429)},
+        responses={
+            200: OpenApiResponse(
+                KnowledgeArticleOutputSerializer,
+                description="Staff who may view or change articles also get unpublished ones.",
+            ),
+            **error_responses(404, 429),
+        },
     )
     def get(self, request: Request, slug: str) -> Response:
-        article = selectors.knowledge_article_get(slug=slug)
+        staff = staff_may_view(request.user, KnowledgeArticle)
+        article = selectors.knowledge_article_get(slug=slug, include_unpublished=staff)
         if article is None:
             raise Http404
         return Response(KnowledgeArticleOutputSerializer(article).data)

@@ -591,7 +591,41 @@ def test_staff_can_change_and_unpublish_an_article(staff_client: APIClient) -> N
     assert response.status_code == 200
     assert (article.body, article.is_published, article.topic) == ("New.", False, article.topic)
     assert (bad.status_code, list(bad.json()["errors"])) == (400, ["topic"])
-    assert staff_client.get("/api/knowledge/storing-honey/").status_code == 404
+    assert response.json()["is_published"] is False
+    assert APIClient().get("/api/knowledge/storing-honey/").status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("codenames", "status"),
+    [
+        (["view_knowledgearticle"], 200),
+        (["change_knowledgearticle"], 200),
+        (["add_knowledgearticle", "view_product"], 404),
+    ],
+)
+def test_staff_who_may_view_or_change_articles_can_read_an_unpublished_one(
+    api_client: APIClient, codenames: list[str], status: int
+) -> None:
+    KnowledgeArticleFactory.create(slug="draft-policy", is_published=False)
+    api_client.force_authenticate(user=CatalogStaffFactory.create(catalog_permissions=codenames))
+
+    response = api_client.get("/api/knowledge/draft-policy/")
+    listed = api_client.get("/api/knowledge/")
+
+    assert response.status_code == status
+    assert listed.json()["count"] == 0
+
+
+@pytest.mark.django_db
+def test_customers_cannot_read_an_unpublished_article() -> None:
+    KnowledgeArticleFactory.create(slug="draft-policy", is_published=False)
+    customer = APIClient()
+    customer.force_authenticate(user=UserFactory.create(is_staff=False))
+
+    response = customer.get("/api/knowledge/draft-policy/")
+
+    assert response.status_code == 404
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -745,6 +779,60 @@ def test_staff_can_change_a_product(staff_client: APIClient) -> None:
     assert response.status_code == 200
     assert response.json()["in_stock"] is False
     assert (product.price, product.stock) == (Decimal("10.25"), 0)
+
+
+@pytest.mark.django_db
+def test_staff_who_deactivate_a_product_see_it_and_can_still_read_it(
+    staff_client: APIClient,
+) -> None:
+    ProductFactory.create(sku="T-1")
+
+    response = staff_client.patch("/api/products/T-1/", {"is_active": False}, format="json")
+    read = staff_client.get("/api/products/T-1/")
+    listed = staff_client.get(PRODUCTS_URL)
+
+    assert (response.status_code, response.json()["is_active"]) == (200, False)
+    assert (read.status_code, read.json()["is_active"]) == (200, False)
+    assert read.json() == response.json()
+    assert listed.json()["count"] == 0
+
+
+@pytest.mark.django_db
+def test_a_new_product_answer_says_it_is_active(staff_client: APIClient) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(), format="json")
+
+    assert response.json()["is_active"] is True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("codenames", "status"),
+    [(["view_product"], 200), (["change_product"], 200), (["add_product"], 404), ([], 404)],
+)
+def test_staff_who_may_view_or_change_products_can_read_an_inactive_one(
+    api_client: APIClient, codenames: list[str], status: int
+) -> None:
+    ProductFactory.create(sku="T-1", is_active=False)
+    api_client.force_authenticate(user=CatalogStaffFactory.create(catalog_permissions=codenames))
+
+    response = api_client.get("/api/products/T-1/")
+
+    assert response.status_code == status
+
+
+@pytest.mark.django_db
+def test_customers_read_an_active_product_without_is_active_and_an_inactive_one_not_at_all(
+    api_client: APIClient,
+) -> None:
+    ProductFactory.create(sku="T-1")
+    ProductFactory.create(sku="T-2", is_active=False)
+    api_client.force_authenticate(user=UserFactory.create(is_staff=False))
+
+    active = api_client.get("/api/products/T-1/")
+    inactive = api_client.get("/api/products/T-2/")
+
+    assert (active.status_code, "is_active" in active.json()) == (200, False)
+    assert inactive.status_code == 404
 
 
 @pytest.mark.django_db

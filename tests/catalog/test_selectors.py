@@ -16,13 +16,14 @@ from catalog.selectors import (
     _while_this_thread_works,
     embedded_rows_in_state,
     keyword_ranking,
+    knowledge_article_get,
     knowledge_search,
     product_get,
     product_list,
     product_search,
     product_search_rows,
 )
-from tests.catalog.factories import CategoryFactory, ProductFactory
+from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.catalog.search_support import (
     every_word_hits,
     loaded_values,
@@ -297,6 +298,28 @@ def test_inactive_products_are_never_returned(demo_shop: None) -> None:
 
 
 # --- reads without the demo data --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_inactive_product_is_found_by_sku_only_when_asked_for() -> None:
+    ProductFactory.create(sku="BH-OFF-1", is_active=False)
+
+    hidden = product_get(sku="BH-OFF-1")
+    found = product_get(sku="BH-OFF-1", include_inactive=True)
+
+    assert hidden is None
+    assert getattr(found, "sku", None) == "BH-OFF-1"
+
+
+@pytest.mark.django_db
+def test_an_unpublished_article_is_found_by_slug_only_when_asked_for() -> None:
+    KnowledgeArticleFactory.create(slug="draft", is_published=False)
+
+    hidden = knowledge_article_get(slug="draft")
+    found = knowledge_article_get(slug="draft", include_unpublished=True)
+
+    assert hidden is None
+    assert getattr(found, "slug", None) == "draft"
 
 
 @pytest.mark.django_db
