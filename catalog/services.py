@@ -11,6 +11,7 @@ from itertools import chain, count
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Model, Q, QuerySet
 from django.db.models.expressions import Combinable
@@ -316,6 +317,19 @@ def _unique_slug(
     raise AssertionError("count() does not end")
 
 
+def _slug_made_from(
+    model: type[Category] | type[KnowledgeArticle], text: str, *, text_field: str
+) -> str:
+    """A new row's slug made from its name or title (``_unique_slug``). Text slugify keeps
+    nothing of (punctuation, a script other than Latin) is refused on ``slug``, as the knowledge
+    import refuses such a title, rather than given the model's name for a slug."""
+    if not slugify(text):
+        raise ValidationError(
+            {"slug": [f"The {text_field} has no letters or digits to make one of; give a slug."]}
+        )
+    return _unique_slug(model, text)
+
+
 def catalog_statistics_refresh() -> None:
     """ANALYZE the searchable tables now, as autovacuum does a while after a bulk load: the
     planner's estimates and the words a search leaves out as too common
@@ -349,9 +363,8 @@ def _validated_save(row: Model, *, exclude: list[str] | None = None) -> None:
 
 def category_create(*, name: str, slug: str = "", description: str = "") -> Category:
     """A new category; without a ``slug``, one made from the name that no category has yet."""
-    category = Category(
-        name=name, slug=slug or _unique_slug(Category, name), description=description
-    )
+    slug = slug or _slug_made_from(Category, name, text_field="name")
+    category = Category(name=name, slug=slug, description=description)
     _validated_save(category)
     return category
 
@@ -482,7 +495,7 @@ def product_update(*, product: Product, **fields: Any) -> Product:
 
 def knowledge_article_create(*, title: str, slug: str = "", **fields: Any) -> KnowledgeArticle:
     """A new article; without a ``slug``, one made from the title that no article has yet."""
-    slug = slug or _unique_slug(KnowledgeArticle, title)
+    slug = slug or _slug_made_from(KnowledgeArticle, title, text_field="title")
     return _embedded_row_save(KnowledgeArticle(title=title, slug=slug, **fields), kind="knowledge")
 
 

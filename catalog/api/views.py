@@ -276,7 +276,10 @@ class CategoryListApi(APIView):
     @extend_schema_serializer(component_name="CategoryCreate")
     class CreateSerializer(CategoryInputSerializer):
         slug = serializers.SlugField(
-            max_length=100, required=False, help_text="Made from the name when left out."
+            max_length=100,
+            required=False,
+            help_text="Made from the name when left out; needed when the name has no letters"
+            " or digits.",
         )
 
         def validate_slug(self, slug: str) -> str:
@@ -372,7 +375,10 @@ class KnowledgeListApi(APIView):
     @extend_schema_serializer(component_name="KnowledgeArticleCreate")
     class CreateSerializer(KnowledgeArticleInputSerializer):
         slug = serializers.SlugField(
-            max_length=220, required=False, help_text="Made from the title when left out."
+            max_length=220,
+            required=False,
+            help_text="Made from the title when left out; needed when the title has no letters"
+            " or digits.",
         )
 
         def validate_slug(self, slug: str) -> str:

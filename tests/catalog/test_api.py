@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from catalog.api.views import ProductOutputSerializer, product_output
 from catalog.models import Category, KnowledgeArticle, Product
-from catalog.services import embeddings_refresh
+from catalog.services import CatalogImportError, embeddings_refresh, knowledge_import
 from tests.catalog.factories import (
     CatalogStaffFactory,
     CategoryFactory,
@@ -427,6 +427,23 @@ def test_creating_a_category_refuses_bad_fields_naming_each(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("name", ["蜂蜜", "???"])
+def test_a_category_whose_name_makes_no_slug_is_refused_until_one_is_given(
+    staff_client: APIClient, name: str
+) -> None:
+    refused = staff_client.post("/api/categories/", {"name": name}, format="json")
+    created = staff_client.post("/api/categories/", {"name": name, "slug": "honey"}, format="json")
+
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "detail": "Invalid input.",
+        "errors": {"slug": ["The name has no letters or digits to make one of; give a slug."]},
+    }
+    assert (created.status_code, created.json()["slug"]) == (201, "honey")
+    assert list(Category.objects.values_list("slug", flat=True)) == ["honey"]
+
+
+@pytest.mark.django_db
 def test_renaming_a_category_queues_its_products_embeddings(
     staff_client: APIClient, django_capture_on_commit_callbacks
 ) -> None:
@@ -576,6 +593,25 @@ def test_creating_an_article_refuses_bad_fields_naming_each(
     assert response.status_code == 400
     assert list(response.json()["errors"]) == [field]
     assert KnowledgeArticle.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_article_whose_title_makes_no_slug_is_refused_as_the_import_refuses_it(
+    staff_client: APIClient,
+) -> None:
+    payload = {"title": "???", "topic": "orders", "body": "Soon."}
+
+    refused = staff_client.post("/api/knowledge/", payload, format="json")
+    created = staff_client.post("/api/knowledge/", payload | {"slug": "faq"}, format="json")
+
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {
+        "slug": ["The title has no letters or digits to make one of; give a slug."]
+    }
+    assert (created.status_code, created.json()["slug"]) == (201, "faq")
+    with pytest.raises(CatalogImportError) as imported:
+        knowledge_import(rows=[payload])
+    assert "give a slug" in imported.value.report.errors[0]
 
 
 @pytest.mark.django_db

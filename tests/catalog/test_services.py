@@ -492,6 +492,31 @@ def test_knowledge_import_with_skip_invalid_loads_the_good_rows() -> None:
     ]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["蜂蜜", "???"])
+def test_a_category_whose_name_makes_no_slug_needs_one(name: str) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        services.category_create(name=name)
+
+    assert excinfo.value.message_dict == {
+        "slug": ["The name has no letters or digits to make one of; give a slug."]
+    }
+    assert services.category_create(name=name, slug="given").slug == "given"
+
+
+@pytest.mark.django_db
+def test_an_article_whose_title_makes_no_slug_needs_one() -> None:
+    fields = {"topic": "orders", "body": "Soon."}
+
+    with pytest.raises(ValidationError) as excinfo:
+        services.knowledge_article_create(title="???", **fields)
+
+    assert excinfo.value.message_dict == {
+        "slug": ["The title has no letters or digits to make one of; give a slug."]
+    }
+    assert not KnowledgeArticle.objects.exists()
+
+
 # --- embeddings_refresh -----------------------------------------------------------------------
 
 
