@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# Why a run posted nothing: staff had the conversation, or had closed it, before it answered.
+SILENCED = {
+    Conversation.Status.NEEDS_HUMAN: "The conversation is with staff; the assistant stays silent.",
+    Conversation.Status.CLOSED: "The conversation was closed; the assistant stays silent.",
+}
+
+
 def agent_run_create(*, conversation: Conversation, user_message: Message) -> AgentRun:
     """A queued run for ``user_message``; dispatched once the caller's transaction commits."""
     run = AgentRun.objects.create(conversation=conversation, user_message=user_message)
@@ -120,7 +127,7 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
             return None
         if run.conversation.status != Conversation.Status.ACTIVE:
             run.status = AgentRun.Status.CANCELLED
-            run.error = "The conversation is with staff; the assistant stays silent."
+            run.error = SILENCED[Conversation.Status(run.conversation.status)]
             run.finished_at = timezone.now()
             run.save()
             _after_finish(run)
@@ -188,7 +195,7 @@ def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
         nodes=[],
         note=reason,
     )
-    conversation_handoff(conversation_id=run.conversation_id, reason="budget")
+    result.handed_off = conversation_handoff(conversation_id=run.conversation_id, reason="budget")
     return _store(run, result, latency_ms=0)
 
 
@@ -205,11 +212,34 @@ def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
             usage=result.usage,
             provider=result.provider,
             model_name=result.model_name,
+            handed_off=result.handed_off,
         )
+
+
+def _silenced(conversation_id: uuid.UUID, *, handed_off: bool) -> str | None:
+    """Why this turn must post nothing, or None; in the caller's transaction, with the
+    conversation locked until it commits.
+
+    Staff take a conversation over (a reply, the admin's action, a hand-off) or close it with
+    an update of its row, which this lock waits for: a reply is posted either before theirs
+    commits or not at all, never after. A turn that handed the conversation off itself still
+    says so.
+    """
+    status = (
+        Conversation.objects.select_for_update()
+        .values_list("status", flat=True)
+        .get(pk=conversation_id)
+    )
+    if status == Conversation.Status.ACTIVE:
+        return None
+    if status == Conversation.Status.NEEDS_HUMAN and handed_off:
+        return None
+    return SILENCED[Conversation.Status(status)]
 
 
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
     with transaction.atomic():
+        silenced = _silenced(run.conversation_id, handed_off=result.handed_off)
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
         run.route = result.route
         run.agent = result.agent
@@ -227,6 +257,9 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.error = result.note
         run.finished_at = timezone.now()
         reply = None
+        if silenced is not None and run.status != AgentRun.Status.CANCELLED:
+            run.status = AgentRun.Status.CANCELLED
+            run.error = "; ".join(filter(None, [silenced, result.note]))
         if run.status != AgentRun.Status.CANCELLED:
             reply = Message.objects.create(
                 conversation_id=run.conversation_id,
@@ -253,6 +286,7 @@ def _fail(
     usage: Usage | None = None,
     provider: str = "",
     model_name: str = "",
+    handed_off: bool = False,
 ) -> AgentRun:
     """Fail the run, recording what its model calls spent before the failure (``usage``)."""
     with transaction.atomic():
@@ -263,15 +297,21 @@ def _fail(
             run.completion_tokens = usage.completion_tokens
             run.model_calls = usage.model_calls
             run.cost_usd = usage.cost_usd
-        _finish_failed(run, storable_text(error))
+        _finish_failed(run, storable_text(error), handed_off=handed_off)
     return run
 
 
-def _finish_failed(run: AgentRun, error: str) -> None:
-    """Mark the run failed and apologise to the customer (inside the caller's transaction)."""
+def _finish_failed(run: AgentRun, error: str, *, handed_off: bool = False) -> None:
+    """Mark the run failed and apologise to the customer (inside the caller's transaction,
+    which has locked the run). With staff holding the conversation there is no apology: the
+    run is cancelled, as a reply would be."""
     run.error = error
     run.finished_at = timezone.now()
     apology = None
+    silenced = _silenced(run.conversation_id, handed_off=handed_off)
+    if silenced is not None and run.status != AgentRun.Status.CANCELLED:
+        run.status = AgentRun.Status.CANCELLED
+        run.error = f"{silenced}; the turn had failed: {error}"
     if run.status != AgentRun.Status.CANCELLED:
         run.status = AgentRun.Status.FAILED
         apology = Message.objects.create(

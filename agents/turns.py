@@ -47,6 +47,8 @@ class TurnResult:
     completion_tokens: int = 0
     model_calls: int = 0
     note: str = ""  # for staff: a fallback taken, a reply withheld, a budget hit
+    # This turn passed the conversation to staff, so its reply may follow the hand-off.
+    handed_off: bool = False
     cards: list[dict[str, Any]] = field(default_factory=list)
     cost_usd: Decimal = Decimal(0)
 
@@ -259,6 +261,7 @@ def _invoke(
         model_name=provider.model_name,
         nodes=[str(node) for node in state.get("nodes", [])],
         tool_calls=state.get("tool_calls", []),
+        handed_off=bool(state.get("handed_off")),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         model_calls=state.get("model_calls", 0),

@@ -218,13 +218,15 @@ def handoff(state: TurnState, config: RunnableConfig) -> dict[str, Any]:
     from conversations.services import conversation_handoff
 
     context = turn_context(config)
-    conversation_handoff(
+    # False when staff already had the conversation (or closed it): this turn did not hand it
+    # off, so its reply is not posted after theirs.
+    handed_off = conversation_handoff(
         conversation_id=context.conversation_id, reason="The customer asked for a person."
     )
     return {
         "messages": [AIMessage(HANDOFF_REPLY, name=Node.HANDOFF)],
         "nodes": [Node.HANDOFF],
-        "handed_off": True,
+        "handed_off": handed_off,
     }
 
 

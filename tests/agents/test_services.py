@@ -8,11 +8,18 @@ from django.db import connection
 
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
-from agents.services import agent_run_execute
+from agents.services import _fail, _start, _store, agent_run_execute
+from agents.turns import run_turn
 from conversations.models import Conversation, Message
+from conversations.services import (
+    conversation_handoff,
+    conversations_close,
+    message_post,
+    staff_message_post,
+)
 from tests.agents.loopback import MODEL, loopback_openai
 from tests.agents.shop import small_shop_create
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +168,85 @@ def test_a_budget_hand_off_that_cannot_be_stored_fails_the_run_with_an_apology(s
     assert _reply(run).content == FAILURE_REPLY
     assert "reply refused by the test" in run.error
     assert Conversation.objects.get(pk=run.conversation_id).handoff_reason == "budget"
+
+
+def _running(content: str = "Have you got MAN-15?") -> AgentRun:
+    """A customer's message whose run a worker has started."""
+    conversation = ConversationFactory.create()
+    _, queued = message_post(conversation=conversation, author=conversation.owner, content=content)
+    assert queued is not None
+    run = _start(str(queued.pk), "")
+    assert run is not None
+    return run
+
+
+def test_a_reply_in_flight_when_staff_reply_is_not_posted_after_theirs(settings) -> None:
+    run = _running()
+    staff_message_post(
+        conversation=run.conversation, author=StaffFactory.create(), content="Sam here."
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert run.finished_at is not None
+    assert "with staff" in run.error
+    assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
+
+
+def test_a_reply_in_flight_when_staff_close_the_conversation_is_not_posted(settings) -> None:
+    run = _running()
+    conversations_close(conversation_ids=[run.conversation_id])
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert "closed" in run.error
+    assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
+def test_a_turn_that_hands_the_conversation_off_still_says_so(settings) -> None:
+    run = _running("Can I talk to a person?")
+    with loopback_openai(settings) as server:
+        server.script_chat(ChatToolCalls([("route_conversation", {"route": "handoff"})]))
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert _reply(run).content == HANDOFF_REPLY
+    assert Conversation.objects.get(pk=run.conversation_id).status == "needs_human"
+
+
+def test_a_hand_off_turn_after_staff_took_over_is_not_posted_after_them(settings) -> None:
+    run = _running("Can I talk to a person?")
+    staff_message_post(
+        conversation=run.conversation, author=StaffFactory.create(), content="Sam here."
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(ChatToolCalls([("route_conversation", {"route": "handoff"})]))
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
+def test_a_turn_failing_after_staff_took_over_posts_no_apology() -> None:
+    run = _running()
+    conversation_handoff(conversation_id=run.conversation_id, reason="Taken over by staff.")
+
+    _fail(run, "APIConnectionError: Connection error.")
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert "with staff" in run.error
+    assert "APIConnectionError" in run.error
+    assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
