@@ -237,6 +237,10 @@ def _silenced(conversation_id: uuid.UUID, *, handed_off: bool) -> str | None:
     return SILENCED[Conversation.Status(status)]
 
 
+def _reasons(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
     with transaction.atomic():
         silenced = _silenced(run.conversation_id, handed_off=result.handed_off)
@@ -254,12 +258,16 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.model_calls = result.model_calls
         run.cost_usd = result.cost_usd
         run.latency_ms = latency_ms
-        run.error = result.note
         run.finished_at = timezone.now()
         reply = None
-        if silenced is not None and run.status != AgentRun.Status.CANCELLED:
+        if run.status == AgentRun.Status.CANCELLED:
+            # Cancelled mid-turn: staff keep why, with the turn's own note after it.
+            run.error = _reasons(run.error, result.note)
+        elif silenced is not None:
             run.status = AgentRun.Status.CANCELLED
-            run.error = "; ".join(filter(None, [silenced, result.note]))
+            run.error = _reasons(silenced, result.note)
+        else:
+            run.error = result.note
         if run.status != AgentRun.Status.CANCELLED:
             reply = Message.objects.create(
                 conversation_id=run.conversation_id,
@@ -305,13 +313,17 @@ def _finish_failed(run: AgentRun, error: str, *, handed_off: bool = False) -> No
     """Mark the run failed and apologise to the customer (inside the caller's transaction,
     which has locked the run). With staff holding the conversation there is no apology: the
     run is cancelled, as a reply would be."""
-    run.error = error
     run.finished_at = timezone.now()
     apology = None
     silenced = _silenced(run.conversation_id, handed_off=handed_off)
-    if silenced is not None and run.status != AgentRun.Status.CANCELLED:
+    if run.status == AgentRun.Status.CANCELLED:
+        # Cancelled mid-turn: staff keep why, with the failure after it.
+        run.error = _reasons(run.error, f"the turn had failed: {error}")
+    elif silenced is not None:
         run.status = AgentRun.Status.CANCELLED
-        run.error = f"{silenced}; the turn had failed: {error}"
+        run.error = _reasons(silenced, f"the turn had failed: {error}")
+    else:
+        run.error = error
     if run.status != AgentRun.Status.CANCELLED:
         run.status = AgentRun.Status.FAILED
         apology = Message.objects.create(

@@ -8,7 +8,7 @@ from django.db import connection
 
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
-from agents.services import _fail, _start, _store, agent_run_execute
+from agents.services import _fail, _start, _store, agent_run_cancel, agent_run_execute
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
 from conversations.services import (
@@ -250,3 +250,31 @@ def test_a_turn_failing_after_staff_took_over_posts_no_apology() -> None:
     assert "with staff" in run.error
     assert "APIConnectionError" in run.error
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
+def test_a_run_the_customer_cancelled_mid_turn_keeps_the_reason_when_the_turn_ends(
+    settings,
+) -> None:
+    run = _running()
+    agent_run_cancel(run=run)
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert run.error == "Cancelled by the customer."
+    assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
+def test_a_run_the_customer_cancelled_mid_turn_keeps_the_reason_when_the_turn_fails() -> None:
+    run = _running()
+    agent_run_cancel(run=run)
+
+    _fail(run, "APIConnectionError: Connection error.")
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert run.error.startswith("Cancelled by the customer.")
+    assert "APIConnectionError" in run.error
