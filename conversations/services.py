@@ -63,14 +63,15 @@ def message_post(
     """Store the customer's message and, unless staff own the conversation, its queued run.
 
     Both are written in one transaction; the run is dispatched after commit. A repeated
-    ``idempotency_key`` returns the original message and run and writes nothing.
+    ``idempotency_key`` returns the original message and run and writes nothing; with other
+    content it is refused (422), as a key names one message.
     """
     from agents.services import agent_run_create
 
     content = _message_content(content)
     if idempotency_key:
         # A retry of a message stored before the conversation closed still gets its answer.
-        existing = _message_by_idempotency_key(conversation, idempotency_key)
+        existing = _message_by_idempotency_key(conversation, idempotency_key, content=content)
         if existing is not None:
             return existing
     if conversation.status == Conversation.Status.CLOSED:
@@ -90,7 +91,7 @@ def message_post(
                 run = agent_run_create(conversation=conversation, user_message=message)
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its result.
-        existing = _message_by_idempotency_key(conversation, idempotency_key or "")
+        existing = _message_by_idempotency_key(conversation, idempotency_key or "", content=content)
         if existing is None:
             raise
         return existing
@@ -98,9 +99,19 @@ def message_post(
     return message, run
 
 
+IDEMPOTENCY_KEY_REUSED = (
+    "This Idempotency-Key was already used for a different message; "
+    "send a new message with a new key."
+)
+
+
 def _message_by_idempotency_key(
-    conversation: Conversation, key: str
+    conversation: Conversation, key: str, *, content: str
 ) -> tuple[Message, AgentRun | None] | None:
+    """The message stored under ``key`` and its run; an ``ApplicationError`` if it says
+    something other than ``content``: the client reused a key, and answering with the old
+    message would silently drop the new one. 422, as the IETF Idempotency-Key draft has it
+    (409 here means a closed conversation, which the chat page answers with a new one)."""
     message = (
         Message.objects.filter(conversation=conversation, idempotency_key=key)
         .select_related("answering_run")
@@ -108,6 +119,8 @@ def _message_by_idempotency_key(
     )
     if message is None:
         return None
+    if message.content != content:
+        raise ApplicationError(IDEMPOTENCY_KEY_REUSED, field="Idempotency-Key", status_code=422)
     return message, getattr(message, "answering_run", None)
 
 

@@ -212,7 +212,8 @@ class MessageListApi(APIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                description="Repeat a POST safely: the same key returns the same message and run.",
+                description="Repeat a POST safely: the same key returns the same message and "
+                "run; the same key with other content is refused (422).",
             )
         ],
         responses={
@@ -220,7 +221,7 @@ class MessageListApi(APIView):
                 "MessagePosted",
                 {"message": MessageOutputSerializer(), "run": RunOutputSerializer(allow_null=True)},
             ),
-            **error_responses(400, 401, 404, 409, 429),
+            **error_responses(400, 401, 404, 409, 422, 429),
         },
     )  # fmt: skip
     def post(self, request: Request, conversation_id: UUID) -> Response:

@@ -146,6 +146,21 @@ def test_a_repeated_idempotency_key_returns_the_same_message_and_run() -> None:
     assert AgentRun.objects.count() == 1
 
 
+def test_a_reused_idempotency_key_with_other_content_is_refused_and_nothing_is_stored() -> None:
+    conversation = ConversationFactory.create()
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/messages/"
+    client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1")
+
+    reused = client.post(url, {"content": "Any heather honey?"}, HTTP_IDEMPOTENCY_KEY="key-1")
+
+    assert reused.status_code == 422
+    assert "Idempotency-Key" in reused.json()["errors"]
+    assert "different message" in reused.json()["detail"]
+    assert list(Message.objects.values_list("content", flat=True)) == ["Hello"]
+    assert AgentRun.objects.count() == 1
+
+
 def test_a_retry_after_the_conversation_closed_still_gets_the_original_answer() -> None:
     conversation = ConversationFactory.create()
     client = _client_for(conversation.owner)
