@@ -23,6 +23,15 @@ def message_list(*, conversation: Conversation, after: int | None = None) -> Que
     return messages.filter(id__gt=after) if after is not None else messages
 
 
+def message_by_idempotency_key(*, conversation: Conversation, key: str) -> Message | None:
+    """The message the customer posted with this ``Idempotency-Key``, with its run."""
+    return (
+        Message.objects.filter(conversation=conversation, idempotency_key=key)
+        .select_related("answering_run")
+        .first()
+    )
+
+
 def conversation_history(
     *, conversation: Conversation, up_to: Message, limit: int
 ) -> list[Message]:

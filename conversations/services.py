@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation, Message
+from conversations.selectors import message_by_idempotency_key
 
 if TYPE_CHECKING:
     from agents.models import AgentRun
@@ -112,11 +113,7 @@ def _message_by_idempotency_key(
     something other than ``content``: the client reused a key, and answering with the old
     message would silently drop the new one. 422, as the IETF Idempotency-Key draft has it
     (409 here means a closed conversation, which the chat page answers with a new one)."""
-    message = (
-        Message.objects.filter(conversation=conversation, idempotency_key=key)
-        .select_related("answering_run")
-        .first()
-    )
+    message = message_by_idempotency_key(conversation=conversation, key=key)
     if message is None:
         return None
     if message.content != content:

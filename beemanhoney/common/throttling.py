@@ -3,11 +3,14 @@
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import redis
 from django.conf import settings
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 # KEYS[1]: the client's key. ARGV: now, window seconds, allowed requests, a unique member.
@@ -32,13 +35,17 @@ _outage_logged_at = 0.0
 
 
 @lru_cache(maxsize=4)
-def _sliding_window(location: str) -> Any:
-    client = redis.Redis.from_url(
+def _redis(location: str) -> redis.Redis:
+    return redis.Redis.from_url(
         location,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
     )
-    return client.register_script(SLIDING_WINDOW_LUA)
+
+
+@lru_cache(maxsize=4)
+def _sliding_window(location: str) -> Any:
+    return _redis(location).register_script(SLIDING_WINDOW_LUA)
 
 
 def _log_outage(error: redis.RedisError) -> None:
@@ -61,6 +68,8 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
 
     scope: str
     oldest: float
+    # The entry this throttle recorded for the request, for ``release``.
+    recorded: tuple[str, str] | None = None
     # Set by SimpleRateThrottle.__init__ from the rate; allow_request reads them only when
     # there is a rate.
     num_requests: int
@@ -76,17 +85,13 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         self.now = self.timer()
+        # Not DRF's key: a string it left there (before a deploy, or from a worker still on
+        # the old code) would make the script fail.
+        window = self.cache.make_key(f"{self.key}:window")
+        member = f"{self.now}:{secrets.token_hex(4)}"
         try:
             allowed, oldest = _sliding_window(settings.CACHES["default"]["LOCATION"])(
-                # Not DRF's key: a string it left there (before a deploy, or from a worker still
-                # on the old code) would make the script fail.
-                keys=[self.cache.make_key(f"{self.key}:window")],
-                args=[
-                    self.now,
-                    self.duration,
-                    self.num_requests,
-                    f"{self.now}:{secrets.token_hex(4)}",
-                ],
+                keys=[window], args=[self.now, self.duration, self.num_requests, member]
             )
         except redis.RedisError as error:
             # Rate limits fail open: with Redis down the shop still answers (and a customer's
@@ -95,7 +100,21 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
             return True
         if not allowed:
             self.oldest = float(oldest)
-        return bool(allowed)
+            return False
+        self.recorded = (window, member)
+        return True
+
+    def release(self) -> None:
+        """Uncount the request this throttle let through: it turned out not to be one that
+        counts (see ``message_quota``)."""
+        if self.recorded is None:
+            return
+        window, member = self.recorded
+        self.recorded = None
+        try:
+            _redis(settings.CACHES["default"]["LOCATION"]).zrem(window, member)
+        except redis.RedisError as error:
+            _log_outage(error)
 
     def wait(self) -> float:
         return max(0.0, self.duration - (self.now - self.oldest))
@@ -144,3 +163,32 @@ class ReadThrottle(_SlidingWindowThrottle, UserRateThrottle):
     """Everything else, per customer (or per IP when anonymous)."""
 
     scope = "read"
+
+
+MESSAGE_QUOTAS: tuple[type[_SlidingWindowThrottle], ...] = (
+    MessagePostThrottle,
+    MessageDailyQuotaThrottle,
+    MessageDailyAddressQuotaThrottle,
+)
+
+
+@contextmanager
+def message_quota(request: Any, view: Any) -> Iterator[None]:
+    """Count one customer message against the message rates, or raise ``Throttled`` (429).
+
+    The rates bound messages, not requests (ADR 0006): a view takes the quota only for a post
+    that may store a message, just before storing it, and a block that raises (the message was
+    refused) gives it back, as does a rate that refused when another had let it through.
+    """
+    throttles = [throttle_class() for throttle_class in MESSAGE_QUOTAS]
+    waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, view)]
+    if waits:
+        for throttle in throttles:
+            throttle.release()
+        raise Throttled(wait=max(waits))
+    try:
+        yield
+    except BaseException:
+        for throttle in throttles:
+            throttle.release()
+        raise

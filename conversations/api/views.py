@@ -1,3 +1,4 @@
+from contextlib import nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +15,6 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -26,13 +26,7 @@ from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
 from beemanhoney.common.serializers import StrictSerializer
-from beemanhoney.common.throttling import (
-    GuestCreateThrottle,
-    LoginThrottle,
-    MessageDailyAddressQuotaThrottle,
-    MessageDailyQuotaThrottle,
-    MessagePostThrottle,
-)
+from beemanhoney.common.throttling import GuestCreateThrottle, LoginThrottle, message_quota
 from conversations import selectors, services
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation
 
@@ -178,15 +172,6 @@ class MessageListApi(APIView):
     class IdempotencyKeySerializer(serializers.Serializer):
         key = serializers.CharField(max_length=100, required=False, allow_blank=False)
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        if self.request.method == "POST":
-            return [
-                MessagePostThrottle(),
-                MessageDailyQuotaThrottle(),
-                MessageDailyAddressQuotaThrottle(),
-            ]
-        return super().get_throttles()
-
     @extend_schema(
         operation_id="messages_list",
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
@@ -238,12 +223,20 @@ class MessageListApi(APIView):
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        message, run = services.message_post(
-            conversation=conversation,
-            author=authenticated_user(request),
-            content=payload.validated_data["content"],
-            idempotency_key=key.validated_data.get("key"),
+        idempotency_key = key.validated_data.get("key")
+        # The message rates count stored messages: a retry of one already stored is answered
+        # without counting it again, and a post refused here or by the service counts nothing.
+        retry = idempotency_key is not None and (
+            selectors.message_by_idempotency_key(conversation=conversation, key=idempotency_key)
+            is not None
         )
+        with nullcontext() if retry else message_quota(request, self):
+            message, run = services.message_post(
+                conversation=conversation,
+                author=authenticated_user(request),
+                content=payload.validated_data["content"],
+                idempotency_key=idempotency_key,
+            )
         return Response(
             {
                 "message": MessageOutputSerializer(message).data,

@@ -104,3 +104,74 @@ def test_page_size_is_capped() -> None:
 
     assert body["count"] == 105
     assert len(body["results"]) == 100
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_a_retry_of_a_stored_message_is_answered_after_the_rate_is_spent(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_post": "2/min"}
+    conversation = ConversationFactory.create()
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/messages/"
+    first = client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1").json()
+    client.post(url, {"content": "Any heather honey?"}, HTTP_IDEMPOTENCY_KEY="key-2")
+
+    retry = client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1")
+    new = client.post(url, {"content": "And manuka?"}, HTTP_IDEMPOTENCY_KEY="key-3")
+
+    assert retry.status_code == 202
+    assert retry.json()["message"]["id"] == first["message"]["id"]
+    assert new.status_code == 429
+    assert Message.objects.count() == 2
+
+
+def test_only_posts_that_store_a_message_count_against_the_rates(settings) -> None:
+    settings.THROTTLE_RATES = {
+        **settings.THROTTLE_RATES,
+        "message_post": "2/min",
+        "message_daily": "2/day",
+        "message_daily_address": "2/day",
+    }
+    conversation = ConversationFactory.create()
+    closed = ConversationFactory.create(owner=conversation.owner, status="closed")
+    theirs = ConversationFactory.create()
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/messages/"
+    client.post(url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1")
+
+    refused = [
+        client.post(url, {"content": "   "}, format="json").status_code,
+        client.post(url, {"content": "Other"}, HTTP_IDEMPOTENCY_KEY="key-1").status_code,
+        client.post(f"/api/conversations/{theirs.id}/messages/", {"content": "hi"}).status_code,
+        client.post(f"/api/conversations/{closed.id}/messages/", {"content": "hi"}).status_code,
+    ]
+    stored = client.post(url, {"content": "Any heather honey?"})
+    over = client.post(url, {"content": "And manuka?"})
+
+    assert refused == [400, 422, 404, 409]
+    assert stored.status_code == 202
+    assert over.status_code == 429
+    assert Message.objects.count() == 2
+
+
+def test_a_post_one_rate_refuses_is_not_counted_by_the_others(settings) -> None:
+    settings.THROTTLE_RATES = {
+        **settings.THROTTLE_RATES,
+        "message_post": "2/min",
+        "message_daily": "1/day",
+    }
+    conversation = ConversationFactory.create()
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/messages/"
+    client.post(url, {"content": "Hello"})
+    refused_for_the_day = client.post(url, {"content": "Any heather honey?"})
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_daily": "10/day"}
+
+    next_minute = client.post(url, {"content": "And manuka?"})
+
+    assert refused_for_the_day.status_code == 429
+    assert next_minute.status_code == 202
