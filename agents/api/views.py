@@ -1,4 +1,5 @@
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +61,12 @@ class RunDetailApi(APIView):
 
     class FilterSerializer(serializers.Serializer):
         wait = serializers.FloatField(required=False, min_value=0, default=0)
+
+        def validate_wait(self, wait: float) -> float:
+            # float() reads "nan" and "inf" too; nan passes every comparison.
+            if not math.isfinite(wait):
+                raise serializers.ValidationError("A finite number is required.")
+            return wait
 
     @extend_schema(
         operation_id="runs_retrieve",

@@ -119,6 +119,19 @@ def test_a_message_with_nothing_to_read_is_refused_and_nothing_is_stored(content
     assert Message.objects.count() == 0
 
 
+@pytest.mark.parametrize("content", [123, 1.5, True, ["Hello"], {"text": "Hello"}, None])
+def test_a_message_whose_content_is_not_a_string_is_refused(content: object) -> None:
+    conversation = ConversationFactory.create()
+
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": content}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "content" in response.json()["errors"]
+    assert Message.objects.count() == 0
+
+
 def test_a_message_over_4000_characters_is_refused_and_nothing_is_stored() -> None:
     conversation = ConversationFactory.create()
 
