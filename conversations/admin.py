@@ -126,7 +126,9 @@ class ConversationAdmin(admin.ModelAdmin):
         self.message_user(request, f"{closed} conversation(s) closed.")
 
     def save_model(self, request: HttpRequest, obj: Conversation, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        # Only what the form edits: the status and hand-off fields were read when the request
+        # began, and writing them back would undo a take-over or hand-off committed since.
+        obj.save(update_fields=[*ConversationAdminForm.Meta.fields, "updated_at"])
         reply = form.cleaned_data.get("staff_reply", "")
         if not reply:
             return

@@ -1,14 +1,17 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.db import connection
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import AgentRun
+from conversations.admin import ConversationAdmin
 from conversations.models import Conversation
+from conversations.services import conversation_handoff
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -138,6 +141,27 @@ def test_saving_the_page_keeps_a_hand_off_the_assistant_made_meanwhile(
 
     conversation.refresh_from_db()
     assert (conversation.title, conversation.status) == ("Renamed", "needs_human")
+
+
+def test_saving_the_form_keeps_a_take_over_committed_while_the_post_was_handled() -> None:
+    conversation = ConversationFactory.create(status="active", title="Website chat")
+    request = RequestFactory().post(change_url(conversation))
+    request.user = StaffFactory.create()
+    model_admin = ConversationAdmin(Conversation, admin.site)
+    loaded = model_admin.get_object(request, str(conversation.pk))
+    form = model_admin.get_form(request, loaded, change=True)(
+        data={"title": "Gift order", "staff_reply": ""}, instance=loaded
+    )
+    assert form.is_valid()
+    conversation_handoff(conversation_id=conversation.pk, reason="The customer asked for a person.")
+
+    model_admin.save_model(request, form.save(commit=False), form, change=True)
+
+    conversation.refresh_from_db()
+    assert conversation.title == "Gift order"
+    assert conversation.status == "needs_human"
+    assert conversation.handoff_reason == "The customer asked for a person."
+    assert conversation.handoff_at is not None
 
 
 def test_conversations_are_not_added_in_the_admin(staff_client: Client) -> None:
