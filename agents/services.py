@@ -354,6 +354,7 @@ def message_event_data(message: Message) -> dict[str, Any]:
         "content": message.content,
         "agent": message.agent,
         "run": str(message.run_id) if message.run_id else None,
+        "answering_run": None,  # the reply to a message, never one
         "created_at": message.created_at.isoformat(),
         "cards": message.cards,
     }

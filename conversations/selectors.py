@@ -19,7 +19,7 @@ def conversation_get(*, owner: User, conversation_id: UUID) -> Conversation | No
 
 
 def message_list(*, conversation: Conversation, after: int | None = None) -> QuerySet[Message]:
-    messages = conversation.messages.order_by("id")
+    messages = conversation.messages.select_related("answering_run").order_by("id")
     return messages.filter(id__gt=after) if after is not None else messages
 
 

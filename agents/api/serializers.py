@@ -5,10 +5,23 @@ from agents.selectors import agent_run_reply
 from conversations.models import Message
 
 
+class AnsweringRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AgentRun
+        fields = ["id", "status"]
+
+
 class MessageOutputSerializer(serializers.ModelSerializer):
+    # On a customer's message, the run answering it (null with staff): a client that finds it
+    # queued or running follows its events for the reply.
+    answering_run = AnsweringRunSerializer(read_only=True, allow_null=True)
+
     class Meta:
         model = Message
-        fields = ["id", "conversation", "role", "content", "agent", "run", "created_at", "cards"]
+        fields = [
+            "id", "conversation", "role", "content", "agent", "run", "answering_run",
+            "created_at", "cards",
+        ]  # fmt: skip
 
 
 class RunOutputSerializer(serializers.ModelSerializer):

@@ -203,6 +203,19 @@ def test_messages_after_an_id_are_listed_in_order() -> None:
     assert [m["id"] for m in body["results"]] == [second.id, third.id]
 
 
+def test_a_customers_message_is_listed_with_the_run_answering_it() -> None:
+    conversation = ConversationFactory.create()
+    asked = MessageFactory.create(conversation=conversation)
+    run = AgentRun.objects.create(conversation=conversation, user_message=asked, status="running")
+    MessageFactory.create(conversation=conversation, role="staff", content="Sam here.")
+
+    body = _client_for(conversation.owner).get(f"/api/conversations/{conversation.id}/messages/")
+
+    listed = body.json()["results"]
+    assert listed[0]["answering_run"] == {"id": str(run.id), "status": "running"}
+    assert listed[1]["answering_run"] is None
+
+
 def test_a_conversation_with_staff_gets_no_run() -> None:
     conversation = ConversationFactory.create(status=Conversation.Status.NEEDS_HUMAN)
 

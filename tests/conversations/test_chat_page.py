@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from agents.models import AgentRun
+from agents.services import run_dispatch_next
 from conversations.models import Conversation
 from conversations.services import conversations_close, staff_message_post
 from tests.agents.shop import small_shop_create
-from tests.conversations.factories import StaffFactory
+from tests.conversations.factories import MessageFactory, StaffFactory
 from tests.support.celery_worker import PROJECT_DIR
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -86,6 +88,30 @@ def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_relo
     assert page.locator(".msg--assistant").count() == 1
     page.set_viewport_size({"width": 390, "height": 844})
     _shot(page, "chat-phone.png")
+
+
+def test_a_reply_still_being_written_when_the_page_reloads_appears_without_another_reload(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    conversation_id = page.wait_for_function("localStorage.getItem('bh.conversation')").json_value()
+    conversation = Conversation.objects.get(pk=conversation_id)
+    # A message whose run is queued but not yet sent to the workers: its reply is still to come.
+    asked = MessageFactory.create(
+        conversation=conversation,
+        author=conversation.owner,
+        content="How long does UK delivery take?",
+    )
+    AgentRun.objects.create(conversation=conversation, user_message=asked)
+
+    page.reload()
+    page.locator(".msg--typing").wait_for(timeout=20_000)
+    run_dispatch_next(conversation_id=conversation.pk)
+
+    page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
+    assert page.locator(".msg--user").all_inner_texts() == ["How long does UK delivery take?"]
+    assert page.locator(".msg--assistant").count() == 1
 
 
 def test_the_page_says_so_when_the_server_is_unreachable(live_server, browser_page) -> None:

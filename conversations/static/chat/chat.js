@@ -169,12 +169,21 @@
     }, STAFF_POLL_MS);
   }
 
+  // Runs still answering a message when the history was loaded (the page was reloaded while
+  // a reply was being written), oldest first: followed once the page is ready.
+  let unanswered = [];
+
   async function loadHistory(conversationId) {
     log.replaceChildren();
+    unanswered = [];
     let path = "/api/conversations/" + conversationId + "/messages/?page_size=100";
     while (path) {
       const page = await api("GET", path);
-      page.results.forEach(renderMessage);
+      for (const message of page.results) {
+        renderMessage(message);
+        const run = message.answering_run;
+        if (run && (run.status === "queued" || run.status === "running")) unanswered.push(run.id);
+      }
       path = page.next ? new URL(page.next).pathname + new URL(page.next).search : null;
     }
   }
@@ -309,14 +318,25 @@
       waitForStaff(conversationId);
       return;
     }
+    await followRun(conversationId, posted.run.id);
+  }
+
+  // Show the run's reply as it is written; then, if it handed the chat to staff, wait for them.
+  async function followRun(conversationId, runId) {
     const bubble = typingBubble();
     try {
-      await streamRun(posted.run.id, bubble);
+      await streamRun(runId, bubble);
     } finally {
       bubble.item.classList.contains("msg--typing") && bubble.item.remove();
     }
     const conversation = await api("GET", "/api/conversations/" + conversationId + "/");
     if (conversation.status === "needs_human") waitForStaff(conversationId);
+  }
+
+  async function followUnanswered(conversationId) {
+    const runs = unanswered;
+    unanswered = [];
+    for (const runId of runs) await followRun(conversationId, runId);
   }
 
   form.addEventListener("submit", async (event) => {
@@ -346,11 +366,13 @@
 
   (async function start() {
     try {
-      await whenReady();
+      const conversationId = await whenReady();
       if (!staffPoll) setStatus("");
+      input.focus();
+      await followUnanswered(conversationId);
     } catch (error) {
       setStatus(error.message || UNREACHABLE);
+      input.focus();
     }
-    input.focus();
   })();
 })();
