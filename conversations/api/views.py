@@ -174,7 +174,16 @@ class MessageListApi(APIView):
 
     @extend_schema_serializer(component_name="MessageInput")
     class InputSerializer(StrictSerializer):
-        read_only_names = ("id", "conversation", "role", "agent", "run", "created_at", "cards")
+        read_only_names = (
+            "id",
+            "conversation",
+            "role",
+            "agent",
+            "run",
+            "created_at",
+            "cards",
+            "answering_run",
+        )
 
         content = StringField(max_length=MAX_MESSAGE_LENGTH, trim_whitespace=True)
 
