@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import CharField, Count, Model, Q, QuerySet, Value
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Length
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.text import slugify
 from pgvector.django import HnswIndex
@@ -295,8 +296,10 @@ class ImportReport:
 
 
 class CatalogImportError(Exception):
-    def __init__(self, report: ImportReport) -> None:
-        super().__init__(f"{report.invalid} invalid row(s); nothing was imported")
+    """Nothing was imported: the message says why in one line, ``report.errors`` which rows."""
+
+    def __init__(self, report: ImportReport, message: str = "") -> None:
+        super().__init__(message or f"{report.invalid} invalid row(s); nothing was imported")
         self.report = report
 
 
@@ -342,7 +345,11 @@ def catalog_statistics_refresh() -> None:
 
 
 def category_get_or_create(*, name: str) -> Category:
-    category = Category.objects.filter(name__iexact=name).first()
+    # The unique constraint's own expression: name__iexact compares UPPER(), which differs
+    # from LOWER() for "\u0130" or the Kelvin sign, and would miss a category the constraint
+    # then refuses to create again.
+    same_name: Exact[str] = Exact(Lower("name"), Lower(Value(name, output_field=CharField())))
+    category = Category.objects.filter(same_name).first()
     if category is None:
         category = Category.objects.create(name=name, slug=_unique_slug(Category, name))
     return category
@@ -437,6 +444,37 @@ def _rows_import(
     report = ImportReport(invalid=len(errors), errors=errors)
     if errors and not skip_invalid:
         raise CatalogImportError(report)
+    try:
+        _rows_upsert(
+            kind=kind,
+            parsed=parsed,
+            key=key,
+            values=values,
+            report=report,
+            new_row_fields=new_row_fields,
+        )
+    except IntegrityError as exc:
+        # A row another request saved after this import looked for it (a category by the same
+        # name, a product of the same sku).
+        reason = str(exc).splitlines()[0]
+        raise CatalogImportError(
+            report,
+            f"a change saved meanwhile conflicts with this import ({reason});"
+            " nothing was imported: try again",
+        ) from None
+    logger.info("catalog.rows_imported", extra={"kind": kind, "summary": report.summary()})
+    return report
+
+
+def _rows_upsert(
+    *,
+    kind: str,
+    parsed: list[R],
+    key: str,
+    values: Callable[[R], dict[str, Any]],
+    new_row_fields: Callable[[R], dict[str, Any]],
+    report: ImportReport,
+) -> None:
     model = EMBEDDED_MODELS[kind]
     touched: list[int] = []
     with transaction.atomic():
@@ -464,8 +502,6 @@ def _rows_import(
             # Which words are too common to tell rows apart comes from these statistics;
             # autovacuum would refresh them only a minute or so later.
             transaction.on_commit(catalog_statistics_refresh, robust=True)
-    logger.info("catalog.rows_imported", extra={"kind": kind, "summary": report.summary()})
-    return report
 
 
 def _embedded_row_save(row: E, *, kind: str, exclude: list[str] | None = None) -> E:

@@ -33,9 +33,9 @@ class ImportCommand(BaseCommand):
         except CatalogImportError as exc:
             for error in exc.report.errors:
                 self.stderr.write(error)
-            raise CommandError(
-                f"{file}: {exc} (use --skip-invalid to load the valid rows)"
-            ) from None
+            helps = exc.report.invalid and not skip_invalid
+            hint = " (use --skip-invalid to load the valid rows)" if helps else ""
+            raise CommandError(f"{file}: {exc}{hint}") from None
         for error in report.errors:
             self.stderr.write(error)
         if report.invalid and not (report.created or report.updated or report.unchanged):

@@ -296,6 +296,19 @@ def test_import_view_can_skip_invalid_rows(staff_client: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_import_view_files_a_product_under_a_category_named_in_another_unicode_case(
+    staff_client: Client,
+) -> None:
+    category = CategoryFactory.create(name="istanbul pine honey")
+    content = "sku,name,category,price\nBH-PINE-1,Pine Honey,\u0130stanbul Pine Honey,9\n"
+
+    response = staff_client.post(IMPORT, {"file": csv_upload(content)})
+
+    assert response.status_code == 302
+    assert Product.objects.get(sku="BH-PINE-1").category == category
+
+
+@pytest.mark.django_db
 def test_import_view_shows_why_a_file_cannot_be_read(staff_client: Client) -> None:
     response = staff_client.post(IMPORT, {"file": csv_upload(VALID_CSV, name="catalog.xlsx")})
 

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from catalog.embeddings import current_model_name
 from catalog.management.commands import load_demo_data
 from catalog.models import Category, KnowledgeArticle, Product
-from tests.catalog.factories import KnowledgeArticleFactory, ProductFactory
+from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 COLUMNS = ["sku", "name", "category", "price", "stock", "tags"]
@@ -112,6 +112,20 @@ def test_import_catalog_refuses_a_file_with_an_invalid_row_and_writes_nothing(
     assert err.getvalue() == "row 2: price: 'free' is not a number\n"
     assert not Product.objects.exists()
     assert not Category.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_catalog_files_a_product_under_a_category_named_in_another_unicode_case(
+    tmp_path: Path,
+) -> None:
+    category = CategoryFactory.create(name="kiwi")
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name,category,price\nBH-KIWI-1,Kiwi Honey,\u212aiwi,9\n")
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out == "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 0\n"
+    assert Product.objects.get(sku="BH-KIWI-1").category == category
 
 
 @pytest.mark.django_db

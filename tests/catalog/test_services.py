@@ -95,6 +95,25 @@ def test_import_reuses_an_existing_category_whatever_its_case() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("existing", "given"),
+    [("istanbul pine honey", "\u0130stanbul Pine Honey"), ("kiwi", "\u212aiwi")],
+    ids=["dotted capital I", "Kelvin sign"],
+)
+def test_import_reuses_a_category_whose_name_differs_only_by_unicode_case(
+    existing: str, given: str
+) -> None:
+    category = CategoryFactory.create(name=existing)
+    rows = [{**catalog_rows()[0], "category": given}]
+
+    report = product_import(rows=rows)
+
+    assert report.created == 1
+    assert Product.objects.get(sku="BH-RAW-001").category == category
+    assert Category.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_reimport_counts_created_updated_and_unchanged_rows() -> None:
     product_import(rows=catalog_rows())
     rows = catalog_rows()
@@ -338,6 +357,24 @@ def test_a_category_name_another_request_saves_meanwhile_in_any_case_is_refused(
 
     assert excinfo.value.messages == ["A category with this name already exists."]
     assert Category.objects.filter(name__iexact="mead").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_meeting_a_category_another_request_saves_meanwhile_fails_in_one_line() -> None:
+    rows = [{**catalog_rows()[0], "category": "MEAD"}]
+
+    with (
+        saved_meanwhile(lambda: CategoryFactory.create(name="Mead", slug="honey-wine")),
+        pytest.raises(CatalogImportError) as excinfo,
+    ):
+        product_import(rows=rows)
+
+    assert str(excinfo.value) == (
+        "a change saved meanwhile conflicts with this import"
+        ' (duplicate key value violates unique constraint "category_name_unique_any_case");'
+        " nothing was imported: try again"
+    )
+    assert not Product.objects.exists()
 
 
 @pytest.mark.django_db
