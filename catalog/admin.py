@@ -230,8 +230,9 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     rows_import = staticmethod(product_import)
     file_row = staticmethod(product_file_row)
     import_help = (
-        "tags are separated by semicolons. Rows are matched by sku; missing categories are"
-        " created; an existing product keeps the values of columns the file leaves out."
+        "tags are separated by semicolons. Rows are matched by sku; category is a category's"
+        " name (in any case) or slug, and a category it names neither way is created; an"
+        " existing product keeps the values of columns the file leaves out."
     )
 
 

@@ -47,6 +47,8 @@ ENCODE_SLICE_ROWS = 1024
 # Rows per queued embedding task: a large import or re-embed becomes tasks that workers share,
 # each well inside the task time limit (~7 s of encoding at the 72 rows/s measured here).
 EMBED_TASK_ROWS = 500
+# The created categories an import's summary names; a file of hundreds names the rest by count.
+SUMMARY_CATEGORIES = 10
 # A vector as PostgreSQL reads it: 9 significant digits give back every float4 exactly, and one
 # format string writes them at less than half the cost of pgvector's Vector.to_text.
 VECTOR_TEXT = "[" + ",".join(["%.9g"] * EMBEDDING_DIMENSIONS) + "]"
@@ -287,11 +289,23 @@ class ImportReport:
     unchanged: int = 0
     invalid: int = 0
     errors: list[str] = field(default_factory=list)
+    # The names of the categories a product import created, in the file's order.
+    created_categories: list[str] = field(default_factory=list)
 
-    def summary(self) -> str:
+    def counts(self) -> str:
         return (
             f"created {self.created}, updated {self.updated}, "
             f"unchanged {self.unchanged}, invalid {self.invalid}"
+        )
+
+    def summary(self) -> str:
+        """The counts, and the categories created: a misspelt category shows up here."""
+        if not self.created_categories:
+            return self.counts()
+        names = ", ".join(self.created_categories[:SUMMARY_CATEGORIES])
+        more = len(self.created_categories) - SUMMARY_CATEGORIES
+        return f"{self.counts()}; created categories: {names}" + (
+            f" and {more} more" if more > 0 else ""
         )
 
 
@@ -344,15 +358,18 @@ def catalog_statistics_refresh() -> None:
     forget_few_rows()
 
 
-def category_get_or_create(*, name: str) -> Category:
-    # The unique constraint's own expression: name__iexact compares UPPER(), which differs
-    # from LOWER() for "\u0130" or the Kelvin sign, and would miss a category the constraint
-    # then refuses to create again.
-    same_name: Exact[str] = Exact(Lower("name"), Lower(Value(name, output_field=CharField())))
-    category = Category.objects.filter(same_name).first()
-    if category is None:
-        category = Category.objects.create(name=name, slug=_unique_slug(Category, name))
-    return category
+def category_get_or_create(*, name: str) -> tuple[Category, bool]:
+    """The category ``name`` names, and whether it was created: the one of that name in any
+    case, else the one of that slug (as the API shows a product's category), else a new one."""
+    given = Lower(Value(name, output_field=CharField()))
+    # LOWER(), as the unique constraint on names compares: name__iexact compares UPPER(), which
+    # differs for "\u0130" or the Kelvin sign, and would miss a category the constraint then
+    # refuses to create again.
+    for column in ("name", "slug"):
+        same: Exact[str] = Exact(Lower(column), given)
+        if category := Category.objects.filter(same).first():
+            return category, False
+    return Category.objects.create(name=name, slug=_unique_slug(Category, name)), True
 
 
 def _validated_save(row: Model, *, exclude: list[str] | None = None) -> None:
@@ -397,11 +414,15 @@ def category_renamed(*, category: Category) -> None:
     embeddings_refresh_on_commit(kind="products", ids=ids)
 
 
-def _product_values(row: ProductRow) -> dict[str, Any]:
-    """The fields of the columns the row gives (a new product takes defaults for the rest)."""
+def _product_values(row: ProductRow, report: ImportReport) -> dict[str, Any]:
+    """The fields of the columns the row gives (a new product takes defaults for the rest); a
+    category it creates is added to ``report``."""
+    category, created = category_get_or_create(name=row.category)
+    if created:
+        report.created_categories.append(category.name)
     values = {
         "name": row.name,
-        "category": category_get_or_create(name=row.category),
+        "category": category,
         "description": row.description,
         "price": row.price,
         "currency": row.currency,
@@ -435,12 +456,13 @@ def _rows_import(
     errors: list[str],
     skip_invalid: bool,
     key: str,
-    values: Callable[[R], dict[str, Any]],
+    values: Callable[[R, ImportReport], dict[str, Any]],
     new_row_fields: Callable[[R], dict[str, Any]],
 ) -> ImportReport:
     """Upsert the ``parsed`` rows of ``kind`` (``EMBEDDED_MODELS``) by their ``key`` field, in
-    one transaction; ``values(row)``: the fields a row sets, ``new_row_fields(row)``: what a new
-    one also needs. Rows that changed are queued for embedding once the transaction commits."""
+    one transaction; ``values(row, report)``: the fields a row sets (noting in ``report`` what
+    else it created), ``new_row_fields(row)``: what a new one also needs. Rows that changed are
+    queued for embedding once the transaction commits."""
     report = ImportReport(invalid=len(errors), errors=errors)
     if errors and not skip_invalid:
         raise CatalogImportError(report)
@@ -471,7 +493,7 @@ def _rows_upsert(
     kind: str,
     parsed: list[R],
     key: str,
-    values: Callable[[R], dict[str, Any]],
+    values: Callable[[R, ImportReport], dict[str, Any]],
     new_row_fields: Callable[[R], dict[str, Any]],
     report: ImportReport,
 ) -> None:
@@ -481,7 +503,7 @@ def _rows_upsert(
         keys = [getattr(row, key) for row in parsed]
         existing = {getattr(obj, key): obj for obj in model.objects.filter(**{f"{key}__in": keys})}
         for row in parsed:
-            fields = values(row)
+            fields = values(row, report)
             obj = existing.get(getattr(row, key))
             if obj is None:
                 obj = model.objects.create(
@@ -541,7 +563,7 @@ def knowledge_article_update(*, article: KnowledgeArticle, **fields: Any) -> Kno
     return _embedded_row_save(article, kind="knowledge")
 
 
-def _article_values(row: ArticleRow) -> dict[str, Any]:
+def _article_values(row: ArticleRow, report: ImportReport) -> dict[str, Any]:
     """The fields of the columns the row gives (a new article is published unless it says)."""
     values = {
         "title": row.title,

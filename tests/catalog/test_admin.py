@@ -268,7 +268,8 @@ def test_import_view_loads_an_uploaded_csv_and_redirects(staff_client: Client) -
     assert response["Location"] == CHANGELIST
     assert set(Product.objects.values_list("sku", flat=True)) == {"BH-RAW-001", "BH-WAX-001"}
     assert messages_of(response) == [
-        "Imported catalog.csv: created 2, updated 0, unchanged 0, invalid 0"
+        "Imported catalog.csv: created 2, updated 0, unchanged 0, invalid 0;"
+        " created categories: Raw Honey, Beeswax Goods"
     ]
 
 
@@ -290,7 +291,8 @@ def test_import_view_can_skip_invalid_rows(staff_client: Client) -> None:
     assert response.status_code == 302
     assert list(Product.objects.values_list("sku", flat=True)) == ["BH-RAW-001"]
     assert messages_of(response) == [
-        "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1",
+        "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1;"
+        " created categories: Raw Honey",
         "row 2: price: must be between 0 and 99999999.99",
     ]
 

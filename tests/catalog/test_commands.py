@@ -62,7 +62,10 @@ def test_import_catalog_loads_a_csv_and_prints_a_summary(tmp_path: Path) -> None
 
     out, _ = run("import_catalog", str(path))
 
-    assert out == "Imported catalog.csv: created 2, updated 0, unchanged 0, invalid 0\n"
+    assert out == (
+        "Imported catalog.csv: created 2, updated 0, unchanged 0, invalid 0;"
+        " created categories: Raw Honey, Beeswax Goods\n"
+    )
     assert Product.objects.get(sku="BH-WAX-001").tags == ["beeswax", "plastic-free"]
 
 
@@ -129,6 +132,21 @@ def test_import_catalog_files_a_product_under_a_category_named_in_another_unicod
 
 
 @pytest.mark.django_db
+def test_import_catalog_files_a_product_under_the_category_its_slug_names(
+    tmp_path: Path,
+) -> None:
+    category = CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name,category,price\nBH-RAW-001,Wildflower Honey,raw-honey,9\n")
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out == "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 0\n"
+    assert Product.objects.get(sku="BH-RAW-001").category == category
+    assert list(Category.objects.all()) == [category]
+
+
+@pytest.mark.django_db
 def test_import_catalog_refuses_a_csv_without_a_required_column(tmp_path: Path) -> None:
     path = tmp_path / "catalog.csv"
     path.write_text("sku,name,category\nBH-RAW-001,Wildflower Raw Honey,Raw Honey\n")
@@ -166,7 +184,10 @@ def test_import_catalog_with_skip_invalid_loads_the_valid_rows(
 
     out, err = run("import_catalog", str(path), "--skip-invalid")
 
-    assert out == "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1\n"
+    assert out == (
+        "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1;"
+        " created categories: Beeswax Goods\n"
+    )
     assert err == f"row 1: {error}\n"
     assert list(Product.objects.values_list("sku", flat=True)) == ["BH-WAX-001"]
 

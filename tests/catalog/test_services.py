@@ -114,6 +114,51 @@ def test_import_reuses_a_category_whose_name_differs_only_by_unicode_case(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("given", ["raw-honey", "RAW-HONEY"])
+def test_import_finds_a_category_by_its_slug(given: str) -> None:
+    category = CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    rows = [{**catalog_rows()[0], "category": given}]
+
+    report = product_import(rows=rows)
+
+    assert Product.objects.get(sku="BH-RAW-001").category == category
+    assert Category.objects.count() == 1
+    assert report.created_categories == []
+
+
+@pytest.mark.django_db
+def test_a_category_is_found_by_its_name_before_another_by_its_slug() -> None:
+    CategoryFactory.create(name="Gift Sets", slug="mead")
+    mead = CategoryFactory.create(name="Mead", slug="honey-wine")
+    rows = [{**catalog_rows()[0], "category": "mead"}]
+
+    product_import(rows=rows)
+
+    assert Product.objects.get(sku="BH-RAW-001").category == mead
+
+
+@pytest.mark.django_db
+def test_the_import_summary_names_the_categories_it_created() -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+
+    report = product_import(rows=catalog_rows())
+
+    assert report.created_categories == ["Beeswax Goods"]
+    assert report.summary() == (
+        "created 3, updated 0, unchanged 0, invalid 0; created categories: Beeswax Goods"
+    )
+
+
+def test_the_import_summary_names_ten_created_categories_and_counts_the_rest() -> None:
+    report = services.ImportReport(created=12, created_categories=[f"C{n}" for n in range(12)])
+
+    assert report.summary() == (
+        "created 12, updated 0, unchanged 0, invalid 0;"
+        " created categories: C0, C1, C2, C3, C4, C5, C6, C7, C8, C9 and 2 more"
+    )
+
+
+@pytest.mark.django_db
 def test_reimport_counts_created_updated_and_unchanged_rows() -> None:
     product_import(rows=catalog_rows())
     rows = catalog_rows()
@@ -417,18 +462,18 @@ def test_a_product_whose_sku_predates_the_sku_rule_can_still_be_updated() -> Non
 def test_a_new_category_whose_slug_is_taken_gets_a_numbered_slug() -> None:
     CategoryFactory.create(name="Gifts & Sets", slug="gifts-sets")
 
-    category = category_get_or_create(name="Gifts Sets")
+    category, created = category_get_or_create(name="Gifts Sets")
 
-    assert category.slug == "gifts-sets-2"
+    assert (category.slug, created) == ("gifts-sets-2", True)
 
 
 @pytest.mark.django_db
 def test_a_numbered_category_slug_stays_within_the_field() -> None:
-    CategoryFactory.create(name="Heather honeys", slug="h" * 100)
+    CategoryFactory.create(name="Heather honeys", slug="h" * 50 + "-" + "h" * 49)
 
-    category = category_get_or_create(name="h" * 100)
+    category, _ = category_get_or_create(name="h" * 50 + " " + "h" * 49)
 
-    assert category.slug == "h" * 98 + "-2"
+    assert category.slug == "h" * 50 + "-" + "h" * 47 + "-2"
 
 
 def article_rows() -> list[dict[str, Any]]:

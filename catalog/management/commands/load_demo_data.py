@@ -45,9 +45,9 @@ class Command(BaseCommand):
         try:
             with transaction.atomic():
                 if load_products:
-                    products = product_import(rows=_demo_rows("products.json")).summary()
+                    products = product_import(rows=_demo_rows("products.json")).counts()
                 if load_articles:
-                    articles = knowledge_import(rows=_demo_rows("knowledge.json")).summary()
+                    articles = knowledge_import(rows=_demo_rows("knowledge.json")).counts()
         except CatalogImportError as exc:
             raise CommandError(f"Demo data: {exc}: {'; '.join(exc.report.errors)}") from None
         summary = f"products {products}; articles {articles}"
