@@ -97,6 +97,7 @@ def read_catalog_file(
             raise CatalogFileError("invalid JSON: lists or objects nested too deeply") from None
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise CatalogFileError("a JSON file must be a list of objects")
+        rows = [row for row in rows if any(map(_filled, row.values()))]
     elif filename.lower().endswith(".csv"):
         rows = _csv_rows(text, columns)
     else:
@@ -141,17 +142,22 @@ def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
         raise CatalogFileError(unknown)
     reader.fieldnames = header
     # A spreadsheet's trailing commas make columns without a name, and values past the
-    # header's last column (under None): left out while they are empty.
+    # header's last column (under None): left out while they are empty. A row of empty cells
+    # (",,,", which spreadsheets write after the last row) is skipped, as a blank line is.
     return [
         {name: value for name, value in row.items() if name not in ("", None) or _filled(value)}
         for row in reader
+        if any(map(_filled, row.values()))
     ]
 
 
 def _filled(value: Any) -> bool:
+    """Whether a CSV cell or JSON value holds anything: not blank text, null or an empty list."""
     if isinstance(value, list):  # csv.DictReader's values past the header's last column
         return any(map(_filled, value))
-    return value is not _NO_VALUE and value.strip() != ""
+    if value is _NO_VALUE or value is None:
+        return False
+    return not isinstance(value, str) or value.strip() != ""
 
 
 def row_problems(row: dict[str, Any], columns: FileColumns) -> list[str]:

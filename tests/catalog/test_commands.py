@@ -147,6 +147,19 @@ def test_import_catalog_files_a_product_under_the_category_its_slug_names(
 
 
 @pytest.mark.django_db
+def test_import_catalog_skips_the_empty_rows_a_spreadsheet_writes_at_the_end(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name,category,price\nBH-RAW-001,Wildflower Honey,Raw Honey,9\n,,,\n,,,\n")
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out.startswith("Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 0;")
+    assert list(Product.objects.values_list("sku", flat=True)) == ["BH-RAW-001"]
+
+
+@pytest.mark.django_db
 def test_import_catalog_refuses_a_csv_without_a_required_column(tmp_path: Path) -> None:
     path = tmp_path / "catalog.csv"
     path.write_text("sku,name,category\nBH-RAW-001,Wildflower Raw Honey,Raw Honey\n")

@@ -105,6 +105,33 @@ def test_a_spreadsheets_trailing_commas_are_ignored_while_their_cells_are_empty(
     ]
 
 
+def test_csv_rows_of_empty_cells_are_skipped_as_blank_lines_are() -> None:
+    content = (
+        "sku,name,category,price,stock\n"
+        "A-1,Clover Honey,Raw Honey,8,3\n"
+        ",,,,\n"
+        "\n"
+        "A-2,Heather Honey,Raw Honey,9,4\n"
+        " , ,,,\n"
+        ",,,,,,\n"
+        ",,\n"
+    )
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert [row.sku for row in valid] == ["A-1", "A-2"]
+    assert errors == []
+
+
+def test_a_csv_file_of_a_header_and_empty_cells_has_no_rows() -> None:
+    stream = io.BytesIO(b"sku,name,category,price\n,,,\n,,,\n")
+
+    with pytest.raises(CatalogFileError, match=r"^the file has no rows$"):
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+
 def test_a_csv_file_with_a_header_only_is_refused() -> None:
     stream = io.BytesIO(b"sku,name,category,price\n")
 
@@ -119,6 +146,16 @@ def test_a_json_file_is_read_as_a_list_of_objects() -> None:
     read = read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
 
     assert read == rows
+
+
+def test_empty_json_objects_are_skipped() -> None:
+    row = {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": 8.5}
+    document = [{}, row, {"sku": "", "name": None, "tags": []}, {}]
+    stream = io.BytesIO(json.dumps(document).encode())
+
+    read = read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+    assert read == [row]
 
 
 @pytest.mark.parametrize("document", ['{"sku": "A-1"}', '["A-1", "A-2"]', "42"])
