@@ -27,6 +27,15 @@ from catalog.services import (
 
 # Rows read per query while an export streams: memory stays flat however many are selected.
 EXPORT_CHUNK_ROWS = 2000
+# Row errors an import page shows; the rest are counted. A page of 100k errors helps no one.
+SHOWN_ROW_ERRORS = 50
+
+
+def _shown_row_errors(errors: list[str]) -> list[str]:
+    shown = errors[:SHOWN_ROW_ERRORS]
+    if more := len(errors) - len(shown):
+        shown.append(f"and {more} more invalid row(s)")
+    return shown
 
 
 class InStockFilter(admin.SimpleListFilter):
@@ -121,11 +130,11 @@ class ImportableModelAdmin(admin.ModelAdmin):
             except CatalogFileError as exc:
                 errors = [str(exc)]
             except CatalogImportError as exc:
-                errors = [str(exc), *exc.report.errors]
+                errors = [str(exc), *_shown_row_errors(exc.report.errors)]
             else:
                 level = messages.WARNING if report.errors else messages.SUCCESS
                 self.message_user(request, f"Imported {upload.name}: {report.summary()}", level)
-                for error in report.errors[:50]:
+                for error in _shown_row_errors(report.errors):
                     self.message_user(request, error, messages.WARNING)
                 changelist = f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"
                 return HttpResponseRedirect(reverse(changelist))

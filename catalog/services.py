@@ -436,7 +436,8 @@ def _product_values(row: ProductRow, report: ImportReport) -> dict[str, Any]:
 
 
 def product_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) -> ImportReport:
-    """Upsert products by sku. All-or-nothing unless ``skip_invalid``: then good rows load."""
+    """Upsert products by sku. All-or-nothing unless ``skip_invalid``: then good rows load,
+    and a file without one fails all the same."""
     parsed, errors = parse_product_rows(rows)
     return _rows_import(
         kind="products",
@@ -466,6 +467,11 @@ def _rows_import(
     report = ImportReport(invalid=len(errors), errors=errors)
     if errors and not skip_invalid:
         raise CatalogImportError(report)
+    if errors and not parsed:
+        # skip_invalid loads what it can; that nothing could be is a failure, not a success.
+        raise CatalogImportError(
+            report, f"no row is valid ({report.counts()}); nothing was imported"
+        )
     try:
         _rows_upsert(
             kind=kind,
@@ -576,7 +582,7 @@ def _article_values(row: ArticleRow, report: ImportReport) -> dict[str, Any]:
 
 def knowledge_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) -> ImportReport:
     """Upsert knowledge articles by slug (given, or made from the title). All-or-nothing
-    unless ``skip_invalid``: then good rows load."""
+    unless ``skip_invalid``: then good rows load, and a file without one fails all the same."""
     parsed, errors = parse_article_rows(rows)
     return _rows_import(
         kind="knowledge",

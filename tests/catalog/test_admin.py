@@ -298,6 +298,57 @@ def test_import_view_can_skip_invalid_rows(staff_client: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_import_view_skipping_invalid_rows_fails_when_no_row_is_valid(
+    staff_client: Client,
+) -> None:
+    content = INVALID_CSV.replace(",9.50,", ",free,")
+
+    response = staff_client.post(IMPORT, {"file": csv_upload(content), "skip_invalid": "on"})
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        "no row is valid (created 0, updated 0, unchanged 0, invalid 2); nothing was imported"
+        in page
+    )
+    assert "row 1: price: &#x27;free&#x27; is not a number" in page
+    assert messages_of(response) == []
+    assert not Product.objects.exists()
+
+
+def invalid_rows_csv(count: int) -> str:
+    """A product file of ``count`` rows each with a negative price, after one valid row."""
+    rows = [f"BH-BAD-{n},Honey {n},Raw Honey,-1" for n in range(count)]
+    return "\n".join(["sku,name,category,price", "BH-OK-1,Honey,Raw Honey,9", *rows]) + "\n"
+
+
+@pytest.mark.django_db
+def test_import_view_shows_fifty_row_errors_and_counts_the_rest(staff_client: Client) -> None:
+    response = staff_client.post(IMPORT, {"file": csv_upload(invalid_rows_csv(60))})
+
+    page = response.content.decode()
+    assert "60 invalid row(s); nothing was imported" in page
+    assert page.count("price: must be between") == 50
+    assert "and 10 more invalid row(s)" in page
+
+
+@pytest.mark.django_db
+def test_import_view_skipping_invalid_rows_shows_fifty_and_counts_the_rest(
+    staff_client: Client,
+) -> None:
+    response = staff_client.post(
+        IMPORT, {"file": csv_upload(invalid_rows_csv(60)), "skip_invalid": "on"}
+    )
+
+    shown = messages_of(response)
+    assert shown[0].startswith(
+        "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 60"
+    )
+    assert len(shown) == 52
+    assert shown[-1] == "and 10 more invalid row(s)"
+
+
+@pytest.mark.django_db
 def test_import_view_files_a_product_under_a_category_named_in_another_unicode_case(
     staff_client: Client,
 ) -> None:

@@ -201,6 +201,22 @@ def test_import_with_skip_invalid_loads_the_good_rows_and_counts_the_bad() -> No
 
 
 @pytest.mark.django_db
+def test_import_with_skip_invalid_fails_when_no_row_is_valid() -> None:
+    rows = catalog_rows()
+    for row in rows:
+        row["price"] = "free"
+
+    with pytest.raises(CatalogImportError) as excinfo:
+        product_import(rows=rows, skip_invalid=True)
+
+    assert str(excinfo.value) == (
+        "no row is valid (created 0, updated 0, unchanged 0, invalid 3); nothing was imported"
+    )
+    assert len(excinfo.value.report.errors) == 3
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
 def test_import_gives_a_product_whose_name_is_taken_a_slug_ending_in_its_sku() -> None:
     ProductFactory.create(name="Clover Honey", slug="clover-honey")
     rows = [{"sku": "BH-CLV-9", "name": "Clover Honey", "category": "Raw Honey", "price": "8"}]
