@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -51,7 +51,13 @@ PRODUCT_COLUMNS = FileColumns(
     defaulted=("currency", "weight_grams", "stock"),
 )
 MAX_PRICE = Decimal("99999999.99")
+CENT = Decimal("0.01")
 MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
+# What a price or a count may be written as: ASCII digits alone. Decimal() and int() also take
+# "1_000" (as 1000), "٣" or other Unicode digits (as 3) and, for Decimal, "1e3": each a typo or
+# a surprise read as some other number.
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
 # An export joins tags with ';' and a search (?tags=) splits them on ',': a tag holding
 # either could not be imported back whole, nor searched for.
 TAG_SEPARATORS = (";", ",")
@@ -78,30 +84,34 @@ class ProductRow:
 
 
 def _decimal(value: Any, column: str) -> Decimal:
-    try:
-        number = Decimal(text_of(value))
-    except InvalidOperation:
-        raise ValueError(f"{column}: {shortened(value)!r} is not a number") from None
-    if not number.is_finite() or number < 0 or number > MAX_PRICE:
+    raw = text_of(value)
+    if not _DECIMAL.fullmatch(raw):
+        raise ValueError(f"{column}: {shortened(value)!r} is not a number")
+    number = Decimal(raw)
+    if number < 0 or number > MAX_PRICE:
         raise ValueError(f"{column}: must be between 0 and {MAX_PRICE}")
-    if number.as_tuple().exponent < -2:  # type: ignore[operator]
+    # Zeros past the second place are no precision lost: 12.500 is 12.50, 12.505 is refused.
+    cents = number.quantize(CENT)
+    if number != cents:
         raise ValueError(f"{column}: at most 2 decimal places")
-    return number
+    return cents
 
 
 def _count(value: Any, column: str) -> int:
+    if isinstance(value, float) and value.is_integer():  # a JSON 3.0
+        value = int(value)
     raw = text_of(value)
     if raw == "":
         return 0
-    try:
-        number = int(raw)
-    except ValueError:
-        raise ValueError(f"{column}: {shortened(value)!r} is not a whole number") from None
-    if number < 0:
+    if not _WHOLE.fullmatch(raw):
+        raise ValueError(f"{column}: {shortened(value)!r} is not a whole number")
+    # Compared as digits: int() refuses a string of over 4300 digits, even "000...1".
+    digits = raw.lstrip("+-").lstrip("0") or "0"
+    if raw.startswith("-") and digits != "0":
         raise ValueError(f"{column}: must not be negative")
-    if number > MAX_COUNT:
+    if len(digits) > len(str(MAX_COUNT)) or int(digits) > MAX_COUNT:
         raise ValueError(f"{column}: must be at most {MAX_COUNT}")
-    return number
+    return int(digits)
 
 
 def _tags(value: Any) -> tuple[str, ...]:

@@ -82,8 +82,13 @@ def test_every_problem_of_a_row_is_reported_at_once() -> None:
         ("abc", "price: 'abc' is not a number"),
         ("-0.01", "price: must be between 0 and 99999999.99"),
         ("100000000", "price: must be between 0 and 99999999.99"),
-        ("NaN", "price: must be between 0 and 99999999.99"),
+        ("NaN", "price: 'NaN' is not a number"),
         ("9.999", "price: at most 2 decimal places"),
+        ("12.505", "price: at most 2 decimal places"),
+        ("1_000", "price: '1_000' is not a number"),
+        ("\u0663", "price: '\u0663' is not a number"),
+        ("\uff11\uff12", "price: '\uff11\uff12' is not a number"),
+        ("1e3", "price: '1e3' is not a number"),
     ],
 )
 def test_a_bad_price_is_rejected(price: str, message: str) -> None:
@@ -91,6 +96,13 @@ def test_a_bad_price_is_rejected(price: str, message: str) -> None:
 
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         parse_product_row(row)
+
+
+@pytest.mark.parametrize(("price", "read"), [("12.500", "12.50"), ("8.", "8"), (".5", "0.5")])
+def test_a_price_written_with_zeros_past_two_decimal_places_is_read(price: str, read: str) -> None:
+    parsed = parse_product_row(a_row(price=price))
+
+    assert parsed.price == Decimal(read)
 
 
 def test_a_price_with_two_decimal_places_is_kept_exactly() -> None:
@@ -103,9 +115,17 @@ def test_a_price_with_two_decimal_places_is_kept_exactly() -> None:
 
 @pytest.mark.parametrize(
     ("stock", "message"),
-    [("-3", "stock: must not be negative"), ("2.5", "stock: '2.5' is not a whole number")],
+    [
+        ("-3", "stock: must not be negative"),
+        ("2.5", "stock: '2.5' is not a whole number"),
+        ("1_0", "stock: '1_0' is not a whole number"),
+        ("\u0663", "stock: '\u0663' is not a whole number"),
+        (2.5, "stock: '2.5' is not a whole number"),
+        ("9" * 5_000, "stock: must be at most 2147483647"),
+    ],
+    ids=["negative", "a fraction", "an underscore", "an Arabic-Indic digit", "JSON 2.5", "huge"],
 )
-def test_a_bad_stock_is_rejected(stock: str, message: str) -> None:
+def test_a_bad_stock_is_rejected(stock: object, message: str) -> None:
     row = a_row(stock=stock)
 
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
@@ -242,6 +262,13 @@ def test_a_numeric_column_given_a_json_object_or_list_is_rejected(column: str) -
 
     with pytest.raises(ValueError, match=f"^{column}: must be a number or text$"):
         parse_product_row(row)
+
+
+@pytest.mark.parametrize(("stock", "read"), [(3.0, 3), ("+4", 4), ("007", 7), ("-0", 0)])
+def test_a_count_written_as_a_whole_number_is_read(stock: object, read: int) -> None:
+    parsed = parse_product_row(a_row(stock=stock))
+
+    assert parsed.stock == read
 
 
 def test_a_json_null_is_no_value() -> None:
