@@ -85,6 +85,10 @@ def read_catalog_file(
         text = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CatalogFileError("the file is not UTF-8 text") from None
+    if not filename.lower().endswith((".csv", ".json")):
+        raise CatalogFileError("the file name must end in .csv or .json")
+    if text.strip() == "":
+        raise CatalogFileError("the file is empty")
     if filename.lower().endswith(".json"):
         try:
             rows = json.loads(text)
@@ -98,10 +102,8 @@ def read_catalog_file(
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise CatalogFileError("a JSON file must be a list of objects")
         rows = [row for row in rows if any(map(_filled, row.values()))]
-    elif filename.lower().endswith(".csv"):
-        rows = _csv_rows(text, columns)
     else:
-        raise CatalogFileError("the file name must end in .csv or .json")
+        rows = _csv_rows(text, columns)
     if not rows:
         raise CatalogFileError("the file has no rows")
     return rows
@@ -128,11 +130,26 @@ def _csv_rows(text: str, columns: FileColumns) -> list[dict[str, Any]]:
         return _csv_rows_read(text, columns)
 
 
-def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
+def _delimiter(text: str) -> str:
+    """What separates the file's values: a comma, unless the header is a single cell holding
+    semicolons or tabs. Excel saves its "CSV" with semicolons where a comma is the decimal
+    point; a file of one column is never a valid import, so this reads no valid file
+    otherwise."""
     # newline="", as csv asks: a lone "\r" (old Mac files) ends a line rather than failing.
+    header = next(csv.reader(io.StringIO(text, newline="")), [])
+    if len(header) != 1:
+        return ","
+    other = max((";", "\t"), key=header[0].count)
+    return other if other in header[0] else ","
+
+
+def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
     # typeshed asks a str of restval; csv takes any object, and no cell's text can be this one.
-    reader = csv.DictReader(io.StringIO(text, newline=""), restval=_NO_VALUE)  # type: ignore[call-overload]
-    header = [name.strip() for name in reader.fieldnames or []]
+    reader = csv.DictReader(  # type: ignore[call-overload]
+        io.StringIO(text, newline=""), restval=_NO_VALUE, delimiter=_delimiter(text)
+    )
+    # A spreadsheet user writes "SKU" or " Price " as readily as "price".
+    header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [c for c in columns.required if c not in header]
     if missing:
         raise CatalogFileError(f"missing column(s): {', '.join(missing)}")

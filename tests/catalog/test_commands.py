@@ -171,6 +171,26 @@ def test_import_catalog_refuses_a_csv_without_a_required_column(tmp_path: Path) 
 
 
 @pytest.mark.django_db
+def test_import_catalog_loads_a_csv_that_excel_saved_with_semicolons(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text('SKU;Name;Category;Price;Tags\nBH-RAW-001;Wildflower;Raw Honey;9;"raw;uk"\n')
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out.startswith("Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 0;")
+    assert Product.objects.get(sku="BH-RAW-001").tags == ["raw", "uk"]
+
+
+@pytest.mark.django_db
+def test_import_catalog_says_an_empty_file_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("")
+
+    with pytest.raises(CommandError, match=r"catalog\.csv: the file is empty$"):
+        run("import_catalog", str(path))
+
+
+@pytest.mark.django_db
 def test_import_catalog_refuses_a_file_that_does_not_exist(tmp_path: Path) -> None:
     path = tmp_path / "missing.csv"
 

@@ -58,6 +58,53 @@ def test_spaces_around_csv_column_names_are_ignored() -> None:
     assert rows[0]["name"] == "Clover Honey"
 
 
+def test_csv_column_names_are_read_whatever_their_case() -> None:
+    stream = io.BytesIO(b"SKU,Name, Category ,PRICE\nA-1,Clover Honey,Raw Honey,8.50\n")
+
+    rows = read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+    assert rows == [
+        {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": "8.50"}
+    ]
+
+
+def test_csv_column_names_differing_only_in_case_are_a_repeated_column() -> None:
+    stream = io.BytesIO(b"sku,name,category,price,Stock,stock\nA-1,Clover,Raw,8,3,3\n")
+
+    with pytest.raises(CatalogFileError, match=r"^repeated column\(s\): stock$"):
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+
+@pytest.mark.parametrize("separator", [";", "\t"], ids=["semicolons", "tabs"])
+def test_a_csv_file_separated_by_semicolons_or_tabs_is_read(separator: str) -> None:
+    lines = [
+        ["sku", "name", "category", "price", "tags"],
+        ["A-1", "Clover Honey, set", "Raw Honey", "8.50", '"raw;mild"'],
+    ]
+    content = "".join(separator.join(line) + "\n" for line in lines)
+
+    rows = read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+
+    assert rows == [
+        {
+            "sku": "A-1",
+            "name": "Clover Honey, set",
+            "category": "Raw Honey",
+            "price": "8.50",
+            "tags": "raw;mild",
+        }
+    ]
+
+
+@pytest.mark.parametrize("name", ["catalog.csv", "catalog.json"])
+@pytest.mark.parametrize(
+    "content", [b"", b"\xef\xbb\xbf", b"\n \r\n"], ids=["nothing", "a BOM", "blanks"]
+)
+def test_an_empty_file_is_refused_as_empty(name: str, content: bytes) -> None:
+    with pytest.raises(CatalogFileError, match=r"^the file is empty$"):
+        read_catalog_file(io.BytesIO(content), name, columns=PRODUCT_COLUMNS)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
