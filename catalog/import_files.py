@@ -28,6 +28,15 @@ class CatalogFileError(Exception):
     """The file as a whole cannot be read (format, encoding, columns)."""
 
 
+class FileRow(dict[str, Any]):
+    """A row of named values read from a file, and where the file has it: "line 5" (of a CSV
+    file, as a spreadsheet numbers its rows) or "item 3" (of a JSON list). Its errors say so."""
+
+    def __init__(self, values: dict[str, Any], *, where: str) -> None:
+        super().__init__(values)
+        self.where = where
+
+
 @dataclass(frozen=True)
 class FileColumns:
     """The columns a kind of import file may have, and those it must have."""
@@ -80,7 +89,8 @@ class FileColumns:
 def read_catalog_file(
     stream: IO[bytes], filename: str, *, columns: FileColumns
 ) -> list[dict[str, Any]]:
-    """Rows of a ``.csv`` or ``.json`` file as dicts keyed by column name."""
+    """Rows of a ``.csv`` or ``.json`` file as dicts keyed by column name: ``FileRow``s, which
+    know where in the file they are."""
     try:
         text = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -91,7 +101,7 @@ def read_catalog_file(
         raise CatalogFileError("the file is empty")
     if filename.lower().endswith(".json"):
         try:
-            rows = json.loads(text)
+            items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CatalogFileError(f"invalid JSON: {exc}") from None
         except ValueError:  # int()'s limit on digits, which json.loads meets in a long number
@@ -99,9 +109,14 @@ def read_catalog_file(
             raise CatalogFileError(f"invalid JSON: a number of more than {limit} digits") from None
         except RecursionError:
             raise CatalogFileError("invalid JSON: lists or objects nested too deeply") from None
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise CatalogFileError("a JSON file must be a list of objects")
-        rows = [row for row in rows if any(map(_filled, row.values()))]
+        # Numbered as in the list, the empty objects skipped among them.
+        rows: list[dict[str, Any]] = [
+            FileRow(item, where=f"item {number}")
+            for number, item in enumerate(items, start=1)
+            if any(map(_filled, item.values()))
+        ]
     else:
         rows = _csv_rows(text, columns)
     if not rows:
@@ -144,12 +159,9 @@ def _delimiter(text: str) -> str:
 
 
 def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
-    # typeshed asks a str of restval; csv takes any object, and no cell's text can be this one.
-    reader = csv.DictReader(  # type: ignore[call-overload]
-        io.StringIO(text, newline=""), restval=_NO_VALUE, delimiter=_delimiter(text)
-    )
+    records = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     # A spreadsheet user writes "SKU" or " Price " as readily as "price".
-    header = [name.strip().lower() for name in reader.fieldnames or []]
+    header = [name.strip().lower() for name in next(records, [])]
     missing = [c for c in columns.required if c not in header]
     if missing:
         raise CatalogFileError(f"missing column(s): {', '.join(missing)}")
@@ -157,20 +169,40 @@ def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
         raise CatalogFileError(f"repeated column(s): {', '.join(repeated)}")
     if unknown := columns.unknown(header):
         raise CatalogFileError(unknown)
-    reader.fieldnames = header
-    # A spreadsheet's trailing commas make columns without a name, and values past the
-    # header's last column (under None): left out while they are empty. A row of empty cells
-    # (",,,", which spreadsheets write after the last row) is skipped, as a blank line is.
-    return [
-        {name: value for name, value in row.items() if name not in ("", None) or _filled(value)}
-        for row in reader
-        if any(map(_filled, row.values()))
-    ]
+    rows: list[dict[str, Any]] = []
+    # Each record numbered as a spreadsheet numbers its rows, which is what the user sees: the
+    # header is line 1, a blank line has a number too, and a cell holding line breaks does not
+    # take more than one.
+    for line, values in enumerate(records, start=2):
+        row = _csv_row(header, values)
+        # A row of empty cells (",,,", which spreadsheets write after the last row) is
+        # skipped, as a blank line is.
+        if not any(map(_filled, row.values())):
+            continue
+        # A spreadsheet's trailing commas make columns without a name, and values past the
+        # header's last column (under None): left out while they are empty.
+        filled = {
+            name: value for name, value in row.items() if name not in ("", None) or _filled(value)
+        }
+        rows.append(FileRow(filled, where=f"line {line}"))
+    return rows
+
+
+def _csv_row(header: list[str], values: list[str]) -> dict[Any, Any]:
+    """``values`` under the header's names as csv.DictReader puts them: values past the
+    header's last column as a list under None, ``_NO_VALUE`` under columns past the last
+    value."""
+    row: dict[Any, Any] = dict(zip(header, values, strict=False))
+    if len(values) > len(header):
+        row[None] = values[len(header) :]
+    for name in header[len(values) :]:
+        row[name] = _NO_VALUE
+    return row
 
 
 def _filled(value: Any) -> bool:
     """Whether a CSV cell or JSON value holds anything: not blank text, null or an empty list."""
-    if isinstance(value, list):  # csv.DictReader's values past the header's last column
+    if isinstance(value, list):  # values past a CSV header's last column, or a JSON list
         return any(map(_filled, value))
     if value is _NO_VALUE or value is None:
         return False
@@ -234,22 +266,24 @@ def shortened(value: Any, longest: int = 40) -> str:
 def parse_rows(
     rows: list[dict[str, Any]], parse: Callable[[dict[str, Any]], R], *, key: str
 ) -> tuple[list[R], list[str]]:
-    """The rows ``parse`` validates, and one message per invalid row ("row 3: price:
-    required"). A row whose ``key`` repeats an earlier row's is invalid."""
+    """The rows ``parse`` validates, and one message per invalid row, naming where it is
+    ("line 3: price: required"): a ``FileRow``'s place in its file, else "item N" of ``rows``.
+    A row whose ``key`` repeats an earlier row's is invalid."""
     valid: list[R] = []
     errors: list[str] = []
-    seen: dict[Any, int] = {}
+    seen: dict[Any, str] = {}
     for number, raw in enumerate(rows, start=1):
+        where = raw.where if isinstance(raw, FileRow) else f"item {number}"
         try:
             row = parse(raw)
         except ValueError as exc:
-            errors.append(f"row {number}: {exc}")
+            errors.append(f"{where}: {exc}")
             continue
         value = getattr(row, key)
         if value in seen:
-            errors.append(f"row {number}: {key}: {value} repeats row {seen[value]}")
+            errors.append(f"{where}: {key}: {value} repeats {seen[value]}")
             continue
-        seen[value] = number
+        seen[value] = where
         valid.append(row)
     return valid, errors
 

@@ -1,4 +1,5 @@
-"""The rows of a knowledge import file and their validation, each error numbered by row."""
+"""The rows of a knowledge import file and their validation, each error naming its row's place
+in the file ("line 5", "item 3")."""
 
 from __future__ import annotations
 

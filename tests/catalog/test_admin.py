@@ -280,8 +280,17 @@ def test_import_view_shows_row_errors_and_writes_nothing(staff_client: Client) -
     content = response.content.decode()
     assert response.status_code == 200
     assert "1 invalid row(s); nothing was imported" in content
-    assert "row 2: price: must be between 0 and 99999999.99" in content
+    assert "line 3: price: must be between 0 and 99999999.99" in content
     assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_view_names_the_line_of_the_file_as_the_command_does(staff_client: Client) -> None:
+    content = "sku,name,category,price\n\nBH-RAW-001,Wildflower Honey,Raw Honey,free\n"
+
+    response = staff_client.post(IMPORT, {"file": csv_upload(content)})
+
+    assert "line 3: price: &#x27;free&#x27; is not a number" in response.content.decode()
 
 
 @pytest.mark.django_db
@@ -293,7 +302,7 @@ def test_import_view_can_skip_invalid_rows(staff_client: Client) -> None:
     assert messages_of(response) == [
         "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1;"
         " created categories: Raw Honey",
-        "row 2: price: must be between 0 and 99999999.99",
+        "line 3: price: must be between 0 and 99999999.99",
     ]
 
 
@@ -311,7 +320,7 @@ def test_import_view_skipping_invalid_rows_fails_when_no_row_is_valid(
         "no row is valid (created 0, updated 0, unchanged 0, invalid 2); nothing was imported"
         in page
     )
-    assert "row 1: price: &#x27;free&#x27; is not a number" in page
+    assert "line 2: price: &#x27;free&#x27; is not a number" in page
     assert messages_of(response) == []
     assert not Product.objects.exists()
 
@@ -414,7 +423,7 @@ def test_the_knowledge_import_view_shows_row_errors_and_writes_nothing(
 
     content = response.content.decode()
     assert response.status_code == 200
-    assert "row 2: topic: &#x27;recipes&#x27; is not one of shipping" in content
+    assert "line 3: topic: &#x27;recipes&#x27; is not one of shipping" in content
     assert not KnowledgeArticle.objects.exists()
 
 

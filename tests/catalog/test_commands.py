@@ -112,7 +112,7 @@ def test_import_catalog_refuses_a_file_with_an_invalid_row_and_writes_nothing(
         "catalog.csv: 1 invalid row(s); nothing was imported "
         "(use --skip-invalid to load the valid rows)"
     )
-    assert err.getvalue() == "row 2: price: 'free' is not a number\n"
+    assert err.getvalue() == "line 3: price: 'free' is not a number\n"
     assert not Product.objects.exists()
     assert not Category.objects.exists()
 
@@ -157,6 +157,31 @@ def test_import_catalog_skips_the_empty_rows_a_spreadsheet_writes_at_the_end(
 
     assert out.startswith("Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 0;")
     assert list(Product.objects.values_list("sku", flat=True)) == ["BH-RAW-001"]
+
+
+@pytest.mark.django_db
+def test_import_catalog_errors_name_the_line_of_the_csv_file(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name,category,price\n\nBH-RAW-001,Wildflower Honey,Raw Honey,free\n")
+    err = StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("import_catalog", str(path), stdout=StringIO(), stderr=err)
+
+    assert err.getvalue() == "line 3: price: 'free' is not a number\n"
+
+
+@pytest.mark.django_db
+def test_import_catalog_errors_name_the_item_of_the_json_list(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.json"
+    row = {"sku": "BH-RAW-001", "name": "Wildflower Honey", "category": "Raw Honey"}
+    path.write_text(json.dumps([{}, {**row, "price": "free"}]))
+    err = StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("import_catalog", str(path), stdout=StringIO(), stderr=err)
+
+    assert err.getvalue() == "item 2: price: 'free' is not a number\n"
 
 
 @pytest.mark.django_db
@@ -221,7 +246,7 @@ def test_import_catalog_with_skip_invalid_loads_the_valid_rows(
         "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1;"
         " created categories: Beeswax Goods\n"
     )
-    assert err == f"row 1: {error}\n"
+    assert err == f"line 2: {error}\n"
     assert list(Product.objects.values_list("sku", flat=True)) == ["BH-WAX-001"]
 
 
@@ -331,7 +356,7 @@ def test_import_knowledge_refuses_a_file_with_an_invalid_row_and_writes_nothing(
     with pytest.raises(CommandError, match=r"faq\.csv: 1 invalid row\(s\); nothing was imported"):
         call_command("import_knowledge", str(path), stdout=StringIO(), stderr=err)
 
-    assert err.getvalue() == "row 2: topic: required\n"
+    assert err.getvalue() == "line 3: topic: required\n"
     assert not KnowledgeArticle.objects.exists()
 
 
@@ -477,7 +502,7 @@ def test_load_demo_data_loads_products_and_articles_or_neither(
     )
     monkeypatch.setattr(load_demo_data, "DEMO_DATA_DIR", tmp_path)
 
-    with pytest.raises(CommandError, match=r"^Demo data: 1 invalid row\(s\); .*: row 1: topic:"):
+    with pytest.raises(CommandError, match=r"^Demo data: 1 invalid row\(s\); .*: item 1: topic:"):
         run("load_demo_data")
 
     assert not Product.objects.exists()

@@ -120,7 +120,42 @@ def test_a_csv_row_that_does_not_fit_the_header_is_a_row_error(line: str, messag
     )
 
     assert [row.sku for row in valid] == ["A-2"]
-    assert errors == [f"row 2: {message}"]
+    assert errors == [f"line 3: {message}"]
+
+
+def test_csv_errors_name_the_line_a_spreadsheet_shows_the_row_on() -> None:
+    content = (
+        "sku,name,category,price,description\n"
+        "A-1,Clover Honey,Raw Honey,8,\n"
+        "\n"
+        'A-2,Heather Honey,Raw Honey,9,"Bold,\nbittersweet"\n'
+        ",,,,\n"
+        "A-3,Acacia Honey,Raw Honey,free,\n"
+        "A-1,Clover Honey again,Raw Honey,8,\n"
+    )
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert [row.sku for row in valid] == ["A-1", "A-2"]
+    assert errors == [
+        "line 6: price: 'free' is not a number",
+        "line 7: sku: A-1 repeats line 2",
+    ]
+
+
+def test_json_errors_name_the_item_of_the_list() -> None:
+    row = {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": 8}
+    document = [row, {}, {**row, "sku": "A-2", "price": "free"}]
+
+    _, errors = parse_product_rows(
+        read_catalog_file(
+            io.BytesIO(json.dumps(document).encode()), "c.json", columns=PRODUCT_COLUMNS
+        )
+    )
+
+    assert errors == ["item 3: price: 'free' is not a number"]
 
 
 def test_a_csv_file_with_a_repeated_column_is_refused() -> None:
@@ -147,8 +182,8 @@ def test_a_spreadsheets_trailing_commas_are_ignored_while_their_cells_are_empty(
     assert [row.sku for row in valid] == ["A-1", "A-2", "A-3"]
     assert valid[0].given == {"sku", "name", "category", "price"}
     assert errors == [
-        "row 4: a value under a column without a name",
-        "row 5: more values than the header has columns",
+        "line 5: a value under a column without a name",
+        "line 6: more values than the header has columns",
     ]
 
 
@@ -260,7 +295,7 @@ def test_a_csv_value_over_128_kib_is_its_rows_error_and_the_other_rows_are_read(
     )
 
     assert [row.sku for row in valid] == ["A-2"]
-    assert errors == ["row 1: description: at most 10000 characters"]
+    assert errors == ["line 2: description: at most 10000 characters"]
 
 
 def test_an_unclosed_quote_before_128_kib_of_rows_is_its_rows_error() -> None:
@@ -275,7 +310,7 @@ def test_an_unclosed_quote_before_128_kib_of_rows_is_its_rows_error() -> None:
     )
 
     assert [row.sku for row in valid] == ["A-1"]
-    assert errors == ["row 2: fewer values than the header has columns"]
+    assert errors == ["line 3: fewer values than the header has columns"]
 
 
 def test_reading_a_csv_file_leaves_csvs_field_limit_as_it_was() -> None:
@@ -312,4 +347,4 @@ def test_a_json_value_nested_as_deep_as_json_reads_is_a_row_error() -> None:
     )
 
     assert valid == []
-    assert errors == ["row 1: name: must be text"]
+    assert errors == ["item 1: name: must be text"]

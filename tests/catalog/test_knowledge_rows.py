@@ -122,11 +122,11 @@ def test_a_title_with_nothing_to_make_a_slug_of_needs_a_slug() -> None:
         parse_article_row(row)
 
 
-def test_a_slug_repeated_in_the_file_is_reported_with_both_row_numbers() -> None:
+def test_a_slug_repeated_in_the_file_is_reported_with_both_item_numbers() -> None:
     second = a_row(title="How to store honey")
     del second["slug"]
 
     valid, errors = parse_article_rows([a_row(), second, a_row(slug="")])
 
     assert [row.slug for row in valid] == ["storing-honey", "how-to-store-honey"]
-    assert errors == ["row 3: slug: how-to-store-honey repeats row 2"]
+    assert errors == ["item 3: slug: how-to-store-honey repeats item 2"]

@@ -349,22 +349,22 @@ def test_a_tag_longer_than_forty_characters_is_rejected() -> None:
 # --- parse_product_rows -----------------------------------------------------------------------
 
 
-def test_errors_are_numbered_by_row_from_one() -> None:
+def test_errors_of_a_list_of_rows_are_numbered_by_item_from_one() -> None:
     rows = [a_row(sku="A-1"), a_row(sku="A-2", price="-1"), a_row(sku="A-3", name="")]
 
     valid, errors = parse_product_rows(rows)
 
     assert [row.sku for row in valid] == ["A-1"]
     assert errors == [
-        "row 2: price: must be between 0 and 99999999.99",
-        "row 3: name: required",
+        "item 2: price: must be between 0 and 99999999.99",
+        "item 3: name: required",
     ]
 
 
-def test_a_sku_repeated_in_the_file_is_reported_with_both_row_numbers() -> None:
+def test_a_sku_repeated_in_the_file_is_reported_with_both_item_numbers() -> None:
     rows = [a_row(sku="A-1"), a_row(sku="A-2"), a_row(sku="A-1", name="Another name")]
 
     valid, errors = parse_product_rows(rows)
 
     assert [row.sku for row in valid] == ["A-1", "A-2"]
-    assert errors == ["row 3: sku: A-1 repeats row 1"]
+    assert errors == ["item 3: sku: A-1 repeats item 1"]

@@ -183,7 +183,7 @@ def test_import_writes_nothing_when_any_row_is_invalid() -> None:
         product_import(rows=rows)
 
     assert str(excinfo.value) == "1 invalid row(s); nothing was imported"
-    assert excinfo.value.report.errors == ["row 2: price: must be between 0 and 99999999.99"]
+    assert excinfo.value.report.errors == ["item 2: price: must be between 0 and 99999999.99"]
     assert Product.objects.count() == 0
     assert Category.objects.count() == 0
 
@@ -196,7 +196,7 @@ def test_import_with_skip_invalid_loads_the_good_rows_and_counts_the_bad() -> No
     report = product_import(rows=rows, skip_invalid=True)
 
     assert (report.created, report.invalid) == (2, 1)
-    assert report.errors == ["row 2: stock: must not be negative"]
+    assert report.errors == ["item 2: stock: must not be negative"]
     assert set(Product.objects.values_list("sku", flat=True)) == {"BH-RAW-001", "BH-WAX-001"}
 
 
@@ -571,7 +571,7 @@ def test_knowledge_import_writes_nothing_when_any_row_is_invalid() -> None:
         knowledge_import(rows=rows)
 
     assert excinfo.value.report.errors == [
-        "row 2: topic: 'recipes' is not one of shipping, returns, storage, health, beekeeping,"
+        "item 2: topic: 'recipes' is not one of shipping, returns, storage, health, beekeeping,"
         " orders, products"
     ]
     assert not KnowledgeArticle.objects.exists()
