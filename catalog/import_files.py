@@ -192,7 +192,7 @@ def _csv_row(header: list[str], values: list[str]) -> dict[Any, Any]:
     """``values`` under the header's names as csv.DictReader puts them: values past the
     header's last column as a list under None, ``_NO_VALUE`` under columns past the last
     value."""
-    row: dict[Any, Any] = dict(zip(header, values, strict=False))
+    row: dict[Any, Any] = dict(zip(header, map(_formula_unescaped, values), strict=False))
     if len(values) > len(header):
         row[None] = values[len(header) :]
     for name in header[len(values) :]:
@@ -290,12 +290,29 @@ def parse_rows(
 
 def csv_lines(rows: Iterable[dict[str, str]], columns: FileColumns) -> Iterator[str]:
     """``rows`` as the lines of a CSV file with a header of every column, which
-    ``read_catalog_file`` reads; one row at a time, so an export streams."""
+    ``read_catalog_file`` reads back unchanged; one row at a time, so an export streams.
+
+    The file starts with a byte order mark, without which Excel reads UTF-8 in the local code
+    page ("£" as "Â£"). A cell a spreadsheet would run as a formula ("=HYPERLINK(...)") is
+    written behind an apostrophe, which spreadsheets show as text and the import takes off.
+    """
     line = _LastLine()
     writer = csv.DictWriter(line, fieldnames=columns.names, lineterminator="\n")
-    yield writer.writeheader()
+    yield "\ufeff" + writer.writeheader()
     for row in rows:
-        yield writer.writerow(row)
+        yield writer.writerow({name: _formula_escaped(value) for name, value in row.items()})
+
+
+# What a spreadsheet starts a formula with (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_escaped(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def _formula_unescaped(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
 
 
 class _LastLine:

@@ -1,3 +1,4 @@
+import csv
 import io
 import re
 from decimal import Decimal
@@ -471,6 +472,31 @@ def test_exported_products_import_back_unchanged(staff_client: Client) -> None:
     assert [row["sku"] for row in rows] == [first.sku, second.sku]
     assert (rows[0]["tags"], rows[0]["description"]) == ("raw;gift", first.description)
     assert product_import(rows=rows).summary() == "created 0, updated 0, unchanged 2, invalid 0"
+
+
+@pytest.mark.django_db
+def test_an_export_opens_in_a_spreadsheet_as_text_and_still_imports_back_unchanged(
+    staff_client: Client,
+) -> None:
+    formula = '=HYPERLINK("http://example.com","Click")'
+    product = ProductFactory.create(description=formula, origin="-5°C cellar, Mānuka", tags=["@x"])
+
+    response = staff_client.post(
+        CHANGELIST, {"action": "export_csv", "_selected_action": [product.pk]}
+    )
+
+    content = response.getvalue()
+    text = content.decode("utf-8")
+    assert text.startswith("\ufeffsku,")  # Excel reads UTF-8 only behind a byte order mark
+    line = next(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert (line["description"], line["origin"], line["tags"]) == (
+        f"'{formula}",
+        "'-5°C cellar, Mānuka",
+        "'@x",
+    )
+    rows = read_catalog_file(io.BytesIO(content), "products.csv", columns=PRODUCT_COLUMNS)
+    assert (rows[0]["description"], rows[0]["origin"]) == (formula, product.origin)
+    assert product_import(rows=rows).summary() == "created 0, updated 0, unchanged 1, invalid 0"
 
 
 @pytest.mark.django_db
