@@ -88,3 +88,28 @@ def test_beat_schedules_only_registered_tasks() -> None:
     assert command[:4] == ["celery", "-A", "beemanhoney", "beat"]
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert entry["task"] in app.tasks
+
+
+def _megabytes(size: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)\s*([kmg])b?", size.lower()).groups()  # type: ignore[union-attr]
+    return int(number) * {"k": 1 / 1024, "m": 1, "g": 1024}[unit]
+
+
+def test_the_database_has_shared_memory_for_a_parallel_index_build() -> None:
+    db = COMPOSE["services"]["db"]
+    setting = next(arg for arg in db["command"] if arg.startswith("maintenance_work_mem="))
+
+    # A parallel HNSW build takes maintenance_work_mem of /dev/shm in one segment, and more.
+    assert _megabytes(db["shm_size"]) >= 2 * _megabytes(setting.split("=")[1])
+
+
+def test_the_database_password_must_be_set_and_is_never_a_default() -> None:
+    password = COMPOSE["services"]["db"]["environment"]["POSTGRES_PASSWORD"]
+
+    assert password.startswith("${POSTGRES_PASSWORD:?")
+    assert "${POSTGRES_PASSWORD:?" in COMPOSE["x-app"]["environment"]["DATABASE_URL"]
+    assert re.search(r"^POSTGRES_PASSWORD=$", ENV_EXAMPLE, re.MULTILINE)
+
+
+def test_the_worker_s_concurrency_is_configurable() -> None:
+    assert "--concurrency=${CELERY_CONCURRENCY:-2}" in _command("worker")

@@ -58,6 +58,12 @@ def test_healthz_reports_database_and_broker_up(client: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_healthz_answers_a_head_probe(client: Client) -> None:
+    # Load balancers often probe with HEAD: a 405 would mark the api down.
+    assert client.head("/healthz").status_code == 200
+
+
+@pytest.mark.django_db
 def test_healthz_probes_keep_one_broker_connection(client: Client) -> None:
     broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
 

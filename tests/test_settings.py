@@ -93,3 +93,19 @@ def test_production_with_a_short_or_example_secret_key_refuses_to_start() -> Non
 
         assert result.returncode != 0
         assert b"SECRET_KEY must be a random string of at least 50 characters" in result.stderr
+
+
+def test_a_database_url_python_cannot_parse_gets_a_one_line_reason() -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://u:ab/c+d=@db:5432/x"}
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=PROJECT_DIR, env=env, capture_output=True
+    )
+
+    assert result.returncode != 0
+    assert b"DATABASE_URL is not a valid URL: a password with any of" in result.stderr
+
+
+def test_hsts_covers_subdomains_and_preloading_only_when_asked(settings) -> None:
+    assert settings.SECURE_HSTS_SECONDS > 0  # production settings in the tests
+    assert (settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, settings.SECURE_HSTS_PRELOAD) == (False, False)

@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -72,7 +72,7 @@ def broker_state() -> ServiceState:
     return ServiceState(ok=True)
 
 
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     database, broker = database_state(), broker_state()
     healthy = database.ok and broker.ok
