@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from agents.broker import broker_task_ids
 from agents.graph.names import Node, Route
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
@@ -404,7 +405,8 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
     """Recover runs that a lost worker, a lost message or a broker outage left behind.
 
     - running but silent for longer than the hard time limit: the worker died; send it again;
-    - dispatched but never started for as long: the message was lost; send it again;
+    - dispatched but never started for as long, and its message no longer in the broker: the
+      message was lost; send it again (one still waiting behind a backlog keeps its place);
     - queued and never dispatched (the broker was down): dispatch the conversation's next run;
     - cancelled mid-turn and silent as long: its worker died; close it.
     A run already delivered ``AGENT_MAX_DELIVERIES`` times is failed instead of looping.
@@ -418,8 +420,11 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
         Q(status=AgentRun.Status.RUNNING, updated_at__lt=stale_before)
         | Q(status=AgentRun.Status.QUEUED, dispatched_at__lt=stale_before)
     )
-    for run_id in stuck.values_list("pk", flat=True):
-        outcome = _redispatch(run_id, stale_before)
+    stuck_ids = list(stuck.values_list("pk", flat=True))
+    # Asked once, and only when runs are stuck: it reads the whole queue.
+    in_broker = broker_task_ids() if stuck_ids else set()
+    for run_id in stuck_ids:
+        outcome = _redispatch(run_id, stale_before, in_broker=in_broker)
         if outcome == "failed":
             report.failed += 1
         elif outcome == "sent":
@@ -444,13 +449,18 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
     return report
 
 
-def _redispatch(run_id: uuid.UUID, stale_before: datetime) -> str:
+def _redispatch(run_id: uuid.UUID, stale_before: datetime, *, in_broker: set[str] | None) -> str:
+    """Send a stuck run again. A queued run whose message the broker still holds (or when the
+    broker cannot tell) is left alone: a copy would join the back of the queue, and the worker
+    that reached the first would drop it as stale."""
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=run_id)
+        lost_message = in_broker is not None and run.celery_task_id not in in_broker
         still_stuck = (run.status == AgentRun.Status.RUNNING and run.updated_at < stale_before) or (
             run.status == AgentRun.Status.QUEUED
             and run.dispatched_at is not None
             and run.dispatched_at < stale_before
+            and lost_message
         )
         if not still_stuck:
             return "skipped"

@@ -1,0 +1,64 @@
+"""The sweeper and the broker: a run waiting behind a backlog is not a lost run."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from agents.broker import broker_task_ids
+from agents.models import AgentRun
+from agents.services import agent_runs_sweep
+from beemanhoney.celery import app as celery_app
+from conversations.services import message_post
+from tests.conversations.factories import ConversationFactory
+from tests.support.celery_worker import new_queue_name, tasks_sent_to
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _dispatched_run(queue: str) -> AgentRun:
+    """A customer's message whose run is sent to ``queue``, where no worker listens."""
+    conversation = ConversationFactory.create()
+    message_post(conversation=conversation, author=conversation.owner, content="Any gifts?")
+    run = AgentRun.objects.get(conversation=conversation)
+    assert run.dispatched_at is not None
+    return run
+
+
+def _purge(queue: str) -> None:
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
+
+
+def test_a_run_still_waiting_in_the_queue_keeps_its_place() -> None:
+    queue = new_queue_name("backlog")
+    with tasks_sent_to(queue):
+        run = _dispatched_run(queue)
+        task_id = run.celery_task_id
+        try:
+            assert task_id in (broker_task_ids() or set())
+
+            report = agent_runs_sweep(now=timezone.now() + timedelta(hours=1))
+        finally:
+            _purge(queue)
+
+    run.refresh_from_db()
+    assert report.redispatched == 0
+    assert run.celery_task_id == task_id  # the message in the queue still owns the run
+
+
+def test_a_run_whose_message_the_broker_lost_is_sent_again() -> None:
+    queue = new_queue_name("lost")
+    with tasks_sent_to(queue):
+        run = _dispatched_run(queue)
+        task_id = run.celery_task_id
+        _purge(queue)  # as a broker restarted without its data would have
+        try:
+            report = agent_runs_sweep(now=timezone.now() + timedelta(hours=1))
+            run.refresh_from_db()
+            assert run.celery_task_id in (broker_task_ids() or set())
+        finally:
+            _purge(queue)
+
+    assert report.redispatched == 1
+    assert run.celery_task_id != task_id
