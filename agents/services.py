@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework import serializers
 
 from agents.broker import broker_task_ids
 from agents.graph.names import Node, Route
@@ -356,7 +357,7 @@ def message_event_data(message: Message) -> dict[str, Any]:
         "agent": message.agent,
         "run": str(message.run_id) if message.run_id else None,
         "answering_run": None,  # the reply to a message, never one
-        "created_at": message.created_at.isoformat(),
+        "created_at": serializers.DateTimeField().to_representation(message.created_at),
         "cards": message.cards,
     }
 
