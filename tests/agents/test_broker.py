@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from kombu import Queue
 
 from agents.broker import broker_task_ids
 from agents.models import AgentRun
@@ -27,7 +28,7 @@ def _dispatched_run(queue: str) -> AgentRun:
 
 def _purge(queue: str) -> None:
     with celery_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(queue)
+        Queue(queue)(connection.default_channel).purge()
 
 
 def test_a_run_still_waiting_in_the_queue_keeps_its_place() -> None:
