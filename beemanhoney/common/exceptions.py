@@ -39,6 +39,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     response = exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, exceptions.AuthenticationFailed) and isinstance(response.data, dict):
+        # simplejwt adds "code" and "messages" (which token class refused it, and why) to its
+        # 401s: the one error shape keeps only the sentence.
+        response.data = {"detail": response.data.get("detail", exc.default_detail)}
     if isinstance(exc, exceptions.ValidationError):
         errors = (
             response.data

@@ -67,6 +67,16 @@ def test_anonymous_requests_are_refused_with_401() -> None:
     assert [r.status_code for r in responses] == [401, 401, 401]
 
 
+def test_a_bad_or_expired_token_gets_the_api_s_one_error_shape() -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+
+    response = client.get("/api/conversations/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Given token not valid for any token type"}
+
+
 def test_a_customer_lists_only_their_own_conversations() -> None:
     mine = ConversationFactory.create()
     ConversationFactory.create()
