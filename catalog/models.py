@@ -1,6 +1,7 @@
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.contrib.postgres.validators import ArrayMaxLengthValidator
 from django.core.validators import MaxLengthValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Func, Q, TextField, Value, When
@@ -27,6 +28,7 @@ currency_validator = RegexValidator(
 
 # The API's ?tags= filter splits on commas, and import files list tags joined by semicolons.
 tag_validator = RegexValidator(r"^[^,;]*$", "a tag cannot hold ',' or ';'")
+MAX_TAGS = 20
 
 
 def embedding_halfvec() -> Cast:
@@ -125,7 +127,10 @@ class Product(TimeStampedModel, Embedded):
     stock = models.IntegerField(default=0, validators=[MinValueValidator(0)])
     is_active = models.BooleanField(default=True)
     tags = ArrayField(
-        models.CharField(max_length=40, validators=[tag_validator]), default=list, blank=True
+        models.CharField(max_length=40, validators=[tag_validator]),
+        default=list,
+        blank=True,
+        validators=[ArrayMaxLengthValidator(MAX_TAGS)],
     )
     origin = models.CharField(max_length=120, blank=True)
     floral_source = models.CharField(max_length=120, blank=True)

@@ -20,7 +20,13 @@ from catalog.import_files import (
     text_of,
     too_long,
 )
-from catalog.models import PRODUCT_DESCRIPTION_MAX_LENGTH, Category, Product, sku_validator
+from catalog.models import (
+    MAX_TAGS,
+    PRODUCT_DESCRIPTION_MAX_LENGTH,
+    Category,
+    Product,
+    sku_validator,
+)
 
 COLUMNS = (
     "sku",
@@ -126,6 +132,8 @@ def _tags(value: Any) -> tuple[str, ...]:
             raise ValueError(f"tags: {tag!r} holds ';' or ',', which separate tags")
         if tag and tag not in tags:
             tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"tags: {len(tags)} tags, at most {MAX_TAGS}")
     return tuple(tags)
 
 

@@ -16,6 +16,7 @@ from beemanhoney.common.serializers import StrictSerializer
 from catalog import selectors, services
 from catalog.models import (
     ARTICLE_BODY_MAX_LENGTH,
+    MAX_TAGS,
     PRODUCT_DESCRIPTION_MAX_LENGTH,
     Category,
     KnowledgeArticle,
@@ -113,7 +114,7 @@ class ProductInputSerializer(StrictSerializer):
         child=serializers.CharField(max_length=40, validators=[tag_validator]),
         required=False,
         default=list,
-        max_length=20,
+        max_length=MAX_TAGS,
     )
     origin = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     floral_source = serializers.CharField(

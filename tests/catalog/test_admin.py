@@ -579,6 +579,19 @@ def test_adding_a_product_in_the_admin_normalises_tags_and_queues_its_embedding(
 
 
 @pytest.mark.django_db
+def test_the_admin_refuses_more_than_twenty_tags_at_the_field(staff_client: Client) -> None:
+    tags = ",".join(f"t{n}" for n in range(21))
+
+    response = staff_client.post(
+        reverse("admin:catalog_product_add"), product_form_data(CategoryFactory.create(), tags=tags)
+    )
+
+    assert response.status_code == 200
+    assert "tags" in response.context["adminform"].form.errors
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("changes", "queued"), [({"name": "Seasonal Specials"}, 1), ({}, 0)])
 def test_renaming_a_category_in_the_admin_queues_its_products_embedding(
     staff_client: Client, django_capture_on_commit_callbacks, changes: dict[str, str], queued: int

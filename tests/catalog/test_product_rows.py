@@ -346,6 +346,12 @@ def test_a_tag_longer_than_forty_characters_is_rejected() -> None:
         parse_product_row(row)
 
 
+def test_more_than_twenty_tags_are_rejected_as_the_api_and_admin_reject_them() -> None:
+    assert parse_product_row(a_row(tags=";".join(f"t{n}" for n in range(20)))).tags
+    with pytest.raises(ValueError, match=r"^tags: 21 tags, at most 20$"):
+        parse_product_row(a_row(tags=";".join(f"t{n}" for n in range(21))))
+
+
 # --- parse_product_rows -----------------------------------------------------------------------
 
 
