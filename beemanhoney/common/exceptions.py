@@ -2,7 +2,14 @@
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
@@ -23,7 +30,25 @@ class ApplicationError(Exception):
             self.status_code = status_code
 
 
+def refused_request(exc: SuspiciousOperation) -> tuple[int, str]:
+    """The status and detail for a request Django refuses as suspicious (a body over the
+    upload limit, too many fields, a disallowed host). The exception's own text can name
+    settings, which is not for clients."""
+    if isinstance(exc, RequestDataTooBig):
+        return 413, f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+    if isinstance(exc, TooManyFieldsSent):
+        return 400, f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields."
+    if isinstance(exc, TooManyFilesSent):
+        return 400, f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files."
+    return 400, "Bad request."
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, SuspiciousOperation):
+        # Raised while a view reads the body: answered here, or Django would (in HTML with
+        # DEBUG on, where handler400 is not used).
+        status_code, detail = refused_request(exc)
+        return Response({"detail": detail}, status=status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages

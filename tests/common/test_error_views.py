@@ -18,6 +18,19 @@ def test_an_api_form_body_with_too_many_fields_is_a_json_400(settings) -> None:
 
 
 @pytest.mark.django_db
+def test_with_debug_on_too_many_fields_is_still_a_json_400(settings) -> None:
+    # make run's DEBUG answers refused requests with its HTML debug page, not handler400.
+    settings.DEBUG = True
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    body = "&".join(f"f{number}=x" for number in range(11))
+
+    response = Client().post("/api/auth/token/", body, content_type=FORM)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The request has more than 10 fields."}
+
+
+@pytest.mark.django_db
 def test_an_api_multipart_field_over_the_upload_limit_is_a_json_413(settings) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
 
