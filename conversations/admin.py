@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -150,6 +151,18 @@ class HandoffQueueAdmin(ConversationAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return super().get_queryset(request).filter(status=Conversation.Status.NEEDS_HUMAN)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Conversation | None:
+        # Any conversation, not only those still waiting: one handed back or closed by a
+        # colleague while this page was open still saves, and a reply typed meanwhile is sent
+        # (or refused as the conversation page refuses it) rather than thrown away.
+        queryset = super(ConversationAdmin, self).get_queryset(request)
+        try:
+            return queryset.get(pk=self.opts.pk.to_python(object_id))
+        except (HandoffQueueEntry.DoesNotExist, ValidationError, ValueError):
+            return None
 
     @admin.display(description="waiting for")
     def waiting(self, conversation: Conversation) -> str:

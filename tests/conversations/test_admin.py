@@ -11,7 +11,7 @@ from django.utils import timezone
 from agents.models import AgentRun
 from conversations.admin import ConversationAdmin
 from conversations.models import Conversation
-from conversations.services import conversation_handoff
+from conversations.services import conversation_handoff, conversations_hand_back
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -254,3 +254,19 @@ def test_the_runs_list_filters_by_route_without_scanning_for_distinct_values(
 
     assert [run.route for run in page.context["cl"].result_list] == ["support"]
     assert not [q["sql"] for q in queries if "DISTINCT" in q["sql"] and "agentrun" in q["sql"]]
+
+
+def test_a_reply_from_the_queue_is_sent_when_a_colleague_handed_the_conversation_back_meanwhile(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human", handoff_reason="Asked")
+    queue_page = f"/admin/conversations/handoffqueueentry/{conversation.pk}/change/"
+    staff_client.get(queue_page)
+    conversations_hand_back(conversation_ids=[conversation.pk])
+
+    response = staff_client.post(queue_page, {"title": "", "staff_reply": "Sam here."})
+
+    assert response.status_code == 302
+    assert conversation.messages.get().content == "Sam here."
+    conversation.refresh_from_db()
+    assert conversation.status == "needs_human"
