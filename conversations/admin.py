@@ -1,3 +1,4 @@
+import uuid
 from typing import Any
 
 from django import forms
@@ -33,6 +34,10 @@ class ConversationAdminForm(forms.ModelForm):
         max_length=MAX_MESSAGE_LENGTH,
         help_text="Sent to the customer as a staff message when you save. The assistant then "
         "stays silent until the conversation is handed back to it.",
+    )
+    # One per page load: the same form submitted twice sends its reply once.
+    reply_key = forms.CharField(
+        widget=forms.HiddenInput, required=False, max_length=32, initial=lambda: uuid.uuid4().hex
     )
 
     class Meta:
@@ -134,7 +139,12 @@ class ConversationAdmin(admin.ModelAdmin):
         if not reply:
             return
         try:
-            staff_message_post(conversation=obj, author=authenticated_user(request), content=reply)
+            staff_message_post(
+                conversation=obj,
+                author=authenticated_user(request),
+                content=reply,
+                reply_key=form.cleaned_data.get("reply_key") or None,
+            )
         except ApplicationError as error:  # closed meanwhile
             self.message_user(request, f"Your reply was not sent: {error.message}", messages.ERROR)
             return

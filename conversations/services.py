@@ -161,16 +161,31 @@ def conversations_close(*, conversation_ids: list[UUID]) -> int:
 STAFF_REPLY_HANDOFF_REASON = "A staff member replied."
 
 
-def staff_message_post(*, conversation: Conversation, author: User, content: str) -> Message:
+STAFF_REPLY_KEY_PREFIX = "staff-reply:"
+
+
+def staff_message_post(
+    *, conversation: Conversation, author: User, content: str, reply_key: str | None = None
+) -> Message:
     """A staff member's reply. A reply takes the conversation over if the assistant still had
-    it, so the two do not answer the customer at once."""
+    it, so the two do not answer the customer at once. A repeated ``reply_key`` (the admin
+    form's, sent again by a double click or a resubmitted page) returns the reply it stored
+    and writes nothing."""
     content = _message_content(content)
+    key = f"{STAFF_REPLY_KEY_PREFIX}{reply_key}" if reply_key else None
     with transaction.atomic():
+        # The lock also serialises two submits of one form: the second finds the first's reply.
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if key and (sent := message_by_idempotency_key(conversation=locked, key=key)):
+            return sent
         if locked.status == Conversation.Status.CLOSED:
             raise ApplicationError("This conversation is closed.", status_code=409)
         message = Message.objects.create(
-            conversation=locked, role=Message.Role.STAFF, content=content, author=author
+            conversation=locked,
+            role=Message.Role.STAFF,
+            content=content,
+            author=author,
+            idempotency_key=key,
         )
         conversation_handoff(conversation_id=locked.pk, reason=STAFF_REPLY_HANDOFF_REASON)
     return message

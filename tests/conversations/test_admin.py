@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -270,3 +271,17 @@ def test_a_reply_from_the_queue_is_sent_when_a_colleague_handed_the_conversation
     assert conversation.messages.get().content == "Sam here."
     conversation.refresh_from_db()
     assert conversation.status == "needs_human"
+
+
+def test_a_reply_form_submitted_twice_sends_the_reply_once(staff_client: Client) -> None:
+    conversation = ConversationFactory.create(status="needs_human")
+    page = staff_client.get(change_url(conversation)).content.decode()
+    reply_key = re.search(r'name="reply_key" value="(\w+)"', page)
+    assert reply_key is not None
+    form = {"title": "", "staff_reply": "Sam here.", "reply_key": reply_key[1]}
+
+    first = staff_client.post(change_url(conversation), form)
+    second = staff_client.post(change_url(conversation), form)
+
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert conversation.messages.get().content == "Sam here."
