@@ -70,6 +70,13 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # customers open conversations, through the API
 
+    def get_fields(self, request: HttpRequest, obj: Conversation | None = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if self.has_change_permission(request, obj):
+            return fields
+        # Staff who may only view get no reply box (it would read "Sent ... when you save").
+        return [field for field in fields if field not in ("staff_reply", "reply_key")]
+
     @admin.display(description="model cost (USD)")
     def total_cost(self, conversation: Conversation) -> str:
         return str(conversation_cost_usd(conversation_id=conversation.pk))

@@ -285,3 +285,15 @@ def test_a_reply_form_submitted_twice_sends_the_reply_once(staff_client: Client)
 
     assert (first.status_code, second.status_code) == (302, 302)
     assert conversation.messages.get().content == "Sam here."
+
+
+def test_staff_who_may_only_view_a_conversation_see_no_reply_box(client: Client) -> None:
+    viewer = StaffFactory.create(is_superuser=False)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_conversation"))
+    client.force_login(viewer)
+    conversation = ConversationFactory.create(status="needs_human")
+
+    page = client.get(change_url(conversation)).content.decode()
+
+    assert "Staff reply" not in page
+    assert "Reply key" not in page
