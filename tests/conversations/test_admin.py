@@ -297,3 +297,42 @@ def test_staff_who_may_only_view_a_conversation_see_no_reply_box(client: Client)
 
     assert "Staff reply" not in page
     assert "Reply key" not in page
+
+
+def test_staff_who_may_change_conversations_work_the_queue(client: Client) -> None:
+    agent = StaffFactory.create(is_superuser=False)
+    agent.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_conversation", "change_conversation"])
+    )
+    client.force_login(agent)
+    waiting = ConversationFactory.create(status="needs_human", handoff_reason="Asked")
+
+    queue = client.get("/admin/conversations/handoffqueueentry/")
+    client.post(
+        "/admin/conversations/handoffqueueentry/", action_data("hand_back_to_assistant", waiting)
+    )
+
+    assert queue.status_code == 200
+    assert "Asked" in queue.content.decode()
+    waiting.refresh_from_db()
+    assert waiting.status == "active"
+
+
+def test_staff_who_may_only_view_conversations_cannot_act_from_the_queue(client: Client) -> None:
+    viewer = StaffFactory.create(is_superuser=False)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_conversation"))
+    client.force_login(viewer)
+    waiting = ConversationFactory.create(status="needs_human")
+    queue_page = f"/admin/conversations/handoffqueueentry/{waiting.pk}/change/"
+
+    listing = client.get("/admin/conversations/handoffqueueentry/")
+    client.post(
+        "/admin/conversations/handoffqueueentry/", action_data("close_conversations", waiting)
+    )
+    reply = client.post(queue_page, {"title": "", "staff_reply": "Hi"})
+
+    assert listing.status_code == 200
+    assert reply.status_code == 403
+    waiting.refresh_from_db()
+    assert waiting.status == "needs_human"
+    assert not waiting.messages.exists()
