@@ -15,7 +15,7 @@ from django.utils.timesince import timesince
 from agents.selectors import conversation_cost_usd
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user
-from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry
+from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry, Message
 from conversations.services import (
     conversation_handoff,
     conversations_close,
@@ -52,6 +52,20 @@ class ConversationAdminForm(forms.ModelForm):
         return reply
 
 
+def _run_link(message: Message) -> str:
+    """The run that wrote an assistant reply, or the run that answered (or was to answer) a
+    customer's message, with its status: a cancelled run writes no reply, and its reason is
+    on its page."""
+    if message.run_id:
+        url = reverse("admin:agents_agentrun_change", args=[message.run_id])
+        return format_html('<a href="{}">run</a>', url)
+    run = getattr(message, "answering_run", None)
+    if run is None:
+        return ""
+    url = reverse("admin:agents_agentrun_change", args=[run.pk])
+    return format_html('<a href="{}">run ({})</a>', url, run.status)
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     """Status changes go through the actions (take over, hand back, close) and a staff reply,
@@ -85,7 +99,11 @@ class ConversationAdmin(admin.ModelAdmin):
     @admin.display(description="messages")
     def transcript(self, conversation: Conversation) -> str:
         count = conversation.messages.count()
-        latest = reversed(conversation.messages.order_by("-id")[:TRANSCRIPT_MESSAGES])
+        latest = reversed(
+            conversation.messages.select_related("answering_run").order_by("-id")[
+                :TRANSCRIPT_MESSAGES
+            ]
+        )
         rows = format_html_join(
             "",
             '<tr><td style="white-space:nowrap">{}</td><td>{}</td><td>{}</td>'
@@ -96,12 +114,7 @@ class ConversationAdmin(admin.ModelAdmin):
                     message.role,
                     message.agent,
                     message.content,
-                    format_html(
-                        '<a href="{}">run</a>',
-                        reverse("admin:agents_agentrun_change", args=[message.run_id]),
-                    )
-                    if message.run_id
-                    else "",
+                    _run_link(message),
                 )
                 for message in latest
             ),

@@ -336,3 +336,28 @@ def test_staff_who_may_only_view_conversations_cannot_act_from_the_queue(client:
     waiting.refresh_from_db()
     assert waiting.status == "needs_human"
     assert not waiting.messages.exists()
+
+
+def test_a_conversation_links_each_customer_message_to_its_run_even_one_without_a_reply(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human")
+    for _ in range(3):
+        AgentRun.objects.create(
+            conversation=conversation,
+            user_message=MessageFactory.create(conversation=conversation),
+            status="cancelled",
+            error="The conversation is with staff; the assistant stays silent.",
+        )
+    cancelled = AgentRun.objects.first()
+    assert cancelled is not None
+    staff_client.get(change_url(conversation))
+
+    with CaptureQueriesContext(connection) as queries:
+        page = staff_client.get(change_url(conversation)).content.decode()
+
+    assert f'href="/admin/agents/agentrun/{cancelled.pk}/change/">run (cancelled)</a>' in page
+    MessageFactory.create_batch(3, conversation=conversation)
+    with CaptureQueriesContext(connection) as more_messages:
+        staff_client.get(change_url(conversation))
+    assert len(more_messages) == len(queries)
