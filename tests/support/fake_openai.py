@@ -67,18 +67,24 @@ class ChatText:
     content: str
     prompt_tokens: int = 10
     completion_tokens: int = 5
+    # "content_filter" (content cut short by a filter) or "length" (out of tokens), say.
+    finish_reason: str = "stop"
+    # False: the response carries no usage, as some compatible servers answer.
+    usage: bool = True
 
 
 @dataclass(frozen=True)
 class ChatToolCalls:
     """An assistant message with ``tool_calls``: one ``(function_name, arguments)`` per call.
 
+    Arguments given as a string are sent as they are (not JSON-encoded): malformed JSON, say.
     Call ids are ``call_1``, ``call_2``, ... numbered per server (unique across responses).
     """
 
-    calls: list[tuple[str, dict[str, Any]]]
+    calls: list[tuple[str, dict[str, Any] | str]]
     prompt_tokens: int = 10
     completion_tokens: int = 5
+    usage: bool = True
 
 
 @dataclass(frozen=True)
@@ -352,7 +358,12 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "id": self.fake._next_call_id(),
                     "type": "function",
-                    "function": {"name": name, "arguments": json.dumps(arguments)},
+                    "function": {
+                        "name": name,
+                        "arguments": (
+                            arguments if isinstance(arguments, str) else json.dumps(arguments)
+                        ),
+                    },
                 }
                 for name, arguments in response.calls
             ]
@@ -363,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         if request.get("stream"):
             stream_options = request.get("stream_options") or {}
-            include_usage = bool(stream_options.get("include_usage"))
+            include_usage = bool(stream_options.get("include_usage")) and response.usage
             chunks = _stream_chunks(
                 completion_id, created, model, response, tool_calls, usage, include_usage
             )
@@ -373,30 +384,24 @@ class _Handler(BaseHTTPRequestHandler):
         message: dict[str, Any] = {"role": "assistant", "refusal": None}
         if isinstance(response, ChatText):
             message["content"] = response.content
-            finish_reason = "stop"
+            finish_reason = response.finish_reason
         else:
             message["content"] = None
             message["tool_calls"] = tool_calls
             finish_reason = "tool_calls"
-        self._send_json(
-            200,
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "finish_reason": finish_reason,
-                        "logprobs": None,
-                    }
-                ],
-                "usage": usage,
-                "system_fingerprint": None,
-            },
-        )
+        completion: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+            ],
+            "system_fingerprint": None,
+        }
+        if response.usage:
+            completion["usage"] = usage
+        self._send_json(200, completion)
 
     # -- embeddings --------------------------------------------------------------------------
 
@@ -544,7 +549,7 @@ def _stream_chunks(
         yield chunk({"role": "assistant", "content": "", "refusal": None})
         for piece in _split_text(response.content):
             yield chunk({"content": piece})
-        yield chunk({}, "stop")
+        yield chunk({}, response.finish_reason)
     else:
         yield chunk({"role": "assistant", "content": None, "refusal": None})
         for index, call in enumerate(tool_calls):
