@@ -176,6 +176,10 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
             usage=failure.usage,
             provider=failure.provider,
             model_name=failure.model_name,
+            handed_off=failure.handed_off,
+            # A tool handed the conversation to staff before the provider failed: that is what
+            # the customer needs to know, not "try again".
+            apology=HANDOFF_REPLY if failure.handed_off else FAILURE_REPLY,
         )
     except Exception as exc:
         logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
@@ -297,6 +301,7 @@ def _fail(
     provider: str = "",
     model_name: str = "",
     handed_off: bool = False,
+    apology: str = FAILURE_REPLY,
 ) -> AgentRun:
     """Fail the run, recording what its model calls spent before the failure (``usage``)."""
     with transaction.atomic():
@@ -307,16 +312,18 @@ def _fail(
             run.completion_tokens = usage.completion_tokens
             run.model_calls = usage.model_calls
             run.cost_usd = usage.cost_usd
-        _finish_failed(run, storable_text(error), handed_off=handed_off)
+        _finish_failed(run, storable_text(error), handed_off=handed_off, apology=apology)
     return run
 
 
-def _finish_failed(run: AgentRun, error: str, *, handed_off: bool = False) -> None:
+def _finish_failed(
+    run: AgentRun, error: str, *, handed_off: bool = False, apology: str = FAILURE_REPLY
+) -> None:
     """Mark the run failed and apologise to the customer (inside the caller's transaction,
     which has locked the run). With staff holding the conversation there is no apology: the
     run is cancelled, as a reply would be."""
     run.finished_at = timezone.now()
-    apology = None
+    posted = None
     silenced = _silenced(run.conversation_id, handed_off=handed_off)
     if run.status == AgentRun.Status.CANCELLED:
         # Cancelled mid-turn: staff keep why, with the failure after it.
@@ -328,15 +335,15 @@ def _finish_failed(run: AgentRun, error: str, *, handed_off: bool = False) -> No
         run.error = error
     if run.status != AgentRun.Status.CANCELLED:
         run.status = AgentRun.Status.FAILED
-        apology = Message.objects.create(
+        posted = Message.objects.create(
             conversation_id=run.conversation_id,
             role=Message.Role.ASSISTANT,
-            content=FAILURE_REPLY,
+            content=apology,
             agent="system",
             run=run,
         )
     run.save()
-    _after_finish(run, apology)
+    _after_finish(run, posted)
     logger.warning("agent_run.failed", extra={"run_id": str(run.pk), "error": error[:200]})
 
 

@@ -24,6 +24,7 @@ from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
 from agents.graph.prompts import PROMPT_FINGERPRINTS, STEP_LIMIT_REPLY, WITHHELD_REPLY
+from agents.graph.tools import TurnEffects
 from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
 from agents.providers import get_chat_provider
@@ -74,9 +75,13 @@ class TurnFailed(Exception):
     The failure itself is the ``__cause__``.
     """
 
-    def __init__(self, usage: Usage, provider: str, model_name: str) -> None:
+    def __init__(
+        self, usage: Usage, provider: str, model_name: str, *, handed_off: bool = False
+    ) -> None:
         super().__init__("the turn failed")
         self.usage, self.provider, self.model_name = usage, provider, model_name
+        # A tool had handed the conversation to staff before the failure.
+        self.handed_off = handed_off
 
 
 class UsageTally(BaseCallbackHandler):
@@ -186,21 +191,24 @@ def run_turn(*, run: AgentRun) -> TurnResult:
     """Answer the run's message with the configured provider, or the fallback if it fails.
 
     Raises ``TurnFailed`` (from the error) when no provider answers, with what the model calls
-    made until then spent.
+    made until then spent and whether the turn had handed the conversation to staff.
     """
     tallies: list[UsageTally] = []
+    effects = TurnEffects()
     try:
-        return _answer(run, tallies)
+        return _answer(run, tallies, effects)
     except Exception as exc:
         primary = get_chat_provider(settings.LLM_PROVIDER)
-        raise TurnFailed(_spent(tallies), primary.name, primary.model_name) from exc
+        raise TurnFailed(
+            _spent(tallies), primary.name, primary.model_name, handed_off=effects.handed_off
+        ) from exc
 
 
 def _spent(tallies: list[UsageTally]) -> Usage:
     return sum((tally.usage for tally in tallies), Usage())
 
 
-def _answer(run: AgentRun, tallies: list[UsageTally]) -> TurnResult:
+def _answer(run: AgentRun, tallies: list[UsageTally], effects: TurnEffects) -> TurnResult:
     history = conversation_history(
         conversation=run.conversation,
         up_to=run.user_message,
@@ -211,6 +219,7 @@ def _answer(run: AgentRun, tallies: list[UsageTally]) -> TurnResult:
             "customer_id": run.conversation.owner_id,
             "conversation_id": str(run.conversation_id),
             "run_id": str(run.pk),
+            "turn_effects": effects,
         },
         "recursion_limit": 4 * settings.AGENT_MAX_MODEL_CALLS + 8,
     }
@@ -231,6 +240,11 @@ def _answer(run: AgentRun, tallies: list[UsageTally]) -> TurnResult:
         reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); answered by {fallback}"
         result.note = "; ".join(filter(None, [reason, result.note]))
         return result
+
+
+def _effects(config: RunnableConfig) -> TurnEffects:
+    effects = config.get("configurable", {}).get("turn_effects")
+    return effects if isinstance(effects, TurnEffects) else TurnEffects()
 
 
 def _invoke(
@@ -261,7 +275,8 @@ def _invoke(
         model_name=provider.model_name,
         nodes=[str(node) for node in state.get("nodes", [])],
         tool_calls=state.get("tool_calls", []),
-        handed_off=bool(state.get("handed_off")),
+        # Or a failed attempt before it did (the fallback then finds the conversation with staff).
+        handed_off=bool(state.get("handed_off")) or _effects(config).handed_off,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         model_calls=state.get("model_calls", 0),

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from agents.graph.names import Node
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
-from agents.graph.tools import turn_context
+from agents.graph.tools import conversation_handed_off
 from agents.providers import ChatProvider
 from agents.run_stream import run_event_publish, run_event_publish_many
 from beemanhoney.common.text import clip, storable_text
@@ -215,14 +215,9 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
 
 
 def handoff(state: TurnState, config: RunnableConfig) -> dict[str, Any]:
-    from conversations.services import conversation_handoff
-
-    context = turn_context(config)
     # False when staff already had the conversation (or closed it): this turn did not hand it
     # off, so its reply is not posted after theirs.
-    handed_off = conversation_handoff(
-        conversation_id=context.conversation_id, reason="The customer asked for a person."
-    )
+    handed_off = conversation_handed_off(config, reason="The customer asked for a person.")
     return {
         "messages": [AIMessage(HANDOFF_REPLY, name=Node.HANDOFF)],
         "nodes": [Node.HANDOFF],

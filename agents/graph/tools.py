@@ -47,6 +47,28 @@ def turn_context(config: RunnableConfig) -> TurnContext:
     )
 
 
+@dataclass
+class TurnEffects:
+    """What a turn did to the conversation, kept outside the graph's state: an exception
+    (a provider failing after a tool handed the conversation to staff) loses the state, and
+    the run must still say it was handed off rather than fall silent."""
+
+    handed_off: bool = False
+
+
+def conversation_handed_off(config: RunnableConfig, *, reason: str) -> bool:
+    """Hand the turn's conversation to staff; whether this call did (False: it was not
+    active), recorded in the run's ``TurnEffects`` when it has one."""
+    from conversations.services import conversation_handoff
+
+    context = turn_context(config)
+    handed_off = conversation_handoff(conversation_id=context.conversation_id, reason=reason)
+    effects = config.get("configurable", {}).get("turn_effects")
+    if handed_off and isinstance(effects, TurnEffects):
+        effects.handed_off = True
+    return handed_off
+
+
 def product_data(product: Product) -> dict[str, Any]:
     return {
         "sku": product.sku,
@@ -177,12 +199,9 @@ def escalate_to_human(reason: str, config: RunnableConfig) -> str:
     Args:
         reason: one short sentence for staff on why.
     """
-    from conversations.services import conversation_handoff
-
     if _has_nul(reason):
         return _nul_error("reason")
-    context = turn_context(config)
-    conversation_handoff(conversation_id=context.conversation_id, reason=reason[:200])
+    conversation_handed_off(config, reason=reason[:200])
     return _json({"escalated": True})
 
 

@@ -278,3 +278,38 @@ def test_a_run_the_customer_cancelled_mid_turn_keeps_the_reason_when_the_turn_fa
     assert run.status == AgentRun.Status.CANCELLED
     assert run.error.startswith("Cancelled by the customer.")
     assert "APIConnectionError" in run.error
+
+
+def test_a_turn_that_handed_off_then_failed_tells_the_customer_staff_will_reply(settings) -> None:
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES, ChatToolCalls([("escalate_to_human", {"reason": "asked"})])
+        )
+        server.default = HttpError(503, "Service unavailable")
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.FAILED
+    assert "503" in run.error
+    assert _reply(run).content == HANDOFF_REPLY
+    assert run.conversation.status == Conversation.Status.NEEDS_HUMAN
+
+
+def test_a_turn_that_handed_off_then_fell_back_posts_the_fallback_s_reply(settings) -> None:
+    small_shop_create()
+    queued = _queued_run()
+    with loopback_openai(settings, fallback="offline") as server:
+        server.script_chat(
+            ROUTE_TO_SALES, ChatToolCalls([("escalate_to_human", {"reason": "asked"})])
+        )
+        server.default = HttpError(503, "Service unavailable")
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert run.provider == "offline"
+    assert "Manuka Honey UMF 15+ 250g" in _reply(run).content
+    assert run.conversation.status == Conversation.Status.NEEDS_HUMAN
