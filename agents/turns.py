@@ -143,6 +143,14 @@ def history_messages(messages: list[Message]) -> list[BaseMessage]:
     return converted
 
 
+# A final message the provider stopped early (finish_reason): what the customer gets instead of
+# its text, and the note for staff.
+CUT_SHORT = {
+    "content_filter": (WITHHELD_REPLY, "reply withheld: the provider's content filter cut it off"),
+    "length": (STEP_LIMIT_REPLY, "the model ran out of tokens mid-reply; sent the fallback reply"),
+}
+
+
 def _reply(added: list[BaseMessage]) -> tuple[str, str, str]:
     """The reply among the messages this turn added, its agent, and a note for staff.
 
@@ -152,6 +160,10 @@ def _reply(added: list[BaseMessage]) -> tuple[str, str, str]:
     for message in reversed(added):
         if isinstance(message, AIMessage) and not message.tool_calls:
             text = storable_text(str(message.content))
+            cut = CUT_SHORT.get(message.response_metadata.get("finish_reason", ""))
+            if cut is not None:
+                # The text stops mid-sentence: never post it as the answer.
+                return cut[0], message.name or "", cut[1]
             if text:
                 return text, message.name or "", ""
     refused = any(

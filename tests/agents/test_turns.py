@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.graph.prompts import STEP_LIMIT_REPLY
+from agents.graph.prompts import STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
@@ -121,3 +121,17 @@ def test_history_of_the_conversation_is_given_in_order(settings) -> None:
     ]
     assert result.reply == "We do, in 5-7 working days."
     assert Message.objects.filter(conversation=run.conversation).count() == 3
+
+
+def test_a_reply_the_content_filter_cut_off_is_not_posted_half_written(settings) -> None:
+    run = _run_after(ConversationFactory.create(), question="How do I make mead at home?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "support"})]),
+            ChatText("To make mead, first you", finish_reason="content_filter"),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.reply == WITHHELD_REPLY
+    assert "content filter" in result.note
