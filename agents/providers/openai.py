@@ -2,10 +2,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    SystemMessage,
+    message_chunk_to_message,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 
@@ -51,7 +57,13 @@ class OpenAIProvider:
 
     def route(self, messages: Sequence[BaseMessage], config: RunnableConfig) -> RouteDecision:
         model = self.chat_model().bind_tools([ROUTE_TOOL], tool_choice="route_conversation")
-        response = model.invoke([SystemMessage(SUPERVISOR_PROMPT), *messages], config)
+        # Streamed and merged, as the agents' calls are: the client then files arguments that
+        # are not a JSON object ('"sales"') under invalid_tool_calls, where ``invoke`` raised
+        # and failed the turn.
+        merged: Any = None
+        for chunk in model.stream([SystemMessage(SUPERVISOR_PROMPT), *messages], config):
+            merged = chunk if merged is None else merged + chunk
+        response = message_chunk_to_message(merged) if merged is not None else AIMessage("")
         assert isinstance(response, AIMessage)
         for call in response.tool_calls:
             if call["args"].get("route") in Route.__members__.values():

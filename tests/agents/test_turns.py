@@ -135,3 +135,20 @@ def test_a_reply_the_content_filter_cut_off_is_not_posted_half_written(settings)
 
     assert result.reply == WITHHELD_REPLY
     assert "content filter" in result.note
+
+
+def test_a_route_call_whose_arguments_are_not_an_object_falls_back_to_routing_by_meaning(
+    settings,
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="How long does delivery take?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", '"support"')], prompt_tokens=40),
+            ChatText("UK delivery takes 2-4 working days.", prompt_tokens=60),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.route == "support"
+    assert result.reply == "UK delivery takes 2-4 working days."
+    assert result.prompt_tokens == 100
