@@ -84,22 +84,52 @@ class TurnFailed(Exception):
         self.handed_off = handed_off
 
 
+# Characters per token, for a provider that answers without usage: roughly right for English.
+CHARS_PER_TOKEN = 4
+
+
+def _estimated_tokens(messages: list[BaseMessage]) -> int:
+    chars = sum(
+        len(str(message.content))
+        + sum(len(json.dumps(call["args"])) for call in getattr(message, "tool_calls", []))
+        for message in messages
+    )
+    return -(-chars // CHARS_PER_TOKEN)
+
+
 class UsageTally(BaseCallbackHandler):
     """Counts every model call of one attempt that returned, as it returns.
 
     The graph's state counts usage too, but an exception loses the state: this is what a
-    failed attempt is billed for.
+    failed attempt is billed for. A call answered without usage (a compatible server that
+    ignores ``stream_options``) is counted from its text when ``estimate_missing``: at zero it
+    would cost nothing and switch both budgets off.
     """
 
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str, *, estimate_missing: bool = False) -> None:
         self.model_name = model_name
+        self.estimate_missing = estimate_missing
         self.prompt_tokens = self.completion_tokens = self.model_calls = 0
+        self.estimated = False
+        self._prompts: dict[Any, int] = {}
+
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any
+    ) -> None:
+        self._prompts[kwargs.get("run_id")] = sum(map(_estimated_tokens, messages))
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         self.model_calls += 1
+        prompt_estimate = self._prompts.pop(kwargs.get("run_id"), 0)
         for generations in response.generations:
             for generation in generations:
-                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                message = getattr(generation, "message", None)
+                usage = getattr(message, "usage_metadata", None)
+                if usage is None and self.estimate_missing and message is not None:
+                    self.estimated = True
+                    self.prompt_tokens += prompt_estimate
+                    self.completion_tokens += _estimated_tokens([message])
+                    continue
                 self.prompt_tokens += (usage or {}).get("input_tokens", 0)
                 self.completion_tokens += (usage or {}).get("output_tokens", 0)
 
@@ -267,7 +297,7 @@ def _invoke(
 ) -> TurnResult:
     """One attempt with one provider; its model calls are tallied as they return."""
     provider = get_chat_provider(provider_name)
-    tally = UsageTally(provider.model_name)
+    tally = UsageTally(provider.model_name, estimate_missing=provider.name == "openai")
     tallies.append(tally)
     state = _graph(provider_name).invoke({"messages": messages}, {**config, "callbacks": [tally]})
     # The graph only appends: what follows the history is what this turn added.
@@ -277,6 +307,10 @@ def _invoke(
     usage = state.get("usage", {})
     prompt_tokens = usage.get("prompt_tokens", 0)
     completion_tokens = usage.get("completion_tokens", 0)
+    if tally.estimated:
+        prompt_tokens, completion_tokens = tally.prompt_tokens, tally.completion_tokens
+        estimated = "the provider sent no token usage; tokens estimated from the text"
+        note = "; ".join(filter(None, [note, estimated]))
     return TurnResult(
         note=note,
         cards=product_cards(state["messages"], reply),

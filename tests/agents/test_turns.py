@@ -152,3 +152,20 @@ def test_a_route_call_whose_arguments_are_not_an_object_falls_back_to_routing_by
     assert result.route == "support"
     assert result.reply == "UK delivery takes 2-4 working days."
     assert result.prompt_tokens == 100
+
+
+def test_a_provider_that_sends_no_usage_is_billed_by_an_estimate_not_at_zero(settings) -> None:
+    run = _run_after(ConversationFactory.create(), question="Hello, do you sell honey? " * 20)
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})], usage=False),
+            ChatText("Yes, we sell many kinds of honey.", usage=False),
+        )
+
+        result = run_turn(run=run)
+
+    # The question alone is 520 characters, sent twice: at least 260 tokens.
+    assert result.prompt_tokens >= 260
+    assert result.completion_tokens > 0
+    assert result.cost_usd > 0
+    assert "estimated" in result.note
