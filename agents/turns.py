@@ -173,11 +173,12 @@ def history_messages(messages: list[Message]) -> list[BaseMessage]:
     return converted
 
 
-# A final message the provider stopped early (finish_reason): what the customer gets instead of
-# its text, and the note for staff.
+# A final message stopped early (its finish_reason; "step_limit" is the agent's own stop): what
+# the customer gets instead of its text, and the note for staff.
 CUT_SHORT = {
     "content_filter": (WITHHELD_REPLY, "reply withheld: the provider's content filter cut it off"),
     "length": (STEP_LIMIT_REPLY, "the model ran out of tokens mid-reply; sent the fallback reply"),
+    "step_limit": (STEP_LIMIT_REPLY, "stopped at the step limit (AGENT_MAX_MODEL_CALLS)"),
 }
 
 

@@ -92,7 +92,10 @@ def make_agent(
     def agent(state: TurnState, config: RunnableConfig) -> dict[str, Any]:
         if state.get("model_calls", 0) >= settings.AGENT_MAX_MODEL_CALLS:
             logger.warning("agents.step_limit", extra={"node": node})
-            return {"messages": [AIMessage(STEP_LIMIT_REPLY, name=node)], "nodes": [node]}
+            stop = AIMessage(
+                STEP_LIMIT_REPLY, name=node, response_metadata={"finish_reason": "step_limit"}
+            )
+            return {"messages": [stop], "nodes": [node]}
         model = provider.chat_model().bind_tools(tools)
         response = _streamed_response(model, [SystemMessage(prompt), *state["messages"]], config)
         response.name = node

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
+from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.models import AgentRun
 from agents.services import _fail, _start, _store, agent_run_cancel, agent_run_execute
 from agents.turns import run_turn
@@ -313,3 +313,18 @@ def test_a_turn_that_handed_off_then_fell_back_posts_the_fallback_s_reply(settin
     assert run.provider == "offline"
     assert "Manuka Honey UMF 15+ 250g" in _reply(run).content
     assert run.conversation.status == Conversation.Status.NEEDS_HUMAN
+
+
+def test_a_turn_stopped_at_the_step_limit_says_so_to_staff(settings) -> None:
+    small_shop_create()
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES)
+        server.default = ChatToolCalls([("check_stock", {"sku": "MAN-15"})])
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.model_calls == settings.AGENT_MAX_MODEL_CALLS
+    assert "step limit" in run.error
+    assert _reply(run).content == STEP_LIMIT_REPLY
