@@ -38,3 +38,12 @@ def conversation_history(
     """The last ``limit`` messages up to and including ``up_to``, oldest first."""
     recent = conversation.messages.filter(id__lte=up_to.id).order_by("-id")[:limit]
     return list(reversed(recent))
+
+
+def unanswered_customer_message(*, conversation: Conversation) -> Message | None:
+    """The conversation's last message if the customer wrote it and no run answers it (it
+    was sent while staff had the conversation); None otherwise."""
+    last = conversation.messages.select_related("answering_run").order_by("-id").first()
+    if last is None or last.role != Message.Role.USER or hasattr(last, "answering_run"):
+        return None
+    return last

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation, Message
-from conversations.selectors import message_by_idempotency_key
+from conversations.selectors import message_by_idempotency_key, unanswered_customer_message
 
 if TYPE_CHECKING:
     from agents.models import AgentRun
@@ -138,15 +138,29 @@ def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> bool:
 
 
 def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
-    """Give the conversations among these that are with staff back to the assistant; how many."""
-    return Conversation.objects.filter(
-        pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
-    ).update(
-        status=Conversation.Status.ACTIVE,
-        handoff_reason="",
-        handoff_at=None,
-        updated_at=timezone.now(),
-    )
+    """Give the conversations among these that are with staff back to the assistant; how many.
+
+    A customer message that waited unanswered meanwhile (the last message, no staff reply after
+    it) is answered by the assistant: otherwise it would wait until the customer wrote again.
+    """
+    from agents.services import agent_run_create
+
+    with transaction.atomic():
+        handed = list(
+            Conversation.objects.select_for_update().filter(
+                pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
+            )
+        )
+        Conversation.objects.filter(pk__in=[c.pk for c in handed]).update(
+            status=Conversation.Status.ACTIVE,
+            handoff_reason="",
+            handoff_at=None,
+            updated_at=timezone.now(),
+        )
+        for conversation in handed:
+            if (waiting := unanswered_customer_message(conversation=conversation)) is not None:
+                agent_run_create(conversation=conversation, user_message=waiting)
+    return len(handed)
 
 
 def conversations_close(*, conversation_ids: list[UUID]) -> int:

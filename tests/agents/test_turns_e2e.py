@@ -11,6 +11,7 @@ from agents.providers.offline import SMALL_TALK_REPLIES
 from agents.providers.router import SmallTalk
 from catalog.models import Product
 from conversations.models import Conversation, Message
+from conversations.services import conversations_hand_back
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory
 
@@ -88,6 +89,22 @@ def test_asking_for_a_person_hands_the_conversation_to_staff(customer) -> None:
     assert conversation.status == Conversation.Status.NEEDS_HUMAN
     assert later["run"] is None
     assert conversation.messages.filter(role="assistant").count() == 1
+
+
+def test_a_question_asked_while_staff_had_the_conversation_is_answered_on_hand_back(
+    customer,
+) -> None:
+    client, conversation = customer
+    _finished(client, _post(client, conversation, "Can I talk to a person?")["run"]["id"])
+    waiting = _post(client, conversation, "Have you got something for a sore throat?")
+
+    conversations_hand_back(conversation_ids=[conversation.id])
+
+    run = AgentRun.objects.get(user_message_id=waiting["message"]["id"])
+    answer = _finished(client, str(run.id))
+    assert waiting["run"] is None
+    assert answer["status"] == "succeeded"
+    assert "Manuka Honey UMF 15+ 250g" in answer["reply"]["content"]
 
 
 def test_a_greeting_is_greeted_back_and_the_assistant_stays_on(customer) -> None:

@@ -78,6 +78,23 @@ def test_hand_back_returns_only_conversations_with_staff_to_the_assistant(
     assert "1 conversation(s) handed back" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("staff_replied", "answered"), [(False, True), (True, False)], ids=["waiting", "staff replied"]
+)
+def test_hand_back_answers_a_customer_message_left_waiting_meanwhile(
+    staff_client: Client, staff_replied: bool, answered: bool
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human", handoff_reason="Asked")
+    waiting = MessageFactory.create(conversation=conversation, content="Do you sell candles?")
+    if staff_replied:
+        MessageFactory.create(conversation=conversation, role="staff", content="We do!")
+
+    staff_client.post(CHANGELIST, action_data("hand_back_to_assistant", conversation))
+
+    assert AgentRun.objects.filter(user_message=waiting).exists() is answered
+    assert AgentRun.objects.count() == int(answered)
+
+
 def test_take_over_silences_the_assistant_on_active_conversations(staff_client: Client) -> None:
     active = ConversationFactory.create(status="active")
     closed = ConversationFactory.create(status="closed")
