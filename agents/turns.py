@@ -308,6 +308,7 @@ def _invoke(
     usage = state.get("usage", {})
     prompt_tokens = usage.get("prompt_tokens", 0)
     completion_tokens = usage.get("completion_tokens", 0)
+    note = "; ".join(filter(None, [state.get("route_note", ""), note]))
     if tally.estimated:
         prompt_tokens, completion_tokens = tally.prompt_tokens, tally.completion_tokens
         estimated = "the provider sent no token usage; tokens estimated from the text"

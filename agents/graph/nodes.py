@@ -79,6 +79,7 @@ def make_supervisor(provider: ChatProvider) -> NodeFunction:
         _publish(config, "route.chosen", {"route": decision.route})
         return {
             "route": decision.route,
+            "route_note": decision.note,
             "nodes": [Node.SUPERVISOR],
             **_accounting(decision.message),
         }

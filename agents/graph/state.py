@@ -14,6 +14,7 @@ class TurnState(TypedDict, total=False):
 
     messages: Annotated[list[AnyMessage], add_messages]
     route: str
+    route_note: str
     nodes: Annotated[list[str], operator.add]
     tool_calls: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[dict[str, int], add_usage]

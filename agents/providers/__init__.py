@@ -18,6 +18,7 @@ from agents.graph.names import Route
 class RouteDecision:
     route: Route
     message: AIMessage | None = None  # the model's answer, for usage accounting
+    note: str = ""  # for staff: how the route was chosen, when not as asked
 
 
 class ChatProvider(Protocol):

@@ -22,6 +22,8 @@ from agents.providers.router import semantic_route
 
 logger = logging.getLogger(__name__)
 
+ROUTE_UNPARSED_NOTE = "the model's route call could not be read; routed by meaning"
+
 ROUTE_TOOL = {
     "type": "function",
     "function": {
@@ -69,4 +71,6 @@ class OpenAIProvider:
             if call["args"].get("route") in Route.__members__.values():
                 return RouteDecision(route=Route(call["args"]["route"]), message=response)
         logger.warning("agents.route_unparsed", extra={"content": str(response.content)[:200]})
-        return RouteDecision(route=semantic_route(messages), message=response)
+        return RouteDecision(
+            route=semantic_route(messages), message=response, note=ROUTE_UNPARSED_NOTE
+        )

@@ -6,6 +6,7 @@ import pytest
 
 from agents.graph.prompts import STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
+from agents.providers.openai import ROUTE_UNPARSED_NOTE
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
 from tests.agents.loopback import loopback_openai
@@ -152,6 +153,22 @@ def test_a_route_call_whose_arguments_are_not_an_object_falls_back_to_routing_by
     assert result.route == "support"
     assert result.reply == "UK delivery takes 2-4 working days."
     assert result.prompt_tokens == 100
+
+
+def test_a_route_the_graph_does_not_have_is_routed_by_meaning_and_noted_for_staff(
+    settings,
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="How long does delivery take?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "billing"})]),
+            ChatText("UK delivery takes 2-4 working days."),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.route == "support"
+    assert result.note == ROUTE_UNPARSED_NOTE
 
 
 def test_a_provider_that_sends_no_usage_is_billed_by_an_estimate_not_at_zero(settings) -> None:
