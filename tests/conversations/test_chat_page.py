@@ -172,6 +172,8 @@ def test_a_customer_whose_conversation_staff_closed_carries_on_in_a_new_one(
     page.keyboard.press("Enter")
     page.locator("#chat-status", has_text="closed that conversation").wait_for(timeout=20_000)
     page.locator(".msg--assistant").first.wait_for(timeout=60_000)
+    # The notice stays for the customer to read; the reply's stream does not clear it.
+    assert "closed that conversation" in page.locator("#chat-status").inner_text()
     page.reload()
     page.locator(".msg--user").first.wait_for(timeout=20_000)
 

@@ -23,6 +23,13 @@
     statusLine.dataset.kind = kind || "error";
   }
 
+  // A stream's events end its own "Reconnecting…", and leave any other notice (a new
+  // conversation, staff) for the customer to read until they send again.
+  const RECONNECTING = "Reconnecting…";
+  function clearReconnecting() {
+    if (statusLine.textContent === RECONNECTING) setStatus("");
+  }
+
   class HttpError extends Error {
     constructor(status, body) {
       super((body && body.detail) || "HTTP " + status);
@@ -219,7 +226,7 @@
       } catch (error) {
         if (error.status && error.status !== 0 && error.status < 500) throw error;
       }
-      setStatus("Reconnecting…", "info");
+      setStatus(RECONNECTING, "info");
       await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
     }
     throw new HttpError(0, { detail: UNREACHABLE });
@@ -266,10 +273,10 @@
       bubble.item.remove();
       return true;
     } else if (event.type === "run.finished") {
-      setStatus("");
+      clearReconnecting();
       return true;
     }
-    setStatus("");
+    clearReconnecting();
     return false;
   }
 
