@@ -247,9 +247,24 @@ def _reasons(*parts: str) -> str:
     return "; ".join(part for part in parts if part)
 
 
+def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
+    """Whether the turn's answer (``detail`` says what it was) must not be posted: the run was
+    cancelled mid-turn, or staff have the conversation (``_silenced``). Then the run is
+    cancelled and its reason kept for staff, ``detail`` after it. Called with the run locked,
+    before the conversation, as every caller locks them."""
+    if run.status == AgentRun.Status.CANCELLED:
+        run.error = _reasons(run.error, detail)
+        return True
+    silenced = _silenced(run.conversation_id, handed_off=handed_off)
+    if silenced is None:
+        return False
+    run.status = AgentRun.Status.CANCELLED
+    run.error = _reasons(silenced, detail)
+    return True
+
+
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
     with transaction.atomic():
-        silenced = _silenced(run.conversation_id, handed_off=result.handed_off)
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
         run.route = result.route
         run.agent = result.agent
@@ -266,15 +281,8 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.latency_ms = latency_ms
         run.finished_at = timezone.now()
         reply = None
-        if run.status == AgentRun.Status.CANCELLED:
-            # Cancelled mid-turn: staff keep why, with the turn's own note after it.
-            run.error = _reasons(run.error, result.note)
-        elif silenced is not None:
-            run.status = AgentRun.Status.CANCELLED
-            run.error = _reasons(silenced, result.note)
-        else:
+        if not _withheld(run, handed_off=result.handed_off, detail=result.note):
             run.error = result.note
-        if run.status != AgentRun.Status.CANCELLED:
             reply = Message.objects.create(
                 conversation_id=run.conversation_id,
                 role=Message.Role.ASSISTANT,
@@ -324,16 +332,8 @@ def _finish_failed(
     run is cancelled, as a reply would be."""
     run.finished_at = timezone.now()
     posted = None
-    silenced = _silenced(run.conversation_id, handed_off=handed_off)
-    if run.status == AgentRun.Status.CANCELLED:
-        # Cancelled mid-turn: staff keep why, with the failure after it.
-        run.error = _reasons(run.error, f"the turn had failed: {error}")
-    elif silenced is not None:
-        run.status = AgentRun.Status.CANCELLED
-        run.error = _reasons(silenced, f"the turn had failed: {error}")
-    else:
+    if not _withheld(run, handed_off=handed_off, detail=f"the turn had failed: {error}"):
         run.error = error
-    if run.status != AgentRun.Status.CANCELLED:
         run.status = AgentRun.Status.FAILED
         posted = Message.objects.create(
             conversation_id=run.conversation_id,
