@@ -24,7 +24,7 @@ from agents.pricing import Usage
 from agents.run_stream import run_event_publish
 from agents.selectors import budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
-from beemanhoney.common.text import storable_text
+from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Conversation, Message
 
 if TYPE_CHECKING:
@@ -243,23 +243,19 @@ def _silenced(conversation_id: uuid.UUID, *, handed_off: bool) -> str | None:
     return SILENCED[Conversation.Status(status)]
 
 
-def _reasons(*parts: str) -> str:
-    return "; ".join(part for part in parts if part)
-
-
 def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
     """Whether the turn's answer (``detail`` says what it was) must not be posted: the run was
     cancelled mid-turn, or staff have the conversation (``_silenced``). Then the run is
     cancelled and its reason kept for staff, ``detail`` after it. Called with the run locked,
     before the conversation, as every caller locks them."""
     if run.status == AgentRun.Status.CANCELLED:
-        run.error = _reasons(run.error, detail)
+        run.error = joined_notes(run.error, detail)
         return True
     silenced = _silenced(run.conversation_id, handed_off=handed_off)
     if silenced is None:
         return False
     run.status = AgentRun.Status.CANCELLED
-    run.error = _reasons(silenced, detail)
+    run.error = joined_notes(silenced, detail)
     return True
 
 

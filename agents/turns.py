@@ -28,7 +28,7 @@ from agents.graph.tools import TurnEffects
 from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
 from agents.providers import get_chat_provider
-from beemanhoney.common.text import storable_text
+from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Message
 from conversations.selectors import conversation_history
 
@@ -281,7 +281,7 @@ def _answer(run: AgentRun, tallies: list[UsageTally], effects: TurnEffects) -> T
         result = _invoke(fallback, messages, config, tallies)
         result.add_usage(failed_attempt)
         reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); answered by {fallback}"
-        result.note = "; ".join(filter(None, [reason, result.note]))
+        result.note = joined_notes(reason, result.note)
         return result
 
 
@@ -308,11 +308,11 @@ def _invoke(
     usage = state.get("usage", {})
     prompt_tokens = usage.get("prompt_tokens", 0)
     completion_tokens = usage.get("completion_tokens", 0)
-    note = "; ".join(filter(None, [state.get("route_note", ""), note]))
+    note = joined_notes(state.get("route_note", ""), note)
     if tally.estimated:
         prompt_tokens, completion_tokens = tally.prompt_tokens, tally.completion_tokens
         estimated = "the provider sent no token usage; tokens estimated from the text"
-        note = "; ".join(filter(None, [note, estimated]))
+        note = joined_notes(note, estimated)
     return TurnResult(
         note=note,
         cards=product_cards(state["messages"], reply),

@@ -7,3 +7,8 @@ def storable_text(text: str) -> str:
 def clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def joined_notes(*notes: str) -> str:
+    """The notes that say something, in order, as one: "a; b"."""
+    return "; ".join(note for note in notes if note)
