@@ -30,8 +30,8 @@ class ApplicationError(Exception):
             self.status_code = status_code
 
 
-def refused_request(exc: SuspiciousOperation) -> tuple[int, str]:
-    """The status and detail for a request Django refuses as suspicious (a body over the
+def refused_request(exc: Exception) -> tuple[int, str]:
+    """The status and detail for a request Django refuses (as suspicious: a body over the
     upload limit, too many fields, a disallowed host). The exception's own text can name
     settings, which is not for clients."""
     if isinstance(exc, RequestDataTooBig):

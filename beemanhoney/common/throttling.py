@@ -182,11 +182,9 @@ def message_quota(request: Any, view: Any) -> Iterator[None]:
     """
     throttles = [throttle_class() for throttle_class in MESSAGE_QUOTAS]
     waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, view)]
-    if waits:
-        for throttle in throttles:
-            throttle.release()
-        raise Throttled(wait=max(waits))
     try:
+        if waits:
+            raise Throttled(wait=max(waits))
         yield
     except BaseException:
         for throttle in throttles:

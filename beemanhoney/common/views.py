@@ -1,6 +1,5 @@
 """Error pages: API clients get JSON in the API's error shape, browsers get HTML."""
 
-from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
@@ -16,10 +15,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     for the API too."""
     if not _is_api(request):
         return defaults.bad_request(request, exception)
-    if isinstance(exception, SuspiciousOperation):
-        status, detail = refused_request(exception)
-    else:
-        status, detail = 400, "Bad request."
+    status, detail = refused_request(exception)
     return JsonResponse({"detail": detail}, status=status)
 
 
