@@ -3,7 +3,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -14,7 +13,7 @@ from django.utils.timesince import timesince
 
 from agents.selectors import conversation_cost_usd
 from beemanhoney.common.exceptions import ApplicationError
-from beemanhoney.common.permissions import authenticated_user
+from beemanhoney.common.permissions import authenticated_user, model_permission
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry, Message
 from conversations.services import (
     conversation_handoff,
@@ -186,8 +185,7 @@ class HandoffQueueAdmin(ConversationAdmin):
     # A proxy model has permissions of its own, which no one thinks to grant: staff who may
     # view or change conversations may do the same here.
     def _may(self, request: HttpRequest, action: str) -> bool:
-        codename = get_permission_codename(action, Conversation._meta)
-        return request.user.has_perm(f"{Conversation._meta.app_label}.{codename}")
+        return request.user.has_perm(model_permission(action, Conversation))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or self._may(request, "view")

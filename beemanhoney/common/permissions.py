@@ -27,16 +27,18 @@ class IsStaffWithModelPermissionOrReadOnly(DjangoModelPermissions):
         return user.has_perms(self.get_required_permissions(request.method, model))
 
 
+def model_permission(action: str, model: type[Model]) -> str:
+    """The permission the admin checks to ``action`` ("view", "change"...) ``model``'s rows:
+    "catalog.view_product"."""
+    return f"{model._meta.app_label}.{get_permission_codename(action, model._meta)}"
+
+
 def staff_may_view(user: User | AnonymousUser, model: type[Model]) -> bool:
     """Whether ``user`` is staff who may view or change ``model`` in the admin, and so may read
     its rows customers do not see (an inactive product, an unpublished article)."""
     if not (user.is_authenticated and user.is_staff):
         return False
-    opts = model._meta
-    return any(
-        user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
-        for action in ("view", "change")
-    )
+    return any(user.has_perm(model_permission(action, model)) for action in ("view", "change"))
 
 
 def authenticated_user(request: HttpRequest | Request) -> User:
