@@ -24,7 +24,7 @@ from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
 from agents.graph.prompts import PROMPT_FINGERPRINTS, STEP_LIMIT_REPLY, WITHHELD_REPLY
-from agents.graph.tools import TurnEffects
+from agents.graph.tools import TurnEffects, turn_effects
 from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
 from agents.providers import get_chat_provider
@@ -285,11 +285,6 @@ def _answer(run: AgentRun, tallies: list[UsageTally], effects: TurnEffects) -> T
         return result
 
 
-def _effects(config: RunnableConfig) -> TurnEffects:
-    effects = config.get("configurable", {}).get("turn_effects")
-    return effects if isinstance(effects, TurnEffects) else TurnEffects()
-
-
 def _invoke(
     provider_name: str,
     messages: list[BaseMessage],
@@ -324,7 +319,7 @@ def _invoke(
         nodes=[str(node) for node in state.get("nodes", [])],
         tool_calls=state.get("tool_calls", []),
         # Or a failed attempt before it did (the fallback then finds the conversation with staff).
-        handed_off=bool(state.get("handed_off")) or _effects(config).handed_off,
+        handed_off=bool(state.get("handed_off")) or turn_effects(config).handed_off,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         model_calls=state.get("model_calls", 0),

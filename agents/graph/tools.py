@@ -56,16 +56,21 @@ class TurnEffects:
     handed_off: bool = False
 
 
+def turn_effects(config: RunnableConfig) -> TurnEffects:
+    """The run's ``TurnEffects`` (a throwaway one for a graph invoked without a run)."""
+    effects = config.get("configurable", {}).get("turn_effects")
+    return effects if isinstance(effects, TurnEffects) else TurnEffects()
+
+
 def conversation_handed_off(config: RunnableConfig, *, reason: str) -> bool:
     """Hand the turn's conversation to staff; whether this call did (False: it was not
-    active), recorded in the run's ``TurnEffects`` when it has one."""
+    active), recorded in the run's ``TurnEffects``."""
     from conversations.services import conversation_handoff
 
     context = turn_context(config)
     handed_off = conversation_handoff(conversation_id=context.conversation_id, reason=reason)
-    effects = config.get("configurable", {}).get("turn_effects")
-    if handed_off and isinstance(effects, TurnEffects):
-        effects.handed_off = True
+    if handed_off:
+        turn_effects(config).handed_off = True
     return handed_off
 
 
