@@ -2,15 +2,18 @@ import csv
 import json
 import re
 import shutil
+import signal
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from catalog import services
 from catalog.embeddings import current_model_name
-from catalog.management.commands import load_demo_data
+from catalog.management.commands import backfill_embeddings, load_demo_data
 from catalog.models import Category, KnowledgeArticle, Product
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
@@ -434,6 +437,43 @@ def test_backfill_force_re_embeds_current_rows() -> None:
     out, _ = run("backfill_embeddings", "--only", "products", "--force", "--batch-size", "1")
 
     assert summaries(out)["products"]["embedded"] == "2"
+
+
+@pytest.mark.django_db
+def test_ctrl_c_stops_a_backfill_with_a_one_line_reason_and_keeps_its_written_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two rows per model call, so the first progress report follows a written batch; then a
+    # real SIGINT, as Ctrl-C sends, inside the service's loop.
+    monkeypatch.setattr(services, "ENCODE_SLICE_ROWS", 2)
+    refresh = backfill_embeddings.embeddings_refresh
+
+    def ctrl_c_after_the_first_batch(*, on_progress: Any, **options: Any) -> Any:
+        def progress(done: int, total: int) -> None:
+            on_progress(done, total)
+            if done:
+                signal.raise_signal(signal.SIGINT)
+
+        return refresh(on_progress=progress, **options)
+
+    monkeypatch.setattr(backfill_embeddings, "embeddings_refresh", ctrl_c_after_the_first_batch)
+    ProductFactory.create_batch(5)
+
+    with pytest.raises(CommandError) as stopped:
+        run("backfill_embeddings", "--only", "products", "--batch-size", "2")
+
+    assert str(stopped.value) == (
+        "products: interrupted with 2 of 5 rows done; what was written is kept and a new run"
+        " does the rest"
+    )
+    assert stopped.value.returncode == 130
+    embedded = Product.objects.filter(embedding_model=current_model_name())
+    assert embedded.count() == 2
+    monkeypatch.undo()
+    out, _ = run("backfill_embeddings", "--only", "products")
+    report = summaries(out)["products"]
+    assert (report["embedded"], report["current"]) == ("3", "2")
+    assert embedded.count() == 5
 
 
 @pytest.mark.django_db

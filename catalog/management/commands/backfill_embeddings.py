@@ -6,6 +6,8 @@ from tqdm import tqdm
 from catalog.embeddings import current_model_name
 from catalog.services import EMBEDDED_MODELS, embeddings_refresh
 
+INTERRUPTED_EXIT_CODE = 130  # as a shell reports a command Ctrl-C stopped
+
 
 class Command(BaseCommand):
     help = "Embed catalog rows whose text or embedding model changed (resumable, batched)."
@@ -21,13 +23,18 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1")
         kinds = [options["only"]] if options["only"] else sorted(EMBEDDED_MODELS)
         for kind in kinds:
-            try:
-                with tqdm(desc=kind, unit="row", disable=None, file=self.stderr) as bar:
+            seen = [0, 0]  # rows done (written or already current) and in all; a disabled bar
+            # counts nothing
+            with tqdm(desc=kind, unit="row", disable=None, file=self.stderr) as bar:
 
-                    def progress(done: int, total: int, bar: tqdm = bar) -> None:
-                        bar.total = total
-                        bar.update(done - bar.n)
+                def progress(
+                    done: int, total: int, bar: tqdm = bar, seen: list[int] = seen
+                ) -> None:
+                    seen[:] = done, total
+                    bar.total = total
+                    bar.update(done - bar.n)
 
+                try:
                     report = embeddings_refresh(
                         kind=kind,
                         force=options["force"],
@@ -35,10 +42,16 @@ class Command(BaseCommand):
                         dry_run=options["dry_run"],
                         on_progress=progress,
                     )
-            except Exception as exc:
-                raise CommandError(
-                    f"{kind}: embedding failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                except KeyboardInterrupt:
+                    raise CommandError(
+                        f"{kind}: interrupted with {seen[0]} of {seen[1]} rows done; what was"
+                        " written is kept and a new run does the rest",
+                        returncode=INTERRUPTED_EXIT_CODE,
+                    ) from None
+                except Exception as exc:
+                    raise CommandError(
+                        f"{kind}: embedding failed: {type(exc).__name__}: {exc}"
+                    ) from exc
             # A dry run encodes nothing: no rate to tell.
             verb, rate = (
                 ("would embed", "")
