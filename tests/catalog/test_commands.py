@@ -458,9 +458,15 @@ def test_ctrl_c_stops_a_backfill_with_a_one_line_reason_and_keeps_its_written_ba
 
     monkeypatch.setattr(backfill_embeddings, "embeddings_refresh", ctrl_c_after_the_first_batch)
     ProductFactory.create_batch(5)
+    # Python's own Ctrl-C handler, as in a terminal: `make test` starts pytest with SIGINT
+    # ignored (its parent takes Ctrl-C).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    with pytest.raises(CommandError) as stopped:
-        run("backfill_embeddings", "--only", "products", "--batch-size", "2")
+    try:
+        with pytest.raises(CommandError) as stopped:
+            run("backfill_embeddings", "--only", "products", "--batch-size", "2")
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     assert str(stopped.value) == (
         "products: interrupted with 2 of 5 rows done; what was written is kept and a new run"
