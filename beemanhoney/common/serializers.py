@@ -4,6 +4,8 @@ from typing import Any
 from rest_framework import serializers
 
 UNKNOWN_FIELD = "Unknown field."
+# DRF's CharField's own word for it (a SlugField's "invalid" is about the slug's letters).
+NOT_TEXT = str(serializers.CharField.default_error_messages["invalid"])
 # Django's CSRF token travels in the body of a form that a page with a session posts.
 _TRANSPORT_KEYS = frozenset({"csrfmiddlewaretoken"})
 
@@ -11,7 +13,7 @@ _TRANSPORT_KEYS = frozenset({"csrfmiddlewaretoken"})
 class StrictSerializer(serializers.Serializer):
     """An input serializer that answers a key naming no writable field with a 400 naming it,
     where DRF drops it unread: a misspelt field ("stok") or one the write cannot set ("sku" on
-    a change) is not answered as if it had been written.
+    a change) is not answered as if it had been written. Its text fields take strings only.
 
     ``read_only_names``: what the resource shows but this write cannot set (its key, say).
     Those, and read-only fields, are "This field cannot be changed." on a partial update and
@@ -20,16 +22,36 @@ class StrictSerializer(serializers.Serializer):
     read_only_names: tuple[str, ...] = ()
 
     def to_internal_value(self, data: Any) -> Any:
-        unknown = self._unknown_keys(data)
+        refused = {**self._unknown_keys(data), **self._not_text(data)}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
-            if unknown and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**exc.detail, **unknown}) from exc
+            if refused and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **refused}) from exc
             raise
-        if unknown:
-            raise serializers.ValidationError(unknown)
+        if refused:
+            raise serializers.ValidationError(refused)
         return value
+
+    def _not_text(self, data: Any) -> dict[str, list[str]]:
+        """Text fields given something other than a string: DRF's ``CharField`` stores ``123``
+        as "123", which here is a client's mistake (a number in the name, an id in a tag)."""
+        if not isinstance(data, Mapping):
+            return {}  # DRF's own "Invalid data" answer follows
+        errors = {}
+        for name, field in self.fields.items():
+            value = data.get(name)
+            if field.read_only or value is None:
+                continue  # None: the field's own "may not be null"
+            if isinstance(field, serializers.ListField) and isinstance(value, list):
+                field, values = field.child, value
+            else:
+                values = [value]
+            if isinstance(field, serializers.CharField) and not all(
+                isinstance(item, str) for item in values
+            ):
+                errors[name] = [NOT_TEXT]
+        return errors
 
     def _unknown_keys(self, data: Any) -> dict[str, list[str]]:
         if not isinstance(data, Mapping):

@@ -157,15 +157,6 @@ class ConversationDetailApi(APIView):
         return Response(ConversationOutputSerializer(conversation).data)
 
 
-class StringField(serializers.CharField):
-    """Text that must come as a string: DRF's ``CharField`` stores ``123`` as ``"123"``."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class MessageListApi(APIView):
     """``GET``: the conversation's messages in order. ``POST``: send one; answered by a run."""
 
@@ -185,7 +176,7 @@ class MessageListApi(APIView):
             "answering_run",
         )
 
-        content = StringField(max_length=MAX_MESSAGE_LENGTH, trim_whitespace=True)
+        content = serializers.CharField(max_length=MAX_MESSAGE_LENGTH, trim_whitespace=True)
 
     class IdempotencyKeySerializer(serializers.Serializer):
         key = serializers.CharField(max_length=100, required=False, allow_blank=False)

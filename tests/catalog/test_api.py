@@ -973,6 +973,43 @@ def test_a_change_naming_a_field_it_cannot_write_is_refused_and_nothing_is_writt
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
+    ("url", "payload"),
+    [
+        ("/api/products/T-1/", {"name": 123}),
+        ("/api/products/T-1/", {"tags": ["raw", 7]}),
+        ("/api/categories/raw-honey/", {"name": True}),
+        ("/api/knowledge/storing-honey/", {"body": 1.5}),
+    ],
+)
+def test_a_change_giving_text_as_another_json_type_is_refused(
+    staff_client: APIClient, url: str, payload: dict[str, object]
+) -> None:
+    # DRF alone stores 123 as "123": a client's mistake (an id for a name) would go unseen.
+    ProductFactory.create(
+        sku="T-1", name="Raw", tags=["raw"], category__slug="raw-honey", category__name="Raw Honey"
+    )
+    KnowledgeArticleFactory.create(slug="storing-honey", body="Keep it dry.")
+
+    response = staff_client.patch(url, payload, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {field: ["Not a valid string."] for field in payload}
+    assert list(Product.objects.values_list("name", "tags")) == [("Raw", ["raw"])]
+    assert list(Category.objects.values_list("slug", "name")) == [("raw-honey", "Raw Honey")]
+    assert list(KnowledgeArticle.objects.values_list("body", flat=True)) == ["Keep it dry."]
+
+
+@pytest.mark.django_db
+def test_a_new_product_with_a_number_for_its_sku_is_refused(staff_client: APIClient) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(sku=1001), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"sku": ["Not a valid string."]}
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
     ("extra", "errors"),
     [
         ({"bogus": 1}, {"bogus": ["Unknown field."]}),
