@@ -469,8 +469,7 @@ def test_ctrl_c_stops_a_backfill_with_a_one_line_reason_and_keeps_its_written_ba
         signal.signal(signal.SIGINT, previous)
 
     assert str(stopped.value) == (
-        "products: interrupted with 2 of 5 rows done; what was written is kept and a new run"
-        " does the rest"
+        "products: interrupted; the rows written before it are kept, and a new run embeds the rest"
     )
     assert stopped.value.returncode == 130
     embedded = Product.objects.filter(embedding_model=current_model_name())

@@ -23,14 +23,9 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1")
         kinds = [options["only"]] if options["only"] else sorted(EMBEDDED_MODELS)
         for kind in kinds:
-            seen = [0, 0]  # rows done (written or already current) and in all; a disabled bar
-            # counts nothing
             with tqdm(desc=kind, unit="row", disable=None, file=self.stderr) as bar:
 
-                def progress(
-                    done: int, total: int, bar: tqdm = bar, seen: list[int] = seen
-                ) -> None:
-                    seen[:] = done, total
+                def progress(done: int, total: int, bar: tqdm = bar) -> None:
                     bar.total = total
                     bar.update(done - bar.n)
 
@@ -44,8 +39,10 @@ class Command(BaseCommand):
                     )
                 except KeyboardInterrupt:
                     raise CommandError(
-                        f"{kind}: interrupted with {seen[0]} of {seen[1]} rows done; what was"
-                        " written is kept and a new run does the rest",
+                        # No count: rows are read ahead of the model, so "checked" would
+                        # overstate what was written.
+                        f"{kind}: interrupted; the rows written before it are kept, and a new"
+                        " run embeds the rest",
                         returncode=INTERRUPTED_EXIT_CODE,
                     ) from None
                 except Exception as exc:
