@@ -3,6 +3,7 @@
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,13 +50,23 @@ def broker_client_name() -> str:
     return f"{BROKER_CLIENT_NAME}-{os.getpid()}"
 
 
-@functools.cache
-def _broker_client(url: str, timeout: float) -> redis.Redis:
+_broker_client_lock = threading.Lock()
+
+
+def _probe_client(url: str, timeout: float) -> redis.Redis:
     """One pooled client per broker URL: a probe every few seconds reuses its connection.
 
-    One immediate retry lets a connection the broker dropped (a restart) be opened again
-    within the same probe; a broker that is down still answers within two connect attempts.
+    Locked: probes that arrive at once in a new process (gthread) would each build a pool of
+    their own, and the pools not kept would hold their connections until collected.
     """
+    with _broker_client_lock:
+        return _broker_client(url, timeout)
+
+
+@functools.cache
+def _broker_client(url: str, timeout: float) -> redis.Redis:
+    """One immediate retry lets a connection the broker dropped (a restart) be opened again
+    within the same probe; a broker that is down still answers within two connect attempts."""
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=BROKER_PROBE_CONNECTIONS,
@@ -70,7 +81,7 @@ def _broker_client(url: str, timeout: float) -> redis.Redis:
 
 
 def broker_state() -> ServiceState:
-    client = _broker_client(settings.CELERY_BROKER_URL, settings.HEALTHCHECK_TIMEOUT_SECONDS)
+    client = _probe_client(settings.CELERY_BROKER_URL, settings.HEALTHCHECK_TIMEOUT_SECONDS)
     try:
         client.ping()
     except redis.RedisError as exc:
