@@ -82,8 +82,15 @@ def test_concurrent_probes_share_a_bounded_set_of_broker_connections() -> None:
         start.wait()
         return broker_state()
 
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        states = list(pool.map(lambda _: probe(), range(12)))
+    # The threads take turns every microsecond, as they may on a loaded machine: probes that
+    # meet a process's empty client cache then all build a client at once.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            states = list(pool.map(lambda _: probe(), range(12)))
+    finally:
+        sys.setswitchinterval(interval)
 
     assert all(state.ok for state in states)
     assert 1 <= len(probe_connections(broker)) <= BROKER_PROBE_CONNECTIONS
