@@ -22,7 +22,12 @@ class StrictSerializer(serializers.Serializer):
     read_only_names: tuple[str, ...] = ()
 
     def to_internal_value(self, data: Any) -> Any:
-        refused = {**self._unknown_keys(data), **self._not_text(data)}
+        # Not a mapping: DRF's own "Invalid data" answer follows.
+        refused = (
+            {**self._unknown_keys(data), **self._not_text(data)}
+            if isinstance(data, Mapping)
+            else {}
+        )
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -33,11 +38,9 @@ class StrictSerializer(serializers.Serializer):
             raise serializers.ValidationError(refused)
         return value
 
-    def _not_text(self, data: Any) -> dict[str, list[str]]:
+    def _not_text(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
         """Text fields given something other than a string: DRF's ``CharField`` stores ``123``
         as "123", which here is a client's mistake (a number in the name, an id in a tag)."""
-        if not isinstance(data, Mapping):
-            return {}  # DRF's own "Invalid data" answer follows
         errors = {}
         for name, field in self.fields.items():
             value = data.get(name)
@@ -53,9 +56,7 @@ class StrictSerializer(serializers.Serializer):
                 errors[name] = [NOT_TEXT]
         return errors
 
-    def _unknown_keys(self, data: Any) -> dict[str, list[str]]:
-        if not isinstance(data, Mapping):
-            return {}  # DRF's own "Invalid data" answer follows
+    def _unknown_keys(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
         writable = {name for name, field in self.fields.items() if not field.read_only}
         read_only = f"This field cannot be {'changed' if self.partial else 'set'}."
         return {
