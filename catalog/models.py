@@ -9,6 +9,7 @@ from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf
 from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 from beemanhoney.common.models import TimeStampedModel
+from catalog.currencies import validate_currency
 
 EMBEDDING_DIMENSIONS = 384
 SEARCH_CONFIG = "english"
@@ -20,10 +21,6 @@ ARTICLE_BODY_MAX_LENGTH = 50_000
 sku_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
     "letters, digits, '.', '_' or '-', at most 40 characters",
-)
-
-currency_validator = RegexValidator(
-    r"^[A-Z]{3}$", "a 3-letter ISO currency code in capitals, such as GBP"
 )
 
 # The API's ?tags= filter splits on commas, and import files list tags joined by semicolons.
@@ -122,7 +119,7 @@ class Product(TimeStampedModel, Embedded):
     )
     # The validators say at the field what the constraints below would refuse as a whole.
     price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
-    currency = models.CharField(max_length=3, default="GBP", validators=[currency_validator])
+    currency = models.CharField(max_length=3, default="GBP", validators=[validate_currency])
     weight_grams = models.PositiveIntegerField(default=0)
     stock = models.IntegerField(default=0, validators=[MinValueValidator(0)])
     is_active = models.BooleanField(default=True)

@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from beemanhoney.common.models import max_length_of
+from catalog.currencies import currency_problem
 from catalog.import_files import (
     FileColumns,
     cell,
@@ -150,6 +151,8 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
     currency = cell(row, "currency").upper() or "GBP"
     if not re.fullmatch(r"[A-Z]{3}", currency):
         problems.append(f"currency: {shortened(row.get('currency'))!r} is not a 3-letter ISO code")
+    elif problem := currency_problem(currency):
+        problems.append(f"currency: {problem}")
     parsed: dict[str, Any] = {}
     for column, parse in (
         ("price", _decimal),

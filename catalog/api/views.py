@@ -14,6 +14,7 @@ from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, p
 from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly, staff_may_view
 from beemanhoney.common.serializers import StrictSerializer
 from catalog import selectors, services
+from catalog.currencies import validate_currency
 from catalog.models import (
     ARTICLE_BODY_MAX_LENGTH,
     MAX_TAGS,
@@ -21,7 +22,6 @@ from catalog.models import (
     Category,
     KnowledgeArticle,
     Product,
-    currency_validator,
     sku_validator,
     tag_validator,
 )
@@ -106,7 +106,7 @@ class ProductInputSerializer(StrictSerializer):
         required=False, allow_blank=True, default="", max_length=PRODUCT_DESCRIPTION_MAX_LENGTH
     )
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal(0))
-    currency = serializers.CharField(required=False, default="GBP", validators=[currency_validator])
+    currency = serializers.CharField(required=False, default="GBP", validators=[validate_currency])
     weight_grams = serializers.IntegerField(min_value=0, required=False, default=0)
     stock = serializers.IntegerField(min_value=0, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)

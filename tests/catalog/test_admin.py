@@ -663,6 +663,11 @@ NOT_A_CURRENCY = "a 3-letter ISO currency code in capitals, such as GBP"
         ("stock", "-1", NOT_NEGATIVE),
         ("price", "-1", NOT_NEGATIVE),
         ("currency", "gbp", NOT_A_CURRENCY),
+        (
+            "currency",
+            "GPB",
+            "GPB is not the ISO 4217 code of a currency in circulation, such as GBP",
+        ),
     ],
 )
 def test_the_product_form_shows_a_value_the_constraints_refuse_at_its_field(

@@ -755,6 +755,7 @@ def test_staff_logged_in_with_a_session_can_create_a_product(client) -> None:
         ({"category": "no-such-category"}, "category"),
         ({"sku": "bad sku"}, "sku"),
         ({"currency": "gbp"}, "currency"),
+        ({"currency": "XYZ"}, "currency"),
         ({"stock": -2}, "stock"),
         ({"category": "raw\u0000honey"}, "category"),
         ({"tags": ["gift, boxed"]}, "tags"),
@@ -781,6 +782,14 @@ def test_an_invalid_new_product_is_refused_and_nothing_is_written(
         (
             {"currency": "gbp"},
             {"currency": ["a 3-letter ISO currency code in capitals, such as GBP"]},
+        ),
+        (
+            {"currency": "GPB"},
+            {
+                "currency": [
+                    "GPB is not the ISO 4217 code of a currency in circulation, such as GBP"
+                ]
+            },
         ),
     ],
 )

@@ -194,6 +194,21 @@ def test_a_currency_that_is_not_a_three_letter_code_is_rejected(currency: str) -
         parse_product_row(row)
 
 
+@pytest.mark.parametrize("currency", ["GPB", "XYZ", "XAU", "BGN"])
+def test_a_three_letter_code_of_no_currency_in_circulation_is_rejected(currency: str) -> None:
+    row = a_row(currency=currency)
+
+    message = f"currency: {currency} is not the ISO 4217 code of a currency in circulation"
+
+    with pytest.raises(ValueError, match=f"^{message}, such as GBP$"):
+        parse_product_row(row)
+
+
+@pytest.mark.parametrize("currency", ["GBP", "EUR", "USD", "JPY", "XCG", "ZWG"])
+def test_a_currency_in_circulation_is_accepted(currency: str) -> None:
+    assert parse_product_row(a_row(currency=currency)).currency == currency
+
+
 def test_a_lowercase_currency_is_upper_cased() -> None:
     row = a_row(currency=" eur ")
 
