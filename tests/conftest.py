@@ -22,6 +22,21 @@ from tests.support.fake_openai import FakeOpenAIServer
 TEST_REDIS_DB = 15
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``django_db`` every test that a fixture of ours reaches the database for.
+
+    pytest-django makes the test database only when a selected test is marked, and our module
+    and session fixtures (``demo_shop``, ``celery_worker``...) unblock the database themselves:
+    ``-k`` picking only unmarked tests that use them ran them on the development database, and
+    ``demo_shop``'s teardown deleted its catalogue.
+    """
+    for item in items:
+        needs_database = "django_db_setup" in getattr(item, "fixturenames", ())
+        if needs_database and item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db)
+
+
 def _with_redis_db(url: str, db: int) -> str:
     return urlsplit(url)._replace(path=f"/{db}").geturl()
 
