@@ -6,9 +6,12 @@ ordered: for "the strongest most potent manuka" the UMF 20+ came fifth of the ma
 the query's words first:
 
 - **a price range** said with a currency: "under £10", "less than 20 pounds", "over $15",
-  "between £10 and £20", "£10-£20". It narrows the search's price filters (never widens them)
-  and is cut out of the text that is embedded and ranked. A number without a currency ("under
-  12 months") is not a price.
+  "between £10 and £20", "£10-£20", or a price to come near ("around £25", "about 20 pounds",
+  "£30 or so": a quarter either side of it), or a budget ("my budget is 40", the one place a
+  number without a currency is a price). Amounts may have thousands' commas ("£1,000") or be
+  in pence ("99p"). It narrows the search's price filters (never
+  widens them) and is cut out of the text that is embedded and ranked. A number without a
+  currency ("under 12 months") is not a price.
 - **orders**: cheapest, biggest, smallest, strongest (manuka grade), mildest, best value. The
   words stay in the text. Among the results that share the best match's category and have what
   the order compares (a grade, a weight), the order decides which result takes which of their
@@ -28,26 +31,76 @@ from typing import Protocol, TypeVar
 
 PENNY = Decimal("0.01")
 
+# 12, 12.50, 1,000 or 1,250.99 (a comma only between thousands).
+_FIGURE = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?"
 _AMOUNT = (
-    r"(?:[£$€]\s?\d+(?:\.\d{1,2})?"
-    r"|\d+(?:\.\d{1,2})?\s?(?:pounds?|quid|gbp|euros?|eur|dollars?|usd|bucks)\b)"
+    rf"(?:(?:[£$€]|\b(?:gbp|eur|usd)\s?)\s?{_FIGURE}"
+    rf"|{_FIGURE}\s?(?:pounds?|quid|gbp|euros?|eur|dollars?|usd|bucks|pence|p)\b)"
 )
-_NUMBER = re.compile(r"\d+(?:\.\d{1,2})?")
-# (pattern, which bound each amount sets, and whether the amount itself is excluded)
-_PRICE_PHRASES: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), bounds, strict)
-    for pattern, bounds, strict in (
-        (rf"\bbetween\s+({_AMOUNT})\s+and\s+({_AMOUNT})", ("min", "max"), False),
-        (rf"\bfrom\s+({_AMOUNT})\s+to\s+({_AMOUNT})", ("min", "max"), False),
-        (rf"({_AMOUNT})\s*(?:-|\u2013|to)\s*({_AMOUNT})", ("min", "max"), False),
-        (rf"\b(?:under|below|less\s+than|cheaper\s+than)\s+({_AMOUNT})", ("max",), True),
+_FIGURE_IN_AMOUNT = re.compile(_FIGURE)
+_PENCE = re.compile(r"(?:pence|p)$", re.IGNORECASE)
+# "around £25" is the band from a quarter below it to a quarter above it.
+AROUND_BAND = Decimal("0.25")
+
+
+def _amount_value(amount: str) -> Decimal:
+    """The price an amount says, in its currency's main unit: "£1,000" 1000, "99p" 0.99."""
+    figure = _FIGURE_IN_AMOUNT.search(amount)
+    assert figure is not None  # the phrase's pattern matched one
+    value = Decimal(figure.group().replace(",", ""))
+    return value / 100 if _PENCE.search(amount) else value
+
+
+def _range(amounts: list[Decimal]) -> dict[str, Decimal]:
+    # "between £20 and £10" is the range from £10 to £20.
+    low, high = sorted(amounts)
+    return {"min": low, "max": high}
+
+
+def _below(amounts: list[Decimal]) -> dict[str, Decimal]:
+    return {"max": amounts[0] - PENNY}
+
+
+def _at_most(amounts: list[Decimal]) -> dict[str, Decimal]:
+    return {"max": amounts[0]}
+
+
+def _above(amounts: list[Decimal]) -> dict[str, Decimal]:
+    return {"min": amounts[0] + PENNY}
+
+
+def _at_least(amounts: list[Decimal]) -> dict[str, Decimal]:
+    return {"min": amounts[0]}
+
+
+def _around(amounts: list[Decimal]) -> dict[str, Decimal]:
+    spread = (amounts[0] * AROUND_BAND).quantize(PENNY)
+    return {"min": amounts[0] - spread, "max": amounts[0] + spread}
+
+
+_PRICE_PHRASES: tuple[
+    tuple[re.Pattern[str], Callable[[list[Decimal]], dict[str, Decimal]]], ...
+] = tuple(
+    (re.compile(pattern, re.IGNORECASE), bounds)
+    for pattern, bounds in (
+        (rf"\bbetween\s+({_AMOUNT})\s+and\s+({_AMOUNT})", _range),
+        (rf"\bfrom\s+({_AMOUNT})\s+to\s+({_AMOUNT})", _range),
+        (rf"({_AMOUNT})\s*(?:-|\u2013|to)\s*({_AMOUNT})", _range),
+        (
+            rf"(?:\b(?:around|about|roughly|approximately|approx\.?|circa)\s+|~\s?)({_AMOUNT})"
+            r"(?:\s*-?ish\b|\s+or\s+so\b)?",
+            _around,
+        ),
+        (rf"({_AMOUNT})(?:\s*-?ish\b|\s+or\s+so\b)", _around),
+        (rf"\b(?:under|below|less\s+than|cheaper\s+than)\s+({_AMOUNT})", _below),
         (
             rf"\b(?:up\s+to|no\s+more\s+than|at\s+most|max(?:imum)?|within)\s+({_AMOUNT})",
-            ("max",),
-            False,
+            _at_most,
         ),
-        (rf"\b(?:over|above|more\s+than|dearer\s+than)\s+({_AMOUNT})", ("min",), True),
-        (rf"\b(?:at\s+least|min(?:imum)?|from)\s+({_AMOUNT})", ("min",), False),
+        (rf"\b(?:over|above|more\s+than|dearer\s+than)\s+({_AMOUNT})", _above),
+        (rf"\b(?:at\s+least|min(?:imum)?|from)\s+({_AMOUNT})", _at_least),
+        # "my budget is 40": the word makes a bare number a price.
+        (rf"\bbudget(?:\s+(?:is|of)|:)?\s+({_AMOUNT}|{_FIGURE}\b)", _at_most),
     )
 )
 
@@ -104,13 +157,10 @@ class QueryIntent:
 def query_intent_read(query: str) -> QueryIntent:
     text = query
     bounds: dict[str, Decimal] = {}
-    for pattern, sets, strict in _PRICE_PHRASES:
+    for pattern, bounds_of in _PRICE_PHRASES:
         for match in pattern.finditer(text):
-            amounts = [Decimal(_NUMBER.search(a).group()) for a in match.groups()]  # type: ignore[union-attr]
-            # "between £20 and £10" is the range from £10 to £20.
-            for bound, value in zip(sets, sorted(amounts), strict=True):
-                if strict:
-                    value = value - PENNY if bound == "max" else value + PENNY
+            amounts = [_amount_value(amount) for amount in match.groups()]
+            for bound, value in bounds_of(amounts).items():
                 tighter = min if bound == "max" else max
                 bounds[bound] = tighter(bounds.get(bound, value), max(value, Decimal(0)))
         text = pattern.sub(" ", text)

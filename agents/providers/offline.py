@@ -31,15 +31,6 @@ from catalog.models import KnowledgeArticle
 
 logger = logging.getLogger(__name__)
 
-# "under £1,000", "up to 30 quid", "below 99p", "my budget is 40". A bare number after "under"
-# is read only when the phrase is a budget or the number has pence: "he's under 5" is an age.
-PRICE_LIMIT = re.compile(
-    r"\b(?:(?P<budget>budget(?:\s+(?:of|is))?|spend(?:ing)?\s+(?:up to|under|less than|below))"
-    r"|under|below|less than|no more than|max(?:imum)?(?:\s+of)?|up to|at most)"
-    r"\s*(?P<sign>£|gbp)?\s*(?P<amount>\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?)"
-    r"\s*(?P<unit>pounds?|quid|gbp|pence|p)?\b"
-)
-PENCE_WRITTEN = re.compile(r"\.\d{2}$")
 IN_STOCK = re.compile(r"\b(in stock|available now|ship (?:now|today))\b")
 WORD = re.compile(r"[a-z0-9]+")
 MAX_RECOMMENDATIONS = 3
@@ -100,16 +91,6 @@ def compose_product_reply(products: list[dict[str, Any]]) -> str:
             f"({stock}). {summary}."
         )
     return "\n".join(lines)
-
-
-def _price_limit(question: str) -> float | None:
-    """The first budget in ``question`` (lower case), in pounds; numbers that may not be prices
-    (ages, counts) are skipped."""
-    for match in PRICE_LIMIT.finditer(question):
-        amount, unit = match["amount"].replace(",", ""), match["unit"]
-        if match["sign"] or unit or match["budget"] or PENCE_WRITTEN.search(amount):
-            return float(amount) / 100 if unit in {"p", "pence"} else float(amount)
-    return None
 
 
 def _stem(word: str) -> str:
@@ -208,11 +189,9 @@ class OfflineChatModel(BaseChatModel):
 
     @staticmethod
     def _product_search_call(question: str) -> dict[str, Any]:
-        lowered = question.lower()
+        # The search reads a price the question states ("under £10") from the query itself.
         args: dict[str, Any] = {"query": question}
-        if (max_price := _price_limit(lowered)) is not None:
-            args["max_price"] = max_price
-        if IN_STOCK.search(lowered):
+        if IN_STOCK.search(question.lower()):
             args["in_stock_only"] = True
         return {"name": "search_products", "args": args, "id": "offline-1"}
 

@@ -26,6 +26,25 @@ from catalog.query_intent import (
         ("candles £5-£15", QueryIntent("candles", Decimal("5"), Decimal("15"))),
         ("gifts from £10 to £20 please", QueryIntent("gifts please", Decimal("10"), Decimal("20"))),
         ("jars under £20, or below £12", QueryIntent("jars , or", None, Decimal("11.99"))),
+        (
+            "a gift for mum around 25 pounds",
+            QueryIntent("a gift for mum", Decimal("18.75"), Decimal("31.25")),
+        ),
+        ("about £10 candles", QueryIntent("candles", Decimal("7.50"), Decimal("12.50"))),
+        ("manuka roughly $40", QueryIntent("manuka", Decimal("30"), Decimal("50"))),
+        ("a hamper for £60 or so", QueryIntent("a hamper for", Decimal("45"), Decimal("75"))),
+        ("a hamper, £60ish", QueryIntent("a hamper,", Decimal("45"), Decimal("75"))),
+        ("jars ~£8", QueryIntent("jars", Decimal("6"), Decimal("10"))),
+        ("around £20 but under £18", QueryIntent("but", Decimal("15"), Decimal("17.99"))),
+        ("about £10-£20 gifts", QueryIntent("about gifts", Decimal("10"), Decimal("20"))),
+        ("a hamper under £1,000 please", QueryIntent("a hamper please", None, Decimal("999.99"))),
+        ("gifts from £1,000.50 up", QueryIntent("gifts up", Decimal("1000.50"), None)),
+        ("anything below GBP 25?", QueryIntent("anything ?", None, Decimal("24.99"))),
+        ("a treat under 99p", QueryIntent("a treat", None, Decimal("0.98"))),
+        ("sweets up to 50 pence", QueryIntent("sweets", None, Decimal("0.50"))),
+        ("candles, my budget is 40", QueryIntent("candles, my", None, Decimal("40"))),
+        ("he's under 5, my budget is £15", QueryIntent("he's under 5, my", None, Decimal("15"))),
+        ("a budget of 2,500 for favours", QueryIntent("a for favours", None, Decimal("2500"))),
     ],
 )
 def test_a_price_said_with_a_currency_becomes_a_price_range_cut_from_the_text(
@@ -36,7 +55,17 @@ def test_a_price_said_with_a_currency_becomes_a_price_range_cut_from_the_text(
 
 @pytest.mark.parametrize(
     "query",
-    ["honey for babies under 12 months", "pack of 10 under 2 kilos", "£20", "over 40 flavours"],
+    [
+        "honey for babies under 12 months",
+        "pack of 10 under 2 kilos",
+        "£20",
+        "over 40 flavours",
+        "about 500g of honey",
+        "tell me about honey",
+        "A present for my nephew, he's under 5",
+        "a gift for a party of up to 12 people",
+        "jars of 1,000 flowers",
+    ],
 )
 def test_a_number_without_a_currency_or_a_bound_is_no_price(query: str) -> None:
     assert query_intent_read(query) == QueryIntent(query)
