@@ -173,6 +173,14 @@ def query_intent_read(query: str) -> QueryIntent:
     )
 
 
+def query_subject(query: str) -> str:
+    """What ``query`` is about: its text without price phrases and order words."""
+    text = query_intent_read(query).text
+    for words in _ORDER_WORDS.values():
+        text = words.sub(" ", text)
+    return " ".join(text.split())
+
+
 def _orders(text: str) -> tuple[ProductOrder, ...]:
     # Each order by where the query first says it: the first said sorts first.
     found = {

@@ -24,6 +24,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
 from agents.providers import RouteDecision
+from agents.providers.follow_ups import customer_question
 from agents.providers.router import SmallTalk, semantic_route, small_talk
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
@@ -173,10 +174,10 @@ class OfflineChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         tool_names = {tool["function"]["name"] for tool in kwargs.get("tools", [])}
-        question = _latest_question(messages)
+        question = customer_question(messages)
         if isinstance(messages[-1], ToolMessage):
             message = AIMessage(content=self._compose(messages[-1], question))
-        elif (kind := small_talk(question)) is not None:
+        elif (kind := small_talk(_latest_question(messages))) is not None:
             message = AIMessage(content=SMALL_TALK_REPLIES[kind])
         elif "search_products" in tool_names:
             message = AIMessage(content="", tool_calls=[self._product_search_call(question)])

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
+from agents.providers.follow_ups import customer_question
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,8 @@ def _example_matrix(model_name: str) -> tuple[np.ndarray, list[Route]]:
 
 
 def semantic_route(messages: Sequence[BaseMessage]) -> Route:
-    """The route whose examples the latest customer message is most like (mean of the best 2).
+    """The route whose examples the latest customer message is most like (mean of the best 2),
+    read with the question before it when it is a follow-up ("and to Ireland?").
 
     Pleasantries go to sales, whose agent greets back, except a "yes" to an offer of a person.
     """
@@ -196,13 +198,14 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if kind is SmallTalk.YES and _offered_a_person(messages[:position]):
             return Route.HANDOFF
         return Route.SALES
+    question = customer_question(messages[: position + 1])
     try:
         matrix, routes = _example_matrix(get_embedding_backend().model_name)
-        vector = embed_query(str(latest.content))
+        vector = embed_query(question)
     except query_embedding_errors():
         # The embedding API is away: route by words; every agent's search still answers by
         # keywords.
-        route = keyword_route(str(latest.content))
+        route = keyword_route(question)
         logger.exception("agents.route_without_embedding", extra={"route": route})
         return route
     similarities = matrix @ np.asarray(vector)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.builder import build_graph
 from agents.graph.names import Route
@@ -32,12 +32,19 @@ def embedding_api_down(openai_embeddings: FakeOpenAIServer) -> FakeOpenAIServer:
     return openai_embeddings
 
 
-def _offline_turn(text: str, conversation: Conversation | None = None) -> dict[str, Any]:
+def _offline_turn(
+    text: str, conversation: Conversation | None = None, *, earlier: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One turn of the offline graph on ``text``, after the customer's ``earlier`` questions
+    (each with a stand-in reply)."""
     conversation = conversation or ConversationFactory.create()
     config = {"configurable": {"customer_id": conversation.owner_id,
                                "conversation_id": str(conversation.id)}}  # fmt: skip
+    history: list[BaseMessage] = []
+    for question in earlier:
+        history += [HumanMessage(question), AIMessage("(a reply)")]
     return build_graph(provider=OfflineProvider()).invoke(
-        {"messages": [HumanMessage(text)]}, config
+        {"messages": [*history, HumanMessage(text)]}, config
     )
 
 
@@ -205,3 +212,29 @@ def test_the_price_a_customer_states_bounds_the_products_offered(
     assert offered in reply
     assert prices
     assert all(Decimal(str(low)) <= price <= Decimal(str(high)) for price in prices), reply
+
+
+# --- follow-ups -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_follow_up_about_products_keeps_to_the_earlier_question_s_subject(demo_shop) -> None:
+    state = _offline_turn("do you have a cheaper one?", earlier=("What's your strongest manuka?",))
+
+    names = re.findall(r"^- (.+?) — £", str(state["messages"][-1].content), re.MULTILINE)
+    assert state["route"] == Route.SALES
+    assert names
+    assert all("Manuka" in name for name in names), names
+
+
+@pytest.mark.django_db
+def test_a_follow_up_about_delivery_is_answered_from_the_delivery_articles(demo_shop) -> None:
+    state = _offline_turn("and to France?", earlier=("how long does delivery take?",))
+
+    reply = str(state["messages"][-1].content)
+    assert state["route"] == Route.SUPPORT
+    # The nearest of the two (search ranks "UK delivery times" first for "how long does
+    # delivery take to France?" too).
+    assert reply.startswith(
+        ('From our help article "UK delivery times', 'From our help article "International')
+    ), reply

@@ -9,6 +9,7 @@ from catalog.query_intent import (
     manuka_grade_mgo,
     ordered_by_intent,
     query_intent_read,
+    query_subject,
 )
 
 
@@ -180,3 +181,15 @@ def test_the_order_said_first_sorts_first_and_the_next_breaks_its_ties() -> None
 
     assert [hit.name for hit in strong_cheap] == ["UMF 20+ 250g", "UMF 10+ 250g", "UMF 10+ 500g"]
     assert [hit.name for hit in cheap_strong] == ["UMF 10+ 250g", "UMF 10+ 500g", "UMF 20+ 250g"]
+
+
+@pytest.mark.parametrize(
+    ("query", "subject"),
+    [
+        ("the strongest manuka under £50", "the manuka"),
+        ("cheap big jar of raw honey", "jar of raw honey"),
+        ("beeswax candles", "beeswax candles"),
+    ],
+)
+def test_a_query_s_subject_leaves_out_its_price_and_order_words(query: str, subject: str) -> None:
+    assert query_subject(query) == subject
