@@ -139,10 +139,14 @@ def _best_paragraph(article: dict[str, Any], question: str, nearness: np.ndarray
     return paragraphs[int(np.argmax(nearness[1:]))] if paragraphs else ""
 
 
-def compose_article_reply(articles: list[dict[str, Any]], question: str) -> str:
+def compose_article_reply(
+    articles: list[dict[str, Any]], question: str, *, latest: str | None = None
+) -> str:
     """Quote the first article that answers the question (the search always returns its
     nearest articles, relevant or not). Health articles are quoted whole: their safety advice
-    ("never give honey to a baby under 12 months") must never be cut off."""
+    ("never give honey to a baby under 12 months") must never be cut off. When the question is
+    a follow-up read with an earlier one, its ``latest`` words pick the paragraph ("and to
+    Northern Ireland?" after "how long does delivery take?")."""
     for article in articles:
         nearness = _nearness(article, question)
         if _answers(article, question, nearness):
@@ -151,6 +155,8 @@ def compose_article_reply(articles: list[dict[str, Any]], question: str) -> str:
         return NO_ARTICLE_REPLY
     if article.get("topic") == KnowledgeArticle.Topic.HEALTH:
         extract = article["body"].strip()
+    elif latest is not None and latest != question:
+        extract = _best_paragraph(article, latest, _nearness(article, latest))
     else:
         extract = _best_paragraph(article, question, nearness)
     return f'From our help article "{article["title"]}":\n\n{extract}'
@@ -174,10 +180,10 @@ class OfflineChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         tool_names = {tool["function"]["name"] for tool in kwargs.get("tools", [])}
-        question = customer_question(messages)
+        question, latest = customer_question(messages), _latest_question(messages)
         if isinstance(messages[-1], ToolMessage):
-            message = AIMessage(content=self._compose(messages[-1], question))
-        elif (kind := small_talk(_latest_question(messages))) is not None:
+            message = AIMessage(content=self._compose(messages[-1], question, latest))
+        elif (kind := small_talk(latest)) is not None:
             message = AIMessage(content=SMALL_TALK_REPLIES[kind])
         elif "search_products" in tool_names:
             message = AIMessage(content="", tool_calls=[self._product_search_call(question)])
@@ -197,13 +203,13 @@ class OfflineChatModel(BaseChatModel):
         return {"name": "search_products", "args": args, "id": "offline-1"}
 
     @staticmethod
-    def _compose(result: ToolMessage, question: str) -> str:
+    def _compose(result: ToolMessage, question: str, latest: str) -> str:
         data = json.loads(str(result.content))
         if data.get("escalated"):
             return HANDOFF_REPLY
         if "products" in data:
             return compose_product_reply(data["products"])
-        return compose_article_reply(data.get("articles", []), question)
+        return compose_article_reply(data.get("articles", []), question, latest=latest)
 
 
 class OfflineProvider:

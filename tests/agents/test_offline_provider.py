@@ -238,3 +238,12 @@ def test_a_follow_up_about_delivery_is_answered_from_the_delivery_articles(demo_
     assert reply.startswith(
         ('From our help article "UK delivery times', 'From our help article "International')
     ), reply
+
+
+@pytest.mark.django_db
+def test_a_follow_up_s_own_words_pick_the_paragraph_quoted(demo_shop) -> None:
+    state = _offline_turn("and to Northern Ireland?", earlier=("how long does delivery take?",))
+
+    reply = str(state["messages"][-1].content)
+    assert reply.startswith('From our help article "UK delivery times and costs"'), reply
+    assert "Northern Ireland" in reply
