@@ -51,6 +51,10 @@ STOP_WORDS = frozenset(
 # score 0.49 or more; "who won the world cup?" or "tell me a joke" score 0.1, and the nearest
 # off-topic question found ("can I bring my dog?") 0.31.
 RELEVANCE_FLOOR = 0.4
+# A paragraph's nearness in meaning gains this much for holding all of the question's words
+# (in proportion for some): meaning alone quoted "we do not accept cheques" (0.49) for "can I pay
+# with PayPal?" over the paragraph that names PayPal (0.43).
+PARAGRAPH_WORDS_WEIGHT = 0.15
 NO_ARTICLE_REPLY = f"I couldn't find an answer to that in our help articles. {HANDOFF_OFFER}"
 NO_PRODUCT_REPLY = (
     "I couldn't find anything in our shop that matches that. Could you tell me a little more "
@@ -131,12 +135,15 @@ def _answers(article: dict[str, Any], question: str, nearness: np.ndarray | None
 def _best_paragraph(article: dict[str, Any], question: str, nearness: np.ndarray | None) -> str:
     """The paragraph nearest ``question`` in meaning ("when will my order arrive?" is answered by
     "if your order has not arrived within 5 working days", ahead of paragraphs that share more
-    words with it); while the embedding API is away, the one sharing most words with it."""
+    words with it), with a little weight for the words it shares (``PARAGRAPH_WORDS_WEIGHT``);
+    while the embedding API is away, the one sharing most words with it."""
     paragraphs = article_paragraphs(article["body"])
+    stems = _stems(question)
     if nearness is None:
-        stems = _stems(question)
         return max(paragraphs, key=lambda p: len(stems & _stems(p)), default="")
-    return paragraphs[int(np.argmax(nearness[1:]))] if paragraphs else ""
+    shared = [len(stems & _stems(p)) / len(stems) if stems else 0.0 for p in paragraphs]
+    scores = nearness[1:] + PARAGRAPH_WORDS_WEIGHT * np.asarray(shared)
+    return paragraphs[int(np.argmax(scores))] if paragraphs else ""
 
 
 def compose_article_reply(
