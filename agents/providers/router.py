@@ -165,10 +165,11 @@ SUPPORT_WORDS = re.compile(
 )
 
 
-def keyword_route(text: str) -> Route:
-    """The route the words of ``text`` ask for: a person first, then support, else sales."""
+def keyword_route(text: str, *, handoff: bool = True) -> Route:
+    """The route the words of ``text`` ask for: a person first (unless ``handoff`` is off), then
+    support, else sales."""
     lowered = text.lower()
-    if HANDOFF_WORDS.search(lowered):
+    if handoff and HANDOFF_WORDS.search(lowered):
         return Route.HANDOFF
     if SUPPORT_WORDS.search(lowered):
         return Route.SUPPORT
@@ -183,39 +184,47 @@ def _example_matrix(model_name: str) -> tuple[np.ndarray, list[Route]]:
 
 
 def semantic_route(messages: Sequence[BaseMessage]) -> Route:
-    """The route whose examples the latest customer message is most like (mean of the best 2),
-    read with the question before it when it is a follow-up ("and to Ireland?").
+    """The route whose examples the latest customer message is most like (mean of the best 2).
 
     Pleasantries go to sales, whose agent greets back, except a "yes" to an offer of a person.
+    A follow-up ("and to France?") that does not ask for a person is routed to sales or support
+    as read with the question before it.
     """
     position = next(
         (i for i in reversed(range(len(messages))) if isinstance(messages[i], HumanMessage)), None
     )
     if position is None:
         return Route.SALES
-    latest = messages[position]
-    if (kind := small_talk(str(latest.content))) is not None:
+    latest = str(messages[position].content)
+    if (kind := small_talk(latest)) is not None:
         if kind is SmallTalk.YES and _offered_a_person(messages[:position]):
             return Route.HANDOFF
         return Route.SALES
     question = customer_question(messages[: position + 1])
     try:
-        matrix, routes = _example_matrix(get_embedding_backend().model_name)
-        vector = embed_query(question)
+        route = _route_by_meaning(latest)
+        if route is not Route.HANDOFF and question != latest:
+            route = _route_by_meaning(question, handoff=False)
     except query_embedding_errors():
         # The embedding API is away: route by words; every agent's search still answers by
         # keywords.
-        route = keyword_route(question)
+        route = keyword_route(latest)
+        if route is not Route.HANDOFF and question != latest:
+            route = keyword_route(question, handoff=False)
         logger.exception("agents.route_without_embedding", extra={"route": route})
-        return route
-    similarities = matrix @ np.asarray(vector)
+    return route
+
+
+def _route_by_meaning(text: str, *, handoff: bool = True) -> Route:
+    matrix, routes = _example_matrix(get_embedding_backend().model_name)
+    similarities = matrix @ np.asarray(embed_query(text))
     best: dict[Route, float] = {}
     for route in EXAMPLES:
         scores = sorted((s for s, r in zip(similarities, routes, strict=True) if r == route))
         best[route] = float(np.mean(scores[-2:]))
-    handoff = best.pop(Route.HANDOFF)
+    handoff_score = best.pop(Route.HANDOFF)
     route = max(best, key=lambda route: best[route])
-    if handoff >= HANDOFF_FLOOR and handoff - best[route] >= HANDOFF_MARGIN:
+    if handoff and handoff_score >= HANDOFF_FLOOR and handoff_score - best[route] >= HANDOFF_MARGIN:
         return Route.HANDOFF
     return route
 

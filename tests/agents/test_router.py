@@ -7,7 +7,7 @@ from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
 from agents.graph.tools import SALES_TOOLS
 from agents.providers.offline import NO_PRODUCT_REPLY, SMALL_TALK_REPLIES, OfflineChatModel
-from agents.providers.router import SmallTalk, semantic_route, small_talk
+from agents.providers.router import SmallTalk, keyword_route, semantic_route, small_talk
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,36 @@ def test_the_offline_agent_answers_small_talk_without_a_search(text: str, kind: 
     assert isinstance(message, AIMessage)
     assert message.tool_calls == []
     assert message.content == SMALL_TALK_REPLIES[kind]
+
+
+@pytest.mark.parametrize(
+    ("earlier", "text", "route"),
+    [
+        ("how long does delivery take?", "and to France?", Route.SUPPORT),
+        ("how long does delivery take?", "and can I speak to a person?", Route.HANDOFF),
+    ],
+)
+def test_a_follow_up_is_routed_with_the_question_before_it_but_asks_for_a_person_alone(
+    earlier: str, text: str, route: Route
+) -> None:
+    messages = [HumanMessage(earlier), AIMessage("(a reply)"), HumanMessage(text)]
+
+    assert semantic_route(messages) == route
+
+
+def test_a_follow_up_to_a_request_for_a_person_does_not_ask_for_one_again() -> None:
+    messages = [
+        HumanMessage("I want to talk to a human"),
+        AIMessage("(staff replied, then handed the conversation back)"),
+        HumanMessage("and the biggest one?"),
+    ]
+
+    assert semantic_route(messages) != Route.HANDOFF
+
+
+def test_routing_by_words_can_leave_a_request_for_a_person_out() -> None:
+    # While the embedding API is away, a follow-up read with an earlier request for a person.
+    text = "and the delivery? I want to talk to a human"
+
+    assert keyword_route(text) == Route.HANDOFF
+    assert keyword_route(text, handoff=False) == Route.SUPPORT
