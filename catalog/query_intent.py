@@ -9,9 +9,9 @@ the query's words first:
   "between £10 and £20", "£10-£20", or a price to come near ("around £25", "about 20 pounds",
   "£30 or so": a quarter either side of it), or a budget ("my budget is 40", the one place a
   number without a currency is a price). Amounts may have thousands' commas ("£1,000") or be
-  in pence ("99p"). It narrows the search's price filters (never
-  widens them) and is cut out of the text that is embedded and ranked. A number without a
-  currency ("under 12 months") is not a price.
+  in pence ("99p"). It narrows the search's price filters (never widens them) and is cut out
+  of the text that is embedded and ranked. A number without a currency ("under 12 months") is
+  not a price.
 - **orders**: cheapest, biggest, smallest, strongest (manuka grade), mildest, best value. The
   words stay in the text. Among the results that share the best match's category and have what
   the order compares (a grade, a weight), the order decides which result takes which of their
@@ -81,8 +81,8 @@ def _around(amounts: list[Decimal]) -> dict[str, Decimal]:
 _PRICE_PHRASES: tuple[
     tuple[re.Pattern[str], Callable[[list[Decimal]], dict[str, Decimal]]], ...
 ] = tuple(
-    (re.compile(pattern, re.IGNORECASE), bounds)
-    for pattern, bounds in (
+    (re.compile(pattern, re.IGNORECASE), bounds_of)
+    for pattern, bounds_of in (
         (rf"\bbetween\s+({_AMOUNT})\s+and\s+({_AMOUNT})", _range),
         (rf"\bfrom\s+({_AMOUNT})\s+to\s+({_AMOUNT})", _range),
         (rf"({_AMOUNT})\s*(?:-|\u2013|to)\s*({_AMOUNT})", _range),
