@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from beemanhoney.common.models import max_length_of
-from catalog.currencies import currency_problem
+from catalog.currencies import NOT_THREE_CAPITALS, currency_problem
 from catalog.import_files import (
     FileColumns,
     cell,
@@ -149,9 +149,9 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
             problems.append(f"sku: {sku_validator.message}")
     problems += too_long(row, MAX_LENGTHS)
     currency = cell(row, "currency").upper() or "GBP"
-    if not re.fullmatch(r"[A-Z]{3}", currency):
+    if (problem := currency_problem(currency)) == NOT_THREE_CAPITALS:
         problems.append(f"currency: {shortened(row.get('currency'))!r} is not a 3-letter ISO code")
-    elif problem := currency_problem(currency):
+    elif problem:
         problems.append(f"currency: {problem}")
     parsed: dict[str, Any] = {}
     for column, parse in (
