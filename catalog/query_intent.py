@@ -39,8 +39,10 @@ _AMOUNT = (
 )
 _FIGURE_IN_AMOUNT = re.compile(_FIGURE)
 _PENCE = re.compile(r"(?:pence|p)$", re.IGNORECASE)
-# "around £25" is the band from a quarter below it to a quarter above it.
+# "around £25" is the band from a quarter below it to a quarter above it; so is "£25ish" or
+# "£25 or so".
 AROUND_BAND = Decimal("0.25")
+_ROUGHLY = r"(?:\s*-?ish\b|\s+or\s+so\b)"
 
 
 def _amount_value(amount: str) -> Decimal:
@@ -88,10 +90,10 @@ _PRICE_PHRASES: tuple[
         (rf"({_AMOUNT})\s*(?:-|\u2013|to)\s*({_AMOUNT})", _range),
         (
             rf"(?:\b(?:around|about|roughly|approximately|approx\.?|circa)\s+|~\s?)({_AMOUNT})"
-            r"(?:\s*-?ish\b|\s+or\s+so\b)?",
+            rf"{_ROUGHLY}?",
             _around,
         ),
-        (rf"({_AMOUNT})(?:\s*-?ish\b|\s+or\s+so\b)", _around),
+        (rf"({_AMOUNT}){_ROUGHLY}", _around),
         (rf"\b(?:under|below|less\s+than|cheaper\s+than)\s+({_AMOUNT})", _below),
         (
             rf"\b(?:up\s+to|no\s+more\s+than|at\s+most|max(?:imum)?|within)\s+({_AMOUNT})",
