@@ -3,7 +3,6 @@ in the file ("line 5", "item 3")."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from beemanhoney.common.models import max_length_of
+from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
 from catalog.currencies import NOT_THREE_CAPITALS, currency_problem
 from catalog.import_files import (
     FileColumns,
@@ -61,11 +61,6 @@ PRODUCT_COLUMNS = FileColumns(
 MAX_PRICE = Decimal("99999999.99")
 CENT = Decimal("0.01")
 MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
-# What a price or a count may be written as: ASCII digits alone. Decimal() and int() also take
-# "1_000" (as 1000), "٣" or other Unicode digits (as 3) and, for Decimal, "1e3": each a typo or
-# a surprise read as some other number.
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
-_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
 # An export joins tags with ';' and a search (?tags=) splits them on ',': a tag holding
 # either could not be imported back whole, nor searched for.
 TAG_SEPARATORS = (";", ",")
@@ -93,7 +88,7 @@ class ProductRow:
 
 def _decimal(value: Any, column: str) -> Decimal:
     raw = text_of(value)
-    if not _DECIMAL.fullmatch(raw):
+    if not PLAIN_DECIMAL.fullmatch(raw):
         raise ValueError(f"{column}: {shortened(value)!r} is not a number")
     number = Decimal(raw)
     if number < 0 or number > MAX_PRICE:
@@ -111,7 +106,7 @@ def _count(value: Any, column: str) -> int:
     raw = text_of(value)
     if raw == "":
         return 0
-    if not _WHOLE.fullmatch(raw):
+    if not PLAIN_WHOLE.fullmatch(raw):
         raise ValueError(f"{column}: {shortened(value)!r} is not a whole number")
     # Compared as digits: int() refuses a string of over 4300 digits, even "000...1".
     digits = raw.lstrip("+-").lstrip("0") or "0"

@@ -3,6 +3,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
+
 UNKNOWN_FIELD = "Unknown field."
 # DRF's CharField's own word for it (a SlugField's "invalid" is about the slug's letters).
 NOT_TEXT = str(serializers.CharField.default_error_messages["invalid"])
@@ -66,3 +68,23 @@ class StrictSerializer(serializers.Serializer):
             for key in data
             if key not in writable and key not in _TRANSPORT_KEYS
         }
+
+
+class PlainDecimalField(serializers.DecimalField):
+    """DRF's ``DecimalField`` for a JSON number or text written as ``PLAIN_DECIMAL`` says: not
+    "1e3", "1_000" or "٣", which DRF would take as 1000, 1000 and 3."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and not PLAIN_DECIMAL.fullmatch(data.strip()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PlainIntegerField(serializers.IntegerField):
+    """DRF's ``IntegerField`` for a JSON number or text written as ``PLAIN_WHOLE`` says: not
+    "1_000", "٣" or "5.0", which DRF would take as 1000, 3 and 5."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and not PLAIN_WHOLE.fullmatch(data.strip()):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly, staff_may_view
-from beemanhoney.common.serializers import StrictSerializer
+from beemanhoney.common.serializers import PlainDecimalField, PlainIntegerField, StrictSerializer
 from catalog import selectors, services
 from catalog.currencies import validate_currency
 from catalog.models import (
@@ -105,10 +105,10 @@ class ProductInputSerializer(StrictSerializer):
     description = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=PRODUCT_DESCRIPTION_MAX_LENGTH
     )
-    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal(0))
+    price = PlainDecimalField(max_digits=10, decimal_places=2, min_value=Decimal(0))
     currency = serializers.CharField(required=False, default="GBP", validators=[validate_currency])
-    weight_grams = serializers.IntegerField(min_value=0, required=False, default=0)
-    stock = serializers.IntegerField(min_value=0, required=False, default=0)
+    weight_grams = PlainIntegerField(min_value=0, required=False, default=0)
+    stock = PlainIntegerField(min_value=0, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)
     tags = serializers.ListField(
         child=serializers.CharField(max_length=40, validators=[tag_validator]),
@@ -131,10 +131,10 @@ class ProductListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
         category = serializers.SlugField(required=False)
-        min_price = serializers.DecimalField(
+        min_price = PlainDecimalField(
             max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
         )
-        max_price = serializers.DecimalField(
+        max_price = PlainDecimalField(
             max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
         )
         in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)

@@ -25,7 +25,7 @@ from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
-from beemanhoney.common.serializers import StrictSerializer
+from beemanhoney.common.serializers import PlainIntegerField, StrictSerializer
 from beemanhoney.common.throttling import GuestCreateThrottle, LoginThrottle, message_quota
 from conversations import selectors, services
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation
@@ -161,7 +161,7 @@ class MessageListApi(APIView):
     """``GET``: the conversation's messages in order. ``POST``: send one; answered by a run."""
 
     class FilterSerializer(serializers.Serializer):
-        after = serializers.IntegerField(required=False, min_value=0)
+        after = PlainIntegerField(required=False, min_value=0)
 
     @extend_schema_serializer(component_name="MessageInput")
     class InputSerializer(StrictSerializer):

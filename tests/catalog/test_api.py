@@ -270,7 +270,9 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
     ("params", "field"),
     [
         ({"min_price": "abc"}, "min_price"),
+        ({"min_price": "1e3"}, "min_price"),
         ({"max_price": "-1"}, "max_price"),
+        ({"max_price": "1_000"}, "max_price"),
         ({"in_stock": "maybe"}, "in_stock"),
         ({"min_price": "20", "max_price": "10"}, "max_price"),
         ({"category": "bad slug!"}, "category"),
@@ -761,6 +763,9 @@ def test_staff_logged_in_with_a_session_can_create_a_product(client) -> None:
         ({"tags": ["gift, boxed"]}, "tags"),
         ({"tags": ["gift;boxed"]}, "tags"),
         ({"description": "x" * 10_001}, "description"),
+        ({"price": "1e3"}, "price"),
+        ({"weight_grams": "1_000"}, "weight_grams"),
+        ({"stock": "\u0663"}, "stock"),
     ],
 )
 def test_an_invalid_new_product_is_refused_and_nothing_is_written(

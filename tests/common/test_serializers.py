@@ -1,8 +1,10 @@
+from decimal import Decimal
+
 import pytest
 from django.http import QueryDict
 from rest_framework import serializers
 
-from beemanhoney.common.serializers import StrictSerializer
+from beemanhoney.common.serializers import PlainDecimalField, PlainIntegerField, StrictSerializer
 
 
 class StockInput(StrictSerializer):
@@ -17,6 +19,11 @@ class LabelInput(StrictSerializer):
     slug = serializers.SlugField(required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     note = serializers.CharField(required=False, allow_null=True)
+
+
+class AmountInput(StrictSerializer):
+    price = PlainDecimalField(max_digits=10, decimal_places=2, required=False)
+    count = PlainIntegerField(required=False)
 
 
 def test_known_writable_fields_are_accepted() -> None:
@@ -81,3 +88,37 @@ def test_strings_a_form_sends_and_null_where_allowed_are_accepted() -> None:
     payload = LabelInput(data={"name": "Raw", "tags": ["a"], "note": None})
     assert payload.is_valid()
     assert payload.validated_data == {"name": "Raw", "tags": ["a"], "note": None}
+
+
+@pytest.mark.parametrize("text", ["1e3", "1E1", "1_000", "\u0663", "0x10", "12,50"])
+def test_a_decimal_written_other_than_in_ascii_digits_is_refused(text: str) -> None:
+    payload = AmountInput(data={"price": text})
+
+    assert not payload.is_valid()
+    assert payload.errors == {"price": ["A valid number is required."]}
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0663", "5.0", "5.", "1e3"])
+def test_a_whole_number_written_other_than_in_ascii_digits_is_refused(text: str) -> None:
+    payload = AmountInput(data={"count": text})
+
+    assert not payload.is_valid()
+    assert payload.errors == {"count": ["A valid integer is required."]}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"price": " 12.5 ", "count": "+7"}, {"price": Decimal("12.50"), "count": 7}),
+        ({"price": ".5", "count": "0"}, {"price": Decimal("0.50"), "count": 0}),
+        ({"price": 12.5, "count": 3.0}, {"price": Decimal("12.50"), "count": 3}),
+        ({"price": 1e3, "count": 1000}, {"price": Decimal("1000.00"), "count": 1000}),
+    ],
+)
+def test_plain_numbers_and_json_numbers_are_accepted(
+    data: dict[str, object], expected: dict[str, object]
+) -> None:
+    payload = AmountInput(data=data)
+
+    assert payload.is_valid(), payload.errors
+    assert payload.validated_data == expected

@@ -213,6 +213,19 @@ def test_messages_after_an_id_are_listed_in_order() -> None:
     assert [m["id"] for m in body["results"]] == [second.id, third.id]
 
 
+@pytest.mark.parametrize("after", ["1_0", "\u0661", "1.0"])
+def test_messages_after_a_number_not_written_in_ascii_digits_is_refused(after: str) -> None:
+    conversation = ConversationFactory.create()
+    MessageFactory.create(conversation=conversation)
+
+    response = _client_for(conversation.owner).get(
+        f"/api/conversations/{conversation.id}/messages/", {"after": after}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"after": ["A valid integer is required."]}
+
+
 def test_a_customers_message_is_listed_with_the_run_answering_it() -> None:
     conversation = ConversationFactory.create()
     asked = MessageFactory.create(conversation=conversation)
