@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.text import slugify
 
 from beemanhoney.common.models import max_length_of
 from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
@@ -28,6 +29,7 @@ from catalog.models import (
     Product,
     sku_validator,
 )
+from catalog.selectors import category_named
 
 COLUMNS = (
     "sku",
@@ -133,6 +135,18 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def _new_category_problem(name: str) -> str | None:
+    """A category the import would create, whose slug cannot be made from its name ("蜂蜜",
+    "???"): the API asks for a slug then, and an import has no column to give one. A name that
+    slugs asks nothing of the database."""
+    if not name or slugify(name) or category_named(name) is not None:
+        return None
+    return (
+        f"category: {shortened(name)!r} would be a new category, and its name has no letters"
+        " or digits to make its slug of: create it with a slug first (admin or API)"
+    )
+
+
 def parse_product_row(row: dict[str, Any]) -> ProductRow:
     """One validated row; ``ValueError`` lists everything wrong with it."""
     problems = row_problems(row, PRODUCT_COLUMNS)
@@ -143,6 +157,8 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
         except ValidationError:
             problems.append(f"sku: {sku_validator.message}")
     problems += too_long(row, MAX_LENGTHS)
+    if problem := _new_category_problem(cell(row, "category")):
+        problems.append(problem)
     currency = cell(row, "currency").upper() or "GBP"
     if (problem := currency_problem(currency)) == NOT_THREE_CAPITALS:
         problems.append(f"currency: {shortened(row.get('currency'))!r} is not a 3-letter ISO code")

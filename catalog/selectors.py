@@ -17,7 +17,9 @@ from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 
 from catalog.embeddings import (
     current_model_name,
@@ -99,6 +101,15 @@ def category_list() -> QuerySet[Category]:
 
 def category_get(*, slug: str) -> Category | None:
     return Category.objects.filter(slug=slug).first()
+
+
+def category_named(name: str, *, column: str = "name") -> Category | None:
+    """The category whose ``column`` (``name`` or ``slug``) is ``name`` in any case. LOWER(),
+    as the unique constraint on names compares: name__iexact compares UPPER(), which differs
+    for "\u0130" or the Kelvin sign, and would miss a category the constraint then refuses to
+    create again."""
+    same: Exact[str] = Exact(Lower(column), Lower(Value(name, output_field=CharField())))
+    return Category.objects.filter(same).first()
 
 
 def category_exists(*, slug: str) -> bool:

@@ -13,10 +13,9 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import CharField, Count, Model, Q, QuerySet, Value
+from django.db.models import Count, Model, Q, QuerySet
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Length, Lower
-from django.db.models.lookups import Exact
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.text import slugify
 from pgvector.django import HnswIndex
@@ -29,7 +28,7 @@ from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Pro
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
-from catalog.selectors import embedding_is_current
+from catalog.selectors import category_named, embedding_is_current
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R", ProductRow, ArticleRow)
@@ -361,13 +360,8 @@ def catalog_statistics_refresh() -> None:
 def category_get_or_create(*, name: str) -> tuple[Category, bool]:
     """The category ``name`` names, and whether it was created: the one of that name in any
     case, else the one of that slug (as the API shows a product's category), else a new one."""
-    given = Lower(Value(name, output_field=CharField()))
-    # LOWER(), as the unique constraint on names compares: name__iexact compares UPPER(), which
-    # differs for "\u0130" or the Kelvin sign, and would miss a category the constraint then
-    # refuses to create again.
     for column in ("name", "slug"):
-        same: Exact[str] = Exact(Lower(column), given)
-        if category := Category.objects.filter(same).first():
+        if category := category_named(name, column=column):
             return category, False
     return Category.objects.create(name=name, slug=_unique_slug(Category, name)), True
 

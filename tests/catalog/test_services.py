@@ -189,6 +189,35 @@ def test_import_writes_nothing_when_any_row_is_invalid() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("name", ["蜂蜜", "???"])
+def test_import_refuses_a_new_category_whose_name_makes_no_slug(name: str) -> None:
+    # It used to be created with the slug "category": the API asks for a slug instead.
+    rows = catalog_rows()
+    rows[1]["category"] = name
+
+    with pytest.raises(CatalogImportError) as excinfo:
+        product_import(rows=rows)
+
+    assert excinfo.value.report.errors == [
+        f"item 2: category: {name!r} would be a new category, and its name has no letters or"
+        " digits to make its slug of: create it with a slug first (admin or API)"
+    ]
+    assert not Product.objects.exists()
+    assert not Category.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_files_products_under_a_category_of_that_name_made_with_a_slug() -> None:
+    honey = CategoryFactory.create(name="蜂蜜", slug="fengmi")
+    rows = [{**catalog_rows()[0], "category": "蜂蜜"}]
+
+    report = product_import(rows=rows)
+
+    assert (report.created, report.created_categories) == (1, [])
+    assert Product.objects.get(sku="BH-RAW-001").category == honey
+
+
+@pytest.mark.django_db
 def test_import_with_skip_invalid_loads_the_good_rows_and_counts_the_bad() -> None:
     rows = catalog_rows()
     rows[1]["stock"] = "-5"
