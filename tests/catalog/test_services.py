@@ -16,6 +16,7 @@ from catalog.embeddings import current_model_name, text_hash
 from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
 from catalog.services import (
     CatalogImportError,
+    EmbeddingReport,
     category_get_or_create,
     category_renamed,
     embeddings_refresh,
@@ -1011,3 +1012,10 @@ def test_product_update_stores_tags_trimmed_lowercased_and_once() -> None:
 
     product.refresh_from_db()
     assert product.tags == ["raw", "gift idea"]
+
+
+def test_the_embedding_rate_leaves_out_the_model_load() -> None:
+    report = EmbeddingReport(embedded=22, seconds=3.2, model_load_seconds=3.0)
+
+    assert report.rows_per_second == pytest.approx(110.0)
+    assert EmbeddingReport(embedded=0, seconds=1.0, model_load_seconds=1.0).rows_per_second == 0

@@ -55,6 +55,8 @@ class Command(BaseCommand):
                 if options["dry_run"]
                 else ("embedded", f", {report.rows_per_second:.1f} rows/s")
             )
+            if report.model_load_seconds >= 0.1:
+                rate += f"; loading the model took {report.model_load_seconds:.1f} s"
             self.stdout.write(
                 f"{kind}: {verb} {report.embedded}, already current {report.current} "
                 f"({current_model_name()}{rate})"
