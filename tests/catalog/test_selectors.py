@@ -177,6 +177,25 @@ def test_knowledge_search_finds_crystallisation_for_hard_grainy_honey(demo_shop:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("do you deliver to the USA", "international-shipping-and-customs"),
+        ("can I get honey delivered in Australia", "international-shipping-and-customs"),
+        ("do you ship to Germany", "international-shipping-and-customs"),
+        ("shipping to Scotland", "uk-delivery-times-and-costs"),
+        ("how long will delivery to Manchester take", "uk-delivery-times-and-costs"),
+    ],
+)
+def test_knowledge_search_tells_delivery_abroad_from_delivery_in_the_uk(
+    demo_shop: None, query: str, expected: str
+) -> None:
+    hits = knowledge_search(query=query, limit=5)
+
+    assert hits[0].item.slug == expected
+
+
+@pytest.mark.django_db
 def test_knowledge_search_keeps_to_the_topic_asked_for(demo_shop: None) -> None:
     hits = knowledge_search(query="how long will it take to arrive", topic="shipping", limit=5)
 
