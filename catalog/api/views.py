@@ -139,6 +139,9 @@ class ProductListApi(APIView):
         )
         in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)
         tags = serializers.CharField(required=False, max_length=400)
+        ordering = serializers.ChoiceField(
+            choices=[sort.value for sort in selectors.ProductSort], required=False
+        )
 
         def validate_category(self, slug: str) -> str:
             if not selectors.category_exists(slug=slug):
@@ -180,11 +183,12 @@ class ProductListApi(APIView):
             in_stock=data.get("in_stock"),
             tags=tuple(t.strip().lower() for t in data.get("tags", "").split(",") if t.strip()),
         )
+        sort = selectors.ProductSort(data["ordering"]) if "ordering" in data else None
         query = data.get("q", "").strip()
         if query:
-            products: Any = selectors.product_search_rows(query=query, filters=filters)
+            products: Any = selectors.product_search_rows(query=query, filters=filters, sort=sort)
         else:
-            products = selectors.product_list(filters=filters)
+            products = selectors.product_list(filters=filters, sort=sort)
         paginator = StandardPagination()
         page = paginator.paginate_queryset(products, request, view=self)
         return paginator.get_paginated_response([product_output(product) for product in page or []])

@@ -244,6 +244,100 @@ def test_product_list_with_q_keeps_to_the_price_range_and_order_the_query_states
     assert [row["sku"] for row in response.json()["results"]] == skus
 
 
+def sortable_candles() -> None:
+    candles = CategoryFactory.create(slug="candles")
+    for sku, name, price, grams in [
+        ("dinner-pair", "Beeswax Dinner Candles (pair)", "14.00", 300),
+        ("pillar", "beeswax Pillar Candle", "24.00", 900),
+        ("tea-lights", "Beeswax Tea Light Candles (12)", "6.50", 180),
+        ("votive", "Beeswax Votive Candle", "14.00", 120),
+    ]:
+        ProductFactory.create(
+            sku=sku,
+            name=name,
+            price=Decimal(price),
+            weight_grams=grams,
+            category=candles,
+            description="Hand-poured from our own beeswax; burns long and clean.",
+        )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("ordering", "skus"),
+    [
+        ("price", ["tea-lights", "dinner-pair", "votive", "pillar"]),
+        ("-price", ["pillar", "dinner-pair", "votive", "tea-lights"]),
+        ("name", ["dinner-pair", "pillar", "tea-lights", "votive"]),
+        ("-name", ["votive", "tea-lights", "pillar", "dinner-pair"]),
+        ("weight_grams", ["votive", "tea-lights", "dinner-pair", "pillar"]),
+        ("-weight_grams", ["pillar", "dinner-pair", "tea-lights", "votive"]),
+    ],
+)
+def test_product_list_is_sorted_by_the_ordering_asked_for(
+    api_client: APIClient, ordering: str, skus: list[str]
+) -> None:
+    sortable_candles()
+
+    response = api_client.get(PRODUCTS_URL, {"ordering": ordering})
+
+    assert [row["sku"] for row in response.json()["results"]] == skus
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ordering", ["price", "-price", "name", "-weight_grams"])
+def test_search_results_are_sorted_by_the_ordering_asked_for_with_relevance_breaking_ties(
+    api_client: APIClient, ordering: str
+) -> None:
+    sortable_candles()
+    ProductFactory.create(sku="wrap", name="Beeswax Food Wrap", price=Decimal("9.00"))
+    embeddings_refresh(kind="products")
+    search = {"q": "beeswax candles"}
+    ranked = [row["sku"] for row in api_client.get(PRODUCTS_URL, search).json()["results"]]
+    field = ordering.removeprefix("-")
+
+    response = api_client.get(PRODUCTS_URL, {**search, "ordering": ordering})
+
+    rows = response.json()["results"]
+    values = [row[field].lower() if field == "name" else float(row[field]) for row in rows]
+    assert values == sorted(values, reverse=ordering.startswith("-"))
+    assert sorted(row["sku"] for row in rows) == sorted(ranked)
+    # dinner-pair and votive cost the same: relevance keeps its order between them.
+    if field == "price":
+        tied = [sku for sku in ranked if sku in {"dinner-pair", "votive"}]
+        assert [row["sku"] for row in rows if row["sku"] in tied] == tied
+
+
+@pytest.mark.django_db
+def test_paging_through_sorted_search_results_shows_each_once_in_order(
+    api_client: APIClient,
+) -> None:
+    sortable_candles()
+    for number in range(8):
+        ProductFactory.create(sku=f"extra-{number}", price=Decimal(f"{number + 1}.00"))
+    embeddings_refresh(kind="products")
+
+    skus: list[str] = []
+    prices: list[Decimal] = []
+    page = 1
+    while True:
+        params: dict[str, str | int] = {
+            "q": "beeswax candles",
+            "ordering": "-price",
+            "page_size": 5,
+            "page": page,
+        }
+        body = api_client.get(PRODUCTS_URL, params).json()
+        skus += [row["sku"] for row in body["results"]]
+        prices += [Decimal(row["price"]) for row in body["results"]]
+        if body["next"] is None:
+            break
+        page += 1
+
+    assert len(skus) == len(set(skus)) == 12
+    assert prices == sorted(prices, reverse=True)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("params", [{}, {"q": "wildflower honey"}])
 def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
@@ -277,6 +371,8 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
         ({"min_price": "20", "max_price": "10"}, "max_price"),
         ({"category": "bad slug!"}, "category"),
         ({"q": "x" * 301}, "q"),
+        ({"ordering": "stock"}, "ordering"),
+        ({"q": "candles", "ordering": "relevance"}, "ordering"),
     ],
 )
 def test_product_list_refuses_bad_filters_naming_the_field(
