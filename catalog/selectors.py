@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import CharField, F, Q, QuerySet, Value
-from django.db.models.functions import Collate, Lower
+from django.db.models import CharField, F, OrderBy, Q, QuerySet, Value
+from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
 
 from catalog.embeddings import (
@@ -27,7 +27,7 @@ from catalog.embeddings import (
     query_embedding_errors,
     text_hash_sql,
 )
-from catalog.models import Category, KnowledgeArticle, Product
+from catalog.models import Category, KnowledgeArticle, Product, product_name_order
 from catalog.query_intent import QueryIntent, ordered_by_intent, query_intent_read
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
@@ -68,14 +68,13 @@ class SearchHit(Generic[T]):
 
 
 class ProductSort(StrEnum):
-    """What a client may sort products by (``?ordering=``); "-" puts the most first."""
+    """What a client may sort products by (``?ordering=``); "-" puts the most first. Each has
+    an index (``Product.Meta.indexes``), read backwards for "-"."""
 
     PRICE = "price"
     PRICE_DESCENDING = "-price"
     NAME = "name"
     NAME_DESCENDING = "-name"
-    WEIGHT = "weight_grams"
-    WEIGHT_DESCENDING = "-weight_grams"
 
     @property
     def field(self) -> str:
@@ -85,12 +84,11 @@ class ProductSort(StrEnum):
     def descending(self) -> bool:
         return self.value.startswith("-")
 
-    def order_by(self) -> list[Any]:
-        """The ``order_by()`` arguments: names lower-cased and compared character by character
-        (the "C" collation), as ``value_of`` compares them in Python, whatever the database's
-        own collation (C.UTF-8 embedded, where "beeswax" sorts after "Zebra")."""
-        key = Collate(Lower("name"), "C") if self.field == "name" else F(self.field)
-        return [key.desc() if self.descending else key.asc(), "pk"]
+    def order_by(self) -> list[OrderBy]:
+        """The ``order_by()`` arguments; ties by id, in the same direction (so one index scan
+        serves both). Names as ``product_name_order``, which ``value_of`` matches."""
+        keys = [product_name_order() if self.field == "name" else F(self.field), F("pk")]
+        return [key.desc() if self.descending else key.asc() for key in keys]
 
     def value_of(self, product: Product) -> Any:
         value = getattr(product, self.field)

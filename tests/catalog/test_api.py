@@ -267,11 +267,10 @@ def sortable_candles() -> None:
     ("ordering", "skus"),
     [
         ("price", ["tea-lights", "dinner-pair", "votive", "pillar"]),
-        ("-price", ["pillar", "dinner-pair", "votive", "tea-lights"]),
+        # Equal prices: the later product first, as one index read backwards gives them.
+        ("-price", ["pillar", "votive", "dinner-pair", "tea-lights"]),
         ("name", ["dinner-pair", "pillar", "tea-lights", "votive"]),
         ("-name", ["votive", "tea-lights", "pillar", "dinner-pair"]),
-        ("weight_grams", ["votive", "tea-lights", "dinner-pair", "pillar"]),
-        ("-weight_grams", ["pillar", "dinner-pair", "tea-lights", "votive"]),
     ],
 )
 def test_product_list_is_sorted_by_the_ordering_asked_for(
@@ -285,7 +284,7 @@ def test_product_list_is_sorted_by_the_ordering_asked_for(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("ordering", ["price", "-price", "name", "-weight_grams"])
+@pytest.mark.parametrize("ordering", ["price", "-price", "name", "-name"])
 def test_search_results_are_sorted_by_the_ordering_asked_for_with_relevance_breaking_ties(
     api_client: APIClient, ordering: str
 ) -> None:
@@ -372,6 +371,7 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
         ({"category": "bad slug!"}, "category"),
         ({"q": "x" * 301}, "q"),
         ({"ordering": "stock"}, "ordering"),
+        ({"ordering": "weight_grams"}, "ordering"),
         ({"q": "candles", "ordering": "relevance"}, "ordering"),
     ],
 )

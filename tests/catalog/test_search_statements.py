@@ -80,8 +80,8 @@ def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> No
     assert "Index Scan using product_embedding_hnsw" in plan
     # The list's own index (its order) must not tempt the kNN statement, and serves the list:
     # its page in order, and its count from the index alone.
-    assert "Index Scan using product_name_id" in list_plan
-    assert "Index Only Scan using product_name_id" in count_plan
+    assert "Index Scan using product_name_order" in list_plan
+    assert "Index Only Scan using product_name_order" in count_plan
 
 
 @pytest.mark.django_db
