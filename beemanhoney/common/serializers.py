@@ -1,3 +1,4 @@
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,21 +71,23 @@ class StrictSerializer(serializers.Serializer):
         }
 
 
-class PlainDecimalField(serializers.DecimalField):
-    """DRF's ``DecimalField`` for a JSON number or text written as ``PLAIN_DECIMAL`` says: not
-    "1e3", "1_000" or "٣", which DRF would take as 1000, 1000 and 3."""
+class _PlainNumberField(serializers.Field):
+    """A number field that takes text only as ``written_as`` matches it (JSON numbers as DRF
+    does): DRF alone reads "1e3" and "1_000" as 1000 and "٣" as 3."""
+
+    written_as: re.Pattern[str]
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, str) and not PLAIN_DECIMAL.fullmatch(data.strip()):
+        if isinstance(data, str) and not self.written_as.fullmatch(data.strip()):
             self.fail("invalid")
         return super().to_internal_value(data)
 
 
-class PlainIntegerField(serializers.IntegerField):
-    """DRF's ``IntegerField`` for a JSON number or text written as ``PLAIN_WHOLE`` says: not
-    "1_000", "٣" or "5.0", which DRF would take as 1000, 3 and 5."""
+class PlainDecimalField(_PlainNumberField, serializers.DecimalField):
+    written_as = PLAIN_DECIMAL
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, str) and not PLAIN_WHOLE.fullmatch(data.strip()):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+
+class PlainIntegerField(_PlainNumberField, serializers.IntegerField):
+    """Not "5.0" either, which DRF reads as 5."""
+
+    written_as = PLAIN_WHOLE

@@ -209,6 +209,28 @@ def test_product_list_with_q_orders_by_relevance(
     assert response.json()["results"][0]["sku"] == first
 
 
+# sku, name ("beeswax" in lower case once: names sort whatever their case), price, weight
+CANDLES = [
+    ("dinner-pair", "Beeswax Dinner Candles (pair)", "14.00", 300),
+    ("pillar", "beeswax Pillar Candle", "24.00", 900),
+    ("tea-lights", "Beeswax Tea Light Candles (12)", "6.50", 180),
+    ("votive", "Beeswax Votive Candle", "14.00", 120),
+]
+
+
+def candles(rows: list[tuple[str, str, str, int]]) -> None:
+    category = CategoryFactory.create(slug="candles")
+    for sku, name, price, grams in rows:
+        ProductFactory.create(
+            sku=sku,
+            name=name,
+            price=Decimal(price),
+            weight_grams=grams,
+            category=category,
+            description="Hand-poured from our own beeswax; burns long and clean.",
+        )
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("params", "skus"),
@@ -222,44 +244,13 @@ def test_product_list_with_q_orders_by_relevance(
 def test_product_list_with_q_keeps_to_the_price_range_and_order_the_query_states(
     api_client: APIClient, params: dict[str, str], skus: list[str]
 ) -> None:
-    candles = CategoryFactory.create(slug="candles")
-    for sku, name, price, grams in [
-        ("dinner-pair", "Beeswax Dinner Candles (pair)", "14.00", 300),
-        ("pillar", "Beeswax Pillar Candle", "24.00", 900),
-        ("tea-lights", "Beeswax Tea Light Candles (12)", "6.50", 180),
-    ]:
-        ProductFactory.create(
-            sku=sku,
-            name=name,
-            price=Decimal(price),
-            weight_grams=grams,
-            category=candles,
-            description="Hand-poured from our own beeswax; burns long and clean.",
-        )
+    candles(CANDLES[:3])
     embeddings_refresh(kind="products")
 
     response = api_client.get(PRODUCTS_URL, params)
 
     assert response.status_code == 200
     assert [row["sku"] for row in response.json()["results"]] == skus
-
-
-def sortable_candles() -> None:
-    candles = CategoryFactory.create(slug="candles")
-    for sku, name, price, grams in [
-        ("dinner-pair", "Beeswax Dinner Candles (pair)", "14.00", 300),
-        ("pillar", "beeswax Pillar Candle", "24.00", 900),
-        ("tea-lights", "Beeswax Tea Light Candles (12)", "6.50", 180),
-        ("votive", "Beeswax Votive Candle", "14.00", 120),
-    ]:
-        ProductFactory.create(
-            sku=sku,
-            name=name,
-            price=Decimal(price),
-            weight_grams=grams,
-            category=candles,
-            description="Hand-poured from our own beeswax; burns long and clean.",
-        )
 
 
 @pytest.mark.django_db
@@ -276,7 +267,7 @@ def sortable_candles() -> None:
 def test_product_list_is_sorted_by_the_ordering_asked_for(
     api_client: APIClient, ordering: str, skus: list[str]
 ) -> None:
-    sortable_candles()
+    candles(CANDLES)
 
     response = api_client.get(PRODUCTS_URL, {"ordering": ordering})
 
@@ -288,7 +279,7 @@ def test_product_list_is_sorted_by_the_ordering_asked_for(
 def test_search_results_are_sorted_by_the_ordering_asked_for_with_relevance_breaking_ties(
     api_client: APIClient, ordering: str
 ) -> None:
-    sortable_candles()
+    candles(CANDLES)
     ProductFactory.create(sku="wrap", name="Beeswax Food Wrap", price=Decimal("9.00"))
     embeddings_refresh(kind="products")
     search = {"q": "beeswax candles"}
@@ -311,7 +302,7 @@ def test_search_results_are_sorted_by_the_ordering_asked_for_with_relevance_brea
 def test_paging_through_sorted_search_results_shows_each_once_in_order(
     api_client: APIClient,
 ) -> None:
-    sortable_candles()
+    candles(CANDLES)
     for number in range(8):
         ProductFactory.create(sku=f"extra-{number}", price=Decimal(f"{number + 1}.00"))
     embeddings_refresh(kind="products")
