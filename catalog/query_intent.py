@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 PENNY = Decimal("0.01")
 
@@ -287,23 +287,38 @@ def _sort_key(product: OrderedProduct, orders: Sequence[ProductOrder]) -> tuple[
 def ordered_by_intent(
     hits: Sequence[H], product_of: Callable[[H], P | None], orders: Sequence[ProductOrder]
 ) -> list[H]:
-    """``hits`` (best match first) with ``orders`` applied within the best match's category.
+    """``hits`` (best match first) with ``orders`` applied within the best match's category
+    (``reordered_in_best_category``)."""
+    if not orders:
+        return list(hits)
+    return reordered_in_best_category(hits, product_of, lambda product: _sort_key(product, orders))
 
-    The hits whose product shares the best match's category and has a value for every order
-    take the places those hits held, in the orders' sequence (relevance breaks ties).
-    """
+
+def reordered_in_best_category(
+    hits: Sequence[H],
+    product_of: Callable[[H], P | None],
+    key: Callable[[P], Any],
+    *,
+    descending: bool = False,
+) -> list[H]:
+    """``hits`` (best match first) with those whose product shares the best match's category,
+    and has a ``key`` (not None), sorted by it among the places they held; relevance breaks
+    ties. Every other hit keeps its place: a search's tail is less relevant, and sorting it in
+    would put a cheap jar of anything first for "candles"."""
     ordered = list(hits)
     best = product_of(ordered[0]) if ordered else None
-    if not orders or best is None:
+    if best is None:
         return ordered
-    keyed: list[tuple[tuple[float, ...], int]] = []
+    keyed: list[tuple[Any, int]] = []
     for place, hit in enumerate(ordered):
         product = product_of(hit)
         if product is None or product.category_id != best.category_id:
             continue
-        if (key := _sort_key(product, orders)) is not None:
-            keyed.append((key, place))
+        if (value := key(product)) is not None:
+            keyed.append((value, place))
     places = [place for _, place in keyed]
-    for place, (_, source) in zip(places, sorted(keyed), strict=True):
+    # A stable sort of hits in relevance order: ties keep it, in either direction.
+    by_key = sorted(keyed, key=lambda item: item[0], reverse=descending)
+    for place, (_, source) in zip(places, by_key, strict=True):
         ordered[place] = hits[source]
     return ordered

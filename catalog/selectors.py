@@ -28,7 +28,12 @@ from catalog.embeddings import (
     text_hash_sql,
 )
 from catalog.models import Category, KnowledgeArticle, Product, product_name_order
-from catalog.query_intent import QueryIntent, ordered_by_intent, query_intent_read
+from catalog.query_intent import (
+    QueryIntent,
+    ordered_by_intent,
+    query_intent_read,
+    reordered_in_best_category,
+)
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
@@ -311,7 +316,7 @@ def product_search_rows(
     *, query: str, filters: ProductFilters, sort: ProductSort | None = None
 ) -> RankedRows[Product]:
     """As ``product_search``, for paging: only the rows of the page asked for are loaded.
-    ``sort``: the ranked products by it instead, relevance breaking ties."""
+    ``sort`` reorders the results as an order word does (``reordered_in_best_category``)."""
     ranking, load = _product_ranking(
         query=query, filters=filters, limit=settings.SEARCH_CANDIDATES, sort=sort
     )
@@ -352,17 +357,10 @@ def _product_ranking(
     products = load([hit.pk for hit in ranking.hits])
     hits = ordered_by_intent(ranking.hits, lambda hit: products.get(hit.pk), intent.orders)
     if sort is not None:
-        hits = _sorted_hits(hits, products, sort)
+        hits = reordered_in_best_category(
+            hits, lambda hit: products.get(hit.pk), sort.value_of, descending=sort.descending
+        )
     return hits[:limit], lambda ids: {pk: products[pk] for pk in ids if pk in products}
-
-
-def _sorted_hits(
-    hits: list[RankedId], products: dict[int, Product], sort: ProductSort
-) -> list[RankedId]:
-    """``hits`` whose product is in ``products``, by ``sort``; a stable sort, so relevance
-    breaks ties."""
-    present = [hit for hit in hits if hit.pk in products]
-    return sorted(present, key=lambda hit: sort.value_of(products[hit.pk]), reverse=sort.descending)
 
 
 def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilters:
