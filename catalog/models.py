@@ -176,15 +176,16 @@ class Product(TimeStampedModel, Embedded):
             # The catalogue's order: a page of the list reads 20 rows instead of sorting them
             # all (80 ms at 100k products). With is_active included, the list's count reads
             # this index alone instead of the table (36 -> 10 ms at 100k, where the visibility
-            # map is current, as autovacuum keeps it). Not stock or price: a change to an
-            # indexed column cannot be a HOT update, so each stock change would also insert
-            # into the HNSW graph and the GIN indexes.
+            # map is current, as autovacuum keeps it). Not stock, which changes with every
+            # order: a change to an indexed column cannot be a HOT update, so each one would
+            # also insert into the HNSW graph and the GIN indexes.
             models.Index(
                 product_name_order(), F("id"), include=["is_active"], name="product_name_order"
             ),
             # ?ordering=price (and -price, read backwards): a page sorted by price sorted every
-            # active product (~100 ms at 100k). A price change cannot be a HOT update, but one
-            # rarely could: after a load, pages have no room for a row's new version anyway.
+            # active product (~100 ms at 100k). Prices change far less often than stock, and
+            # those updates were seldom HOT anyway: after a load, a page has no room for a
+            # row's new version.
             models.Index(fields=["price", "id"], name="product_price_id"),
         ]
 
