@@ -3,8 +3,9 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 WORKDIR /app
 RUN useradd --create-home --uid 1000 app
-COPY requirements.txt .
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+COPY requirements.txt constraints.txt ./
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
+    -r requirements.txt -c constraints.txt
 # .dockerignore keeps .env, var/ and .venv out. The code stays root's, read-only to the app.
 COPY . .
 RUN DEBUG=1 DATABASE_URL=postgresql://build@localhost/build REDIS_URL=redis://localhost:6379/0 \

@@ -3,13 +3,17 @@
 import os
 import subprocess
 import sys
+from importlib import metadata
 
 import pytest
 from django.db import connection
+from packaging.utils import canonicalize_name
 
 from tests.support.celery_worker import PROJECT_DIR
 
 BIN_DIR = os.path.dirname(sys.executable)
+# The installer's own packages, which a virtualenv brings and ``make install`` upgrades.
+UNPINNED_TOOLS = {"pip", "setuptools", "wheel"}
 
 
 def _run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,3 +102,34 @@ def test_no_index_repeats_the_leading_columns_of_another() -> None:
         redundant = [name for (name,) in cursor.fetchall()]
 
     assert redundant == []
+
+
+def _pins(path: str) -> dict[str, str]:
+    """``name==version`` lines of a requirements file, by normalised name (extras dropped)."""
+    pins: dict[str, str] = {}
+    for line in (PROJECT_DIR / path).read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if "==" in requirement:
+            name, version = requirement.split("==", 1)
+            pins[canonicalize_name(name.split("[", 1)[0])] = version.strip()
+    return pins
+
+
+def test_constraints_pin_every_installed_package_at_its_installed_version() -> None:
+    # make install and the Dockerfile install within constraints.txt: a package missing from
+    # it (a new dependency of a dependency) would float to whatever version is newest.
+    constraints = _pins("constraints.txt")
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): dist.version.split("+", 1)[0]
+        for dist in metadata.distributions()
+        if canonicalize_name(dist.metadata["Name"]) not in UNPINNED_TOOLS
+    }
+
+    assert {name: constraints.get(name) for name in installed} == installed
+
+
+def test_requirements_pin_what_the_constraints_pin() -> None:
+    constraints = _pins("constraints.txt")
+    for path in ("requirements.txt", "requirements-dev.txt"):
+        for name, version in _pins(path).items():
+            assert constraints.get(name) == version, f"{path}: {name}=={version}"
