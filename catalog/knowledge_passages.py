@@ -4,7 +4,6 @@ long article that answers a question best."""
 from __future__ import annotations
 
 import logging
-import re
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from catalog.embeddings import (
     query_embedding_errors,
     text_hash,
 )
+from catalog.models import article_paragraphs
 
 logger = logging.getLogger(__name__)
 
@@ -25,14 +25,6 @@ OMISSION = "\n\n…\n\n"
 # The passages of recently read articles, embedded: a help centre's articles are few and asked
 # about again and again, and customers' own queries must not push them out of the query cache.
 _passage_vectors: LruCache[np.ndarray] = LruCache(size=256)
-
-
-# A blank line, however written: an admin text box sends "\r\n" line ends.
-_BLANK_LINE = re.compile(r"\n\s*\n")
-
-
-def article_paragraphs(body: str) -> list[str]:
-    return [p.strip() for p in _BLANK_LINE.split(body) if p.strip()]
 
 
 def passage_vectors(title: str, body: str) -> np.ndarray:

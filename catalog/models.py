@@ -1,3 +1,5 @@
+import re
+
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
@@ -26,6 +28,14 @@ sku_validator = RegexValidator(
 # The API's ?tags= filter splits on commas, and import files list tags joined by semicolons.
 tag_validator = RegexValidator(r"^[^,;]*$", "a tag cannot hold ',' or ';'")
 MAX_TAGS = 20
+
+
+# A blank line, however written: an admin text box sends "\r\n" line ends.
+_BLANK_LINE = re.compile(r"\n\s*\n")
+
+
+def article_paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in _BLANK_LINE.split(body) if p.strip()]
 
 
 def embedding_halfvec() -> Cast:
@@ -270,6 +280,31 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
     def embedding_text(self) -> str:
         return f"{self.title}\n{self.body}"
 
+    def passage_texts(self) -> list[str]:
+        """What ``KnowledgePassage`` rows hold: the title, then each paragraph."""
+        return [self.title, *article_paragraphs(self.body)]
+
     @classmethod
     def embedding_text_sql(cls) -> Func:
         return Concat("title", Value("\n"), "body", output_field=TextField())
+
+
+class KnowledgePassage(models.Model):
+    """A passage of an article (its title, or one paragraph), embedded with the article, by the
+    same model, whenever the article is: the knowledge search ranks articles by their nearest
+    passage, since the article's own embedding reads only its first 256 tokens (every demo
+    article is longer) and averages the rest into one meaning."""
+
+    article = models.ForeignKey(KnowledgeArticle, on_delete=models.CASCADE, related_name="passages")
+    position = models.PositiveSmallIntegerField()  # 0: the title, then the paragraphs in order
+    text = models.TextField()
+    embedding = HalfVectorField(dimensions=EMBEDDING_DIMENSIONS)
+
+    class Meta:
+        ordering = ["article", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["article", "position"], name="passage_article_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.article_id}:{self.position}"

@@ -29,7 +29,13 @@ from catalog.embeddings import (
     text_hash,
 )
 from catalog.knowledge_rows import ArticleRow, parse_article_rows
-from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
+from catalog.models import (
+    EMBEDDING_DIMENSIONS,
+    Category,
+    KnowledgeArticle,
+    KnowledgePassage,
+    Product,
+)
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
@@ -137,9 +143,9 @@ def embeddings_refresh(
             loading = time.perf_counter()
             backend = get_embedding_backend()  # built once per process: the first call loads
             report.model_load_seconds += time.perf_counter() - loading
-            vectors_made = _embed(backend, stale, model_name)
+            embedded = _embed(backend, stale, model_name)
             # Rows saved meanwhile are not written (``_store_embeddings``): not counted either.
-            report.embedded += _store_embeddings(model, vectors_made, batch_size=batch_size)
+            report.embedded += _store_embeddings(model, embedded, batch_size=batch_size)
         stale.clear()
 
     def refresh() -> None:
@@ -230,21 +236,45 @@ def _hnsw_index_rebuilt(model: type[EmbeddedRow]) -> Iterator[None]:
                 raise
 
 
+@dataclass
+class _Embedded:
+    """Rows given their new embedding fields, and each article's passages with theirs."""
+
+    rows: list[EmbeddedRow]
+    passages: dict[int, list[KnowledgePassage]]
+
+
 def _embed(
     backend: EmbeddingBackend, stale: list[tuple[EmbeddedRow, str, str]], model_name: str
-) -> list[EmbeddedRow]:
-    vectors = backend.embed_documents([text for _, text, _ in stale])
+) -> _Embedded:
+    """One call to the model for the rows' texts and, for articles, their passages."""
+    passage_texts = {
+        row.pk: row.passage_texts() for row, _, _ in stale if isinstance(row, KnowledgeArticle)
+    }
+    texts = [text for _, text, _ in stale]
+    vectors = backend.embed_documents(
+        texts + [text for each in passage_texts.values() for text in each]
+    )
     now = timezone.now()
-    for (row, _, digest), vector in zip(stale, vectors, strict=True):
+    for (row, _, digest), vector in zip(stale, vectors[: len(stale)], strict=True):
         row.embedding = vector
         row.embedding_model = model_name
         row.embedding_text_hash = digest
         row.embedded_at = now
-    return [row for row, _, _ in stale]
+    passage_vectors = iter(vectors[len(stale) :])
+    passages = {
+        pk: [
+            KnowledgePassage(article_id=pk, position=position, text=text, embedding=vector)
+            for (position, text), vector in zip(enumerate(each), passage_vectors, strict=False)
+        ]
+        for pk, each in passage_texts.items()
+    }
+    return _Embedded([row for row, _, _ in stale], passages)
 
 
-def _store_embeddings(model: type[EmbeddedRow], rows: list[EmbeddedRow], *, batch_size: int) -> int:
-    """Write the rows' embedding fields, ``batch_size`` rows per transaction; how many.
+def _store_embeddings(model: type[EmbeddedRow], embedded: _Embedded, *, batch_size: int) -> int:
+    """Write the rows' embedding fields, ``batch_size`` rows per transaction, and replace the
+    passages of the articles written in the same transaction; how many rows.
 
     One ``UPDATE ... FROM unnest(...)`` per batch: ``bulk_update`` builds a ``CASE`` per row
     and field, and that cost more CPU than PostgreSQL's own work (0.8 ms per row). A row saved
@@ -256,8 +286,9 @@ def _store_embeddings(model: type[EmbeddedRow], rows: list[EmbeddedRow], *, batc
         " embedding_text_hash = new.text_hash, embedded_at = %s"
         " FROM unnest(%s::bigint[], %s::text[]::vector[], %s::text[], %s::timestamptz[])"
         " AS new(id, embedding, text_hash, updated_at)"
-        " WHERE row.id = new.id AND row.updated_at = new.updated_at"
+        " WHERE row.id = new.id AND row.updated_at = new.updated_at RETURNING row.id"
     ).format(sql.Identifier(model._meta.db_table))
+    rows = embedded.rows
     written = 0
     for first in range(0, len(rows), batch_size):
         batch = rows[first : first + batch_size]
@@ -273,8 +304,19 @@ def _store_embeddings(model: type[EmbeddedRow], rows: list[EmbeddedRow], *, batc
                     [row.updated_at for row in batch],
                 ],
             )
-            written += cursor.rowcount
+            ids = [pk for (pk,) in cursor.fetchall()]
+            _replace_passages(ids, embedded.passages)
+            written += len(ids)
     return written
+
+
+def _replace_passages(article_ids: list[int], passages: dict[int, list[KnowledgePassage]]) -> None:
+    written = [pk for pk in article_ids if pk in passages]
+    if written:
+        KnowledgePassage.objects.filter(article_id__in=written).delete()
+        KnowledgePassage.objects.bulk_create(
+            [passage for pk in written for passage in passages[pk]]
+        )
 
 
 def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = False) -> None:

@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.embeddings import current_model_name, embed_query, text_hash
-from catalog.models import Category, KnowledgeArticle, Product
+from catalog.models import Category, KnowledgeArticle, KnowledgePassage, Product
 from catalog.selectors import (
     EmbeddingState,
     ProductFilters,
@@ -24,6 +24,7 @@ from catalog.selectors import (
     product_search,
     product_search_rows,
 )
+from catalog.services import embeddings_refresh
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.catalog.search_support import (
     every_word_hits,
@@ -194,6 +195,44 @@ def test_knowledge_search_tells_delivery_abroad_from_delivery_in_the_uk(
     hits = knowledge_search(query=query, limit=5)
 
     assert hits[0].item.slug == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Each answered in a paragraph past the article's first 256 tokens, or in one paragraph
+        # of an article about more: by the articles' own embeddings alone, the right one came
+        # second or third.
+        ("can you deliver to a BFPO address?", "uk-delivery-times-and-costs"),
+        ("do you deliver to the USA?", "international-shipping-and-customs"),
+        ("why wasn't my comb honey sent on a Friday?", "how-we-pack-your-order"),
+        ("can I return an opened jar of honey?", "returns-policy"),
+        ("how do I eat bee pollen?", "bee-pollen-and-propolis-guide"),
+        ("I put the wrong address on my order", "changing-or-cancelling-an-order"),
+    ],
+)
+def test_knowledge_search_finds_the_article_whose_passage_answers(
+    demo_shop: None, query: str, expected: str
+) -> None:
+    hits = knowledge_search(query=query, limit=5)
+
+    assert hits[0].item.slug == expected
+
+
+@pytest.mark.django_db
+def test_an_article_not_embedded_with_its_passages_yet_is_still_found() -> None:
+    other = KnowledgeArticleFactory.create(title="Paying by card", body="We take cards.")
+    article = KnowledgeArticleFactory.create(
+        title="Mead tastings", body="We pour our mead for visitors on the first Saturday of May."
+    )
+    embeddings_refresh(kind="knowledge", ids=[other.pk, article.pk])
+    KnowledgePassage.objects.all().delete()  # as after migration 0015, until the backfill
+
+    hits = knowledge_search(query="can visitors come to a mead tasting?", limit=5)
+
+    # Nearest by meaning too, by its own embedding (with none, its words alone would find it).
+    assert (hits[0].item, hits[0].semantic_rank) == (article, 1)
 
 
 @pytest.mark.django_db

@@ -12,14 +12,21 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog import services
-from catalog.embeddings import current_model_name, text_hash
-from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
+from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
+from catalog.models import (
+    EMBEDDING_DIMENSIONS,
+    Category,
+    KnowledgeArticle,
+    KnowledgePassage,
+    Product,
+)
 from catalog.services import (
     CatalogImportError,
     EmbeddingReport,
     category_get_or_create,
     category_renamed,
     embeddings_refresh,
+    knowledge_article_update,
     knowledge_import,
     product_create,
     product_import,
@@ -672,7 +679,7 @@ def test_stored_vectors_keep_every_float4_exactly() -> None:
     product.embedding_model, product.embedding_text_hash = "m", "h"
     product.embedded_at = timezone.now()
 
-    services._store_embeddings(Product, [product], batch_size=1)
+    services._store_embeddings(Product, services._Embedded([product], {}), batch_size=1)
 
     product.refresh_from_db()
     assert np.array_equal(np.array(product.embedding, dtype=np.float32), vector)
@@ -688,6 +695,63 @@ def test_refresh_embeds_knowledge_articles() -> None:
     assert report.embedded == 1
     assert article.embedding_model == current_model_name()
     assert article.embedding_text_hash == text_hash(article.embedding_text())
+
+
+def stored_passages(article: KnowledgeArticle) -> list[tuple[int, str]]:
+    return list(article.passages.values_list("position", "text"))
+
+
+@pytest.mark.django_db
+def test_refresh_embeds_each_articles_title_and_paragraphs_as_its_passages() -> None:
+    article = KnowledgeArticleFactory.create(
+        title="Storing honey", body="Keep it dry.\r\n\r\nNot in the fridge.\n \nClose the lid."
+    )
+
+    embeddings_refresh(kind="knowledge")
+
+    assert stored_passages(article) == [
+        (0, "Storing honey"),
+        (1, "Keep it dry."),
+        (2, "Not in the fridge."),
+        (3, "Close the lid."),
+    ]
+    backend = get_embedding_backend()
+    for passage in article.passages.all():
+        assert np.allclose(
+            np.asarray(passage.embedding, dtype=float),
+            backend.embed_documents([passage.text])[0],
+            atol=2e-3,
+        )
+
+
+@pytest.mark.django_db
+def test_an_article_embedded_again_has_its_passages_replaced() -> None:
+    article = KnowledgeArticleFactory.create(title="Storing honey", body="A.\n\nB.\n\nC.")
+    embeddings_refresh(kind="knowledge")
+
+    knowledge_article_update(article=article, body="Only one paragraph now.")
+    embeddings_refresh(kind="knowledge")
+
+    assert stored_passages(article) == [(0, "Storing honey"), (1, "Only one paragraph now.")]
+
+
+@pytest.mark.django_db
+def test_an_article_saved_while_it_is_being_embedded_gets_no_passages_of_its_old_text() -> None:
+    article = KnowledgeArticleFactory.create(body="Mild and floral.")
+
+    def save_meanwhile(checked: int, total: int) -> None:
+        knowledge_article_update(
+            article=KnowledgeArticle.objects.get(pk=article.pk), body="Now smoky."
+        )
+
+    report = embeddings_refresh(
+        kind="knowledge", ids=[article.pk], batch_size=1, on_progress=save_meanwhile
+    )
+
+    assert report.embedded == 0
+    assert not KnowledgePassage.objects.exists()
+    embeddings_refresh(kind="knowledge", ids=[article.pk])
+    assert [text for _, text in stored_passages(article)][1:] == ["Now smoky."]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,158 @@
+"""How often the knowledge search puts the article that answers a question first.
+
+The demo help centre (``catalog/demo_data/knowledge.json``, 22 articles) is written into the
+benchmark database, replacing its articles, and embedded with their passages. Each of
+``QUESTIONS`` (written as customers ask, each with the one article that answers it) is searched
+twice, through ``catalog.selectors.knowledge_search``: as shipped (an article ranked by the mean
+of its own distance and its nearest passage's), and with the passages deleted, which is the
+article's own embedding alone (as before the passages, and as for an article right after
+migration 0015). Top-1, top-3 and the mean reciprocal rank are printed, then every question
+that either way does not put its article first.
+
+    DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from bench import BENCH_DIR, bench_django_setup, log, markdown_table, text_table
+
+QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("how long does UK delivery take?", "uk-delivery-times-and-costs"),
+    ("is delivery free over a certain amount?", "uk-delivery-times-and-costs"),
+    ("can you deliver to a BFPO address?", "uk-delivery-times-and-costs"),
+    ("do you deliver to the Isle of Man?", "uk-delivery-times-and-costs"),
+    ("shipping to Scotland", "uk-delivery-times-and-costs"),
+    ("how long will delivery to Manchester take", "uk-delivery-times-and-costs"),
+    ("how long will it take to arrive", "uk-delivery-times-and-costs"),
+    ("how long does delivery take to France?", "international-shipping-and-customs"),
+    ("do you deliver to the USA?", "international-shipping-and-customs"),
+    ("will I have to pay import duty in Canada?", "international-shipping-and-customs"),
+    ("can you send honey to New Zealand?", "international-shipping-and-customs"),
+    ("do you ship to Germany", "international-shipping-and-customs"),
+    ("delivery to Paris", "international-shipping-and-customs"),
+    ("do you post to Canada", "international-shipping-and-customs"),
+    ("can you send honey to Spain", "international-shipping-and-customs"),
+    ("can I get honey delivered in Australia", "international-shipping-and-customs"),
+    ("is your packaging plastic free?", "how-we-pack-your-order"),
+    ("why wasn't my comb honey sent on a Friday?", "how-we-pack-your-order"),
+    ("where is my tracking number?", "tracking-your-order"),
+    ("tracking says delivered but I can't find my parcel", "tracking-your-order"),
+    ("can I send back something I don't want?", "returns-policy"),
+    ("can I return an opened jar of honey?", "returns-policy"),
+    ("my jar arrived cracked and leaking", "damaged-or-broken-jars"),
+    ("how do I report a broken jar?", "damaged-or-broken-jars"),
+    ("how long does a refund take?", "refunds-timeline"),
+    ("will my delivery charge be refunded?", "refunds-timeline"),
+    ("should I keep honey in the fridge?", "storing-honey"),
+    ("how do I store comb honey?", "storing-honey"),
+    ("why has my honey gone solid?", "why-honey-crystallises"),
+    ("can I microwave honey to make it runny?", "why-honey-crystallises"),
+    ("my honey has gone hard and grainy", "why-honey-crystallises"),
+    ("does honey go off?", "shelf-life-and-best-before"),
+    ("is honey safe after the best before date?", "shelf-life-and-best-before"),
+    ("can my baby have honey?", "honey-and-babies-under-one"),
+    ("what is infant botulism?", "honey-and-babies-under-one"),
+    ("can I give honey to my 6 month old", "honey-and-babies-under-one"),
+    ("I'm allergic to pollen, can I eat honey?", "allergies-and-bee-products"),
+    ("is your honey house nut free?", "allergies-and-bee-products"),
+    ("what does MGO mean?", "manuka-grading-explained"),
+    ("which manuka grade should I buy?", "manuka-grading-explained"),
+    ("is your honey raw?", "raw-vs-pasteurised-honey"),
+    ("what's the difference between raw and pasteurised honey?", "raw-vs-pasteurised-honey"),
+    ("how do I clean a beeswax wrap?", "beeswax-wraps-care"),
+    ("my wrap has lost its stickiness", "beeswax-wraps-care"),
+    ("how do I stop my candle tunnelling?", "candle-safety"),
+    ("there's a white coating on my candle", "candle-safety"),
+    ("how many hives do you have?", "our-beekeeping-practices"),
+    ("do you take all the honey from the bees?", "our-beekeeping-practices"),
+    ("I want to start keeping bees", "getting-started-with-beekeeping"),
+    ("what equipment do I need for beekeeping?", "getting-started-with-beekeeping"),
+    ("how do I eat bee pollen?", "bee-pollen-and-propolis-guide"),
+    ("what is propolis?", "bee-pollen-and-propolis-guide"),
+    ("do you sell to shops and cafes?", "wholesale-and-corporate-gifting"),
+    ("can you do wedding favours?", "wholesale-and-corporate-gifting"),
+    ("can I cancel my order?", "changing-or-cancelling-an-order"),
+    ("I put the wrong address on my order", "changing-or-cancelling-an-order"),
+    ("can I pay with PayPal?", "payment-methods"),
+    ("do you take cheques?", "payment-methods"),
+)
+LIMIT = 22  # every demo article: a rank past the first page still counts in the mean
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--markdown", action="store_true", help="also print markdown tables")
+    return parser.parse_args(argv)
+
+
+def ranks() -> list[int]:
+    """Each question's article's place in its search (LIMIT + 1 where it is not found)."""
+    from catalog.selectors import knowledge_search
+
+    found = []
+    for question, slug in QUESTIONS:
+        slugs = [hit.item.slug for hit in knowledge_search(query=question, limit=LIMIT)]
+        found.append(slugs.index(slug) + 1 if slug in slugs else LIMIT + 1)
+    return found
+
+
+def summary(found: Sequence[int]) -> list[object]:
+    count = len(found)
+    return [
+        f"{sum(rank == 1 for rank in found)} / {count}",
+        f"{sum(rank <= 3 for rank in found)} / {count}",
+        f"{sum(1 / rank for rank in found) / count:.3f}",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench_django_setup()
+    from catalog.management.commands.load_demo_data import DEMO_DATA_DIR
+    from catalog.models import KnowledgeArticle, KnowledgePassage
+    from catalog.services import catalog_statistics_refresh, embeddings_refresh
+
+    # Written directly, not imported: an import queues embedding tasks on the broker, which a
+    # development worker sharing it would take up.
+    KnowledgeArticle.objects.all().delete()
+    KnowledgeArticle.objects.bulk_create(
+        KnowledgeArticle(**row)
+        for row in json.loads((DEMO_DATA_DIR / "knowledge.json").read_text())
+    )
+    log(f"embedded {embeddings_refresh(kind='knowledge').embedded} demo articles")
+    catalog_statistics_refresh()
+    with_passages = ranks()
+    KnowledgePassage.objects.all().delete()
+    articles_alone = ranks()
+    embeddings_refresh(kind="knowledge", force=True)  # the passages back, as shipped
+
+    headers = ["ranked by", "right article first", "in the top 3", "mean reciprocal rank"]
+    rows = [
+        ["article and its nearest passage (as shipped)", *summary(with_passages)],
+        ["the article's own embedding alone", *summary(articles_alone)],
+    ]
+    misses = [
+        [question, slug, shipped, alone]
+        for (question, slug), shipped, alone in zip(
+            QUESTIONS, with_passages, articles_alone, strict=True
+        )
+        if shipped > 1 or alone > 1
+    ]
+    miss_headers = ["question", "article", "place as shipped", "place by the article alone"]
+    print(text_table(headers, rows))
+    print(text_table(miss_headers, misses))
+    if args.markdown:
+        print(markdown_table(headers, rows))
+        print(markdown_table(miss_headers, misses))
+    (BENCH_DIR / "knowledge-search.json").write_text(
+        json.dumps({"questions": len(QUESTIONS), "shipped": with_passages, "alone": articles_alone})
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
