@@ -295,7 +295,10 @@ class KnowledgePassage(models.Model):
     passage, since the article's own embedding reads only its first 256 tokens (every demo
     article is longer) and averages the rest into one meaning."""
 
-    article = models.ForeignKey(KnowledgeArticle, on_delete=models.CASCADE, related_name="passages")
+    # No index of its own: the unique (article, position) one serves lookups by article.
+    article = models.ForeignKey(
+        KnowledgeArticle, on_delete=models.CASCADE, related_name="passages", db_index=False
+    )
     position = models.PositiveSmallIntegerField()  # 0: the title, then the paragraphs in order
     text = models.TextField()
     embedding = HalfVectorField(dimensions=EMBEDDING_DIMENSIONS)
