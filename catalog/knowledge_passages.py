@@ -15,7 +15,7 @@ from catalog.embeddings import (
     query_embedding_errors,
     text_hash,
 )
-from catalog.models import article_paragraphs
+from catalog.models import article_paragraphs, article_passages
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ _passage_vectors: LruCache[np.ndarray] = LruCache(size=256)
 
 
 def passage_vectors(title: str, body: str) -> np.ndarray:
-    """One row per passage: the title's, then each paragraph's (``article_paragraphs``)."""
-    passages = [title, *article_paragraphs(body)]
+    """One row per passage (``article_passages``)."""
+    passages = article_passages(title, body)
     backend = get_embedding_backend()
     key = (backend.model_name, text_hash("\n\n".join(passages)))
     return _passage_vectors.get_or_make(key, lambda: np.asarray(backend.embed_documents(passages)))

@@ -38,6 +38,12 @@ def article_paragraphs(body: str) -> list[str]:
     return [p.strip() for p in _BLANK_LINE.split(body) if p.strip()]
 
 
+def article_passages(title: str, body: str) -> list[str]:
+    """An article's passages: its title, then each paragraph. ``KnowledgePassage`` rows hold
+    them, and the agent's extracts choose among them."""
+    return [title, *article_paragraphs(body)]
+
+
 def embedding_halfvec() -> Cast:
     """The embedding as half-precision floats: what the HNSW index holds and search orders by."""
     return Cast("embedding", HalfVectorField(dimensions=EMBEDDING_DIMENSIONS))
@@ -279,10 +285,6 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
 
     def embedding_text(self) -> str:
         return f"{self.title}\n{self.body}"
-
-    def passage_texts(self) -> list[str]:
-        """What ``KnowledgePassage`` rows hold: the title, then each paragraph."""
-        return [self.title, *article_paragraphs(self.body)]
 
     @classmethod
     def embedding_text_sql(cls) -> Func:

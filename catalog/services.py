@@ -35,6 +35,7 @@ from catalog.models import (
     KnowledgeArticle,
     KnowledgePassage,
     Product,
+    article_passages,
 )
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
@@ -249,7 +250,9 @@ def _embed(
 ) -> _Embedded:
     """One call to the model for the rows' texts and, for articles, their passages."""
     passage_texts = {
-        row.pk: row.passage_texts() for row, _, _ in stale if isinstance(row, KnowledgeArticle)
+        row.pk: article_passages(row.title, row.body)
+        for row, _, _ in stale
+        if isinstance(row, KnowledgeArticle)
     }
     texts = [text for _, text, _ in stale]
     vectors = backend.embed_documents(
