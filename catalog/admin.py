@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -13,7 +14,13 @@ from django.utils import timezone
 from catalog.embeddings import current_model_name, text_hash
 from catalog.import_files import CatalogFileError, FileColumns, csv_lines, read_catalog_file
 from catalog.knowledge_rows import KNOWLEDGE_COLUMNS, TOPICS, article_file_row
-from catalog.models import Category, KnowledgeArticle, Product
+from catalog.models import (
+    Category,
+    KnowledgeArticle,
+    KnowledgePassage,
+    Product,
+    product_name_order,
+)
 from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
 from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
@@ -226,7 +233,7 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     form = ProductAdminForm
     embedding_kind = "products"
     deferred_fields = (*EmbeddedAdminMixin.deferred_fields, "embedding_half")
-    list_display = ["sku", "name", "category", "price", "currency", "stock", "is_active"]
+    list_display = ["sku", "product_name", "category", "price", "currency", "stock", "is_active"]
     list_display += ["embedding_ok"]
     list_editable = ["price", "stock", "is_active"]
     list_filter = ["category", InStockFilter, "is_active", EmbeddingStateFilter]
@@ -238,11 +245,48 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     import_columns = PRODUCT_COLUMNS
     rows_import = staticmethod(product_import)
     file_row = staticmethod(product_file_row)
+
     import_help = (
         "tags are separated by semicolons. Rows are matched by sku; category is a category's"
         " name (in any case) or slug, and a category it names neither way is created; an"
         " existing product keeps the values of columns the file leaves out."
     )
+
+    @admin.display(description="name", ordering=product_name_order())
+    def product_name(self, obj: Product) -> str:
+        """The name, sorted by the catalogue's own name order (not the column's collation)."""
+        return obj.name
+
+
+class KnowledgePassageInline(admin.TabularInline):
+    """What the knowledge search ranks an article by besides its own embedding, as the
+    embedding task last wrote it: shown to whoever may see the article, never edited here."""
+
+    model = KnowledgePassage
+    fields = ("position", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "passages the search reads (as last embedded)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[KnowledgePassage]:
+        return super().get_queryset(request).defer("embedding")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        opts = KnowledgeArticle._meta
+        return any(
+            request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+            for action in ("view", "change")
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(KnowledgeArticle)
@@ -262,3 +306,6 @@ class KnowledgeArticleAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
         " out). Rows are matched by slug, or by a slug made from the title where the file has"
         " none; an existing article keeps the values of columns the file leaves out."
     )
+
+    def get_inlines(self, request: HttpRequest, obj: KnowledgeArticle | None) -> list[Any]:
+        return [KnowledgePassageInline] if obj else []  # a new article has no passages yet

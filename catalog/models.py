@@ -312,4 +312,4 @@ class KnowledgePassage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.article_id}:{self.position}"
+        return "title" if self.position == 0 else f"paragraph {self.position}"

@@ -2,6 +2,7 @@ import csv
 import io
 import re
 from decimal import Decimal
+from html.parser import HTMLParser
 from typing import Any, TypeVar
 
 import pytest
@@ -16,10 +17,17 @@ from catalog.admin import ProductAdmin
 from catalog.embeddings import current_model_name, text_hash
 from catalog.import_files import FileColumns, read_catalog_file
 from catalog.knowledge_rows import KNOWLEDGE_COLUMNS
-from catalog.models import EMBEDDING_DIMENSIONS, Category, KnowledgeArticle, Product
+from catalog.models import (
+    EMBEDDING_DIMENSIONS,
+    Category,
+    KnowledgeArticle,
+    KnowledgePassage,
+    Product,
+)
 from catalog.product_rows import PRODUCT_COLUMNS
 from catalog.services import knowledge_import, product_import
 from tests.catalog.factories import (
+    CATALOG_MANAGER_PERMISSIONS,
     CatalogStaffFactory,
     CategoryFactory,
     KnowledgeArticleFactory,
@@ -131,6 +139,19 @@ def test_product_changelist_renders_with_each_filter(
     assert response.status_code == 200
     assert shown == {products[name] for name in expected}
     assert IMPORT in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("column_order", "expected"), [("2", "abZ"), ("-2", "Zba")])
+def test_the_product_list_sorted_by_its_name_column_ignores_case_as_the_catalogue_does(
+    staff_client: Client, column_order: str, expected: str
+) -> None:
+    for name in ("Zebra Blend", "acacia", "beeswax"):
+        ProductFactory.create(name=name)
+
+    response = staff_client.get(CHANGELIST, {"o": column_order})
+
+    assert "".join(p.name[0] for p in response.context["cl"].result_list) == expected
 
 
 @pytest.mark.django_db
@@ -438,6 +459,88 @@ def test_staff_who_may_only_view_articles_cannot_import_them(client: Client) -> 
     assert KNOWLEDGE_IMPORT not in changelist.content.decode()
     assert upload.status_code == 403
     assert not KnowledgeArticle.objects.exists()
+
+
+class _FormFields(HTMLParser):
+    """What a browser submits of a page's form: each named field's value as the page shows it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self._open: tuple[str, str] | None = None  # (tag, name) of a textarea or select
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = {key: value or "" for key, value in attrs}
+        if tag == "input" and attr.get("name") and attr.get("type") not in ("submit", "file"):
+            if attr.get("type") != "checkbox" or "checked" in attr:
+                self.data[attr["name"]] = attr.get("value", "on")
+        elif tag in ("textarea", "select") and attr.get("name"):
+            self._open = (tag, attr["name"])
+            self.data[attr["name"]] = ""
+        elif tag == "option" and self._open and "selected" in attr:
+            self.data[self._open[1]] = attr.get("value", "")
+
+    def handle_data(self, data: str) -> None:
+        if self._open and self._open[0] == "textarea":
+            self.data[self._open[1]] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and tag == self._open[0]:
+            self._open = None
+
+
+def submitted_form(page: str) -> dict[str, str]:
+    fields = _FormFields()
+    fields.feed(page)
+    return {name: value.removeprefix("\n") for name, value in fields.data.items()}
+
+
+def with_passages(article: KnowledgeArticle, *texts: str) -> KnowledgeArticle:
+    for position, text in enumerate(texts):
+        KnowledgePassage.objects.create(
+            article=article, position=position, text=text, embedding=A_VECTOR
+        )
+    return article
+
+
+@pytest.mark.django_db
+def test_an_articles_page_shows_the_passages_the_search_reads_to_whoever_may_view_it(
+    client: Client,
+) -> None:
+    article = with_passages(
+        KnowledgeArticleFactory.create(title="Delivery abroad"),
+        "Delivery abroad",
+        "We ship to BFPO addresses.",
+    )
+    viewer = staff_with(client, "view_knowledgearticle")
+
+    page = viewer.get(reverse("admin:catalog_knowledgearticle_change", args=[article.pk]))
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert "Passages the search reads (as last embedded)" in content
+    assert "We ship to BFPO addresses." in content
+    assert "paragraph 1" in content
+
+
+@pytest.mark.django_db
+def test_staff_save_an_article_as_the_browser_posts_it_and_its_passages_stay_as_embedded(
+    client: Client, django_capture_on_commit_callbacks
+) -> None:
+    article = with_passages(KnowledgeArticleFactory.create(body="Old body."), "Title", "Old body.")
+    manager = staff_with(client, *CATALOG_MANAGER_PERMISSIONS)
+    change = reverse("admin:catalog_knowledgearticle_change", args=[article.pk])
+    form = submitted_form(manager.get(change).content.decode())
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = manager.post(change, form | {"body": "New body."})
+
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    article.refresh_from_db()
+    assert article.body == "New body."
+    # The embedding task rewrites them, with the article's new vector (test_services).
+    assert [p.text for p in article.passages.all()] == ["Title", "Old body."]
+    assert len(callbacks) == 1
 
 
 # --- export -----------------------------------------------------------------------------------
