@@ -71,6 +71,8 @@ def filter_sets() -> dict[str, Any]:
             category=category, min_price=low, max_price=high
         ),
         f"price {low}-{high}": ProductFilters(min_price=low, max_price=high),
+        # What a query saying "under 10 pounds" searches within (catalog.query_intent).
+        "price up to 9.99": ProductFilters(max_price=Decimal("9.99")),
         "in_stock": ProductFilters(in_stock=True),
     }
 
