@@ -19,7 +19,7 @@ from catalog.models import (
     KnowledgeArticle,
     KnowledgePassage,
     Product,
-    product_name_order,
+    name_order,
 )
 from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
 from catalog.selectors import EmbeddingState, embedded_rows_in_state
@@ -204,9 +204,21 @@ class EmbeddedAdminMixin:
         embeddings_refresh_on_commit(kind=self.embedding_kind, ids=[obj.pk])
 
 
+def name_column(field: str) -> Callable[[Any, Any], str]:
+    """A list column of ``field`` whose header sorts as the catalogue sorts names
+    (``name_order``), not by the column's own collation."""
+
+    @admin.display(description=field, ordering=name_order(field))
+    def column(model_admin: Any, obj: Any) -> str:
+        return getattr(obj, field)
+
+    return column
+
+
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug"]
+    list_display = ["category_name", "slug"]
+    category_name = name_column("name")
     search_fields = ["name"]
     prepopulated_fields = {"slug": ["name"]}
 
@@ -235,6 +247,7 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     deferred_fields = (*EmbeddedAdminMixin.deferred_fields, "embedding_half")
     list_display = ["sku", "product_name", "category", "price", "currency", "stock", "is_active"]
     list_display += ["embedding_ok"]
+    product_name = name_column("name")
     list_editable = ["price", "stock", "is_active"]
     list_filter = ["category", InStockFilter, "is_active", EmbeddingStateFilter]
     list_select_related = ["category"]
@@ -251,11 +264,6 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
         " name (in any case) or slug, and a category it names neither way is created; an"
         " existing product keeps the values of columns the file leaves out."
     )
-
-    @admin.display(description="name", ordering=product_name_order())
-    def product_name(self, obj: Product) -> str:
-        """The name, sorted by the catalogue's own name order (not the column's collation)."""
-        return obj.name
 
 
 class KnowledgePassageInline(admin.TabularInline):
@@ -292,7 +300,8 @@ class KnowledgePassageInline(admin.TabularInline):
 @admin.register(KnowledgeArticle)
 class KnowledgeArticleAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     embedding_kind = "knowledge"
-    list_display = ["title", "topic", "is_published", "updated_at", "embedding_ok"]
+    list_display = ["article_title", "topic", "is_published", "updated_at", "embedding_ok"]
+    article_title = name_column("title")
     list_filter = ["topic", "is_published", EmbeddingStateFilter]
     search_fields = ["title", "body"]
     prepopulated_fields = {"slug": ["title"]}

@@ -49,11 +49,11 @@ def embedding_halfvec() -> Cast:
     return Cast("embedding", HalfVectorField(dimensions=EMBEDDING_DIMENSIONS))
 
 
-def product_name_order() -> Collate:
-    """What products sort by for their name: lower-cased and compared character by character
+def name_order(field: str = "name") -> Collate:
+    """What rows sort by for a name or title: lower-cased and compared character by character
     (the "C" collation), whatever the database's own collation (C.UTF-8 embedded, where
     "beeswax" sorts after "Zebra"); Python compares ``name.lower()`` alike."""
-    return Collate(Lower("name"), "C")
+    return Collate(Lower(field), "C")
 
 
 def embedding_hnsw_index(name: str) -> HnswIndex:
@@ -117,7 +117,7 @@ class Category(TimeStampedModel):
     description = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["name"]
+        ordering = [name_order().asc()]
         verbose_name_plural = "categories"
         constraints = [
             # Imports find a category by its name whatever its case.
@@ -177,7 +177,7 @@ class Product(TimeStampedModel, Embedded):
     class Meta:
         # Names repeat (one honey in several sizes): the id makes the order total, so pages
         # neither repeat nor skip a product.
-        ordering = [product_name_order().asc(), F("id").asc()]
+        ordering = [name_order().asc(), F("id").asc()]
         constraints = [
             models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_not_negative"),
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
@@ -195,9 +195,7 @@ class Product(TimeStampedModel, Embedded):
             # map is current, as autovacuum keeps it). Not stock, which changes with every
             # order: a change to an indexed column cannot be a HOT update, so each one would
             # also insert into the HNSW graph and the GIN indexes.
-            models.Index(
-                product_name_order(), F("id"), include=["is_active"], name="product_name_order"
-            ),
+            models.Index(name_order(), F("id"), include=["is_active"], name="product_name_order"),
             # ?ordering=price (and -price, read backwards): a page sorted by price sorted every
             # active product (~100 ms at 100k). Prices change far less often than stock, and
             # those updates were seldom HOT anyway: after a load, a page has no room for a
@@ -274,7 +272,7 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
     )
 
     class Meta:
-        ordering = ["topic", "title", "id"]
+        ordering = ["topic", name_order("title").asc(), "id"]
         indexes = [
             GinIndex(fields=["search_vector"], name="article_search_vector_gin"),
             embedding_hnsw_index("article_embedding_hnsw"),

@@ -27,7 +27,7 @@ from catalog.embeddings import (
     query_embedding_errors,
     text_hash_sql,
 )
-from catalog.models import Category, KnowledgeArticle, Product, product_name_order
+from catalog.models import Category, KnowledgeArticle, Product, name_order
 from catalog.query_intent import (
     QueryIntent,
     ordered_by_intent,
@@ -91,8 +91,8 @@ class ProductSort(StrEnum):
 
     def order_by(self) -> list[OrderBy]:
         """The ``order_by()`` arguments; ties by id, in the same direction (so one index scan
-        serves both). Names as ``product_name_order``, which ``value_of`` matches."""
-        keys = [product_name_order() if self.field == "name" else F(self.field), F("pk")]
+        serves both). Names as ``name_order``, which ``value_of`` matches."""
+        keys = [name_order() if self.field == "name" else F(self.field), F("pk")]
         return [key.desc() if self.descending else key.asc() for key in keys]
 
     def value_of(self, product: Product) -> Any:
@@ -129,7 +129,7 @@ def product_get(*, sku: str, include_inactive: bool = False) -> Product | None:
 
 
 def category_list() -> QuerySet[Category]:
-    return Category.objects.order_by("name")
+    return Category.objects.all()  # in name order (Category.Meta)
 
 
 def category_get(*, slug: str) -> Category | None:

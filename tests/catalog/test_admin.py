@@ -141,17 +141,34 @@ def test_product_changelist_renders_with_each_filter(
     assert IMPORT in response.content.decode()
 
 
+def _named_rows(model: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        slug = name.split()[0].lower()
+        if model == "product":
+            ProductFactory.create(name=name)
+        elif model == "category":
+            CategoryFactory.create(name=name, slug=slug)
+        else:
+            KnowledgeArticleFactory.create(title=name, slug=slug)
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize(("column_order", "expected"), [("2", "abZ"), ("-2", "Zba")])
-def test_the_product_list_sorted_by_its_name_column_ignores_case_as_the_catalogue_does(
-    staff_client: Client, column_order: str, expected: str
+@pytest.mark.parametrize(
+    ("model", "column", "field"),
+    [("product", 2, "name"), ("category", 1, "name"), ("knowledgearticle", 1, "title")],
+)
+@pytest.mark.parametrize(("descending", "expected"), [(False, "abZ"), (True, "Zba")])
+def test_a_list_sorted_by_its_name_column_ignores_case_as_the_catalogue_does(
+    staff_client: Client, model: str, column: int, field: str, descending: bool, expected: str
 ) -> None:
-    for name in ("Zebra Blend", "acacia", "beeswax"):
-        ProductFactory.create(name=name)
+    _named_rows(model, ("Zebra Blend", "acacia", "beeswax"))
 
-    response = staff_client.get(CHANGELIST, {"o": column_order})
+    response = staff_client.get(
+        reverse(f"admin:catalog_{model}_changelist"), {"o": f"{'-' if descending else ''}{column}"}
+    )
 
-    assert "".join(p.name[0] for p in response.context["cl"].result_list) == expected
+    shown = response.context["cl"].result_list
+    assert "".join(getattr(row, field)[0] for row in shown) == expected
 
 
 @pytest.mark.django_db

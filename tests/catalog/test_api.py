@@ -461,6 +461,22 @@ def test_category_list_is_paginated_by_name(api_client: APIClient) -> None:
 
 
 @pytest.mark.django_db
+def test_categories_and_articles_are_listed_in_name_order_whatever_the_case(
+    api_client: APIClient,
+) -> None:
+    # The embedded database's C.UTF-8 collation put every lower-case name after "Zebra".
+    for name in ("Zebra Honey", "acacia", "beeswax"):
+        CategoryFactory.create(name=name, slug=f"{name.split()[0].lower()}")
+        KnowledgeArticleFactory.create(title=name, slug=f"{name.split()[0].lower()}", topic="faq")
+
+    categories = api_client.get("/api/categories/").json()["results"]
+    articles = api_client.get("/api/knowledge/").json()["results"]
+
+    assert [c["name"] for c in categories] == ["acacia", "beeswax", "Zebra Honey"]
+    assert [a["title"] for a in articles] == ["acacia", "beeswax", "Zebra Honey"]
+
+
+@pytest.mark.django_db
 def test_category_detail_returns_one_category(api_client: APIClient) -> None:
     CategoryFactory.create(name="Raw Honey", slug="raw-honey", description="Unheated.")
 
