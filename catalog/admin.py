@@ -14,13 +14,7 @@ from django.utils import timezone
 from catalog.embeddings import current_model_name, text_hash
 from catalog.import_files import CatalogFileError, FileColumns, csv_lines, read_catalog_file
 from catalog.knowledge_rows import KNOWLEDGE_COLUMNS, TOPICS, article_file_row
-from catalog.models import (
-    Category,
-    KnowledgeArticle,
-    KnowledgePassage,
-    Product,
-    name_order,
-)
+from catalog.models import Category, KnowledgeArticle, KnowledgePassage, Product, name_order
 from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
 from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
@@ -258,7 +252,6 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     import_columns = PRODUCT_COLUMNS
     rows_import = staticmethod(product_import)
     file_row = staticmethod(product_file_row)
-
     import_help = (
         "tags are separated by semicolons. Rows are matched by sku; category is a category's"
         " name (in any case) or slug, and a category it names neither way is created; an"
