@@ -3,7 +3,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -274,11 +273,8 @@ class KnowledgePassageInline(admin.TabularInline):
         return super().get_queryset(request).defer("embedding")
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        opts = KnowledgeArticle._meta
-        return any(
-            request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
-            for action in ("view", "change")
-        )
+        article_admin = self.admin_site.get_model_admin(self.parent_model)
+        return article_admin.has_view_or_change_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
