@@ -10,12 +10,14 @@ import numpy as np
 from beemanhoney.common.lru import LruCache
 from beemanhoney.common.text import clip
 from catalog.embeddings import (
+    EmbeddingBackend,
     embed_query,
     get_embedding_backend,
     query_embedding_errors,
     text_hash,
 )
 from catalog.models import article_paragraphs, article_passages
+from catalog.selectors import stored_passage_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +30,26 @@ _passage_vectors: LruCache[np.ndarray] = LruCache(size=256)
 
 
 def passage_vectors(title: str, body: str) -> np.ndarray:
-    """One row per passage (``article_passages``)."""
+    """One row per passage (``article_passages``): as stored with the articles where a passage
+    of that text was embedded by the configured model, the others embedded now (an article
+    edited since its last embedding, or an extract's omission marks)."""
     passages = article_passages(title, body)
     backend = get_embedding_backend()
     key = (backend.model_name, text_hash("\n\n".join(passages)))
-    return _passage_vectors.get_or_make(key, lambda: np.asarray(backend.embed_documents(passages)))
+    return _passage_vectors.get_or_make(key, lambda: _vectors(passages, backend))
+
+
+def _vectors(passages: list[str], backend: EmbeddingBackend) -> np.ndarray:
+    vectors = stored_passage_vectors(texts=passages, model_name=backend.model_name)
+    missing = [text for text in dict.fromkeys(passages) if text not in vectors]
+    if missing:
+        vectors.update(zip(missing, backend.embed_documents(missing), strict=True))
+    return np.asarray([vectors[text] for text in passages], dtype=np.float32)
+
+
+def forget_passage_vectors() -> None:
+    """Read or embed every article's passages again when next asked (after a test, say)."""
+    _passage_vectors.clear()
 
 
 def passage_nearness(*, title: str, body: str, question: str) -> np.ndarray:

@@ -27,7 +27,7 @@ from catalog.embeddings import (
     query_embedding_errors,
     text_hash_sql,
 )
-from catalog.models import Category, KnowledgeArticle, Product, name_order
+from catalog.models import Category, KnowledgeArticle, KnowledgePassage, Product, name_order
 from catalog.query_intent import (
     QueryIntent,
     ordered_by_intent,
@@ -446,6 +446,15 @@ def knowledge_article_get(
     else:
         articles = knowledge_article_list()
     return articles.filter(slug=slug).first()
+
+
+def stored_passage_vectors(*, texts: Sequence[str], model_name: str) -> dict[str, list[float]]:
+    """The vector stored for each of ``texts`` that some article's passage holds, embedded by
+    ``model_name`` (an article's passages are written with its own embedding, by its model)."""
+    rows = KnowledgePassage.objects.filter(
+        text__in=set(texts), article__embedding_model=model_name
+    ).values_list("text", "embedding")
+    return dict(rows)
 
 
 def knowledge_search(

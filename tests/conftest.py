@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.test.utils import override_settings
 
 from beemanhoney.celery import app as celery_app
+from catalog.knowledge_passages import forget_passage_vectors
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
@@ -70,6 +71,7 @@ def _empty_cache(_test_cache: None) -> None:
     cache.clear()
     forget_common_lexemes()  # each test's searches read the statistics as they are
     forget_few_rows()  # and count the rows as they are
+    forget_passage_vectors()  # and read the passages as stored
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,9 @@
 import pytest
 
 from catalog.knowledge_passages import OMISSION, article_extract, article_paragraphs
-from tests.support.fake_openai import HttpError
+from catalog.services import embeddings_refresh
+from tests.catalog.factories import KnowledgeArticleFactory
+from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 CANADA = (
     "International delivery: we ship to Canada, the United States and Australia, and parcels"
@@ -30,6 +32,7 @@ def test_a_short_article_is_given_whole() -> None:
     assert extract == SHIPPING_BODY
 
 
+@pytest.mark.django_db
 def test_a_long_article_gives_the_paragraphs_nearest_the_question_in_their_order() -> None:
     extract = article_extract(
         title="Shipping",
@@ -56,6 +59,7 @@ def test_paragraphs_are_split_at_blank_lines_as_a_browser_sends_them() -> None:
     ]
 
 
+@pytest.mark.django_db
 def test_one_paragraph_longer_than_the_limit_is_cut() -> None:
     body = "Keep honey in a cool dry cupboard. " * 100
 
@@ -75,3 +79,61 @@ def test_while_the_embedding_api_is_away_a_long_article_is_cut_at_the_limit(
     )
 
     assert extract == SHIPPING_BODY[:400] + "…"
+
+
+def embedded_inputs(server: FakeOpenAIServer) -> list[list[str]]:
+    """The texts of each embedding request the server received, in order."""
+    return [request.json["input"] for request in server.embedding_requests() if request.json]
+
+
+@pytest.mark.django_db
+def test_a_long_articles_passages_are_read_as_stored_not_embedded_again(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    KnowledgeArticleFactory.create(title="Shipping", body=SHIPPING_BODY)
+    embeddings_refresh(kind="knowledge")
+    openai_embeddings.reset()
+
+    extract = article_extract(
+        title="Shipping", body=SHIPPING_BODY, question="do you send parcels to canada?", limit=400
+    )
+
+    assert OMISSION.strip() in extract
+    assert embedded_inputs(openai_embeddings) == [["do you send parcels to canada?"]]
+
+
+@pytest.mark.django_db
+def test_only_the_paragraphs_edited_since_the_articles_embedding_are_embedded_now(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    article = KnowledgeArticleFactory.create(title="Shipping", body=SHIPPING_BODY)
+    embeddings_refresh(kind="knowledge")
+    edited = "Gift sets now travel in a padded presentation box inside the shipping carton."
+    article.body = SHIPPING_BODY.replace(SHIPPING_PARAGRAPHS[-1], edited)
+    article.save(update_fields=["body"])
+    openai_embeddings.reset()
+
+    article_extract(
+        title="Shipping", body=article.body, question="how are gift sets packed?", limit=400
+    )
+
+    assert embedded_inputs(openai_embeddings) == [["how are gift sets packed?"], [edited]]
+
+
+@pytest.mark.django_db
+def test_passages_stored_by_another_model_are_embedded_again_by_the_configured_one(
+    settings, openai_embeddings: FakeOpenAIServer
+) -> None:
+    settings.EMBEDDING_BACKEND = "local"
+    KnowledgeArticleFactory.create(title="Shipping", body=SHIPPING_BODY)
+    embeddings_refresh(kind="knowledge")
+    settings.EMBEDDING_BACKEND = "openai"
+
+    article_extract(
+        title="Shipping", body=SHIPPING_BODY, question="can i add a gift note?", limit=400
+    )
+
+    assert embedded_inputs(openai_embeddings) == [
+        ["can i add a gift note?"],
+        ["Shipping", *SHIPPING_PARAGRAPHS],
+    ]
