@@ -52,6 +52,10 @@ EXAMPLES: dict[Route, list[str]] = {
         "can I change my delivery address",
         "how do you look after your bees",
         "what payment methods do you accept",
+        # How the shop's honey is made, not which jar to buy ("is your honey raw?" went to sales,
+        # near "cheapest raw honey you have", and was answered with a list of raw honeys).
+        "is your honey raw or pasteurised",
+        "what is the difference between raw and pasteurised honey",
     ],
     Route.HANDOFF: [
         "can I talk to a person",

@@ -226,6 +226,28 @@ def test_the_price_a_customer_states_bounds_the_products_offered(
     assert all(Decimal(str(low)) <= price <= Decimal(str(high)) for price in prices), reply
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("question", ["is your honey raw?", "is your honey pasteurised?"])
+def test_how_the_honey_is_made_is_answered_from_the_article_not_with_products(
+    demo_shop, question: str
+) -> None:
+    state = _offline_turn(question)
+
+    reply = str(state["messages"][-1].content)
+    assert state["route"] == Route.SUPPORT
+    assert reply.startswith('From our help article "Raw honey vs pasteurised honey"'), reply
+    assert "£" not in reply
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("question", ["do you sell raw honey?", "cheapest raw honey you have"])
+def test_asking_for_raw_honey_is_still_answered_with_products(demo_shop, question: str) -> None:
+    state = _offline_turn(question)
+
+    assert state["route"] == Route.SALES
+    assert re.search(r"^- .+ — £", str(state["messages"][-1].content), re.MULTILINE)
+
+
 # --- follow-ups -------------------------------------------------------------------------------
 
 
