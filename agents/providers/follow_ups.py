@@ -4,7 +4,9 @@
 Ireland?" after "how long does delivery take?" asks about delivery. A model reads the history for
 that; the offline assistant routes and searches by one text, so a follow-up is joined with the
 subject of the question before it: that question without its price phrases and order words, so
-"and the biggest?" after "your cheapest honey?" asks for the biggest, not for both.
+"and the biggest?" after "your cheapest honey?" asks for the biggest, not for both. A follow-up
+about one thing ("how much is it?", "is that one in stock?") right after the assistant listed
+products asks about the first of them, and is joined with its name instead.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from agents.providers.recommendations import recommended_names
 from catalog.query_intent import query_subject
 
 FOLLOW_UP_MAX_WORDS = 8
@@ -29,6 +32,8 @@ FOLLOW_UP = re.compile(
 )
 # How many questions back a chain of follow-ups is read ("and the biggest?", "and in stock?").
 FOLLOW_UP_DEPTH = 3
+# A follow-up about one thing, not a kind of thing ("a cheaper one") or several ("are they").
+ABOUT_ONE_THING = re.compile(r"\b(?:it|this|that)\b", re.IGNORECASE)
 
 
 def is_follow_up(text: str) -> bool:
@@ -39,7 +44,29 @@ def customer_question(messages: Sequence[BaseMessage]) -> str:
     """The latest customer message, followed by the subject of the one before it when it is a
     follow-up."""
     questions = [str(m.content) for m in messages if isinstance(m, HumanMessage)]
-    return _read_with_context(questions, len(questions) - 1, FOLLOW_UP_DEPTH) if questions else ""
+    if not questions:
+        return ""
+    if (product := product_asked_about(messages)) is not None:
+        return f"{questions[-1]} {product}"
+    return _read_with_context(questions, len(questions) - 1, FOLLOW_UP_DEPTH)
+
+
+def product_asked_about(messages: Sequence[BaseMessage]) -> str | None:
+    """The first product the assistant listed in its reply to the customer's previous message,
+    when their latest is a follow-up about one thing."""
+    humans = [i for i, message in enumerate(messages) if isinstance(message, HumanMessage)]
+    if not humans:
+        return None
+    latest = humans[-1]
+    question = str(messages[latest].content)
+    if not (is_follow_up(question) and ABOUT_ONE_THING.search(question)):
+        return None
+    for message in reversed(messages[:latest]):
+        if isinstance(message, HumanMessage):
+            return None
+        if isinstance(message, AIMessage) and (names := recommended_names(str(message.content))):
+            return names[0]
+    return None
 
 
 def _read_with_context(questions: list[str], index: int, depth: int) -> str:

@@ -24,7 +24,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
 from agents.providers import RouteDecision
-from agents.providers.follow_ups import customer_question
+from agents.providers.follow_ups import customer_question, product_asked_about
+from agents.providers.recommendations import recommendation_line
 from agents.providers.router import SmallTalk, semantic_route, small_talk
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
@@ -91,10 +92,8 @@ def compose_product_reply(products: list[dict[str, Any]]) -> str:
     for product in products[:MAX_RECOMMENDATIONS]:
         stock = f"{product['stock']} in stock" if product["in_stock"] else "currently sold out"
         summary = product["summary"].split(". ")[0].rstrip(".")
-        lines.append(
-            f"- {product['name']} — {_money(product['price'], product['currency'])} "
-            f"({stock}). {summary}."
-        )
+        price = _money(product["price"], product["currency"])
+        lines.append(recommendation_line(product["name"], f"{price} ({stock}). {summary}."))
     return "\n".join(lines)
 
 
@@ -193,7 +192,12 @@ class OfflineChatModel(BaseChatModel):
         elif (kind := small_talk(latest)) is not None:
             message = AIMessage(content=SMALL_TALK_REPLIES[kind])
         elif "search_products" in tool_names:
-            message = AIMessage(content="", tool_calls=[self._product_search_call(question)])
+            # "is it in stock?" about a product listed is answered by its line, sold out or not.
+            in_stock_only = IN_STOCK.search(question.lower()) is not None and (
+                product_asked_about(messages) is None
+            )
+            call = self._product_search_call(question, in_stock_only=in_stock_only)
+            message = AIMessage(content="", tool_calls=[call])
         elif "search_knowledge" in tool_names:
             call = {"name": "search_knowledge", "args": {"query": question}, "id": "offline-1"}
             message = AIMessage(content="", tool_calls=[call])
@@ -202,10 +206,10 @@ class OfflineChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     @staticmethod
-    def _product_search_call(question: str) -> dict[str, Any]:
+    def _product_search_call(question: str, *, in_stock_only: bool) -> dict[str, Any]:
         # The search reads a price the question states ("under £10") from the query itself.
         args: dict[str, Any] = {"query": question}
-        if IN_STOCK.search(question.lower()):
+        if in_stock_only:
             args["in_stock_only"] = True
         return {"name": "search_products", "args": args, "id": "offline-1"}
 

@@ -2,6 +2,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.follow_ups import customer_question, is_follow_up
+from agents.providers.recommendations import recommendation_line
 
 
 def _conversation(*questions: str) -> list[BaseMessage]:
@@ -64,3 +65,57 @@ def test_a_follow_up_is_read_with_the_subject_of_the_question_before_it(
     questions: list[str], read_as: str
 ) -> None:
     assert customer_question(_conversation(*questions)) == read_as
+
+
+MANUKA_LIST = "\n".join(
+    [
+        "Here's what I'd suggest from our shop:",
+        recommendation_line("Manuka Honey UMF 20+ 250g", "£89.00 (currently sold out). Rare."),
+        recommendation_line("Manuka Honey UMF 15+ 250g", "£44.95 (51 in stock). Strong."),
+    ]
+)
+
+
+@pytest.mark.parametrize("text", ["how much is it?", "is it in stock?", "how much is that one?"])
+def test_a_follow_up_about_one_thing_asks_about_the_first_product_just_listed(text: str) -> None:
+    messages = [HumanMessage("What's your strongest manuka?"), AIMessage(MANUKA_LIST)]
+
+    assert customer_question([*messages, HumanMessage(text)]) == (
+        f"{text} Manuka Honey UMF 20+ 250g"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "text", "read_as"),
+    [
+        # Several things, or a kind of thing: the earlier question's subject, as before.
+        (MANUKA_LIST, "are they in stock?", "are they in stock? What's your manuka?"),
+        (
+            MANUKA_LIST,
+            "do you have a cheaper one?",
+            "do you have a cheaper one? What's your manuka?",
+        ),
+        # No product listed (an article quoted).
+        ("From our help article ...", "is it raw?", "is it raw? What's your manuka?"),
+        # Not a follow-up at all.
+        (MANUKA_LIST, "do you sell beeswax candles?", "do you sell beeswax candles?"),
+    ],
+)
+def test_other_messages_after_a_list_are_read_as_before(
+    reply: str, text: str, read_as: str
+) -> None:
+    messages = [HumanMessage("What's your strongest manuka?"), AIMessage(reply), HumanMessage(text)]
+
+    assert customer_question(messages) == read_as
+
+
+def test_only_the_reply_to_the_previous_message_names_the_product() -> None:
+    messages = [
+        HumanMessage("What's your strongest manuka?"),
+        AIMessage(MANUKA_LIST),
+        HumanMessage("how long does delivery take?"),
+        AIMessage("From our help article ..."),
+        HumanMessage("is it free?"),
+    ]
+
+    assert customer_question(messages) == "is it free? how long does delivery take?"

@@ -14,6 +14,7 @@ from agents.graph.names import Route
 from agents.graph.prompts import STEP_LIMIT_REPLY
 from agents.providers import RouteDecision
 from agents.providers.offline import compose_product_reply
+from agents.providers.recommendations import recommended_names
 from agents.providers.router import semantic_route
 from tests.conversations.factories import ConversationFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
@@ -97,3 +98,4 @@ def test_offline_product_replies_use_only_catalogue_facts() -> None:
 
     assert "- Heather Honey 340g — £12.95 (4 in stock). Jelly-like heather honey." in reply
     assert "- Acacia Honey 500g — £13.25 (currently sold out). Mild and runny." in reply
+    assert recommended_names(reply) == ["Heather Honey 340g", "Acacia Honey 500g"]

@@ -278,3 +278,26 @@ def test_a_follow_up_s_own_words_pick_the_paragraph_quoted(demo_shop) -> None:
     reply = str(state["messages"][-1].content)
     assert reply.startswith('From our help article "UK delivery times and costs"'), reply
     assert "Northern Ireland" in reply
+
+
+def _names(state: dict[str, Any]) -> list[str]:
+    return re.findall(r"^- (.+?) — £", str(state["messages"][-1].content), re.MULTILINE)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ["how much is it?", "is it in stock?"])
+def test_a_question_about_it_after_a_list_is_answered_about_the_first_product(
+    demo_shop, text: str
+) -> None:
+    conversation = ConversationFactory.create()
+    first = _offline_turn("What's your strongest manuka?", conversation)
+    listed = str(first["messages"][-1].content)
+    strongest = _names(first)[0]
+    assert "currently sold out" in listed.splitlines()[1]  # the demo shop's UMF 20+
+
+    config = {"configurable": {"customer_id": conversation.owner_id,
+                               "conversation_id": str(conversation.id)}}  # fmt: skip
+    history = [HumanMessage("What's your strongest manuka?"), AIMessage(listed), HumanMessage(text)]
+    state = build_graph(provider=OfflineProvider()).invoke({"messages": history}, config)
+
+    assert _names(state)[0] == strongest
