@@ -40,7 +40,7 @@ from catalog.models import (
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
-from catalog.selectors import category_named, embedding_is_current
+from catalog.selectors import category_named, embedding_is_current, stored_passage_vectors
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R", ProductRow, ArticleRow)
@@ -144,7 +144,7 @@ def embeddings_refresh(
             loading = time.perf_counter()
             backend = get_embedding_backend()  # built once per process: the first call loads
             report.model_load_seconds += time.perf_counter() - loading
-            embedded = _embed(backend, stale, model_name)
+            embedded = _embed(backend, stale, model_name, reuse_passages=not force)
             # Rows saved meanwhile are not written (``_store_embeddings``): not counted either.
             report.embedded += _store_embeddings(model, embedded, batch_size=batch_size)
         stale.clear()
@@ -246,29 +246,40 @@ class _Embedded:
 
 
 def _embed(
-    backend: EmbeddingBackend, stale: list[tuple[EmbeddedRow, str, str]], model_name: str
+    backend: EmbeddingBackend,
+    stale: list[tuple[EmbeddedRow, str, str]],
+    model_name: str,
+    *,
+    reuse_passages: bool,
 ) -> _Embedded:
-    """One call to the model for the rows' texts and, for articles, their passages."""
+    """One call to the model for the rows' texts and, for articles, their passages: those
+    whose text a stored passage already holds as embedded by ``model_name`` are reused with
+    ``reuse_passages`` (an edit to one paragraph re-embeds the article and that paragraph)."""
     passage_texts = {
         row.pk: article_passages(row.title, row.body)
         for row, _, _ in stale
         if isinstance(row, KnowledgeArticle)
     }
-    texts = [text for _, text, _ in stale]
-    vectors = backend.embed_documents(
-        texts + [text for each in passage_texts.values() for text in each]
+    wanted = [text for each in passage_texts.values() for text in each]
+    known = (
+        stored_passage_vectors(texts=wanted, model_name=model_name)
+        if reuse_passages and wanted
+        else {}
     )
+    new = [text for text in dict.fromkeys(wanted) if text not in known]
+    texts = [text for _, text, _ in stale]
+    vectors = backend.embed_documents(texts + new)
     now = timezone.now()
     for (row, _, digest), vector in zip(stale, vectors[: len(stale)], strict=True):
         row.embedding = vector
         row.embedding_model = model_name
         row.embedding_text_hash = digest
         row.embedded_at = now
-    passage_vectors = iter(vectors[len(stale) :])
+    known.update(zip(new, vectors[len(stale) :], strict=True))
     passages = {
         pk: [
-            KnowledgePassage(article_id=pk, position=position, text=text, embedding=vector)
-            for (position, text), vector in zip(enumerate(each), passage_vectors, strict=False)
+            KnowledgePassage(article_id=pk, position=position, text=text, embedding=known[text])
+            for position, text in enumerate(each)
         ]
         for pk, each in passage_texts.items()
     }

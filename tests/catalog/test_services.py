@@ -33,6 +33,7 @@ from catalog.services import (
     product_update,
 )
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+from tests.support.fake_openai import FakeOpenAIServer
 
 
 def catalog_rows() -> list[dict[str, str]]:
@@ -733,6 +734,55 @@ def test_an_article_embedded_again_has_its_passages_replaced() -> None:
     embeddings_refresh(kind="knowledge")
 
     assert stored_passages(article) == [(0, "Storing honey"), (1, "Only one paragraph now.")]
+
+
+def embedded_inputs(server: FakeOpenAIServer) -> list[str]:
+    """Every text the server was asked to embed, in order."""
+    return [
+        text for request in server.embedding_requests() if request.json
+        for text in request.json["input"]
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_an_edited_article_embeds_only_its_own_text_and_the_paragraphs_that_changed(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    article = KnowledgeArticleFactory.create(title="Storing honey", body="A.\n\nB.\n\nC.")
+    embeddings_refresh(kind="knowledge")
+    vectors_before = dict(article.passages.values_list("text", "embedding"))
+    openai_embeddings.reset()
+
+    article = KnowledgeArticle.objects.get(pk=article.pk)  # as the admin or the API reads it
+    knowledge_article_update(article=article, body="A.\n\nB, now longer.\n\nC.")
+    embeddings_refresh(kind="knowledge")
+
+    assert embedded_inputs(openai_embeddings) == [article.embedding_text(), "B, now longer."]
+    assert stored_passages(article) == [
+        (0, "Storing honey"),
+        (1, "A."),
+        (2, "B, now longer."),
+        (3, "C."),
+    ]
+    vectors_after = dict(article.passages.values_list("text", "embedding"))
+    for text in ("Storing honey", "A.", "C."):
+        assert vectors_after[text] == vectors_before[text]
+
+
+@pytest.mark.django_db
+def test_a_forced_refresh_embeds_every_passage_again(openai_embeddings: FakeOpenAIServer) -> None:
+    article = KnowledgeArticleFactory.create(title="Storing honey", body="A.\n\nB.")
+    embeddings_refresh(kind="knowledge")
+    openai_embeddings.reset()
+
+    embeddings_refresh(kind="knowledge", force=True)
+
+    assert embedded_inputs(openai_embeddings) == [
+        article.embedding_text(),
+        "Storing honey",
+        "A.",
+        "B.",
+    ]
 
 
 @pytest.mark.django_db
