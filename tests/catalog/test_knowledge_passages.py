@@ -81,11 +81,6 @@ def test_while_the_embedding_api_is_away_a_long_article_is_cut_at_the_limit(
     assert extract == SHIPPING_BODY[:400] + "…"
 
 
-def embedded_inputs(server: FakeOpenAIServer) -> list[list[str]]:
-    """The texts of each embedding request the server received, in order."""
-    return [request.json["input"] for request in server.embedding_requests() if request.json]
-
-
 @pytest.mark.django_db
 def test_a_long_articles_passages_are_read_as_stored_not_embedded_again(
     openai_embeddings: FakeOpenAIServer,
@@ -99,7 +94,7 @@ def test_a_long_articles_passages_are_read_as_stored_not_embedded_again(
     )
 
     assert OMISSION.strip() in extract
-    assert embedded_inputs(openai_embeddings) == [["do you send parcels to canada?"]]
+    assert openai_embeddings.embedding_inputs() == [["do you send parcels to canada?"]]
 
 
 @pytest.mark.django_db
@@ -117,7 +112,7 @@ def test_only_the_paragraphs_edited_since_the_articles_embedding_are_embedded_no
         title="Shipping", body=article.body, question="how are gift sets packed?", limit=400
     )
 
-    assert embedded_inputs(openai_embeddings) == [["how are gift sets packed?"], [edited]]
+    assert openai_embeddings.embedding_inputs() == [["how are gift sets packed?"], [edited]]
 
 
 @pytest.mark.django_db
@@ -133,7 +128,7 @@ def test_passages_stored_by_another_model_are_embedded_again_by_the_configured_o
         title="Shipping", body=SHIPPING_BODY, question="can i add a gift note?", limit=400
     )
 
-    assert embedded_inputs(openai_embeddings) == [
+    assert openai_embeddings.embedding_inputs() == [
         ["can i add a gift note?"],
         ["Shipping", *SHIPPING_PARAGRAPHS],
     ]

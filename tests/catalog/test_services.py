@@ -736,14 +736,6 @@ def test_an_article_embedded_again_has_its_passages_replaced() -> None:
     assert stored_passages(article) == [(0, "Storing honey"), (1, "Only one paragraph now.")]
 
 
-def embedded_inputs(server: FakeOpenAIServer) -> list[str]:
-    """Every text the server was asked to embed, in order."""
-    return [
-        text for request in server.embedding_requests() if request.json
-        for text in request.json["input"]
-    ]  # fmt: skip
-
-
 @pytest.mark.django_db
 def test_an_edited_article_embeds_only_its_own_text_and_the_paragraphs_that_changed(
     openai_embeddings: FakeOpenAIServer,
@@ -757,7 +749,7 @@ def test_an_edited_article_embeds_only_its_own_text_and_the_paragraphs_that_chan
     knowledge_article_update(article=article, body="A.\n\nB, now longer.\n\nC.")
     embeddings_refresh(kind="knowledge")
 
-    assert embedded_inputs(openai_embeddings) == [article.embedding_text(), "B, now longer."]
+    assert openai_embeddings.embedding_inputs() == [[article.embedding_text(), "B, now longer."]]
     assert stored_passages(article) == [
         (0, "Storing honey"),
         (1, "A."),
@@ -777,11 +769,8 @@ def test_a_forced_refresh_embeds_every_passage_again(openai_embeddings: FakeOpen
 
     embeddings_refresh(kind="knowledge", force=True)
 
-    assert embedded_inputs(openai_embeddings) == [
-        article.embedding_text(),
-        "Storing honey",
-        "A.",
-        "B.",
+    assert openai_embeddings.embedding_inputs() == [
+        [article.embedding_text(), "Storing honey", "A.", "B."]
     ]
 
 

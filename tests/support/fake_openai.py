@@ -227,6 +227,10 @@ class FakeOpenAIServer:
     def embedding_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == EMBEDDINGS_PATH]
 
+    def embedding_inputs(self) -> list[list[str]]:
+        """The texts each embedding request asked for, request by request."""
+        return [_embedding_inputs(r.json.get("input")) for r in self.embedding_requests() if r.json]
+
     def reset(self) -> None:
         """Drop the script, the recorded requests and ``default``."""
         with self._lock:
