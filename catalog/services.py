@@ -81,6 +81,8 @@ class EmbeddingReport:
     seconds: float = 0.0
     # Of ``seconds``, what loading the embedding model took (a process's first run).
     model_load_seconds: float = 0.0
+    # Articles' passages sent to the model with them (not those reused as stored).
+    passages_embedded: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -145,6 +147,7 @@ def embeddings_refresh(
             backend = get_embedding_backend()  # built once per process: the first call loads
             report.model_load_seconds += time.perf_counter() - loading
             embedded = _embed(backend, stale, model_name, reuse_passages=not force)
+            report.passages_embedded += embedded.passages_embedded
             # Rows saved meanwhile are not written (``_store_embeddings``): not counted either.
             report.embedded += _store_embeddings(model, embedded, batch_size=batch_size)
         stale.clear()
@@ -243,6 +246,8 @@ class _Embedded:
 
     rows: list[EmbeddedRow]
     passages: dict[int, list[KnowledgePassage]]
+    # How many of the passages' texts the model was given (the others were stored already).
+    passages_embedded: int = 0
 
 
 def _embed(
@@ -283,7 +288,7 @@ def _embed(
         ]
         for pk, each in passage_texts.items()
     }
-    return _Embedded([row for row, _, _ in stale], passages)
+    return _Embedded([row for row, _, _ in stale], passages, passages_embedded=len(new))
 
 
 def _store_embeddings(model: type[EmbeddedRow], embedded: _Embedded, *, batch_size: int) -> int:

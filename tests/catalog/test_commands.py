@@ -15,6 +15,7 @@ from catalog import embeddings, services
 from catalog.embeddings import current_model_name
 from catalog.management.commands import backfill_embeddings, load_demo_data
 from catalog.models import Category, KnowledgeArticle, Product
+from catalog.services import knowledge_article_update
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
@@ -377,7 +378,8 @@ def test_import_knowledge_refuses_a_product_catalog(tmp_path: Path) -> None:
 
 
 SUMMARY = re.compile(
-    r"^(?P<kind>\w+): (?P<verb>embedded|would embed) (?P<embedded>\d+), "
+    r"^(?P<kind>\w+): (?P<verb>embedded|would embed) (?P<embedded>\d+)"
+    r"(?: and (?P<passages>\d+) passages?)?, "
     r"already current (?P<current>\d+) \((?P<model>[^,)]+)"
     r"(?:, (?P<rate>\d+\.\d) rows/s(?:; loading the model took (?P<load>\d+\.\d) s)?)?\)$"
 )
@@ -399,6 +401,8 @@ def test_backfill_embeds_every_kind_and_prints_counts_and_rate() -> None:
     assert len(out.splitlines()) == 2
     assert (report["products"]["embedded"], report["products"]["current"]) == ("2", "0")
     assert (report["knowledge"]["embedded"], report["knowledge"]["current"]) == ("1", "0")
+    assert report["knowledge"]["passages"] == "2"  # the article's title and one paragraph
+    assert report["products"]["passages"] is None
     assert report["products"]["model"] == current_model_name()
     assert float(report["products"]["rate"]) > 0
     assert Product.objects.filter(embedding_model=current_model_name()).count() == 2
@@ -430,6 +434,19 @@ def test_a_second_backfill_embeds_nothing() -> None:
     report = summaries(out)
     assert (report["products"]["embedded"], report["products"]["current"]) == ("0", "2")
     assert (report["knowledge"]["embedded"], report["knowledge"]["current"]) == ("0", "1")
+
+
+@pytest.mark.django_db
+def test_a_backfill_after_an_article_edit_embeds_only_the_passage_that_changed() -> None:
+    article = KnowledgeArticleFactory.create(title="Storing", body="Keep it dry.\n\nKeep it warm.")
+    run("backfill_embeddings", "--only", "knowledge")
+    article = KnowledgeArticle.objects.get(pk=article.pk)
+    knowledge_article_update(article=article, body="Keep it dry.\n\nNever in the fridge.")
+
+    out, _ = run("backfill_embeddings", "--only", "knowledge")
+
+    assert out.startswith("knowledge: embedded 1 and 1 passage, already current 0 (")
+    assert summaries(out)["knowledge"]["passages"] == "1"
 
 
 @pytest.mark.django_db

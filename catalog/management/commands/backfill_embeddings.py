@@ -57,7 +57,12 @@ class Command(BaseCommand):
             )
             if report.model_load_seconds >= 0.1:
                 rate += f"; loading the model took {report.model_load_seconds:.1f} s"
+            # The rate counts rows; an article's passages are embedded with it.
+            passages = report.passages_embedded
+            with_passages = (
+                f" and {passages} passage{'s' if passages != 1 else ''}" if passages else ""
+            )
             self.stdout.write(
-                f"{kind}: {verb} {report.embedded}, already current {report.current} "
-                f"({current_model_name()}{rate})"
+                f"{kind}: {verb} {report.embedded}{with_passages}, already current "
+                f"{report.current} ({current_model_name()}{rate})"
             )
