@@ -29,6 +29,7 @@ from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.permissions import authenticated_user
+from beemanhoney.common.serializers import QueryParamsSerializer
 
 EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 REDIS_ID_PART_MAX = 2**64 - 1
@@ -59,7 +60,7 @@ def _own_run(request: Request, run_id: UUID) -> AgentRun:
 class RunDetailApi(APIView):
     """A run and its reply. ``?wait=N`` holds the request up to N seconds until it finishes."""
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QueryParamsSerializer):
         wait = serializers.FloatField(required=False, min_value=0, default=0)
 
         def validate_wait(self, wait: float) -> float:

@@ -1,12 +1,15 @@
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from django.http import QueryDict
 from rest_framework import serializers
 
 from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
 
 UNKNOWN_FIELD = "Unknown field."
+GIVEN_MORE_THAN_ONCE = "Give this parameter once."
 # DRF's CharField's own word for it (a SlugField's "invalid" is about the slug's letters).
 NOT_TEXT = str(serializers.CharField.default_error_messages["invalid"])
 # Django's CSRF token travels in the body of a form that a page with a session posts.
@@ -31,15 +34,8 @@ class StrictSerializer(serializers.Serializer):
             if isinstance(data, Mapping)
             else {}
         )
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if refused and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**exc.detail, **refused}) from exc
-            raise
-        if refused:
-            raise serializers.ValidationError(refused)
-        return value
+        with _refusing(refused):
+            return super().to_internal_value(data)
 
     def _not_text(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
         """Text fields given something other than a string: DRF's ``CharField`` stores ``123``
@@ -69,6 +65,37 @@ class StrictSerializer(serializers.Serializer):
             for key in data
             if key not in writable and key not in _TRANSPORT_KEYS
         }
+
+
+class QueryParamsSerializer(serializers.Serializer):
+    """Query-string parameters. Django's ``QueryDict`` answers a parameter given twice with its
+    last value, so ``?category=a&category=b`` would quietly search ``b`` alone: a one-valued
+    parameter given more than once is refused with a 400 naming it. List fields read every
+    value given (DRF's ``ListField`` does)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        refused = {}
+        if isinstance(data, QueryDict):
+            refused = {
+                name: [GIVEN_MORE_THAN_ONCE]
+                for name, field in self.fields.items()
+                if not isinstance(field, serializers.ListField) and len(data.getlist(name)) > 1
+            }
+        with _refusing(refused):
+            return super().to_internal_value(data)
+
+
+@contextmanager
+def _refusing(refused: dict[str, list[str]]) -> Iterator[None]:
+    """A 400 with the errors ``refused`` names (if any), and the validation's own beside them."""
+    try:
+        yield
+    except serializers.ValidationError as exc:
+        if refused and isinstance(exc.detail, dict):
+            raise serializers.ValidationError({**exc.detail, **refused}) from exc
+        raise
+    if refused:
+        raise serializers.ValidationError(refused)
 
 
 class _PlainNumberField(serializers.Field):

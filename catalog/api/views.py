@@ -12,7 +12,12 @@ from rest_framework.views import APIView
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly, staff_may_view
-from beemanhoney.common.serializers import PlainDecimalField, PlainIntegerField, StrictSerializer
+from beemanhoney.common.serializers import (
+    PlainDecimalField,
+    PlainIntegerField,
+    QueryParamsSerializer,
+    StrictSerializer,
+)
 from catalog import selectors, services
 from catalog.currencies import validate_currency
 from catalog.models import (
@@ -122,13 +127,32 @@ class ProductInputSerializer(StrictSerializer):
     )
 
 
+class TagFilterField(serializers.ListField):
+    """Tags to filter by, every one required: repeated (``tags=raw&tags=british``),
+    comma-separated (``tags=raw,british``) or both; as stored, trimmed and lower-cased."""
+
+    child = serializers.CharField(max_length=400, allow_blank=True)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        try:
+            values = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            # DRF keys a list's errors by item ({"0": [...]}); a filter's are its own list.
+            errors = exc.detail.values() if isinstance(exc.detail, dict) else [exc.detail]
+            raise serializers.ValidationError(
+                list(dict.fromkeys(str(message) for error in errors for message in error))
+            ) from exc
+        tags = (tag.strip().lower() for value in values for tag in value.split(","))
+        return list(dict.fromkeys(tag for tag in tags if tag))
+
+
 class ProductListApi(APIView):
     """``GET``: browse or search active products. ``POST`` (staff): create one."""
 
     permission_classes = [IsStaffWithModelPermissionOrReadOnly]
     permission_model = Product
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QueryParamsSerializer):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
         category = serializers.SlugField(required=False)
         min_price = PlainDecimalField(
@@ -138,7 +162,7 @@ class ProductListApi(APIView):
             max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
         )
         in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)
-        tags = serializers.CharField(required=False, max_length=400)
+        tags = TagFilterField(required=False)
         ordering = serializers.ChoiceField(
             choices=[sort.value for sort in selectors.ProductSort], required=False
         )
@@ -181,7 +205,7 @@ class ProductListApi(APIView):
             min_price=data.get("min_price"),
             max_price=data.get("max_price"),
             in_stock=data.get("in_stock"),
-            tags=tuple(t.strip().lower() for t in data.get("tags", "").split(",") if t.strip()),
+            tags=tuple(data.get("tags", ())),
         )
         sort = selectors.ProductSort(data["ordering"]) if "ordering" in data else None
         query = data.get("q", "").strip()
@@ -373,7 +397,7 @@ class KnowledgeListApi(APIView):
     permission_classes = [IsStaffWithModelPermissionOrReadOnly]
     permission_model = KnowledgeArticle
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QueryParamsSerializer):
         q = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH)
         topic = serializers.ChoiceField(choices=KnowledgeArticle.Topic.choices, required=False)
 

@@ -25,7 +25,11 @@ from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
-from beemanhoney.common.serializers import PlainIntegerField, StrictSerializer
+from beemanhoney.common.serializers import (
+    PlainIntegerField,
+    QueryParamsSerializer,
+    StrictSerializer,
+)
 from beemanhoney.common.throttling import GuestCreateThrottle, LoginThrottle, message_quota
 from conversations import selectors, services
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation
@@ -160,7 +164,7 @@ class ConversationDetailApi(APIView):
 class MessageListApi(APIView):
     """``GET``: the conversation's messages in order. ``POST``: send one; answered by a run."""
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QueryParamsSerializer):
         after = PlainIntegerField(required=False, min_value=0)
 
     @extend_schema_serializer(component_name="MessageInput")

@@ -7,8 +7,8 @@ from tests.conversations.factories import ConversationFactory, MessageFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", "-1"])
-def test_a_wait_that_is_not_a_finite_number_of_seconds_is_refused(wait: str) -> None:
+@pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", "-1", ["0", "30"]])
+def test_a_wait_that_is_not_one_finite_number_of_seconds_is_refused(wait: str | list[str]) -> None:
     conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
         conversation=conversation, user_message=MessageFactory.create(conversation=conversation)

@@ -161,10 +161,13 @@ def test_product_list_leaves_out_inactive_products(api_client: APIClient) -> Non
         ({"in_stock": "false"}, {"sold-out"}),
         ({"in_stock": "true"}, {"raw", "gift"}),
         ({"tags": "Spicy, HOT"}, {"sold-out"}),
+        ({"tags": ["spicy", "HOT"]}, {"sold-out"}),
+        ({"tags": ["spicy,pizza", "hot"]}, {"sold-out"}),
+        ({"tags": ["spicy", "raw"]}, set()),
     ],
 )
 def test_product_list_applies_the_filters(
-    api_client: APIClient, params: dict[str, str], expected: set[str]
+    api_client: APIClient, params: dict[str, str | list[str]], expected: set[str]
 ) -> None:
     ProductFactory.create(sku="raw", price=Decimal("12"), stock=5)
     ProductFactory.create(
@@ -374,10 +377,14 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
         ({"ordering": "stock"}, "ordering"),
         ({"ordering": "weight_grams"}, "ordering"),
         ({"q": "candles", "ordering": "relevance"}, "ordering"),
+        ({"min_price": ["5", "10"]}, "min_price"),
+        ({"q": ["candles", "honey"]}, "q"),
+        ({"tags": ["raw", "x" * 401]}, "tags"),
+        ({"tags": "raw\x00"}, "tags"),
     ],
 )
 def test_product_list_refuses_bad_filters_naming_the_field(
-    api_client: APIClient, params: dict[str, str], field: str
+    api_client: APIClient, params: dict[str, str | list[str]], field: str
 ) -> None:
     response = api_client.get(PRODUCTS_URL, params)
 
@@ -385,7 +392,7 @@ def test_product_list_refuses_bad_filters_naming_the_field(
     assert response.status_code == 400
     assert body["detail"] == "Invalid input."
     assert list(body["errors"]) == [field]
-    assert len(body["errors"][field]) == 1
+    assert [type(message) for message in body["errors"][field]] == [str]
 
 
 @pytest.mark.django_db
@@ -399,6 +406,19 @@ def test_product_list_refuses_an_unknown_category(
 
     assert response.status_code == 400
     assert response.json()["errors"] == {"category": ["No category with this slug."]}
+
+
+@pytest.mark.django_db
+def test_product_list_refuses_a_category_given_twice_rather_than_search_the_last(
+    api_client: APIClient,
+) -> None:
+    CategoryFactory.create(slug="raw-honey")
+    CategoryFactory.create(slug="manuka-honey")
+
+    response = api_client.get(PRODUCTS_URL, {"category": ["raw-honey", "manuka-honey"]})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"category": ["Give this parameter once."]}
 
 
 @pytest.mark.django_db
@@ -639,6 +659,14 @@ def test_knowledge_list_refuses_an_unknown_topic(api_client: APIClient) -> None:
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["topic"]
+
+
+@pytest.mark.django_db
+def test_knowledge_list_refuses_a_topic_given_twice(api_client: APIClient) -> None:
+    response = api_client.get("/api/knowledge/", {"topic": ["shipping", "returns"]})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"topic": ["Give this parameter once."]}
 
 
 @pytest.mark.django_db

@@ -4,7 +4,13 @@ import pytest
 from django.http import QueryDict
 from rest_framework import serializers
 
-from beemanhoney.common.serializers import PlainDecimalField, PlainIntegerField, StrictSerializer
+from beemanhoney.common.serializers import (
+    GIVEN_MORE_THAN_ONCE,
+    PlainDecimalField,
+    PlainIntegerField,
+    QueryParamsSerializer,
+    StrictSerializer,
+)
 
 
 class StockInput(StrictSerializer):
@@ -24,6 +30,12 @@ class LabelInput(StrictSerializer):
 class AmountInput(StrictSerializer):
     price = PlainDecimalField(max_digits=10, decimal_places=2, required=False)
     count = PlainIntegerField(required=False)
+
+
+class SearchParams(QueryParamsSerializer):
+    q = serializers.CharField(required=False)
+    page_after = serializers.IntegerField(required=False, min_value=0)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 def test_known_writable_fields_are_accepted() -> None:
@@ -122,3 +134,20 @@ def test_plain_numbers_and_json_numbers_are_accepted(
 
     assert payload.is_valid(), payload.errors
     assert payload.validated_data == expected
+
+
+def test_a_query_parameter_given_twice_is_refused_by_name_not_read_as_its_last_value() -> None:
+    params = SearchParams(data=QueryDict("q=heather&q=clover&page_after=-1"))
+
+    assert not params.is_valid()
+    assert params.errors == {
+        "q": [GIVEN_MORE_THAN_ONCE],
+        "page_after": ["Ensure this value is greater than or equal to 0."],
+    }
+
+
+def test_a_list_query_parameter_reads_every_value_given() -> None:
+    params = SearchParams(data=QueryDict("q=heather&tags=raw&tags=british"))
+
+    assert params.is_valid(), params.errors
+    assert params.validated_data == {"q": "heather", "tags": ["raw", "british"]}

@@ -226,6 +226,17 @@ def test_messages_after_a_number_not_written_in_ascii_digits_is_refused(after: s
     assert response.json()["errors"] == {"after": ["A valid integer is required."]}
 
 
+def test_messages_after_given_twice_is_refused() -> None:
+    conversation = ConversationFactory.create()
+
+    response = _client_for(conversation.owner).get(
+        f"/api/conversations/{conversation.id}/messages/", {"after": ["1", "2"]}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"after": ["Give this parameter once."]}
+
+
 def test_a_customers_message_is_listed_with_the_run_answering_it() -> None:
     conversation = ConversationFactory.create()
     asked = MessageFactory.create(conversation=conversation)
