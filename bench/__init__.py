@@ -80,28 +80,32 @@ def embedded_redis_url(db: int) -> str:
     return re.sub(r"/\d+$", f"/{db}", ensure_valkey())
 
 
-def bench_database_url() -> str:
-    """``BENCH_DATABASE_URL`` or ``beemanhoney_bench`` on the embedded server; made if missing."""
+def bench_database_url(database: str = BENCH_DATABASE) -> str:
+    """``BENCH_DATABASE_URL`` (its database replaced by ``database`` when that is not the
+    default) or ``database`` on the embedded server; made if missing."""
     import psycopg
 
     url = os.environ.get("BENCH_DATABASE_URL")
+    if url is not None and database != BENCH_DATABASE:
+        url = psycopg.conninfo.make_conninfo(url, dbname=database)
     if url is None:
         from beemanhoney.embedded import ensure_postgres
 
-        url = ensure_postgres().url(BENCH_DATABASE)
+        url = ensure_postgres().url(database)
     if psycopg.conninfo.conninfo_to_dict(url)["dbname"] == "beemanhoney":
         raise SystemExit("refusing to benchmark against the development database 'beemanhoney'")
     return database_ensure(url)
 
 
-def bench_django_setup() -> str:
-    """Point Django at the benchmark database, set it up and migrate; return the URL."""
+def bench_django_setup(database: str = BENCH_DATABASE) -> str:
+    """Point Django at the benchmark database ``database``, set it up and migrate; return the
+    URL."""
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beemanhoney.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    url = bench_database_url()
+    url = bench_database_url(database)
     os.environ["DATABASE_URL"] = url
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))

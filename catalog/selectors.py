@@ -7,7 +7,7 @@ The SQL a search runs, compiled once per process and filter set, is in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -149,7 +149,7 @@ def category_exists(*, slug: str) -> bool:
     return Category.objects.filter(slug=slug).exists()
 
 
-def keyword_ranking(ranks: dict[int, float | None], *, limit: int) -> list[int]:
+def keyword_ranking(ranks: Mapping[int, float | None], *, limit: int) -> list[int]:
     """Ids best ranked for any of the query's words, best first (ties by id)."""
     held = {pk: rank for pk, rank in ranks.items() if rank is not None}
     return sorted(held, key=lambda pk: (-held[pk], pk))[:limit]
@@ -163,13 +163,23 @@ class RankedId:
     keyword_rank: int | None
 
 
-def _fuse(semantic: list[int], keyword: list[int], limit: int) -> list[RankedId]:
-    """Reciprocal rank fusion of two ranked id lists."""
+def _fuse(
+    semantic: list[int], keyword: list[int], limit: int, *, every_word: Sequence[int] = ()
+) -> list[RankedId]:
+    """Reciprocal rank fusion of the ranked id lists: by meaning, by keyword rank and, for a
+    query of two or more telling words, the rows holding every one of them.
+
+    That third list is for the exact match. The model reads "UMF 15" as near every manuka
+    grade, and ranked the UMF 10+ first; the keyword rank puts the UMF 15+ first, but in a
+    fusion by rank, first against second by keyword is too little to make up for fourth
+    against first by meaning. A row holding every word of such a query counts once more."""
     semantic_rank = {pk: rank for rank, pk in enumerate(semantic, start=1)}
     keyword_rank = {pk: rank for rank, pk in enumerate(keyword, start=1)}
     # Semantic ids first, then those only the keyword half found: ties keep that order.
     score = {pk: 1 / (SEMANTIC_RRF_K + rank) for pk, rank in semantic_rank.items()}
     for pk, rank in keyword_rank.items():
+        score[pk] = score.get(pk, 0.0) + 1 / (KEYWORD_RRF_K + rank)
+    for rank, pk in enumerate(every_word, start=1):
         score[pk] = score.get(pk, 0.0) + 1 / (KEYWORD_RRF_K + rank)
     best = sorted(score, key=lambda pk: (-score[pk], semantic_rank.get(pk) or limit + 1))
     return [
@@ -185,9 +195,18 @@ class Ranking:
 
 
 def _hybrid_ranking(
-    rows: Callable[[], QuerySet[M]], *, statements: SearchStatements, query: str, limit: int
+    rows: Callable[[], QuerySet[M]],
+    *,
+    statements: SearchStatements,
+    query: str,
+    limit: int,
+    exact_matches: bool = False,
 ) -> Ranking:
-    """``statements``: those of ``rows``, compiled for ``_candidates(limit)``."""
+    """``statements``: those of ``rows``, compiled for ``_candidates(limit)``. ``exact_matches``:
+    fuse the rows holding every telling word as a list of their own (``_fuse``). For products,
+    whose names are short, that is an exact match; an article's prose holds every word of many
+    questions ("how do I eat bee pollen?"), and the knowledge benchmark put the right article
+    first for 2 fewer of its 58 questions with it (docs/BENCHMARKS.md)."""
     candidates = statements.nearest.limit
     # The keyword half's reads (which words to rank by, the rows holding all of them) and
     # whether the rows are few are made on another thread while this one embeds the query. Not
@@ -212,8 +231,15 @@ def _hybrid_ranking(
         nearest = semantic_hits(statements.nearest_for(reads), vector=vector, keywords=keywords)
     ranks |= {row[0]: row[1] for row in nearest}
     semantic = [row[0] for row in nearest]
+    every_word = (
+        keyword_ranking(reads.every_word_ranks, limit=candidates)
+        if exact_matches and len(keywords.telling) > 1
+        else []
+    )
     return Ranking(
-        hits=_fuse(semantic, keyword_ranking(ranks, limit=candidates), limit),
+        hits=_fuse(
+            semantic, keyword_ranking(ranks, limit=candidates), limit, every_word=every_word
+        ),
         candidate_rows={row[0]: row[2:] for row in nearest},
     )
 
@@ -342,7 +368,9 @@ def _product_ranking(
     statements = product_search_statements(filters=filters, limit=limit)
     # An order may lift any candidate into the first places: rank them all first.
     ranked = _candidates(limit) if intent.orders or sort else limit
-    ranking = _hybrid_ranking(rows, statements=statements, query=intent.text, limit=ranked)
+    ranking = _hybrid_ranking(
+        rows, statements=statements, query=intent.text, limit=ranked, exact_matches=True
+    )
     by_id = products_by_id(rows, rows_key=("products", filters))
 
     def load(ids: list[int]) -> dict[int, Product]:

@@ -70,6 +70,17 @@ SEMANTIC_ONLY_QUERIES = [
     ("mouth care", "BH-WAX-006"),
 ]
 
+# Queries naming a product by a grade or a size, which the model reads as near its neighbours
+# ("UMF 15" as near every manuka grade): the product holding every word of the query first.
+EXACT_QUERIES = [
+    ("UMF 15", "BH-MAN-003"),
+    ("UMF 20", "BH-MAN-004"),
+    ("manuka 15+", "BH-MAN-003"),
+    ("manuka 20+", "BH-MAN-004"),
+    ("wildflower 1kg", "BH-RAW-002"),
+    ("wildflower honey 500g", "BH-RAW-001"),
+]
+
 # Queries that ask for an order or a price range (catalog.query_intent): the product meant first.
 ORDERED_QUERIES = [
     ("the strongest most potent manuka", "BH-MAN-004"),
@@ -109,6 +120,14 @@ def test_product_search_finds_products_that_share_no_word_with_the_query(
     assert sku in top
     assert top[sku].keyword_rank is None
     assert top[sku].semantic_rank is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("query", "sku"), EXACT_QUERIES)
+def test_product_search_puts_first_the_product_holding_every_word_of_a_grade_or_size(
+    demo_shop: None, query: str, sku: str
+) -> None:
+    assert top_skus(query, limit=1) == [sku]
 
 
 @pytest.mark.django_db
@@ -464,6 +483,17 @@ def test_fusion_adds_each_lists_reciprocal_rank_and_keeps_the_best() -> None:
         (2, 2, None),
     ]
     assert fused[0].score == pytest.approx(1 / 23 + 1 / 61)
+
+
+def test_fusion_counts_the_rows_holding_every_word_once_more() -> None:
+    # scores: 1 -> 1/21 + 1/62, 2 -> 1/24 + 1/61 + 1/61
+    fused = _fuse(semantic=[1, 5, 6, 2], keyword=[2, 1], limit=2, every_word=[2])
+
+    assert [(hit.pk, hit.semantic_rank, hit.keyword_rank) for hit in fused] == [
+        (2, 4, 1),
+        (1, 1, 2),
+    ]
+    assert fused[0].score == pytest.approx(1 / 24 + 2 / 61)
 
 
 def test_keyword_ranking_orders_by_rank_then_id_and_leaves_out_rows_without_a_word() -> None:

@@ -1,0 +1,219 @@
+"""How often the product search puts the product a customer means first, on the demo shop.
+
+The demo catalogue (``catalog/demo_data/products.json``, 66 products) is written into a
+database of its own (``beemanhoney_bench_demo``, so the 100k catalogue of ``bench.search``
+stays), replacing its products, and embedded. Each query is searched through
+``catalog.selectors.product_search``; top-1, top-3 and the mean reciprocal rank are printed per
+set of queries, then every query whose product does not come first.
+
+- ``general``: the test suite's natural-language queries (``tests/catalog/test_selectors.py``:
+  described needs, queries sharing no word with the product, order words); the tests hold each
+  to the top 3 (the order words to first place).
+- ``exact (tuning)``: a product named by its grade, size, flower or place ("UMF 15",
+  "wildflower 1kg"), written to choose how a search counts the rows holding every word of the
+  query (``catalog.selectors._fuse``): its figure flatters that choice.
+- ``exact (held out)``: more such queries, written after the choice; they tune nothing.
+
+    DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.product_relevance [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from bench import BENCH_DIR, bench_django_setup, log, markdown_table, text_table
+
+DATABASE = "beemanhoney_bench_demo"
+EXACT_QUERIES: tuple[tuple[str, str], ...] = (
+    ("UMF 15", "BH-MAN-003"),
+    ("UMF 20", "BH-MAN-004"),
+    ("umf 5", "BH-MAN-001"),
+    ("UMF 10+", "BH-MAN-002"),
+    ("MGO 100", "BH-MAN-005"),
+    ("manuka 15+", "BH-MAN-003"),
+    ("UMF 15+ manuka 250g", "BH-MAN-003"),
+    ("mgo 100+ 500g", "BH-MAN-005"),
+    ("heather comb honey", "BH-CMB-002"),
+    ("creamed heather", "BH-CRM-006"),
+    ("wildflower 1kg", "BH-RAW-002"),
+    ("wildflower honey 500g", "BH-RAW-001"),
+    ("lime blossom", "BH-RAW-006"),
+    ("orange blossom honey", "BH-RAW-009"),
+    ("chestnut honey", "BH-RAW-008"),
+    ("truffle honey", "BH-INF-005"),
+    ("vanilla honey", "BH-INF-007"),
+    ("scotch bonnet", "BH-INF-002"),
+    ("pillar candle", "BH-WAX-003"),
+    ("tealights", "BH-WAX-005"),
+    ("beeswax block", "BH-WAX-008"),
+    ("hive tool", "BH-ACC-004"),
+    ("bee hotel", "BH-ACC-008"),
+    ("royal jelly", "BH-POL-005"),
+    ("propolis tincture", "BH-POL-003"),
+    ("bee pollen granules", "BH-POL-001"),
+    ("british bee pollen", "BH-POL-002"),
+    ("manuka sachets", "BH-MAN-007"),
+    ("manuka lozenges", "BH-MAN-006"),
+    ("cinnamon creamed honey", "BH-CRM-002"),
+    ("lemon creamed honey", "BH-CRM-003"),
+    ("ginger and lemon honey", "BH-INF-004"),
+    ("honey from Crete", "BH-RAW-010"),
+    ("Italian chestnut", "BH-RAW-008"),
+    ("rapeseed honey", "BH-CRM-004"),
+    ("eucalyptus", "BH-RAW-011"),
+    ("glass honey pot", "BH-ACC-003"),
+    ("olivewood dipper", "BH-ACC-001"),
+    ("beech dipper", "BH-ACC-002"),
+    ("cheese hamper", "BH-GFT-005"),
+    ("wedding favours", "BH-GFT-001"),
+    ("tasting trio", "BH-GFT-003"),
+    ("manuka gift box", "BH-GFT-004"),
+    ("furniture polish", "BH-WAX-007"),
+    ("food wraps", "BH-WAX-001"),
+    ("mini comb squares", "BH-CMB-005"),
+    ("honeycomb frame", "BH-CMB-003"),
+    ("cut comb", "BH-CMB-001"),
+    ("chunk honey", "BH-CMB-004"),
+    ("spoon set", "BH-ACC-006"),
+    ("propolis capsules", "BH-POL-006"),
+    ("raw propolis", "BH-POL-007"),
+    ("acacia honey", "BH-RAW-004"),
+    ("buckwheat", "BH-RAW-003"),
+    ("clover honey", "BH-RAW-007"),
+    ("heather honey from the moors", "BH-RAW-005"),
+)
+HELD_OUT_EXACT_QUERIES: tuple[tuple[str, str], ...] = (
+    ("manuka 20+", "BH-MAN-004"),
+    ("umf 10 manuka honey", "BH-MAN-002"),
+    ("mgo100", "BH-MAN-005"),
+    ("the 1kg wildflower", "BH-RAW-002"),
+    ("500g acacia", "BH-RAW-004"),
+    ("340g buckwheat", "BH-RAW-003"),
+    ("set of 12 tealights", "BH-WAX-005"),
+    ("24 wedding jars", "BH-GFT-001"),
+    ("4 wooden spoons", "BH-ACC-006"),
+    ("60 propolis capsules", "BH-POL-006"),
+    ("20ml throat spray", "BH-POL-004"),
+    ("30ml propolis drops", "BH-POL-003"),
+    ("100g british pollen", "BH-POL-002"),
+    ("manuka lozenges 20", "BH-MAN-006"),
+    ("15cm beeswax candle", "BH-WAX-003"),
+    ("200ml polish", "BH-WAX-007"),
+    ("250g pure beeswax", "BH-WAX-008"),
+    ("400g honeycomb slab", "BH-CMB-003"),
+    ("227g heather comb", "BH-CMB-002"),
+    ("comb squares 4 x 50g", "BH-CMB-005"),
+    ("pair of dinner candles", "BH-WAX-004"),
+    ("bread wrap", "BH-WAX-002"),
+    ("sea salt honey", "BH-INF-006"),
+    ("lavender honey", "BH-INF-003"),
+    ("cacao honey", "BH-CRM-005"),
+    ("bee suit and smoker", "BH-ACC-005"),
+    ("hot honey gift set", "BH-GFT-006"),
+    ("corporate gift box", "BH-GFT-002"),
+    ("new zealand manuka umf 5", "BH-MAN-001"),
+    ("manuka snap sachets", "BH-MAN-007"),
+    ("yorkshire wildflower honey", "BH-RAW-001"),
+    ("greek thyme honey", "BH-RAW-010"),
+    ("spanish orange blossom", "BH-RAW-009"),
+    ("romanian acacia", "BH-RAW-004"),
+    ("cotswolds lime honey", "BH-RAW-006"),
+    ("herefordshire clover", "BH-RAW-007"),
+)
+LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--markdown", action="store_true", help="also print markdown tables")
+    return parser.parse_args(argv)
+
+
+def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
+    from tests.catalog.test_selectors import (
+        ORDERED_QUERIES,
+        QUERIES,
+        SEMANTIC_ONLY_QUERIES,
+    )
+
+    return {
+        "general": [*QUERIES, *SEMANTIC_ONLY_QUERIES, *ORDERED_QUERIES],
+        "exact (tuning)": EXACT_QUERIES,
+        "exact (held out)": HELD_OUT_EXACT_QUERIES,
+    }
+
+
+def ranks(queries: Sequence[tuple[str, str]]) -> list[int]:
+    """Each query's product's place in its search (LIMIT + 1 where it is not found)."""
+    from catalog.selectors import ProductFilters, product_search
+
+    found = []
+    for query, sku in queries:
+        hits = product_search(query=query, filters=ProductFilters(), limit=LIMIT)
+        skus = [hit.item.sku for hit in hits]
+        found.append(skus.index(sku) + 1 if sku in skus else LIMIT + 1)
+    return found
+
+
+def summary(found: Sequence[int]) -> list[object]:
+    count = len(found)
+    return [
+        f"{sum(rank == 1 for rank in found)} / {count}",
+        f"{sum(rank <= 3 for rank in found)} / {count}",
+        f"{sum(1 / rank for rank in found) / count:.3f}",
+    ]
+
+
+def demo_products_load() -> int:
+    """The demo catalogue, written directly (an import queues embedding tasks on the broker,
+    which a development worker sharing it would take up), embedded; how many were embedded."""
+    from django.utils.text import slugify
+
+    from catalog.management.commands.load_demo_data import DEMO_DATA_DIR
+    from catalog.models import Category, Product
+    from catalog.services import catalog_statistics_refresh, embeddings_refresh
+
+    rows = json.loads((DEMO_DATA_DIR / "products.json").read_text())
+    Product.objects.all().delete()
+    Category.objects.all().delete()
+    categories = {
+        name: Category.objects.create(name=name, slug=slugify(name))
+        for name in dict.fromkeys(row["category"] for row in rows)
+    }
+    Product.objects.bulk_create(
+        Product(**{**row, "category": categories[row["category"]], "slug": slugify(row["name"])})
+        for row in rows
+    )
+    embedded = embeddings_refresh(kind="products").embedded
+    catalog_statistics_refresh()
+    return embedded
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench_django_setup(database=DATABASE)
+    log(f"embedded {demo_products_load()} demo products")
+    found = {name: ranks(queries) for name, queries in query_sets().items()}
+
+    headers = ["queries", "count", "product first", "in the top 3", "mean reciprocal rank"]
+    rows = [[name, len(places), *summary(places)] for name, places in found.items()]
+    miss_headers = ["queries", "query", "product", "place"]
+    misses = [
+        [name, query, sku, place]
+        for name, queries in query_sets().items()
+        for (query, sku), place in zip(queries, found[name], strict=True)
+        if place > 1
+    ]
+    print(text_table(headers, rows))
+    print(text_table(miss_headers, misses))
+    if args.markdown:
+        print(markdown_table(headers, rows))
+        print(markdown_table(miss_headers, misses))
+    (BENCH_DIR / "product-relevance.json").write_text(json.dumps(found))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
