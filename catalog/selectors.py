@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 # (tuned on the demo shop's queries, see tests/catalog/test_selectors.py).
 SEMANTIC_RRF_K = 20
 KEYWORD_RRF_K = 60
+# An exact match (``_fuse``) is a query whose telling words few rows hold all of: "UMF 15" one
+# product, where "honey for cheese from Italy" holds for hundreds of a large catalogue.
+EXACT_MATCH_MAX_ROWS = 10
 T = TypeVar("T")
 M = TypeVar("M", Product, KnowledgeArticle)
 
@@ -167,7 +170,7 @@ def _fuse(
     semantic: list[int], keyword: list[int], limit: int, *, every_word: Sequence[int] = ()
 ) -> list[RankedId]:
     """Reciprocal rank fusion of the ranked id lists: by meaning, by keyword rank and, for a
-    query of two or more telling words, the rows holding every one of them.
+    query of two or more telling words that few rows hold all of, those rows.
 
     That third list is for the exact match. The model reads "UMF 15" as near every manuka
     grade, and ranked the UMF 10+ first; the keyword rank puts the UMF 15+ first, but in a
@@ -233,7 +236,9 @@ def _hybrid_ranking(
     semantic = [row[0] for row in nearest]
     every_word = (
         keyword_ranking(reads.every_word_ranks, limit=candidates)
-        if exact_matches and len(keywords.telling) > 1
+        if exact_matches
+        and len(keywords.telling) > 1
+        and len(reads.every_word_ranks) <= EXACT_MATCH_MAX_ROWS
         else []
     )
     return Ranking(

@@ -3,6 +3,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import factory
 import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
@@ -10,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from catalog.embeddings import current_model_name, embed_query, text_hash
 from catalog.models import Category, KnowledgeArticle, KnowledgePassage, Product
 from catalog.selectors import (
+    EXACT_MATCH_MAX_ROWS,
     EmbeddingState,
     ProductFilters,
     ProductSort,
@@ -535,6 +537,34 @@ def test_each_search_binds_its_own_words_into_the_compiled_statements() -> None:
 
     assert [hit.item for hit in first] == [zanzibar]
     assert [hit.item for hit in second] == [leatherwood]
+
+
+@pytest.mark.django_db
+def test_a_row_holding_every_word_of_the_query_counts_once_more() -> None:
+    product = ProductFactory.create(name="Zanzibar Clove Honey")
+    filters = ProductFilters(category=product.category.slug)
+
+    hits = product_search(query="zanzibar clove", filters=filters)
+
+    assert [hit.item for hit in hits] == [product]
+    assert hits[0].score == pytest.approx(1 / 61 + 1 / 61)
+
+
+@pytest.mark.django_db
+def test_rows_holding_every_word_are_no_exact_match_when_many_do() -> None:
+    category = CategoryFactory.create()
+    ProductFactory.create_batch(
+        EXACT_MATCH_MAX_ROWS + 1,
+        name=factory.Sequence(lambda n: f"Zanzibar Clove Honey {n}"),
+        category=category,
+    )
+
+    hits = product_search(query="zanzibar clove", filters=ProductFilters(category=category.slug))
+
+    assert len(hits) == EXACT_MATCH_MAX_ROWS + 1
+    assert [hit.score for hit in hits] == pytest.approx(
+        [1 / (60 + rank) for rank in range(1, len(hits) + 1)]
+    )
 
 
 @pytest.mark.django_db
