@@ -584,6 +584,17 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
+def rank_summary(found: Sequence[int]) -> list[object]:
+    """Top-1, top-3 and the mean reciprocal rank of the places ``found`` (1 is first), as
+    table cells."""
+    count = len(found)
+    return [
+        f"{sum(rank == 1 for rank in found)} / {count}",
+        f"{sum(rank <= 3 for rank in found)} / {count}",
+        f"{sum(1 / rank for rank in found) / count:.3f}",
+    ]
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -23,7 +23,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from bench import BENCH_DIR, bench_django_setup, log, markdown_table, text_table
+from bench import BENCH_DIR, bench_django_setup, log, markdown_table, rank_summary, text_table
 
 QUESTIONS: tuple[tuple[str, str], ...] = (
     ("how long does UK delivery take?", "uk-delivery-times-and-costs"),
@@ -156,15 +156,6 @@ def all_ranks() -> dict[str, list[int]]:
     return {name: ranks(questions) for name, questions in QUESTION_SETS.items()}
 
 
-def summary(found: Sequence[int]) -> list[object]:
-    count = len(found)
-    return [
-        f"{sum(rank == 1 for rank in found)} / {count}",
-        f"{sum(rank <= 3 for rank in found)} / {count}",
-        f"{sum(1 / rank for rank in found) / count:.3f}",
-    ]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench_django_setup()
@@ -198,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the article's own embedding alone": articles_alone,
     }
     rows = [
-        [mode, name, *summary(found[name])]
+        [mode, name, *rank_summary(found[name])]
         for name in QUESTION_SETS
         for mode, found in modes.items()
     ]

@@ -23,7 +23,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from bench import BENCH_DIR, bench_django_setup, log, markdown_table, text_table
+from bench import BENCH_DIR, bench_django_setup, log, markdown_table, rank_summary, text_table
 
 DATABASE = "beemanhoney_bench_demo"
 EXACT_QUERIES: tuple[tuple[str, str], ...] = (
@@ -157,15 +157,6 @@ def ranks(queries: Sequence[tuple[str, str]]) -> list[int]:
     return found
 
 
-def summary(found: Sequence[int]) -> list[object]:
-    count = len(found)
-    return [
-        f"{sum(rank == 1 for rank in found)} / {count}",
-        f"{sum(rank <= 3 for rank in found)} / {count}",
-        f"{sum(1 / rank for rank in found) / count:.3f}",
-    ]
-
-
 def demo_products_load() -> int:
     """The demo catalogue, written directly (an import queues embedding tasks on the broker,
     which a development worker sharing it would take up), embedded; how many were embedded."""
@@ -198,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = {name: ranks(queries) for name, queries in query_sets().items()}
 
     headers = ["queries", "count", "product first", "in the top 3", "mean reciprocal rank"]
-    rows = [[name, len(places), *summary(places)] for name, places in found.items()]
+    rows = [[name, len(places), *rank_summary(places)] for name, places in found.items()]
     miss_headers = ["queries", "query", "product", "place"]
     misses = [
         [name, query, sku, place]
