@@ -51,8 +51,8 @@ logger = logging.getLogger(__name__)
 # (tuned on the demo shop's queries, see tests/catalog/test_selectors.py).
 SEMANTIC_RRF_K = 20
 KEYWORD_RRF_K = 60
-# An exact match (``_fuse``) is a query whose telling words few rows hold all of: "UMF 15" one
-# product, where "honey for cheese from Italy" holds for hundreds of a large catalogue.
+# An exact match (``_fuse``) is a query whose telling words few rows hold all of: one product
+# holds "UMF 15", where hundreds of a large catalogue hold "cheese" and "Italy" together.
 EXACT_MATCH_MAX_ROWS = 10
 T = TypeVar("T")
 M = TypeVar("M", Product, KnowledgeArticle)
