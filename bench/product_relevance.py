@@ -186,14 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench_django_setup(database=DATABASE)
     log(f"embedded {demo_products_load()} demo products")
-    found = {name: ranks(queries) for name, queries in query_sets().items()}
+    sets = query_sets()
+    found = {name: ranks(queries) for name, queries in sets.items()}
 
     headers = ["queries", "count", "product first", "in the top 3", "mean reciprocal rank"]
     rows = [[name, len(places), *rank_summary(places)] for name, places in found.items()]
     miss_headers = ["queries", "query", "product", "place"]
     misses = [
         [name, query, sku, place]
-        for name, queries in query_sets().items()
+        for name, queries in sets.items()
         for (query, sku), place in zip(queries, found[name], strict=True)
         if place > 1
     ]
