@@ -1,12 +1,31 @@
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.serializers import IntegerField, Serializer, URLField
+from rest_framework.request import Request
+
+from beemanhoney.common.serializers import PlainIntegerField, QueryParamsSerializer
+
+
+class PageParams(QueryParamsSerializer):
+    """The paging parameters, each given at most once. ``page`` is read by DRF's paginator (a
+    number from 1, or "last"); ``page_size`` here, where DRF reads "0", "-5" or "ten" as the
+    default size without a word."""
+
+    page = serializers.CharField(required=False)
+    page_size = PlainIntegerField(required=False, min_value=1, allow_null=True)  # "": default
 
 
 class StandardPagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request: Request) -> int:
+        """``page_size`` as asked, at most ``max_page_size``; a 400 naming the parameter where
+        it is no whole number from 1 or is given twice."""
+        params = PageParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return min(params.validated_data.get("page_size") or self.page_size, self.max_page_size)
 
 
 # The list views are APIViews that page by hand, so the schema is told of the parameters.
@@ -15,21 +34,21 @@ PAGE_PARAMETERS = [
     OpenApiParameter("page", int, description="The page, from 1."),
     OpenApiParameter(
         "page_size",
-        int,
-        description=f"Rows per page: {StandardPagination.page_size} by default, at most "
-        f"{StandardPagination.max_page_size}.",
+        {"type": "integer", "minimum": 1},
+        description=f"Rows per page, from 1: {StandardPagination.page_size} by default; more "
+        f"than {StandardPagination.max_page_size} gives {StandardPagination.max_page_size}.",
     ),
 ]
 
 
-def page_of(serializer_class: type[Serializer], name: str) -> Serializer:
+def page_of(serializer_class: type[serializers.Serializer], name: str) -> serializers.Serializer:
     """The OpenAPI shape of a page of ``serializer_class`` items."""
     return inline_serializer(
         name=f"{name}Page",
         fields={
-            "count": IntegerField(),
-            "next": URLField(allow_null=True),
-            "previous": URLField(allow_null=True),
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
             "results": serializer_class(many=True),
         },
     )

@@ -321,7 +321,7 @@ class CategoryListApi(APIView):
         parameters=PAGE_PARAMETERS,
         responses={
             200: page_of(CategoryOutputSerializer, "Category"),
-            **error_responses(404, 429),
+            **error_responses(400, 404, 429),
         },
     )
     def get(self, request: Request) -> Response:

@@ -125,7 +125,7 @@ class ConversationListApi(APIView):
         parameters=PAGE_PARAMETERS,
         responses={
             200: page_of(ConversationOutputSerializer, "Conversation"),
-            **error_responses(401, 404, 429),
+            **error_responses(400, 401, 404, 429),
         },
     )
     def get(self, request: Request) -> Response:
