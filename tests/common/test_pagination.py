@@ -37,8 +37,8 @@ def test_an_empty_page_size_means_the_default() -> None:
 def test_a_page_size_pages_a_search() -> None:
     ProductFactory.create_batch(3, category=CategoryFactory.create())
 
-    ok = APIClient().get("/api/products/", {"q": "honey", "page_size": 2})
-    refused = APIClient().get("/api/products/", {"q": "honey", "page_size": 0})
+    ok = APIClient().get("/api/products/", {"q": "honey", "page_size": "2"})
+    refused = APIClient().get("/api/products/", {"q": "honey", "page_size": "0"})
 
     assert len(ok.json()["results"]) == 2
     assert refused.status_code == 400
