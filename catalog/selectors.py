@@ -16,8 +16,18 @@ from functools import lru_cache
 from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchQuery
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import CharField, F, OrderBy, Q, QuerySet, Value
+from django.db.models import (
+    BooleanField,
+    CharField,
+    ExpressionWrapper,
+    F,
+    OrderBy,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
 
@@ -27,13 +37,21 @@ from catalog.embeddings import (
     query_embedding_errors,
     text_hash_sql,
 )
-from catalog.models import Category, KnowledgeArticle, KnowledgePassage, Product, name_order
+from catalog.models import (
+    SEARCH_CONFIG,
+    Category,
+    KnowledgeArticle,
+    KnowledgePassage,
+    Product,
+    name_order,
+)
 from catalog.query_intent import (
     QueryIntent,
     ordered_by_intent,
     query_intent_read,
     reordered_in_best_category,
 )
+from catalog.query_keywords import query_keywords, query_words
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
@@ -129,6 +147,38 @@ def product_get(*, sku: str, include_inactive: bool = False) -> Product | None:
     if not include_inactive:
         products = products.filter(is_active=True)
     return products.filter(sku=sku).first()
+
+
+def names_other_products(text: str, *, than: str) -> bool:
+    """Whether ``text`` names products of its own: every word of it (but its stop words) is in
+    the name or floral source of 1 to ``EXACT_MATCH_MAX_ROWS`` active products, and none of
+    those holds there a telling word of ``than``. "and the wildflower 1kg?" names other products
+    than "your strongest manuka"; "what about the UMF 15+?" names a manuka, "and in stock?" and
+    "and the 250g?" (a dozen products) name none, and "and the heather one?" after "creamed
+    honey" names the creamed heather."""
+    words = query_words(text)
+    if not words:
+        return False
+    subject = query_keywords(than, table=Product._meta.db_table).telling
+    shares_subject = (
+        ExpressionWrapper(Q(search_vector=_named_by(subject, "|")), output_field=BooleanField())
+        if subject
+        else Value(False)
+    )
+    named = (
+        Product.objects.filter(is_active=True, search_vector=_named_by(words, "&"))
+        .annotate(shares_subject=shares_subject)
+        .values_list("shares_subject", flat=True)[: EXACT_MATCH_MAX_ROWS + 1]
+    )
+    shares = list(named)
+    return 0 < len(shares) <= EXACT_MATCH_MAX_ROWS and not any(shares)
+
+
+def _named_by(words: Sequence[str], operator: str) -> SearchQuery:
+    """``words`` (letters and digits: ``query_words``) in a product's name or floral source (the
+    search vector's weights A and B), joined by ``operator``."""
+    query = f" {operator} ".join(f"{word}:AB" for word in words)
+    return SearchQuery(query, search_type="raw", config=SEARCH_CONFIG)
 
 
 def category_list() -> QuerySet[Category]:

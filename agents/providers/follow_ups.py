@@ -6,7 +6,9 @@ that; the offline assistant routes and searches by one text, so a follow-up is j
 subject of the question before it: that question without its price phrases and order words, so
 "and the biggest?" after "your cheapest honey?" asks for the biggest, not for both. A follow-up
 about one thing ("how much is it?", "is that one in stock?") right after the assistant listed
-products asks about the first of them, and is joined with its name instead.
+products asks about the first of them, and is joined with its name instead. One that names
+products of its own, other than the earlier subject's ("and the wildflower 1kg?" after "your
+strongest manuka?"), is read alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.recommendations import recommended_names
 from catalog.query_intent import query_subject
+from catalog.selectors import names_other_products
 
 FOLLOW_UP_MAX_WORDS = 8
 # Words that lean on an earlier question: "and to Ireland?", "is it safe for babies?", "a
@@ -73,5 +76,7 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     question = questions[index]
     if index == 0 or depth == 0 or not is_follow_up(question):
         return question
-    earlier = _read_with_context(questions, index - 1, depth - 1)
-    return f"{question} {query_subject(earlier)}".strip()
+    subject = query_subject(_read_with_context(questions, index - 1, depth - 1))
+    if names_other_products(question, than=subject):
+        return question
+    return f"{question} {subject}".strip()

@@ -41,6 +41,7 @@ def test_a_question_standing_on_its_own_is_not_a_follow_up(text: str) -> None:
     assert not is_follow_up(text)
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("questions", "read_as"),
     [
@@ -85,6 +86,7 @@ def test_a_follow_up_about_one_thing_asks_about_the_first_product_just_listed(te
     )
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("reply", "text", "read_as"),
     [
@@ -109,6 +111,7 @@ def test_other_messages_after_a_list_are_read_as_before(
     assert customer_question(messages) == read_as
 
 
+@pytest.mark.django_db
 def test_only_the_reply_to_the_previous_message_names_the_product() -> None:
     messages = [
         HumanMessage("What's your strongest manuka?"),

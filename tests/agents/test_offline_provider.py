@@ -262,6 +262,24 @@ def test_a_follow_up_about_products_keeps_to_the_earlier_question_s_subject(demo
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("earlier", "text", "named"),
+    [
+        ("What's your strongest manuka?", "and the wildflower 1kg?", "Wildflower Raw Honey 1kg"),
+        ("what's your cheapest manuka?", "and the heather honey?", "Heather"),
+        ("do you have comb honey?", "and bee pollen?", "Bee Pollen"),
+    ],
+)
+def test_a_follow_up_naming_other_products_is_answered_about_them(
+    demo_shop, earlier: str, text: str, named: str
+) -> None:
+    state = _offline_turn(text, earlier=(earlier,))
+
+    assert state["route"] == Route.SALES
+    assert named in _names(state)[0], _names(state)
+
+
+@pytest.mark.django_db
 def test_a_follow_up_about_delivery_is_answered_from_the_delivery_articles(demo_shop) -> None:
     state = _offline_turn("and to France?", earlier=("how long does delivery take?",))
 

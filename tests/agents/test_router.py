@@ -102,6 +102,7 @@ def test_the_offline_agent_answers_small_talk_without_a_search(text: str, kind: 
     assert message.content == SMALL_TALK_REPLIES[kind]
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("earlier", "text", "route"),
     [
@@ -117,6 +118,7 @@ def test_a_follow_up_is_routed_with_the_question_before_it_but_asks_for_a_person
     assert semantic_route(messages) == route
 
 
+@pytest.mark.django_db
 def test_a_follow_up_to_a_request_for_a_person_does_not_ask_for_one_again() -> None:
     messages = [
         HumanMessage("I want to talk to a human"),

@@ -21,6 +21,7 @@ from catalog.selectors import (
     keyword_ranking,
     knowledge_article_get,
     knowledge_search,
+    names_other_products,
     product_get,
     product_list,
     product_search,
@@ -263,6 +264,48 @@ def test_knowledge_search_never_returns_unpublished_articles(demo_shop: None) ->
     hits = knowledge_search(query="can I give honey to my 6 month old", limit=20)
 
     assert "honey-and-babies-under-one" not in [hit.item.slug for hit in hits]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "than"),
+    [
+        ("and the wildflower 1kg?", "What's your manuka?"),
+        ("what about propolis?", "what hot honey do you have"),
+        ("and bee pollen?", "do you have comb honey"),
+    ],
+)
+def test_a_text_naming_products_apart_from_a_subject_names_other_products(
+    demo_shop: None, text: str, than: str
+) -> None:
+    assert names_other_products(text, than=than)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "than"),
+    [
+        # Products of the subject's own (a manuka; the creamed heather).
+        ("what about the UMF 15+?", "What's your manuka?"),
+        ("and the heather one?", "do you have creamed honey"),
+        # No product's name holds every word, or more than a few names do.
+        ("and in stock?", "manuka please"),
+        ("and to Ireland?", "how long does delivery take?"),
+        ("and the 250g?", "What's your manuka?"),
+        ("and?", "What's your manuka?"),
+    ],
+)
+def test_a_text_naming_the_subject_s_products_or_none_does_not(
+    demo_shop: None, text: str, than: str
+) -> None:
+    assert not names_other_products(text, than=than)
+
+
+@pytest.mark.django_db
+def test_an_inactive_product_is_not_named(demo_shop: None) -> None:
+    Product.objects.filter(name="Wildflower Raw Honey 1kg").update(is_active=False)
+
+    assert not names_other_products("and the wildflower 1kg?", than="What's your manuka?")
 
 
 # --- filters ----------------------------------------------------------------------------------
