@@ -51,7 +51,7 @@ from catalog.query_intent import (
     query_intent_read,
     reordered_in_best_category,
 )
-from catalog.query_keywords import query_keywords, query_words
+from catalog.query_keywords import query_keywords
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
@@ -149,17 +149,19 @@ def product_get(*, sku: str, include_inactive: bool = False) -> Product | None:
     return products.filter(sku=sku).first()
 
 
-def names_other_products(text: str, *, than: str) -> bool:
-    """Whether ``text`` names products of its own: every word of it (but its stop words) is in
-    the name or floral source of 1 to ``EXACT_MATCH_MAX_ROWS`` active products, and none of
-    those holds there a telling word of ``than``. "and the wildflower 1kg?" names other products
-    than "your strongest manuka"; "what about the UMF 15+?" names a manuka, "and in stock?" and
-    "and the 250g?" (a dozen products) name none, and "and the heather one?" after "creamed
-    honey" names the creamed heather."""
-    words = query_words(text)
-    if not words:
+def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) -> bool:
+    """Whether ``text`` names products: its words (``at_least_words`` or more, stop words
+    aside) are all in the name or floral source of 1 to ``EXACT_MATCH_MAX_ROWS`` active
+    products; with ``apart_from``, none of those holds there a telling word of it.
+
+    "and the wildflower 1kg?" names products apart from "your strongest manuka"; "what about
+    the UMF 15+?" names a manuka, "and the heather one?" after "creamed honey" the creamed
+    heather, and "and in stock?" and "and the 250g?" (a dozen products) name none."""
+    table = Product._meta.db_table
+    words = query_keywords(text, table=table).words
+    if len(words) < max(at_least_words, 1):
         return False
-    subject = query_keywords(than, table=Product._meta.db_table).telling
+    subject = query_keywords(apart_from, table=table).telling if apart_from else ()
     shares_subject = (
         ExpressionWrapper(Q(search_vector=_named_by(subject, "|")), output_field=BooleanField())
         if subject

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.recommendations import recommended_names
 from catalog.query_intent import query_subject
-from catalog.selectors import names_other_products
+from catalog.selectors import names_products
 
 FOLLOW_UP_MAX_WORDS = 8
 # Words that lean on an earlier question: "and to Ireland?", "is it safe for babies?", "a
@@ -77,6 +77,6 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     if index == 0 or depth == 0 or not is_follow_up(question):
         return question
     subject = query_subject(_read_with_context(questions, index - 1, depth - 1))
-    if names_other_products(question, than=subject):
+    if names_products(question, apart_from=subject):
         return question
     return f"{question} {subject}".strip()

@@ -15,6 +15,7 @@ from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
 from agents.providers.follow_ups import customer_question
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
+from catalog.selectors import names_products
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,21 @@ SUPPORT_WORDS = re.compile(
 )
 
 
+# Words asking whether, or for how much, a product is sold: no product's name holds them, so
+# "how much is the UMF 20+?" names the product as "UMF 20+" does.
+SHOPPING_WORDS = re.compile(
+    r"\b(?:how much|cost|costs|price|prices|available|availability|in stock|stock|sell|buy"
+    r"|got|left|please)\b",
+    re.IGNORECASE,
+)
+
+
+def names_a_product(text: str) -> bool:
+    """Whether ``text`` is a product's name, its shopping words aside, of two words or more:
+    "do you have UMF 15?" is about the UMF 15+, where "what is UMF?" is about the grading."""
+    return names_products(SHOPPING_WORDS.sub(" ", text), at_least_words=2)
+
+
 def keyword_route(text: str, *, handoff: bool = True) -> Route:
     """The route the words of ``text`` ask for: a person first (unless ``handoff`` is off), then
     support, else sales."""
@@ -216,6 +232,9 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if route is not Route.HANDOFF and question != latest:
             route = keyword_route(question, handoff=False)
         logger.exception("agents.route_without_embedding", extra={"route": route})
+    if route is Route.SUPPORT and names_a_product(latest):
+        # The examples read "UMF" as the grading question ("what does UMF mean on manuka").
+        return Route.SALES
     return route
 
 

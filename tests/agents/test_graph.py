@@ -62,6 +62,7 @@ def test_a_model_that_keeps_asking_for_tools_stops_at_the_step_limit(settings) -
     assert len(state["tool_calls"]) == 3
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("message", "route"),
     [

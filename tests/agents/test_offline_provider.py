@@ -160,6 +160,7 @@ def test_while_the_embedding_api_is_away_relevance_is_judged_by_shared_words(
 # --- routing while the embedding API is away --------------------------------------------------
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("message", "route"),
     [
@@ -277,6 +278,20 @@ def test_a_follow_up_naming_other_products_is_answered_about_them(
 
     assert state["route"] == Route.SALES
     assert named in _names(state)[0], _names(state)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "earlier"),
+    [("do you have UMF 15?", ()), ("what about the UMF 15+?", ("What's your strongest manuka?",))],
+)
+def test_a_question_naming_a_grade_is_answered_with_that_product(
+    demo_shop, text: str, earlier: tuple[str, ...]
+) -> None:
+    state = _offline_turn(text, earlier=earlier)
+
+    assert state["route"] == Route.SALES
+    assert _names(state)[0] == "Manuka Honey UMF 15+ 250g", _names(state)
 
 
 @pytest.mark.django_db

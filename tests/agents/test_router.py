@@ -58,6 +58,7 @@ def test_small_talk_goes_to_sales_not_to_a_person(text: str) -> None:
     assert semantic_route([HumanMessage(text)]) == Route.SALES
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("text", "route"),
     [
@@ -135,3 +136,34 @@ def test_routing_by_words_can_leave_a_request_for_a_person_out() -> None:
 
     assert keyword_route(text) == Route.HANDOFF
     assert keyword_route(text, handoff=False) == Route.SUPPORT
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text",
+    [
+        "do you have UMF 15?",
+        "is UMF 15 manuka available?",
+        "how much is the UMF 20+?",
+        "what about the UMF 15+?",
+    ],
+)
+def test_a_question_naming_a_product_goes_to_sales(demo_shop, text: str) -> None:
+    assert semantic_route([HumanMessage(text)]) == Route.SALES
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what is UMF?",
+        "what does UMF mean on manuka",
+        "how should I store the manuka UMF 15+?",
+        "can I return the UMF 15+?",
+        "is manuka safe for children?",
+    ],
+)
+def test_a_question_about_a_product_s_grade_or_care_still_goes_to_support(
+    demo_shop, text: str
+) -> None:
+    assert semantic_route([HumanMessage(text)]) == Route.SUPPORT

@@ -21,7 +21,7 @@ from catalog.selectors import (
     keyword_ranking,
     knowledge_article_get,
     knowledge_search,
-    names_other_products,
+    names_products,
     product_get,
     product_list,
     product_search,
@@ -278,7 +278,7 @@ def test_knowledge_search_never_returns_unpublished_articles(demo_shop: None) ->
 def test_a_text_naming_products_apart_from_a_subject_names_other_products(
     demo_shop: None, text: str, than: str
 ) -> None:
-    assert names_other_products(text, than=than)
+    assert names_products(text, apart_from=than)
 
 
 @pytest.mark.django_db
@@ -298,14 +298,21 @@ def test_a_text_naming_products_apart_from_a_subject_names_other_products(
 def test_a_text_naming_the_subject_s_products_or_none_does_not(
     demo_shop: None, text: str, than: str
 ) -> None:
-    assert not names_other_products(text, than=than)
+    assert not names_products(text, apart_from=than)
+
+
+@pytest.mark.django_db
+def test_a_name_of_fewer_words_than_asked_names_nothing(demo_shop: None) -> None:
+    assert names_products("what is UMF?")
+    assert not names_products("what is UMF?", at_least_words=2)
+    assert names_products("what is UMF 15?", at_least_words=2)
 
 
 @pytest.mark.django_db
 def test_an_inactive_product_is_not_named(demo_shop: None) -> None:
     Product.objects.filter(name="Wildflower Raw Honey 1kg").update(is_active=False)
 
-    assert not names_other_products("and the wildflower 1kg?", than="What's your manuka?")
+    assert not names_products("and the wildflower 1kg?", apart_from="What's your manuka?")
 
 
 # --- filters ----------------------------------------------------------------------------------
