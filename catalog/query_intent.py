@@ -285,13 +285,19 @@ def _sort_key(product: OrderedProduct, orders: Sequence[ProductOrder]) -> tuple[
 
 
 def ordered_by_intent(
-    hits: Sequence[H], product_of: Callable[[H], P | None], orders: Sequence[ProductOrder]
+    hits: Sequence[H],
+    product_of: Callable[[H], P | None],
+    orders: Sequence[ProductOrder],
+    *,
+    movable: Callable[[H], bool] | None = None,
 ) -> list[H]:
-    """``hits`` (best match first) with ``orders`` applied within the best match's category
+    """``hits`` (best match first) with ``orders`` applied among the ``movable`` ones
     (``reordered_in_best_category``)."""
     if not orders:
         return list(hits)
-    return reordered_in_best_category(hits, product_of, lambda product: _sort_key(product, orders))
+    return reordered_in_best_category(
+        hits, product_of, lambda product: _sort_key(product, orders), movable=movable
+    )
 
 
 def reordered_in_best_category(
@@ -300,11 +306,13 @@ def reordered_in_best_category(
     key: Callable[[P], Any],
     *,
     descending: bool = False,
+    movable: Callable[[H], bool] | None = None,
 ) -> list[H]:
-    """``hits`` (best match first) with those whose product shares the best match's category,
-    and has a ``key`` (not None), sorted by it among the places they held; relevance breaks
-    ties. Every other hit keeps its place: a search's tail is less relevant, and sorting it in
-    would put a cheap jar of anything first for "candles"."""
+    """``hits`` (best match first) with the ``movable`` ones (by default, those whose product
+    shares the best match's category) that have a ``key`` (not None) sorted by it among the
+    places they held; relevance breaks ties. Every other hit keeps its place: a search's tail
+    is less relevant, and sorting it in would put a cheap jar of anything first for
+    "candles"."""
     ordered = list(hits)
     best = product_of(ordered[0]) if ordered else None
     if best is None:
@@ -312,7 +320,9 @@ def reordered_in_best_category(
     keyed: list[tuple[Any, int]] = []
     for place, hit in enumerate(ordered):
         product = product_of(hit)
-        if product is None or product.category_id != best.category_id:
+        if product is None:
+            continue
+        if not (movable(hit) if movable else product.category_id == best.category_id):
             continue
         if (value := key(product)) is not None:
             keyed.append((value, place))

@@ -49,6 +49,7 @@ from catalog.query_intent import (
     QueryIntent,
     ordered_by_intent,
     query_intent_read,
+    query_subject,
     reordered_in_best_category,
 )
 from catalog.query_keywords import query_keywords
@@ -168,12 +169,18 @@ def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) 
         else Value(False)
     )
     named = (
-        Product.objects.filter(is_active=True, search_vector=_named_by(words, "&"))
+        _products_named(words)
+        .filter(is_active=True)
         .annotate(shares_subject=shares_subject)
         .values_list("shares_subject", flat=True)[: EXACT_MATCH_MAX_ROWS + 1]
     )
     shares = list(named)
     return 0 < len(shares) <= EXACT_MATCH_MAX_ROWS and not any(shares)
+
+
+def _products_named(words: Sequence[str]) -> QuerySet[Product]:
+    """Products whose name or floral source holds every one of ``words``."""
+    return Product.objects.filter(search_vector=_named_by(words, "&"))
 
 
 def _named_by(words: Sequence[str], operator: str) -> SearchQuery:
@@ -440,12 +447,44 @@ def _product_ranking(
         return ranking.hits, load
     # Ordering needs every candidate's product: load them once, and serve the page from them.
     products = load([hit.pk for hit in ranking.hits])
-    hits = ordered_by_intent(ranking.hits, lambda hit: products.get(hit.pk), intent.orders)
+    named = _named_among(ranking.hits, query_subject(intent.text))
+    movable = (lambda hit: hit.pk in named) if named else None
+    hits = ordered_by_intent(
+        ranking.hits, lambda hit: products.get(hit.pk), intent.orders, movable=movable
+    )
     if sort is not None:
         hits = reordered_in_best_category(
-            hits, lambda hit: products.get(hit.pk), sort.value_of, descending=sort.descending
+            hits,
+            lambda hit: products.get(hit.pk),
+            sort.value_of,
+            descending=sort.descending,
+            movable=movable,
         )
     return hits[:limit], lambda ids: {pk: products[pk] for pk in ids if pk in products}
+
+
+def _named_among(hits: list[RankedId], subject: str) -> set[int]:
+    """The hits whose product's name or floral source holds every word of ``subject`` (stop
+    words aside), when 2 to ``EXACT_MATCH_MAX_ROWS`` do: what an order sorts, whatever their
+    category. "cheapest heather honey" sorts the raw, creamed and comb heather honeys, where the
+    best match's category alone (raw honey) put clover first. Else none: the order sorts the
+    best match's category, as for "cheapest honey" (most products) or "large jar of raw honey"
+    (no name holds "jar" and "raw")."""
+    words = query_keywords(subject, table=Product._meta.db_table).words
+    if not words or not hits:
+        return set()
+    # Tested row by row on the candidates (by primary key): the full-text index would read
+    # every row holding a common word ("honey") in a large catalogue.
+    holds = ExpressionWrapper(Q(search_vector=_named_by(words, "&")), output_field=BooleanField())
+    named = {
+        pk
+        for pk, named in Product.objects.filter(pk__in=[hit.pk for hit in hits])
+        .order_by()
+        .annotate(named=holds)
+        .values_list("pk", "named")
+        if named
+    }
+    return named if 2 <= len(named) <= EXACT_MATCH_MAX_ROWS else set()
 
 
 def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilters:

@@ -143,6 +143,29 @@ def test_an_order_moves_only_the_best_matchs_category_among_their_own_places() -
     ]
 
 
+def test_an_order_given_the_hits_that_may_move_sorts_those_whatever_their_category() -> None:
+    hits = [
+        Jar("Heather raw", Decimal("12.95"), 340, 1),
+        Jar("Clover raw", Decimal("8.50"), 500, 1),
+        Jar("Heather creamed", Decimal("10.50"), 250, 2),
+        Jar("Heather comb", Decimal("16.50"), 227, 3),
+    ]
+
+    ordered = ordered_by_intent(
+        hits,
+        lambda hit: hit,
+        [ProductOrder.CHEAPEST],
+        movable=lambda hit: hit.name.startswith("Heather"),
+    )
+
+    assert [hit.name for hit in ordered] == [
+        "Heather creamed",
+        "Clover raw",
+        "Heather raw",
+        "Heather comb",
+    ]
+
+
 def test_best_value_orders_by_price_per_kilo_and_ties_keep_relevance() -> None:
     hits = [
         Jar("a", Decimal("10"), 250, 1),

@@ -142,6 +142,36 @@ def test_product_search_puts_first_the_product_an_order_word_asks_for(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "sku"),
+    [
+        # The creamed heather is the cheapest of three heather honeys in three categories;
+        # the best match's category (raw honey) alone put clover first.
+        ("cheapest heather honey", "BH-CRM-006"),
+        # The lip balm is the cheapest of the best match's category (beeswax goods).
+        ("cheapest beeswax candle", "BH-WAX-004"),
+    ],
+)
+def test_an_order_word_sorts_the_products_named_as_the_query_names_them(
+    demo_shop: None, query: str, sku: str
+) -> None:
+    assert top_skus(query, limit=1) == [sku]
+
+
+@pytest.mark.django_db
+def test_a_sort_asked_for_with_a_query_sorts_the_products_it_names(demo_shop: None) -> None:
+    rows = product_search_rows(
+        query="heather honey", filters=ProductFilters(), sort=ProductSort("price")
+    )
+
+    assert [product.name for product in rows[:3]] == [
+        "Creamed Heather Honey 250g",
+        "Heather Raw Honey 340g",
+        "Heather Comb Honey 227g",
+    ]
+
+
+@pytest.mark.django_db
 def test_product_search_keeps_to_the_price_range_a_query_states(demo_shop: None) -> None:
     hits = product_search(query="small gift under 10 pounds", filters=ProductFilters(), limit=20)
 
