@@ -13,6 +13,10 @@ set of queries, then every query whose product does not come first.
   "wildflower 1kg"), written to choose how a search counts the rows holding every word of the
   query (``catalog.selectors._fuse``): its figure flatters that choice.
 - ``exact (held out)``: more such queries, written after the choice; they tune nothing.
+- ``order words``: "cheapest ...", "biggest ..." and the like, each with the product the order
+  asks for among those the query names. Written to check which results an order sorts
+  (``catalog.selectors._named_among``, 2026-12-03); the rule was made for two other queries
+  (in the tests), though a few of these were looked at first.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.product_relevance [--markdown]
 """
@@ -122,6 +126,28 @@ HELD_OUT_EXACT_QUERIES: tuple[tuple[str, str], ...] = (
     ("cotswolds lime honey", "BH-RAW-006"),
     ("herefordshire clover", "BH-RAW-007"),
 )
+ORDER_WORD_QUERIES: tuple[tuple[str, str], ...] = (
+    ("cheapest acacia honey", "BH-RAW-004"),
+    ("most expensive manuka", "BH-MAN-004"),
+    ("cheapest comb honey", "BH-CMB-004"),
+    ("biggest comb honey", "BH-CMB-003"),
+    ("cheapest beeswax candles", "BH-WAX-004"),
+    ("biggest beeswax candle", "BH-WAX-003"),
+    ("cheapest propolis", "BH-POL-007"),
+    ("cheapest bee pollen", "BH-POL-002"),
+    ("biggest bee pollen", "BH-POL-001"),
+    ("cheapest hot honey", "BH-INF-001"),
+    ("most expensive heather honey", "BH-CMB-002"),
+    ("biggest heather honey", "BH-RAW-005"),
+    ("cheapest honey dipper", "BH-ACC-002"),
+    ("smallest manuka", "BH-MAN-007"),
+    ("cheapest lemon honey", "BH-CRM-003"),
+    ("mildest manuka", "BH-MAN-001"),
+    ("cheapest wildflower honey", "BH-RAW-001"),
+    ("largest raw honey", "BH-RAW-002"),
+    ("cheapest gift set", "BH-GFT-006"),
+    ("cheapest beeswax wrap", "BH-WAX-002"),
+)
 LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
 
 
@@ -142,6 +168,7 @@ def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
         "general": [*QUERIES, *SEMANTIC_ONLY_QUERIES, *ORDERED_QUERIES],
         "exact (tuning)": EXACT_QUERIES,
         "exact (held out)": HELD_OUT_EXACT_QUERIES,
+        "order words": ORDER_WORD_QUERIES,
     }
 
 
