@@ -169,18 +169,12 @@ def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) 
         else Value(False)
     )
     named = (
-        _products_named(words)
-        .filter(is_active=True)
+        Product.objects.filter(is_active=True, search_vector=_named_by(words, "&"))
         .annotate(shares_subject=shares_subject)
         .values_list("shares_subject", flat=True)[: EXACT_MATCH_MAX_ROWS + 1]
     )
     shares = list(named)
     return 0 < len(shares) <= EXACT_MATCH_MAX_ROWS and not any(shares)
-
-
-def _products_named(words: Sequence[str]) -> QuerySet[Product]:
-    """Products whose name or floral source holds every one of ``words``."""
-    return Product.objects.filter(search_vector=_named_by(words, "&"))
 
 
 def _named_by(words: Sequence[str], operator: str) -> SearchQuery:
@@ -473,16 +467,16 @@ def _named_among(hits: list[RankedId], subject: str) -> set[int]:
     words = query_keywords(subject, table=Product._meta.db_table).words
     if not words or not hits:
         return set()
-    # Tested row by row on the candidates (by primary key): the full-text index would read
-    # every row holding a common word ("honey") in a large catalogue.
+    # Read by primary key, over the candidates only: a bounded read, however many rows of a
+    # large catalogue hold the words.
     holds = ExpressionWrapper(Q(search_vector=_named_by(words, "&")), output_field=BooleanField())
     named = {
         pk
-        for pk, named in Product.objects.filter(pk__in=[hit.pk for hit in hits])
+        for pk, holds_every_word in Product.objects.filter(pk__in=[hit.pk for hit in hits])
         .order_by()
-        .annotate(named=holds)
-        .values_list("pk", "named")
-        if named
+        .annotate(holds=holds)
+        .values_list("pk", "holds")
+        if holds_every_word
     }
     return named if 2 <= len(named) <= EXACT_MATCH_MAX_ROWS else set()
 
