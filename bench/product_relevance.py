@@ -147,6 +147,14 @@ ORDER_WORD_QUERIES: tuple[tuple[str, str], ...] = (
     ("largest raw honey", "BH-RAW-002"),
     ("cheapest gift set", "BH-GFT-006"),
     ("cheapest beeswax wrap", "BH-WAX-002"),
+    # Subjects that name one product: the order has nothing to sort.
+    ("biggest heather raw honey", "BH-RAW-005"),
+    ("cheapest manuka lozenges", "BH-MAN-006"),
+    ("cheapest vanilla honey", "BH-INF-007"),
+    ("biggest truffle honey", "BH-INF-005"),
+    ("cheapest lavender honey", "BH-INF-003"),
+    ("biggest beeswax polish", "BH-WAX-007"),
+    ("cheapest chunk honey", "BH-CMB-004"),
 )
 LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
 

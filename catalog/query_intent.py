@@ -80,9 +80,8 @@ def _around(amounts: list[Decimal]) -> dict[str, Decimal]:
     return {"min": amounts[0] - spread, "max": amounts[0] + spread}
 
 
-_PRICE_PHRASES: tuple[
-    tuple[re.Pattern[str], Callable[[list[Decimal]], dict[str, Decimal]]], ...
-] = tuple(
+_BoundsOf = Callable[[list[Decimal]], dict[str, Decimal]]
+_PRICE_PHRASES: tuple[tuple[re.Pattern[str], _BoundsOf], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), bounds_of)
     for pattern, bounds_of in (
         (rf"\bbetween\s+({_AMOUNT})\s+and\s+({_AMOUNT})", _range),
@@ -157,15 +156,13 @@ class QueryIntent:
 
 
 def query_intent_read(query: str) -> QueryIntent:
-    text = query
+    phrases, text = _price_phrases(query)
     bounds: dict[str, Decimal] = {}
-    for pattern, bounds_of in _PRICE_PHRASES:
-        for match in pattern.finditer(text):
-            amounts = [_amount_value(amount) for amount in match.groups()]
-            for bound, value in bounds_of(amounts).items():
-                tighter = min if bound == "max" else max
-                bounds[bound] = tighter(bounds.get(bound, value), max(value, Decimal(0)))
-        text = pattern.sub(" ", text)
+    for match, bounds_of in phrases:
+        amounts = [_amount_value(amount) for amount in match.groups()]
+        for bound, value in bounds_of(amounts).items():
+            tighter = min if bound == "max" else max
+            bounds[bound] = tighter(bounds.get(bound, value), max(value, Decimal(0)))
     text = " ".join(text.split()) or " ".join(query.split())
     return QueryIntent(
         text=text,
@@ -175,12 +172,43 @@ def query_intent_read(query: str) -> QueryIntent:
     )
 
 
+def _price_phrases(query: str) -> tuple[list[tuple[re.Match[str], _BoundsOf]], str]:
+    """``query``'s price phrases, each with what reads its bounds, and the text left without
+    them. Each pattern reads what the patterns before it left."""
+    phrases: list[tuple[re.Match[str], _BoundsOf]] = []
+    text = query
+    for pattern, bounds_of in _PRICE_PHRASES:
+        phrases += [(match, bounds_of) for match in pattern.finditer(text)]
+        text = pattern.sub(" ", text)
+    return phrases, text
+
+
+def intent_carried_over(earlier: str, later: str) -> str:
+    """The price phrases and order words of ``earlier`` that ``later`` does not replace with
+    its own, as ``earlier`` says them: "cheapest" from "your cheapest manuka?" for "and the
+    heather honey?", but nothing for "and the biggest?" (an order of its own)."""
+    said_later = query_intent_read(later)
+    phrases, text = _price_phrases(earlier)
+    carried = []
+    if said_later.min_price is None and said_later.max_price is None:
+        carried += [match.group() for match, _ in phrases]
+    if not said_later.orders:
+        carried += [match.group() for match in _order_words(text)]
+    return " ".join(carried)
+
+
 def query_subject(query: str) -> str:
     """What ``query`` is about: its text without price phrases and order words."""
     text = query_intent_read(query).text
     for words in _ORDER_WORDS.values():
         text = words.sub(" ", text)
     return " ".join(text.split())
+
+
+def _order_words(text: str) -> list[re.Match[str]]:
+    """Every order word of ``text``, in the order said."""
+    said = (match for words in _ORDER_WORDS.values() for match in words.finditer(text))
+    return sorted(said, key=lambda match: match.start())
 
 
 def _orders(text: str) -> tuple[ProductOrder, ...]:

@@ -443,9 +443,11 @@ def _product_ranking(
     products = load([hit.pk for hit in ranking.hits])
     named = _named_among(ranking.hits, query_subject(intent.text))
     movable = (lambda hit: hit.pk in named) if named else None
-    hits = ordered_by_intent(
-        ranking.hits, lambda hit: products.get(hit.pk), intent.orders, movable=movable
-    )
+    hits = ranking.hits
+    if len(named) == 1:
+        # The order has nothing to choose among: the one product the query names answers it.
+        hits = sorted(hits, key=lambda hit: hit.pk not in named)
+    hits = ordered_by_intent(hits, lambda hit: products.get(hit.pk), intent.orders, movable=movable)
     if sort is not None:
         hits = reordered_in_best_category(
             hits,
@@ -459,11 +461,11 @@ def _product_ranking(
 
 def _named_among(hits: list[RankedId], subject: str) -> set[int]:
     """The hits whose product's name or floral source holds every word of ``subject`` (stop
-    words aside), when 2 to ``EXACT_MATCH_MAX_ROWS`` do: what an order sorts, whatever their
+    words aside), when 1 to ``EXACT_MATCH_MAX_ROWS`` do: what an order sorts, whatever their
     category. "cheapest heather honey" sorts the raw, creamed and comb heather honeys, where the
-    best match's category alone (raw honey) put clover first. Else none: the order sorts the
-    best match's category, as for "cheapest honey" (most products) or "large jar of raw honey"
-    (no name holds "jar" and "raw")."""
+    best match's category alone (raw honey) put clover first; "cheapest vanilla honey" names one
+    product. Else none: the order sorts the best match's category, as for "cheapest honey"
+    (most products) or "large jar of raw honey" (no name holds "jar" and "raw")."""
     words = query_keywords(subject, table=Product._meta.db_table).words
     if not words or not hits:
         return set()
@@ -478,7 +480,7 @@ def _named_among(hits: list[RankedId], subject: str) -> set[int]:
         .values_list("pk", "holds")
         if holds_every_word
     }
-    return named if 2 <= len(named) <= EXACT_MATCH_MAX_ROWS else set()
+    return named if 1 <= len(named) <= EXACT_MATCH_MAX_ROWS else set()
 
 
 def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilters:

@@ -3,12 +3,13 @@
 "do you have a cheaper one?" after "what's your strongest manuka?" asks about manuka, and "and to
 Ireland?" after "how long does delivery take?" asks about delivery. A model reads the history for
 that; the offline assistant routes and searches by one text, so a follow-up is joined with the
-subject of the question before it: that question without its price phrases and order words, so
-"and the biggest?" after "your cheapest honey?" asks for the biggest, not for both. A follow-up
-about one thing ("how much is it?", "is that one in stock?") right after the assistant listed
-products asks about the first of them, and is joined with its name instead. One that names
-products of its own, other than the earlier subject's ("and the wildflower 1kg?" after "your
-strongest manuka?"), is read alone.
+subject of the question before it: that question without its price phrases and order words.
+Those carry over only where the follow-up says none of its own: "and in stock?" after "your
+cheapest manuka?" asks for the cheapest, "and the biggest?" after "your cheapest honey?" for the
+biggest, not for both. A follow-up about one thing ("how much is it?", "is that one in stock?")
+right after the assistant listed products asks about the first of them, and is joined with its
+name instead. One that names products of its own, other than the earlier subject's ("and the
+heather honey?" after "your cheapest manuka?"), is read with the earlier price and order alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.recommendations import recommended_names
-from catalog.query_intent import query_subject
+from catalog.query_intent import intent_carried_over, query_subject
 from catalog.selectors import names_products
 
 FOLLOW_UP_MAX_WORDS = 8
@@ -76,7 +77,9 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     question = questions[index]
     if index == 0 or depth == 0 or not is_follow_up(question):
         return question
-    subject = query_subject(_read_with_context(questions, index - 1, depth - 1))
+    earlier = _read_with_context(questions, index - 1, depth - 1)
+    subject = query_subject(earlier)
+    asked = intent_carried_over(earlier, question)
     if names_products(question, apart_from=subject):
-        return question
-    return f"{question} {subject}".strip()
+        return f"{question} {asked}".strip()
+    return f"{question} {subject} {asked}".strip()

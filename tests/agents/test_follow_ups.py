@@ -49,15 +49,24 @@ def test_a_question_standing_on_its_own_is_not_a_follow_up(text: str) -> None:
             ["What's your strongest manuka?", "do you have a cheaper one?"],
             "do you have a cheaper one? What's your manuka?",
         ),
-        (["your cheapest honey under £10?", "and the biggest?"], "and the biggest? your honey ?"),
+        (
+            ["your cheapest honey under £10?", "and the biggest?"],
+            "and the biggest? your honey ? under £10",
+        ),
         (
             ["how long does delivery take?", "and to Ireland?"],
             "and to Ireland? how long does delivery take?",
         ),
         (
             ["manuka please", "anything bigger?", "and in stock?"],
-            "and in stock? anything ? manuka please",
+            "and in stock? anything ? manuka please bigger",
         ),
+        # The earlier price and order carry over where the follow-up says none of its own.
+        (
+            ["what's your cheapest manuka?", "and in stock?"],
+            "and in stock? what's your manuka? cheapest",
+        ),
+        (["manuka under £30", "is it raw?"], "is it raw? manuka under £30"),
         (["manuka please", "do you sell beeswax candles?"], "do you sell beeswax candles?"),
         (["and to Ireland?"], "and to Ireland?"),
     ],
@@ -90,15 +99,23 @@ def test_a_follow_up_about_one_thing_asks_about_the_first_product_just_listed(te
 @pytest.mark.parametrize(
     ("reply", "text", "read_as"),
     [
-        # Several things, or a kind of thing: the earlier question's subject, as before.
-        (MANUKA_LIST, "are they in stock?", "are they in stock? What's your manuka?"),
+        # Several things, or a kind of thing: the earlier question's subject (and its order).
+        (
+            MANUKA_LIST,
+            "are they in stock?",
+            "are they in stock? What's your manuka? strongest",
+        ),
         (
             MANUKA_LIST,
             "do you have a cheaper one?",
             "do you have a cheaper one? What's your manuka?",
         ),
         # No product listed (an article quoted).
-        ("From our help article ...", "is it raw?", "is it raw? What's your manuka?"),
+        (
+            "From our help article ...",
+            "is it raw?",
+            "is it raw? What's your manuka? strongest",
+        ),
         # Not a follow-up at all.
         (MANUKA_LIST, "do you sell beeswax candles?", "do you sell beeswax candles?"),
     ],

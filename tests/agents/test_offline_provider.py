@@ -267,8 +267,11 @@ def test_a_follow_up_about_products_keeps_to_the_earlier_question_s_subject(demo
     ("earlier", "text", "named"),
     [
         ("What's your strongest manuka?", "and the wildflower 1kg?", "Wildflower Raw Honey 1kg"),
-        ("what's your cheapest manuka?", "and the heather honey?", "Heather"),
         ("do you have comb honey?", "and bee pollen?", "Bee Pollen"),
+        # The earlier order carries over: the cheapest of the heather honeys, the biggest (and
+        # only) heather raw honey.
+        ("what's your cheapest manuka?", "and the heather honey?", "Creamed Heather Honey 250g"),
+        ("what's your biggest raw honey?", "and the heather?", "Heather Raw Honey 340g"),
     ],
 )
 def test_a_follow_up_naming_other_products_is_answered_about_them(

@@ -6,6 +6,7 @@ import pytest
 from catalog.query_intent import (
     ProductOrder,
     QueryIntent,
+    intent_carried_over,
     manuka_grade_mgo,
     ordered_by_intent,
     query_intent_read,
@@ -98,6 +99,37 @@ def test_order_words_are_read_and_kept_in_the_text(
 
     assert intent.orders == orders
     assert orders == () or intent.text == query
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "carried"),
+    [
+        ("what's your cheapest manuka?", "and the heather honey?", "cheapest"),
+        ("manuka under £30", "and heather?", "under £30"),
+        ("cheapest honey under £10", "and in stock?", "under £10 cheapest"),
+        # An order or a price of its own replaces the earlier one, and only that one.
+        ("cheapest honey under £10", "and the biggest?", "under £10"),
+        ("cheapest honey under £10", "and over £20?", "cheapest"),
+        ("cheapest honey under £10", "and the biggest over £20?", ""),
+        # Carried as said, so they read as they did: "cheap" with "big" is best value.
+        ("a cheap manuka in a big jar", "and heather?", "cheap big"),
+        ("how long does delivery take?", "and to Ireland?", ""),
+    ],
+)
+def test_a_later_question_carries_the_price_and_order_it_does_not_say_itself(
+    earlier: str, later: str, carried: str
+) -> None:
+    assert intent_carried_over(earlier, later) == carried
+
+
+def test_what_is_carried_reads_as_the_earlier_price_and_order() -> None:
+    earlier = "a cheap manuka under £30 in a big jar"
+
+    said = query_intent_read(earlier)
+    carried = query_intent_read(intent_carried_over(earlier, "and heather?"))
+
+    assert said.orders == (ProductOrder.BEST_VALUE,)
+    assert (carried.orders, carried.max_price) == (said.orders, said.max_price)
 
 
 @pytest.mark.parametrize(

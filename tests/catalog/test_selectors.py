@@ -159,6 +159,30 @@ def test_an_order_word_sorts_the_products_named_as_the_query_names_them(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "sku"),
+    [
+        # The best match's category alone put the cheapest infused honey first, the vanilla 20th.
+        ("cheapest vanilla honey", "BH-INF-007"),
+        ("biggest heather raw honey", "BH-RAW-005"),
+    ],
+)
+def test_an_order_word_puts_first_the_one_product_the_query_names(
+    demo_shop: None, query: str, sku: str
+) -> None:
+    assert top_skus(query, limit=1) == [sku]
+
+
+@pytest.mark.django_db
+def test_a_sort_with_a_query_naming_one_product_puts_it_first(demo_shop: None) -> None:
+    rows = product_search_rows(
+        query="vanilla honey", filters=ProductFilters(), sort=ProductSort("price")
+    )
+
+    assert rows[0].sku == "BH-INF-007"
+
+
+@pytest.mark.django_db
 def test_a_sort_asked_for_with_a_query_sorts_the_products_it_names(demo_shop: None) -> None:
     rows = product_search_rows(
         query="heather honey", filters=ProductFilters(), sort=ProductSort("price")
