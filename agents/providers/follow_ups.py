@@ -1,15 +1,16 @@
 """A customer's short follow-up, read with the question it follows (the offline assistant).
 
-"do you have a cheaper one?" after "what's your strongest manuka?" asks about manuka, and "and to
-Ireland?" after "how long does delivery take?" asks about delivery. A model reads the history for
-that; the offline assistant routes and searches by one text, so a follow-up is joined with the
-subject of the question before it: that question without its price phrases and order words.
-Those carry over only where the follow-up says none of its own: "and in stock?" after "your
-cheapest manuka?" asks for the cheapest, "and the biggest?" after "your cheapest honey?" for the
-biggest, not for both. A follow-up about one thing ("how much is it?", "is that one in stock?")
-right after the assistant listed products asks about the first of them, and is joined with its
-name instead. One that names products of its own, other than the earlier subject's ("and the
-heather honey?" after "your cheapest manuka?"), is read with the earlier price and order alone.
+"do you have a cheaper one?" after "what's your strongest manuka?" asks about manuka, "anything
+under £20?" after "a gift for my mum" about a gift, and "and to Ireland?" after "how long does
+delivery take?" about delivery. A model reads the history for that; the offline assistant routes
+and searches by one text, so a follow-up is joined with the subject of the question before it:
+that question without its price phrases and order words. Those carry over only where the
+follow-up says none of its own: "and in stock?" after "your cheapest manuka?" asks for the
+cheapest, "and the biggest?" after "your cheapest honey?" for the biggest, not for both. A
+follow-up about one thing ("how much is it?", "is that one in stock?") right after the assistant
+listed products asks about the first of them, and is joined with its name instead. One that
+names products of its own, other than the earlier subject's ("and the heather honey?" after
+"your cheapest manuka?"), is read with the earlier price and order alone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.recommendations import recommended_names
-from catalog.query_intent import intent_carried_over, query_subject
+from catalog.query_intent import intent_carried_over, query_intent_read, query_subject
+from catalog.query_keywords import query_words
 from catalog.selectors import names_products
 
 FOLLOW_UP_MAX_WORDS = 8
@@ -34,6 +36,17 @@ FOLLOW_UP = re.compile(
     r"|\b(?:anything|something)\s+(?:cheaper|bigger|smaller|larger|stronger|milder|else|similar)\b",
     re.IGNORECASE,
 )
+# Words that ask for nothing by themselves: a message of them and a price or an order ("something
+# under £20?", "do you have anything cheaper?", "what's the biggest?") leans on the question
+# before it for what it is about.
+ASKING_FOR_NOTHING = frozenset(
+    {
+        *("a", "an", "the", "any", "some", "something", "anything", "one", "ones", "else"),
+        *("option", "options", "instead", "please", "then", "ok", "okay", "so", "maybe"),
+        *("what", "s", "d", "is", "are", "there", "do", "does", "you", "have", "got"),
+        *("show", "me", "i", "would", "like", "want", "need", "how", "about", "perhaps"),
+    }
+)
 # How many questions back a chain of follow-ups is read ("and the biggest?", "and in stock?").
 FOLLOW_UP_DEPTH = 3
 # A follow-up about one thing, not a kind of thing ("a cheaper one") or several ("are they").
@@ -41,7 +54,16 @@ ABOUT_ONE_THING = re.compile(r"\b(?:it|this|that)\b", re.IGNORECASE)
 
 
 def is_follow_up(text: str) -> bool:
-    return len(text.split()) <= FOLLOW_UP_MAX_WORDS and FOLLOW_UP.search(text.strip()) is not None
+    if len(text.split()) > FOLLOW_UP_MAX_WORDS:
+        return False
+    return FOLLOW_UP.search(text.strip()) is not None or _asks_only_price_or_order(text)
+
+
+def _asks_only_price_or_order(text: str) -> bool:
+    intent = query_intent_read(text)
+    if not intent.orders and intent.min_price is None and intent.max_price is None:
+        return False
+    return set(query_words(query_subject(text))) <= ASKING_FOR_NOTHING
 
 
 def customer_question(messages: Sequence[BaseMessage]) -> str:

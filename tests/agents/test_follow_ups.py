@@ -22,6 +22,10 @@ def _conversation(*questions: str) -> list[BaseMessage]:
         "is it safe for babies?",
         "how much is it?",
         "anything bigger?",
+        # Only a price or an order.
+        "something under £20?",
+        "do you have anything cheaper?",
+        "what's the biggest?",
     ],
 )
 def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> None:
@@ -35,6 +39,9 @@ def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> N
         "how long does delivery take?",
         "I want to talk to a person",
         "and I would also like to know how you look after your bees in winter?",
+        "honey under £10",
+        "cheapest manuka",
+        "something for under 12 months?",
     ],
 )
 def test_a_question_standing_on_its_own_is_not_a_follow_up(text: str) -> None:
@@ -67,6 +74,10 @@ def test_a_question_standing_on_its_own_is_not_a_follow_up(text: str) -> None:
             "and in stock? what's your manuka? cheapest",
         ),
         (["manuka under £30", "is it raw?"], "is it raw? manuka under £30"),
+        (
+            ["a gift for my mum who loves tea", "something under £20?"],
+            "something under £20? a gift for my mum who loves tea",
+        ),
         (["manuka please", "do you sell beeswax candles?"], "do you sell beeswax candles?"),
         (["and to Ireland?"], "and to Ireland?"),
     ],

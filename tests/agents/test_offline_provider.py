@@ -263,6 +263,18 @@ def test_a_follow_up_about_products_keeps_to_the_earlier_question_s_subject(demo
 
 
 @pytest.mark.django_db
+def test_a_follow_up_stating_only_a_price_keeps_to_the_earlier_subject(demo_shop) -> None:
+    state = _offline_turn("anything under £20?", earlier=("what manuka do you have?",))
+
+    reply = str(state["messages"][-1].content)
+    prices = [Decimal(price) for price in re.findall(r"^- .+? — £(\d+\.\d\d)", reply, re.MULTILINE)]
+    assert state["route"] == Route.SALES
+    assert prices
+    assert max(prices) <= Decimal("19.99")
+    assert all("Manuka" in name for name in _names(state)), _names(state)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("earlier", "text", "named"),
     [
