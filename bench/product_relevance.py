@@ -17,6 +17,8 @@ set of queries, then every query whose product does not come first.
   asks for among those the query names. Written to check which results an order sorts
   (``catalog.selectors._named_among``, 2026-12-03); the rule was made for two other queries
   (in the tests), though a few of these were looked at first.
+- ``order words in a sentence``: eight of those orders said as a customer types them, with
+  words around them that name no product ("actually never mind, what's the cheapest candle?").
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.product_relevance [--markdown]
 """
@@ -156,6 +158,17 @@ ORDER_WORD_QUERIES: tuple[tuple[str, str], ...] = (
     ("biggest beeswax polish", "BH-WAX-007"),
     ("cheapest chunk honey", "BH-CMB-004"),
 )
+# Orders said in a sentence, with words that name no product around them.
+ORDER_IN_A_SENTENCE_QUERIES: tuple[tuple[str, str], ...] = (
+    ("actually never mind, what's the cheapest candle?", "BH-WAX-004"),
+    ("hello! which is your cheapest bee pollen please", "BH-POL-002"),
+    ("could you tell me the biggest heather honey you sell", "BH-RAW-005"),
+    ("what is the most expensive manuka you stock", "BH-MAN-004"),
+    ("looking for your smallest manuka for my handbag", "BH-MAN-007"),
+    ("I need the cheapest honey dipper you've got", "BH-ACC-002"),
+    ("my husband wants the largest raw honey", "BH-RAW-002"),
+    ("hi there, cheapest lemon honey?", "BH-CRM-003"),
+)
 LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
 
 
@@ -177,6 +190,7 @@ def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
         "exact (tuning)": EXACT_QUERIES,
         "exact (held out)": HELD_OUT_EXACT_QUERIES,
         "order words": ORDER_WORD_QUERIES,
+        "order words in a sentence": ORDER_IN_A_SENTENCE_QUERIES,
     }
 
 

@@ -460,27 +460,34 @@ def _product_ranking(
 
 
 def _named_among(hits: list[RankedId], subject: str) -> set[int]:
-    """The hits whose product's name or floral source holds every word of ``subject`` (stop
-    words aside), when 1 to ``EXACT_MATCH_MAX_ROWS`` do: what an order sorts, whatever their
-    category. "cheapest heather honey" sorts the raw, creamed and comb heather honeys, where the
-    best match's category alone (raw honey) put clover first; "cheapest vanilla honey" names one
-    product. Else none: the order sorts the best match's category, as for "cheapest honey"
-    (most products) or "large jar of raw honey" (no name holds "jar" and "raw")."""
+    """The hits whose product's name or floral source holds every word of ``subject`` that any
+    of them holds there (stop words aside), when 1 to ``EXACT_MATCH_MAX_ROWS`` do: what an order
+    sorts, whatever their category. "cheapest heather honey" sorts the raw, creamed and comb
+    heather honeys, where the best match's category alone (raw honey) put clover first;
+    "cheapest vanilla honey" names one product; "actually, what's your cheapest candle?" the
+    candles ("actually" names nothing). Else none: the order sorts the best match's category, as
+    for "cheapest honey" (most products) or "large jar of raw honey" (names hold "jar" and
+    "raw", none both)."""
     words = query_keywords(subject, table=Product._meta.db_table).words
     if not words or not hits:
         return set()
     # Read by primary key, over the candidates only: a bounded read, however many rows of a
     # large catalogue hold the words.
-    holds = ExpressionWrapper(Q(search_vector=_named_by(words, "&")), output_field=BooleanField())
-    named = {
-        pk
-        for pk, holds_every_word in Product.objects.filter(pk__in=[hit.pk for hit in hits])
-        .order_by()
-        .annotate(holds=holds)
-        .values_list("pk", "holds")
-        if holds_every_word
+    holds = {
+        f"holds_{index}": ExpressionWrapper(
+            Q(search_vector=_named_by([word], "&")), output_field=BooleanField()
+        )
+        for index, word in enumerate(words)
     }
-    return named if 1 <= len(named) <= EXACT_MATCH_MAX_ROWS else set()
+    rows = (
+        Product.objects.filter(pk__in=[hit.pk for hit in hits])
+        .order_by()
+        .annotate(**holds)
+        .values_list("pk", *holds)
+    )
+    holding = [{row[0] for row in rows if row[1 + index]} for index in range(len(words))]
+    named = set.intersection(*[pks for pks in holding if pks] or [set()])
+    return named if len(named) <= EXACT_MATCH_MAX_ROWS else set()
 
 
 def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilters:

@@ -43,7 +43,7 @@ ASKING_FOR_NOTHING = frozenset(
     {
         *("a", "an", "the", "any", "some", "something", "anything", "one", "ones", "else"),
         *("option", "options", "instead", "please", "then", "ok", "okay", "so", "maybe"),
-        *("what", "s", "d", "is", "are", "there", "do", "does", "you", "have", "got"),
+        *("what", "which", "s", "d", "is", "are", "there", "do", "does", "you", "have", "got"),
         *("show", "me", "i", "would", "like", "want", "need", "how", "about", "perhaps"),
     }
 )

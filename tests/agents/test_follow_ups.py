@@ -26,6 +26,7 @@ def _conversation(*questions: str) -> list[BaseMessage]:
         "something under £20?",
         "do you have anything cheaper?",
         "what's the biggest?",
+        "which is the mildest?",
     ],
 )
 def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> None:

@@ -150,6 +150,7 @@ def test_product_search_puts_first_the_product_an_order_word_asks_for(
         ("cheapest heather honey", "BH-CRM-006"),
         # The lip balm is the cheapest of the best match's category (beeswax goods).
         ("cheapest beeswax candle", "BH-WAX-004"),
+        ("actually never mind, what's the cheapest candle?", "BH-WAX-004"),
     ],
 )
 def test_an_order_word_sorts_the_products_named_as_the_query_names_them(
@@ -165,6 +166,8 @@ def test_an_order_word_sorts_the_products_named_as_the_query_names_them(
         # The best match's category alone put the cheapest infused honey first, the vanilla 20th.
         ("cheapest vanilla honey", "BH-INF-007"),
         ("biggest heather raw honey", "BH-RAW-005"),
+        # Words that name no product do not stop the order finding the ones that do.
+        ("hi there, cheapest lemon honey?", "BH-CRM-003"),
     ],
 )
 def test_an_order_word_puts_first_the_one_product_the_query_names(
