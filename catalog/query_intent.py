@@ -8,10 +8,10 @@ the query's words first:
 - **a price range** said with a currency: "under £10", "less than 20 pounds", "over $15",
   "between £10 and £20", "£10-£20", or a price to come near ("around £25", "about 20 pounds",
   "£30 or so": a quarter either side of it), or a budget ("my budget is 40", the one place a
-  number without a currency is a price). Amounts may have thousands' commas ("£1,000") or be
-  in pence ("99p"). It narrows the search's price filters (never widens them) and is cut out
-  of the text that is embedded and ranked. A number without a currency ("under 12 months") is
-  not a price.
+  number without a currency is a price). Amounts may have thousands' commas ("£1,000"), be
+  in pence ("99p") or be a banknote's name ("a fiver", "a tenner"). It narrows the search's
+  price filters (never widens them) and is cut out of the text that is embedded and ranked. A
+  number without a currency ("under 12 months") is not a price.
 - **orders**: cheapest, biggest, smallest, strongest (manuka grade), mildest, best value. The
   words stay in the text. Among the results that share the best match's category and have what
   the order compares (a grade, a weight), the order decides which result takes which of their
@@ -33,9 +33,12 @@ PENNY = Decimal("0.01")
 
 # 12, 12.50, 1,000 or 1,250.99 (a comma only between thousands).
 _FIGURE = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?"
+# A banknote by its name: "under a tenner" is under £10.
+_NOTES = {"fiver": Decimal(5), "tenner": Decimal(10)}
 _AMOUNT = (
     rf"(?:(?:[£$€]|\b(?:gbp|eur|usd)\s?)\s?{_FIGURE}"
-    rf"|{_FIGURE}\s?(?:pounds?|quid|gbp|euros?|eur|dollars?|usd|bucks|pence|p)\b)"
+    rf"|{_FIGURE}\s?(?:pounds?|quid|gbp|euros?|eur|dollars?|usd|bucks|pence|p)\b"
+    rf"|\b(?:a\s+)?(?:{'|'.join(_NOTES)})\b)"
 )
 _FIGURE_IN_AMOUNT = re.compile(_FIGURE)
 _PENCE = re.compile(r"(?:pence|p)$", re.IGNORECASE)
@@ -46,7 +49,10 @@ _ROUGHLY = r"(?:\s*-?ish\b|\s+or\s+so\b)"
 
 
 def _amount_value(amount: str) -> Decimal:
-    """The price an amount says, in its currency's main unit: "£1,000" 1000, "99p" 0.99."""
+    """The price an amount says, in its currency's main unit: "£1,000" 1000, "99p" 0.99, "a
+    fiver" 5."""
+    if note := _NOTES.get(amount.split()[-1].lower()):
+        return note
     figure = _FIGURE_IN_AMOUNT.search(amount)
     assert figure is not None  # the phrase's pattern matched one
     value = Decimal(figure.group().replace(",", ""))

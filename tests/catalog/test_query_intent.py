@@ -47,6 +47,8 @@ from catalog.query_intent import (
         ("candles, my budget is 40", QueryIntent("candles, my", None, Decimal("40"))),
         ("he's under 5, my budget is £15", QueryIntent("he's under 5, my", None, Decimal("15"))),
         ("a budget of 2,500 for favours", QueryIntent("a for favours", None, Decimal("2500"))),
+        ("anything under a tenner?", QueryIntent("anything ?", None, Decimal("9.99"))),
+        ("a gift about a fiver", QueryIntent("a gift", Decimal("3.75"), Decimal("6.25"))),
     ],
 )
 def test_a_price_said_with_a_currency_becomes_a_price_range_cut_from_the_text(
