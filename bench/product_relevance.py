@@ -19,6 +19,10 @@ set of queries, then every query whose product does not come first.
   (in the tests), though a few of these were looked at first.
 - ``order words in a sentence``: eight of those orders said as a customer types them, with
   words around them that name no product ("actually never mind, what's the cheapest candle?").
+- ``order phrasings``: fifteen more, many naming a container ("biggest jar of honey", "cheapest
+  gift box"), written before any was run, to check the two sets above did not tune the rule;
+  a rule was then chosen on it too (a subject that is a category's name sorts that category).
+- ``order words (held out)``: twelve more, written after that choice; they tune nothing.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.product_relevance [--markdown]
 """
@@ -169,6 +173,39 @@ ORDER_IN_A_SENTENCE_QUERIES: tuple[tuple[str, str], ...] = (
     ("my husband wants the largest raw honey", "BH-RAW-002"),
     ("hi there, cheapest lemon honey?", "BH-CRM-003"),
 )
+# More orders as customers phrase them, many naming a container ("jar", "pot", "pack", "box").
+ORDER_PHRASINGS_QUERIES: tuple[tuple[str, str], ...] = (
+    ("biggest jar of honey", "BH-RAW-002"),
+    ("largest pot of honey", "BH-RAW-002"),
+    ("biggest pack of manuka", "BH-MAN-005"),
+    ("cheapest gift box", "BH-GFT-007"),
+    ("what's your cheapest creamed honey?", "BH-CRM-004"),
+    ("I'm after the strongest manuka you have", "BH-MAN-004"),
+    ("which candle is the biggest?", "BH-WAX-003"),
+    ("cheapest manuka honey jar", "BH-MAN-001"),
+    ("priciest gift hamper", "BH-GFT-005"),
+    ("mildest manuka for my kids", "BH-MAN-001"),
+    ("biggest raw honey please", "BH-RAW-002"),
+    ("cheapest propolis spray", "BH-POL-004"),
+    ("most expensive comb honey", "BH-CMB-003"),
+    ("cheapest beeswax wrap please", "BH-WAX-002"),
+    ("largest bee pollen tub", "BH-POL-001"),
+)
+# Written after the rule for a category's name was chosen on the sets above; they tune nothing.
+ORDER_HELD_OUT_QUERIES: tuple[tuple[str, str], ...] = (
+    ("cheapest raw honey", "BH-RAW-007"),
+    ("biggest creamed honey", "BH-CRM-004"),
+    ("most expensive infused honey", "BH-INF-005"),
+    ("biggest beeswax candle you sell", "BH-WAX-003"),
+    ("priciest raw honey", "BH-RAW-002"),
+    ("which gift set is cheapest", "BH-GFT-006"),
+    ("largest heather honey", "BH-RAW-005"),
+    ("cheapest thyme honey", "BH-RAW-010"),
+    ("what's the biggest comb honey you have?", "BH-CMB-003"),
+    ("cheapest bee pollen and propolis", "BH-POL-007"),
+    ("most expensive beeswax goods", "BH-WAX-003"),
+    ("smallest infused honey", "BH-INF-005"),
+)
 LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
 
 
@@ -191,6 +228,8 @@ def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
         "exact (held out)": HELD_OUT_EXACT_QUERIES,
         "order words": ORDER_WORD_QUERIES,
         "order words in a sentence": ORDER_IN_A_SENTENCE_QUERIES,
+        "order phrasings": ORDER_PHRASINGS_QUERIES,
+        "order words (held out)": ORDER_HELD_OUT_QUERIES,
     }
 
 

@@ -189,18 +189,25 @@ def _price_phrases(query: str) -> tuple[list[tuple[re.Match[str], _BoundsOf]], s
     return phrases, text
 
 
+def intent_words(query: str, *, prices: bool = True, orders: bool = True) -> str:
+    """``query``'s price phrases and order words, as it says them."""
+    phrases, text = _price_phrases(query)
+    said = [match.group() for match, _ in phrases] if prices else []
+    if orders:
+        said += [match.group() for match in _order_words(text)]
+    return " ".join(said)
+
+
 def intent_carried_over(earlier: str, later: str) -> str:
     """The price phrases and order words of ``earlier`` that ``later`` does not replace with
     its own, as ``earlier`` says them: "cheapest" from "your cheapest manuka?" for "and the
     heather honey?", but nothing for "and the biggest?" (an order of its own)."""
     said_later = query_intent_read(later)
-    phrases, text = _price_phrases(earlier)
-    carried = []
-    if said_later.min_price is None and said_later.max_price is None:
-        carried += [match.group() for match, _ in phrases]
-    if not said_later.orders:
-        carried += [match.group() for match in _order_words(text)]
-    return " ".join(carried)
+    return intent_words(
+        earlier,
+        prices=said_later.min_price is None and said_later.max_price is None,
+        orders=not said_later.orders,
+    )
 
 
 def query_subject(query: str) -> str:

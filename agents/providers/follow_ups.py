@@ -21,7 +21,12 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.recommendations import recommended_names
-from catalog.query_intent import intent_carried_over, query_intent_read, query_subject
+from catalog.query_intent import (
+    intent_carried_over,
+    intent_words,
+    query_intent_read,
+    query_subject,
+)
 from catalog.query_keywords import query_words
 from catalog.selectors import names_products
 
@@ -32,19 +37,20 @@ FOLLOW_UP = re.compile(
     r"^(?:and|or|also|what about|how about|what if|same)\b"
     r"|^(?:is|are|does|do|can|will|would|how much is|how much are|how big is)\s+"
     r"(?:it|they|that|this|those|these)\b"
-    r"|\b(?:a|an|the|another|other|\w+er|\w+est)\s+ones?\b"
+    r"|\b(?:a|an|the|another|other)\s+(?:[\w+]+\s+)?ones?\b|\b(?:\w+er|\w+est)\s+ones?\b"
     r"|\b(?:anything|something)\s+(?:cheaper|bigger|smaller|larger|stronger|milder|else|similar)\b",
     re.IGNORECASE,
 )
 # Words that ask for nothing by themselves: a message of them and a price or an order ("something
-# under £20?", "do you have anything cheaper?", "what's the biggest?") leans on the question
-# before it for what it is about.
+# under £20?", "do you have anything cheaper?", "what's the biggest?", "in a bigger jar?") leans
+# on the question before it for what it is about.
 ASKING_FOR_NOTHING = frozenset(
     {
         *("a", "an", "the", "any", "some", "something", "anything", "one", "ones", "else"),
         *("option", "options", "instead", "please", "then", "ok", "okay", "so", "maybe"),
         *("what", "which", "s", "d", "is", "are", "there", "do", "does", "you", "have", "got"),
         *("show", "me", "i", "would", "like", "want", "need", "how", "about", "perhaps"),
+        *("in", "of", "for", "jar", "jars", "pot", "pots", "pack", "size", "sizes", "version"),
     }
 )
 # How many questions back a chain of follow-ups is read ("and the biggest?", "and in stock?").
@@ -102,6 +108,9 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     earlier = _read_with_context(questions, index - 1, depth - 1)
     subject = query_subject(earlier)
     asked = intent_carried_over(earlier, question)
+    if _asks_only_price_or_order(question):
+        # Its other words ask for nothing, and "jar" in "in a bigger jar?" is no product.
+        return f"{intent_words(question)} {subject} {asked}".strip()
     if names_products(question, apart_from=subject):
         return f"{question} {asked}".strip()
     return f"{question} {subject} {asked}".strip()

@@ -275,6 +275,15 @@ def test_a_follow_up_stating_only_a_price_keeps_to_the_earlier_subject(demo_shop
 
 
 @pytest.mark.django_db
+def test_a_follow_up_asking_only_for_a_bigger_jar_sorts_the_earlier_subject(demo_shop) -> None:
+    state = _offline_turn("in a bigger jar?", earlier=("what's good for baking?",))
+
+    # Not the wedding favour jars, named "jars": the biggest of the raw honeys for baking.
+    assert state["route"] == Route.SALES
+    assert _names(state)[0] == "Wildflower Raw Honey 1kg", _names(state)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("earlier", "text", "named"),
     [

@@ -177,6 +177,21 @@ def test_an_order_word_puts_first_the_one_product_the_query_names(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "sku"),
+    [
+        # The rapeseed set honey is creamed honey, not named so; the frame slab is comb honey.
+        ("what's your cheapest creamed honey?", "BH-CRM-004"),
+        ("biggest comb honey", "BH-CMB-003"),
+    ],
+)
+def test_an_order_word_sorts_the_category_the_query_names(
+    demo_shop: None, query: str, sku: str
+) -> None:
+    assert top_skus(query, limit=1) == [sku]
+
+
+@pytest.mark.django_db
 def test_a_sort_with_a_query_naming_one_product_puts_it_first(demo_shop: None) -> None:
     rows = product_search_rows(
         query="vanilla honey", filters=ProductFilters(), sort=ProductSort("price")
