@@ -13,10 +13,10 @@ the query's words first:
   price filters (never widens them) and is cut out of the text that is embedded and ranked. A
   number without a currency ("under 12 months") is not a price.
 - **orders**: cheapest, biggest, smallest, strongest (manuka grade), mildest, best value. The
-  words stay in the text. Among the results that share the best match's category and have what
-  the order compares (a grade, a weight), the order decides which result takes which of their
-  places; every other result keeps its place. "cheap" and "big" together ask for the lowest
-  price per kilo.
+  words stay in the text. Among the results that share the best match's category (or that the
+  query names: ``catalog.selectors._named_among``) and have what the order compares (a grade, a
+  weight), the order decides which result takes which of their places; every other result keeps
+  its place. "cheap" and "big" together ask for the lowest price per kilo.
 """
 
 from __future__ import annotations

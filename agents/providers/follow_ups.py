@@ -6,11 +6,12 @@ delivery take?" about delivery. A model reads the history for that; the offline 
 and searches by one text, so a follow-up is joined with the subject of the question before it:
 that question without its price phrases and order words. Those carry over only where the
 follow-up says none of its own: "and in stock?" after "your cheapest manuka?" asks for the
-cheapest, "and the biggest?" after "your cheapest honey?" for the biggest, not for both. A
-follow-up about one thing ("how much is it?", "is that one in stock?") right after the assistant
-listed products asks about the first of them, and is joined with its name instead. One that
-names products of its own, other than the earlier subject's ("and the heather honey?" after
-"your cheapest manuka?"), is read with the earlier price and order alone.
+cheapest, "and the biggest?" after "your cheapest honey?" for the biggest, not for both; one
+that asks only a price or an order ("in a bigger jar?") is read as those words and the earlier
+subject. A follow-up about one thing ("how much is it?", "is that one in stock?") right after
+the assistant listed products asks about the first of them, and is joined with its name instead.
+One that names products of its own, other than the earlier subject's ("and the heather honey?"
+after "your cheapest manuka?"), is read with the earlier price and order alone.
 """
 
 from __future__ import annotations
