@@ -145,47 +145,25 @@ def test_product_search_puts_first_the_product_an_order_word_asks_for(
 @pytest.mark.parametrize(
     ("query", "sku"),
     [
-        # The creamed heather is the cheapest of three heather honeys in three categories;
-        # the best match's category (raw honey) alone put clover first.
+        # Products named by name or floral source. The creamed heather is the cheapest of three
+        # heather honeys in three categories; the best match's category (raw honey) alone put
+        # clover first. The lip balm is the cheapest of the best match's category (beeswax).
         ("cheapest heather honey", "BH-CRM-006"),
-        # The lip balm is the cheapest of the best match's category (beeswax goods).
         ("cheapest beeswax candle", "BH-WAX-004"),
+        # Words that name no product do not stop the order finding the ones that do.
         ("actually never mind, what's the cheapest candle?", "BH-WAX-004"),
-    ],
-)
-def test_an_order_word_sorts_the_products_named_as_the_query_names_them(
-    demo_shop: None, query: str, sku: str
-) -> None:
-    assert top_skus(query, limit=1) == [sku]
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("query", "sku"),
-    [
-        # The best match's category alone put the cheapest infused honey first, the vanilla 20th.
+        ("hi there, cheapest lemon honey?", "BH-CRM-003"),
+        # One product named: it comes first. The best match's category alone put the cheapest
+        # infused honey first and the vanilla 20th.
         ("cheapest vanilla honey", "BH-INF-007"),
         ("biggest heather raw honey", "BH-RAW-005"),
-        # Words that name no product do not stop the order finding the ones that do.
-        ("hi there, cheapest lemon honey?", "BH-CRM-003"),
-    ],
-)
-def test_an_order_word_puts_first_the_one_product_the_query_names(
-    demo_shop: None, query: str, sku: str
-) -> None:
-    assert top_skus(query, limit=1) == [sku]
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("query", "sku"),
-    [
-        # The rapeseed set honey is creamed honey, not named so; the frame slab is comb honey.
+        # A category named by its name: the rapeseed set honey is creamed honey, not named so;
+        # the frame slab is comb honey.
         ("what's your cheapest creamed honey?", "BH-CRM-004"),
         ("biggest comb honey", "BH-CMB-003"),
     ],
 )
-def test_an_order_word_sorts_the_category_the_query_names(
+def test_an_order_word_sorts_what_the_query_names_whatever_the_best_match(
     demo_shop: None, query: str, sku: str
 ) -> None:
     assert top_skus(query, limit=1) == [sku]
