@@ -23,6 +23,9 @@ set of queries, then every query whose product does not come first.
   gift box"), written before any was run, to check the two sets above did not tune the rule;
   a rule was then chosen on it too (a subject that is a category's name sorts that category).
 - ``order words (held out)``: twelve more, written after that choice; they tune nothing.
+- ``order words across categories``: twelve whose named products span categories ("most
+  expensive candle": the candles and a candle gift box), written to try one more rule (keep to
+  the category most of them share), which gained nothing on them and was not kept.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.product_relevance [--markdown]
 """
@@ -206,6 +209,21 @@ ORDER_HELD_OUT_QUERIES: tuple[tuple[str, str], ...] = (
     ("most expensive beeswax goods", "BH-WAX-003"),
     ("smallest infused honey", "BH-INF-005"),
 )
+# Products named across categories; written before a rule was tried on them.
+ORDER_ACROSS_CATEGORIES_QUERIES: tuple[tuple[str, str], ...] = (
+    ("smallest heather honey", "BH-CMB-002"),
+    ("cheapest manuka", "BH-MAN-006"),
+    ("most expensive candle", "BH-WAX-003"),
+    ("smallest candle", "BH-WAX-004"),
+    ("biggest propolis", "BH-POL-003"),
+    ("cheapest lavender", "BH-INF-003"),
+    ("most expensive acacia honey", "BH-INF-005"),
+    ("biggest acacia honey", "BH-RAW-004"),
+    ("cheapest chilli honey", "BH-INF-001"),
+    ("biggest manuka honey", "BH-MAN-005"),
+    ("cheapest beeswax", "BH-WAX-006"),
+    ("most expensive heather", "BH-CMB-002"),
+)
 LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
 
 
@@ -230,6 +248,7 @@ def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
         "order words in a sentence": ORDER_IN_A_SENTENCE_QUERIES,
         "order phrasings": ORDER_PHRASINGS_QUERIES,
         "order words (held out)": ORDER_HELD_OUT_QUERIES,
+        "order words across categories": ORDER_ACROSS_CATEGORIES_QUERIES,
     }
 
 
