@@ -53,6 +53,11 @@ EXAMPLES: dict[Route, list[str]] = {
         "can I change my delivery address",
         "how do you look after your bees",
         "what payment methods do you accept",
+        # A complaint about a jar, and the care of what was bought: bench.routing's "tuning" set
+        # sent "my honey tastes fermented" and "how do I trim the wick on my candle?" to sales.
+        "my honey has started to ferment",
+        "how do I look after my beeswax candles",
+        "can I collect my order from you instead of delivery",
         # How the shop's honey is made, not which jar to buy ("is your honey raw?" went to sales,
         # near "cheapest raw honey you have", and was answered with a list of raw honeys).
         "is your honey raw or pasteurised",
@@ -67,6 +72,7 @@ EXAMPLES: dict[Route, list[str]] = {
         "this bot is useless, get me someone",
         "can someone from your team call me",
         "I need help from a member of staff",
+        "can you transfer me to a live agent",
     ],
 }
 
@@ -161,6 +167,9 @@ HANDOFF_WORDS = re.compile(
     r"\b(?:human|person|agent|someone|somebody|staff|complain(?:t|ts|ed|ing)?|manager"
     r"|customer service|operator|representative)\b"
 )
+# "in person" says how, not whom: "can I visit your shop in person?" asks for no one (0.43 by
+# meaning against the hand-off examples with it, 0.35 without).
+IN_PERSON = re.compile(r"\bin person\b", re.IGNORECASE)
 SUPPORT_WORDS = re.compile(
     r"\b(?:deliver(?:y|ies|ed)?|shipping|ship(?:ped)?|postage|posted|courier|dispatch(?:ed)?"
     r"|track(?:ing)?|my order|return(?:s|ed|ing)?|refund(?:s|ed)?|cancel(?:led|ling)?|broken"
@@ -170,11 +179,11 @@ SUPPORT_WORDS = re.compile(
 )
 
 
-# Words asking whether, or for how much, a product is sold: no product's name holds them, so
-# "how much is the UMF 20+?" names the product as "UMF 20+" does.
+# Words asking whether, or for how much, a product is sold, or what it is like: no product's
+# name holds them, so "how much is the UMF 20+?" names the product as "UMF 20+" does.
 SHOPPING_WORDS = re.compile(
     r"\b(?:how much|cost|costs|price|prices|available|availability|in stock|stock|sell|buy"
-    r"|got|left|please)\b",
+    r"|got|left|please|tell me(?: more)? about|like)\b",
     re.IGNORECASE,
 )
 
@@ -188,7 +197,7 @@ def names_a_product(text: str) -> bool:
 def keyword_route(text: str, *, handoff: bool = True) -> Route:
     """The route the words of ``text`` ask for: a person first (unless ``handoff`` is off), then
     support, else sales."""
-    lowered = text.lower()
+    lowered = IN_PERSON.sub(" ", text.lower())
     if handoff and HANDOFF_WORDS.search(lowered):
         return Route.HANDOFF
     if SUPPORT_WORDS.search(lowered):
@@ -240,7 +249,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
 
 def _route_by_meaning(text: str, *, handoff: bool = True) -> Route:
     matrix, routes = _example_matrix(get_embedding_backend().model_name)
-    similarities = matrix @ np.asarray(embed_query(text))
+    similarities = matrix @ np.asarray(embed_query(IN_PERSON.sub(" ", text).strip() or text))
     best: dict[Route, float] = {}
     for route in EXAMPLES:
         scores = sorted((s for s, r in zip(similarities, routes, strict=True) if r == route))

@@ -62,16 +62,17 @@ def test_a_model_that_keeps_asking_for_tools_stops_at_the_step_limit(settings) -
     assert len(state["tool_calls"]) == 3
 
 
+# Also read by bench.routing.
+OFFLINE_ROUTES = [
+    ("I'm after a jar of honey to give my dad for his birthday", Route.SALES),
+    ("how much does it cost to send an order to Germany?", Route.SUPPORT),
+    ("my jar smashed in the post", Route.SUPPORT),
+    ("please let me speak with a real human being", Route.HANDOFF),
+]
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("message", "route"),
-    [
-        ("I'm after a jar of honey to give my dad for his birthday", Route.SALES),
-        ("how much does it cost to send an order to Germany?", Route.SUPPORT),
-        ("my jar smashed in the post", Route.SUPPORT),
-        ("please let me speak with a real human being", Route.HANDOFF),
-    ],
-)
+@pytest.mark.parametrize(("message", "route"), OFFLINE_ROUTES)
 def test_the_offline_supervisor_routes_by_meaning(message: str, route: Route) -> None:
     assert semantic_route([HumanMessage(message)]) == route
 
