@@ -13,7 +13,10 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   what the router gets wrong and choose a mend ("can I collect in person?" was handed to staff,
   "my honey tastes fermented" went to sales): its figure flatters that choice.
 - ``held out``: 46 more, written after the choice (the ``IN_PERSON`` rule and five examples in
-  ``agents/providers/router.py``); they tune nothing.
+  ``agents/providers/router.py``); they tune nothing. One of them ("I want to speak to someone
+  about my order", routed to support) then led to one more rule (``ASKS_FOR_A_PERSON``), so
+  this set's figure after that rule flatters it by one.
+- ``held out, second``: 25 more, written after that rule; they tune nothing.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -134,6 +137,34 @@ HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("I need to talk to someone in person", HANDOFF),
 )
 
+SECOND_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("I'd like to speak with someone from your team", HANDOFF),
+    ("can I talk to a manager about a refund?", HANDOFF),
+    ("please can I chat with a real person", HANDOFF),
+    ("I need to speak to somebody about a wrong delivery", HANDOFF),
+    ("get me an operator", HANDOFF),
+    ("I want to talk to a human about my order", HANDOFF),
+    ("who can I speak to about a complaint?", HANDOFF),
+    ("is there a phone number to talk to someone?", HANDOFF),
+    ("do I need to create an account to order?", SUPPORT),
+    ("can I collect from your honey house in person?", SUPPORT),
+    ("do you deliver to PO boxes?", SUPPORT),
+    ("my jar's lid is dented", SUPPORT),
+    ("how long do refunds take to show on my card?", SUPPORT),
+    ("the honey has separated into layers", SUPPORT),
+    ("can I order now for delivery next week?", SUPPORT),
+    ("do you reuse packaging?", SUPPORT),
+    ("how warm should I keep my honey?", SUPPORT),
+    ("I got charged postage twice", SUPPORT),
+    ("what honey would a person with a sweet tooth like?", SALES),
+    ("a gift for someone who has everything", SALES),
+    ("do you have something for somebody who loves baking?", SALES),
+    ("what's your best seller?", SALES),
+    ("do you have a honey for a person who doesn't like strong flavours?", SALES),
+    ("something for a real honey lover", SALES),
+    ("anything for my manager's leaving present?", SALES),
+)
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -149,6 +180,8 @@ def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     sets = {"tests": tests, "tuning": TUNING_MESSAGES}
     if HELD_OUT_MESSAGES:
         sets["held out"] = HELD_OUT_MESSAGES
+    if SECOND_HELD_OUT_MESSAGES:
+        sets["held out, second"] = SECOND_HELD_OUT_MESSAGES
     return sets
 
 

@@ -82,7 +82,7 @@ def test_the_offline_supervisor_routes_by_keywords_while_the_embedding_api_is_aw
 ) -> None:
     openai_embeddings.script_embedding_errors(HttpError(503), HttpError(503))
 
-    route = semantic_route([HumanMessage("please let me speak with a real human being")])
+    route = semantic_route([HumanMessage("a real human being, please")])
 
     assert route == Route.HANDOFF
     assert "agents.route_without_embedding" in caplog.text

@@ -78,6 +78,23 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
 @pytest.mark.parametrize(
     ("text", "route"),
     [
+        ("I want to speak to someone about my order", Route.HANDOFF),
+        ("can I talk to a manager about a refund?", Route.HANDOFF),
+        ("please can I chat with a real person", Route.HANDOFF),
+        ("a gift for someone who has everything", Route.SALES),
+        ("what honey would a person with a sweet tooth like?", Route.SALES),
+    ],
+)
+def test_asking_to_speak_to_a_person_hands_off_whatever_it_is_about(
+    text: str, route: Route
+) -> None:
+    assert semantic_route([HumanMessage(text)]) == route
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
         ("can I visit your shop in person?", Route.SUPPORT),
         ("can I collect in person?", Route.SUPPORT),
         ("can I speak to someone in person?", Route.HANDOFF),
