@@ -9,6 +9,7 @@ and vectors are cached per chunk of ``VECTOR_CHUNK`` products under ``var/bench/
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import random
@@ -599,6 +600,25 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+Table = tuple[Sequence[str], Sequence[Sequence[object]]]  # headers, rows
+
+
+def markdown_flag(description: str, argv: Sequence[str] | None) -> bool:
+    """``--markdown``, of a benchmark that takes no other argument."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--markdown", action="store_true", help="also print markdown tables")
+    return parser.parse_args(argv).markdown
+
+
+def tables_print(*tables: Table, markdown: bool) -> None:
+    """Each table as text; then, with ``markdown``, each again as markdown."""
+    for headers, rows in tables:
+        print(text_table(headers, rows))
+    if markdown:
+        for headers, rows in tables:
+            print(markdown_table(headers, rows))
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -19,11 +19,10 @@ honest one.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 
-from bench import BENCH_DIR, bench_django_setup, log, markdown_table, rank_summary, text_table
+from bench import BENCH_DIR, bench_django_setup, log, markdown_flag, rank_summary, tables_print
 
 QUESTIONS: tuple[tuple[str, str], ...] = (
     ("how long does UK delivery take?", "uk-delivery-times-and-costs"),
@@ -135,12 +134,6 @@ QUESTION_SETS = {"tuning": QUESTIONS, "held out": HELD_OUT_QUESTIONS}
 LIMIT = 22  # every demo article: a rank past the first page still counts in the mean
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--markdown", action="store_true", help="also print markdown tables")
-    return parser.parse_args(argv)
-
-
 def ranks(questions: Sequence[tuple[str, str]]) -> list[int]:
     """Each question's article's place in its search (LIMIT + 1 where it is not found)."""
     from catalog.selectors import knowledge_search
@@ -157,7 +150,7 @@ def all_ranks() -> dict[str, list[int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
     bench_django_setup()
     from catalog.management.commands.load_demo_data import DEMO_DATA_DIR
     from catalog.models import KnowledgeArticle, KnowledgePassage
@@ -208,11 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "place as shipped",
         "place by the article alone",
     ]
-    print(text_table(headers, rows))
-    print(text_table(miss_headers, misses))
-    if args.markdown:
-        print(markdown_table(headers, rows))
-        print(markdown_table(miss_headers, misses))
+    tables_print((headers, rows), (miss_headers, misses), markdown=markdown)
     (BENCH_DIR / "knowledge-search.json").write_text(
         json.dumps(
             {

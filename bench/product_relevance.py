@@ -32,11 +32,10 @@ set of queries, then every query whose product does not come first.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 
-from bench import BENCH_DIR, bench_django_setup, log, markdown_table, rank_summary, text_table
+from bench import BENCH_DIR, bench_django_setup, log, markdown_flag, rank_summary, tables_print
 
 DATABASE = "beemanhoney_bench_demo"
 EXACT_QUERIES: tuple[tuple[str, str], ...] = (
@@ -227,12 +226,6 @@ ORDER_ACROSS_CATEGORIES_QUERIES: tuple[tuple[str, str], ...] = (
 LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--markdown", action="store_true", help="also print markdown tables")
-    return parser.parse_args(argv)
-
-
 def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.catalog.test_selectors import (
         ORDERED_QUERIES,
@@ -290,7 +283,7 @@ def demo_products_load() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
     bench_django_setup(database=DATABASE)
     log(f"embedded {demo_products_load()} demo products")
     sets = query_sets()
@@ -305,11 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for (query, sku), place in zip(queries, found[name], strict=True)
         if place > 1
     ]
-    print(text_table(headers, rows))
-    print(text_table(miss_headers, misses))
-    if args.markdown:
-        print(markdown_table(headers, rows))
-        print(markdown_table(miss_headers, misses))
+    tables_print((headers, rows), (miss_headers, misses), markdown=markdown)
     (BENCH_DIR / "product-relevance.json").write_text(json.dumps(found))
     return 0
 

@@ -23,11 +23,10 @@ hand-off silences the assistant until staff hand the conversation back); then ev
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 
-from bench import BENCH_DIR, bench_django_setup, log, markdown_table, text_table
+from bench import BENCH_DIR, bench_django_setup, log, markdown_flag, tables_print
 from bench.product_relevance import DATABASE, demo_products_load
 
 SALES, SUPPORT, HANDOFF = "sales", "support", "handoff"
@@ -166,12 +165,6 @@ SECOND_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
 )
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--markdown", action="store_true", help="also print markdown tables")
-    return parser.parse_args(argv)
-
-
 def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.agents.test_graph import OFFLINE_ROUTES
     from tests.agents.test_router import HANDOFF_LEADS
@@ -194,7 +187,7 @@ def routes(messages: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
     bench_django_setup(database=DATABASE)
     log(f"embedded {demo_products_load()} demo products")
     sets = message_sets()
@@ -210,11 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append([name, len(pairs), right, wrong_handoffs])
         misses += [[name, text, want, got] for (text, want), got in pairs if got != want]
     miss_headers = ["messages", "message", "expected", "routed to"]
-    print(text_table(headers, rows))
-    print(text_table(miss_headers, misses))
-    if args.markdown:
-        print(markdown_table(headers, rows))
-        print(markdown_table(miss_headers, misses))
+    tables_print((headers, rows), (miss_headers, misses), markdown=markdown)
     (BENCH_DIR / "routing.json").write_text(json.dumps(found))
     return 0
 
