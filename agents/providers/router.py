@@ -53,8 +53,9 @@ EXAMPLES: dict[Route, list[str]] = {
         "can I change my delivery address",
         "how do you look after your bees",
         "what payment methods do you accept",
-        # A complaint about a jar, and the care of what was bought: bench.routing's "tuning" set
-        # sent "my honey tastes fermented" and "how do I trim the wick on my candle?" to sales.
+        # A complaint about a jar, the care of what was bought, collecting: bench.routing's
+        # "tuning" set sent "my honey tastes fermented" and "how do I trim the wick on my
+        # candle?" to sales.
         "my honey has started to ferment",
         "how do I look after my beeswax candles",
         "can I collect my order from you instead of delivery",
@@ -178,6 +179,8 @@ ASKS_FOR_A_PERSON = re.compile(
     r"|an?\s+(?:agent|operator))\b",
     re.IGNORECASE,
 )
+# A negation in the few words before it: "I don't need to talk to a person, just...".
+NEGATED = re.compile(r"\b(?:not|never|no need|don't|dont|do not)\W+(?:\w+\W+){0,3}$", re.IGNORECASE)
 SUPPORT_WORDS = re.compile(
     r"\b(?:deliver(?:y|ies|ed)?|shipping|ship(?:ped)?|postage|posted|courier|dispatch(?:ed)?"
     r"|track(?:ing)?|my order|return(?:s|ed|ing)?|refund(?:s|ed)?|cancel(?:led|ling)?|broken"
@@ -202,6 +205,14 @@ def names_a_product(text: str) -> bool:
     return names_products(SHOPPING_WORDS.sub(" ", text), at_least_words=2)
 
 
+def asks_for_a_person(text: str) -> bool:
+    """Whether ``text`` asks in so many words to speak to a person ("can I talk to a manager
+    about a refund?"), not saying it does not need to."""
+    text = text.replace("\u2019", "'")
+    match = ASKS_FOR_A_PERSON.search(text)
+    return match is not None and not NEGATED.search(text[: match.start()])
+
+
 def keyword_route(text: str, *, handoff: bool = True) -> Route:
     """The route the words of ``text`` ask for: a person first (unless ``handoff`` is off), then
     support, else sales."""
@@ -223,7 +234,8 @@ def _example_matrix(model_name: str) -> tuple[np.ndarray, list[Route]]:
 def semantic_route(messages: Sequence[BaseMessage]) -> Route:
     """The route whose examples the latest customer message is most like (mean of the best 2).
 
-    Pleasantries go to sales, whose agent greets back, except a "yes" to an offer of a person.
+    Pleasantries go to sales, whose agent greets back, except a "yes" to an offer of a person;
+    asking in so many words to speak to a person goes to one.
     A follow-up ("and to France?") that does not ask for a person is routed to sales or support
     as read with the question before it.
     """
@@ -237,7 +249,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if kind is SmallTalk.YES and _offered_a_person(messages[:position]):
             return Route.HANDOFF
         return Route.SALES
-    if ASKS_FOR_A_PERSON.search(latest):
+    if asks_for_a_person(latest):
         return Route.HANDOFF
     question = customer_question(messages[: position + 1])
     try:
