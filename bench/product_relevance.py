@@ -282,10 +282,15 @@ def demo_products_load() -> int:
     return embedded
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
+def demo_shop_ready() -> None:
+    """Django set up on ``DATABASE``, holding the demo catalogue, embedded."""
     bench_django_setup(database=DATABASE)
     log(f"embedded {demo_products_load()} demo products")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
+    demo_shop_ready()
     sets = query_sets()
     found = {name: ranks(queries) for name, queries in sets.items()}
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from bench import BENCH_DIR, bench_django_setup, log, markdown_flag, tables_print
-from bench.product_relevance import DATABASE, demo_products_load
+from bench import BENCH_DIR, markdown_flag, tables_print
+from bench.product_relevance import demo_shop_ready
 
 SALES, SUPPORT, HANDOFF = "sales", "support", "handoff"
 
@@ -188,8 +188,7 @@ def routes(messages: Sequence[tuple[str, str]]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
-    bench_django_setup(database=DATABASE)
-    log(f"embedded {demo_products_load()} demo products")
+    demo_shop_ready()
     sets = message_sets()
     found = {name: routes(messages) for name, messages in sets.items()}
 
