@@ -505,12 +505,13 @@ def _named_among(hits: list[RankedId], subject: str) -> Named:
         .values_list("pk", *holds)
     )
     holding = [{row[0] for row in rows if row[1 + index]} for index in range(len(words))]
-    naming = [word for word, pks in zip(words, holding, strict=True) if pks]
-    if not naming:
+    # The words some candidate holds, each with the candidates holding it.
+    held = [(word, pks) for word, pks in zip(words, holding, strict=True) if pks]
+    if not held:
         return Named()
-    if (category_id := _category_named_exactly(naming)) is not None:
+    if (category_id := _category_named_exactly([word for word, _ in held])) is not None:
         return Named(category_id=category_id)
-    named = set.intersection(*[pks for pks in holding if pks])
+    named = set.intersection(*[pks for _, pks in held])
     return Named(products=frozenset(named)) if len(named) <= EXACT_MATCH_MAX_ROWS else Named()
 
 
