@@ -17,6 +17,10 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   about my order", routed to support) then led to one more rule (``ASKS_FOR_A_PERSON``), so
   this set's figure after that rule flatters it by one.
 - ``held out, second``: 25 more, written after that rule; they tune nothing.
+- ``help centre gaps``: 24 about the subjects of the help centre's five newest articles (and
+  sales questions near them), written before those articles and the four support examples
+  chosen on them: its figure flatters that choice.
+- ``help centre gaps, held out``: 17 more, written after those examples; they tune nothing.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -164,6 +168,54 @@ SECOND_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("anything for my manager's leaving present?", SALES),
 )
 
+# Wrong or missing items, discount codes, visiting and collecting, baking, diabetes.
+HELP_CENTRE_GAP_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("I received the wrong item", SUPPORT),
+    ("an item is missing from my order", SUPPORT),
+    ("you sent me manuka instead of heather honey", SUPPORT),
+    ("one of the jars I ordered wasn't in the box", SUPPORT),
+    ("do you have a discount code?", SUPPORT),
+    ("my promo code doesn't work", SUPPORT),
+    ("is there a discount for signing up to the newsletter?", SUPPORT),
+    ("where are you based?", SUPPORT),
+    ("are you open on Saturdays?", SUPPORT),
+    ("what are your opening hours?", SUPPORT),
+    ("can I pick up my order from the farm?", SUPPORT),
+    ("where is your farm shop?", SUPPORT),
+    ("how much honey do I use instead of sugar when baking?", SUPPORT),
+    ("does honey lose its goodness when baked?", SUPPORT),
+    ("can diabetics eat honey?", SUPPORT),
+    ("is honey ok if I have diabetes?", SUPPORT),
+    ("does honey raise blood sugar?", SUPPORT),
+    ("I have type 2 diabetes, is manuka ok for me?", SUPPORT),
+    ("what's the best honey for baking a cake?", SALES),
+    ("do you sell a honey that's good for cooking?", SALES),
+    ("what's a good gift for someone who loves baking?", SALES),
+    ("I'd like a jar of heather honey instead of the manuka", SALES),
+    ("have you got a bigger jar of the wildflower?", SALES),
+    ("what honey goes well in a salad dressing?", SALES),
+)
+
+HELP_CENTRE_GAP_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("the box was missing a jar", SUPPORT),
+    ("I ordered creamed honey but got runny", SUPPORT),
+    ("is there a voucher code for first orders?", SUPPORT),
+    ("do you have any codes for money off?", SUPPORT),
+    ("what town are you in?", SUPPORT),
+    ("can I come and buy honey from you directly?", SUPPORT),
+    ("is the farm shop open on Sundays?", SUPPORT),
+    ("do you do click and collect?", SUPPORT),
+    ("can honey replace sugar in flapjacks?", SUPPORT),
+    ("should I lower the oven temperature when baking with honey?", SUPPORT),
+    ("is honey good for type 1 diabetics?", SUPPORT),
+    ("will honey spike my blood sugar?", SUPPORT),
+    ("what's a good honey for baking flapjacks?", SALES),
+    ("do you sell honey in large tubs for baking?", SALES),
+    ("which honey is best for a honey cake?", SALES),
+    ("have you got any set honey in stock?", SALES),
+    ("recommend me a strong dark honey", SALES),
+)
+
 
 def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.agents.test_graph import OFFLINE_ROUTES
@@ -175,6 +227,8 @@ def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
         sets["held out"] = HELD_OUT_MESSAGES
     if SECOND_HELD_OUT_MESSAGES:
         sets["held out, second"] = SECOND_HELD_OUT_MESSAGES
+    sets["help centre gaps"] = HELP_CENTRE_GAP_MESSAGES
+    sets["help centre gaps, held out"] = HELP_CENTRE_GAP_HELD_OUT_MESSAGES
     return sets
 
 

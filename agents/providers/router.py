@@ -63,6 +63,14 @@ EXAMPLES: dict[Route, list[str]] = {
         # near "cheapest raw honey you have", and was answered with a list of raw honeys).
         "is your honey raw or pasteurised",
         "what is the difference between raw and pasteurised honey",
+        # What the help centre's newer articles answer (visiting, baking, diabetes, the
+        # newsletter's code): bench.routing's "help centre gaps" sent "where are you based?",
+        # "how much honey do I use instead of sugar when baking?" and "does honey raise blood
+        # sugar?" to sales.
+        "where is your shop and when is it open",
+        "can I use honey in place of sugar in a recipe",
+        "is honey safe for someone with diabetes",
+        "how do I sign up to your newsletter",
     ],
     Route.HANDOFF: [
         "can I talk to a person",
@@ -186,7 +194,9 @@ SUPPORT_WORDS = re.compile(
     r"|track(?:ing)?|my order|return(?:s|ed|ing)?|refund(?:s|ed)?|cancel(?:led|ling)?|broken"
     r"|damaged|smashed|leak(?:s|ed|ing)?|store|storing|storage|crystalli[sz](?:e|es|ed|ing|ation)"
     r"|grainy|solid|shelf life|best before|bab(?:y|ies)|infants?|toddlers?|newborns?"
-    r"|allerg(?:y|ies|ic)|pregnan(?:t|cy)|breastfeeding|safe|safety|botulism|payment|customs)\b"
+    r"|allerg(?:y|ies|ic)|pregnan(?:t|cy)|breastfeeding|safe|safety|botulism|payment|customs"
+    r"|missing|wrong (?:item|jar|product|order)|discount codes?|promo codes?|voucher|newsletter"
+    r"|opening hours|collect(?:ion)?|diabet(?:es|ic|ics)|blood sugar)\b"
 )
 
 

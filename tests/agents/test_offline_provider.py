@@ -22,6 +22,7 @@ from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 INFANT_WARNING = "Never give honey to a baby under 12 months old."
 NUT_FREE = "Our Yorkshire honey house is a nut-free facility"
+SEE_YOUR_GP = "talk to your GP, diabetes nurse or dietitian"
 NO_ANSWER = "I couldn't find an answer to that in our help articles."
 
 
@@ -57,8 +58,10 @@ def _offline_turn(
     [
         ("Is honey safe for my 10 month old?", "Honey and babies under 12 months", INFANT_WARNING),
         ("I have a nut allergy, is your honey safe?", "Allergies and bee products", NUT_FREE),
+        # The babies article was quoted before the help centre had one on diabetes.
+        ("can diabetics eat honey?", "Honey, diabetes and blood sugar", SEE_YOUR_GP),
     ],
-    ids=["infant under 12 months", "nut allergy"],
+    ids=["infant under 12 months", "nut allergy", "diabetes"],
 )
 def test_a_health_question_is_answered_with_the_articles_safety_statement(
     demo_shop, question: str, article: str, safety_text: str

@@ -96,6 +96,13 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         # What those examples must not pull away from sales.
         ("a honey that smells amazing", Route.SALES),
         ("do you sell beeswax candles?", Route.SALES),
+        # What the help centre's newer articles answer went to sales, and must not take the
+        # shopping questions near it.
+        ("are you open on Saturdays?", Route.SUPPORT),
+        ("where is your farm shop?", Route.SUPPORT),
+        ("does honey raise blood sugar?", Route.SUPPORT),
+        ("how much honey do I use instead of sugar when baking?", Route.SUPPORT),
+        ("what's the best honey for baking a cake?", Route.SALES),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
@@ -172,6 +179,21 @@ def test_a_follow_up_to_a_request_for_a_person_does_not_ask_for_one_again() -> N
     ]
 
     assert semantic_route(messages) != Route.HANDOFF
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "an item is missing from my order",
+        "I got the wrong jar",
+        "my discount code doesn't work",
+        "what are your opening hours?",
+        "can I collect from the farm?",
+        "is honey ok for diabetics?",
+    ],
+)
+def test_routing_by_words_sends_what_the_help_centre_answers_to_support(text: str) -> None:
+    assert keyword_route(text) == Route.SUPPORT
 
 
 def test_routing_by_words_can_leave_a_request_for_a_person_out() -> None:
