@@ -21,6 +21,8 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   sales questions near them), written before those articles and the four support examples
   chosen on them: its figure flatters that choice.
 - ``help centre gaps, held out``: 17 more, written after those examples; they tune nothing.
+- ``held out, third``: 14 written after ``ASKS_FOR_A_PERSON`` took in asking to be put through
+  ("get me an operator", in ``held out, second``, went to sales): they tune nothing.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -216,6 +218,24 @@ HELP_CENTRE_GAP_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("recommend me a strong dark honey", SALES),
 )
 
+# Asking to be put through to a person, and messages with the same verbs that ask for none.
+THIRD_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("put me through to a manager please", HANDOFF),
+    ("can you connect me with a real person?", HANDOFF),
+    ("transfer me to someone who can help", HANDOFF),
+    ("just get me a human", HANDOFF),
+    ("pass me on to a member of staff", HANDOFF),
+    ("I'd like to be put through to an agent", HANDOFF),
+    ("could you get me somebody from customer service?", HANDOFF),
+    ("connect me to an operator", HANDOFF),
+    ("get me a jar of manuka", SALES),
+    ("can you get me something for someone who loves tea?", SALES),
+    ("get me the cheapest honey you have", SALES),
+    ("put me down for a jar of heather comb when it's back", SALES),
+    ("can you transfer my order to a different address?", SUPPORT),
+    ("how do I get my money back?", SUPPORT),
+)
+
 
 def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.agents.test_graph import OFFLINE_ROUTES
@@ -229,6 +249,7 @@ def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
         sets["held out, second"] = SECOND_HELD_OUT_MESSAGES
     sets["help centre gaps"] = HELP_CENTRE_GAP_MESSAGES
     sets["help centre gaps, held out"] = HELP_CENTRE_GAP_HELD_OUT_MESSAGES
+    sets["held out, third"] = THIRD_HELD_OUT_MESSAGES
     return sets
 
 

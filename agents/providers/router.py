@@ -180,9 +180,12 @@ HANDOFF_WORDS = re.compile(
 # meaning against the hand-off examples with it, 0.35 without).
 IN_PERSON = re.compile(r"\bin person\b", re.IGNORECASE)
 # Asking in so many words to speak to a person is a hand-off whatever the rest is about: "I want
-# to speak to someone about my order" is nearer support's examples than the hand-off ones.
+# to speak to someone about my order" is nearer support's examples than the hand-off ones; so is
+# asking to be put through to one ("get me an operator" scored 0.33, under the hand-off floor).
 ASKS_FOR_A_PERSON = re.compile(
-    r"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:someone|somebody|a\s+(?:real\s+|actual\s+|live\s+)?"
+    r"\b(?:(?:speak|talk|chat)\s+(?:to|with)|get\s+me|put\s+me\s+through\s+to"
+    r"|connect\s+me\s+(?:to|with)|transfer\s+me\s+to|pass\s+me\s+(?:on\s+)?to)"
+    r"\s+(?:someone|somebody|a\s+(?:real\s+|actual\s+|live\s+)?"
     r"(?:person|human|member\s+of\s+(?:staff|your\s+team))|(?:a|the|your)\s+(?:manager|owner)"
     r"|an?\s+(?:agent|operator))\b",
     re.IGNORECASE,
@@ -217,7 +220,7 @@ def names_a_product(text: str) -> bool:
 
 def asks_for_a_person(text: str) -> bool:
     """Whether ``text`` asks in so many words to speak to a person ("can I talk to a manager
-    about a refund?"), not saying it does not need to."""
+    about a refund?") or to be put through to one, not saying it does not need to."""
     text = text.replace("\u2019", "'")
     match = ASKS_FOR_A_PERSON.search(text)
     return match is not None and not NEGATED.search(text[: match.start()])

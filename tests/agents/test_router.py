@@ -78,12 +78,15 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
 @pytest.mark.parametrize(
     ("text", "route"),
     [
-        # Asking in so many words to speak to a person hands off, whatever it is about, unless
-        # a negation comes just before; "someone" or "a person" alone asks for no one.
+        # Asking in so many words to speak to a person, or to be put through to one, hands off,
+        # whatever it is about, unless a negation comes just before; "someone" or "a person"
+        # alone asks for no one.
         ("I want to speak to someone about my order", Route.HANDOFF),
         ("can I talk to a manager about a refund?", Route.HANDOFF),
         ("please can I chat with a real person", Route.HANDOFF),
         ("I\u2019d rather not talk to a bot, can I speak to a human?", Route.HANDOFF),
+        ("get me an operator", Route.HANDOFF),
+        ("get me a jar of manuka", Route.SALES),
         ("I don't need to speak to someone, just tell me the delivery time", Route.SUPPORT),
         ("no need to talk to a manager, how do I return a jar?", Route.SUPPORT),
         ("a gift for someone who has everything", Route.SALES),
