@@ -13,7 +13,8 @@ that either way does not put its article first.
 the choice. ``HELD_OUT_QUESTIONS`` were written afterwards, from the articles' titles and
 subjects, each article's label checked against its text, and tune nothing: their figure is the
 honest one. ``HELP_CENTRE_GAP_QUESTIONS`` are what no article answered until five were written
-for them (2026-12-03), each written before its article: 22 about those, 5 about others.
+for them (2026-12-03), each written before its article: 22 about those, 5 about others;
+``NOT_ARRIVED_QUESTIONS``, written after them, what they took from the tracking article.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -162,10 +163,21 @@ HELP_CENTRE_GAP_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("does honey go off if I keep it in the cupboard?", "shelf-life-and-best-before"),
     ("can my 8 month old have honey in a cake?", "honey-and-babies-under-one"),
 )
+# An order that never arrived is the tracking article's ("not arrived within 5 working days"),
+# not the wrong-or-missing-items one's; written after those five articles, to see what they
+# took.
+NOT_ARRIVED_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("my honey never came", "tracking-your-order"),
+    ("my order never came", "tracking-your-order"),
+    ("my parcel never arrived", "tracking-your-order"),
+    ("my honey hasn't arrived", "tracking-your-order"),
+    ("the honey I ordered never turned up", "tracking-your-order"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
     "help centre gaps": HELP_CENTRE_GAP_QUESTIONS,
+    "never arrived": NOT_ARRIVED_QUESTIONS,
 }
 LIMIT = 27  # every demo article: a rank past the first page still counts in the mean
 

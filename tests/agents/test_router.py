@@ -99,8 +99,8 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         # What those examples must not pull away from sales.
         ("a honey that smells amazing", Route.SALES),
         ("do you sell beeswax candles?", Route.SALES),
-        # What the help centre's newer articles answer went to sales, and must not take the
-        # shopping questions near it.
+        # What the help centre's newer articles answer went to sales; their examples must not
+        # take the shopping questions near it.
         ("are you open on Saturdays?", Route.SUPPORT),
         ("where is your farm shop?", Route.SUPPORT),
         ("does honey raise blood sugar?", Route.SUPPORT),
@@ -187,7 +187,7 @@ def test_a_follow_up_to_a_request_for_a_person_does_not_ask_for_one_again() -> N
 @pytest.mark.parametrize(
     "text",
     [
-        "an item is missing from my order",
+        "one jar was missing from the box",
         "I got the wrong jar",
         "my discount code doesn't work",
         "what are your opening hours?",
