@@ -17,7 +17,7 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   about my order", routed to support) then led to one more rule (``ASKS_FOR_A_PERSON``), so
   this set's figure after that rule flatters it by one.
 - ``held out, second``: 25 more, written after that rule; they tune nothing.
-- ``help centre gaps``: 24 about the subjects of the help centre's five newest articles (and
+- ``help centre gaps``: 24 about the subjects of the help centre's newest articles (and
   sales questions near them), written before those articles and the four support examples
   chosen on them: its figure flatters that choice.
 - ``help centre gaps, held out``: 17 more, written after those examples; they tune nothing.

@@ -278,7 +278,8 @@ def test_knowledge_search_finds_crystallisation_for_hard_grainy_honey(demo_shop:
         # "help centre gaps").
         ("I received the wrong item", "wrong-or-missing-items"),
         ("my discount code isn't working", "discount-codes-and-offers"),
-        ("what are your opening hours?", "visiting-and-collecting"),
+        ("what are your opening hours?", "visiting-our-farm-shop"),
+        ("can I collect my order", "click-and-collect"),
         ("how much honey should I use instead of sugar in a cake?", "baking-with-honey"),
         ("can diabetics eat honey?", "honey-and-diabetes"),
     ],
