@@ -23,6 +23,9 @@ hand-off silences the assistant until staff hand the conversation back); then ev
 - ``help centre gaps, held out``: 17 more, written after those examples; they tune nothing.
 - ``held out, third``: 14 written after ``ASKS_FOR_A_PERSON`` took in asking to be put through
   ("get me an operator", in ``held out, second``, went to sales): they tune nothing.
+- ``jar sizes``: 12 about a product in another size and about jars, written after "have you got
+  a bigger jar of the wildflower?" (``help centre gaps``) went to support and before the sales
+  example chosen for it: they tune nothing.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -236,6 +239,22 @@ THIRD_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("how do I get my money back?", SUPPORT),
 )
 
+# Asking for a product in another size, and questions about jars that are support's.
+JAR_SIZE_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("does the manuka come in a smaller jar?", SALES),
+    ("what sizes does the wildflower come in?", SALES),
+    ("is the chestnut available in 1kg?", SALES),
+    ("can I get the acacia in a bigger tub?", SALES),
+    ("have you got a large jar of the creamed?", SALES),
+    ("any bigger jars of the borage?", SALES),
+    ("do you do the lavender in a small pot?", SALES),
+    ("the jar lid won't open", SUPPORT),
+    ("my jar arrived with a cracked lid", SUPPORT),
+    ("can I reuse your glass jars?", SUPPORT),
+    ("the jar is sticky on the outside", SUPPORT),
+    ("do you take jars back for recycling?", SUPPORT),
+)
+
 
 def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.agents.test_graph import OFFLINE_ROUTES
@@ -250,6 +269,7 @@ def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     sets["help centre gaps"] = HELP_CENTRE_GAP_MESSAGES
     sets["help centre gaps, held out"] = HELP_CENTRE_GAP_HELD_OUT_MESSAGES
     sets["held out, third"] = THIRD_HELD_OUT_MESSAGES
+    sets["jar sizes"] = JAR_SIZE_MESSAGES
     return sets
 
 

@@ -106,6 +106,9 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         ("does honey raise blood sugar?", Route.SUPPORT),
         ("how much honey do I use instead of sugar when baking?", Route.SUPPORT),
         ("what's the best honey for baking a cake?", Route.SALES),
+        # Another size is a purchase; a jar that is the problem is support's.
+        ("have you got a bigger jar of the wildflower?", Route.SALES),
+        ("my jar arrived with a cracked lid", Route.SUPPORT),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
