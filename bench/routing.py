@@ -26,6 +26,8 @@ hand-off silences the assistant until staff hand the conversation back); then ev
 - ``jar sizes``: 12 about a product in another size and about jars, written after "have you got
   a bigger jar of the wildflower?" (``help centre gaps``) went to support and before the sales
   example chosen for it: they tune nothing.
+- ``runny or set``: 11 about honey that stays runny or sets, written to choose an example for "is
+  there a honey that won't crystallise?" (``held out``, to support); none was kept.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -255,6 +257,21 @@ JAR_SIZE_MESSAGES: tuple[tuple[str, str], ...] = (
     ("do you take jars back for recycling?", SUPPORT),
 )
 
+# A honey that does or does not set is a purchase; honey that has set is support's.
+RUNNY_OR_SET_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("which of your honeys stays runny?", SALES),
+    ("do you have a honey that doesn't set?", SALES),
+    ("what's your runniest honey?", SALES),
+    ("I want a honey that won't go hard", SALES),
+    ("do you sell a set honey that spreads easily?", SALES),
+    ("which honey is slowest to crystallise?", SALES),
+    ("why has my honey set?", SUPPORT),
+    ("how do I stop honey crystallising?", SUPPORT),
+    ("my runny honey has gone cloudy", SUPPORT),
+    ("is it ok to eat honey that has crystallised?", SUPPORT),
+    ("how do I soften set honey?", SUPPORT),
+)
+
 
 def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.agents.test_graph import OFFLINE_ROUTES
@@ -270,6 +287,7 @@ def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     sets["help centre gaps, held out"] = HELP_CENTRE_GAP_HELD_OUT_MESSAGES
     sets["held out, third"] = THIRD_HELD_OUT_MESSAGES
     sets["jar sizes"] = JAR_SIZE_MESSAGES
+    sets["runny or set"] = RUNNY_OR_SET_MESSAGES
     return sets
 
 
