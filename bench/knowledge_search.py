@@ -13,10 +13,10 @@ that either way does not put its article first.
 the choice. ``HELD_OUT_QUESTIONS`` were written afterwards, from the articles' titles and
 subjects, each article's label checked against its text, and tune nothing: their figure is the
 honest one. ``HELP_CENTRE_GAP_QUESTIONS`` are what no article answered until five were written
-for them (2026-12-03), each written before its article (one of which was then split in
-two): 22 about those, 5 about others;
-``NOT_ARRIVED_QUESTIONS``, written after them, what they took from the tracking article;
-``COLLECTING_QUESTIONS``, whether collecting an order is better answered in an article of its own.
+for them (2026-12-03; one was then split in two), each written before its article: 22 about
+those, 5 about others. ``NOT_ARRIVED_QUESTIONS``, written after them, measure what they took
+from the tracking article; ``COLLECTING_QUESTIONS`` whether collecting an order is better
+answered in an article of its own.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """

@@ -273,22 +273,25 @@ RUNNY_OR_SET_MESSAGES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Each set's name, in the order written (the module docstring says what each is for).
+WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
+    "tuning": TUNING_MESSAGES,
+    "held out": HELD_OUT_MESSAGES,
+    "held out, second": SECOND_HELD_OUT_MESSAGES,
+    "help centre gaps": HELP_CENTRE_GAP_MESSAGES,
+    "help centre gaps, held out": HELP_CENTRE_GAP_HELD_OUT_MESSAGES,
+    "held out, third": THIRD_HELD_OUT_MESSAGES,
+    "jar sizes": JAR_SIZE_MESSAGES,
+    "runny or set": RUNNY_OR_SET_MESSAGES,
+}
+
+
 def message_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.agents.test_graph import OFFLINE_ROUTES
     from tests.agents.test_router import HANDOFF_LEADS
 
     tests = [(text, route.value) for text, route in [*OFFLINE_ROUTES, *HANDOFF_LEADS]]
-    sets = {"tests": tests, "tuning": TUNING_MESSAGES}
-    if HELD_OUT_MESSAGES:
-        sets["held out"] = HELD_OUT_MESSAGES
-    if SECOND_HELD_OUT_MESSAGES:
-        sets["held out, second"] = SECOND_HELD_OUT_MESSAGES
-    sets["help centre gaps"] = HELP_CENTRE_GAP_MESSAGES
-    sets["help centre gaps, held out"] = HELP_CENTRE_GAP_HELD_OUT_MESSAGES
-    sets["held out, third"] = THIRD_HELD_OUT_MESSAGES
-    sets["jar sizes"] = JAR_SIZE_MESSAGES
-    sets["runny or set"] = RUNNY_OR_SET_MESSAGES
-    return sets
+    return {"tests": tests, **WRITTEN_SETS}
 
 
 def routes(messages: Sequence[tuple[str, str]]) -> list[str]:
