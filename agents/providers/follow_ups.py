@@ -11,7 +11,8 @@ that asks only a price or an order ("in a bigger jar?") is read as those words a
 subject. A follow-up about one thing ("how much is it?", "is that one in stock?") right after
 the assistant listed products asks about the first of them, and is joined with its name instead.
 One that names products of its own, other than the earlier subject's ("and the heather honey?"
-after "your cheapest manuka?"), is read with the earlier price and order alone.
+after "your cheapest manuka?"), is read with the earlier price and order alone; a question about
+"it" ("is it free?") names none, whatever product names hold its words.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ from catalog.query_keywords import query_words
 from catalog.selectors import names_products
 
 FOLLOW_UP_MAX_WORDS = 8
+# A question about what was just talked of: "is it safe for babies?", "are they in stock?".
+ASKS_ABOUT_IT = (
+    r"^(?:is|are|does|do|can|will|would|how much is|how much are|how big is)\s+"
+    r"(?:it|they|that|this|those|these)\b"
+)
 # Words that lean on an earlier question: "and to Ireland?", "is it safe for babies?", "a
 # cheaper one", "anything bigger?".
 FOLLOW_UP = re.compile(
-    r"^(?:and|or|also|what about|how about|what if|same)\b"
-    r"|^(?:is|are|does|do|can|will|would|how much is|how much are|how big is)\s+"
-    r"(?:it|they|that|this|those|these)\b"
+    rf"^(?:and|or|also|what about|how about|what if|same)\b|{ASKS_ABOUT_IT}"
     r"|\b(?:a|an|the|another|other)\s+(?:[\w+]+\s+)?ones?\b|\b(?:\w+er|\w+est)\s+ones?\b"
     r"|\b(?:anything|something)\s+(?:cheaper|bigger|smaller|larger|stronger|milder|else|similar)\b",
     re.IGNORECASE,
@@ -112,6 +116,10 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     if _asks_only_price_or_order(question):
         # Its other words ask for nothing, and "jar" in "in a bigger jar?" is no product.
         return f"{intent_words(question)} {subject} {asked}".strip()
-    if names_products(question, apart_from=subject):
+    # "is it free?" names no product of its own: it asks about what was talked of, whatever
+    # product names hold its words ("Alcohol-Free Propolis Throat Spray").
+    if not re.match(ASKS_ABOUT_IT, question.strip(), re.IGNORECASE) and names_products(
+        question, apart_from=subject
+    ):
         return f"{question} {asked}".strip()
     return f"{question} {subject} {asked}".strip()

@@ -3,6 +3,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.follow_ups import customer_question, is_follow_up
 from agents.providers.recommendations import recommendation_line
+from tests.catalog.factories import ProductFactory
 
 
 def _conversation(*questions: str) -> list[BaseMessage]:
@@ -94,6 +95,21 @@ def test_a_follow_up_is_read_with_the_subject_of_the_question_before_it(
     questions: list[str], read_as: str
 ) -> None:
     assert customer_question(_conversation(*questions)) == read_as
+
+
+@pytest.mark.django_db
+def test_a_question_about_it_is_read_with_the_earlier_subject_whatever_product_names_hold() -> None:
+    # "free" is in this name: "is it free?" was read alone, as naming products of its own, and
+    # answered with a product list after a question about collecting an order.
+    ProductFactory.create(name="Alcohol-Free Propolis Throat Spray 20ml")
+
+    read_as = customer_question(_conversation("can I collect my order there?", "is it free?"))
+
+    assert read_as == "is it free? can I collect my order there?"
+    # A follow-up naming products in other words is still read alone.
+    ProductFactory.create(name="Heather Raw Honey 340g", floral_source="Heather")
+    other = customer_question(_conversation("what's your cheapest manuka?", "and the heather?"))
+    assert other == "and the heather? cheapest"
 
 
 MANUKA_LIST = "\n".join(
