@@ -34,14 +34,15 @@ from catalog.selectors import names_products
 
 FOLLOW_UP_MAX_WORDS = 8
 # A question about what was just talked of: "is it safe for babies?", "are they in stock?".
-ASKS_ABOUT_IT = (
+ASKS_ABOUT_IT = re.compile(
     r"^(?:is|are|does|do|can|will|would|how much is|how much are|how big is)\s+"
-    r"(?:it|they|that|this|those|these)\b"
+    r"(?:it|they|that|this|those|these)\b",
+    re.IGNORECASE,
 )
 # Words that lean on an earlier question: "and to Ireland?", "is it safe for babies?", "a
 # cheaper one", "anything bigger?".
 FOLLOW_UP = re.compile(
-    rf"^(?:and|or|also|what about|how about|what if|same)\b|{ASKS_ABOUT_IT}"
+    rf"^(?:and|or|also|what about|how about|what if|same)\b|{ASKS_ABOUT_IT.pattern}"
     r"|\b(?:a|an|the|another|other)\s+(?:[\w+]+\s+)?ones?\b|\b(?:\w+er|\w+est)\s+ones?\b"
     r"|\b(?:anything|something)\s+(?:cheaper|bigger|smaller|larger|stronger|milder|else|similar)\b",
     re.IGNORECASE,
@@ -118,8 +119,6 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
         return f"{intent_words(question)} {subject} {asked}".strip()
     # "is it free?" names no product of its own: it asks about what was talked of, whatever
     # product names hold its words ("Alcohol-Free Propolis Throat Spray").
-    if not re.match(ASKS_ABOUT_IT, question.strip(), re.IGNORECASE) and names_products(
-        question, apart_from=subject
-    ):
+    if not ASKS_ABOUT_IT.match(question.strip()) and names_products(question, apart_from=subject):
         return f"{question} {asked}".strip()
     return f"{question} {subject} {asked}".strip()
