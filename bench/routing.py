@@ -28,6 +28,9 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   example chosen for it: they tune nothing.
 - ``runny or set``: 11 about honey that stays runny or sets, written to choose an example for "is
   there a honey that won't crystallise?" (``held out``, to support); none was kept.
+- ``wrong items``: 10 about being sent the wrong thing and about earlier orders that are
+  shopping, written before the support example chosen after seeing their two misses: their
+  figure flatters it.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -273,6 +276,20 @@ RUNNY_OR_SET_MESSAGES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Being sent the wrong thing, and messages about earlier orders that are shopping.
+WRONG_ITEM_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("you sent me the 500g instead of the 1kg", SUPPORT),
+    ("I ordered acacia but received clover", SUPPORT),
+    ("I ordered two jars but got one", SUPPORT),
+    ("you sent me the wrong manuka grade", SUPPORT),
+    ("I paid for next day delivery but got standard", SUPPORT),
+    ("the candle I got is not the one I ordered", SUPPORT),
+    ("I got the heather last time, do you have something similar?", SALES),
+    ("I'd like the 1kg instead of the 500g", SALES),
+    ("I ordered the lavender before and loved it, is it back in stock?", SALES),
+    ("my mum got me your heather honey and I loved it, what else do you recommend?", SALES),
+)
+
 # Each set's name, in the order written (the module docstring says what each is for).
 WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "tuning": TUNING_MESSAGES,
@@ -283,6 +300,7 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "held out, third": THIRD_HELD_OUT_MESSAGES,
     "jar sizes": JAR_SIZE_MESSAGES,
     "runny or set": RUNNY_OR_SET_MESSAGES,
+    "wrong items": WRONG_ITEM_MESSAGES,
 }
 
 

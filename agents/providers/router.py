@@ -74,6 +74,9 @@ EXAMPLES: dict[Route, list[str]] = {
         "can I use honey in place of sugar in a recipe",
         "is honey safe for someone with diabetes",
         "how do I sign up to your newsletter",
+        # Being sent the wrong thing, even named ("you sent me the wrong manuka grade" went to
+        # sales).
+        "you sent me the wrong honey",
     ],
     Route.HANDOFF: [
         "can I talk to a person",

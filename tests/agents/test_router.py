@@ -109,6 +109,9 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         # Another size is a purchase; a jar that is the problem is support's.
         ("have you got a bigger jar of the wildflower?", Route.SALES),
         ("my jar arrived with a cracked lid", Route.SUPPORT),
+        # Being sent the wrong thing is support's, even when it names products.
+        ("you sent me the wrong manuka grade", Route.SUPPORT),
+        ("I'd like the 1kg instead of the 500g", Route.SALES),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
