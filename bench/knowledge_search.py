@@ -192,22 +192,23 @@ QUESTION_SETS = {
     "never arrived": NOT_ARRIVED_QUESTIONS,
     "collecting": COLLECTING_QUESTIONS,
 }
-LIMIT = 28  # every demo article: a rank past the first page still counts in the mean
 
 
-def ranks(questions: Sequence[tuple[str, str]]) -> list[int]:
-    """Each question's article's place in its search (LIMIT + 1 where it is not found)."""
+def ranks(questions: Sequence[tuple[str, str]], *, limit: int) -> list[int]:
+    """Each question's article's place in a search for ``limit`` articles (``limit`` + 1 where
+    it is not found). With every article searched, a rank past the first page still counts in
+    the mean."""
     from catalog.selectors import knowledge_search
 
     found = []
     for question, slug in questions:
-        slugs = [hit.item.slug for hit in knowledge_search(query=question, limit=LIMIT)]
-        found.append(slugs.index(slug) + 1 if slug in slugs else LIMIT + 1)
+        slugs = [hit.item.slug for hit in knowledge_search(query=question, limit=limit)]
+        found.append(slugs.index(slug) + 1 if slug in slugs else limit + 1)
     return found
 
 
-def all_ranks() -> dict[str, list[int]]:
-    return {name: ranks(questions) for name, questions in QUESTION_SETS.items()}
+def all_ranks(*, limit: int) -> dict[str, list[int]]:
+    return {name: ranks(questions, limit=limit) for name, questions in QUESTION_SETS.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,15 +221,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Written directly, not imported: an import queues embedding tasks on the broker, which a
     # development worker sharing it would take up.
     KnowledgeArticle.objects.all().delete()
-    KnowledgeArticle.objects.bulk_create(
+    articles = KnowledgeArticle.objects.bulk_create(
         KnowledgeArticle(**row)
         for row in json.loads((DEMO_DATA_DIR / "knowledge.json").read_text())
     )
     log(f"embedded {embeddings_refresh(kind='knowledge').embedded} demo articles")
     catalog_statistics_refresh()
-    with_passages = all_ranks()
+    every_article = len(articles)
+    with_passages = all_ranks(limit=every_article)
     KnowledgePassage.objects.all().delete()
-    articles_alone = all_ranks()
+    articles_alone = all_ranks(limit=every_article)
     embeddings_refresh(kind="knowledge", force=True)  # the passages back, as shipped
 
     headers = [
