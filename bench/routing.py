@@ -31,6 +31,11 @@ hand-off silences the assistant until staff hand the conversation back); then ev
 - ``wrong items``: 10 about being sent the wrong thing and about earlier orders that are
   shopping, written before the support example chosen after seeing their two misses: their
   figure flatters it.
+- ``named complaints``: 15 about returning, swapping or complaining about a product named by
+  name, and shopping for the same products, written before the two support examples chosen on
+  them: their figure flatters that choice.
+- ``named complaints, held out``: 12 more, written with them and before the choice; they tune
+  nothing.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -290,6 +295,42 @@ WRONG_ITEM_MESSAGES: tuple[tuple[str, str], ...] = (
     ("my mum got me your heather honey and I loved it, what else do you recommend?", SALES),
 )
 
+# Returning, swapping or complaining about a product named by name, and shopping for the same
+# products.
+NAMED_COMPLAINT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("can I return the lavender infused honey?", SUPPORT),
+    ("I'd like a refund for the manuka UMF 10+", SUPPORT),
+    ("the heather honey I bought arrived with a cracked lid", SUPPORT),
+    ("the chilli honey I ordered never turned up", SUPPORT),
+    ("I want to send back the wildflower honey, it's not what I expected", SUPPORT),
+    ("can I swap the acacia for the heather honey?", SUPPORT),
+    ("the creamed honey I received is runny, is that normal?", SUPPORT),
+    ("my beeswax candle from you won't stay lit", SUPPORT),
+    ("how do I return a gift set I was given?", SUPPORT),
+    ("the comb honey I got was leaking everywhere", SUPPORT),
+    ("is the lavender infused honey returnable if unopened?", SUPPORT),
+    ("I'd like to order the lavender infused honey", SALES),
+    ("is the chilli honey hot?", SALES),
+    ("does the heather honey come as comb?", SALES),
+    ("what's the difference between your manuka grades for a gift?", SALES),
+)
+
+# More of the same, written with them, to hold out from choosing a mend.
+NAMED_COMPLAINT_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("can I send the borage honey back?", SUPPORT),
+    ("I need to return the manuka gift box", SUPPORT),
+    ("the orange blossom honey was the wrong size", SUPPORT),
+    ("I'd like to exchange the creamed honey for the runny one", SUPPORT),
+    ("my heather comb arrived damaged, can I get a replacement?", SUPPORT),
+    ("the pollen I bought smells off", SUPPORT),
+    ("I got chestnut honey instead of the acacia I ordered", SUPPORT),
+    ("do you refund the beeswax wraps if they're used?", SUPPORT),
+    ("is the manuka UMF 20+ worth the money?", SALES),
+    ("can I buy the chilli honey in a gift box?", SALES),
+    ("which honey would go with the cheese board I'm giving my dad?", SALES),
+    ("do you have the borage honey back in stock yet?", SALES),
+)
+
 # Each set's name, in the order written (the module docstring says what each is for).
 WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "tuning": TUNING_MESSAGES,
@@ -301,6 +342,8 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "jar sizes": JAR_SIZE_MESSAGES,
     "runny or set": RUNNY_OR_SET_MESSAGES,
     "wrong items": WRONG_ITEM_MESSAGES,
+    "named complaints": NAMED_COMPLAINT_MESSAGES,
+    "named complaints, held out": NAMED_COMPLAINT_HELD_OUT_MESSAGES,
 }
 
 

@@ -77,6 +77,10 @@ EXAMPLES: dict[Route, list[str]] = {
         # Being sent the wrong thing, even named ("you sent me the wrong manuka grade" went to
         # sales).
         "you sent me the wrong honey",
+        # Returning a product, or being sent one kind for another, even named ("can I return the
+        # lavender infused honey?" and "I ordered creamed honey but got runny" went to sales).
+        "can I return a honey I bought",
+        "I ordered one kind of honey but received another",
     ],
     Route.HANDOFF: [
         "can I talk to a person",

@@ -112,6 +112,9 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         # Being sent the wrong thing is support's, even when it names products.
         ("you sent me the wrong manuka grade", Route.SUPPORT),
         ("I'd like the 1kg instead of the 500g", Route.SALES),
+        ("can I return the lavender infused honey?", Route.SUPPORT),
+        ("I ordered creamed honey but got runny", Route.SUPPORT),
+        ("I'd like to order the lavender infused honey", Route.SALES),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
