@@ -16,7 +16,8 @@ honest one. ``HELP_CENTRE_GAP_QUESTIONS`` are what no article answered until fiv
 for them (2026-12-03; one was then split in two), each written before its article: 22 about
 those, 5 about others. ``NOT_ARRIVED_QUESTIONS``, written after them, measure what they took
 from the tracking article; ``COLLECTING_QUESTIONS`` whether collecting an order is better
-answered in an article of its own.
+answered in an article of its own; ``SENT_THE_WRONG_KIND_QUESTIONS`` (2026-12-04) were written
+before the wrong-items article's opening question and chose it.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -185,12 +186,28 @@ COLLECTING_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("can I pick up instead of paying for delivery?", "click-and-collect"),
     ("where do I collect my order from?", "click-and-collect"),
 )
+# Being sent one kind, size or grade for another, named; written after the router sent such
+# messages to support (2026-12-04), before any change to the help centre; then two the
+# crystallisation and grading articles must keep.
+SENT_THE_WRONG_KIND_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("I ordered creamed honey but got runny", "wrong-or-missing-items"),
+    ("the orange blossom honey was the wrong size", "wrong-or-missing-items"),
+    ("I got chestnut honey instead of the acacia I ordered", "wrong-or-missing-items"),
+    ("you sent the 250g jar but I paid for the 500g", "wrong-or-missing-items"),
+    ("my order came with the wrong manuka grade", "wrong-or-missing-items"),
+    ("there's a candle in my box that I didn't order", "wrong-or-missing-items"),
+    ("I was sent someone else's order", "wrong-or-missing-items"),
+    ("the gift set was missing the honey dipper", "wrong-or-missing-items"),
+    ("how do I make creamed honey runny?", "why-honey-crystallises"),
+    ("what does the grade on a manuka jar mean?", "manuka-grading-explained"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
     "help centre gaps": HELP_CENTRE_GAP_QUESTIONS,
     "never arrived": NOT_ARRIVED_QUESTIONS,
     "collecting": COLLECTING_QUESTIONS,
+    "sent the wrong kind": SENT_THE_WRONG_KIND_QUESTIONS,
 }
 
 
