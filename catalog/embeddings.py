@@ -140,6 +140,22 @@ class QueryEmbeddingPaused(Exception):
     so it is not asked again yet."""
 
 
+# The embedding models take at most 8,191 tokens an input, and answer a longer one (an article
+# of up to 50,000 characters, a chat message of 4,000 emoji) with a 400 that fails its whole
+# batch. The client's own length check needs tiktoken's encodings, downloaded on first use, so
+# it is off. A token is at least one byte: a text cut to 8,191 UTF-8 bytes is within the limit
+# whatever it holds. What it cuts is far past what a search needs (the local model reads 256
+# tokens; an article's paragraphs are embedded on their own).
+OPENAI_INPUT_MAX_TOKENS = 8191
+
+
+def within_openai_input_limit(text: str) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= OPENAI_INPUT_MAX_TOKENS:
+        return text
+    return encoded[:OPENAI_INPUT_MAX_TOKENS].decode("utf-8", errors="ignore")
+
+
 class OpenAIEmbeddingBackend:
     def __init__(self, *, model: str, api_key: str, base_url: str | None, timeout: float) -> None:
         from langchain_openai import OpenAIEmbeddings
@@ -157,7 +173,7 @@ class OpenAIEmbeddingBackend:
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._client.embed_documents(texts)
+        return self._client.embed_documents([within_openai_input_limit(text) for text in texts])
 
     def embed_query(self, text: str) -> list[float]:
         import openai
@@ -165,7 +181,7 @@ class OpenAIEmbeddingBackend:
         if time.monotonic() < self._queries_paused_until:
             raise QueryEmbeddingPaused(self.model_name)
         try:
-            return self._client.embed_query(text)
+            return self._client.embed_query(within_openai_input_limit(text))
         except openai.APIError:
             pause = settings.OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS
             self._queries_paused_until = time.monotonic() + pause

@@ -9,9 +9,17 @@ import pytest
 from django.conf import settings
 from sentence_transformers import SentenceTransformer
 
-from catalog.embeddings import LOCAL_MODEL_NAME, LocalEmbeddingBackend, get_embedding_backend
+from catalog.embeddings import (
+    LOCAL_MODEL_NAME,
+    OPENAI_INPUT_MAX_TOKENS,
+    LocalEmbeddingBackend,
+    get_embedding_backend,
+)
 from catalog.models import EMBEDDING_DIMENSIONS
 from catalog.onnx_query_encoder import onnx_query_encoder_load
+from catalog.services import embeddings_refresh
+from tests.catalog.factories import KnowledgeArticleFactory
+from tests.support.fake_openai import FakeOpenAIServer
 
 TEXTS = [
     "heather honey",
@@ -107,3 +115,27 @@ def test_an_onnx_graph_that_disagrees_with_torch_is_not_used(
 
     assert encoder is None
     assert list(tmp_path.glob("*.onnx")) == []
+
+
+@pytest.mark.django_db
+def test_an_article_past_the_embedding_api_s_input_limit_is_embedded_from_its_start(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    article = KnowledgeArticleFactory.create(title="Bees", body="\U0001f41d" * 20_000)  # 80 kB
+
+    embeddings_refresh(kind="knowledge")
+
+    article.refresh_from_db()
+    assert article.embedding is not None
+    assert article.embedding_model == get_embedding_backend().model_name
+    sent = [text for batch in openai_embeddings.embedding_inputs() for text in batch]
+    assert max(len(text.encode()) for text in sent) <= OPENAI_INPUT_MAX_TOKENS
+
+
+def test_a_query_past_the_embedding_api_s_input_limit_is_embedded_from_its_start(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    vector = get_embedding_backend().embed_query("\U0001f36f" * 4_000)
+
+    assert len(vector) == EMBEDDING_DIMENSIONS
+    assert openai_embeddings.embedding_inputs() == [["\U0001f36f" * 2_047]]

@@ -6,7 +6,8 @@ speaks enough of the OpenAI REST API for the real ``openai`` client and ``langch
 * ``POST /v1/chat/completions`` answers with scripted responses (FIFO), streaming or not.
 * ``POST /v1/embeddings`` answers with deterministic, hash-derived unit vectors
   (``encoding_format`` ``"float"`` or ``"base64"``; the ``openai`` client asks for base64 unless
-  told otherwise), after any scripted errors (``script_embedding_errors``, FIFO).
+  told otherwise), after any scripted errors (``script_embedding_errors``, FIFO); an input
+  past the models' 8,191-token limit gets OpenAI's 400.
 
 Every request is recorded, so tests can assert on what the client sent::
 
@@ -53,6 +54,9 @@ EMBEDDINGS_PATH = "/v1/embeddings"
 DEFAULT_CHAT_MODEL = "gpt-4o-mini"
 DEFAULT_EMBEDDING_MODEL = "text-embedding-ada-002"
 DEFAULT_EMBEDDING_DIMENSIONS = 1536
+# OpenAI's limit is in tokens; the fake counts each byte as one, the most a text can hold, so
+# an input it takes is one OpenAI takes.
+EMBEDDING_INPUT_MAX_TOKENS = 8191
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,6 +422,16 @@ class _Handler(BaseHTTPRequestHandler):
         dimensions = int(request.get("dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
         as_base64 = request.get("encoding_format") == "base64"
         texts = _embedding_inputs(request.get("input"))
+        too_long = next((t for t in texts if len(t.encode()) > EMBEDDING_INPUT_MAX_TOKENS), None)
+        if too_long is not None:
+            self._send_error(
+                HttpError(
+                    400,
+                    f"This model's maximum context length is {EMBEDDING_INPUT_MAX_TOKENS} "
+                    f"tokens, however you requested up to {len(too_long.encode())} tokens.",
+                )
+            )
+            return
         data = []
         for index, text in enumerate(texts):
             vector = _deterministic_vector(text, dimensions)
