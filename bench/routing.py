@@ -36,6 +36,10 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   them: their figure flatters that choice.
 - ``named complaints, held out``: 12 more, written with them and before the choice; they tune
   nothing.
+- ``their own``: 14 about the customer's own products and products for someone of theirs,
+  written after the ``THEIR_OWN`` rule was chosen for "why has my honey set?" and before it
+  ran on them; they tune nothing, and the rule changes none of them (none names products in
+  so many words).
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -331,6 +335,25 @@ NAMED_COMPLAINT_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("do you have the borage honey back in stock yet?", SALES),
 )
 
+# The customer's own products, and products for someone of theirs: written after "why has my
+# honey set?" (runny or set) led to the ``THEIR_OWN`` rule, before it was run on them.
+THEIR_OWN_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("my manuka honey has gone runny", SUPPORT),
+    ("my heather honey smells odd", SUPPORT),
+    ("my creamed honey has separated", SUPPORT),
+    ("my beeswax wrap has lost its stickiness", SUPPORT),
+    ("my lavender honey jar leaked in the parcel", SUPPORT),
+    ("is my manuka UMF 15+ still ok after the best before date?", SUPPORT),
+    ("my chilli honey has gone darker, is it safe?", SUPPORT),
+    ("I'd like the manuka UMF 15+ for my mum", SALES),
+    ("can you recommend a honey for my dad's birthday?", SALES),
+    ("I want the chilli honey for my pizza night", SALES),
+    ("my favourite is the heather honey, do you have it in 1kg?", SALES),
+    ("my wife loves the lavender infused honey, is it in stock?", SALES),
+    ("what goes well with my cheese board, the heather honey?", SALES),
+    ("is the UMF 20+ good for my sore throat?", SALES),
+)
+
 # Each set's name, in the order written (the module docstring says what each is for).
 WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "tuning": TUNING_MESSAGES,
@@ -344,6 +367,7 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "wrong items": WRONG_ITEM_MESSAGES,
     "named complaints": NAMED_COMPLAINT_MESSAGES,
     "named complaints, held out": NAMED_COMPLAINT_HELD_OUT_MESSAGES,
+    "their own": THEIR_OWN_MESSAGES,
 }
 
 

@@ -222,6 +222,11 @@ SHOPPING_WORDS = re.compile(
 )
 
 
+# A message about the customer's own is about what they have, not what to buy, even when its
+# words are all in products' names: "why has my honey set?" names the set honeys.
+THEIR_OWN = re.compile(r"\bmy\b", re.IGNORECASE)
+
+
 def names_a_product(text: str) -> bool:
     """Whether ``text`` is a product's name, its shopping words aside, of two words or more:
     "do you have UMF 15?" is about the UMF 15+, where "what is UMF?" is about the grading."""
@@ -286,7 +291,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if route is not Route.HANDOFF and question != latest:
             route = keyword_route(question, handoff=False)
         logger.exception("agents.route_without_embedding", extra={"route": route})
-    if route is Route.SUPPORT and names_a_product(latest):
+    if route is Route.SUPPORT and not THEIR_OWN.search(latest) and names_a_product(latest):
         # The examples read "UMF" as the grading question ("what does UMF mean on manuka").
         return Route.SALES
     return route

@@ -243,6 +243,8 @@ def test_a_question_naming_a_product_goes_to_sales(demo_shop, text: str) -> None
         "is manuka safe for children?",
         "tell me about your returns policy",
         "tell me more about your bees",
+        # Words all in products' names ("set honey"), but about the customer's own.
+        "why has my honey set?",
     ],
 )
 def test_a_question_about_a_product_s_grade_or_care_still_goes_to_support(
