@@ -68,6 +68,13 @@ def run_event_publish_many(*, run_id: str, type: str, payloads: list[dict[str, A
         pipe.execute()
 
 
+def run_events_forget(*, run_id: str) -> None:
+    """Drop the run's events (a run queued again starts a new stream); best-effort, as they
+    expire anyway."""
+    with suppress(redis.RedisError):
+        _client(settings.REDIS_URL).delete(_key(run_id))
+
+
 def _decode(entries: Any) -> list[RunEvent]:
     """A stream reply's entries. redis-py types replies as any protocol's shape; this client
     speaks RESP2, where they are ``[(id, {field: value})]``, all bytes."""

@@ -21,8 +21,8 @@ from agents.graph.names import Node, Route
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
 from agents.pricing import Usage
-from agents.run_stream import run_event_publish
-from agents.selectors import budget_exceeded
+from agents.run_stream import run_event_publish, run_events_forget
+from agents.selectors import SILENCED, agent_run_silenced, budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Conversation, Message
@@ -33,17 +33,36 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-# Why a run posted nothing: staff had the conversation, or had closed it, before it answered.
-SILENCED = {
-    Conversation.Status.NEEDS_HUMAN: "The conversation is with staff; the assistant stays silent.",
-    Conversation.Status.CLOSED: "The conversation was closed; the assistant stays silent.",
-}
-
-
 def agent_run_create(*, conversation: Conversation, user_message: Message) -> AgentRun:
     """A queued run for ``user_message``; dispatched once the caller's transaction commits."""
     run = AgentRun.objects.create(conversation=conversation, user_message=user_message)
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation.pk), robust=True)
+    return run
+
+
+def agent_run_requeue(*, run: AgentRun) -> AgentRun:
+    """Queue a silenced run again (``agent_run_silenced``), so its message is answered after
+    all: staff took the conversation over before the run answered, then handed it back without
+    replying. A message has one run, so it is this one. What its silenced turn spent stays
+    counted; it is dispatched once the caller's transaction commits."""
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        if not agent_run_silenced(run=run):
+            return run
+        run.status = AgentRun.Status.QUEUED
+        run.error = run.route = run.agent = ""
+        run.node_sequence, run.tool_calls = [], []
+        run.latency_ms = None
+        run.deliveries = 0
+        run.dispatched_at = run.started_at = run.finished_at = None
+        run.save()
+        # Now, not after commit: a follower reading the old stream (its run.cancelled) once
+        # the run shows queued would stop there rather than wait for the answer.
+        run_events_forget(run_id=str(run.pk))
+        conversation_id = run.conversation_id
+        transaction.on_commit(
+            lambda: run_dispatch_next(conversation_id=conversation_id), robust=True
+        )
     return run
 
 
@@ -259,6 +278,23 @@ def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
     return True
 
 
+def _spent_before(run: AgentRun) -> Usage:
+    """What a run queued again (``agent_run_requeue``) spent on its silenced turn; nothing for
+    any other run, whose usage is stored only when it finishes."""
+    return Usage(
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        model_calls=run.model_calls,
+        cost_usd=run.cost_usd,
+    )
+
+
+def _record_usage(run: AgentRun, usage: Usage) -> None:
+    total = _spent_before(run) + usage
+    run.prompt_tokens, run.completion_tokens = total.prompt_tokens, total.completion_tokens
+    run.model_calls, run.cost_usd = total.model_calls, total.cost_usd
+
+
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
@@ -270,10 +306,7 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
         run.model_name = result.model_name
         # Priced by the turn, attempt by attempt: a fallback's answer may include the tokens
         # a failed provider spent first.
-        run.prompt_tokens = result.prompt_tokens
-        run.completion_tokens = result.completion_tokens
-        run.model_calls = result.model_calls
-        run.cost_usd = result.cost_usd
+        _record_usage(run, result.usage)
         run.latency_ms = latency_ms
         run.finished_at = timezone.now()
         reply = None
@@ -312,10 +345,7 @@ def _fail(
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
         if usage is not None:
             run.provider, run.model_name = provider, model_name
-            run.prompt_tokens = usage.prompt_tokens
-            run.completion_tokens = usage.completion_tokens
-            run.model_calls = usage.model_calls
-            run.cost_usd = usage.cost_usd
+            _record_usage(run, usage)
         _finish_failed(run, storable_text(error), handed_off=handed_off, apology=apology)
     return run
 

@@ -7,6 +7,7 @@ from uuid import UUID
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
+from agents.selectors import agent_run_silenced
 from conversations.models import Conversation, Message
 
 
@@ -41,9 +42,11 @@ def conversation_history(
 
 
 def unanswered_customer_message(*, conversation: Conversation) -> Message | None:
-    """The conversation's last message if the customer wrote it and no run answers it (it
-    was sent while staff had the conversation); None otherwise."""
+    """The conversation's last message if the customer wrote it and no run answered it: it
+    was sent while staff had the conversation (it has no run), or staff took the conversation
+    over before its run answered (the run was silenced); None otherwise."""
     last = conversation.messages.select_related("answering_run").order_by("-id").first()
-    if last is None or last.role != Message.Role.USER or hasattr(last, "answering_run"):
+    if last is None or last.role != Message.Role.USER:
         return None
-    return last
+    run = getattr(last, "answering_run", None)
+    return last if run is None or agent_run_silenced(run=run) else None

@@ -75,21 +75,25 @@ def message_post(
         existing = _message_by_idempotency_key(conversation, idempotency_key, content=content)
         if existing is not None:
             return existing
-    if conversation.status == Conversation.Status.CLOSED:
-        raise ApplicationError("This conversation is closed.", status_code=409)
     try:
         with transaction.atomic():
+            # The status as it is now, not as the request read it: staff handing the
+            # conversation back (or closing it) meanwhile lock it, and could not see this
+            # message to answer it (or refuse it).
+            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            if locked.status == Conversation.Status.CLOSED:
+                raise ApplicationError("This conversation is closed.", status_code=409)
             message = Message.objects.create(
-                conversation=conversation,
+                conversation=locked,
                 role=Message.Role.USER,
                 content=content,
                 author=author,
                 idempotency_key=idempotency_key or None,
             )
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            Conversation.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
             run = None
-            if conversation.status == Conversation.Status.ACTIVE:
-                run = agent_run_create(conversation=conversation, user_message=message)
+            if locked.status == Conversation.Status.ACTIVE:
+                run = agent_run_create(conversation=locked, user_message=message)
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its result.
         existing = _message_by_idempotency_key(conversation, idempotency_key or "", content=content)
@@ -142,8 +146,9 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
 
     A customer message that waited unanswered meanwhile (the last message, no staff reply after
     it) is answered by the assistant: otherwise it would wait until the customer wrote again.
+    One whose run staff silenced by taking the conversation over gets that run again.
     """
-    from agents.services import agent_run_create
+    from agents.services import agent_run_create, agent_run_requeue
 
     with transaction.atomic():
         handed = list(
@@ -158,7 +163,12 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
             updated_at=timezone.now(),
         )
         for conversation in handed:
-            if (waiting := unanswered_customer_message(conversation=conversation)) is not None:
+            waiting = unanswered_customer_message(conversation=conversation)
+            if waiting is None:
+                continue
+            if (silenced := getattr(waiting, "answering_run", None)) is not None:
+                agent_run_requeue(run=silenced)
+            else:
                 agent_run_create(conversation=conversation, user_message=waiting)
     return len(handed)
 

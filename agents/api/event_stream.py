@@ -63,6 +63,9 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
     never per event; a Redis failure ends the stream (the client resumes).
     """
     run_id = str(run.pk)
+    # The request's own queries (authentication, the run) left a connection open: the stream
+    # waits on Redis and writes to the client holding none, taking one only for its checks.
+    _release_database_connection()
     yield b"retry: 2000\n\n"
     deadline = time.monotonic() + settings.SSE_MAX_STREAM_SECONDS
     check_database = True
@@ -71,13 +74,13 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
             events = run_events_read(run_id=run_id, after=after)
             if not events and check_database:
                 run.refresh_from_db(fields=["status", "finished_at"])
-                _release_database_connection()
                 if run.is_finished:
                     # Finished and nothing (more) live: the events expired. Re-read once:
                     # the final events may have landed between the two reads.
                     events = run_events_read(run_id=run_id, after=after) or _replay(run, after)
-                    if not events:
-                        return
+                _release_database_connection()
+                if run.is_finished and not events:
+                    return
             if not events:
                 heartbeat_ms = settings.SSE_HEARTBEAT_SECONDS * 1000
                 events = run_events_read(run_id=run_id, after=after, block_ms=heartbeat_ms)

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from agents.graph.names import Node
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
-from agents.graph.tools import conversation_handed_off
+from agents.graph.tools import conversation_handed_off, turn_effects
 from agents.providers import ChatProvider
 from agents.run_stream import run_event_publish, run_event_publish_many
 from beemanhoney.common.text import clip, storable_text
@@ -211,9 +211,11 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
             summary = _summary(output)
             trace.append({"node": node, "tool": name, "args": traced_args, "result": summary})
             _publish(config, "tool.result", {"tool": name, "summary": summary})
-        escalated = any(call["name"] == "escalate_to_human" for call in last.tool_calls)
         update: dict[str, Any] = {"messages": results, "tool_calls": trace, "nodes": [node]}
-        return {**update, "handed_off": True} if escalated else update
+        # What the tools did, not what the model asked for: an escalation finding staff already
+        # with the conversation (or it closed) handed nothing off, and this turn's reply must
+        # then not be posted after theirs.
+        return {**update, "handed_off": True} if turn_effects(config).handed_off else update
 
     return run_tools
 

@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 from agents.graph.prompts import HANDOFF_REPLY
 from agents.models import AgentRun
 from agents.pricing import model_cost_usd
+from agents.selectors import budget_exceeded
 from agents.services import agent_run_execute
 from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory, MessageFactory
@@ -59,3 +61,25 @@ def test_the_daily_budget_stops_the_model_for_every_conversation(settings) -> No
     conversation.refresh_from_db()
     assert conversation.handoff_reason == "budget"
     assert "today" in AgentRun.objects.get(pk=run.pk).error
+
+
+@pytest.mark.django_db
+def test_the_daily_budget_day_starts_at_midnight_in_the_shop_s_time_zone(settings) -> None:
+    settings.TIME_ZONE = "Europe/London"
+    settings.DAILY_BUDGET_USD = Decimal("1.00")
+    elsewhere = _queued_run(ConversationFactory.create())
+    # 00:30 on 1 July in London (British Summer Time, UTC+1): still 30 June in UTC.
+    spent_at = datetime(2026, 6, 30, 23, 30, tzinfo=UTC)
+    AgentRun.objects.filter(pk=elsewhere.pk).update(cost_usd=Decimal("1.00"), created_at=spent_at)
+    conversation = ConversationFactory.create()
+
+    that_morning = budget_exceeded(
+        conversation_id=conversation.pk, now=datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
+    )
+    the_next_night = budget_exceeded(
+        conversation_id=conversation.pk, now=datetime(2026, 7, 1, 23, 30, tzinfo=UTC)
+    )
+
+    assert that_morning is not None
+    assert "today" in that_morning
+    assert the_next_night is None

@@ -7,12 +7,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from agents.api.event_stream import stream_slots
+from agents.api.event_stream import run_event_stream, stream_slots
 from agents.models import AgentRun
-from agents.run_stream import _client, _key
+from agents.run_stream import _client, _key, run_event_publish
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
 
@@ -202,3 +203,25 @@ def test_streams_past_the_per_process_cap_answer_503_and_slots_are_freed(
     assert stream_slots._open == 0
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "2"
+
+
+def test_a_stream_that_found_events_holds_no_database_connection_while_it_waits(
+    settings,
+) -> None:
+    settings.SSE_HEARTBEAT_SECONDS = 1
+    conversation = ConversationFactory.create()
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
+    )
+    run_event_publish(run_id=str(run.pk), type="run.started", data={"delivery": 1})
+    stream = run_event_stream(run=run, after="")
+    retry_hint, started = next(stream), next(stream)
+
+    # The run has said nothing more: the stream waits on Redis for a heartbeat, and nothing
+    # uses the database between that wait and the keep-alive it sends after it.
+    keep_alive = next(stream)
+
+    assert retry_hint.startswith(b"retry:")
+    assert b"event: run.started" in started
+    assert keep_alive == b": keep-alive\n\n"
+    assert connection.connection is None

@@ -8,12 +8,14 @@ from django.db import connection
 
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.models import AgentRun
+from agents.run_stream import run_events_read
 from agents.services import _fail, _start, _store, agent_run_cancel, agent_run_execute
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
 from conversations.services import (
     conversation_handoff,
     conversations_close,
+    conversations_hand_back,
     message_post,
     staff_message_post,
 )
@@ -237,6 +239,70 @@ def test_a_hand_off_turn_after_staff_took_over_is_not_posted_after_them(settings
     run.refresh_from_db()
     assert run.status == AgentRun.Status.CANCELLED
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
+def test_an_escalation_after_staff_took_over_is_not_posted_after_them(settings) -> None:
+    run = _running("Can I talk to a person?")
+    staff_message_post(
+        conversation=run.conversation, author=StaffFactory.create(), content="Sam here."
+    )
+    with loopback_openai(settings) as server:
+        # The model asks for a person after staff already have the conversation.
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("escalate_to_human", {"reason": "asked"})]),
+            ChatText("I've passed you to our team."),
+        )
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert "with staff" in run.error
+    assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
+
+
+def test_a_turn_silenced_mid_turn_then_answered_on_hand_back_is_billed_for_both(
+    settings,
+) -> None:
+    run = _running()
+    conversation_handoff(conversation_id=run.conversation_id, reason="Taken over by staff.")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatText("Here you are", prompt_tokens=20),
+            ROUTE_TO_SALES,
+            ChatText("Here you are", prompt_tokens=20),
+        )
+        _store(run, run_turn(run=run), latency_ms=0)
+
+        conversations_hand_back(conversation_ids=[run.conversation_id])
+        agent_run_execute(run_id=str(run.pk))
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert _reply(run).content == "Here you are"
+    assert (run.prompt_tokens, run.model_calls) == (2 * (50 + 20), 4)
+    assert run.deliveries == 1
+
+
+def test_a_silenced_run_queued_again_on_hand_back_starts_a_fresh_event_stream(
+    django_capture_on_commit_callbacks,
+) -> None:
+    conversation = ConversationFactory.create()
+    _, queued = message_post(conversation=conversation, author=conversation.owner, content="Hi")
+    assert queued is not None
+    conversation_handoff(conversation_id=conversation.pk, reason="Taken over by staff.")
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_run_execute(run_id=str(queued.pk))  # publishes run.cancelled
+    cancelled = [event.type for event in run_events_read(run_id=str(queued.pk))]
+
+    conversations_hand_back(conversation_ids=[conversation.pk])
+
+    assert cancelled == ["run.cancelled"]
+    # A follower of the run waits for its answer rather than stopping at the old cancel.
+    assert run_events_read(run_id=str(queued.pk)) == []
+    assert AgentRun.objects.get(pk=queued.pk).status == AgentRun.Status.QUEUED
 
 
 def test_a_turn_failing_after_staff_took_over_posts_no_apology() -> None:

@@ -1,0 +1,90 @@
+"""Conversation services against the database, including interleavings with staff actions."""
+
+import pytest
+
+from agents.models import AgentRun
+from agents.services import agent_run_cancel, agent_run_execute
+from beemanhoney.common.exceptions import ApplicationError
+from conversations.models import Conversation, Message
+from conversations.services import (
+    conversation_handoff,
+    conversations_close,
+    conversations_hand_back,
+    message_post,
+)
+from tests.agents.loopback import loopback_openai
+from tests.conversations.factories import ConversationFactory
+from tests.support.fake_openai import ChatText, ChatToolCalls
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_message_posted_as_staff_hand_the_conversation_back_is_answered() -> None:
+    conversation = ConversationFactory.create(status=Conversation.Status.NEEDS_HUMAN)
+    # The request read the conversation with staff; the hand-back committed before its
+    # message, so the hand-back found nothing to answer.
+    read_by_the_request = Conversation.objects.get(pk=conversation.pk)
+    conversations_hand_back(conversation_ids=[conversation.pk])
+
+    message, run = message_post(
+        conversation=read_by_the_request, author=conversation.owner, content="Hello?"
+    )
+
+    assert run is not None
+    assert run.user_message_id == message.pk
+    assert run.status == AgentRun.Status.QUEUED
+
+
+def test_a_message_posted_as_the_conversation_is_closed_is_refused() -> None:
+    conversation = ConversationFactory.create()
+    read_by_the_request = Conversation.objects.get(pk=conversation.pk)
+    conversations_close(conversation_ids=[conversation.pk])
+
+    with pytest.raises(ApplicationError) as refused:
+        message_post(conversation=read_by_the_request, author=conversation.owner, content="Hi")
+
+    assert refused.value.status_code == 409
+    assert not Message.objects.filter(conversation=conversation).exists()
+    assert not AgentRun.objects.exists()
+
+
+def test_a_message_whose_run_a_take_over_silenced_is_answered_on_hand_back(settings) -> None:
+    conversation = ConversationFactory.create()
+    _, queued = message_post(
+        conversation=conversation, author=conversation.owner, content="Have you got MAN-15?"
+    )
+    assert queued is not None
+    conversation_handoff(conversation_id=conversation.pk, reason="Taken over by staff.")
+    agent_run_execute(run_id=str(queued.pk))  # the worker finds staff with the conversation
+
+    conversations_hand_back(conversation_ids=[conversation.pk])
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatText("Yes, MAN-15 is in stock."),
+        )
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert run.error == ""
+    assert list(conversation.messages.values_list("role", "content")) == [
+        ("user", "Have you got MAN-15?"),
+        ("assistant", "Yes, MAN-15 is in stock."),
+    ]
+
+
+def test_a_message_whose_run_the_customer_cancelled_is_not_answered_on_hand_back() -> None:
+    conversation = ConversationFactory.create()
+    _, queued = message_post(
+        conversation=conversation, author=conversation.owner, content="Have you got MAN-15?"
+    )
+    assert queued is not None
+    agent_run_cancel(run=queued)
+    conversation_handoff(conversation_id=conversation.pk, reason="Taken over by staff.")
+
+    conversations_hand_back(conversation_ids=[conversation.pk])
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.CANCELLED
+    assert run.error == "Cancelled by the customer."
