@@ -65,7 +65,7 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
     run_id = str(run.pk)
     # The request's own queries (authentication, the run) left a connection open: the stream
     # waits on Redis and writes to the client holding none, taking one only for its checks.
-    _release_database_connection()
+    release_database_connection()
     yield b"retry: 2000\n\n"
     deadline = time.monotonic() + settings.SSE_MAX_STREAM_SECONDS
     check_database = True
@@ -78,7 +78,7 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
                     # Finished and nothing (more) live: the events expired. Re-read once:
                     # the final events may have landed between the two reads.
                     events = run_events_read(run_id=run_id, after=after) or _replay(run, after)
-                _release_database_connection()
+                release_database_connection()
                 if run.is_finished and not events:
                     return
             if not events:
@@ -96,7 +96,7 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
     except redis.RedisError:
         logger.warning("run_events.stream_broken", extra={"run_id": run_id})
     finally:
-        _release_database_connection()
+        release_database_connection()
 
 
 class StreamSlots:
@@ -144,9 +144,9 @@ class SlotHoldingStream:
             close()
 
 
-def _release_database_connection() -> None:
-    """An open stream waits on Redis, not Postgres: hold no database connection meanwhile,
-    or every open stream would pin one of the server's connections."""
+def release_database_connection() -> None:
+    """An open stream (or a ``?wait``) waits on Redis, not Postgres: hold no database
+    connection meanwhile, or every one open would pin one of the server's connections."""
     if not connection.in_atomic_block:
         connection.close()
 

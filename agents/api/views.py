@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from agents import selectors, services
 from agents.api.event_stream import (
     SlotHoldingStream,
+    release_database_connection,
     run_event_stream,
     run_stream_seen_to_the_end,
     stream_slots,
@@ -88,14 +89,21 @@ class RunDetailApi(APIView):
         ):
             try:
                 run_finished_wait(
-                    run_id=str(run.pk),
-                    timeout=wait,
-                    is_finished=lambda: AgentRun.objects.get(pk=run.pk).is_finished,
+                    run_id=str(run.pk), timeout=wait, is_finished=lambda: _finished(run)
                 )
             finally:
                 stream_slots.release()
             run.refresh_from_db()
         return Response(RunOutputSerializer(run).data)
+
+
+def _finished(run: AgentRun) -> bool:
+    """Whether the run has finished, read without keeping the database connection: a wait
+    blocks on Redis next."""
+    try:
+        return AgentRun.objects.get(pk=run.pk).is_finished
+    finally:
+        release_database_connection()
 
 
 class RunCancelApi(APIView):

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -225,3 +226,37 @@ def test_a_stream_that_found_events_holds_no_database_connection_while_it_waits(
     assert b"event: run.started" in started
     assert keep_alive == b": keep-alive\n\n"
     assert connection.connection is None
+
+
+def _connections_to(database: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_wait_holds_no_database_connection_while_it_waits() -> None:
+    conversation = ConversationFactory.create()
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
+    )
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+    database = connection.settings_dict["NAME"]
+    before = _connections_to(database)
+    answers = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(client.get(f"/api/runs/{run.pk}/?wait=20"))
+    )
+
+    waiting.start()
+    time.sleep(2)  # the request has read the run and is waiting on Redis
+    during = _connections_to(database)
+    AgentRun.objects.filter(pk=run.pk).update(status=AgentRun.Status.CANCELLED)
+    run_event_publish(run_id=str(run.pk), type="run.cancelled", data={})
+    waiting.join(timeout=30)
+
+    assert during == before
+    assert answers[0].json()["status"] == "cancelled"
