@@ -67,7 +67,7 @@ class FileColumns:
         unknown = [name for name in names if name not in (*self.names, "", None)]
         if not unknown:
             return None
-        listed = ", ".join(f'"{shortened(name)}"' for name in unknown)
+        listed = ", ".join(f'"{_printable(shortened(name))}"' for name in unknown)
         return f"unknown column(s): {listed} (the columns: {', '.join(self.names)})"
 
     def wrong_type(self, column: str, value: Any) -> str | None:
@@ -226,13 +226,35 @@ def row_problems(row: dict[str, Any], columns: FileColumns) -> list[str]:
     if wrong := [p for column, value in row.items() if (p := columns.wrong_type(column, value))]:
         raise ValueError("; ".join(problems + wrong))
     problems += [f"{column}: required" for column in columns.required if cell(row, column) == ""]
-    # PostgreSQL's text cannot hold one; it would fail the whole import at the INSERT.
+    # PostgreSQL's text cannot hold a NUL, and UTF-8 (which the driver sends) cannot encode a
+    # lone surrogate: either would fail the whole import at the INSERT.
     problems += [
         f"{column}: contains a NUL character"
         for column in columns.names
         if any("\x00" in text_of(item) for item in _items(row.get(column)))
     ]
+    problems += [
+        f"{column}: contains a lone surrogate (JSON's \\ud800 to \\udfff), which is no character"
+        for column in columns.names
+        if not all(is_unicode_text(text_of(item)) for item in _items(row.get(column)))
+    ]
     return problems
+
+
+def is_unicode_text(text: str) -> bool:
+    """Whether ``text`` is characters UTF-8 can encode: JSON's "\\ud800" reads as a lone
+    surrogate, which is not, and the database driver fails on it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape: a message holding one could not
+    be printed or shown on a page."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def too_long(row: dict[str, Any], max_lengths: dict[str, int]) -> list[str]:

@@ -70,7 +70,10 @@ def parse_article_row(row: dict[str, Any]) -> ArticleRow:
     """One validated row; ``ValueError`` lists everything wrong with it."""
     problems = row_problems(row, KNOWLEDGE_COLUMNS)
     title = cell(row, "title")
-    slug = cell(row, "slug") or slugify(title)
+    # A slug made from a title is cut to the field as the API cuts one
+    # (``catalog.services._unique_slug``), so a file without slugs updates the article the API
+    # made: slugify writes "ﬃ" as "ffi" and "½" as "12", and a title of 200 may make more.
+    slug = cell(row, "slug") or slugify(title)[: MAX_LENGTHS["slug"]].rstrip("-")
     if title and not slug:
         problems.append("slug: the title has no letters or digits to make one of; give a slug")
     elif slug:

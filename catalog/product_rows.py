@@ -16,6 +16,7 @@ from catalog.currencies import NOT_THREE_CAPITALS, currency_problem
 from catalog.import_files import (
     FileColumns,
     cell,
+    is_unicode_text,
     parse_rows,
     row_problems,
     shortened,
@@ -138,8 +139,11 @@ def _tags(value: Any) -> tuple[str, ...]:
 def _new_category_problem(name: str) -> str | None:
     """A category the import would create, whose slug cannot be made from its name ("蜂蜜",
     "???"): the API asks for a slug then, and an import has no column to give one. A name that
-    slugs asks nothing of the database."""
-    if not name or slugify(name) or category_named(name) is not None:
+    slugs asks nothing of the database, nor does one no query can carry (``row_problems``
+    reports it)."""
+    if not name or slugify(name) or not is_unicode_text(name) or "\x00" in name:
+        return None
+    if category_named(name) is not None:
         return None
     return (
         f"category: {shortened(name)!r} would be a new category, and its name has no letters"

@@ -31,8 +31,12 @@ from typing import Any, Protocol, TypeVar
 
 PENNY = Decimal("0.01")
 
-# 12, 12.50, 1,000 or 1,250.99 (a comma only between thousands).
-_FIGURE = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?"
+# 12, 12.50, 1,000 or 1,250.99 (a comma only between thousands), with at most 12 digits before
+# the point: more than any price has (catalog.models), so a longer number is no price (around
+# £ and 30 digits overflowed Decimal's 28 digits). A figure starts where its number starts:
+# tried from every digit of a long run, each pattern read on to the run's end from each one (a
+# chat message of 4,000 digits took 6.6 s) and could take the run's tail for a price.
+_FIGURE = r"(?<![\d,.])(?:\d{1,3}(?:,\d{3}){1,3}|\d{1,12})(?!\d|,\d{3})(?:\.\d{1,2})?"
 # A banknote by its name: "under a tenner" is under £10.
 _NOTES = {"fiver": Decimal(5), "tenner": Decimal(10)}
 _AMOUNT = (

@@ -7,7 +7,7 @@ The SQL a search runs, compiled once per process and filter set, is in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -202,6 +202,31 @@ def category_named(name: str, *, column: str = "name") -> Category | None:
     return Category.objects.filter(same).first()
 
 
+def categories_named(*, names: Iterable[str]) -> dict[str, Category]:
+    """Each of ``names`` with the category ``category_named`` finds for it by name, else by
+    slug (a name neither finds is left out): two statements, however many names."""
+    distinct = list(dict.fromkeys(names))
+    if not distinct:
+        return {}
+    # PostgreSQL's LOWER(), as ``category_named`` compares: Python's lower() differs from it.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, LOWER(name) FROM unnest(%s::text[]) AS name", [distinct])
+        lowered: dict[str, str] = dict(cursor.fetchall())
+    wanted = set(lowered.values())
+    # In name order (Category.Meta): the first of two slugs that differ only in case is the
+    # one ``category_named``'s first() finds.
+    found = Category.objects.annotate(lower_name=Lower("name"), lower_slug=Lower("slug")).filter(
+        Q(lower_name__in=wanted) | Q(lower_slug__in=wanted)
+    )
+    by_name: dict[str, Category] = {}
+    by_slug: dict[str, Category] = {}
+    for category in found:
+        by_name.setdefault(category.lower_name, category)
+        by_slug.setdefault(category.lower_slug, category)
+    named = {name: by_name.get(lower) or by_slug.get(lower) for name, lower in lowered.items()}
+    return {name: category for name, category in named.items() if category is not None}
+
+
 def category_exists(*, slug: str) -> bool:
     return Category.objects.filter(slug=slug).exists()
 
@@ -338,12 +363,24 @@ def _candidates(limit: int) -> int:
 def _hybrid_search(
     rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
 ) -> list[SearchHit[M]]:
+    ranking = _hybrid_search_ranking(
+        rows, rows_key=rows_key, query=query, limit=limit, filtered=filtered
+    )
+    return _search_hits(ranking, _rows_by_id(rows, [hit.pk for hit in ranking]))
+
+
+def _hybrid_search_ranking(
+    rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
+) -> list[RankedId]:
     statements = search_statements(
         lambda: rows, rows_key=rows_key, limit=_candidates(limit), filtered=filtered
     )
-    ranking = _hybrid_ranking(lambda: rows, statements=statements, query=query, limit=limit).hits
+    return _hybrid_ranking(lambda: rows, statements=statements, query=query, limit=limit).hits
+
+
+def _rows_by_id(rows: QuerySet[M], ids: list[int]) -> dict[int, M]:
     # order_by(): a dict needs no ORDER BY (the model's default ordering would sort by name).
-    return _search_hits(ranking, rows.order_by().in_bulk([hit.pk for hit in ranking]))
+    return rows.order_by().in_bulk(ids)
 
 
 def _search_hits(ranking: list[RankedId], by_id: dict[int, M]) -> list[SearchHit[M]]:
@@ -639,3 +676,17 @@ def knowledge_search(
         limit=limit,
         filtered=bool(topic),
     )
+
+
+def knowledge_search_rows(*, query: str, topic: str | None = None) -> RankedRows[KnowledgeArticle]:
+    """As ``knowledge_search``, for paging as ``product_search_rows`` pages: the
+    ``SEARCH_CANDIDATES`` best, of which only the page asked for is loaded."""
+    rows = knowledge_article_list(topic=topic)
+    ranking = _hybrid_search_ranking(
+        rows,
+        rows_key=("knowledge", topic),
+        query=query,
+        limit=settings.SEARCH_CANDIDATES,
+        filtered=bool(topic),
+    )
+    return RankedRows(lambda ids: _rows_by_id(rows, ids), ranking)

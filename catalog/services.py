@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import Count, ForeignKey, Model, Q, QuerySet
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -40,7 +40,12 @@ from catalog.models import (
 from catalog.product_rows import ProductRow, parse_product_rows
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
-from catalog.selectors import category_named, embedding_is_current, stored_passage_vectors
+from catalog.selectors import (
+    categories_named,
+    category_named,
+    embedding_is_current,
+    stored_passage_vectors,
+)
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R", ProductRow, ArticleRow)
@@ -484,10 +489,33 @@ def category_renamed(*, category: Category) -> None:
     embeddings_refresh_on_commit(kind="products", ids=ids)
 
 
-def _product_values(row: ProductRow, report: ImportReport) -> dict[str, Any]:
+class _ImportCategories:
+    """What ``category_get_or_create`` finds or makes for each category an import's rows name,
+    with one read for all of them (on first use, so inside the import's transaction) and again
+    after each category the import makes: that one may be what later rows name, in any case or
+    by its slug. Read for each row, as ``category_get_or_create`` reads, a row costs one or two
+    statements."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._names = list(dict.fromkeys(names))
+        self._named: dict[str, Category] | None = None
+
+    def get_or_create(self, name: str) -> tuple[Category, bool]:
+        if self._named is None:
+            self._named = categories_named(names=self._names)
+        if (category := self._named.get(name)) is not None:
+            return category, False
+        category = Category.objects.create(name=name, slug=_unique_slug(Category, name))
+        self._named = categories_named(names=self._names)
+        return category, True
+
+
+def _product_values(
+    row: ProductRow, report: ImportReport, *, categories: _ImportCategories
+) -> dict[str, Any]:
     """The fields of the columns the row gives (a new product takes defaults for the rest); a
     category it creates is added to ``report``."""
-    category, created = category_get_or_create(name=row.category)
+    category, created = categories.get_or_create(row.category)
     if created:
         report.created_categories.append(category.name)
     values = {
@@ -509,13 +537,14 @@ def product_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) ->
     """Upsert products by sku. All-or-nothing unless ``skip_invalid``: then good rows load,
     and a file without one fails all the same."""
     parsed, errors = parse_product_rows(rows)
+    categories = _ImportCategories(row.category for row in parsed)
     return _rows_import(
         kind="products",
         parsed=parsed,
         errors=errors,
         skip_invalid=skip_invalid,
         key="sku",
-        values=_product_values,
+        values=lambda row, report: _product_values(row, report, categories=categories),
         new_row_fields=lambda row: {"slug": _unique_slug(Product, row.name, row.sku)},
     )
 
@@ -577,7 +606,10 @@ def _rows_upsert(
     touched: list[int] = []
     with transaction.atomic():
         keys = [getattr(row, key) for row in parsed]
-        existing = {getattr(obj, key): obj for obj in model.objects.filter(**{f"{key}__in": keys})}
+        # Without the vector (384 floats a row) and the search vector, which an import neither
+        # compares nor writes: a save then writes only the fields loaded.
+        rows = model.objects.filter(**{f"{key}__in": keys}).defer("embedding", "search_vector")
+        existing = {getattr(obj, key): obj for obj in rows}
         for row in parsed:
             fields = values(row, report)
             obj = existing.get(getattr(row, key))
@@ -586,7 +618,7 @@ def _rows_upsert(
                     **{key: getattr(row, key)}, **new_row_fields(row), **fields
                 )
                 report.created += 1
-            elif any(getattr(obj, name) != value for name, value in fields.items()):
+            elif any(_differs(obj, name, value) for name, value in fields.items()):
                 for name, value in fields.items():
                     setattr(obj, name, value)
                 obj.save()
@@ -600,6 +632,15 @@ def _rows_upsert(
             # Which words are too common to tell rows apart comes from these statistics;
             # autovacuum would refresh them only a minute or so later.
             transaction.on_commit(catalog_statistics_refresh, robust=True)
+
+
+def _differs(row: Model, name: str, value: Any) -> bool:
+    """Whether ``value`` would change ``row``'s field ``name``; a related row by its key, which
+    ``row`` holds, rather than by loading the row it refers to."""
+    field = row._meta.get_field(name)
+    if isinstance(field, ForeignKey):
+        return bool(getattr(row, field.attname) != value.pk)
+    return bool(getattr(row, name) != value)
 
 
 def _embedded_row_save(row: E, *, kind: str, exclude: list[str] | None = None) -> E:

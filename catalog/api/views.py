@@ -1,6 +1,7 @@
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import slug_re
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
@@ -32,6 +33,18 @@ from catalog.models import (
 )
 
 MAX_QUERY_LENGTH = 300
+
+
+def _tag_max_length() -> int:
+    """The longest tag ``Product.tags`` holds."""
+    tags = Product._meta.get_field("tags")
+    assert isinstance(tags, ArrayField)
+    longest = tags.base_field.max_length
+    assert longest is not None
+    return longest
+
+
+TAG_MAX_LENGTH = _tag_max_length()
 
 
 class ProductOutputSerializer(serializers.Serializer):
@@ -116,7 +129,7 @@ class ProductInputSerializer(StrictSerializer):
     stock = PlainIntegerField(min_value=0, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=40, validators=[tag_validator]),
+        child=serializers.CharField(max_length=TAG_MAX_LENGTH, validators=[tag_validator]),
         required=False,
         default=list,
         max_length=MAX_TAGS,
@@ -129,8 +142,11 @@ class ProductInputSerializer(StrictSerializer):
 
 class TagFilterField(serializers.ListField):
     """Tags to filter by, every one required: repeated (``tags=raw&tags=british``),
-    comma-separated (``tags=raw,british``) or both; as stored, trimmed and lower-cased."""
+    comma-separated (``tags=raw,british``) or both; as stored, trimmed and lower-cased. A tag
+    longer than the column holds is refused: the filter's SQL casts each tag to the column's
+    length, and a tag cut so would match the products tagged with its first characters."""
 
+    # Longer than a tag: a value may list several.
     child = serializers.CharField(max_length=400, allow_blank=True)
 
     def to_internal_value(self, data: Any) -> list[str]:
@@ -143,7 +159,12 @@ class TagFilterField(serializers.ListField):
                 list(dict.fromkeys(str(message) for error in errors for message in error))
             ) from exc
         tags = (tag.strip().lower() for value in values for tag in value.split(","))
-        return list(dict.fromkeys(tag for tag in tags if tag))
+        tags_given = list(dict.fromkeys(tag for tag in tags if tag))
+        if any(len(tag) > TAG_MAX_LENGTH for tag in tags_given):
+            raise serializers.ValidationError(
+                [f"Ensure each tag has no more than {TAG_MAX_LENGTH} characters."]
+            )
+        return tags_given
 
 
 class ProductListApi(APIView):
@@ -428,9 +449,7 @@ class KnowledgeListApi(APIView):
         params.is_valid(raise_exception=True)
         topic, query = params.validated_data.get("topic"), params.validated_data.get("q", "")
         if query.strip():
-            articles: Any = [
-                hit.item for hit in selectors.knowledge_search(query=query, topic=topic, limit=20)
-            ]
+            articles: Any = selectors.knowledge_search_rows(query=query, topic=topic)
         else:
             articles = selectors.knowledge_article_list(topic=topic)
         paginator = StandardPagination()

@@ -1,5 +1,6 @@
 import csv
 import io
+import json
 import re
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -407,6 +408,23 @@ def test_import_view_files_a_product_under_a_category_named_in_another_unicode_c
 
     assert response.status_code == 302
     assert Product.objects.get(sku="BH-PINE-1").category == category
+
+
+@pytest.mark.django_db
+def test_import_view_skips_a_json_row_holding_a_lone_surrogate(staff_client: Client) -> None:
+    rows = [
+        {"sku": "BH-RAW-001", "name": "Clover \ud800Honey", "category": "Raw Honey", "price": "9"},
+        {"sku": "BH-RAW-002", "name": "Heather Honey", "category": "Raw Honey", "price": "9"},
+    ]
+    upload = csv_upload(json.dumps(rows), name="catalog.json")  # "\ud800" as JSON escapes it
+
+    response = staff_client.post(IMPORT, {"file": upload, "skip_invalid": "on"})
+
+    assert response.status_code == 302
+    assert list(Product.objects.values_list("sku", flat=True)) == ["BH-RAW-002"]
+    assert messages_of(response)[1] == (
+        "item 1: name: contains a lone surrogate (JSON's \\ud800 to \\udfff), which is no character"
+    )
 
 
 @pytest.mark.django_db

@@ -259,6 +259,31 @@ def test_product_list_with_q_keeps_to_the_price_range_and_order_the_query_states
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
+    "query",
+    [
+        "beeswax candles around £100000000000000000000000000000",
+        "beeswax candles £100000000000000000000000000000ish",
+        "beeswax candles £100000000000000000000000000000 or so",
+    ],
+)
+def test_product_list_with_q_reads_a_figure_longer_than_any_price_as_no_price(
+    api_client: APIClient, query: str
+) -> None:
+    candles(CANDLES[:3])
+    embeddings_refresh(kind="products")
+
+    response = api_client.get(PRODUCTS_URL, {"q": query})
+
+    assert response.status_code == 200
+    assert {row["sku"] for row in response.json()["results"]} == {
+        "dinner-pair",
+        "pillar",
+        "tea-lights",
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
     ("ordering", "skus"),
     [
         ("price", ["tea-lights", "dinner-pair", "votive", "pillar"]),
@@ -381,6 +406,7 @@ def test_a_page_of_products_costs_the_same_statements_for_5_rows_as_for_20(
         ({"q": ["candles", "honey"]}, "q"),
         ({"tags": ["raw", "x" * 401]}, "tags"),
         ({"tags": "raw\x00"}, "tags"),
+        ({"tags": "raw," + "x" * 41}, "tags"),
     ],
 )
 def test_product_list_refuses_bad_filters_naming_the_field(
@@ -393,6 +419,23 @@ def test_product_list_refuses_bad_filters_naming_the_field(
     assert body["detail"] == "Invalid input."
     assert list(body["errors"]) == [field]
     assert [type(message) for message in body["errors"][field]] == [str]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{}, {"q": "wildflower honey"}])
+def test_product_list_refuses_a_tag_longer_than_a_product_holds_not_matching_its_start(
+    api_client: APIClient, params: dict[str, str]
+) -> None:
+    # The filter's SQL casts a tag to the column's 40 characters, which would cut this one.
+    ProductFactory.create(name="Wildflower Honey", tags=["x" * 40])
+    embeddings_refresh(kind="products")
+
+    longest = api_client.get(PRODUCTS_URL, {**params, "tags": "x" * 40})
+    longer = api_client.get(PRODUCTS_URL, {**params, "tags": "x" * 43})
+
+    assert len(longest.json()["results"]) == 1
+    assert longer.status_code == 400
+    assert longer.json()["errors"] == {"tags": ["Ensure each tag has no more than 40 characters."]}
 
 
 @pytest.mark.django_db
@@ -651,6 +694,29 @@ def test_knowledge_list_with_q_puts_the_best_match_first(api_client: APIClient) 
     response = api_client.get("/api/knowledge/", {"q": "my honey went solid and grainy"})
 
     assert response.json()["results"][0]["slug"] == "crystallisation"
+
+
+@pytest.mark.django_db
+def test_knowledge_list_with_q_pages_through_every_match_as_the_product_search_does(
+    api_client: APIClient,
+) -> None:
+    slugs = {
+        KnowledgeArticleFactory.create(
+            title=f"Storing honey, part {n}", slug=f"storing-honey-{n}", topic="storage"
+        ).slug
+        for n in range(25)
+    }
+    embeddings_refresh(kind="knowledge")
+    search = {"q": "how should I store honey?"}
+
+    whole = api_client.get("/api/knowledge/", {**search, "page_size": "50"}).json()
+    second = api_client.get("/api/knowledge/", {**search, "page": "2"})
+
+    assert (whole["count"], {article["slug"] for article in whole["results"]}) == (25, slugs)
+    assert second.status_code == 200
+    assert [article["slug"] for article in second.json()["results"]] == [
+        article["slug"] for article in whole["results"][20:]
+    ]
 
 
 @pytest.mark.django_db

@@ -255,6 +255,28 @@ def test_import_catalog_with_skip_invalid_loads_the_valid_rows(
 
 
 @pytest.mark.django_db
+def test_import_catalog_with_skip_invalid_skips_a_json_row_holding_a_lone_surrogate(
+    tmp_path: Path,
+) -> None:
+    rows = csv_rows()
+    rows[0]["name"] = "Wildflower \ud800Honey"
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(rows))  # with the escape "\ud800", as JSON writes one
+
+    out, err = run("import_catalog", str(path), "--skip-invalid")
+
+    assert out == (
+        "Imported catalog.json: created 1, updated 0, unchanged 0, invalid 1;"
+        " created categories: Beeswax Goods\n"
+    )
+    assert err == (
+        "item 1: name: contains a lone surrogate (JSON's \\ud800 to \\udfff), which is no"
+        " character\n"
+    )
+    assert list(Product.objects.values_list("sku", flat=True)) == ["BH-WAX-001"]
+
+
+@pytest.mark.django_db
 def test_import_catalog_with_skip_invalid_fails_when_no_row_is_valid(tmp_path: Path) -> None:
     rows = csv_rows()
     for row in rows:

@@ -348,3 +348,14 @@ def test_a_json_value_nested_as_deep_as_json_reads_is_a_row_error() -> None:
 
     assert valid == []
     assert errors == ["item 1: name: must be text"]
+
+
+def test_a_json_column_named_with_a_lone_surrogate_is_named_by_its_escape() -> None:
+    # json.dumps writes "\ud800" as its escape, which json.loads reads back as a lone surrogate.
+    stream = io.BytesIO(json.dumps([{"sku": "A-1", "\ud800": "x"}]).encode())
+    rows = read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+    _, errors = parse_product_rows(rows)
+
+    assert errors[0].startswith('item 1: unknown column(s): "\\ud800" (the columns: ')
+    assert errors[0].encode("utf-8")  # a message that can be printed or shown on a page

@@ -130,3 +130,25 @@ def test_a_slug_repeated_in_the_file_is_reported_with_both_item_numbers() -> Non
 
     assert [row.slug for row in valid] == ["storing-honey", "how-to-store-honey"]
     assert errors == ["item 3: slug: how-to-store-honey repeats item 2"]
+
+
+@pytest.mark.parametrize("column", ["title", "body"])
+def test_a_lone_surrogate_is_rejected_as_a_nul_character_is(column: str) -> None:
+    row = a_row(**{column: "Storing \ud800honey"})
+
+    with pytest.raises(ValueError, match=rf"^{column}: contains a lone surrogate \(JSON's") as e:
+        parse_article_row(row)
+
+    assert str(e.value) == (
+        f"{column}: contains a lone surrogate (JSON's \\ud800 to \\udfff), which is no character"
+    )
+
+
+def test_a_slug_made_from_a_title_is_cut_to_its_field_as_the_api_cuts_one() -> None:
+    # slugify writes each "\ufb03" as "ffi": 199 characters of title make a slug of 249.
+    row = a_row(title="Honey \ufb03 " * 25)
+    del row["slug"]
+
+    parsed = parse_article_row(row)
+
+    assert parsed.slug == "honey-ffi-" * 21 + "honey-ffi"  # 220 characters, less the "-"

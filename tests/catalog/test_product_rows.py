@@ -155,6 +155,43 @@ def test_a_nul_character_is_rejected() -> None:
         parse_product_row(row)
 
 
+# What JSON's "\ud800" reads as: a lone surrogate, which UTF-8 cannot encode, nor the database
+# driver send.
+LONE_SURROGATE = "\ud800"
+LONE_SURROGATE_PROBLEM = (
+    "contains a lone surrogate (JSON's \\ud800 to \\udfff), which is no character"
+)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("name", f"Heather {LONE_SURROGATE}Honey"),
+        ("category", LONE_SURROGATE),
+        ("description", f"Bold{LONE_SURROGATE}"),
+        ("tags", ["raw", LONE_SURROGATE]),
+        ("origin", LONE_SURROGATE),
+        ("floral_source", LONE_SURROGATE),
+    ],
+)
+def test_a_lone_surrogate_is_rejected_as_a_nul_character_is(column: str, value: object) -> None:
+    # A category of no letters is looked up before it is refused: no query can carry this one.
+    row = a_row(**{column: value})
+
+    with pytest.raises(ValueError, match=rf"^{column}: contains a lone surrogate \(JSON's") as e:
+        parse_product_row(row)
+
+    assert str(e.value) == f"{column}: {LONE_SURROGATE_PROBLEM}"
+
+
+def test_a_category_of_a_nul_character_alone_is_rejected_without_a_query() -> None:
+    # A name that slugs to nothing is looked up as a category first; PostgreSQL refuses a NUL.
+    row = a_row(category="\x00")
+
+    with pytest.raises(ValueError, match=r"^category: contains a NUL character$"):
+        parse_product_row(row)
+
+
 def test_a_row_records_which_columns_it_gave() -> None:
     row = {"sku": "A-1", "name": "Clover Honey", "category": "Raw Honey", "price": "8", "tags": ""}
 

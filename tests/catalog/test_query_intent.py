@@ -76,6 +76,55 @@ def test_a_number_without_a_currency_or_a_bound_is_no_price(query: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "query",
+    [
+        "honey around £" + "9" * 27,
+        "honey £" + "9" * 27 + "ish",
+        "honey £" + "9" * 27 + " or so",
+        "honey around £100000000000000000000000000000",
+        "gifts under £1,000,000,000,000,000",
+    ],
+)
+def test_a_figure_of_more_digits_than_a_price_has_is_no_price(query: str) -> None:
+    assert query_intent_read(query) == QueryIntent(query)
+
+
+def test_a_figure_of_twelve_digits_is_a_price() -> None:
+    intent = query_intent_read("a hamper around £999,999,999,999")
+
+    assert intent == QueryIntent(
+        "a hamper", Decimal("749999999999.25"), Decimal("1249999999998.75")
+    )
+
+
+# Chat messages may be 4,000 characters. A figure starts where its number starts and is at most
+# 12 digits, so each pattern tries a run of digits once, a few steps: from each of its digits,
+# reading on to its end each time, 4,000 digits took 6.6 s.
+@pytest.mark.parametrize(
+    "query",
+    [
+        "1" * 4000,
+        "under £" + "1" * 3993,
+        "1" * 3987 + " pounds or so",
+        "around £" + "9" * 3989 + "ish",
+        "my budget is " + "5" * 3987,
+        "1," * 2000,
+    ],
+)
+def test_a_run_of_thousands_of_digits_is_no_price(query: str) -> None:
+    intent = query_intent_read(query)
+
+    assert (intent.text, intent.min_price, intent.max_price) == (query, None, None)
+
+
+@pytest.mark.parametrize(
+    "query", ["ref 12345678901234 pounds or so", "v1.234 pounds or so", "under £1,0000"]
+)
+def test_no_figure_is_read_from_inside_a_number(query: str) -> None:
+    assert query_intent_read(query) == QueryIntent(query)
+
+
+@pytest.mark.parametrize(
     ("query", "orders"),
     [
         ("the strongest most potent manuka", (ProductOrder.STRONGEST,)),

@@ -374,6 +374,123 @@ def test_import_queues_embedding_and_analyses_the_table_only_when_rows_changed(
     assert unchanged == []
 
 
+def rows_of_two_categories(count: int) -> list[dict[str, str]]:
+    """``count`` products, half under a category named in another case and half under one named
+    by its slug."""
+    return [
+        {
+            "sku": f"BH-{number:03d}",
+            "name": f"Meadow Honey {number}",
+            "category": "raw HONEY" if number % 2 else "beeswax-goods",
+            "price": "9.50",
+        }
+        for number in range(count)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [5, 50])
+def test_importing_a_file_again_costs_the_same_statements_however_many_rows(
+    count: int, django_assert_max_num_queries
+) -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
+    product_import(rows=rows_of_two_categories(count))
+
+    # A savepoint and its release, the products, and the categories' names lowered and read.
+    with django_assert_max_num_queries(5):
+        report = product_import(rows=rows_of_two_categories(count))
+
+    assert report.summary() == f"created 0, updated 0, unchanged {count}, invalid 0"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [5, 50])
+def test_an_import_that_changes_every_row_writes_each_once_and_reads_no_more(
+    count: int, django_assert_max_num_queries
+) -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
+    product_import(rows=rows_of_two_categories(count))
+    rows = [{**row, "price": "9.75"} for row in rows_of_two_categories(count)]
+
+    with django_assert_max_num_queries(5 + count):
+        report = product_import(rows=rows)
+
+    assert report.summary() == f"created 0, updated {count}, unchanged 0, invalid 0"
+    assert set(Product.objects.values_list("price", flat=True)) == {Decimal("9.75")}
+
+
+@pytest.mark.django_db
+def test_an_import_that_changes_a_row_keeps_its_embedding() -> None:
+    product_import(rows=catalog_rows())
+    embeddings_refresh(kind="products")
+    embedded = Product.objects.get(sku="BH-RAW-001").embedding
+    rows = catalog_rows()
+    rows[0]["stock"] = "12"
+
+    product_import(rows=rows)
+
+    product = Product.objects.get(sku="BH-RAW-001")
+    assert product.stock == 12
+    assert np.array_equal(product.embedding, embedded)
+
+
+@pytest.mark.django_db
+def test_a_category_an_import_makes_is_the_one_later_rows_name_in_any_case_or_by_slug() -> None:
+    rows = [
+        {**catalog_rows()[0], "sku": "BH-1", "category": "Gift Sets"},
+        {**catalog_rows()[0], "sku": "BH-2", "category": "GIFT SETS"},
+        {**catalog_rows()[0], "sku": "BH-3", "category": "gift-sets"},
+    ]
+
+    report = product_import(rows=rows)
+
+    gifts = Category.objects.get()
+    assert (gifts.name, gifts.slug, report.created_categories) == (
+        "Gift Sets",
+        "gift-sets",
+        ["Gift Sets"],
+    )
+    assert set(Product.objects.values_list("category", flat=True)) == {gifts.pk}
+
+
+@pytest.mark.django_db
+def test_a_slug_two_categories_share_but_for_case_names_the_first_by_name() -> None:
+    # "Gift-Sets" and the slug the import makes, "gift-sets": once that category is made, the
+    # name "gift-sets" finds it first by name, as category_get_or_create would.
+    zeta = CategoryFactory.create(name="Zeta", slug="Gift-Sets")
+    rows = [
+        {**catalog_rows()[0], "sku": "BH-1", "category": "gift-sets"},
+        {**catalog_rows()[0], "sku": "BH-2", "category": "Gift Sets"},
+        {**catalog_rows()[0], "sku": "BH-3", "category": "gift-sets"},
+    ]
+
+    product_import(rows=rows)
+
+    gifts = Category.objects.get(name="Gift Sets")
+    assert dict(Product.objects.values_list("sku", "category")) == {
+        "BH-1": zeta.pk,
+        "BH-2": gifts.pk,
+        "BH-3": gifts.pk,
+    }
+
+
+@pytest.mark.django_db
+def test_an_import_skips_a_row_holding_a_lone_surrogate_rather_than_failing() -> None:
+    rows = catalog_rows()
+    rows[0]["name"] = "Wildflower \ud800Honey"  # what JSON's "\ud800" reads as
+
+    report = product_import(rows=rows, skip_invalid=True)
+
+    assert report.summary() == (
+        "created 2, updated 0, unchanged 0, invalid 1; created categories: Raw Honey, Beeswax Goods"
+    )
+    assert report.errors == [
+        "item 1: name: contains a lone surrogate (JSON's \\ud800 to \\udfff), which is no character"
+    ]
+
+
 # --- product_create / product_update ----------------------------------------------------------
 
 
@@ -626,6 +743,34 @@ def test_knowledge_import_with_skip_invalid_loads_the_good_rows() -> None:
     assert list(KnowledgeArticle.objects.values_list("slug", flat=True)) == [
         "returns-within-30-days"
     ]
+
+
+@pytest.mark.django_db
+def test_knowledge_import_skips_a_row_holding_a_lone_surrogate_rather_than_failing() -> None:
+    rows = article_rows()
+    rows[0]["body"] = "Keep it in a \udfff cupboard."
+
+    report = knowledge_import(rows=rows, skip_invalid=True)
+
+    assert report.summary() == "created 1, updated 0, unchanged 0, invalid 1"
+    assert report.errors == [
+        "item 1: body: contains a lone surrogate (JSON's \\ud800 to \\udfff), which is no character"
+    ]
+
+
+@pytest.mark.django_db
+def test_knowledge_import_finds_an_article_by_the_slug_the_api_made_from_a_long_title() -> None:
+    # slugify writes each "\ufb03" as "ffi": the slug of this title is longer than its field.
+    title = ("Honey \ufb03 " * 25).strip()
+    made = services.knowledge_article_create(title=title, topic="storage", body="Old.")
+    row = {"title": title, "topic": "storage", "body": "New."}
+
+    report = knowledge_import(rows=[row])
+
+    article = KnowledgeArticle.objects.get()
+    assert report.summary() == "created 0, updated 1, unchanged 0, invalid 0"
+    assert (article.pk, article.slug, article.body) == (made.pk, made.slug, "New.")
+    assert len(article.slug) <= 220
 
 
 @pytest.mark.django_db
