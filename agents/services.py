@@ -195,6 +195,7 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
             usage=failure.usage,
             provider=failure.provider,
             model_name=failure.model_name,
+            latency_ms=_elapsed_ms(started),
             handed_off=failure.handed_off,
             # A tool handed the conversation to staff before the provider failed: that is what
             # the customer needs to know, not "try again".
@@ -202,8 +203,14 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
         )
     except Exception as exc:
         logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
-        return _fail(run, f"{type(exc).__name__}: {str(exc)[:500]}")
-    return _store(run, result, latency_ms=int((time.perf_counter() - started) * 1000))
+        return _fail(
+            run, f"{type(exc).__name__}: {str(exc)[:500]}", latency_ms=_elapsed_ms(started)
+        )
+    return _store(run, result, latency_ms=_elapsed_ms(started))
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
 
 
 def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
@@ -337,12 +344,16 @@ def _fail(
     usage: Usage | None = None,
     provider: str = "",
     model_name: str = "",
+    latency_ms: int | None = None,
     handed_off: bool = False,
     apology: str = FAILURE_REPLY,
 ) -> AgentRun:
-    """Fail the run, recording what its model calls spent before the failure (``usage``)."""
+    """Fail the run, recording what its model calls spent before the failure (``usage``) and
+    how long the turn ran until it failed (``latency_ms``)."""
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        if latency_ms is not None:
+            run.latency_ms = latency_ms
         if usage is not None:
             run.provider, run.model_name = provider, model_name
             _record_usage(run, usage)

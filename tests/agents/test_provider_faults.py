@@ -94,7 +94,10 @@ def test_a_hanging_provider_times_out_and_the_turn_ends_with_the_fallback_text(
     assert run["reply"]["content"] == FAILURE_REPLY
     assert len(server.chat_requests()) == MAX_RETRIES + 1
     assert elapsed < 20
-    assert "Timeout" in AgentRun.objects.get(pk=run["id"]).error
+    stored = AgentRun.objects.get(pk=run["id"])
+    assert "Timeout" in stored.error
+    assert stored.latency_ms is not None
+    assert stored.latency_ms <= elapsed * 1000
 
 
 def test_a_429_then_success_succeeds_within_the_retry_budget(server, strict_queue) -> None:
@@ -121,6 +124,7 @@ def test_a_provider_failing_with_5xx_ends_in_an_apology(server, strict_queue) ->
     assert run["status"] == "failed"
     assert run["reply"]["content"] == FAILURE_REPLY
     assert len(server.chat_requests()) == MAX_RETRIES + 1
+    assert AgentRun.objects.get(pk=run["id"]).latency_ms is not None
 
 
 def test_a_provider_failing_with_5xx_falls_back_to_the_offline_provider(
