@@ -143,8 +143,11 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
             return None
         if run.is_finished:
             return None
-        if run.deliveries >= settings.AGENT_MAX_DELIVERIES:
-            _finish_failed(run, f"gave up after {run.deliveries} deliveries (worker lost)")
+        handed_off = _handed_off_on_an_earlier_delivery(run)
+        if run.deliveries >= settings.AGENT_MAX_DELIVERIES or handed_off:
+            # A delivery that handed the conversation to staff and was lost before it said so
+            # (the hand-off commits at once, the reply with the run): the customer is told now.
+            _finish_lost(run, handed_off=handed_off)
             return None
         if run.conversation.status != Conversation.Status.ACTIVE:
             run.status = AgentRun.Status.CANCELLED
@@ -163,6 +166,35 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
             lambda: run_event_publish(run_id=run_id, type="run.started", data=started)
         )
     return run
+
+
+def _finish_lost(run: AgentRun, *, handed_off: bool) -> None:
+    """Fail a run whose worker was lost: with the hand-off its lost delivery made said now, or
+    given up after too many deliveries."""
+    if handed_off:
+        error = f"the worker was lost after delivery {run.deliveries} handed the conversation off"
+        _finish_failed(run, error, handed_off=True, apology=HANDOFF_REPLY)
+    else:
+        _finish_failed(run, f"gave up after {run.deliveries} deliveries (worker lost)")
+
+
+def _handed_off_on_an_earlier_delivery(run: AgentRun) -> bool:
+    """Whether an earlier delivery of ``run`` handed its conversation to staff (the customer
+    asked, or the budget ran out) and nothing was said after the customer's message since.
+    One run of a conversation runs at a time, so a hand-off by the assistant after this run
+    started is this run's."""
+    from conversations.services import STAFF_HANDOFF_REASONS
+
+    conversation = run.conversation
+    return (
+        run.deliveries > 0
+        and run.started_at is not None
+        and conversation.status == Conversation.Status.NEEDS_HUMAN
+        and conversation.handoff_at is not None
+        and conversation.handoff_at >= run.started_at
+        and conversation.handoff_reason not in STAFF_HANDOFF_REASONS
+        and not conversation.messages.filter(pk__gt=run.user_message_id).exists()
+    )
 
 
 def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
@@ -510,7 +542,7 @@ def _redispatch(run_id: uuid.UUID, stale_before: datetime, *, in_broker: set[str
         if not still_stuck:
             return "skipped"
         if run.deliveries >= settings.AGENT_MAX_DELIVERIES:
-            _finish_failed(run, f"gave up after {run.deliveries} deliveries (worker lost)")
+            _finish_lost(run, handed_off=_handed_off_on_an_earlier_delivery(run))
             return "failed"
         run.celery_task_id = str(uuid.uuid4())
         run.dispatched_at = timezone.now()

@@ -16,6 +16,7 @@ from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user, model_permission
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry, Message
 from conversations.services import (
+    STAFF_TAKE_OVER_REASON,
     conversation_handoff,
     conversations_close,
     conversations_hand_back,
@@ -24,7 +25,6 @@ from conversations.services import (
 
 # The latest messages shown on a conversation's page: a long chat stays one light page.
 TRANSCRIPT_MESSAGES = 200
-STAFF_TAKE_OVER_REASON = "Taken over by staff."
 
 
 class ConversationAdminForm(forms.ModelForm):

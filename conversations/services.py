@@ -183,6 +183,9 @@ def conversations_close(*, conversation_ids: list[UUID]) -> int:
 
 
 STAFF_REPLY_HANDOFF_REASON = "A staff member replied."
+STAFF_TAKE_OVER_REASON = "Taken over by staff."
+# A hand-off for any other reason is the assistant's: the customer asked, or the budget ran out.
+STAFF_HANDOFF_REASONS = frozenset({STAFF_REPLY_HANDOFF_REASON, STAFF_TAKE_OVER_REASON})
 
 
 STAFF_REPLY_KEY_PREFIX = "staff-reply:"

@@ -7,9 +7,11 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from agents.graph.prompts import HANDOFF_REPLY
 from agents.models import AgentRun
 from agents.services import agent_run_execute, agent_runs_sweep
 from conversations.models import Message
+from conversations.services import STAFF_TAKE_OVER_REASON
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.celery_worker import (
@@ -135,3 +137,48 @@ def test_a_redelivered_run_cancelled_mid_turn_is_closed_not_left_in_flight() -> 
     assert cancelled.finished_at is not None
     assert not cancelled.conversation.messages.filter(role="assistant").exists()
     assert waiting.dispatched_at is not None
+
+
+def _run_whose_lost_delivery_handed_off(*, reason: str) -> AgentRun:
+    """A run whose worker died after its turn handed the conversation to staff, before the
+    run stored the reply saying so."""
+    conversation = ConversationFactory.create()
+    started = timezone.now() - timedelta(seconds=30)
+    run = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory.create(conversation=conversation),
+        status=AgentRun.Status.RUNNING,
+        started_at=started,
+        deliveries=1,
+        celery_task_id="task-of-the-lost-worker",
+    )
+    conversation.status = conversation.Status.NEEDS_HUMAN
+    conversation.handoff_reason = reason
+    conversation.handoff_at = started + timedelta(seconds=5)
+    conversation.save()
+    return run
+
+
+def test_a_redelivered_run_whose_lost_delivery_handed_off_tells_the_customer() -> None:
+    run = _run_whose_lost_delivery_handed_off(reason="The customer asked for a person.")
+
+    with tasks_sent_to(new_queue_name("handed-off")):
+        agent_run_execute(run_id=str(run.pk), task_id="task-of-the-lost-worker")
+
+    run.refresh_from_db()
+    reply = run.conversation.messages.get(role="assistant")
+    assert run.status == AgentRun.Status.FAILED
+    assert "handed the conversation off" in run.error
+    assert reply.content == HANDOFF_REPLY
+    assert reply.run == run
+
+
+def test_a_redelivered_run_that_staff_took_over_stays_silent() -> None:
+    run = _run_whose_lost_delivery_handed_off(reason=STAFF_TAKE_OVER_REASON)
+
+    with tasks_sent_to(new_queue_name("taken-over")):
+        agent_run_execute(run_id=str(run.pk), task_id="task-of-the-lost-worker")
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert not run.conversation.messages.filter(role="assistant").exists()
