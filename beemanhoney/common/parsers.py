@@ -28,7 +28,9 @@ def read_limited(stream: IO[bytes]) -> bytes:
     return body
 
 
-class FormParser(parsers.FormParser):
+class _LimitedBodyParser(parsers.BaseParser):
+    """Parses the body only once ``read_limited`` has read it: put before a DRF parser."""
+
     def parse(
         self,
         stream: IO[bytes],
@@ -38,18 +40,14 @@ class FormParser(parsers.FormParser):
         return super().parse(io.BytesIO(read_limited(stream)), media_type, parser_context)
 
 
-class MultiPartParser(parsers.MultiPartParser):
+class FormParser(_LimitedBodyParser, parsers.FormParser):
+    pass
+
+
+class MultiPartParser(_LimitedBodyParser, parsers.MultiPartParser):
     """Django limits a multipart body's fields to ``DATA_UPLOAD_MAX_MEMORY_SIZE``, not its files:
     any anonymous POST could stream a file of any size to a temporary file, though no API view
     takes one."""
-
-    def parse(
-        self,
-        stream: IO[bytes],
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        return super().parse(io.BytesIO(read_limited(stream)), media_type, parser_context)
 
 
 class JSONParser(parsers.JSONParser):
