@@ -76,6 +76,14 @@ def _in_temporary_var(
     monkeypatch.setattr(embedded, "_is_root", lambda: root)
 
 
+def _project_in_home(base: Path, mode: int) -> Path:
+    """``base``/home (of ``mode``)/project: a checkout in someone's home folder."""
+    project = base / "home" / "project"
+    project.mkdir(parents=True)
+    project.parent.chmod(mode)
+    return project
+
+
 @pytest.fixture
 def public_tmp() -> Iterator[Path]:
     """A temporary folder whose parents all let others in (pytest's own folder is 700 for root),
@@ -100,19 +108,15 @@ def other_process() -> Iterator[subprocess.Popen[bytes]]:
 def test_private_ancestors_names_a_folder_others_can_enter_but_not_list(
     tmp_path: Path, mode: int
 ) -> None:
-    home = tmp_path / "home"
-    (home / "project").mkdir(parents=True)
-    home.chmod(mode)
+    project = _project_in_home(tmp_path, mode)
 
-    assert home in embedded.private_ancestors(home / "project" / "var")
+    assert project.parent in embedded.private_ancestors(project / "var")
 
 
 def test_as_root_a_new_data_folder_under_a_751_home_is_made_outside_it(
     public_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = public_tmp / "home"
-    (home / "project").mkdir(parents=True)
-    home.chmod(0o751)
+    home = _project_in_home(public_tmp, 0o751).parent
     _in_temporary_var(monkeypatch, public_tmp, home / "project" / "var", root=True)
 
     pgdata = embedded._prepare_pgdata_dir()
@@ -270,10 +274,8 @@ def test_processes_starting_together_sign_with_one_secret_key(tmp_path: Path) ->
 def test_purge_removes_what_a_run_as_root_kept_outside_var(
     public_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = public_tmp / "home"
-    (home / "project").mkdir(parents=True)
-    home.chmod(0o700)
-    _in_temporary_var(monkeypatch, public_tmp, home / "project" / "var", root=True)
+    project = _project_in_home(public_tmp, 0o700)
+    _in_temporary_var(monkeypatch, public_tmp, project / "var", root=True)
     relocated = embedded._prepare_pgdata_dir()
     (relocated / "PG_VERSION").write_text("18\n")  # what a run would have left there
 
