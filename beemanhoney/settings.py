@@ -104,7 +104,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "beemanhoney.common.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -214,6 +214,9 @@ REST_FRAMEWORK = {
     # 0: a client is the peer address (rate limits count it).
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "PAGE_SIZE": 20,
+    # A "format" parameter is an unknown parameter, ignored as the others: as DRF reads it,
+    # "?format=xml" made a product that exists a 404.
+    "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "beemanhoney.common.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]

@@ -6,8 +6,12 @@ from django.views import defaults
 from beemanhoney.common.exceptions import refused_request
 
 
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return is_api_path(request.path)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -1,0 +1,30 @@
+"""Django's CommonMiddleware, with the API's missing trailing slash answered as a client needs."""
+
+import json
+
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.middleware import common
+from django.utils.http import escape_leading_slashes
+
+from beemanhoney.common.views import is_api_path
+
+
+class CommonMiddleware(common.CommonMiddleware):
+    """``APPEND_SLASH`` redirects ``/api/conversations`` with a 301, which clients follow with a
+    GET: a POST's message was lost unsaid (and with DEBUG on it was a 500 page). Under ``/api/``
+    the redirect is a 308, which keeps the method and the body, with a JSON body saying where."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if (
+            response.status_code == 404
+            and is_api_path(request.path)
+            and self.should_redirect_with_slash(request)
+        ):
+            location = escape_leading_slashes(request.get_full_path(force_append_slash=True))
+            return HttpResponsePermanentRedirect(
+                location,
+                preserve_request=True,
+                content=json.dumps({"detail": f"This URL ends with a slash: {location}"}),
+                content_type="application/json",
+            )
+        return super().process_response(request, response)
