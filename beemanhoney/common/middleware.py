@@ -2,7 +2,8 @@
 
 import json
 
-from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.http.response import HttpResponseBase
 from django.middleware import common
 from django.utils.http import escape_leading_slashes
 
@@ -14,7 +15,9 @@ class CommonMiddleware(common.CommonMiddleware):
     GET: a POST's message was lost unsaid (and with DEBUG on it was a 500 page). Under ``/api/``
     the redirect is a 308, which keeps the method and the body, with a JSON body saying where."""
 
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
         if (
             response.status_code == 404
             and is_api_path(request.path)
