@@ -115,6 +115,25 @@ class CategorySlugField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
+class TagsField(serializers.ListField):
+    """A product's tags. DRF keys a list's errors by item (``{"1": [...]}``), which the API's
+    error shape, a list of messages for each field, cannot hold: they are "Tag 2: ..."."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError(
+                [
+                    f"Tag {int(index) + 1}: {message}"
+                    for index, messages in exc.detail.items()
+                    for message in messages
+                ]
+            ) from exc
+
+
 class ProductInputSerializer(StrictSerializer):
     read_only_names = ("sku", "slug", "in_stock")
 
@@ -128,7 +147,7 @@ class ProductInputSerializer(StrictSerializer):
     weight_grams = PlainIntegerField(min_value=0, required=False, default=0)
     stock = PlainIntegerField(min_value=0, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)
-    tags = serializers.ListField(
+    tags = TagsField(
         child=serializers.CharField(max_length=TAG_MAX_LENGTH, validators=[tag_validator]),
         required=False,
         default=list,
@@ -308,11 +327,10 @@ class CategoryInputSerializer(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate_name(self, name: str) -> str:
-        # Imports find a category by its name whatever its case, so names differ by more.
-        others = Category.objects.filter(name__iexact=name)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
+        # Imports find a category by its name whatever its case, so names differ by more; in
+        # any case as the unique constraint compares ("\u212aiwi" is "Kiwi" to it).
+        same = selectors.category_named(name)
+        if same is not None and (self.instance is None or same.pk != self.instance.pk):
             raise serializers.ValidationError("A category with this name already exists.")
         return name
 

@@ -588,6 +588,8 @@ def test_staff_can_create_a_category_with_a_slug_made_from_its_name(
     ("payload", "field"),
     [
         ({"name": "raw honey"}, "name"),
+        # The same name to the unique constraint (LOWER), not to UPPER: the Kelvin sign.
+        ({"name": "\u212aiwi Honey"}, "name"),
         ({"name": ""}, "name"),
         ({"name": "Mead", "slug": "raw-honey"}, "slug"),
         ({"name": "Mead", "slug": "not a slug"}, "slug"),
@@ -597,12 +599,13 @@ def test_creating_a_category_refuses_bad_fields_naming_each(
     staff_client: APIClient, payload: dict[str, str], field: str
 ) -> None:
     CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Kiwi Honey", slug="kiwi-honey")
 
     response = staff_client.post("/api/categories/", payload, format="json")
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == [field]
-    assert Category.objects.count() == 1
+    assert Category.objects.count() == 2
 
 
 @pytest.mark.django_db
@@ -992,6 +995,16 @@ def test_an_invalid_new_product_is_refused_and_nothing_is_written(
     [
         ({"stock": -1}, {"stock": ["Ensure this value is greater than or equal to 0."]}),
         ({"price": "-1"}, {"price": ["Ensure this value is greater than or equal to 0."]}),
+        # Each tag's problem in the field's list of messages, as every field's are.
+        (
+            {"tags": ["ok", "a,b", ""]},
+            {
+                "tags": [
+                    "Tag 2: a tag cannot hold ',' or ';'",
+                    "Tag 3: This field may not be blank.",
+                ]
+            },
+        ),
         (
             {"currency": "gbp"},
             {"currency": ["a 3-letter ISO currency code in capitals, such as GBP"]},
