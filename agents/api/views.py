@@ -1,5 +1,4 @@
 import json
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +9,6 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -30,7 +28,7 @@ from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.permissions import authenticated_user
-from beemanhoney.common.serializers import QueryParamsSerializer
+from beemanhoney.common.serializers import PlainFloatField, QueryParamsSerializer
 
 EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 REDIS_ID_PART_MAX = 2**64 - 1
@@ -62,13 +60,7 @@ class RunDetailApi(APIView):
     """A run and its reply. ``?wait=N`` holds the request up to N seconds until it finishes."""
 
     class FilterSerializer(QueryParamsSerializer):
-        wait = serializers.FloatField(required=False, min_value=0, default=0)
-
-        def validate_wait(self, wait: float) -> float:
-            # float() reads "nan" and "inf" too; nan passes every comparison.
-            if not math.isfinite(wait):
-                raise serializers.ValidationError("A finite number is required.")
-            return wait
+        wait = PlainFloatField(required=False, min_value=0, default=0)
 
     @extend_schema(
         operation_id="runs_retrieve",

@@ -1,8 +1,10 @@
+from django.core.paginator import Paginator
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
+from beemanhoney.common.numbers import PLAIN_WHOLE
 from beemanhoney.common.serializers import PlainIntegerField, QueryParamsSerializer
 
 
@@ -19,6 +21,14 @@ class StandardPagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_number(self, request: Request, paginator: Paginator) -> str:
+        """The page asked for; one not written as a plain number (a full-width digit, " 1 ",
+        "1_0"), which Django's int() would read, is no page (404), as "ten" is."""
+        number = str(super().get_page_number(request, paginator))
+        if number in self.last_page_strings or PLAIN_WHOLE.fullmatch(number):
+            return number
+        return "not a page"
 
     def get_page_size(self, request: Request) -> int:
         """``page_size`` as asked, at most ``max_page_size``; a 400 naming the parameter where

@@ -114,6 +114,12 @@ class PlainDecimalField(_PlainNumberField, serializers.DecimalField):
     written_as = PLAIN_DECIMAL
 
 
+class PlainFloatField(_PlainNumberField, serializers.FloatField):
+    """Not "nan" or "inf" either, which float() reads."""
+
+    written_as = PLAIN_DECIMAL
+
+
 class PlainIntegerField(_PlainNumberField, serializers.IntegerField):
     """Not "5.0" either, which DRF reads as 5."""
 

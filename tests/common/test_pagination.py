@@ -55,3 +55,23 @@ def test_a_paging_parameter_given_twice_is_refused_naming_it(name: str) -> None:
 
     assert response.status_code == 400
     assert response.json()["errors"] == {name: [GIVEN_MORE_THAN_ONCE]}
+
+
+@pytest.mark.parametrize("page", ["\uff11", " 1 ", "1_0", "ten"])
+def test_a_page_not_written_as_a_plain_number_is_no_page(page: str) -> None:
+    CategoryFactory.create_batch(3)
+
+    response = APIClient().get("/api/categories/", {"page": page})
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page."}
+
+
+@pytest.mark.parametrize("page", ["1", "+1", "last"])
+def test_a_page_written_as_a_plain_number_or_last_is_that_page(page: str) -> None:
+    CategoryFactory.create_batch(3)
+
+    response = APIClient().get("/api/categories/", {"page": page})
+
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 3
