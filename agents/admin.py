@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from agents.graph.names import Route
 from agents.models import AgentRun
+from beemanhoney.common.admin import ShopModelAdmin
 
 
 class _FixedValuesFilter(admin.SimpleListFilter):
@@ -20,8 +21,10 @@ class _FixedValuesFilter(admin.SimpleListFilter):
         return [(value, value) for value in self.values]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        # Only a value the filter offers: another came from a hand-made URL (a NUL in one was a
+        # DataError), and the list is shown unfiltered.
         value = self.value()
-        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+        return queryset.filter(**{self.parameter_name: value}) if value in self.values else queryset
 
 
 class RouteFilter(_FixedValuesFilter):
@@ -35,7 +38,7 @@ class ProviderFilter(_FixedValuesFilter):
 
 
 @admin.register(AgentRun)
-class AgentRunAdmin(admin.ModelAdmin):
+class AgentRunAdmin(ShopModelAdmin):
     """Read-only: a run is a record of what the assistant did."""
 
     list_display = [

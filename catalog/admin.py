@@ -3,19 +3,28 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Field, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from beemanhoney.common.admin import ShopModelAdmin
 from catalog.embeddings import current_model_name, text_hash
 from catalog.import_files import CatalogFileError, FileColumns, csv_lines, read_catalog_file
 from catalog.knowledge_rows import KNOWLEDGE_COLUMNS, TOPICS, article_file_row
-from catalog.models import Category, KnowledgeArticle, KnowledgePassage, Product, name_order
-from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
-from catalog.selectors import EmbeddingState, embedded_rows_in_state
+from catalog.models import (
+    MAX_TAGS,
+    Category,
+    KnowledgeArticle,
+    KnowledgePassage,
+    Product,
+    name_order,
+)
+from catalog.product_rows import PRODUCT_COLUMNS, parse_product_rows, product_file_row
+from catalog.selectors import EmbeddingState, categories_named, embedded_rows_in_state
 from catalog.services import (
     CatalogImportError,
     ImportReport,
@@ -29,6 +38,14 @@ from catalog.services import (
 EXPORT_CHUNK_ROWS = 2000
 # Row errors an import page shows; the rest are counted. A page of 100k errors helps no one.
 SHOWN_ROW_ERRORS = 50
+# The largest file, and the most rows, the admin imports: one request reads the whole file and
+# imports it before it answers (10,000 products took 12 s; 100,000 outlast a proxy's timeout,
+# and the import is rolled back). The management commands take any file.
+IMPORT_MAX_MEGABYTES = 2
+IMPORT_MAX_BYTES = IMPORT_MAX_MEGABYTES * 1024 * 1024
+IMPORT_MAX_ROWS = 5000
+# The categories a refused product import names; a file of hundreds names the rest by count.
+SHOWN_NEW_CATEGORIES = 10
 
 
 def _shown_row_errors(errors: list[str]) -> list[str]:
@@ -73,14 +90,38 @@ class EmbeddingStateFilter(admin.SimpleListFilter):
         return embedded_rows_in_state(queryset, state)
 
 
+def _import_command_hint(command: str) -> str:
+    return f"import it with python manage.py {command} FILE, which takes a file of any size"
+
+
 class CatalogImportForm(forms.Form):
-    file = forms.FileField(help_text="A .csv or .json file with the columns above.")
+    file = forms.FileField()
     skip_invalid = forms.BooleanField(
         required=False, help_text="Load the valid rows even when some rows are invalid."
     )
 
+    def __init__(self, *args: Any, command: str, **kwargs: Any) -> None:
+        """``command``: the management command that imports the same files, whatever their
+        size (``import_catalog``)."""
+        super().__init__(*args, **kwargs)
+        self.command = command
+        self.fields["file"].help_text = (
+            f"A .csv or .json file with the columns above, of at most {IMPORT_MAX_MEGABYTES} MB"
+            f" and {IMPORT_MAX_ROWS:,} rows; for a larger one, use python manage.py {command}"
+            " FILE."
+        )
 
-class ImportableModelAdmin(admin.ModelAdmin):
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > IMPORT_MAX_BYTES:
+            raise ValidationError(
+                f"The file is larger than {IMPORT_MAX_MEGABYTES} MB, the most the admin imports:"
+                f" {_import_command_hint(self.command)}."
+            )
+        return upload
+
+
+class ImportableModelAdmin(ShopModelAdmin):
     """An "Import CSV / JSON" page beside the change list, for staff who may both add and
     change rows (an import creates rows and overwrites existing ones), and an action that
     exports the selected rows in the same columns."""
@@ -93,6 +134,8 @@ class ImportableModelAdmin(admin.ModelAdmin):
     import_help: str
     # A row as the import file has it (``export_csv``).
     file_row: Callable[[Any], dict[str, str]]
+    # The management command that imports the same files, whatever their size.
+    import_command: str
     actions = ["export_csv"]
 
     def _import_url_name(self) -> str:
@@ -107,6 +150,31 @@ class ImportableModelAdmin(admin.ModelAdmin):
     def has_import_permission(self, request: HttpRequest) -> bool:
         return self.has_add_permission(request) and self.has_change_permission(request)
 
+    def import_refusal(self, request: HttpRequest, rows: list[dict[str, Any]]) -> str | None:
+        """Why this user may not import these rows, if the file would write what only others
+        may write."""
+        return None
+
+    def _file_import(
+        self, request: HttpRequest, upload: Any, *, skip_invalid: bool
+    ) -> ImportReport | list[str]:
+        """The uploaded file imported, or why it was not: the errors the page shows."""
+        try:
+            rows = read_catalog_file(upload, upload.name, columns=self.import_columns)
+        except CatalogFileError as exc:
+            return [str(exc)]
+        if len(rows) > IMPORT_MAX_ROWS:
+            return [
+                f"the file has {len(rows):,} rows, more than the {IMPORT_MAX_ROWS:,} the admin"
+                f" imports: {_import_command_hint(self.import_command)}"
+            ]
+        if refusal := self.import_refusal(request, rows):
+            return [refusal]
+        try:
+            return self.rows_import(rows=rows, skip_invalid=skip_invalid)
+        except CatalogImportError as exc:
+            return [str(exc), *_shown_row_errors(exc.report.errors)]
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -120,24 +188,23 @@ class ImportableModelAdmin(admin.ModelAdmin):
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_import_permission(request):
             raise PermissionDenied
-        form = CatalogImportForm(request.POST or None, request.FILES or None)
+        form = CatalogImportForm(
+            request.POST or None, request.FILES or None, command=self.import_command
+        )
         errors: list[str] = []
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
-            try:
-                rows = read_catalog_file(upload, upload.name, columns=self.import_columns)
-                report = self.rows_import(rows=rows, skip_invalid=form.cleaned_data["skip_invalid"])
-            except CatalogFileError as exc:
-                errors = [str(exc)]
-            except CatalogImportError as exc:
-                errors = [str(exc), *_shown_row_errors(exc.report.errors)]
-            else:
-                level = messages.WARNING if report.errors else messages.SUCCESS
-                self.message_user(request, f"Imported {upload.name}: {report.summary()}", level)
-                for error in _shown_row_errors(report.errors):
+            outcome = self._file_import(
+                request, upload, skip_invalid=form.cleaned_data["skip_invalid"]
+            )
+            if isinstance(outcome, ImportReport):
+                level = messages.WARNING if outcome.errors else messages.SUCCESS
+                self.message_user(request, f"Imported {upload.name}: {outcome.summary()}", level)
+                for error in _shown_row_errors(outcome.errors):
                     self.message_user(request, error, messages.WARNING)
                 changelist = f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"
                 return HttpResponseRedirect(reverse(changelist))
+            errors = outcome
         context = {
             **self.admin_site.each_context(request),
             "title": f"Import {self.opts.verbose_name_plural}",
@@ -158,6 +225,31 @@ class ImportableModelAdmin(admin.ModelAdmin):
         filename = f"{self.opts.model_name}-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+class ShownValuesAdminMixin:
+    """Saves what the staff changed on the page, and only that. Django tells a changed field
+    by comparing what is posted with the row as it is when the form is posted, so a value
+    another writer (the API, an import, a colleague) saved after the page was shown looked
+    changed, and the page's older value was written back over it: a product's stock restored
+    to 10 after an order left 3. Each field here also posts the value the page showed
+    (``show_hidden_initial``), a field counts as changed only when it differs from that, and
+    an existing row is saved with those fields alone. The product list's editable columns
+    are these forms too, and the list saves only its rows that changed."""
+
+    def formfield_for_dbfield(
+        self, db_field: Field, request: HttpRequest, **kwargs: Any
+    ) -> forms.Field | None:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        if formfield is not None:
+            formfield.show_hidden_initial = True
+        return formfield
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)  # type: ignore[misc]
+        elif form.changed_data:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
 
 
 class EmbeddedAdminMixin:
@@ -209,7 +301,7 @@ def name_column(field: str) -> Callable[[Any, Any], str]:
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(ShopModelAdmin):
     list_display = ["category_name", "slug"]
     category_name = name_column("name")
     search_fields = ["name"]
@@ -221,7 +313,54 @@ class CategoryAdmin(admin.ModelAdmin):
             category_renamed(category=obj)
 
 
+def _one_tag_field() -> Field:
+    """The model field ``Product.tags`` holds each tag in."""
+    tags = Product._meta.get_field("tags")
+    assert isinstance(tags, ArrayField)
+    return tags.base_field
+
+
+class TagsField(forms.CharField):
+    """A product's tags as staff type them, separated by commas. Blank ones (a trailing comma,
+    two commas in a row) are dropped, as the model drops them, and each is checked by the
+    model's own validators, whose messages (``tag_validator``'s "a tag cannot hold ',' or ';'",
+    as the API and the import say) are shown whole, after the tag."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list | tuple):
+            value = ",".join(value)
+        typed = (super().to_python(value) or "").split(",")
+        # Lower-cased, without repeats: the tags the model's clean() would keep, counted as such.
+        return list(dict.fromkeys(tag.strip().lower() for tag in typed if tag.strip()))
+
+    def run_validators(self, value: Any) -> None:
+        # Each tag by the form's own validators (no NUL) and the model's.
+        one_tag = _one_tag_field()
+        errors = []
+        for tag in value:
+            try:
+                super().run_validators(tag)
+                one_tag.run_validators(tag)
+            except ValidationError as error:
+                errors += [f"“{tag}”: {message}" for message in error.messages]
+        if len(value) > MAX_TAGS:
+            errors.append(f"{len(value)} tags; a product has at most {MAX_TAGS}.")
+        if errors:
+            raise ValidationError(errors)
+
+
 class ProductAdminForm(forms.ModelForm):
+    # The value the page showed is posted too (ShownValuesAdminMixin: the other fields get it
+    # from formfield_for_dbfield, which a declared field does not go through).
+    tags = TagsField(
+        required=False,
+        show_hidden_initial=True,
+        help_text=f"Separated by commas; at most {MAX_TAGS}. Saved lower-cased.",
+    )
+
     def _get_validation_exclusions(self) -> set[str]:
         # A private ModelForm hook (the one that lets a field skip model validation), which
         # django-stubs does not declare.
@@ -234,7 +373,7 @@ class ProductAdminForm(forms.ModelForm):
 
 
 @admin.register(Product)
-class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
+class ProductAdmin(EmbeddedAdminMixin, ShownValuesAdminMixin, ImportableModelAdmin):
     form = ProductAdminForm
     embedding_kind = "products"
     deferred_fields = (*EmbeddedAdminMixin.deferred_fields, "embedding_half")
@@ -251,11 +390,34 @@ class ProductAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     import_columns = PRODUCT_COLUMNS
     rows_import = staticmethod(product_import)
     file_row = staticmethod(product_file_row)
+    import_command = "import_catalog"
     import_help = (
         "tags are separated by semicolons. Rows are matched by sku; category is a category's"
-        " name (in any case) or slug, and a category it names neither way is created; an"
-        " existing product keeps the values of columns the file leaves out."
+        " name (in any case) or slug, and a category it names neither way is created (by staff"
+        " who may add categories); an existing product keeps the values of columns the file"
+        " leaves out."
     )
+
+    def import_refusal(self, request: HttpRequest, rows: list[dict[str, Any]]) -> str | None:
+        """The import creates the categories its rows name that do not exist: only staff who
+        may add categories (the category admin's add page is theirs alone) may import a file
+        naming one. Staff who may not are told which, and nothing is imported."""
+        if self.admin_site.get_model_admin(Category).has_add_permission(request):
+            return None
+        # The rows the import would load (an invalid one fails or is skipped all the same).
+        named = list(dict.fromkeys(row.category for row in parse_product_rows(rows)[0]))
+        existing = categories_named(names=named)
+        new = [name for name in named if name not in existing]
+        if not new:
+            return None
+        listed = ", ".join(new[:SHOWN_NEW_CATEGORIES])
+        if (more := len(new) - SHOWN_NEW_CATEGORIES) > 0:
+            listed += f" and {more} more"
+        return (
+            f"the file names categories that do not exist ({listed}), which the import would"
+            " create, and you may not add categories: name existing ones, or ask someone who"
+            " may add categories to create them (or to import the file)"
+        )
 
 
 class KnowledgePassageInline(admin.TabularInline):
@@ -287,7 +449,7 @@ class KnowledgePassageInline(admin.TabularInline):
 
 
 @admin.register(KnowledgeArticle)
-class KnowledgeArticleAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
+class KnowledgeArticleAdmin(EmbeddedAdminMixin, ShownValuesAdminMixin, ImportableModelAdmin):
     embedding_kind = "knowledge"
     list_display = ["article_title", "topic", "is_published", "updated_at", "embedding_ok"]
     article_title = name_column("title")
@@ -297,6 +459,7 @@ class KnowledgeArticleAdmin(EmbeddedAdminMixin, ImportableModelAdmin):
     readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
     actions = ["re_embed", "export_csv"]
     import_columns = KNOWLEDGE_COLUMNS
+    import_command = "import_knowledge"
     rows_import = staticmethod(knowledge_import)
     file_row = staticmethod(article_file_row)
     import_help = (

@@ -4,14 +4,16 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from agents.models import AgentRun
 from agents.selectors import conversation_cost_usd
+from beemanhoney.common.admin import ShopModelAdmin
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user, model_permission
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry, Message
@@ -25,6 +27,9 @@ from conversations.services import (
 
 # The latest messages shown on a conversation's page: a long chat stays one light page.
 TRANSCRIPT_MESSAGES = 200
+# Set on the conversation a change page shows: whether the staff viewing it may open its runs.
+# The transcript, a read-only field, is handed the conversation alone, not the request.
+RUN_LINKS_SHOWN = "_transcript_links_runs"
 
 
 class ConversationAdminForm(forms.ModelForm):
@@ -51,22 +56,24 @@ class ConversationAdminForm(forms.ModelForm):
         return reply
 
 
-def _run_link(message: Message) -> str:
+def _run_link(message: Message, *, linked: bool) -> str:
     """The run that wrote an assistant reply, or the run that answered (or was to answer) a
     customer's message, with its status: a cancelled run writes no reply, and its reason is
-    on its page."""
+    on its page. A link only when ``linked`` (the staff may view runs), else the same words."""
     if message.run_id:
-        url = reverse("admin:agents_agentrun_change", args=[message.run_id])
-        return format_html('<a href="{}">run</a>', url)
-    run = getattr(message, "answering_run", None)
-    if run is None:
+        run_id, label = message.run_id, "run"
+    elif (run := getattr(message, "answering_run", None)) is not None:
+        run_id, label = run.pk, f"run ({run.status})"
+    else:
         return ""
-    url = reverse("admin:agents_agentrun_change", args=[run.pk])
-    return format_html('<a href="{}">run ({})</a>', url, run.status)
+    if not linked:
+        return label
+    url = reverse("admin:agents_agentrun_change", args=[run_id])
+    return format_html('<a href="{}">{}</a>', url, label)
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ShopModelAdmin):
     """Status changes go through the actions (take over, hand back, close) and a staff reply,
     each a conditional update in ``conversations.services``: a form saving the status it
     loaded would undo a hand-off the assistant made meanwhile."""
@@ -74,7 +81,12 @@ class ConversationAdmin(admin.ModelAdmin):
     form = ConversationAdminForm
     list_display = ["__str__", "owner", "status", "handoff_reason", "handoff_at", "updated_at"]
     list_filter = ["status"]
-    search_fields = ["id", "owner__username", "title", "messages__content"]
+    # What get_search_results searches; Django shows the search box when this is not empty.
+    search_fields = ["id", "owner__username", "owner__email", "title"]
+    search_help_text = (
+        "A conversation's id, or the start of its customer's username or email, or words of its"
+        " title."
+    )
     readonly_fields = [
         "id", "owner", "status", "handoff_reason", "handoff_at", "total_cost", "created_at",
         "updated_at", "transcript",
@@ -83,6 +95,26 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # customers open conversations, through the API
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
+    ) -> tuple[QuerySet[Conversation], bool]:
+        """An id finds its conversation by the primary key. Other text finds the customers whose
+        username or email starts with it, and the titles holding it: not the messages, whose
+        every row a search for a word within them read (seconds at 500k messages)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            conversation_id = uuid.UUID(term)
+        except ValueError:
+            found = (
+                Q(owner__username__istartswith=term)
+                | Q(owner__email__istartswith=term)
+                | Q(title__icontains=term)
+            )
+            return queryset.filter(found), False
+        return queryset.filter(pk=conversation_id), False
 
     def get_fields(self, request: HttpRequest, obj: Conversation | None = None) -> Any:
         fields = super().get_fields(request, obj)
@@ -95,8 +127,23 @@ class ConversationAdmin(admin.ModelAdmin):
     def total_cost(self, conversation: Conversation) -> str:
         return str(conversation_cost_usd(conversation_id=conversation.pk))
 
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Conversation | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            run_admin = self.admin_site.get_model_admin(AgentRun)
+            setattr(obj, RUN_LINKS_SHOWN, run_admin.has_view_permission(request))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="messages")
     def transcript(self, conversation: Conversation) -> str:
+        linked = getattr(conversation, RUN_LINKS_SHOWN, False)
         count = conversation.messages.count()
         latest = reversed(
             conversation.messages.select_related("answering_run").order_by("-id")[
@@ -113,7 +160,7 @@ class ConversationAdmin(admin.ModelAdmin):
                     message.role,
                     message.agent,
                     message.content,
-                    _run_link(message),
+                    _run_link(message, linked=linked),
                 )
                 for message in latest
             ),

@@ -1,7 +1,9 @@
 import pytest
+from django.contrib import admin
 from django.test import Client
 
 from agents.models import AgentRun
+from beemanhoney.common.admin import ShopModelAdmin
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,3 +30,48 @@ def test_a_superuser_cannot_delete_a_run_on_its_own(client: Client) -> None:
     assert deleted.status_code == 403
     assert bulk.status_code in (200, 302)
     assert AgentRun.objects.filter(pk=run.pk).exists()
+
+
+RUNS = "/admin/agents/agentrun/"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"error__regex": "("},
+        {"celery_task_id__iregex": "("},
+        {"route": "\x00"},
+        {"provider": "\x00"},
+        {"status__exact": "\x00"},
+    ],
+)
+def test_the_runs_list_refuses_a_regex_lookup_or_a_nul_in_its_url_with_400(
+    client: Client, params: dict[str, str]
+) -> None:
+    client.force_login(StaffFactory.create())
+
+    response = client.get(RUNS, params)
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("params", [{"route": "bogus"}, {"provider": "someone-else"}])
+def test_the_runs_list_ignores_a_route_or_provider_it_does_not_offer(
+    client: Client, params: dict[str, str]
+) -> None:
+    client.force_login(StaffFactory.create())
+    conversation = ConversationFactory.create()
+    run = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory.create(conversation=conversation),
+        route="sales",
+        provider="offline",
+    )
+
+    page = client.get(RUNS, params)
+
+    assert list(page.context["cl"].result_list) == [run]
+
+
+def test_the_runs_admin_refuses_the_lookups_postgresql_cannot_run() -> None:
+    assert isinstance(admin.site._registry[AgentRun], ShopModelAdmin)

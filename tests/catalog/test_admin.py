@@ -14,6 +14,8 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from beemanhoney.common.admin import ShopModelAdmin
+from catalog import admin as catalog_admin
 from catalog.admin import ProductAdmin
 from catalog.embeddings import current_model_name, text_hash
 from catalog.import_files import FileColumns, read_catalog_file
@@ -187,6 +189,44 @@ def test_product_changelist_refuses_a_lookup_on_an_array_or_a_vector_with_400(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("changelist", "params"),
+    [
+        (CHANGELIST, {"sku__regex": "("}),
+        (CHANGELIST, {"sku__iregex": "("}),
+        (CHANGELIST, {"embedding_text_hash__regex": "("}),
+        (CHANGELIST, {"name__unaccent": "x"}),
+        (CHANGELIST, {"sku": "\x00"}),
+        (CHANGELIST, {"in_stock": "\x00"}),
+        (KNOWLEDGE_CHANGELIST, {"title__regex": "("}),
+        (KNOWLEDGE_CHANGELIST, {"body__regex": "("}),
+        (KNOWLEDGE_CHANGELIST, {"topic__exact": "\x00"}),
+        (reverse("admin:catalog_category_changelist"), {"name__iregex": "("}),
+    ],
+)
+def test_a_catalog_list_refuses_a_regex_lookup_or_a_nul_in_its_url_with_400(
+    staff_client: Client, changelist: str, params: dict[str, str]
+) -> None:
+    ProductFactory.create()
+    KnowledgeArticleFactory.create()
+
+    response = staff_client.get(changelist, params)
+
+    assert response.status_code == 400
+
+
+def test_every_catalog_model_admin_refuses_the_lookups_postgresql_cannot_run() -> None:
+    catalog_admins = [
+        model_admin
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label == "catalog"
+    ]
+
+    assert len(catalog_admins) == 3
+    assert all(isinstance(model_admin, ShopModelAdmin) for model_admin in catalog_admins)
+
+
+@pytest.mark.django_db
 def test_product_pages_read_no_vectors_and_a_save_keeps_them(
     staff_client: Client, products: dict[str, Product]
 ) -> None:
@@ -282,6 +322,8 @@ def test_importing_needs_both_the_add_and_the_change_permission(
 
 @pytest.mark.django_db
 def test_staff_who_may_add_and_change_products_can_import(client: Client) -> None:
+    CategoryFactory.create(name="Raw Honey")
+    CategoryFactory.create(name="Beeswax Goods")
     staff = staff_with(client, "view_product", "add_product", "change_product")
 
     changelist = staff.get(CHANGELIST)
@@ -290,6 +332,34 @@ def test_staff_who_may_add_and_change_products_can_import(client: Client) -> Non
     assert IMPORT in changelist.content.decode()
     assert response.status_code == 302
     assert set(Product.objects.values_list("sku", flat=True)) == {"BH-RAW-001", "BH-WAX-001"}
+
+
+@pytest.mark.django_db
+def test_staff_who_may_not_add_categories_cannot_import_a_file_naming_a_new_one(
+    client: Client,
+) -> None:
+    CategoryFactory.create(name="Raw Honey")
+    staff = staff_with(client, "view_product", "add_product", "change_product")
+
+    response = staff.post(IMPORT, {"file": csv_upload(VALID_CSV)})
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "the file names categories that do not exist (Beeswax Goods)" in page
+    assert "you may not add categories" in page
+    assert not Product.objects.exists()
+    assert list(Category.objects.values_list("name", flat=True)) == ["Raw Honey"]
+
+
+@pytest.mark.django_db
+def test_staff_who_may_add_categories_import_a_file_naming_a_new_one(client: Client) -> None:
+    staff = staff_with(client, "view_product", "add_product", "change_product", "add_category")
+
+    response = staff.post(IMPORT, {"file": csv_upload(VALID_CSV)})
+
+    assert response.status_code == 302
+    assert set(Category.objects.values_list("name", flat=True)) == {"Raw Honey", "Beeswax Goods"}
+    assert Product.objects.count() == 2
 
 
 @pytest.mark.django_db
@@ -433,6 +503,46 @@ def test_import_view_shows_why_a_file_cannot_be_read(staff_client: Client) -> No
 
     assert response.status_code == 200
     assert "the file name must end in .csv or .json" in response.content.decode()
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("changelist_import", "command"),
+    [(IMPORT, "import_catalog"), (KNOWLEDGE_IMPORT, "import_knowledge")],
+)
+def test_import_view_refuses_a_file_larger_than_it_imports_and_names_the_command(
+    staff_client: Client, changelist_import: str, command: str
+) -> None:
+    header = "sku,name,category,price,description\nBH-RAW-001,Clover Honey,Raw Honey,9,"
+    content = header + "x" * catalog_admin.IMPORT_MAX_BYTES
+
+    response = staff_client.post(changelist_import, {"file": csv_upload(content)})
+
+    form = response.context["form"]
+    assert response.status_code == 200
+    assert form.errors["file"] == [
+        "The file is larger than 2 MB, the most the admin imports: import it with python"
+        f" manage.py {command} FILE, which takes a file of any size."
+    ]
+    assert not Product.objects.exists()
+    assert not KnowledgeArticle.objects.exists()
+
+
+@pytest.mark.django_db
+def test_import_view_refuses_more_rows_than_it_imports_and_names_the_command(
+    staff_client: Client,
+) -> None:
+    rows = [f"BH-{n},Honey {n},Raw Honey,9" for n in range(catalog_admin.IMPORT_MAX_ROWS + 1)]
+    content = "\n".join(["sku,name,category,price", *rows])
+
+    response = staff_client.post(IMPORT, {"file": csv_upload(content)})
+
+    assert response.status_code == 200
+    assert (
+        "the file has 5,001 rows, more than the 5,000 the admin imports: import it with"
+        " python manage.py import_catalog FILE" in response.content.decode()
+    )
     assert not Product.objects.exists()
 
 
@@ -730,6 +840,43 @@ def test_the_admin_refuses_more_than_twenty_tags_at_the_field(staff_client: Clie
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("tags", "error"),
+    [
+        ("ok,x;y", "“x;y”: a tag cannot hold ',' or ';'"),
+        ("ok,a\x00b", "“a\x00b”: Null characters are not allowed."),
+        (
+            f"ok, {'x' * 41}",
+            f"“{'x' * 41}”: Ensure this value has at most 40 characters (it has 41).",
+        ),
+    ],
+)
+def test_the_product_form_names_a_refused_tag_with_the_whole_reason(
+    staff_client: Client, tags: str, error: str
+) -> None:
+    data = product_form_data(CategoryFactory.create(), tags=tags)
+
+    response = staff_client.post(reverse("admin:catalog_product_add"), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"tags": [error]}
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tags", ["spicy, hot,", "spicy,, hot", " , spicy, hot"])
+def test_the_product_form_drops_blank_tags_as_the_model_does(
+    staff_client: Client, tags: str
+) -> None:
+    data = product_form_data(CategoryFactory.create(), tags=tags)
+
+    response = staff_client.post(reverse("admin:catalog_product_add"), data)
+
+    assert response.status_code == 302
+    assert Product.objects.get().tags == ["spicy", "hot"]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("changes", "queued"), [({"name": "Seasonal Specials"}, 1), ({}, 0)])
 def test_renaming_a_category_in_the_admin_queues_its_products_embedding(
     staff_client: Client, django_capture_on_commit_callbacks, changes: dict[str, str], queued: int
@@ -780,9 +927,10 @@ def test_a_product_whose_sku_predates_the_sku_rule_can_be_saved_in_the_admin(
     staff_client: Client,
 ) -> None:
     product = ProductFactory.create(sku="HB 001", slug="hb-001")
-    data = product_form_data(product.category, sku="HB 001", slug="hb-001", price="7.50")
+    change = reverse("admin:catalog_product_change", args=[product.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
 
-    response = staff_client.post(reverse("admin:catalog_product_change", args=[product.pk]), data)
+    response = staff_client.post(change, form | {"price": "7.50"})
 
     assert response.status_code == 302
     assert Product.objects.get(pk=product.pk).price == Decimal("7.50")
@@ -846,3 +994,59 @@ def test_the_product_list_shows_a_value_the_constraints_refuse_at_its_field(
     assert response.status_code == 200
     assert response.context["cl"].formset.errors == [{field: [NOT_NEGATIVE]}]
     assert Product.objects.values_list("stock", "price").get() == (4, Decimal("9.50"))
+
+
+# --- values saved by others while a page was open -----------------------------------------------
+
+
+def row_prefix(form: dict[str, str], product: Product) -> str:
+    """The prefix (``form-3``) of ``product``'s row in the product list's posted form."""
+    return next(
+        name.removesuffix("-id")
+        for name, value in form.items()
+        if name.startswith("form-") and name.endswith("-id") and value == str(product.pk)
+    )
+
+
+@pytest.mark.django_db
+def test_saving_the_product_list_keeps_the_stock_others_saved_since_it_was_shown(
+    staff_client: Client,
+) -> None:
+    edited = ProductFactory.create(name="Acacia Honey", price=Decimal("9.50"), stock=10)
+    untouched = ProductFactory.create(name="Borage Honey", price=Decimal("6.00"), stock=10)
+    form = submitted_form(staff_client.get(CHANGELIST).content.decode())
+    # Orders placed through the API while the page was open.
+    Product.objects.filter(pk__in=[edited.pk, untouched.pk]).update(stock=3)
+
+    response = staff_client.post(
+        CHANGELIST, form | {f"{row_prefix(form, edited)}-price": "8.75", "_save": "Save"}
+    )
+
+    assert response.status_code == 302
+    assert Product.objects.values_list("price", "stock").get(pk=edited.pk) == (Decimal("8.75"), 3)
+    assert Product.objects.values_list("price", "stock").get(pk=untouched.pk) == (
+        Decimal("6.00"),
+        3,
+    )
+
+
+@pytest.mark.django_db
+def test_saving_a_product_page_keeps_the_values_others_saved_since_it_was_shown(
+    staff_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    product = ProductFactory.create(price=Decimal("9.50"), stock=10, is_active=True)
+    change = reverse("admin:catalog_product_change", args=[product.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
+    Product.objects.filter(pk=product.pk).update(price=Decimal("9.00"), stock=3, is_active=False)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = staff_client.post(change, form | {"description": "Now with chilli."})
+
+    assert response.status_code == 302
+    assert Product.objects.values_list("description", "price", "stock", "is_active").get() == (
+        "Now with chilli.",
+        Decimal("9.00"),
+        3,
+        False,
+    )
+    assert len(callbacks) == 1  # its embedding, the description having changed

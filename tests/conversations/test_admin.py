@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import AgentRun
+from beemanhoney.common.admin import ShopModelAdmin
 from conversations.admin import ConversationAdmin
 from conversations.models import Conversation
 from conversations.services import conversation_handoff, conversations_hand_back
@@ -378,3 +379,94 @@ def test_a_conversation_links_each_customer_message_to_its_run_even_one_without_
     with CaptureQueriesContext(connection) as more_messages:
         staff_client.get(change_url(conversation))
     assert len(more_messages) == len(queries)
+
+
+@pytest.mark.parametrize("shown_as", [str, lambda pk: pk.hex.upper()], ids=["canonical", "hex"])
+def test_a_search_for_a_conversations_id_finds_it_by_its_key(
+    staff_client: Client, shown_as
+) -> None:
+    wanted = ConversationFactory.create()
+    MessageFactory.create(conversation=wanted)
+    ConversationFactory.create()
+
+    with CaptureQueriesContext(connection) as queries:
+        page = staff_client.get(CHANGELIST, {"q": shown_as(wanted.pk)})
+
+    assert list(page.context["cl"].result_list) == [wanted]
+    assert not [q["sql"] for q in queries if "conversations_message" in q["sql"]]
+
+
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [
+        ("heath", True),  # the start of the customer's username
+        ("HEATHERFAN@EXAMPLE", True),  # of their email
+        ("gift", True),  # a word of the title
+        ("atherfan", False),  # not the start of the username
+        ("candles", False),  # only in a message: messages are not searched
+    ],
+)
+def test_a_text_search_reads_customers_and_titles_not_messages(
+    staff_client: Client, term: str, found: bool
+) -> None:
+    conversation = ConversationFactory.create(
+        owner__username="heatherfan", title="Gift order for Mum"
+    )
+    MessageFactory.create(conversation=conversation, content="Do you sell candles?")
+    ConversationFactory.create()
+
+    with CaptureQueriesContext(connection) as queries:
+        page = staff_client.get(CHANGELIST, {"q": term})
+
+    assert (conversation in page.context["cl"].result_list) is found
+    assert not [q["sql"] for q in queries if "conversations_message" in q["sql"]]
+
+
+@pytest.mark.parametrize("changelist", [CHANGELIST, "/admin/conversations/handoffqueueentry/"])
+@pytest.mark.parametrize("params", [{"status__exact": "\x00"}, {"title__regex": "("}])
+def test_the_conversation_lists_refuse_a_regex_lookup_or_a_nul_in_their_url_with_400(
+    staff_client: Client, changelist: str, params: dict[str, str]
+) -> None:
+    ConversationFactory.create(status="needs_human")
+
+    response = staff_client.get(changelist, params)
+
+    assert response.status_code == 400
+
+
+def test_every_conversations_model_admin_refuses_the_lookups_postgresql_cannot_run() -> None:
+    conversation_admins = [
+        model_admin
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label == "conversations"
+    ]
+
+    assert len(conversation_admins) == 2
+    assert all(isinstance(model_admin, ShopModelAdmin) for model_admin in conversation_admins)
+
+
+@pytest.mark.parametrize(
+    ("codenames", "shown"),
+    [
+        (["view_conversation"], "<td>run (cancelled)</td>"),
+        (["view_conversation", "view_agentrun"], '/change/">run (cancelled)</a></td>'),
+    ],
+    ids=["may not view runs", "may view runs"],
+)
+def test_a_conversation_links_its_runs_only_for_staff_who_may_view_them(
+    client: Client, codenames: list[str], shown: str
+) -> None:
+    staff = StaffFactory.create(is_superuser=False)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(staff)
+    conversation = ConversationFactory.create(status="needs_human")
+    AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory.create(conversation=conversation),
+        status="cancelled",
+    )
+
+    page = client.get(change_url(conversation)).content.decode()
+
+    assert shown in page
+    assert ("/admin/agents/agentrun/" in page) is ("view_agentrun" in codenames)
