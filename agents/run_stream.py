@@ -19,6 +19,8 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from beemanhoney.common.text import storable_text
+
 TERMINAL_EVENTS = frozenset({"run.finished", "run.failed", "run.cancelled"})
 
 
@@ -52,15 +54,19 @@ def run_event_publish(*, run_id: str, type: str, data: dict[str, Any] | None = N
 
 
 def run_event_publish_many(*, run_id: str, type: str, payloads: list[dict[str, Any]]) -> None:
-    """Append events of one type in one round trip (a chunk of text, cut into deltas)."""
+    """Append events of one type in one round trip (a chunk of text, cut into deltas).
+
+    An event is never worth failing the turn for: text the model wrote may hold half a
+    character, which UTF-8 cannot encode; it is published with U+FFFD in its place.
+    """
     if not payloads:
         return
-    with suppress(redis.RedisError):
+    with suppress(redis.RedisError, UnicodeError):
         pipe = _client(settings.REDIS_URL).pipeline(transaction=False)
         for data in payloads:
             pipe.xadd(
                 _key(run_id),
-                {"type": type, "data": json.dumps(data, ensure_ascii=False)},
+                {"type": type, "data": storable_text(json.dumps(data, ensure_ascii=False))},
                 maxlen=settings.RUN_EVENTS_MAX_LENGTH,
                 approximate=True,
             )

@@ -182,16 +182,35 @@ CUT_SHORT = {
 }
 
 
-def _reply(added: list[BaseMessage]) -> tuple[str, str, str]:
+# How an OpenAI reply that finished says so; any other finish reason, or none (a server or proxy
+# closed the stream mid-answer: "Our best manuka is"), is a reply cut short.
+FINISHED = frozenset({"stop", "tool_calls"})
+
+
+def _cut_short(finish_reason: str | None, *, finish_required: bool) -> tuple[str, str] | None:
+    if finish_reason in CUT_SHORT:
+        return CUT_SHORT[finish_reason]
+    if finish_required and finish_reason not in FINISHED:
+        return STEP_LIMIT_REPLY, (
+            f"the model's reply ended with finish reason {finish_reason or 'none'}, "
+            "not as finished; sent the fallback reply"
+        )
+    return None
+
+
+def _reply(added: list[BaseMessage], *, finish_required: bool = False) -> tuple[str, str, str]:
     """The reply among the messages this turn added, its agent, and a note for staff.
 
     Only this turn's messages: the history holds earlier replies and staff messages, which an
     empty final message (tool calls only, a refusal) must never resend as this turn's answer.
+    With ``finish_required`` (a provider that says how each reply ended), a reply that does not
+    say it finished was cut short.
     """
     for message in reversed(added):
         if isinstance(message, AIMessage) and not message.tool_calls:
             text = storable_text(str(message.content))
-            cut = CUT_SHORT.get(message.response_metadata.get("finish_reason", ""))
+            finish_reason = message.response_metadata.get("finish_reason")
+            cut = _cut_short(finish_reason, finish_required=finish_required)
             if cut is not None:
                 # The text stops mid-sentence: never post it as the answer.
                 return cut[0], message.name or "", cut[1]
@@ -297,7 +316,9 @@ def _invoke(
     tallies.append(tally)
     state = _graph(provider_name).invoke({"messages": messages}, {**config, "callbacks": [tally]})
     # The graph only appends: what follows the history is what this turn added.
-    reply, agent, note = _reply(state["messages"][len(messages) :])
+    reply, agent, note = _reply(
+        state["messages"][len(messages) :], finish_required=provider.name == "openai"
+    )
     if reply_leaks_instructions(reply):
         reply, note = WITHHELD_REPLY, "reply withheld: it quoted the assistant's instructions"
     usage = state.get("usage", {})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
 
 from agents.selectors import agent_run_silenced
 from conversations.models import Conversation, Message
@@ -36,8 +37,23 @@ def message_by_idempotency_key(*, conversation: Conversation, key: str) -> Messa
 def conversation_history(
     *, conversation: Conversation, up_to: Message, limit: int
 ) -> list[Message]:
-    """The last ``limit`` messages up to and including ``up_to``, oldest first."""
-    recent = conversation.messages.filter(id__lte=up_to.id).order_by("-id")[:limit]
+    """The last ``limit`` messages up to and including ``up_to``, oldest first, with the replies
+    stored since to the customer's earlier messages, each right after the message it answers.
+
+    A customer who sends a second message while the first is being answered gets the first's
+    reply stored after the second: read up to the second, the history held both questions and
+    no answer, and the second turn answered the first again. Staff messages answer no run and
+    keep their place.
+    """
+    # An assistant message follows the message its run answered; any other, its own place.
+    answered = Coalesce(F("run__user_message_id"), F("id"))
+    recent = (
+        conversation.messages.filter(
+            Q(id__lte=up_to.id) | Q(role=Message.Role.ASSISTANT, run__user_message_id__lt=up_to.id)
+        )
+        .annotate(answered=answered)
+        .order_by("-answered", "-id")[:limit]
+    )
     return list(reversed(recent))
 
 

@@ -29,7 +29,7 @@ from agents.graph.state import TurnState
 from agents.graph.tools import conversation_handed_off, turn_effects
 from agents.providers import ChatProvider
 from agents.run_stream import run_event_publish, run_event_publish_many
-from beemanhoney.common.text import clip, storable_text
+from beemanhoney.common.text import clip, encodable_text, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,14 @@ DELTA_CHARS = 24
 TRACE_VALUE_CHARS = 500
 TRACE_NAME_CHARS = 100
 TRACE_MAX_ARGS = 20
+# The tool calls of one model message that are run; the rest are refused (answered with an
+# error, so the model sees why): sixty searches in one message all ran, and their results made
+# an 82 KB prompt. With AGENT_MAX_MODEL_CALLS, this bounds a turn's tool runs.
+MAX_TOOL_CALLS_PER_MESSAGE = 5
+TOO_MANY_TOOL_CALLS = (
+    f"refused: at most {MAX_TOOL_CALLS_PER_MESSAGE} tool calls are run per message; "
+    "call again with the ones still needed"
+)
 # A text's words with the whitespace around them: joined, they give the text back exactly.
 WORD_WITH_SPACE = re.compile(r"\s*\S+\s*|\s+")
 
@@ -99,6 +107,7 @@ def make_agent(
             return {"messages": [stop], "nodes": [node]}
         model = provider.chat_model().bind_tools(tools)
         response = _streamed_response(model, [SystemMessage(prompt), *state["messages"]], config)
+        response = _encodable_response(response)
         response.name = node
         return {"messages": [response], "nodes": [node], **_accounting(response)}
 
@@ -141,6 +150,31 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
     response = message_chunk_to_message(merged)
     assert isinstance(response, AIMessage)
     return response
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every text in it encodable as UTF-8 (``encodable_text``)."""
+    if isinstance(value, str):
+        return encodable_text(value)
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value
+
+
+def _encodable_response(response: AIMessage) -> AIMessage:
+    """The model's message with half characters replaced by U+FFFD: a lone surrogate in its
+    text or a tool's arguments ("manuka \\ud83d") cannot be encoded as UTF-8, and sent back in
+    the next prompt, stored or published, it failed the turn. NULs stay: a tool refuses them by
+    name."""
+    return response.model_copy(
+        update={
+            "content": _encodable(response.content),
+            "tool_calls": _encodable(response.tool_calls),
+            "invalid_tool_calls": _encodable(response.invalid_tool_calls),
+        }
+    )
 
 
 def _text(text: str, limit: int) -> str:
@@ -186,7 +220,7 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
         assert isinstance(last, AIMessage)
         results: list[ToolMessage] = []
         trace: list[dict[str, Any]] = []
-        for call in last.tool_calls:
+        for call in last.tool_calls[:MAX_TOOL_CALLS_PER_MESSAGE]:
             name, traced_args = _text(call["name"], TRACE_NAME_CHARS), _traced_args(call["args"])
             _publish(config, "tool.called", {"tool": name, "args": traced_args})
             tool = by_name.get(call["name"])
@@ -211,6 +245,15 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
             summary = _summary(output)
             trace.append({"node": node, "tool": name, "args": traced_args, "result": summary})
             _publish(config, "tool.result", {"tool": name, "summary": summary})
+        if refused := last.tool_calls[MAX_TOOL_CALLS_PER_MESSAGE:]:
+            logger.warning("agents.tool_calls_refused", extra={"node": node, "count": len(refused)})
+        for call in refused:
+            # Every call needs its answer; a refused one did nothing to show live.
+            output = json.dumps({"error": TOO_MANY_TOOL_CALLS})
+            results.append(ToolMessage(output, tool_call_id=call["id"] or "", name=call["name"]))
+            name, traced_args = _text(call["name"], TRACE_NAME_CHARS), _traced_args(call["args"])
+            refusal = {"node": node, "tool": name, "args": traced_args, "result": output}
+            trace.append({**refusal, "refused": True})
         update: dict[str, Any] = {"messages": results, "tool_calls": trace, "nodes": [node]}
         # What the tools did, not what the model asked for: an escalation finding staff already
         # with the conversation (or it closed) handed nothing off, and this turn's reply must
@@ -224,8 +267,11 @@ def handoff(state: TurnState, config: RunnableConfig) -> dict[str, Any]:
     # False when staff already had the conversation (or closed it): this turn did not hand it
     # off, so its reply is not posted after theirs.
     handed_off = conversation_handed_off(config, reason="The customer asked for a person.")
+    # Written whole: ``agents.turns`` takes a reply that does not say it finished for one cut
+    # short.
+    reply = AIMessage(HANDOFF_REPLY, name=Node.HANDOFF, response_metadata={"finish_reason": "stop"})
     return {
-        "messages": [AIMessage(HANDOFF_REPLY, name=Node.HANDOFF)],
+        "messages": [reply],
         "nodes": [Node.HANDOFF],
         "handed_off": handed_off,
     }

@@ -20,6 +20,7 @@ from beemanhoney.common.text import clip, storable_text
 from catalog import selectors as catalog_selectors
 from catalog.knowledge_passages import article_extract
 from catalog.models import KnowledgeArticle, Product
+from conversations.models import Conversation
 
 MAX_PRODUCTS = 5
 MAX_ARTICLES = 3
@@ -31,6 +32,10 @@ DETAIL_CHARS = 3000
 ECHO_CHARS = 100
 QUERY_CHARS = 300
 MAX_SLUGS_LISTED = 50
+# What the conversation's hand-off reason says before the model's own words: staff see who
+# passed the conversation on, and no reason the model writes ("Taken over by staff.") reads as
+# a staff take-over (``conversations.services.STAFF_HANDOFF_REASONS``).
+ESCALATION_REASON_PREFIX = "Passed on by the assistant: "
 
 
 @dataclass(frozen=True)
@@ -206,8 +211,17 @@ def escalate_to_human(reason: str, config: RunnableConfig) -> str:
     """
     if _has_nul(reason):
         return _nul_error("reason")
-    conversation_handed_off(config, reason=reason[:200])
+    conversation_handed_off(config, reason=escalation_reason(reason))
     return _json({"escalated": True})
+
+
+def escalation_reason(reason: str) -> str:
+    """The model's ``reason`` as the conversation keeps it: after ``ESCALATION_REASON_PREFIX``,
+    clipped to fit the field."""
+    limit = Conversation._meta.get_field("handoff_reason").max_length or 200
+    said = " ".join(storable_text(reason).split()) or "no reason given"
+    # Less one for the ellipsis of a reason cut short.
+    return ESCALATION_REASON_PREFIX + clip(said, limit - len(ESCALATION_REASON_PREFIX) - 1)
 
 
 SALES_TOOLS: list[BaseTool] = [search_products, get_product, check_stock, escalate_to_human]

@@ -12,7 +12,10 @@ subject. A follow-up about one thing ("how much is it?", "is that one in stock?"
 the assistant listed products asks about the first of them, and is joined with its name instead.
 One that names products of its own, other than the earlier subject's ("and the heather honey?"
 after "your cheapest manuka?"), is read with the earlier price and order alone; a question about
-"it" ("is it free?") names none, whatever product names hold its words.
+"it" ("is it free?") names none, whatever product names hold its words. One that names a health
+or safety subject or a shop policy of its own ("is it safe for my baby?", "or can I pay with
+PayPal?") is read alone: joined with "your strongest manuka?", it was routed to sales and
+answered with manuka, or searched for in the help centre as manuka and not found.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.recommendations import recommended_names
+from agents.providers.subjects import OWN_SUBJECT
 from catalog.query_intent import (
     intent_carried_over,
     intent_words,
@@ -66,9 +70,17 @@ ABOUT_ONE_THING = re.compile(r"\b(?:it|this|that)\b", re.IGNORECASE)
 
 
 def is_follow_up(text: str) -> bool:
+    """Whether ``text`` leans on the question before it by its words; one that names a subject
+    of its own is still read alone (``names_its_own_subject``)."""
     if len(text.split()) > FOLLOW_UP_MAX_WORDS:
         return False
     return FOLLOW_UP.search(text.strip()) is not None or _asks_only_price_or_order(text)
+
+
+def names_its_own_subject(text: str) -> bool:
+    """Whether ``text`` names a health or safety subject or a shop policy (``OWN_SUBJECT``),
+    which it asks about whatever the question before it was about."""
+    return OWN_SUBJECT.search(text) is not None
 
 
 def _asks_only_price_or_order(text: str) -> bool:
@@ -99,6 +111,8 @@ def product_asked_about(messages: Sequence[BaseMessage]) -> str | None:
     question = str(messages[latest].content)
     if not (is_follow_up(question) and ABOUT_ONE_THING.search(question)):
         return None
+    if names_its_own_subject(question):
+        return None
     for message in reversed(messages[:latest]):
         if isinstance(message, HumanMessage):
             return None
@@ -109,7 +123,7 @@ def product_asked_about(messages: Sequence[BaseMessage]) -> str | None:
 
 def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     question = questions[index]
-    if index == 0 or depth == 0 or not is_follow_up(question):
+    if index == 0 or depth == 0 or not is_follow_up(question) or names_its_own_subject(question):
         return question
     earlier = _read_with_context(questions, index - 1, depth - 1)
     subject = query_subject(earlier)

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
 from agents.providers.follow_ups import customer_question
+from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.selectors import names_products
 
@@ -202,15 +203,6 @@ ASKS_FOR_A_PERSON = re.compile(
 )
 # A negation in the few words before it: "I don't need to talk to a person, just...".
 NEGATED = re.compile(r"\b(?:not|never|no need|don't|dont|do not)\W+(?:\w+\W+){0,3}$", re.IGNORECASE)
-SUPPORT_WORDS = re.compile(
-    r"\b(?:deliver(?:y|ies|ed)?|shipping|ship(?:ped)?|postage|posted|courier|dispatch(?:ed)?"
-    r"|track(?:ing)?|my order|return(?:s|ed|ing)?|refund(?:s|ed)?|cancel(?:led|ling)?|broken"
-    r"|damaged|smashed|leak(?:s|ed|ing)?|store|storing|storage|crystalli[sz](?:e|es|ed|ing|ation)"
-    r"|grainy|solid|shelf life|best before|bab(?:y|ies)|infants?|toddlers?|newborns?"
-    r"|allerg(?:y|ies|ic)|pregnan(?:t|cy)|breastfeeding|safe|safety|botulism|payment|customs"
-    r"|missing|wrong (?:item|jar|product|order)|discount codes?|promo codes?|voucher|newsletter"
-    r"|opening hours|collect(?:ion)?|diabet(?:es|ic|ics)|blood sugar)\b"
-)
 
 
 # Words asking whether, or for how much, a product is sold, or what it is like: no product's

@@ -174,3 +174,30 @@ def test_only_the_reply_to_the_previous_message_names_the_product() -> None:
     ]
 
     assert customer_question(messages) == "is it free? how long does delivery take?"
+
+
+@pytest.mark.parametrize(
+    ("earlier", "text"),
+    [
+        ("what's your cheapest manuka?", "Also, can I give honey to my baby?"),
+        ("what's your strongest manuka?", "is it safe for my baby?"),
+        ("a gift for my mum", "is this safe during pregnancy?"),
+        ("what's your cheapest manuka?", "or can I pay with paypal?"),
+        ("manuka please", "and is it ok for diabetics?"),
+        ("what's your strongest manuka?", "and can I return it?"),
+    ],
+)
+def test_a_follow_up_naming_a_health_or_policy_subject_is_read_alone(
+    earlier: str, text: str
+) -> None:
+    assert customer_question(_conversation(earlier, text)) == text
+
+
+def test_a_question_about_it_naming_a_health_subject_is_not_read_with_the_product_listed() -> None:
+    messages = [
+        HumanMessage("What's your strongest manuka?"),
+        AIMessage(MANUKA_LIST),
+        HumanMessage("is it safe for my baby?"),
+    ]
+
+    assert customer_question(messages) == "is it safe for my baby?"

@@ -349,6 +349,75 @@ def test_a_follow_up_s_own_words_pick_the_paragraph_quoted(demo_shop) -> None:
     assert "Northern Ireland" in reply
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("earlier", "text", "article", "quoted"),
+    [
+        (
+            "what's your cheapest manuka?",
+            "Also, can I give honey to my baby?",
+            "Honey and babies under 12 months",
+            INFANT_WARNING,
+        ),
+        # Read as "is it safe for my baby? What's your manuka? strongest", no article answered.
+        (
+            "what's your strongest manuka?",
+            "is it safe for my baby?",
+            "Honey and babies under 12 months",
+            INFANT_WARNING,
+        ),
+        ("what's your cheapest manuka?", "or can I pay with paypal?", "Payment methods", "PayPal"),
+    ],
+    ids=["also baby after manuka", "is it safe after manuka", "paypal after manuka"],
+)
+def test_a_follow_up_naming_a_health_or_policy_subject_is_answered_about_that_subject(
+    demo_shop, earlier: str, text: str, article: str, quoted: str
+) -> None:
+    # Read with the earlier question, these were sent to sales and answered with manuka.
+    state = _offline_turn(text, earlier=(earlier,))
+
+    reply = str(state["messages"][-1].content)
+    assert state["route"] == Route.SUPPORT
+    assert reply.startswith(f'From our help article "{article}"'), reply
+    assert quoted in reply
+
+
+@pytest.mark.django_db
+def test_is_it_safe_for_my_baby_after_a_list_of_manuka_quotes_the_babies_article(
+    demo_shop,
+) -> None:
+    # Asking whether the manuka just listed is safe for a baby: the answer is that no honey is,
+    # under 12 months.
+    conversation = ConversationFactory.create()
+    first = _offline_turn("what's your strongest manuka?", conversation)
+    listed = str(first["messages"][-1].content)
+    assert _names(first)
+
+    config = {"configurable": {"customer_id": conversation.owner_id,
+                               "conversation_id": str(conversation.id)}}  # fmt: skip
+    history = [
+        HumanMessage("what's your strongest manuka?"),
+        AIMessage(listed),
+        HumanMessage("is it safe for my baby?"),
+    ]
+    state = build_graph(provider=OfflineProvider()).invoke({"messages": history}, config)
+
+    reply = str(state["messages"][-1].content)
+    assert state["route"] == Route.SUPPORT
+    assert reply.startswith('From our help article "Honey and babies under 12 months"'), reply
+    assert INFANT_WARNING in reply
+
+
+@pytest.mark.django_db
+def test_a_safety_question_after_a_gift_question_gets_no_gift_list(demo_shop) -> None:
+    state = _offline_turn(
+        "is this safe during pregnancy?", earlier=("what would make a nice gift for my mum?",)
+    )
+
+    assert state["route"] == Route.SUPPORT
+    assert _names(state) == []
+
+
 def _names(state: dict[str, Any]) -> list[str]:
     return re.findall(r"^- (.+?) — £", str(state["messages"][-1].content), re.MULTILINE)
 

@@ -202,6 +202,7 @@ def test_a_follow_up_to_a_request_for_a_person_does_not_ask_for_one_again() -> N
         "what are your opening hours?",
         "can I collect from the farm?",
         "is honey ok for diabetics?",
+        "can I pay with PayPal?",
     ],
 )
 def test_routing_by_words_sends_what_the_help_centre_answers_to_support(text: str) -> None:

@@ -4,6 +4,7 @@ import http.client
 import json
 import threading
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from agents.api.event_stream import run_event_stream, stream_slots
 from agents.models import AgentRun
-from agents.run_stream import _client, _key, run_event_publish
+from agents.run_stream import _client, _key, run_event_publish, run_events_read
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
 
@@ -260,3 +261,13 @@ def test_a_wait_holds_no_database_connection_while_it_waits() -> None:
 
     assert during == before
     assert answers[0].json()["status"] == "cancelled"
+
+
+def test_an_event_holding_half_a_character_is_published_with_a_replacement() -> None:
+    run_id = str(uuid.uuid4())
+
+    run_event_publish(run_id=run_id, type="text.delta", data={"text": "manuka \ud83d"})
+
+    events = run_events_read(run_id=run_id)
+    assert [event.data for event in events] == [{"text": "manuka \ufffd"}]
+    _client(settings.REDIS_URL).delete(_key(run_id))

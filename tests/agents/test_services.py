@@ -91,6 +91,27 @@ def test_a_reply_with_nul_characters_is_stored_without_them(settings) -> None:
     assert _reply(run).content == "Here you are"
 
 
+def test_half_a_character_from_the_model_is_replaced_not_fatal(settings) -> None:
+    # A lone surrogate (half of an emoji's UTF-16 pair) cannot be encoded as UTF-8: publishing
+    # the tool call's live event failed the whole turn.
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("search_products", {"query": "manuka \ud83d"})]),
+            ChatText("Our manuka \ud83d is lovely."),
+        )
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert _reply(run).content == "Our manuka \ufffd is lovely."
+    assert run.tool_calls[0]["args"] == {"query": "manuka \ufffd"}
+    called = [e for e in run_events_read(run_id=str(run.pk)) if e.type == "tool.called"]
+    assert called[0].data["args"] == {"query": "manuka \ufffd"}
+
+
 def _refuse_to_store(reply: str) -> None:
     """The database refuses to store ``reply`` (a trigger; the test's transaction takes it
     away again)."""

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.graph.prompts import STEP_LIMIT_REPLY, WITHHELD_REPLY
+from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
 from agents.providers.openai import ROUTE_UNPARSED_NOTE
 from agents.turns import run_turn
@@ -124,6 +124,34 @@ def test_history_of_the_conversation_is_given_in_order(settings) -> None:
     assert Message.objects.filter(conversation=run.conversation).count() == 3
 
 
+def test_a_reply_stored_after_the_next_message_reaches_the_model_after_its_question(
+    settings,
+) -> None:
+    # The customer sent a second message while the first was being answered.
+    conversation = ConversationFactory.create()
+    first = MessageFactory.create(conversation=conversation, content="Is the heather in stock?")
+    first_run = AgentRun.objects.create(conversation=conversation, user_message=first)
+    run = _run_after(conversation, question="And do you ship to France?")
+    MessageFactory.create(
+        conversation=conversation, role="assistant", content="Yes, 12 jars.", run=first_run
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "support"})]),
+            ChatText("We do, in 5-7 working days."),
+        )
+
+        run_turn(run=run)
+
+    body = server.chat_requests()[-1].json
+    assert body is not None
+    assert [(m["role"], m["content"]) for m in body["messages"][1:]] == [
+        ("user", "Is the heather in stock?"),
+        ("assistant", "Yes, 12 jars."),
+        ("user", "And do you ship to France?"),
+    ]
+
+
 def test_a_reply_the_content_filter_cut_off_is_not_posted_half_written(settings) -> None:
     run = _run_after(ConversationFactory.create(), question="How do I make mead at home?")
     with loopback_openai(settings) as server:
@@ -136,6 +164,34 @@ def test_a_reply_the_content_filter_cut_off_is_not_posted_half_written(settings)
 
     assert result.reply == WITHHELD_REPLY
     assert "content filter" in result.note
+
+
+def test_a_reply_whose_stream_ended_without_a_finish_reason_is_not_posted_half_written(
+    settings,
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="What's your best manuka?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            # A server or proxy closed the stream mid-answer.
+            ChatText("Our best manuka is", finish_reason=None),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.reply == STEP_LIMIT_REPLY
+    assert "finish reason" in result.note
+
+
+def test_a_hand_off_through_openai_is_posted_as_written(settings) -> None:
+    run = _run_after(ConversationFactory.create(), question="Can I talk to a person?")
+    with loopback_openai(settings) as server:
+        server.script_chat(ChatToolCalls([("route_conversation", {"route": "handoff"})]))
+
+        result = run_turn(run=run)
+
+    assert result.reply == HANDOFF_REPLY
+    assert result.note == ""
 
 
 def test_a_route_call_whose_arguments_are_not_an_object_falls_back_to_routing_by_meaning(

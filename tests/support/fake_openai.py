@@ -71,8 +71,10 @@ class ChatText:
     content: str
     prompt_tokens: int = 10
     completion_tokens: int = 5
-    # "content_filter" (content cut short by a filter) or "length" (out of tokens), say.
-    finish_reason: str = "stop"
+    # "content_filter" (content cut short by a filter) or "length" (out of tokens), say. None:
+    # streamed, the text ends without a finish reason, usage or ``[DONE]``, as a server or proxy
+    # closing the stream mid-answer sends it.
+    finish_reason: str | None = "stop"
     # False: the response carries no usage, as some compatible servers answer.
     usage: bool = True
 
@@ -383,10 +385,11 @@ class _Handler(BaseHTTPRequestHandler):
         if request.get("stream"):
             stream_options = request.get("stream_options") or {}
             include_usage = bool(stream_options.get("include_usage")) and response.usage
+            cut_off = isinstance(response, ChatText) and response.finish_reason is None
             chunks = _stream_chunks(
                 completion_id, created, model, response, tool_calls, usage, include_usage
             )
-            self._send_event_stream(chunks)
+            self._send_event_stream(chunks, done=not cut_off)
             return
 
         message: dict[str, Any] = {"role": "assistant", "refusal": None}
@@ -479,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._send_json(error.status, body, headers)
 
-    def _send_event_stream(self, chunks: Iterator[dict[str, Any]]) -> None:
+    def _send_event_stream(self, chunks: Iterator[dict[str, Any]], *, done: bool = True) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -488,7 +491,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         for chunk in chunks:
             self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
-        self._write_chunk(b"data: [DONE]\n\n")
+        if done:
+            self._write_chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -567,6 +571,8 @@ def _stream_chunks(
         yield chunk({"role": "assistant", "content": "", "refusal": None})
         for piece in _split_text(response.content):
             yield chunk({"content": piece})
+        if response.finish_reason is None:
+            return  # cut off: nothing more, not even the usage
         yield chunk({}, response.finish_reason)
     else:
         yield chunk({"role": "assistant", "content": None, "refusal": None})

@@ -19,6 +19,7 @@ from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
 from agents.graph.names import Route
+from agents.graph.nodes import MAX_TOOL_CALLS_PER_MESSAGE
 from agents.providers import RouteDecision
 from agents.run_stream import run_events_read
 from tests.conversations.factories import ConversationFactory
@@ -87,6 +88,30 @@ class BadArgumentsModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
+class ManyCallsModel(BaseChatModel):
+    """Checks the stock of ``calls`` products in one message, then answers."""
+
+    calls: int = 8
+
+    @property
+    def _llm_type(self) -> str:
+        return "many-calls-script"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        if isinstance(messages[-1], ToolMessage):
+            message = AIMessage("That's all I could check.")
+        else:
+            calls = [
+                {"name": "check_stock", "args": {"sku": f"SKU-{i}"}, "id": f"call-{i}"}
+                for i in range(self.calls)
+            ]
+            message = AIMessage("", tool_calls=calls)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
 class ScriptedProvider:
     name = "scripted"
     model_name = "scripted"
@@ -147,3 +172,22 @@ def test_bad_tool_arguments_go_back_to_the_model_as_errors_naming_the_field() ->
     assert "get_orders" in results[1]["error"]
     assert len(results[1]["error"]) < 200
     assert state["messages"][-1].content == "Sorry, I couldn't search just now."
+
+
+def test_tool_calls_past_the_cap_in_one_message_are_refused_and_traced() -> None:
+    run_id = str(uuid.uuid4())
+    graph = build_graph(provider=ScriptedProvider(ManyCallsModel()))
+
+    state = graph.invoke({"messages": [HumanMessage("Is any of it in stock?")]}, _config(run_id))
+
+    results = [json.loads(m.text) for m in state["messages"] if isinstance(m, ToolMessage)]
+    ran, refused = results[:MAX_TOOL_CALLS_PER_MESSAGE], results[MAX_TOOL_CALLS_PER_MESSAGE:]
+    assert MAX_TOOL_CALLS_PER_MESSAGE == 5
+    assert len(results) == 8  # every call is answered
+    assert all("no product with sku" in result["error"] for result in ran)
+    assert all(result["error"].startswith("refused: at most 5") for result in refused)
+    assert [call.get("refused", False) for call in state["tool_calls"]] == [False] * 5 + [True] * 3
+    assert state["tool_calls"][-1]["args"] == {"sku": "SKU-7"}
+    called = [e for e in run_events_read(run_id=run_id) if e.type == "tool.called"]
+    assert len(called) == 5
+    assert state["messages"][-1].content == "That's all I could check."

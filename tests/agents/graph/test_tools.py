@@ -12,6 +12,7 @@ from agents.graph.tools import (
     DETAIL_CHARS,
     check_stock,
     escalate_to_human,
+    escalation_reason,
     get_product,
     search_knowledge,
     search_products,
@@ -19,6 +20,7 @@ from agents.graph.tools import (
 from catalog.models import KnowledgeArticle
 from catalog.services import embeddings_refresh
 from conversations.models import Conversation
+from conversations.services import STAFF_HANDOFF_REASONS, STAFF_TAKE_OVER_REASON
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.conversations.factories import ConversationFactory
 
@@ -172,3 +174,22 @@ def test_the_product_search_tool_keeps_to_the_price_and_order_the_customer_says(
 
     assert [found["sku"] for found in strongest["products"]] == ["umf-20", "umf-10", "umf-5"]
     assert {found["sku"] for found in within["products"]} == {"umf-10", "umf-5"}
+
+
+def test_the_model_s_hand_off_reason_is_kept_after_saying_the_assistant_passed_it_on() -> None:
+    conversation = ConversationFactory.create()
+
+    escalate_to_human.invoke({"reason": STAFF_TAKE_OVER_REASON}, _config(conversation))
+
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.NEEDS_HUMAN
+    assert conversation.handoff_reason == "Passed on by the assistant: Taken over by staff."
+    assert conversation.handoff_reason not in STAFF_HANDOFF_REASONS
+
+
+def test_a_long_hand_off_reason_is_clipped_to_fit_after_the_prefix() -> None:
+    reason = escalation_reason("The customer wants a refund. " * 20)
+
+    assert len(reason) == 200
+    assert reason.startswith("Passed on by the assistant: The customer wants a refund.")
+    assert reason.endswith("…")
