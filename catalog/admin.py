@@ -22,6 +22,7 @@ from catalog.models import (
     KnowledgePassage,
     Product,
     name_order,
+    tags_normalised,
 )
 from catalog.product_rows import PRODUCT_COLUMNS, parse_product_rows, product_file_row
 from catalog.selectors import EmbeddingState, categories_named, embedded_rows_in_state
@@ -333,8 +334,8 @@ class TagsField(forms.CharField):
         if isinstance(value, list | tuple):
             value = ",".join(value)
         typed = (super().to_python(value) or "").split(",")
-        # Lower-cased, without repeats: the tags the model's clean() would keep, counted as such.
-        return list(dict.fromkeys(tag.strip().lower() for tag in typed if tag.strip()))
+        # The tags the model's clean() would keep, counted as such.
+        return tags_normalised(typed)
 
     def run_validators(self, value: Any) -> None:
         # Each tag by the form's own validators (no NUL) and the model's.

@@ -1,4 +1,5 @@
 import re
+from collections.abc import Iterable
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -28,6 +29,13 @@ sku_validator = RegexValidator(
 # The API's ?tags= filter splits on commas, and import files list tags joined by semicolons.
 tag_validator = RegexValidator(r"^[^,;]*$", "a tag cannot hold ',' or ';'")
 MAX_TAGS = 20
+TAG_MAX_LENGTH = 40
+
+
+def tags_normalised(tags: Iterable[str]) -> list[str]:
+    """Tags as stored: trimmed, lower-cased, without blanks or repeats. Tag filters match
+    exactly, so tags from the API and admin take the import's form."""
+    return list(dict.fromkeys(tag.strip().lower() for tag in tags if tag.strip()))
 
 
 # A blank line, however written: an admin text box sends "\r\n" line ends.
@@ -147,7 +155,7 @@ class Product(TimeStampedModel, Embedded):
     stock = models.IntegerField(default=0, validators=[MinValueValidator(0)])
     is_active = models.BooleanField(default=True)
     tags = ArrayField(
-        models.CharField(max_length=40, validators=[tag_validator]),
+        models.CharField(max_length=TAG_MAX_LENGTH, validators=[tag_validator]),
         default=list,
         blank=True,
         validators=[ArrayMaxLengthValidator(MAX_TAGS)],
@@ -207,8 +215,7 @@ class Product(TimeStampedModel, Embedded):
         return f"{self.name} ({self.sku})"
 
     def clean(self) -> None:
-        # Tag filters match exactly, so tags from the API and admin take the import's form.
-        self.tags = list(dict.fromkeys(tag.strip().lower() for tag in self.tags if tag.strip()))
+        self.tags = tags_normalised(self.tags)
 
     @property
     def in_stock(self) -> bool:

@@ -1,7 +1,6 @@
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.postgres.fields import ArrayField
 from django.core.validators import slug_re
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
@@ -25,6 +24,7 @@ from catalog.models import (
     ARTICLE_BODY_MAX_LENGTH,
     MAX_TAGS,
     PRODUCT_DESCRIPTION_MAX_LENGTH,
+    TAG_MAX_LENGTH,
     Category,
     KnowledgeArticle,
     Product,
@@ -33,18 +33,6 @@ from catalog.models import (
 )
 
 MAX_QUERY_LENGTH = 300
-
-
-def _tag_max_length() -> int:
-    """The longest tag ``Product.tags`` holds."""
-    tags = Product._meta.get_field("tags")
-    assert isinstance(tags, ArrayField)
-    longest = tags.base_field.max_length
-    assert longest is not None
-    return longest
-
-
-TAG_MAX_LENGTH = _tag_max_length()
 
 
 class ProductOutputSerializer(serializers.Serializer):
