@@ -1,6 +1,6 @@
 """How often the knowledge search puts the article that answers a question first.
 
-The demo help centre (``catalog/demo_data/knowledge.json``, 28 articles) is written into the
+The demo help centre (``catalog/demo_data/knowledge.json``, 29 articles) is written into the
 benchmark database, replacing its articles, and embedded with their passages. Each of
 ``QUESTIONS`` (written as customers ask, each with the one article that answers it) is searched
 twice, through ``catalog.selectors.knowledge_search``: as shipped (an article ranked by the mean
@@ -17,7 +17,8 @@ for them (2026-12-03; one was then split in two), each written before its articl
 those, 5 about others. ``NOT_ARRIVED_QUESTIONS``, written after them, measure what they took
 from the tracking article; ``COLLECTING_QUESTIONS`` whether collecting an order is better
 answered in an article of its own; ``SENT_THE_WRONG_KIND_QUESTIONS`` (2026-12-04) were written
-before the wrong-items article's opening question and chose it.
+before the wrong-items article's opening question and chose it; ``PREGNANCY_QUESTIONS``
+(2026-12-04) before the article on honey in pregnancy and while breastfeeding.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -201,6 +202,27 @@ SENT_THE_WRONG_KIND_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("how do I make creamed honey runny?", "why-honey-crystallises"),
     ("what does the grade on a manuka jar mean?", "manuka-grading-explained"),
 )
+# Honey and bee products in pregnancy and while breastfeeding; written (2026-12-04) before the
+# help centre had an article on it ("is this safe during pregnancy?" got "couldn't find": the
+# allergies article says "pregnant" once), then two the babies and diabetes articles must keep.
+PREGNANCY_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("is this safe during pregnancy?", "honey-in-pregnancy-and-breastfeeding"),
+    ("can I eat honey while pregnant?", "honey-in-pregnancy-and-breastfeeding"),
+    ("is raw honey ok when you're expecting?", "honey-in-pregnancy-and-breastfeeding"),
+    ("I'm pregnant, can I have manuka honey?", "honey-in-pregnancy-and-breastfeeding"),
+    ("can I take royal jelly when pregnant?", "honey-in-pregnancy-and-breastfeeding"),
+    ("is honey safe while breastfeeding?", "honey-in-pregnancy-and-breastfeeding"),
+    (
+        "is unpasteurised honey dangerous for pregnant women?",
+        "honey-in-pregnancy-and-breastfeeding",
+    ),
+    (
+        "my midwife said to avoid some foods, is honey one of them?",
+        "honey-in-pregnancy-and-breastfeeding",
+    ),
+    ("can I give my 6 month old honey?", "honey-and-babies-under-one"),
+    ("I have gestational diabetes, can I still eat honey?", "honey-and-diabetes"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -208,6 +230,7 @@ QUESTION_SETS = {
     "never arrived": NOT_ARRIVED_QUESTIONS,
     "collecting": COLLECTING_QUESTIONS,
     "sent the wrong kind": SENT_THE_WRONG_KIND_QUESTIONS,
+    "pregnancy": PREGNANCY_QUESTIONS,
 }
 
 

@@ -23,6 +23,7 @@ from tests.support.fake_openai import FakeOpenAIServer, HttpError
 INFANT_WARNING = "Never give honey to a baby under 12 months old."
 NUT_FREE = "Our Yorkshire honey house is a nut-free facility"
 SEE_YOUR_GP = "talk to your GP, diabetes nurse or dietitian"
+ASK_YOUR_MIDWIFE = "please ask your midwife or GP"
 NO_ANSWER = "I couldn't find an answer to that in our help articles."
 UK_DELIVERY = "UK delivery times and costs"
 FARM_SHOP = "Where are we based? Our farm shop and its opening hours"
@@ -62,8 +63,15 @@ def _offline_turn(
         ("I have a nut allergy, is your honey safe?", "Allergies and bee products", NUT_FREE),
         # The babies article was quoted before the help centre had one on diabetes.
         ("can diabetics eat honey?", "Honey, diabetes and blood sugar", SEE_YOUR_GP),
+        # "couldn't find" before the help centre had an article on pregnancy (the allergies
+        # article says "pregnant" once, under the quoting floor).
+        (
+            "is this safe during pregnancy?",
+            "Honey in pregnancy and while breastfeeding",
+            ASK_YOUR_MIDWIFE,
+        ),
     ],
-    ids=["infant under 12 months", "nut allergy", "diabetes"],
+    ids=["infant under 12 months", "nut allergy", "diabetes", "pregnancy"],
 )
 def test_a_health_question_is_answered_with_the_articles_safety_statement(
     demo_shop, question: str, article: str, safety_text: str

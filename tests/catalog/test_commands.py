@@ -585,11 +585,11 @@ def test_load_demo_data_if_empty_loads_the_articles_of_a_catalog_without_them() 
     product.refresh_from_db()
     assert out.startswith(
         "Demo data: products left as they were; "
-        "articles created 28, updated 0, unchanged 0, invalid 0; embedded "
+        "articles created 29, updated 0, unchanged 0, invalid 0; embedded "
     )
     assert list(Product.objects.all()) == [product]
     assert product.price == Decimal("1.00")
-    assert KnowledgeArticle.objects.count() == 28
+    assert KnowledgeArticle.objects.count() == 29
 
 
 @pytest.mark.django_db
@@ -620,7 +620,7 @@ def test_load_demo_data_gives_a_one_line_reason_when_embedding_fails(
 
     assert str(excinfo.value).startswith(
         "Demo data: products created 66, updated 0, unchanged 0, invalid 0; "
-        "articles created 28, updated 0, unchanged 0, invalid 0; embedding failed: "
+        "articles created 29, updated 0, unchanged 0, invalid 0; embedding failed: "
     )
     assert "\n" not in str(excinfo.value)
     assert Product.objects.count() == 66
