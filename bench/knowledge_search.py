@@ -18,7 +18,8 @@ those, 5 about others. ``NOT_ARRIVED_QUESTIONS``, written after them, measure wh
 from the tracking article; ``COLLECTING_QUESTIONS`` whether collecting an order is better
 answered in an article of its own; ``SENT_THE_WRONG_KIND_QUESTIONS`` (2026-12-04) were written
 before the wrong-items article's opening question and chose it; ``PREGNANCY_QUESTIONS``
-(2026-12-04) before the article on honey in pregnancy and while breastfeeding.
+(2026-12-04) before the article on honey in pregnancy and while breastfeeding;
+``EXCHANGE_QUESTIONS`` before the returns article said anything about exchanges.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -223,6 +224,14 @@ PREGNANCY_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("can I give my 6 month old honey?", "honey-and-babies-under-one"),
     ("I have gestational diabetes, can I still eat honey?", "honey-and-diabetes"),
 )
+# Exchanging a product for another, once the router sent such messages to support
+# (2026-12-04); written before the returns article said anything about exchanges.
+EXCHANGE_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("could I exchange the 250g manuka for the 500g?", "returns-policy"),
+    ("can I swap a honey I bought for a different one?", "returns-policy"),
+    ("do you do exchanges?", "returns-policy"),
+    ("I'd like to exchange a gift I was given", "returns-policy"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -231,6 +240,7 @@ QUESTION_SETS = {
     "collecting": COLLECTING_QUESTIONS,
     "sent the wrong kind": SENT_THE_WRONG_KIND_QUESTIONS,
     "pregnancy": PREGNANCY_QUESTIONS,
+    "exchanges": EXCHANGE_QUESTIONS,
 }
 
 

@@ -40,6 +40,10 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   written after the ``THEIR_OWN`` rule was chosen for "why has my honey set?" and before it
   ran on them; they tune nothing, and the rule changes none of them (none names products in
   so many words).
+- ``after sales``: 16 about returning, exchanging or being sent one product for another, named,
+  and shopping with the same words, written before the ``AFTER_SALES`` rule chosen on them:
+  their figure flatters it.
+- ``after sales, held out``: 15 more, written after that rule and before it ran on them.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -354,6 +358,47 @@ THEIR_OWN_MESSAGES: tuple[tuple[str, str], ...] = (
     ("is the UMF 20+ good for my sore throat?", SALES),
 )
 
+# Returning, exchanging or being sent one product for another, named, and shopping messages with
+# the same words ("back", "instead of", "ordered", "return", "replacement"): written on 2026-12-04
+# before the ``AFTER_SALES`` rule, to choose it.
+AFTER_SALES_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("can I send the heather comb back if I don't like it?", SUPPORT),
+    ("I want a refund on the orange blossom honey", SUPPORT),
+    ("could I exchange the 250g manuka for the 500g?", SUPPORT),
+    ("please swap my wildflower honey for the acacia", SUPPORT),
+    ("you sent lime blossom honey instead of the borage I ordered", SUPPORT),
+    ("I ordered the chestnut honey but received heather", SUPPORT),
+    ("how do I return the beeswax food wraps?", SUPPORT),
+    ("can I get a replacement for the cracked lavender honey jar?", SUPPORT),
+    ("I'd like to return the manuka lozenges, they're unopened", SUPPORT),
+    ("the propolis spray was the wrong one, can I exchange it?", SUPPORT),
+    ("I'd like the acacia instead of the clover please", SALES),
+    ("will the heather honey be back in stock soon?", SALES),
+    ("I ordered the chilli honey last month and loved it, can I get two more?", SALES),
+    ("which manuka would you recommend instead of the UMF 20+?", SALES),
+    ("can I buy the lavender honey as a return gift for my guests?", SALES),
+    ("do you sell replacement lids for the honey jars?", SALES),
+)
+
+# More of the same, written after the ``AFTER_SALES`` rule and before it ran on them.
+AFTER_SALES_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("I'd like to swap the creamed honey for a runny one", SUPPORT),
+    ("can I exchange the gift box for a bigger one?", SUPPORT),
+    ("how do I get a refund for the manuka UMF 15+?", SUPPORT),
+    ("the borage honey I got is not what I ordered", SUPPORT),
+    ("I paid for the 1kg heather honey but you sent the 500g", SUPPORT),
+    ("can I return the beeswax candles if they're unused?", SUPPORT),
+    ("I bought the propolis spray and want to send it back", SUPPORT),
+    ("got acacia honey rather than the clover we ordered", SUPPORT),
+    ("is it possible to return the honey dipper?", SUPPORT),
+    ("the royal jelly blend arrived open, I'd like a replacement", SUPPORT),
+    ("do you have a cheaper alternative to the manuka UMF 15+?", SALES),
+    ("I'd love to order the heather comb again, is it back?", SALES),
+    ("can I get the acacia in a bigger jar instead of the 250g?", SALES),
+    ("I bought the wildflower honey last time, what's similar?", SALES),
+    ("I'm after a gift to return the favour for my neighbour", SALES),
+)
+
 # Each set's name, in the order written (the module docstring says what each is for).
 WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "tuning": TUNING_MESSAGES,
@@ -368,6 +413,8 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "named complaints": NAMED_COMPLAINT_MESSAGES,
     "named complaints, held out": NAMED_COMPLAINT_HELD_OUT_MESSAGES,
     "their own": THEIR_OWN_MESSAGES,
+    "after sales": AFTER_SALES_MESSAGES,
+    "after sales, held out": AFTER_SALES_HELD_OUT_MESSAGES,
 }
 
 

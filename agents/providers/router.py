@@ -219,6 +219,18 @@ SHOPPING_WORDS = re.compile(
 THEIR_OWN = re.compile(r"\bmy\b", re.IGNORECASE)
 
 
+# Returning, exchanging or being sent one product for another is after-sales, whatever products
+# it names: "I need to return the manuka gift box" and "I got chestnut honey instead of the acacia
+# I ordered" sit nearer the sales examples, by the products they name.
+AFTER_SALES = re.compile(
+    r"\b(?:exchange|swap|refund(?:s|ed)?|replacement for|send (?:\w+ ){0,4}back"
+    r"|return(?:ing)? (?:it|them|this|that|these|those|the|my|a|an)"
+    r"|(?:instead of|rather than) (?:\w+ ){0,5}(?:i|we) (?:ordered|paid for|bought)"
+    r"|(?:ordered|paid for|bought) (?:\w+ ){0,5}but (?:got|received|was sent|you sent))\b",
+    re.IGNORECASE,
+)
+
+
 def names_a_product(text: str) -> bool:
     """Whether ``text`` is a product's name, its shopping words aside, of two words or more:
     "do you have UMF 15?" is about the UMF 15+, where "what is UMF?" is about the grading."""
@@ -283,6 +295,8 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if route is not Route.HANDOFF and question != latest:
             route = keyword_route(question, handoff=False)
         logger.exception("agents.route_without_embedding", extra={"route": route})
+    if route is Route.SALES and AFTER_SALES.search(latest):
+        return Route.SUPPORT
     if route is Route.SUPPORT and not THEIR_OWN.search(latest) and names_a_product(latest):
         # The examples read "UMF" as the grading question ("what does UMF mean on manuka").
         return Route.SALES

@@ -252,3 +252,25 @@ def test_a_question_about_a_product_s_grade_or_care_still_goes_to_support(
     demo_shop, text: str
 ) -> None:
     assert semantic_route([HumanMessage(text)]) == Route.SUPPORT
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        # Nearer the sales examples by the products they name (bench.routing).
+        ("I need to return the manuka gift box", Route.SUPPORT),
+        ("I got chestnut honey instead of the acacia I ordered", Route.SUPPORT),
+        ("I ordered acacia but received clover", Route.SUPPORT),
+        ("could I exchange the 250g manuka for the 500g?", Route.SUPPORT),
+        ("can I get a replacement for the cracked lavender honey jar?", Route.SUPPORT),
+        # The same words, shopping.
+        ("I'd like the acacia instead of the clover please", Route.SALES),
+        ("will the heather honey be back in stock soon?", Route.SALES),
+        ("do you sell replacement lids for the honey jars?", Route.SALES),
+    ],
+)
+def test_returning_exchanging_or_being_sent_another_product_goes_to_support(
+    demo_shop, text: str, route: Route
+) -> None:
+    assert semantic_route([HumanMessage(text)]) == route
