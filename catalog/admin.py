@@ -24,15 +24,17 @@ from catalog.models import (
     name_order,
     tags_normalised,
 )
-from catalog.product_rows import PRODUCT_COLUMNS, parse_product_rows, product_file_row
-from catalog.selectors import EmbeddingState, categories_named, embedded_rows_in_state
+from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
+from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
     CatalogImportError,
     ImportReport,
     category_renamed,
     embeddings_refresh_on_commit,
+    knowledge_article_update,
     knowledge_import,
     product_import,
+    product_update,
 )
 
 # Rows read per query while an export streams: memory stays flat however many are selected.
@@ -45,8 +47,6 @@ SHOWN_ROW_ERRORS = 50
 IMPORT_MAX_MEGABYTES = 2
 IMPORT_MAX_BYTES = IMPORT_MAX_MEGABYTES * 1024 * 1024
 IMPORT_MAX_ROWS = 5000
-# The categories a refused product import names; a file of hundreds names the rest by count.
-SHOWN_NEW_CATEGORIES = 10
 
 
 def _shown_row_errors(errors: list[str]) -> list[str]:
@@ -129,7 +129,8 @@ class ImportableModelAdmin(ShopModelAdmin):
 
     change_list_template = "admin/catalog/change_list_with_import.html"
     import_columns: FileColumns
-    # The service that upserts the file's rows: ``(rows=..., skip_invalid=...)``.
+    # The service that upserts the file's rows: ``(rows=..., skip_invalid=...,
+    # **import_options(request))``.
     rows_import: Callable[..., ImportReport]
     # What the page says about the file, after its columns.
     import_help: str
@@ -151,10 +152,10 @@ class ImportableModelAdmin(ShopModelAdmin):
     def has_import_permission(self, request: HttpRequest) -> bool:
         return self.has_add_permission(request) and self.has_change_permission(request)
 
-    def import_refusal(self, request: HttpRequest, rows: list[dict[str, Any]]) -> str | None:
-        """Why this user may not import these rows, if the file would write what only others
-        may write."""
-        return None
+    def import_options(self, request: HttpRequest) -> dict[str, Any]:
+        """What ``rows_import`` is given besides the rows for this user: what the file may
+        write that only some staff may."""
+        return {}
 
     def _file_import(
         self, request: HttpRequest, upload: Any, *, skip_invalid: bool
@@ -169,10 +170,10 @@ class ImportableModelAdmin(ShopModelAdmin):
                 f"the file has {len(rows):,} rows, more than the {IMPORT_MAX_ROWS:,} the admin"
                 f" imports: {_import_command_hint(self.import_command)}"
             ]
-        if refusal := self.import_refusal(request, rows):
-            return [refusal]
         try:
-            return self.rows_import(rows=rows, skip_invalid=skip_invalid)
+            return self.rows_import(
+                rows=rows, skip_invalid=skip_invalid, **self.import_options(request)
+            )
         except CatalogImportError as exc:
             return [str(exc), *_shown_row_errors(exc.report.errors)]
 
@@ -235,8 +236,8 @@ class ShownValuesAdminMixin:
     changed, and the page's older value was written back over it: a product's stock restored
     to 10 after an order left 3. Each field here also posts the value the page showed
     (``show_hidden_initial``), a field counts as changed only when it differs from that, and
-    an existing row is saved with those fields alone. The product list's editable columns
-    are these forms too, and the list saves only its rows that changed."""
+    an existing row is saved with those fields alone (``changes_save``). The product list's
+    editable columns are these forms too, and the list saves only its rows that changed."""
 
     def formfield_for_dbfield(
         self, db_field: Field, request: HttpRequest, **kwargs: Any
@@ -250,7 +251,11 @@ class ShownValuesAdminMixin:
         if not change:
             super().save_model(request, obj, form, change)  # type: ignore[misc]
         elif form.changed_data:
-            obj.save(update_fields=[*form.changed_data, "updated_at"])
+            self.changes_save(obj, fields=form.changed_data)
+
+    def changes_save(self, obj: Any, *, fields: list[str]) -> None:
+        """Save the ``fields`` of ``obj`` that the staff changed, and no other."""
+        obj.save(update_fields=[*fields, "updated_at"])
 
 
 class EmbeddedAdminMixin:
@@ -287,7 +292,9 @@ class EmbeddedAdminMixin:
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)  # type: ignore[misc]
-        embeddings_refresh_on_commit(kind=self.embedding_kind, ids=[obj.pk])
+        # A change is saved by the row's update service, which queues it (``changes_save``).
+        if not change:
+            embeddings_refresh_on_commit(kind=self.embedding_kind, ids=[obj.pk])
 
 
 def name_column(field: str) -> Callable[[Any, Any], str]:
@@ -399,26 +406,15 @@ class ProductAdmin(EmbeddedAdminMixin, ShownValuesAdminMixin, ImportableModelAdm
         " leaves out."
     )
 
-    def import_refusal(self, request: HttpRequest, rows: list[dict[str, Any]]) -> str | None:
+    def import_options(self, request: HttpRequest) -> dict[str, Any]:
         """The import creates the categories its rows name that do not exist: only staff who
         may add categories (the category admin's add page is theirs alone) may import a file
-        naming one. Staff who may not are told which, and nothing is imported."""
-        if self.admin_site.get_model_admin(Category).has_add_permission(request):
-            return None
-        # The rows the import would load (an invalid one fails or is skipped all the same).
-        named = list(dict.fromkeys(row.category for row in parse_product_rows(rows)[0]))
-        existing = categories_named(names=named)
-        new = [name for name in named if name not in existing]
-        if not new:
-            return None
-        listed = ", ".join(new[:SHOWN_NEW_CATEGORIES])
-        if (more := len(new) - SHOWN_NEW_CATEGORIES) > 0:
-            listed += f" and {more} more"
-        return (
-            f"the file names categories that do not exist ({listed}), which the import would"
-            " create, and you may not add categories: name existing ones, or ask someone who"
-            " may add categories to create them (or to import the file)"
-        )
+        naming one. Staff who may not are told which (``product_import``)."""
+        category_admin = self.admin_site.get_model_admin(Category)
+        return {"may_create_categories": category_admin.has_add_permission(request)}
+
+    def changes_save(self, obj: Product, *, fields: list[str]) -> None:
+        product_update(product=obj, update_fields=fields)
 
 
 class KnowledgePassageInline(admin.TabularInline):
@@ -471,3 +467,6 @@ class KnowledgeArticleAdmin(EmbeddedAdminMixin, ShownValuesAdminMixin, Importabl
 
     def get_inlines(self, request: HttpRequest, obj: KnowledgeArticle | None) -> list[Any]:
         return [KnowledgePassageInline] if obj else []  # a new article has no passages yet
+
+    def changes_save(self, obj: KnowledgeArticle, *, fields: list[str]) -> None:
+        knowledge_article_update(article=obj, update_fields=fields)

@@ -3,8 +3,10 @@ in the file ("line 5", "item 3")."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -30,7 +32,7 @@ from catalog.models import (
     Product,
     sku_validator,
 )
-from catalog.selectors import category_named
+from catalog.selectors import categories_named
 
 COLUMNS = (
     "sku",
@@ -136,14 +138,54 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(tags)
 
 
-def _new_category_problem(name: str) -> str | None:
-    """A category the import would create, whose slug cannot be made from its name ("蜂蜜",
-    "???"): the API asks for a slug then, and an import has no column to give one. A name that
-    slugs asks nothing of the database, nor does one no query can carry (``row_problems``
-    reports it)."""
-    if not name or slugify(name) or not is_unicode_text(name) or "\x00" in name:
+def _may_name_a_category(name: str) -> bool:
+    """Whether ``name`` is looked up as a category: not blank, not longer than a category's
+    name, and text a query can carry (``row_problems`` reports a NUL or a lone surrogate)."""
+    return (
+        bool(name)
+        and len(name) <= MAX_LENGTHS["category"]
+        and is_unicode_text(name)
+        and "\x00" not in name
+    )
+
+
+def existing_categories(
+    rows: list[dict[str, Any]], *, may_create_categories: bool = True
+) -> dict[str, Category]:
+    """The categories the rows' category names find (``categories_named``), read for the whole
+    file at once: every name's when the import may not create categories, else only those of
+    names that make no slug ("蜂蜜", "Μέλι"), which a row may name only when they exist. No
+    statement when no name needs one: a file of Latin names reads nothing here."""
+    names = [cell(row, "category") for row in rows]
+    return categories_named(
+        names=[
+            name
+            for name in names
+            if _may_name_a_category(name) and (not may_create_categories or not slugify(name))
+        ]
+    )
+
+
+def is_new_category(name: str, categories: Mapping[str, Category]) -> bool:
+    """Whether a row naming ``name`` would have the import create that category;
+    ``categories``: what ``existing_categories`` read for the row's file."""
+    return _may_name_a_category(name) and name not in categories
+
+
+def _new_category_problem(
+    name: str, categories: Mapping[str, Category], *, may_create_categories: bool
+) -> str | None:
+    """Why the import may not create the category ``name``, if it would create it: it may
+    create none, or it cannot make a slug of the name ("蜂蜜", "???"): the API asks for a slug
+    then, and an import has no column to give one."""
+    if not is_new_category(name, categories):
         return None
-    if category_named(name) is not None:
+    if not may_create_categories:
+        return (
+            f"category: {shortened(name)!r} would be a new category, and this import may not"
+            " create categories"
+        )
+    if slugify(name):
         return None
     return (
         f"category: {shortened(name)!r} would be a new category, and its name has no letters"
@@ -151,8 +193,17 @@ def _new_category_problem(name: str) -> str | None:
     )
 
 
-def parse_product_row(row: dict[str, Any]) -> ProductRow:
-    """One validated row; ``ValueError`` lists everything wrong with it."""
+def parse_product_row(
+    row: dict[str, Any],
+    *,
+    categories: Mapping[str, Category] | None = None,
+    may_create_categories: bool = True,
+) -> ProductRow:
+    """One validated row; ``ValueError`` lists everything wrong with it. ``categories``: what
+    ``existing_categories`` read for the row's file (read for this row alone when not given).
+    A row naming a category that does not exist is invalid without ``may_create_categories``."""
+    if categories is None:
+        categories = existing_categories([row], may_create_categories=may_create_categories)
     problems = row_problems(row, PRODUCT_COLUMNS)
     sku = cell(row, "sku")
     if sku:
@@ -161,7 +212,9 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
         except ValidationError:
             problems.append(f"sku: {sku_validator.message}")
     problems += too_long(row, MAX_LENGTHS)
-    if problem := _new_category_problem(cell(row, "category")):
+    if problem := _new_category_problem(
+        cell(row, "category"), categories, may_create_categories=may_create_categories
+    ):
         problems.append(problem)
     currency = cell(row, "currency").upper() or "GBP"
     if (problem := currency_problem(currency)) == NOT_THREE_CAPITALS:
@@ -202,9 +255,21 @@ def parse_product_row(row: dict[str, Any]) -> ProductRow:
     )
 
 
-def parse_product_rows(rows: list[dict[str, Any]]) -> tuple[list[ProductRow], list[str]]:
-    """Valid rows, and one message per invalid row; skus must not repeat."""
-    return parse_rows(rows, parse_product_row, key="sku")
+def parse_product_rows(
+    rows: list[dict[str, Any]],
+    *,
+    categories: Mapping[str, Category] | None = None,
+    may_create_categories: bool = True,
+) -> tuple[list[ProductRow], list[str]]:
+    """Valid rows, and one message per invalid row; skus must not repeat. The categories the
+    rows name are read once for the file (``existing_categories``), or given in
+    ``categories``; as ``parse_product_row`` for ``may_create_categories``."""
+    if categories is None:
+        categories = existing_categories(rows, may_create_categories=may_create_categories)
+    parse = partial(
+        parse_product_row, categories=categories, may_create_categories=may_create_categories
+    )
+    return parse_rows(rows, parse, key="sku")
 
 
 def product_file_row(product: Product) -> dict[str, str]:

@@ -28,6 +28,7 @@ from catalog.embeddings import (
     get_embedding_backend,
     text_hash,
 )
+from catalog.import_files import cell
 from catalog.knowledge_rows import ArticleRow, parse_article_rows
 from catalog.models import (
     EMBEDDING_DIMENSIONS,
@@ -37,7 +38,12 @@ from catalog.models import (
     Product,
     article_passages,
 )
-from catalog.product_rows import ProductRow, parse_product_rows
+from catalog.product_rows import (
+    ProductRow,
+    existing_categories,
+    is_new_category,
+    parse_product_rows,
+)
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
 from catalog.selectors import (
@@ -63,7 +69,8 @@ ENCODE_SLICE_ROWS = 1024
 # Rows per queued embedding task: a large import or re-embed becomes tasks that workers share,
 # each well inside the task time limit (~7 s of encoding at the 72 rows/s measured here).
 EMBED_TASK_ROWS = 500
-# The created categories an import's summary names; a file of hundreds names the rest by count.
+# The categories an import's summary (or refusal) names; a file of hundreds names the rest by
+# count.
 SUMMARY_CATEGORIES = 10
 # A vector as PostgreSQL reads it: 9 significant digits give back every float4 exactly, and one
 # format string writes them at less than half the cost of pgvector's Vector.to_text.
@@ -382,11 +389,22 @@ class ImportReport:
         """The counts, and the categories created: a misspelt category shows up here."""
         if not self.created_categories:
             return self.counts()
-        names = ", ".join(self.created_categories[:SUMMARY_CATEGORIES])
-        more = len(self.created_categories) - SUMMARY_CATEGORIES
-        return f"{self.counts()}; created categories: {names}" + (
-            f" and {more} more" if more > 0 else ""
-        )
+        return f"{self.counts()}; created categories: {_categories_listed(self.created_categories)}"
+
+
+def _categories_listed(names: list[str]) -> str:
+    listed = ", ".join(names[:SUMMARY_CATEGORIES])
+    more = len(names) - SUMMARY_CATEGORIES
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
+def _new_categories_refusal(names: list[str]) -> str:
+    """Why an import that may not create categories wrote nothing: which it would have made."""
+    return (
+        f"the file names categories that do not exist ({_categories_listed(names)}), which the"
+        " import would create, and you may not add categories: name existing ones, or ask"
+        " someone who may add categories to create them (or to import the file)"
+    )
 
 
 class CatalogImportError(Exception):
@@ -447,13 +465,16 @@ def category_get_or_create(*, name: str) -> tuple[Category, bool]:
     return Category.objects.create(name=name, slug=_unique_slug(Category, name)), True
 
 
-def _validated_save(row: Model, *, exclude: list[str] | None = None) -> None:
-    """``full_clean`` then save. A unique value that another request saved in between fails as
-    ``full_clean`` would have, with the field's ``ValidationError``, not an ``IntegrityError``."""
+def _validated_save(
+    row: Model, *, exclude: list[str] | None = None, update_fields: list[str] | None = None
+) -> None:
+    """``full_clean`` then save (``update_fields`` alone, if given). A unique value that
+    another request saved in between fails as ``full_clean`` would have, with the field's
+    ``ValidationError``, not an ``IntegrityError``."""
     row.full_clean(exclude=exclude)
     try:
         with transaction.atomic():
-            row.save()
+            row.save(update_fields=update_fields)
     except IntegrityError:
         row.validate_unique(exclude=exclude)
         row.validate_constraints(exclude=exclude)
@@ -496,15 +517,20 @@ class _ImportCategories:
     by its slug. Read for each row, as ``category_get_or_create`` reads, a row costs one or two
     statements."""
 
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], *, may_create: bool = True) -> None:
         self._names = list(dict.fromkeys(names))
         self._named: dict[str, Category] | None = None
+        self._may_create = may_create
 
     def get_or_create(self, name: str) -> tuple[Category, bool]:
         if self._named is None:
             self._named = categories_named(names=self._names)
         if (category := self._named.get(name)) is not None:
             return category, False
+        if not self._may_create:
+            # It was there when the file was checked (``product_import``), and was deleted or
+            # renamed since: the import is refused as it would have been then.
+            raise CatalogImportError(ImportReport(), _new_categories_refusal([name]))
         category = Category.objects.create(name=name, slug=_unique_slug(Category, name))
         self._named = categories_named(names=self._names)
         return category, True
@@ -533,11 +559,30 @@ def _product_values(
     return {name: value for name, value in values.items() if name in row.given}
 
 
-def product_import(*, rows: list[dict[str, Any]], skip_invalid: bool = False) -> ImportReport:
+def product_import(
+    *, rows: list[dict[str, Any]], skip_invalid: bool = False, may_create_categories: bool = True
+) -> ImportReport:
     """Upsert products by sku. All-or-nothing unless ``skip_invalid``: then good rows load,
-    and a file without one fails all the same."""
-    parsed, errors = parse_product_rows(rows)
-    categories = _ImportCategories(row.category for row in parsed)
+    and a file without one fails all the same.
+
+    A category the rows name that does not exist is created, unless ``may_create_categories``
+    is False (staff who may not add categories): a row naming one is then an invalid row, with
+    its place in the file. All-or-nothing, the file is refused with a message naming those
+    categories; with ``skip_invalid``, those rows are skipped as any invalid row is, and the
+    rows naming existing categories load."""
+    known = existing_categories(rows, may_create_categories=may_create_categories)
+    parsed, errors = parse_product_rows(
+        rows, categories=known, may_create_categories=may_create_categories
+    )
+    if errors and not skip_invalid and not may_create_categories:
+        named = dict.fromkeys(cell(row, "category") for row in rows)
+        if new := [name for name in named if is_new_category(name, known)]:
+            raise CatalogImportError(
+                ImportReport(invalid=len(errors), errors=errors), _new_categories_refusal(new)
+            )
+    categories = _ImportCategories(
+        (row.category for row in parsed), may_create=may_create_categories
+    )
     return _rows_import(
         kind="products",
         parsed=parsed,
@@ -643,12 +688,28 @@ def _differs(row: Model, name: str, value: Any) -> bool:
     return bool(getattr(row, name) != value)
 
 
-def _embedded_row_save(row: E, *, kind: str, exclude: list[str] | None = None) -> E:
-    """Validate and save ``row`` (a product or an article), its embedding queued on commit."""
+def _embedded_row_save(
+    row: E, *, kind: str, exclude: list[str] | None = None, written: list[str] | None = None
+) -> E:
+    """Validate and save ``row`` (a product or an article), its embedding queued on commit;
+    with ``written``, those fields alone (``_written_only``)."""
+    update_fields = None
+    if written is not None:
+        exclude, update_fields = _written_only(row, written)
     with transaction.atomic():
-        _validated_save(row, exclude=exclude)
+        _validated_save(row, exclude=exclude, update_fields=update_fields)
         embeddings_refresh_on_commit(kind=kind, ids=[row.pk])
     return row
+
+
+def _written_only(row: Model, written: list[str]) -> tuple[list[str], list[str]]:
+    """What ``full_clean`` excludes and ``save`` writes to validate and save the ``written``
+    fields of ``row`` and its ``updated_at``, and no other: as a ``ModelForm`` validates only
+    its own fields, a value the row holds that the caller does not write is not its to refuse
+    (a sku saved before migration 0007 checked skus)."""
+    update_fields = list(dict.fromkeys([*written, "updated_at"]))
+    exclude = [f.name for f in row._meta.concrete_fields if f.name not in update_fields]
+    return exclude, update_fields
 
 
 def product_create(*, sku: str, **fields: Any) -> Product:
@@ -656,9 +717,16 @@ def product_create(*, sku: str, **fields: Any) -> Product:
     return _embedded_row_save(product, kind="products")
 
 
-def product_update(*, product: Product, **fields: Any) -> Product:
+def product_update(
+    *, product: Product, update_fields: Iterable[str] | None = None, **fields: Any
+) -> Product:
+    """Set ``fields`` on ``product`` and save it. With ``update_fields``, only those fields and
+    ``fields`` are written (the admin saves what its page changed): a stock level the API or an
+    import saved after ``product`` was read is not put back by a change of its price."""
     for name, value in fields.items():
         setattr(product, name, value)
+    if update_fields is not None:
+        return _embedded_row_save(product, kind="products", written=[*update_fields, *fields])
     # A sku saved before migration 0007 checked skus stays editable until it is changed.
     return _embedded_row_save(
         product, kind="products", exclude=None if "sku" in fields else ["sku"]
@@ -674,10 +742,15 @@ def knowledge_article_create(*, title: str, slug: str = "", **fields: Any) -> Kn
     return _embedded_row_save(KnowledgeArticle(title=title, slug=slug, **fields), kind="knowledge")
 
 
-def knowledge_article_update(*, article: KnowledgeArticle, **fields: Any) -> KnowledgeArticle:
+def knowledge_article_update(
+    *, article: KnowledgeArticle, update_fields: Iterable[str] | None = None, **fields: Any
+) -> KnowledgeArticle:
+    """As ``product_update``: with ``update_fields``, only those fields and ``fields`` are
+    written."""
     for name, value in fields.items():
         setattr(article, name, value)
-    return _embedded_row_save(article, kind="knowledge")
+    written = None if update_fields is None else [*update_fields, *fields]
+    return _embedded_row_save(article, kind="knowledge", written=written)
 
 
 def _article_values(row: ArticleRow, report: ImportReport) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from beemanhoney.common.admin import ShopModelAdmin
 from catalog import admin as catalog_admin
+from catalog import services
 from catalog.admin import ProductAdmin
 from catalog.embeddings import current_model_name, text_hash
 from catalog.import_files import FileColumns, read_catalog_file
@@ -348,6 +349,25 @@ def test_staff_who_may_not_add_categories_cannot_import_a_file_naming_a_new_one(
     assert "the file names categories that do not exist (Beeswax Goods)" in page
     assert "you may not add categories" in page
     assert not Product.objects.exists()
+    assert list(Category.objects.values_list("name", flat=True)) == ["Raw Honey"]
+
+
+@pytest.mark.django_db
+def test_staff_who_may_not_add_categories_skipping_invalid_rows_load_those_naming_existing_ones(
+    client: Client,
+) -> None:
+    CategoryFactory.create(name="Raw Honey")
+    staff = staff_with(client, "view_product", "add_product", "change_product")
+
+    response = staff.post(IMPORT, {"file": csv_upload(VALID_CSV), "skip_invalid": "on"})
+
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 1",
+        "line 3: category: 'Beeswax Goods' would be a new category, and this import may not"
+        " create categories",
+    ]
+    assert list(Product.objects.values_list("sku", flat=True)) == ["BH-RAW-001"]
     assert list(Category.objects.values_list("name", flat=True)) == ["Raw Honey"]
 
 
@@ -934,6 +954,72 @@ def test_a_product_whose_sku_predates_the_sku_rule_can_be_saved_in_the_admin(
 
     assert response.status_code == 302
     assert Product.objects.get(pk=product.pk).price == Decimal("7.50")
+
+
+def recording(calls: list[dict[str, Any]], service: Any) -> Any:
+    """``service``, which also records in ``calls`` what it was given."""
+
+    def recorded(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return service(**kwargs)
+
+    return recorded
+
+
+@pytest.mark.django_db
+def test_a_product_page_saves_what_it_changed_through_product_update(
+    staff_client: Client, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
+) -> None:
+    product = ProductFactory.create(price=Decimal("9.50"), stock=10)
+    change = reverse("admin:catalog_product_change", args=[product.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(catalog_admin, "product_update", recording(calls, services.product_update))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = staff_client.post(change, form | {"price": "8.75"})
+
+    assert response.status_code == 302
+    assert [(call["product"].pk, call["update_fields"]) for call in calls] == [
+        (product.pk, ["price"])
+    ]
+    assert Product.objects.values_list("price", "stock").get() == (Decimal("8.75"), 10)
+    assert len(callbacks) == 1  # its embedding, queued once
+
+
+@pytest.mark.django_db
+def test_an_article_page_saves_what_it_changed_through_knowledge_article_update(
+    staff_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    article = KnowledgeArticleFactory.create(body="Old body.")
+    change = reverse("admin:catalog_knowledgearticle_change", args=[article.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
+    calls: list[dict[str, Any]] = []
+    update = recording(calls, services.knowledge_article_update)
+    monkeypatch.setattr(catalog_admin, "knowledge_article_update", update)
+
+    response = staff_client.post(change, form | {"body": "New body."})
+
+    assert response.status_code == 302
+    assert [(call["article"].pk, call["update_fields"]) for call in calls] == [
+        (article.pk, ["body"])
+    ]
+
+
+@pytest.mark.django_db
+def test_saving_a_product_page_that_changed_nothing_writes_and_queues_nothing(
+    staff_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    product = ProductFactory.create()
+    change = reverse("admin:catalog_product_change", args=[product.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = staff_client.post(change, form)
+
+    assert response.status_code == 302
+    assert Product.objects.get().updated_at == product.updated_at
+    assert callbacks == []
 
 
 # --- values the constraints refuse ------------------------------------------------------------

@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 
 from catalog.product_rows import ProductRow, parse_product_row, parse_product_rows
+from tests.catalog.factories import CategoryFactory
 
 
 def a_row(**overrides: object) -> dict[str, object]:
@@ -426,3 +427,55 @@ def test_a_sku_repeated_in_the_file_is_reported_with_both_item_numbers() -> None
 
     assert [row.sku for row in valid] == ["A-1", "A-2"]
     assert errors == ["item 3: sku: A-1 repeats item 1"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [3, 30])
+def test_categories_of_names_without_latin_letters_are_read_once_for_the_file(
+    count: int, django_assert_num_queries
+) -> None:
+    CategoryFactory.create(name="蜂蜜", slug="fengmi")
+    CategoryFactory.create(name="Μέλι", slug="meli")
+    names = ["蜂蜜", "Μέλι", "ハチミツ"]
+    rows = [a_row(sku=f"A-{n}", category=names[n % 3]) for n in range(count)]
+
+    # The names lowered, and the categories read.
+    with django_assert_num_queries(2):
+        valid, errors = parse_product_rows(rows)
+
+    assert {row.category for row in valid} == {"蜂蜜", "Μέλι"}
+    assert len(errors) == count // 3
+    assert errors[0] == (
+        "item 3: category: 'ハチミツ' would be a new category, and its name has no letters or"
+        " digits to make its slug of: create it with a slug first (admin or API)"
+    )
+
+
+@pytest.mark.django_db
+def test_rows_naming_new_categories_are_invalid_where_none_may_be_created(
+    django_assert_num_queries,
+) -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    rows = [
+        a_row(sku="A-1"),
+        a_row(sku="A-2", category="RAW-HONEY"),
+        a_row(sku="A-3", category="Gift Sets"),
+        a_row(sku="A-4", category="Gift Sets", price="-1"),
+    ]
+
+    with django_assert_num_queries(2):
+        valid, errors = parse_product_rows(rows, may_create_categories=False)
+
+    assert [row.sku for row in valid] == ["A-1", "A-2"]
+    new = "category: 'Gift Sets' would be a new category, and this import may not create categories"
+    assert errors == [
+        f"item 3: {new}",
+        f"item 4: {new}; price: must be between 0 and 99999999.99",
+    ]
+
+
+def test_a_file_of_latin_category_names_is_read_without_a_query() -> None:
+    # No django_db: a query would fail the test.
+    valid, errors = parse_product_rows([a_row(sku="A-1"), a_row(sku="A-2", category="Gifts")])
+
+    assert ([row.sku for row in valid], errors) == (["A-1", "A-2"], [])

@@ -491,6 +491,113 @@ def test_an_import_skips_a_row_holding_a_lone_surrogate_rather_than_failing() ->
     ]
 
 
+NEW_CATEGORIES_REFUSAL = (
+    "the file names categories that do not exist ({}), which the import would create, and you"
+    " may not add categories: name existing ones, or ask someone who may add categories to"
+    " create them (or to import the file)"
+)
+
+
+@pytest.mark.django_db
+def test_an_import_that_may_not_create_categories_refuses_a_file_naming_new_ones() -> None:
+    CategoryFactory.create(name="Raw Honey")
+    rows = [*catalog_rows(), {**catalog_rows()[2], "sku": "BH-GIFT-1", "category": "Gift Sets"}]
+
+    with pytest.raises(CatalogImportError) as excinfo:
+        product_import(rows=rows, may_create_categories=False)
+
+    assert str(excinfo.value) == NEW_CATEGORIES_REFUSAL.format("Beeswax Goods, Gift Sets")
+    assert excinfo.value.report.errors == [
+        f"item {n}: category: {name!r} would be a new category, and this import may not create"
+        " categories"
+        for n, name in [(3, "Beeswax Goods"), (4, "Gift Sets")]
+    ]
+    assert not Product.objects.exists()
+    assert list(Category.objects.values_list("name", flat=True)) == ["Raw Honey"]
+
+
+@pytest.mark.django_db
+def test_an_import_that_may_not_create_categories_skips_the_rows_naming_new_ones() -> None:
+    # --skip-invalid: such a row is an invalid row like any other, the rest load.
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+
+    report = product_import(rows=catalog_rows(), skip_invalid=True, may_create_categories=False)
+
+    assert report.summary() == "created 2, updated 0, unchanged 0, invalid 1"
+    assert report.errors == [
+        "item 3: category: 'Beeswax Goods' would be a new category, and this import may not"
+        " create categories"
+    ]
+    assert set(Product.objects.values_list("sku", flat=True)) == {"BH-RAW-001", "BH-RAW-003"}
+    assert Category.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_import_that_may_not_create_categories_loads_a_file_naming_existing_ones() -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
+    rows = [
+        {**row, "category": row["category"].replace("Beeswax Goods", "beeswax-goods")}
+        for row in catalog_rows()
+    ]
+
+    report = product_import(rows=rows, may_create_categories=False)
+
+    assert report.summary() == "created 3, updated 0, unchanged 0, invalid 0"
+    assert Category.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_category_deleted_after_the_file_was_checked_is_not_created_again() -> None:
+    honey = CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    rows = catalog_rows()[:2]
+    deleted: list[str] = []
+
+    def delete_on_the_first_savepoint(execute: Any, sql: str, *args: Any) -> Any:
+        # The import's transaction starts after the file was checked; a colleague deletes the
+        # category in between.
+        if sql.startswith("SAVEPOINT") and not deleted:
+            deleted.append(sql)
+            Category.objects.filter(pk=honey.pk).delete()
+        return execute(sql, *args)
+
+    with (
+        connection.execute_wrapper(delete_on_the_first_savepoint),
+        pytest.raises(CatalogImportError) as excinfo,
+    ):
+        product_import(rows=rows, may_create_categories=False)
+
+    assert str(excinfo.value) == NEW_CATEGORIES_REFUSAL.format("Raw Honey")
+    assert not Product.objects.exists()
+    assert not Category.objects.exists()
+
+
+def rows_of_unslugged_categories(count: int) -> list[dict[str, str]]:
+    names = ["蜂蜜", "Μέλι", "ハチミツ"]
+    return [
+        {**catalog_rows()[0], "sku": f"BH-{n:03d}", "category": names[n % len(names)]}
+        for n in range(count)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [6, 60])
+def test_categories_of_names_without_latin_letters_are_read_once_per_import(
+    count: int, django_assert_max_num_queries
+) -> None:
+    CategoryFactory.create(name="蜂蜜", slug="fengmi")
+    CategoryFactory.create(name="Μέλι", slug="meli")
+    CategoryFactory.create(name="ハチミツ", slug="hachimitsu")
+    product_import(rows=rows_of_unslugged_categories(count))
+
+    # As test_importing_a_file_again_costs_the_same_statements_however_many_rows, and the
+    # categories' names lowered and read once more, when the file is checked.
+    with django_assert_max_num_queries(7):
+        report = product_import(rows=rows_of_unslugged_categories(count))
+
+    assert report.summary() == f"created 0, updated 0, unchanged {count}, invalid 0"
+
+
 # --- product_create / product_update ----------------------------------------------------------
 
 
@@ -612,6 +719,54 @@ def test_product_update_changes_the_given_fields() -> None:
 
     product.refresh_from_db()
     assert (product.price, product.stock, product.in_stock) == (Decimal("11.00"), 0, False)
+
+
+@pytest.mark.django_db
+def test_product_update_of_some_fields_keeps_what_others_saved_since_it_was_read(
+    django_capture_on_commit_callbacks,
+) -> None:
+    product = ProductFactory.create(price=Decimal("9.50"), stock=10, description="Runny.")
+    # An order placed through the API after the product was read.
+    Product.objects.filter(pk=product.pk).update(stock=3)
+    product.description = "Runny and floral."
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        product_update(product=product, update_fields=["description"], price=Decimal("8.75"))
+
+    assert Product.objects.values_list("description", "price", "stock").get() == (
+        "Runny and floral.",
+        Decimal("8.75"),
+        3,
+    )
+    assert Product.objects.get().updated_at > product.created_at
+    assert len(callbacks) == 1  # its embedding
+
+
+@pytest.mark.django_db
+def test_product_update_of_some_fields_validates_those() -> None:
+    product = ProductFactory.create(sku="HB 001", slug="hb-001", stock=10)
+    product.stock = -1
+
+    with pytest.raises(ValidationError) as excinfo:
+        product_update(product=product, update_fields=["stock"])
+
+    # Not the sku it does not write, which predates the sku rule.
+    assert set(excinfo.value.message_dict) == {"stock"}
+    assert Product.objects.get().stock == 10
+
+
+@pytest.mark.django_db
+def test_knowledge_article_update_of_some_fields_keeps_what_others_saved() -> None:
+    article = KnowledgeArticleFactory.create(body="Old body.", is_published=True)
+    KnowledgeArticle.objects.filter(pk=article.pk).update(is_published=False)
+    article.body = "New body."
+
+    knowledge_article_update(article=article, update_fields=["body"])
+
+    assert KnowledgeArticle.objects.values_list("body", "is_published").get() == (
+        "New body.",
+        False,
+    )
 
 
 # --- categories and knowledge -----------------------------------------------------------------
