@@ -1,14 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
+from beemanhoney.common.views import SchemaApi
 from conversations.api.views import TokenObtainApi, TokenRefreshApi
 from conversations.views import ChatPageView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("chat/", ChatPageView.as_view(), name="chat"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaApi.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),
     path("api/auth/token/refresh/", TokenRefreshApi.as_view(), name="auth-token-refresh"),

@@ -89,3 +89,44 @@ def test_every_paged_list_documents_its_page_parameters() -> None:
 
     assert len(documented) == 5
     assert all(documented.values()), documented
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "accept", "status", "detail"),
+    [
+        ("post", "*/*", 405, 'Method "POST" not allowed.'),
+        ("put", "application/vnd.oai.openapi", 405, 'Method "PUT" not allowed.'),
+        ("get", "text/html", 406, "Could not satisfy the request Accept header."),
+    ],
+)
+def test_the_schemas_errors_are_json_in_the_apis_error_shape(
+    client, method: str, accept: str, status: int, detail: str
+) -> None:
+    response = getattr(client, method)("/api/schema/", HTTP_ACCEPT=accept)
+
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": detail}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("accept", "content_type", "starts"),
+    [
+        ("*/*", "application/vnd.oai.openapi; charset=utf-8", b"openapi: 3.0.3"),
+        ("application/yaml", "application/yaml; charset=utf-8", b"openapi: 3.0.3"),
+        ("application/json", "application/json", b"{"),
+        ("application/vnd.oai.openapi+json", "application/vnd.oai.openapi+json", b"{"),
+        # Swagger UI's request.
+        ("application/json,*/*", "application/json", b"{"),
+    ],
+)
+def test_the_schema_is_yaml_unless_json_is_asked_for(
+    client, accept: str, content_type: str, starts: bytes
+) -> None:
+    response = client.get("/api/schema/", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == content_type
+    assert response.content.startswith(starts)

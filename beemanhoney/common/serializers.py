@@ -1,6 +1,7 @@
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 from django.http import QueryDict
@@ -111,7 +112,31 @@ class _PlainNumberField(serializers.Field):
 
 
 class PlainDecimalField(_PlainNumberField, serializers.DecimalField):
+    """Zeros past ``decimal_places`` lose nothing: "12.500" is 12.50, as the catalogue import
+    reads it, where DRF refused it (and counted them against ``max_digits``); "12.505" is still
+    refused. Zero has no sign: "-0" was stored and answered as -0.00."""
+
     written_as = PLAIN_DECIMAL
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        value: Decimal = super().to_internal_value(data)
+        return value.copy_abs() if value.is_zero() else value
+
+    def validate_precision(self, value: Decimal) -> Decimal:
+        return super().validate_precision(_without_zeros_past(value, self.decimal_places))
+
+
+def _without_zeros_past(value: Decimal, places: int | None) -> Decimal:
+    """``value`` with the zeros it has past ``places`` decimal places dropped; unchanged if a
+    digit there is not zero. Exact, by its digits: ``quantize`` would need a context precise
+    enough for the longest number a client may send."""
+    sign, digits, exponent = value.as_tuple()
+    if places is None or not isinstance(exponent, int) or exponent >= -places:
+        return value
+    kept = max(len(digits) - (-places - exponent), 0)
+    if any(digits[kept:]):
+        return value
+    return Decimal((sign, digits[:kept] or (0,), -places))
 
 
 class PlainFloatField(_PlainNumberField, serializers.FloatField):

@@ -1,7 +1,11 @@
-"""Error pages: API clients get JSON in the API's error shape, browsers get HTML."""
+"""Error pages: API clients get JSON in the API's error shape, browsers get HTML. The schema
+view answers its errors in JSON too."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 from beemanhoney.common.exceptions import refused_request
 
@@ -33,3 +37,16 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return JsonResponse({"detail": "A server error occurred."}, status=500)
     return defaults.server_error(request)
+
+
+class SchemaApi(SpectacularAPIView):
+    """The OpenAPI schema: YAML, or JSON to a client that accepts it. Its errors (a ``POST``'s
+    405, an ``Accept`` it cannot serve's 406, a 429) are JSON in the API's error shape, as every
+    other API error: drf-spectacular rendered them as the schema, in YAML."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        # finalize_response renders with the request's renderer, negotiated for the schema.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response

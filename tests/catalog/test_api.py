@@ -183,6 +183,22 @@ def test_product_list_applies_the_filters(
 
 
 @pytest.mark.django_db
+def test_price_filters_read_zeros_past_the_cents_as_the_price_they_write(
+    api_client: APIClient,
+) -> None:
+    ProductFactory.create(sku="under", price=Decimal("12.49"))
+    ProductFactory.create(sku="exact", price=Decimal("12.50"))
+    ProductFactory.create(sku="free", price=Decimal("0"))
+
+    exact = api_client.get(PRODUCTS_URL, {"min_price": "12.500", "max_price": "12.5000"})
+    free = api_client.get(PRODUCTS_URL, {"max_price": "-0"})
+
+    assert exact.status_code == 200, exact.json()
+    assert [row["sku"] for row in exact.json()["results"]] == ["exact"]
+    assert [row["sku"] for row in free.json()["results"]] == ["free"]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("query", "first"),
     [("candles for the dinner table", "candle"), ("spicy drizzle for pizza", "hot-honey")],
@@ -1025,6 +1041,66 @@ def test_a_new_product_is_refused_what_the_admin_refuses_in_the_same_words(
     response = staff_client.post(PRODUCTS_URL, new_product_payload(**overrides), format="json")
 
     assert response.json()["errors"] == errors
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("price", "cents"),
+    [
+        # Zeros past the second place lose nothing (the catalogue import reads them alike).
+        ("12.500", "12.50"),
+        ("12.5000", "12.50"),
+        (12.5, "12.50"),
+        # Ten digits once the zeros are dropped, as max_digits=10 allows.
+        ("12345678.000", "12345678.00"),
+        # Zero is stored and shown unsigned.
+        ("-0", "0.00"),
+        ("-0.000", "0.00"),
+        (-0.0, "0.00"),
+    ],
+)
+def test_a_new_products_price_with_zeros_past_the_cents_is_stored_in_cents(
+    staff_client: APIClient, price: object, cents: str
+) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(price=price), format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["price"] == cents
+    assert str(Product.objects.get(sku="BH-NEW-001").price) == cents
+
+
+@pytest.mark.django_db
+def test_a_price_changed_to_negative_zero_is_answered_and_stored_as_zero(
+    staff_client: APIClient,
+) -> None:
+    product = ProductFactory.create(price=Decimal("9.50"))
+
+    response = staff_client.patch(f"/api/products/{product.sku}/", {"price": "-0"}, format="json")
+
+    product.refresh_from_db()
+    assert response.status_code == 200
+    assert response.json()["price"] == "0.00"
+    assert str(product.price) == "0.00"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        ("12.505", "Ensure that there are no more than 2 decimal places."),
+        ("12.5050", "Ensure that there are no more than 2 decimal places."),
+        ("0.0010", "Ensure that there are no more than 2 decimal places."),
+        ("123456789.000", "Ensure that there are no more than 10 digits in total."),
+    ],
+)
+def test_a_new_products_price_finer_than_cents_is_refused_by_field(
+    staff_client: APIClient, price: str, message: str
+) -> None:
+    response = staff_client.post(PRODUCTS_URL, new_product_payload(price=price), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"price": [message]}
+    assert not Product.objects.exists()
 
 
 @pytest.mark.django_db

@@ -136,6 +136,24 @@ def test_plain_numbers_and_json_numbers_are_accepted(
     assert payload.validated_data == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0." + "0" * 900, Decimal("0.00")), ("-0." + "0" * 900, Decimal("0.00"))],
+)
+def test_any_number_of_zeros_past_the_places_is_read_exactly(text: str, expected: Decimal) -> None:
+    payload = AmountInput(data={"price": text})
+
+    assert payload.is_valid(), payload.errors
+    assert str(payload.validated_data["price"]) == str(expected)
+
+
+def test_a_long_number_with_zeros_past_the_places_is_refused_for_its_digits() -> None:
+    payload = AmountInput(data={"price": "1" * 900 + ".000"})
+
+    assert not payload.is_valid()
+    assert payload.errors == {"price": ["Ensure that there are no more than 10 digits in total."]}
+
+
 def test_a_query_parameter_given_twice_is_refused_by_name_not_read_as_its_last_value() -> None:
     params = SearchParams(data=QueryDict("q=heather&q=clover&page_after=-1"))
 
