@@ -76,12 +76,20 @@ class TurnFailed(Exception):
     """
 
     def __init__(
-        self, usage: Usage, provider: str, model_name: str, *, handed_off: bool = False
+        self,
+        usage: Usage,
+        provider: str,
+        model_name: str,
+        *,
+        handed_off: bool = False,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__("the turn failed")
         self.usage, self.provider, self.model_name = usage, provider, model_name
         # A tool had handed the conversation to staff before the failure.
         self.handed_off = handed_off
+        # The failed attempts' trace (``failed_steps``): what their tools did stays on record.
+        self.tool_calls = tool_calls or []
 
 
 # Characters per token, for a provider that answers without usage: roughly right for English.
@@ -98,12 +106,13 @@ def _estimated_tokens(messages: list[BaseMessage]) -> int:
 
 
 class UsageTally(BaseCallbackHandler):
-    """Counts every model call of one attempt that returned, as it returns.
+    """Counts every model call of one attempt as it returns or fails.
 
     The graph's state counts usage too, but an exception loses the state: this is what a
     failed attempt is billed for. A call answered without usage (a compatible server that
     ignores ``stream_options``) is counted from its text when ``estimate_missing``: at zero it
-    would cost nothing and switch both budgets off.
+    would cost nothing and switch both budgets off. A call that failed is counted only as far
+    as the provider reported its usage before failing (``on_llm_error``).
     """
 
     def __init__(self, model_name: str, *, estimate_missing: bool = False) -> None:
@@ -121,17 +130,32 @@ class UsageTally(BaseCallbackHandler):
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         self.model_calls += 1
         prompt_estimate = self._prompts.pop(kwargs.get("run_id"), 0)
-        for generations in response.generations:
-            for generation in generations:
-                message = getattr(generation, "message", None)
-                usage = getattr(message, "usage_metadata", None)
-                if usage is None and self.estimate_missing and message is not None:
-                    self.estimated = True
-                    self.prompt_tokens += prompt_estimate
-                    self.completion_tokens += _estimated_tokens([message])
-                    continue
-                self.prompt_tokens += (usage or {}).get("input_tokens", 0)
-                self.completion_tokens += (usage or {}).get("output_tokens", 0)
+        for message in _generated(response):
+            usage = getattr(message, "usage_metadata", None)
+            if usage is None and self.estimate_missing and message is not None:
+                self.estimated = True
+                self.prompt_tokens += prompt_estimate
+                self.completion_tokens += _estimated_tokens([message])
+                continue
+            self._add(usage)
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        # Counted only if the provider reported usage before the call failed (a stream whose
+        # usage chunk arrived before the error): a call cut before that is not estimated, as
+        # nothing says it was billed (a request refused, or dropped before the model ran, costs
+        # nothing). What streamed before the failure is in ``response``, merged.
+        self._prompts.pop(kwargs.get("run_id"), None)
+        response = kwargs.get("response")
+        generated = _generated(response) if isinstance(response, LLMResult) else []
+        reported = [usage for m in generated if (usage := getattr(m, "usage_metadata", None))]
+        if reported:
+            self.model_calls += 1
+            for usage in reported:
+                self._add(usage)
+
+    def _add(self, usage: Any) -> None:
+        self.prompt_tokens += (usage or {}).get("input_tokens", 0)
+        self.completion_tokens += (usage or {}).get("output_tokens", 0)
 
     @property
     def usage(self) -> Usage:
@@ -145,6 +169,35 @@ class UsageTally(BaseCallbackHandler):
                 completion_tokens=self.completion_tokens,
             ),
         )
+
+
+def _generated(response: LLMResult) -> list[BaseMessage | None]:
+    return [
+        getattr(generation, "message", None)
+        for generations in response.generations
+        for generation in generations
+    ]
+
+
+@dataclass
+class Attempt:
+    """One provider's try at the turn, recorded as it goes: an exception loses the graph's
+    state, and what a failed attempt spent and did must still be billed and shown to staff."""
+
+    provider: str
+    tally: UsageTally
+    state: dict[str, Any] = field(default_factory=dict)  # as of its last finished step
+
+
+def failed_steps(attempts: list[Attempt]) -> list[dict[str, Any]]:
+    """The tool calls of failed ``attempts`` as the run's trace keeps them, each marked with
+    its provider and ``failed_attempt``: a tool's effect (a hand-off to staff, say) outlives
+    the attempt, and the answer that follows would otherwise hide it."""
+    return [
+        {"provider": attempt.provider, "failed_attempt": True, **step}
+        for attempt in attempts
+        for step in attempt.state.get("tool_calls", [])
+    ]
 
 
 @lru_cache(maxsize=2)
@@ -253,24 +306,29 @@ def run_turn(*, run: AgentRun) -> TurnResult:
     """Answer the run's message with the configured provider, or the fallback if it fails.
 
     Raises ``TurnFailed`` (from the error) when no provider answers, with what the model calls
-    made until then spent and whether the turn had handed the conversation to staff.
+    made until then spent, the tools they called, and whether the turn had handed the
+    conversation to staff.
     """
-    tallies: list[UsageTally] = []
+    attempts: list[Attempt] = []
     effects = TurnEffects()
     try:
-        return _answer(run, tallies, effects)
+        return _answer(run, attempts, effects)
     except Exception as exc:
         primary = get_chat_provider(settings.LLM_PROVIDER)
         raise TurnFailed(
-            _spent(tallies), primary.name, primary.model_name, handed_off=effects.handed_off
+            _spent(attempts),
+            primary.name,
+            primary.model_name,
+            handed_off=effects.handed_off,
+            tool_calls=failed_steps(attempts),
         ) from exc
 
 
-def _spent(tallies: list[UsageTally]) -> Usage:
-    return sum((tally.usage for tally in tallies), Usage())
+def _spent(attempts: list[Attempt]) -> Usage:
+    return sum((attempt.tally.usage for attempt in attempts), Usage())
 
 
-def _answer(run: AgentRun, tallies: list[UsageTally], effects: TurnEffects) -> TurnResult:
+def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> TurnResult:
     history = conversation_history(
         conversation=run.conversation,
         up_to=run.user_message,
@@ -287,7 +345,7 @@ def _answer(run: AgentRun, tallies: list[UsageTally], effects: TurnEffects) -> T
     }
     messages = history_messages(history)
     try:
-        return _invoke(settings.LLM_PROVIDER, messages, config, tallies)
+        return _invoke(settings.LLM_PROVIDER, messages, config, attempts)
     except openai.APIError as exc:
         fallback = settings.LLM_FALLBACK_PROVIDER
         if not fallback or fallback == settings.LLM_PROVIDER:
@@ -296,11 +354,15 @@ def _answer(run: AgentRun, tallies: list[UsageTally], effects: TurnEffects) -> T
             "agent_run.provider_fallback",
             extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
         )
-        failed_attempt = _spent(tallies)
-        result = _invoke(fallback, messages, config, tallies)
-        result.add_usage(failed_attempt)
-        reason = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}); answered by {fallback}"
-        result.note = joined_notes(reason, result.note)
+        spent, steps = _spent(attempts), failed_steps(attempts)
+        result = _invoke(fallback, messages, config, attempts)
+        result.add_usage(spent)
+        # As they happened: the failed attempt's steps, then the answer's.
+        result.tool_calls = [*steps, *result.tool_calls]
+        tools = ", ".join(dict.fromkeys(step["tool"] for step in steps))
+        ran = f" after calling {tools} (kept in the trace)" if tools else ""
+        failed = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}){ran}"
+        result.note = joined_notes(f"{failed}; answered by {fallback}", result.note)
         return result
 
 
@@ -308,13 +370,21 @@ def _invoke(
     provider_name: str,
     messages: list[BaseMessage],
     config: RunnableConfig,
-    tallies: list[UsageTally],
+    attempts: list[Attempt],
 ) -> TurnResult:
-    """One attempt with one provider; its model calls are tallied as they return."""
+    """One attempt with one provider, recorded in ``attempts``: its model calls tallied as they
+    return, the graph's state kept step by step."""
     provider = get_chat_provider(provider_name)
     tally = UsageTally(provider.model_name, estimate_missing=provider.name == "openai")
-    tallies.append(tally)
-    state = _graph(provider_name).invoke({"messages": messages}, {**config, "callbacks": [tally]})
+    attempt = Attempt(provider.name, tally)
+    attempts.append(attempt)
+    graph_config: RunnableConfig = {**config, "callbacks": [tally]}
+    # As ``invoke`` would, but keeping each step's state: a step that raises loses only itself.
+    for state in _graph(provider_name).stream(
+        {"messages": messages}, graph_config, stream_mode="values"
+    ):
+        attempt.state = state
+    state = attempt.state
     # The graph only appends: what follows the history is what this turn added.
     reply, agent, note = _reply(
         state["messages"][len(messages) :], finish_required=provider.name == "openai"

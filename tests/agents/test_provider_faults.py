@@ -16,7 +16,14 @@ from tests.support.celery_worker import (
     openai_worker_env,
     tasks_sent_to,
 )
-from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer, Hang, HttpError
+from tests.support.fake_openai import (
+    ChatText,
+    ChatToolCalls,
+    FakeOpenAIServer,
+    Hang,
+    HttpError,
+    MidStreamError,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,6 +146,28 @@ def test_a_provider_failing_with_5xx_falls_back_to_the_offline_provider(
     assert stored.provider == "offline"
     assert "answered by offline" in stored.error
     assert "Manuka Honey UMF 15+ 250g — £44.95" in run["reply"]["content"]
+
+
+def test_a_fallback_after_a_stream_failed_keeps_the_failed_attempts_steps_and_tokens(
+    server, fallback_queue
+) -> None:
+    server.script_chat(
+        ChatToolCalls([("route_conversation", {"route": "sales"})], prompt_tokens=50),
+        ChatToolCalls([("escalate_to_human", {"reason": "wants a person"})], prompt_tokens=60),
+        MidStreamError(ChatText("A colleague will", prompt_tokens=70)),
+    )
+
+    run, _ = _turn(fallback_queue, "Something for a sore throat?")
+
+    stored = AgentRun.objects.get(pk=run["id"])
+    assert run["status"] == "succeeded"
+    assert stored.provider == "offline"
+    escalation = stored.tool_calls[0]
+    assert (escalation["tool"], escalation["provider"]) == ("escalate_to_human", "openai")
+    assert escalation["failed_attempt"] is True
+    # Three OpenAI calls reported their usage, the last just before its stream failed; the
+    # offline answer spends no tokens.
+    assert (stored.prompt_tokens, stored.completion_tokens) == (50 + 60 + 70, 3 * 5)
 
 
 @pytest.mark.parametrize("status", [400, 401])

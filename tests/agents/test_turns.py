@@ -7,12 +7,13 @@ import pytest
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
 from agents.providers.openai import ROUTE_UNPARSED_NOTE
+from agents.services import agent_run_execute
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
 from tests.agents.loopback import loopback_openai
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
-from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError
+from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError, MidStreamError
 
 pytestmark = pytest.mark.django_db
 
@@ -242,3 +243,91 @@ def test_a_provider_that_sends_no_usage_is_billed_by_an_estimate_not_at_zero(set
     assert result.completion_tokens > 0
     assert result.cost_usd > 0
     assert "estimated" in result.note
+
+
+ESCALATED = {
+    "provider": "openai",
+    "failed_attempt": True,
+    "node": "sales_tools",
+    "tool": "escalate_to_human",
+    "args": {"reason": "wants a person"},
+    "result": '{"escalated": true}',
+}
+
+
+def test_a_fallback_keeps_what_the_failed_attempt_did_in_the_trace_marked_as_failed(
+    settings,
+) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Something for a sore throat?")
+    with loopback_openai(settings, fallback="offline") as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatToolCalls([("escalate_to_human", {"reason": "wants a person"})]),
+        )
+        server.default = HttpError(503, "Service unavailable")
+
+        agent_run_execute(run_id=str(run.pk))
+
+    stored = AgentRun.objects.get(pk=run.pk)
+    assert stored.status == AgentRun.Status.SUCCEEDED
+    assert stored.provider == "offline"
+    # The failed attempt's steps first, as they happened; then the answer's, unmarked.
+    assert stored.tool_calls[0] == ESCALATED
+    assert [step["tool"] for step in stored.tool_calls[1:]] == ["search_products"]
+    assert not any("failed_attempt" in step for step in stored.tool_calls[1:])
+    assert "escalate_to_human" in stored.error
+    assert stored.conversation.status == Conversation.Status.NEEDS_HUMAN
+
+
+def test_a_failed_turn_keeps_what_it_did_and_what_its_streams_reported_spending(
+    settings,
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="Can a person call me?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})], prompt_tokens=50),
+            ChatToolCalls([("escalate_to_human", {"reason": "wants a person"})], prompt_tokens=60),
+            # The whole reply and its usage arrive, then the stream fails.
+            MidStreamError(ChatText("A colleague will call you.", prompt_tokens=70)),
+        )
+
+        agent_run_execute(run_id=str(run.pk))
+
+    stored = AgentRun.objects.get(pk=run.pk)
+    assert stored.status == AgentRun.Status.FAILED
+    assert stored.replies.get().content == HANDOFF_REPLY
+    assert stored.tool_calls == [ESCALATED]
+    assert (stored.prompt_tokens, stored.completion_tokens, stored.model_calls) == (180, 15, 3)
+    # 180 prompt tokens at $1/M and 15 completion tokens at $2/M.
+    assert stored.cost_usd == Decimal("0.000210")
+
+
+@pytest.mark.parametrize(
+    ("chunks", "spent"),
+    [
+        # The stream failed after its usage chunk: the call is counted as reported.
+        (None, (50 + 80, 5 + 7)),
+        # It failed before any usage was reported: nothing is counted for it, not even a guess.
+        (3, (50, 5)),
+    ],
+)
+def test_a_call_failing_mid_stream_is_counted_as_far_as_its_usage_was_reported(
+    settings, chunks: int | None, spent: tuple[int, int]
+) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Something for a sore throat?")
+    with loopback_openai(settings, fallback="offline") as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})], prompt_tokens=50),
+            MidStreamError(
+                ChatText("Try our manuka.", prompt_tokens=80, completion_tokens=7), chunks=chunks
+            ),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.provider == "offline"
+    assert (result.prompt_tokens, result.completion_tokens) == spent
+    prompt_tokens, completion_tokens = spent
+    assert result.cost_usd == Decimal(prompt_tokens + 2 * completion_tokens) / 1_000_000

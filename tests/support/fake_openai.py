@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from itertools import count
+from itertools import count, islice
 from types import TracebackType
 from typing import Any, Self, cast
 from urllib.parse import urlsplit
@@ -45,6 +45,7 @@ __all__ = [
     "FakeOpenAIServer",
     "Hang",
     "HttpError",
+    "MidStreamError",
     "RecordedRequest",
     "ScriptedResponse",
 ]
@@ -117,7 +118,20 @@ class Hang:
     seconds: float
 
 
-ScriptedResponse = ChatText | ChatToolCalls | HttpError | Hang
+@dataclass(frozen=True)
+class MidStreamError:
+    """A streamed ``reply`` that fails partway, as OpenAI fails one: the first ``chunks`` of its
+    chunks are sent (all of them, the usage chunk included when the client asked for usage, if
+    None), then an event carrying ``error``, and no ``[DONE]``; the client raises ``APIError``.
+    Asked for without streaming, it answers ``error`` as an HTTP error.
+    """
+
+    reply: ChatText | ChatToolCalls
+    chunks: int | None = None
+    error: HttpError = HttpError(500, "The server had an error while processing your request.")
+
+
+ScriptedResponse = ChatText | ChatToolCalls | HttpError | Hang | MidStreamError
 
 NO_SCRIPTED_REPLY = ChatText("(no scripted reply)")
 
@@ -359,6 +373,12 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(response, HttpError):
             self._send_error(response)
             return
+        failure: MidStreamError | None = None
+        if isinstance(response, MidStreamError):
+            if not request.get("stream"):
+                self._send_error(response.error)
+                return
+            failure, response = response, response.reply
 
         model = str(request.get("model") or DEFAULT_CHAT_MODEL)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -389,7 +409,9 @@ class _Handler(BaseHTTPRequestHandler):
             chunks = _stream_chunks(
                 completion_id, created, model, response, tool_calls, usage, include_usage
             )
-            self._send_event_stream(chunks, done=not cut_off)
+            if failure is not None:
+                chunks = _failing(islice(chunks, failure.chunks), failure.error)
+            self._send_event_stream(chunks, done=not cut_off and failure is None)
             return
 
         message: dict[str, Any] = {"role": "assistant", "refusal": None}
@@ -529,6 +551,20 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _failing(chunks: Iterator[dict[str, Any]], error: HttpError) -> Iterator[dict[str, Any]]:
+    """``chunks``, then ``error`` as the event OpenAI sends when a stream fails."""
+    yield from chunks
+    error_type, code = _error_kind(error.status)
+    yield {
+        "error": {
+            "message": error.message,
+            "type": error_type,
+            "param": None,
+            "code": error.code or code,
+        }
     }
 
 

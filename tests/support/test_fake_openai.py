@@ -13,7 +13,14 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Too
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
-from .fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer, Hang, HttpError
+from .fake_openai import (
+    ChatText,
+    ChatToolCalls,
+    FakeOpenAIServer,
+    Hang,
+    HttpError,
+    MidStreamError,
+)
 
 
 @tool
@@ -123,6 +130,51 @@ def test_stream_tool_calls(server: FakeOpenAIServer) -> None:
     assert [c["args"] for c in merged.tool_calls] == [{"city": "Oslo"}, {"city": "Rome"}]
     ids = [c["id"] for c in merged.tool_calls]
     assert len(set(ids)) == 2
+
+
+def _streamed_until_it_fails(
+    server: FakeOpenAIServer,
+) -> tuple[list[AIMessageChunk], openai.APIError]:
+    received: list[AIMessageChunk] = []
+    try:
+        for chunk in _chat(server, stream_usage=True).stream("Hi"):
+            assert isinstance(chunk, AIMessageChunk)
+            received.append(chunk)
+    except openai.APIError as error:
+        return received, error
+    raise AssertionError("the stream did not fail")
+
+
+def test_a_stream_failing_partway_sends_its_first_chunks_then_an_error(
+    server: FakeOpenAIServer,
+) -> None:
+    server.script_chat(MidStreamError(ChatText("Our best manuka is"), chunks=3))
+
+    received, error = _streamed_until_it_fails(server)
+
+    assert "while processing your request" in str(error)
+    assert "".join(str(chunk.content) for chunk in received) == "Our best "
+    assert all(chunk.usage_metadata is None for chunk in received)
+
+
+def test_a_stream_failing_after_its_usage_reports_the_usage_first(
+    server: FakeOpenAIServer,
+) -> None:
+    server.script_chat(MidStreamError(ChatText("Hello", prompt_tokens=30, completion_tokens=4)))
+
+    received, _ = _streamed_until_it_fails(server)
+
+    usage = [chunk.usage_metadata for chunk in received if chunk.usage_metadata]
+    assert [(u["input_tokens"], u["output_tokens"]) for u in usage] == [(30, 4)]
+
+
+def test_a_stream_failing_partway_asked_without_streaming_is_an_http_error(
+    server: FakeOpenAIServer,
+) -> None:
+    server.script_chat(MidStreamError(ChatText("Hello"), error=HttpError(503)))
+
+    with pytest.raises(openai.InternalServerError):
+        _chat(server).invoke("Hi")
 
 
 def test_rate_limit_then_success_with_retry(server: FakeOpenAIServer) -> None:
