@@ -44,6 +44,10 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   and shopping with the same words, written before the ``AFTER_SALES`` rule chosen on them:
   their figure flatters it.
 - ``after sales, held out``: 15 more, written after that rule and before it ran on them.
+- ``diets and trade``: 14 about allergens, diets and trade accounts (and shopping near them),
+  written after a review sent "Are your products gluten free?" to sales, before the three
+  support examples chosen on them: their figure flatters that choice.
+- ``diets and trade, held out``: 11 more, written after that choice, before it ran on them.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -399,6 +403,42 @@ AFTER_SALES_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("I'm after a gift to return the favour for my neighbour", SALES),
 )
 
+# Allergens and diets, and trade: written on 2026-12-04 after a review sent "Are your products
+# gluten free?" and "do you do trade prices?" to sales (the allergies and wholesale articles
+# answer them), before any example was chosen.
+DIETS_AND_TRADE_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("are your products gluten free?", SUPPORT),
+    ("is your honey suitable for coeliacs?", SUPPORT),
+    ("do any of your products contain nuts?", SUPPORT),
+    ("is the creamed honey dairy free?", SUPPORT),
+    ("can I eat your honey if I'm allergic to pollen?", SUPPORT),
+    ("do you do trade prices for cafés?", SUPPORT),
+    ("I run a farm shop, can I stock your honey?", SUPPORT),
+    ("do you offer wholesale accounts?", SUPPORT),
+    ("can we order 200 jars for our company's clients?", SUPPORT),
+    ("do you supply restaurants?", SUPPORT),
+    ("do you have a big jar of honey for my café?", SALES),
+    ("which of your honeys is the most popular?", SALES),
+    ("I need a gift for a coeliac friend, what would you suggest?", SALES),
+    ("have you got any honey without added flavours?", SALES),
+)
+
+# More of the same, written after the three support examples were chosen on them, before they
+# ran on these: with shopping for several jars, which the bulk example must not take.
+DIETS_AND_TRADE_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("is your honey safe for someone with a peanut allergy?", SUPPORT),
+    ("are there any allergens in the propolis spray?", SUPPORT),
+    ("do your gift hampers contain gluten?", SUPPORT),
+    ("do you sell to independent shops?", SUPPORT),
+    ("what's your minimum order for wholesale?", SUPPORT),
+    ("we'd like branded honey jars as corporate gifts for 150 staff", SUPPORT),
+    ("is your beeswax lip balm suitable for people with a bee sting allergy?", SUPPORT),
+    ("can I buy 6 jars of the acacia honey?", SALES),
+    ("I'd like three jars of manuka for my family", SALES),
+    ("do you have any large tubs of honey?", SALES),
+    ("I want to stock up on creamed honey, what sizes do you have?", SALES),
+)
+
 # Each set's name, in the order written (the module docstring says what each is for).
 WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "tuning": TUNING_MESSAGES,
@@ -415,6 +455,8 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "their own": THEIR_OWN_MESSAGES,
     "after sales": AFTER_SALES_MESSAGES,
     "after sales, held out": AFTER_SALES_HELD_OUT_MESSAGES,
+    "diets and trade": DIETS_AND_TRADE_MESSAGES,
+    "diets and trade, held out": DIETS_AND_TRADE_HELD_OUT_MESSAGES,
 }
 
 

@@ -82,6 +82,11 @@ EXAMPLES: dict[Route, list[str]] = {
         # lavender infused honey?" and "I ordered creamed honey but got runny" went to sales).
         "can I return a honey I bought",
         "I ordered one kind of honey but received another",
+        # Allergens and trade: "are your products gluten free?" and "do you offer wholesale
+        # accounts?" went to sales (bench.routing's "diets and trade").
+        "do your products contain any allergens",
+        "do you do trade or wholesale prices",
+        "can we order jars in bulk for our business",
     ],
     Route.HANDOFF: [
         "can I talk to a person",
@@ -121,6 +126,11 @@ SMALL_TALK_PHRASES: dict[SmallTalk, tuple[str, ...]] = {
         "bye", "bye bye", "goodbye", "see you", "see you later", "see you soon", "speak later",
         "speak soon", "speak to you later", "speak to you soon", "talk later",
         "talk to you later", "have a good day", "have a nice day", "have a great day",
+        # Closing a conversation: "thanks, that's all!" was answered "I couldn't find an answer
+        # to that" with the offer of a person.
+        "that's all", "thats all", "that's all for now", "that's all i needed", "that's it",
+        "that's it for now", "that's everything", "that will be all", "that'll be all",
+        "nothing else", "nothing more", "i'm done", "im done", "all done",
     ),
     SmallTalk.THANKS: (
         "thanks", "thank you", "thanks a lot", "thanks very much", "thanks so much",
@@ -140,7 +150,7 @@ SMALL_TALK_PHRASES: dict[SmallTalk, tuple[str, ...]] = {
     SmallTalk.ANSWER: (
         "no", "no thanks", "no thank you", "nope", "not now", "no need", "i'm fine", "im fine",
         "all good", "great", "brilliant", "perfect", "lovely", "nice", "cool", "fine", "good",
-        "hmm", "lol",
+        "hmm", "lol", "i'm good", "im good", "all sorted",
     ),
 }  # fmt: skip
 

@@ -22,6 +22,9 @@ from agents.providers.router import SmallTalk, keyword_route, semantic_route, sm
         ("Thanks so much!!", SmallTalk.THANKS),
         ("ok thanks, bye", SmallTalk.GOODBYE),
         ("speak to you later", SmallTalk.GOODBYE),
+        ("thanks, that's all!", SmallTalk.GOODBYE),
+        ("no, nothing else, thank you", SmallTalk.GOODBYE),
+        ("that\u2019s everything", SmallTalk.GOODBYE),
         ("yes please", SmallTalk.YES),
         ("no thanks", SmallTalk.ANSWER),
         ("I\u2019m fine", SmallTalk.ANSWER),
@@ -39,6 +42,8 @@ def test_pleasantries_are_small_talk(text: str, kind: SmallTalk) -> None:
         "yes, the manuka please",
         "I need help with my order",
         "no honey for babies?",
+        "that's it, I want a refund",
+        "is that all the manuka you have?",
         "你好\uff0c我想买蜂蜜",
         "",
     ],
@@ -115,6 +120,10 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         ("can I return the lavender infused honey?", Route.SUPPORT),
         ("I ordered creamed honey but got runny", Route.SUPPORT),
         ("I'd like to order the lavender infused honey", Route.SALES),
+        # Allergens and trade are the help centre's; buying several jars is still shopping.
+        ("are your products gluten free?", Route.SUPPORT),
+        ("do you offer wholesale accounts?", Route.SUPPORT),
+        ("can I buy 6 jars of the acacia honey?", Route.SALES),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
