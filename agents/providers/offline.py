@@ -26,7 +26,7 @@ from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
 from agents.providers import RouteDecision
 from agents.providers.follow_ups import customer_question, product_asked_about
 from agents.providers.recommendations import recommendation_line
-from agents.providers.router import SmallTalk, semantic_route, small_talk
+from agents.providers.router import SmallTalk, names_a_product, semantic_route, small_talk
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
@@ -34,6 +34,15 @@ from catalog.models import KnowledgeArticle
 logger = logging.getLogger(__name__)
 
 IN_STOCK = re.compile(r"\b(in stock|available now|ship (?:now|today))\b")
+# Asking when a product will be had again: the shop keeps no restock dates to tell.
+BACK_IN_STOCK = re.compile(r"\b(?:when|restock(?:ed|ing)?|(?:be|come|coming) back)\b")
+# Words asking about stock, which no product's name holds: searched for with them, "is the
+# Manuka UMF 15+ in stock?" was no exact match for the UMF 15+, and the UMF 10+ came first.
+STOCK_WORDS = re.compile(
+    rf"{IN_STOCK.pattern}|{BACK_IN_STOCK.pattern}"
+    r"|\b(?:stock|available|availability|sold out|out of stock)\b",
+    re.IGNORECASE,
+)
 WORD = re.compile(r"[a-z0-9]+")
 MAX_RECOMMENDATIONS = 3
 # Words that tell articles apart; grammar and the shop's own words ("honey") do not.
@@ -85,16 +94,43 @@ def _money(amount: str, currency: str) -> str:
     return f"£{amount}" if currency == "GBP" else f"{amount} {currency}"
 
 
-def compose_product_reply(products: list[dict[str, Any]]) -> str:
+def compose_product_reply(products: list[dict[str, Any]], *, question: str = "") -> str:
+    """The products found, up to ``MAX_RECOMMENDATIONS``. Asked whether one is in stock
+    (``question``), when the first is sold out the reply says so before anything else, and
+    offers the in-stock ones found instead."""
     if not products:
         return NO_PRODUCT_REPLY
-    lines = ["Here's what I'd suggest from our shop:"]
-    for product in products[:MAX_RECOMMENDATIONS]:
-        stock = f"{product['stock']} in stock" if product["in_stock"] else "currently sold out"
-        summary = product["summary"].split(". ")[0].rstrip(".")
-        price = _money(product["price"], product["currency"])
-        lines.append(recommendation_line(product["name"], f"{price} ({stock}). {summary}."))
+    first = products[0]
+    if not (_asks_about_stock(question) and not first["in_stock"]):
+        lines = ["Here's what I'd suggest from our shop:"]
+        lines += [_product_line(product) for product in products[:MAX_RECOMMENDATIONS]]
+        return "\n".join(lines)
+    no_date = ", and I don't have a date for when it will be back in stock"
+    when = no_date if BACK_IN_STOCK.search(question.lower()) else ""
+    lines = [f"Sorry, the {first['name']} is sold out at the moment{when}.", _product_line(first)]
+    instead = [product for product in products[1:] if product["in_stock"]]
+    if instead:
+        lines.append("In stock now, you might like:")
+        lines += [_product_line(product) for product in instead[: MAX_RECOMMENDATIONS - 1]]
     return "\n".join(lines)
+
+
+def _product_line(product: dict[str, Any]) -> str:
+    stock = f"{product['stock']} in stock" if product["in_stock"] else "currently sold out"
+    summary = product["summary"].split(". ")[0].rstrip(".")
+    price = _money(product["price"], product["currency"])
+    return recommendation_line(product["name"], f"{price} ({stock}). {summary}.")
+
+
+def _asks_about_stock(question: str) -> bool:
+    lowered = question.lower()
+    return IN_STOCK.search(lowered) is not None or (
+        BACK_IN_STOCK.search(lowered) is not None and "stock" in lowered
+    )
+
+
+def _without_stock_words(text: str) -> str:
+    return " ".join(STOCK_WORDS.sub(" ", text).split())
 
 
 def _stem(word: str) -> str:
@@ -192,11 +228,8 @@ class OfflineChatModel(BaseChatModel):
         elif (kind := small_talk(latest)) is not None:
             message = AIMessage(content=SMALL_TALK_REPLIES[kind])
         elif "search_products" in tool_names:
-            # "is it in stock?" about a product listed is answered by its line, sold out or not.
-            in_stock_only = IN_STOCK.search(question.lower()) is not None and (
-                product_asked_about(messages) is None
-            )
-            call = self._product_search_call(question, in_stock_only=in_stock_only)
+            query, in_stock_only = self._product_query(messages, question, latest)
+            call = self._product_search_call(query, in_stock_only=in_stock_only)
             message = AIMessage(content="", tool_calls=[call])
         elif "search_knowledge" in tool_names:
             call = {"name": "search_knowledge", "args": {"query": question}, "id": "offline-1"}
@@ -204,6 +237,22 @@ class OfflineChatModel(BaseChatModel):
         else:
             message = AIMessage(content="")
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @staticmethod
+    def _product_query(
+        messages: Sequence[BaseMessage], question: str, latest: str
+    ) -> tuple[str, bool]:
+        """What to search the products for, and whether for in-stock ones only: those when the
+        customer asks what is in stock, but not when they ask it of a product. "Is it in
+        stock?" about a product listed, or "is the lime blossom honey in stock?", is answered
+        by that product's line, sold out or not: only in-stock products left out exactly the
+        one asked about."""
+        if not _asks_about_stock(question) or product_asked_about(messages) is not None:
+            return question, False
+        for text in dict.fromkeys((latest, question)):
+            if names_a_product(_without_stock_words(text)):
+                return _without_stock_words(question), False
+        return question, IN_STOCK.search(question.lower()) is not None
 
     @staticmethod
     def _product_search_call(question: str, *, in_stock_only: bool) -> dict[str, Any]:
@@ -219,7 +268,7 @@ class OfflineChatModel(BaseChatModel):
         if data.get("escalated"):
             return HANDOFF_REPLY
         if "products" in data:
-            return compose_product_reply(data["products"])
+            return compose_product_reply(data["products"], question=question)
         return compose_article_reply(data.get("articles", []), question, latest=latest)
 
 

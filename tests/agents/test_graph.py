@@ -101,3 +101,22 @@ def test_offline_product_replies_use_only_catalogue_facts() -> None:
     assert "- Heather Honey 340g — £12.95 (4 in stock). Jelly-like heather honey." in reply
     assert "- Acacia Honey 500g — £13.25 (currently sold out). Mild and runny." in reply
     assert recommended_names(reply) == ["Heather Honey 340g", "Acacia Honey 500g"]
+
+
+def test_a_stock_question_whose_first_product_is_sold_out_says_so_first() -> None:
+    products = [
+        {"name": "Acacia Honey 500g", "price": "13.25", "currency": "GBP", "stock": 0,
+         "in_stock": False, "summary": "Mild and runny."},
+        {"name": "Lime Honey 340g", "price": "9.95", "currency": "GBP", "stock": 0,
+         "in_stock": False, "summary": "Pale and minty."},
+        {"name": "Heather Honey 340g", "price": "12.95", "currency": "GBP", "stock": 4,
+         "in_stock": True, "summary": "Jelly-like heather honey. From the moors."},
+    ]  # fmt: skip
+
+    reply = compose_product_reply(products, question="Is the acacia honey in stock?")
+
+    assert reply.splitlines()[0] == "Sorry, the Acacia Honey 500g is sold out at the moment."
+    assert "- Acacia Honey 500g — £13.25 (currently sold out). Mild and runny." in reply
+    # Offered instead: the in-stock products found, not another sold-out one.
+    assert recommended_names(reply) == ["Acacia Honey 500g", "Heather Honey 340g"]
+    assert "back in stock" not in reply  # no restock date is known, and none is asked for

@@ -15,7 +15,7 @@ from agents.graph.prompts import HANDOFF_REPLY
 from agents.graph.tools import article_data, search_knowledge
 from agents.providers.offline import OfflineProvider, compose_article_reply
 from agents.providers.router import semantic_route
-from catalog.models import KnowledgeArticle
+from catalog.models import KnowledgeArticle, Product
 from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
@@ -447,3 +447,66 @@ def test_a_question_about_it_after_a_list_is_answered_about_the_first_product(
     state = build_graph(provider=OfflineProvider()).invoke({"messages": history}, config)
 
     assert _names(state)[0] == strongest
+
+
+# --- stock questions --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("question", "sold_out", "no_date"),
+    [
+        ("Is the lime blossom honey in stock?", "Lime Blossom Raw Honey 340g", False),
+        ("When will the Manuka UMF 20+ be back in stock?", "Manuka Honey UMF 20+ 250g", True),
+    ],
+)
+def test_asking_whether_a_sold_out_product_is_in_stock_is_told_it_is_sold_out(
+    demo_shop, question: str, sold_out: str, no_date: bool
+) -> None:
+    # Searched for in-stock products only, the reply listed others and never named this one.
+    state = _offline_turn(question)
+
+    reply = str(state["messages"][-1].content)
+    lines = reply.splitlines()
+    assert state["route"] == Route.SALES
+    assert lines[0].startswith(f"Sorry, the {sold_out} is sold out at the moment"), reply
+    assert ("I don't have a date for when it will be back in stock" in lines[0]) is no_date
+    assert _names(state)[0] == sold_out
+    assert "(currently sold out)" in lines[1]
+    assert len(_names(state)) > 1
+    assert all(re.search(r" \(\d+ in stock\)\. ", line) for line in lines[3:]), reply
+
+
+@pytest.mark.django_db
+def test_asking_which_honeys_are_in_stock_lists_only_in_stock_products(demo_shop) -> None:
+    state = _offline_turn("which honeys do you have in stock?")
+
+    reply = str(state["messages"][-1].content)
+    assert reply.startswith("Here's what I'd suggest from our shop:"), reply
+    assert _names(state)
+    assert "sold out" not in reply
+    assert not set(_names(state)) & set(
+        Product.objects.filter(stock=0).values_list("name", flat=True)
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("question", "named"),
+    [
+        # The words "in stock", in no product's name, kept these from matching it exactly: the
+        # UMF 10+, the Classic Creamed Honey and the Cacao Creamed Honey came first.
+        ("Is the Manuka UMF 15+ in stock?", "Manuka Honey UMF 15+ 250g"),
+        ("Is the wildflower honey 1kg in stock?", "Wildflower Raw Honey 1kg"),
+        ("Is the cinnamon creamed honey in stock?", "Cinnamon Creamed Honey 250g"),
+    ],
+)
+def test_asking_whether_an_in_stock_product_is_in_stock_is_answered_with_it_first(
+    demo_shop, question: str, named: str
+) -> None:
+    state = _offline_turn(question)
+
+    reply = str(state["messages"][-1].content)
+    assert reply.startswith("Here's what I'd suggest from our shop:"), reply
+    assert _names(state)[0] == named, _names(state)
+    assert re.search(r" \(\d+ in stock\)\. ", reply.splitlines()[1])
