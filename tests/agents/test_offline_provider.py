@@ -96,6 +96,18 @@ def test_a_question_no_article_answers_gets_the_couldnt_find_reply(demo_shop) ->
 
 
 @pytest.mark.django_db
+def test_honey_that_has_set_is_not_said_to_have_gone_off(demo_shop) -> None:
+    # The shelf-life article comes first, at its paragraph on honey past its best, which ended
+    # "it should be thrown away" with no word on crystallising.
+    question = "My honey has gone all solid and grainy, has it gone off?"
+    articles = json.loads(search_knowledge.invoke({"query": question}))["articles"]
+
+    reply = compose_article_reply(articles, question)
+
+    assert "Crystallised honey has not gone off" in reply
+
+
+@pytest.mark.django_db
 def test_a_non_health_article_is_quoted_at_its_best_paragraph(demo_shop) -> None:
     question = "How much does next-day delivery cost?"
     articles = json.loads(search_knowledge.invoke({"query": question}))["articles"]
