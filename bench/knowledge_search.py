@@ -19,7 +19,8 @@ from the tracking article; ``COLLECTING_QUESTIONS`` whether collecting an order 
 answered in an article of its own; ``SENT_THE_WRONG_KIND_QUESTIONS`` (2026-12-04) were written
 before the wrong-items article's opening question and chose it; ``PREGNANCY_QUESTIONS``
 (2026-12-04) before the article on honey in pregnancy and while breastfeeding;
-``EXCHANGE_QUESTIONS`` before the returns article said anything about exchanges.
+``EXCHANGE_QUESTIONS`` before the returns article said anything about exchanges;
+``LATE_ORDER_QUESTIONS`` before two versions of the tracking article, neither kept.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -232,6 +233,17 @@ EXCHANGE_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("do you do exchanges?", "returns-policy"),
     ("I'd like to exchange a gift I was given", "returns-policy"),
 )
+# An order that is late or has not come, written (2026-12-04) after a review's "My order hasn't
+# arrived yet, it's been 10 days" was answered from the wrong-items article, before the
+# tracking article was changed for it.
+LATE_ORDER_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("My order hasn't arrived yet, it's been 10 days", "tracking-your-order"),
+    ("it's been a week and still no parcel", "tracking-your-order"),
+    ("my delivery is late, what should I do?", "tracking-your-order"),
+    ("the tracking hasn't updated for days", "tracking-your-order"),
+    ("where is my order? I ordered last Monday", "tracking-your-order"),
+    ("I still haven't received my honey", "tracking-your-order"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -241,6 +253,7 @@ QUESTION_SETS = {
     "sent the wrong kind": SENT_THE_WRONG_KIND_QUESTIONS,
     "pregnancy": PREGNANCY_QUESTIONS,
     "exchanges": EXCHANGE_QUESTIONS,
+    "late orders": LATE_ORDER_QUESTIONS,
 }
 
 
