@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from bench import BENCH_DIR, bench_django_setup, log, markdown_flag, rank_summary, tables_print
 
@@ -274,15 +275,14 @@ def all_ranks(*, limit: int) -> dict[str, list[int]]:
     return {name: ranks(questions, limit=limit) for name, questions in QUESTION_SETS.items()}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
-    bench_django_setup()
+def demo_articles_written() -> list[Any]:
+    """The demo help centre, in place of the benchmark database's articles, embedded with its
+    passages. Written directly, not imported: an import queues embedding tasks on the broker,
+    which a development worker sharing it would take up."""
     from catalog.management.commands.load_demo_data import DEMO_DATA_DIR
-    from catalog.models import KnowledgeArticle, KnowledgePassage
+    from catalog.models import KnowledgeArticle
     from catalog.services import catalog_statistics_refresh, embeddings_refresh
 
-    # Written directly, not imported: an import queues embedding tasks on the broker, which a
-    # development worker sharing it would take up.
     KnowledgeArticle.objects.all().delete()
     articles = KnowledgeArticle.objects.bulk_create(
         KnowledgeArticle(**row)
@@ -290,7 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     log(f"embedded {embeddings_refresh(kind='knowledge').embedded} demo articles")
     catalog_statistics_refresh()
-    every_article = len(articles)
+    return articles
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
+    bench_django_setup()
+    from catalog.models import KnowledgePassage
+    from catalog.services import embeddings_refresh
+
+    every_article = len(demo_articles_written())
     with_passages = all_ranks(limit=every_article)
     KnowledgePassage.objects.all().delete()
     articles_alone = all_ranks(limit=every_article)

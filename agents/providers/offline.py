@@ -170,13 +170,17 @@ def _answers(article: dict[str, Any], question: str, nearness: np.ndarray | None
 def _best_paragraph(article: dict[str, Any], question: str, nearness: np.ndarray | None) -> str:
     """The paragraph nearest ``question`` in meaning ("when will my order arrive?" is answered by
     "if your order has not arrived within 5 working days", ahead of paragraphs that share more
-    words with it), with a little weight for the words it shares (``PARAGRAPH_WORDS_WEIGHT``);
-    while the embedding API is away, the one sharing most words with it."""
+    words with it), with a little weight for the words it shares (``PARAGRAPH_WORDS_WEIGHT``)
+    other than the title's: those say which article, not which paragraph ("How do I clean my
+    beeswax wraps?" was answered with the wraps article's opening, which names beeswax wraps,
+    not with its paragraph on washing them). While the embedding API is away, the paragraph
+    sharing most words with the question."""
     paragraphs = article_paragraphs(article["body"])
     stems = _stems(question)
     if nearness is None:
         return max(paragraphs, key=lambda p: len(stems & _stems(p)), default="")
-    shared = [len(stems & _stems(p)) / len(stems) if stems else 0.0 for p in paragraphs]
+    telling = stems - _stems(article["title"])
+    shared = [len(telling & _stems(p)) / len(stems) if stems else 0.0 for p in paragraphs]
     scores = nearness[1:] + PARAGRAPH_WORDS_WEIGHT * np.asarray(shared)
     return paragraphs[int(np.argmax(scores))] if paragraphs else ""
 

@@ -133,6 +133,10 @@ def test_a_non_health_article_is_quoted_at_its_best_paragraph(demo_shop) -> None
          "Enter your discount code"),
         # Under the 0.4 floor against every passage (0.33) until the title asked it.
         ("where are you based?", FARM_SHOP, "near Helmsley", "Thursday to Saturday"),
+        # The opening shared the title's words with it ("beeswax", "wraps"), which say which
+        # article, not which paragraph.
+        ("How do I clean my beeswax wraps?", "Caring for your beeswax wraps",
+         "wash your wrap in cool water", "organic cotton"),
     ],
 )  # fmt: skip
 def test_a_non_health_article_is_quoted_at_the_paragraph_nearest_in_meaning(
