@@ -37,10 +37,13 @@ from catalog.query_keywords import query_words
 from catalog.selectors import names_products
 
 FOLLOW_UP_MAX_WORDS = 8
-# A question about what was just talked of: "is it safe for babies?", "are they in stock?".
+# A question about what was just talked of: "is it safe for babies?", "are they in stock?",
+# "how long do they last?", "how do I stop it smoking?" (those two, after beeswax wraps and
+# candles were listed, were read alone and got "couldn't find").
 ASKS_ABOUT_IT = re.compile(
-    r"^(?:is|are|does|do|can|will|would|how much is|how much are|how big is)\s+"
-    r"(?:it|they|that|this|those|these)\b",
+    r"^(?:(?:is|are|does|do|can|will|would|how much is|how much are|how big is)\s+"
+    r"|how\s+(?:long\s+)?(?:do|does|will|can|should|would)\s+(?:(?:i|you|we)\s+\w+\s+)?)"
+    r"(?:it|they|them|that|this|those|these)\b",
     re.IGNORECASE,
 )
 # Words that lean on an earlier question: "and to Ireland?", "is it safe for babies?", "a

@@ -30,6 +30,10 @@ def _conversation(*questions: str) -> list[BaseMessage]:
         "which is the mildest?",
         "in a bigger jar?",
         "how much is the 1kg one?",
+        # How to do something with it, or how long it lasts.
+        "how long do they last?",
+        "how do I stop it smoking?",
+        "how should I store them?",
     ],
 )
 def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> None:
@@ -46,6 +50,8 @@ def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> N
         "honey under £10",
         "cheapest manuka",
         "something for under 12 months?",
+        "how do I store honey?",
+        "how long does a refund take?",
     ],
 )
 def test_a_question_standing_on_its_own_is_not_a_follow_up(text: str) -> None:
