@@ -1,6 +1,6 @@
 """How often the knowledge search puts the article that answers a question first.
 
-The demo help centre (``catalog/demo_data/knowledge.json``, 29 articles) is written into the
+The demo help centre (``catalog/demo_data/knowledge.json``, 30 articles) is written into the
 benchmark database, replacing its articles, and embedded with their passages. Each of
 ``QUESTIONS`` (written as customers ask, each with the one article that answers it) is searched
 twice, through ``catalog.selectors.knowledge_search``: as shipped (an article ranked by the mean
@@ -20,7 +20,8 @@ answered in an article of its own; ``SENT_THE_WRONG_KIND_QUESTIONS`` (2026-12-04
 before the wrong-items article's opening question and chose it; ``PREGNANCY_QUESTIONS``
 (2026-12-04) before the article on honey in pregnancy and while breastfeeding;
 ``EXCHANGE_QUESTIONS`` before the returns article said anything about exchanges;
-``LATE_ORDER_QUESTIONS`` before two versions of the tracking article, neither kept.
+``LATE_ORDER_QUESTIONS`` before two versions of the tracking article, neither kept;
+``VEGAN_QUESTIONS`` before the article on honey and vegans.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -245,6 +246,15 @@ LATE_ORDER_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("where is my order? I ordered last Monday", "tracking-your-order"),
     ("I still haven't received my honey", "tracking-your-order"),
 )
+# Honey, beeswax and vegans, written (2026-12-04) after a review's "Is honey vegan?" was quoted
+# a paragraph of the raw honey article, before the help centre had an article on it.
+VEGAN_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("Is honey vegan?", "is-honey-vegan"),
+    ("is honey suitable for a vegan diet?", "is-honey-vegan"),
+    ("why don't vegans eat honey?", "is-honey-vegan"),
+    ("are your beeswax wraps vegan?", "is-honey-vegan"),
+    ("is honey vegetarian?", "is-honey-vegan"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -255,6 +265,7 @@ QUESTION_SETS = {
     "pregnancy": PREGNANCY_QUESTIONS,
     "exchanges": EXCHANGE_QUESTIONS,
     "late orders": LATE_ORDER_QUESTIONS,
+    "vegan": VEGAN_QUESTIONS,
 }
 
 

@@ -283,6 +283,7 @@ def test_knowledge_search_finds_crystallisation_for_hard_grainy_honey(demo_shop:
         ("how much honey should I use instead of sugar in a cake?", "baking-with-honey"),
         ("can diabetics eat honey?", "honey-and-diabetes"),
         ("is honey safe while breastfeeding?", "honey-in-pregnancy-and-breastfeeding"),
+        ("Is honey vegan?", "is-honey-vegan"),
         # Sent one kind or size for another: the wrong-items article asks it in those words.
         ("I got chestnut honey instead of the acacia I ordered", "wrong-or-missing-items"),
         ("the orange blossom honey was the wrong size", "wrong-or-missing-items"),
