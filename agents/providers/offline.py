@@ -70,6 +70,16 @@ NO_PRODUCT_REPLY = (
     "I couldn't find anything in our shop that matches that. Could you tell me a little more "
     f"about what you're after? {HANDOFF_OFFER}"
 )
+# A customer who is upset or complaining is offered a person with whatever the help centre
+# says: "where is my parcel you idiots, I want my money back NOW" got a paragraph on
+# redirecting parcels, and nothing more.
+UPSET = re.compile(
+    r"\b(?:idiots?|idiotic|useless|ridiculous|unacceptable|appalling|disgrace(?:ful)?"
+    r"|shocking|terrible|awful|furious|angry|fed up|complain(?:t|ts|ing)?|make a complaint"
+    r"|scam|rip[- ]?off|money back|not good enough|sort it out|how dare)\b",
+    re.IGNORECASE,
+)
+UPSET_APOLOGY = "I'm sorry about this."
 SMALL_TALK_REPLIES = {
     SmallTalk.GREETING: (
         "Hello! I'm Beeman Honey's automated shop assistant. I can help you choose a honey or a "
@@ -273,7 +283,10 @@ class OfflineChatModel(BaseChatModel):
             return HANDOFF_REPLY
         if "products" in data:
             return compose_product_reply(data["products"], question=question)
-        return compose_article_reply(data.get("articles", []), question, latest=latest)
+        reply = compose_article_reply(data.get("articles", []), question, latest=latest)
+        if UPSET.search(latest) and not reply.endswith(HANDOFF_OFFER):
+            return f"{UPSET_APOLOGY} {reply}\n\n{HANDOFF_OFFER}"
+        return reply
 
 
 class OfflineProvider:

@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.builder import build_graph
 from agents.graph.names import Route
-from agents.graph.prompts import HANDOFF_REPLY
+from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
 from agents.graph.tools import article_data, search_knowledge
 from agents.providers.offline import OfflineProvider, compose_article_reply
 from agents.providers.router import semantic_route
@@ -82,6 +82,21 @@ def test_a_health_question_is_answered_with_the_articles_safety_statement(
     assert state["route"] == Route.SUPPORT
     assert f'"{article}"' in reply
     assert safety_text in reply
+
+
+@pytest.mark.django_db
+def test_an_upset_customer_is_offered_a_person_with_the_article(demo_shop) -> None:
+    upset = "where is my parcel you idiots, I want my money back NOW"
+
+    reply = str(_offline_turn(upset)["messages"][-1].content)
+    calm = str(_offline_turn("how long does delivery take?")["messages"][-1].content)
+
+    assert reply.startswith("I'm sorry about this. From our help article")
+    assert reply.endswith(HANDOFF_OFFER)
+    # A "yes" to it is a hand-off.
+    said = [HumanMessage(upset), AIMessage(reply), HumanMessage("yes please")]
+    assert semantic_route(said) == Route.HANDOFF
+    assert not calm.endswith(HANDOFF_OFFER)
 
 
 @pytest.mark.django_db
