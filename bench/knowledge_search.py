@@ -21,7 +21,8 @@ before the wrong-items article's opening question and chose it; ``PREGNANCY_QUES
 (2026-12-04) before the article on honey in pregnancy and while breastfeeding;
 ``EXCHANGE_QUESTIONS`` before the returns article said anything about exchanges;
 ``LATE_ORDER_QUESTIONS`` before two versions of the tracking article, neither kept;
-``VEGAN_QUESTIONS`` before the article on honey and vegans.
+``VEGAN_QUESTIONS`` before the article on honey and vegans; ``ARRIVE_BY_QUESTIONS`` before
+the delivery article's dispatch paragraph opened with the question.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -255,6 +256,16 @@ VEGAN_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("are your beeswax wraps vegan?", "is-honey-vegan"),
     ("is honey vegetarian?", "is-honey-vegan"),
 )
+# When an order placed now will come, written (2026-12-04) after a review's "If I order today
+# will it arrive by Friday?" was answered from the changing-or-cancelling article, before the
+# delivery article was changed for it.
+ARRIVE_BY_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("If I order today will it arrive by Friday?", "uk-delivery-times-and-costs"),
+    ("if I order now when will it arrive?", "uk-delivery-times-and-costs"),
+    ("will my order arrive before the weekend?", "uk-delivery-times-and-costs"),
+    ("do you deliver on Saturdays?", "uk-delivery-times-and-costs"),
+    ("what's the latest I can order for next day delivery?", "uk-delivery-times-and-costs"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -266,6 +277,7 @@ QUESTION_SETS = {
     "exchanges": EXCHANGE_QUESTIONS,
     "late orders": LATE_ORDER_QUESTIONS,
     "vegan": VEGAN_QUESTIONS,
+    "arrive by": ARRIVE_BY_QUESTIONS,
 }
 
 
