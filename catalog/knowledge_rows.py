@@ -75,7 +75,9 @@ def parse_article_row(row: dict[str, Any]) -> ArticleRow:
     # made: slugify writes "ﬃ" as "ffi" and "½" as "12", and a title of 200 may make more.
     slug = cell(row, "slug") or slugify(title)[: MAX_LENGTHS["slug"]].rstrip("-")
     if title and not slug:
-        problems.append("slug: the title has no letters or digits to make one of; give a slug")
+        problems.append(
+            "slug: the title has no ASCII letters or digits to make one of; give a slug"
+        )
     elif slug:
         try:
             validate_slug(slug)

@@ -3,6 +3,7 @@ in the file ("line 5", "item 3")."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +18,7 @@ from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
 from catalog.currencies import NOT_THREE_CAPITALS, currency_problem
 from catalog.import_files import (
     FileColumns,
+    FileRow,
     cell,
     is_unicode_text,
     parse_rows,
@@ -69,6 +71,8 @@ MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
 # An export joins tags with ';' and a search (?tags=) splits them on ',': a tag holding
 # either could not be imported back whole, nor searched for.
 TAG_SEPARATORS = (";", ",")
+# A number written with a decimal comma or grouped digits, which ``_separator_hint`` explains.
+_SEPARATED_NUMBER = re.compile(r"[+-]?[\d.,]*\d[\d.,]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,16 @@ class ProductRow:
     given: frozenset[str] = frozenset(COLUMNS)
 
 
-def _decimal(value: Any, column: str) -> Decimal:
+def _decimal(value: Any, column: str, *, decimal_comma: bool = False) -> Decimal:
+    """``value`` as a price. With ``decimal_comma`` (a file separated by ";", as a spreadsheet
+    writes one where the comma is the decimal point), "1,50" is 1.50 as "1.50" is."""
     raw = text_of(value)
+    if decimal_comma and raw.count(",") == 1 and "." not in raw:
+        raw = raw.replace(",", ".")
     if not PLAIN_DECIMAL.fullmatch(raw):
-        raise ValueError(f"{column}: {shortened(value)!r} is not a number")
+        raise ValueError(
+            f"{column}: {shortened(value)!r} is not a number{_separator_hint(raw, decimal_comma)}"
+        )
     number = Decimal(raw)
     if number < 0 or number > MAX_PRICE:
         raise ValueError(f"{column}: must be between 0 and {MAX_PRICE}")
@@ -103,6 +113,16 @@ def _decimal(value: Any, column: str) -> Decimal:
     if number != cents:
         raise ValueError(f"{column}: at most 2 decimal places")
     return cents
+
+
+def _separator_hint(raw: str, decimal_comma: bool) -> str:
+    """How to write a number that has a comma in it: "1,50" where the decimal point is a dot,
+    or grouped digits ("1.234,50"), which no file takes."""
+    if "," not in raw or not _SEPARATED_NUMBER.fullmatch(raw):
+        return ""
+    if decimal_comma:
+        return " (write 1,50 or 1.50, without a thousands separator)"
+    return " (write the decimal point as a dot, 1.50, without a thousands separator)"
 
 
 def _count(value: Any, column: str) -> int:
@@ -138,6 +158,12 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def category_name(text: str) -> str:
+    """A row's category name as it is looked up and created: its runs of spaces one space, so
+    "Raw  Honey" is "Raw Honey" rather than a new category beside it."""
+    return " ".join(text.split())
+
+
 def _may_name_a_category(name: str) -> bool:
     """Whether ``name`` is looked up as a category: not blank, not longer than a category's
     name, and text a query can carry (``row_problems`` reports a NUL or a lone surrogate)."""
@@ -153,22 +179,20 @@ def existing_categories(
     rows: list[dict[str, Any]], *, may_create_categories: bool = True
 ) -> dict[str, Category]:
     """The categories the rows' category names find (``categories_named``), read for the whole
-    file at once: every name's when the import may not create categories, else only those of
-    names that make no slug ("蜂蜜", "Μέλι"), which a row may name only when they exist. No
-    statement when no name needs one: a file of Latin names reads nothing here."""
-    names = [cell(row, "category") for row in rows]
-    return categories_named(
-        names=[
-            name
-            for name in names
-            if _may_name_a_category(name) and (not may_create_categories or not slugify(name))
-        ]
-    )
+    file at once in two statements. Where the import may create categories, also what the slug
+    a new one would have finds, under the slug: a new "Review Cider!" beside "Review Cider"
+    (both ``review-cider``) is a typo, refused rather than made ``review-cider-2``."""
+    names = [
+        name for row in rows if _may_name_a_category(name := category_name(cell(row, "category")))
+    ]
+    slugs = [slug for name in names if (slug := slugify(name))] if may_create_categories else []
+    return categories_named(names=[*names, *slugs])
 
 
 def is_new_category(name: str, categories: Mapping[str, Category]) -> bool:
     """Whether a row naming ``name`` would have the import create that category;
     ``categories``: what ``existing_categories`` read for the row's file."""
+    name = category_name(name)
     return _may_name_a_category(name) and name not in categories
 
 
@@ -176,8 +200,9 @@ def _new_category_problem(
     name: str, categories: Mapping[str, Category], *, may_create_categories: bool
 ) -> str | None:
     """Why the import may not create the category ``name``, if it would create it: it may
-    create none, or it cannot make a slug of the name ("蜂蜜", "???"): the API asks for a slug
-    then, and an import has no column to give one."""
+    create none; it cannot make a slug of the name ("蜂蜜", "???"): the API asks for a slug
+    then, and an import has no column to give one; or the slug it would make names a category
+    already (``existing_categories``)."""
     if not is_new_category(name, categories):
         return None
     if not may_create_categories:
@@ -185,11 +210,31 @@ def _new_category_problem(
             f"category: {shortened(name)!r} would be a new category, and this import may not"
             " create categories"
         )
-    if slugify(name):
-        return None
+    slug = slugify(name)
+    if not slug:
+        return (
+            f"category: {shortened(name)!r} would be a new category, and its name has no ASCII"
+            " letters or digits to make its slug of: create it with a slug first (admin or API)"
+        )
+    # The import would make it "<slug>-2". Only the same slug: one differing in case
+    # ("Gift-Sets", given in the admin) leaves this one free.
+    if (existing := categories.get(slug)) is not None and existing.slug == slug:
+        return _same_slug_problem(name, slug, existing.name)
+    return None
+
+
+def _same_slug_problem(name: str, slug: str, other: str, *, earlier: bool = False) -> str:
+    """Why ``name`` may not be a new category: its slug names the category ``other``, or is
+    that of ``other``, a new category an ``earlier`` row names."""
+    whose = (
+        f"is that of {shortened(other)!r}, a new category an earlier row names"
+        if earlier
+        else f"names {shortened(other)!r} already"
+    )
     return (
-        f"category: {shortened(name)!r} would be a new category, and its name has no letters"
-        " or digits to make its slug of: create it with a slug first (admin or API)"
+        f"category: {shortened(name)!r} would be a new category, and its slug"
+        f" ({shortened(slug)}) {whose}: name that one, or create the new category with a slug"
+        " of its own first (admin or API)"
     )
 
 
@@ -212,8 +257,9 @@ def parse_product_row(
         except ValidationError:
             problems.append(f"sku: {sku_validator.message}")
     problems += too_long(row, MAX_LENGTHS)
+    category = category_name(cell(row, "category"))
     if problem := _new_category_problem(
-        cell(row, "category"), categories, may_create_categories=may_create_categories
+        category, categories, may_create_categories=may_create_categories
     ):
         problems.append(problem)
     currency = cell(row, "currency").upper() or "GBP"
@@ -222,8 +268,9 @@ def parse_product_row(
     elif problem:
         problems.append(f"currency: {problem}")
     parsed: dict[str, Any] = {}
+    decimal_comma = isinstance(row, FileRow) and row.decimal_comma
     for column, parse in (
-        ("price", _decimal),
+        ("price", partial(_decimal, decimal_comma=decimal_comma)),
         ("weight_grams", _count),
         ("stock", _count),
     ):
@@ -242,7 +289,7 @@ def parse_product_row(
     return ProductRow(
         sku=sku,
         name=cell(row, "name"),
-        category=cell(row, "category"),
+        category=category,
         description=cell(row, "description"),
         price=parsed["price"],
         currency=currency,
@@ -266,9 +313,23 @@ def parse_product_rows(
     ``categories``; as ``parse_product_row`` for ``may_create_categories``."""
     if categories is None:
         categories = existing_categories(rows, may_create_categories=may_create_categories)
-    parse = partial(
-        parse_product_row, categories=categories, may_create_categories=may_create_categories
-    )
+    known = categories
+    # Each new category's slug, and the name of the first valid row to create it: a later
+    # name of the same slug ("Mead" then "Mead!") would be a second category, "mead-2".
+    new_slugs: dict[str, str] = {}
+
+    def parse(row: dict[str, Any]) -> ProductRow:
+        parsed = parse_product_row(
+            row, categories=known, may_create_categories=may_create_categories
+        )
+        if is_new_category(parsed.category, known):
+            slug = slugify(parsed.category)
+            first = new_slugs.setdefault(slug, parsed.category)
+            # The first row's name in any case, or its slug, names the category it creates.
+            if parsed.category.lower() not in (first.lower(), slug):
+                raise ValueError(_same_slug_problem(parsed.category, slug, first, earlier=True))
+        return parsed
+
     return parse_rows(rows, parse, key="sku")
 
 

@@ -440,7 +440,11 @@ def _slug_made_from(
     import refuses such a title, rather than given the model's name for a slug."""
     if not slugify(text):
         raise ValidationError(
-            {"slug": [f"The {text_field} has no letters or digits to make one of; give a slug."]}
+            {
+                "slug": [
+                    f"The {text_field} has no ASCII letters or digits to make one of; give a slug."
+                ]
+            }
         )
     return _unique_slug(model, text)
 

@@ -1,13 +1,34 @@
 """What ``import_catalog`` and ``import_knowledge`` share: a file in, a summary or a reason out."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
 from catalog.services import CatalogImportError, ImportReport
+
+INTERRUPTED_EXIT_CODE = 130  # as a shell reports a command Ctrl-C stopped
+
+
+class Commit:
+    """Whether the transaction of ``atomic_telling_commit`` committed."""
+
+    done = False
+
+
+@contextmanager
+def atomic_telling_commit() -> Iterator[Commit]:
+    """``transaction.atomic()``, telling whether it committed: a Ctrl-C during the work after
+    the commit (queueing the rows' embeddings, refreshing statistics) leaves the rows saved,
+    and before it nothing. Its note runs first of the transaction's on-commit work."""
+    commit = Commit()
+    with transaction.atomic():
+        transaction.on_commit(lambda: setattr(commit, "done", True))
+        yield commit
 
 
 class ImportCommand(BaseCommand):
@@ -22,10 +43,20 @@ class ImportCommand(BaseCommand):
         )
 
     def handle(self, *args: Any, file: Path, skip_invalid: bool, **options: Any) -> None:
+        commit = Commit()
         try:
             with file.open("rb") as stream:
                 rows = read_catalog_file(stream, file.name, columns=self.columns)
-            report = self.rows_import(rows=rows, skip_invalid=skip_invalid)
+            with atomic_telling_commit() as commit:
+                report = self.rows_import(rows=rows, skip_invalid=skip_invalid)
+        except KeyboardInterrupt:
+            raise CommandError(
+                f"{file}: interrupted after the import was saved; backfill_embeddings embeds"
+                " any rows it had no time to queue"
+                if commit.done
+                else f"{file}: interrupted; nothing was imported",
+                returncode=INTERRUPTED_EXIT_CODE,
+            ) from None
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from None
         except CatalogFileError as exc:

@@ -1,8 +1,13 @@
 import csv
 import json
+import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -10,13 +15,21 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 
 from catalog import embeddings, services
 from catalog.embeddings import current_model_name
-from catalog.management.commands import backfill_embeddings, load_demo_data
+from catalog.management.commands import (
+    backfill_embeddings,
+    import_catalog,
+    import_knowledge,
+    load_demo_data,
+)
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import knowledge_article_update
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+from tests.support.celery_worker import PROJECT_DIR
+from tests.support.celery_worker import test_database_url as database_url  # not a test
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 COLUMNS = ["sku", "name", "category", "price", "stock", "tags"]
@@ -55,6 +68,20 @@ def run(*args: str) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command(*args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Python's own Ctrl-C handler, as in a terminal: `make test` starts pytest with SIGINT
+    ignored (its parent takes Ctrl-C)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def help_text(command: type[Any], name: str) -> str:
+    """The command's --help, its lines joined as argparse wrapped them."""
+    return " ".join(command().create_parser("manage.py", name).format_help().split())
 
 
 # --- import_catalog ---------------------------------------------------------------------------
@@ -328,6 +355,130 @@ def test_import_catalog_refuses_a_nul_character_in_a_json_list_of_tags(tmp_path:
     assert not Product.objects.exists()
 
 
+@pytest.mark.django_db
+def test_import_catalog_reads_a_decimal_comma_in_a_file_excel_saved_with_semicolons(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku;name;category;price\nREVIEW-S1;Semi honey;Raw Honey;1,50\n")
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out.startswith("Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 0;")
+    assert Product.objects.get(sku="REVIEW-S1").price == Decimal("1.50")
+
+
+@pytest.mark.django_db
+def test_import_catalog_files_a_category_name_of_doubled_spaces_under_the_category(
+    tmp_path: Path,
+) -> None:
+    raw_honey = CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name,category,price\nBH-1,Clover,Raw  Honey,8\n")
+
+    out, _ = run("import_catalog", str(path))
+
+    assert out == "Imported catalog.csv: created 1, updated 0, unchanged 0, invalid 0\n"
+    assert list(Category.objects.all()) == [raw_honey]
+    assert Product.objects.get(sku="BH-1").category == raw_honey
+
+
+@pytest.mark.django_db
+def test_import_catalog_refuses_a_new_category_whose_slug_names_an_existing_one(
+    tmp_path: Path,
+) -> None:
+    CategoryFactory.create(name="Review Cider", slug="review-cider")
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name,category,price\nBH-1,Dry cider,Review Cider!,8\n")
+    err = StringIO()
+
+    with pytest.raises(CommandError, match=r"catalog\.csv: 1 invalid row\(s\); nothing was"):
+        call_command("import_catalog", str(path), stdout=StringIO(), stderr=err)
+
+    assert err.getvalue().startswith(
+        "line 2: category: 'Review Cider!' would be a new category, and its slug (review-cider)"
+        " names 'Review Cider' already: name that one,"
+    )
+    assert list(Category.objects.values_list("slug", flat=True)) == ["review-cider"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["import_catalog", "import_knowledge"])
+def test_ctrl_c_while_an_import_reads_its_file_stops_it_with_one_line(
+    command: str, tmp_path: Path, ctrl_c: None
+) -> None:
+    # A named pipe: the command reads it until the writer closes it, so a real SIGINT, as
+    # Ctrl-C sends, arrives while the command is reading.
+    path = tmp_path / "rows.csv"
+    os.mkfifo(path)
+    reader = threading.main_thread().ident
+    assert reader is not None
+
+    def type_ctrl_c() -> None:
+        with path.open("w") as writer:  # open once the command opens the file
+            writer.write("sku,name,category,price\n")
+            writer.flush()
+            signal.pthread_kill(reader, signal.SIGINT)
+
+    threading.Thread(target=type_ctrl_c, daemon=True).start()
+
+    with pytest.raises(CommandError) as stopped:
+        run(command, str(path))
+
+    assert str(stopped.value) == f"{path}: interrupted; nothing was imported"
+    assert stopped.value.returncode == 130
+
+
+@pytest.mark.django_db
+def test_ctrl_c_while_import_catalog_writes_leaves_nothing_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctrl_c: None
+) -> None:
+    def ctrl_c_after_the_rows_are_written(**options: Any) -> services.ImportReport:
+        report = services.product_import(**options)
+        assert Product.objects.count() == 2  # written, and not committed
+        signal.raise_signal(signal.SIGINT)
+        return report
+
+    monkeypatch.setattr(
+        import_catalog.Command, "rows_import", staticmethod(ctrl_c_after_the_rows_are_written)
+    )
+    path = write_csv(tmp_path / "catalog.csv", csv_rows())
+
+    with pytest.raises(CommandError) as stopped:
+        run("import_catalog", str(path))
+
+    assert str(stopped.value) == f"{path}: interrupted; nothing was imported"
+    assert stopped.value.returncode == 130
+    assert not Product.objects.exists()
+    assert not Category.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_after_an_import_committed_says_its_rows_are_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctrl_c: None
+) -> None:
+    # Stopped while the commit's work runs (queueing the rows' embeddings).
+    def ctrl_c_after_the_commit(**options: Any) -> services.ImportReport:
+        report = services.knowledge_import(**options)
+        transaction.on_commit(lambda: signal.raise_signal(signal.SIGINT))
+        return report
+
+    monkeypatch.setattr(
+        import_knowledge.Command, "rows_import", staticmethod(ctrl_c_after_the_commit)
+    )
+    path = write_knowledge_csv(tmp_path / "faq.csv", knowledge_csv_rows())
+
+    with pytest.raises(CommandError) as stopped:
+        run("import_knowledge", str(path))
+
+    assert str(stopped.value) == (
+        f"{path}: interrupted after the import was saved; backfill_embeddings embeds any rows"
+        " it had no time to queue"
+    )
+    assert stopped.value.returncode == 130
+    assert KnowledgeArticle.objects.count() == len(knowledge_csv_rows())
+
+
 # --- import_knowledge -------------------------------------------------------------------------
 
 
@@ -400,9 +551,9 @@ def test_import_knowledge_refuses_a_product_catalog(tmp_path: Path) -> None:
 
 
 SUMMARY = re.compile(
-    r"^(?P<kind>\w+): (?P<verb>embedded|would embed) (?P<embedded>\d+)"
-    r"(?: and (?P<passages>\d+) passages?)?, "
-    r"already current (?P<current>\d+) \((?P<model>[^,)]+)"
+    r"^(?P<kind>\w+): (?P<verb>(?:re-)?embedded|would (?:re-)?embed) (?P<embedded>\d+)"
+    r"(?: and (?P<passages>\d+) passages?)?"
+    r"(?:, already current (?P<current>\d+))? \((?P<model>[^,)]+)"
     r"(?:, (?P<rate>\d+\.\d) rows/s(?:; loading the model took (?P<load>\d+\.\d) s)?)?\)$"
 )
 
@@ -453,9 +604,11 @@ def test_a_second_backfill_embeds_nothing() -> None:
 
     out, _ = run("backfill_embeddings")
 
-    report = summaries(out)
-    assert (report["products"]["embedded"], report["products"]["current"]) == ("0", "2")
-    assert (report["knowledge"]["embedded"], report["knowledge"]["current"]) == ("0", "1")
+    # No rate of rows that were not there to embed.
+    assert out.splitlines() == [
+        f"knowledge: embedded 0, already current 1 ({current_model_name()})",
+        f"products: embedded 0, already current 2 ({current_model_name()})",
+    ]
 
 
 @pytest.mark.django_db
@@ -491,7 +644,20 @@ def test_backfill_force_re_embeds_current_rows() -> None:
 
     out, _ = run("backfill_embeddings", "--only", "products", "--force", "--batch-size", "1")
 
-    assert summaries(out)["products"]["embedded"] == "2"
+    # Nothing is found current under --force, so nothing is said to be.
+    report = summaries(out)["products"]
+    assert (report["verb"], report["embedded"], report["current"]) == ("re-embedded", "2", None)
+    assert float(report["rate"]) > 0
+
+
+@pytest.mark.django_db
+def test_backfill_dry_run_with_force_counts_every_row_to_re_embed() -> None:
+    ProductFactory.create_batch(2)
+    run("backfill_embeddings", "--only", "products")
+
+    out, _ = run("backfill_embeddings", "--only", "products", "--force", "--dry-run")
+
+    assert out == f"products: would re-embed 2 ({current_model_name()})\n"
 
 
 @pytest.mark.django_db
@@ -534,6 +700,84 @@ def test_ctrl_c_stops_a_backfill_with_a_one_line_reason_and_keeps_its_written_ba
     report = summaries(out)["products"]
     assert (report["embedded"], report["current"]) == ("3", "2")
     assert embedded.count() == 5
+
+
+@pytest.mark.django_db
+def test_ctrl_c_stops_a_forced_backfill_saying_what_a_new_run_does(
+    monkeypatch: pytest.MonkeyPatch, ctrl_c: None
+) -> None:
+    refresh = backfill_embeddings.embeddings_refresh
+
+    def ctrl_c_at_the_first_batch(*, on_progress: Any, **options: Any) -> Any:
+        def progress(done: int, total: int) -> None:
+            on_progress(done, total)
+            signal.raise_signal(signal.SIGINT)
+
+        return refresh(on_progress=progress, **options)
+
+    monkeypatch.setattr(backfill_embeddings, "embeddings_refresh", ctrl_c_at_the_first_batch)
+    ProductFactory.create_batch(3)
+
+    with pytest.raises(CommandError) as stopped:
+        run("backfill_embeddings", "--only", "products", "--force", "--batch-size", "1")
+
+    assert str(stopped.value) == (
+        "products: interrupted; the rows re-embedded before it are kept, and --force again"
+        " re-embeds every row"
+    )
+    assert stopped.value.returncode == 130
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+def test_the_backfill_progress_bar_on_a_terminal_is_not_styled_as_an_error() -> None:
+    ProductFactory.create_batch(2)
+    err = Terminal()
+    # Given to the command itself, stderr is styled as on a terminal where colour is on: every
+    # write an error's red.
+    command = backfill_embeddings.Command(stderr=err, force_color=True)
+
+    call_command(command, "--only", "products", stdout=StringIO())
+
+    assert "products: 100%" in err.getvalue()
+    assert "\x1b[" not in err.getvalue()
+    # One line redrawn ("\r"), not a line for each redraw.
+    assert err.getvalue().count("\n") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backfill_into_a_pipe_writes_no_progress_bar(test_broker_url: str) -> None:
+    ProductFactory.create()
+    env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": test_broker_url}
+
+    # A new process: it loads the model, whose library would draw a bar of its own.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "backfill_embeddings", "--only", "products"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("products: embedded 1, already current 0 (")
+    assert "Loading weights" not in result.stderr
+    assert "\r" not in result.stderr + result.stdout
+
+
+def test_backfill_help_tells_what_only_and_batch_size_do() -> None:
+    text = help_text(backfill_embeddings.Command, "backfill_embeddings")
+
+    assert "--only {knowledge,products} embed only this kind of row" in text
+    assert (
+        "--batch-size N rows written per transaction, each kept if the run is stopped"
+        " later (default: 64); the model encodes the rows 1,024 at a time"
+    ) in text
 
 
 @pytest.mark.django_db
@@ -585,11 +829,11 @@ def test_load_demo_data_if_empty_loads_the_articles_of_a_catalog_without_them() 
     product.refresh_from_db()
     assert out.startswith(
         "Demo data: products left as they were; "
-        "articles created 29, updated 0, unchanged 0, invalid 0; embedded "
+        "articles created 30, updated 0, unchanged 0, invalid 0; embedded "
     )
     assert list(Product.objects.all()) == [product]
     assert product.price == Decimal("1.00")
-    assert KnowledgeArticle.objects.count() == 29
+    assert KnowledgeArticle.objects.count() == 30
 
 
 @pytest.mark.django_db
@@ -620,11 +864,59 @@ def test_load_demo_data_gives_a_one_line_reason_when_embedding_fails(
 
     assert str(excinfo.value).startswith(
         "Demo data: products created 66, updated 0, unchanged 0, invalid 0; "
-        "articles created 29, updated 0, unchanged 0, invalid 0; embedding failed: "
+        "articles created 30, updated 0, unchanged 0, invalid 0; embedding failed: "
     )
     assert "\n" not in str(excinfo.value)
     assert Product.objects.count() == 66
     assert not Product.objects.filter(embedding_model=current_model_name()).exists()
+
+
+@pytest.mark.django_db
+def test_ctrl_c_while_load_demo_data_embeds_stops_it_with_one_line_and_what_is_left(
+    monkeypatch: pytest.MonkeyPatch, ctrl_c: None
+) -> None:
+    refresh = load_demo_data.embeddings_refresh
+
+    def ctrl_c_as_embedding_starts(**options: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)
+        return refresh(**options)
+
+    monkeypatch.setattr(load_demo_data, "embeddings_refresh", ctrl_c_as_embedding_starts)
+
+    with pytest.raises(CommandError) as stopped:
+        run("load_demo_data")
+
+    products, articles = Product.objects.count(), KnowledgeArticle.objects.count()
+    assert str(stopped.value) == (
+        f"Demo data: products created {products}, updated 0, unchanged 0, invalid 0; "
+        f"articles created {articles}, updated 0, unchanged 0, invalid 0; "
+        "interrupted before every row was embedded (backfill_embeddings embeds what is left)"
+    )
+    assert stopped.value.returncode == 130
+    assert products >= 60
+    assert not Product.objects.filter(embedding_model=current_model_name()).exists()
+
+
+@pytest.mark.django_db
+def test_ctrl_c_while_load_demo_data_imports_loads_nothing(
+    monkeypatch: pytest.MonkeyPatch, ctrl_c: None
+) -> None:
+    articles_import = load_demo_data.knowledge_import
+
+    def ctrl_c_after_the_articles(**options: Any) -> Any:
+        report = articles_import(**options)
+        signal.raise_signal(signal.SIGINT)
+        return report
+
+    monkeypatch.setattr(load_demo_data, "knowledge_import", ctrl_c_after_the_articles)
+
+    with pytest.raises(CommandError) as stopped:
+        run("load_demo_data")
+
+    assert str(stopped.value) == "Demo data: interrupted; nothing was loaded"
+    assert stopped.value.returncode == 130
+    assert not Product.objects.exists()
+    assert not KnowledgeArticle.objects.exists()
 
 
 @pytest.mark.django_db

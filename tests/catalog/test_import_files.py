@@ -1,11 +1,15 @@
 import csv
 import io
 import json
+from decimal import Decimal
 
 import pytest
 
 from catalog.import_files import CatalogFileError, read_catalog_file
 from catalog.product_rows import PRODUCT_COLUMNS, parse_product_rows
+
+# parse_product_rows looks up the rows' categories.
+pytestmark = pytest.mark.django_db
 
 # --- read_catalog_file ------------------------------------------------------------------------
 
@@ -93,6 +97,32 @@ def test_a_csv_file_separated_by_semicolons_or_tabs_is_read(separator: str) -> N
             "price": "8.50",
             "tags": "raw;mild",
         }
+    ]
+
+
+def test_prices_of_a_file_separated_by_semicolons_may_have_a_decimal_comma() -> None:
+    # As Excel saves "CSV" where the comma is the decimal point.
+    content = "sku;name;category;price\nREVIEW-S1;Semi honey;Raw Honey;1,50\nA-2;B;C;2.25\n"
+
+    valid, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert ([row.price for row in valid], errors) == ([Decimal("1.50"), Decimal("2.25")], [])
+
+
+@pytest.mark.parametrize("separator", [",", "\t"], ids=["commas", "tabs"])
+def test_prices_of_a_file_separated_otherwise_may_not(separator: str) -> None:
+    lines = [["sku", "name", "category", "price"], ["A-1", "Semi honey", "Raw Honey", '"1,50"']]
+    content = "".join(separator.join(line) + "\n" for line in lines)
+
+    _, errors = parse_product_rows(
+        read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
+    )
+
+    assert errors == [
+        "line 2: price: '1,50' is not a number (write the decimal point as a dot, 1.50, without"
+        " a thousands separator)"
     ]
 
 

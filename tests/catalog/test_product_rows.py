@@ -3,8 +3,12 @@ from decimal import Decimal
 
 import pytest
 
+from catalog.import_files import FileRow
 from catalog.product_rows import ProductRow, parse_product_row, parse_product_rows
 from tests.catalog.factories import CategoryFactory
+
+# A row's category is looked up, with the slug a new one would have, where it is parsed.
+pytestmark = pytest.mark.django_db
 
 
 def a_row(**overrides: object) -> dict[str, object]:
@@ -446,8 +450,8 @@ def test_categories_of_names_without_latin_letters_are_read_once_for_the_file(
     assert {row.category for row in valid} == {"蜂蜜", "Μέλι"}
     assert len(errors) == count // 3
     assert errors[0] == (
-        "item 3: category: 'ハチミツ' would be a new category, and its name has no letters or"
-        " digits to make its slug of: create it with a slug first (admin or API)"
+        "item 3: category: 'ハチミツ' would be a new category, and its name has no ASCII letters"
+        " or digits to make its slug of: create it with a slug first (admin or API)"
     )
 
 
@@ -474,8 +478,98 @@ def test_rows_naming_new_categories_are_invalid_where_none_may_be_created(
     ]
 
 
-def test_a_file_of_latin_category_names_is_read_without_a_query() -> None:
-    # No django_db: a query would fail the test.
-    valid, errors = parse_product_rows([a_row(sku="A-1"), a_row(sku="A-2", category="Gifts")])
+@pytest.mark.parametrize("count", [2, 40])
+def test_the_categories_of_a_file_of_latin_names_are_read_once_for_the_file(
+    count: int, django_assert_num_queries
+) -> None:
+    rows = [a_row(sku=f"A-{n}", category=f"Gifts {n % 4}") for n in range(count)]
 
-    assert ([row.sku for row in valid], errors) == (["A-1", "A-2"], [])
+    # The names and the slugs new categories would have, lowered; then the categories read.
+    with django_assert_num_queries(2):
+        valid, errors = parse_product_rows(rows)
+
+    assert (len(valid), errors) == (count, [])
+
+
+def test_runs_of_spaces_in_a_category_name_are_read_as_one() -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    rows = [a_row(sku="A-1", category="Raw  Honey"), a_row(sku="A-2", category=" Raw \t Honey")]
+
+    valid, errors = parse_product_rows(rows)
+
+    assert ([row.category for row in valid], errors) == (["Raw Honey", "Raw Honey"], [])
+
+
+def test_a_new_category_whose_slug_names_an_existing_one_is_a_row_error() -> None:
+    CategoryFactory.create(name="Review Cider", slug="review-cider")
+    rows = [
+        a_row(sku="A-1", category="Review Cider"),
+        a_row(sku="A-2", category="Review Cider!"),
+        a_row(sku="A-3", category="review-cider"),  # the category's slug names it
+        a_row(sku="A-4", category="Perry"),
+    ]
+
+    valid, errors = parse_product_rows(rows)
+
+    assert [row.sku for row in valid] == ["A-1", "A-3", "A-4"]
+    assert errors == [
+        "item 2: category: 'Review Cider!' would be a new category, and its slug (review-cider)"
+        " names 'Review Cider' already: name that one, or create the new category with a slug"
+        " of its own first (admin or API)"
+    ]
+
+
+def test_a_new_category_whose_slug_is_that_of_a_new_category_an_earlier_row_names() -> None:
+    rows = [
+        a_row(sku="A-1", category="Gift Sets"),
+        # The category the first row creates, by its name in another case and by its slug.
+        a_row(sku="A-2", category="GIFT SETS"),
+        a_row(sku="A-3", category="gift-sets"),
+        a_row(sku="A-4", category="Gift-Sets!"),
+    ]
+
+    valid, errors = parse_product_rows(rows)
+
+    assert [row.sku for row in valid] == ["A-1", "A-2", "A-3"]
+    assert errors == [
+        "item 4: category: 'Gift-Sets!' would be a new category, and its slug (gift-sets) is"
+        " that of 'Gift Sets', a new category an earlier row names: name that one, or create the"
+        " new category with a slug of its own first (admin or API)"
+    ]
+
+
+# --- decimal commas ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("price", "expected"), [("1,50", "1.50"), ("1.50", "1.50"), (",5", "0.50")]
+)
+def test_a_row_of_a_file_separated_by_semicolons_takes_a_decimal_comma(
+    price: str, expected: str
+) -> None:
+    row = FileRow(a_row(price=price), where="line 2", decimal_comma=True)
+
+    assert parse_product_row(row).price == Decimal(expected)
+
+
+@pytest.mark.parametrize("price", ["1.234,50", "1,234,50", "1,234.50"])
+def test_a_row_of_a_file_separated_by_semicolons_refuses_a_thousands_separator(price: str) -> None:
+    row = FileRow(a_row(price=price), where="line 2", decimal_comma=True)
+
+    with pytest.raises(ValueError, match=r"^price: ") as refused:
+        parse_product_row(row)
+
+    assert str(refused.value) == (
+        f"price: {price!r} is not a number (write 1,50 or 1.50, without a thousands separator)"
+    )
+
+
+@pytest.mark.parametrize("price", ["1,50", "1,234.50"])
+def test_a_decimal_comma_elsewhere_is_refused_with_a_dot_to_write(price: str) -> None:
+    with pytest.raises(ValueError, match=r"^price: ") as refused:
+        parse_product_row(FileRow(a_row(price=price), where="line 2"))
+
+    assert str(refused.value) == (
+        f"price: {price!r} is not a number (write the decimal point as a dot, 1.50, without a"
+        " thousands separator)"
+    )

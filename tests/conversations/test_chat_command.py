@@ -79,6 +79,17 @@ def test_the_terminal_chat_takes_several_messages_after_one_message_option() -> 
         call_command("chat", "--url", "http://127.0.0.1:1", "--message", "hi", "bye")
 
 
+def test_the_terminal_chats_help_tells_what_message_does() -> None:
+    parser = Command().create_parser("manage.py", "chat")
+
+    text = " ".join(parser.format_help().split())
+
+    assert (
+        "--message TEXT [TEXT ...] send each TEXT as a message in turn, printing each reply, then"
+        " exit instead of prompting; each word is a message of its own unless quoted"
+    ) in text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_terminal_chat_shows_what_staff_wrote_across_pages(live_server) -> None:
     conversation = ConversationFactory.create()

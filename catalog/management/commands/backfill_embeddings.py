@@ -4,18 +4,38 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from catalog.embeddings import current_model_name
-from catalog.services import EMBEDDED_MODELS, embeddings_refresh
-
-INTERRUPTED_EXIT_CODE = 130  # as a shell reports a command Ctrl-C stopped
+from catalog.management.import_command import INTERRUPTED_EXIT_CODE
+from catalog.services import (
+    EMBEDDED_MODELS,
+    ENCODE_SLICE_ROWS,
+    EmbeddingReport,
+    embeddings_refresh,
+)
 
 
 class Command(BaseCommand):
     help = "Embed catalog rows whose text or embedding model changed (resumable, batched)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--only", choices=sorted(EMBEDDED_MODELS), help="one kind of row")
-        parser.add_argument("--batch-size", type=int, default=64)
-        parser.add_argument("--force", action="store_true", help="re-embed current rows too")
+        parser.add_argument(
+            "--only",
+            choices=sorted(EMBEDDED_MODELS),
+            help="embed only this kind of row (default: both)",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=64,
+            metavar="N",
+            help=(
+                "rows written per transaction, each kept if the run is stopped later (default:"
+                f" 64); the model encodes the rows {ENCODE_SLICE_ROWS:,} at a time whatever"
+                " this is"
+            ),
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="re-embed every row, current ones too"
+        )
         parser.add_argument("--dry-run", action="store_true", help="count, write nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -23,7 +43,9 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1")
         kinds = [options["only"]] if options["only"] else sorted(EMBEDDED_MODELS)
         for kind in kinds:
-            with tqdm(desc=kind, unit="row", disable=None, file=self.stderr) as bar:
+            # The stream under Django's wrapper, which would style each write as an error (red
+            # on a terminal) and end it with a newline, so the bar could not redraw its line.
+            with tqdm(desc=kind, unit="row", disable=None, file=self.stderr._out) as bar:
 
                 def progress(done: int, total: int, bar: tqdm = bar) -> None:
                     bar.total = total
@@ -39,30 +61,45 @@ class Command(BaseCommand):
                     )
                 except KeyboardInterrupt:
                     raise CommandError(
-                        # No count: rows are read ahead of the model, so "checked" would
-                        # overstate what was written.
-                        f"{kind}: interrupted; the rows written before it are kept, and a new"
-                        " run embeds the rest",
+                        _interrupted(kind, force=options["force"], dry_run=options["dry_run"]),
                         returncode=INTERRUPTED_EXIT_CODE,
                     ) from None
                 except Exception as exc:
                     raise CommandError(
                         f"{kind}: embedding failed: {type(exc).__name__}: {exc}"
                     ) from exc
-            # A dry run encodes nothing: no rate to tell.
-            verb, rate = (
-                ("would embed", "")
-                if options["dry_run"]
-                else ("embedded", f", {report.rows_per_second:.1f} rows/s")
-            )
-            if report.model_load_seconds >= 0.1:
-                rate += f"; loading the model took {report.model_load_seconds:.1f} s"
-            # The rate counts rows; an article's passages are embedded with it.
-            passages = report.passages_embedded
-            with_passages = (
-                f" and {passages} passage{'s' if passages != 1 else ''}" if passages else ""
-            )
             self.stdout.write(
-                f"{kind}: {verb} {report.embedded}{with_passages}, already current "
-                f"{report.current} ({current_model_name()}{rate})"
+                _summary(kind, report, force=options["force"], dry_run=options["dry_run"])
             )
+
+
+def _interrupted(kind: str, *, force: bool, dry_run: bool) -> str:
+    # No count: rows are read ahead of the model, so "checked" would overstate what was written.
+    if dry_run:
+        return f"{kind}: interrupted; a dry run writes nothing"
+    if force:
+        # A run without --force finds the rows it re-embedded current, and the others too.
+        return (
+            f"{kind}: interrupted; the rows re-embedded before it are kept, and --force again"
+            " re-embeds every row"
+        )
+    return (
+        f"{kind}: interrupted; the rows written before it are kept, and a new run embeds the rest"
+    )
+
+
+def _summary(kind: str, report: EmbeddingReport, *, force: bool, dry_run: bool) -> str:
+    """One line: what was (or would be) embedded, what was current already (not counted with
+    ``force``, which re-embeds it), the model and, where rows were encoded, their rate."""
+    verb = "re-embed" if force else "embed"
+    done = f"would {verb}" if dry_run else f"{verb}ded"  # "embedded", "re-embedded"
+    # The rate counts rows; an article's passages are embedded with it.
+    passages = report.passages_embedded
+    with_passages = f" and {passages} passage{'s' if passages != 1 else ''}" if passages else ""
+    current = "" if force else f", already current {report.current}"
+    # A dry run encodes nothing, nor does a run with nothing to embed: no rate to tell.
+    rate = "" if dry_run or not report.embedded else f", {report.rows_per_second:.1f} rows/s"
+    if report.model_load_seconds >= 0.1:
+        rate += f"; loading the model took {report.model_load_seconds:.1f} s"
+    model = current_model_name()
+    return f"{kind}: {done} {report.embedded}{with_passages}{current} ({model}{rate})"

@@ -3,8 +3,12 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
+from catalog.management.import_command import (
+    INTERRUPTED_EXIT_CODE,
+    Commit,
+    atomic_telling_commit,
+)
 from catalog.models import KnowledgeArticle, Product
 from catalog.services import (
     CatalogImportError,
@@ -40,21 +44,31 @@ class Command(BaseCommand):
             )
             return
         products = articles = "left as they were"
+        commit = Commit()
         # One transaction: a run stopped between the two imports must not leave products that
         # make every later --if-empty run take the demo shop for loaded.
         try:
-            with transaction.atomic():
+            with atomic_telling_commit() as commit:
                 if load_products:
                     products = product_import(rows=_demo_rows("products.json")).counts()
                 if load_articles:
                     articles = knowledge_import(rows=_demo_rows("knowledge.json")).counts()
         except CatalogImportError as exc:
             raise CommandError(f"Demo data: {exc}: {'; '.join(exc.report.errors)}") from None
+        except KeyboardInterrupt:
+            # Stopped after the commit, the imports returned: their counts are the summary.
+            if not commit.done:
+                raise CommandError(
+                    "Demo data: interrupted; nothing was loaded", returncode=INTERRUPTED_EXIT_CODE
+                ) from None
+            raise self._interrupted(f"products {products}; articles {articles}") from None
         summary = f"products {products}; articles {articles}"
         try:
             embedded = sum(
                 embeddings_refresh(kind=kind).embedded for kind in ("products", "knowledge")
             )
+        except KeyboardInterrupt:
+            raise self._interrupted(summary) from None
         except Exception as exc:
             raise CommandError(
                 f"Demo data: {summary}; embedding failed: {type(exc).__name__}: {exc} "
@@ -62,3 +76,12 @@ class Command(BaseCommand):
             ) from exc
         catalog_statistics_refresh()
         self.stdout.write(f"Demo data: {summary}; embedded {embedded} rows")
+
+    @staticmethod
+    def _interrupted(summary: str) -> CommandError:
+        """Ctrl-C after the demo shop was saved: the rows embedded so far are kept too."""
+        return CommandError(
+            f"Demo data: {summary}; interrupted before every row was embedded"
+            " (backfill_embeddings embeds what is left)",
+            returncode=INTERRUPTED_EXIT_CODE,
+        )

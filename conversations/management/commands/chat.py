@@ -82,9 +82,21 @@ class Command(BaseCommand):
     help = "Chat with the assistant as a guest customer through the API (needs `make run`)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
         parser.add_argument(
-            "--message", action="extend", nargs="+", metavar="TEXT", help="send these and exit"
+            "--url",
+            default="http://127.0.0.1:8000",
+            help="the API's base URL (default: http://127.0.0.1:8000, where `make run` serves)",
+        )
+        parser.add_argument(
+            "--message",
+            action="extend",
+            nargs="+",
+            metavar="TEXT",
+            help=(
+                "send each TEXT as a message in turn, printing each reply, then exit instead of"
+                " prompting; each word is a message of its own unless quoted"
+                " (--message 'Do you ship to France?' 'And to Spain?'); the option may repeat"
+            ),
         )
 
     def handle(self, *args: Any, url: str, message: list[str] | None, **options: Any) -> None:
