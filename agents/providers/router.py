@@ -241,6 +241,16 @@ AFTER_SALES = re.compile(
 )
 
 
+# Whether a product suits a diet is the help centre's (the allergies and vegan articles), even
+# when the message names the product: "is the creamed honey dairy free?" and "are the beeswax
+# food wraps vegan?" sat nearer the sales examples. What suits a diet, not the people on it ("a
+# gift for a coeliac friend" is shopping).
+DIET = re.compile(
+    r"\b(?:vegan|vegetarian|dairy[- ]free|lactose|gluten|halal|kosher|nut[- ]free|allergens?)\b",
+    re.IGNORECASE,
+)
+
+
 def names_a_product(text: str) -> bool:
     """Whether ``text`` is a product's name, its shopping words aside, of two words or more:
     "do you have UMF 15?" is about the UMF 15+, where "what is UMF?" is about the grading."""
@@ -305,7 +315,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if route is not Route.HANDOFF and question != latest:
             route = keyword_route(question, handoff=False)
         logger.exception("agents.route_without_embedding", extra={"route": route})
-    if route is Route.SALES and AFTER_SALES.search(latest):
+    if route is Route.SALES and (AFTER_SALES.search(latest) or DIET.search(latest)):
         return Route.SUPPORT
     if route is Route.SUPPORT and not THEIR_OWN.search(latest) and names_a_product(latest):
         # The examples read "UMF" as the grading question ("what does UMF mean on manuka").

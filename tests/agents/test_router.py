@@ -124,6 +124,10 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         ("are your products gluten free?", Route.SUPPORT),
         ("do you offer wholesale accounts?", Route.SUPPORT),
         ("can I buy 6 jars of the acacia honey?", Route.SALES),
+        # Whether a named product suits a diet too; a gift for someone on one is shopping.
+        ("is the creamed honey dairy free?", Route.SUPPORT),
+        ("are the beeswax food wraps vegan?", Route.SUPPORT),
+        ("I need a gift for a coeliac friend, what would you suggest?", Route.SALES),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
