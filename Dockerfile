@@ -1,6 +1,9 @@
 # One image for the api, worker and migrate services of docker-compose.yml.
-FROM python:3.11-slim
+FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Without DATABASE_URL or REDIS_URL the app refuses to start, rather than run the development
+# checkout's embedded PostgreSQL and Valkey inside the container.
+ENV EMBEDDED_SERVICES=0
 WORKDIR /app
 RUN useradd --create-home --uid 1000 app
 COPY requirements.txt constraints.txt ./

@@ -11,6 +11,17 @@ import gc
 # Automatic collections stay as a safety net for long requests (event streams, imports).
 YOUNG_GENERATION_THRESHOLD = 20_000
 
+# A new worker loads torch and the embedding model before it answers the master's heartbeat
+# (the first boot also exports the ONNX query graph, under a file lock): on a small host that
+# can pass the default 30 s, and the master would kill and restart workers in a loop. With
+# gthread workers this bounds only that heartbeat, not how long a request or stream may last.
+timeout = 120
+
+# gunicorn's default format, then the X-Forwarded-For the proxy sent (%(h)s is its address).
+access_log_format = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" "%({x-forwarded-for}i)s"'
+)
+
 
 def post_worker_init(worker: object) -> None:
     _, middle, old = gc.get_threshold()

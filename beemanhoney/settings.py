@@ -57,6 +57,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
+# The image sets EMBEDDED_SERVICES=0: a container missing either URL would otherwise run a
+# database and broker of its own, inside it, and lose them with it.
+EMBEDDED_SERVICES = env_bool("EMBEDDED_SERVICES", True)
+if not EMBEDDED_SERVICES and not (env_str("DATABASE_URL") and env_str("REDIS_URL")):
+    raise ImproperlyConfigured(
+        "DATABASE_URL and REDIS_URL must both be set: EMBEDDED_SERVICES=0 (as in the image)"
+        " refuses to start the embedded PostgreSQL and Valkey"
+    )
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY and (DEBUG or not env_str("DATABASE_URL")):
     # A developer's checkout (the embedded services, or `DATABASE_URL=... make run` with DEBUG
@@ -387,7 +395,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # The event name, then what the call passed in extra= as key=<JSON> pairs.
+        "plain": {
+            "class": "beemanhoney.common.logging.ExtraFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

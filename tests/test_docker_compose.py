@@ -1,14 +1,25 @@
 """docker-compose.yml is the production path: every command it runs must exist here."""
 
 import importlib
+import os
 import re
+import runpy
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
+from celery.beat import PersistentScheduler
+from celery.utils.nodenames import default_nodename
 from django.core.management import get_commands
 
-from tests.support.celery_worker import PROJECT_DIR
+from beemanhoney.celery import app as celery_app
+from tests.support.celery_worker import PROJECT_DIR, WorkerProcess, new_queue_name
 
 COMPOSE = yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())
 SETTINGS_SOURCE = (PROJECT_DIR / "beemanhoney" / "settings.py").read_text()
@@ -30,10 +41,18 @@ def test_compose_defines_the_production_services() -> None:
     services = COMPOSE["services"]
 
     assert set(services) >= {"db", "redis", "api", "worker", "migrate"}
-    assert services["db"]["image"] == "pgvector/pgvector:pg16"
     assert "healthcheck" in services["db"]
     assert any(volume.endswith(":/var/lib/postgresql/data") for volume in services["db"]["volumes"])
-    assert services["redis"]["image"] == "redis:7-alpine"
+
+
+def test_every_image_is_pinned_to_a_release_line() -> None:
+    # A floating tag (pg16, 7-alpine, 3.11-slim) moved to a new pgvector, Redis or Debian
+    # release under an unchanged compose file.
+    dockerfile = (PROJECT_DIR / "Dockerfile").read_text()
+
+    assert COMPOSE["services"]["db"]["image"] == "pgvector/pgvector:0.8.0-pg16"
+    assert COMPOSE["services"]["redis"]["image"] == "redis:7.4-alpine"
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["python:3.11-slim-bookworm"]
 
 
 def test_the_api_runs_gunicorn_on_an_importable_wsgi_application() -> None:
@@ -113,3 +132,103 @@ def test_the_database_password_must_be_set_and_is_never_a_default() -> None:
 
 def test_the_worker_s_concurrency_is_configurable() -> None:
     assert "--concurrency=${CELERY_CONCURRENCY:-2}" in _command("worker")
+
+
+def _seconds(duration: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([sm])", duration).groups()  # type: ignore[union-attr]
+    return int(number) * {"s": 1, "m": 60}[unit]
+
+
+def _healthcheck_shell(service: str) -> str:
+    test = COMPOSE["services"][service]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    return test[1].replace("$$", "$")  # compose's escape of a literal $
+
+
+def _run_shell(command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        ["sh", "-c", command],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_migrate_runs_once_the_database_is_healthy_and_is_not_restarted() -> None:
+    # With a restart policy, `up` failed at migrate's first failure while the engine went on
+    # retrying it in the background.
+    migrate = COMPOSE["services"]["migrate"]
+
+    assert "restart" not in migrate
+    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
+    for service in ("api", "worker", "beat"):
+        depends_on = COMPOSE["services"][service]["depends_on"]
+        assert depends_on["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_the_api_s_healthcheck_gives_a_worker_as_long_to_boot_as_gunicorn_does() -> None:
+    gunicorn_timeout = runpy.run_path(str(PROJECT_DIR / "gunicorn.conf.py"))["timeout"]
+
+    start_period = COMPOSE["services"]["api"]["healthcheck"]["start_period"]
+
+    assert _seconds(start_period) == gunicorn_timeout == 120
+
+
+def test_the_worker_s_healthcheck_pings_the_worker_s_own_node() -> None:
+    command = _command("worker")
+    healthcheck = COMPOSE["services"]["worker"]["healthcheck"]
+
+    # No -n/--hostname: the node is Celery's default, celery@<the container's hostname>.
+    assert not [arg for arg in command if arg == "-n" or arg.startswith("--hostname")]
+    assert default_nodename("") == f"celery@{socket.gethostname()}"
+    assert "celery -A beemanhoney inspect ping -d celery@$HOSTNAME " in _healthcheck_shell("worker")
+    assert _seconds(healthcheck["start_period"]) >= 120
+    assert _seconds(healthcheck["timeout"]) > 10  # the ping's own --timeout
+
+
+@pytest.mark.django_db
+def test_the_worker_s_healthcheck_passes_while_its_node_answers(
+    test_broker_url: str, tmp_path: Path
+) -> None:
+    host = f"healthcheck-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(broker_url=test_broker_url, queue=new_queue_name("healthcheck"))
+    worker.name = f"celery@{host}"
+    worker.log_path = tmp_path / "worker.log"
+    worker.start()
+    try:
+        alive = _run_shell(_healthcheck_shell("worker"), HOSTNAME=host, REDIS_URL=test_broker_url)
+        other = _run_shell(
+            _healthcheck_shell("worker"), HOSTNAME=f"{host}-gone", REDIS_URL=test_broker_url
+        )
+    finally:
+        worker.stop()
+
+    assert alive.returncode == 0, alive.stdout + alive.stderr
+    assert other.returncode != 0
+
+
+def test_beat_s_healthcheck_watches_the_schedule_file_beat_keeps_writing(tmp_path: Path) -> None:
+    (option,) = [arg for arg in _command("beat") if arg.startswith("--schedule=")]
+    schedule = Path(option.removeprefix("--schedule="))
+    shell = _healthcheck_shell("beat")
+    here = shell.replace(f"find {schedule.parent} ", f"find {tmp_path} ", 1)
+    eleven_minutes_ago = time.time() - 11 * 60
+
+    scheduler = PersistentScheduler(app=celery_app, schedule_filename=str(tmp_path / schedule.name))
+    try:
+        started = _run_shell(here).returncode  # beat writes the file as it starts
+        for path in tmp_path.iterdir():
+            os.utime(path, (eleven_minutes_ago, eleven_minutes_ago))
+        stale = _run_shell(here).returncode
+        # Each tick reads the schedule; each sync (every 3 min or so) writes it back.
+        assert scheduler.schedule
+        scheduler.sync()
+        synced = _run_shell(here).returncode
+    finally:
+        scheduler.close()
+
+    assert shell.startswith(f"find {schedule.parent} -maxdepth 1 -name '{schedule.name}*' ")
+    assert (started, stale, synced) == (0, 1, 0)

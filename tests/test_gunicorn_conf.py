@@ -2,9 +2,13 @@ import gc
 import runpy
 import weakref
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config  # type: ignore[import-untyped]
+from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 
 CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 
@@ -34,3 +38,42 @@ def test_the_garbage_of_a_request_is_collected_once_it_is_answered(hooks: dict) 
     hooks["post_request"](worker=None, req=None, environ={}, resp=None)
 
     assert garbage() is None
+
+
+def gunicorn_config(hooks: dict) -> Config:
+    """The settings gunicorn takes from the file: the names it knows, as it loads them."""
+    config = Config()
+    for name, value in hooks.items():
+        if name in config.settings:
+            config.set(name, value)
+    return config
+
+
+def test_a_worker_loading_the_model_is_not_killed_as_silent(hooks: dict) -> None:
+    # A worker loads torch and the model before its first heartbeat; 30 s was too little.
+    assert gunicorn_config(hooks).timeout == 120
+
+
+def test_the_access_log_names_the_client_the_proxy_forwarded(hooks: dict, tmp_path: Path) -> None:
+    config = gunicorn_config(hooks)
+    config.set("accesslog", str(tmp_path / "access.log"))
+    logger = Logger(config)
+    request = SimpleNamespace(headers=[("X-FORWARDED-FOR", "203.0.113.7")])
+    response = SimpleNamespace(status="200 OK", headers=[], sent=2)
+    environ = {
+        "REMOTE_ADDR": "172.18.0.1",
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/healthz",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+
+    try:
+        logger.access(response, request, environ, timedelta(milliseconds=3))
+    finally:
+        for handler in logger.access_log.handlers[:]:
+            logger.access_log.removeHandler(handler)
+            handler.close()
+
+    line = (tmp_path / "access.log").read_text()
+    assert line.startswith("172.18.0.1 - - [")
+    assert '"GET /healthz HTTP/1.1" 200 2 "-" "-" "203.0.113.7"' in line

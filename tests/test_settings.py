@@ -161,3 +161,22 @@ def test_every_value_in_env_example_is_one_word_compose_can_read_as_it_is() -> N
 
     assert len(values) > 60
     assert with_more_than_a_value == []
+
+
+def test_the_image_refuses_to_start_without_its_database_and_broker_urls() -> None:
+    # The image sets EMBEDDED_SERVICES=0: a container missing a URL ran its own servers.
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    base.update(DEBUG="0", EMBEDDED_SERVICES="0", SECRET_KEY="x7Kq9pLm2Zr4Tv8Wb1Nc6Yd3" * 3)
+    dockerfile = (PROJECT_DIR / "Dockerfile").read_text()
+
+    for given in ({}, {"DATABASE_URL": "postgresql://u@127.0.0.1:1/db"}):
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=PROJECT_DIR,
+            env={**base, **given},
+            capture_output=True,
+        )
+
+        assert result.returncode != 0
+        assert b"DATABASE_URL and REDIS_URL must both be set" in result.stderr
+    assert re.search(r"^ENV EMBEDDED_SERVICES=0$", dockerfile, re.M)
