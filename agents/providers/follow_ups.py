@@ -51,7 +51,8 @@ ASKS_ABOUT_IT = re.compile(
 FOLLOW_UP = re.compile(
     rf"^(?:and|or|also|what about|how about|what if|same)\b|{ASKS_ABOUT_IT.pattern}"
     r"|\b(?:a|an|the|another|other)\s+(?:[\w+]+\s+)?ones?\b|\b(?:\w+er|\w+est)\s+ones?\b"
-    r"|\b(?:anything|something)\s+(?:cheaper|bigger|smaller|larger|stronger|milder|else|similar)\b",
+    r"|\b(?:anything|something)\s+(?:cheaper|bigger|smaller|larger|stronger|milder|else|similar"
+    r"|without|except|but)\b",
     re.IGNORECASE,
 )
 # Words that ask for nothing by themselves: a message of them and a price or an order ("something

@@ -30,6 +30,7 @@ from agents.providers.router import SmallTalk, names_a_product, semantic_route, 
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
+from catalog.selectors import names_products
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ BACK_IN_STOCK = re.compile(r"\b(?:when|restock(?:ed|ing)?|(?:be|come|coming) bac
 STOCK_WORDS = re.compile(
     rf"{IN_STOCK.pattern}|{BACK_IN_STOCK.pattern}"
     r"|\b(?:stock|available|availability|sold out|out of stock)\b",
+    re.IGNORECASE,
+)
+# What the customer says a product must not be: "something without cinnamon" listed the
+# Cinnamon Creamed Honey first (the search ranks by the words said, "cinnamon" among them).
+NOT_WANTED = re.compile(
+    r"\b(?:without|except|other than|apart from|anything but|nothing with|no|not)\s+"
+    r"(?:any\s+|the\s+|a\s+|an\s+)?([a-z]{3,})\b",
     re.IGNORECASE,
 )
 WORD = re.compile(r"[a-z0-9]+")
@@ -104,10 +112,15 @@ def _money(amount: str, currency: str) -> str:
     return f"£{amount}" if currency == "GBP" else f"{amount} {currency}"
 
 
-def compose_product_reply(products: list[dict[str, Any]], *, question: str = "") -> str:
-    """The products found, up to ``MAX_RECOMMENDATIONS``. Asked whether one is in stock
-    (``question``), when the first is sold out the reply says so before anything else, and
-    offers the in-stock ones found instead."""
+def compose_product_reply(
+    products: list[dict[str, Any]], *, question: str = "", latest: str = ""
+) -> str:
+    """The products found, up to ``MAX_RECOMMENDATIONS``, but those named for what the
+    customer's ``latest`` message says they do not want (``NOT_WANTED``). Asked whether one is
+    in stock (``question``), when the first is sold out the reply says so before anything
+    else, and offers the in-stock ones found instead."""
+    unwanted = [m.group(1).lower() for m in NOT_WANTED.finditer(latest) if _names_some(m)]
+    products = [product for product in products if not _named_for(product["name"], unwanted)]
     if not products:
         return NO_PRODUCT_REPLY
     first = products[0]
@@ -123,6 +136,26 @@ def compose_product_reply(products: list[dict[str, Any]], *, question: str = "")
         lines.append("In stock now, you might like:")
         lines += [_product_line(product) for product in instead[: MAX_RECOMMENDATIONS - 1]]
     return "\n".join(lines)
+
+
+def _names_some(match: re.Match[str]) -> bool:
+    # "not too sweet", "no thanks": only a word in products' names is a product not wanted.
+    return names_products(match.group(1))
+
+
+def _unless_unwanted(match: re.Match[str]) -> str:
+    return " " if _names_some(match) else match.group(0)
+
+
+def _named_for(name: str, words: list[str]) -> bool:
+    """Whether the product ``name`` holds one of ``words`` (or its singular), not as "-free":
+    "a gift without alcohol" keeps the Alcohol-Free Propolis Throat Spray."""
+    lowered = name.lower()
+    for word in words:
+        for form in dict.fromkeys((word, word.removesuffix("s"))):
+            if re.search(rf"\b{re.escape(form)}\b(?![- ]free)", lowered):
+                return True
+    return False
 
 
 def _product_line(product: dict[str, Any]) -> str:
@@ -243,6 +276,8 @@ class OfflineChatModel(BaseChatModel):
             message = AIMessage(content=SMALL_TALK_REPLIES[kind])
         elif "search_products" in tool_names:
             query, in_stock_only = self._product_query(messages, question, latest)
+            # Searched for without what is not wanted, which the reply leaves out by name.
+            query = " ".join(NOT_WANTED.sub(_unless_unwanted, query).split()) or query
             call = self._product_search_call(query, in_stock_only=in_stock_only)
             message = AIMessage(content="", tool_calls=[call])
         elif "search_knowledge" in tool_names:
@@ -282,7 +317,7 @@ class OfflineChatModel(BaseChatModel):
         if data.get("escalated"):
             return HANDOFF_REPLY
         if "products" in data:
-            return compose_product_reply(data["products"], question=question)
+            return compose_product_reply(data["products"], question=question, latest=latest)
         reply = compose_article_reply(data.get("articles", []), question, latest=latest)
         if UPSET.search(latest) and not reply.endswith(HANDOFF_OFFER):
             return f"{UPSET_APOLOGY} {reply}\n\n{HANDOFF_OFFER}"

@@ -34,6 +34,7 @@ def _conversation(*questions: str) -> list[BaseMessage]:
         "how long do they last?",
         "how do I stop it smoking?",
         "how should I store them?",
+        "something without cinnamon",
     ],
 )
 def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> None:

@@ -13,7 +13,11 @@ from agents.graph.builder import build_graph
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
 from agents.graph.tools import article_data, search_knowledge
-from agents.providers.offline import OfflineProvider, compose_article_reply
+from agents.providers.offline import (
+    OfflineProvider,
+    compose_article_reply,
+    compose_product_reply,
+)
 from agents.providers.router import semantic_route
 from catalog.models import KnowledgeArticle, Product
 from conversations.models import Conversation
@@ -97,6 +101,34 @@ def test_an_upset_customer_is_offered_a_person_with_the_article(demo_shop) -> No
     said = [HumanMessage(upset), AIMessage(reply), HumanMessage("yes please")]
     assert semantic_route(said) == Route.HANDOFF
     assert not calm.endswith(HANDOFF_OFFER)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("earlier", "text", "unwanted"),
+    [
+        # The Cinnamon Creamed Honey came first; then, all five found were manuka.
+        (("what's good for breakfast?",), "something without cinnamon", "cinnamon"),
+        ((), "honey for toast, no manuka please", "manuka"),
+    ],
+)
+def test_products_the_customer_does_not_want_are_left_out(
+    demo_shop, earlier: tuple[str, ...], text: str, unwanted: str
+) -> None:
+    reply = str(_offline_turn(text, earlier=earlier)["messages"][-1].content)
+
+    assert reply.startswith("Here's what I'd suggest from our shop:")
+    assert unwanted not in reply.lower()
+
+
+@pytest.mark.django_db
+def test_a_product_free_of_what_is_not_wanted_stays(demo_shop) -> None:
+    spray = {"name": "Alcohol-Free Propolis Throat Spray", "stock": 5, "in_stock": True,
+             "summary": "A spray.", "price": "8.50", "currency": "GBP"}  # fmt: skip
+
+    reply = compose_product_reply([spray], latest="a gift without alcohol")
+
+    assert "Alcohol-Free Propolis Throat Spray" in reply
 
 
 @pytest.mark.django_db
