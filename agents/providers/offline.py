@@ -46,9 +46,11 @@ STOCK_WORDS = re.compile(
 )
 # What the customer says a product must not be: "something without cinnamon" listed the
 # Cinnamon Creamed Honey first (the search ranks by the words said, "cinnamon" among them).
+# "no" and "not" only where they start a clause ("..., no manuka please", "but not chilli"):
+# "is there no manuka under £20?" asks for manuka.
 NOT_WANTED = re.compile(
-    r"\b(?:without|except|other than|apart from|anything but|nothing with|no|not)\s+"
-    r"(?:any\s+|the\s+|a\s+|an\s+)?([a-z]{3,})\b",
+    r"(?:\b(?:without|except|other than|apart from|anything but|nothing with)"
+    r"|(?:^|[,;]|\bbut\b|\band\b)\s*(?:no|not))\s+(?:any\s+|the\s+|a\s+|an\s+)?([a-z]{3,})\b",
     re.IGNORECASE,
 )
 WORD = re.compile(r"[a-z0-9]+")

@@ -122,6 +122,13 @@ def test_products_the_customer_does_not_want_are_left_out(
 
 
 @pytest.mark.django_db
+def test_no_in_a_question_asks_for_what_it_names(demo_shop) -> None:
+    reply = str(_offline_turn("is there no manuka under £40?")["messages"][-1].content)
+
+    assert "Manuka" in reply
+
+
+@pytest.mark.django_db
 def test_a_product_free_of_what_is_not_wanted_stays(demo_shop) -> None:
     spray = {"name": "Alcohol-Free Propolis Throat Spray", "stock": 5, "in_stock": True,
              "summary": "A spray.", "price": "8.50", "currency": "GBP"}  # fmt: skip
