@@ -22,7 +22,8 @@ before the wrong-items article's opening question and chose it; ``PREGNANCY_QUES
 ``EXCHANGE_QUESTIONS`` before the returns article said anything about exchanges;
 ``LATE_ORDER_QUESTIONS`` before two versions of the tracking article, neither kept;
 ``VEGAN_QUESTIONS`` before the article on honey and vegans; ``ARRIVE_BY_QUESTIONS`` before
-the delivery article's dispatch paragraph opened with the question.
+the delivery article's dispatch paragraph opened with the question; ``SET_AND_CREAMED_QUESTIONS``
+before the crystallisation article's paragraph on set and creamed honey.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -266,6 +267,14 @@ ARRIVE_BY_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("do you deliver on Saturdays?", "uk-delivery-times-and-costs"),
     ("what's the latest I can order for next day delivery?", "uk-delivery-times-and-costs"),
 )
+# Set and creamed honey, written (2026-12-04) after a review's "what's the difference between
+# creamed honey and set honey?" was quoted a paragraph of the raw honey article, before the
+# crystallisation article said anything about them.
+SET_AND_CREAMED_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("what's the difference between creamed honey and set honey?", "why-honey-crystallises"),
+    ("is set honey the same as creamed honey?", "why-honey-crystallises"),
+    ("how is creamed honey made so smooth?", "why-honey-crystallises"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -278,6 +287,7 @@ QUESTION_SETS = {
     "late orders": LATE_ORDER_QUESTIONS,
     "vegan": VEGAN_QUESTIONS,
     "arrive by": ARRIVE_BY_QUESTIONS,
+    "set and creamed": SET_AND_CREAMED_QUESTIONS,
 }
 
 
