@@ -254,8 +254,10 @@ class ShownValuesAdminMixin:
             self.changes_save(obj, fields=form.changed_data)
 
     def changes_save(self, obj: Any, *, fields: list[str]) -> None:
-        """Save the ``fields`` of ``obj`` that the staff changed, and no other."""
-        obj.save(update_fields=[*fields, "updated_at"])
+        """Save the ``fields`` of ``obj`` that the staff changed, and no other: through the
+        row's update service (``update_fields``), which validates them and queues the row's
+        embedding, as ``EmbeddedAdminMixin`` leaves a change to it."""
+        raise NotImplementedError
 
 
 class EmbeddedAdminMixin:

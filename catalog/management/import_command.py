@@ -1,4 +1,7 @@
-"""What ``import_catalog`` and ``import_knowledge`` share: a file in, a summary or a reason out."""
+"""What the catalog's commands share: for ``import_catalog`` and ``import_knowledge``, a file in
+and a summary or a reason out (``ImportCommand``); for those, ``load_demo_data`` and
+``backfill_embeddings``, the exit status of a Ctrl-C and a transaction that tells whether it
+committed."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
