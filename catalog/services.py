@@ -433,11 +433,16 @@ def _unique_slug(
 
 
 def _slug_made_from(
-    model: type[Category] | type[KnowledgeArticle], text: str, *, text_field: str
+    model: type[Category] | type[KnowledgeArticle],
+    text: str,
+    *,
+    text_field: str,
+    unique: bool = True,
 ) -> str:
-    """A new row's slug made from its name or title (``_unique_slug``). Text slugify keeps
-    nothing of (punctuation, a script other than Latin) is refused on ``slug``, as the knowledge
-    import refuses such a title, rather than given the model's name for a slug."""
+    """A new row's slug made from its name or title (``_unique_slug``; not ``unique``: within
+    the field's length, whether a row has it or not). Text slugify keeps nothing of
+    (punctuation, a script other than Latin) is refused on ``slug``, as the knowledge import
+    refuses such a title, rather than given the model's name for a slug."""
     if not slugify(text):
         raise ValidationError(
             {
@@ -446,6 +451,8 @@ def _slug_made_from(
                 ]
             }
         )
+    if not unique:
+        return slugify(text)[: max_length_of(model, "slug")].rstrip("-")
     return _unique_slug(model, text)
 
 
@@ -486,9 +493,18 @@ def _validated_save(
 
 
 def category_create(*, name: str, slug: str = "", description: str = "") -> Category:
-    """A new category; without a ``slug``, one made from the name that no category has yet."""
-    slug = slug or _slug_made_from(Category, name, text_field="name")
-    category = Category(name=name, slug=slug, description=description)
+    """A new category; without a ``slug``, one made from the name, which no category may have
+    yet: "Raw Honey!" beside "Raw Honey" is refused, as an import refuses it, not made
+    ``raw-honey-2`` (near-duplicate categories are typos more often than not)."""
+    made = "" if slug else _slug_made_from(Category, name, text_field="name", unique=False)
+    category = Category(name=name, slug=slug or made, description=description)
+    if made and (other := Category.objects.filter(slug=made).first()) is not None:
+        category.full_clean(exclude=["slug"])  # the name's own errors ("raw honey") first
+        message = (
+            f"The slug made from the name ({made}) is the category {other.name!r}'s: use that"
+            " category, or give this one a slug of its own."
+        )
+        raise ValidationError({"slug": [message]})
     _validated_save(category)
     return category
 

@@ -604,6 +604,7 @@ def test_staff_can_create_a_category_with_a_slug_made_from_its_name(
     ("payload", "field"),
     [
         ({"name": "raw honey"}, "name"),
+        ({"name": "Raw Honey!"}, "slug"),
         # The same name to the unique constraint (LOWER), not to UPPER: the Kelvin sign.
         ({"name": "\u212aiwi Honey"}, "name"),
         ({"name": ""}, "name"),
@@ -622,6 +623,32 @@ def test_creating_a_category_refuses_bad_fields_naming_each(
     assert response.status_code == 400
     assert list(response.json()["errors"]) == [field]
     assert Category.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_category_whose_name_makes_another_categorys_slug_is_refused_until_one_is_given(
+    staff_client: APIClient,
+) -> None:
+    # It was created as raw-honey-2, a near-duplicate the product import refuses.
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+
+    refused = staff_client.post("/api/categories/", {"name": "Raw  Honey!"}, format="json")
+    created = staff_client.post(
+        "/api/categories/", {"name": "Raw Honey!", "slug": "raw-honey-loud"}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {
+        "slug": [
+            "The slug made from the name (raw-honey) is the category 'Raw Honey''s: use that"
+            " category, or give this one a slug of its own."
+        ]
+    }
+    assert created.status_code == 201
+    assert sorted(Category.objects.values_list("slug", flat=True)) == [
+        "raw-honey",
+        "raw-honey-loud",
+    ]
 
 
 @pytest.mark.django_db
