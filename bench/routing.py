@@ -3,7 +3,8 @@
 Each message is routed alone through ``agents.providers.router.semantic_route`` (the offline
 provider's supervisor: meaning against example utterances, then its rules), with the demo
 catalogue in a database of its own (``beemanhoney_bench_demo``, shared with
-``bench.product_relevance``): routing reads the products' names. Printed per set: how many went
+``bench.product_relevance``), with the demo help centre: routing reads the products' names, and
+the off-topic check the help articles' titles too. Printed per set: how many went
 to the expected route, and how many were handed to a person wrongly (the costly error: a
 hand-off silences the assistant until staff hand the conversation back); then every miss.
 
@@ -48,6 +49,19 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   written after a review sent "Are your products gluten free?" to sales, before the three
   support examples chosen on them: their figure flatters that choice.
 - ``diets and trade, held out``: 11 more, written after that choice, before it ran on them.
+- ``odd shop questions``: 14 shop questions in few or unusual words ("any offers on at the
+  moment?"), written after the off-topic floor was chosen, before it ran on them.
+- ``trade``: 12 about selling, serving or branding the shop's honey as a business, and shopping
+  near it, written before any mend was chosen for them.
+- ``trade, held out``: 8 more, written after the ``TRADE`` rule's shape was chosen on them,
+  before it ran on them.
+- ``trade, third``: 6 more, written after "you sell your" was left out of that rule (it took
+  "do you sell your honey in larger jars?", held out, to support), before it ran on them.
+
+Then, per set, how many messages the offline assistant answers with ``OFF_TOPIC_REPLY`` and how
+many with a product list, with two sets of messages about something else ("what's the weather
+in London?"), which should get no product list: ``off topic`` (26, written before the floor was
+chosen and looked at in choosing it) and ``off topic, held out`` (14, written after).
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.routing [--markdown]
 """
@@ -58,6 +72,7 @@ import json
 from collections.abc import Sequence
 
 from bench import BENCH_DIR, markdown_flag, tables_print
+from bench.knowledge_search import demo_articles_written
 from bench.product_relevance import demo_shop_ready
 
 SALES, SUPPORT, HANDOFF = "sales", "support", "handoff"
@@ -439,6 +454,93 @@ DIETS_AND_TRADE_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("I want to stock up on creamed honey, what sizes do you have?", SALES),
 )
 
+# Shop questions in few or unusual words, far from every example, written with
+# ``OFF_TOPIC_HELD_OUT`` after the off-topic floor was chosen and before it ran on them.
+ODD_SHOP_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("do you do gift wrapping?", SALES),
+    ("can I pay in euros?", SUPPORT),
+    ("do you have an app?", SUPPORT),
+    ("who owns Beeman Honey?", SUPPORT),
+    ("are you open on Sundays?", SUPPORT),
+    ("is there a phone number I can ring?", SUPPORT),
+    ("can I leave a review?", SUPPORT),
+    ("do you do a loyalty card?", SUPPORT),
+    ("what's in the hamper?", SALES),
+    ("is the website down?", SUPPORT),
+    ("can I get an invoice with VAT?", SUPPORT),
+    ("do you ship to Jersey?", SUPPORT),
+    ("can bees sting through the jar lol", SUPPORT),
+    ("any offers on at the moment?", SALES),
+)
+
+# Selling, serving or branding the shop's honey as a business (the wholesale article's), and
+# shopping near it, written after a review sent "I run a farm shop, can I stock your honey?" to
+# sales and before any mend was chosen.
+TRADE_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("we own a small deli, could we sell your honey?", SUPPORT),
+    ("do you have a stockist programme for independent shops?", SUPPORT),
+    ("I manage a hotel and want honey for our breakfast buffet, do you do trade prices?", SUPPORT),
+    ("can you put our company logo on the jars?", SUPPORT),
+    ("we need 80 gift boxes for our clients this Christmas, can you do a discount?", SUPPORT),
+    ("how do I open a trade account?", SUPPORT),
+    ("I'd like to sell your beeswax candles in my gift shop", SUPPORT),
+    ("do you supply restaurants?", SUPPORT),
+    ("I'm looking for a gift for my boss", SALES),
+    ("what's a nice present for a colleague who's leaving?", SALES),
+    ("I want the biggest jar of raw honey you sell", SALES),
+    ("do you sell honey for making mead?", SALES),
+)
+
+# Written after the shape of the ``TRADE`` rule was chosen, before it ran on them.
+TRADE_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("can your honey be stocked in our farm shop?", SUPPORT),
+    ("we're a coffee chain looking for a honey supplier", SUPPORT),
+    ("what's your minimum order for a trade account?", SUPPORT),
+    ("could you print our wedding names on the jar labels?", SUPPORT),
+    ("I'd love to sell your honey at my market stall", SUPPORT),
+    ("is the Corporate Honey Gift Box in stock?", SALES),
+    ("do you sell your honey in larger jars?", SALES),
+    ("what gift would suit a business client who loves tea?", SALES),
+)
+
+# Written after "you sell your" was left out of the ``TRADE`` rule (it took "do you sell your
+# honey in larger jars?" in the set above), before the rule ran on them.
+TRADE_THIRD_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("our village shop would like to carry your honey", SUPPORT),
+    ("do you give discounts to retailers?", SUPPORT),
+    ("we'd like your honey with our own label for a charity event", SUPPORT),
+    ("can my café buy your comb honey at trade price?", SUPPORT),
+    ("do you stock your honey in Waitrose?", SALES),
+    ("I want to buy some honey for my shop's staff room", SALES),
+)
+
+# Messages about something other than the shop, which should get ``OFF_TOPIC_REPLY`` (by
+# ``router.off_topic``), not a product list. Both sets were written before the floor was
+# chosen, and the floor was chosen looking at both (0.30 took two shop messages, 0.25 let
+# more through): their figures flatter it.
+OFF_TOPIC_MESSAGES: tuple[str, ...] = (
+    "what's the weather in London?", "write me a poem about cats",
+    "who won the football last night?", "what is the capital of France?",
+    "can you help me with my maths homework?", "tell me a joke", "what time is it?",
+    "recommend a good film", "how do I fix my car?", "what's 2+2?",
+    "translate hello into Spanish", "who is the prime minister?",
+    "book me a table for two tonight", "what's the best phone to buy?",
+    "how do I reset my wifi router?", "can you write my CV?", "what's the score in the cricket?",
+    "is it going to rain tomorrow?", "summarise the news for me",
+    "what's a good recipe for lasagne?", "how tall is Mount Everest?", "explain quantum physics",
+    "sing me a song", "what's the meaning of life?", "do you know any good pubs in Leeds?",
+    "how do I learn Python?",
+)  # fmt: skip
+# Written after the floor was chosen, before it ran on them: they tune nothing.
+OFF_TOPIC_HELD_OUT: tuple[str, ...] = (
+    "what's the best way to lose weight?", "who wrote Hamlet?", "can you order me a taxi?",
+    "what's the exchange rate for dollars?", "how many miles is it to Manchester?",
+    "help me plan a holiday to Italy", "what's a good name for a dog?",
+    "do you know how to knit?", "what's the latest iPhone?", "how do I bleed a radiator?",
+    "can you do my tax return?", "what year did the war end?", "what should I watch on Netflix?",
+    "tell me about black holes",
+)  # fmt: skip
+
 # Each set's name, in the order written (the module docstring says what each is for).
 WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "tuning": TUNING_MESSAGES,
@@ -457,6 +559,14 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "after sales, held out": AFTER_SALES_HELD_OUT_MESSAGES,
     "diets and trade": DIETS_AND_TRADE_MESSAGES,
     "diets and trade, held out": DIETS_AND_TRADE_HELD_OUT_MESSAGES,
+    "odd shop questions": ODD_SHOP_MESSAGES,
+    "trade": TRADE_MESSAGES,
+    "trade, held out": TRADE_HELD_OUT_MESSAGES,
+    "trade, third": TRADE_THIRD_MESSAGES,
+}
+OFF_TOPIC_SETS: dict[str, Sequence[str]] = {
+    "off topic": OFF_TOPIC_MESSAGES,
+    "off topic, held out": OFF_TOPIC_HELD_OUT,
 }
 
 
@@ -479,6 +589,7 @@ def routes(messages: Sequence[tuple[str, str]]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     markdown = markdown_flag(__doc__.split("\n\n")[0], argv)
     demo_shop_ready()
+    demo_articles_written()
     sets = message_sets()
     found = {name: routes(messages) for name, messages in sets.items()}
 
@@ -494,7 +605,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     miss_headers = ["messages", "message", "expected", "routed to"]
     tables_print((headers, rows), (miss_headers, misses), markdown=markdown)
     (BENCH_DIR / "routing.json").write_text(json.dumps(found))
+    print()
+    off_topic_print(sets, markdown=markdown)
     return 0
+
+
+def off_topic_print(sets: dict[str, Sequence[tuple[str, str]]], *, markdown: bool) -> None:
+    """Per set, how many messages the offline assistant answers with a product list, and how
+    many with ``OFF_TOPIC_REPLY`` (routed to sales and taken by ``router.off_topic`` as about
+    something else; the help centre's agent answers those routed to support). Off-topic
+    messages should get no product list; shop messages no off-topic reply."""
+    from langchain_core.messages import HumanMessage
+
+    from agents.providers.router import off_topic, semantic_route
+
+    headers = ["messages", "count", "off-topic reply", "product list"]
+    rows: list[list[object]] = []
+    wrong: list[list[object]] = []
+    for name, texts in [*((n, [t for t, _ in m]) for n, m in sets.items()),
+                        *OFF_TOPIC_SETS.items()]:  # fmt: skip
+        sales = [text for text in texts if semantic_route([HumanMessage(text)]) == SALES]
+        refused = [text for text in sales if off_topic(text)]
+        listed = [text for text in sales if text not in refused]
+        rows.append([name, len(texts), len(refused), len(listed)])
+        wrong += [[name, text, "off-topic reply"] for text in refused if name not in OFF_TOPIC_SETS]
+        wrong += [[name, text, "product list"] for text in listed if name in OFF_TOPIC_SETS]
+    tables_print((headers, rows), (["messages", "message", "answered with"], wrong),
+                 markdown=markdown)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from catalog.query_intent import (
     query_subject,
     reordered_in_best_category,
 )
-from catalog.query_keywords import query_keywords
+from catalog.query_keywords import query_keywords, query_words
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
@@ -176,6 +176,20 @@ def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) 
     )
     shares = list(named)
     return 0 < len(shares) <= EXACT_MATCH_MAX_ROWS and not any(shares)
+
+
+def shares_a_word_with_the_shop(text: str) -> bool:
+    """Whether a word of ``text`` is in an active product's name or floral source, or in a
+    published help article's title (their search vectors' weight A or B, and A)."""
+    words = query_words(text)
+    if not words:
+        return False
+    titles_query = " | ".join(f"{word}:A" for word in words)
+    in_titles = SearchQuery(titles_query, search_type="raw", config=SEARCH_CONFIG)
+    return (
+        Product.objects.filter(is_active=True, search_vector=_named_by(words, "|")).exists()
+        or KnowledgeArticle.objects.filter(is_published=True, search_vector=in_titles).exists()
+    )
 
 
 def _named_by(words: Sequence[str], operator: str) -> SearchQuery:

@@ -22,11 +22,17 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
+from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY, OFF_TOPIC_REPLY
 from agents.providers import RouteDecision
 from agents.providers.follow_ups import customer_question, product_asked_about
 from agents.providers.recommendations import recommendation_line
-from agents.providers.router import SmallTalk, names_a_product, semantic_route, small_talk
+from agents.providers.router import (
+    SmallTalk,
+    names_a_product,
+    off_topic,
+    semantic_route,
+    small_talk,
+)
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
@@ -276,6 +282,10 @@ class OfflineChatModel(BaseChatModel):
             message = AIMessage(content=self._compose(messages[-1], question, latest))
         elif (kind := small_talk(latest)) is not None:
             message = AIMessage(content=SMALL_TALK_REPLIES[kind])
+        elif "search_products" in tool_names and off_topic(question):
+            # Not a product list for "what's the weather in London?". The help centre's agent
+            # says it found no article, with the same offer of a person.
+            message = AIMessage(content=OFF_TOPIC_REPLY)
         elif "search_products" in tool_names:
             query, in_stock_only = self._product_query(messages, question, latest)
             # Searched for without what is not wanted, which the reply leaves out by name.

@@ -16,7 +16,7 @@ from agents.graph.prompts import HANDOFF_OFFER
 from agents.providers.follow_ups import customer_question
 from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
-from catalog.selectors import names_products
+from catalog.selectors import names_products, shares_a_word_with_the_shop
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,11 @@ EXAMPLES: dict[Route, list[str]] = {
 # for a person without the words score 0.39 ("you're useless") to 0.56 ("can I call you?").
 HANDOFF_FLOOR = 0.35
 HANDOFF_MARGIN = 0.05
+# No route's examples come this near a message about something else ("what's the weather in
+# London?" 0.21, "tell me a joke" 0.26), and shop messages sharing no word with the shop come
+# nearer ("my promo code doesn't work" 0.283, the nearest of bench.routing's and
+# bench.knowledge_search's 482): docs/BENCHMARKS.md, "Off-topic messages".
+OFF_TOPIC_FLOOR = 0.28
 
 
 class SmallTalk(StrEnum):
@@ -251,6 +256,17 @@ DIET = re.compile(
 )
 
 
+# Selling, stocking or branding the shop's goods as a business is the wholesale article's: "I run
+# a farm shop, can I stock your honey?" sat nearer the sales examples, by the honey it names. Not
+# "corporate": the Corporate Honey Gift Box is a product; nor "do you sell your honey in larger
+# jars?", which asks what the shop sells.
+TRADE = re.compile(
+    r"\b(?:wholesale|trade (?:accounts?|prices?|terms)|stockists?"
+    r"|(?<!you )(?:sell|stock|supply|resell) your|branded|logos?|custom labels?)\b",
+    re.IGNORECASE,
+)
+
+
 def names_a_product(text: str) -> bool:
     """Whether ``text`` is a product's name, its shopping words aside, of two words or more:
     "do you have UMF 15?" is about the UMF 15+, where "what is UMF?" is about the grading."""
@@ -315,7 +331,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if route is not Route.HANDOFF and question != latest:
             route = keyword_route(question, handoff=False)
         logger.exception("agents.route_without_embedding", extra={"route": route})
-    if route is Route.SALES and (AFTER_SALES.search(latest) or DIET.search(latest)):
+    if route is Route.SALES and any(rule.search(latest) for rule in (AFTER_SALES, DIET, TRADE)):
         return Route.SUPPORT
     if route is Route.SUPPORT and not THEIR_OWN.search(latest) and names_a_product(latest):
         # The examples read "UMF" as the grading question ("what does UMF mean on manuka").
@@ -323,13 +339,31 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
     return route
 
 
-def _route_by_meaning(text: str, *, handoff: bool = True) -> Route:
+def _route_scores(text: str) -> dict[Route, float]:
+    """Each route's nearness in meaning to ``text``: the mean of its 2 nearest examples."""
     matrix, routes = _example_matrix(get_embedding_backend().model_name)
     similarities = matrix @ np.asarray(embed_query(IN_PERSON.sub(" ", text).strip() or text))
     best: dict[Route, float] = {}
     for route in EXAMPLES:
         scores = sorted((s for s, r in zip(similarities, routes, strict=True) if r == route))
         best[route] = float(np.mean(scores[-2:]))
+    return best
+
+
+def off_topic(text: str) -> bool:
+    """Whether ``text`` is about something other than the shop: far in meaning from every
+    route's examples (``OFF_TOPIC_FLOOR``), and sharing no word with its products' names or its
+    help articles' titles ("what does MGO mean?" scores 0.18). Not while the embedding API is
+    away: a message is then taken to be about the shop."""
+    try:
+        nearest = max(_route_scores(text).values())
+    except query_embedding_errors():
+        return False
+    return nearest < OFF_TOPIC_FLOOR and not shares_a_word_with_the_shop(text)
+
+
+def _route_by_meaning(text: str, *, handoff: bool = True) -> Route:
+    best = _route_scores(text)
     handoff_score = best.pop(Route.HANDOFF)
     route = max(best, key=lambda route: best[route])
     if handoff and handoff_score >= HANDOFF_FLOOR and handoff_score - best[route] >= HANDOFF_MARGIN:

@@ -11,14 +11,14 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.builder import build_graph
 from agents.graph.names import Route
-from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY
+from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY, OFF_TOPIC_REPLY
 from agents.graph.tools import article_data, search_knowledge
 from agents.providers.offline import (
     OfflineProvider,
     compose_article_reply,
     compose_product_reply,
 )
-from agents.providers.router import semantic_route
+from agents.providers.router import off_topic, semantic_route
 from catalog.models import KnowledgeArticle, Product
 from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory
@@ -244,6 +244,44 @@ def test_while_the_embedding_api_is_away_relevance_is_judged_by_shared_words(
 
     assert off_topic.startswith(NO_ANSWER)
     assert allergy.startswith("From our help article")
+
+
+# --- messages about something other than the shop ---------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text", ["what's the weather in London?", "tell me a joke", "who is the prime minister?"]
+)
+def test_a_message_about_something_else_gets_no_product_list(demo_shop, text: str) -> None:
+    # Each was answered "Here's what I'd suggest from our shop:" and three products.
+    state = _offline_turn(text)
+
+    assert state["route"] == Route.SALES
+    assert state["messages"][-1].content == OFF_TOPIC_REPLY
+    assert OFF_TOPIC_REPLY.endswith(HANDOFF_OFFER)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what does MGO mean?",  # as far in meaning, but MGO is in products' names
+        "my promo code doesn't work",  # the shop message nearest the floor
+        "I'd like the 1kg instead of the 500g",
+    ],
+)
+def test_a_shop_question_far_from_the_examples_is_not_taken_for_another_subject(
+    demo_shop, text: str
+) -> None:
+    assert not off_topic(text)
+
+
+@pytest.mark.django_db
+def test_while_the_embedding_api_is_away_no_message_is_taken_for_another_subject(
+    demo_shop, embedding_api_down
+) -> None:
+    assert not off_topic("what's the weather in London?")
 
 
 # --- routing while the embedding API is away --------------------------------------------------

@@ -128,6 +128,12 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         ("is the creamed honey dairy free?", Route.SUPPORT),
         ("are the beeswax food wraps vegan?", Route.SUPPORT),
         ("I need a gift for a coeliac friend, what would you suggest?", Route.SALES),
+        # Selling or branding the shop's goods as a business, though it names them; asking what
+        # the shop sells, or for the Corporate Honey Gift Box, is shopping.
+        ("I run a farm shop, can I stock your honey?", Route.SUPPORT),
+        ("we'd like branded honey jars as corporate gifts for 150 staff", Route.SUPPORT),
+        ("do you sell your honey in larger jars?", Route.SALES),
+        ("how much is the Corporate Honey Gift Box?", Route.SALES),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
