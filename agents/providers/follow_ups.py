@@ -15,7 +15,9 @@ after "your cheapest manuka?"), is read with the earlier price and order alone; 
 "it" ("is it free?") names none, whatever product names hold its words. One that names a health
 or safety subject or a shop policy of its own ("is it safe for my baby?", "or can I pay with
 PayPal?") is read alone: joined with "your strongest manuka?", it was routed to sales and
-answered with manuka, or searched for in the help centre as manuka and not found.
+answered with manuka, or searched for in the help centre as manuka and not found. One saying
+which thing it was ("it was the acacia honey" after "my jar arrived broken, I want a refund")
+asks the question before it again, and is routed as that was.
 """
 
 from __future__ import annotations
@@ -46,10 +48,17 @@ ASKS_ABOUT_IT = re.compile(
     r"(?:it|they|them|that|this|those|these)\b",
     re.IGNORECASE,
 )
+# Saying which it was: "it was the acacia honey" after "my jar arrived broken, I want a refund"
+# was read alone and answered with acacia honeys to buy.
+SAYS_WHAT_IT_WAS = re.compile(
+    r"^(?:it|that|this|they|those|these|mine|ours)(?:['\u2019](?:s|re)|\s+(?:was|were|is|are))\b",
+    re.IGNORECASE,
+)
 # Words that lean on an earlier question: "and to Ireland?", "is it safe for babies?", "a
 # cheaper one", "anything bigger?".
 FOLLOW_UP = re.compile(
     rf"^(?:and|or|also|what about|how about|what if|same)\b|{ASKS_ABOUT_IT.pattern}"
+    rf"|{SAYS_WHAT_IT_WAS.pattern}"
     r"|\b(?:a|an|the|another|other)\s+(?:[\w+]+\s+)?ones?\b|\b(?:\w+er|\w+est)\s+ones?\b"
     r"|\b(?:anything|something)\s+(?:cheaper|bigger|smaller|larger|stronger|milder|else|similar"
     r"|without|except|but)\b",
@@ -79,6 +88,12 @@ def is_follow_up(text: str) -> bool:
     if len(text.split()) > FOLLOW_UP_MAX_WORDS:
         return False
     return FOLLOW_UP.search(text.strip()) is not None or _asks_only_price_or_order(text)
+
+
+def says_what_it_was(text: str) -> bool:
+    """Whether ``text`` is a short follow-up saying which thing the question before it was
+    about ("it was the acacia honey", "they're the 500g jars")."""
+    return is_follow_up(text) and SAYS_WHAT_IT_WAS.match(text.strip()) is not None
 
 
 def names_its_own_subject(text: str) -> bool:
@@ -115,6 +130,8 @@ def product_asked_about(messages: Sequence[BaseMessage]) -> str | None:
     question = str(messages[latest].content)
     if not (is_follow_up(question) and ABOUT_ONE_THING.search(question)):
         return None
+    if SAYS_WHAT_IT_WAS.match(question.strip()):
+        return None  # "it's for my mum" asks the question before it again
     if names_its_own_subject(question):
         return None
     for message in reversed(messages[:latest]):
@@ -130,6 +147,10 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     if index == 0 or depth == 0 or not is_follow_up(question) or names_its_own_subject(question):
         return question
     earlier = _read_with_context(questions, index - 1, depth - 1)
+    if SAYS_WHAT_IT_WAS.match(question.strip()):
+        # "it was the acacia honey" asks nothing new: read with it, "my jar arrived broken"
+        # found the wrong-items article ("Did we send you a different honey...").
+        return earlier
     subject = query_subject(earlier)
     asked = intent_carried_over(earlier, question)
     if _asks_only_price_or_order(question):

@@ -24,7 +24,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY, OFF_TOPIC_REPLY
 from agents.providers import RouteDecision
-from agents.providers.follow_ups import customer_question, product_asked_about
+from agents.providers.follow_ups import customer_question, product_asked_about, says_what_it_was
 from agents.providers.recommendations import recommendation_line
 from agents.providers.router import (
     SmallTalk,
@@ -331,8 +331,14 @@ class OfflineChatModel(BaseChatModel):
         if "products" in data:
             return compose_product_reply(data["products"], question=question, latest=latest)
         reply = compose_article_reply(data.get("articles", []), question, latest=latest)
-        if UPSET.search(latest) and not reply.endswith(HANDOFF_OFFER):
+        if reply.endswith(HANDOFF_OFFER):
+            return reply
+        if UPSET.search(latest):
             return f"{UPSET_APOLOGY} {reply}\n\n{HANDOFF_OFFER}"
+        if says_what_it_was(latest):
+            # Which of their orders or jars it was ("it was the acacia honey") is for a person
+            # to act on.
+            return f"{reply}\n\n{HANDOFF_OFFER}"
         return reply
 
 

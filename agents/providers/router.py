@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
-from agents.providers.follow_ups import customer_question
+from agents.providers.follow_ups import customer_question, says_what_it_was
 from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.selectors import names_products, shares_a_word_with_the_shop
@@ -319,6 +319,11 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         return Route.SALES
     if asks_for_a_person(latest):
         return Route.HANDOFF
+    earlier = _previous_customer_message(messages, position)
+    if earlier is not None and says_what_it_was(latest):
+        # "it was the acacia honey" after "my jar arrived broken" says which jar, and asks for
+        # nothing new: it was routed to sales by the product it names, and given acacia honeys.
+        return semantic_route(messages[: earlier + 1])
     question = customer_question(messages[: position + 1])
     try:
         route = _route_by_meaning(latest)
@@ -360,6 +365,12 @@ def off_topic(text: str) -> bool:
     except query_embedding_errors():
         return False
     return nearest < OFF_TOPIC_FLOOR and not shares_a_word_with_the_shop(text)
+
+
+def _previous_customer_message(messages: Sequence[BaseMessage], position: int) -> int | None:
+    return next(
+        (i for i in reversed(range(position)) if isinstance(messages[i], HumanMessage)), None
+    )
 
 
 def _route_by_meaning(text: str, *, handoff: bool = True) -> Route:

@@ -128,6 +128,23 @@ MANUKA_LIST = "\n".join(
 )
 
 
+@pytest.mark.parametrize(
+    ("earlier", "text"),
+    [
+        # Read with "my jar ... broken", it found the wrong-items article.
+        ("my jar of honey arrived broken, I want a refund", "it was the acacia honey"),
+        ("do you have manuka?", "it's for my mum"),
+        ("What's your strongest manuka?", "they\u2019re for my dad"),
+    ],
+)
+def test_saying_which_it_was_asks_the_question_before_it_again(earlier: str, text: str) -> None:
+    after_a_list = [HumanMessage(earlier), AIMessage(MANUKA_LIST), HumanMessage(text)]
+
+    assert is_follow_up(text)
+    assert customer_question(_conversation(earlier, text)) == earlier
+    assert customer_question(after_a_list) == earlier
+
+
 @pytest.mark.parametrize("text", ["how much is it?", "is it in stock?", "how much is that one?"])
 def test_a_follow_up_about_one_thing_asks_about_the_first_product_just_listed(text: str) -> None:
     messages = [HumanMessage("What's your strongest manuka?"), AIMessage(MANUKA_LIST)]

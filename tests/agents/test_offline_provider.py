@@ -246,6 +246,20 @@ def test_while_the_embedding_api_is_away_relevance_is_judged_by_shared_words(
     assert allergy.startswith("From our help article")
 
 
+@pytest.mark.django_db
+def test_saying_which_product_a_complaint_is_about_gets_no_product_list(demo_shop) -> None:
+    # It was routed to sales by the product it names, and answered with acacia honeys to buy.
+    complaint = "my jar of honey arrived broken, I want a refund"
+
+    state = _offline_turn("it was the acacia honey", earlier=(complaint,))
+
+    reply = str(state["messages"][-1].content)
+    assert state["route"] == Route.SUPPORT
+    assert reply.startswith('From our help article "Damaged or broken jars"')
+    assert reply.endswith(HANDOFF_OFFER)
+    assert "Acacia Raw Honey" not in reply
+
+
 # --- messages about something other than the shop ---------------------------------------------
 
 
