@@ -230,6 +230,7 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
             latency_ms=_elapsed_ms(started),
             handed_off=failure.handed_off,
             tool_calls=failure.tool_calls,
+            nodes=failure.nodes,
             # A tool handed the conversation to staff before the provider failed: that is what
             # the customer needs to know, not "try again".
             apology=HANDOFF_REPLY if failure.handed_off else FAILURE_REPLY,
@@ -381,16 +382,19 @@ def _fail(
     handed_off: bool = False,
     apology: str = FAILURE_REPLY,
     tool_calls: list[dict[str, Any]] | None = None,
+    nodes: list[str] | None = None,
 ) -> AgentRun:
     """Fail the run, recording what its model calls spent before the failure (``usage``), the
-    tools they called (``tool_calls``, the failed attempts' trace) and how long the turn ran
-    until it failed (``latency_ms``)."""
+    nodes they ran and the tools they called (``nodes``, ``tool_calls``: the failed attempts'
+    trace) and how long the turn ran until it failed (``latency_ms``)."""
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
         if latency_ms is not None:
             run.latency_ms = latency_ms
         if tool_calls:
             run.tool_calls = tool_calls
+        if nodes:
+            run.node_sequence = nodes
         if usage is not None:
             run.provider, run.model_name = provider, model_name
             _record_usage(run, usage)

@@ -83,13 +83,16 @@ class TurnFailed(Exception):
         *,
         handed_off: bool = False,
         tool_calls: list[dict[str, Any]] | None = None,
+        nodes: list[str] | None = None,
     ) -> None:
         super().__init__("the turn failed")
         self.usage, self.provider, self.model_name = usage, provider, model_name
         # A tool had handed the conversation to staff before the failure.
         self.handed_off = handed_off
-        # The failed attempts' trace (``failed_steps``): what their tools did stays on record.
+        # The failed attempts' trace (``failed_steps``, ``failed_nodes``): what their tools did
+        # stays on record.
         self.tool_calls = tool_calls or []
+        self.nodes = nodes or []
 
 
 # Characters per token, for a provider that answers without usage: roughly right for English.
@@ -197,6 +200,16 @@ def failed_steps(attempts: list[Attempt]) -> list[dict[str, Any]]:
         {"provider": attempt.provider, "failed_attempt": True, **step}
         for attempt in attempts
         for step in attempt.state.get("tool_calls", [])
+    ]
+
+
+def failed_nodes(attempts: list[Attempt]) -> list[str]:
+    """The nodes failed ``attempts`` ran, as the run's ``node_sequence`` keeps them: each marked
+    with its provider, "supervisor (openai, failed)", before the answering attempt's own."""
+    return [
+        f"{node} ({attempt.provider}, failed)"
+        for attempt in attempts
+        for node in attempt.state.get("nodes", [])
     ]
 
 
@@ -321,6 +334,7 @@ def run_turn(*, run: AgentRun) -> TurnResult:
             primary.model_name,
             handed_off=effects.handed_off,
             tool_calls=failed_steps(attempts),
+            nodes=failed_nodes(attempts),
         ) from exc
 
 
@@ -354,11 +368,12 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
             "agent_run.provider_fallback",
             extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
         )
-        spent, steps = _spent(attempts), failed_steps(attempts)
+        spent, steps, nodes = _spent(attempts), failed_steps(attempts), failed_nodes(attempts)
         result = _invoke(fallback, messages, config, attempts)
         result.add_usage(spent)
         # As they happened: the failed attempt's steps, then the answer's.
         result.tool_calls = [*steps, *result.tool_calls]
+        result.nodes = [*nodes, *result.nodes]
         tools = ", ".join(dict.fromkeys(step["tool"] for step in steps))
         ran = f" after calling {tools} (kept in the trace)" if tools else ""
         failed = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}){ran}"

@@ -255,6 +255,13 @@ ESCALATED = {
 }
 
 
+OPENAI_FAILED_NODES = [
+    "supervisor (openai, failed)",
+    "sales (openai, failed)",
+    "sales_tools (openai, failed)",
+]
+
+
 def test_a_fallback_keeps_what_the_failed_attempt_did_in_the_trace_marked_as_failed(
     settings,
 ) -> None:
@@ -276,6 +283,9 @@ def test_a_fallback_keeps_what_the_failed_attempt_did_in_the_trace_marked_as_fai
     assert stored.tool_calls[0] == ESCALATED
     assert [step["tool"] for step in stored.tool_calls[1:]] == ["search_products"]
     assert not any("failed_attempt" in step for step in stored.tool_calls[1:])
+    # So are the nodes it ran: the run's node sequence held only the answer's.
+    assert stored.node_sequence[:4] == [*OPENAI_FAILED_NODES, "supervisor"]
+    assert not any("failed" in node for node in stored.node_sequence[3:])
     assert "escalate_to_human" in stored.error
     assert stored.conversation.status == Conversation.Status.NEEDS_HUMAN
 
@@ -298,6 +308,8 @@ def test_a_failed_turn_keeps_what_it_did_and_what_its_streams_reported_spending(
     assert stored.status == AgentRun.Status.FAILED
     assert stored.replies.get().content == HANDOFF_REPLY
     assert stored.tool_calls == [ESCALATED]
+    # The sales node whose call failed is not among them: its step never finished.
+    assert stored.node_sequence == OPENAI_FAILED_NODES
     assert (stored.prompt_tokens, stored.completion_tokens, stored.model_calls) == (180, 15, 3)
     # 180 prompt tokens at $1/M and 15 completion tokens at $2/M.
     assert stored.cost_usd == Decimal("0.000210")
