@@ -1,6 +1,6 @@
 """How often the knowledge search puts the article that answers a question first.
 
-The demo help centre (``catalog/demo_data/knowledge.json``, 30 articles) is written into the
+The demo help centre (``catalog/demo_data/knowledge.json``, 31 articles) is written into the
 benchmark database, replacing its articles, and embedded with their passages. Each of
 ``QUESTIONS`` (written as customers ask, each with the one article that answers it) is searched
 twice, through ``catalog.selectors.knowledge_search``: as shipped (an article ranked by the mean
@@ -23,7 +23,8 @@ before the wrong-items article's opening question and chose it; ``PREGNANCY_QUES
 ``LATE_ORDER_QUESTIONS`` before two versions of the tracking article, neither kept;
 ``VEGAN_QUESTIONS`` before the article on honey and vegans; ``ARRIVE_BY_QUESTIONS`` before
 the delivery article's dispatch paragraph opened with the question; ``SET_AND_CREAMED_QUESTIONS``
-before the crystallisation article's paragraph on set and creamed honey.
+before the crystallisation article's paragraph on set and creamed honey; ``CHRISTMAS_QUESTIONS``
+(2026-12-04) before the article on Christmas delivery and last order dates.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -275,6 +276,34 @@ SET_AND_CREAMED_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("is set honey the same as creamed honey?", "why-honey-crystallises"),
     ("how is creamed honey made so smooth?", "why-honey-crystallises"),
 )
+# Ordering for Christmas: last order dates by service, collecting, abroad, branded gifts and the
+# closure; written (2026-12-04) after a review's "what's the last order date for Christmas?" got
+# "couldn't find", before the help centre had an article on it; then two the delivery and
+# wholesale articles must keep.
+CHRISTMAS_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("what's the last order date for Christmas?", "christmas-delivery-and-last-order-dates"),
+    ("if I order now will it arrive before Christmas?", "christmas-delivery-and-last-order-dates"),
+    (
+        "what's the last day for next day delivery before Christmas?",
+        "christmas-delivery-and-last-order-dates",
+    ),
+    ("can I collect my order on Christmas Eve?", "christmas-delivery-and-last-order-dates"),
+    (
+        "when do I need to order to send honey to Germany for Christmas?",
+        "christmas-delivery-and-last-order-dates",
+    ),
+    (
+        "how late can I order branded Christmas gifts for my staff?",
+        "christmas-delivery-and-last-order-dates",
+    ),
+    ("are you closed over Christmas?", "christmas-delivery-and-last-order-dates"),
+    (
+        "I missed the Christmas posting date, when will my order be sent?",
+        "christmas-delivery-and-last-order-dates",
+    ),
+    ("how long does delivery take?", "uk-delivery-times-and-costs"),
+    ("how much notice do you need for branded corporate gifts?", "wholesale-and-corporate-gifting"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -288,6 +317,7 @@ QUESTION_SETS = {
     "vegan": VEGAN_QUESTIONS,
     "arrive by": ARRIVE_BY_QUESTIONS,
     "set and creamed": SET_AND_CREAMED_QUESTIONS,
+    "christmas": CHRISTMAS_QUESTIONS,
 }
 
 

@@ -5,8 +5,9 @@ the nearest in meaning, with a little weight for shared words). Each of ``QUESTI
 its article and the paragraph that answers it (by its place, from 0); the article is given, so
 this measures the choice of paragraph alone, not the search. Written on 2026-12-04, after a
 review found "How do I clean my beeswax wraps?" answered with the wraps article's opening, before
-any change to the choice. The demo help centre is written into the benchmark database as
-``bench.knowledge_search`` writes it.
+any change to the choice. The last eight, on the Christmas article's paragraphs, were written
+(2026-12-04) from its plan, before the article. The demo help centre is written into the
+benchmark database as ``bench.knowledge_search`` writes it.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.quoted_paragraphs [--markdown]
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from bench import bench_django_setup, markdown_flag, tables_print
 from bench.knowledge_search import demo_articles_written
 
+CHRISTMAS = "christmas-delivery-and-last-order-dates"
 QUESTIONS: tuple[tuple[str, str, int], ...] = (
     ("How do I clean my beeswax wraps?", "beeswax-wraps-care", 2),
     ("my wrap isn't sticky any more", "beeswax-wraps-care", 3),
@@ -63,6 +65,14 @@ QUESTIONS: tuple[tuple[str, str, int], ...] = (
     ("can you make wedding favours?", "wholesale-and-corporate-gifting", 3),
     ("can I change my order after it's been dispatched?", "changing-or-cancelling-an-order", 2),
     ("I typed the wrong address and it's already been sent", "changing-or-cancelling-an-order", 4),
+    ("when's the last day to order for Christmas delivery?", CHRISTMAS, 0),
+    ("when do I need to order by for standard delivery before Christmas?", CHRISTMAS, 1),
+    ("can I still get next day delivery before Christmas?", CHRISTMAS, 2),
+    ("when's the last day I can collect an order before Christmas?", CHRISTMAS, 3),
+    ("what's the last date for Christmas delivery to the USA?", CHRISTMAS, 4),
+    ("when do I need to approve the artwork for branded Christmas gifts?", CHRISTMAS, 5),
+    ("what happens if I order after the Christmas cut-off?", CHRISTMAS, 6),
+    ("are you open between Christmas and New Year?", CHRISTMAS, 7),
 )
 
 

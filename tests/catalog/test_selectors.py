@@ -284,6 +284,9 @@ def test_knowledge_search_finds_crystallisation_for_hard_grainy_honey(demo_shop:
         ("can diabetics eat honey?", "honey-and-diabetes"),
         ("is honey safe while breastfeeding?", "honey-in-pregnancy-and-breastfeeding"),
         ("Is honey vegan?", "is-honey-vegan"),
+        # Christmas ordering: last order dates by service, and the shop's closing days.
+        ("what's the last order date for Christmas?", "christmas-delivery-and-last-order-dates"),
+        ("can I collect my order on Christmas Eve?", "christmas-delivery-and-last-order-dates"),
         # Sent one kind or size for another: the wrong-items article asks it in those words.
         ("I got chestnut honey instead of the acacia I ordered", "wrong-or-missing-items"),
         ("the orange blossom honey was the wrong size", "wrong-or-missing-items"),
