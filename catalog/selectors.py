@@ -23,6 +23,7 @@ from django.db.models import (
     CharField,
     ExpressionWrapper,
     F,
+    Min,
     OrderBy,
     Q,
     QuerySet,
@@ -149,6 +150,13 @@ def product_get(*, sku: str, include_inactive: bool = False) -> Product | None:
     if not include_inactive:
         products = products.filter(is_active=True)
     return products.filter(sku=sku).first()
+
+
+def lowest_price_named(names: Sequence[str]) -> Decimal | None:
+    """The lowest price of the active products named exactly one of ``names``."""
+    named = Product.objects.filter(is_active=True, name__in=names)
+    lowest: Decimal | None = named.aggregate(lowest=Min("price"))["lowest"]
+    return lowest
 
 
 def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) -> bool:

@@ -120,26 +120,55 @@ def customer_question(messages: Sequence[BaseMessage]) -> str:
     return _read_with_context(questions, len(questions) - 1, FOLLOW_UP_DEPTH)
 
 
+# Asking for something cheaper than what was just shown: "and a cheaper one?" after a list sorted
+# the earlier subject's category by price, and listed the cheapest gift sets for "a gift for my
+# dad who loves cheese", none about cheese.
+CHEAPER = re.compile(r"\b(?:cheaper|less\s+expensive|lower[\s-]priced)\b", re.IGNORECASE)
+
+
+def cheaper_than_listed(messages: Sequence[BaseMessage]) -> list[str]:
+    """The products the assistant listed in its reply to the customer's previous message, when
+    their latest is a follow-up asking for something cheaper without a price of its own (empty
+    otherwise)."""
+    question = _latest_customer_message(messages)
+    if not (is_follow_up(question) and CHEAPER.search(question)):
+        return []
+    intent = query_intent_read(question)
+    if intent.max_price is not None or intent.min_price is not None:
+        return []  # "a cheaper one under £20?" says its own price
+    return _listed_in_the_last_reply(messages)
+
+
+def _latest_customer_message(messages: Sequence[BaseMessage]) -> str:
+    return next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+
+
+def _listed_in_the_last_reply(messages: Sequence[BaseMessage]) -> list[str]:
+    """The products listed in the assistant's reply to the customer's message before their
+    latest."""
+    humans = [i for i, message in enumerate(messages) if isinstance(message, HumanMessage)]
+    if not humans:
+        return []
+    for message in reversed(messages[: humans[-1]]):
+        if isinstance(message, HumanMessage):
+            return []
+        if isinstance(message, AIMessage) and (names := recommended_names(str(message.content))):
+            return names
+    return []
+
+
 def product_asked_about(messages: Sequence[BaseMessage]) -> str | None:
     """The first product the assistant listed in its reply to the customer's previous message,
     when their latest is a follow-up about one thing."""
-    humans = [i for i, message in enumerate(messages) if isinstance(message, HumanMessage)]
-    if not humans:
-        return None
-    latest = humans[-1]
-    question = str(messages[latest].content)
+    question = _latest_customer_message(messages)
     if not (is_follow_up(question) and ABOUT_ONE_THING.search(question)):
         return None
     if SAYS_WHAT_IT_WAS.match(question.strip()):
         return None  # "it's for my mum" asks the question before it again
     if names_its_own_subject(question):
         return None
-    for message in reversed(messages[:latest]):
-        if isinstance(message, HumanMessage):
-            return None
-        if isinstance(message, AIMessage) and (names := recommended_names(str(message.content))):
-            return names[0]
-    return None
+    listed = _listed_in_the_last_reply(messages)
+    return listed[0] if listed else None
 
 
 def _read_with_context(questions: list[str], index: int, depth: int) -> str:

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,13 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agents.graph.prompts import HANDOFF_OFFER, HANDOFF_REPLY, OFF_TOPIC_REPLY
 from agents.providers import RouteDecision
-from agents.providers.follow_ups import customer_question, product_asked_about, says_what_it_was
+from agents.providers.follow_ups import (
+    CHEAPER,
+    cheaper_than_listed,
+    customer_question,
+    product_asked_about,
+    says_what_it_was,
+)
 from agents.providers.recommendations import recommendation_line
 from agents.providers.router import (
     SmallTalk,
@@ -36,7 +43,7 @@ from agents.providers.router import (
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
-from catalog.selectors import names_products
+from catalog.selectors import lowest_price_named, names_products
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,7 @@ STOP_WORDS = frozenset(
 # score 0.49 or more; "who won the world cup?" or "tell me a joke" score 0.1, and the nearest
 # off-topic question found ("can I bring my dog?") 0.31.
 RELEVANCE_FLOOR = 0.4
+PENNY = Decimal("0.01")
 # A paragraph's nearness in meaning gains this much for holding all of the question's words
 # (in proportion for some): meaning alone quoted "we do not accept cheques" (0.49) for "can I pay
 # with PayPal?" over the paragraph that names PayPal (0.43).
@@ -290,7 +298,11 @@ class OfflineChatModel(BaseChatModel):
             query, in_stock_only = self._product_query(messages, question, latest)
             # Searched for without what is not wanted, which the reply leaves out by name.
             query = " ".join(NOT_WANTED.sub(_unless_unwanted, query).split()) or query
-            call = self._product_search_call(query, in_stock_only=in_stock_only)
+            below = self._cheaper_than_listed(messages)
+            if below is not None:
+                # By relevance under that price, not the category's cheapest first.
+                query = " ".join(CHEAPER.sub(" ", query).split()) or query
+            call = self._product_search_call(query, in_stock_only=in_stock_only, max_price=below)
             message = AIMessage(content="", tool_calls=[call])
         elif "search_knowledge" in tool_names:
             call = {"name": "search_knowledge", "args": {"query": question}, "id": "offline-1"}
@@ -316,11 +328,23 @@ class OfflineChatModel(BaseChatModel):
         return question, IN_STOCK.search(question.lower()) is not None
 
     @staticmethod
-    def _product_search_call(question: str, *, in_stock_only: bool) -> dict[str, Any]:
+    def _cheaper_than_listed(messages: Sequence[BaseMessage]) -> Decimal | None:
+        """The highest price of something cheaper than everything just listed, when the
+        customer asks for a cheaper one ("and a cheaper one?")."""
+        listed = cheaper_than_listed(messages)
+        lowest = lowest_price_named(listed) if listed else None
+        return None if lowest is None else max(lowest - PENNY, Decimal(0))
+
+    @staticmethod
+    def _product_search_call(
+        question: str, *, in_stock_only: bool, max_price: Decimal | None = None
+    ) -> dict[str, Any]:
         # The search reads a price the question states ("under £10") from the query itself.
         args: dict[str, Any] = {"query": question}
         if in_stock_only:
             args["in_stock_only"] = True
+        if max_price is not None:
+            args["max_price"] = float(max_price)
         return {"name": "search_products", "args": args, "id": "offline-1"}
 
     @staticmethod

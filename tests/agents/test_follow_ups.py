@@ -1,7 +1,7 @@
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from agents.providers.follow_ups import customer_question, is_follow_up
+from agents.providers.follow_ups import cheaper_than_listed, customer_question, is_follow_up
 from agents.providers.recommendations import recommendation_line
 from tests.catalog.factories import ProductFactory
 
@@ -143,6 +143,26 @@ def test_saying_which_it_was_asks_the_question_before_it_again(earlier: str, tex
     assert is_follow_up(text)
     assert customer_question(_conversation(earlier, text)) == earlier
     assert customer_question(after_a_list) == earlier
+
+
+@pytest.mark.parametrize(
+    ("text", "listed"),
+    [
+        ("and a cheaper one?", ["Manuka Honey UMF 20+ 250g", "Manuka Honey UMF 15+ 250g"]),
+        ("anything cheaper?", ["Manuka Honey UMF 20+ 250g", "Manuka Honey UMF 15+ 250g"]),
+        # A price of its own is the customer's; a cheaper kind of thing is a question alone.
+        ("a cheaper one under £20?", []),
+        ("which is your cheapest raw honey?", []),
+    ],
+)
+def test_asking_for_a_cheaper_one_after_a_list_names_the_products_listed(
+    text: str, listed: list[str]
+) -> None:
+    messages = [HumanMessage("What's your strongest manuka?"), AIMessage(MANUKA_LIST)]
+
+    assert cheaper_than_listed([*messages, HumanMessage(text)]) == listed
+    # Not after a reply listing nothing.
+    assert cheaper_than_listed(_conversation("What's your strongest manuka?", text)) == []
 
 
 @pytest.mark.parametrize("text", ["how much is it?", "is it in stock?", "how much is that one?"])

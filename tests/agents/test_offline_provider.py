@@ -260,6 +260,38 @@ def test_saying_which_product_a_complaint_is_about_gets_no_product_list(demo_sho
     assert "Acacia Raw Honey" not in reply
 
 
+@pytest.mark.django_db
+def test_a_cheaper_one_is_cheaper_than_every_product_listed_and_keeps_the_subject(
+    demo_shop,
+) -> None:
+    # It sorted the earlier subject's category by price: the cheapest gift sets, none about
+    # cheese, one of them dearer than a product listed.
+    first = _offline_turn("a gift for my dad who loves cheese")
+    listed = _listed_prices(str(first["messages"][-1].content))
+    history = [*first["messages"], HumanMessage("and a cheaper one?")]
+    conversation = ConversationFactory.create()
+    config = {"configurable": {"customer_id": conversation.owner_id,
+                               "conversation_id": str(conversation.id)}}  # fmt: skip
+
+    second = build_graph(provider=OfflineProvider()).invoke({"messages": history}, config)
+
+    cheaper = _listed_prices(str(second["messages"][-1].content))
+    assert len(listed) == 3
+    assert cheaper
+    assert set(cheaper).isdisjoint(listed)
+    assert max(cheaper.values()) < min(listed.values())
+    assert second["tool_calls"][-1]["args"]["max_price"] == float(min(listed.values()) - _PENNY)
+    assert "Chestnut Raw Honey 340g" in cheaper  # the hamper's cheese honey
+
+
+_PENNY = Decimal("0.01")
+
+
+def _listed_prices(reply: str) -> dict[str, Decimal]:
+    lines = re.findall(r"^- (.+?) — £([\d.]+)", reply, re.MULTILINE)
+    return {name: Decimal(price) for name, price in lines}
+
+
 # --- messages about something other than the shop ---------------------------------------------
 
 
