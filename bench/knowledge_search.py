@@ -24,7 +24,8 @@ before the wrong-items article's opening question and chose it; ``PREGNANCY_QUES
 ``VEGAN_QUESTIONS`` before the article on honey and vegans; ``ARRIVE_BY_QUESTIONS`` before
 the delivery article's dispatch paragraph opened with the question; ``SET_AND_CREAMED_QUESTIONS``
 before the crystallisation article's paragraph on set and creamed honey; ``CHRISTMAS_QUESTIONS``
-(2026-12-04) before the article on Christmas delivery and last order dates.
+(2026-12-04) before the article on Christmas delivery and last order dates;
+``EXCHANGE_HELD_OUT_QUESTIONS`` before a rewording of the exchange paragraph, not kept.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -238,6 +239,15 @@ EXCHANGE_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("do you do exchanges?", "returns-policy"),
     ("I'd like to exchange a gift I was given", "returns-policy"),
 )
+# Written (2026-12-04, 10:55) before a rewording of the returns article's exchange paragraph
+# for "could I exchange the 250g manuka for the 500g?" (the one of the four above not first),
+# which was not kept.
+EXCHANGE_HELD_OUT_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("can I change the jar I bought for a bigger one?", "returns-policy"),
+    ("is it possible to swap my creamed honey for runny?", "returns-policy"),
+    ("I bought the wrong size by mistake, can you exchange it?", "returns-policy"),
+    ("can I trade in my candle for a different scent?", "returns-policy"),
+)
 # An order that is late or has not come, written (2026-12-04) after a review's "My order hasn't
 # arrived yet, it's been 10 days" was answered from the wrong-items article, before the
 # tracking article was changed for it.
@@ -313,6 +323,7 @@ QUESTION_SETS = {
     "sent the wrong kind": SENT_THE_WRONG_KIND_QUESTIONS,
     "pregnancy": PREGNANCY_QUESTIONS,
     "exchanges": EXCHANGE_QUESTIONS,
+    "exchanges, held out": EXCHANGE_HELD_OUT_QUESTIONS,
     "late orders": LATE_ORDER_QUESTIONS,
     "vegan": VEGAN_QUESTIONS,
     "arrive by": ARRIVE_BY_QUESTIONS,
