@@ -57,6 +57,8 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   before it ran on them.
 - ``trade, third``: 6 more, written after "you sell your" was left out of that rule (it took
   "do you sell your honey in larger jars?", held out, to support), before it ran on them.
+- ``back in stock``: 10 about whether a named product is sold out or coming back, and other
+  things "back" or "out of stock", written before any mend was chosen for them.
 
 Then, per set, how many messages the offline assistant answers with ``OFF_TOPIC_REPLY`` and how
 many with a product list, with two sets of messages about something else ("what's the weather
@@ -514,6 +516,22 @@ TRADE_THIRD_MESSAGES: tuple[tuple[str, str], ...] = (
     ("I want to buy some honey for my shop's staff room", SALES),
 )
 
+# Whether a named product is sold out or coming back, and "back", "out of stock" and "restock"
+# about other things, written (2026-12-04, 11:05) after "is the UMF 20+ sold out?" and "when
+# will the lime blossom honey be back?" went to support, before any mend was chosen.
+BACK_IN_STOCK_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("is the chestnut honey out of stock?", SALES),
+    ("when are you getting more comb honey in?", SALES),
+    ("will the lavender honey be back soon?", SALES),
+    ("has the heather comb sold out?", SALES),
+    ("do you restock the gift boxes before Christmas?", SALES),
+    ("is the propolis spray available again yet?", SALES),
+    ("when will my parcel be back with you?", SUPPORT),
+    ("my order says out of stock, what happens now?", SUPPORT),
+    ("when will you be back open?", SUPPORT),
+    ("is the farm shop back open in March?", SUPPORT),
+)
+
 # Messages about something other than the shop, which should get ``OFF_TOPIC_REPLY`` (by
 # ``router.off_topic``), not a product list. Both sets were written before the floor was
 # chosen, and the floor was chosen looking at both (0.30 took two shop messages, 0.25 let
@@ -563,6 +581,7 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "trade": TRADE_MESSAGES,
     "trade, held out": TRADE_HELD_OUT_MESSAGES,
     "trade, third": TRADE_THIRD_MESSAGES,
+    "back in stock": BACK_IN_STOCK_MESSAGES,
 }
 OFF_TOPIC_SETS: dict[str, Sequence[str]] = {
     "off topic": OFF_TOPIC_MESSAGES,

@@ -50,11 +50,12 @@ logger = logging.getLogger(__name__)
 IN_STOCK = re.compile(r"\b(in stock|available now|ship (?:now|today))\b")
 # Asking when a product will be had again: the shop keeps no restock dates to tell.
 BACK_IN_STOCK = re.compile(r"\b(?:when|restock(?:ed|ing)?|(?:be|come|coming) back)\b")
+SOLD_OUT = re.compile(r"\b(?:sold out|out of stock|restock(?:ed|ing)?)\b")
 # Words asking about stock, which no product's name holds: searched for with them, "is the
 # Manuka UMF 15+ in stock?" was no exact match for the UMF 15+, and the UMF 10+ came first.
 STOCK_WORDS = re.compile(
-    rf"{IN_STOCK.pattern}|{BACK_IN_STOCK.pattern}"
-    r"|\b(?:stock|available|availability|sold out|out of stock)\b",
+    rf"{IN_STOCK.pattern}|{BACK_IN_STOCK.pattern}|{SOLD_OUT.pattern}"
+    r"|\b(?:stock|available|availability|back|soon|again|yet)\b",
     re.IGNORECASE,
 )
 # What the customer says a product must not be: "something without cinnamon" listed the
@@ -182,9 +183,13 @@ def _product_line(product: dict[str, Any]) -> str:
 
 
 def _asks_about_stock(question: str) -> bool:
+    """Whether ``question`` asks if something is in stock, sold out or coming back ("will the
+    lavender honey be back soon?")."""
     lowered = question.lower()
-    return IN_STOCK.search(lowered) is not None or (
-        BACK_IN_STOCK.search(lowered) is not None and "stock" in lowered
+    return (
+        IN_STOCK.search(lowered) is not None
+        or SOLD_OUT.search(lowered) is not None
+        or (BACK_IN_STOCK.search(lowered) is not None and re.search(r"\b(?:stock|back)\b", lowered))
     )
 
 

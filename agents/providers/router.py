@@ -220,11 +220,13 @@ ASKS_FOR_A_PERSON = re.compile(
 NEGATED = re.compile(r"\b(?:not|never|no need|don't|dont|do not)\W+(?:\w+\W+){0,3}$", re.IGNORECASE)
 
 
-# Words asking whether, or for how much, a product is sold, or what it is like: no product's
-# name holds them, so "how much is the UMF 20+?" names the product as "UMF 20+" does.
+# Words asking whether, or for how much, a product is sold, or what it is like, or whether it is
+# sold out or coming back: no product's name holds them, so "how much is the UMF 20+?" names the
+# product as "UMF 20+" does ("is the UMF 20+ sold out?" went to support, and "couldn't find").
 SHOPPING_WORDS = re.compile(
     r"\b(?:how much|cost|costs|price|prices|available|availability|in stock|stock|sell|buy"
-    r"|got|left|please|tell me(?: more)? about|like)\b",
+    r"|got|left|please|tell me(?: more)? about|like|sold out|out of stock|restock(?:ed|ing)?"
+    r"|when|back|again|soon|yet|(?:getting|get|have) (?:any |some )?more)\b",
     re.IGNORECASE,
 )
 

@@ -612,6 +612,10 @@ def test_a_question_about_it_after_a_list_is_answered_about_the_first_product(
     [
         ("Is the lime blossom honey in stock?", "Lime Blossom Raw Honey 340g", False),
         ("When will the Manuka UMF 20+ be back in stock?", "Manuka Honey UMF 20+ 250g", True),
+        # Without the word "stock": both went to support ("couldn't find", the shelf-life
+        # article).
+        ("is the UMF 20+ sold out?", "Manuka Honey UMF 20+ 250g", False),
+        ("when will the lime blossom honey be back?", "Lime Blossom Raw Honey 340g", True),
     ],
 )
 def test_asking_whether_a_sold_out_product_is_in_stock_is_told_it_is_sold_out(

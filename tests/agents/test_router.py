@@ -134,6 +134,8 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         ("we'd like branded honey jars as corporate gifts for 150 staff", Route.SUPPORT),
         ("do you sell your honey in larger jars?", Route.SALES),
         ("how much is the Corporate Honey Gift Box?", Route.SALES),
+        # Other things coming back are not a product's stock.
+        ("when will you be back open?", Route.SUPPORT),
     ],
 )
 def test_a_message_goes_to_the_route_it_asks_for(text: str, route: Route) -> None:
@@ -246,6 +248,9 @@ def test_routing_by_words_can_leave_a_request_for_a_person_out() -> None:
         "what about the UMF 15+?",
         "tell me about rapeseed honey",
         "what is chestnut honey like?",
+        # Whether it is sold out or coming back (both went to support).
+        "is the UMF 20+ sold out?",
+        "when will the lime blossom honey be back?",
     ],
 )
 def test_a_question_naming_a_product_goes_to_sales(demo_shop, text: str) -> None:
