@@ -189,7 +189,10 @@ def _asks_about_stock(question: str) -> bool:
     return (
         IN_STOCK.search(lowered) is not None
         or SOLD_OUT.search(lowered) is not None
-        or (BACK_IN_STOCK.search(lowered) is not None and re.search(r"\b(?:stock|back)\b", lowered))
+        or (
+            BACK_IN_STOCK.search(lowered) is not None
+            and re.search(r"\b(?:stock|back)\b", lowered) is not None
+        )
     )
 
 
