@@ -25,7 +25,8 @@ before the wrong-items article's opening question and chose it; ``PREGNANCY_QUES
 the delivery article's dispatch paragraph opened with the question; ``SET_AND_CREAMED_QUESTIONS``
 before the crystallisation article's paragraph on set and creamed honey; ``CHRISTMAS_QUESTIONS``
 (2026-12-04) before the article on Christmas delivery and last order dates;
-``EXCHANGE_HELD_OUT_QUESTIONS`` before a rewording of the exchange paragraph, not kept.
+``EXCHANGE_HELD_OUT_QUESTIONS`` before a rewording of the exchange paragraph, not kept;
+``TRADE_QUESTIONS`` before two changes to the wholesale article, neither kept.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -248,6 +249,20 @@ EXCHANGE_HELD_OUT_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("I bought the wrong size by mistake, can you exchange it?", "returns-policy"),
     ("can I trade in my candle for a different scent?", "returns-policy"),
 )
+# Selling or serving the shop's honey as a business, written (2026-12-04, 11:20) after "I run a
+# farm shop, can I stock your honey?" (now routed to support) was quoted the farm shop article,
+# before two changes to the wholesale article, neither kept.
+TRADE_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("I run a farm shop, can I stock your honey?", "wholesale-and-corporate-gifting"),
+    ("we own a small deli, could we sell your honey?", "wholesale-and-corporate-gifting"),
+    ("do you have a stockist programme for independent shops?", "wholesale-and-corporate-gifting"),
+    ("I'd like to sell your beeswax candles in my gift shop", "wholesale-and-corporate-gifting"),
+    ("can my café buy your comb honey at trade price?", "wholesale-and-corporate-gifting"),
+    ("how do I open a trade account?", "wholesale-and-corporate-gifting"),
+    # What the farm shop article must keep.
+    ("can I buy honey at your farm shop?", "visiting-our-farm-shop"),
+    ("when is your farm shop open?", "visiting-our-farm-shop"),
+)
 # An order that is late or has not come, written (2026-12-04) after a review's "My order hasn't
 # arrived yet, it's been 10 days" was answered from the wrong-items article, before the
 # tracking article was changed for it.
@@ -329,6 +344,7 @@ QUESTION_SETS = {
     "arrive by": ARRIVE_BY_QUESTIONS,
     "set and creamed": SET_AND_CREAMED_QUESTIONS,
     "christmas": CHRISTMAS_QUESTIONS,
+    "trade": TRADE_QUESTIONS,
 }
 
 
