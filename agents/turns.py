@@ -190,6 +190,8 @@ class Attempt:
     provider: str
     tally: UsageTally
     state: dict[str, Any] = field(default_factory=dict)  # as of its last finished step
+    # The tool calls of a tools step that raised (``TurnEffects.steps_in_progress``).
+    unfinished_steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def failed_steps(attempts: list[Attempt]) -> list[dict[str, Any]]:
@@ -199,7 +201,7 @@ def failed_steps(attempts: list[Attempt]) -> list[dict[str, Any]]:
     return [
         {"provider": attempt.provider, "failed_attempt": True, **step}
         for attempt in attempts
-        for step in attempt.state.get("tool_calls", [])
+        for step in [*attempt.state.get("tool_calls", []), *attempt.unfinished_steps]
     ]
 
 
@@ -394,11 +396,17 @@ def _invoke(
     attempt = Attempt(provider.name, tally)
     attempts.append(attempt)
     graph_config: RunnableConfig = {**config, "callbacks": [tally]}
-    # As ``invoke`` would, but keeping each step's state: a step that raises loses only itself.
-    for state in _graph(provider_name).stream(
-        {"messages": messages}, graph_config, stream_mode="values"
-    ):
-        attempt.state = state
+    # As ``invoke`` would, but keeping each step's state: a step that raises loses only itself,
+    # and a tools step keeps the calls it made (``TurnEffects.steps_in_progress``).
+    try:
+        for state in _graph(provider_name).stream(
+            {"messages": messages}, graph_config, stream_mode="values"
+        ):
+            attempt.state = state
+    except Exception:
+        effects = turn_effects(config)
+        attempt.unfinished_steps, effects.steps_in_progress = effects.steps_in_progress, []
+        raise
     state = attempt.state
     # The graph only appends: what follows the history is what this turn added.
     reply, agent, note = _reply(

@@ -220,6 +220,7 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
         assert isinstance(last, AIMessage)
         results: list[ToolMessage] = []
         trace: list[dict[str, Any]] = []
+        turn_effects(config).steps_in_progress = trace  # the same list, kept as it grows
         for call in last.tool_calls[:MAX_TOOL_CALLS_PER_MESSAGE]:
             name, traced_args = _text(call["name"], TRACE_NAME_CHARS), _traced_args(call["args"])
             _publish(config, "tool.called", {"tool": name, "args": traced_args})
@@ -241,6 +242,10 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
                         extra={"tool": name, "error": type(exc).__name__},
                     )
                     output = json.dumps({"error": _argument_error(exc)})
+                except Exception as exc:
+                    step = {"node": node, "tool": name, "args": traced_args}
+                    trace.append({**step, "result": f"raised {type(exc).__name__}"})
+                    raise
             results.append(ToolMessage(output, tool_call_id=call["id"] or "", name=call["name"]))
             summary = _summary(output)
             trace.append({"node": node, "tool": name, "args": traced_args, "result": summary})
@@ -254,6 +259,7 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
             name, traced_args = _text(call["name"], TRACE_NAME_CHARS), _traced_args(call["args"])
             refusal = {"node": node, "tool": name, "args": traced_args, "result": output}
             trace.append({**refusal, "refused": True})
+        turn_effects(config).steps_in_progress = []
         update: dict[str, Any] = {"messages": results, "tool_calls": trace, "nodes": [node]}
         # What the tools did, not what the model asked for: an escalation finding staff already
         # with the conversation (or it closed) handed nothing off, and this turn's reply must

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,9 @@ class TurnEffects:
     the run must still say it was handed off rather than fall silent."""
 
     handed_off: bool = False
+    # The steps a tools node has finished while it runs (and the call that raised, if one
+    # did): a node that raises returns no state, and its trace would be lost with it.
+    steps_in_progress: list[dict[str, Any]] = field(default_factory=list)
 
 
 def turn_effects(config: RunnableConfig) -> TurnEffects:

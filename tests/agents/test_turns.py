@@ -2,17 +2,20 @@
 
 from decimal import Decimal
 
+import psycopg
 import pytest
+from django.db import connection
 
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
 from agents.providers.openai import ROUTE_UNPARSED_NOTE
 from agents.services import agent_run_execute
-from agents.turns import run_turn
+from agents.turns import TurnFailed, run_turn
 from conversations.models import Conversation, Message
 from tests.agents.loopback import loopback_openai
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.support.celery_worker import test_database_url as database_url  # not a test
 from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError, MidStreamError
 
 pytestmark = pytest.mark.django_db
@@ -313,6 +316,32 @@ def test_a_failed_turn_keeps_what_it_did_and_what_its_streams_reported_spending(
     assert (stored.prompt_tokens, stored.completion_tokens, stored.model_calls) == (180, 15, 3)
     # 180 prompt tokens at $1/M and 15 completion tokens at $2/M.
     assert stored.cost_usd == Decimal("0.000210")
+
+
+def test_a_tool_that_raises_keeps_the_calls_its_step_made_in_the_trace(settings) -> None:
+    # The tools step raised, so it returned no state: the escalation it had made (the
+    # conversation is with staff) was missing from the failed run's trace.
+    run = _run_after(ConversationFactory.create(), question="Can a person help me?")
+    with psycopg.connect(database_url()) as locker, loopback_openai(settings) as server:
+        # The products table locked by another session: the search waits, then fails.
+        locker.execute("LOCK TABLE catalog_product IN ACCESS EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '200ms'")
+        escalate = ("escalate_to_human", {"reason": "wants a person"})
+        search = ("search_products", {"query": "heather honey"})
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatToolCalls([escalate, search]),
+        )
+
+        with pytest.raises(TurnFailed) as failed:
+            run_turn(run=run)
+
+    raised = {"node": "sales_tools", "tool": "search_products", "args": {"query": "heather honey"},
+              "result": "raised OperationalError"}  # fmt: skip
+    assert failed.value.tool_calls == [ESCALATED, {"provider": "openai", "failed_attempt": True,
+                                                   **raised}]  # fmt: skip
+    assert failed.value.handed_off
 
 
 @pytest.mark.parametrize(
