@@ -44,6 +44,10 @@ FOLLOW_UP_MAX_WORDS = 8
 # candles were listed, were read alone and got "couldn't find").
 ASKS_ABOUT_IT = re.compile(
     r"^(?:(?:is|are|does|do|can|will|would|how much is|how much are|how big is)\s+"
+    # "when will it be back in?" after a sold-out product, "can I put them in the dishwasher?"
+    # after beeswax wraps: read alone, "couldn't find" and the refunds article.
+    r"|when\s+(?:will|is|are|does|do|did|can)\s+"
+    r"|(?:can|could|should|do|may|shall)\s+(?:i|we)\s+\w+\s+"
     r"|how\s+(?:long\s+)?(?:do|does|will|can|should|would)\s+(?:(?:i|you|we)\s+\w+\s+)?)"
     r"(?:it|they|them|that|this|those|these)\b",
     re.IGNORECASE,
@@ -186,7 +190,13 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
         # Its other words ask for nothing, and "jar" in "in a bigger jar?" is no product.
         return f"{intent_words(question)} {subject} {asked}".strip()
     # "is it free?" names no product of its own: it asks about what was talked of, whatever
-    # product names hold its words ("Alcohol-Free Propolis Throat Spray").
-    if not ASKS_ABOUT_IT.match(question.strip()) and names_products(question, apart_from=subject):
+    # product names hold its words ("Alcohol-Free Propolis Throat Spray"). Nor does one asking
+    # the earlier health or policy question of another product: "and manuka?" after "is honey
+    # safe in pregnancy?" was answered with manuka to buy.
+    if (
+        not ASKS_ABOUT_IT.match(question.strip())
+        and not names_its_own_subject(earlier)
+        and names_products(question, apart_from=subject)
+    ):
         return f"{question} {asked}".strip()
     return f"{question} {subject} {asked}".strip()

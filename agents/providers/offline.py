@@ -47,7 +47,7 @@ from catalog.selectors import lowest_price_named, names_products
 
 logger = logging.getLogger(__name__)
 
-IN_STOCK = re.compile(r"\b(in stock|available now|ship (?:now|today))\b")
+IN_STOCK = re.compile(r"\b(in stock|available|availability|ship (?:now|today))\b")
 # Asking when a product will be had again: the shop keeps no restock dates to tell.
 BACK_IN_STOCK = re.compile(r"\b(?:when|restock(?:ed|ing)?|(?:be|come|coming) back)\b")
 SOLD_OUT = re.compile(r"\b(?:sold out|out of stock|restock(?:ed|ing)?)\b")
@@ -101,7 +101,9 @@ NO_PRODUCT_REPLY = (
 UPSET = re.compile(
     r"\b(?:idiots?|idiotic|useless|ridiculous|unacceptable|appalling|disgrace(?:ful)?"
     r"|shocking|terrible|awful|furious|angry|fed up|complain(?:t|ts|ing)?|make a complaint"
-    r"|scam|rip[- ]?off|money back|not good enough|sort it out|how dare)\b",
+    r"|scam|rip[- ]?off|money back|not good enough|sort it out|how dare|rubbish|disgusting"
+    r"|pathetic|worst|still (?:nothing|waiting|not here))\b"
+    r"|[\U0001F620\U0001F621\U0001F624\U0001F92C]",  # angry faces
     re.IGNORECASE,
 )
 UPSET_APOLOGY = "I'm sorry about this."

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
-from agents.providers.follow_ups import customer_question, says_what_it_was
+from agents.providers.follow_ups import customer_question, names_its_own_subject, says_what_it_was
 from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.selectors import names_products, shares_a_word_with_the_shop
@@ -213,7 +213,10 @@ ASKS_FOR_A_PERSON = re.compile(
     r"|connect\s+me\s+(?:to|with)|transfer\s+me\s+to|pass\s+me\s+(?:on\s+)?to)"
     r"\s+(?:someone|somebody|a\s+(?:real\s+|actual\s+|live\s+)?"
     r"(?:person|human|member\s+of\s+(?:staff|your\s+team))|(?:a|the|your)\s+(?:manager|owner)"
-    r"|an?\s+(?:agent|operator))\b",
+    r"|an?\s+(?:agent|operator))\b"
+    # Asking a person to do something: "can someone look into it please" was "couldn't find".
+    r"|\b(?:can|could|would|will)\s+(?:someone|somebody|a\s+(?:real\s+)?(?:person|human))"
+    r"\s+(?:please\s+)?(?:look|check|help|call|ring|phone|email|contact|get\s+back|sort|deal)\b",
     re.IGNORECASE,
 )
 # A negation in the few words before it: "I don't need to talk to a person, just...".
@@ -253,7 +256,10 @@ AFTER_SALES = re.compile(
 # food wraps vegan?" sat nearer the sales examples. What suits a diet, not the people on it ("a
 # gift for a coeliac friend" is shopping).
 DIET = re.compile(
-    r"\b(?:vegan|vegetarian|dairy[- ]free|lactose|gluten|halal|kosher|nut[- ]free|allergens?)\b",
+    r"\b(?:vegan|vegetarian|dairy[- ]free|lactose|gluten|halal|kosher|nut[- ]free|allergens?"
+    # "I'm allergic to bee stings, can I use your propolis throat spray?" was answered with a
+    # list of propolis products, not the allergies article.
+    r"|allerg(?:y|ies|ic)|intoleran(?:t|ce)|anaphyla\w*|bee stings?)\b",
     re.IGNORECASE,
 )
 
@@ -338,9 +344,13 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         if route is not Route.HANDOFF and question != latest:
             route = keyword_route(question, handoff=False)
         logger.exception("agents.route_without_embedding", extra={"route": route})
-    if route is Route.SALES and any(rule.search(latest) for rule in (AFTER_SALES, DIET, TRADE)):
+    # A follow-up carrying a health or policy subject is asked of it: "what about the lip balm"
+    # after "I'm allergic to bee stings..." asks the allergy question again.
+    asked = question if names_its_own_subject(question) else latest
+    if route is Route.SALES and any(rule.search(asked) for rule in (AFTER_SALES, DIET, TRADE)):
         return Route.SUPPORT
-    if route is Route.SUPPORT and not THEIR_OWN.search(latest) and names_a_product(latest):
+    asks_of_a_product = not THEIR_OWN.search(latest) and not names_its_own_subject(question)
+    if route is Route.SUPPORT and asks_of_a_product and names_a_product(latest):
         # The examples read "UMF" as the grading question ("what does UMF mean on manuka").
         return Route.SALES
     return route

@@ -35,6 +35,9 @@ def _conversation(*questions: str) -> list[BaseMessage]:
         "how do I stop it smoking?",
         "how should I store them?",
         "something without cinnamon",
+        # When it will be, or what to do with them (each read alone before).
+        "when will it be back in",
+        "can I put them in the dishwasher",
     ],
 )
 def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> None:

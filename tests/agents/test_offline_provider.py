@@ -31,6 +31,8 @@ ASK_YOUR_MIDWIFE = "please ask your midwife or GP"
 NO_ANSWER = "I couldn't find an answer to that in our help articles."
 UK_DELIVERY = "UK delivery times and costs"
 FARM_SHOP = "Where are we based? Our farm shop and its opening hours"
+PREGNANCY = "Honey in pregnancy and while breastfeeding"
+STARTER_KIT = "Beekeeping Starter Kit (Suit, Gloves & Smoker)"
 
 
 @pytest.fixture
@@ -89,9 +91,37 @@ def test_a_health_question_is_answered_with_the_articles_safety_statement(
 
 
 @pytest.mark.django_db
-def test_an_upset_customer_is_offered_a_person_with_the_article(demo_shop) -> None:
-    upset = "where is my parcel you idiots, I want my money back NOW"
+@pytest.mark.parametrize(
+    ("earlier", "text", "article"),
+    [
+        # Each was answered with products to buy.
+        ("is honey safe in pregnancy?", "and manuka?", PREGNANCY),
+        (
+            "I'm allergic to bee stings, can I use your propolis throat spray?",
+            "what about the lip balm",
+            "Allergies and bee products",
+        ),
+    ],
+)
+def test_a_follow_up_naming_a_product_after_a_health_question_asks_it_again(
+    demo_shop, earlier: str, text: str, article: str
+) -> None:
+    state = _offline_turn(text, earlier=(earlier,))
 
+    assert state["route"] == Route.SUPPORT
+    assert str(state["messages"][-1].content).startswith(f'From our help article "{article}"')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "upset",
+    [
+        "where is my parcel you idiots, I want my money back NOW",
+        # No apology nor offer of a person before.
+        "your service is rubbish, 3 weeks waiting for my order \U0001f621",
+    ],
+)
+def test_an_upset_customer_is_offered_a_person_with_the_article(demo_shop, upset: str) -> None:
     reply = str(_offline_turn(upset)["messages"][-1].content)
     calm = str(_offline_turn("how long does delivery take?")["messages"][-1].content)
 
@@ -616,6 +646,7 @@ def test_a_question_about_it_after_a_list_is_answered_about_the_first_product(
         # article).
         ("is the UMF 20+ sold out?", "Manuka Honey UMF 20+ 250g", False),
         ("when will the lime blossom honey be back?", "Lime Blossom Raw Honey 340g", True),
+        ("is the beekeeping starter kit available", STARTER_KIT, False),
     ],
 )
 def test_asking_whether_a_sold_out_product_is_in_stock_is_told_it_is_sold_out(

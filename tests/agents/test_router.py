@@ -92,6 +92,9 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         ("I\u2019d rather not talk to a bot, can I speak to a human?", Route.HANDOFF),
         ("get me an operator", Route.HANDOFF),
         ("get me a jar of manuka", Route.SALES),
+        # Asking a person to do something ("couldn't find" before).
+        ("can someone look into it please", Route.HANDOFF),
+        ("could somebody call me back about my order?", Route.HANDOFF),
         ("I don't need to speak to someone, just tell me the delivery time", Route.SUPPORT),
         ("no need to talk to a manager, how do I return a jar?", Route.SUPPORT),
         ("a gift for someone who has everything", Route.SALES),
@@ -134,6 +137,8 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         ("we'd like branded honey jars as corporate gifts for 150 staff", Route.SUPPORT),
         ("do you sell your honey in larger jars?", Route.SALES),
         ("how much is the Corporate Honey Gift Box?", Route.SALES),
+        # An allergy, though it names a product (a list of propolis products before).
+        ("I'm allergic to bee stings, can I use your propolis throat spray?", Route.SUPPORT),
         # Other things coming back are not a product's stock.
         ("when will you be back open?", Route.SUPPORT),
     ],
