@@ -6,7 +6,8 @@ its article and the paragraph that answers it (by its place, from 0); the articl
 this measures the choice of paragraph alone, not the search. Written on 2026-12-04, after a
 review found "How do I clean my beeswax wraps?" answered with the wraps article's opening, before
 any change to the choice. The last eight, on the Christmas article's paragraphs, were written
-(2026-12-04) from its plan, before the article. The demo help centre is written into the
+(2026-12-04) from its plan, before the article; the five on paying after "what payment
+methods do you accept?" was quoted what is not accepted. The demo help centre is written into the
 benchmark database as ``bench.knowledge_search`` writes it.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.quoted_paragraphs [--markdown]
@@ -73,6 +74,13 @@ QUESTIONS: tuple[tuple[str, str, int], ...] = (
     ("when do I need to approve the artwork for branded Christmas gifts?", CHRISTMAS, 5),
     ("what happens if I order after the Christmas cut-off?", CHRISTMAS, 6),
     ("are you open between Christmas and New Year?", CHRISTMAS, 7),
+    # Written (2026-12-04, 11:35) after "what payment methods do you accept?" was quoted the
+    # paragraph on what is not accepted, before any change for it.
+    ("what payment methods do you accept?", "payment-methods", 0),
+    ("can I pay with Apple Pay?", "payment-methods", 0),
+    ("do you take American Express?", "payment-methods", 0),
+    ("can I pay by cheque?", "payment-methods", 3),
+    ("when is my card charged?", "payment-methods", 2),
 )
 
 
