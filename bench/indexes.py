@@ -18,6 +18,7 @@ import subprocess
 import sys
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import BENCH_DIR, PROJECT_DIR, log
@@ -51,11 +52,17 @@ def index_definitions(conn: Any) -> dict[str, str]:
     return dict(rows)
 
 
-def _migrations_digest() -> str:
+def migrations_digest() -> str:
+    """Of every installed app's migration files, a third-party app's too: with the project's
+    alone, adding simplejwt's token blacklist kept a cached list that lacked its indexes, and
+    every benchmark refused to run."""
+    from django.apps import apps
+
     digest = hashlib.sha256()
-    for path in sorted(PROJECT_DIR.glob("*/migrations/*.py")):
-        digest.update(str(path.relative_to(PROJECT_DIR)).encode())
-        digest.update(path.read_bytes())
+    for config in sorted(apps.get_app_configs(), key=lambda config: config.label):
+        for path in sorted(Path(config.path).glob("migrations/*.py")):
+            digest.update(f"{config.label}/{path.name}".encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -69,7 +76,7 @@ def migrated_index_definitions(url: str, redis_url: str) -> dict[str, str]:
     with psycopg.connect(url, autocommit=True) as conn:
         server = conn.info.server_version
         database = conn.info.dbname
-    cached = BENCH_DIR / f"migrated-indexes-{_migrations_digest()}-{server}.json"
+    cached = BENCH_DIR / f"migrated-indexes-{migrations_digest()}-{server}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     scratch = f"{database}_migrated"
