@@ -98,6 +98,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    # Refresh tokens on record, so a logout or a rotation can revoke one (its admin pages are
+    # replaced in beemanhoney/common/admin.py).
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
@@ -271,6 +274,10 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 30)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
     "UPDATE_LAST_LOGIN": False,
+    # A refresh answers with a new refresh token and revokes the one it was given, so a stolen
+    # token works until its owner's next refresh, not for its whole lifetime.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -310,6 +317,7 @@ RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 60)
 RUN_SWEEP_GRACE_SECONDS = env_int("RUN_SWEEP_GRACE_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "agents.sweep_runs", "schedule": RUN_SWEEP_INTERVAL_SECONDS},
+    "flush-expired-tokens": {"task": "conversations.flush_expired_tokens", "schedule": 24 * 3600},
 }
 
 # --- models and search ------------------------------------------------------------------------

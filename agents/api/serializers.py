@@ -1,7 +1,10 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from agents.models import AgentRun
 from agents.selectors import agent_run_reply
+from beemanhoney.common.permissions import staff_may_view
 from conversations.models import Message
 
 
@@ -25,9 +28,14 @@ class MessageOutputSerializer(serializers.ModelSerializer):
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
+    """A run as its customer sees it; staff who may view runs (the serializer's ``request``
+    tells who asks) see its ``usage`` too: the model, its tokens and what it cost."""
+
     reply = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
-    usage = serializers.DictField(read_only=True)
+    # Not read-only, which the schema would call required: customers' runs leave it out. This
+    # serializer reads nothing.
+    usage = serializers.DictField(required=False)
 
     class Meta:
         model = AgentRun
@@ -35,6 +43,13 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "id", "status", "conversation", "user_message", "route", "agent", "reply", "error",
             "created_at", "started_at", "finished_at", "latency_ms", "usage",
         ]  # fmt: skip
+
+    def to_representation(self, run: AgentRun) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(run)
+        request = self.context.get("request")
+        if request is None or not staff_may_view(request.user, AgentRun):
+            del data["usage"]
+        return data
 
     def get_error(self, run: AgentRun) -> str | None:
         """What customers may see: the cause stays in the run for staff (admin)."""

@@ -86,7 +86,7 @@ class RunDetailApi(APIView):
             finally:
                 stream_slots.release()
             run.refresh_from_db()
-        return Response(RunOutputSerializer(run).data)
+        return Response(RunOutputSerializer(run, context={"request": request}).data)
 
 
 def _finished(run: AgentRun) -> bool:
@@ -106,7 +106,7 @@ class RunCancelApi(APIView):
     )
     def post(self, request: Request, run_id: UUID) -> Response:
         run = services.agent_run_cancel(run=_own_run(request, run_id))
-        return Response(RunOutputSerializer(run).data)
+        return Response(RunOutputSerializer(run, context={"request": request}).data)
 
 
 class EventStreamRenderer(BaseRenderer):

@@ -1,8 +1,16 @@
-"""What every ModelAdmin of the shop shares."""
+"""What every ModelAdmin of the shop shares, and the admin's sign-in."""
+
+import math
+from typing import Any
 
 from django.contrib import admin
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from rest_framework_simplejwt.token_blacklist import admin as token_admin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from beemanhoney.common.throttling import LoginThrottle
 
 # Lookups a change list's URL may not filter by. A regular expression PostgreSQL cannot compile
 # is a DataError (a 500), and any pattern is a way to make it work hard; the others need
@@ -37,3 +45,40 @@ class ShopModelAdmin(admin.ModelAdmin):
         if not url_lookup_allowed(lookup, value):
             return False
         return super().lookup_allowed(lookup, value, request)
+
+
+class OutstandingTokenAdmin(ShopModelAdmin, token_admin.OutstandingTokenAdmin):
+    """simplejwt's, without the token itself: a refresh token shown to staff who may view the
+    list would let them sign in as its user, a superuser included."""
+
+    exclude = ("token",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [name for name in super().get_readonly_fields(request, obj) if name != "token"]
+
+
+class BlacklistedTokenAdmin(ShopModelAdmin, token_admin.BlacklistedTokenAdmin):
+    pass
+
+
+admin.site.unregister([OutstandingToken, BlacklistedToken])
+admin.site.register(OutstandingToken, OutstandingTokenAdmin)
+admin.site.register(BlacklistedToken, BlacklistedTokenAdmin)
+
+
+@never_cache
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login, its password guesses limited per client address by the API's login
+    rate, in the same count (``THROTTLE_LOGIN``: one budget for both). The form is free."""
+    if request.method == "POST":
+        throttle = LoginThrottle()
+        if not throttle.allow_request(request, None):
+            wait = math.ceil(throttle.wait())
+            response = HttpResponse(
+                f"Too many login attempts from this address. Try again in {wait} seconds.\n",
+                status=429,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["Retry-After"] = str(wait)
+            return response
+    return admin.site.login(request)

@@ -66,8 +66,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None
     if isinstance(exc, exceptions.AuthenticationFailed) and isinstance(response.data, dict):
         # simplejwt adds "code" and "messages" (which token class refused it, and why) to its
-        # 401s: the one error shape keeps only the sentence.
-        response.data = {"detail": response.data.get("detail", exc.default_detail)}
+        # 401s: the one error shape keeps only the sentence, and the field that was refused
+        # when the view names one (a refresh token sent in the body).
+        data = response.data
+        response.data = {"detail": data.get("detail", exc.default_detail)}
+        if "errors" in data:
+            response.data["errors"] = data["errors"]
     if isinstance(exc, exceptions.ValidationError):
         errors = (
             response.data

@@ -1,3 +1,4 @@
+import math
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -140,9 +141,19 @@ def _without_zeros_past(value: Decimal, places: int | None) -> Decimal:
 
 
 class PlainFloatField(_PlainNumberField, serializers.FloatField):
-    """Not "nan" or "inf" either, which float() reads."""
+    """Not "nan" or "inf" either, which float() reads, nor a number too large for a float,
+    which float() reads as infinity (a JSON integer as large raises)."""
 
     written_as = PLAIN_DECIMAL
+
+    def to_internal_value(self, data: Any) -> float:
+        try:
+            value: float = super().to_internal_value(data)
+        except OverflowError:
+            self.fail("invalid")
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
 
 
 class PlainIntegerField(_PlainNumberField, serializers.IntegerField):

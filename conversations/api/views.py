@@ -11,7 +11,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +19,12 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import (
+    TokenBlacklistView,
+    TokenObtainPairView,
+    TokenRefreshView,
+    TokenViewBase,
+)
 
 from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
 from beemanhoney.common.exceptions import error_responses
@@ -61,18 +66,44 @@ class RefreshTokenSerializer(TokenRefreshSerializer):
             ) from None
 
 
+class RefreshTokenFieldErrors(TokenViewBase):
+    """A refresh token refused (malformed, expired, revoked, or its user gone) is a 401 that
+    names the ``refresh`` field, in the API's error shape."""
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed as exc:
+            # simplejwt's detail is a dict (the sentence, a code, which token class refused).
+            reason = exc.detail["detail"] if isinstance(exc.detail, dict) else exc.detail
+            raise exceptions.AuthenticationFailed(
+                {"detail": reason, "errors": {"refresh": [reason]}}
+            ) from exc
+
+
 @extend_schema_view(
-    post=extend_schema(
-        responses={
-            200: inline_serializer("AccessToken", {"access": serializers.CharField()}),
-            **error_responses(400, 401, 429),
-        }
-    )
+    post=extend_schema(responses={200: TOKEN_PAIR, **error_responses(400, 401, 429)})
 )
-class TokenRefreshApi(TokenRefreshView):
-    """A new access token for a refresh token."""
+class TokenRefreshApi(RefreshTokenFieldErrors, TokenRefreshView):
+    """A new token pair for a refresh token, which is revoked: each refresh token works once."""
 
     serializer_class = RefreshTokenSerializer
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="auth_logout",
+        request=inline_serializer("LogoutInput", {"refresh": serializers.CharField()}),
+        responses={204: None, **error_responses(400, 401, 429)},
+    )
+)
+class TokenLogoutApi(RefreshTokenFieldErrors, TokenBlacklistView):
+    """Revoke a refresh token: it can no longer be refreshed (its access token lives out its
+    few minutes)."""
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        super().post(request, *args, **kwargs)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GuestCreateApi(APIView):
@@ -253,7 +284,11 @@ class MessageListApi(APIView):
         return Response(
             {
                 "message": MessageOutputSerializer(message).data,
-                "run": RunOutputSerializer(run).data if run is not None else None,
+                "run": (
+                    RunOutputSerializer(run, context={"request": request}).data
+                    if run is not None
+                    else None
+                ),
             },
             status=status.HTTP_202_ACCEPTED,
         )

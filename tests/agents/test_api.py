@@ -1,8 +1,16 @@
+from decimal import Decimal
+
 import pytest
+from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.conversations.factories import (
+    ConversationFactory,
+    MessageFactory,
+    StaffFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -35,3 +43,77 @@ def test_a_wait_not_written_as_a_plain_number_is_refused(wait: str) -> None:
 
     assert response.status_code == 400
     assert response.json()["errors"] == {"wait": ["A valid number is required."]}
+
+
+@pytest.mark.parametrize("wait", ["1" * 401, "-" + "1" * 401, "1" * 400 + ".5"])
+def test_a_wait_too_large_for_a_float_is_refused_not_read_as_infinity(wait: str) -> None:
+    conversation = ConversationFactory.create()
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
+    )
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+
+    response = client.get(f"/api/runs/{run.pk}/", {"wait": wait})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"wait": ["A valid number is required."]}
+
+
+def _finished_run(owner: User) -> AgentRun:
+    conversation = ConversationFactory.create(owner=owner)
+    return AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory.create(conversation=conversation),
+        status=AgentRun.Status.SUCCEEDED,
+        model_name="gpt-4o-mini",
+        prompt_tokens=120,
+        completion_tokens=30,
+        model_calls=2,
+        cost_usd=Decimal("0.000036"),
+    )
+
+
+def test_a_customer_s_run_hides_the_model_tokens_and_cost() -> None:
+    run = _finished_run(owner=UserFactory.create())
+    client = APIClient()
+    client.force_authenticate(run.conversation.owner)
+
+    detail = client.get(f"/api/runs/{run.pk}/").json()
+    posted = client.post(
+        f"/api/conversations/{run.conversation.pk}/messages/", {"content": "And in 1kg?"}
+    ).json()
+
+    assert detail["status"] == "succeeded"
+    assert "usage" not in detail
+    assert "usage" not in posted["run"]
+
+
+def test_staff_who_may_view_runs_see_a_run_s_usage() -> None:
+    staff = StaffFactory.create(is_superuser=False)
+    staff.user_permissions.set(Permission.objects.filter(codename="view_agentrun"))
+    run = _finished_run(owner=staff)
+    client = APIClient()
+    client.force_authenticate(staff)
+
+    detail = client.get(f"/api/runs/{run.pk}/").json()
+
+    assert detail["usage"] == {
+        "prompt_tokens": 120,
+        "completion_tokens": 30,
+        "total_tokens": 150,
+        "model_calls": 2,
+        "model": "gpt-4o-mini",
+        "cost_usd": "0.000036",
+    }
+
+
+def test_staff_who_may_not_view_runs_see_no_usage() -> None:
+    staff = StaffFactory.create(is_superuser=False)
+    run = _finished_run(owner=staff)
+    client = APIClient()
+    client.force_authenticate(staff)
+
+    detail = client.get(f"/api/runs/{run.pk}/").json()
+
+    assert "usage" not in detail

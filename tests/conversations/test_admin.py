@@ -8,6 +8,8 @@ from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from agents.models import AgentRun
 from beemanhoney.common.admin import ShopModelAdmin
@@ -470,3 +472,33 @@ def test_a_conversation_links_its_runs_only_for_staff_who_may_view_them(
 
     assert shown in page
     assert ("/admin/agents/agentrun/" in page) is ("view_agentrun" in codenames)
+
+
+def test_staff_see_a_customer_s_refresh_tokens_on_record_but_never_the_token(
+    staff_client: Client,
+) -> None:
+    customer = ConversationFactory.create().owner
+    token = RefreshToken.for_user(customer)
+    outstanding = OutstandingToken._default_manager.get(jti=token["jti"])
+
+    listing = staff_client.get("/admin/token_blacklist/outstandingtoken/").content.decode()
+    page = staff_client.get(
+        f"/admin/token_blacklist/outstandingtoken/{outstanding.pk}/change/"
+    ).content.decode()
+
+    assert token["jti"] in listing
+    assert token["jti"] in page
+    assert str(token) not in listing + page
+    assert str(token).split(".")[2] not in listing + page
+
+
+@pytest.mark.parametrize(
+    "changelist",
+    ["/admin/token_blacklist/outstandingtoken/", "/admin/token_blacklist/blacklistedtoken/"],
+)
+def test_the_token_lists_refuse_a_regex_lookup_in_their_url_with_400(
+    staff_client: Client, changelist: str
+) -> None:
+    response = staff_client.get(changelist, {"id__regex": "("})
+
+    assert response.status_code == 400

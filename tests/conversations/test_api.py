@@ -44,6 +44,93 @@ def test_refreshing_the_token_of_a_deleted_user_is_refused_with_401() -> None:
     assert refreshed.json()["detail"] == "No active account found for the given token."
 
 
+def _password_tokens(client: APIClient) -> dict[str, str]:
+    UserFactory.create(username="maya")
+    body = {"username": "maya", "password": "correct horse battery"}
+    tokens: dict[str, str] = client.post("/api/auth/token/", body).json()
+    return tokens
+
+
+def test_a_refresh_answers_with_a_new_refresh_token_and_revokes_the_old_one() -> None:
+    client = APIClient()
+    tokens = _password_tokens(client)
+
+    refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]})
+    again = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]})
+    onwards = client.post("/api/auth/token/refresh/", {"refresh": refreshed.json()["refresh"]})
+
+    assert refreshed.status_code == 200
+    assert set(refreshed.json()) == {"access", "refresh"}
+    assert refreshed.json()["refresh"] != tokens["refresh"]
+    assert again.status_code == 401
+    assert again.json() == {
+        "detail": "Token is blacklisted",
+        "errors": {"refresh": ["Token is blacklisted"]},
+    }
+    assert onwards.status_code == 200
+
+
+def test_a_guest_s_refresh_token_refreshes_into_a_pair_that_works() -> None:
+    client = APIClient()
+    tokens = client.post("/api/auth/guest/").json()
+
+    refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]}).json()
+    again = client.post("/api/auth/token/refresh/", {"refresh": refreshed["refresh"]})
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {refreshed['access']}")
+    created = client.post("/api/conversations/", {}, format="json")
+
+    assert set(refreshed) == {"access", "refresh"}
+    assert again.status_code == 200
+    assert created.status_code == 201
+
+
+def test_logout_revokes_the_refresh_token() -> None:
+    client = APIClient()
+    tokens = _password_tokens(client)
+
+    logout = client.post("/api/auth/logout/", {"refresh": tokens["refresh"]})
+    refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]})
+    again = client.post("/api/auth/logout/", {"refresh": tokens["refresh"]})
+
+    assert logout.status_code == 204
+    assert refreshed.status_code == 401
+    assert refreshed.json()["errors"] == {"refresh": ["Token is blacklisted"]}
+    assert again.status_code == 401
+    assert again.json()["errors"] == {"refresh": ["Token is blacklisted"]}
+
+
+def test_logout_with_a_token_that_is_not_a_refresh_token_is_refused_naming_the_field() -> None:
+    client = APIClient()
+    tokens = _password_tokens(client)
+
+    malformed = client.post("/api/auth/logout/", {"refresh": "not.a.token"})
+    an_access_token = client.post("/api/auth/logout/", {"refresh": tokens["access"]})
+    missing = client.post("/api/auth/logout/", {})
+
+    assert malformed.status_code == 401
+    assert malformed.json() == {
+        "detail": "Token is invalid",
+        "errors": {"refresh": ["Token is invalid"]},
+    }
+    assert an_access_token.status_code == 401
+    assert an_access_token.json()["errors"] == {"refresh": ["Token has wrong type"]}
+    assert missing.status_code == 400
+    assert missing.json()["errors"] == {"refresh": ["This field is required."]}
+
+
+def test_logout_counts_against_the_general_rate_as_a_refresh_does(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "2/min"}
+    client = APIClient(REMOTE_ADDR="203.0.113.31")
+
+    codes = [
+        client.post("/api/auth/token/refresh/", {"refresh": "x"}).status_code,
+        client.post("/api/auth/logout/", {"refresh": "x"}).status_code,
+        client.post("/api/auth/logout/", {"refresh": "x"}).status_code,
+    ]
+
+    assert codes == [401, 401, 429]
+
+
 def test_guest_endpoint_creates_a_customer_and_returns_tokens() -> None:
     client = APIClient()
 

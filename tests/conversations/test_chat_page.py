@@ -114,6 +114,29 @@ def test_a_reply_still_being_written_when_the_page_reloads_appears_without_anoth
     assert page.locator(".msg--assistant").count() == 1
 
 
+def test_an_expired_session_is_renewed_again_and_again_keeping_the_conversation(
+    live_server, browser_page
+) -> None:
+    # Refresh tokens work once: the page kept the first one, and its second refresh was
+    # refused, losing the conversation for a new guest's.
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    conversation_id = page.wait_for_function("localStorage.getItem('bh.conversation')").json_value()
+    refreshes = []
+
+    for _ in range(2):
+        refreshes.append(page.evaluate("localStorage.getItem('bh.refresh')"))
+        page.evaluate("localStorage.setItem('bh.access', 'expired')")
+        with page.expect_response("**/api/auth/token/refresh/") as refreshed:
+            page.reload()
+        assert refreshed.value.status == 200
+        page.wait_for_function("localStorage.getItem('bh.access') !== 'expired'")
+        page.wait_for_load_state("networkidle")
+
+    assert page.evaluate("localStorage.getItem('bh.conversation')") == conversation_id
+    assert len({*refreshes, page.evaluate("localStorage.getItem('bh.refresh')")}) == 3
+
+
 def test_the_page_says_so_when_the_server_is_unreachable(live_server, browser_page) -> None:
     page = browser_page
     page.goto(f"{live_server.url}/chat/")

@@ -1,9 +1,10 @@
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from conversations.models import Message
 from tests.catalog.factories import CategoryFactory, ProductFactory
-from tests.conversations.factories import ConversationFactory
+from tests.conversations.factories import ConversationFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -175,3 +176,69 @@ def test_a_post_one_rate_refuses_is_not_counted_by_the_others(settings) -> None:
 
     assert refused_for_the_day.status_code == 429
     assert next_minute.status_code == 202
+
+
+ADMIN_LOGIN = "/admin/login/"
+
+
+def test_admin_password_guesses_are_limited_per_client_ip(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "3/min"}
+    StaffFactory.create(username="sam")
+    guess = {"username": "sam", "password": "wrong", "next": "/admin/"}
+    right = {**guess, "password": "correct horse battery"}
+    client = Client(REMOTE_ADDR="203.0.113.21")
+
+    codes = [client.post(ADMIN_LOGIN, guess).status_code for _ in range(3)]
+    refused = client.post(ADMIN_LOGIN, guess)
+    refused_right = client.post(ADMIN_LOGIN, right)
+    form = client.get(ADMIN_LOGIN)
+    elsewhere = Client(REMOTE_ADDR="203.0.113.22").post(ADMIN_LOGIN, right)
+
+    assert codes == [200, 200, 200]  # the form again, saying the password is wrong
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused_right.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert form.status_code == 200
+    assert elsewhere.status_code == 302
+    assert elsewhere.headers["Location"] == "/admin/"
+
+
+def test_the_admin_and_the_api_share_one_login_count_per_client_ip(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "2/min"}
+    guess = {"username": "sam", "password": "wrong"}
+
+    api = APIClient(REMOTE_ADDR="203.0.113.23").post("/api/auth/token/", guess)
+    admin = Client(REMOTE_ADDR="203.0.113.23").post(ADMIN_LOGIN, guess)
+    api_again = APIClient(REMOTE_ADDR="203.0.113.23").post("/api/auth/token/", guess)
+
+    assert [api.status_code, admin.status_code, api_again.status_code] == [401, 200, 429]
+
+
+def test_admin_logins_count_the_peer_not_a_forwarded_for_header_without_a_proxy(
+    settings,
+) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "2/min"}
+    client = Client(REMOTE_ADDR="203.0.113.24")
+    guess = {"username": "sam", "password": "wrong"}
+
+    codes = [
+        client.post(ADMIN_LOGIN, guess, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code
+        for n in range(3)
+    ]
+
+    assert codes == [200, 200, 429]
+
+
+def test_admin_logins_count_the_forwarded_client_behind_a_trusted_proxy(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "1/min"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    proxy = Client(REMOTE_ADDR="10.0.0.2")
+    guess = {"username": "sam", "password": "wrong"}
+
+    codes = [
+        proxy.post(ADMIN_LOGIN, guess, HTTP_X_FORWARDED_FOR=client).status_code
+        for client in ("198.51.100.1", "198.51.100.2", "198.51.100.1")
+    ]
+
+    assert codes == [200, 200, 429]

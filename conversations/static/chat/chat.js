@@ -56,13 +56,22 @@
     return data;
   }
 
-  async function refreshSession() {
+  // A refresh token works once (the server rotates it): requests that find their access token
+  // expired together share one refresh, and the new refresh token is kept for the next.
+  let refreshing = null;
+  function refreshSession() {
+    if (!refreshing) refreshing = renewTokens().finally(() => { refreshing = null; });
+    return refreshing;
+  }
+
+  async function renewTokens() {
     const refresh = localStorage.getItem(STORE.refresh);
     localStorage.removeItem(STORE.access);
     if (!refresh) return false;
     try {
       const tokens = await api("POST", "/api/auth/token/refresh/", { refresh });
       localStorage.setItem(STORE.access, tokens.access);
+      if (tokens.refresh) localStorage.setItem(STORE.refresh, tokens.refresh);
       return true;
     } catch (error) {
       return false;
