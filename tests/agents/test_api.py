@@ -30,23 +30,19 @@ def test_a_wait_that_is_not_one_finite_number_of_seconds_is_refused(wait: str | 
     assert "wait" in response.json()["errors"]
 
 
-@pytest.mark.parametrize("wait", ["1_0", "\u0663", "1e1"])
-def test_a_wait_not_written_as_a_plain_number_is_refused(wait: str) -> None:
-    conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
-    client = APIClient()
-    client.force_authenticate(conversation.owner)
-
-    response = client.get(f"/api/runs/{run.pk}/", {"wait": wait})
-
-    assert response.status_code == 400
-    assert response.json()["errors"] == {"wait": ["A valid number is required."]}
-
-
-@pytest.mark.parametrize("wait", ["1" * 401, "-" + "1" * 401, "1" * 400 + ".5"])
-def test_a_wait_too_large_for_a_float_is_refused_not_read_as_infinity(wait: str) -> None:
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "1_0",
+        "\u0663",
+        "1e1",
+        # Too large for a float: read as infinity, it waited the longest wait.
+        "1" * 401,
+        "-" + "1" * 401,
+        "1" * 400 + ".5",
+    ],
+)
+def test_a_wait_not_written_as_a_plain_finite_number_is_refused(wait: str) -> None:
     conversation = ConversationFactory.create()
     run = AgentRun.objects.create(
         conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
