@@ -134,7 +134,7 @@ def cheaper_than_listed(messages: Sequence[BaseMessage]) -> list[str]:
     """The products the assistant listed in its reply to the customer's previous message, when
     their latest is a follow-up asking for something cheaper without a price of its own (empty
     otherwise)."""
-    question = _latest_customer_message(messages)
+    question = latest_customer_message(messages)
     if not (is_follow_up(question) and CHEAPER.search(question)):
         return []
     intent = query_intent_read(question)
@@ -143,7 +143,8 @@ def cheaper_than_listed(messages: Sequence[BaseMessage]) -> list[str]:
     return _listed_in_the_last_reply(messages)
 
 
-def _latest_customer_message(messages: Sequence[BaseMessage]) -> str:
+def latest_customer_message(messages: Sequence[BaseMessage]) -> str:
+    """The text of the customer's latest message ("" if there is none)."""
     return next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
 
 
@@ -164,7 +165,7 @@ def _listed_in_the_last_reply(messages: Sequence[BaseMessage]) -> list[str]:
 def product_asked_about(messages: Sequence[BaseMessage]) -> str | None:
     """The first product the assistant listed in its reply to the customer's previous message,
     when their latest is a follow-up about one thing."""
-    question = _latest_customer_message(messages)
+    question = latest_customer_message(messages)
     if not (is_follow_up(question) and ABOUT_ONE_THING.search(question)):
         return None
     if SAYS_WHAT_IT_WAS.match(question.strip()):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -29,6 +29,7 @@ from agents.providers.follow_ups import (
     CHEAPER,
     cheaper_than_listed,
     customer_question,
+    latest_customer_message,
     product_asked_about,
     says_what_it_was,
 )
@@ -120,11 +121,6 @@ SMALL_TALK_REPLIES = {
         "questions about delivery, returns and storage."
     ),
 }
-
-
-def _latest_question(messages: Sequence[BaseMessage]) -> str:
-    latest = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-    return str(latest.content) if latest else ""
 
 
 def _money(amount: str, currency: str) -> str:
@@ -295,7 +291,7 @@ class OfflineChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         tool_names = {tool["function"]["name"] for tool in kwargs.get("tools", [])}
-        question, latest = customer_question(messages), _latest_question(messages)
+        question, latest = customer_question(messages), latest_customer_message(messages)
         if isinstance(messages[-1], ToolMessage):
             message = AIMessage(content=self._compose(messages[-1], question, latest))
         elif (kind := small_talk(latest)) is not None:
