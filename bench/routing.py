@@ -59,6 +59,8 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   "do you sell your honey in larger jars?", held out, to support), before it ran on them.
 - ``back in stock``: 10 about whether a named product is sold out or coming back, and other
   things "back" or "out of stock", written before any mend was chosen for them.
+- ``back in stock, held out``: 12 more, written before the router's shopping words took in the
+  offline model's stock words ("coming back", "ship now"); they tune nothing.
 
 Then, per set, how many messages the offline assistant answers with ``OFF_TOPIC_REPLY`` and how
 many with a product list, with two sets of messages about something else ("what's the weather
@@ -532,6 +534,24 @@ BACK_IN_STOCK_MESSAGES: tuple[tuple[str, str], ...] = (
     ("is the farm shop back open in March?", SUPPORT),
 )
 
+# More of the same, written (2026-12-04, 13:40) before the router's shopping words took in every
+# stock word the offline model strips ("when is the manuka UMF 20+ coming back?" went to support):
+# they tune nothing.
+BACK_IN_STOCK_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("when is the manuka UMF 20+ coming back?", SALES),
+    ("is the heather honey going to come back?", SALES),
+    ("have you restocked the lime blossom honey?", SALES),
+    ("are you getting any more chilli honey?", SALES),
+    ("is the acacia honey available to ship now?", SALES),
+    ("the beeswax candles are sold out, when will they be back?", SALES),
+    ("do you have any more of the lavender honey?", SALES),
+    ("is the creamed honey in stock again?", SALES),
+    ("when will my refund come back to my card?", SUPPORT),
+    ("when is the shop open again after Christmas?", SUPPORT),
+    ("my honey was out of stock and you cancelled, when do I get my money back?", SUPPORT),
+    ("how soon will my order ship?", SUPPORT),
+)
+
 # Messages about something other than the shop, which should get ``OFF_TOPIC_REPLY`` (by
 # ``router.off_topic``), not a product list. Both sets were written before the floor was
 # chosen, and the floor was chosen looking at both (0.30 took two shop messages, 0.25 let
@@ -582,6 +602,7 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "trade, held out": TRADE_HELD_OUT_MESSAGES,
     "trade, third": TRADE_THIRD_MESSAGES,
     "back in stock": BACK_IN_STOCK_MESSAGES,
+    "back in stock, held out": BACK_IN_STOCK_HELD_OUT_MESSAGES,
 }
 OFF_TOPIC_SETS: dict[str, Sequence[str]] = {
     "off topic": OFF_TOPIC_MESSAGES,

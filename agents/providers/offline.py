@@ -41,6 +41,12 @@ from agents.providers.router import (
     semantic_route,
     small_talk,
 )
+from agents.providers.stock_questions import (
+    BACK_IN_STOCK,
+    IN_STOCK,
+    asks_about_stock,
+    without_stock_words,
+)
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
@@ -48,17 +54,6 @@ from catalog.selectors import lowest_price_named, names_products
 
 logger = logging.getLogger(__name__)
 
-IN_STOCK = re.compile(r"\b(in stock|available|availability|ship (?:now|today))\b")
-# Asking when a product will be had again: the shop keeps no restock dates to tell.
-BACK_IN_STOCK = re.compile(r"\b(?:when|restock(?:ed|ing)?|(?:be|come|coming) back)\b")
-SOLD_OUT = re.compile(r"\b(?:sold out|out of stock|restock(?:ed|ing)?)\b")
-# Words asking about stock, which no product's name holds: searched for with them, "is the
-# Manuka UMF 15+ in stock?" was no exact match for the UMF 15+, and the UMF 10+ came first.
-STOCK_WORDS = re.compile(
-    rf"{IN_STOCK.pattern}|{BACK_IN_STOCK.pattern}|{SOLD_OUT.pattern}"
-    r"|\b(?:stock|available|availability|back|soon|again|yet)\b",
-    re.IGNORECASE,
-)
 # What the customer says a product must not be: "something without cinnamon" listed the
 # Cinnamon Creamed Honey first (the search ranks by the words said, "cinnamon" among them).
 # "no" and "not" only where they start a clause ("..., no manuka please", "but not chilli"):
@@ -139,7 +134,7 @@ def compose_product_reply(
     if not products:
         return NO_PRODUCT_REPLY
     first = products[0]
-    if not (_asks_about_stock(question) and not first["in_stock"]):
+    if not (asks_about_stock(question) and not first["in_stock"]):
         lines = ["Here's what I'd suggest from our shop:"]
         lines += [_product_line(product) for product in products[:MAX_RECOMMENDATIONS]]
         return "\n".join(lines)
@@ -178,24 +173,6 @@ def _product_line(product: dict[str, Any]) -> str:
     summary = product["summary"].split(". ")[0].rstrip(".")
     price = _money(product["price"], product["currency"])
     return recommendation_line(product["name"], f"{price} ({stock}). {summary}.")
-
-
-def _asks_about_stock(question: str) -> bool:
-    """Whether ``question`` asks if something is in stock, sold out or coming back ("will the
-    lavender honey be back soon?")."""
-    lowered = question.lower()
-    return (
-        IN_STOCK.search(lowered) is not None
-        or SOLD_OUT.search(lowered) is not None
-        or (
-            BACK_IN_STOCK.search(lowered) is not None
-            and re.search(r"\b(?:stock|back)\b", lowered) is not None
-        )
-    )
-
-
-def _without_stock_words(text: str) -> str:
-    return " ".join(STOCK_WORDS.sub(" ", text).split())
 
 
 def _stem(word: str) -> str:
@@ -326,11 +303,11 @@ class OfflineChatModel(BaseChatModel):
         stock?" about a product listed, or "is the lime blossom honey in stock?", is answered
         by that product's line, sold out or not: only in-stock products left out exactly the
         one asked about."""
-        if not _asks_about_stock(question) or product_asked_about(messages) is not None:
+        if not asks_about_stock(question) or product_asked_about(messages) is not None:
             return question, False
         for text in dict.fromkeys((latest, question)):
-            if names_a_product(_without_stock_words(text)):
-                return _without_stock_words(question), False
+            if names_a_product(text):
+                return without_stock_words(question), False
         return question, IN_STOCK.search(question.lower()) is not None
 
     @staticmethod

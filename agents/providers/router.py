@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
 from agents.providers.follow_ups import customer_question, names_its_own_subject, says_what_it_was
+from agents.providers.stock_questions import STOCK_WORDS
 from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.selectors import names_products, shares_a_word_with_the_shop
@@ -227,9 +228,8 @@ NEGATED = re.compile(r"\b(?:not|never|no need|don't|dont|do not)\W+(?:\w+\W+){0,
 # sold out or coming back: no product's name holds them, so "how much is the UMF 20+?" names the
 # product as "UMF 20+" does ("is the UMF 20+ sold out?" went to support, and "couldn't find").
 SHOPPING_WORDS = re.compile(
-    r"\b(?:how much|cost|costs|price|prices|available|availability|in stock|stock|sell|buy"
-    r"|got|left|please|tell me(?: more)? about|like|sold out|out of stock|restock(?:ed|ing)?"
-    r"|when|back|again|soon|yet|(?:getting|get|have) (?:any |some )?more)\b",
+    rf"{STOCK_WORDS.pattern}|\b(?:how much|cost|costs|price|prices|sell|buy|got|left|please"
+    r"|tell me(?: more)? about|like)\b",
     re.IGNORECASE,
 )
 
