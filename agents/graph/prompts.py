@@ -25,8 +25,9 @@ Decide who should answer the customer's latest message by calling route_conversa
 SALES_PROMPT = f"""{_COMMON}
 You help customers find the right products. Use search_products (with filters when the customer
 gives a budget, category or needs stock), get_product and check_stock. Recommend at most three
-products, each with its exact name and price from the tool results. If the customer asks for a
-person, call escalate_to_human."""
+products, each with its exact name and price from the tool results. Asked about one product
+(what it is like, its size, how to use it), answer from its description (get_product). If the
+customer asks for a person, call escalate_to_human."""
 
 SUPPORT_PROMPT = f"""{_COMMON}
 You answer questions about shipping, returns, refunds, orders, storage and crystallisation,

@@ -33,6 +33,7 @@ from agents.providers.follow_ups import (
     product_asked_about,
     says_what_it_was,
 )
+from agents.providers.product_answers import description_sentence, product_asked_of
 from agents.providers.recommendations import recommendation_line
 from agents.providers.router import (
     SmallTalk,
@@ -47,6 +48,7 @@ from agents.providers.stock_questions import (
     asks_about_stock,
     without_stock_words,
 )
+from agents.providers.words import stems
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
@@ -63,19 +65,7 @@ NOT_WANTED = re.compile(
     r"|(?:^|[,;]|\bbut\b|\band\b)\s*(?:no|not))\s+(?:any\s+|the\s+|a\s+|an\s+)?([a-z]{3,})\b",
     re.IGNORECASE,
 )
-WORD = re.compile(r"[a-z0-9]+")
 MAX_RECOMMENDATIONS = 3
-# Words that tell articles apart; grammar and the shop's own words ("honey") do not.
-STOP_WORDS = frozenset(
-    WORD.findall(
-        """a about after all also am an and any are as at be been being but by can could did do
-    does doing for from get got had has have he her him his how i if in into is it its just like
-    me might more most much my no not of on or our out please she should so some such than that
-    the their them then there these they this those to too us very was we were what when where
-    which who whom why will with would yes you your yours honey honeys bee bees beeman shop jar
-    jars product products"""
-    )
-)
 # Cosine similarity (all-MiniLM-L6-v2) of a question to an article's title or best paragraph,
 # below which the article does not answer it. On the demo help centre, questions it answers
 # score 0.49 or more; "who won the world cup?" or "tell me a joke" score 0.1, and the nearest
@@ -148,6 +138,12 @@ def compose_product_reply(
     return "\n".join(lines)
 
 
+def compose_description_reply(product: dict[str, Any], question: str) -> str:
+    """The sentence of the product's description that answers ``question``, then its line."""
+    sentence = description_sentence(product["description"], question, name=product["name"])
+    return f'About the {product["name"]}: "{sentence}"\n{_product_line(product)}'
+
+
 def _names_some(match: re.Match[str]) -> bool:
     # "not too sweet", "no thanks": only a word in products' names is a product not wanted.
     return names_products(match.group(1))
@@ -175,21 +171,6 @@ def _product_line(product: dict[str, Any]) -> str:
     return recommendation_line(product["name"], f"{price} ({stock}). {summary}.")
 
 
-def _stem(word: str) -> str:
-    """A crude stem, enough to match "allergy" with "allergies" and "crystallised" with
-    "crystallises": the plural dropped, then the first six letters."""
-    if word.endswith("ies") and len(word) > 4:
-        word = word[:-3] + "y"
-    elif word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        word = word[:-1]
-    return word[:6]
-
-
-def _stems(text: str) -> set[str]:
-    words = WORD.findall(text.lower())
-    return {_stem(w) for w in words if w not in STOP_WORDS and len(w) > 2 and not w.isdigit()}
-
-
 def _nearness(article: dict[str, Any], question: str) -> np.ndarray | None:
     """How near ``question`` each of the article's passages is (``passage_nearness``); None
     while the embedding API is away."""
@@ -205,7 +186,7 @@ def _answers(article: dict[str, Any], question: str, nearness: np.ndarray | None
     as near the question as ``RELEVANCE_FLOOR``), or, while the embedding API is away, by a
     word they share."""
     if nearness is None:
-        return bool(_stems(question) & _stems(f"{article['title']}\n\n{article['body']}"))
+        return bool(stems(question) & stems(f"{article['title']}\n\n{article['body']}"))
     return float(np.max(nearness)) >= RELEVANCE_FLOOR
 
 
@@ -218,11 +199,11 @@ def _best_paragraph(article: dict[str, Any], question: str, nearness: np.ndarray
     not with its paragraph on washing them). While the embedding API is away, the paragraph
     sharing most words with the question."""
     paragraphs = article_paragraphs(article["body"])
-    stems = _stems(question)
+    asked = stems(question)
     if nearness is None:
-        return max(paragraphs, key=lambda p: len(stems & _stems(p)), default="")
-    telling = stems - _stems(article["title"])
-    shared = [len(telling & _stems(p)) / len(stems) if stems else 0.0 for p in paragraphs]
+        return max(paragraphs, key=lambda p: len(asked & stems(p)), default="")
+    telling = asked - stems(article["title"])
+    shared = [len(telling & stems(p)) / len(asked) if asked else 0.0 for p in paragraphs]
     scores = nearness[1:] + PARAGRAPH_WORDS_WEIGHT * np.asarray(shared)
     return paragraphs[int(np.argmax(scores))] if paragraphs else ""
 
@@ -270,7 +251,7 @@ class OfflineChatModel(BaseChatModel):
         tool_names = {tool["function"]["name"] for tool in kwargs.get("tools", [])}
         question, latest = customer_question(messages), latest_customer_message(messages)
         if isinstance(messages[-1], ToolMessage):
-            message = AIMessage(content=self._compose(messages[-1], question, latest))
+            message = self._after_tool(messages, question, latest, tool_names)
         elif (kind := small_talk(latest)) is not None:
             message = AIMessage(content=SMALL_TALK_REPLIES[kind])
         elif "search_products" in tool_names and off_topic(question):
@@ -330,13 +311,31 @@ class OfflineChatModel(BaseChatModel):
             args["max_price"] = float(max_price)
         return {"name": "search_products", "args": args, "id": "offline-1"}
 
+    @classmethod
+    def _after_tool(
+        cls, messages: list[BaseMessage], question: str, latest: str, tool_names: set[str]
+    ) -> AIMessage:
+        """The answer from the tool's result; or, when the customer asks a question of one of
+        the products found, a call for that product's whole description."""
+        data = json.loads(str(messages[-1].content))
+        asked = (
+            product_asked_of(messages, latest, data["products"])
+            if data.get("products") and "get_product" in tool_names
+            else None
+        )
+        if asked is not None:
+            call = {"name": "get_product", "args": {"sku": asked["sku"]}, "id": "offline-2"}
+            return AIMessage(content="", tool_calls=[call])
+        return AIMessage(content=cls._compose(data, question, latest))
+
     @staticmethod
-    def _compose(result: ToolMessage, question: str, latest: str) -> str:
-        data = json.loads(str(result.content))
+    def _compose(data: dict[str, Any], question: str, latest: str) -> str:
         if data.get("escalated"):
             return HANDOFF_REPLY
         if "products" in data:
             return compose_product_reply(data["products"], question=question, latest=latest)
+        if "product" in data:
+            return compose_description_reply(data["product"], latest)
         reply = compose_article_reply(data.get("articles", []), question, latest=latest)
         if reply.endswith(HANDOFF_OFFER):
             return reply

@@ -1,0 +1,105 @@
+"""A question asked of one product ("is the pillar candle unscented?", "how long does it burn?"
+after a list), answered by the sentence of its description nearest it in meaning: a product list
+left the customer to find the answer, or not, in the first sentence of each."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.messages import BaseMessage
+
+from agents.providers.follow_ups import product_asked_about
+from agents.providers.stock_questions import asks_about_stock
+from agents.providers.words import WORD, stem, stems
+from beemanhoney.common.lru import LruCache
+from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
+
+logger = logging.getLogger(__name__)
+
+# A question, not a request: "where does the chestnut honey come from?"...
+ASKS_A_QUESTION = re.compile(
+    r"^(?:(?:at|in|for|with|from|to) (?:what|which|how)|is|are|does|do|did|how|what|what's"
+    r"|when|where|which|can|could|will|would|should|has)\b",
+    re.IGNORECASE,
+)
+# ...that asks what there is to buy ("do you have truffle honey?", "is there a honey that stays
+# runny?", "which would you recommend?"): a product list answers those, and their prices.
+ASKS_WHAT_TO_BUY = re.compile(
+    r"^(?:do|does) you\b|^have you\b|^(?:is|are) there\b"
+    r"|\b(?:recommend|suggest|best|good for|should i (?:buy|get|choose|order))\b",
+    re.IGNORECASE,
+)
+ASKS_THE_PRICE = re.compile(r"\b(?:how much|prices?|costs?)\b", re.IGNORECASE)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+# Descriptions asked about recently, embedded by sentence.
+_sentence_vectors: LruCache[np.ndarray] = LruCache(size=256)
+
+
+def product_asked_of(
+    messages: Sequence[BaseMessage], latest: str, products: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The one product of a search's ``products`` the customer's ``latest`` message asks a
+    question of: the one just listed first, for a follow-up about one thing ("how long does it
+    burn?"), else the only one whose name holds every word of the question that some found
+    product's name holds ("is the beeswax pillar candle unscented?"). None for a question
+    about what to buy, its price or its stock, which the product list answers."""
+    question = latest.strip()
+    if not ASKS_A_QUESTION.match(question) or ASKS_THE_PRICE.search(question):
+        return None
+    if asks_about_stock(question):
+        return None
+    if (listed := product_asked_about(messages)) is not None:
+        # "what is it good for?" asks it of the product listed.
+        return next((product for product in products if product["name"] == listed), None)
+    if ASKS_WHAT_TO_BUY.search(question):
+        return None
+    names = [stems(product["name"]) for product in products]
+    naming = {word for word in stems(question) if any(word in name for name in names)}
+    holding = [product for product, name in zip(products, names, strict=True) if naming <= name]
+    return holding[0] if naming and len(holding) == 1 else None
+
+
+def description_sentence(description: str, question: str, *, name: str) -> str:
+    """The sentence of the ``name``d product's ``description`` nearest ``question`` in meaning,
+    the product said as "it" (``said_as_it``); while the embedding API is away, the one sharing
+    most words with the question (the first on a tie)."""
+    sentences = [s for s in SENTENCE_END.split(description.strip()) if s]
+    if not sentences:
+        return ""
+    try:
+        nearness = _vectors(sentences) @ np.asarray(embed_query(said_as_it(question, name)))
+    except query_embedding_errors():
+        logger.warning("agents.description_sentence_by_words")
+        asked = stems(question)
+        return max(sentences, key=lambda sentence: len(asked & stems(sentence)))
+    return sentences[int(np.argmax(nearness))]
+
+
+def said_as_it(question: str, name: str) -> str:
+    """``question`` with the product it names said as "it": "where does the chestnut honey come
+    from?" as "where does it come from?". The name's words drew the question to the sentence
+    that holds them, mostly the first ("are the rolled dinner candles scented?" to "Two tapered
+    dinner candles hand-rolled...", not "no added fragrance"). A word of the name alone, without
+    "the" or another of it, is the question's own: "how hot is..." of the Chilli-Infused Hot
+    Honey."""
+    named = stems(name)
+    words = {w for w in WORD.findall(question.lower()) if stem(w) in named}
+    if not words:
+        return question
+    word = "(?:" + "|".join(sorted(map(re.escape, words | {"honey"}), key=len, reverse=True)) + ")"
+    run = rf"{word}(?:[\s-]+{word})*"
+    named_run = rf"\b(?:(?:the|a|an|your|this|that)\s+{run}|{word}(?:[\s-]+{word})+)\b"
+    return re.sub(named_run, "it", question, flags=re.IGNORECASE)
+
+
+def _vectors(sentences: list[str]) -> np.ndarray:
+    backend = get_embedding_backend()
+    key = (backend.model_name, "\n".join(sentences))
+    return _sentence_vectors.get_or_make(
+        key, lambda: np.asarray(backend.embed_documents(sentences), dtype=np.float32)
+    )
