@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
     TokenObtainPairView,
@@ -27,6 +27,11 @@ from rest_framework_simplejwt.views import (
 )
 
 from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
+from beemanhoney.common.authentication import (
+    PasswordBoundRefreshToken,
+    refresh_token_rotate,
+    token_password_check,
+)
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
@@ -50,20 +55,39 @@ TOKEN_PAIR = inline_serializer(
 class TokenObtainApi(TokenObtainPairView):
     """A JWT pair for a username and password."""
 
+    @extend_schema_serializer(component_name="TokenObtainPair")
+    class InputSerializer(TokenObtainPairSerializer):
+        token_class = PasswordBoundRefreshToken
+
     throttle_classes = [LoginThrottle]
+    serializer_class = InputSerializer
 
 
 class RefreshTokenSerializer(TokenRefreshSerializer):
-    """simplejwt's, with the token of a deleted user (a guest erased on request, say) refused
-    as an inactive user's is (401), where simplejwt's own lookup raises (a 500)."""
+    """Refused (401): a refresh token used or revoked already, a deleted or inactive user's, or
+    one issued before its user's password last changed. Each works once, even when two refreshes
+    of it arrive together."""
+
+    token_class = PasswordBoundRefreshToken
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
-        try:
-            return super().validate(attrs)
-        except get_user_model().DoesNotExist:
+        refresh = self.token_class(attrs["refresh"])
+        # simplejwt's own lookup raises (a 500) for a deleted user: a guest erased on request.
+        user = (
+            get_user_model()
+            ._default_manager.filter(
+                **{api_settings.USER_ID_FIELD: refresh.get(api_settings.USER_ID_CLAIM)}
+            )
+            .first()
+        )
+        if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
             raise AuthenticationFailed(
                 str(self.error_messages["no_active_account"]), "no_active_account"
-            ) from None
+            )
+        token_password_check(token=refresh, user=user)
+        access = str(refresh.access_token)
+        refresh_token_rotate(token=refresh, user=user)
+        return {"access": access, "refresh": str(refresh)}
 
 
 class RefreshTokenFieldErrors(TokenViewBase):
@@ -122,7 +146,7 @@ class GuestCreateApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        refresh = RefreshToken.for_user(services.guest_customer_create())
+        refresh = PasswordBoundRefreshToken.for_user(services.guest_customer_create())
         return Response(
             {"access": str(refresh.access_token), "refresh": str(refresh)},
             status=status.HTTP_201_CREATED,
