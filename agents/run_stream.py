@@ -32,7 +32,7 @@ class RunEvent:
 
 
 @lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
+def run_events_client(url: str) -> redis.Redis:
     # No read timeout: XREAD BLOCK holds the socket for as long as it was asked to.
     # Each open event stream blocks one connection: the pool must outsize the threads.
     return redis.Redis.from_url(
@@ -62,7 +62,7 @@ def run_event_publish_many(*, run_id: str, type: str, payloads: list[dict[str, A
     if not payloads:
         return
     with suppress(redis.RedisError, UnicodeError):
-        pipe = _client(settings.REDIS_URL).pipeline(transaction=False)
+        pipe = run_events_client(settings.REDIS_URL).pipeline(transaction=False)
         for data in payloads:
             pipe.xadd(
                 _key(run_id),
@@ -78,7 +78,7 @@ def run_events_forget(*, run_id: str) -> None:
     """Drop the run's events (a run queued again starts a new stream); best-effort, as they
     expire anyway."""
     with suppress(redis.RedisError):
-        _client(settings.REDIS_URL).delete(_key(run_id))
+        run_events_client(settings.REDIS_URL).delete(_key(run_id))
 
 
 def _decode(entries: Any) -> list[RunEvent]:
@@ -98,7 +98,7 @@ def run_events_read(
     *, run_id: str, after: str = "0", block_ms: int | None = None
 ) -> list[RunEvent]:
     """Events after the id ``after`` ("0": from the start); with ``block_ms``, wait for some."""
-    client = _client(settings.REDIS_URL)
+    client = run_events_client(settings.REDIS_URL)
     if block_ms is None:
         start = "-" if after in {"", "0"} else f"({after}"
         return _decode(client.xrange(_key(run_id), min=start, count=500))
@@ -108,7 +108,8 @@ def run_events_read(
 
 def run_event_get(*, run_id: str, event_id: str) -> RunEvent | None:
     """The run's live event with this id, if it is still kept."""
-    events = _decode(_client(settings.REDIS_URL).xrange(_key(run_id), event_id, event_id, 1))
+    client = run_events_client(settings.REDIS_URL)
+    events = _decode(client.xrange(_key(run_id), event_id, event_id, 1))
     return events[0] if events else None
 
 

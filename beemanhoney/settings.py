@@ -391,6 +391,9 @@ SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
 # Open streams one server process serves before answering 503 + Retry-After: keep it below
 # gunicorn's --threads (GUNICORN_THREADS, 32) so ordinary requests always find a thread.
 SSE_MAX_STREAMS_PER_PROCESS = env_int("SSE_MAX_STREAMS_PER_PROCESS", 24)
+# Open streams and ?wait requests one user holds across every process before a stream is
+# answered 429 (and a wait at once): a tab holds one, two while it reconnects.
+SSE_MAX_STREAMS_PER_USER = env_int("SSE_MAX_STREAMS_PER_USER", 4)
 # Redis connections per process for run events: one per open stream, plus headroom.
 RUN_EVENTS_REDIS_MAX_CONNECTIONS = env_int("RUN_EVENTS_REDIS_MAX_CONNECTIONS", 1024)
 # Longest a client may wait on GET /api/runs/{id}/?wait=N for a run to finish.

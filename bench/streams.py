@@ -241,7 +241,8 @@ class Gunicorn:
         drop = {"WEB_CONCURRENCY", "GUNICORN_THREADS", "LOG_LEVEL", "GUNICORN_CMD_ARGS"}
         env = {k: v for k, v in os.environ.items() if k not in drop}
         env.update(DEBUG="1", HF_HUB_OFFLINE="1", ALLOWED_HOSTS="127.0.0.1")
-        env.update(THROTTLE_READ="1000000/min")
+        # Hundreds of streams over 16 customers: the per-user cap would refuse all but 64.
+        env.update(THROTTLE_READ="1000000/min", SSE_MAX_STREAMS_PER_USER="1000000")
         assert env["DATABASE_URL"].endswith("/" + DATABASE), env["DATABASE_URL"]
         assert env["REDIS_URL"].endswith(f"/{REDIS_DB}"), env["REDIS_URL"]
         if self.config.redis_pool:
@@ -1041,7 +1042,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command.strip(),
         "gunicorn": "gunicorn beemanhoney.wsgi:application --worker-class gthread --workers W "
         "--threads T --graceful-timeout 10 --access-logfile - (DEBUG=1, "
-        "ALLOWED_HOSTS=127.0.0.1, THROTTLE_READ=1000000/min, defaults otherwise)",
+        "ALLOWED_HOSTS=127.0.0.1, THROTTLE_READ=1000000/min, SSE_MAX_STREAMS_PER_USER=1000000, "
+        "defaults otherwise)",
         "settings": {},
         "max_connections": monitor.max_connections,
         "levels": [],

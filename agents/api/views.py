@@ -1,10 +1,13 @@
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+import redis
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
@@ -18,10 +21,13 @@ from rest_framework.views import APIView
 from agents import selectors, services
 from agents.api.event_stream import (
     SlotHoldingStream,
+    UserStreamSlot,
     release_database_connection,
     run_event_stream,
     run_stream_seen_to_the_end,
     stream_slots,
+    user_stream_slot_release,
+    user_stream_slot_take,
 )
 from agents.api.serializers import RunOutputSerializer
 from agents.models import AgentRun
@@ -29,6 +35,8 @@ from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.permissions import authenticated_user
 from beemanhoney.common.serializers import PlainFloatField, QueryParamsSerializer
+
+logger = logging.getLogger(__name__)
 
 EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 REDIS_ID_PART_MAX = 2**64 - 1
@@ -49,6 +57,19 @@ class ServiceBusy(APIException):
     wait = 2  # seconds, sent as Retry-After
 
 
+class TooManyStreams(APIException):
+    status_code = 429
+    default_detail = (
+        "Too many event streams and waits open for this account; close one or retry shortly."
+    )
+    default_code = "too_many_streams"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A closed tab's stream frees its slot once a heartbeat finds the client gone.
+        self.wait = settings.SSE_HEARTBEAT_SECONDS  # sent as Retry-After
+
+
 def _own_run(request: Request, run_id: UUID) -> AgentRun:
     run = selectors.agent_run_get(owner=authenticated_user(request), run_id=run_id)
     if run is None:
@@ -57,10 +78,20 @@ def _own_run(request: Request, run_id: UUID) -> AgentRun:
 
 
 class RunDetailApi(APIView):
-    """A run and its reply. ``?wait=N`` holds the request up to N seconds until it finishes."""
+    """A run and its reply. ``?wait=N`` holds the request up to N seconds until it finishes;
+    a user's waits and event streams share ``SSE_MAX_STREAMS_PER_USER`` slots, and a wait
+    finding none free (or none in this process) answers at once, as a poll would be answered."""
 
     class FilterSerializer(QueryParamsSerializer):
-        wait = PlainFloatField(required=False, min_value=0, default=0)
+        wait = PlainFloatField(
+            required=False,
+            min_value=0,
+            default=0,
+            help_text=(
+                "Hold the request up to this many seconds until the run finishes. With the"
+                " user's event streams and waits at their limit, it answers at once."
+            ),
+        )
 
     @extend_schema(
         operation_id="runs_retrieve",
@@ -72,21 +103,34 @@ class RunDetailApi(APIView):
         params.is_valid(raise_exception=True)
         run = _own_run(request, run_id)
         wait = min(params.validated_data["wait"], settings.RUN_WAIT_MAX_SECONDS)
-        # A wait holds a thread as an event stream does, so it takes one of the same slots;
-        # with none free it answers at once, as a client polling would be answered.
-        if (
-            not run.is_finished
-            and wait > 0
-            and stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS)
-        ):
-            try:
-                run_finished_wait(
-                    run_id=str(run.pk), timeout=wait, is_finished=lambda: _finished(run)
-                )
-            finally:
-                stream_slots.release()
+        if not run.is_finished and wait > 0 and _wait_holding_slots(request, run, wait):
             run.refresh_from_db()
         return Response(RunOutputSerializer(run, context={"request": request}).data)
+
+
+def _wait_holding_slots(request: Request, run: AgentRun, wait: float) -> bool:
+    """Wait for the run holding one of the user's slots and one of the process's, as a stream
+    does (a wait holds a thread as a stream does); whether there was one of each to hold.
+
+    With Redis unreachable there is neither a slot to count nor a stream to block on: the
+    request answers at once, and the client polls.
+    """
+    try:
+        user_slot = user_stream_slot_take(user_id=authenticated_user(request).pk, seconds=wait)
+    except redis.RedisError:
+        return False
+    if user_slot is None:
+        return False
+    try:
+        if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
+            return False
+        try:
+            run_finished_wait(run_id=str(run.pk), timeout=wait, is_finished=lambda: _finished(run))
+        finally:
+            stream_slots.release()
+    finally:
+        user_stream_slot_release(slot=user_slot)
+    return True
 
 
 def _finished(run: AgentRun) -> bool:
@@ -149,12 +193,28 @@ class RunEventsApi(APIView):
         if run_stream_seen_to_the_end(run=run, after=after):
             # 204 is what tells an EventSource to stop reconnecting.
             return HttpResponse(status=204)
-        if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
-            raise ServiceBusy
+        user_slot = _stream_slots_take(authenticated_user(request))
         response = StreamingHttpResponse(
-            SlotHoldingStream(run_event_stream(run=run, after=after)),
+            SlotHoldingStream(run_event_stream(run=run, after=after), user_slot=user_slot),
             content_type="text/event-stream",
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass events through unbuffered
         return response
+
+
+def _stream_slots_take(user: User) -> UserStreamSlot:
+    """One of the user's slots, then one of the process's (or neither): 429 past the user's
+    limit, 503 with the process full or Redis, which the stream reads from, unreachable."""
+    try:
+        user_slot = user_stream_slot_take(user_id=user.pk, seconds=settings.SSE_MAX_STREAM_SECONDS)
+    except redis.RedisError:
+        logger.warning("run_events.user_slots_unreadable", extra={"user_id": user.pk})
+        raise ServiceBusy from None
+    if user_slot is None:
+        logger.info("run_events.too_many_streams", extra={"user_id": user.pk})
+        raise TooManyStreams
+    if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
+        user_stream_slot_release(slot=user_slot)
+        raise ServiceBusy
+    return user_slot

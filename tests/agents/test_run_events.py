@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from agents.api.event_stream import run_event_stream, stream_slots
 from agents.models import AgentRun
-from agents.run_stream import _client, _key, run_event_publish, run_events_read
+from agents.run_stream import _key, run_event_publish, run_events_client, run_events_read
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
 
@@ -133,7 +133,7 @@ def test_a_client_that_drops_mid_stream_reconnects_and_misses_nothing(
 
 def test_a_run_whose_live_events_expired_is_replayed_from_the_database(finished_run) -> None:
     client, run_id, run = finished_run
-    _client(settings.REDIS_URL).delete(_key(run_id))
+    run_events_client(settings.REDIS_URL).delete(_key(run_id))
 
     events = _events(client, run_id)
 
@@ -152,7 +152,7 @@ def test_a_client_that_had_the_final_event_is_told_204_not_replayed(finished_run
         ).status_code
 
     after_live = answer_after(_events(client, run_id)[-1]["id"])
-    _client(settings.REDIS_URL).delete(_key(run_id))  # the live events expired
+    run_events_client(settings.REDIS_URL).delete(_key(run_id))  # the live events expired
     after_replayed = answer_after(_events(client, run_id)[-1]["id"])
 
     assert (after_live, after_replayed) == (204, 204)
@@ -280,4 +280,4 @@ def test_an_event_holding_half_a_character_is_published_with_a_replacement() -> 
 
     events = run_events_read(run_id=run_id)
     assert [event.data for event in events] == [{"text": "manuka \ufffd"}]
-    _client(settings.REDIS_URL).delete(_key(run_id))
+    run_events_client(settings.REDIS_URL).delete(_key(run_id))

@@ -90,6 +90,25 @@ def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_relo
     _shot(page, "chat-phone.png")
 
 
+def test_a_customer_whose_other_tabs_hold_every_stream_still_gets_the_reply(
+    live_server, celery_worker, shop, browser_page, settings
+) -> None:
+    # Every stream is refused (429), as when the account's other tabs hold them all: the page
+    # said "You're sending messages quickly" and never showed the reply.
+    settings.SSE_MAX_STREAMS_PER_USER = 0
+    page = browser_page
+
+    page.goto(f"{live_server.url}/chat/")
+    page.get_by_label("Your message").fill("Have you got something for a sore throat?")
+    page.keyboard.press("Enter")
+    reply = page.locator(".msg--assistant").last
+    reply.locator(".card").first.wait_for(timeout=60_000)
+
+    assert "Manuka Honey UMF 15+ 250g" in reply.inner_text()
+    assert page.locator(".msg--typing").count() == 0
+    assert "quickly" not in page.locator("#chat-status").inner_text()
+
+
 def test_a_reply_still_being_written_when_the_page_reloads_appears_without_another_reload(
     live_server, celery_worker, shop, browser_page
 ) -> None:

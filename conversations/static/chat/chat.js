@@ -7,6 +7,7 @@
   const UNREACHABLE = "We can't reach the shop right now. Check your connection and try again.";
   const CLOSED_NOTICE = "Our team closed that conversation, so this is a new one.";
   const MAX_RECONNECTS = 5;
+  const POLL_MS = 2000;
   // While a member of staff has the conversation, their replies are fetched this often (and
   // only while the page is visible): staff replies come from the admin, not from a run.
   const STAFF_POLL_MS = 5000;
@@ -233,12 +234,28 @@
           }
         }
       } catch (error) {
+        // This account's other tabs hold every stream it may open: ask for the run instead.
+        if (error.status === 429) return pollRun(runId, bubble);
         if (error.status && error.status !== 0 && error.status < 500) throw error;
       }
       setStatus(RECONNECTING, "info");
       await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
     }
     throw new HttpError(0, { detail: UNREACHABLE });
+  }
+
+  async function pollRun(runId, bubble) {
+    for (;;) {
+      const run = await api("GET", "/api/runs/" + runId + "/");
+      if (run.status === "succeeded") {
+        bubble.item.remove();
+        if (run.reply) renderMessage(run.reply);
+        return;
+      }
+      if (run.status === "failed") return handleEvent({ type: "run.failed", data: {} }, bubble);
+      if (run.status === "cancelled") return handleEvent({ type: "run.cancelled", data: {} }, bubble);
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
   }
 
   function parseEvent(block) {
