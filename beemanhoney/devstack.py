@@ -131,7 +131,7 @@ def run() -> int:
             _say("the stack did not become healthy; stopping")
             return 1
         _say(f"Chat:   {base}/chat/")
-        _say(f"API:    {base}/api/  (docs: {base}/api/docs/)")
+        _say(f"API:    {base}/api/docs/  (e.g. {base}/api/products/?q=honey)")
         _say(f"Admin:  {base}/admin/  (login printed above by bootstrap_dev)")
         _say(f"Health: {base}/healthz")
         _say("Press Ctrl-C to stop.")
