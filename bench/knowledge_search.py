@@ -26,7 +26,10 @@ the delivery article's dispatch paragraph opened with the question; ``SET_AND_CR
 before the crystallisation article's paragraph on set and creamed honey; ``CHRISTMAS_QUESTIONS``
 (2026-12-04) before the article on Christmas delivery and last order dates;
 ``EXCHANGE_HELD_OUT_QUESTIONS`` before a rewording of the exchange paragraph, not kept;
-``TRADE_QUESTIONS`` before two changes to the wholesale article, neither kept.
+``TRADE_QUESTIONS`` before two changes to the wholesale article, neither kept;
+``CUSTOMER_REVIEW_QUESTIONS`` before the changes for what a review playing customers found
+answered from the wrong article (Ireland, the US, a smashed jar, gift cards and messages, Manuka
+once opened, "retrun"): paragraphs on Ireland, gift cards, gift messages and opened honey.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.knowledge_search [--markdown]
 """
@@ -329,6 +332,40 @@ CHRISTMAS_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("how long does delivery take?", "uk-delivery-times-and-costs"),
     ("how much notice do you need for branded corporate gifts?", "wholesale-and-corporate-gifting"),
 )
+# What a review playing customers found answered from the wrong article or paragraph, each asked
+# about three ways (2026-12-04, 13:30), before any change to the help centre: the Republic of
+# Ireland (abroad, not Northern Ireland), the US, a smashed jar, gift cards, gift messages, how
+# long Manuka keeps once opened, and "return" mistyped; then the articles each change must keep.
+# The gift questions were first labelled for two new articles, which took "I'd like to exchange
+# a gift I was given" from the returns article and were not kept: gift cards are answered in the
+# payment article, gift messages in the packing one.
+CUSTOMER_REVIEW_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("do you deliver to Ireland?", "international-shipping-and-customs"),
+    ("can you send honey to Dublin?", "international-shipping-and-customs"),
+    ("how much is shipping to the Republic of Ireland?", "international-shipping-and-customs"),
+    ("do you ship to the US?", "international-shipping-and-customs"),
+    ("can you send an order to America?", "international-shipping-and-customs"),
+    ("I live in the States, can I order from you?", "international-shipping-and-customs"),
+    ("one of the jars was smashed", "damaged-or-broken-jars"),
+    ("a jar in my parcel was shattered", "damaged-or-broken-jars"),
+    ("two of my jars came broken", "damaged-or-broken-jars"),
+    ("Do you sell gift cards?", "payment-methods"),
+    ("can I buy a voucher for my mum?", "payment-methods"),
+    ("how do I check the balance on my gift card?", "payment-methods"),
+    ("can I add a gift note?", "how-we-pack-your-order"),
+    ("can I include a personal message with my order?", "how-we-pack-your-order"),
+    ("can you write a card to go with the honey?", "how-we-pack-your-order"),
+    ("how long does manuka keep once opened?", "shelf-life-and-best-before"),
+    ("does manuka honey go off after opening?", "shelf-life-and-best-before"),
+    ("I opened a jar of manuka last year, is it still ok?", "shelf-life-and-best-before"),
+    ("can I retrun this", "returns-policy"),
+    ("whats your retuns policy", "returns-policy"),
+    ("how do i send somthing back", "returns-policy"),
+    # What the UK delivery, wrong-items and grading articles must keep.
+    ("do you deliver to Northern Ireland?", "uk-delivery-times-and-costs"),
+    ("one of the jars was the wrong flavour", "wrong-or-missing-items"),
+    ("which manuka grade is best for everyday use?", "manuka-grading-explained"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -345,6 +382,7 @@ QUESTION_SETS = {
     "set and creamed": SET_AND_CREAMED_QUESTIONS,
     "christmas": CHRISTMAS_QUESTIONS,
     "trade": TRADE_QUESTIONS,
+    "customer review": CUSTOMER_REVIEW_QUESTIONS,
 }
 
 

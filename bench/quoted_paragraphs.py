@@ -5,10 +5,12 @@ the nearest in meaning, with a little weight for shared words). Each of ``QUESTI
 its article and the paragraph that answers it (by its place, from 0); the article is given, so
 this measures the choice of paragraph alone, not the search. Written on 2026-12-04, after a
 review found "How do I clean my beeswax wraps?" answered with the wraps article's opening, before
-any change to the choice. The last eight, on the Christmas article's paragraphs, were written
-(2026-12-04) from its plan, before the article; the five on paying after "what payment
-methods do you accept?" was quoted what is not accepted. The demo help centre is written into the
-benchmark database as ``bench.knowledge_search`` writes it.
+any change to the choice. The eight on the Christmas article's paragraphs were written
+(2026-12-04) from its plan, before the article; the five on paying after "what payment methods
+do you accept?" was quoted what is not accepted; the last thirteen after a review playing
+customers, before any change for it (those on gifts from a plan of two new articles, not kept:
+the paragraphs that answer them now close the payment and packing articles). The demo help centre
+is written into the benchmark database as ``bench.knowledge_search`` writes it.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.quoted_paragraphs [--markdown]
 """
@@ -21,6 +23,7 @@ from bench import bench_django_setup, markdown_flag, tables_print
 from bench.knowledge_search import demo_articles_written
 
 CHRISTMAS = "christmas-delivery-and-last-order-dates"
+INTERNATIONAL = "international-shipping-and-customs"
 QUESTIONS: tuple[tuple[str, str, int], ...] = (
     ("How do I clean my beeswax wraps?", "beeswax-wraps-care", 2),
     ("my wrap isn't sticky any more", "beeswax-wraps-care", 3),
@@ -81,6 +84,22 @@ QUESTIONS: tuple[tuple[str, str, int], ...] = (
     ("do you take American Express?", "payment-methods", 0),
     ("can I pay by cheque?", "payment-methods", 3),
     ("when is my card charged?", "payment-methods", 2),
+    # Written (2026-12-04, 13:30) after a review playing customers, before any change for it;
+    # those on gifts from a plan of two new articles, not kept, and placed where their
+    # paragraphs went.
+    ("do you ship to the US?", INTERNATIONAL, 0),
+    ("do you deliver to Ireland?", INTERNATIONAL, 4),
+    ("one of the jars was smashed", "damaged-or-broken-jars", 0),
+    ("how long does manuka keep once opened?", "shelf-life-and-best-before", 4),
+    ("can I retrun this", "returns-policy", 0),
+    ("Do you sell gift cards?", "payment-methods", 4),
+    ("how do I use my gift card?", "payment-methods", 4),
+    ("how long is a gift card valid for?", "payment-methods", 4),
+    ("can I use a discount code to buy a gift card?", "payment-methods", 4),
+    ("can I add a gift note?", "how-we-pack-your-order", 4),
+    ("will the person I'm sending it to see how much I paid?", "how-we-pack-your-order", 4),
+    ("can I send the order straight to my friend's address?", "how-we-pack-your-order", 4),
+    ("do you gift wrap?", "how-we-pack-your-order", 4),
 )
 
 

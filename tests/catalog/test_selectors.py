@@ -290,6 +290,15 @@ def test_knowledge_search_finds_crystallisation_for_hard_grainy_honey(demo_shop:
         # Sent one kind or size for another: the wrong-items article asks it in those words.
         ("I got chestnut honey instead of the acacia I ordered", "wrong-or-missing-items"),
         ("the orange blossom honey was the wrong size", "wrong-or-missing-items"),
+        # A review playing customers (bench.knowledge_search, "customer review"): the Republic
+        # of Ireland is abroad (the UK article's Northern Ireland paragraph came first), gift
+        # cards and gift messages (the wholesale and discount articles), Manuka once opened
+        # (the grading article). Northern Ireland stays in the UK.
+        ("do you deliver to Ireland?", "international-shipping-and-customs"),
+        ("do you deliver to Northern Ireland?", "uk-delivery-times-and-costs"),
+        ("Do you sell gift cards?", "payment-methods"),
+        ("can I add a gift note?", "how-we-pack-your-order"),
+        ("how long does manuka keep once opened?", "shelf-life-and-best-before"),
     ],
 )
 def test_knowledge_search_puts_the_article_that_answers_first(
