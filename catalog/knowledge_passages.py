@@ -21,6 +21,11 @@ from catalog.selectors import stored_passage_vectors
 
 logger = logging.getLogger(__name__)
 
+# Cosine similarity (all-MiniLM-L6-v2) of a question to an article's title or best paragraph,
+# below which the article does not answer it. On the demo help centre, questions it answers
+# score 0.49 or more; "who won the world cup?" or "tell me a joke" score 0.1, and the nearest
+# off-topic question found ("can I bring my dog?") 0.31.
+RELEVANCE_FLOOR = 0.4
 # Between the paragraphs of an extract where others were left out.
 OMISSION = "\n\n…\n\n"
 

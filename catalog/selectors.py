@@ -186,6 +186,23 @@ def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) 
     return 0 < len(shares) <= EXACT_MATCH_MAX_ROWS and not any(shares)
 
 
+def product_named(text: str) -> Product | None:
+    """The one active product whose name or floral source holds every word of ``text`` that
+    some active product's does ("is the glass honey pot dishwasher safe?": the Glass Honey Pot
+    with Dipper), stop words aside; None when no word is, or more than one product holds them."""
+    table = Product._meta.db_table
+    active = Product.objects.filter(is_active=True)
+    held = [
+        word
+        for word in query_keywords(text, table=table).words
+        if active.filter(search_vector=_named_by([word], "&")).exists()
+    ]
+    if not held:
+        return None
+    named = list(active.filter(search_vector=_named_by(held, "&"))[:2])
+    return named[0] if len(named) == 1 else None
+
+
 def shares_a_word_with_the_shop(text: str) -> bool:
     """Whether a word of ``text`` is in an active product's name or floral source, or in a
     published help article's title (their search vectors' weight A or B, and A)."""

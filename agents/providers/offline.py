@@ -50,7 +50,7 @@ from agents.providers.stock_questions import (
 )
 from agents.providers.words import stems
 from catalog.embeddings import query_embedding_errors
-from catalog.knowledge_passages import article_paragraphs, passage_nearness
+from catalog.knowledge_passages import RELEVANCE_FLOOR, article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
 from catalog.selectors import lowest_price_named, names_products
 
@@ -66,11 +66,6 @@ NOT_WANTED = re.compile(
     re.IGNORECASE,
 )
 MAX_RECOMMENDATIONS = 3
-# Cosine similarity (all-MiniLM-L6-v2) of a question to an article's title or best paragraph,
-# below which the article does not answer it. On the demo help centre, questions it answers
-# score 0.49 or more; "who won the world cup?" or "tell me a joke" score 0.1, and the nearest
-# off-topic question found ("can I bring my dog?") 0.31.
-RELEVANCE_FLOOR = 0.4
 PENNY = Decimal("0.01")
 # A paragraph's nearness in meaning gains this much for holding all of the question's words
 # (in proportion for some): meaning alone quoted "we do not accept cheques" (0.49) for "can I pay

@@ -17,6 +17,8 @@ from agents.providers.stock_questions import asks_about_stock
 from agents.providers.words import WORD, stem, stems
 from beemanhoney.common.lru import LruCache
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
+from catalog.knowledge_passages import RELEVANCE_FLOOR, passage_nearness
+from catalog.selectors import knowledge_search, product_named
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +37,53 @@ ASKS_WHAT_TO_BUY = re.compile(
 )
 ASKS_THE_PRICE = re.compile(r"\b(?:how much|prices?|costs?)\b", re.IGNORECASE)
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# The articles a search finds for a question whose passages a product's sentences are held
+# against (``description_answers_better``): the offline support agent quotes one of its first.
+ARTICLES_COMPARED = 3
 
 # Descriptions asked about recently, embedded by sentence.
 _sentence_vectors: LruCache[np.ndarray] = LruCache(size=256)
+
+
+def asks_something_of_a_product(question: str) -> bool:
+    """Whether ``question`` asks something of a product, not what to buy, its price or stock."""
+    question = question.strip()
+    return bool(
+        ASKS_A_QUESTION.match(question)
+        and not ASKS_THE_PRICE.search(question)
+        and not ASKS_WHAT_TO_BUY.search(question)
+        and not asks_about_stock(question)
+    )
+
+
+def description_answers_better(question: str) -> bool:
+    """Whether the one product ``question`` names (``product_named``) answers it better than the
+    help centre: a sentence of its description nearer in meaning than every passage of the
+    articles found for it, or every passage too far to answer it (``RELEVANCE_FLOOR``). "is the
+    glass honey pot dishwasher safe?" went to the help centre by meaning, and was quoted the
+    crystallisation article; "how should I store the manuka UMF 15+?" stays there (the storage
+    article). While the embedding API is away, no."""
+    if not asks_something_of_a_product(question):
+        return False
+    product = product_named(question)
+    if product is None:
+        return False
+    sentences = [s for s in SENTENCE_END.split(product.description.strip()) if s]
+    try:
+        asked = np.asarray(embed_query(said_as_it(question, product.name)))
+        nearest_sentence = float(np.max(_vectors(sentences) @ asked)) if sentences else 0.0
+        articles = [hit.item for hit in knowledge_search(query=question, limit=ARTICLES_COMPARED)]
+        nearest_passage = max(
+            (
+                float(np.max(passage_nearness(title=a.title, body=a.body, question=question)))
+                for a in articles
+            ),
+            default=0.0,
+        )
+    except query_embedding_errors():
+        return False
+    # Below the floor the help centre's agent would say it found nothing.
+    return nearest_sentence > nearest_passage or nearest_passage < RELEVANCE_FLOOR
 
 
 def product_asked_of(

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
 from agents.providers.follow_ups import customer_question, names_its_own_subject, says_what_it_was
+from agents.providers.product_answers import description_answers_better
 from agents.providers.stock_questions import STOCK_WORDS
 from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
@@ -347,11 +348,20 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
     # A follow-up carrying a health or policy subject is asked of it: "what about the lip balm"
     # after "I'm allergic to bee stings..." asks the allergy question again.
     asked = question if names_its_own_subject(question) else latest
-    if route is Route.SALES and any(rule.search(asked) for rule in (AFTER_SALES, DIET, TRADE)):
+    supports = any(rule.search(asked) for rule in (AFTER_SALES, DIET, TRADE))
+    if route is Route.SALES and supports:
         return Route.SUPPORT
     asks_of_a_product = not THEIR_OWN.search(latest) and not names_its_own_subject(question)
     if route is Route.SUPPORT and asks_of_a_product and names_a_product(latest):
         # The examples read "UMF" as the grading question ("what does UMF mean on manuka").
+        return Route.SALES
+    if (
+        route is Route.SUPPORT
+        and asks_of_a_product
+        and not supports
+        and description_answers_better(latest)
+    ):
+        # "is the glass honey pot dishwasher safe?" was quoted the crystallisation article.
         return Route.SALES
     return route
 

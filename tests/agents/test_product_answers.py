@@ -4,12 +4,14 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agents.graph.builder import build_graph
+from agents.graph.names import Route
 from agents.providers.offline import OfflineProvider
 from agents.providers.product_answers import (
     description_sentence,
     product_asked_of,
     said_as_it,
 )
+from agents.providers.router import semantic_route
 from tests.conversations.factories import ConversationFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
@@ -129,3 +131,22 @@ def test_while_the_embedding_api_is_away_the_sentence_sharing_most_words_is_quot
     sentence = description_sentence(description, "how many hours does it burn for?", name="Pillar")
 
     assert sentence == "Burns slowly, for approximately 60 hours."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        # To the help centre by meaning: quoted the crystallisation article, and "couldn't find".
+        ("is the glass honey pot dishwasher safe?", Route.SALES),
+        ("is the hive tool stainless steel?", Route.SALES),
+        # An article answers better, or the question is after-sales or a diet's.
+        ("how should I store the manuka UMF 15+?", Route.SUPPORT),
+        ("can I return the glass honey pot?", Route.SUPPORT),
+        ("is the cacao creamed honey dairy free?", Route.SUPPORT),
+    ],
+)
+def test_a_question_the_product_s_description_answers_goes_to_sales(
+    demo_shop, text: str, route: Route
+) -> None:
+    assert semantic_route([HumanMessage(text)]) == route

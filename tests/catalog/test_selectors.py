@@ -24,6 +24,7 @@ from catalog.selectors import (
     names_products,
     product_get,
     product_list,
+    product_named,
     product_search,
     product_search_rows,
 )
@@ -374,6 +375,24 @@ def test_a_text_naming_the_subject_s_products_or_none_does_not(
     demo_shop: None, text: str, than: str
 ) -> None:
     assert not names_products(text, apart_from=than)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("is the glass honey pot dishwasher safe?", "Glass Honey Pot with Dipper"),
+        ("how long do the beeswax tealights burn?", "Beeswax Tealights (Set of 12)"),
+        # Words no product's name holds, or one that many names hold.
+        ("is the honey dipper dishwasher safe?", None),
+        ("how should I store honey?", None),
+        ("is it any good?", None),
+    ],
+)
+def test_the_one_product_a_text_names(demo_shop: None, text: str, name: str | None) -> None:
+    product = product_named(text)
+
+    assert (product.name if product else None) == name
 
 
 @pytest.mark.django_db
