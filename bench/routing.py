@@ -61,6 +61,9 @@ hand-off silences the assistant until staff hand the conversation back); then ev
   things "back" or "out of stock", written before any mend was chosen for them.
 - ``back in stock, held out``: 12 more, written before the router's shopping words took in the
   offline model's stock words ("coming back", "ship now"); they tune nothing.
+- ``gift notes and keeping``: 12 about gift messages and how long an opened jar keeps, and gift
+  shopping beside them, written before the support examples chosen on them: their figure
+  flatters that choice.
 
 Then, per set, how many messages the offline assistant answers with ``OFF_TOPIC_REPLY`` and how
 many with a product list, with two sets of messages about something else ("what's the weather
@@ -552,6 +555,25 @@ BACK_IN_STOCK_HELD_OUT_MESSAGES: tuple[tuple[str, str], ...] = (
     ("how soon will my order ship?", SUPPORT),
 )
 
+# Gift messages and how long an opened jar keeps, which the packing and shelf-life articles now
+# answer, and gift shopping beside them: written (2026-12-04, 14:40) after "can I add a gift
+# note?" and "how long does manuka keep once opened?" went to sales ("couldn't find anything in
+# our shop"), before any example was chosen.
+GIFT_NOTES_AND_KEEPING_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("can I add a gift note?", SUPPORT),
+    ("can you include a message with my order?", SUPPORT),
+    ("is it possible to put a personal card in the parcel?", SUPPORT),
+    ("will the price be shown on the packing slip if it's a gift?", SUPPORT),
+    ("do you gift wrap?", SUPPORT),
+    ("how long does manuka keep once opened?", SUPPORT),
+    ("does an opened jar of honey go off?", SUPPORT),
+    ("how long is honey good for after opening?", SUPPORT),
+    ("I need a gift for my sister who loves manuka", SALES),
+    ("can I buy a gift set for a wedding?", SALES),
+    ("what's a nice gift for a teacher?", SALES),
+    ("which honey would keep well in a picnic basket?", SALES),
+)
+
 # Messages about something other than the shop, which should get ``OFF_TOPIC_REPLY`` (by
 # ``router.off_topic``), not a product list. Both sets were written before the floor was
 # chosen, and the floor was chosen looking at both (0.30 took two shop messages, 0.25 let
@@ -603,6 +625,7 @@ WRITTEN_SETS: dict[str, Sequence[tuple[str, str]]] = {
     "trade, third": TRADE_THIRD_MESSAGES,
     "back in stock": BACK_IN_STOCK_MESSAGES,
     "back in stock, held out": BACK_IN_STOCK_HELD_OUT_MESSAGES,
+    "gift notes and keeping": GIFT_NOTES_AND_KEEPING_MESSAGES,
 }
 OFF_TOPIC_SETS: dict[str, Sequence[str]] = {
     "off topic": OFF_TOPIC_MESSAGES,

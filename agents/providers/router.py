@@ -89,6 +89,11 @@ EXAMPLES: dict[Route, list[str]] = {
         "do your products contain any allergens",
         "do you do trade or wholesale prices",
         "can we order jars in bulk for our business",
+        # Gift messages and an opened jar's keeping (the packing and shelf-life articles): "can
+        # I add a gift note?" and "how long does manuka keep once opened?" went to sales
+        # (bench.routing's "gift notes and keeping").
+        "will you put a handwritten gift note in the parcel",
+        "how long does honey keep once the jar is opened",
     ],
     Route.HANDOFF: [
         "can I talk to a person",

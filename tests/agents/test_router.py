@@ -277,6 +277,10 @@ def test_a_question_naming_a_product_goes_to_sales(demo_shop, text: str) -> None
         "tell me more about your bees",
         # Words all in products' names ("set honey"), but about the customer's own.
         "why has my honey set?",
+        # Went to sales, and "couldn't find anything in our shop" (the packing and shelf-life
+        # articles answer them).
+        "can I add a gift note?",
+        "how long does manuka keep once opened?",
     ],
 )
 def test_a_question_about_a_product_s_grade_or_care_still_goes_to_support(
