@@ -61,16 +61,22 @@ def shop() -> None:
     small_shop_create()
 
 
-def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_reload(
-    live_server, celery_worker, shop, browser_page
-) -> None:
-    page = browser_page
-
+def _ask_for_a_sore_throat_honey(page, live_server):
+    """The page opened, the question asked, and its reply once it shows a product card."""
     page.goto(f"{live_server.url}/chat/")
     page.get_by_label("Your message").fill("Have you got something for a sore throat?")
     page.keyboard.press("Enter")
     reply = page.locator(".msg--assistant").last
     reply.locator(".card").first.wait_for(timeout=60_000)
+    return reply
+
+
+def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_reload(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+
+    reply = _ask_for_a_sore_throat_honey(page, live_server)
 
     assert "Manuka Honey UMF 15+ 250g" in reply.inner_text()
     card = reply.locator(".card", has_text="Manuka Honey UMF 15+ 250g")
@@ -98,11 +104,7 @@ def test_a_customer_whose_other_tabs_hold_every_stream_still_gets_the_reply(
     settings.SSE_MAX_STREAMS_PER_USER = 0
     page = browser_page
 
-    page.goto(f"{live_server.url}/chat/")
-    page.get_by_label("Your message").fill("Have you got something for a sore throat?")
-    page.keyboard.press("Enter")
-    reply = page.locator(".msg--assistant").last
-    reply.locator(".card").first.wait_for(timeout=60_000)
+    reply = _ask_for_a_sore_throat_honey(page, live_server)
 
     assert "Manuka Honey UMF 15+ 250g" in reply.inner_text()
     assert page.locator(".msg--typing").count() == 0
