@@ -257,6 +257,7 @@ THROTTLE_RATES = {
     "message_daily": env_str("THROTTLE_MESSAGE_DAILY", "300/day"),
     "message_daily_address": env_str("THROTTLE_MESSAGE_DAILY_PER_IP", "1000/day"),
     "guest_create": env_str("THROTTLE_GUEST_CREATE", "20/hour"),
+    "conversation_create": env_str("THROTTLE_CONVERSATION_CREATE", "30/hour"),
     "login": env_str("THROTTLE_LOGIN", "10/min"),
     "read": env_str("THROTTLE_READ", "600/min"),
 }

@@ -153,6 +153,12 @@ class GuestCreateThrottle(_SlidingWindowThrottle, AnonRateThrottle):
     scope = "guest_create"
 
 
+class ConversationCreateThrottle(_SlidingWindowThrottle, UserRateThrottle):
+    """Per customer: each conversation is a row kept for staff, and a guest is free to make."""
+
+    scope = "conversation_create"
+
+
 class LoginThrottle(_PerAddressThrottle):
     """Per client IP: password guesses at the token endpoint."""
 

@@ -15,6 +15,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -40,7 +41,12 @@ from beemanhoney.common.serializers import (
     QueryParamsSerializer,
     StrictSerializer,
 )
-from beemanhoney.common.throttling import GuestCreateThrottle, LoginThrottle, message_quota
+from beemanhoney.common.throttling import (
+    ConversationCreateThrottle,
+    GuestCreateThrottle,
+    LoginThrottle,
+    message_quota,
+)
 from conversations import selectors, services
 from conversations.models import MAX_MESSAGE_LENGTH, Conversation
 
@@ -174,6 +180,13 @@ class ConversationListApi(APIView):
         read_only_names = ("id", "status", "created_at", "updated_at")
 
         title = serializers.CharField(required=False, allow_blank=True, max_length=120)
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        throttles = super().get_throttles()
+        if self.request.method == "POST":
+            # One guest opened conversations as fast as the general rate let it.
+            throttles.append(ConversationCreateThrottle())
+        return throttles
 
     @extend_schema(
         operation_id="conversations_list",

@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 
 from conversations.models import Message
 from tests.catalog.factories import CategoryFactory, ProductFactory
-from tests.conversations.factories import ConversationFactory, StaffFactory
+from tests.conversations.factories import ConversationFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +83,20 @@ def test_guest_creation_is_limited_per_client_ip(settings) -> None:
     elsewhere = APIClient(REMOTE_ADDR="203.0.113.8").post("/api/auth/guest/")
 
     assert codes == [201, 201, 429]
+    assert elsewhere.status_code == 201
+
+
+def test_conversations_opened_are_limited_per_customer(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "conversation_create": "2/hour"}
+    customer, other = _client_for(UserFactory.create()), _client_for(UserFactory.create())
+
+    codes = [customer.post("/api/conversations/", {}).status_code for _ in range(3)]
+    listed = customer.get("/api/conversations/")
+    elsewhere = other.post("/api/conversations/", {})
+
+    assert codes == [201, 201, 429]
+    assert listed.status_code == 200
+    assert listed.json()["count"] == 2
     assert elsewhere.status_code == 201
 
 
