@@ -186,6 +186,11 @@ def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) 
     return 0 < len(shares) <= EXACT_MATCH_MAX_ROWS and not any(shares)
 
 
+def product_called(name: str) -> Product | None:
+    """The active product of exactly this name (the offline assistant lists products by name)."""
+    return Product.objects.filter(is_active=True, name=name).first()
+
+
 def product_named(text: str) -> Product | None:
     """The one active product whose name or floral source holds every word of ``text`` that
     some active product's does ("is the glass honey pot dishwasher safe?": the Glass Honey Pot

@@ -18,7 +18,7 @@ from agents.providers.words import WORD, stem, stems
 from beemanhoney.common.lru import LruCache
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.knowledge_passages import RELEVANCE_FLOOR, passage_nearness
-from catalog.selectors import knowledge_search, product_named
+from catalog.selectors import knowledge_search, product_called, product_named
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ def asks_something_of_a_product(question: str) -> bool:
     )
 
 
-def description_answers_better(question: str) -> bool:
-    """Whether the one product ``question`` names (``product_named``) answers it better than the
+def description_answers_better(question: str, *, listed: str | None = None) -> bool:
+    """Whether the one product ``question`` names (``product_named``), or the product ``listed``
+    first just before a follow-up about it ("how long does it burn?"), answers it better than the
     help centre: a sentence of its description nearer in meaning than every passage of the
     articles found for it, or every passage too far to answer it (``RELEVANCE_FLOOR``). "is the
     glass honey pot dishwasher safe?" went to the help centre by meaning, and was quoted the
@@ -65,7 +66,7 @@ def description_answers_better(question: str) -> bool:
     article). While the embedding API is away, no."""
     if not asks_something_of_a_product(question):
         return False
-    product = product_named(question)
+    product = product_called(listed) if listed is not None else product_named(question)
     if product is None:
         return False
     sentences = [s for s in SENTENCE_END.split(product.description.strip()) if s]

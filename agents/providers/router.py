@@ -13,7 +13,12 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.graph.names import Route
 from agents.graph.prompts import HANDOFF_OFFER
-from agents.providers.follow_ups import customer_question, names_its_own_subject, says_what_it_was
+from agents.providers.follow_ups import (
+    customer_question,
+    names_its_own_subject,
+    product_asked_about,
+    says_what_it_was,
+)
 from agents.providers.product_answers import description_answers_better
 from agents.providers.stock_questions import STOCK_WORDS
 from agents.providers.subjects import SUPPORT_WORDS
@@ -364,7 +369,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         route is Route.SUPPORT
         and asks_of_a_product
         and not supports
-        and description_answers_better(latest)
+        and description_answers_better(latest, listed=product_asked_about(messages))
     ):
         # "is the glass honey pot dishwasher safe?" was quoted the crystallisation article.
         return Route.SALES
