@@ -45,14 +45,15 @@ ARTICLES_COMPARED = 3
 _sentence_vectors: LruCache[np.ndarray] = LruCache(size=256)
 
 
-def asks_something_of_a_product(question: str) -> bool:
-    """Whether ``question`` asks something of a product, not what to buy, its price or stock."""
+def asks_something_of_a_product(question: str, *, of_one_listed: bool = False) -> bool:
+    """Whether ``question`` asks something of a product, not its price or stock, nor (unless of
+    the one just listed: "what is it good for?") what to buy."""
     question = question.strip()
     return bool(
         ASKS_A_QUESTION.match(question)
         and not ASKS_THE_PRICE.search(question)
-        and not ASKS_WHAT_TO_BUY.search(question)
         and not asks_about_stock(question)
+        and (of_one_listed or not ASKS_WHAT_TO_BUY.search(question))
     )
 
 
@@ -64,7 +65,7 @@ def description_answers_better(question: str, *, listed: str | None = None) -> b
     glass honey pot dishwasher safe?" went to the help centre by meaning, and was quoted the
     crystallisation article; "how should I store the manuka UMF 15+?" stays there (the storage
     article). While the embedding API is away, no."""
-    if not asks_something_of_a_product(question):
+    if not asks_something_of_a_product(question, of_one_listed=listed is not None):
         return False
     product = product_called(listed) if listed is not None else product_named(question)
     if product is None:
@@ -95,18 +96,14 @@ def product_asked_of(
     burn?"), else the only one whose name holds every word of the question that some found
     product's name holds ("is the beeswax pillar candle unscented?"). None for a question
     about what to buy, its price or its stock, which the product list answers."""
-    question = latest.strip()
-    if not ASKS_A_QUESTION.match(question) or ASKS_THE_PRICE.search(question):
-        return None
-    if asks_about_stock(question):
-        return None
     if (listed := product_asked_about(messages)) is not None:
-        # "what is it good for?" asks it of the product listed.
+        if not asks_something_of_a_product(latest, of_one_listed=True):
+            return None
         return next((product for product in products if product["name"] == listed), None)
-    if ASKS_WHAT_TO_BUY.search(question):
+    if not asks_something_of_a_product(latest):
         return None
     names = [stems(product["name"]) for product in products]
-    naming = {word for word in stems(question) if any(word in name for name in names)}
+    naming = {word for word in stems(latest) if any(word in name for name in names)}
     holding = [product for product, name in zip(products, names, strict=True) if naming <= name]
     return holding[0] if naming and len(holding) == 1 else None
 
