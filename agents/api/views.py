@@ -20,16 +20,18 @@ from rest_framework.views import APIView
 
 from agents import selectors, services
 from agents.api.event_stream import (
-    SlotHoldingStream,
-    UserStreamSlot,
     release_database_connection,
     run_event_stream,
     run_stream_seen_to_the_end,
+)
+from agents.api.serializers import RunOutputSerializer
+from agents.api.stream_slots import (
+    SlotHoldingStream,
+    UserStreamSlot,
     stream_slots,
     user_stream_slot_release,
     user_stream_slot_take,
 )
-from agents.api.serializers import RunOutputSerializer
 from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses

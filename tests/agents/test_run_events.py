@@ -14,7 +14,8 @@ from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from agents.api.event_stream import run_event_stream, stream_slots
+from agents.api.event_stream import run_event_stream
+from agents.api.stream_slots import stream_slots
 from agents.models import AgentRun
 from agents.run_stream import _key, run_event_publish, run_events_client, run_events_read
 from tests.agents.shop import small_shop_create

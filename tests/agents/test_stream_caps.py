@@ -12,7 +12,7 @@ from django.db import connection
 from django.http.response import HttpResponseBase
 from rest_framework.test import APIClient
 
-from agents.api.event_stream import stream_slots, user_stream_slot_take, user_stream_slots_key
+from agents.api.stream_slots import stream_slots, user_stream_slot_take, user_stream_slots_key
 from agents.models import AgentRun
 from agents.run_stream import run_event_publish, run_events_client
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
