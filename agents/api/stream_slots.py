@@ -102,6 +102,33 @@ def user_stream_slot_release(*, slot: UserStreamSlot) -> None:
         logger.warning("run_events.user_slot_unreleased", extra={"user_id": slot.user_id})
 
 
+class StreamSlotsFull(Exception):
+    """No slot to take: the user holds all of theirs (``per_user``), or this process is full."""
+
+    def __init__(self, *, per_user: bool) -> None:
+        super().__init__()
+        self.per_user = per_user
+
+
+def slots_take(*, user_id: int, seconds: float) -> UserStreamSlot:
+    """One of the user's slots, then one of the process's, for a stream or wait of at most
+    ``seconds``: both, or neither (``StreamSlotsFull``). Raises ``redis.RedisError`` when Redis
+    cannot be asked."""
+    user_slot = user_stream_slot_take(user_id=user_id, seconds=seconds)
+    if user_slot is None:
+        raise StreamSlotsFull(per_user=True)
+    if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
+        user_stream_slot_release(slot=user_slot)
+        raise StreamSlotsFull(per_user=False)
+    return user_slot
+
+
+def slots_release(*, slot: UserStreamSlot) -> None:
+    """Free what ``slots_take`` took."""
+    stream_slots.release()
+    user_stream_slot_release(slot=slot)
+
+
 class SlotHoldingStream:
     """Iterates a stream and frees its slots, the process's and the user's, when the server
     closes it, started or not."""
@@ -120,8 +147,7 @@ class SlotHoldingStream:
     def close(self) -> None:
         if not self._released:
             self._released = True
-            stream_slots.release()
-            user_stream_slot_release(slot=self._user_slot)
+            slots_release(slot=self._user_slot)
         close = getattr(self._stream, "close", None)
         if close is not None:
             close()

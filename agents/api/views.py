@@ -27,10 +27,10 @@ from agents.api.event_stream import (
 from agents.api.serializers import RunOutputSerializer
 from agents.api.stream_slots import (
     SlotHoldingStream,
+    StreamSlotsFull,
     UserStreamSlot,
-    stream_slots,
-    user_stream_slot_release,
-    user_stream_slot_take,
+    slots_release,
+    slots_take,
 )
 from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
@@ -118,20 +118,13 @@ def _wait_holding_slots(request: Request, run: AgentRun, wait: float) -> bool:
     request answers at once, and the client polls.
     """
     try:
-        user_slot = user_stream_slot_take(user_id=authenticated_user(request).pk, seconds=wait)
-    except redis.RedisError:
-        return False
-    if user_slot is None:
+        slot = slots_take(user_id=authenticated_user(request).pk, seconds=wait)
+    except (redis.RedisError, StreamSlotsFull):
         return False
     try:
-        if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
-            return False
-        try:
-            run_finished_wait(run_id=str(run.pk), timeout=wait, is_finished=lambda: _finished(run))
-        finally:
-            stream_slots.release()
+        run_finished_wait(run_id=str(run.pk), timeout=wait, is_finished=lambda: _finished(run))
     finally:
-        user_stream_slot_release(slot=user_slot)
+        slots_release(slot=slot)
     return True
 
 
@@ -209,14 +202,12 @@ def _stream_slots_take(user: User) -> UserStreamSlot:
     """One of the user's slots, then one of the process's (or neither): 429 past the user's
     limit, 503 with the process full or Redis, which the stream reads from, unreachable."""
     try:
-        user_slot = user_stream_slot_take(user_id=user.pk, seconds=settings.SSE_MAX_STREAM_SECONDS)
+        return slots_take(user_id=user.pk, seconds=settings.SSE_MAX_STREAM_SECONDS)
     except redis.RedisError:
         logger.warning("run_events.user_slots_unreadable", extra={"user_id": user.pk})
         raise ServiceBusy from None
-    if user_slot is None:
+    except StreamSlotsFull as full:
+        if not full.per_user:
+            raise ServiceBusy from None
         logger.info("run_events.too_many_streams", extra={"user_id": user.pk})
-        raise TooManyStreams
-    if not stream_slots.acquire(settings.SSE_MAX_STREAMS_PER_PROCESS):
-        user_stream_slot_release(slot=user_slot)
-        raise ServiceBusy
-    return user_slot
+        raise TooManyStreams from None
