@@ -70,10 +70,13 @@ def description_answers_better(question: str, *, listed: str | None = None) -> b
     product = product_called(listed) if listed is not None else product_named(question)
     if product is None:
         return False
-    sentences = [s for s in SENTENCE_END.split(product.description.strip()) if s]
+    sentences = _sentences(product.description)
     try:
-        asked = np.asarray(embed_query(said_as_it(question, product.name)))
-        nearest_sentence = float(np.max(_vectors(sentences) @ asked)) if sentences else 0.0
+        nearest_sentence = (
+            float(np.max(_sentence_nearness(sentences, question, product.name)))
+            if sentences
+            else 0.0
+        )
         articles = [hit.item for hit in knowledge_search(query=question, limit=ARTICLES_COMPARED)]
         nearest_passage = max(
             (
@@ -112,11 +115,11 @@ def description_sentence(description: str, question: str, *, name: str) -> str:
     """The sentence of the ``name``d product's ``description`` nearest ``question`` in meaning,
     the product said as "it" (``said_as_it``); while the embedding API is away, the one sharing
     most words with the question (the first on a tie)."""
-    sentences = [s for s in SENTENCE_END.split(description.strip()) if s]
+    sentences = _sentences(description)
     if not sentences:
         return ""
     try:
-        nearness = _vectors(sentences) @ np.asarray(embed_query(said_as_it(question, name)))
+        nearness = _sentence_nearness(sentences, question, name)
     except query_embedding_errors():
         logger.warning("agents.description_sentence_by_words")
         asked = stems(question)
@@ -139,6 +142,16 @@ def said_as_it(question: str, name: str) -> str:
     run = rf"{word}(?:[\s-]+{word})*"
     named_run = rf"\b(?:(?:the|a|an|your|this|that)\s+{run}|{word}(?:[\s-]+{word})+)\b"
     return re.sub(named_run, "it", question, flags=re.IGNORECASE)
+
+
+def _sentences(description: str) -> list[str]:
+    return [s for s in SENTENCE_END.split(description.strip()) if s]
+
+
+def _sentence_nearness(sentences: list[str], question: str, name: str) -> np.ndarray:
+    """How near ``question``, its product said as "it", each sentence is in meaning. Raises
+    ``query_embedding_errors()`` while the embedding API is away."""
+    return _vectors(sentences) @ np.asarray(embed_query(said_as_it(question, name)))
 
 
 def _vectors(sentences: list[str]) -> np.ndarray:
