@@ -564,7 +564,9 @@ def agent_run_cancel(*, run: AgentRun) -> AgentRun:
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
         if run.is_finished:
-            raise ApplicationError(f"The run has already {run.status}.", status_code=409)
+            raise ApplicationError(
+                f"The run has already {run.status}.", code="run_finished", status_code=409
+            )
         was_running = run.status == AgentRun.Status.RUNNING
         run.status = AgentRun.Status.CANCELLED
         run.error = "Cancelled by the customer."

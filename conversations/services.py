@@ -82,7 +82,9 @@ def message_post(
             # message to answer it (or refuse it).
             locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
             if locked.status == Conversation.Status.CLOSED:
-                raise ApplicationError("This conversation is closed.", status_code=409)
+                raise ApplicationError(
+                    "This conversation is closed.", code="conversation_closed", status_code=409
+                )
             message = Message.objects.create(
                 conversation=locked,
                 role=Message.Role.USER,
@@ -121,7 +123,12 @@ def _message_by_idempotency_key(
     if message is None:
         return None
     if message.content != content:
-        raise ApplicationError(IDEMPOTENCY_KEY_REUSED, field="Idempotency-Key", status_code=422)
+        raise ApplicationError(
+            IDEMPOTENCY_KEY_REUSED,
+            code="idempotency_key_reused",
+            field="Idempotency-Key",
+            status_code=422,
+        )
     return message, getattr(message, "answering_run", None)
 
 
@@ -206,7 +213,9 @@ def staff_message_post(
         if key and (sent := message_by_idempotency_key(conversation=locked, key=key)):
             return sent
         if locked.status == Conversation.Status.CLOSED:
-            raise ApplicationError("This conversation is closed.", status_code=409)
+            raise ApplicationError(
+                "This conversation is closed.", code="conversation_closed", status_code=409
+            )
         message = Message.objects.create(
             conversation=locked,
             role=Message.Role.STAFF,

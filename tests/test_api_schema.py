@@ -93,21 +93,27 @@ def test_every_paged_list_documents_its_page_parameters() -> None:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("method", "accept", "status", "detail"),
+    ("method", "accept", "status", "detail", "code"),
     [
-        ("post", "*/*", 405, 'Method "POST" not allowed.'),
-        ("put", "application/vnd.oai.openapi", 405, 'Method "PUT" not allowed.'),
-        ("get", "text/html", 406, "Could not satisfy the request Accept header."),
+        ("post", "*/*", 405, 'Method "POST" not allowed.', "method_not_allowed"),
+        (
+            "put",
+            "application/vnd.oai.openapi",
+            405,
+            'Method "PUT" not allowed.',
+            "method_not_allowed",
+        ),
+        ("get", "text/html", 406, "Could not satisfy the request Accept header.", "not_acceptable"),
     ],
 )
 def test_the_schemas_errors_are_json_in_the_apis_error_shape(
-    client, method: str, accept: str, status: int, detail: str
+    client, method: str, accept: str, status: int, detail: str, code: str
 ) -> None:
     response = getattr(client, method)("/api/schema/", HTTP_ACCEPT=accept)
 
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": detail}
+    assert response.json() == {"detail": detail, "code": code}
 
 
 @pytest.mark.django_db

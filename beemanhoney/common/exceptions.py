@@ -1,6 +1,10 @@
-"""One error shape for the API: ``{"detail": ..., "errors": {field: [messages]}}``."""
+"""One error shape for the API: ``{"detail": ..., "code": ..., "errors": {field: [messages]}}``.
 
-from typing import Any
+``detail`` is a sentence for people; ``code`` a stable word for programs (``not_found``,
+``throttled``, ``too_many_streams``...), so that clients need not match the sentence; ``errors``
+is there when fields are at fault."""
+
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import (
@@ -22,33 +26,65 @@ class ApplicationError(Exception):
 
     status_code: int = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, message: str, *, field: str | None = None, status_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "invalid",
+        field: str | None = None,
+        status_code: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.code = code
         self.field = field
         if status_code is not None:
             self.status_code = status_code
 
 
-def refused_request(exc: Exception) -> tuple[int, str]:
-    """The status and detail for a request Django refuses (as suspicious: a body over the
-    upload limit, too many fields, a disallowed host). The exception's own text can name
-    settings, which is not for clients."""
+def error_body(detail: str, code: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An error answer's body; ``errors`` only when fields are at fault."""
+    body: dict[str, Any] = {"detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+class Refusal(NamedTuple):
+    status: int
+    code: str
+    detail: str
+
+
+def refused_request(exc: Exception) -> Refusal:
+    """The answer to a request Django refuses (as suspicious: a body over the upload limit, too
+    many fields, a disallowed host). The exception's own text can name settings, which is not
+    for clients."""
     if isinstance(exc, RequestDataTooBig):
-        return 413, f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Refusal(413, "request_too_large", f"The request body is larger than {limit} bytes.")
     if isinstance(exc, TooManyFieldsSent):
-        return 400, f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields."
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return Refusal(400, "too_many_fields", f"The request has more than {limit} fields.")
     if isinstance(exc, TooManyFilesSent):
-        return 400, f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files."
-    return 400, "Bad request."
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return Refusal(400, "too_many_files", f"The request has more than {limit} files.")
+    return Refusal(400, "bad_request", "Bad request.")
+
+
+def _code(exc: exceptions.APIException, data: Any) -> str:
+    if isinstance(data, dict) and isinstance(data.get("code"), str):
+        return str(data["code"])  # simplejwt's, more telling than "authentication_failed"
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else exc.default_code
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, SuspiciousOperation):
         # Raised while a view reads the body: answered here, or Django would (in HTML with
         # DEBUG on, where handler400 is not used).
-        status_code, detail = refused_request(exc)
-        return Response({"detail": detail}, status=status_code)
+        refusal = refused_request(exc)
+        return Response(error_body(refusal.detail, refusal.code), status=refusal.status)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -58,27 +94,24 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, ApplicationError):
-        errors = {exc.field: [exc.message]} if exc.field else {}
-        return Response({"detail": exc.message, "errors": errors}, status=exc.status_code)
+        errors = {exc.field: [exc.message]} if exc.field else None
+        return Response(error_body(exc.message, exc.code, errors), status=exc.status_code)
 
     response = exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc, exceptions.AuthenticationFailed) and isinstance(response.data, dict):
-        # simplejwt adds "code" and "messages" (which token class refused it, and why) to its
-        # 401s: the one error shape keeps only the sentence, and the field that was refused
-        # when the view names one (a refresh token sent in the body).
-        data = response.data
-        response.data = {"detail": data.get("detail", exc.default_detail)}
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    data = response.data
+    code = _code(exc, data)
+    if isinstance(exc, exceptions.ValidationError):
+        errors = data if isinstance(data, dict) else {"non_field_errors": data}
+        response.data = error_body("Invalid input.", code, errors)
+    elif isinstance(data, dict):
+        # simplejwt adds "messages" (which token class refused it, and why) to its 401s: the
+        # one error shape keeps the sentence, and the field that was refused when the view
+        # names one (a refresh token sent in the body).
+        response.data = error_body(str(data.get("detail", exc.default_detail)), code)
         if "errors" in data:
             response.data["errors"] = data["errors"]
-    if isinstance(exc, exceptions.ValidationError):
-        errors = (
-            response.data
-            if isinstance(response.data, dict)
-            else {"non_field_errors": response.data}
-        )
-        response.data = {"detail": "Invalid input.", "errors": errors}
     return response
 
 
@@ -86,6 +119,7 @@ class ErrorSerializer(serializers.Serializer):
     """The OpenAPI shape of every error answer."""
 
     detail = serializers.CharField()
+    code = serializers.CharField()
     # The metaclass takes declared fields off the class, so this does not hide ``.errors``.
     errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()), required=False

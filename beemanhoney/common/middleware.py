@@ -7,6 +7,7 @@ from django.http.response import HttpResponseBase
 from django.middleware import common
 from django.utils.http import escape_leading_slashes
 
+from beemanhoney.common.exceptions import error_body
 from beemanhoney.common.views import is_api_path
 
 
@@ -27,7 +28,9 @@ class CommonMiddleware(common.CommonMiddleware):
             return HttpResponsePermanentRedirect(
                 location,
                 preserve_request=True,
-                content=json.dumps({"detail": f"This URL ends with a slash: {location}"}),
+                content=json.dumps(
+                    error_body(f"This URL ends with a slash: {location}", "slash_required")
+                ),
                 content_type="application/json",
             )
         return super().process_response(request, response)

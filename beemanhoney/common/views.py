@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from beemanhoney.common.exceptions import refused_request
+from beemanhoney.common.exceptions import error_body, refused_request
 
 
 def is_api_path(path: str) -> bool:
@@ -23,19 +23,19 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     for the API too."""
     if not _is_api(request):
         return defaults.bad_request(request, exception)
-    status, detail = refused_request(exception)
-    return JsonResponse({"detail": detail}, status=status)
+    refusal = refused_request(exception)
+    return JsonResponse(error_body(refusal.detail, refusal.code), status=refusal.status)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return JsonResponse(error_body("Not found.", "not_found"), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse({"detail": "A server error occurred."}, status=500)
+        return JsonResponse(error_body("A server error occurred.", "server_error"), status=500)
     return defaults.server_error(request)
 
 

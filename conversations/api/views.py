@@ -33,7 +33,7 @@ from beemanhoney.common.authentication import (
     refresh_token_rotate,
     token_password_check,
 )
-from beemanhoney.common.exceptions import error_responses
+from beemanhoney.common.exceptions import error_body, error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
 from beemanhoney.common.serializers import (
@@ -105,9 +105,11 @@ class RefreshTokenFieldErrors(TokenViewBase):
             return super().post(request, *args, **kwargs)
         except exceptions.AuthenticationFailed as exc:
             # simplejwt's detail is a dict (the sentence, a code, which token class refused).
-            reason = exc.detail["detail"] if isinstance(exc.detail, dict) else exc.detail
+            detail = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
+            reason = detail["detail"]
+            code = detail.get("code", exc.default_code)
             raise exceptions.AuthenticationFailed(
-                {"detail": reason, "errors": {"refresh": [reason]}}
+                {"detail": reason, "code": code, "errors": {"refresh": [reason]}}
             ) from exc
 
 
@@ -298,10 +300,11 @@ class MessageListApi(APIView):
         key = self.IdempotencyKeySerializer(data={"key": header} if header is not None else {})
         if not key.is_valid():
             return Response(
-                {
-                    "detail": "Invalid Idempotency-Key header.",
-                    "errors": {"Idempotency-Key": key.errors["key"]},
-                },
+                error_body(
+                    "Invalid Idempotency-Key header.",
+                    "invalid",
+                    {"Idempotency-Key": key.errors["key"]},
+                ),
                 status=status.HTTP_400_BAD_REQUEST,
             )
         idempotency_key = key.validated_data.get("key")

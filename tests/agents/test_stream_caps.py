@@ -88,7 +88,7 @@ def test_a_users_fifth_stream_is_refused_while_another_users_first_opens(custome
 
     assert opened == [200, 200, 200, 200]
     assert refused.status_code == 429
-    assert json.loads(refused.content) == {"detail": TOO_MANY}
+    assert json.loads(refused.content) == {"detail": TOO_MANY, "code": "too_many_streams"}
     assert refused.headers["Retry-After"] == str(settings.SSE_HEARTBEAT_SECONDS)
     assert neighbours.status_code == 200
     assert neighbours.streaming

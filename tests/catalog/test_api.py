@@ -513,7 +513,7 @@ def test_product_detail_is_404_for_unknown_or_inactive_products(
     response = api_client.get(f"/api/products/{sku}/")
 
     assert response.status_code == 404
-    assert set(response.json()) == {"detail"}
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
 
 
 # --- categories and knowledge -----------------------------------------------------------------
@@ -662,6 +662,7 @@ def test_a_category_whose_name_makes_no_slug_is_refused_until_one_is_given(
     assert refused.status_code == 400
     assert refused.json() == {
         "detail": "Invalid input.",
+        "code": "invalid",
         "errors": {
             "slug": ["The name has no ASCII letters or digits to make one of; give a slug."]
         },
@@ -1256,6 +1257,7 @@ def test_a_new_article_with_a_misspelt_field_is_refused_not_published(
     assert response.status_code == 400
     assert response.json() == {
         "detail": "Invalid input.",
+        "code": "invalid",
         "errors": {"published": ["Unknown field."]},
     }
     assert not KnowledgeArticle.objects.exists()
@@ -1303,7 +1305,7 @@ def test_a_change_naming_a_field_it_cannot_write_is_refused_and_nothing_is_writt
     response = staff_client.patch(url, payload, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "Invalid input.", "errors": errors}
+    assert response.json() == {"detail": "Invalid input.", "code": "invalid", "errors": errors}
     assert list(Product.objects.values_list("sku", "stock")) == [("T-1", 4)]
     assert list(Category.objects.values_list("slug", flat=True)) == ["raw-honey"]
     assert list(KnowledgeArticle.objects.values_list("slug", "is_published")) == [

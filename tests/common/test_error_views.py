@@ -18,7 +18,10 @@ def test_an_api_form_body_with_too_many_fields_is_a_json_400(settings, debug: bo
     response = Client().post("/api/auth/token/", body, content_type=FORM)
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "The request has more than 10 fields."}
+    assert response.json() == {
+        "detail": "The request has more than 10 fields.",
+        "code": "too_many_fields",
+    }
 
 
 @pytest.mark.django_db
@@ -28,14 +31,17 @@ def test_an_api_multipart_field_over_the_upload_limit_is_a_json_413(settings) ->
     response = Client().post("/api/auth/token/", {"username": "a" * 1_001, "password": "b"})
 
     assert response.status_code == 413
-    assert response.json() == {"detail": "The request body is larger than 1000 bytes."}
+    assert response.json() == {
+        "detail": "The request body is larger than 1000 bytes.",
+        "code": "request_too_large",
+    }
 
 
 def test_an_api_request_for_a_disallowed_host_is_a_json_400_that_names_no_setting() -> None:
     response = Client(HTTP_HOST="evil.example").get("/api/products/")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "Bad request."}
+    assert response.json() == {"detail": "Bad request.", "code": "bad_request"}
 
 
 def test_outside_the_api_a_refused_request_gets_django_s_html_400() -> None:
@@ -49,6 +55,6 @@ def test_an_unknown_api_path_is_a_json_404_and_an_unknown_page_an_html_one() -> 
     api = Client().get("/api/no-such-thing/")
     page = Client().get("/no-such-page/")
 
-    assert (api.status_code, api.json()) == (404, {"detail": "Not found."})
+    assert (api.status_code, api.json()) == (404, {"detail": "Not found.", "code": "not_found"})
     assert page.status_code == 404
     assert page["Content-Type"].startswith("text/html")

@@ -23,7 +23,10 @@ def test_a_post_without_the_trailing_slash_is_redirected_keeping_its_method(
 
     assert redirect.status_code == 308
     assert redirect["Location"] == f"{path}/"
-    assert redirect.json() == {"detail": f"This URL ends with a slash: {path}/"}
+    assert redirect.json() == {
+        "detail": f"This URL ends with a slash: {path}/",
+        "code": "slash_required",
+    }
     assert posted.status_code == 202  # stored, its answer queued
 
 
@@ -32,7 +35,7 @@ def test_an_api_path_that_is_no_path_with_a_slash_either_is_a_json_404() -> None
     response = APIClient().get("/api")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
 
 
 @pytest.mark.django_db

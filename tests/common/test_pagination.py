@@ -64,7 +64,7 @@ def test_a_page_not_written_as_a_plain_number_is_no_page(page: str) -> None:
     response = APIClient().get("/api/categories/", {"page": page})
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "Invalid page."}
+    assert response.json() == {"detail": "Invalid page.", "code": "not_found"}
 
 
 @pytest.mark.parametrize("page", ["1", "+1", "last"])

@@ -120,7 +120,10 @@ def test_a_session_multipart_post_over_the_limit_is_a_413_before_django_parses_i
 
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "The request body is larger than 1000 bytes."}
+    assert response.json() == {
+        "detail": "The request body is larger than 1000 bytes.",
+        "code": "request_too_large",
+    }
     assert not hasattr(response.wsgi_request, "_files")  # Django parsed no part of it
     assert not Product.objects.exists()
 

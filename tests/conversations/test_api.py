@@ -65,6 +65,7 @@ def test_a_refresh_answers_with_a_new_refresh_token_and_revokes_the_old_one() ->
     assert again.status_code == 401
     assert again.json() == {
         "detail": "Token is blacklisted",
+        "code": "token_not_valid",
         "errors": {"refresh": ["Token is blacklisted"]},
     }
     assert onwards.status_code == 200
@@ -110,6 +111,7 @@ def test_logout_with_a_token_that_is_not_a_refresh_token_is_refused_naming_the_f
     assert malformed.status_code == 401
     assert malformed.json() == {
         "detail": "Token is invalid",
+        "code": "token_not_valid",
         "errors": {"refresh": ["Token is invalid"]},
     }
     assert an_access_token.status_code == 401
@@ -161,7 +163,10 @@ def test_a_bad_or_expired_token_gets_the_api_s_one_error_shape() -> None:
     response = client.get("/api/conversations/")
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "Given token not valid for any token type"}
+    assert response.json() == {
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+    }
 
 
 def test_a_customer_lists_only_their_own_conversations() -> None:
@@ -380,6 +385,7 @@ def test_a_message_with_a_misspelt_field_is_refused_and_nothing_is_stored() -> N
     assert response.status_code == 400
     assert response.json() == {
         "detail": "Invalid input.",
+        "code": "invalid",
         "errors": {"idempotency_key": ["Unknown field."]},
     }
     assert Message.objects.count() == 0

@@ -53,9 +53,13 @@ def test_a_password_change_refuses_the_tokens_issued_before_it() -> None:
     refreshed = _refresh(tokens["refresh"])
 
     assert used.status_code == 401
-    assert used.json() == {"detail": CHANGED}
+    assert used.json() == {"detail": CHANGED, "code": "password_changed"}
     assert refreshed.status_code == 401
-    assert refreshed.json() == {"detail": CHANGED, "errors": {"refresh": [CHANGED]}}
+    assert refreshed.json() == {
+        "detail": CHANGED,
+        "code": "password_changed",
+        "errors": {"refresh": [CHANGED]},
+    }
 
 
 def test_a_pair_from_a_refresh_before_the_password_change_is_refused_too() -> None:
@@ -93,7 +97,7 @@ def test_staff_changing_a_password_in_the_admin_revokes_the_user_s_tokens() -> N
     )
 
     assert changed.status_code == 302
-    assert _get_with(tokens["access"]).json() == {"detail": CHANGED}
+    assert _get_with(tokens["access"]).json() == {"detail": CHANGED, "code": "password_changed"}
     assert _refresh(tokens["refresh"]).status_code == 401
 
 
@@ -161,5 +165,9 @@ def test_of_two_refreshes_of_one_token_at_once_exactly_one_succeeds(monkeypatch)
 
     assert sorted(answer.status_code for answer in answers) == [200, 401]
     assert [answer.json() for answer in answers if answer.status_code == 401] == [
-        {"detail": "Token is blacklisted", "errors": {"refresh": ["Token is blacklisted"]}}
+        {
+            "detail": "Token is blacklisted",
+            "code": "token_not_valid",
+            "errors": {"refresh": ["Token is blacklisted"]},
+        }
     ]

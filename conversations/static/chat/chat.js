@@ -215,7 +215,9 @@
       if (lastEventId) headers["Last-Event-ID"] = lastEventId;
       try {
         const response = await fetch("/api/runs/" + runId + "/events/", { headers });
-        if (!response.ok) throw new HttpError(response.status, null);
+        if (!response.ok) {
+          throw new HttpError(response.status, await response.json().catch(() => null));
+        }
         const reader = response.body.getReader();
         const decoder = new TextDecoder();
         let buffer = "";
@@ -235,7 +237,7 @@
         }
       } catch (error) {
         // This account's other tabs hold every stream it may open: ask for the run instead.
-        if (error.status === 429) return pollRun(runId, bubble);
+        if (error.body && error.body.code === "too_many_streams") return pollRun(runId, bubble);
         if (error.status && error.status !== 0 && error.status < 500) throw error;
       }
       setStatus(RECONNECTING, "info");

@@ -1,0 +1,110 @@
+"""Every API error carries a ``code`` a client can branch on, beside the sentence for people."""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+from rest_framework.test import APIClient
+
+from conversations.models import Conversation
+from tests.conversations.factories import ConversationFactory, UserFactory
+
+if TYPE_CHECKING:
+    from rest_framework.response import _MonkeyPatchedResponse as Response
+
+pytestmark = pytest.mark.django_db
+
+
+def _customer() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory.create())
+    return client
+
+
+def _closed_conversation_message(client: APIClient) -> "Response":
+    user = UserFactory.create()
+    client.force_authenticate(user)
+    conversation = ConversationFactory.create(owner=user, status=Conversation.Status.CLOSED)
+    return client.post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": "hello"}, format="json"
+    )
+
+
+def _reused_idempotency_key(client: APIClient) -> "Response":
+    user = UserFactory.create()
+    client.force_authenticate(user)
+    conversation = ConversationFactory.create(owner=user)
+    url = f"/api/conversations/{conversation.id}/messages/"
+    client.post(url, {"content": "hello"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    return client.post(url, {"content": "goodbye"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+
+def _wrong_password(client: APIClient) -> "Response":
+    UserFactory.create(username="maya")
+    return client.post("/api/auth/token/", {"username": "maya", "password": "wrong"})
+
+
+REQUESTS: dict[str, tuple[Callable[[APIClient], "Response"], int, str]] = {
+    "anonymous write": (lambda c: c.post("/api/conversations/", {}), 401, "not_authenticated"),
+    "customer writing the catalogue": (
+        lambda c: _customer().post("/api/categories/", {"name": "Mead"}, format="json"),
+        403,
+        "permission_denied",
+    ),
+    "bad filter": (lambda c: c.get("/api/products/?min_price=abc"), 400, "invalid"),
+    "unknown product": (lambda c: c.get("/api/products/NO-SUCH-SKU/"), 404, "not_found"),
+    "wrong password": (_wrong_password, 401, "no_active_account"),
+    "malformed token": (
+        lambda c: c.get("/api/conversations/", HTTP_AUTHORIZATION="Bearer not.a.token"),
+        401,
+        "token_not_valid",
+    ),
+    "malformed JSON": (
+        lambda c: c.post("/api/auth/token/", "{", content_type="application/json"),
+        400,
+        "parse_error",
+    ),
+    "unsupported body": (
+        lambda c: c.post("/api/auth/token/", "x", content_type="text/plain"),
+        415,
+        "unsupported_media_type",
+    ),
+    "closed conversation": (_closed_conversation_message, 409, "conversation_closed"),
+    "reused idempotency key": (_reused_idempotency_key, 422, "idempotency_key_reused"),
+}
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+def test_an_api_error_carries_a_code_naming_what_went_wrong(name: str) -> None:
+    request, status, code = REQUESTS[name]
+
+    response = request(APIClient())
+
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert response.json()["detail"]
+
+
+def test_a_field_error_keeps_its_fields_beside_the_code() -> None:
+    response = APIClient().get("/api/products/?min_price=abc")
+
+    assert set(response.json()) == {"detail", "code", "errors"}
+    assert set(response.json()["errors"]) == {"min_price"}
+
+
+def test_an_error_no_field_is_at_fault_for_has_no_errors_key() -> None:
+    body = _closed_conversation_message(APIClient()).json()
+
+    assert body == {"detail": "This conversation is closed.", "code": "conversation_closed"}
+
+
+def test_a_rate_limit_is_told_apart_from_other_429s_by_its_code(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "1/min"}
+    client = APIClient(REMOTE_ADDR="203.0.113.41")
+
+    client.get("/api/categories/")
+    limited = client.get("/api/categories/")
+
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "throttled"
+    assert "Retry-After" in limited
