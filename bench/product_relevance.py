@@ -26,6 +26,11 @@ set of queries, then every query whose product does not come first.
 - ``order words across categories``: twelve whose named products span categories ("most
   expensive candle": the candles and a candle gift box), written to try one more rule (keep to
   the category most of them share), which gained nothing on them and was not kept.
+- ``misspelt``: twenty products asked for with a word misspelt as customers type them
+  ("lavendar honey", "propolis capsuls"), written on 2026-12-04 (16:20) before the keyword
+  half corrected any spelling (``catalog.spelling``).
+- ``misspelt (held out)``: sixteen more, written after the correction was made; they tune
+  nothing.
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.product_relevance [--markdown]
 """
@@ -226,6 +231,49 @@ ORDER_ACROSS_CATEGORIES_QUERIES: tuple[tuple[str, str], ...] = (
 LIMIT = 20  # a rank past it counts as LIMIT + 1 in the mean
 
 
+MISSPELT_QUERIES = [
+    ("lavendar honey", "BH-INF-003"),
+    ("chesnut honey", "BH-RAW-008"),
+    ("eucalyptis honey", "BH-RAW-011"),
+    ("buckweat honey", "BH-RAW-003"),
+    ("acaica honey", "BH-RAW-004"),
+    ("rosemery and sea salt honey", "BH-INF-006"),
+    ("trufle honey", "BH-INF-005"),
+    ("vanila honey", "BH-INF-007"),
+    ("cinammon creamed honey", "BH-CRM-002"),
+    ("propolis capsuls", "BH-POL-006"),
+    ("propolis tincure", "BH-POL-003"),
+    ("beeswax furniture pollish", "BH-WAX-007"),
+    ("olivewod honey dipper", "BH-ACC-001"),
+    ("solitery bee hotel", "BH-ACC-008"),
+    ("royal jely in honey", "BH-POL-005"),
+    ("beeswax sandwhich wrap", "BH-WAX-002"),
+    ("pilar candle", "BH-WAX-003"),
+    ("manuka lozenjes", "BH-MAN-006"),
+    ("scoth bonnet honey", "BH-INF-002"),
+    ("lime blosom honey", "BH-RAW-006"),
+]
+
+MISSPELT_HELD_OUT_QUERIES = [
+    ("wildflowr honey 1kg", "BH-RAW-002"),
+    ("heathar raw honey", "BH-RAW-005"),
+    ("orange blosson honey", "BH-RAW-009"),
+    ("eucaliptus honey", "BH-RAW-011"),
+    ("beeswax tealihgts", "BH-WAX-005"),
+    ("honey & beeswax lip blam", "BH-WAX-006"),
+    ("rapseed set honey", "BH-CRM-004"),
+    ("ginger and lemmon honey", "BH-INF-004"),
+    ("truffel honey", "BH-INF-005"),
+    ("manuka snap sachetts", "BH-MAN-007"),
+    ("bee polen granules", "BH-POL-001"),
+    ("beekeepng starter kit", "BH-ACC-005"),
+    ("honeycomb fram slab", "BH-CMB-003"),
+    ("olive wood honey diper", "BH-ACC-001"),
+    ("solitary bee hotell", "BH-ACC-008"),
+    ("beeswax furnature polish", "BH-WAX-007"),
+]
+
+
 def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
     from tests.catalog.test_selectors import (
         ORDERED_QUERIES,
@@ -242,6 +290,8 @@ def query_sets() -> dict[str, Sequence[tuple[str, str]]]:
         "order phrasings": ORDER_PHRASINGS_QUERIES,
         "order words (held out)": ORDER_HELD_OUT_QUERIES,
         "order words across categories": ORDER_ACROSS_CATEGORIES_QUERIES,
+        "misspelt": MISSPELT_QUERIES,
+        "misspelt (held out)": MISSPELT_HELD_OUT_QUERIES,
     }
 
 

@@ -296,6 +296,18 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
         return Concat("title", Value("\n"), "body", output_field=TextField())
 
 
+class ProductNameWord(models.Model):
+    """A word of some product's name, as the database splits it (on spaces, lower-cased),
+    recorded by the database itself: triggers on every insert and update of products (migration
+    0017). The words a misspelt search word is corrected to (``catalog.spelling``); kept when
+    their product is renamed or deleted."""
+
+    word = models.CharField(max_length=200, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.word
+
+
 class KnowledgePassage(models.Model):
     """A passage of an article (its title, or one paragraph), embedded with the article, by the
     same model, whenever the article is: the knowledge search ranks articles by their nearest

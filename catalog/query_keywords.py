@@ -26,6 +26,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from beemanhoney.common.lru import ExpiringLruCache, LruCache
 from catalog.models import SEARCH_CONFIG
+from catalog.spelling import spelling_corrections
 
 WORD = re.compile(r"[^\W_]+")
 MAX_QUERY_WORDS = 32
@@ -50,6 +51,8 @@ class QueryKeywords:
     # Those of them that not nearly every row holds: the words but those whose every lexeme more
     # than COMMON_SHARE of the rows hold, or all of them if that leaves none ("honey").
     telling: tuple[str, ...] = ()
+    # Misspelt words of the query put right, each to the word meant (``catalog.spelling``).
+    corrections: tuple[tuple[str, str], ...] = ()
 
     @property
     def common(self) -> tuple[str, ...]:
@@ -57,19 +60,28 @@ class QueryKeywords:
 
 
 def query_keywords(
-    text: str, *, table: str, using: BaseDatabaseWrapper | None = None
+    text: str,
+    *,
+    table: str,
+    using: BaseDatabaseWrapper | None = None,
+    correct_spelling: bool = False,
 ) -> QueryKeywords:
     """The keywords of ``text`` for ranking the rows of ``table``. ``using``: a connection
-    other than this thread's own."""
+    other than this thread's own. ``correct_spelling``: misspelt words of product names put
+    right (``catalog.spelling``)."""
     words = query_words(text)
     if not words:
         return QueryKeywords()
     db = using or connection
     lexemes = _word_lexemes(words, db)
+    corrections = spelling_corrections(words, lexemes, using=db) if correct_spelling else {}
+    if corrections:
+        words = [corrections.get(word, word) for word in words]
+        lexemes = _word_lexemes(words, db)
     common = common_lexemes(table, using=db)
     meaningful = tuple(word for word in words if lexemes[word])
     telling = tuple(word for word in meaningful if set(lexemes[word]) - common)
-    return QueryKeywords(meaningful, telling or meaningful)
+    return QueryKeywords(meaningful, telling or meaningful, tuple(corrections.items()))
 
 
 def all_keywords(text: str) -> QueryKeywords:

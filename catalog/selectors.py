@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -65,6 +66,7 @@ from catalog.search_statements import (
     search_statements,
     semantic_hits,
 )
+from catalog.spelling import spelling_corrected
 
 logger = logging.getLogger(__name__)
 # Reciprocal rank fusion constants: the smaller one makes the top semantic ranks count for
@@ -349,6 +351,10 @@ def _hybrid_ranking(
         wait([side_reads])  # the connection is lent until then
     reads = side_reads.result()
     keywords = reads.keywords
+    if vector is not None and keywords.corrections:
+        # The model read a misspelt word as typed; it places what was meant better.
+        with suppress(*query_embedding_errors()):
+            vector = embed_query(spelling_corrected(query, keywords.corrections))
     ranks: dict[int, float | None] = dict(reads.every_word_ranks)
     if vector is None:
         nearest: list[tuple[Any, ...]] = []
@@ -639,6 +645,7 @@ def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchS
         columns=PRODUCT_ROW_PATHS,
         filtered=filters != ProductFilters(),
         exact_up_to=_exact_order_bound(filters),
+        corrects_spelling=True,
     )
 
 

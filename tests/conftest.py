@@ -11,10 +11,11 @@ from django.test.utils import override_settings
 
 from beemanhoney.celery import app as celery_app
 from catalog.knowledge_passages import forget_passage_vectors
-from catalog.models import Category, KnowledgeArticle, Product
+from catalog.models import Category, KnowledgeArticle, Product, ProductNameWord
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
 from catalog.services import catalog_statistics_refresh
+from catalog.spelling import forget_name_vocabulary
 from tests.support.celery_worker import WorkerProcess
 from tests.support.fake_openai import FakeOpenAIServer
 
@@ -71,6 +72,7 @@ def _empty_cache(_test_cache: None) -> None:
     cache.clear()
     forget_common_lexemes()  # each test's searches read the statistics as they are
     forget_few_rows()  # and count the rows as they are
+    forget_name_vocabulary()  # and read the products' names' words as they are
     forget_passage_vectors()  # and read the passages as stored
 
 
@@ -119,6 +121,7 @@ def demo_shop(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     yield
     with django_db_blocker.unblock():
         Product.objects.all().delete()
+        ProductNameWord.objects.all().delete()
         Category.objects.all().delete()
         KnowledgeArticle.objects.all().delete()
         catalog_statistics_refresh()  # so no later test finds the demo shop's common words

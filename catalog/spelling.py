@@ -1,0 +1,162 @@
+"""Misspelt words of a product search, put right.
+
+"lavendar honey" found no row by its telling word, so only the semantic half ranked, and the
+model, reading the word as typed, put the Lavender-Infused Honey fifth. A query word is taken for
+the one word of the products' names nearest it in spelling when:
+
+- it is at least ``MIN_LENGTH`` letters long (short words are too near too many others: "toast"
+  is one letter from "roast");
+- it shares no lexeme with the names' words (so "honeys" is not a misspelling of "honey");
+- one name word, and only one, is fewest edits from it, and within ``max_edits`` (a letter
+  added, dropped, changed, or two side by side swapped);
+- and no product's text holds it at all (a word of a description is a real word of the shop).
+
+The keyword half then ranks by the word meant, and the semantic half embeds the query with it
+(``catalog.selectors``: a second embedding, for such queries only). The names' words come from
+``ProductNameWord``, which the database keeps. What a word is taken for is kept per process for
+``VOCABULARY_TTL_SECONDS``, as are the names' words: only a word that passes the first three
+tests costs a statement (the last), once a minute at most.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg import sql
+
+from beemanhoney.common.lru import ExpiringLruCache
+from catalog.models import SEARCH_CONFIG, Product, ProductNameWord
+
+MIN_LENGTH = 6
+LETTERS = re.compile(r"[^\W\d_]+")
+VOCABULARY_TTL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    words: frozenset[str]
+    lexemes: frozenset[str]
+
+
+_vocabulary: ExpiringLruCache[Vocabulary] = ExpiringLruCache(size=1, max_age=VOCABULARY_TTL_SECONDS)
+# Each query word looked at -> the name's word it misspells, or None.
+_corrections: ExpiringLruCache[str | None] = ExpiringLruCache(
+    size=50_000, max_age=VOCABULARY_TTL_SECONDS
+)
+
+
+def max_edits(word: str) -> int:
+    return 1 if len(word) < 8 else 2
+
+
+def spelling_corrections(
+    words: Sequence[str],
+    lexemes: Mapping[str, tuple[str, ...]],
+    *,
+    using: BaseDatabaseWrapper | None = None,
+) -> dict[str, str]:
+    """Each of ``words`` (with their ``lexemes``) that is a misspelling of a product name's word,
+    to that word. What each word is taken for is kept for ``VOCABULARY_TTL_SECONDS``."""
+    db = using or connection
+    corrections = {}
+    for word in words:
+        if len(word) < MIN_LENGTH or not word.isalpha() or not lexemes.get(word):
+            continue
+        meant = _corrections.get_or_make(word, partial(_correction, word, lexemes[word], db))
+        if meant is not None:
+            corrections[word] = meant
+    return corrections
+
+
+def _correction(word: str, lexemes: tuple[str, ...], db: BaseDatabaseWrapper) -> str | None:
+    vocabulary = name_vocabulary(using=db)
+    if set(lexemes) & vocabulary.lexemes:
+        return None
+    nearest = nearest_word(word, vocabulary.words)
+    if nearest is None or _held_by_some_product(word, db):
+        return None
+    return nearest
+
+
+def spelling_corrected(text: str, corrections: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each misspelt word of ``corrections`` (lower-cased) put right."""
+    meant = dict(corrections)
+    return LETTERS.sub(lambda word: meant.get(word.group().lower(), word.group()), text)
+
+
+def nearest_word(word: str, vocabulary: frozenset[str]) -> str | None:
+    """The one word of ``vocabulary`` fewest edits from ``word`` (within ``max_edits``), or
+    None if none is, or two are equally near."""
+    most = max_edits(word)
+    best: list[str] = []
+    best_edits = most + 1
+    for known in vocabulary:
+        if abs(len(known) - len(word)) > most:
+            continue
+        edits = edit_distance(word, known, most=most)
+        if edits < best_edits:
+            best, best_edits = [known], edits
+        elif edits == best_edits <= most:
+            best.append(known)
+    return best[0] if len(best) == 1 and best_edits > 0 else None
+
+
+def edit_distance(a: str, b: str, *, most: int) -> int:
+    """Letters added, dropped, changed or swapped with a neighbour to make ``b`` of ``a`` (the
+    optimal string alignment distance); ``most + 1`` once it is known to exceed ``most``."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > most:
+            return most + 1
+        previous2, previous = previous, current
+    return min(previous[-1], most + 1)
+
+
+def name_vocabulary(*, using: BaseDatabaseWrapper | None = None) -> Vocabulary:
+    """The words of the products' names and their lexemes, read again after
+    ``VOCABULARY_TTL_SECONDS``."""
+    return _vocabulary.get_or_make(None, lambda: _read_vocabulary(using or connection))
+
+
+def forget_name_vocabulary() -> None:
+    _vocabulary.clear()
+    _corrections.clear()
+
+
+def _read_vocabulary(db: BaseDatabaseWrapper) -> Vocabulary:
+    with db.cursor() as cursor:
+        # The table holds the names split on spaces only ("chilli-infused", "(pair)").
+        cursor.execute(
+            sql.SQL(
+                "SELECT word, tsvector_to_array(to_tsvector(%s::regconfig, word)) FROM {}"
+            ).format(sql.Identifier(ProductNameWord._meta.db_table)),
+            [SEARCH_CONFIG],
+        )
+        rows = cursor.fetchall()
+    words = frozenset(word for token, _ in rows for word in LETTERS.findall(token))
+    return Vocabulary(words, frozenset(lexeme for _, lexemes in rows for lexeme in lexemes))
+
+
+def _held_by_some_product(word: str, db: BaseDatabaseWrapper) -> bool:
+    with db.cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "SELECT EXISTS (SELECT 1 FROM {}"
+                " WHERE search_vector @@ plainto_tsquery(%s::regconfig, %s))"
+            ).format(sql.Identifier(Product._meta.db_table)),
+            [SEARCH_CONFIG, word],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,138 @@
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog.models import Product, ProductNameWord
+from catalog.query_keywords import query_keywords
+from catalog.selectors import ProductFilters, product_search
+from catalog.spelling import (
+    edit_distance,
+    nearest_word,
+    spelling_corrected,
+    spelling_corrections,
+)
+from tests.catalog.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _corrections(text: str) -> dict[str, str]:
+    return dict(
+        query_keywords(text, table=Product._meta.db_table, correct_spelling=True).corrections
+    )
+
+
+def test_the_database_records_the_words_of_every_product_name_written() -> None:
+    product = ProductFactory.create(name="Lavender-Infused Honey 340g")
+    Product.objects.bulk_create(
+        [ProductFactory.build(name="Cut Comb Honey", category=product.category)]
+    )
+    product.name = "Heather Honey"
+    product.save(update_fields=["name"])
+
+    assert set(ProductNameWord.objects.values_list("word", flat=True)) >= {
+        "lavender-infused",
+        "honey",
+        "340g",
+        "cut",
+        "comb",
+        "heather",
+    }
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "edits"),
+    [
+        ("lavendar", "lavender", 1),  # a letter changed
+        ("chesnut", "chestnut", 1),  # one left out
+        ("acaica", "acacia", 1),  # two side by side swapped
+        ("cinammon", "cinnamon", 2),
+        ("cheapest", "cheese", 3),
+    ],
+)
+def test_edit_distance_counts_letters_added_dropped_changed_or_swapped(
+    a: str, b: str, edits: int
+) -> None:
+    assert edit_distance(a, b, most=5) == edits
+    assert edit_distance(a, b, most=edits - 1) == edits  # past the bound: the bound + 1
+
+
+@pytest.mark.parametrize(
+    ("word", "vocabulary", "nearest"),
+    [
+        ("lavendar", {"lavender", "honey"}, "lavender"),
+        ("cinammon", {"cinnamon", "lemon"}, "cinnamon"),
+        # Three edits: past the two a word of eight letters may have.
+        ("cheapest", {"cheese", "chestnut"}, None),
+        # One edit from each of two words: which was meant is not known.
+        ("hazels", {"hazel", "hazes"}, None),
+        ("honey", {"honey"}, None),
+    ],
+)
+def test_nearest_word_is_the_one_word_fewest_edits_away(
+    word: str, vocabulary: set[str], nearest: str | None
+) -> None:
+    assert nearest_word(word, frozenset(vocabulary)) == nearest
+
+
+def test_a_misspelt_word_of_a_product_name_is_corrected_to_it() -> None:
+    ProductFactory.create(name="Lavender-Infused Honey 340g")
+
+    assert _corrections("lavendar honey") == {"lavendar": "lavender"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "hony",  # too short to tell from other words
+        "lavenders",  # the same lexeme as the name's word
+        "lavishly",  # more edits from every name's word than it may have
+    ],
+)
+def test_a_word_that_is_not_a_misspelling_of_a_name_s_word_is_left(query: str) -> None:
+    ProductFactory.create(name="Lavender-Infused Honey 340g")
+
+    assert _corrections(query) == {}
+
+
+def test_a_word_some_product_s_text_holds_is_a_real_word_of_the_shop_and_left() -> None:
+    ProductFactory.create(name="Lavender-Infused Honey 340g")
+    ProductFactory.create(name="Garden Bundle", description="Seeds of lavandin and thyme.")
+
+    assert _corrections("lavandin honey") == {}
+    assert spelling_corrections(["lavandin"], {"lavandin": ("lavandin",)}) == {}
+
+
+def test_the_corrected_query_keeps_every_other_word_as_typed() -> None:
+    assert spelling_corrected("Lavendar Honey, please", [("lavendar", "lavender")]) == (
+        "lavender Honey, please"
+    )
+
+
+def test_a_query_without_a_suspect_word_costs_no_statement() -> None:
+    ProductFactory.create(name="Lavender-Infused Honey 340g")
+    _corrections("a lovely honey")  # the words' lexemes and the names' words read once
+
+    with CaptureQueriesContext(connection) as statements:
+        assert _corrections("a lovely honey") == {}
+
+    assert len(statements) == 0
+
+
+# --- on the demo shop --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "sku"),
+    [
+        # Places before the correction: 5th, 7th, 3rd and 3rd.
+        ("lavendar honey", "BH-INF-003"),
+        ("vanila honey", "BH-INF-007"),
+        ("chesnut honey", "BH-RAW-008"),
+        ("cinammon creamed honey", "BH-CRM-002"),
+    ],
+)
+def test_a_misspelt_product_is_found_first(demo_shop: None, query: str, sku: str) -> None:
+    hits = product_search(query=query, filters=ProductFilters(), limit=5)
+
+    assert hits[0].item.sku == sku
