@@ -458,6 +458,14 @@ def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
             run_event_publish(run_id=run_id, type="reply.stored", data={"message": reply_data})
         run_event_publish(run_id=run_id, type=final_type, data=final_data)
 
+    finished = {
+        "run_id": run_id,
+        "status": run.status,
+        "route": run.route,
+        "latency_ms": run.latency_ms,
+        "tokens": run.prompt_tokens + run.completion_tokens,
+    }
+    transaction.on_commit(lambda: logger.info("agents.run_finished", extra=finished))
     transaction.on_commit(publish)
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
 

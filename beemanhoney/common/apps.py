@@ -4,3 +4,14 @@ from django.apps import AppConfig
 class CommonConfig(AppConfig):
     name = "beemanhoney.common"
     label = "common"
+
+    def ready(self) -> None:
+        from celery.signals import before_task_publish, task_prerun
+        from django.core.signals import request_finished, request_started
+
+        from beemanhoney.common import request_ids
+
+        request_started.connect(request_ids.request_started, dispatch_uid="request_id_started")
+        request_finished.connect(request_ids.request_finished, dispatch_uid="request_id_finished")
+        before_task_publish.connect(request_ids.task_published, dispatch_uid="request_id_task")
+        task_prerun.connect(request_ids.task_started, dispatch_uid="request_id_task_started")
