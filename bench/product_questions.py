@@ -7,8 +7,9 @@ its description answers; it counts as answered when the reply holds that sentenc
 given (``expected``, any case). Written on 2026-12-04 (13:30) after a review found "is it
 unscented?" and "how many jars are in the set?" answered with a bare product list, before any
 change to the answer; ``HELD_OUT_QUESTIONS`` after the way of choosing the sentence was chosen
-on them. The graph runs through the offline provider, on the demo catalogue and
-help centre in ``beemanhoney_bench_demo`` (shared with ``bench.routing``).
+on them; ``FRESH_QUESTIONS`` before the changes for what those two still lost, and
+``LAST_QUESTIONS`` after them. The graph runs through the offline provider, on the demo
+catalogue and help centre in ``beemanhoney_bench_demo`` (shared with ``bench.routing``).
 
     DEBUG=1 HF_HUB_OFFLINE=1 python -m bench.product_questions [--markdown]
 """
@@ -65,7 +66,50 @@ HELD_OUT_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("I'd like the royal jelly in honey || when should I take it?", "spoonful at breakfast"),
     ("tell me about the bee pollen granules || how should I store them?", "in the fridge"),
 )
-SETS = {"written first": QUESTIONS, "held out": HELD_OUT_QUESTIONS}
+
+# Written on 2026-12-04 (15:55), before any change for the questions the two sets above still
+# lost, from demo products' descriptions neither set asks of (or other things of them): the
+# figure those changes cannot have been chosen on.
+FRESH_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("what does the buckwheat honey taste like?", "malty, earthy flavour"),
+    ("what is the cretan thyme honey traditionally eaten with?", "thick yoghurt and walnuts"),
+    ("how tall are the rolled dinner candles?", "25 cm tall"),
+    ("what flavour are the manuka honey lozenges?", "natural lemon oil"),
+    ("when is the lime blossom honey harvested?", "early July"),
+    ("what's in the corporate honey gift box?", "Wildflower, Heather and Chilli Hot Honey"),
+    ("how long will the honeycomb frame slab keep?", "last for months"),
+    ("is the rapeseed set honey hard to spread?", "easy to spread"),
+    ("how is the british bee pollen kept fresh?", "Frozen after collection"),
+    ("I'm looking at the honey and cheese pairing hamper || does it come with cheese?",
+     "except the cheese itself"),
+    ("I'd like the raw propolis chunks || what do people use them for?",
+     "tinctures, salves and varnishes"),
+    ("have you got the british honey tasting trio? || how big is each jar?", "Three 113g jars"),
+)  # fmt: skip
+
+# Written (16:20) after those changes, before they ran on these: three of the fresh set's misses
+# were looked into while choosing them, so its figure flatters them too.
+LAST_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("what does the cinnamon creamed honey taste like?", "tastes like a cinnamon bun"),
+    ("what is the rosemary & sea salt honey good with?", "roast carrots, lamb and salmon"),
+    ("what's inside the chunk honey with comb?", "piece of honeycomb suspended inside"),
+    ("what comes in the manuka wellness gift box?", "a pack of Manuka lozenges"),
+    ("what is the beech honey dipper made from?", "sustainably sourced British beech"),
+    ("can the honey spoons go in the dishwasher?", "Hand wash only"),
+    ("is the cacao creamed honey sweetened with sugar?", "no palm oil, milk or added sugar"),
+    ("how many sachets are in the manuka snap sachets?", "Ten single-serve sachets"),
+    ("I'd like the hot honey lovers gift set || does it come with recipes?", "recipe leaflet"),
+    ("tell me about the manuka snap sachets || how much honey is in each of them?",
+     "exactly one teaspoon"),
+    ("when is the heather comb honey harvested?", "harvested in limited numbers each August"),
+    ("what does the ginger & lemon honey look like?", "Cloudy amber with flecks of ginger"),
+)  # fmt: skip
+SETS = {
+    "written first": QUESTIONS,
+    "held out": HELD_OUT_QUESTIONS,
+    "fresh": FRESH_QUESTIONS,
+    "last": LAST_QUESTIONS,
+}
 
 
 def reply_to(conversation: str) -> tuple[str, str]:

@@ -196,7 +196,9 @@ def product_called(name: str) -> Product | None:
 def product_named(text: str) -> Product | None:
     """The one active product whose name or floral source holds every word of ``text`` that
     some active product's does ("is the glass honey pot dishwasher safe?": the Glass Honey Pot
-    with Dipper), stop words aside; None when no word is, or more than one product holds them."""
+    with Dipper), stop words aside, or of several that do, the one whose name holds them ("the
+    acacia honey": the Acacia Raw Honey, not the four infused honeys made from acacia); None
+    when no word is, or more than one product holds them."""
     table = Product._meta.db_table
     active = Product.objects.filter(is_active=True)
     held = [
@@ -207,6 +209,8 @@ def product_named(text: str) -> Product | None:
     if not held:
         return None
     named = list(active.filter(search_vector=_named_by(held, "&"))[:2])
+    if len(named) > 1:
+        named = list(active.filter(search_vector=_named_by(held, "&", weights="A"))[:2])
     return named[0] if len(named) == 1 else None
 
 
@@ -224,10 +228,10 @@ def shares_a_word_with_the_shop(text: str) -> bool:
     )
 
 
-def _named_by(words: Sequence[str], operator: str) -> SearchQuery:
+def _named_by(words: Sequence[str], operator: str, *, weights: str = "AB") -> SearchQuery:
     """``words`` (letters and digits: ``query_words``) in a product's name or floral source (the
-    search vector's weights A and B), joined by ``operator``."""
-    query = f" {operator} ".join(f"{word}:AB" for word in words)
+    search vector's weights A and B; ``weights="A"``: in its name), joined by ``operator``."""
+    query = f" {operator} ".join(f"{word}:{weights}" for word in words)
     return SearchQuery(query, search_type="raw", config=SEARCH_CONFIG)
 
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import takewhile
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agents.providers.recommendations import recommended_names
-from agents.providers.subjects import OWN_SUBJECT
+from agents.providers.subjects import OWN_SUBJECT, SUPPORT_WORDS
+from agents.providers.words import GRAMMAR_WORDS, SHOP_WORDS, WORD, stem
 from catalog.query_intent import (
     intent_carried_over,
     intent_words,
@@ -36,7 +38,7 @@ from catalog.query_intent import (
     query_subject,
 )
 from catalog.query_keywords import query_words
-from catalog.selectors import names_products
+from catalog.selectors import names_products, product_named
 
 FOLLOW_UP_MAX_WORDS = 8
 # A question about what was just talked of: "is it safe for babies?", "are they in stock?",
@@ -48,7 +50,11 @@ ASKS_ABOUT_IT = re.compile(
     # after beeswax wraps: read alone, "couldn't find" and the refunds article.
     r"|when\s+(?:will|is|are|does|do|did|can)\s+"
     r"|(?:can|could|should|do|may|shall)\s+(?:i|we)\s+\w+\s+"
-    r"|how\s+(?:long\s+)?(?:do|does|will|can|should|would)\s+(?:(?:i|you|we)\s+\w+\s+)?)"
+    r"|how\s+(?:long\s+)?(?:do|does|will|can|should|would)\s+(?:(?:i|you|we)\s+\w+\s+)?"
+    # "what would I eat it with?", "where should I put it?", "when should I take it?" after one
+    # product was listed: read alone, a product list and "couldn't find".
+    r"|(?:what|where|when|how)\s+(?:would|should|could|can|do|does|will)\s+(?:i|we|you|people)"
+    r"\s+\w+\s+)"
     r"(?:it|they|them|that|this|those|these)\b",
     re.IGNORECASE,
 )
@@ -84,6 +90,14 @@ ASKING_FOR_NOTHING = frozenset(
 FOLLOW_UP_DEPTH = 3
 # A follow-up about one thing, not a kind of thing ("a cheaper one") or several ("are they").
 ABOUT_ONE_THING = re.compile(r"\b(?:it|this|that)\b", re.IGNORECASE)
+# Or about the one product the customer named just before, in the plural: "what do people use
+# them for?" after "I'd like the raw propolis chunks".
+ABOUT_THEM = re.compile(r"\b(?:they|them|these|those)\b", re.IGNORECASE)
+# Or saying it as the kind of thing it is: "how many jars are in the set?" after the Wedding
+# Favour Honey Jars (Set of 24) were listed got a list of sets, the Rapeseed Set Honey first.
+THE_KIND = re.compile(
+    r"\b(?:the|this|that|each|every)\s+(?P<words>[\w-]+(?:\s+[\w-]+){0,3})", re.IGNORECASE
+)
 
 
 def is_follow_up(text: str) -> bool:
@@ -164,16 +178,73 @@ def _listed_in_the_last_reply(messages: Sequence[BaseMessage]) -> list[str]:
 
 def product_asked_about(messages: Sequence[BaseMessage]) -> str | None:
     """The first product the assistant listed in its reply to the customer's previous message,
-    when their latest is a follow-up about one thing."""
+    when their latest is a short message about it: a follow-up about one thing ("how long does it
+    burn?"), or about "them" when that previous message named that one product ("what do people
+    use them for?" after "I'd like the raw propolis chunks"), or one saying it as the kind of
+    thing it is (``THE_KIND``)."""
     question = latest_customer_message(messages)
-    if not (is_follow_up(question) and ABOUT_ONE_THING.search(question)):
+    follow_up = is_follow_up(question)
+    about_it = follow_up and ABOUT_ONE_THING.search(question) is not None
+    # Not a help-centre subject ("can the set be delivered by Friday?", "are they safe for
+    # children?"): read with the product's name, its articles were not found.
+    of_the_product = not SUPPORT_WORDS.search(question.lower())
+    about_them = follow_up and of_the_product and ABOUT_THEM.search(question) is not None
+    says_its_kind = (
+        len(question.split()) <= FOLLOW_UP_MAX_WORDS
+        and of_the_product
+        and THE_KIND.search(question) is not None
+    )
+    if not (about_it or about_them or says_its_kind):
         return None
     if SAYS_WHAT_IT_WAS.match(question.strip()):
         return None  # "it's for my mum" asks the question before it again
     if names_its_own_subject(question):
         return None
     listed = _listed_in_the_last_reply(messages)
-    return listed[0] if listed else None
+    if not listed:
+        return None
+    first = listed[0]
+    if (
+        about_it
+        or (says_its_kind and _says_its_kind(question, first))
+        or (about_them and _named_before(messages) == first)
+    ):
+        return first
+    return None
+
+
+def _says_its_kind(text: str, name: str) -> bool:
+    """Whether ``text`` says "the" (or "this", "each"...) and the words of ``name`` that say what
+    kind of thing it is (``_kinds``), with none but its other words between: "the set" or "the
+    gift set" of the Hot Honey Lovers Gift Set, not "the tealight set"."""
+    named = {stem(word) for word in WORD.findall(name.lower())}
+    kinds = _kinds(name)
+    for match in THE_KIND.finditer(text):
+        words = [stem(word) for word in WORD.findall(match.group("words").lower())]
+        run = list(takewhile(lambda word: word in named, words))
+        if run and run[-1] in kinds:
+            return True
+    return False
+
+
+def _kinds(name: str) -> set[str]:
+    """The stems of the words of a product's ``name`` that say what kind of thing it is: its
+    last, and the first in brackets ("Wedding Favour Honey Jars (Set of 24)": "set"), but sizes,
+    grammar and the shop's own words ("jars")."""
+    outside, _, inside = name.lower().partition("(")
+    kinds = set()
+    for part, pick in ((outside, -1), (inside, 0)):
+        words = [w for w in WORD.findall(part) if w.isalpha() and w not in GRAMMAR_WORDS]
+        if words and words[pick] not in SHOP_WORDS:
+            kinds.add(stem(words[pick]))
+    return kinds
+
+
+def _named_before(messages: Sequence[BaseMessage]) -> str | None:
+    """The name of the one product the customer's message before their latest names."""
+    questions = [str(m.content) for m in messages if isinstance(m, HumanMessage)]
+    product = product_named(questions[-2]) if len(questions) > 1 else None
+    return product.name if product is not None else None
 
 
 def _read_with_context(questions: list[str], index: int, depth: int) -> str:

@@ -14,10 +14,12 @@ from langchain_core.messages import BaseMessage
 
 from agents.providers.follow_ups import product_asked_about
 from agents.providers.stock_questions import asks_about_stock
-from agents.providers.words import WORD, stem, stems
+from agents.providers.subjects import SUPPORT_WORDS
+from agents.providers.words import SHOP_WORDS, WORD, stem, stems
 from beemanhoney.common.lru import LruCache
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.knowledge_passages import RELEVANCE_FLOOR, passage_nearness
+from catalog.models import KnowledgeArticle, Product
 from catalog.selectors import knowledge_search, product_called, product_named
 
 logger = logging.getLogger(__name__)
@@ -35,8 +37,19 @@ ASKS_WHAT_TO_BUY = re.compile(
     r"|\b(?:recommend|suggest|best|good for|should i (?:buy|get|choose|order))\b",
     re.IGNORECASE,
 )
-ASKS_THE_PRICE = re.compile(r"\b(?:how much|prices?|costs?)\b", re.IGNORECASE)
+# "How much" of the thing itself, not of something else ("how much garden does the seed mix
+# cover?", answered with a product list).
+ASKS_THE_PRICE = re.compile(
+    r"\bhow much(?:\s+(?:is|are|was|were|does|do|did|would|will|for|money|to)\b|\W*$)"
+    r"|\b(?:prices?|costs?|charge)\b",
+    re.IGNORECASE,
+)
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Words that ask of what follows them: "are the wraps...", "do the tealights..."; after others
+# ("use the capsules") things named in the plural are "them".
+ASKING_VERBS = frozenset(
+    {"are", "were", "do", "did", "have", "can", "could", "will", "would", "should", "may", "might"}
+)
 # The articles a search finds for a question whose passages a product's sentences are held
 # against (``description_answers_better``): the offline support agent quotes one of its first.
 ARTICLES_COMPARED = 3
@@ -64,31 +77,71 @@ def description_answers_better(question: str, *, listed: str | None = None) -> b
     articles found for it, or every passage too far to answer it (``RELEVANCE_FLOOR``). "is the
     glass honey pot dishwasher safe?" went to the help centre by meaning, and was quoted the
     crystallisation article; "how should I store the manuka UMF 15+?" stays there (the storage
-    article). While the embedding API is away, no."""
-    if not asks_something_of_a_product(question, of_one_listed=listed is not None):
-        return False
-    product = product_called(listed) if listed is not None else product_named(question)
+    article).
+
+    The articles are found, and the passages held against the question, as the help centre's
+    agent reads it: a follow-up with the product's name (``customer_question``). Alone, "is it
+    safe to leave burning overnight?" after the pillar candle was nearer "Burns slowly and
+    cleanly..." than the candle-safety article, and was answered from the description. Unless
+    the question is in the help centre's words (``SUPPORT_WORDS``), a sentence also answers
+    better when nearer than every passage to the question with the product said as "it", as the
+    sentences are held against it: the name's words drew the question to the article about its
+    kind ("is the beeswax pillar candle unscented?" to the candle-care article, 0.62 against the
+    description's 0.32; as "is it unscented?", 0.25); and the floor is of the question as asked.
+    While the embedding API is away, no."""
+    product = _product_asked(question, listed=listed)
     if product is None:
         return False
     sentences = _sentences(product.description)
+    read_as = question if listed is None else f"{question} {listed}"
+    in_its_words = SUPPORT_WORDS.search(question.lower()) is not None
     try:
         nearest_sentence = (
             float(np.max(_sentence_nearness(sentences, question, product.name)))
             if sentences
             else 0.0
         )
-        articles = [hit.item for hit in knowledge_search(query=question, limit=ARTICLES_COMPARED)]
-        nearest_passage = max(
-            (
-                float(np.max(passage_nearness(title=a.title, body=a.body, question=question)))
-                for a in articles
-            ),
-            default=0.0,
+        articles = [hit.item for hit in knowledge_search(query=read_as, limit=ARTICLES_COMPARED)]
+        nearest_passage = _nearest_passage(articles, read_as)
+        if in_its_words:
+            return nearest_sentence > nearest_passage or nearest_passage < RELEVANCE_FLOOR
+        nearest_to_it = _nearest_passage(articles, said_as_it(question, product.name))
+        nearest_as_asked = (
+            nearest_passage if listed is None else _nearest_passage(articles, question)
         )
     except query_embedding_errors():
         return False
     # Below the floor the help centre's agent would say it found nothing.
-    return nearest_sentence > nearest_passage or nearest_passage < RELEVANCE_FLOOR
+    return (
+        nearest_sentence > min(nearest_passage, nearest_to_it) or nearest_as_asked < RELEVANCE_FLOOR
+    )
+
+
+def description_says(question: str, words: Sequence[str], *, listed: str | None = None) -> bool:
+    """Whether the product ``question`` asks something of (as ``description_answers_better``
+    finds it) says each of ``words`` in its description, in the same words ("vegetarian" of the
+    Propolis Capsules: "Sixty vegetarian capsules...")."""
+    product = _product_asked(question, listed=listed)
+    if product is None or not words:
+        return False
+    said = stems(product.description)
+    return all(stems(word) <= said for word in words)
+
+
+def _product_asked(question: str, *, listed: str | None) -> Product | None:
+    if not asks_something_of_a_product(question, of_one_listed=listed is not None):
+        return None
+    return product_called(listed) if listed is not None else product_named(question)
+
+
+def _nearest_passage(articles: list[KnowledgeArticle], question: str) -> float:
+    return max(
+        (
+            float(np.max(passage_nearness(title=a.title, body=a.body, question=question)))
+            for a in articles
+        ),
+        default=0.0,
+    )
 
 
 def product_asked_of(
@@ -133,15 +186,28 @@ def said_as_it(question: str, name: str) -> str:
     that holds them, mostly the first ("are the rolled dinner candles scented?" to "Two tapered
     dinner candles hand-rolled...", not "no added fragrance"). A word of the name alone, without
     "the" or another of it, is the question's own: "how hot is..." of the Chilli-Infused Hot
-    Honey."""
+    Honey. The shop's own words in the name are said with the rest ("when should I sow the
+    bee-friendly seed mix?" was "when should I sow the bee-it?"), and things named in the plural
+    as "they" or "them" ("how long do they last?" of the beeswax food wraps)."""
     named = stems(name)
-    words = {w for w in WORD.findall(question.lower()) if stem(w) in named}
+    asked = WORD.findall(question.lower())
+    words = {w for w in asked if stem(w) in named}
     if not words:
         return question
-    word = "(?:" + "|".join(sorted(map(re.escape, words | {"honey"}), key=len, reverse=True)) + ")"
+    own = {w for w in asked if w in SHOP_WORDS} & set(WORD.findall(name.lower()))
+    alternatives = sorted(map(re.escape, words | own | {"honey"}), key=len, reverse=True)
+    word = "(?:" + "|".join(alternatives) + ")"
     run = rf"{word}(?:[\s-]+{word})*"
     named_run = rf"\b(?:(?:the|a|an|your|this|that)\s+{run}|{word}(?:[\s-]+{word})+)\b"
-    return re.sub(named_run, "it", question, flags=re.IGNORECASE)
+    return re.sub(named_run, _pronoun, question, flags=re.IGNORECASE)
+
+
+def _pronoun(said: re.Match[str]) -> str:
+    last = WORD.findall(said.group(0).lower())[-1]
+    if not (last.endswith("s") and not last.endswith(("ss", "us", "is")) and len(last) > 3):
+        return "it"
+    before = WORD.findall(said.string[: said.start()].lower())
+    return "they" if not before or before[-1] in ASKING_VERBS else "them"
 
 
 def _sentences(description: str) -> list[str]:

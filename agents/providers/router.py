@@ -19,7 +19,7 @@ from agents.providers.follow_ups import (
     product_asked_about,
     says_what_it_was,
 )
-from agents.providers.product_answers import description_answers_better
+from agents.providers.product_answers import description_answers_better, description_says
 from agents.providers.stock_questions import STOCK_WORDS
 from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
@@ -266,13 +266,18 @@ AFTER_SALES = re.compile(
 # when the message names the product: "is the creamed honey dairy free?" and "are the beeswax
 # food wraps vegan?" sat nearer the sales examples. What suits a diet, not the people on it ("a
 # gift for a coeliac friend" is shopping).
+DIETS = r"vegan|vegetarian|dairy[- ]free|lactose|gluten|halal|kosher|nut[- ]free"
 DIET = re.compile(
-    r"\b(?:vegan|vegetarian|dairy[- ]free|lactose|gluten|halal|kosher|nut[- ]free|allergens?"
+    rf"\b(?:{DIETS}|allergens?"
     # "I'm allergic to bee stings, can I use your propolis throat spray?" was answered with a
     # list of propolis products, not the allergies article.
     r"|allerg(?:y|ies|ic)|intoleran(?:t|ce)|anaphyla\w*|bee stings?)\b",
     re.IGNORECASE,
 )
+# Unless the product asked of says so in its description: "are the propolis capsules
+# vegetarian?" ("Sixty vegetarian capsules...") was quoted the bee pollen and propolis article.
+# Never an allergy, whatever a description says.
+A_DIET = re.compile(rf"(?:{DIETS})", re.IGNORECASE)
 
 
 # Selling, stocking or branding the shop's goods as a business is the wholesale article's: "I run
@@ -358,10 +363,20 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
     # A follow-up carrying a health or policy subject is asked of it: "what about the lip balm"
     # after "I'm allergic to bee stings..." asks the allergy question again.
     asked = question if names_its_own_subject(question) else latest
-    supports = any(rule.search(asked) for rule in (AFTER_SALES, DIET, TRADE))
+    asks_of_a_product = not THEIR_OWN.search(latest) and not names_its_own_subject(question)
+    listed = product_asked_about(messages)
+    diets = [match.group(0) for match in DIET.finditer(asked)]
+    its_diet = (
+        bool(diets)
+        and asks_of_a_product
+        and all(A_DIET.fullmatch(diet) for diet in diets)
+        and description_says(latest, diets, listed=listed)
+    )
+    supports = any(rule.search(asked) for rule in (AFTER_SALES, TRADE)) or (
+        bool(diets) and not its_diet
+    )
     if route is Route.SALES and supports:
         return Route.SUPPORT
-    asks_of_a_product = not THEIR_OWN.search(latest) and not names_its_own_subject(question)
     if route is Route.SUPPORT and asks_of_a_product and names_a_product(latest):
         # The examples read "UMF" as the grading question ("what does UMF mean on manuka").
         return Route.SALES
@@ -369,7 +384,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         route is Route.SUPPORT
         and asks_of_a_product
         and not supports
-        and description_answers_better(latest, listed=product_asked_about(messages))
+        and (its_diet or description_answers_better(latest, listed=listed))
     ):
         # "is the glass honey pot dishwasher safe?" was quoted the crystallisation article.
         return Route.SALES

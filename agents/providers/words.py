@@ -6,17 +6,19 @@ from __future__ import annotations
 import re
 
 WORD = re.compile(r"[a-z0-9]+")
-# Grammar and the shop's own words ("honey") do not tell articles apart.
-STOP_WORDS = frozenset(
+# The shop's own words: in products' names, but telling neither products nor articles apart.
+SHOP_WORDS = frozenset(WORD.findall("honey honeys bee bees beeman shop jar jars product products"))
+GRAMMAR_WORDS = frozenset(
     WORD.findall(
         """a about after all also am an and any are as at be been being but by can could did do
     does doing for from get got had has have he her him his how i if in into is it its just like
     me might more most much my no not of on or our out please she should so some such than that
     the their them then there these they this those to too us very was we were what when where
-    which who whom why will with would yes you your yours honey honeys bee bees beeman shop jar
-    jars product products"""
+    which who whom why will with would yes you your yours"""
     )
 )
+# Grammar and the shop's own words ("honey") do not tell articles apart.
+STOP_WORDS = GRAMMAR_WORDS | SHOP_WORDS
 
 
 def stem(word: str) -> str:

@@ -248,3 +248,70 @@ def test_a_question_about_it_naming_a_health_subject_is_not_read_with_the_produc
     ]
 
     assert customer_question(messages) == "is it safe for my baby?"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A question about it after a word asking what, where or when: each was read alone, and
+        # answered with a product list or "couldn't find".
+        "what would I eat it with?",
+        "where should I put it?",
+        "when should I take it?",
+        "what do people use them for?",
+    ],
+)
+def test_a_question_about_it_after_what_where_or_when_is_a_follow_up(text: str) -> None:
+    assert is_follow_up(text)
+
+
+def _listed(*names: str) -> AIMessage:
+    lines = [recommendation_line(name, "£10.00 (5 in stock). Lovely.") for name in names]
+    return AIMessage("\n".join(["Here's what I'd suggest from our shop:", *lines]))
+
+
+WEDDING_JARS = "Wedding Favour Honey Jars (Set of 24)"
+GIFT_SETS = _listed(WEDDING_JARS, "Hot Honey Lovers Gift Set")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text", ["how many jars are in the set?", "how big is each set?", "I'd like the set"]
+)
+def test_saying_the_kind_of_thing_listed_first_asks_about_it(text: str) -> None:
+    # Read alone, "how many jars are in the set?" listed the Rapeseed Set Honey first.
+    messages = [HumanMessage("do you do wedding favours?"), GIFT_SETS, HumanMessage(text)]
+
+    assert customer_question(messages) == f"{text} {WEDDING_JARS}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Another thing of that kind, or a help-centre subject: read as before.
+        "what about the tealight set?",
+        "can the set be delivered by Friday?",
+        "can I return the set?",
+    ],
+)
+def test_another_thing_of_that_kind_or_a_help_centre_subject_is_not_asked_of_it(
+    text: str,
+) -> None:
+    messages = [HumanMessage("do you do wedding favours?"), GIFT_SETS, HumanMessage(text)]
+
+    assert WEDDING_JARS not in customer_question(messages)
+
+
+@pytest.mark.django_db
+def test_a_question_about_them_asks_about_the_one_product_named_before(demo_shop) -> None:
+    chunks = "Raw Propolis Chunks 20g"
+    named = [HumanMessage("I'd like the raw propolis chunks"), _listed(chunks, "Propolis Tincture")]
+    kind = [HumanMessage("do you sell propolis?"), _listed(chunks, "Propolis Tincture")]
+    text = "what do people use them for?"
+
+    assert customer_question([*named, HumanMessage(text)]) == f"{text} {chunks}"
+    # After a kind of thing, "them" are the things of that kind, as before.
+    assert chunks not in customer_question([*kind, HumanMessage(text)])
+    # Nor a help-centre subject: read with the product's name, its articles were not found.
+    assert chunks not in customer_question([*named, HumanMessage("are they safe for children?")])

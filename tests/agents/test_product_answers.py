@@ -57,6 +57,37 @@ def test_a_question_says_the_product_it_names_as_it(question: str, said: str) ->
 
 
 @pytest.mark.parametrize(
+    ("question", "name", "said"),
+    [
+        # The shop's own words of the name go with the rest: "when should I sow the bee-it?".
+        (
+            "when should I sow the bee-friendly seed mix?",
+            "Bee-Friendly Wildflower Seed Mix",
+            "when should I sow it?",
+        ),
+        (
+            "how is the british bee pollen kept fresh?",
+            "British Bee Pollen 100g",
+            "how is it kept fresh?",
+        ),
+        # Things named in the plural.
+        (
+            "how long do the beeswax food wraps last?",
+            "Beeswax Food Wraps Set of 3",
+            "how long do they last?",
+        ),
+        (
+            "how long does personalising the wedding favour jars take?",
+            "Wedding Favour Honey Jars (Set of 24)",
+            "how long does personalising them take?",
+        ),
+    ],
+)
+def test_the_whole_name_is_said_as_it_or_they(question: str, name: str, said: str) -> None:
+    assert said_as_it(question, name) == said
+
+
+@pytest.mark.parametrize(
     ("question", "asked"),
     [
         ("is the beeswax pillar candle unscented?", PILLAR),
@@ -140,13 +171,76 @@ def test_while_the_embedding_api_is_away_the_sentence_sharing_most_words_is_quot
         # To the help centre by meaning: quoted the crystallisation article, and "couldn't find".
         ("is the glass honey pot dishwasher safe?", Route.SALES),
         ("is the hive tool stainless steel?", Route.SALES),
+        # Quoted the candle-care article, nearer the name's words ("beeswax candle") than the
+        # description; the crystallisation article ("the acacia honey" was four products'
+        # floral source, and named none); the propolis article, by "vegetarian".
+        ("is the beeswax pillar candle unscented?", Route.SALES),
+        ("does the acacia honey stay runny?", Route.SALES),
+        ("are the propolis capsules vegetarian?", Route.SALES),
         # An article answers better, or the question is after-sales or a diet's.
         ("how should I store the manuka UMF 15+?", Route.SUPPORT),
         ("can I return the glass honey pot?", Route.SUPPORT),
         ("is the cacao creamed honey dairy free?", Route.SUPPORT),
+        # The help centre's words, a diet the description does not say, an allergy.
+        ("is the pillar candle safe to leave burning overnight?", Route.SUPPORT),
+        ("are the beeswax food wraps vegan?", Route.SUPPORT),
+        ("are there any allergens in the propolis capsules?", Route.SUPPORT),
     ],
 )
 def test_a_question_the_product_s_description_answers_goes_to_sales(
     demo_shop, text: str, route: Route
 ) -> None:
     assert semantic_route([HumanMessage(text)]) == route
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("texts", "answer"),
+    [
+        (
+            ["is the beeswax pillar candle unscented?"],
+            'About the Beeswax Pillar Candle 15cm: "Hand-poured from pure, unbleached British '
+            "beeswax with a cotton wick, giving a warm golden glow and a faint natural honey "
+            'scent."',
+        ),
+        # "How much" of something else than money: a product list.
+        (
+            ["how much garden does the wildflower seed mix cover?"],
+            'About the Bee-Friendly Wildflower Seed Mix: "Covers roughly 5 square metres',
+        ),
+        # Follow-ups about the one product listed, read alone: a list, "couldn't find".
+        (
+            ["have you got truffle honey?", "what would I eat it with?"],
+            'About the Truffle-Infused Honey 120g: "A little goes a long way: drizzle over burrata',
+        ),
+        (
+            ["I'd like the raw propolis chunks", "what do people use them for?"],
+            'About the Raw Propolis Chunks 20g: "Beekeepers and crafters use it',
+        ),
+        (
+            ["do you do wedding favours?", "how many jars are in the set?"],
+            'About the Wedding Favour Honey Jars (Set of 24): "Twenty-four 30g hexagonal jars',
+        ),
+    ],
+    ids=["unscented", "garden covered", "eat it with", "use them for", "jars in the set"],
+)
+def test_a_question_asked_of_one_product_is_answered_from_its_description(
+    demo_shop, texts: list[str], answer: str
+) -> None:
+    state = _turn(*texts)
+
+    assert str(state["messages"][-1].content).startswith(answer)
+
+
+@pytest.mark.django_db
+def test_a_safety_question_about_the_product_listed_is_answered_by_the_help_centre(
+    demo_shop,
+) -> None:
+    # Searched for alone, the candle-safety article came less near than "Burns slowly and
+    # cleanly, for approximately 60 hours.", which was quoted.
+    state = _turn("tell me about the pillar candle", "is it safe to leave burning overnight?")
+
+    assert state["route"] == Route.SUPPORT
+    assert str(state["messages"][-1].content).startswith(
+        'From our help article "Beeswax candle safety and care"'
+    )
