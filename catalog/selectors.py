@@ -170,10 +170,12 @@ def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) 
     the UMF 15+?" names a manuka, "and the heather one?" after "creamed honey" the creamed
     heather, and "and in stock?" and "and the 250g?" (a dozen products) name none."""
     table = Product._meta.db_table
-    words = query_keywords(text, table=table).words
+    words = query_keywords(text, table=table, correct_spelling=True).words
     if len(words) < max(at_least_words, 1):
         return False
-    subject = query_keywords(apart_from, table=table).telling if apart_from else ()
+    subject = (
+        query_keywords(apart_from, table=table, correct_spelling=True).telling if apart_from else ()
+    )
     shares_subject = (
         ExpressionWrapper(Q(search_vector=_named_by(subject, "|")), output_field=BooleanField())
         if subject
@@ -203,7 +205,7 @@ def product_named(text: str) -> Product | None:
     active = Product.objects.filter(is_active=True)
     held = [
         word
-        for word in query_keywords(text, table=table).words
+        for word in query_keywords(text, table=table, correct_spelling=True).words
         if active.filter(search_vector=_named_by([word], "&")).exists()
     ]
     if not held:
@@ -578,7 +580,7 @@ def _named_among(hits: list[RankedId], subject: str) -> Named:
     "actually, what's your cheapest candle?" the candles ("actually" names nothing). Else
     nothing: the order sorts the best match's category, as for "cheapest honey" (most products)
     or "large jar of raw honey" (names hold "jar" and "raw", none both). Stop words aside."""
-    words = query_keywords(subject, table=Product._meta.db_table).words
+    words = query_keywords(subject, table=Product._meta.db_table, correct_spelling=True).words
     if not words or not hits:
         return Named()
     # Read by primary key, over the candidates only: a bounded read, however many rows of a

@@ -2,9 +2,13 @@
 
 from decimal import Decimal
 
+from rest_framework.test import APIClient
+
 from catalog.models import KnowledgeArticle, Product
 from catalog.services import embeddings_refresh
+from conversations.models import Conversation
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+from tests.conversations.factories import ConversationFactory
 
 
 def small_shop_create() -> dict[str, Product]:
@@ -46,3 +50,12 @@ def small_shop_create() -> dict[str, Product]:
     assert Product.objects.filter(embedding__isnull=False).count() == 4
     assert KnowledgeArticle.objects.filter(embedding__isnull=False).count() == 2
     return products
+
+
+def customer_in_small_shop() -> tuple[APIClient, Conversation]:
+    """The small shop, and a client logged in as the owner of a new conversation in it."""
+    small_shop_create()
+    conversation = ConversationFactory.create()
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+    return client, conversation

@@ -18,7 +18,7 @@ from agents.api.event_stream import run_event_stream
 from agents.api.stream_slots import stream_slots
 from agents.models import AgentRun
 from agents.run_stream import _key, run_event_publish, run_events_client, run_events_read
-from tests.agents.shop import small_shop_create
+from tests.agents.shop import customer_in_small_shop, small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,10 +37,7 @@ def parse_sse(raw: bytes) -> list[dict]:
 
 @pytest.fixture
 def finished_run(celery_worker) -> tuple[APIClient, str, dict]:
-    small_shop_create()
-    conversation = ConversationFactory.create()
-    client = APIClient()
-    client.force_authenticate(conversation.owner)
+    client, conversation = customer_in_small_shop()
     posted = client.post(
         f"/api/conversations/{conversation.id}/messages/",
         {"content": "Have you got something for a sore throat?"},

@@ -12,8 +12,7 @@ from agents.providers.router import SmallTalk
 from catalog.models import Product
 from conversations.models import Conversation, Message
 from conversations.services import conversations_hand_back
-from tests.agents.shop import small_shop_create
-from tests.conversations.factories import ConversationFactory
+from tests.agents.shop import customer_in_small_shop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,11 +41,7 @@ def _finished(client: APIClient, run_id: str) -> dict:
 
 @pytest.fixture
 def customer(celery_worker) -> tuple[APIClient, Conversation]:
-    small_shop_create()
-    conversation = ConversationFactory.create()
-    client = APIClient()
-    client.force_authenticate(conversation.owner)
-    return client, conversation
+    return customer_in_small_shop()
 
 
 def test_a_product_question_gets_a_grounded_sales_reply(customer) -> None:

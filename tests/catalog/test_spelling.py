@@ -4,7 +4,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Product, ProductNameWord
 from catalog.query_keywords import query_keywords
-from catalog.selectors import ProductFilters, product_search
+from catalog.selectors import ProductFilters, names_products, product_named, product_search
 from catalog.spelling import (
     edit_distance,
     nearest_word,
@@ -117,6 +117,14 @@ def test_a_query_without_a_suspect_word_costs_no_statement() -> None:
         assert _corrections("a lovely honey") == {}
 
     assert len(statements) == 0
+
+
+def test_a_misspelt_name_still_names_its_product_for_the_assistant() -> None:
+    lavender = ProductFactory.create(name="Lavender-Infused Honey 340g")
+    ProductFactory.create(name="Heather Raw Honey 340g")
+
+    assert product_named("is the lavendar honey runny?") == lavender
+    assert names_products("what about the lavendar honey?")
 
 
 # --- on the demo shop --------------------------------------------------------------------------

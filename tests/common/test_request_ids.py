@@ -13,8 +13,7 @@ from rest_framework.test import APIClient
 from agents.models import AgentRun
 from beemanhoney.common.logging import ExtraFormatter
 from beemanhoney.common.request_ids import RequestIdFilter
-from tests.agents.shop import small_shop_create
-from tests.conversations.factories import ConversationFactory
+from tests.agents.shop import customer_in_small_shop
 
 
 @pytest.fixture
@@ -86,10 +85,7 @@ def test_the_project_s_console_handler_adds_the_request_id() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_s_line_for_a_run_names_the_request_that_queued_it(celery_worker) -> None:
-    small_shop_create()
-    conversation = ConversationFactory.create()
-    client = APIClient()
-    client.force_authenticate(conversation.owner)
+    client, conversation = customer_in_small_shop()
 
     posted = client.post(
         f"/api/conversations/{conversation.id}/messages/",
