@@ -17,9 +17,11 @@ YOUNG_GENERATION_THRESHOLD = 20_000
 # gthread workers this bounds only that heartbeat, not how long a request or stream may last.
 timeout = 120
 
-# gunicorn's default format, then the X-Forwarded-For the proxy sent (%(h)s is its address).
+# gunicorn's default format, then the X-Forwarded-For the proxy sent (%(h)s is its address) and
+# the request's id, as the answer gave it (beemanhoney.common.request_ids).
 access_log_format = (
     '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" "%({x-forwarded-for}i)s"'
+    ' request_id="%({x-request-id}o)s"'
 )
 
 

@@ -46,14 +46,13 @@ class AgentRunAdmin(ShopModelAdmin):
         "completion_tokens", "cost_usd", "latency_ms", "created_at",
     ]  # fmt: skip
     list_filter = ["status", RouteFilter, ProviderFilter]
-    search_fields = ["id", "conversation__id", "error", "celery_task_id"]
+    search_fields = ["id", "conversation__id", "error", "celery_task_id", "=request_id"]
     list_select_related = ["conversation"]
     readonly_fields = [
         "id", "conversation", "user_message", "status", "route", "agent", "node_sequence",
         "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "cost_usd",
-        "model_calls",
-        "latency_ms", "error", "celery_task_id", "deliveries", "dispatched_at", "started_at",
-        "finished_at", "created_at",
+        "model_calls", "latency_ms", "error", "celery_task_id", "request_id", "deliveries",
+        "dispatched_at", "started_at", "finished_at", "created_at",
     ]  # fmt: skip
     exclude = ["tool_calls"]
 

@@ -41,6 +41,9 @@ class AgentRun(TimeStampedModel):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    # The X-Request-ID of the request that queued it (beemanhoney.common.request_ids): its task
+    # carries it, whichever process dispatches the run.
+    request_id = models.CharField(max_length=128, blank=True)
     deliveries = models.PositiveSmallIntegerField(default=0)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

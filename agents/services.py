@@ -24,6 +24,7 @@ from agents.pricing import Usage
 from agents.run_stream import run_event_publish, run_events_forget
 from agents.selectors import SILENCED, agent_run_silenced, budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
+from beemanhoney.common.request_ids import TASK_HEADER, current_request_id
 from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Conversation, Message
 
@@ -35,7 +36,11 @@ logger = logging.getLogger(__name__)
 
 def agent_run_create(*, conversation: Conversation, user_message: Message) -> AgentRun:
     """A queued run for ``user_message``; dispatched once the caller's transaction commits."""
-    run = AgentRun.objects.create(conversation=conversation, user_message=user_message)
+    run = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=user_message,
+        request_id=current_request_id.get() or "",
+    )
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation.pk), robust=True)
     return run
 
@@ -116,7 +121,12 @@ def _send(run: AgentRun) -> None:
     from agents.tasks import execute_run
 
     try:
-        execute_run.apply_async(args=(str(run.pk),), task_id=run.celery_task_id)
+        # Its own request's id, not that of whatever dispatches it (a finishing run's task).
+        execute_run.apply_async(
+            args=(str(run.pk),),
+            task_id=run.celery_task_id,
+            headers={TASK_HEADER: run.request_id},
+        )
     except Exception:
         # The broker is unreachable: leave the run undispatched for the next attempt.
         AgentRun.objects.filter(pk=run.pk, status=AgentRun.Status.QUEUED).update(dispatched_at=None)

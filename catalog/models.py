@@ -298,9 +298,9 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
 
 class ProductNameWord(models.Model):
     """A word of some product's name, as the database splits it (on spaces, lower-cased),
-    recorded by the database itself: triggers on every insert and update of products (migration
-    0017). The words a misspelt search word is corrected to (``catalog.spelling``); kept when
-    their product is renamed or deleted."""
+    recorded as the product is embedded (``catalog.services.product_name_words_record``). The
+    words a misspelt search word is corrected to (``catalog.spelling``); kept when their product
+    is renamed or deleted."""
 
     word = models.CharField(max_length=200, primary_key=True)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -359,8 +358,10 @@ def _hybrid_ranking(
     keywords = reads.keywords
     if vector is not None and keywords.corrections:
         # The model read a misspelt word as typed; it places what was meant better.
-        with suppress(*query_embedding_errors()):
+        try:
             vector = embed_query(spelling_corrected(query, keywords.corrections))
+        except query_embedding_errors():
+            logger.exception("catalog.search_correction_not_embedded")
     ranks: dict[int, float | None] = dict(reads.every_word_ranks)
     if vector is None:
         nearest: list[tuple[Any, ...]] = []

@@ -36,6 +36,7 @@ from catalog.models import (
     KnowledgeArticle,
     KnowledgePassage,
     Product,
+    ProductNameWord,
     article_passages,
 )
 from catalog.product_rows import (
@@ -337,8 +338,31 @@ def _store_embeddings(model: type[EmbeddedRow], embedded: _Embedded, *, batch_si
             )
             ids = [pk for (pk,) in cursor.fetchall()]
             _replace_passages(ids, embedded.passages)
+            if model is Product:
+                product_name_words_record(ids=ids)
             written += len(ids)
     return written
+
+
+def product_name_words_record(*, ids: list[int]) -> None:
+    """Record the words of these products' names (``ProductNameWord``, which spelling corrects
+    to), as they are embedded. In order, so two batches sharing new words wait for each other
+    rather than deadlock."""
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {words} (word)"
+                " SELECT DISTINCT word FROM {products},"
+                " regexp_split_to_table(lower(name), '\\s+') AS word"
+                " WHERE id = ANY(%s) AND word <> '' ORDER BY word ON CONFLICT DO NOTHING"
+            ).format(
+                words=sql.Identifier(ProductNameWord._meta.db_table),
+                products=sql.Identifier(Product._meta.db_table),
+            ),
+            [ids],
+        )
 
 
 def _replace_passages(article_ids: list[int], passages: dict[int, list[KnowledgePassage]]) -> None:

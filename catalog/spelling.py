@@ -6,6 +6,8 @@ the one word of the products' names nearest it in spelling when:
 
 - it is at least ``MIN_LENGTH`` letters long (short words are too near too many others: "toast"
   is one letter from "roast");
+- it is no English word (``english_words``, pyspellchecker's list of 160k): "smoked" is one
+  letter from the Smoker, "handle" from a candle, "finger" from ginger, "clever" from clover;
 - it shares no lexeme with the names' words (so "honeys" is not a misspelling of "honey");
 - one name word, and only one, is fewest edits from it, and within ``max_edits`` (a letter
   added, dropped, changed, or two side by side swapped);
@@ -13,17 +15,21 @@ the one word of the products' names nearest it in spelling when:
 
 The keyword half then ranks by the word meant, and the semantic half embeds the query with it
 (``catalog.selectors``: a second embedding, for such queries only). The names' words come from
-``ProductNameWord``, which the database keeps. What a word is taken for is kept per process for
-``VOCABULARY_TTL_SECONDS``, as are the names' words: only a word that passes the first three
-tests costs a statement (the last), once a minute at most.
+``ProductNameWord``, recorded as products are embedded. What a word is taken for is kept per
+process for ``VOCABULARY_TTL_SECONDS``, as are the names' words: only a word that passes the
+first four tests costs a statement (the last), once a minute at most; at most
+``MAX_SUSPECTS`` words of a query are looked at.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
+from importlib import resources
 
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -33,6 +39,7 @@ from beemanhoney.common.lru import ExpiringLruCache
 from catalog.models import SEARCH_CONFIG, Product, ProductNameWord
 
 MIN_LENGTH = 6
+MAX_SUSPECTS = 4
 LETTERS = re.compile(r"[^\W\d_]+")
 VOCABULARY_TTL_SECONDS = 60.0
 
@@ -63,10 +70,14 @@ def spelling_corrections(
     """Each of ``words`` (with their ``lexemes``) that is a misspelling of a product name's word,
     to that word. What each word is taken for is kept for ``VOCABULARY_TTL_SECONDS``."""
     db = using or connection
+    english = english_words()
+    suspects = [
+        word
+        for word in dict.fromkeys(words)
+        if len(word) >= MIN_LENGTH and word.isalpha() and lexemes.get(word) and word not in english
+    ]
     corrections = {}
-    for word in words:
-        if len(word) < MIN_LENGTH or not word.isalpha() or not lexemes.get(word):
-            continue
+    for word in suspects[:MAX_SUSPECTS]:
         meant = _corrections.get_or_make(word, partial(_correction, word, lexemes[word], db))
         if meant is not None:
             corrections[word] = meant
@@ -81,6 +92,13 @@ def _correction(word: str, lexemes: tuple[str, ...], db: BaseDatabaseWrapper) ->
     if nearest is None or _held_by_some_product(word, db):
         return None
     return nearest
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """pyspellchecker's English words (lower-cased), once per process."""
+    packed = resources.files("spellchecker").joinpath("resources", "en.json.gz").read_bytes()
+    return frozenset(json.loads(gzip.decompress(packed)))
 
 
 def spelling_corrected(text: str, corrections: Sequence[tuple[str, str]]) -> str:

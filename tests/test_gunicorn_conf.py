@@ -54,12 +54,14 @@ def test_a_worker_loading_the_model_is_not_killed_as_silent(hooks: dict) -> None
     assert gunicorn_config(hooks).timeout == 120
 
 
-def test_the_access_log_names_the_client_the_proxy_forwarded(hooks: dict, tmp_path: Path) -> None:
+def test_the_access_log_names_the_client_the_proxy_forwarded_and_the_request_id(
+    hooks: dict, tmp_path: Path
+) -> None:
     config = gunicorn_config(hooks)
     config.set("accesslog", str(tmp_path / "access.log"))
     logger = Logger(config)
     request = SimpleNamespace(headers=[("X-FORWARDED-FOR", "203.0.113.7")])
-    response = SimpleNamespace(status="200 OK", headers=[], sent=2)
+    response = SimpleNamespace(status="200 OK", headers=[("X-Request-ID", "req-9")], sent=2)
     environ = {
         "REMOTE_ADDR": "172.18.0.1",
         "REQUEST_METHOD": "GET",
@@ -76,4 +78,4 @@ def test_the_access_log_names_the_client_the_proxy_forwarded(hooks: dict, tmp_pa
 
     line = (tmp_path / "access.log").read_text()
     assert line.startswith("172.18.0.1 - - [")
-    assert '"GET /healthz HTTP/1.1" 200 2 "-" "-" "203.0.113.7"' in line
+    assert '"GET /healthz HTTP/1.1" 200 2 "-" "-" "203.0.113.7" request_id="req-9"' in line

@@ -4,7 +4,8 @@ The id is the request's own ``X-Request-ID`` when it sends a plausible one (a pr
 client's: letters, digits and ``._:-``, at most 128), else a new one. It is in the answer's
 ``X-Request-ID``, on every log line written while the request is served (Django's own "Not
 Found" among them, and an event stream's, until it closes), and on those of the Celery tasks
-the request queued, in the worker (an agent run's ``agents.run_finished`` line, say).
+the request queued, in the worker (an agent run's ``agents.run_finished`` line, say: the run
+keeps its request's id and its task carries that one, whichever process dispatches it).
 
 It lives from Django's ``request_started`` signal to its ``request_finished`` one, which wrap
 everything a WSGI request runs, the middleware and the response's closing included.
@@ -57,7 +58,12 @@ def task_published(headers: dict[str, Any] | None = None, **kwargs: Any) -> None
 def task_started(task: Task | None = None, **kwargs: Any) -> None:
     """Celery's ``task_prerun``: the id of the request that queued the task, or none."""
     request_id = getattr(task.request, TASK_HEADER, None) if task is not None else None
-    current_request_id.set(request_id if isinstance(request_id, str) else None)
+    current_request_id.set(request_id if isinstance(request_id, str) and request_id else None)
+
+
+def task_finished(**kwargs: Any) -> None:
+    """Celery's ``task_postrun``: no id until the next task says one."""
+    current_request_id.set(None)
 
 
 class RequestIdMiddleware:

@@ -5,6 +5,7 @@ from django.test.utils import CaptureQueriesContext
 from catalog.models import Product, ProductNameWord
 from catalog.query_keywords import query_keywords
 from catalog.selectors import ProductFilters, names_products, product_named, product_search
+from catalog.services import embeddings_refresh, product_name_words_record
 from catalog.spelling import (
     edit_distance,
     nearest_word,
@@ -22,22 +23,40 @@ def _corrections(text: str) -> dict[str, str]:
     )
 
 
-def test_the_database_records_the_words_of_every_product_name_written() -> None:
-    product = ProductFactory.create(name="Lavender-Infused Honey 340g")
-    Product.objects.bulk_create(
-        [ProductFactory.build(name="Cut Comb Honey", category=product.category)]
-    )
-    product.name = "Heather Honey"
-    product.save(update_fields=["name"])
+def _named(*names: str, **fields: str) -> list[Product]:
+    """Products of these names, their names' words recorded as embedding them would."""
+    products = [ProductFactory.create(name=name, **fields) for name in names]
+    product_name_words_record(ids=[product.pk for product in products])
+    return products
 
-    assert set(ProductNameWord.objects.values_list("word", flat=True)) >= {
+
+def test_embedding_products_records_the_words_of_their_names() -> None:
+    ProductFactory.create(name="Lavender-Infused Honey 340g")
+    ProductFactory.create(name="Cut Comb Honey")
+
+    embeddings_refresh(kind="products")
+
+    assert set(ProductNameWord.objects.values_list("word", flat=True)) == {
         "lavender-infused",
         "honey",
         "340g",
         "cut",
         "comb",
-        "heather",
     }
+
+
+def test_recording_a_product_s_words_again_adds_only_its_new_ones() -> None:
+    (product,) = _named("Heather Honey")
+    product.name = "Heather Honey Gift"
+    product.save(update_fields=["name"])
+
+    product_name_words_record(ids=[product.pk])
+
+    assert sorted(ProductNameWord.objects.values_list("word", flat=True)) == [
+        "gift",
+        "heather",
+        "honey",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +95,7 @@ def test_nearest_word_is_the_one_word_fewest_edits_away(
 
 
 def test_a_misspelt_word_of_a_product_name_is_corrected_to_it() -> None:
-    ProductFactory.create(name="Lavender-Infused Honey 340g")
+    _named("Lavender-Infused Honey 340g")
 
     assert _corrections("lavendar honey") == {"lavendar": "lavender"}
 
@@ -90,14 +109,14 @@ def test_a_misspelt_word_of_a_product_name_is_corrected_to_it() -> None:
     ],
 )
 def test_a_word_that_is_not_a_misspelling_of_a_name_s_word_is_left(query: str) -> None:
-    ProductFactory.create(name="Lavender-Infused Honey 340g")
+    _named("Lavender-Infused Honey 340g")
 
     assert _corrections(query) == {}
 
 
 def test_a_word_some_product_s_text_holds_is_a_real_word_of_the_shop_and_left() -> None:
-    ProductFactory.create(name="Lavender-Infused Honey 340g")
-    ProductFactory.create(name="Garden Bundle", description="Seeds of lavandin and thyme.")
+    _named("Lavender-Infused Honey 340g")
+    _named("Garden Bundle", description="Seeds of lavandin and thyme.")
 
     assert _corrections("lavandin honey") == {}
     assert spelling_corrections(["lavandin"], {"lavandin": ("lavandin",)}) == {}
@@ -110,7 +129,7 @@ def test_the_corrected_query_keeps_every_other_word_as_typed() -> None:
 
 
 def test_a_query_without_a_suspect_word_costs_no_statement() -> None:
-    ProductFactory.create(name="Lavender-Infused Honey 340g")
+    _named("Lavender-Infused Honey 340g")
     _corrections("a lovely honey")  # the words' lexemes and the names' words read once
 
     with CaptureQueriesContext(connection) as statements:
@@ -120,11 +139,34 @@ def test_a_query_without_a_suspect_word_costs_no_statement() -> None:
 
 
 def test_a_misspelt_name_still_names_its_product_for_the_assistant() -> None:
-    lavender = ProductFactory.create(name="Lavender-Infused Honey 340g")
-    ProductFactory.create(name="Heather Raw Honey 340g")
+    lavender, _ = _named("Lavender-Infused Honey 340g", "Heather Raw Honey 340g")
 
     assert product_named("is the lavendar honey runny?") == lavender
     assert names_products("what about the lavendar honey?")
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("smoked honey", "Beekeeping Smoker"),
+        ("a dipper with a long handle", "Beeswax Pillar Candle"),
+        ("finger food honey", "Ginger Honey"),
+        ("a clever gift", "Clover Honey"),
+    ],
+)
+def test_an_english_word_is_never_taken_for_a_name_s_word(query: str, name: str) -> None:
+    _named(name)
+
+    assert _corrections(query) == {}
+
+
+def test_at_most_a_few_words_of_a_query_are_looked_at() -> None:
+    _named("Lavender Vanilla Chestnut Heather Buckwheat Honey")
+
+    corrected = _corrections("lavendar vanila chesnut heathar buckweat honey")
+
+    assert len(corrected) == 4
+    assert corrected["lavendar"] == "lavender"
 
 
 # --- on the demo shop --------------------------------------------------------------------------

@@ -103,3 +103,30 @@ def test_the_worker_s_line_for_a_run_names_the_request_that_queued_it(celery_wor
     assert any(
         "agents.run_finished" in line and 'request_id="req-run-1"' in line for line in lines
     ), lines
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_queued_behind_another_keeps_the_id_of_its_own_request(celery_worker) -> None:
+    client, conversation = customer_in_small_shop()
+    url = f"/api/conversations/{conversation.id}/messages/"
+
+    first = client.post(url, {"content": "Any beeswax wraps?"}, headers={"X-Request-ID": "req-a"})
+    second = client.post(url, {"content": "And candles?"}, headers={"X-Request-ID": "req-b"})
+    second_id = second.json()["run"]["id"]
+    client.get(f"/api/runs/{second_id}/?wait=60")
+    deadline = time.monotonic() + 10
+    while f'"{second_id}"' not in celery_worker.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    runs = {run.request_id: run for run in AgentRun.objects.all()}
+    assert set(runs) == {"req-a", "req-b"}
+    # Queued behind the first: dispatched by the first's task as it finished, in the worker.
+    dispatched, finished = runs["req-b"].dispatched_at, runs["req-a"].finished_at
+    assert dispatched is not None
+    assert finished is not None
+    assert dispatched >= finished
+    assert first.status_code == 202
+    lines = [line for line in celery_worker.log().splitlines() if f'"{second_id}"' in line]
+    assert any("agents.run_finished" in line and 'request_id="req-b"' in line for line in lines), (
+        lines
+    )
