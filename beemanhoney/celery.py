@@ -17,9 +17,11 @@ app.autodiscover_tasks()
 def _warm_worker_process(**kwargs: object) -> None:
     """Load the embedding model when a worker process starts, not on its first customer."""
     from agents.providers.router import warm_up
+    from catalog.spelling import english_words
 
     try:
         warm_up()
+        english_words()
     except Exception:
         # A cold start is slower, not broken: the first task loads what it needs.
         logging.getLogger(__name__).warning("worker.warm_up_failed", exc_info=True)
