@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.db import migrations
 
 # Migration 0017's triggers wrote a product's new name words inside the writer's transaction:
@@ -10,26 +12,8 @@ DROP TRIGGER product_name_words_on_insert ON catalog_product;
 DROP FUNCTION catalog_product_name_words_record();
 """
 
-RECREATE_TRIGGERS = """
-CREATE FUNCTION catalog_product_name_words_record() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO catalog_productnameword (word)
-    SELECT DISTINCT word
-    FROM written_products,
-        regexp_split_to_table(lower(written_products.name), '\\s+') AS word
-    WHERE word <> ''
-    ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER product_name_words_on_insert AFTER INSERT ON catalog_product
-    REFERENCING NEW TABLE AS written_products
-    FOR EACH STATEMENT EXECUTE FUNCTION catalog_product_name_words_record();
-CREATE TRIGGER product_name_words_on_update AFTER UPDATE ON catalog_product
-    REFERENCING NEW TABLE AS written_products
-    FOR EACH STATEMENT EXECUTE FUNCTION catalog_product_name_words_record();
-"""
+# Undone, 0017's triggers come back (and its backfill runs again, adding nothing new).
+RECREATE_TRIGGERS = import_module("catalog.migrations.0017_product_name_words").RECORD_NAME_WORDS
 
 
 class Migration(migrations.Migration):
