@@ -374,10 +374,6 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
             run.status = AgentRun.Status.SUCCEEDED
         run.save()
         _after_finish(run, reply)
-    logger.info(
-        "agent_run.finished",
-        extra={"run_id": str(run.pk), "route": run.route, "ms": latency_ms},
-    )
     return run
 
 
@@ -475,7 +471,7 @@ def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
         "latency_ms": run.latency_ms,
         "tokens": run.prompt_tokens + run.completion_tokens,
     }
-    transaction.on_commit(lambda: logger.info("agents.run_finished", extra=finished))
+    transaction.on_commit(lambda: logger.info("agent_run.finished", extra=finished))
     transaction.on_commit(publish)
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
 

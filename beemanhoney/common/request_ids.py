@@ -4,7 +4,7 @@ The id is the request's own ``X-Request-ID`` when it sends a plausible one (a pr
 client's: letters, digits and ``._:-``, at most 128), else a new one. It is in the answer's
 ``X-Request-ID``, on every log line written while the request is served (Django's own "Not
 Found" among them, and an event stream's, until it closes), and on those of the Celery tasks
-the request queued, in the worker (an agent run's ``agents.run_finished`` line, say: the run
+the request queued, in the worker (an agent run's ``agent_run.finished`` line, say: the run
 keeps its request's id and its task carries that one, whichever process dispatches it).
 
 It lives from Django's ``request_started`` signal to its ``request_finished`` one, which wrap

@@ -101,7 +101,7 @@ def test_the_worker_s_line_for_a_run_names_the_request_that_queued_it(celery_wor
     assert AgentRun.objects.get(pk=run_id).status == AgentRun.Status.SUCCEEDED
     lines = [line for line in celery_worker.log().splitlines() if f'"{run_id}"' in line]
     assert any(
-        "agents.run_finished" in line and 'request_id="req-run-1"' in line for line in lines
+        "agent_run.finished" in line and 'request_id="req-run-1"' in line for line in lines
     ), lines
 
 
@@ -127,6 +127,6 @@ def test_a_run_queued_behind_another_keeps_the_id_of_its_own_request(celery_work
     assert dispatched >= finished
     assert first.status_code == 202
     lines = [line for line in celery_worker.log().splitlines() if f'"{second_id}"' in line]
-    assert any("agents.run_finished" in line and 'request_id="req-b"' in line for line in lines), (
+    assert any("agent_run.finished" in line and 'request_id="req-b"' in line for line in lines), (
         lines
     )
