@@ -266,7 +266,8 @@ AFTER_SALES = re.compile(
 # when the message names the product: "is the creamed honey dairy free?" and "are the beeswax
 # food wraps vegan?" sat nearer the sales examples. What suits a diet, not the people on it ("a
 # gift for a coeliac friend" is shopping).
-DIETS = r"vegan|vegetarian|dairy[- ]free|lactose|gluten|halal|kosher|nut[- ]free"
+# The people on them too: "are the beeswax wraps ok for vegans?" got beeswax to buy.
+DIETS = r"vegans?|vegetarians?|dairy[- ]free|lactose|gluten|halal|kosher|nut[- ]free"
 DIET = re.compile(
     rf"\b(?:{DIETS}|allergens?"
     # "I'm allergic to bee stings, can I use your propolis throat spray?" was answered with a

@@ -130,6 +130,8 @@ def test_a_hand_off_needs_a_clear_lead_in_meaning(text: str, route: Route) -> No
         # Whether a named product suits a diet too; a gift for someone on one is shopping.
         ("is the creamed honey dairy free?", Route.SUPPORT),
         ("are the beeswax food wraps vegan?", Route.SUPPORT),
+        ("are the beeswax wraps ok for vegans?", Route.SUPPORT),
+        ("are your candles suitable for vegetarians?", Route.SUPPORT),
         ("I need a gift for a coeliac friend, what would you suggest?", Route.SALES),
         # Selling or branding the shop's goods as a business, though it names them; asking what
         # the shop sells, or for the Corporate Honey Gift Box, is shopping.
