@@ -365,13 +365,13 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
     # after "I'm allergic to bee stings..." asks the allergy question again.
     asked = question if names_its_own_subject(question) else latest
     asks_of_a_product = not THEIR_OWN.search(latest) and not names_its_own_subject(question)
-    listed = product_asked_about(messages)
     diets = [match.group(0) for match in DIET.finditer(asked)]
+    # The product just listed is looked for (statements, for a follow-up) only when needed.
     its_diet = (
         bool(diets)
         and asks_of_a_product
         and all(A_DIET.fullmatch(diet) for diet in diets)
-        and description_says(latest, diets, listed=listed)
+        and description_says(latest, diets, listed=product_asked_about(messages))
     )
     supports = any(rule.search(asked) for rule in (AFTER_SALES, TRADE)) or (
         bool(diets) and not its_diet
@@ -385,7 +385,7 @@ def semantic_route(messages: Sequence[BaseMessage]) -> Route:
         route is Route.SUPPORT
         and asks_of_a_product
         and not supports
-        and (its_diet or description_answers_better(latest, listed=listed))
+        and (its_diet or description_answers_better(latest, listed=product_asked_about(messages)))
     ):
         # "is the glass honey pot dishwasher safe?" was quoted the crystallisation article.
         return Route.SALES
