@@ -15,7 +15,7 @@ from langchain_core.messages import BaseMessage
 from agents.providers.follow_ups import product_asked_about
 from agents.providers.stock_questions import asks_about_stock
 from agents.providers.subjects import SUPPORT_WORDS
-from agents.providers.words import SHOP_WORDS, WORD, stem, stems
+from agents.providers.words import SHOP_WORDS, WORD, is_plural, stem, stems
 from beemanhoney.common.lru import LruCache
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.knowledge_passages import RELEVANCE_FLOOR, passage_nearness
@@ -203,8 +203,7 @@ def said_as_it(question: str, name: str) -> str:
 
 
 def _pronoun(said: re.Match[str]) -> str:
-    last = WORD.findall(said.group(0).lower())[-1]
-    if not (last.endswith("s") and not last.endswith(("ss", "us", "is")) and len(last) > 3):
+    if not is_plural(WORD.findall(said.group(0).lower())[-1]):
         return "it"
     before = WORD.findall(said.string[: said.start()].lower())
     return "they" if not before or before[-1] in ASKING_VERBS else "them"

@@ -21,12 +21,17 @@ GRAMMAR_WORDS = frozenset(
 STOP_WORDS = GRAMMAR_WORDS | SHOP_WORDS
 
 
+def is_plural(word: str) -> bool:
+    """Crudely: "wraps", "candles"; not "glass", "citrus", "basis" nor "gas"."""
+    return word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3
+
+
 def stem(word: str) -> str:
     """A crude stem, enough to match "allergy" with "allergies" and "crystallised" with
     "crystallises": the plural dropped, then the first six letters."""
     if word.endswith("ies") and len(word) > 4:
         word = word[:-3] + "y"
-    elif word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+    elif is_plural(word):
         word = word[:-1]
     return word[:6]
 
