@@ -72,7 +72,8 @@ def refused_request(exc: Exception) -> Refusal:
     return Refusal(400, "bad_request", "Bad request.")
 
 
-def _code(exc: exceptions.APIException, data: Any) -> str:
+def error_code(exc: exceptions.APIException, data: Any) -> str:
+    """``exc``'s code, or the one its ``data`` (its answer's body or its detail) names."""
     if isinstance(data, dict) and isinstance(data.get("code"), str):
         return str(data["code"])  # simplejwt's, more telling than "authentication_failed"
     codes = exc.get_codes()
@@ -101,7 +102,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     data = response.data
-    code = _code(exc, data)
+    code = error_code(exc, data)
     if isinstance(exc, exceptions.ValidationError):
         errors = data if isinstance(data, dict) else {"non_field_errors": data}
         response.data = error_body("Invalid input.", code, errors)

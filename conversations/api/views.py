@@ -33,7 +33,7 @@ from beemanhoney.common.authentication import (
     refresh_token_rotate,
     token_password_check,
 )
-from beemanhoney.common.exceptions import error_body, error_responses
+from beemanhoney.common.exceptions import error_body, error_code, error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
 from beemanhoney.common.serializers import (
@@ -105,9 +105,8 @@ class RefreshTokenFieldErrors(TokenViewBase):
             return super().post(request, *args, **kwargs)
         except exceptions.AuthenticationFailed as exc:
             # simplejwt's detail is a dict (the sentence, a code, which token class refused).
-            detail = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
-            reason = detail["detail"]
-            code = detail.get("code", exc.default_code)
+            reason = exc.detail["detail"] if isinstance(exc.detail, dict) else exc.detail
+            code = error_code(exc, exc.detail)
             raise exceptions.AuthenticationFailed(
                 {"detail": reason, "code": code, "errors": {"refresh": [reason]}}
             ) from exc
