@@ -38,6 +38,12 @@ def _conversation(*questions: str) -> list[BaseMessage]:
         # When it will be, or what to do with them (each read alone before).
         "when will it be back in",
         "can I put them in the dishwasher",
+        # A question about it after a word asking what, where or when: each was read alone, and
+        # answered with a product list or "couldn't find".
+        "what would I eat it with?",
+        "where should I put it?",
+        "when should I take it?",
+        "what do people use them for?",
     ],
 )
 def test_a_message_leaning_on_an_earlier_question_is_a_follow_up(text: str) -> None:
@@ -248,21 +254,6 @@ def test_a_question_about_it_naming_a_health_subject_is_not_read_with_the_produc
     ]
 
     assert customer_question(messages) == "is it safe for my baby?"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        # A question about it after a word asking what, where or when: each was read alone, and
-        # answered with a product list or "couldn't find".
-        "what would I eat it with?",
-        "where should I put it?",
-        "when should I take it?",
-        "what do people use them for?",
-    ],
-)
-def test_a_question_about_it_after_what_where_or_when_is_a_follow_up(text: str) -> None:
-    assert is_follow_up(text)
 
 
 def _listed(*names: str) -> AIMessage:
