@@ -7,8 +7,10 @@ import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -56,6 +58,23 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_origins(name: str) -> list[str]:
+    """Comma-separated web origins (``scheme://host[:port]``), lower-cased as browsers send them."""
+    origins = [origin.lower() for origin in env_list(name, [])]
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or origin != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise ImproperlyConfigured(
+                f"{name} must list origins such as https://shop.example.com (a scheme and a host,"
+                f" no path or trailing slash), got {origin!r}"
+            )
+    return origins
+
+
 DEBUG = env_bool("DEBUG", False)
 # The image sets EMBEDDED_SERVICES=0: a container missing either URL would otherwise run a
 # database and broker of its own, inside it, and lose them with it.
@@ -87,6 +106,21 @@ if not DEBUG and (
     )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Web pages of other origins whose scripts may call the API (a chat widget on the shop's own
+# site): none by default, "*" for any. The API authenticates by bearer token, never by cookie, so
+# no credentials are allowed across origins.
+_cors_origins = env_str("CORS_ALLOWED_ORIGINS").strip()
+CORS_ALLOW_ALL_ORIGINS = _cors_origins == "*"
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else env_origins("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_HEADERS = (
+    *cors_default_headers,
+    "idempotency-key",
+    "if-none-match",
+    "last-event-id",
+    "x-request-id",
+)
+CORS_EXPOSE_HEADERS = ("etag", "retry-after", "x-request-id")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -98,6 +132,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "corsheaders",
     # Refresh tokens on record, so a logout or a rotation can revoke one (its admin pages are
     # replaced in beemanhoney/common/admin.py).
     "rest_framework_simplejwt.token_blacklist",
@@ -113,6 +148,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "beemanhoney.common.request_ids.RequestIdMiddleware",
     "beemanhoney.common.health.HealthCheckMiddleware",
+    # Before anything that may answer: a preflight is answered here, and every API answer, errors
+    # included, carries the allowed origin (so a page on it can read the error).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # An ETag on every GET's answer, and 304 with no body to a client sending it back unchanged.

@@ -16,6 +16,7 @@ from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
 from catalog.services import catalog_statistics_refresh
 from catalog.spelling import forget_name_vocabulary
+from tests.support.browser import chromium_page
 from tests.support.celery_worker import WorkerProcess
 from tests.support.fake_openai import FakeOpenAIServer
 
@@ -100,6 +101,11 @@ def celery_worker(django_db_setup: None, django_db_blocker, test_broker_url: str
         worker = WorkerProcess(broker_url=test_broker_url, queue=test_queue).start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    yield from chromium_page()
 
 
 @pytest.fixture

@@ -107,6 +107,34 @@ def test_a_database_url_python_cannot_parse_gets_a_one_line_reason() -> None:
     assert b"DATABASE_URL is not a valid URL: a password with any of" in result.stderr
 
 
+def test_an_origin_with_a_path_or_no_scheme_gets_a_one_line_reason() -> None:
+    for origin in (
+        "https://shop.example.com/",
+        "shop.example.com",
+        "https://shop.example.com/chat",
+    ):
+        env = {**os.environ, "CORS_ALLOWED_ORIGINS": f"https://ok.example, {origin}"}
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=PROJECT_DIR, env=env, capture_output=True
+        )
+
+        assert result.returncode != 0
+        assert b"CORS_ALLOWED_ORIGINS must list origins such as" in result.stderr
+        assert repr(origin).encode() in result.stderr
+
+
+def test_cross_origin_calls_are_allowed_from_the_origins_listed_or_from_any_with_a_star() -> None:
+    listed = {"CORS_ALLOWED_ORIGINS": "https://Shop.example.com, http://localhost:3000"}
+
+    assert _settings_value("CORS_ALLOWED_ORIGINS") == "[]"
+    assert _settings_value("CORS_ALLOWED_ORIGINS", **listed) == (
+        "['https://shop.example.com', 'http://localhost:3000']"
+    )
+    assert _settings_value("CORS_ALLOW_ALL_ORIGINS", **listed) == "False"
+    assert _settings_value("CORS_ALLOW_ALL_ORIGINS", CORS_ALLOWED_ORIGINS="*") == "True"
+
+
 def test_hsts_covers_subdomains_and_preloading_only_when_asked(settings) -> None:
     assert settings.SECURE_HSTS_SECONDS > 0  # production settings in the tests
     assert (settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, settings.SECURE_HSTS_PRELOAD) == (False, False)

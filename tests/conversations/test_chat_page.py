@@ -1,11 +1,8 @@
 """The chat page in headless Chromium: stream a reply, show product cards, survive a reload."""
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from agents.models import AgentRun
 from agents.services import run_dispatch_next
@@ -13,42 +10,15 @@ from conversations.models import Conversation
 from conversations.services import conversations_close, staff_message_post
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import MessageFactory, StaffFactory
+from tests.support.browser import needs_chromium
 from tests.support.celery_worker import PROJECT_DIR
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = PROJECT_DIR / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="needs Chromium: `apt-get install chromium` (Debian), as .ci/run does",
-    ),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own DB calls are
-    # still synchronous, so Django's async-safety guard is told so.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            ],
-        )  # fmt: skip
-        page = browser.new_page(viewport={"width": 1024, "height": 800})
-        yield page
-        browser.close()
-        # Django's connections are context-local: ones opened under Playwright's loop are
-        # not the test's own and would outlive it.
-        connections.close_all()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def _shot(page, name: str) -> None:
