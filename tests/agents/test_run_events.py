@@ -256,9 +256,14 @@ def test_a_wait_holds_no_database_connection_while_it_waits() -> None:
     database = connection.settings_dict["NAME"]
     started = _database_now()
     answers = []
-    waiting = threading.Thread(
-        target=lambda: answers.append(client.get(f"/api/runs/{run.pk}/?wait=20"))
-    )
+
+    def wait_for_the_run() -> None:
+        try:
+            answers.append(client.get(f"/api/runs/{run.pk}/?wait=20"))
+        finally:
+            connection.close()  # this thread's own, which would outlive the test database
+
+    waiting = threading.Thread(target=wait_for_the_run)
 
     waiting.start()
     time.sleep(2)  # the request has read the run and is waiting on Redis
