@@ -366,6 +366,37 @@ CUSTOMER_REVIEW_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("one of the jars was the wrong flavour", "wrong-or-missing-items"),
     ("which manuka grade is best for everyday use?", "manuka-grading-explained"),
 )
+# Written on 2026-12-04, 18:40, before the knowledge search corrected any spelling: a word of
+# each misspelt as customers type them (long and short words alike).
+MISSPELT_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("can I retrun an opened jar?", "returns-policy"),
+    ("how long does delivary take?", "uk-delivery-times-and-costs"),
+    ("do you ship internationaly?", "international-shipping-and-customs"),
+    ("why has my honey crystalised?", "why-honey-crystallises"),
+    ("is honey safe during pregnacy?", "honey-in-pregnancy-and-breastfeeding"),
+    ("can I eat honey while breastfeding?", "honey-in-pregnancy-and-breastfeeding"),
+    ("my jar arrived smashed and damged", "damaged-or-broken-jars"),
+    ("where is my parcle, I need the traking number", "tracking-your-order"),
+    ("what temprature should I store honey at?", "storing-honey"),
+    ("what's the diffrence between UMF and MGO?", "manuka-grading-explained"),
+    ("is raw honey unpasturised?", "raw-vs-pasteurised-honey"),
+    ("how do I wash my beeswax wrapps?", "beeswax-wraps-care"),
+    ("are your candels safe to burn overnight?", "candle-safety"),
+    ("can I use a discount code at chekout?", "discount-codes-and-offers"),
+    ("do you accept paypal payement?", "payment-methods"),
+    ("can I cancell my order?", "changing-or-cancelling-an-order"),
+    ("is honey ok if I'm diabetc?", "honey-and-diabetes"),
+    ("I have an alergy to bee stings, is honey safe?", "allergies-and-bee-products"),
+    ("what are the last order dates for chistmas?", "christmas-delivery-and-last-order-dates"),
+    ("can I colect my order from the farm?", "click-and-collect"),
+    ("do you do wholesale for resturants?", "wholesale-and-corporate-gifting"),
+    ("does honey have an expirey date?", "shelf-life-and-best-before"),
+    ("an item was mising from my order", "wrong-or-missing-items"),
+    ("how can I start beekeping?", "getting-started-with-beekeeping"),
+    ("how do I take bee pollen and proplis?", "bee-pollen-and-propolis-guide"),
+    ("is honey suitable for vegens?", "is-honey-vegan"),
+    ("can I substitue honey for sugar in baking?", "baking-with-honey"),
+)
 QUESTION_SETS = {
     "tuning": QUESTIONS,
     "held out": HELD_OUT_QUESTIONS,
@@ -383,6 +414,7 @@ QUESTION_SETS = {
     "christmas": CHRISTMAS_QUESTIONS,
     "trade": TRADE_QUESTIONS,
     "customer review": CUSTOMER_REVIEW_QUESTIONS,
+    "misspelt": MISSPELT_QUESTIONS,
 }
 
 

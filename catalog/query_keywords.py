@@ -67,14 +67,16 @@ def query_keywords(
     correct_spelling: bool = False,
 ) -> QueryKeywords:
     """The keywords of ``text`` for ranking the rows of ``table``. ``using``: a connection
-    other than this thread's own. ``correct_spelling``: misspelt words of product names put
-    right (``catalog.spelling``)."""
+    other than this thread's own. ``correct_spelling``: misspelt words put right, to words of
+    what a search of ``table`` reads (``catalog.spelling``)."""
     words = query_words(text)
     if not words:
         return QueryKeywords()
     db = using or connection
     lexemes = _word_lexemes(words, db)
-    corrections = spelling_corrections(words, lexemes, using=db) if correct_spelling else {}
+    corrections = (
+        spelling_corrections(words, lexemes, table=table, using=db) if correct_spelling else {}
+    )
     if corrections:
         words = [corrections.get(word, word) for word in words]
         lexemes = _word_lexemes(words, db)

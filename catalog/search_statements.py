@@ -466,7 +466,7 @@ class SearchStatements:
     # instead of walking the graph for them, and the check that they are few enough for it.
     nearest_exact: SemanticStatement | None = None
     few_rows: FewRowsStatement | None = None
-    # Whether the keyword half puts misspelt words of product names right (``catalog.spelling``).
+    # Whether the keyword half puts misspelt words right (``catalog.spelling``).
     corrects_spelling: bool = False
 
     def side_reads(self, text: str, *, using: BaseDatabaseWrapper | None = None) -> SideReads:
@@ -503,7 +503,7 @@ def search_statements(
     filtered; ``filtered``: whether they are a filtered subset (``SemanticStatement``).
     ``exact_up_to``: order the rows exactly where there are at most this many (products whose
     filter an index serves only: the exact order reads every row that passes it).
-    ``corrects_spelling``: for products (``catalog.spelling``)."""
+    ``corrects_spelling``: put misspelt words of the query right (``catalog.spelling``)."""
 
     def compile_statements() -> SearchStatements:
         queryset = rows()

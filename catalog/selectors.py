@@ -430,7 +430,11 @@ def _hybrid_search_ranking(
     rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
 ) -> list[RankedId]:
     statements = search_statements(
-        lambda: rows, rows_key=rows_key, limit=_candidates(limit), filtered=filtered
+        lambda: rows,
+        rows_key=rows_key,
+        limit=_candidates(limit),
+        filtered=filtered,
+        corrects_spelling=True,
     )
     return _hybrid_ranking(lambda: rows, statements=statements, query=query, limit=limit).hits
 
@@ -722,6 +726,15 @@ def stored_passage_vectors(*, texts: Sequence[str], model_name: str) -> dict[str
         text__in=set(texts), article__embedding_model=model_name
     ).values_list("text", "embedding")
     return dict(rows)
+
+
+def knowledge_question_as_meant(question: str) -> str:
+    """``question`` with the words a help-centre search reads as misspelt put right
+    (``catalog.spelling``): "where is my parcle?" as "where is my parcel?"."""
+    corrections = query_keywords(
+        question, table=KnowledgeArticle._meta.db_table, correct_spelling=True
+    ).corrections
+    return spelling_corrected(question, corrections) if corrections else question
 
 
 def knowledge_search(

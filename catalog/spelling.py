@@ -1,23 +1,29 @@
-"""Misspelt words of a product search, put right.
+"""Misspelt words of a search, put right.
 
 "lavendar honey" found no row by its telling word, so only the semantic half ranked, and the
 model, reading the word as typed, put the Lavender-Infused Honey fifth. A query word is taken for
-the one word of the products' names nearest it in spelling when:
+the one word of what is searched (``Searched``) nearest it in spelling when:
 
 - it is at least ``MIN_LENGTH`` letters long (short words are too near too many others: "toast"
   is one letter from "roast");
 - it is no English word (``english_words``, pyspellchecker's list of 160k): "smoked" is one
   letter from the Smoker, "handle" from a candle, "finger" from ginger, "clever" from clover;
-- it shares no lexeme with the names' words (so "honeys" is not a misspelling of "honey");
-- one name word, and only one, is fewest edits from it, and within ``max_edits`` (a letter
-  added, dropped, changed, or two side by side swapped);
-- and no product's text holds it at all (a word of a description is a real word of the shop).
+- it shares no lexeme with the vocabulary's words (so "honeys" is not a misspelling of "honey");
+- one word of the vocabulary, and only one, is fewest edits from it, and within ``max_edits`` (a
+  letter added, dropped, changed, or two side by side swapped), and not by letters put before
+  it ("unpasteurised" is no misspelt "pasteurised");
+- and no searched row's text holds it at all (a word of a description is a real word of the
+  shop).
+
+A product search's vocabulary is the words of the products' names (``ProductNameWord``, recorded
+as products are embedded); a help-centre search's is the words of the published articles'
+titles and bodies, and the names' words too, so that "lavendar" in a help question is read as
+"lavender", not as "calendar" two edits away.
 
 The keyword half then ranks by the word meant, and the semantic half embeds the query with it
-(``catalog.selectors``: a second embedding, for such queries only). The names' words come from
-``ProductNameWord``, recorded as products are embedded. What a word is taken for is kept per
-process for ``VOCABULARY_TTL_SECONDS``, as are the names' words: only a word that passes the
-first four tests costs a statement (the last), once a minute at most; at most
+(``catalog.selectors``: a second embedding, for such queries only). What a word is taken for is
+kept per process and table for ``VOCABULARY_TTL_SECONDS``, as are the vocabularies: only a word
+that passes the first four tests costs a statement (the last), once a minute at most; at most
 ``MAX_SUSPECTS`` words of a query are looked at.
 """
 
@@ -36,7 +42,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import sql
 
 from beemanhoney.common.lru import ExpiringLruCache
-from catalog.models import SEARCH_CONFIG, Product, ProductNameWord
+from catalog.models import SEARCH_CONFIG, KnowledgeArticle, Product, ProductNameWord
 
 MIN_LENGTH = 6
 MAX_SUSPECTS = 4
@@ -45,13 +51,45 @@ VOCABULARY_TTL_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
+class Searched:
+    """What a search of ``table`` corrects misspelt words to: the words of ``texts``, a statement
+    of one text column (split on white space there, into letters here). ``rows``: a condition
+    on ``table``; a word that such a row's text holds is a real word, never corrected."""
+
+    table: str
+    texts: sql.Composable
+    rows: sql.Composable
+
+
+_NAME_WORDS = sql.SQL("SELECT word FROM {}").format(sql.Identifier(ProductNameWord._meta.db_table))
+# By the table searched.
+SEARCHED = {
+    searched.table: searched
+    for searched in (
+        Searched(Product._meta.db_table, _NAME_WORDS, sql.SQL("TRUE")),
+        Searched(
+            KnowledgeArticle._meta.db_table,
+            sql.SQL(
+                "SELECT regexp_split_to_table(lower(title || ' ' || body), '\\s+') FROM {}"
+                " WHERE is_published UNION {}"
+            ).format(sql.Identifier(KnowledgeArticle._meta.db_table), _NAME_WORDS),
+            sql.SQL("is_published"),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     words: frozenset[str]
     lexemes: frozenset[str]
 
 
-_vocabulary: ExpiringLruCache[Vocabulary] = ExpiringLruCache(size=1, max_age=VOCABULARY_TTL_SECONDS)
-# Each query word looked at -> the name's word it misspells, or None.
+# By table.
+_vocabularies: ExpiringLruCache[Vocabulary] = ExpiringLruCache(
+    size=len(SEARCHED), max_age=VOCABULARY_TTL_SECONDS
+)
+# (table, each query word looked at) -> the vocabulary's word it misspells, or None.
 _corrections: ExpiringLruCache[str | None] = ExpiringLruCache(
     size=50_000, max_age=VOCABULARY_TTL_SECONDS
 )
@@ -65,10 +103,13 @@ def spelling_corrections(
     words: Sequence[str],
     lexemes: Mapping[str, tuple[str, ...]],
     *,
+    table: str,
     using: BaseDatabaseWrapper | None = None,
 ) -> dict[str, str]:
-    """Each of ``words`` (with their ``lexemes``) that is a misspelling of a product name's word,
-    to that word. What each word is taken for is kept for ``VOCABULARY_TTL_SECONDS``."""
+    """Each of ``words`` (with their ``lexemes``) that is a misspelling of a word of a search
+    of ``table`` (one of ``SEARCHED``), to that word. What each word is taken for is kept for
+    ``VOCABULARY_TTL_SECONDS``."""
+    searched = SEARCHED[table]
     db = using or connection
     english = english_words()
     suspects = [
@@ -78,20 +119,31 @@ def spelling_corrections(
     ]
     corrections = {}
     for word in suspects[:MAX_SUSPECTS]:
-        meant = _corrections.get_or_make(word, partial(_correction, word, lexemes[word], db))
+        meant = _corrections.get_or_make(
+            (table, word), partial(_correction, word, lexemes[word], searched, db)
+        )
         if meant is not None:
             corrections[word] = meant
     return corrections
 
 
-def _correction(word: str, lexemes: tuple[str, ...], db: BaseDatabaseWrapper) -> str | None:
-    vocabulary = name_vocabulary(using=db)
+def _correction(
+    word: str, lexemes: tuple[str, ...], searched: Searched, db: BaseDatabaseWrapper
+) -> str | None:
+    vocabulary = spelling_vocabulary(table=searched.table, using=db)
     if set(lexemes) & vocabulary.lexemes:
         return None
     nearest = nearest_word(word, vocabulary.words)
-    if nearest is None or _held_by_some_product(word, db):
+    if nearest is None or is_prefixed(word, nearest) or _held_by_some_row(word, searched, db):
         return None
     return nearest
+
+
+def is_prefixed(word: str, known: str) -> bool:
+    """Whether ``word`` is ``known`` with two letters or more before it: another word made of it
+    ("unpasteurised", missing from the English list, is not "pasteurised" misspelt), where a
+    slip adds one letter at most."""
+    return len(word) > len(known) + 1 and word.endswith(known)
 
 
 @lru_cache(maxsize=1)
@@ -142,24 +194,28 @@ def edit_distance(a: str, b: str, *, most: int) -> int:
     return min(previous[-1], most + 1)
 
 
-def name_vocabulary(*, using: BaseDatabaseWrapper | None = None) -> Vocabulary:
-    """The words of the products' names and their lexemes, read again after
-    ``VOCABULARY_TTL_SECONDS``."""
-    return _vocabulary.get_or_make(None, lambda: _read_vocabulary(using or connection))
+def spelling_vocabulary(*, table: str, using: BaseDatabaseWrapper | None = None) -> Vocabulary:
+    """The words a search of ``table`` corrects to and their lexemes (``SEARCHED``), read again
+    after ``VOCABULARY_TTL_SECONDS``."""
+    return _vocabularies.get_or_make(
+        table, lambda: _read_vocabulary(SEARCHED[table], using or connection)
+    )
 
 
-def forget_name_vocabulary() -> None:
-    _vocabulary.clear()
+def forget_vocabularies() -> None:
+    """Read the vocabularies again at the next search, and look at every word afresh."""
+    _vocabularies.clear()
     _corrections.clear()
 
 
-def _read_vocabulary(db: BaseDatabaseWrapper) -> Vocabulary:
+def _read_vocabulary(searched: Searched, db: BaseDatabaseWrapper) -> Vocabulary:
     with db.cursor() as cursor:
-        # The table holds the names split on spaces only ("chilli-infused", "(pair)").
+        # Split on spaces only ("chilli-infused", "(pair)", "jar?"): the words are taken here.
         cursor.execute(
             sql.SQL(
-                "SELECT word, tsvector_to_array(to_tsvector(%s::regconfig, word)) FROM {}"
-            ).format(sql.Identifier(ProductNameWord._meta.db_table)),
+                "SELECT token, tsvector_to_array(to_tsvector(%s::regconfig, token))"
+                " FROM ({}) AS tokens (token) WHERE token <> ''"
+            ).format(searched.texts),
             [SEARCH_CONFIG],
         )
         rows = cursor.fetchall()
@@ -167,13 +223,13 @@ def _read_vocabulary(db: BaseDatabaseWrapper) -> Vocabulary:
     return Vocabulary(words, frozenset(lexeme for _, lexemes in rows for lexeme in lexemes))
 
 
-def _held_by_some_product(word: str, db: BaseDatabaseWrapper) -> bool:
+def _held_by_some_row(word: str, searched: Searched, db: BaseDatabaseWrapper) -> bool:
     with db.cursor() as cursor:
         cursor.execute(
             sql.SQL(
-                "SELECT EXISTS (SELECT 1 FROM {}"
-                " WHERE search_vector @@ plainto_tsquery(%s::regconfig, %s))"
-            ).format(sql.Identifier(Product._meta.db_table)),
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE {}"
+                " AND search_vector @@ plainto_tsquery(%s::regconfig, %s))"
+            ).format(sql.Identifier(searched.table), searched.rows),
             [SEARCH_CONFIG, word],
         )
         row = cursor.fetchone()

@@ -15,7 +15,7 @@ from catalog.models import Category, KnowledgeArticle, Product, ProductNameWord
 from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
 from catalog.services import catalog_statistics_refresh
-from catalog.spelling import forget_name_vocabulary
+from catalog.spelling import forget_vocabularies
 from tests.support.browser import chromium_page
 from tests.support.celery_worker import WorkerProcess
 from tests.support.fake_openai import FakeOpenAIServer
@@ -73,7 +73,7 @@ def _empty_cache(_test_cache: None) -> None:
     cache.clear()
     forget_common_lexemes()  # each test's searches read the statistics as they are
     forget_few_rows()  # and count the rows as they are
-    forget_name_vocabulary()  # and read the products' names' words as they are
+    forget_vocabularies()  # and read the words spelling corrects to as they are
     forget_passage_vectors()  # and read the passages as stored
 
 

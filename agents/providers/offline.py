@@ -52,7 +52,7 @@ from agents.providers.words import stems
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import RELEVANCE_FLOOR, article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
-from catalog.selectors import lowest_price_named, names_products
+from catalog.selectors import knowledge_question_as_meant, lowest_price_named, names_products
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,12 @@ def compose_article_reply(
     nearest articles, relevant or not). Health articles are quoted whole: their safety advice
     ("never give honey to a baby under 12 months") must never be cut off. When the question is
     a follow-up read with an earlier one, its ``latest`` words pick the paragraph ("and to
-    Northern Ireland?" after "how long does delivery take?")."""
+    Northern Ireland?" after "how long does delivery take?"). Misspelt words are read as the
+    search reads them ("traking" as "tracking"): the model, reading them as typed, put the
+    tracking article under the floor."""
+    question = knowledge_question_as_meant(question)
+    if latest is not None:
+        latest = knowledge_question_as_meant(latest)
     for article in articles:
         nearness = _nearness(article, question)
         if _answers(article, question, nearness):

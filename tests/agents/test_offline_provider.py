@@ -180,6 +180,17 @@ def test_a_question_no_article_answers_gets_the_couldnt_find_reply(demo_shop) ->
 
 
 @pytest.mark.django_db
+def test_a_misspelt_question_is_answered_as_meant(demo_shop) -> None:
+    # Read as typed, the tracking article's nearest passage was under the floor.
+    question = "where is my parcle, I need the traking number"
+    articles = json.loads(search_knowledge.invoke({"query": question}))["articles"]
+
+    reply = compose_article_reply(articles, question)
+
+    assert reply.startswith('From our help article "Tracking your order"'), reply
+
+
+@pytest.mark.django_db
 def test_honey_that_has_set_is_not_said_to_have_gone_off(demo_shop) -> None:
     # The shelf-life article comes first, at its paragraph on honey past its best, which ended
     # "it should be thrown away" with no word on crystallising.

@@ -746,6 +746,30 @@ def test_knowledge_list_with_q_puts_the_best_match_first(api_client: APIClient) 
 
 
 @pytest.mark.django_db
+def test_knowledge_list_with_q_reads_a_misspelt_word_as_meant(api_client: APIClient) -> None:
+    KnowledgeArticleFactory.create(
+        slug="returns-policy",
+        topic="returns",
+        title="Our returns policy",
+        body="You can return any unopened item within 30 days for a full refund. We cannot"
+        " accept returns of opened honey unless it is faulty.",
+    )
+    KnowledgeArticleFactory.create(
+        slug="damaged-jars",
+        topic="returns",
+        title="Damaged or broken jars",
+        body="If a jar arrives damaged, leaking or broken, send us a photo and we will replace it"
+        " free of charge. Do not eat honey from a jar that has cracked.",
+    )
+    embeddings_refresh(kind="knowledge")
+
+    # Read as typed, "retrun" matched no word, and the damaged jars came first.
+    response = api_client.get("/api/knowledge/", {"q": "can I retrun an opened jar"})
+
+    assert response.json()["results"][0]["slug"] == "returns-policy"
+
+
+@pytest.mark.django_db
 def test_knowledge_list_with_q_pages_through_every_match_as_the_product_search_does(
     api_client: APIClient,
 ) -> None:

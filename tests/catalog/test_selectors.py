@@ -311,6 +311,24 @@ def test_knowledge_search_puts_the_article_that_answers_first(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Second while the misspelt words were read as typed (bench.knowledge_search,
+        # "misspelt"): the damaged-jars and the delivery articles came first.
+        ("can I retrun an opened jar?", "returns-policy"),
+        ("where is my parcle, I need the traking number", "tracking-your-order"),
+    ],
+)
+def test_knowledge_search_reads_a_misspelt_question_as_meant(
+    demo_shop: None, query: str, expected: str
+) -> None:
+    hits = knowledge_search(query=query, limit=5)
+
+    assert hits[0].item.slug == expected
+
+
+@pytest.mark.django_db
 def test_an_article_not_embedded_with_its_passages_yet_is_still_found() -> None:
     other = KnowledgeArticleFactory.create(title="Paying by card", body="We take cards.")
     article = KnowledgeArticleFactory.create(

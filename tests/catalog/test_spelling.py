@@ -2,7 +2,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.models import Product, ProductNameWord
+from catalog.models import KnowledgeArticle, Product, ProductNameWord
 from catalog.query_keywords import query_keywords
 from catalog.selectors import ProductFilters, names_products, product_named, product_search
 from catalog.services import embeddings_refresh, product_name_words_record
@@ -12,15 +12,16 @@ from catalog.spelling import (
     spelling_corrected,
     spelling_corrections,
 )
-from tests.catalog.factories import ProductFactory
+from tests.catalog.factories import KnowledgeArticleFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
+PRODUCTS = Product._meta.db_table
+ARTICLES = KnowledgeArticle._meta.db_table
 
-def _corrections(text: str) -> dict[str, str]:
-    return dict(
-        query_keywords(text, table=Product._meta.db_table, correct_spelling=True).corrections
-    )
+
+def _corrections(text: str, *, table: str = PRODUCTS) -> dict[str, str]:
+    return dict(query_keywords(text, table=table, correct_spelling=True).corrections)
 
 
 def _named(*names: str, **fields: str) -> list[Product]:
@@ -119,7 +120,7 @@ def test_a_word_some_product_s_text_holds_is_a_real_word_of_the_shop_and_left() 
     _named("Garden Bundle", description="Seeds of lavandin and thyme.")
 
     assert _corrections("lavandin honey") == {}
-    assert spelling_corrections(["lavandin"], {"lavandin": ("lavandin",)}) == {}
+    assert spelling_corrections(["lavandin"], {"lavandin": ("lavandin",)}, table=PRODUCTS) == {}
 
 
 def test_the_corrected_query_keeps_every_other_word_as_typed() -> None:
@@ -167,6 +168,72 @@ def test_at_most_a_few_words_of_a_query_are_looked_at() -> None:
 
     assert len(corrected) == 4
     assert corrected["lavendar"] == "lavender"
+
+
+# --- help questions ----------------------------------------------------------------------------
+
+
+def _returns_article() -> KnowledgeArticle:
+    return KnowledgeArticleFactory.create(
+        title="Our returns policy", body="Return any unopened item within 30 days."
+    )
+
+
+def test_a_misspelt_word_of_a_published_article_is_corrected_to_it() -> None:
+    _returns_article()
+
+    assert _corrections("can I retrun an opened jar?", table=ARTICLES) == {"retrun": "return"}
+
+
+def test_a_word_only_an_unpublished_article_holds_is_no_correction() -> None:
+    KnowledgeArticleFactory.create(
+        title="Taking propolis", body="A few drops of propolis a day.", is_published=False
+    )
+
+    assert _corrections("how do I take proplis?", table=ARTICLES) == {}
+
+
+def test_a_help_question_s_misspelt_product_name_is_read_as_the_name_s_word() -> None:
+    _named("Lavender-Infused Honey 340g")
+    # Two edits from "lavendar", where the name's "lavender" is one.
+    KnowledgeArticleFactory.create(title="Christmas", body="Mark the calendar: order by the 18th.")
+
+    assert _corrections("is the lavendar honey runny?", table=ARTICLES) == {"lavendar": "lavender"}
+
+
+def test_a_word_made_of_another_with_a_prefix_is_left() -> None:
+    KnowledgeArticleFactory.create(
+        title="Raw honey", body="Most supermarket honey is pasteurised; ours is raw."
+    )
+
+    assert _corrections("is raw honey unpasteurised?", table=ARTICLES) == {}
+    assert _corrections("is raw honey pasteurissed?", table=ARTICLES) == {
+        "pasteurissed": "pasteurised"
+    }
+
+
+def test_an_english_word_of_a_help_question_is_left() -> None:
+    KnowledgeArticleFactory.create(
+        title="Beeswax candle safety", body="Never leave a burning candle unattended."
+    )
+
+    assert _corrections("how should I handle a candle?", table=ARTICLES) == {}
+
+
+def test_a_product_search_never_corrects_to_an_article_s_word() -> None:
+    _returns_article()
+
+    assert _corrections("retrun", table=PRODUCTS) == {}
+
+
+def test_a_misspelt_help_question_seen_before_costs_no_statement() -> None:
+    _returns_article()
+    _corrections("can I retrun it?", table=ARTICLES)  # the words and the vocabulary read once
+
+    with CaptureQueriesContext(connection) as statements:
+        assert _corrections("can I retrun it?", table=ARTICLES) == {"retrun": "return"}
+
+    assert len(statements) == 0
 
 
 # --- on the demo shop --------------------------------------------------------------------------
