@@ -7,6 +7,8 @@ from django.db.models import Q
 from beemanhoney.common.models import TimeStampedModel
 
 MAX_MESSAGE_LENGTH = 4000
+# The group of the customers a chat widget makes (``services.guest_customer_create``).
+GUEST_GROUP = "guests"
 
 
 class Conversation(TimeStampedModel):

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from agents.selectors import agent_run_silenced
-from conversations.models import Conversation, Message
+from conversations.models import GUEST_GROUP, Conversation, Message
+
+
+def abandoned_guests(*, now: datetime) -> QuerySet[User]:
+    """Guests who never opened a conversation and cannot sign in again: no refresh token of
+    theirs was valid within an access token's lifetime before ``now`` (so no access token of
+    theirs is either), and they joined before that."""
+    signed_in_until = now - jwt_settings.ACCESS_TOKEN_LIFETIME
+    return (
+        User.objects.filter(
+            groups__name=GUEST_GROUP,
+            date_joined__lt=signed_in_until - jwt_settings.REFRESH_TOKEN_LIFETIME,
+            conversations__isnull=True,
+        )
+        .exclude(outstandingtoken__expires_at__gt=signed_in_until)
+        .order_by("pk")
+    )
 
 
 def conversation_list(*, owner: User) -> QuerySet[Conversation]:

@@ -14,15 +14,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError
-from conversations.models import MAX_MESSAGE_LENGTH, Conversation, Message
-from conversations.selectors import message_by_idempotency_key, unanswered_customer_message
+from conversations.models import GUEST_GROUP, MAX_MESSAGE_LENGTH, Conversation, Message
+from conversations.selectors import (
+    abandoned_guests,
+    message_by_idempotency_key,
+    unanswered_customer_message,
+)
 
 if TYPE_CHECKING:
     from agents.models import AgentRun
 
 logger = logging.getLogger(__name__)
-
-GUEST_GROUP = "guests"
 
 
 def guest_customer_create() -> User:
@@ -35,6 +37,18 @@ def guest_customer_create() -> User:
         group, _ = Group.objects.get_or_create(name=GUEST_GROUP)
         user.groups.add(group)
     return user
+
+
+def abandoned_guests_delete(*, batch_size: int = 1000) -> int:
+    """Delete the guests ``abandoned_guests`` finds, a batch per transaction; how many. A chat
+    widget makes a guest for every visitor, and most never write."""
+    now = timezone.now()
+    deleted = 0
+    while ids := list(abandoned_guests(now=now).values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            get_user_model().objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted
 
 
 def _message_content(content: str) -> str:
