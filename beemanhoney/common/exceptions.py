@@ -1,8 +1,11 @@
-"""One error shape for the API: ``{"detail": ..., "code": ..., "errors": {field: [messages]}}``.
+"""One error shape for the API: ``{"detail": ..., "code": ..., "errors": {field: [messages]},
+"error_codes": {field: [codes]}}``.
 
 ``detail`` is a sentence for people; ``code`` a stable word for programs (``not_found``,
-``throttled``, ``too_many_streams``...), so that clients need not match the sentence; ``errors``
-is there when fields are at fault."""
+``throttled``, ``too_many_streams``...), so that clients need not match the sentence. ``errors``
+is there when fields are at fault, and ``error_codes`` beside it, shaped as it is, each message
+in its place given by its code (``required``, ``invalid``, ``max_length``, ``unknown_field``...):
+what a client's form shows against which field, and why, without reading the sentences."""
 
 from typing import Any, NamedTuple
 
@@ -42,12 +45,28 @@ class ApplicationError(Exception):
             self.status_code = status_code
 
 
-def error_body(detail: str, code: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An error answer's body; ``errors`` only when fields are at fault."""
+def error_body(
+    detail: str,
+    code: str,
+    errors: dict[str, Any] | None = None,
+    error_codes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An error answer's body; ``errors`` only when fields are at fault, with their
+    ``error_codes`` (each message's own code where it has one, else ``code``)."""
     body: dict[str, Any] = {"detail": detail, "code": code}
     if errors:
         body["errors"] = errors
+        body["error_codes"] = error_codes or _codes_of(errors, default=code)
     return body
+
+
+def _codes_of(errors: Any, *, default: str) -> Any:
+    """``errors`` with each message replaced by its code (DRF's ``ErrorDetail`` carries one)."""
+    if isinstance(errors, dict):
+        return {key: _codes_of(value, default=default) for key, value in errors.items()}
+    if isinstance(errors, list):
+        return [_codes_of(value, default=default) for value in errors]
+    return getattr(errors, "code", None) or default
 
 
 class Refusal(NamedTuple):
@@ -110,9 +129,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         # simplejwt adds "messages" (which token class refused it, and why) to its 401s: the
         # one error shape keeps the sentence, and the field that was refused when the view
         # names one (a refresh token sent in the body).
-        response.data = error_body(str(data.get("detail", exc.default_detail)), code)
-        if "errors" in data:
-            response.data["errors"] = data["errors"]
+        errors = data.get("errors")
+        response.data = error_body(
+            str(data.get("detail", exc.default_detail)),
+            code,
+            errors,
+            {field: [code] * len(messages) for field, messages in errors.items()}
+            if errors
+            else None,
+        )
     return response
 
 
@@ -123,6 +148,9 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     # The metaclass takes declared fields off the class, so this does not hide ``.errors``.
     errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+    error_codes = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False
     )
 

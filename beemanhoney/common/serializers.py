@@ -10,10 +10,13 @@ from rest_framework import serializers
 
 from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
 
-UNKNOWN_FIELD = "Unknown field."
-GIVEN_MORE_THAN_ONCE = "Give this parameter once."
-# DRF's CharField's own word for it (a SlugField's "invalid" is about the slug's letters).
-NOT_TEXT = str(serializers.CharField.default_error_messages["invalid"])
+UNKNOWN_FIELD = serializers.ErrorDetail("Unknown field.", code="unknown_field")
+GIVEN_MORE_THAN_ONCE = serializers.ErrorDetail("Give this parameter once.", code="given_twice")
+# DRF's CharField's own word and code for it (a SlugField's "invalid" is about the slug's
+# letters).
+NOT_TEXT = serializers.ErrorDetail(
+    str(serializers.CharField.default_error_messages["invalid"]), code="invalid"
+)
 # Django's CSRF token travels in the body of a form that a page with a session posts.
 _TRANSPORT_KEYS = frozenset({"csrfmiddlewaretoken"})
 
@@ -39,7 +42,7 @@ class StrictSerializer(serializers.Serializer):
         with _refusing(refused):
             return super().to_internal_value(data)
 
-    def _not_text(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    def _not_text(self, data: Mapping[str, Any]) -> dict[str, list[serializers.ErrorDetail]]:
         """Text fields given something other than a string: DRF's ``CharField`` stores ``123``
         as "123", which here is a client's mistake (a number in the name, an id in a tag)."""
         errors = {}
@@ -57,9 +60,11 @@ class StrictSerializer(serializers.Serializer):
                 errors[name] = [NOT_TEXT]
         return errors
 
-    def _unknown_keys(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    def _unknown_keys(self, data: Mapping[str, Any]) -> dict[str, list[serializers.ErrorDetail]]:
         writable = {name for name, field in self.fields.items() if not field.read_only}
-        read_only = f"This field cannot be {'changed' if self.partial else 'set'}."
+        read_only = serializers.ErrorDetail(
+            f"This field cannot be {'changed' if self.partial else 'set'}.", code="read_only"
+        )
         return {
             str(key): [
                 read_only if key in self.read_only_names or key in self.fields else UNKNOWN_FIELD
@@ -88,7 +93,7 @@ class QueryParamsSerializer(serializers.Serializer):
 
 
 @contextmanager
-def _refusing(refused: dict[str, list[str]]) -> Iterator[None]:
+def _refusing(refused: dict[str, list[serializers.ErrorDetail]]) -> Iterator[None]:
     """A 400 with the errors ``refused`` names (if any), and the validation's own beside them."""
     try:
         yield

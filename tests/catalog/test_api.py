@@ -666,6 +666,7 @@ def test_a_category_whose_name_makes_no_slug_is_refused_until_one_is_given(
         "errors": {
             "slug": ["The name has no ASCII letters or digits to make one of; give a slug."]
         },
+        "error_codes": {"slug": ["invalid"]},
     }
     assert (created.status_code, created.json()["slug"]) == (201, "honey")
     assert list(Category.objects.values_list("slug", flat=True)) == ["honey"]
@@ -1283,8 +1284,16 @@ def test_a_new_article_with_a_misspelt_field_is_refused_not_published(
         "detail": "Invalid input.",
         "code": "invalid",
         "errors": {"published": ["Unknown field."]},
+        "error_codes": {"published": ["unknown_field"]},
     }
     assert not KnowledgeArticle.objects.exists()
+
+
+REFUSAL_CODES = {
+    "Unknown field.": "unknown_field",
+    "This field cannot be changed.": "read_only",
+    "Ensure this value is greater than or equal to 0.": "min_value",
+}
 
 
 @pytest.mark.django_db
@@ -1329,7 +1338,15 @@ def test_a_change_naming_a_field_it_cannot_write_is_refused_and_nothing_is_writt
     response = staff_client.patch(url, payload, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "Invalid input.", "code": "invalid", "errors": errors}
+    assert response.json() == {
+        "detail": "Invalid input.",
+        "code": "invalid",
+        "errors": errors,
+        "error_codes": {
+            field: [REFUSAL_CODES[message] for message in messages]
+            for field, messages in errors.items()
+        },
+    }
     assert list(Product.objects.values_list("sku", "stock")) == [("T-1", 4)]
     assert list(Category.objects.values_list("slug", flat=True)) == ["raw-honey"]
     assert list(KnowledgeArticle.objects.values_list("slug", "is_published")) == [

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 from rest_framework.test import APIClient
 
+from beemanhoney.common.exceptions import error_body
 from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory, UserFactory
 
@@ -88,8 +89,9 @@ def test_an_api_error_carries_a_code_naming_what_went_wrong(name: str) -> None:
 def test_a_field_error_keeps_its_fields_beside_the_code() -> None:
     response = APIClient().get("/api/products/?min_price=abc")
 
-    assert set(response.json()) == {"detail", "code", "errors"}
-    assert set(response.json()["errors"]) == {"min_price"}
+    assert set(response.json()) == {"detail", "code", "errors", "error_codes"}
+    assert response.json()["errors"] == {"min_price": ["A valid number is required."]}
+    assert response.json()["error_codes"] == {"min_price": ["invalid"]}
 
 
 def test_an_error_no_field_is_at_fault_for_has_no_errors_key() -> None:
@@ -108,3 +110,19 @@ def test_a_rate_limit_is_told_apart_from_other_429s_by_its_code(settings) -> Non
     assert limited.status_code == 429
     assert limited.json()["code"] == "throttled"
     assert "Retry-After" in limited
+
+
+def test_each_field_s_messages_have_their_codes_in_their_places() -> None:
+    twice = APIClient().get("/api/products/?category=a&category=b&min_price=abc")
+
+    assert twice.json()["errors"] == {
+        "category": ["Give this parameter once."],
+        "min_price": ["A valid number is required."],
+    }
+    assert twice.json()["error_codes"] == {"category": ["given_twice"], "min_price": ["invalid"]}
+
+
+def test_a_business_rule_refusing_a_field_gives_the_field_its_code() -> None:
+    body = error_body("Closed.", "conversation_closed", {"content": ["Closed."]})
+
+    assert body["error_codes"] == {"content": ["conversation_closed"]}

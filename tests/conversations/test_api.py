@@ -67,6 +67,7 @@ def test_a_refresh_answers_with_a_new_refresh_token_and_revokes_the_old_one() ->
         "detail": "Token is blacklisted",
         "code": "token_not_valid",
         "errors": {"refresh": ["Token is blacklisted"]},
+        "error_codes": {"refresh": ["token_not_valid"]},
     }
     assert onwards.status_code == 200
 
@@ -113,6 +114,7 @@ def test_logout_with_a_token_that_is_not_a_refresh_token_is_refused_naming_the_f
         "detail": "Token is invalid",
         "code": "token_not_valid",
         "errors": {"refresh": ["Token is invalid"]},
+        "error_codes": {"refresh": ["token_not_valid"]},
     }
     assert an_access_token.status_code == 401
     assert an_access_token.json()["errors"] == {"refresh": ["Token has wrong type"]}
@@ -387,6 +389,7 @@ def test_a_message_with_a_misspelt_field_is_refused_and_nothing_is_stored() -> N
         "detail": "Invalid input.",
         "code": "invalid",
         "errors": {"idempotency_key": ["Unknown field."]},
+        "error_codes": {"idempotency_key": ["unknown_field"]},
     }
     assert Message.objects.count() == 0
     assert AgentRun.objects.count() == 0

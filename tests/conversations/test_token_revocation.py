@@ -59,6 +59,7 @@ def test_a_password_change_refuses_the_tokens_issued_before_it() -> None:
         "detail": CHANGED,
         "code": "password_changed",
         "errors": {"refresh": [CHANGED]},
+        "error_codes": {"refresh": ["password_changed"]},
     }
 
 
@@ -169,5 +170,6 @@ def test_of_two_refreshes_of_one_token_at_once_exactly_one_succeeds(monkeypatch)
             "detail": "Token is blacklisted",
             "code": "token_not_valid",
             "errors": {"refresh": ["Token is blacklisted"]},
+            "error_codes": {"refresh": ["token_not_valid"]},
         }
     ]
