@@ -361,6 +361,10 @@ RUN_SWEEP_GRACE_SECONDS = env_int("RUN_SWEEP_GRACE_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "agents.sweep_runs", "schedule": RUN_SWEEP_INTERVAL_SECONDS},
     "flush-expired-tokens": {"task": "conversations.flush_expired_tokens", "schedule": 24 * 3600},
+    "prune-product-name-words": {
+        "task": "catalog.prune_product_name_words",
+        "schedule": 24 * 3600,
+    },
     "delete-abandoned-guests": {
         "task": "conversations.delete_abandoned_guests",
         "schedule": 24 * 3600,

@@ -299,8 +299,8 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
 class ProductNameWord(models.Model):
     """A word of some product's name, as the database splits it (on spaces, lower-cased),
     recorded as the product is embedded (``catalog.services.product_name_words_record``). The
-    words a misspelt search word is corrected to (``catalog.spelling``); kept when their product
-    is renamed or deleted."""
+    words a misspelt search word is corrected to (``catalog.spelling``); those of a renamed or
+    deleted product are pruned daily (``catalog.tasks.prune_product_name_words``)."""
 
     word = models.CharField(max_length=200, primary_key=True)
 

@@ -365,6 +365,22 @@ def product_name_words_record(*, ids: list[int]) -> None:
         )
 
 
+def product_name_words_prune() -> int:
+    """Delete the recorded words no product's name holds any more (a renamed or deleted
+    product's), which spelling would otherwise correct to; how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "DELETE FROM {words} WHERE word NOT IN (SELECT DISTINCT word FROM {products},"
+                " regexp_split_to_table(lower(name), '\\s+') AS word)"
+            ).format(
+                words=sql.Identifier(ProductNameWord._meta.db_table),
+                products=sql.Identifier(Product._meta.db_table),
+            )
+        )
+        return cursor.rowcount
+
+
 def _replace_passages(article_ids: list[int], passages: dict[int, list[KnowledgePassage]]) -> None:
     written = [pk for pk in article_ids if pk in passages]
     if written:

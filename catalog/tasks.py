@@ -1,9 +1,13 @@
+import logging
+
 import openai
 from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
 from catalog import services
+
+logger = logging.getLogger(__name__)
 
 # HTTP statuses of the OpenAI API that a later try can pass, as its own client judges them:
 # a request timeout, a conflict, rate limiting, and the server's own errors (5xx).
@@ -42,3 +46,9 @@ def embed_rows(self: Task, kind: str, ids: list[int], force: bool = False) -> di
         # After max_retries, retry() raises the error itself.
         raise self.retry(exc=error, countdown=countdown) from error
     return {"embedded": report.embedded, "current": report.current}
+
+
+@shared_task(name="catalog.prune_product_name_words", ignore_result=True)
+def prune_product_name_words() -> None:
+    pruned = services.product_name_words_prune()
+    logger.info("catalog.product_name_words_pruned", extra={"pruned": pruned})

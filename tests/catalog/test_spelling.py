@@ -8,10 +8,12 @@ from catalog.selectors import ProductFilters, names_products, product_named, pro
 from catalog.services import embeddings_refresh, product_name_words_record
 from catalog.spelling import (
     edit_distance,
+    forget_vocabularies,
     nearest_word,
     spelling_corrected,
     spelling_corrections,
 )
+from catalog.tasks import prune_product_name_words
 from tests.catalog.factories import KnowledgeArticleFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -168,6 +170,23 @@ def test_at_most_a_few_words_of_a_query_are_looked_at() -> None:
 
     assert len(corrected) == 4
     assert corrected["lavendar"] == "lavender"
+
+
+def test_the_daily_prune_forgets_the_words_of_renamed_and_deleted_products() -> None:
+    _, renamed, deleted = _named("Lavender Honey", "Heather Honey", "Chestnut Honey")
+    Product.objects.filter(pk=renamed.pk).update(name="Acacia Honey")
+    deleted.delete()
+    product_name_words_record(ids=[renamed.pk])  # as its embedding after the rename would
+
+    prune_product_name_words.apply().get()
+
+    assert set(ProductNameWord.objects.values_list("word", flat=True)) == {
+        "lavender",
+        "acacia",
+        "honey",
+    }
+    forget_vocabularies()
+    assert _corrections("chesnut honey") == {}  # no longer a word of the shop's names
 
 
 # --- help questions ----------------------------------------------------------------------------
