@@ -1,15 +1,14 @@
 """Pages of the origins CORS_ALLOWED_ORIGINS lists (a chat widget on the shop's own site) may call
 the API from a browser; other origins get no CORS headers, so their browsers refuse."""
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from rest_framework.test import APIClient
 
 from tests.catalog.factories import ProductFactory
 from tests.support.browser import needs_chromium
+from tests.support.loopback_http import HtmlHandler, serving
 
 SHOP = "https://shop.example.com"
 
@@ -105,30 +104,18 @@ def test_a_star_allows_any_origin_without_credentials(settings) -> None:
     assert "Access-Control-Allow-Credentials" not in response
 
 
-class _WidgetPage(BaseHTTPRequestHandler):
+class _WidgetPage(HtmlHandler):
     """A page of another origin, as a chat widget on the shop's site would be."""
 
     def do_GET(self) -> None:
-        body = b"<!doctype html><title>The shop</title><p>Our honey</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.answer_html(200, b"<!doctype html><title>The shop</title><p>Our honey</p>")
 
 
 @pytest.fixture
 def widget_origin() -> Iterator[str]:
     """A second origin on loopback (127.0.0.1, where the live server is on localhost)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _WidgetPage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_WidgetPage) as url:
+        yield url
 
 
 # A widget's first calls: a guest's tokens, then a conversation opened with them (both preflighted:

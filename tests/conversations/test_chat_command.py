@@ -1,6 +1,4 @@
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 
 import pytest
@@ -12,6 +10,7 @@ from conversations.management.commands.chat import ApiClient, Command
 from conversations.services import staff_message_post
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
+from tests.support.loopback_http import HtmlHandler, serving
 
 
 @pytest.mark.django_db(transaction=True)
@@ -32,32 +31,18 @@ def test_the_terminal_chat_says_when_the_server_is_unreachable() -> None:
         call_command("chat", url="http://127.0.0.1:1", message=["hi"])
 
 
-class _NotTheApi(BaseHTTPRequestHandler):
+class _NotTheApi(HtmlHandler):
     """Some other web server, answering in HTML: 200 under /ok/, 501 elsewhere."""
 
     def do_POST(self) -> None:
-        self._answer(200 if self.path.startswith("/ok/") else 501)
-
-    def _answer(self, status: int) -> None:
-        body = b"<html><body>Not an API</body></html>"
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        status = 200 if self.path.startswith("/ok/") else 501
+        self.answer_html(status, b"<html><body>Not an API</body></html>")
 
 
 @pytest.fixture
 def not_the_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotTheApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_NotTheApi) as url:
+        yield url
 
 
 def test_the_terminal_chat_says_when_the_url_is_another_servers(not_the_api: str) -> None:
