@@ -20,6 +20,7 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
+from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -106,9 +107,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         refusal = refused_request(exc)
         return Response(error_body(refusal.detail, refusal.code), status=refusal.status)
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        )
+        # With each message's own code (a sku taken: "unique").
+        exc = exceptions.ValidationError(get_error_detail(exc))
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

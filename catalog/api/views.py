@@ -115,7 +115,9 @@ class TagsField(serializers.ListField):
                 raise
             raise serializers.ValidationError(
                 [
-                    f"Tag {int(index) + 1}: {message}"
+                    serializers.ErrorDetail(
+                        f"Tag {int(index) + 1}: {message}", code=getattr(message, "code", None)
+                    )
                     for index, messages in exc.detail.items()
                     for message in messages
                 ]
@@ -163,13 +165,14 @@ class TagFilterField(serializers.ListField):
             # DRF keys a list's errors by item ({"0": [...]}); a filter's are its own list.
             errors = exc.detail.values() if isinstance(exc.detail, dict) else [exc.detail]
             raise serializers.ValidationError(
-                list(dict.fromkeys(str(message) for error in errors for message in error))
+                list(dict.fromkeys(message for error in errors for message in error))
             ) from exc
         tags = (tag.strip().lower() for value in values for tag in value.split(","))
         tags_given = list(dict.fromkeys(tag for tag in tags if tag))
         if any(len(tag) > TAG_MAX_LENGTH for tag in tags_given):
             raise serializers.ValidationError(
-                [f"Ensure each tag has no more than {TAG_MAX_LENGTH} characters."]
+                [f"Ensure each tag has no more than {TAG_MAX_LENGTH} characters."],
+                code="max_length",
             )
         return tags_given
 
@@ -197,14 +200,16 @@ class ProductListApi(APIView):
 
         def validate_category(self, slug: str) -> str:
             if not selectors.category_exists(slug=slug):
-                raise serializers.ValidationError("No category with this slug.")
+                raise serializers.ValidationError(
+                    "No category with this slug.", code="does_not_exist"
+                )
             return slug
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             low, high = attrs.get("min_price"), attrs.get("max_price")
             if low is not None and high is not None and low > high:
                 raise serializers.ValidationError(
-                    {"max_price": ["Must be greater than or equal to min_price."]}
+                    {"max_price": ["Must be greater than or equal to min_price."]}, code="min_value"
                 )
             return attrs
 
@@ -213,7 +218,9 @@ class ProductListApi(APIView):
 
         def validate_sku(self, sku: str) -> str:
             if Product.objects.filter(sku=sku).exists():
-                raise serializers.ValidationError("A product with this sku already exists.")
+                raise serializers.ValidationError(
+                    "A product with this sku already exists.", code="unique"
+                )
             return sku
 
     @extend_schema(
@@ -319,7 +326,9 @@ class CategoryInputSerializer(StrictSerializer):
         # any case as the unique constraint compares ("\u212aiwi" is "Kiwi" to it).
         same = selectors.category_named(name)
         if same is not None and (self.instance is None or same.pk != self.instance.pk):
-            raise serializers.ValidationError("A category with this name already exists.")
+            raise serializers.ValidationError(
+                "A category with this name already exists.", code="unique"
+            )
         return name
 
 
@@ -340,7 +349,9 @@ class CategoryListApi(APIView):
 
         def validate_slug(self, slug: str) -> str:
             if Category.objects.filter(slug=slug).exists():
-                raise serializers.ValidationError("A category with this slug already exists.")
+                raise serializers.ValidationError(
+                    "A category with this slug already exists.", code="unique"
+                )
             return slug
 
     @extend_schema(
@@ -439,7 +450,9 @@ class KnowledgeListApi(APIView):
 
         def validate_slug(self, slug: str) -> str:
             if KnowledgeArticle.objects.filter(slug=slug).exists():
-                raise serializers.ValidationError("An article with this slug already exists.")
+                raise serializers.ValidationError(
+                    "An article with this slug already exists.", code="unique"
+                )
             return slug
 
     @extend_schema(

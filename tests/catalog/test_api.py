@@ -452,6 +452,7 @@ def test_product_list_refuses_a_tag_longer_than_a_product_holds_not_matching_its
     assert len(longest.json()["results"]) == 1
     assert longer.status_code == 400
     assert longer.json()["errors"] == {"tags": ["Ensure each tag has no more than 40 characters."]}
+    assert longer.json()["error_codes"] == {"tags": ["max_length"]}
 
 
 @pytest.mark.django_db
@@ -1159,6 +1160,15 @@ def test_a_new_products_price_finer_than_cents_is_refused_by_field(
 
 
 @pytest.mark.django_db
+def test_each_tag_s_message_keeps_its_own_code(staff_client: APIClient) -> None:
+    response = staff_client.post(
+        PRODUCTS_URL, new_product_payload(tags=["ok", "a,b", ""]), format="json"
+    )
+
+    assert response.json()["error_codes"] == {"tags": ["invalid", "blank"]}
+
+
+@pytest.mark.django_db
 def test_a_product_with_a_taken_sku_is_refused(staff_client: APIClient) -> None:
     ProductFactory.create(sku="BH-NEW-001")
 
@@ -1166,6 +1176,7 @@ def test_a_product_with_a_taken_sku_is_refused(staff_client: APIClient) -> None:
 
     assert response.status_code == 400
     assert response.json()["errors"] == {"sku": ["A product with this sku already exists."]}
+    assert response.json()["error_codes"] == {"sku": ["unique"]}  # the model's own code
     assert Product.objects.count() == 1
 
 
