@@ -344,6 +344,16 @@ def _store_embeddings(model: type[EmbeddedRow], embedded: _Embedded, *, batch_si
     return written
 
 
+def _name_words(where: sql.Composable) -> sql.Composed:
+    """The words of the names of the products ``where`` picks, as ``ProductNameWord`` holds
+    them (split on white space, lower-cased): recorded and pruned alike, or the prune would
+    delete what was recorded."""
+    return sql.SQL(
+        "SELECT DISTINCT word FROM {products}, regexp_split_to_table(lower(name), '\\s+') AS word"
+        " WHERE word <> '' AND {where}"
+    ).format(products=sql.Identifier(Product._meta.db_table), where=where)
+
+
 def product_name_words_record(*, ids: list[int]) -> None:
     """Record the words of these products' names (``ProductNameWord``, which spelling corrects
     to), as they are embedded. In order, so two batches sharing new words wait for each other
@@ -353,13 +363,10 @@ def product_name_words_record(*, ids: list[int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {words} (word)"
-                " SELECT DISTINCT word FROM {products},"
-                " regexp_split_to_table(lower(name), '\\s+') AS word"
-                " WHERE id = ANY(%s) AND word <> '' ORDER BY word ON CONFLICT DO NOTHING"
+                "INSERT INTO {words} (word) {names} ORDER BY word ON CONFLICT DO NOTHING"
             ).format(
                 words=sql.Identifier(ProductNameWord._meta.db_table),
-                products=sql.Identifier(Product._meta.db_table),
+                names=_name_words(sql.SQL("id = ANY(%s)")),
             ),
             [ids],
         )
@@ -370,12 +377,9 @@ def product_name_words_prune() -> int:
     product's), which spelling would otherwise correct to; how many."""
     with connection.cursor() as cursor:
         cursor.execute(
-            sql.SQL(
-                "DELETE FROM {words} WHERE word NOT IN (SELECT DISTINCT word FROM {products},"
-                " regexp_split_to_table(lower(name), '\\s+') AS word)"
-            ).format(
+            sql.SQL("DELETE FROM {words} WHERE word NOT IN ({names})").format(
                 words=sql.Identifier(ProductNameWord._meta.db_table),
-                products=sql.Identifier(Product._meta.db_table),
+                names=_name_words(sql.SQL("TRUE")),
             )
         )
         return cursor.rowcount
