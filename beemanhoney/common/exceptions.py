@@ -46,18 +46,13 @@ class ApplicationError(Exception):
             self.status_code = status_code
 
 
-def error_body(
-    detail: str,
-    code: str,
-    errors: dict[str, Any] | None = None,
-    error_codes: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def error_body(detail: str, code: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
     """An error answer's body; ``errors`` only when fields are at fault, with their
     ``error_codes`` (each message's own code where it has one, else ``code``)."""
     body: dict[str, Any] = {"detail": detail, "code": code}
     if errors:
         body["errors"] = errors
-        body["error_codes"] = error_codes or _codes_of(errors, default=code)
+        body["error_codes"] = _codes_of(errors, default=code)
     return body
 
 
@@ -129,14 +124,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         # simplejwt adds "messages" (which token class refused it, and why) to its 401s: the
         # one error shape keeps the sentence, and the field that was refused when the view
         # names one (a refresh token sent in the body).
-        errors = data.get("errors")
         response.data = error_body(
-            str(data.get("detail", exc.default_detail)),
-            code,
-            errors,
-            {field: [code] * len(messages) for field, messages in errors.items()}
-            if errors
-            else None,
+            str(data.get("detail", exc.default_detail)), code, data.get("errors")
         )
     return response
 

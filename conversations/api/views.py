@@ -107,8 +107,9 @@ class RefreshTokenFieldErrors(TokenViewBase):
             # simplejwt's detail is a dict (the sentence, a code, which token class refused).
             reason = exc.detail["detail"] if isinstance(exc.detail, dict) else exc.detail
             code = error_code(exc, exc.detail)
+            refused = serializers.ErrorDetail(str(reason), code=code)
             raise exceptions.AuthenticationFailed(
-                {"detail": reason, "code": code, "errors": {"refresh": [reason]}}
+                {"detail": reason, "code": code, "errors": {"refresh": [refused]}}
             ) from exc
 
 
