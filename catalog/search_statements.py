@@ -466,15 +466,12 @@ class SearchStatements:
     # instead of walking the graph for them, and the check that they are few enough for it.
     nearest_exact: SemanticStatement | None = None
     few_rows: FewRowsStatement | None = None
-    # Whether the keyword half puts misspelt words right (``catalog.spelling``).
-    corrects_spelling: bool = False
 
     def side_reads(self, text: str, *, using: BaseDatabaseWrapper | None = None) -> SideReads:
-        """The keywords of ``text``, the rows holding every telling one with their ranks, and
-        whether the rows are few: the reads a search makes beside the query embedding."""
-        keywords = query_keywords(
-            text, table=self.table, using=using, correct_spelling=self.corrects_spelling
-        )
+        """The keywords of ``text`` (misspelt words put right: ``catalog.spelling``), the rows
+        holding every telling one with their ranks, and whether the rows are few: the reads a
+        search makes beside the query embedding."""
+        keywords = query_keywords(text, table=self.table, using=using, correct_spelling=True)
         few_rows = self.few_rows is not None and self.few_rows.holds(using=using)
         return SideReads(keywords, self.every_word.hits(keywords, using=using), few_rows)
 
@@ -496,14 +493,12 @@ def search_statements(
     columns: tuple[str, ...] = (),
     filtered: bool = False,
     exact_up_to: int | None = None,
-    corrects_spelling: bool = False,
 ) -> SearchStatements:
     """The search statements over ``rows()``, compiled on first use (so the queryset is built
     only then). ``rows_key`` must name the rows exactly: what they are and how they are
     filtered; ``filtered``: whether they are a filtered subset (``SemanticStatement``).
     ``exact_up_to``: order the rows exactly where there are at most this many (products whose
-    filter an index serves only: the exact order reads every row that passes it).
-    ``corrects_spelling``: put misspelt words of the query right (``catalog.spelling``)."""
+    filter an index serves only: the exact order reads every row that passes it)."""
 
     def compile_statements() -> SearchStatements:
         queryset = rows()
@@ -526,11 +521,10 @@ def search_statements(
                 if exact_up_to is not None
                 else None
             ),
-            corrects_spelling=corrects_spelling,
         )
 
     return _search_statements.get_or_make(
-        (rows_key, limit, current_model_name(), columns, filtered, exact_up_to, corrects_spelling),
+        (rows_key, limit, current_model_name(), columns, filtered, exact_up_to),
         compile_statements,
     )
 

@@ -430,11 +430,7 @@ def _hybrid_search_ranking(
     rows: QuerySet[M], *, rows_key: Hashable, query: str, limit: int, filtered: bool
 ) -> list[RankedId]:
     statements = search_statements(
-        lambda: rows,
-        rows_key=rows_key,
-        limit=_candidates(limit),
-        filtered=filtered,
-        corrects_spelling=True,
+        lambda: rows, rows_key=rows_key, limit=_candidates(limit), filtered=filtered
     )
     return _hybrid_ranking(lambda: rows, statements=statements, query=query, limit=limit).hits
 
@@ -656,7 +652,6 @@ def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchS
         columns=PRODUCT_ROW_PATHS,
         filtered=filters != ProductFilters(),
         exact_up_to=_exact_order_bound(filters),
-        corrects_spelling=True,
     )
 
 
