@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from agents.graph.names import Route
 from agents.models import AgentRun
 from beemanhoney.common.admin import ShopModelAdmin
+from conversations.models import ReplyFeedback
 
 
 class _FixedValuesFilter(admin.SimpleListFilter):
@@ -37,6 +38,14 @@ class ProviderFilter(_FixedValuesFilter):
     values = ("openai", "offline")
 
 
+class ReplyFeedbackFilter(_FixedValuesFilter):
+    """Runs whose reply the customer rated so: the unhelpful ones are where to look first."""
+
+    title = "customer's feedback"
+    parameter_name = "replies__feedback__rating"
+    values = tuple(ReplyFeedback.Rating)
+
+
 @admin.register(AgentRun)
 class AgentRunAdmin(ShopModelAdmin):
     """Read-only: a run is a record of what the assistant did."""
@@ -45,16 +54,21 @@ class AgentRunAdmin(ShopModelAdmin):
         "id", "status", "route", "agent", "provider", "model_calls", "prompt_tokens",
         "completion_tokens", "cost_usd", "latency_ms", "created_at",
     ]  # fmt: skip
-    list_filter = ["status", RouteFilter, ProviderFilter]
+    list_filter = ["status", RouteFilter, ProviderFilter, ReplyFeedbackFilter]
     search_fields = ["id", "conversation__id", "error", "celery_task_id", "=request_id"]
     list_select_related = ["conversation"]
     readonly_fields = [
         "id", "conversation", "user_message", "status", "route", "agent", "node_sequence",
         "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "cost_usd",
         "model_calls", "latency_ms", "error", "celery_task_id", "request_id", "deliveries",
-        "dispatched_at", "started_at", "finished_at", "created_at",
+        "dispatched_at", "started_at", "finished_at", "created_at", "customer_feedback",
     ]  # fmt: skip
     exclude = ["tool_calls"]
+
+    @admin.display(description="customer's feedback")
+    def customer_feedback(self, run: AgentRun) -> str:
+        feedback = ReplyFeedback.objects.filter(reply__run=run).first()
+        return "-" if feedback is None else str(feedback)
 
     @admin.display(description="tool calls")
     def trace(self, run: AgentRun) -> str:

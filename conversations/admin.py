@@ -16,7 +16,13 @@ from agents.selectors import conversation_cost_usd
 from beemanhoney.common.admin import ShopModelAdmin
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user, model_permission
-from conversations.models import MAX_MESSAGE_LENGTH, Conversation, HandoffQueueEntry, Message
+from conversations.models import (
+    MAX_MESSAGE_LENGTH,
+    Conversation,
+    HandoffQueueEntry,
+    Message,
+    ReplyFeedback,
+)
 from conversations.services import (
     STAFF_TAKE_OVER_REASON,
     conversation_handoff,
@@ -70,6 +76,11 @@ def _run_link(message: Message, *, linked: bool) -> str:
         return label
     url = reverse("admin:agents_agentrun_change", args=[run_id])
     return format_html('<a href="{}">{}</a>', url, label)
+
+
+def _feedback_shown(message: Message) -> str:
+    feedback = getattr(message, "feedback", None)
+    return "" if feedback is None else str(feedback)
 
 
 @admin.register(Conversation)
@@ -146,14 +157,14 @@ class ConversationAdmin(ShopModelAdmin):
         linked = getattr(conversation, RUN_LINKS_SHOWN, False)
         count = conversation.messages.count()
         latest = reversed(
-            conversation.messages.select_related("answering_run").order_by("-id")[
+            conversation.messages.select_related("answering_run", "feedback").order_by("-id")[
                 :TRANSCRIPT_MESSAGES
             ]
         )
         rows = format_html_join(
             "",
             '<tr><td style="white-space:nowrap">{}</td><td>{}</td><td>{}</td>'
-            '<td style="white-space:pre-wrap">{}</td><td>{}</td></tr>',
+            '<td style="white-space:pre-wrap">{}</td><td>{}</td><td>{}</td></tr>',
             (
                 (
                     f"{timezone.localtime(message.created_at):%Y-%m-%d %H:%M:%S}",
@@ -161,6 +172,7 @@ class ConversationAdmin(ShopModelAdmin):
                     message.agent,
                     message.content,
                     _run_link(message, linked=linked),
+                    _feedback_shown(message),
                 )
                 for message in latest
             ),
@@ -172,7 +184,7 @@ class ConversationAdmin(ShopModelAdmin):
         )
         return format_html(
             "<p>{}</p><table><tr><th>time</th><th>role</th><th>agent</th><th>content</th>"
-            "<th></th></tr>{}</table>",
+            "<th></th><th>customer's feedback</th></tr>{}</table>",
             shown,
             rows,
         )
@@ -258,3 +270,47 @@ class HandoffQueueAdmin(ConversationAdmin):
     @admin.display(description="waiting for")
     def waiting(self, conversation: Conversation) -> str:
         return timesince(conversation.handoff_at) if conversation.handoff_at else "-"
+
+
+@admin.register(ReplyFeedback)
+class ReplyFeedbackAdmin(ShopModelAdmin):
+    """What customers said of the assistant's replies, newest first: the customer's words, so
+    read-only. A reply's run (its route, tool calls and tokens) is a click away."""
+
+    list_display = ["updated_at", "rating", "comment", "reply_excerpt", "agent", "run_link"]
+    list_filter = ["rating"]
+    list_select_related = ["reply"]
+    search_fields = ["comment"]
+    fields = (
+        "rating", "comment", "reply_excerpt", "agent", "run_link", "conversation_link",
+        "created_at", "updated_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="reply")
+    def reply_excerpt(self, feedback: ReplyFeedback) -> str:
+        content = feedback.reply.content
+        return content if len(content) <= 120 else f"{content[:119]}…"
+
+    @admin.display(description="agent")
+    def agent(self, feedback: ReplyFeedback) -> str:
+        return feedback.reply.agent
+
+    @admin.display(description="run")
+    def run_link(self, feedback: ReplyFeedback) -> str:
+        if feedback.reply.run_id is None:
+            return "-"
+        url = reverse("admin:agents_agentrun_change", args=[feedback.reply.run_id])
+        return format_html('<a href="{}">{}</a>', url, feedback.reply.run_id)
+
+    @admin.display(description="conversation")
+    def conversation_link(self, feedback: ReplyFeedback) -> str:
+        conversation_id = feedback.reply.conversation_id
+        url = reverse("admin:conversations_conversation_change", args=[conversation_id])
+        return format_html('<a href="{}">{}</a>', url, conversation_id)

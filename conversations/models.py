@@ -7,6 +7,7 @@ from django.db.models import Q
 from beemanhoney.common.models import TimeStampedModel
 
 MAX_MESSAGE_LENGTH = 4000
+MAX_FEEDBACK_COMMENT_LENGTH = 1000
 # The group of the customers a chat widget makes (``services.guest_customer_create``).
 GUEST_GROUP = "guests"
 
@@ -93,6 +94,34 @@ class Message(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class ReplyFeedback(TimeStampedModel):
+    """The customer's verdict on one of the assistant's replies (one per reply, changeable),
+    for staff reading the runs that went wrong."""
+
+    class Rating(models.TextChoices):
+        HELPFUL = "helpful"
+        UNHELPFUL = "unhelpful"
+
+    reply = models.OneToOneField(
+        Message, on_delete=models.CASCADE, primary_key=True, related_name="feedback"
+    )
+    rating = models.CharField(max_length=10, choices=Rating.choices)
+    comment = models.TextField(max_length=MAX_FEEDBACK_COMMENT_LENGTH, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__in=["helpful", "unhelpful"]), name="reply_feedback_rating_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["-updated_at"], name="reply_feedback_recent")]
+        verbose_name_plural = "reply feedback"
+
+    def __str__(self) -> str:
+        return f"{self.rating}: {self.comment}" if self.comment else self.rating
 
 
 class HandoffQueueEntry(Conversation):

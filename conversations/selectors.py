@@ -39,8 +39,13 @@ def conversation_get(*, owner: User, conversation_id: UUID) -> Conversation | No
 
 
 def message_list(*, conversation: Conversation, after: int | None = None) -> QuerySet[Message]:
-    messages = conversation.messages.select_related("answering_run").order_by("id")
+    messages = conversation.messages.select_related("answering_run", "feedback").order_by("id")
     return messages.filter(id__gt=after) if after is not None else messages
+
+
+def message_get(*, conversation: Conversation, message_id: int) -> Message | None:
+    """One of the conversation's messages, with its feedback if it is a rated reply."""
+    return conversation.messages.filter(pk=message_id).select_related("feedback").first()
 
 
 def message_by_idempotency_key(*, conversation: Conversation, key: str) -> Message | None:

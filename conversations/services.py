@@ -14,7 +14,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError
-from conversations.models import GUEST_GROUP, MAX_MESSAGE_LENGTH, Conversation, Message
+from conversations.models import (
+    GUEST_GROUP,
+    MAX_MESSAGE_LENGTH,
+    Conversation,
+    Message,
+    ReplyFeedback,
+)
 from conversations.selectors import (
     abandoned_guests,
     message_by_idempotency_key,
@@ -62,6 +68,36 @@ def _message_content(content: str) -> str:
             f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
         )
     return content
+
+
+def _reply_checked(message: Message) -> Message:
+    if message.role != Message.Role.ASSISTANT:
+        raise ApplicationError("Only the assistant's replies take feedback.", code="not_a_reply")
+    return message
+
+
+def reply_feedback_give(*, reply: Message, rating: str, comment: str = "") -> ReplyFeedback:
+    """Record the customer's ``rating`` of the assistant's ``reply``, replacing any earlier
+    verdict on it; an ``ApplicationError`` (``not_a_reply``) for another kind of message."""
+    feedback, _ = ReplyFeedback.objects.update_or_create(
+        reply=_reply_checked(reply), defaults={"rating": rating, "comment": comment.strip()}
+    )
+    logger.info(
+        "conversation.reply_rated",
+        extra={
+            "conversation": str(reply.conversation_id),
+            "message_id": reply.pk,
+            "rating": rating,
+        },
+    )
+    reply.feedback = feedback
+    return feedback
+
+
+def reply_feedback_withdraw(*, reply: Message) -> bool:
+    """Delete the customer's verdict on ``reply``; whether there was one."""
+    deleted, _ = ReplyFeedback.objects.filter(reply=_reply_checked(reply)).delete()
+    return bool(deleted)
 
 
 def conversation_create(*, owner: User, title: str = "") -> Conversation:

@@ -1,11 +1,12 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import AgentRun
 from agents.selectors import agent_run_reply
 from beemanhoney.common.permissions import staff_may_view
-from conversations.models import Message
+from conversations.models import Message, ReplyFeedback
 
 
 class AnsweringRunSerializer(serializers.ModelSerializer):
@@ -14,17 +15,32 @@ class AnsweringRunSerializer(serializers.ModelSerializer):
         fields = ["id", "status"]
 
 
+class ReplyFeedbackOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReplyFeedback
+        fields = ["rating", "comment", "created_at", "updated_at"]
+
+
 class MessageOutputSerializer(serializers.ModelSerializer):
     # On a customer's message, the run answering it (null with staff): a client that finds it
     # queued or running follows its events for the reply.
     answering_run = AnsweringRunSerializer(read_only=True, allow_null=True)
+    feedback = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
         fields = [
             "id", "conversation", "role", "content", "agent", "run", "answering_run",
-            "created_at", "cards",
+            "created_at", "cards", "feedback",
         ]  # fmt: skip
+
+    @extend_schema_field(ReplyFeedbackOutputSerializer(allow_null=True))
+    def get_feedback(self, message: Message) -> dict[str, Any] | None:
+        """On an assistant's reply, the customer's verdict on it, if they gave one."""
+        if message.role != Message.Role.ASSISTANT:
+            return None  # no query: only replies take feedback
+        feedback = getattr(message, "feedback", None)
+        return ReplyFeedbackOutputSerializer(feedback).data if feedback is not None else None
 
 
 class RunOutputSerializer(serializers.ModelSerializer):

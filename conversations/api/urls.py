@@ -15,4 +15,9 @@ urlpatterns = [
         views.MessageListApi.as_view(),
         name="message-list",
     ),
+    path(
+        "conversations/<uuid:conversation_id>/messages/<int:message_id>/feedback/",
+        views.ReplyFeedbackApi.as_view(),
+        name="reply-feedback",
+    ),
 ]

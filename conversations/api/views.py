@@ -27,7 +27,11 @@ from rest_framework_simplejwt.views import (
     TokenViewBase,
 )
 
-from agents.api.serializers import MessageOutputSerializer, RunOutputSerializer
+from agents.api.serializers import (
+    MessageOutputSerializer,
+    ReplyFeedbackOutputSerializer,
+    RunOutputSerializer,
+)
 from beemanhoney.common.authentication import (
     PasswordBoundRefreshToken,
     refresh_token_rotate,
@@ -48,7 +52,13 @@ from beemanhoney.common.throttling import (
     message_quota,
 )
 from conversations import selectors, services
-from conversations.models import MAX_MESSAGE_LENGTH, Conversation
+from conversations.models import (
+    MAX_FEEDBACK_COMMENT_LENGTH,
+    MAX_MESSAGE_LENGTH,
+    Conversation,
+    Message,
+    ReplyFeedback,
+)
 
 TOKEN_PAIR = inline_serializer(
     "TokenPair", {"access": serializers.CharField(), "refresh": serializers.CharField()}
@@ -248,6 +258,7 @@ class MessageListApi(APIView):
             "created_at",
             "cards",
             "answering_run",
+            "feedback",
         )
 
         content = serializers.CharField(max_length=MAX_MESSAGE_LENGTH, trim_whitespace=True)
@@ -332,3 +343,67 @@ class MessageListApi(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+def _own_message(request: Request, conversation_id: UUID, message_id: int) -> Message:
+    message = selectors.message_get(
+        conversation=_own_conversation(request, conversation_id), message_id=message_id
+    )
+    if message is None:
+        raise Http404
+    return message
+
+
+class ReplyFeedbackApi(APIView):
+    """The customer's verdict on one of the assistant's replies: ``PUT`` gives or changes it,
+    ``DELETE`` withdraws it. Staff read it beside the run that wrote the reply."""
+
+    @extend_schema_serializer(component_name="ReplyFeedbackInput")
+    class InputSerializer(StrictSerializer):
+        read_only_names = ("created_at", "updated_at")
+
+        rating = serializers.ChoiceField(choices=ReplyFeedback.Rating.choices)
+        comment = serializers.CharField(
+            required=False, allow_blank=True, max_length=MAX_FEEDBACK_COMMENT_LENGTH
+        )
+
+    @extend_schema(
+        operation_id="reply_feedback_retrieve",
+        responses={200: ReplyFeedbackOutputSerializer, **error_responses(400, 401, 404, 429)},
+    )
+    def get(self, request: Request, conversation_id: UUID, message_id: int) -> Response:
+        reply = _own_message(request, conversation_id, message_id)
+        feedback = getattr(reply, "feedback", None)
+        if feedback is None:
+            raise Http404
+        return Response(ReplyFeedbackOutputSerializer(feedback).data)
+
+    @extend_schema(
+        operation_id="reply_feedback_update",
+        request=InputSerializer,
+        responses={
+            200: ReplyFeedbackOutputSerializer,
+            201: ReplyFeedbackOutputSerializer,
+            **error_responses(400, 401, 404, 429),
+        },
+    )
+    def put(self, request: Request, conversation_id: UUID, message_id: int) -> Response:
+        reply = _own_message(request, conversation_id, message_id)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        given_before = getattr(reply, "feedback", None) is not None
+        feedback = services.reply_feedback_give(reply=reply, **payload.validated_data)
+        return Response(
+            ReplyFeedbackOutputSerializer(feedback).data,
+            status=status.HTTP_200_OK if given_before else status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        operation_id="reply_feedback_destroy",
+        responses={204: None, **error_responses(400, 401, 404, 429)},
+    )
+    def delete(self, request: Request, conversation_id: UUID, message_id: int) -> Response:
+        reply = _own_message(request, conversation_id, message_id)
+        if not services.reply_feedback_withdraw(reply=reply):
+            raise Http404
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -4,6 +4,7 @@ from django.test import Client
 
 from agents.models import AgentRun
 from beemanhoney.common.admin import ShopModelAdmin
+from conversations.models import Message, ReplyFeedback
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +76,26 @@ def test_the_runs_list_ignores_a_route_or_provider_it_does_not_offer(
 
 def test_the_runs_admin_refuses_the_lookups_postgresql_cannot_run() -> None:
     assert isinstance(admin.site._registry[AgentRun], ShopModelAdmin)
+
+
+def test_staff_find_the_runs_whose_reply_a_customer_found_unhelpful(client: Client) -> None:
+    client.force_login(StaffFactory.create())
+    conversation = ConversationFactory.create()
+    runs = {}
+    for rating in ("helpful", "unhelpful", None):
+        question = MessageFactory.create(conversation=conversation)
+        run = AgentRun.objects.create(conversation=conversation, user_message=question)
+        reply = MessageFactory.create(
+            conversation=conversation, role=Message.Role.ASSISTANT, run=run
+        )
+        if rating is not None:
+            ReplyFeedback.objects.create(reply=reply, rating=rating, comment=f"{rating} reply")
+        runs[rating] = run
+
+    listing = client.get(RUNS, {"replies__feedback__rating": "unhelpful"})
+    page = client.get(f"{RUNS}{runs['unhelpful'].pk}/change/").content.decode()
+    unrated = client.get(f"{RUNS}{runs[None].pk}/change/")
+
+    assert list(listing.context["cl"].result_list) == [runs["unhelpful"]]
+    assert "unhelpful: unhelpful reply" in page
+    assert unrated.status_code == 200

@@ -40,6 +40,15 @@ def _reused_idempotency_key(client: APIClient) -> "Response":
     return client.post(url, {"content": "goodbye"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
 
 
+def _customer_message_rated(client: APIClient) -> "Response":
+    user = UserFactory.create()
+    client.force_authenticate(user)
+    conversation = ConversationFactory.create(owner=user)
+    message = conversation.messages.create(role="user", content="hello")
+    url = f"/api/conversations/{conversation.id}/messages/{message.id}/feedback/"
+    return client.put(url, {"rating": "helpful"}, format="json")
+
+
 def _wrong_password(client: APIClient) -> "Response":
     UserFactory.create(username="maya")
     return client.post("/api/auth/token/", {"username": "maya", "password": "wrong"})
@@ -72,6 +81,7 @@ REQUESTS: dict[str, tuple[Callable[[APIClient], "Response"], int, str]] = {
     ),
     "closed conversation": (_closed_conversation_message, 409, "conversation_closed"),
     "reused idempotency key": (_reused_idempotency_key, 422, "idempotency_key_reused"),
+    "feedback on a customer's message": (_customer_message_rated, 400, "not_a_reply"),
 }
 
 

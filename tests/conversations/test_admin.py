@@ -14,7 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from agents.models import AgentRun
 from beemanhoney.common.admin import ShopModelAdmin
 from conversations.admin import ConversationAdmin
-from conversations.models import Conversation
+from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import conversation_handoff, conversations_hand_back
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
@@ -443,7 +443,7 @@ def test_every_conversations_model_admin_refuses_the_lookups_postgresql_cannot_r
         if model._meta.app_label == "conversations"
     ]
 
-    assert len(conversation_admins) == 2
+    assert len(conversation_admins) == 3
     assert all(isinstance(model_admin, ShopModelAdmin) for model_admin in conversation_admins)
 
 
@@ -502,3 +502,53 @@ def test_the_token_lists_refuse_a_regex_lookup_in_their_url_with_400(
     response = staff_client.get(changelist, {"id__regex": "("})
 
     assert response.status_code == 400
+
+
+def _rated_reply(rating: str, comment: str = "") -> Message:
+    question = MessageFactory.create()
+    run = AgentRun.objects.create(conversation=question.conversation, user_message=question)
+    reply = MessageFactory.create(
+        conversation=question.conversation,
+        role=Message.Role.ASSISTANT,
+        run=run,
+        agent="support",
+        content="From our help article <b>Returns</b>.",
+    )
+    ReplyFeedback.objects.create(reply=reply, rating=rating, comment=comment)
+    return reply
+
+
+def test_staff_read_customers_feedback_newest_first_and_cannot_change_it(
+    staff_client: Client,
+) -> None:
+    helpful = _rated_reply("helpful")
+    unhelpful = _rated_reply("unhelpful", "It quoted the wrong article.")
+    feedback_list = "/admin/conversations/replyfeedback/"
+
+    listing = staff_client.get(feedback_list)
+    only_unhelpful = staff_client.get(feedback_list, {"rating__exact": "unhelpful"})
+    page = staff_client.get(f"{feedback_list}{unhelpful.pk}/change/").content.decode()
+    changed = staff_client.post(
+        f"{feedback_list}{unhelpful.pk}/change/", {"rating": "helpful", "comment": ""}
+    )
+
+    assert [f.pk for f in listing.context["cl"].result_list] == [unhelpful.pk, helpful.pk]
+    assert [f.pk for f in only_unhelpful.context["cl"].result_list] == [unhelpful.pk]
+    assert "It quoted the wrong article." in page
+    assert f"/admin/agents/agentrun/{unhelpful.run_id}/change/" in page
+    assert f"/admin/conversations/conversation/{unhelpful.conversation_id}/change/" in page
+    assert "<b>Returns</b>" not in page
+    assert changed.status_code == 403
+    assert ReplyFeedback.objects.get(pk=unhelpful.pk).rating == "unhelpful"
+    assert staff_client.get(f"{feedback_list}add/").status_code == 403
+
+
+def test_a_conversation_s_transcript_shows_the_customer_s_feedback_on_each_reply(
+    staff_client: Client,
+) -> None:
+    reply = _rated_reply("unhelpful", "Too slow.")
+
+    page = staff_client.get(change_url(reply.conversation)).content.decode()
+
+    assert "<th>customer's feedback</th>" in page
+    assert "unhelpful: Too slow." in page

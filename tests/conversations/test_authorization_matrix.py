@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import guest_customer_create
 from tests.conversations.factories import (
     ConversationFactory,
@@ -21,6 +21,9 @@ ROUTES = [
     ("post", "/api/conversations/{conversation}/messages/"),
     ("get", "/api/runs/{run}/"),
     ("post", "/api/runs/{run}/cancel/"),
+    ("get", "/api/conversations/{conversation}/messages/{reply}/feedback/"),
+    ("put", "/api/conversations/{conversation}/messages/{reply}/feedback/"),
+    ("delete", "/api/conversations/{conversation}/messages/{reply}/feedback/"),
 ]
 
 
@@ -29,7 +32,16 @@ def owned_by_a() -> dict:
     conversation = ConversationFactory.create()
     message = MessageFactory.create(conversation=conversation)
     run = AgentRun.objects.create(conversation=conversation, user_message=message)
-    return {"owner": conversation.owner, "conversation": conversation.id, "run": run.id}
+    reply = MessageFactory.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, run=run, content="We do."
+    )
+    ReplyFeedback.objects.create(reply=reply, rating=ReplyFeedback.Rating.UNHELPFUL)
+    return {
+        "owner": conversation.owner,
+        "conversation": conversation.id,
+        "run": run.id,
+        "reply": reply.id,
+    }
 
 
 def _as(user) -> APIClient:
@@ -40,7 +52,16 @@ def _as(user) -> APIClient:
 
 
 def _call(client: APIClient, method: str, path: str) -> int:
-    return getattr(client, method)(path, {"content": "hi"}).status_code
+    body = {"rating": "helpful"} if path.endswith("/feedback/") else {"content": "hi"}
+    return getattr(client, method)(path, body, format="json").status_code
+
+
+def _rows_written() -> tuple[int, int, list[tuple[str, str]]]:
+    return (
+        Message.objects.count(),
+        AgentRun.objects.filter(status="queued").count(),
+        list(ReplyFeedback.objects.values_list("rating", "comment")),
+    )
 
 
 @pytest.mark.parametrize(("method", "route"), ROUTES)
@@ -57,19 +78,19 @@ def test_nobody_but_the_owner_reaches_a_conversation_or_run(
         "staff": StaffFactory.create(),
         "anonymous": None,
     }
-    before = (Message.objects.count(), AgentRun.objects.filter(status="queued").count())
+    before = _rows_written()
 
     status = _call(_as(callers[caller]), method, route.format(**owned_by_a))
 
     assert status == expected
-    assert (Message.objects.count(), AgentRun.objects.filter(status="queued").count()) == before
+    assert _rows_written() == before
 
 
 @pytest.mark.parametrize(("method", "route"), ROUTES)
 def test_the_owner_reaches_every_route(owned_by_a, method, route) -> None:
     status = _call(_as(owned_by_a["owner"]), method, route.format(**owned_by_a))
 
-    assert status in {200, 202}
+    assert status in {200, 202, 204}
 
 
 def test_lists_never_include_another_customers_rows(owned_by_a) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from agents.models import AgentRun
 from agents.services import run_dispatch_next
-from conversations.models import Conversation
+from conversations.models import Conversation, ReplyFeedback
 from conversations.services import conversations_close, staff_message_post
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import MessageFactory, StaffFactory
@@ -64,6 +64,30 @@ def test_a_customer_chats_sees_the_streamed_reply_and_cards_and_keeps_it_on_relo
     assert page.locator(".msg--assistant").count() == 1
     page.set_viewport_size({"width": 390, "height": 844})
     _shot(page, "chat-phone.png")
+
+
+def test_a_customer_rates_a_reply_changes_their_mind_and_sees_it_after_a_reload(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    reply = _ask_for_a_sore_throat_honey(page, live_server)
+    helpful = reply.get_by_role("button", name="Helpful", exact=True)
+    unhelpful = reply.get_by_role("button", name="Not helpful")
+
+    unhelpful.click()
+    page.get_by_text("Thanks for telling us.").wait_for()
+    rated_first = list(ReplyFeedback.objects.values_list("rating", flat=True))
+    helpful.click()
+    page.locator('.feedback [data-rating="helpful"][aria-pressed="true"]').wait_for()
+    page.reload()
+    shown = page.locator(".msg--assistant").last.get_by_role("button", name="Helpful", exact=True)
+    page.locator('.feedback [data-rating="helpful"][aria-pressed="true"]').wait_for()
+    shown.click()
+    page.locator('.feedback [data-rating="helpful"][aria-pressed="false"]').wait_for()
+
+    assert rated_first == ["unhelpful"]
+    assert not ReplyFeedback.objects.exists()
+    assert page.locator('.feedback [aria-pressed="true"]').count() == 0
 
 
 def test_a_customer_whose_other_tabs_hold_every_stream_still_gets_the_reply(

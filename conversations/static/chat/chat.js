@@ -12,6 +12,8 @@
   // only while the page is visible): staff replies come from the admin, not from a run.
   const STAFF_POLL_MS = 5000;
   const WITH_STAFF = "A member of our team has this conversation and will reply here.";
+  const RATINGS = [["helpful", "Helpful"], ["unhelpful", "Not helpful"]];
+  const FEEDBACK_THANKS = "Thanks for telling us.";
 
   const log = document.getElementById("chat-log");
   const form = document.getElementById("chat-form");
@@ -129,6 +131,53 @@
     container.append(list);
   }
 
+  // Under each of the assistant's replies: "Helpful" / "Not helpful". A click gives that
+  // verdict (replacing the other), a click on the one given withdraws it.
+  function renderFeedback(container, message) {
+    const bar = document.createElement("div");
+    bar.className = "feedback";
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", "Was this reply helpful?");
+    const path =
+      "/api/conversations/" + message.conversation + "/messages/" + message.id + "/feedback/";
+    let given = message.feedback ? message.feedback.rating : null;
+    const buttons = RATINGS.map(([rating, label]) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      button.dataset.rating = rating;
+      return button;
+    });
+    function show() {
+      for (const button of buttons) {
+        button.setAttribute("aria-pressed", String(button.dataset.rating === given));
+      }
+    }
+    for (const button of buttons) {
+      button.addEventListener("click", async () => {
+        const rating = button.dataset.rating;
+        const withdraw = given === rating;
+        buttons.forEach((each) => { each.disabled = true; });
+        try {
+          if (withdraw) await api("DELETE", path);
+          else await api("PUT", path, { rating });
+          given = withdraw ? null : rating;
+          setStatus(withdraw ? "" : FEEDBACK_THANKS, "info");
+        } catch (error) {
+          // Withdrawn already (in another tab): it is gone, as asked.
+          if (withdraw && error.status === 404) given = null;
+          else setStatus(error.message || UNREACHABLE);
+        } finally {
+          buttons.forEach((each) => { each.disabled = false; });
+          show();
+        }
+      });
+    }
+    show();
+    bar.append(...buttons);
+    container.append(bar);
+  }
+
   function renderMessage(message) {
     const shown = log.querySelector('[data-message-id="' + message.id + '"]');
     if (shown) return shown;
@@ -140,6 +189,7 @@
     text.textContent = message.content;
     item.append(text);
     renderCards(item, message.cards);
+    if (message.role === "assistant") renderFeedback(item, message);
     log.append(item);
     item.scrollIntoView({ block: "end" });
     return item;
