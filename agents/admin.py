@@ -1,13 +1,19 @@
 import json
+from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html
 
 from agents.graph.names import Route
 from agents.models import AgentRun
+from agents.selectors import run_report
 from beemanhoney.common.admin import ShopModelAdmin
 from conversations.models import ReplyFeedback
 
@@ -46,9 +52,37 @@ class ReplyFeedbackFilter(_FixedValuesFilter):
     values = tuple(ReplyFeedback.Rating)
 
 
+class RunReportForm(forms.Form):
+    days = forms.TypedChoiceField(
+        choices=[(1, "the last 24 hours"), (7, "7 days"), (30, "30 days"), (90, "90 days")],
+        coerce=int,
+        initial=7,
+        label="Runs of",
+    )
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def _report_line(line: dict[str, Any]) -> dict[str, Any]:
+    """A line of ``run_report`` as the report shows it: shares, and whole milliseconds."""
+    rated = line["helpful"] + line["unhelpful"]
+    return {
+        **line,
+        "failed_share": _share(line["failed"], line["runs"]),
+        "unhelpful_share": _share(line["unhelpful"], rated),
+        "latency_p50_ms": round(line["latency_p50_ms"]) if line["latency_p50_ms"] else None,
+        "latency_p95_ms": round(line["latency_p95_ms"]) if line["latency_p95_ms"] else None,
+    }
+
+
 @admin.register(AgentRun)
 class AgentRunAdmin(ShopModelAdmin):
-    """Read-only: a run is a record of what the assistant did."""
+    """Read-only: a run is a record of what the assistant did. Its report (a link on the list)
+    sums the runs of a period by route and by day."""
+
+    change_list_template = "admin/agents/agentrun/change_list.html"
 
     list_display = [
         "id", "status", "route", "agent", "provider", "model_calls", "prompt_tokens",
@@ -75,6 +109,31 @@ class AgentRunAdmin(ShopModelAdmin):
         return format_html(
             "<pre>{}</pre>", json.dumps(run.tool_calls, indent=2, ensure_ascii=False)
         )
+
+    def get_urls(self) -> list[Any]:
+        report = path(
+            "report/", self.admin_site.admin_view(self.report_view), name="agents_agentrun_report"
+        )
+        return [report, *super().get_urls()]
+
+    def report_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = RunReportForm(request.GET or {"days": 7})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Assistant report",
+            "opts": self.opts,
+            "form": form,
+        }
+        if not form.is_valid():
+            return TemplateResponse(
+                request, "admin/agents/agentrun/report.html", context, status=400
+            )
+        since = timezone.now() - timedelta(days=form.cleaned_data["days"])
+        for by in ("route", "day"):
+            context[f"by_{by}"] = [_report_line(line) for line in run_report(since=since, by=by)]
+        return TemplateResponse(request, "admin/agents/agentrun/report.html", context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,6 +1,11 @@
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import timezone
 
 from agents.models import AgentRun
 from beemanhoney.common.admin import ShopModelAdmin
@@ -99,3 +104,92 @@ def test_staff_find_the_runs_whose_reply_a_customer_found_unhelpful(client: Clie
     assert list(listing.context["cl"].result_list) == [runs["unhelpful"]]
     assert "unhelpful: unhelpful reply" in page
     assert unrated.status_code == 200
+
+
+def _finished_run(conversation, *, route: str, status: str, latency_ms: int | None = None):
+    run = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory.create(conversation=conversation),
+        route=route,
+        status=status,
+        latency_ms=latency_ms,
+        prompt_tokens=100,
+        completion_tokens=20,
+        cost_usd=Decimal("0.001"),
+    )
+    return run
+
+
+def _rate(run: AgentRun, rating: str) -> None:
+    reply = MessageFactory.create(
+        conversation=run.conversation, role=Message.Role.ASSISTANT, run=run
+    )
+    ReplyFeedback.objects.create(reply=reply, rating=rating)
+
+
+REPORT = f"{RUNS}report/"
+
+
+def test_the_report_sums_a_period_s_runs_by_route_and_by_day(client: Client) -> None:
+    client.force_login(StaffFactory.create())
+    conversation = ConversationFactory.create()
+    for latency in (100, 200, 300, 400):
+        _rate(_finished_run(conversation, route="sales", status="succeeded", latency_ms=latency),
+              "helpful")  # fmt: skip
+    _rate(_finished_run(conversation, route="support", status="succeeded", latency_ms=50),
+          "unhelpful")  # fmt: skip
+    _finished_run(conversation, route="support", status="failed", latency_ms=9000)
+    _finished_run(conversation, route="", status="cancelled")
+    old = _finished_run(conversation, route="sales", status="failed")
+    AgentRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
+
+    week = client.get(REPORT)
+    month = client.get(REPORT, {"days": 30})
+
+    by_route = {line["route"]: line for line in week.context["by_route"]}
+    assert week.status_code == 200
+    assert [line["route"] for line in week.context["by_route"]] == ["", "sales", "support", None]
+    assert by_route["sales"]["runs"] == 4
+    assert by_route["sales"]["latency_p50_ms"] == 250
+    assert by_route["sales"]["helpful"] == 4
+    assert by_route["support"]["failed_share"] == "50%"
+    assert by_route["support"]["latency_p95_ms"] == 50  # the failed run's 9 s is not latency
+    assert by_route["support"]["unhelpful_share"] == "100%"
+    assert by_route[None]["runs"] == 7
+    assert by_route[None]["tokens"] == 7 * 120
+    assert by_route[None]["cost_usd"] == Decimal("0.007")
+    assert [line["runs"] for line in week.context["by_day"]] == [7, 7]
+    assert month.context["by_route"][-1]["runs"] == 8
+    assert "(not routed)" in week.content.decode()
+
+
+def test_the_report_refuses_a_period_it_does_not_offer(client: Client) -> None:
+    client.force_login(StaffFactory.create())
+
+    response = client.get(REPORT, {"days": "365"})
+
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_report_needs_the_permission_to_view_runs(client: Client) -> None:
+    staff = StaffFactory.create(is_superuser=False)
+    client.force_login(staff)
+
+    refused = client.get(REPORT)
+    staff.user_permissions.add(Permission.objects.get(codename="view_agentrun"))
+    allowed = client.get(REPORT)
+    listing = client.get(RUNS).content.decode()
+
+    assert refused.status_code == 403
+    assert allowed.status_code == 200
+    assert f'href="{REPORT}"' in listing
+
+
+def test_an_empty_period_reports_no_runs(client: Client) -> None:
+    client.force_login(StaffFactory.create())
+
+    response = client.get(REPORT, {"days": 1})
+
+    assert response.context["by_route"] == []
+    assert "No runs in this period." in response.content.decode()
