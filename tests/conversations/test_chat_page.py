@@ -77,6 +77,11 @@ def test_a_customer_rates_a_reply_changes_their_mind_and_sees_it_after_a_reload(
     unhelpful.click()
     page.get_by_text("Thanks for telling us.").wait_for()
     rated_first = list(ReplyFeedback.objects.values_list("rating", flat=True))
+    reply.get_by_label("What was wrong with this reply? (optional)").fill("I wanted a spray.")
+    _shot(page, "chat-feedback.png")
+    reply.get_by_role("button", name="Send").click()
+    page.locator(".feedback__why[hidden]").wait_for(state="attached")
+    commented = list(ReplyFeedback.objects.values_list("rating", "comment"))
     helpful.click()
     page.locator('.feedback [data-rating="helpful"][aria-pressed="true"]').wait_for()
     page.reload()
@@ -86,6 +91,7 @@ def test_a_customer_rates_a_reply_changes_their_mind_and_sees_it_after_a_reload(
     page.locator('.feedback [data-rating="helpful"][aria-pressed="false"]').wait_for()
 
     assert rated_first == ["unhelpful"]
+    assert commented == [("unhelpful", "I wanted a spray.")]
     assert not ReplyFeedback.objects.exists()
     assert page.locator('.feedback [aria-pressed="true"]').count() == 0
 

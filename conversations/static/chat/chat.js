@@ -132,7 +132,8 @@
   }
 
   // Under each of the assistant's replies: "Helpful" / "Not helpful". A click gives that
-  // verdict (replacing the other), a click on the one given withdraws it.
+  // verdict (replacing the other), a click on the one given withdraws it; "Not helpful" then
+  // asks what was wrong (optional), sent with it.
   function renderFeedback(container, message) {
     const bar = document.createElement("div");
     bar.className = "feedback";
@@ -148,33 +149,60 @@
       button.dataset.rating = rating;
       return button;
     });
+    const why = document.createElement("form");
+    why.className = "feedback__why";
+    why.hidden = true;
+    const whyInput = document.createElement("input");
+    whyInput.type = "text";
+    whyInput.maxLength = 1000;
+    whyInput.setAttribute("aria-label", "What was wrong with this reply? (optional)");
+    whyInput.placeholder = "What was wrong? (optional)";
+    const whySend = document.createElement("button");
+    whySend.type = "submit";
+    whySend.textContent = "Send";
+    why.append(whyInput, whySend);
+
     function show() {
       for (const button of buttons) {
         button.setAttribute("aria-pressed", String(button.dataset.rating === given));
+      }
+    }
+    async function rate(body, withdraw) {
+      const controls = [...buttons, whySend];
+      controls.forEach((each) => { each.disabled = true; });
+      try {
+        if (withdraw) await api("DELETE", path);
+        else await api("PUT", path, body);
+        given = withdraw ? null : body.rating;
+        setStatus(withdraw ? "" : FEEDBACK_THANKS, "info");
+        return true;
+      } catch (error) {
+        // Withdrawn already (in another tab): it is gone, as asked.
+        if (withdraw && error.status === 404) given = null;
+        else setStatus(error.message || UNREACHABLE);
+        return false;
+      } finally {
+        controls.forEach((each) => { each.disabled = false; });
+        show();
       }
     }
     for (const button of buttons) {
       button.addEventListener("click", async () => {
         const rating = button.dataset.rating;
         const withdraw = given === rating;
-        buttons.forEach((each) => { each.disabled = true; });
-        try {
-          if (withdraw) await api("DELETE", path);
-          else await api("PUT", path, { rating });
-          given = withdraw ? null : rating;
-          setStatus(withdraw ? "" : FEEDBACK_THANKS, "info");
-        } catch (error) {
-          // Withdrawn already (in another tab): it is gone, as asked.
-          if (withdraw && error.status === 404) given = null;
-          else setStatus(error.message || UNREACHABLE);
-        } finally {
-          buttons.forEach((each) => { each.disabled = false; });
-          show();
-        }
+        const rated = await rate({ rating }, withdraw);
+        why.hidden = !(rated && !withdraw && rating === "unhelpful");
+        if (!why.hidden) whyInput.focus();
       });
     }
+    why.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const comment = whyInput.value.trim();
+      if (!comment) return;
+      if (await rate({ rating: "unhelpful", comment }, false)) why.hidden = true;
+    });
     show();
-    bar.append(...buttons);
+    bar.append(...buttons, why);
     container.append(bar);
   }
 
