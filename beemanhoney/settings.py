@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from corsheaders.defaults import default_headers as cors_default_headers
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -448,6 +449,45 @@ SSE_MAX_STREAMS_PER_USER = env_int("SSE_MAX_STREAMS_PER_USER", 4)
 RUN_EVENTS_REDIS_MAX_CONNECTIONS = env_int("RUN_EVENTS_REDIS_MAX_CONNECTIONS", 1024)
 # Longest a client may wait on GET /api/runs/{id}/?wait=N for a run to finish.
 RUN_WAIT_MAX_SECONDS = env_int("RUN_WAIT_MAX_SECONDS", 25)
+
+# --- staff notices -----------------------------------------------------------------------------
+# When the assistant hands a conversation to a person (asked for, or over budget), staff are told
+# by email to these addresses and/or by a JSON POST to this URL (Slack-style {"text": ...}, with
+# the conversation's id, reason and admin link); neither by default. Staff taking a
+# conversation over themselves tell no one.
+HANDOFF_NOTICE_EMAILS = env_list("HANDOFF_NOTICE_EMAILS", [])
+for _address in HANDOFF_NOTICE_EMAILS:
+    try:
+        validate_email(_address)
+    except ValidationError as _error:
+        raise ImproperlyConfigured(
+            f"HANDOFF_NOTICE_EMAILS must list email addresses, got {_address!r}"
+        ) from _error
+HANDOFF_NOTICE_WEBHOOK_URL = env_str("HANDOFF_NOTICE_WEBHOOK_URL").strip()
+_webhook = urlsplit(HANDOFF_NOTICE_WEBHOOK_URL)
+if HANDOFF_NOTICE_WEBHOOK_URL and (
+    _webhook.scheme not in {"http", "https"} or not _webhook.hostname
+):
+    raise ImproperlyConfigured(
+        "HANDOFF_NOTICE_WEBHOOK_URL must be an http(s) URL such as"
+        f" https://hooks.example.com/T000/B000, got {HANDOFF_NOTICE_WEBHOOK_URL!r}"
+    )
+HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0)
+# Where staff reach this site, for the admin links in notices.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Email: SMTP when EMAIL_HOST is set, else printed to the log (console backend).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "assistant@beemanhoney.co.uk")
 
 # --- health -------------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0)

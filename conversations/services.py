@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError
+from conversations.handoff_notices import handoff_notices_queue
 from conversations.models import (
     GUEST_GROUP,
     MAX_MESSAGE_LENGTH,
@@ -182,9 +183,13 @@ def _message_by_idempotency_key(
     return message, getattr(message, "answering_run", None)
 
 
-def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> bool:
+def conversation_handoff(
+    *, conversation_id: UUID | str, reason: str, notify_staff: bool = True
+) -> bool:
     """Staff take over an active conversation: the bot stays silent until they hand it back.
-    False when it was not active (with staff already, or closed)."""
+    False when it was not active (with staff already, or closed). Unless staff took it over
+    themselves (``notify_staff=False``), staff are told once the change commits
+    (``handoff_notices``)."""
     updated = Conversation.objects.filter(
         pk=conversation_id, status=Conversation.Status.ACTIVE
     ).update(
@@ -195,6 +200,10 @@ def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> bool:
     )
     if updated:
         logger.info("conversation.handed_off", extra={"conversation": str(conversation_id)})
+        if notify_staff:
+            transaction.on_commit(
+                lambda: handoff_notices_queue(conversation_id=conversation_id), robust=True
+            )
     return bool(updated)
 
 
@@ -273,5 +282,7 @@ def staff_message_post(
             author=author,
             idempotency_key=key,
         )
-        conversation_handoff(conversation_id=locked.pk, reason=STAFF_REPLY_HANDOFF_REASON)
+        conversation_handoff(
+            conversation_id=locked.pk, reason=STAFF_REPLY_HANDOFF_REASON, notify_staff=False
+        )
     return message

@@ -1,9 +1,10 @@
 import logging
+import smtplib
 
 from celery import shared_task
 from django.core.management import call_command
 
-from conversations import services
+from conversations import handoff_notices, services
 
 logger = logging.getLogger(__name__)
 
@@ -19,3 +20,27 @@ def flush_expired_tokens() -> None:
 def delete_abandoned_guests() -> None:
     deleted = services.abandoned_guests_delete()
     logger.info("conversations.abandoned_guests_deleted", extra={"deleted": deleted})
+
+
+NOTICE_SENDERS = {
+    "email": handoff_notices.handoff_notice_email,
+    "webhook": handoff_notices.handoff_notice_post,
+}
+
+
+@shared_task(
+    name="conversations.send_handoff_notice",
+    ignore_result=True,
+    autoretry_for=(handoff_notices.NoticeNotDelivered, smtplib.SMTPException, OSError),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    max_retries=6,
+)
+def send_handoff_notice(conversation_id: str, channel: str) -> None:
+    """Tell staff on ``channel`` ("email" or "webhook") that the conversation waits for them;
+    tried again with backoff for about half an hour while the channel fails."""
+    sent = NOTICE_SENDERS[channel](conversation_id=conversation_id)
+    logger.info(
+        "conversation.handoff_notice_sent" if sent else "conversation.handoff_notice_stale",
+        extra={"conversation": conversation_id, "channel": channel},
+    )

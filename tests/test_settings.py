@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.celery_worker import PROJECT_DIR
 
 SETTINGS_SOURCE = (PROJECT_DIR / "beemanhoney" / "settings.py").read_text()
@@ -122,6 +124,35 @@ def test_an_origin_with_a_path_or_no_scheme_gets_a_one_line_reason() -> None:
         assert result.returncode != 0
         assert b"CORS_ALLOWED_ORIGINS must list origins such as" in result.stderr
         assert repr(origin).encode() in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("HANDOFF_NOTICE_WEBHOOK_URL", "hooks.example.com/T0", b"must be an http(s) URL such as"),
+        ("HANDOFF_NOTICE_WEBHOOK_URL", "ftp://hooks.example.com/", b"must be an http(s) URL"),
+        ("HANDOFF_NOTICE_EMAILS", "shop@example.com, not-an-address", b"must list email"),
+    ],
+)
+def test_a_notice_channel_that_cannot_work_stops_the_start_with_a_one_line_reason(
+    name: str, value: str, reason: bytes
+) -> None:
+    env = {**os.environ, name: value}
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=PROJECT_DIR, env=env, capture_output=True
+    )
+
+    assert result.returncode != 0
+    assert reason in result.stderr
+    assert repr(value.split(", ")[-1]).encode() in result.stderr
+
+
+def test_notices_go_nowhere_unless_configured_and_email_is_printed_without_smtp() -> None:
+    assert _settings_value("HANDOFF_NOTICE_EMAILS") == "[]"
+    assert _settings_value("HANDOFF_NOTICE_WEBHOOK_URL") == "''"
+    assert "console" in _settings_value("EMAIL_BACKEND")
+    assert "smtp" in _settings_value("EMAIL_BACKEND", EMAIL_HOST="smtp.example.com")
 
 
 def test_cross_origin_calls_are_allowed_from_the_origins_listed_or_from_any_with_a_star() -> None:

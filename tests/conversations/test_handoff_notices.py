@@ -1,0 +1,210 @@
+"""Staff are told when the assistant hands a conversation to a person: email and webhook."""
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.core import mail
+from rest_framework.test import APIClient
+
+from conversations.handoff_notices import (
+    NoticeNotDelivered,
+    handoff_notice_email,
+    handoff_notice_post,
+)
+from conversations.models import Conversation
+from conversations.services import conversation_handoff, conversations_hand_back
+from tests.agents.shop import small_shop_create
+from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.loopback_http import HtmlHandler, serving
+
+SECRET_PATH = "/services/T000/B000/secret-token"
+
+
+class WebhookHandler(HtmlHandler):
+    """Keeps each POST's path and JSON body; answers ``status``."""
+
+    received: list[tuple[str, dict]] = []
+    status = 200
+    arrived = threading.Event()
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.received.append((self.path, json.loads(self.rfile.read(length))))
+        self.answer_html(self.status, b"ok")
+        self.arrived.set()
+
+
+@pytest.fixture
+def webhook(settings) -> Iterator[type[WebhookHandler]]:
+    WebhookHandler.received = []
+    WebhookHandler.status = 200
+    WebhookHandler.arrived = threading.Event()
+    with serving(WebhookHandler) as base_url:
+        settings.HANDOFF_NOTICE_WEBHOOK_URL = base_url + SECRET_PATH
+        yield WebhookHandler
+
+
+@pytest.fixture
+def waiting(db, settings) -> Conversation:
+    settings.SITE_URL = "https://assistant.example.com"
+    conversation = ConversationFactory.create(title="Website chat")
+    MessageFactory.create(conversation=conversation, content="Where is my order?")
+    MessageFactory.create(conversation=conversation, content="Can I talk to a person?")
+    conversation_handoff(conversation_id=conversation.pk, reason="Asked for a person")
+    conversation.refresh_from_db()
+    return conversation
+
+
+def _queue_link(conversation: Conversation) -> str:
+    return (
+        "https://assistant.example.com/admin/conversations/handoffqueueentry/"
+        f"{conversation.pk}/change/"
+    )
+
+
+def test_the_webhook_gets_the_reason_the_customer_s_last_words_and_the_queue_link(
+    webhook, waiting: Conversation
+) -> None:
+    sent = handoff_notice_post(conversation_id=waiting.pk)
+
+    [(path, notice)] = webhook.received
+    assert sent is True
+    assert path == SECRET_PATH
+    assert notice == {
+        "text": (
+            "A customer is waiting for a person (Asked for a person). Their last message: "
+            f'"Can I talk to a person?" Answer them at {_queue_link(waiting)}'
+        ),
+        "conversation": str(waiting.pk),
+        "reason": "Asked for a person",
+        "handoff_at": waiting.handoff_at.isoformat(),
+        "customer_message": "Can I talk to a person?",
+        "admin_url": _queue_link(waiting),
+    }
+
+
+def test_a_webhook_that_refuses_the_notice_is_told_apart_without_its_secret(
+    webhook, waiting: Conversation
+) -> None:
+    webhook.status = 500
+
+    with pytest.raises(NoticeNotDelivered) as refused:
+        handoff_notice_post(conversation_id=waiting.pk)
+
+    assert "127.0.0.1" in str(refused.value)
+    assert "secret-token" not in str(refused.value)
+
+
+def test_a_webhook_nobody_answers_at_is_not_delivered(settings, waiting: Conversation) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings.HANDOFF_NOTICE_WEBHOOK_URL = f"http://127.0.0.1:{port}/hook"
+
+    with pytest.raises(NoticeNotDelivered):
+        handoff_notice_post(conversation_id=waiting.pk)
+
+
+def test_the_email_goes_to_every_address_listed(settings, waiting: Conversation) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com", "owner@example.com"]
+
+    handoff_notice_email(conversation_id=waiting.pk)
+
+    [email] = mail.outbox
+    assert email.to == ["shop@example.com", "owner@example.com"]
+    assert email.subject == "A customer is waiting for a person: Website chat"
+    assert '"Can I talk to a person?"' in email.body
+    assert _queue_link(waiting) in email.body
+
+
+def test_a_long_last_message_is_quoted_in_part(webhook, waiting: Conversation) -> None:
+    MessageFactory.create(conversation=waiting, content="honey " * 100)
+
+    handoff_notice_post(conversation_id=waiting.pk)
+
+    quoted = webhook.received[0][1]["customer_message"]
+    assert len(quoted) == 300
+    assert quoted.endswith("…")
+
+
+def test_no_notice_goes_out_for_a_conversation_handed_back_meanwhile(
+    webhook, settings, waiting: Conversation
+) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com"]
+    conversations_hand_back(conversation_ids=[waiting.pk])
+
+    posted = handoff_notice_post(conversation_id=waiting.pk)
+    emailed = handoff_notice_email(conversation_id=waiting.pk)
+
+    assert (posted, emailed) == (False, False)
+    assert webhook.received == []
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("notify_staff", "callbacks"), [(True, 1), (False, 0)])
+def test_only_a_hand_off_staff_did_not_make_themselves_tells_them(
+    django_capture_on_commit_callbacks, notify_staff: bool, callbacks: int
+) -> None:
+    conversation = ConversationFactory.create()
+
+    with django_capture_on_commit_callbacks() as queued:
+        conversation_handoff(
+            conversation_id=conversation.pk, reason="Taken over", notify_staff=notify_staff
+        )
+
+    assert len(queued) == callbacks
+
+
+@pytest.fixture
+def notice_worker(test_broker_url, django_db_setup, django_db_blocker) -> Iterator[tuple]:
+    """A worker of the test's own, told to POST notices to a loopback webhook."""
+    WebhookHandler.received = []
+    WebhookHandler.status = 200
+    WebhookHandler.arrived = threading.Event()
+    with serving(WebhookHandler) as base_url:
+        queue = new_queue_name("notices")
+        worker = WorkerProcess(
+            broker_url=test_broker_url,
+            queue=queue,
+            extra_env={
+                "HANDOFF_NOTICE_WEBHOOK_URL": base_url + SECRET_PATH,
+                "SITE_URL": "https://assistant.example.com",
+            },
+        )
+        with django_db_blocker.unblock():
+            worker.start()
+        try:
+            yield queue, WebhookHandler
+        finally:
+            worker.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_asking_for_a_person_reaches_staff_through_the_worker(notice_worker) -> None:
+    queue, webhook = notice_worker
+    small_shop_create()
+    conversation = ConversationFactory.create()
+    client = APIClient()
+    client.force_authenticate(conversation.owner)
+
+    with tasks_sent_to(queue):
+        posted = client.post(
+            f"/api/conversations/{conversation.id}/messages/",
+            {"content": "Can I talk to a person?"},
+        ).json()
+        run = client.get(f"/api/runs/{posted['run']['id']}/?wait=25").json()
+    started = time.monotonic()
+    webhook.arrived.wait(timeout=30)
+
+    assert run["route"] == "handoff"
+    assert time.monotonic() - started < 30
+    [(_, notice)] = webhook.received
+    assert notice["conversation"] == str(conversation.id)
+    assert notice["customer_message"] == "Can I talk to a person?"
+    assert notice["admin_url"] == _queue_link(conversation)
