@@ -72,6 +72,7 @@ def test_the_webhook_gets_the_reason_the_customer_s_last_words_and_the_queue_lin
 ) -> None:
     sent = handoff_notice_post(conversation_id=waiting.pk)
 
+    assert waiting.handoff_at is not None
     [(path, notice)] = webhook.received
     assert sent is True
     assert path == SECRET_PATH
