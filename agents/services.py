@@ -450,6 +450,7 @@ def message_event_data(message: Message) -> dict[str, Any]:
         "answering_run": None,  # the reply to a message, never one
         "created_at": serializers.DateTimeField().to_representation(message.created_at),
         "cards": message.cards,
+        "feedback": None,  # as stored: the customer has not rated it yet
     }
 
 
