@@ -123,6 +123,7 @@ class AgentRunAdmin(ShopModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "Assistant report",
+            "subpage": "Report",
             "opts": self.opts,
             "form": form,
         }

@@ -210,6 +210,7 @@ class ImportableModelAdmin(ShopModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": f"Import {self.opts.verbose_name_plural}",
+            "subpage": "Import",
             "form": form,
             "errors": errors,
             "opts": self.opts,

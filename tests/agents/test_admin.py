@@ -161,6 +161,7 @@ def test_the_report_sums_a_period_s_runs_by_route_and_by_day(client: Client) -> 
     assert [line["runs"] for line in week.context["by_day"]] == [7, 7]
     assert month.context["by_route"][-1]["runs"] == 8
     assert "(not routed)" in week.content.decode()
+    assert f'<a href="{RUNS}">Agent runs</a> &rsaquo;\n  Report' in week.content.decode()
 
 
 def test_the_report_refuses_a_period_it_does_not_offer(client: Client) -> None:

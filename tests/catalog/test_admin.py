@@ -388,6 +388,9 @@ def test_import_view_shows_the_upload_form(staff_client: Client) -> None:
 
     assert response.status_code == 200
     assert 'type="file"' in response.content.decode()
+    assert '<a href="/admin/catalog/product/">Products</a> &rsaquo;\n  Import' in (
+        response.content.decode()
+    )
 
 
 @pytest.mark.django_db
