@@ -488,13 +488,8 @@ def _slug_made_from(
     (punctuation, a script other than Latin) is refused on ``slug``, as the knowledge import
     refuses such a title, rather than given the model's name for a slug."""
     if not slugify(text):
-        raise ValidationError(
-            {
-                "slug": [
-                    f"The {text_field} has no ASCII letters or digits to make one of; give a slug."
-                ]
-            }
-        )
+        message = f"The {text_field} has no ASCII letters or digits to make one of; give a slug."
+        raise ValidationError({"slug": [ValidationError(message, code="required")]})
     if not unique:
         return slugify(text)[: max_length_of(model, "slug")].rstrip("-")
     return _unique_slug(model, text)
@@ -548,7 +543,7 @@ def category_create(*, name: str, slug: str = "", description: str = "") -> Cate
             f"The slug made from the name ({made}) is the category {other.name!r}'s: use that"
             " category, or give this one a slug of its own."
         )
-        raise ValidationError({"slug": [message]})
+        raise ValidationError({"slug": [ValidationError(message, code="unique")]})
     _validated_save(category)
     return category
 

@@ -63,10 +63,12 @@ def _message_content(content: str) -> str:
     content = content.strip()
     if not any(unicodedata.category(char)[0] not in "CZ" for char in content):
         # Nothing to read: only spaces or invisible characters (zero-width spaces, say).
-        raise ApplicationError("This field may not be blank.", field="content")
+        raise ApplicationError("This field may not be blank.", code="blank", field="content")
     if len(content) > MAX_MESSAGE_LENGTH:
         raise ApplicationError(
-            f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.", field="content"
+            f"Ensure this field has no more than {MAX_MESSAGE_LENGTH} characters.",
+            code="max_length",
+            field="content",
         )
     return content
 
