@@ -11,6 +11,11 @@ urlpatterns = [
         name="conversation-detail",
     ),
     path(
+        "conversations/<uuid:conversation_id>/close/",
+        views.ConversationCloseApi.as_view(),
+        name="conversation-close",
+    ),
+    path(
         "conversations/<uuid:conversation_id>/messages/",
         views.MessageListApi.as_view(),
         name="message-list",

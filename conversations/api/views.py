@@ -241,6 +241,23 @@ class ConversationDetailApi(APIView):
         return Response(ConversationOutputSerializer(conversation).data)
 
 
+class ConversationCloseApi(APIView):
+    """The customer ends the conversation (a chat widget's "new chat"): it takes no more
+    messages, and a reply still being written for it is not posted. Closing a closed one
+    changes nothing."""
+
+    @extend_schema(
+        operation_id="conversations_close",
+        request=None,
+        responses={200: ConversationOutputSerializer, **error_responses(401, 404, 429)},
+    )
+    def post(self, request: Request, conversation_id: UUID) -> Response:
+        conversation = _own_conversation(request, conversation_id)
+        services.conversations_close(conversation_ids=[conversation.pk])
+        conversation.refresh_from_db()
+        return Response(ConversationOutputSerializer(conversation).data)
+
+
 class MessageListApi(APIView):
     """``GET``: the conversation's messages in order. ``POST``: send one; answered by a run."""
 

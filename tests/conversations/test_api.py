@@ -431,3 +431,22 @@ def test_a_queued_run_can_be_cancelled_by_its_owner() -> None:
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
     assert again.status_code == 409
+
+
+@pytest.mark.parametrize("status", ["active", "needs_human"])
+def test_a_customer_closes_their_conversation_and_it_takes_no_more_messages(status: str) -> None:
+    conversation = ConversationFactory.create(status=status)
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/"
+
+    closed = client.post(f"{url}close/")
+    again = client.post(f"{url}close/")
+    refused = client.post(f"{url}messages/", {"content": "Hello?"}, format="json")
+
+    assert closed.status_code == 200
+    assert closed.json()["status"] == "closed"
+    assert again.status_code == 200
+    assert again.json() == closed.json()
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "conversation_closed"
+    assert Conversation.objects.get(pk=conversation.pk).status == "closed"

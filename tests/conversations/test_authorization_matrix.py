@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 ROUTES = [
     ("get", "/api/conversations/{conversation}/"),
+    ("post", "/api/conversations/{conversation}/close/"),
     ("get", "/api/conversations/{conversation}/messages/"),
     ("post", "/api/conversations/{conversation}/messages/"),
     ("get", "/api/runs/{run}/"),
@@ -56,11 +57,12 @@ def _call(client: APIClient, method: str, path: str) -> int:
     return getattr(client, method)(path, body, format="json").status_code
 
 
-def _rows_written() -> tuple[int, int, list[tuple[str, str]]]:
+def _rows_written() -> tuple[int, int, list[tuple[str, str]], list[str]]:
     return (
         Message.objects.count(),
         AgentRun.objects.filter(status="queued").count(),
         list(ReplyFeedback.objects.values_list("rating", "comment")),
+        list(Conversation.objects.values_list("status", flat=True)),
     )
 
 

@@ -241,3 +241,28 @@ def test_a_page_opened_on_a_closed_conversation_starts_a_new_one(
     second = Conversation.objects.exclude(pk=first.pk).get()
     assert _customer_messages(second) == ["Hello again"]
     assert page.locator(".msg--user").all_inner_texts() == ["Hello again"]
+
+
+def test_new_chat_closes_the_conversation_and_starts_an_empty_one(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    _ask_for_a_sore_throat_honey(page, live_server)
+    first = Conversation.objects.get()
+
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_function("document.querySelectorAll('#chat-log li').length === 0")
+    page.wait_for_function(f"localStorage.getItem('bh.conversation') !== '{first.pk}'")
+    page.get_by_label("Your message").fill("How long does delivery take?")
+    page.keyboard.press("Enter")
+    page.locator(".msg--assistant").first.wait_for(timeout=60_000)
+    page.reload()
+    page.locator(".msg--assistant").first.wait_for(timeout=20_000)
+
+    first.refresh_from_db()
+    second = Conversation.objects.exclude(pk=first.pk).get()
+    assert first.status == "closed"
+    assert second.owner_id == first.owner_id
+    assert _customer_messages(second) == ["How long does delivery take?"]
+    assert page.locator(".msg--user").all_inner_texts() == ["How long does delivery take?"]
+    assert page.evaluate("document.activeElement.id") == "chat-input"

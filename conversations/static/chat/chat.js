@@ -19,6 +19,7 @@
   const form = document.getElementById("chat-form");
   const input = document.getElementById("chat-input");
   const sendButton = document.getElementById("chat-send");
+  const newChatButton = document.getElementById("chat-new");
   const statusLine = document.getElementById("chat-status");
 
   function setStatus(text, kind) {
@@ -207,6 +208,7 @@
   }
 
   function renderMessage(message) {
+    if (shownConversation && message.conversation !== shownConversation) return null;
     const shown = log.querySelector('[data-message-id="' + message.id + '"]');
     if (shown) return shown;
     const item = document.createElement("li");
@@ -268,9 +270,14 @@
   // a reply was being written), oldest first: followed once the page is ready.
   let unanswered = [];
 
+  // The conversation the log shows: a reply to another (one the customer left with "New chat"
+  // while it was being written) is not shown in it.
+  let shownConversation = null;
+
   async function loadHistory(conversationId) {
     log.replaceChildren();
     unanswered = [];
+    shownConversation = conversationId;
     let path = "/api/conversations/" + conversationId + "/messages/?page_size=100";
     while (path) {
       const page = await api("GET", path);
@@ -467,6 +474,33 @@
     } finally {
       sendButton.disabled = false;
       input.focus();
+    }
+  });
+
+  // "New chat": the conversation is closed (the assistant forgets it: a new question is not
+  // read as a follow-up of the last) and a new one starts.
+  newChatButton.addEventListener("click", async () => {
+    newChatButton.disabled = true;
+    try {
+      const conversationId = await whenReady();
+      try {
+        await api("POST", "/api/conversations/" + conversationId + "/close/");
+      } catch (error) {
+        if (error.status !== 404) throw error;
+      }
+      localStorage.removeItem(STORE.conversation);
+      if (staffPoll) {
+        clearInterval(staffPoll);
+        staffPoll = null;
+      }
+      ready = null;
+      await whenReady();
+      setStatus("");
+      input.focus();
+    } catch (error) {
+      setStatus(error.message || UNREACHABLE);
+    } finally {
+      newChatButton.disabled = false;
     }
   });
 
