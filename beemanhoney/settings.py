@@ -468,9 +468,11 @@ _webhook = urlsplit(HANDOFF_NOTICE_WEBHOOK_URL)
 if HANDOFF_NOTICE_WEBHOOK_URL and (
     _webhook.scheme not in {"http", "https"} or not _webhook.hostname
 ):
+    # Its scheme and host only: the path of a webhook's URL is often its secret.
     raise ImproperlyConfigured(
         "HANDOFF_NOTICE_WEBHOOK_URL must be an http(s) URL such as"
-        f" https://hooks.example.com/T000/B000, got {HANDOFF_NOTICE_WEBHOOK_URL!r}"
+        f" https://hooks.example.com/T000/B000, got one with scheme {_webhook.scheme!r} and"
+        f" host {_webhook.hostname!r}"
     )
 HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0)
 # Where staff reach this site, for the admin links in notices.
@@ -488,6 +490,9 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "assistant@beemanhoney.co.uk")
+if HANDOFF_NOTICE_EMAILS and not EMAIL_HOST and not DEBUG:
+    # The console backend would print the notices (customers' words) and tell no one.
+    raise ImproperlyConfigured("HANDOFF_NOTICE_EMAILS needs EMAIL_HOST (SMTP) unless DEBUG=1")
 
 # --- health -------------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0)

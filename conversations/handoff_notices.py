@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.urls import reverse
 
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # How much of the customer's last message a notice quotes.
 EXCERPT_CHARS = 300
+# How long a notice sent is remembered, so a task delivered twice does not send it twice.
+SENT_MARKER_SECONDS = 24 * 3600
 
 
 class NoticeNotDelivered(Exception):
@@ -34,54 +37,81 @@ def _still_waiting(conversation_id: UUID | str) -> Conversation | None:
     ).first()
 
 
-def handoff_notice(conversation: Conversation) -> dict[str, Any]:
-    """What a notice says: why, the customer's last words, and where to answer them."""
-    last_words = (
+def _chat_markup_escaped(text: str) -> str:
+    """``text`` shown as it is by a Slack-style webhook, not read as markup: the customer's
+    words (or a reason the model wrote) could otherwise ping a channel (``<!channel>``) or
+    show a link of their own (``<https://...|Answer them here>``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _last_words(conversation: Conversation) -> str:
+    words = (
         conversation.messages.filter(role=Message.Role.USER)
         .order_by("-id")
         .values_list("content", flat=True)
         .first()
     ) or ""
-    if len(last_words) > EXCERPT_CHARS:
-        last_words = last_words[: EXCERPT_CHARS - 1] + "…"
-    admin_url = settings.SITE_URL + reverse(
+    return words if len(words) <= EXCERPT_CHARS else words[: EXCERPT_CHARS - 1] + "…"
+
+
+def _admin_url(conversation: Conversation) -> str:
+    return settings.SITE_URL + reverse(
         "admin:conversations_handoffqueueentry_change", args=[conversation.pk]
     )
-    text = (
-        f"A customer is waiting for a person ({conversation.handoff_reason}). "
-        f'Their last message: "{last_words}" Answer them at {admin_url}'
+
+
+def _notice_text(conversation: Conversation, *, escaped: bool) -> str:
+    shown = _chat_markup_escaped if escaped else str
+    return (
+        f"A customer is waiting for a person ({shown(conversation.handoff_reason)}). "
+        f'Their last message: "{shown(_last_words(conversation))}" '
+        f"Answer them at {_admin_url(conversation)}"
     )
+
+
+def handoff_notice(conversation: Conversation) -> dict[str, Any]:
+    """The webhook's JSON: why, the customer's last words, and where to answer them; ``text``
+    for a chat channel (its markup escaped), the rest as they are, for programs."""
     return {
-        "text": text,
+        "text": _notice_text(conversation, escaped=True),
         "conversation": str(conversation.pk),
         "reason": conversation.handoff_reason,
         "handoff_at": conversation.handoff_at.isoformat() if conversation.handoff_at else None,
-        "customer_message": last_words,
-        "admin_url": admin_url,
+        "customer_message": _last_words(conversation),
+        "admin_url": _admin_url(conversation),
     }
+
+
+def _sent_marker(conversation: Conversation, channel: str) -> str:
+    handed_off = conversation.handoff_at.isoformat() if conversation.handoff_at else ""
+    return f"handoff-notice:{conversation.pk}:{handed_off}:{channel}"
 
 
 def handoff_notice_email(*, conversation_id: UUID | str) -> bool:
     """Email the notice to ``HANDOFF_NOTICE_EMAILS``; False if the conversation no longer
-    waits. SMTP errors propagate (the task tries again)."""
+    waits, or this hand-off's email was sent already. SMTP errors propagate (the task tries
+    again)."""
     conversation = _still_waiting(conversation_id)
-    if conversation is None:
+    if conversation is None or cache.get(marker := _sent_marker(conversation, "email")):
         return False
-    notice = handoff_notice(conversation)
+    # Not the conversation's title in the subject: the customer writes it, and a line break
+    # in a header is refused (BadHeaderError).
     send_mail(
-        subject=f"A customer is waiting for a person: {conversation}",
-        message=notice["text"],
+        subject=f"A customer is waiting for a person (conversation {str(conversation.pk)[:8]})",
+        message=_notice_text(conversation, escaped=False),
         from_email=None,
         recipient_list=settings.HANDOFF_NOTICE_EMAILS,
     )
+    cache.set(marker, True, SENT_MARKER_SECONDS)
     return True
 
 
 def handoff_notice_post(*, conversation_id: UUID | str) -> bool:
     """POST the notice as JSON to ``HANDOFF_NOTICE_WEBHOOK_URL``; False if the conversation no
-    longer waits; ``NoticeNotDelivered`` unless the webhook answers 2xx in time."""
+    longer waits, or this hand-off's notice was posted already; ``NoticeNotDelivered`` unless
+    the webhook answers 2xx in time."""
     conversation = _still_waiting(conversation_id)
-    if conversation is None:
+    if conversation is None or cache.get(marker := _sent_marker(conversation, "webhook")):
         return False
     # http or https only: settings refuse any other scheme.
     request = urllib.request.Request(  # noqa: S310
@@ -101,6 +131,7 @@ def handoff_notice_post(*, conversation_id: UUID | str) -> bool:
         raise NoticeNotDelivered(
             f"the webhook at {host} did not take the notice: {error}"
         ) from error
+    cache.set(marker, True, SENT_MARKER_SECONDS)
     return True
 
 

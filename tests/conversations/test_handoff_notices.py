@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -16,9 +17,14 @@ from conversations.handoff_notices import (
     handoff_notice_post,
 )
 from conversations.models import Conversation
-from conversations.services import conversation_handoff, conversations_hand_back
+from conversations.services import (
+    conversation_handoff,
+    conversations_hand_back,
+    staff_message_post,
+)
+from conversations.tasks import send_handoff_notice
 from tests.agents.shop import small_shop_create
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
 from tests.support.loopback_http import HtmlHandler, serving
 
@@ -118,7 +124,9 @@ def test_the_email_goes_to_every_address_listed(settings, waiting: Conversation)
 
     [email] = mail.outbox
     assert email.to == ["shop@example.com", "owner@example.com"]
-    assert email.subject == "A customer is waiting for a person: Website chat"
+    assert (
+        email.subject == f"A customer is waiting for a person (conversation {str(waiting.pk)[:8]})"
+    )
     assert '"Can I talk to a person?"' in email.body
     assert _queue_link(waiting) in email.body
 
@@ -147,6 +155,67 @@ def test_no_notice_goes_out_for_a_conversation_handed_back_meanwhile(
     assert mail.outbox == []
 
 
+def test_chat_markup_in_the_customer_s_words_is_shown_not_followed(
+    webhook, waiting: Conversation
+) -> None:
+    MessageFactory.create(
+        conversation=waiting, content="<!channel> see <https://x.example|here> & now"
+    )
+
+    handoff_notice_post(conversation_id=waiting.pk)
+
+    notice = webhook.received[0][1]
+    assert '"&lt;!channel&gt; see &lt;https://x.example|here&gt; &amp; now"' in notice["text"]
+    assert notice["customer_message"] == "<!channel> see <https://x.example|here> & now"
+
+
+def test_a_notice_delivered_twice_is_sent_once(webhook, settings, waiting: Conversation) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com"]
+
+    first = (
+        handoff_notice_post(conversation_id=waiting.pk),
+        handoff_notice_email(conversation_id=waiting.pk),
+    )
+    again = (
+        handoff_notice_post(conversation_id=waiting.pk),
+        handoff_notice_email(conversation_id=waiting.pk),
+    )
+
+    assert (first, again) == ((True, True), (False, False))
+    assert len(webhook.received) == 1
+    assert len(mail.outbox) == 1
+
+
+def test_a_later_hand_off_of_the_same_conversation_is_told_again(
+    webhook, waiting: Conversation
+) -> None:
+    handoff_notice_post(conversation_id=waiting.pk)
+    conversations_hand_back(conversation_ids=[waiting.pk])
+    conversation_handoff(conversation_id=waiting.pk, reason="budget")
+
+    handoff_notice_post(conversation_id=waiting.pk)
+
+    assert [notice["reason"] for _, notice in webhook.received] == [
+        "Asked for a person",
+        "budget",
+    ]
+
+
+def test_the_retries_wait_less_than_the_broker_redelivers_a_waiting_task(settings) -> None:
+    task: Any = send_handoff_notice  # autoretry's options are set on the task at run time
+    waits = [min(task.retry_backoff * 2**n, task.retry_backoff_max) for n in range(10)]
+
+    assert task.max_retries == len(waits)
+    assert task.retry_jitter is False
+    assert max(waits) < settings.CELERY_VISIBILITY_TIMEOUT
+    assert 20 * 60 < sum(waits) < 30 * 60  # "~25 minutes" in the README
+
+
+def _notices_queued(callbacks: list) -> int:
+    """How many of a transaction's on-commit callbacks queue hand-off notices."""
+    return sum(c.__qualname__.startswith("conversation_handoff.") for c in callbacks)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(("notify_staff", "callbacks"), [(True, 1), (False, 0)])
 def test_only_a_hand_off_staff_did_not_make_themselves_tells_them(
@@ -159,7 +228,27 @@ def test_only_a_hand_off_staff_did_not_make_themselves_tells_them(
             conversation_id=conversation.pk, reason="Taken over", notify_staff=notify_staff
         )
 
-    assert len(queued) == callbacks
+    assert _notices_queued(queued) == callbacks
+
+
+@pytest.mark.django_db
+def test_staff_replying_or_taking_over_tell_no_one(
+    django_capture_on_commit_callbacks, client
+) -> None:
+    replied, taken = ConversationFactory.create(), ConversationFactory.create()
+    staff = StaffFactory.create()
+    client.force_login(staff)
+
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        staff_message_post(conversation=replied, author=staff, content="Sam here.")
+        client.post(
+            "/admin/conversations/conversation/",
+            {"action": "take_over", "_selected_action": [str(taken.pk)]},
+        )
+
+    statuses = set(Conversation.objects.values_list("status", flat=True))
+    assert statuses == {"needs_human"}
+    assert _notices_queued(queued) == 0
 
 
 @pytest.fixture
