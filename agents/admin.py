@@ -16,6 +16,7 @@ from agents.models import AgentRun
 from agents.selectors import run_report
 from beemanhoney.common.admin import ShopModelAdmin
 from conversations.models import ReplyFeedback
+from conversations.selectors import reply_feedback_of_run
 
 
 class _FixedValuesFilter(admin.SimpleListFilter):
@@ -101,7 +102,7 @@ class AgentRunAdmin(ShopModelAdmin):
 
     @admin.display(description="customer's feedback")
     def customer_feedback(self, run: AgentRun) -> str:
-        feedback = ReplyFeedback.objects.filter(reply__run=run).first()
+        feedback = reply_feedback_of_run(run_id=run.pk)
         return "-" if feedback is None else str(feedback)
 
     @admin.display(description="tool calls")

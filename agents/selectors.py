@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
@@ -40,7 +40,7 @@ def agent_run_silenced(*, run: AgentRun) -> bool:
 
 
 def agent_run_reply(*, run: AgentRun) -> Message | None:
-    return run.replies.filter(role=Message.Role.ASSISTANT).first()
+    return run.replies.filter(role=Message.Role.ASSISTANT).select_related("feedback").first()
 
 
 def conversation_cost_usd(*, conversation_id: UUID) -> Decimal:
@@ -95,7 +95,7 @@ RUN_REPORT_COLUMNS = {
 }
 
 
-def run_report(*, since: datetime, by: str) -> list[dict[str, Any]]:
+def run_report(*, since: datetime, by: Literal["route", "day"]) -> list[dict[str, Any]]:
     """The assistant's runs created since ``since``, a line per ``by`` ("route" or "day", the
     shop's day), then a line for them all (``route`` / ``day`` None): how many ended how, how
     fast, what they cost and what customers said of the replies."""

@@ -575,6 +575,23 @@ def _redispatch(run_id: uuid.UUID, stale_before: datetime, *, in_broker: set[str
     return "sent"
 
 
+def conversation_runs_cancel(*, conversation_id: uuid.UUID) -> int:
+    """Cancel the conversation's runs not yet finished (its customer closed it): a queued one
+    never calls the model, a running one stops at its next step. How many."""
+    cancelled = 0
+    unfinished = AgentRun.objects.filter(
+        conversation_id=conversation_id,
+        status__in=[AgentRun.Status.QUEUED, AgentRun.Status.RUNNING],
+    ).order_by("created_at")
+    for run in unfinished:
+        try:
+            agent_run_cancel(run=run)
+        except ApplicationError:
+            continue  # finished meanwhile
+        cancelled += 1
+    return cancelled
+
+
 def agent_run_cancel(*, run: AgentRun) -> AgentRun:
     with transaction.atomic():
         run = AgentRun.objects.select_for_update().get(pk=run.pk)

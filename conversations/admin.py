@@ -277,7 +277,8 @@ class HandoffQueueAdmin(ConversationAdmin):
 @admin.register(ReplyFeedback)
 class ReplyFeedbackAdmin(ShopModelAdmin):
     """What customers said of the assistant's replies, newest first: the customer's words, so
-    read-only. A reply's run (its route, tool calls and tokens) is a click away."""
+    never changed here (staff with the delete permission may delete one). A reply's run (its
+    route, tool calls and tokens) is a click away."""
 
     list_display = ["updated_at", "rating", "comment", "reply_excerpt", "agent", "run_link"]
     list_filter = ["rating"]

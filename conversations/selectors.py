@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from agents.selectors import agent_run_silenced
-from conversations.models import GUEST_GROUP, Conversation, Message
+from conversations.models import GUEST_GROUP, Conversation, Message, ReplyFeedback
 
 
 def abandoned_guests(*, now: datetime) -> QuerySet[User]:
@@ -46,6 +46,11 @@ def message_list(*, conversation: Conversation, after: int | None = None) -> Que
 def message_get(*, conversation: Conversation, message_id: int) -> Message | None:
     """One of the conversation's messages, with its feedback if it is a rated reply."""
     return conversation.messages.filter(pk=message_id).select_related("feedback").first()
+
+
+def reply_feedback_of_run(*, run_id: UUID) -> ReplyFeedback | None:
+    """The customer's verdict on the reply the run wrote, if they gave one."""
+    return ReplyFeedback.objects.filter(reply__run_id=run_id).first()
 
 
 def message_by_idempotency_key(*, conversation: Conversation, key: str) -> Message | None:

@@ -250,6 +250,18 @@ def conversations_close(*, conversation_ids: list[UUID]) -> int:
     )
 
 
+def conversation_close_by_customer(*, conversation: Conversation) -> Conversation:
+    """The customer ends the conversation: closed, as staff close one, and its runs not yet
+    finished cancelled, so no model call is paid for a reply that would not be posted."""
+    from agents.services import conversation_runs_cancel
+
+    with transaction.atomic():
+        conversations_close(conversation_ids=[conversation.pk])
+        conversation_runs_cancel(conversation_id=conversation.pk)
+    conversation.refresh_from_db()
+    return conversation
+
+
 STAFF_REPLY_HANDOFF_REASON = "A staff member replied."
 STAFF_TAKE_OVER_REASON = "Taken over by staff."
 # A hand-off for any other reason is the assistant's: the customer asked, or the budget ran out.

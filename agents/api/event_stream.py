@@ -8,8 +8,10 @@ from collections.abc import Iterator
 import redis
 from django.conf import settings
 from django.db import connection
+from rest_framework.utils.encoders import JSONEncoder
 
 from agents import selectors
+from agents.api.serializers import MessageOutputSerializer
 from agents.models import AgentRun
 from agents.run_stream import (
     TERMINAL_EVENTS,
@@ -17,13 +19,14 @@ from agents.run_stream import (
     run_event_get,
     run_events_read,
 )
-from agents.services import FINAL_EVENTS, message_event_data
+from agents.services import FINAL_EVENTS
 
 logger = logging.getLogger(__name__)
 
 
 def _sse(event: RunEvent) -> bytes:
-    data = json.dumps(event.data, ensure_ascii=False)
+    # DRF's encoder: a replayed reply is the API's serialised message (UUIDs as they are).
+    data = json.dumps(event.data, ensure_ascii=False, cls=JSONEncoder)
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
@@ -31,13 +34,13 @@ REPLAYED_REPLY_ID, REPLAYED_FINAL_ID = "0-1", "0-2"
 
 
 def _replayed_from_database(run: AgentRun) -> list[RunEvent]:
-    """For a finished run whose live events have expired: its stored outcome."""
+    """For a finished run whose live events have expired: its stored outcome, the reply as the
+    API shows it now (with the customer's feedback on it, if any)."""
     reply = selectors.agent_run_reply(run=run)
     events = []
     if reply is not None:
-        events.append(
-            RunEvent(REPLAYED_REPLY_ID, "reply.stored", {"message": message_event_data(reply)})
-        )
+        message = MessageOutputSerializer(reply).data
+        events.append(RunEvent(REPLAYED_REPLY_ID, "reply.stored", {"message": message}))
     events.append(
         RunEvent(
             REPLAYED_FINAL_ID, FINAL_EVENTS[AgentRun.Status(run.status)], {"status": run.status}

@@ -243,8 +243,8 @@ class ConversationDetailApi(APIView):
 
 class ConversationCloseApi(APIView):
     """The customer ends the conversation (a chat widget's "new chat"): it takes no more
-    messages, and a reply still being written for it is not posted. Closing a closed one
-    changes nothing."""
+    messages, and its runs not yet finished are cancelled. Closing a closed one changes
+    nothing."""
 
     @extend_schema(
         operation_id="conversations_close",
@@ -252,9 +252,9 @@ class ConversationCloseApi(APIView):
         responses={200: ConversationOutputSerializer, **error_responses(401, 404, 429)},
     )
     def post(self, request: Request, conversation_id: UUID) -> Response:
-        conversation = _own_conversation(request, conversation_id)
-        services.conversations_close(conversation_ids=[conversation.pk])
-        conversation.refresh_from_db()
+        conversation = services.conversation_close_by_customer(
+            conversation=_own_conversation(request, conversation_id)
+        )
         return Response(ConversationOutputSerializer(conversation).data)
 
 
@@ -386,7 +386,7 @@ class ReplyFeedbackApi(APIView):
 
     @extend_schema(
         operation_id="reply_feedback_retrieve",
-        responses={200: ReplyFeedbackOutputSerializer, **error_responses(400, 401, 404, 429)},
+        responses={200: ReplyFeedbackOutputSerializer, **error_responses(401, 404, 429)},
     )
     def get(self, request: Request, conversation_id: UUID, message_id: int) -> Response:
         reply = _own_message(request, conversation_id, message_id)

@@ -139,6 +139,23 @@ def test_a_run_whose_live_events_expired_is_replayed_from_the_database(finished_
     assert events[0]["data"]["message"]["content"] == run["reply"]["content"]
 
 
+def test_a_rated_reply_replayed_from_the_database_carries_its_feedback(finished_run) -> None:
+    client, run_id, run = finished_run
+    reply = run["reply"]
+    client.put(
+        f"/api/conversations/{reply['conversation']}/messages/{reply['id']}/feedback/",
+        {"rating": "helpful"},
+        format="json",
+    )
+    run_events_client(settings.REDIS_URL).delete(_key(run_id))
+
+    replayed = _events(client, run_id)[0]["data"]["message"]
+    listed = client.get(f"/api/conversations/{reply['conversation']}/messages/").json()
+
+    assert replayed["feedback"]["rating"] == "helpful"
+    assert replayed == listed["results"][-1]
+
+
 def test_a_client_that_had_the_final_event_is_told_204_not_replayed(finished_run) -> None:
     client, run_id, _ = finished_run
 

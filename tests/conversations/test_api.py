@@ -450,3 +450,21 @@ def test_a_customer_closes_their_conversation_and_it_takes_no_more_messages(stat
     assert refused.status_code == 409
     assert refused.json()["code"] == "conversation_closed"
     assert Conversation.objects.get(pk=conversation.pk).status == "closed"
+
+
+def test_closing_a_conversation_cancels_its_runs_not_yet_finished() -> None:
+    conversation = ConversationFactory.create()
+    runs = {
+        status: AgentRun.objects.create(
+            conversation=conversation,
+            user_message=MessageFactory.create(conversation=conversation),
+            status=status,
+        )
+        for status in ("succeeded", "running", "queued")
+    }
+
+    _client_for(conversation.owner).post(f"/api/conversations/{conversation.id}/close/")
+
+    statuses = {before: AgentRun.objects.get(pk=run.pk).status for before, run in runs.items()}
+    assert statuses == {"succeeded": "succeeded", "running": "cancelled", "queued": "cancelled"}
+    assert AgentRun.objects.get(pk=runs["queued"].pk).finished_at is not None

@@ -74,8 +74,10 @@ def test_a_customer_rates_a_reply_changes_their_mind_and_sees_it_after_a_reload(
     helpful = reply.get_by_role("button", name="Helpful", exact=True)
     unhelpful = reply.get_by_role("button", name="Not helpful")
 
+    page.evaluate("document.getElementById('chat-status').textContent = 'A notice'")
     unhelpful.click()
-    page.get_by_text("Thanks for telling us.").wait_for()
+    reply.locator(".feedback__note", has_text="Thanks for telling us.").wait_for()
+    status_after_rating = page.locator("#chat-status").inner_text()
     rated_first = list(ReplyFeedback.objects.values_list("rating", flat=True))
     reply.get_by_label("What was wrong with this reply? (optional)").fill("I wanted a spray.")
     _shot(page, "chat-feedback.png")
@@ -91,6 +93,7 @@ def test_a_customer_rates_a_reply_changes_their_mind_and_sees_it_after_a_reload(
     page.locator('.feedback [data-rating="helpful"][aria-pressed="false"]').wait_for()
 
     assert rated_first == ["unhelpful"]
+    assert status_after_rating == "A notice"  # the page's own notice is left for the customer
     assert commented == [("unhelpful", "I wanted a spray.")]
     assert not ReplyFeedback.objects.exists()
     assert page.locator('.feedback [aria-pressed="true"]').count() == 0
@@ -266,3 +269,32 @@ def test_new_chat_closes_the_conversation_and_starts_an_empty_one(
     assert _customer_messages(second) == ["How long does delivery take?"]
     assert page.locator(".msg--user").all_inner_texts() == ["How long does delivery take?"]
     assert page.evaluate("document.activeElement.id") == "chat-input"
+
+
+def test_new_chat_while_a_reply_is_being_written_cancels_it_and_says_nothing_of_it(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    conversation_id = page.wait_for_function("localStorage.getItem('bh.conversation')").json_value()
+    first = Conversation.objects.get(pk=conversation_id)
+    asked = MessageFactory.create(
+        conversation=first, author=first.owner, content="How long does UK delivery take?"
+    )
+    # Queued, not yet sent to the workers: the page follows it as a reply being written.
+    run = AgentRun.objects.create(conversation=first, user_message=asked)
+    page.reload()
+    page.locator(".msg--typing").wait_for(timeout=20_000)
+
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_function(f"localStorage.getItem('bh.conversation') !== '{first.pk}'")
+    page.locator(".msg--typing").wait_for(state="detached", timeout=20_000)
+    page.get_by_label("Your message").fill("Do you sell beeswax candles?")
+    page.keyboard.press("Enter")
+    page.locator(".msg--assistant").first.wait_for(timeout=60_000)
+
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert not first.messages.filter(role="assistant").exists()
+    assert page.locator("#chat-status").inner_text() == ""
+    assert page.locator(".msg--user").all_inner_texts() == ["Do you sell beeswax candles?"]

@@ -162,6 +162,11 @@
     whySend.type = "submit";
     whySend.textContent = "Send";
     why.append(whyInput, whySend);
+    // Its own line, not the page's status, which may be telling the customer something else
+    // ("A member of our team has this conversation...").
+    const note = document.createElement("span");
+    note.className = "feedback__note";
+    note.setAttribute("role", "status");
 
     function show() {
       for (const button of buttons) {
@@ -175,12 +180,12 @@
         if (withdraw) await api("DELETE", path);
         else await api("PUT", path, body);
         given = withdraw ? null : body.rating;
-        setStatus(withdraw ? "" : FEEDBACK_THANKS, "info");
+        note.textContent = withdraw ? "" : FEEDBACK_THANKS;
         return true;
       } catch (error) {
         // Withdrawn already (in another tab): it is gone, as asked.
         if (withdraw && error.status === 404) given = null;
-        else setStatus(error.message || UNREACHABLE);
+        else note.textContent = error.message || UNREACHABLE;
         return false;
       } finally {
         controls.forEach((each) => { each.disabled = false; });
@@ -203,7 +208,7 @@
       if (await rate({ rating: "unhelpful", comment }, false)) why.hidden = true;
     });
     show();
-    bar.append(...buttons, why);
+    bar.append(...buttons, why, note);
     container.append(bar);
   }
 
@@ -380,7 +385,10 @@
       bubble.item.remove();
       renderMessage(data.message);
     } else if (event.type === "run.failed") {
-      setStatus("Sorry, the assistant couldn't answer that. Please try again.");
+      // Not for a conversation the customer has left with "New chat" (its bubble is gone).
+      if (bubble.item.isConnected) {
+        setStatus("Sorry, the assistant couldn't answer that. Please try again.");
+      }
       return true;
     } else if (event.type === "run.cancelled") {
       bubble.item.remove();
@@ -410,13 +418,16 @@
     return ready;
   }
 
+  // "New chat" waits while a message is being posted: the post would find its conversation
+  // closed under it.
   function postMessage(conversationId, content) {
+    newChatButton.disabled = true;
     return api(
       "POST",
       "/api/conversations/" + conversationId + "/messages/",
       { content },
       { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random() },
-    );
+    ).finally(() => { newChatButton.disabled = false; });
   }
 
   async function send(content) {
@@ -467,6 +478,7 @@
     input.value = "";
     setStatus("");
     try {
+      if (startingOver) await startingOver.catch(() => null);
       await send(content);
     } catch (error) {
       input.value = content;
@@ -478,28 +490,36 @@
   });
 
   // "New chat": the conversation is closed (the assistant forgets it: a new question is not
-  // read as a follow-up of the last) and a new one starts.
+  // read as a follow-up of the last; a reply still being written for it is cancelled) and a
+  // new one starts. A message sent meanwhile waits for the new conversation.
+  let startingOver = null;
+  async function startOver() {
+    const conversationId = await whenReady();
+    try {
+      await api("POST", "/api/conversations/" + conversationId + "/close/");
+    } catch (error) {
+      if (error.status !== 404) throw error;
+    }
+    localStorage.removeItem(STORE.conversation);
+    if (staffPoll) {
+      clearInterval(staffPoll);
+      staffPoll = null;
+    }
+    ready = null;
+    await whenReady();
+    setStatus("");
+    input.focus();
+  }
+
   newChatButton.addEventListener("click", async () => {
     newChatButton.disabled = true;
+    startingOver = startOver();
     try {
-      const conversationId = await whenReady();
-      try {
-        await api("POST", "/api/conversations/" + conversationId + "/close/");
-      } catch (error) {
-        if (error.status !== 404) throw error;
-      }
-      localStorage.removeItem(STORE.conversation);
-      if (staffPoll) {
-        clearInterval(staffPoll);
-        staffPoll = null;
-      }
-      ready = null;
-      await whenReady();
-      setStatus("");
-      input.focus();
+      await startingOver;
     } catch (error) {
       setStatus(error.message || UNREACHABLE);
     } finally {
+      startingOver = null;
       newChatButton.disabled = false;
     }
   });
