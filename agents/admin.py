@@ -1,13 +1,14 @@
 import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -66,16 +67,27 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
 
 
+def _runs_list_url(**filters: str) -> str:
+    return f"{reverse('admin:agents_agentrun_changelist')}?{urlencode(filters)}"
+
+
 def _report_line(line: dict[str, Any]) -> dict[str, Any]:
-    """A line of ``run_report`` as the report shows it: shares, and whole milliseconds."""
+    """A line of ``run_report`` as the report shows it: shares, whole milliseconds, and for a
+    route's line (or all routes') links to its failed runs and those rated unhelpful."""
     rated = line["helpful"] + line["unhelpful"]
-    return {
+    shown = {
         **line,
         "failed_share": _share(line["failed"], line["runs"]),
         "unhelpful_share": _share(line["unhelpful"], rated),
         "latency_p50_ms": round(line["latency_p50_ms"]) if line["latency_p50_ms"] else None,
         "latency_p95_ms": round(line["latency_p95_ms"]) if line["latency_p95_ms"] else None,
     }
+    route = line.get("route", "")
+    if route is None or route in RouteFilter.values:  # all routes, or one the list filters by
+        of_route = {"route": route} if route else {}
+        shown["failed_url"] = _runs_list_url(status__exact="failed", **of_route)
+        shown["unhelpful_url"] = _runs_list_url(replies__feedback__rating="unhelpful", **of_route)
+    return shown
 
 
 @admin.register(AgentRun)

@@ -139,7 +139,7 @@ def test_the_report_sums_a_period_s_runs_by_route_and_by_day(client: Client) -> 
     _rate(_finished_run(conversation, route="support", status="succeeded", latency_ms=50),
           "unhelpful")  # fmt: skip
     _finished_run(conversation, route="support", status="failed", latency_ms=9000)
-    _finished_run(conversation, route="", status="cancelled")
+    _finished_run(conversation, route="", status="failed")  # before routing
     old = _finished_run(conversation, route="sales", status="failed")
     AgentRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
 
@@ -162,6 +162,11 @@ def test_the_report_sums_a_period_s_runs_by_route_and_by_day(client: Client) -> 
     assert month.context["by_route"][-1]["runs"] == 8
     assert "(not routed)" in week.content.decode()
     assert f'<a href="{RUNS}">Agent runs</a> &rsaquo;\n  Report' in week.content.decode()
+    page = week.content.decode()
+    assert f'href="{RUNS}?replies__feedback__rating=unhelpful&amp;route=support">1</a>' in page
+    assert f'href="{RUNS}?status__exact=failed&amp;route=support">1</a>' in page
+    assert f'href="{RUNS}?status__exact=failed">2</a>' in page  # all routes
+    assert page.count("status__exact=failed") == 2  # not for the runs with no route
 
 
 def test_the_report_refuses_a_period_it_does_not_offer(client: Client) -> None:
