@@ -370,6 +370,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.delete_abandoned_guests",
         "schedule": 24 * 3600,
     },
+    "delete-conversations-past-retention": {
+        "task": "conversations.delete_conversations_past_retention",
+        "schedule": 24 * 3600,
+    },
 }
 
 # --- models and search ------------------------------------------------------------------------
@@ -449,6 +453,13 @@ SSE_MAX_STREAMS_PER_USER = env_int("SSE_MAX_STREAMS_PER_USER", 4)
 RUN_EVENTS_REDIS_MAX_CONNECTIONS = env_int("RUN_EVENTS_REDIS_MAX_CONNECTIONS", 1024)
 # Longest a client may wait on GET /api/runs/{id}/?wait=N for a run to finish.
 RUN_WAIT_MAX_SECONDS = env_int("RUN_WAIT_MAX_SECONDS", 25)
+
+# --- retention ---------------------------------------------------------------------------------
+# Conversations untouched for this many days are deleted daily (beat), with their messages, runs
+# and feedback; one waiting for staff is kept. 0 (the default) keeps them for ever.
+CONVERSATION_RETENTION_DAYS = env_int("CONVERSATION_RETENTION_DAYS", 0)
+if CONVERSATION_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("CONVERSATION_RETENTION_DAYS must be 0 (keep) or a number of days")
 
 # --- staff notices -----------------------------------------------------------------------------
 # When the assistant hands a conversation to a person (asked for, or over budget), staff are told

@@ -30,6 +30,16 @@ def abandoned_guests(*, now: datetime) -> QuerySet[User]:
     )
 
 
+def conversations_past_retention(*, untouched_since: datetime) -> QuerySet[Conversation]:
+    """Conversations no one has written in since ``untouched_since``, but those waiting for
+    staff (a customer still owed an answer)."""
+    return (
+        Conversation.objects.filter(updated_at__lt=untouched_since)
+        .exclude(status=Conversation.Status.NEEDS_HUMAN)
+        .order_by("pk")
+    )
+
+
 def conversation_list(*, owner: User) -> QuerySet[Conversation]:
     return Conversation.objects.filter(owner=owner).order_by("-created_at")
 

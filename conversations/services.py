@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import secrets
 import unicodedata
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
@@ -24,6 +26,7 @@ from conversations.models import (
 )
 from conversations.selectors import (
     abandoned_guests,
+    conversations_past_retention,
     message_by_idempotency_key,
     unanswered_customer_message,
 )
@@ -54,6 +57,22 @@ def abandoned_guests_delete(*, batch_size: int = 1000) -> int:
     while ids := list(abandoned_guests(now=now).values_list("pk", flat=True)[:batch_size]):
         with transaction.atomic():
             get_user_model().objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted
+
+
+def conversations_past_retention_delete(*, batch_size: int = 200) -> int:
+    """Delete the conversations untouched for ``CONVERSATION_RETENTION_DAYS`` (none when it is
+    0), with their messages, runs and feedback, a batch per transaction; how many. Their guests,
+    left with none, go with the abandoned guests."""
+    if not settings.CONVERSATION_RETENTION_DAYS:
+        return 0
+    untouched_since = timezone.now() - timedelta(days=settings.CONVERSATION_RETENTION_DAYS)
+    past = conversations_past_retention(untouched_since=untouched_since)
+    deleted = 0
+    while ids := list(past.values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            Conversation.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
     return deleted
 

@@ -22,6 +22,12 @@ def delete_abandoned_guests() -> None:
     logger.info("conversations.abandoned_guests_deleted", extra={"deleted": deleted})
 
 
+@shared_task(name="conversations.delete_conversations_past_retention", ignore_result=True)
+def delete_conversations_past_retention() -> None:
+    deleted = services.conversations_past_retention_delete()
+    logger.info("conversations.past_retention_deleted", extra={"deleted": deleted})
+
+
 NOTICE_SENDERS = {
     "email": handoff_notices.handoff_notice_email,
     "webhook": handoff_notices.handoff_notice_post,

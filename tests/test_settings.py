@@ -163,6 +163,18 @@ def test_a_notice_channel_that_cannot_work_stops_the_start_with_a_one_line_reaso
     assert b"secret-token" not in result.stderr
 
 
+def test_a_negative_retention_stops_the_start_with_a_one_line_reason() -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "CONVERSATION_RETENTION_DAYS": "-1"},
+        capture_output=True,
+    )
+
+    assert result.returncode != 0
+    assert b"CONVERSATION_RETENTION_DAYS must be 0 (keep) or a number of days" in result.stderr
+
+
 def test_notices_go_nowhere_unless_configured_and_email_is_printed_without_smtp() -> None:
     assert _settings_value("HANDOFF_NOTICE_EMAILS") == "[]"
     assert _settings_value("HANDOFF_NOTICE_WEBHOOK_URL") == "''"

@@ -1,0 +1,63 @@
+"""Conversations untouched past CONVERSATION_RETENTION_DAYS are deleted daily, whole."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from agents.models import AgentRun
+from conversations.models import Conversation, Message, ReplyFeedback
+from conversations.services import conversations_past_retention_delete
+from conversations.tasks import delete_conversations_past_retention
+from tests.conversations.factories import ConversationFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _conversation(*, untouched_days: float, status: str = "active") -> Conversation:
+    """A conversation with a question, its run, a rated reply, last written in days ago."""
+    conversation = ConversationFactory.create(status=status)
+    question = MessageFactory.create(conversation=conversation)
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=question, status="succeeded"
+    )
+    reply = MessageFactory.create(conversation=conversation, role=Message.Role.ASSISTANT, run=run)
+    ReplyFeedback.objects.create(reply=reply, rating="helpful")
+    Conversation.objects.filter(pk=conversation.pk).update(
+        updated_at=timezone.now() - timedelta(days=untouched_days)
+    )
+    return conversation
+
+
+def test_conversations_untouched_past_the_retention_go_with_everything_in_them(
+    settings,
+) -> None:
+    settings.CONVERSATION_RETENTION_DAYS = 90
+    old_active = _conversation(untouched_days=91)
+    old_closed = _conversation(untouched_days=400, status="closed")
+    waiting_for_staff = _conversation(untouched_days=120, status="needs_human")
+    recent = _conversation(untouched_days=89)
+
+    deleted = conversations_past_retention_delete(batch_size=1)
+
+    assert deleted == 2
+    assert set(Conversation.objects.values_list("pk", flat=True)) == {
+        waiting_for_staff.pk,
+        recent.pk,
+    }
+    kept = {waiting_for_staff.pk, recent.pk}
+    assert set(Message.objects.values_list("conversation", flat=True)) == kept
+    assert set(AgentRun.objects.values_list("conversation", flat=True)) == kept
+    assert ReplyFeedback.objects.count() == 2
+    # Their customers stay (a guest left with none goes with the abandoned guests).
+    assert User.objects.filter(pk__in=[old_active.owner_id, old_closed.owner_id]).count() == 2
+
+
+def test_with_no_retention_set_nothing_is_deleted(settings) -> None:
+    settings.CONVERSATION_RETENTION_DAYS = 0
+    _conversation(untouched_days=4000)
+
+    delete_conversations_past_retention()
+
+    assert Conversation.objects.count() == 1
