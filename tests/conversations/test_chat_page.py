@@ -114,23 +114,29 @@ def test_a_customer_whose_other_tabs_hold_every_stream_still_gets_the_reply(
     assert "quickly" not in page.locator("#chat-status").inner_text()
 
 
-def test_a_reply_still_being_written_when_the_page_reloads_appears_without_another_reload(
-    live_server, celery_worker, shop, browser_page
-) -> None:
-    page = browser_page
+def _a_reply_being_written(page, live_server) -> tuple[Conversation, AgentRun]:
+    """The page open on a conversation whose question's run is queued but not yet sent to the
+    workers: the page shows its reply as still being written."""
     page.goto(f"{live_server.url}/chat/")
     conversation_id = page.wait_for_function("localStorage.getItem('bh.conversation')").json_value()
     conversation = Conversation.objects.get(pk=conversation_id)
-    # A message whose run is queued but not yet sent to the workers: its reply is still to come.
     asked = MessageFactory.create(
         conversation=conversation,
         author=conversation.owner,
         content="How long does UK delivery take?",
     )
-    AgentRun.objects.create(conversation=conversation, user_message=asked)
-
+    run = AgentRun.objects.create(conversation=conversation, user_message=asked)
     page.reload()
     page.locator(".msg--typing").wait_for(timeout=20_000)
+    return conversation, run
+
+
+def test_a_reply_still_being_written_when_the_page_reloads_appears_without_another_reload(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    conversation, _ = _a_reply_being_written(page, live_server)
+
     run_dispatch_next(conversation_id=conversation.pk)
 
     page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
@@ -275,16 +281,7 @@ def test_new_chat_while_a_reply_is_being_written_cancels_it_and_says_nothing_of_
     live_server, celery_worker, shop, browser_page
 ) -> None:
     page = browser_page
-    page.goto(f"{live_server.url}/chat/")
-    conversation_id = page.wait_for_function("localStorage.getItem('bh.conversation')").json_value()
-    first = Conversation.objects.get(pk=conversation_id)
-    asked = MessageFactory.create(
-        conversation=first, author=first.owner, content="How long does UK delivery take?"
-    )
-    # Queued, not yet sent to the workers: the page follows it as a reply being written.
-    run = AgentRun.objects.create(conversation=first, user_message=asked)
-    page.reload()
-    page.locator(".msg--typing").wait_for(timeout=20_000)
+    first, run = _a_reply_being_written(page, live_server)
 
     page.get_by_role("button", name="New chat").click()
     page.wait_for_function(f"localStorage.getItem('bh.conversation') !== '{first.pk}'")
