@@ -113,10 +113,18 @@ def handoff_notice_post(*, conversation_id: UUID | str) -> bool:
     conversation = _still_waiting(conversation_id)
     if conversation is None or cache.get(marker := _sent_marker(conversation, "webhook")):
         return False
+    _webhook_post(handoff_notice(conversation))
+    cache.set(marker, True, SENT_MARKER_SECONDS)
+    return True
+
+
+def _webhook_post(notice: dict[str, Any]) -> None:
+    """POST ``notice`` as JSON to ``HANDOFF_NOTICE_WEBHOOK_URL``; ``NoticeNotDelivered`` unless
+    it answers 2xx in time."""
     # http or https only: settings refuse any other scheme.
     request = urllib.request.Request(  # noqa: S310
         settings.HANDOFF_NOTICE_WEBHOOK_URL,
-        data=json.dumps(handoff_notice(conversation)).encode(),
+        data=json.dumps(notice).encode(),
         headers={"Content-Type": "application/json", "User-Agent": "beemanhoney-assistant"},
         method="POST",
     )
@@ -131,8 +139,34 @@ def handoff_notice_post(*, conversation_id: UUID | str) -> bool:
         raise NoticeNotDelivered(
             f"the webhook at {host} did not take the notice: {error}"
         ) from error
-    cache.set(marker, True, SENT_MARKER_SECONDS)
-    return True
+
+
+TEST_NOTICE_TEXT = (
+    "A test notice from the Beeman Honey assistant: staff will be told here when a customer is"
+    " waiting for a person."
+)
+
+
+def handoff_notice_test_send() -> list[str]:
+    """Send a test notice on each channel configured, now, in this process; the channels it
+    went to. Errors propagate (``NoticeNotDelivered``, SMTP's), no channel is a ``ValueError``."""
+    sent = []
+    if settings.HANDOFF_NOTICE_EMAILS:
+        send_mail(
+            subject="A test notice from the Beeman Honey assistant",
+            message=TEST_NOTICE_TEXT,
+            from_email=None,
+            recipient_list=settings.HANDOFF_NOTICE_EMAILS,
+        )
+        sent.append("email")
+    if settings.HANDOFF_NOTICE_WEBHOOK_URL:
+        _webhook_post({"text": TEST_NOTICE_TEXT, "test": True})
+        sent.append("webhook")
+    if not sent:
+        raise ValueError(
+            "no notice channel is configured (HANDOFF_NOTICE_EMAILS, HANDOFF_NOTICE_WEBHOOK_URL)"
+        )
+    return sent
 
 
 def handoff_notices_queue(*, conversation_id: UUID | str) -> None:

@@ -1,5 +1,6 @@
 """Staff are told when the assistant hands a conversation to a person: email and webhook."""
 
+import io
 import json
 import socket
 import threading
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from conversations.handoff_notices import (
@@ -298,3 +300,34 @@ def test_a_customer_asking_for_a_person_reaches_staff_through_the_worker(notice_
     assert notice["conversation"] == str(conversation.id)
     assert notice["customer_message"] == "Can I talk to a person?"
     assert notice["admin_url"] == _queue_link(conversation)
+
+
+def test_the_test_command_sends_a_notice_on_each_channel(webhook, settings) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com"]
+    out = io.StringIO()
+
+    call_command("send_test_handoff_notice", stdout=out)
+
+    assert out.getvalue() == "Test notice sent by email and webhook.\n"
+    [(path, notice)] = webhook.received
+    assert (path, notice["test"]) == (SECRET_PATH, True)
+    assert mail.outbox[0].to == ["shop@example.com"]
+
+
+def test_the_test_command_says_in_a_line_why_a_channel_failed(webhook, settings) -> None:
+    webhook.status = 404
+
+    with pytest.raises(CommandError) as failed:
+        call_command("send_test_handoff_notice")
+
+    assert str(failed.value) == (
+        "webhook: the webhook at 127.0.0.1 did not take the notice: HTTP Error 404: Not Found"
+    )
+
+
+def test_the_test_command_with_no_channel_configured_says_so(settings) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = []
+    settings.HANDOFF_NOTICE_WEBHOOK_URL = ""
+
+    with pytest.raises(CommandError, match=r"^no notice channel is configured"):
+        call_command("send_test_handoff_notice")

@@ -1,0 +1,27 @@
+import smtplib
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from conversations.handoff_notices import NoticeNotDelivered, handoff_notice_test_send
+
+
+class Command(BaseCommand):
+    help = (
+        "Send a test notice to the staff channels configured (HANDOFF_NOTICE_EMAILS,"
+        " HANDOFF_NOTICE_WEBHOOK_URL), to check them before a customer needs a person."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            sent = handoff_notice_test_send()
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        except NoticeNotDelivered as error:
+            raise CommandError(f"webhook: {error}") from error
+        except (smtplib.SMTPException, OSError) as error:
+            raise CommandError(
+                f"email via {settings.EMAIL_HOST or 'the console'}: {error}"
+            ) from error
+        self.stdout.write(f"Test notice sent by {' and '.join(sent)}.")
