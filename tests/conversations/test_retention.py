@@ -8,7 +8,11 @@ from django.utils import timezone
 
 from agents.models import AgentRun
 from conversations.models import Conversation, Message, ReplyFeedback
-from conversations.services import conversations_past_retention_delete
+from conversations.services import (
+    abandoned_guests_delete,
+    conversations_past_retention_delete,
+    guest_customer_create,
+)
 from conversations.tasks import delete_conversations_past_retention
 from tests.conversations.factories import ConversationFactory, MessageFactory
 
@@ -61,3 +65,16 @@ def test_with_no_retention_set_nothing_is_deleted(settings) -> None:
     delete_conversations_past_retention()
 
     assert Conversation.objects.count() == 1
+
+
+def test_a_guest_left_with_no_conversation_goes_as_a_guest_who_never_wrote(settings) -> None:
+    settings.CONVERSATION_RETENTION_DAYS = 30
+    guest = guest_customer_create()
+    User.objects.filter(pk=guest.pk).update(date_joined=timezone.now() - timedelta(days=60))
+    conversation = _conversation(untouched_days=45)
+    Conversation.objects.filter(pk=conversation.pk).update(owner=guest)
+
+    conversations_past_retention_delete()
+    abandoned_guests_delete()
+
+    assert not User.objects.filter(pk=guest.pk).exists()
