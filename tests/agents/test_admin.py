@@ -140,7 +140,8 @@ def test_the_report_sums_a_period_s_runs_by_route_and_by_day(client: Client) -> 
           "unhelpful")  # fmt: skip
     _finished_run(conversation, route="support", status="failed", latency_ms=9000)
     _finished_run(conversation, route="", status="failed")  # before routing
-    old = _finished_run(conversation, route="sales", status="failed")
+    old = _finished_run(conversation, route="sales", status="succeeded", latency_ms=100)
+    _rate(old, "unhelpful")
     AgentRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
 
     week = client.get(REPORT)
@@ -160,6 +161,8 @@ def test_the_report_sums_a_period_s_runs_by_route_and_by_day(client: Client) -> 
     assert by_route[None]["cost_usd"] == Decimal("0.007")
     assert [line["runs"] for line in week.context["by_day"]] == [7, 7]
     assert month.context["by_route"][-1]["runs"] == 8
+    assert (by_route[None]["unhelpful"], month.context["by_route"][-1]["unhelpful"]) == (1, 2)
+    assert [line["unhelpful"] for line in month.context["by_day"]] == [1, 1, 2]
     assert "(not routed)" in week.content.decode()
     assert f'<a href="{RUNS}">Agent runs</a> &rsaquo;\n  Report' in week.content.decode()
     page = week.content.decode()
