@@ -193,7 +193,7 @@ def _handed_off_on_an_earlier_delivery(run: AgentRun) -> bool:
     asked, or the budget ran out) and nothing was said after the customer's message since.
     One run of a conversation runs at a time, so a hand-off by the assistant after this run
     started is this run's."""
-    from conversations.services import STAFF_HANDOFF_REASONS
+    from conversations.models import STAFF_HANDOFF_REASONS
 
     conversation = run.conversation
     return (

@@ -370,6 +370,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.delete_abandoned_guests",
         "schedule": 24 * 3600,
     },
+    "remind-staff-of-waiting-customers": {
+        "task": "conversations.remind_staff_of_waiting_customers",
+        "schedule": 60,
+    },
     "delete-conversations-past-retention": {
         "task": "conversations.delete_conversations_past_retention",
         "schedule": 24 * 3600,
@@ -486,6 +490,9 @@ if HANDOFF_NOTICE_WEBHOOK_URL and (
         f" host {_webhook.hostname!r}"
     )
 HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0)
+# A customer the assistant handed to staff and no staff message has answered this long after
+# is reminded of, once, on the same channels; 0 sends no reminders.
+HANDOFF_REMINDER_MINUTES = env_int("HANDOFF_REMINDER_MINUTES", 15)
 # Where staff reach this site, for the admin links in notices.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Email: SMTP when EMAIL_HOST is set, else printed to the log (console backend).

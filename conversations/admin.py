@@ -18,13 +18,13 @@ from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user, model_permission
 from conversations.models import (
     MAX_MESSAGE_LENGTH,
+    STAFF_TAKE_OVER_REASON,
     Conversation,
     HandoffQueueEntry,
     Message,
     ReplyFeedback,
 )
 from conversations.services import (
-    STAFF_TAKE_OVER_REASON,
     conversation_handoff,
     conversations_close,
     conversations_hand_back,

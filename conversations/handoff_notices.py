@@ -6,6 +6,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -14,8 +15,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.urls import reverse
+from django.utils import timezone
 
 from conversations.models import Conversation, Message
+from conversations.selectors import conversations_waiting_unanswered
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +32,17 @@ class NoticeNotDelivered(Exception):
     """The webhook refused the notice or did not answer; its task tries again later."""
 
 
-def _still_waiting(conversation_id: UUID | str) -> Conversation | None:
+def _still_waiting(conversation_id: UUID | str, *, reminder: bool) -> Conversation | None:
     """The conversation while it waits for staff: a notice for one handed back or closed since
-    is not sent."""
-    return Conversation.objects.filter(
+    is not sent, nor a reminder for one staff have answered since."""
+    waiting = Conversation.objects.filter(
         pk=conversation_id, status=Conversation.Status.NEEDS_HUMAN
-    ).first()
+    )
+    if reminder:
+        waiting = conversations_waiting_unanswered(handed_off_before=None).filter(
+            pk=conversation_id
+        )
+    return waiting.first()
 
 
 def _chat_markup_escaped(text: str) -> str:
@@ -60,20 +68,27 @@ def _admin_url(conversation: Conversation) -> str:
     )
 
 
-def _notice_text(conversation: Conversation, *, escaped: bool) -> str:
+def _notice_text(conversation: Conversation, *, escaped: bool, reminder: bool = False) -> str:
     shown = _chat_markup_escaped if escaped else str
+    waiting = (
+        f"Still no answer: a customer has waited over {settings.HANDOFF_REMINDER_MINUTES}"
+        " minutes for a person"
+        if reminder
+        else "A customer is waiting for a person"
+    )
     return (
-        f"A customer is waiting for a person ({shown(conversation.handoff_reason)}). "
+        f"{waiting} ({shown(conversation.handoff_reason)}). "
         f'Their last message: "{shown(_last_words(conversation))}" '
         f"Answer them at {_admin_url(conversation)}"
     )
 
 
-def handoff_notice(conversation: Conversation) -> dict[str, Any]:
+def handoff_notice(conversation: Conversation, *, reminder: bool = False) -> dict[str, Any]:
     """The webhook's JSON: why, the customer's last words, and where to answer them; ``text``
     for a chat channel (its markup escaped), the rest as they are, for programs."""
     return {
-        "text": _notice_text(conversation, escaped=True),
+        "text": _notice_text(conversation, escaped=True, reminder=reminder),
+        "reminder": reminder,
         "conversation": str(conversation.pk),
         "reason": conversation.handoff_reason,
         "handoff_at": conversation.handoff_at.isoformat() if conversation.handoff_at else None,
@@ -82,23 +97,29 @@ def handoff_notice(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def _sent_marker(conversation: Conversation, channel: str) -> str:
+def _marker(conversation: Conversation, channel: str, *, reminder: bool, state: str) -> str:
+    """A key naming one notice (or reminder) of one hand-off on one channel, ``state`` "sent"
+    or "queued"."""
     handed_off = conversation.handoff_at.isoformat() if conversation.handoff_at else ""
-    return f"handoff-notice:{conversation.pk}:{handed_off}:{channel}"
+    kind = "reminder" if reminder else "notice"
+    return f"handoff-{kind}-{state}:{conversation.pk}:{handed_off}:{channel}"
 
 
-def handoff_notice_email(*, conversation_id: UUID | str) -> bool:
-    """Email the notice to ``HANDOFF_NOTICE_EMAILS``; False if the conversation no longer
-    waits, or this hand-off's email was sent already. SMTP errors propagate (the task tries
-    again)."""
-    conversation = _still_waiting(conversation_id)
-    if conversation is None or cache.get(marker := _sent_marker(conversation, "email")):
+def handoff_notice_email(*, conversation_id: UUID | str, reminder: bool = False) -> bool:
+    """Email the notice (or the reminder) to ``HANDOFF_NOTICE_EMAILS``; False if the
+    conversation no longer waits (or, for a reminder, staff have answered), or this hand-off's
+    email was sent already. SMTP errors propagate (the task tries again)."""
+    conversation = _still_waiting(conversation_id, reminder=reminder)
+    if conversation is None:
+        return False
+    if cache.get(marker := _marker(conversation, "email", reminder=reminder, state="sent")):
         return False
     # Not the conversation's title in the subject: the customer writes it, and a line break
     # in a header is refused (BadHeaderError).
+    waiting = "still waiting" if reminder else "waiting"
     send_mail(
-        subject=f"A customer is waiting for a person (conversation {str(conversation.pk)[:8]})",
-        message=_notice_text(conversation, escaped=False),
+        subject=f"A customer is {waiting} for a person (conversation {str(conversation.pk)[:8]})",
+        message=_notice_text(conversation, escaped=False, reminder=reminder),
         from_email=None,
         recipient_list=settings.HANDOFF_NOTICE_EMAILS,
     )
@@ -106,14 +127,16 @@ def handoff_notice_email(*, conversation_id: UUID | str) -> bool:
     return True
 
 
-def handoff_notice_post(*, conversation_id: UUID | str) -> bool:
-    """POST the notice as JSON to ``HANDOFF_NOTICE_WEBHOOK_URL``; False if the conversation no
-    longer waits, or this hand-off's notice was posted already; ``NoticeNotDelivered`` unless
-    the webhook answers 2xx in time."""
-    conversation = _still_waiting(conversation_id)
-    if conversation is None or cache.get(marker := _sent_marker(conversation, "webhook")):
+def handoff_notice_post(*, conversation_id: UUID | str, reminder: bool = False) -> bool:
+    """POST the notice (or the reminder) as JSON to ``HANDOFF_NOTICE_WEBHOOK_URL``; False as
+    for an email (``handoff_notice_email``); ``NoticeNotDelivered`` unless the webhook answers
+    2xx in time."""
+    conversation = _still_waiting(conversation_id, reminder=reminder)
+    if conversation is None:
         return False
-    _webhook_post(handoff_notice(conversation))
+    if cache.get(marker := _marker(conversation, "webhook", reminder=reminder, state="sent")):
+        return False
+    _webhook_post(handoff_notice(conversation, reminder=reminder))
     cache.set(marker, True, SENT_MARKER_SECONDS)
     return True
 
@@ -169,14 +192,46 @@ def handoff_notice_test_send() -> list[str]:
     return sent
 
 
-def handoff_notices_queue(*, conversation_id: UUID | str) -> None:
-    """Queue a notice on each channel configured (none by default)."""
-    from conversations.tasks import send_handoff_notice
-
-    channels = {
+def _channels() -> list[str]:
+    """The notice channels configured (none by default)."""
+    configured = {
         "email": bool(settings.HANDOFF_NOTICE_EMAILS),
         "webhook": bool(settings.HANDOFF_NOTICE_WEBHOOK_URL),
     }
-    for channel, configured in channels.items():
-        if configured:
-            send_handoff_notice.delay(str(conversation_id), channel)
+    return [channel for channel, is_set in configured.items() if is_set]
+
+
+def handoff_notices_queue(*, conversation_id: UUID | str) -> None:
+    """Queue a notice on each channel configured."""
+    from conversations.tasks import send_handoff_notice
+
+    for channel in _channels():
+        send_handoff_notice.delay(str(conversation_id), channel)
+
+
+# The most reminders one sweep queues: a backlog is reminded of over the next minutes.
+REMINDERS_PER_SWEEP = 100
+
+
+def handoff_reminders_queue() -> int:
+    """Queue a reminder, once per hand-off and channel, for each conversation the assistant
+    handed to staff over ``HANDOFF_REMINDER_MINUTES`` ago that no one has answered; how many
+    conversations. None when that is 0, or no channel is configured."""
+    from conversations.tasks import send_handoff_notice
+
+    channels = _channels()
+    if not settings.HANDOFF_REMINDER_MINUTES or not channels:
+        return 0
+    overdue = conversations_waiting_unanswered(
+        handed_off_before=timezone.now() - timedelta(minutes=settings.HANDOFF_REMINDER_MINUTES)
+    )
+    reminded = 0
+    for conversation in overdue[:REMINDERS_PER_SWEEP]:
+        queued = False
+        for channel in channels:
+            key = _marker(conversation, channel, reminder=True, state="queued")
+            if cache.add(key, True, SENT_MARKER_SECONDS):  # only the first sweep to see it
+                send_handoff_notice.delay(str(conversation.pk), channel, reminder=True)
+                queued = True
+        reminded += queued
+    return reminded

@@ -11,6 +11,11 @@ MAX_FEEDBACK_COMMENT_LENGTH = 1000
 # The group of the customers a chat widget makes (``services.guest_customer_create``).
 GUEST_GROUP = "guests"
 
+STAFF_REPLY_HANDOFF_REASON = "A staff member replied."
+STAFF_TAKE_OVER_REASON = "Taken over by staff."
+# A hand-off for any other reason is the assistant's: the customer asked, or the budget ran out.
+STAFF_HANDOFF_REASONS = frozenset({STAFF_REPLY_HANDOFF_REASON, STAFF_TAKE_OVER_REASON})
+
 
 class Conversation(TimeStampedModel):
     class Status(models.TextChoices):

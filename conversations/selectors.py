@@ -6,12 +6,18 @@ from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from agents.selectors import agent_run_silenced
-from conversations.models import GUEST_GROUP, Conversation, Message, ReplyFeedback
+from conversations.models import (
+    GUEST_GROUP,
+    STAFF_HANDOFF_REASONS,
+    Conversation,
+    Message,
+    ReplyFeedback,
+)
 
 
 def abandoned_guests(*, now: datetime) -> QuerySet[User]:
@@ -38,6 +44,26 @@ def conversations_past_retention(*, untouched_since: datetime) -> QuerySet[Conve
         .exclude(status=Conversation.Status.NEEDS_HUMAN)
         .order_by("pk")
     )
+
+
+def conversations_waiting_unanswered(
+    *, handed_off_before: datetime | None
+) -> QuerySet[Conversation]:
+    """Conversations the assistant handed to staff (before ``handed_off_before``, if given)
+    that no staff message has answered since, longest waiting first."""
+    answered = Message.objects.filter(
+        conversation=OuterRef("pk"),
+        role=Message.Role.STAFF,
+        created_at__gte=OuterRef("handoff_at"),
+    )
+    waiting = (
+        Conversation.objects.filter(status=Conversation.Status.NEEDS_HUMAN)
+        .exclude(handoff_reason__in=STAFF_HANDOFF_REASONS)
+        .exclude(Exists(answered))
+    )
+    if handed_off_before is not None:
+        waiting = waiting.filter(handoff_at__lt=handed_off_before)
+    return waiting.order_by("handoff_at")
 
 
 def conversation_list(*, owner: User) -> QuerySet[Conversation]:

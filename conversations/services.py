@@ -20,6 +20,7 @@ from conversations.handoff_notices import handoff_notices_queue
 from conversations.models import (
     GUEST_GROUP,
     MAX_MESSAGE_LENGTH,
+    STAFF_REPLY_HANDOFF_REASON,
     Conversation,
     Message,
     ReplyFeedback,
@@ -279,12 +280,6 @@ def conversation_close_by_customer(*, conversation: Conversation) -> Conversatio
         conversation_runs_cancel(conversation_id=conversation.pk)
     conversation.refresh_from_db()
     return conversation
-
-
-STAFF_REPLY_HANDOFF_REASON = "A staff member replied."
-STAFF_TAKE_OVER_REASON = "Taken over by staff."
-# A hand-off for any other reason is the assistant's: the customer asked, or the budget ran out.
-STAFF_HANDOFF_REASONS = frozenset({STAFF_REPLY_HANDOFF_REASON, STAFF_TAKE_OVER_REASON})
 
 
 STAFF_REPLY_KEY_PREFIX = "staff-reply:"

@@ -45,11 +45,19 @@ NOTICE_SENDERS = {
     retry_jitter=False,
     max_retries=10,
 )
-def send_handoff_notice(conversation_id: str, channel: str) -> None:
-    """Tell staff on ``channel`` ("email" or "webhook") that the conversation waits for them;
-    tried again while the channel fails (above). Delivered twice, it sends once."""
-    sent = NOTICE_SENDERS[channel](conversation_id=conversation_id)
+def send_handoff_notice(conversation_id: str, channel: str, reminder: bool = False) -> None:
+    """Tell staff on ``channel`` ("email" or "webhook") that the conversation waits for them
+    (``reminder``: still, unanswered); tried again while the channel fails (above). Delivered
+    twice, it sends once."""
+    sent = NOTICE_SENDERS[channel](conversation_id=conversation_id, reminder=reminder)
     logger.info(
         "conversation.handoff_notice_sent" if sent else "conversation.handoff_notice_stale",
-        extra={"conversation": conversation_id, "channel": channel},
+        extra={"conversation": conversation_id, "channel": channel, "reminder": reminder},
     )
+
+
+@shared_task(name="conversations.remind_staff_of_waiting_customers", ignore_result=True)
+def remind_staff_of_waiting_customers() -> None:
+    reminded = handoff_notices.handoff_reminders_queue()
+    if reminded:
+        logger.info("conversations.handoff_reminders_queued", extra={"conversations": reminded})

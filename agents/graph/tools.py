@@ -34,7 +34,7 @@ QUERY_CHARS = 300
 MAX_SLUGS_LISTED = 50
 # What the conversation's hand-off reason says before the model's own words: staff see who
 # passed the conversation on, and no reason the model writes ("Taken over by staff.") reads as
-# a staff take-over (``conversations.services.STAFF_HANDOFF_REASONS``).
+# a staff take-over (``conversations.models.STAFF_HANDOFF_REASONS``).
 ESCALATION_REASON_PREFIX = "Passed on by the assistant: "
 
 

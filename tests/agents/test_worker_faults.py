@@ -10,8 +10,7 @@ from rest_framework.test import APIClient
 from agents.graph.prompts import HANDOFF_REPLY
 from agents.models import AgentRun
 from agents.services import agent_run_execute, agent_runs_sweep
-from conversations.models import Message
-from conversations.services import STAFF_TAKE_OVER_REASON
+from conversations.models import STAFF_TAKE_OVER_REASON, Message
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.celery_worker import (

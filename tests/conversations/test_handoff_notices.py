@@ -6,19 +6,23 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conversations.handoff_notices import (
     NoticeNotDelivered,
     handoff_notice_email,
     handoff_notice_post,
+    handoff_reminders_queue,
 )
-from conversations.models import Conversation
+from conversations.models import STAFF_TAKE_OVER_REASON, Conversation
+from conversations.selectors import conversations_waiting_unanswered
 from conversations.services import (
     conversation_handoff,
     conversations_hand_back,
@@ -89,6 +93,7 @@ def test_the_webhook_gets_the_reason_the_customer_s_last_words_and_the_queue_lin
             "A customer is waiting for a person (Asked for a person). Their last message: "
             f'"Can I talk to a person?" Answer them at {_queue_link(waiting)}'
         ),
+        "reminder": False,
         "conversation": str(waiting.pk),
         "reason": "Asked for a person",
         "handoff_at": waiting.handoff_at.isoformat(),
@@ -272,14 +277,14 @@ def notice_worker(test_broker_url, django_db_setup, django_db_blocker) -> Iterat
         with django_db_blocker.unblock():
             worker.start()
         try:
-            yield queue, WebhookHandler
+            yield queue, WebhookHandler, base_url + SECRET_PATH
         finally:
             worker.stop()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_customer_asking_for_a_person_reaches_staff_through_the_worker(notice_worker) -> None:
-    queue, webhook = notice_worker
+    queue, webhook, _ = notice_worker
     small_shop_create()
     conversation = ConversationFactory.create()
     client = APIClient()
@@ -331,3 +336,83 @@ def test_the_test_command_with_no_channel_configured_says_so(settings) -> None:
 
     with pytest.raises(CommandError, match=r"^no notice channel is configured"):
         call_command("send_test_handoff_notice")
+
+
+def _handed_off(minutes_ago: float, *, reason: str = "Asked for a person") -> Conversation:
+    conversation = ConversationFactory.create()
+    MessageFactory.create(conversation=conversation, content="Can I talk to a person?")
+    conversation_handoff(conversation_id=conversation.pk, reason=reason)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        handoff_at=timezone.now() - timedelta(minutes=minutes_ago)
+    )
+    conversation.refresh_from_db()
+    return conversation
+
+
+@pytest.mark.django_db
+def test_customers_still_unanswered_after_the_reminder_delay_are_the_ones_reminded_of() -> None:
+    overdue = _handed_off(20)
+    _handed_off(5)  # not yet
+    answered = _handed_off(30)
+    staff = StaffFactory.create()
+    MessageFactory.create(conversation=answered, role="staff", author=staff, content="Hi!")
+    _handed_off(30, reason=STAFF_TAKE_OVER_REASON)  # staff are on it
+    closed = _handed_off(30)
+    Conversation.objects.filter(pk=closed.pk).update(status="closed")
+
+    waiting = conversations_waiting_unanswered(
+        handed_off_before=timezone.now() - timedelta(minutes=15)
+    )
+
+    assert list(waiting) == [overdue]
+
+
+@pytest.mark.django_db
+def test_a_reminder_says_how_long_and_is_sent_once_and_not_after_staff_answer(
+    webhook, settings
+) -> None:
+    settings.SITE_URL = "https://assistant.example.com"
+    settings.HANDOFF_REMINDER_MINUTES = 15
+    overdue = _handed_off(20)
+
+    first = handoff_notice_post(conversation_id=overdue.pk, reminder=True)
+    again = handoff_notice_post(conversation_id=overdue.pk, reminder=True)
+    notice = handoff_notice_post(conversation_id=overdue.pk)  # the first notice is its own
+    answered = _handed_off(20)
+    MessageFactory.create(conversation=answered, role="staff", content="Sam here.")
+    stale = handoff_notice_post(conversation_id=answered.pk, reminder=True)
+
+    assert (first, again, notice, stale) == (True, False, True, False)
+    reminder = webhook.received[0][1]
+    assert reminder["reminder"] is True
+    assert reminder["text"].startswith(
+        "Still no answer: a customer has waited over 15 minutes for a person (Asked for a person)."
+    )
+    assert webhook.received[1][1]["reminder"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_reminds_staff_once_through_the_worker(notice_worker, settings) -> None:
+    queue, webhook, url = notice_worker
+    settings.HANDOFF_NOTICE_WEBHOOK_URL = url
+    settings.HANDOFF_REMINDER_MINUTES = 15
+    overdue = _handed_off(20)
+    _handed_off(5)
+
+    with tasks_sent_to(queue):
+        reminded = handoff_reminders_queue()
+        again = handoff_reminders_queue()
+    webhook.arrived.wait(timeout=30)
+    time.sleep(1)  # a second reminder, were one queued, would have arrived too
+
+    assert (reminded, again) == (1, 0)
+    [(_, reminder)] = webhook.received
+    assert (reminder["conversation"], reminder["reminder"]) == (str(overdue.pk), True)
+
+
+@pytest.mark.django_db
+def test_no_reminders_when_they_are_turned_off(webhook, settings) -> None:
+    settings.HANDOFF_REMINDER_MINUTES = 0
+    _handed_off(60)
+
+    assert handoff_reminders_queue() == 0

@@ -19,8 +19,7 @@ from agents.graph.tools import (
 )
 from catalog.models import KnowledgeArticle
 from catalog.services import embeddings_refresh
-from conversations.models import Conversation
-from conversations.services import STAFF_HANDOFF_REASONS, STAFF_TAKE_OVER_REASON
+from conversations.models import STAFF_HANDOFF_REASONS, STAFF_TAKE_OVER_REASON, Conversation
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.conversations.factories import ConversationFactory
 
