@@ -70,9 +70,10 @@ def _admin_url(conversation: Conversation) -> str:
 
 def _notice_text(conversation: Conversation, *, escaped: bool, reminder: bool = False) -> str:
     shown = _chat_markup_escaped if escaped else str
+    minutes = settings.HANDOFF_REMINDER_MINUTES
     waiting = (
-        f"Still no answer: a customer has waited over {settings.HANDOFF_REMINDER_MINUTES}"
-        " minutes for a person"
+        f"Still no answer: a customer has waited over {minutes}"
+        f" minute{'' if minutes == 1 else 's'} for a person"
         if reminder
         else "A customer is waiting for a person"
     )

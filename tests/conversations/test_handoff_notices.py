@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from conversations.handoff_notices import (
     NoticeNotDelivered,
+    handoff_notice,
     handoff_notice_email,
     handoff_notice_post,
     handoff_reminders_queue,
@@ -389,6 +390,8 @@ def test_a_reminder_says_how_long_and_is_sent_once_and_not_after_staff_answer(
         "Still no answer: a customer has waited over 15 minutes for a person (Asked for a person)."
     )
     assert webhook.received[1][1]["reminder"] is False
+    settings.HANDOFF_REMINDER_MINUTES = 1
+    assert "waited over 1 minute for a person" in handoff_notice(overdue, reminder=True)["text"]
 
 
 @pytest.mark.django_db(transaction=True)
