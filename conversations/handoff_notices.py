@@ -35,14 +35,12 @@ class NoticeNotDelivered(Exception):
 def _still_waiting(conversation_id: UUID | str, *, reminder: bool) -> Conversation | None:
     """The conversation while it waits for staff: a notice for one handed back or closed since
     is not sent, nor a reminder for one staff have answered since."""
-    waiting = Conversation.objects.filter(
-        pk=conversation_id, status=Conversation.Status.NEEDS_HUMAN
+    waiting = (
+        conversations_waiting_unanswered(handed_off_before=None)
+        if reminder
+        else Conversation.objects.filter(status=Conversation.Status.NEEDS_HUMAN)
     )
-    if reminder:
-        waiting = conversations_waiting_unanswered(handed_off_before=None).filter(
-            pk=conversation_id
-        )
-    return waiting.first()
+    return waiting.filter(pk=conversation_id).first()
 
 
 def _chat_markup_escaped(text: str) -> str:
@@ -68,7 +66,9 @@ def _admin_url(conversation: Conversation) -> str:
     )
 
 
-def _notice_text(conversation: Conversation, *, escaped: bool, reminder: bool = False) -> str:
+def _notice_text(
+    conversation: Conversation, *, last_words: str, escaped: bool, reminder: bool = False
+) -> str:
     shown = _chat_markup_escaped if escaped else str
     minutes = settings.HANDOFF_REMINDER_MINUTES
     waiting = (
@@ -79,7 +79,7 @@ def _notice_text(conversation: Conversation, *, escaped: bool, reminder: bool = 
     )
     return (
         f"{waiting} ({shown(conversation.handoff_reason)}). "
-        f'Their last message: "{shown(_last_words(conversation))}" '
+        f'Their last message: "{shown(last_words)}" '
         f"Answer them at {_admin_url(conversation)}"
     )
 
@@ -87,13 +87,14 @@ def _notice_text(conversation: Conversation, *, escaped: bool, reminder: bool = 
 def handoff_notice(conversation: Conversation, *, reminder: bool = False) -> dict[str, Any]:
     """The webhook's JSON: why, the customer's last words, and where to answer them; ``text``
     for a chat channel (its markup escaped), the rest as they are, for programs."""
+    last_words = _last_words(conversation)
     return {
-        "text": _notice_text(conversation, escaped=True, reminder=reminder),
+        "text": _notice_text(conversation, last_words=last_words, escaped=True, reminder=reminder),
         "reminder": reminder,
         "conversation": str(conversation.pk),
         "reason": conversation.handoff_reason,
         "handoff_at": conversation.handoff_at.isoformat() if conversation.handoff_at else None,
-        "customer_message": _last_words(conversation),
+        "customer_message": last_words,
         "admin_url": _admin_url(conversation),
     }
 
@@ -120,7 +121,12 @@ def handoff_notice_email(*, conversation_id: UUID | str, reminder: bool = False)
     waiting = "still waiting" if reminder else "waiting"
     send_mail(
         subject=f"A customer is {waiting} for a person (conversation {str(conversation.pk)[:8]})",
-        message=_notice_text(conversation, escaped=False, reminder=reminder),
+        message=_notice_text(
+            conversation,
+            last_words=_last_words(conversation),
+            escaped=False,
+            reminder=reminder,
+        ),
         from_email=None,
         recipient_list=settings.HANDOFF_NOTICE_EMAILS,
     )
