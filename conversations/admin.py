@@ -192,9 +192,7 @@ class ConversationAdmin(ShopModelAdmin):
     @admin.action(description="Take over (the assistant stays silent)", permissions=["change"])
     def take_over(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         taken = sum(
-            conversation_handoff(
-                conversation_id=pk, reason=STAFF_TAKE_OVER_REASON, notify_staff=False
-            )
+            conversation_handoff(conversation_id=pk, reason=STAFF_TAKE_OVER_REASON)
             for pk in queryset.values_list("pk", flat=True)
         )
         self.message_user(request, f"{taken} conversation(s) taken over (active ones only).")

@@ -6,13 +6,14 @@ import logging
 import secrets
 import unicodedata
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError
@@ -20,6 +21,7 @@ from conversations.handoff_notices import handoff_notices_queue
 from conversations.models import (
     GUEST_GROUP,
     MAX_MESSAGE_LENGTH,
+    STAFF_HANDOFF_REASONS,
     STAFF_REPLY_HANDOFF_REASON,
     Conversation,
     Message,
@@ -53,13 +55,7 @@ def guest_customer_create() -> User:
 def abandoned_guests_delete(*, batch_size: int = 1000) -> int:
     """Delete the guests ``abandoned_guests`` finds, a batch per transaction; how many. A chat
     widget makes a guest for every visitor, and most never write."""
-    now = timezone.now()
-    deleted = 0
-    while ids := list(abandoned_guests(now=now).values_list("pk", flat=True)[:batch_size]):
-        with transaction.atomic():
-            get_user_model().objects.filter(pk__in=ids).delete()
-        deleted += len(ids)
-    return deleted
+    return _deleted_in_batches(abandoned_guests(now=timezone.now()), batch_size=batch_size)
 
 
 def conversations_past_retention_delete(*, batch_size: int = 200) -> int:
@@ -70,10 +66,16 @@ def conversations_past_retention_delete(*, batch_size: int = 200) -> int:
         return 0
     untouched_since = timezone.now() - timedelta(days=settings.CONVERSATION_RETENTION_DAYS)
     past = conversations_past_retention(untouched_since=untouched_since)
+    return _deleted_in_batches(past, batch_size=batch_size)
+
+
+def _deleted_in_batches(rows: QuerySet[Any], *, batch_size: int) -> int:
+    """Delete the rows ``rows`` selects (with what cascades from them), ``batch_size`` a
+    transaction, until it selects none; how many."""
     deleted = 0
-    while ids := list(past.values_list("pk", flat=True)[:batch_size]):
+    while ids := list(rows.values_list("pk", flat=True)[:batch_size]):
         with transaction.atomic():
-            Conversation.objects.filter(pk__in=ids).delete()
+            rows.model._default_manager.filter(pk__in=ids).delete()
         deleted += len(ids)
     return deleted
 
@@ -205,12 +207,10 @@ def _message_by_idempotency_key(
     return message, getattr(message, "answering_run", None)
 
 
-def conversation_handoff(
-    *, conversation_id: UUID | str, reason: str, notify_staff: bool = True
-) -> bool:
+def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> bool:
     """Staff take over an active conversation: the bot stays silent until they hand it back.
     False when it was not active (with staff already, or closed). Unless staff took it over
-    themselves (``notify_staff=False``), staff are told once the change commits
+    themselves (a reason of ``STAFF_HANDOFF_REASONS``), staff are told once the change commits
     (``handoff_notices``)."""
     updated = Conversation.objects.filter(
         pk=conversation_id, status=Conversation.Status.ACTIVE
@@ -222,7 +222,7 @@ def conversation_handoff(
     )
     if updated:
         logger.info("conversation.handed_off", extra={"conversation": str(conversation_id)})
-        if notify_staff:
+        if reason not in STAFF_HANDOFF_REASONS:
             transaction.on_commit(
                 lambda: handoff_notices_queue(conversation_id=conversation_id), robust=True
             )
@@ -310,7 +310,5 @@ def staff_message_post(
             author=author,
             idempotency_key=key,
         )
-        conversation_handoff(
-            conversation_id=locked.pk, reason=STAFF_REPLY_HANDOFF_REASON, notify_staff=False
-        )
+        conversation_handoff(conversation_id=locked.pk, reason=STAFF_REPLY_HANDOFF_REASON)
     return message

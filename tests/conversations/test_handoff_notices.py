@@ -225,16 +225,17 @@ def _notices_queued(callbacks: list) -> int:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("notify_staff", "callbacks"), [(True, 1), (False, 0)])
+@pytest.mark.parametrize(
+    ("reason", "callbacks"),
+    [("Asked for a person", 1), ("budget", 1), (STAFF_TAKE_OVER_REASON, 0)],
+)
 def test_only_a_hand_off_staff_did_not_make_themselves_tells_them(
-    django_capture_on_commit_callbacks, notify_staff: bool, callbacks: int
+    django_capture_on_commit_callbacks, reason: str, callbacks: int
 ) -> None:
     conversation = ConversationFactory.create()
 
     with django_capture_on_commit_callbacks() as queued:
-        conversation_handoff(
-            conversation_id=conversation.pk, reason="Taken over", notify_staff=notify_staff
-        )
+        conversation_handoff(conversation_id=conversation.pk, reason=reason)
 
     assert _notices_queued(queued) == callbacks
 
