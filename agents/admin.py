@@ -84,9 +84,11 @@ def _report_line(line: dict[str, Any]) -> dict[str, Any]:
     }
     route = line.get("route", "")
     if route is None or route in RouteFilter.values:  # all routes, or one the list filters by
-        of_route = {"route": route} if route else {}
+        of_route = {RouteFilter.parameter_name: route} if route else {}
         shown["failed_url"] = _runs_list_url(status__exact="failed", **of_route)
-        shown["unhelpful_url"] = _runs_list_url(replies__feedback__rating="unhelpful", **of_route)
+        shown["unhelpful_url"] = _runs_list_url(
+            **{ReplyFeedbackFilter.parameter_name: "unhelpful"}, **of_route
+        )
     return shown
 
 
