@@ -460,8 +460,15 @@ def synthetic_products_range(*, seed: int, start: int, stop: int) -> list[Synthe
 
 HNSW_INDEX = "product_embedding_hnsw"
 # Built after the COPY rather than maintained row by row during it (GIN pending lists and HNSW
-# inserts made a 100k load take minutes).
-BULK_LOAD_INDEXES = ("product_search_vector_gin", "product_tags_gin", HNSW_INDEX)
+# inserts made a 100k load take minutes); the HNSW graphs by ``hnsw_index_build``.
+GIN_INDEXES = ("product_search_vector_gin", "product_tags_gin")
+
+
+def hnsw_index_names() -> list[str]:
+    """The whole catalogue's graph, then the price ceilings' (``Product.Meta.indexes``)."""
+    from catalog.models import product_price_ceiling_indexes
+
+    return [HNSW_INDEX, *(index.name for index in product_price_ceiling_indexes())]
 
 
 def product_index_sql(
@@ -500,13 +507,13 @@ def catalog_load(
 ) -> float:
     """COPY the products (binary) into the emptied catalogue and rebuild its GIN indexes.
 
-    The HNSW index is left dropped: build it with ``hnsw_index_build``. Returns seconds.
+    The HNSW indexes are left dropped: build them with ``hnsw_index_build``. Returns seconds.
     """
     from datetime import UTC, datetime
 
     started = time.perf_counter()
     catalog_truncate(conn)
-    for name in BULK_LOAD_INDEXES:
+    for name in (*GIN_INDEXES, *hnsw_index_names()):
         conn.execute(f'DROP INDEX IF EXISTS "{name}"')
     now = datetime.now(tz=UTC)
     category_ids: dict[str, int] = {}
@@ -531,9 +538,8 @@ def catalog_load(
                 )
             )  # fmt: skip
     conn.execute("SET maintenance_work_mem = '1GB'")
-    for name in BULK_LOAD_INDEXES:
-        if name != HNSW_INDEX:
-            conn.execute(product_index_sql(name))
+    for name in GIN_INDEXES:
+        conn.execute(product_index_sql(name))
     conn.execute("RESET maintenance_work_mem")
     return time.perf_counter() - started
 
@@ -541,16 +547,23 @@ def catalog_load(
 def hnsw_index_build(
     conn: Any, *, m: int | None = None, ef_construction: int | None = None
 ) -> float:
-    """(Re)create the HNSW index as the model defines it (or with other parameters); seconds.
+    """(Re)create the HNSW indexes as the model defines them; seconds.
 
-    ``maintenance_work_mem`` is raised for this session only, so the graph is built in memory
-    (the server default of 64MB spills at 100k rows); the server's configuration is untouched.
-    PostgreSQL's default ``max_parallel_maintenance_workers`` (2) applies.
+    With ``m`` or ``ef_construction`` only the whole catalogue's graph is built again, with
+    those parameters (the unfiltered searches measured walk it alone). ``maintenance_work_mem``
+    is raised for this session only, so a graph is built in memory (the server default of 64MB
+    spills at 100k rows); the server's configuration is untouched. PostgreSQL's default
+    ``max_parallel_maintenance_workers`` (2) applies.
     """
-    conn.execute(f'DROP INDEX IF EXISTS "{HNSW_INDEX}"')
+    variant = m is not None or ef_construction is not None
+    names = [HNSW_INDEX] if variant else hnsw_index_names()
+    for name in names:
+        conn.execute(f'DROP INDEX IF EXISTS "{name}"')
     conn.execute("SET maintenance_work_mem = '1GB'")
     started = time.perf_counter()
     conn.execute(product_index_sql(HNSW_INDEX, m=m, ef_construction=ef_construction))
+    for name in names[1:]:
+        conn.execute(product_index_sql(name))
     seconds = time.perf_counter() - started
     conn.execute("RESET maintenance_work_mem")
     # VACUUM too, as a table in service would have been: otherwise autovacuum starts on the

@@ -73,6 +73,9 @@ def filter_sets() -> dict[str, Any]:
         f"price {low}-{high}": ProductFilters(min_price=low, max_price=high),
         # What a query saying "under 10 pounds" searches within (catalog.query_intent).
         "price up to 9.99": ProductFilters(max_price=Decimal("9.99")),
+        # Budgets between the price ceilings' graphs (catalog.models): the £20 graph, the whole.
+        "price up to 14.99": ProductFilters(max_price=Decimal("14.99")),
+        "price up to 24.99": ProductFilters(max_price=Decimal("24.99")),
         "in_stock": ProductFilters(in_stock=True),
     }
 

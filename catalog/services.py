@@ -192,7 +192,7 @@ def embeddings_refresh(
     if not rebuild:
         refresh()
     else:
-        with _hnsw_index_rebuilt(model):
+        with _hnsw_indexes_rebuilt(model):
             refresh()
     report.seconds = time.perf_counter() - started
     logger.info(
@@ -202,25 +202,30 @@ def embeddings_refresh(
     return report
 
 
-def _hnsw_index(model: type[EmbeddedRow]) -> HnswIndex:
-    return next(i for i in model._meta.indexes if isinstance(i, HnswIndex))
+def _hnsw_indexes(model: type[EmbeddedRow]) -> list[HnswIndex]:
+    """The model's HNSW graphs: the whole table's, and a product's price-ceiling graphs."""
+    return [i for i in model._meta.indexes if isinstance(i, HnswIndex)]
 
 
-def _hnsw_index_exists(model: type[EmbeddedRow]) -> bool:
+def _hnsw_indexes_exist(model: type[EmbeddedRow]) -> bool:
+    names = [index.name for index in _hnsw_indexes(model)]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [_hnsw_index(model).name])
+        cursor.execute(
+            "SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) AS name",
+            [names],
+        )
         return bool(cursor.fetchone()[0])
 
 
 def _rebuilds_index(
     model: type[EmbeddedRow], rows: Any, *, table_rows: int, model_name: str, force: bool
 ) -> bool:
-    """Whether this whole-table run over ``rows`` drops the HNSW index (``embeddings_refresh``).
+    """Whether this whole-table run over ``rows`` drops the HNSW indexes (``embeddings_refresh``).
 
     Judged from what SQL can tell (no vector, or another model's), not from text changes. An
     index missing at the start (a run killed while it was dropped) is built at the end.
     """
-    if not _hnsw_index_exists(model):
+    if not _hnsw_indexes_exist(model):
         return True
     if force:
         count = table_rows
@@ -230,24 +235,28 @@ def _rebuilds_index(
 
 
 @contextmanager
-def _hnsw_index_rebuilt(model: type[EmbeddedRow]) -> Iterator[None]:
-    index = _hnsw_index(model)
+def _hnsw_indexes_rebuilt(model: type[EmbeddedRow]) -> Iterator[None]:
+    indexes = _hnsw_indexes(model)
     with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
+        for index in indexes:
+            cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
     failed = True
     try:
         yield
         failed = False
     finally:
         try:
-            with connection.schema_editor() as editor:
-                # Two runs that both dropped it must not both build it.
-                editor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [index.name])
-                statement = str(index.create_sql(model, editor))
-                editor.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
-            logger.info("catalog.hnsw_index_rebuilt", extra={"index": index.name})
+            for index in indexes:
+                with connection.schema_editor() as editor:
+                    # Two runs that both dropped it must not both build it.
+                    editor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [index.name])
+                    statement = str(index.create_sql(model, editor))
+                    editor.execute(
+                        statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1)
+                    )
+                logger.info("catalog.hnsw_index_rebuilt", extra={"index": index.name})
         except Exception:
-            # Keep the run's own error; the next whole-table run builds the index.
+            # Keep the run's own error; the next whole-table run builds the indexes.
             logger.exception("catalog.hnsw_index_rebuild_failed", extra={"index": index.name})
             if not failed:
                 raise

@@ -40,25 +40,33 @@ def test_a_query_without_words_has_no_keyword_query() -> None:
     assert _any_word(query_words("?!  --")) is None
 
 
-@pytest.mark.django_db(transaction=True)
-def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> None:
+def _catalogue_of_random_vectors(rows: int) -> np.ndarray:
+    """``rows`` products priced £3 to £40, committed and vacuumed, so the planner's estimates
+    are those of a table in service."""
     # Rows other tests rolled back are still dead weight in the table; vacuum them away first,
     # as autovacuum does in production, or they swing the planner's page-based estimates.
     with connection.cursor() as cursor:
         cursor.execute("VACUUM catalog_product")
-    rows = 3000
     rng = np.random.default_rng(seed=7)
     vectors = rng.normal(size=(rows, EMBEDDING_DIMENSIONS))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    prices = [Decimal(300 + (3700 * i) // rows) / 100 for i in range(rows)]
     products = ProductFactory.build_batch(
         rows,
         category=CategoryFactory.create(),
         embedding=factory.Iterator(vectors.tolist()),
         embedding_model=current_model_name(),
+        price=factory.Iterator(prices),
     )
     Product.objects.bulk_create(products, batch_size=500)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) catalog_product")
+    return vectors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> None:
+    vectors = _catalogue_of_random_vectors(3000)
     query = semantic_queryset(
         product_list(filters=ProductFilters()),
         vector=vectors[0].tolist(),
@@ -77,11 +85,50 @@ def test_semantic_search_uses_the_hnsw_index_and_the_list_its_name_index() -> No
         cursor.execute(f"EXPLAIN {count_query.captured_queries[0]['sql']}")
         count_plan = "\n".join(row[0] for row in cursor.fetchall())
 
-    assert "Index Scan using product_embedding_hnsw" in plan
+    assert "Index Scan using product_embedding_hnsw on" in plan
     # The list's own index (its order) must not tempt the kNN statement, and serves the list:
     # its page in order, and its count from the index alone.
     assert "Index Scan using product_name_order" in list_plan
     assert "Index Only Scan using product_name_order" in count_plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_under_a_price_ceiling_walks_the_graph_of_the_products_under_it() -> None:
+    vectors = _catalogue_of_random_vectors(3000)
+    walked: dict[tuple[str | None, str | None], str] = {}
+    for min_price, max_price in [
+        (None, "9.99"),  # "under £10"
+        (None, "10"),
+        (None, "15"),
+        (None, "20"),
+        (None, "25"),
+        ("5", None),
+        (None, None),
+    ]:
+        filters = ProductFilters(
+            min_price=Decimal(min_price) if min_price else None,
+            max_price=Decimal(max_price) if max_price else None,
+        )
+        statement = SemanticStatement.compile(
+            product_list(filters=filters), limit=100, filtered=True
+        )
+        params = statement.params_for(vectors[0].tolist(), all_keywords("meadow honey"))
+        with _hnsw_search_settings(scan=IterativeScan.RELAXED), connection.cursor() as cursor:
+            # A few thousand rows are cheaper sorted than walked: ask which graph a walk takes.
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            cursor.execute(f"EXPLAIN {statement.template.sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        walked[min_price, max_price] = plan.split("Index Scan using ")[1].split(" ")[0]
+
+    assert walked == {
+        (None, "9.99"): "product_embedding_hnsw_le_10",
+        (None, "10"): "product_embedding_hnsw_le_10",
+        (None, "15"): "product_embedding_hnsw_le_20",
+        (None, "20"): "product_embedding_hnsw_le_20",
+        (None, "25"): "product_embedding_hnsw",
+        ("5", None): "product_embedding_hnsw",
+        (None, None): "product_embedding_hnsw",
+    }
 
 
 @pytest.mark.django_db

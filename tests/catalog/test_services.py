@@ -1264,10 +1264,25 @@ def test_an_interrupted_refresh_keeps_finished_batches_and_a_rerun_does_the_rest
     assert embedded.count() == 5
 
 
-def _hnsw_index_exists() -> bool:
+PRODUCT_HNSW_INDEXES = (
+    "product_embedding_hnsw",
+    "product_embedding_hnsw_le_10",
+    "product_embedding_hnsw_le_20",
+)
+
+
+def _hnsw_indexes_missing() -> list[str]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass('product_embedding_hnsw') IS NOT NULL")
-        return bool(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
+            [list(PRODUCT_HNSW_INDEXES)],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _hnsw_index_exists() -> bool:
+    """Every HNSW graph of the products: the whole table's and the price ceilings'."""
+    return _hnsw_indexes_missing() == []
 
 
 def _index_statements(queries: CaptureQueriesContext) -> list[str]:
@@ -1300,7 +1315,7 @@ def test_re_embedding_most_of_a_large_table_builds_the_hnsw_index_once_at_the_en
     assert report.embedded == 4
     assert dropped < min(updates)
     assert max(updates) < built
-    assert len(_index_statements(queries)) == 2
+    assert len(_index_statements(queries)) == 2 * len(PRODUCT_HNSW_INDEXES)
     assert _hnsw_index_exists()
 
 
@@ -1363,7 +1378,9 @@ def test_an_interrupted_rebuilding_run_still_builds_the_index_again(settings: An
     with CaptureQueriesContext(connection) as queries, pytest.raises(Interrupted):
         embeddings_refresh(kind="products", batch_size=2, on_progress=interrupt)
 
-    assert [sql.split(" ")[0] for sql in _index_statements(queries)] == ["DROP", "CREATE"]
+    assert [sql.split(" ")[0] for sql in _index_statements(queries)] == ["DROP"] * len(
+        PRODUCT_HNSW_INDEXES
+    ) + ["CREATE"] * len(PRODUCT_HNSW_INDEXES)
     assert _hnsw_index_exists()
 
 
@@ -1392,6 +1409,18 @@ def test_a_run_over_some_ids_leaves_a_missing_index_to_a_whole_table_run() -> No
     assert not _hnsw_index_exists()
     embeddings_refresh(kind="products")
     assert _hnsw_index_exists()
+
+
+@rebuild_test
+def test_a_whole_table_run_that_finds_a_price_ceiling_graph_missing_builds_it_again() -> None:
+    ProductFactory.create_batch(2)
+    embeddings_refresh(kind="products")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX product_embedding_hnsw_le_20")
+
+    embeddings_refresh(kind="products")
+
+    assert _hnsw_indexes_missing() == []
 
 
 # --- constraints ------------------------------------------------------------------------------
