@@ -1385,16 +1385,17 @@ def test_an_interrupted_rebuilding_run_still_builds_the_index_again(settings: An
 
 
 @rebuild_test
-def test_a_whole_table_run_that_finds_the_index_missing_builds_it_again() -> None:
+@pytest.mark.parametrize("missing", PRODUCT_HNSW_INDEXES)
+def test_a_whole_table_run_that_finds_an_index_missing_builds_it_again(missing: str) -> None:
     ProductFactory.create_batch(2)
     embeddings_refresh(kind="products")
     with connection.cursor() as cursor:
-        cursor.execute("DROP INDEX product_embedding_hnsw")
+        cursor.execute(f'DROP INDEX "{missing}"')
 
     report = embeddings_refresh(kind="products")
 
     assert report.embedded == 0
-    assert _hnsw_index_exists()
+    assert _hnsw_indexes_missing() == []
 
 
 @rebuild_test
@@ -1409,18 +1410,6 @@ def test_a_run_over_some_ids_leaves_a_missing_index_to_a_whole_table_run() -> No
     assert not _hnsw_index_exists()
     embeddings_refresh(kind="products")
     assert _hnsw_index_exists()
-
-
-@rebuild_test
-def test_a_whole_table_run_that_finds_a_price_ceiling_graph_missing_builds_it_again() -> None:
-    ProductFactory.create_batch(2)
-    embeddings_refresh(kind="products")
-    with connection.cursor() as cursor:
-        cursor.execute("DROP INDEX product_embedding_hnsw_le_20")
-
-    embeddings_refresh(kind="products")
-
-    assert _hnsw_indexes_missing() == []
 
 
 # --- constraints ------------------------------------------------------------------------------
