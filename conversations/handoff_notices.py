@@ -241,19 +241,26 @@ NOTICES_PER_SWEEP = 100
 # How old a hand-off whose notice was never queued (the broker down as it committed) must be
 # before beat's sweep queues it: time enough for the queueing on commit to have happened.
 NOTICE_CATCH_UP_AFTER = timedelta(minutes=1)
+# How old it may be, when reminders are off; with them on, until its reminder is due.
+NOTICE_CATCH_UP_UNTIL = timedelta(minutes=15)
 
 
 def handoff_notices_catch_up() -> int:
-    """Queue the notice of each hand-off the assistant made in the last day, still unanswered,
-    whose notice was never queued (the broker did not take it); how many conversations."""
+    """Queue the notice of each recent hand-off the assistant made, still unanswered, whose
+    notice was never queued (the broker did not take it); how many conversations.
+
+    Recent: handed off before its reminder is due (``HANDOFF_REMINDER_MINUTES``, else
+    ``NOTICE_CATCH_UP_UNTIL``). The queued markers live in Redis: one that lost them tells
+    staff again of those hand-offs alone, not of every one still waiting."""
     channels = _channels()
     if not channels:
         return 0
+    until = timedelta(minutes=settings.HANDOFF_REMINDER_MINUTES) or NOTICE_CATCH_UP_UNTIL
     now = timezone.now()
     missed = conversations_waiting_unanswered(handed_off_before=now - NOTICE_CATCH_UP_AFTER).filter(
-        handoff_at__gte=now - timedelta(seconds=SENT_MARKER_SECONDS)
+        handoff_at__gte=now - until
     )
-    # Newest first: those the sweep cannot reach in a backlog get their reminder.
+    # Newest first: any the sweep cannot reach in a backlog get their reminder.
     recent = missed.order_by("-handoff_at")[:NOTICES_PER_SWEEP]
     return sum(_queue_once(conversation, channels, reminder=False) for conversation in recent)
 

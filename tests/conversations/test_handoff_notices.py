@@ -490,11 +490,15 @@ def test_a_notice_the_broker_did_not_take_goes_out_at_the_next_sweep_once(
 
 
 @pytest.mark.django_db
-def test_no_notice_is_caught_up_for_a_hand_off_staff_answered_or_a_day_old(
-    webhook, settings
+@pytest.mark.parametrize(("reminder_minutes", "caught_up"), [(15, 1), (0, 1), (5, 0)])
+def test_no_notice_is_caught_up_for_a_hand_off_staff_answered_or_due_its_reminder(
+    webhook, settings, reminder_minutes: int, caught_up: int
 ) -> None:
-    answered = _handed_off(5)
+    settings.HANDOFF_REMINDER_MINUTES = reminder_minutes
+    answered = _handed_off(2)
     MessageFactory.create(conversation=answered, role="staff", content="Sam here.")
-    _handed_off(25 * 60)
+    _handed_off(20)  # its reminder's, or, with reminders off, too old
+    _handed_off(10)  # caught up unless its reminder is due
 
-    assert handoff_notices_catch_up() == 0
+    with tasks_sent_to(new_queue_name("nobody")):  # queued, and left unread
+        assert handoff_notices_catch_up() == caught_up
