@@ -656,9 +656,10 @@ def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchS
 
 
 def _exact_order_bound(filters: ProductFilters) -> int | None:
-    """The most products passing ``filters`` that a search orders exactly. None unless an
-    index finds them (a category's, a tag's): price and stock have none (see
-    ``Product.Meta.indexes``), so ordering their products would read the whole catalogue."""
+    """The most products passing ``filters`` that a search orders exactly. None unless they are
+    a category's or a tag's, which an index finds: stock has none (ordering the products in
+    stock would read the whole catalogue), and a budget's products are walked in the graph of
+    its price ceiling (``PRODUCT_PRICE_CEILING_GRAPHS``), faster than ordering 10k rows."""
     if filters.category or filters.tags:
         return settings.SEARCH_EXACT_ORDER_MAX_ROWS
     return None
