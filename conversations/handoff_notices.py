@@ -6,6 +6,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -107,15 +108,39 @@ def _marker(conversation: Conversation, channel: str, *, reminder: bool, state: 
     return f"handoff-{kind}-{state}:{conversation.pk}:{handed_off}:{channel}"
 
 
+def _sent_once(
+    conversation_id: UUID | str,
+    channel: str,
+    *,
+    reminder: bool,
+    send: Callable[[Conversation], None],
+) -> bool:
+    """``send`` the notice (or reminder) of the conversation's hand-off on ``channel``; False,
+    sending nothing, if it no longer waits (``_still_waiting``) or this one was sent already.
+    What ``send`` raises propagates, and the notice is not marked sent (the task tries again)."""
+    conversation = _still_waiting(conversation_id, reminder=reminder)
+    if conversation is None:
+        return False
+    if cache.get(marker := _marker(conversation, channel, reminder=reminder, state="sent")):
+        return False
+    send(conversation)
+    cache.set(marker, True, SENT_MARKER_SECONDS)
+    return True
+
+
 def handoff_notice_email(*, conversation_id: UUID | str, reminder: bool = False) -> bool:
     """Email the notice (or the reminder) to ``HANDOFF_NOTICE_EMAILS``; False if the
     conversation no longer waits (or, for a reminder, staff have answered), or this hand-off's
     email was sent already. SMTP errors propagate (the task tries again)."""
-    conversation = _still_waiting(conversation_id, reminder=reminder)
-    if conversation is None:
-        return False
-    if cache.get(marker := _marker(conversation, "email", reminder=reminder, state="sent")):
-        return False
+    return _sent_once(
+        conversation_id,
+        "email",
+        reminder=reminder,
+        send=lambda conversation: _email(conversation, reminder=reminder),
+    )
+
+
+def _email(conversation: Conversation, *, reminder: bool) -> None:
     # Not the conversation's title in the subject: the customer writes it, and a line break
     # in a header is refused (BadHeaderError).
     waiting = "still waiting" if reminder else "waiting"
@@ -130,22 +155,18 @@ def handoff_notice_email(*, conversation_id: UUID | str, reminder: bool = False)
         from_email=None,
         recipient_list=settings.HANDOFF_NOTICE_EMAILS,
     )
-    cache.set(marker, True, SENT_MARKER_SECONDS)
-    return True
 
 
 def handoff_notice_post(*, conversation_id: UUID | str, reminder: bool = False) -> bool:
     """POST the notice (or the reminder) as JSON to ``HANDOFF_NOTICE_WEBHOOK_URL``; False as
     for an email (``handoff_notice_email``); ``NoticeNotDelivered`` unless the webhook answers
     2xx in time."""
-    conversation = _still_waiting(conversation_id, reminder=reminder)
-    if conversation is None:
-        return False
-    if cache.get(marker := _marker(conversation, "webhook", reminder=reminder, state="sent")):
-        return False
-    _webhook_post(handoff_notice(conversation, reminder=reminder))
-    cache.set(marker, True, SENT_MARKER_SECONDS)
-    return True
+    return _sent_once(
+        conversation_id,
+        "webhook",
+        reminder=reminder,
+        send=lambda conversation: _webhook_post(handoff_notice(conversation, reminder=reminder)),
+    )
 
 
 def _webhook_post(notice: dict[str, Any]) -> None:
