@@ -54,6 +54,13 @@ class WebhookHandler(HtmlHandler):
     status = 200
     arrived = threading.Event()
 
+    @classmethod
+    def reset(cls) -> None:
+        """Nothing received, and 200 answered, for the next test."""
+        cls.received = []
+        cls.status = 200
+        cls.arrived = threading.Event()
+
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         self.received.append((self.path, json.loads(self.rfile.read(length))))
@@ -63,9 +70,7 @@ class WebhookHandler(HtmlHandler):
 
 @pytest.fixture
 def webhook(settings) -> Iterator[type[WebhookHandler]]:
-    WebhookHandler.received = []
-    WebhookHandler.status = 200
-    WebhookHandler.arrived = threading.Event()
+    WebhookHandler.reset()
     with serving(WebhookHandler) as base_url:
         settings.HANDOFF_NOTICE_WEBHOOK_URL = base_url + SECRET_PATH
         yield WebhookHandler
@@ -272,9 +277,7 @@ def test_staff_replying_or_taking_over_tell_no_one(
 @pytest.fixture
 def notice_worker(test_broker_url, django_db_setup, django_db_blocker) -> Iterator[tuple]:
     """A worker of the test's own, told to POST notices to a loopback webhook."""
-    WebhookHandler.received = []
-    WebhookHandler.status = 200
-    WebhookHandler.arrived = threading.Event()
+    WebhookHandler.reset()
     with serving(WebhookHandler) as base_url:
         queue = new_queue_name("notices")
         worker = WorkerProcess(
@@ -349,10 +352,16 @@ def test_the_test_command_with_no_channel_configured_says_so(settings) -> None:
         call_command("send_test_handoff_notice")
 
 
-def _handed_off(minutes_ago: float, *, reason: str = "Asked for a person") -> Conversation:
+def _asked_for_a_person(*, reason: str = "Asked for a person") -> Conversation:
+    """A conversation handed to staff now (the assistant's notice queued as it commits)."""
     conversation = ConversationFactory.create()
     MessageFactory.create(conversation=conversation, content="Can I talk to a person?")
     conversation_handoff(conversation_id=conversation.pk, reason=reason)
+    return conversation
+
+
+def _handed_off(minutes_ago: float, *, reason: str = "Asked for a person") -> Conversation:
+    conversation = _asked_for_a_person(reason=reason)
     Conversation.objects.filter(pk=conversation.pk).update(
         handoff_at=timezone.now() - timedelta(minutes=minutes_ago)
     )
@@ -441,22 +450,13 @@ def _received(webhook: type[WebhookHandler], count: int, *, timeout: float = 30)
     return [body for _, body in webhook.received]
 
 
-def _asked_for_a_person() -> Conversation:
-    """A conversation the assistant hands to staff now (its notice queued as it commits)."""
-    conversation = ConversationFactory.create()
-    MessageFactory.create(conversation=conversation, content="Can I talk to a person?")
-    conversation_handoff(conversation_id=conversation.pk, reason="Asked for a person")
-    return conversation
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_notice_the_broker_did_not_take_goes_out_at_the_next_sweep_once(
     tmp_path, settings, monkeypatch
 ) -> None:
     # The sweep waits a minute for the queueing on commit; here it need not.
     monkeypatch.setattr(handoff_notices, "NOTICE_CATCH_UP_AFTER", timedelta(0))
-    WebhookHandler.received = []
-    WebhookHandler.status = 200
+    WebhookHandler.reset()
     port, queue = free_port(), new_queue_name("notice-outage")
     broker_url = f"redis://127.0.0.1:{port}/0"
     broker = ValkeyServer(port=port, data_dir=tmp_path / "broker")
