@@ -545,18 +545,23 @@ def catalog_load(
 
 
 def hnsw_index_build(
-    conn: Any, *, m: int | None = None, ef_construction: int | None = None
+    conn: Any,
+    *,
+    m: int | None = None,
+    ef_construction: int | None = None,
+    whole_only: bool = False,
 ) -> float:
     """(Re)create the HNSW indexes as the model defines them; seconds.
 
-    With ``m`` or ``ef_construction`` only the whole catalogue's graph is built again, with
-    those parameters (the unfiltered searches measured walk it alone). ``maintenance_work_mem``
+    With ``m`` or ``ef_construction`` (or ``whole_only``) only the whole catalogue's graph is
+    built again, with those parameters (the unfiltered searches measured walk it alone); the
+    price ceilings' graphs are left as they are. ``maintenance_work_mem``
     is raised for this session only, so a graph is built in memory (the server default of 64MB
     spills at 100k rows); the server's configuration is untouched. PostgreSQL's default
     ``max_parallel_maintenance_workers`` (2) applies.
     """
-    variant = m is not None or ef_construction is not None
-    names = [HNSW_INDEX] if variant else hnsw_index_names()
+    whole_only = whole_only or m is not None or ef_construction is not None
+    names = [HNSW_INDEX] if whole_only else hnsw_index_names()
     for name in names:
         conn.execute(f'DROP INDEX IF EXISTS "{name}"')
     conn.execute("SET maintenance_work_mem = '1GB'")

@@ -625,8 +625,6 @@ def measure_size(
     import numpy as np
     from django.conf import settings
 
-    from catalog.models import Product
-
     result, vectors, row_of = load_catalog(conn, catalogue, size)
     project_ef = settings.SEARCH_HNSW_EF_SEARCH
     ef_values = sorted({*args.ef_search, project_ef})
@@ -672,9 +670,7 @@ def measure_size(
         if variants:
             # Leave the catalogue as the project indexes it, for bench.search_ab and the like.
             log("rebuilding the project's HNSW index")
-            # With the migration's own parameters: the price ceilings' graphs were left alone.
-            project = next(i for i in Product._meta.indexes if i.name == HNSW_INDEX)
-            hnsw_index_build(conn, m=project.m, ef_construction=project.ef_construction)
+            hnsw_index_build(conn, whole_only=True)
         for variant in variants:
             variant.pop("exact_ids")
             for values in variant["ef_sweep"].values():
