@@ -40,6 +40,7 @@ from catalog.embeddings import (
     text_hash_sql,
 )
 from catalog.models import (
+    PRODUCT_PRICE_CEILING_GRAPHS,
     SEARCH_CONFIG,
     Category,
     KnowledgeArticle,
@@ -657,12 +658,21 @@ def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchS
 
 def _exact_order_bound(filters: ProductFilters) -> int | None:
     """The most products passing ``filters`` that a search orders exactly. None unless they are
-    a category's or a tag's, which an index finds: stock has none (ordering the products in
-    stock would read the whole catalogue), and a budget's products are walked in the graph of
-    its price ceiling (``PRODUCT_PRICE_CEILING_GRAPHS``), faster than ordering 10k rows."""
-    if filters.category or filters.tags:
+    a category's, a tag's or a price range's beyond the price ceilings, which an index finds:
+    stock has none (ordering the products in stock would read the whole catalogue), and a
+    budget's products are walked in the graph of its price ceiling, faster than ordering
+    thousands of rows (``PRODUCT_PRICE_CEILING_GRAPHS``). Beyond the ceilings a range is walked
+    in the whole catalogue's graph: 2k to 10k products in it took 17 to 34 ms at 100k, and 6 to 17
+    ordered exactly (docs/BENCHMARKS.md, "price ranges beyond the ceilings")."""
+    if filters.category or filters.tags or _price_range_beyond_ceilings(filters):
         return settings.SEARCH_EXACT_ORDER_MAX_ROWS
     return None
+
+
+def _price_range_beyond_ceilings(filters: ProductFilters) -> bool:
+    if filters.min_price is None and filters.max_price is None:
+        return False
+    return filters.max_price is None or filters.max_price > max(PRODUCT_PRICE_CEILING_GRAPHS)
 
 
 class EmbeddingState(StrEnum):
