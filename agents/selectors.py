@@ -48,6 +48,17 @@ def conversation_cost_usd(*, conversation_id: UUID) -> Decimal:
     return total["t"] or Decimal(0)
 
 
+def conversation_turn_in_progress(*, conversation_id: UUID) -> bool:
+    """Whether a worker is running one of the conversation's turns: a run started and not
+    finished, running or cancelled mid-turn (a run queued again after a lost delivery is not)."""
+    return AgentRun.objects.filter(
+        conversation_id=conversation_id,
+        status__in=[AgentRun.Status.RUNNING, AgentRun.Status.CANCELLED],
+        started_at__isnull=False,
+        finished_at__isnull=True,
+    ).exists()
+
+
 def budget_exceeded(*, conversation_id: UUID, now: datetime | None = None) -> str | None:
     """Why the model must not be called for this conversation now (or at ``now``), or None.
 

@@ -136,6 +136,8 @@ def _send(run: AgentRun) -> None:
 def _start(run_id: str, task_id: str) -> AgentRun | None:
     """Claim the run for this delivery; None when there is nothing (more) to do."""
     with transaction.atomic():
+        # Locks the conversation's row too (joined, no ``of``): no run starts while a customer
+        # deletes its conversation (conversations.services.conversation_delete_by_customer).
         run = (
             AgentRun.objects.select_for_update()
             .select_related("conversation", "user_message")

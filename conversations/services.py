@@ -282,6 +282,29 @@ def conversation_close_by_customer(*, conversation: Conversation) -> Conversatio
     return conversation
 
 
+def conversation_delete_by_customer(*, conversation: Conversation) -> None:
+    """The customer deletes the conversation, with its messages, runs and feedback. Refused
+    (409) while a worker writes one of its replies: closing it stops that turn at its next step.
+    A run still queued goes with it; the worker that receives it finds nothing to run."""
+    from agents.selectors import conversation_turn_in_progress
+
+    with transaction.atomic():
+        # A worker starts a run with its conversation locked (agents.services._start), so
+        # none starts while this lock is held; nor does a message add one.
+        locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+        if locked is None:
+            return  # deleted meanwhile (a second click)
+        if conversation_turn_in_progress(conversation_id=locked.pk):
+            raise ApplicationError(
+                "A reply to this conversation is being written. Close the conversation, or "
+                "wait for the reply, and delete it then.",
+                code="reply_in_progress",
+                status_code=409,
+            )
+        locked.delete()
+    logger.info("conversation.deleted_by_customer", extra={"conversation": str(conversation.pk)})
+
+
 STAFF_REPLY_KEY_PREFIX = "staff-reply:"
 
 

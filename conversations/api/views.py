@@ -240,6 +240,16 @@ class ConversationDetailApi(APIView):
         conversation = _own_conversation(request, conversation_id)
         return Response(ConversationOutputSerializer(conversation).data)
 
+    @extend_schema(
+        operation_id="conversations_destroy",
+        responses={204: None, **error_responses(401, 404, 409, 429)},
+    )
+    def delete(self, request: Request, conversation_id: UUID) -> Response:
+        services.conversation_delete_by_customer(
+            conversation=_own_conversation(request, conversation_id)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class ConversationCloseApi(APIView):
     """The customer ends the conversation (a chat widget's "new chat"): it takes no more

@@ -2,10 +2,12 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
-from conversations.models import Conversation, Message
+from agents.services import agent_run_execute
+from conversations.models import Conversation, Message, ReplyFeedback
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -468,3 +470,81 @@ def test_closing_a_conversation_cancels_its_runs_not_yet_finished() -> None:
     statuses = {before: AgentRun.objects.get(pk=run.pk).status for before, run in runs.items()}
     assert statuses == {"succeeded": "succeeded", "running": "cancelled", "queued": "cancelled"}
     assert AgentRun.objects.get(pk=runs["queued"].pk).finished_at is not None
+
+
+def _conversation_with_a_rated_reply() -> tuple[Conversation, AgentRun]:
+    conversation = ConversationFactory.create()
+    question = MessageFactory.create(conversation=conversation, content="Is it raw?")
+    run = AgentRun.objects.create(
+        conversation=conversation, user_message=question, status="succeeded"
+    )
+    reply = MessageFactory.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, run=run, content="It is."
+    )
+    ReplyFeedback.objects.create(reply=reply, rating=ReplyFeedback.Rating.HELPFUL)
+    return conversation, run
+
+
+def test_a_customer_deletes_their_conversation_with_its_messages_runs_and_feedback() -> None:
+    conversation, _ = _conversation_with_a_rated_reply()
+    kept = ConversationFactory.create(owner=conversation.owner)
+    MessageFactory.create(conversation=kept)
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/"
+
+    deleted = client.delete(url)
+    again = client.delete(url)
+
+    assert deleted.status_code == 204
+    assert client.get(url).status_code == 404
+    assert again.status_code == 404
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    assert not Message.objects.filter(conversation_id=conversation.pk).exists()
+    assert not AgentRun.objects.filter(conversation_id=conversation.pk).exists()
+    assert not ReplyFeedback.objects.exists()
+    listed = client.get("/api/conversations/").json()["results"]
+    assert [each["id"] for each in listed] == [str(kept.id)]
+    assert Message.objects.filter(conversation=kept).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("run_state", "deleted"),
+    [
+        ({"status": "running", "deliveries": 1}, False),
+        ({"status": "cancelled", "deliveries": 1}, False),  # cancelled mid-turn
+        ({"status": "queued", "deliveries": 1}, True),  # queued again after a lost delivery
+    ],
+)
+def test_a_conversation_is_not_deleted_while_a_worker_writes_its_reply(
+    run_state: dict, deleted: bool
+) -> None:
+    conversation, _ = _conversation_with_a_rated_reply()
+    question = MessageFactory.create(conversation=conversation, content="And the price?")
+    AgentRun.objects.create(
+        conversation=conversation, user_message=question, started_at=timezone.now(), **run_state
+    )
+
+    response = _client_for(conversation.owner).delete(f"/api/conversations/{conversation.id}/")
+
+    assert response.status_code == (204 if deleted else 409)
+    if not deleted:
+        assert response.json()["code"] == "reply_in_progress"
+    assert Conversation.objects.filter(pk=conversation.pk).exists() is not deleted
+    assert Message.objects.filter(conversation_id=conversation.pk).count() == (0 if deleted else 3)
+    assert ReplyFeedback.objects.exists() is not deleted
+
+
+def test_a_queued_run_of_a_deleted_conversation_finds_nothing_to_run() -> None:
+    conversation = ConversationFactory.create()
+    client = _client_for(conversation.owner)
+    url = f"/api/conversations/{conversation.id}/"
+    posted = client.post(f"{url}messages/", {"content": "Do you ship to Spain?"}, format="json")
+
+    deleted = client.delete(url)
+    outcome = agent_run_execute(run_id=posted.json()["run"]["id"])
+
+    assert posted.status_code == 202
+    assert deleted.status_code == 204
+    assert outcome is None
+    assert not AgentRun.objects.exists()
+    assert not Message.objects.exists()

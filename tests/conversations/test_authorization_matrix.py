@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 ROUTES = [
     ("get", "/api/conversations/{conversation}/"),
+    ("delete", "/api/conversations/{conversation}/"),
     ("post", "/api/conversations/{conversation}/close/"),
     ("get", "/api/conversations/{conversation}/messages/"),
     ("post", "/api/conversations/{conversation}/messages/"),
