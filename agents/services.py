@@ -259,7 +259,7 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
+def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun | None:
     """The model is not called: staff take the conversation over (reason "budget")."""
     from agents.turns import TurnResult
     from conversations.services import conversation_handoff
@@ -277,7 +277,7 @@ def _hand_off_for_budget(run: AgentRun, reason: str) -> AgentRun:
     return _store(run, result, latency_ms=0)
 
 
-def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
+def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | None:
     """Store the turn's outcome, or fail the run if it cannot be: left running, the sweeper
     would run (and bill) the turn again."""
     try:
@@ -348,9 +348,21 @@ def _record_usage(run: AgentRun, usage: Usage) -> None:
     run.model_calls, run.cost_usd = total.model_calls, total.cost_usd
 
 
-def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun:
+def _locked_again(run: AgentRun) -> AgentRun | None:
+    """The run read again and locked as its turn ends; None when it was deleted mid-turn with
+    its conversation (by staff in the admin), which leaves nothing to store."""
+    locked = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
+    if locked is None:
+        logger.warning("agent_run.vanished", extra={"run_id": str(run.pk)})
+    return locked
+
+
+def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | None:
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        locked = _locked_again(run)
+        if locked is None:
+            return None
+        run = locked
         run.route = result.route
         run.agent = result.agent
         run.node_sequence = result.nodes
@@ -391,12 +403,15 @@ def _fail(
     apology: str = FAILURE_REPLY,
     tool_calls: list[dict[str, Any]] | None = None,
     nodes: list[str] | None = None,
-) -> AgentRun:
+) -> AgentRun | None:
     """Fail the run, recording what its model calls spent before the failure (``usage``), the
     nodes they ran and the tools they called (``nodes``, ``tool_calls``: the failed attempts'
     trace) and how long the turn ran until it failed (``latency_ms``)."""
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        locked = _locked_again(run)
+        if locked is None:
+            return None
+        run = locked
         if latency_ms is not None:
             run.latency_ms = latency_ms
         if tool_calls:

@@ -1,6 +1,7 @@
 """Executing a run in this process: what is stored when the model misbehaves or a turn fails."""
 
 import json
+import logging
 from decimal import Decimal
 
 import pytest
@@ -365,6 +366,27 @@ def test_a_run_the_customer_cancelled_mid_turn_keeps_the_reason_when_the_turn_fa
     assert run.status == AgentRun.Status.CANCELLED
     assert run.error.startswith("Cancelled by the customer.")
     assert "APIConnectionError" in run.error
+
+
+def test_a_turn_whose_conversation_staff_deleted_mid_turn_ends_storing_nothing(
+    settings, caplog
+) -> None:
+    run = _running()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+        answered = run_turn(run=run)
+    Conversation.objects.filter(pk=run.conversation_id).delete()  # as the admin deletes one
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="agents.services"):
+        stored = _store(run, answered, latency_ms=0)
+        failed = _fail(run, "APIConnectionError: Connection error.")
+
+    assert stored is None
+    assert failed is None
+    assert not AgentRun.objects.exists()
+    assert not Message.objects.exists()
+    assert [record.getMessage() for record in caplog.records] == ["agent_run.vanished"] * 2
 
 
 def test_a_turn_that_handed_off_then_failed_tells_the_customer_staff_will_reply(settings) -> None:
