@@ -8,8 +8,9 @@ runs the selector's semantic step both ways, taking turns:
 - ``relaxed``: ``relaxed_order``, rows put back in distance order (what the selector runs
   where the rows are many, or no index finds them);
 - ``exact``: no walk, every row that passes ordered by the half-precision vector stored in it
-  (what the selector runs for a category, tags or a price range beyond the price ceilings
-  that leave at most ``SEARCH_EXACT_ORDER_MAX_ROWS`` rows).
+  (what the selector runs for a category or tags that leave at most
+  ``SEARCH_EXACT_ORDER_MAX_ROWS`` rows, or a price range that leaves at most that and
+  ``PRICE_RANGE_EXACT_SHARE`` of the graph its walk would take).
 
 Recall@10 is against the exact top 10 of the filtered rows (single-precision vectors, no
 index). The first page of ``product_search_rows`` (the API's work without HTTP, with the
@@ -76,7 +77,9 @@ def filter_sets() -> dict[str, Any]:
         # Budgets between the price ceilings' graphs (catalog.models): the £20 graph, the whole.
         "price up to 14.99": ProductFilters(max_price=Decimal("14.99")),
         "price up to 24.99": ProductFilters(max_price=Decimal("24.99")),
-        # Ranges no price ceiling's graph holds: a narrow one, and a floor alone.
+        # A narrow range inside the £20 graph; ranges no ceiling's graph holds: a narrow one,
+        # and a floor alone.
+        "price 15-16": ProductFilters(min_price=Decimal(15), max_price=Decimal(16)),
         "price 25-26": ProductFilters(min_price=Decimal(25), max_price=Decimal(26)),
         "price from 30": ProductFilters(min_price=Decimal(30)),
         "in_stock": ProductFilters(in_stock=True),

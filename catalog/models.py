@@ -1,5 +1,6 @@
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -91,13 +92,25 @@ def embedding_hnsw_index(name: str, *, condition: Q | None = None) -> HnswIndex:
 PRODUCT_PRICE_CEILING_GRAPHS = (10, 20)
 
 
+PRODUCT_GRAPH = "product_embedding_hnsw"
+
+
+def product_price_ceiling_graph(ceiling: int) -> str:
+    return f"{PRODUCT_GRAPH}_le_{ceiling}"
+
+
 def product_price_ceiling_indexes() -> list[HnswIndex]:
     return [
-        embedding_hnsw_index(
-            f"product_embedding_hnsw_le_{ceiling}", condition=Q(price__lte=ceiling)
-        )
+        embedding_hnsw_index(product_price_ceiling_graph(ceiling), condition=Q(price__lte=ceiling))
         for ceiling in PRODUCT_PRICE_CEILING_GRAPHS
     ]
+
+
+def product_graph_walked(max_price: Decimal | None) -> str:
+    """The graph PostgreSQL walks for a search of the products priced at most ``max_price``:
+    the smallest ceiling's that holds them all, else the whole catalogue's."""
+    ceilings = [c for c in PRODUCT_PRICE_CEILING_GRAPHS if max_price is not None and max_price <= c]
+    return product_price_ceiling_graph(min(ceilings)) if ceilings else PRODUCT_GRAPH
 
 
 class Embedded(models.Model):
@@ -214,7 +227,7 @@ class Product(TimeStampedModel, Embedded):
         indexes = [
             GinIndex(fields=["search_vector"], name="product_search_vector_gin"),
             GinIndex(fields=["tags"], name="product_tags_gin"),
-            embedding_hnsw_index("product_embedding_hnsw"),
+            embedding_hnsw_index(PRODUCT_GRAPH),
             *product_price_ceiling_indexes(),
             # The catalogue's order: a page of the list reads 20 rows instead of sorting them
             # all (80 ms at 100k products). With is_active included, the list's count reads

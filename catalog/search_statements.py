@@ -423,19 +423,38 @@ def forget_few_rows() -> None:
 
 
 @dataclass(frozen=True)
+class GraphShare:
+    """At most ``share`` of the rows an HNSW index (``graph``) holds, as PostgreSQL last counted
+    them (``pg_class.reltuples``: a build, ANALYZE or VACUUM)."""
+
+    graph: str
+    share: float
+
+
+@dataclass(frozen=True)
 class FewRowsStatement:
-    """Whether a set of rows holds at most ``most`` rows, reading no more than one past it;
-    counted at most every ``FEW_ROWS_TTL_SECONDS`` per process."""
+    """Whether a set of rows holds at most ``most`` rows and, with ``share_of``, at most that
+    share of a graph's rows (never before PostgreSQL has counted the graph's), reading no more
+    than one row past ``most``; counted at most every ``FEW_ROWS_TTL_SECONDS`` per process."""
 
     sql: str
     params: tuple[Any, ...]
 
     @classmethod
-    def compile(cls, rows: QuerySet[Any], *, most: int) -> FewRowsStatement:
+    def compile(
+        cls, rows: QuerySet[Any], *, most: int, share_of: GraphShare | None = None
+    ) -> FewRowsStatement:
         some = rows.order_by().values("pk")[: most + 1]
         sql, params = some.query.sql_with_params()
         # A queryset's SQL with its parameters left out (as Django's own subqueries are).
-        return cls(f"SELECT count(*) <= %s FROM ({sql}) AS some_rows", (most, *params))  # noqa: S608
+        if share_of is None:
+            return cls(f"SELECT count(*) <= %s FROM ({sql}) AS some_rows", (most, *params))  # noqa: S608
+        # reltuples is -1 until counted; a graph that is missing (NULL) bounds nothing.
+        bound = "LEAST(%s, %s * (SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)))"
+        return cls(
+            f"SELECT count(*) <= {bound} FROM ({sql}) AS some_rows",  # noqa: S608
+            (most, share_of.share, share_of.graph, *params),
+        )
 
     def holds(self, *, using: BaseDatabaseWrapper | None = None) -> bool:
         return _few_rows_counted.get_or_make(self, lambda: self._count(using or connection))
@@ -493,12 +512,14 @@ def search_statements(
     columns: tuple[str, ...] = (),
     filtered: bool = False,
     exact_up_to: int | None = None,
+    exact_share_of: GraphShare | None = None,
 ) -> SearchStatements:
     """The search statements over ``rows()``, compiled on first use (so the queryset is built
     only then). ``rows_key`` must name the rows exactly: what they are and how they are
     filtered; ``filtered``: whether they are a filtered subset (``SemanticStatement``).
     ``exact_up_to``: order the rows exactly where there are at most this many (products whose
-    filter an index serves only: the exact order reads every row that passes it)."""
+    filter an index serves only: the exact order reads every row that passes it), and at most
+    ``exact_share_of`` the graph their search would walk."""
 
     def compile_statements() -> SearchStatements:
         queryset = rows()
@@ -517,14 +538,14 @@ def search_statements(
                 else None
             ),
             few_rows=(
-                FewRowsStatement.compile(queryset, most=exact_up_to)
+                FewRowsStatement.compile(queryset, most=exact_up_to, share_of=exact_share_of)
                 if exact_up_to is not None
                 else None
             ),
         )
 
     return _search_statements.get_or_make(
-        (rows_key, limit, current_model_name(), columns, filtered, exact_up_to),
+        (rows_key, limit, current_model_name(), columns, filtered, exact_up_to, exact_share_of),
         compile_statements,
     )
 

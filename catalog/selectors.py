@@ -40,13 +40,13 @@ from catalog.embeddings import (
     text_hash_sql,
 )
 from catalog.models import (
-    PRODUCT_PRICE_CEILING_GRAPHS,
     SEARCH_CONFIG,
     Category,
     KnowledgeArticle,
     KnowledgePassage,
     Product,
     name_order,
+    product_graph_walked,
 )
 from catalog.query_intent import (
     QueryIntent,
@@ -59,6 +59,7 @@ from catalog.query_keywords import query_keywords, query_words
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
+    GraphShare,
     SearchStatements,
     any_word_hits,
     product_from_row,
@@ -653,26 +654,34 @@ def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchS
         columns=PRODUCT_ROW_PATHS,
         filtered=filters != ProductFilters(),
         exact_up_to=_exact_order_bound(filters),
+        exact_share_of=_exact_order_share(filters),
     )
 
 
 def _exact_order_bound(filters: ProductFilters) -> int | None:
     """The most products passing ``filters`` that a search orders exactly. None unless they are
-    a category's, a tag's or a price range's beyond the price ceilings, which an index finds:
-    stock has none (ordering the products in stock would read the whole catalogue), and a
-    budget's products are walked in the graph of its price ceiling, faster than ordering
-    thousands of rows (``PRODUCT_PRICE_CEILING_GRAPHS``). Beyond the ceilings a range is walked
-    in the whole catalogue's graph: 2k to 10k products in it took 17 to 34 ms at 100k, and 6 to 17
-    ordered exactly (docs/BENCHMARKS.md, "price ranges beyond the ceilings")."""
-    if filters.category or filters.tags or _price_range_beyond_ceilings(filters):
+    a category's, a tag's or a price range's, which an index finds: stock has none (ordering
+    the products in stock would read the whole catalogue)."""
+    if filters.category or filters.tags or _price_range(filters):
         return settings.SEARCH_EXACT_ORDER_MAX_ROWS
     return None
 
 
-def _price_range_beyond_ceilings(filters: ProductFilters) -> bool:
-    if filters.min_price is None and filters.max_price is None:
-        return False
-    return filters.max_price is None or filters.max_price > max(PRODUCT_PRICE_CEILING_GRAPHS)
+# A price range's products are ordered exactly only where they are at most this share of the
+# graph their search walks (a price ceiling's or the whole catalogue's): past it the walk was
+# faster. Measured at 10k and 100k products: docs/BENCHMARKS.md, "price ranges beyond the
+# ceilings".
+PRICE_RANGE_EXACT_SHARE = 0.15
+
+
+def _exact_order_share(filters: ProductFilters) -> GraphShare | None:
+    if filters.category or filters.tags or not _price_range(filters):
+        return None
+    return GraphShare(product_graph_walked(filters.max_price), PRICE_RANGE_EXACT_SHARE)
+
+
+def _price_range(filters: ProductFilters) -> bool:
+    return filters.min_price is not None or filters.max_price is not None
 
 
 class EmbeddingState(StrEnum):

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from pgvector import HalfVector
 
 from catalog.embeddings import current_model_name, embed_query
-from catalog.models import EMBEDDING_DIMENSIONS, Product
+from catalog.models import EMBEDDING_DIMENSIONS, Product, product_graph_walked
 from catalog.query_keywords import QueryKeywords, all_keywords, query_words
 from catalog.search_statements import (
     FEW_ROWS_TTL_SECONDS,
@@ -121,6 +121,8 @@ def test_a_search_under_a_price_ceiling_walks_the_graph_of_the_products_under_it
             cursor.execute(f"EXPLAIN {statement.template.sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
         walked[min_price, max_price] = plan.split("Index Scan using ")[1].split(" ")[0]
+        # What the search's exact-order bound reckons the walk would take (catalog.selectors).
+        assert product_graph_walked(filters.max_price) == walked[min_price, max_price]
 
     assert walked == {
         (None, "9.99"): "product_embedding_hnsw_le_10",

@@ -825,11 +825,6 @@ def _knn_statement(queries: CaptureQueriesContext) -> str:
         (0, {"category": True}, True),
         (-1, {"category": True}, False),  # more products pass than the bound
         (0, {"tags": ("organic",)}, True),
-        # A price range beyond the ceilings' graphs (catalog.models): product_price_id.
-        (0, {"max_price": Decimal(100)}, True),
-        (0, {"min_price": Decimal(1)}, True),
-        (-1, {"min_price": Decimal(1), "max_price": Decimal(100)}, False),
-        (10**6, {"max_price": Decimal(20)}, False),  # walked in the £20 graph
         (10**6, {"in_stock": True}, False),  # no index finds them: never read whole
     ],
 )
@@ -851,6 +846,33 @@ def test_a_filtered_search_orders_few_products_an_index_finds_exactly(
     assert len(hits) == 5
     assert ('"catalog_product"."embedding_half" <=>' in _knn_statement(queries)) is exact
     assert ("'relaxed_order'" in " ".join(q["sql"] for q in queries.captured_queries)) is not exact
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("filters", "exact"),
+    [
+        # One product of the 42 passes: ordered exactly, whichever graph the search walks.
+        ({"min_price": Decimal("31.17"), "max_price": Decimal("31.19")}, True),  # the whole
+        ({"min_price": Decimal("7.17"), "max_price": Decimal("7.19")}, True),  # the £10 graph's
+        # Most of the graph's products pass: walked.
+        ({"max_price": Decimal(5)}, False),
+        ({"min_price": Decimal(1)}, False),
+    ],
+)
+def test_a_price_range_is_ordered_exactly_where_few_of_its_graphs_products_pass(
+    filters: dict[str, Any], exact: bool
+) -> None:
+    prices = [Decimal("7.18"), Decimal("31.18"), *[Decimal(5)] * 40]
+    products_with_vectors(len(prices), price=factory.Iterator(prices))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_product")  # counts each graph's rows (reltuples)
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = product_search(query="clover", filters=ProductFilters(**filters), limit=5)
+
+    assert hits
+    assert ('"catalog_product"."embedding_half" <=>' in _knn_statement(queries)) is exact
 
 
 @pytest.mark.django_db
