@@ -647,24 +647,16 @@ def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilte
 def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchStatements:
     """The statements a search for ``limit`` products passing ``filters`` runs, compiled once
     per process (the benchmarks time them as the search runs them)."""
+    exact_up_to, exact_share_of = _exact_order_bounds(filters)
     return search_statements(
         lambda: product_list(filters=filters),
         rows_key=("products", filters),
         limit=_candidates(limit),
         columns=PRODUCT_ROW_PATHS,
         filtered=filters != ProductFilters(),
-        exact_up_to=_exact_order_bound(filters),
-        exact_share_of=_exact_order_share(filters),
+        exact_up_to=exact_up_to,
+        exact_share_of=exact_share_of,
     )
-
-
-def _exact_order_bound(filters: ProductFilters) -> int | None:
-    """The most products passing ``filters`` that a search orders exactly. None unless they are
-    a category's, a tag's or a price range's, which an index finds: stock has none (ordering
-    the products in stock would read the whole catalogue)."""
-    if filters.category or filters.tags or _price_range(filters):
-        return settings.SEARCH_EXACT_ORDER_MAX_ROWS
-    return None
 
 
 # A price range's products are ordered exactly only where they are at most this share of the
@@ -674,14 +666,17 @@ def _exact_order_bound(filters: ProductFilters) -> int | None:
 PRICE_RANGE_EXACT_SHARE = 0.15
 
 
-def _exact_order_share(filters: ProductFilters) -> GraphShare | None:
-    if filters.category or filters.tags or not _price_range(filters):
-        return None
-    return GraphShare(product_graph_walked(filters.max_price), PRICE_RANGE_EXACT_SHARE)
-
-
-def _price_range(filters: ProductFilters) -> bool:
-    return filters.min_price is not None or filters.max_price is not None
+def _exact_order_bounds(filters: ProductFilters) -> tuple[int | None, GraphShare | None]:
+    """The most products passing ``filters`` that a search orders exactly, and the most, as a
+    share of the graph it would walk, for a price range. None unless an index finds them (a
+    category's, a tag's, a price range's): stock has none (ordering the products in stock
+    would read the whole catalogue)."""
+    if filters.category or filters.tags:
+        return settings.SEARCH_EXACT_ORDER_MAX_ROWS, None
+    if filters.min_price is not None or filters.max_price is not None:
+        graph = product_graph_walked(filters.max_price)
+        return settings.SEARCH_EXACT_ORDER_MAX_ROWS, GraphShare(graph, PRICE_RANGE_EXACT_SHARE)
+    return None, None
 
 
 class EmbeddingState(StrEnum):
