@@ -446,14 +446,16 @@ class FewRowsStatement:
     ) -> FewRowsStatement:
         some = rows.order_by().values("pk")[: most + 1]
         sql, params = some.query.sql_with_params()
+        bound = "%s"
+        bound_params: tuple[Any, ...] = (most,)
+        if share_of is not None:
+            # reltuples is -1 until counted; a graph that is missing (NULL) bounds nothing.
+            bound = "LEAST(%s, %s * (SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)))"
+            bound_params = (most, share_of.share, share_of.graph)
         # A queryset's SQL with its parameters left out (as Django's own subqueries are).
-        if share_of is None:
-            return cls(f"SELECT count(*) <= %s FROM ({sql}) AS some_rows", (most, *params))  # noqa: S608
-        # reltuples is -1 until counted; a graph that is missing (NULL) bounds nothing.
-        bound = "LEAST(%s, %s * (SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)))"
         return cls(
             f"SELECT count(*) <= {bound} FROM ({sql}) AS some_rows",  # noqa: S608
-            (most, share_of.share, share_of.graph, *params),
+            (*bound_params, *params),
         )
 
     def holds(self, *, using: BaseDatabaseWrapper | None = None) -> bool:
