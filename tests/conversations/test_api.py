@@ -472,7 +472,7 @@ def test_closing_a_conversation_cancels_its_runs_not_yet_finished() -> None:
     assert AgentRun.objects.get(pk=runs["queued"].pk).finished_at is not None
 
 
-def _conversation_with_a_rated_reply() -> tuple[Conversation, AgentRun]:
+def _conversation_with_a_rated_reply() -> Conversation:
     conversation = ConversationFactory.create()
     question = MessageFactory.create(conversation=conversation, content="Is it raw?")
     run = AgentRun.objects.create(
@@ -482,11 +482,11 @@ def _conversation_with_a_rated_reply() -> tuple[Conversation, AgentRun]:
         conversation=conversation, role=Message.Role.ASSISTANT, run=run, content="It is."
     )
     ReplyFeedback.objects.create(reply=reply, rating=ReplyFeedback.Rating.HELPFUL)
-    return conversation, run
+    return conversation
 
 
 def test_a_customer_deletes_their_conversation_with_its_messages_runs_and_feedback() -> None:
-    conversation, _ = _conversation_with_a_rated_reply()
+    conversation = _conversation_with_a_rated_reply()
     kept = ConversationFactory.create(owner=conversation.owner)
     MessageFactory.create(conversation=kept)
     client = _client_for(conversation.owner)
@@ -518,7 +518,7 @@ def test_a_customer_deletes_their_conversation_with_its_messages_runs_and_feedba
 def test_a_conversation_is_not_deleted_while_a_worker_writes_its_reply(
     run_state: dict, deleted: bool
 ) -> None:
-    conversation, _ = _conversation_with_a_rated_reply()
+    conversation = _conversation_with_a_rated_reply()
     question = MessageFactory.create(conversation=conversation, content="And the price?")
     AgentRun.objects.create(
         conversation=conversation, user_message=question, started_at=timezone.now(), **run_state
