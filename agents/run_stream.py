@@ -21,7 +21,10 @@ from django.conf import settings
 
 from beemanhoney.common.text import storable_text
 
-TERMINAL_EVENTS = frozenset({"run.finished", "run.failed", "run.cancelled"})
+# A run deleted with its conversation (by its customer, staff or retention) ends with
+# ``run.deleted``: there is nothing left to read, and the run's URLs answer 404.
+RUN_DELETED = "run.deleted"
+TERMINAL_EVENTS = frozenset({"run.finished", "run.failed", "run.cancelled", RUN_DELETED})
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,13 @@ def run_event_publish_many(*, run_id: str, type: str, payloads: list[dict[str, A
             )
         pipe.expire(_key(run_id), settings.RUN_EVENTS_TTL_SECONDS)
         pipe.execute()
+
+
+def runs_deleted_publish(*, run_ids: list[str]) -> None:
+    """Tell whoever follows these runs that they were deleted, so no stream or ``?wait`` waits
+    out its time on a run that is gone."""
+    for run_id in run_ids:
+        run_event_publish(run_id=run_id, type=RUN_DELETED, data={"status": "deleted"})
 
 
 def run_events_forget(*, run_id: str) -> None:

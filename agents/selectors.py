@@ -59,6 +59,15 @@ def conversation_turn_in_progress(*, conversation_id: UUID) -> bool:
     ).exists()
 
 
+def conversation_unfinished_run_ids(*, conversation_id: UUID) -> list[str]:
+    """The conversation's runs not finished yet (queued, running), whose followers are still
+    waiting for an event."""
+    unfinished = AgentRun.objects.filter(conversation_id=conversation_id).exclude(
+        status__in=AgentRun.FINAL_STATUSES
+    )
+    return [str(run_id) for run_id in unfinished.values_list("pk", flat=True)]
+
+
 def budget_exceeded(*, conversation_id: UUID, now: datetime | None = None) -> str | None:
     """Why the model must not be called for this conversation now (or at ``now``), or None.
 

@@ -21,7 +21,7 @@ from agents.graph.names import Node, Route
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
 from agents.pricing import Usage
-from agents.run_stream import run_event_publish, run_events_forget
+from agents.run_stream import run_event_publish, run_events_forget, runs_deleted_publish
 from agents.selectors import SILENCED, agent_run_silenced, budget_exceeded
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.request_ids import TASK_HEADER, current_request_id
@@ -354,6 +354,7 @@ def _locked_again(run: AgentRun) -> AgentRun | None:
     locked = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
     if locked is None:
         logger.warning("agent_run.vanished", extra={"run_id": str(run.pk)})
+        runs_deleted_publish(run_ids=[str(run.pk)])
     return locked
 
 

@@ -286,7 +286,8 @@ def conversation_delete_by_customer(*, conversation: Conversation) -> None:
     """The customer deletes the conversation, with its messages, runs and feedback. Refused
     (409) while a worker writes one of its replies: closing it stops that turn at its next step.
     A run still queued goes with it; the worker that receives it finds nothing to run."""
-    from agents.selectors import conversation_turn_in_progress
+    from agents.run_stream import runs_deleted_publish
+    from agents.selectors import conversation_turn_in_progress, conversation_unfinished_run_ids
 
     with transaction.atomic():
         # A worker starts a run with its conversation locked (agents.services._start), so
@@ -301,7 +302,9 @@ def conversation_delete_by_customer(*, conversation: Conversation) -> None:
                 code="reply_in_progress",
                 status_code=409,
             )
+        run_ids = conversation_unfinished_run_ids(conversation_id=locked.pk)
         locked.delete()
+        transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
     logger.info("conversation.deleted_by_customer", extra={"conversation": str(conversation.pk)})
 
 

@@ -14,6 +14,7 @@ from agents import selectors
 from agents.api.serializers import MessageOutputSerializer
 from agents.models import AgentRun
 from agents.run_stream import (
+    RUN_DELETED,
     TERMINAL_EVENTS,
     RunEvent,
     run_event_get,
@@ -30,7 +31,9 @@ def _sse(event: RunEvent) -> bytes:
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
-REPLAYED_REPLY_ID, REPLAYED_FINAL_ID = "0-1", "0-2"
+REPLAYED_REPLY_ID, REPLAYED_FINAL_ID, DELETED_ID = "0-1", "0-2", "0-3"
+# For a run found gone with no ``run.deleted`` on its stream (deleted in the admin).
+DELETED = RunEvent(DELETED_ID, RUN_DELETED, {"status": "deleted"})
 
 
 def _replayed_from_database(run: AgentRun) -> list[RunEvent]:
@@ -80,7 +83,11 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
         while time.monotonic() < deadline:
             events = run_events_read(run_id=run_id, after=after)
             if not events and check_database:
-                run.refresh_from_db(fields=["status", "finished_at"])
+                try:
+                    run.refresh_from_db(fields=["status", "finished_at"])
+                except AgentRun.DoesNotExist:
+                    yield _sse(DELETED)
+                    return
                 if run.is_finished:
                     # Finished and nothing (more) live: the events expired. Re-read once:
                     # the final events may have landed between the two reads.

@@ -106,7 +106,7 @@ class RunDetailApi(APIView):
         run = _own_run(request, run_id)
         wait = min(params.validated_data["wait"], settings.RUN_WAIT_MAX_SECONDS)
         if not run.is_finished and wait > 0 and _wait_holding_slots(request, run, wait):
-            run.refresh_from_db()
+            run = _own_run(request, run_id)  # 404 if deleted meanwhile with its conversation
         return Response(RunOutputSerializer(run, context={"request": request}).data)
 
 
@@ -129,10 +129,11 @@ def _wait_holding_slots(request: Request, run: AgentRun, wait: float) -> bool:
 
 
 def _finished(run: AgentRun) -> bool:
-    """Whether the run has finished, read without keeping the database connection: a wait
-    blocks on Redis next."""
+    """Whether the run has finished (or is gone), read without keeping the database
+    connection: a wait blocks on Redis next."""
     try:
-        return AgentRun.objects.get(pk=run.pk).is_finished
+        found = AgentRun.objects.filter(pk=run.pk).first()
+        return found is None or found.is_finished
     finally:
         release_database_connection()
 

@@ -301,3 +301,44 @@ def test_an_event_holding_half_a_character_is_published_with_a_replacement() -> 
     events = run_events_read(run_id=run_id)
     assert [event.data for event in events] == [{"text": "manuka \ufffd"}]
     run_events_client(settings.REDIS_URL).delete(_key(run_id))
+
+
+def _queued_run() -> AgentRun:
+    conversation = ConversationFactory.create()
+    return AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
+    )
+
+
+def test_a_wait_on_a_run_deleted_meanwhile_with_its_conversation_answers_404() -> None:
+    run = _queued_run()
+    client = APIClient()
+    client.force_authenticate(run.conversation.owner)
+    answers = []
+
+    def wait_for_the_run() -> None:
+        try:
+            answers.append(client.get(f"/api/runs/{run.pk}/?wait=3"))
+        finally:
+            connection.close()
+
+    waiting = threading.Thread(target=wait_for_the_run)
+    waiting.start()
+    time.sleep(1)
+    run.conversation.delete()  # as staff do in the admin: no event tells the waiting request
+    waiting.join(timeout=30)
+
+    assert answers[0].status_code == 404
+
+
+def test_a_stream_of_a_run_deleted_meanwhile_ends_with_run_deleted(settings) -> None:
+    settings.SSE_HEARTBEAT_SECONDS = 1
+    run = _queued_run()
+    stream = run_event_stream(run=run, after="")
+    next(stream)  # the retry hint
+    run.conversation.delete()  # as staff do in the admin: no event is published
+
+    rest = parse_sse(b"".join(stream))
+
+    assert [event["type"] for event in rest] == ["run.deleted"]
+    assert rest[0]["data"] == {"status": "deleted"}

@@ -10,7 +10,14 @@ from django.db import connection
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.models import AgentRun
 from agents.run_stream import run_events_read
-from agents.services import _fail, _start, _store, agent_run_cancel, agent_run_execute
+from agents.services import (
+    FINAL_EVENTS,
+    _fail,
+    _start,
+    _store,
+    agent_run_cancel,
+    agent_run_execute,
+)
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
 from conversations.services import (
@@ -387,6 +394,10 @@ def test_a_turn_whose_conversation_staff_deleted_mid_turn_ends_storing_nothing(
     assert not AgentRun.objects.exists()
     assert not Message.objects.exists()
     assert [record.getMessage() for record in caplog.records] == ["agent_run.vanished"] * 2
+    # Its followers are told, and stop waiting.
+    events = run_events_read(run_id=str(run.pk))
+    assert events[-1].type == "run.deleted"
+    assert all(event.type not in FINAL_EVENTS.values() for event in events)
 
 
 def test_a_turn_that_handed_off_then_failed_tells_the_customer_staff_will_reply(settings) -> None:

@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
+from agents.run_stream import run_events_read
 from agents.services import agent_run_execute
 from conversations.models import Conversation, Message, ReplyFeedback
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
@@ -534,17 +535,24 @@ def test_a_conversation_is_not_deleted_while_a_worker_writes_its_reply(
     assert ReplyFeedback.objects.exists() is not deleted
 
 
-def test_a_queued_run_of_a_deleted_conversation_finds_nothing_to_run() -> None:
+def test_a_queued_run_of_a_deleted_conversation_finds_nothing_to_run(
+    django_capture_on_commit_callbacks,
+) -> None:
     conversation = ConversationFactory.create()
     client = _client_for(conversation.owner)
     url = f"/api/conversations/{conversation.id}/"
     posted = client.post(f"{url}messages/", {"content": "Do you ship to Spain?"}, format="json")
+    run_id = posted.json()["run"]["id"]
 
-    deleted = client.delete(url)
-    outcome = agent_run_execute(run_id=posted.json()["run"]["id"])
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = client.delete(url)
+    told = run_events_read(run_id=run_id)
+    outcome = agent_run_execute(run_id=run_id)
 
     assert posted.status_code == 202
     assert deleted.status_code == 204
+    # Whoever follows the run (its event stream, a ``?wait``) is told at once.
+    assert [(event.type, event.data) for event in told] == [("run.deleted", {"status": "deleted"})]
     assert outcome is None
     assert not AgentRun.objects.exists()
     assert not Message.objects.exists()

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from agents.models import AgentRun
 from agents.services import run_dispatch_next
@@ -296,3 +297,75 @@ def test_new_chat_while_a_reply_is_being_written_cancels_it_and_says_nothing_of_
     assert not first.messages.filter(role="assistant").exists()
     assert page.locator("#chat-status").inner_text() == ""
     assert page.locator(".msg--user").all_inner_texts() == ["Do you sell beeswax candles?"]
+
+
+def test_delete_chat_asks_first_then_deletes_the_conversation_and_starts_an_empty_one(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    _ask_for_a_sore_throat_honey(page, live_server)
+    first = Conversation.objects.get()
+    delete = page.get_by_role("button", name="Delete chat")
+
+    asked = []
+
+    def dismiss(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    delete.click()
+    kept_when_dismissed = Conversation.objects.filter(pk=first.pk).exists()
+    shown_when_dismissed = page.locator(".msg--assistant").count()
+    page.once("dialog", lambda dialog: dialog.accept())
+    delete.click()
+    page.locator("#chat-status", has_text="Conversation deleted.").wait_for(timeout=20_000)
+    page.reload()
+    page.get_by_label("Your message").fill("Do you sell beeswax candles?")
+    page.keyboard.press("Enter")
+    page.locator(".msg--assistant").first.wait_for(timeout=60_000)
+
+    assert asked == ["Delete this conversation and all its messages? This can't be undone."]
+    assert kept_when_dismissed
+    assert shown_when_dismissed == 1
+    assert not Conversation.objects.filter(pk=first.pk).exists()
+    second = Conversation.objects.get()
+    assert second.owner_id == first.owner_id
+    assert _customer_messages(second) == ["Do you sell beeswax candles?"]
+    assert page.locator(".msg--user").all_inner_texts() == ["Do you sell beeswax candles?"]
+
+
+def test_delete_chat_while_a_worker_writes_the_reply_is_refused_and_says_why(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    page = browser_page
+    conversation, run = _a_reply_being_written(page, live_server)
+    AgentRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete chat").click()
+    page.locator("#chat-status", has_text="being written").wait_for(timeout=20_000)
+
+    assert Conversation.objects.filter(pk=conversation.pk).exists()
+    assert page.evaluate("localStorage.getItem('bh.conversation')") == str(conversation.pk)
+    assert page.locator(".msg--user").all_inner_texts() == ["How long does UK delivery take?"]
+
+
+def test_a_reply_being_written_when_staff_delete_the_conversation_stops_and_a_message_starts_anew(
+    live_server, celery_worker, shop, browser_page, settings
+) -> None:
+    settings.SSE_HEARTBEAT_SECONDS = 1  # the admin's delete publishes nothing: a heartbeat finds it
+    page = browser_page
+    conversation, _ = _a_reply_being_written(page, live_server)
+
+    conversation.delete()  # as staff do in the admin
+    page.locator(".msg--typing").wait_for(state="detached", timeout=20_000)
+    page.get_by_label("Your message").fill("Do you ship to Ireland?")
+    page.keyboard.press("Enter")
+    page.locator("#chat-status", has_text="was deleted").wait_for(timeout=20_000)
+    page.locator(".msg--assistant").first.wait_for(timeout=60_000)
+
+    second = Conversation.objects.get()
+    assert second.owner_id == conversation.owner_id
+    assert _customer_messages(second) == ["Do you ship to Ireland?"]
+    assert page.locator(".msg--user").all_inner_texts() == ["Do you ship to Ireland?"]

@@ -6,6 +6,8 @@
   const STORE = { access: "bh.access", refresh: "bh.refresh", conversation: "bh.conversation" };
   const UNREACHABLE = "We can't reach the shop right now. Check your connection and try again.";
   const CLOSED_NOTICE = "Our team closed that conversation, so this is a new one.";
+  const DELETED_NOTICE = "That conversation was deleted, so this is a new one.";
+  const DELETE_QUESTION = "Delete this conversation and all its messages? This can't be undone.";
   const MAX_RECONNECTS = 5;
   const POLL_MS = 2000;
   // While a member of staff has the conversation, their replies are fetched this often (and
@@ -20,6 +22,7 @@
   const input = document.getElementById("chat-input");
   const sendButton = document.getElementById("chat-send");
   const newChatButton = document.getElementById("chat-new");
+  const deleteChatButton = document.getElementById("chat-delete");
   const statusLine = document.getElementById("chat-status");
 
   function setStatus(text, kind) {
@@ -390,7 +393,7 @@
         setStatus("Sorry, the assistant couldn't answer that. Please try again.");
       }
       return true;
-    } else if (event.type === "run.cancelled") {
+    } else if (event.type === "run.cancelled" || event.type === "run.deleted") {
       bubble.item.remove();
       return true;
     } else if (event.type === "run.finished") {
@@ -418,16 +421,16 @@
     return ready;
   }
 
-  // "New chat" waits while a message is being posted: the post would find its conversation
-  // closed under it.
+  // "New chat" and "Delete chat" wait while a message is being posted: the post would find
+  // its conversation closed or deleted under it.
   function postMessage(conversationId, content) {
-    newChatButton.disabled = true;
+    newChatButton.disabled = deleteChatButton.disabled = true;
     return api(
       "POST",
       "/api/conversations/" + conversationId + "/messages/",
       { content },
       { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random() },
-    ).finally(() => { newChatButton.disabled = false; });
+    ).finally(() => { newChatButton.disabled = deleteChatButton.disabled = false; });
   }
 
   async function send(content) {
@@ -436,12 +439,13 @@
     try {
       posted = await postMessage(conversationId, content);
     } catch (error) {
-      if (error.status !== 409) throw error;
-      // Staff closed the conversation while the page was open: start a new one and say so.
+      if (error.status !== 409 && error.status !== 404) throw error;
+      // Staff closed (409) or deleted (404) the conversation while the page was open: start a
+      // new one and say so.
       localStorage.removeItem(STORE.conversation);
       ready = null;
       conversationId = await whenReady();
-      setStatus(CLOSED_NOTICE);
+      setStatus(error.status === 409 ? CLOSED_NOTICE : DELETED_NOTICE);
       posted = await postMessage(conversationId, content);
     }
     renderMessage(posted.message);
@@ -460,8 +464,10 @@
     } finally {
       bubble.item.classList.contains("msg--typing") && bubble.item.remove();
     }
-    const conversation = await api("GET", "/api/conversations/" + conversationId + "/");
-    if (conversation.status === "needs_human") waitForStaff(conversationId);
+    const conversation = await api("GET", "/api/conversations/" + conversationId + "/").catch(
+      (error) => { if (error.status !== 404) throw error; },  // deleted meanwhile
+    );
+    if (conversation && conversation.status === "needs_human") waitForStaff(conversationId);
   }
 
   async function followUnanswered(conversationId) {
@@ -491,12 +497,14 @@
 
   // "New chat": the conversation is closed (the assistant forgets it: a new question is not
   // read as a follow-up of the last; a reply still being written for it is cancelled) and a
-  // new one starts. A message sent meanwhile waits for the new conversation.
+  // new one starts. "Delete chat": it is deleted with its messages (refused while a reply is
+  // being written) and a new one starts. A message sent meanwhile waits for the new one.
   let startingOver = null;
-  async function startOver() {
+  async function startOver(leave) {
     const conversationId = await whenReady();
+    const path = "/api/conversations/" + conversationId + "/";
     try {
-      await api("POST", "/api/conversations/" + conversationId + "/close/");
+      await (leave === "delete" ? api("DELETE", path) : api("POST", path + "close/"));
     } catch (error) {
       if (error.status !== 404) throw error;
     }
@@ -511,17 +519,23 @@
     input.focus();
   }
 
-  newChatButton.addEventListener("click", async () => {
-    newChatButton.disabled = true;
-    startingOver = startOver();
+  async function startOverClicked(leave) {
+    newChatButton.disabled = deleteChatButton.disabled = true;
+    startingOver = startOver(leave);
     try {
       await startingOver;
+      if (leave === "delete") setStatus("Conversation deleted.", "info");
     } catch (error) {
       setStatus(error.message || UNREACHABLE);
     } finally {
       startingOver = null;
-      newChatButton.disabled = false;
+      newChatButton.disabled = deleteChatButton.disabled = false;
     }
+  }
+
+  newChatButton.addEventListener("click", () => startOverClicked("close"));
+  deleteChatButton.addEventListener("click", () => {
+    if (window.confirm(DELETE_QUESTION)) startOverClicked("delete");
   });
 
   input.addEventListener("keydown", (event) => {
