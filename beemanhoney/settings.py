@@ -406,9 +406,12 @@ EMBEDDING_CACHE_DIR = Path(env_str("EMBEDDING_CACHE_DIR") or BASE_DIR / "var" / 
 SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)
 # HNSW search breadth: higher = better recall, slower queries (pgvector default 40).
 SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200)
-# A search filtered by category or tags down to at most this many products orders them all
-# exactly instead of walking the HNSW graph for them (docs/BENCHMARKS.md, "Filtered searches").
+# A search filtered by category, tags or price down to at most this many products, and at most
+# √(SEARCH_EXACT_ORDER_SCALE * the rows of the graph it would walk), orders them all exactly
+# instead of walking the HNSW graph for them (docs/BENCHMARKS.md, "Filtered searches" and
+# "which way a filtered search takes").
 SEARCH_EXACT_ORDER_MAX_ROWS = env_int("SEARCH_EXACT_ORDER_MAX_ROWS", 10_000)
+SEARCH_EXACT_ORDER_SCALE = env_int("SEARCH_EXACT_ORDER_SCALE", 1_000)
 
 # --- the assistant -----------------------------------------------------------------------------
 # "openai" (ChatOpenAI with tool calling) or "offline" (semantic routing + template replies).

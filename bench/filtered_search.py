@@ -8,9 +8,9 @@ runs the selector's semantic step both ways, taking turns:
 - ``relaxed``: ``relaxed_order``, rows put back in distance order (what the selector runs
   where the rows are many, or no index finds them);
 - ``exact``: no walk, every row that passes ordered by the half-precision vector stored in it
-  (what the selector runs for a category or tags that leave at most
-  ``SEARCH_EXACT_ORDER_MAX_ROWS`` rows, or a price range that leaves at most that and
-  ``PRICE_RANGE_EXACT_SHARE`` of the graph its walk would take).
+  (what the selector runs for a category, tags or a price range that leave at most
+  ``SEARCH_EXACT_ORDER_MAX_ROWS`` rows and √(``SEARCH_EXACT_ORDER_SCALE`` * the rows of the
+  graph its walk would take)).
 
 Recall@10 is against the exact top 10 of the filtered rows (single-precision vectors, no
 index). The first page of ``product_search_rows`` (the API's work without HTTP, with the

@@ -423,18 +423,21 @@ def forget_few_rows() -> None:
 
 
 @dataclass(frozen=True)
-class GraphShare:
-    """At most ``share`` of the rows an HNSW index (``graph``) holds, as PostgreSQL last counted
-    them (``pg_class.reltuples``: a build, ANALYZE or VACUUM)."""
+class GraphScale:
+    """At most √(``scale`` * the rows an HNSW index, ``graph``, holds), as PostgreSQL last
+    counted them (``pg_class.reltuples``: a build, ANALYZE or VACUUM). A walk yields the rows
+    that pass a filter at a cost that follows the share of the graph they are (it reads past
+    the others); an exact order, at a cost that follows their number: the two meet where the
+    rows are about √(scale * the graph's rows)."""
 
     graph: str
-    share: float
+    scale: int
 
 
 @dataclass(frozen=True)
 class FewRowsStatement:
-    """Whether a set of rows holds at most ``most`` rows and, with ``share_of``, at most that
-    share of a graph's rows (never before PostgreSQL has counted the graph's), reading no more
+    """Whether a set of rows holds at most ``most`` rows and, with ``beside``, at most what it
+    bounds (``most`` alone while PostgreSQL has not counted the graph's rows), reading no more
     than one row past ``most``; counted at most every ``FEW_ROWS_TTL_SECONDS`` per process."""
 
     sql: str
@@ -442,16 +445,18 @@ class FewRowsStatement:
 
     @classmethod
     def compile(
-        cls, rows: QuerySet[Any], *, most: int, share_of: GraphShare | None = None
+        cls, rows: QuerySet[Any], *, most: int, beside: GraphScale | None = None
     ) -> FewRowsStatement:
         some = rows.order_by().values("pk")[: most + 1]
         sql, params = some.query.sql_with_params()
         bound = "%s"
         bound_params: tuple[Any, ...] = (most,)
-        if share_of is not None:
-            # reltuples is -1 until counted; a graph that is missing (NULL) bounds nothing.
-            bound = "LEAST(%s, %s * (SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)))"
-            bound_params = (most, share_of.share, share_of.graph)
+        if beside is not None:
+            # reltuples is -1 (or 0) until counted: NULL then, as for a graph that is missing,
+            # and LEAST leaves NULLs out.
+            graph_rows = "SELECT NULLIF(GREATEST(reltuples, 0), 0) FROM pg_class WHERE oid ="
+            bound = f"LEAST(%s, sqrt(%s * ({graph_rows} to_regclass(%s))))"
+            bound_params = (most, beside.scale, beside.graph)
         # A queryset's SQL with its parameters left out (as Django's own subqueries are).
         return cls(
             f"SELECT count(*) <= {bound} FROM ({sql}) AS some_rows",  # noqa: S608
@@ -514,14 +519,14 @@ def search_statements(
     columns: tuple[str, ...] = (),
     filtered: bool = False,
     exact_up_to: int | None = None,
-    exact_share_of: GraphShare | None = None,
+    exact_beside: GraphScale | None = None,
 ) -> SearchStatements:
     """The search statements over ``rows()``, compiled on first use (so the queryset is built
     only then). ``rows_key`` must name the rows exactly: what they are and how they are
     filtered; ``filtered``: whether they are a filtered subset (``SemanticStatement``).
     ``exact_up_to``: order the rows exactly where there are at most this many (products whose
     filter an index serves only: the exact order reads every row that passes it), and at most
-    ``exact_share_of`` the graph their search would walk."""
+    what ``exact_beside`` bounds for the graph their search would walk."""
 
     def compile_statements() -> SearchStatements:
         queryset = rows()
@@ -540,14 +545,14 @@ def search_statements(
                 else None
             ),
             few_rows=(
-                FewRowsStatement.compile(queryset, most=exact_up_to, share_of=exact_share_of)
+                FewRowsStatement.compile(queryset, most=exact_up_to, beside=exact_beside)
                 if exact_up_to is not None
                 else None
             ),
         )
 
     return _search_statements.get_or_make(
-        (rows_key, limit, current_model_name(), columns, filtered, exact_up_to, exact_share_of),
+        (rows_key, limit, current_model_name(), columns, filtered, exact_up_to, exact_beside),
         compile_statements,
     )
 

@@ -59,7 +59,7 @@ from catalog.query_keywords import query_keywords, query_words
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
-    GraphShare,
+    GraphScale,
     SearchStatements,
     any_word_hits,
     product_from_row,
@@ -647,7 +647,7 @@ def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilte
 def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchStatements:
     """The statements a search for ``limit`` products passing ``filters`` runs, compiled once
     per process (the benchmarks time them as the search runs them)."""
-    exact_up_to, exact_share_of = _exact_order_bounds(filters)
+    exact_up_to, exact_beside = _exact_order_bounds(filters)
     return search_statements(
         lambda: product_list(filters=filters),
         rows_key=("products", filters),
@@ -655,28 +655,21 @@ def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchS
         columns=PRODUCT_ROW_PATHS,
         filtered=filters != ProductFilters(),
         exact_up_to=exact_up_to,
-        exact_share_of=exact_share_of,
+        exact_beside=exact_beside,
     )
 
 
-# A price range's products are ordered exactly only where they are at most this share of the
-# graph their search walks (a price ceiling's or the whole catalogue's): past it the walk was
-# faster. Measured at 10k and 100k products: docs/BENCHMARKS.md, "price ranges beyond the
-# ceilings".
-PRICE_RANGE_EXACT_SHARE = 0.15
-
-
-def _exact_order_bounds(filters: ProductFilters) -> tuple[int | None, GraphShare | None]:
-    """The most products passing ``filters`` that a search orders exactly, and the most, as a
-    share of the graph it would walk, for a price range. None unless an index finds them (a
-    category's, a tag's, a price range's): stock has none (ordering the products in stock
+def _exact_order_bounds(filters: ProductFilters) -> tuple[int | None, GraphScale | None]:
+    """The most products passing ``filters`` that a search orders exactly: at most
+    ``SEARCH_EXACT_ORDER_MAX_ROWS`` and √(``SEARCH_EXACT_ORDER_SCALE`` * the rows of the graph
+    it would walk, a price ceiling's or the whole catalogue's). None unless an index finds them
+    (a category's, a tag's, a price range's): stock has none (ordering the products in stock
     would read the whole catalogue)."""
-    if filters.category or filters.tags:
-        return settings.SEARCH_EXACT_ORDER_MAX_ROWS, None
-    if filters.min_price is not None or filters.max_price is not None:
-        graph = product_graph_walked(filters.max_price)
-        return settings.SEARCH_EXACT_ORDER_MAX_ROWS, GraphShare(graph, PRICE_RANGE_EXACT_SHARE)
-    return None, None
+    prices = filters.min_price is not None or filters.max_price is not None
+    if not (filters.category or filters.tags or prices):
+        return None, None
+    graph = GraphScale(product_graph_walked(filters.max_price), settings.SEARCH_EXACT_ORDER_SCALE)
+    return settings.SEARCH_EXACT_ORDER_MAX_ROWS, graph
 
 
 class EmbeddingState(StrEnum):

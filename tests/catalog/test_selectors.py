@@ -9,7 +9,7 @@ from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.embeddings import current_model_name, embed_query, text_hash
-from catalog.models import Category, KnowledgeArticle, KnowledgePassage, Product
+from catalog.models import PRODUCT_GRAPH, Category, KnowledgeArticle, KnowledgePassage, Product
 from catalog.selectors import (
     EXACT_MATCH_MAX_ROWS,
     EmbeddingState,
@@ -850,21 +850,32 @@ def test_a_filtered_search_orders_few_products_an_index_finds_exactly(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("filters", "exact"),
+    ("filters", "scale", "exact"),
     [
-        # One product of the 42 passes: ordered exactly, whichever graph the search walks.
-        ({"min_price": Decimal("31.17"), "max_price": Decimal("31.19")}, True),  # the whole
-        ({"min_price": Decimal("7.17"), "max_price": Decimal("7.19")}, True),  # the £10 graph's
+        # With a scale of 1, at most √(the graph's rows) pass: ~6 of the 42 products' graph,
+        # of the 41 of the £10 graph's. One product passes: ordered exactly, whichever graph
+        # the search walks.
+        ({"min_price": Decimal("31.17"), "max_price": Decimal("31.19")}, 1, True),  # the whole
+        ({"min_price": Decimal("7.17"), "max_price": Decimal("7.19")}, 1, True),  # the £10 graph
         # Most of the graph's products pass: walked.
-        ({"max_price": Decimal(5)}, False),
-        ({"min_price": Decimal(1)}, False),
+        ({"max_price": Decimal(5)}, 1, False),
+        ({"min_price": Decimal(1)}, 1, False),
+        ({"tags": ("organic",)}, 1, False),
+        ({"category": True}, 1, False),
+        # The same, where √(scale * 42) is more than the products that pass: ordered exactly.
+        ({"max_price": Decimal(5)}, 100, True),
+        ({"tags": ("organic",)}, 100, True),
+        ({"category": True}, 100, True),
     ],
 )
-def test_a_price_range_is_ordered_exactly_where_few_of_its_graphs_products_pass(
-    filters: dict[str, Any], exact: bool
+def test_a_filter_is_ordered_exactly_where_few_of_its_graphs_products_pass(
+    settings: Any, filters: dict[str, Any], scale: int, exact: bool
 ) -> None:
+    settings.SEARCH_EXACT_ORDER_SCALE = scale
     prices = [Decimal("7.18"), Decimal("31.18"), *[Decimal(5)] * 40]
-    products_with_vectors(len(prices), price=factory.Iterator(prices))
+    products_with_vectors(len(prices), price=factory.Iterator(prices), tags=["organic"])
+    if filters.pop("category", False):
+        filters["category"] = Product.objects.latest("pk").category.slug
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE catalog_product")  # counts each graph's rows (reltuples)
 
@@ -873,6 +884,25 @@ def test_a_price_range_is_ordered_exactly_where_few_of_its_graphs_products_pass(
 
     assert hits
     assert ('"catalog_product"."embedding_half" <=>' in _knn_statement(queries)) is exact
+
+
+@pytest.mark.django_db
+def test_a_graph_postgresql_has_not_counted_bounds_the_exact_order_by_rows_alone(
+    settings: Any,
+) -> None:
+    settings.SEARCH_EXACT_ORDER_SCALE = 1
+    products_with_vectors(40, price=Decimal(5))
+    with connection.cursor() as cursor:
+        # As a graph built on an empty table is until ANALYZE (reltuples -1 or 0).
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = -1 WHERE oid = to_regclass(%s)", [PRODUCT_GRAPH]
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = product_search(query="clover", filters=ProductFilters(min_price=Decimal(1)))
+
+    assert hits
+    assert '"catalog_product"."embedding_half" <=>' in _knn_statement(queries)
 
 
 @pytest.mark.django_db
