@@ -458,7 +458,6 @@ def synthetic_products_range(*, seed: int, start: int, stop: int) -> list[Synthe
 # --- loading ----------------------------------------------------------------------------------
 
 
-HNSW_INDEX = "product_embedding_hnsw"
 # Built after the COPY rather than maintained row by row during it (GIN pending lists and HNSW
 # inserts made a 100k load take minutes); the HNSW graphs by ``hnsw_index_build``.
 GIN_INDEXES = ("product_search_vector_gin", "product_tags_gin")
@@ -466,9 +465,9 @@ GIN_INDEXES = ("product_search_vector_gin", "product_tags_gin")
 
 def hnsw_index_names() -> list[str]:
     """The whole catalogue's graph, then the price ceilings' (``Product.Meta.indexes``)."""
-    from catalog.models import product_price_ceiling_indexes
+    from catalog.models import PRODUCT_GRAPH, product_price_ceiling_indexes
 
-    return [HNSW_INDEX, *(index.name for index in product_price_ceiling_indexes())]
+    return [PRODUCT_GRAPH, *(index.name for index in product_price_ceiling_indexes())]
 
 
 def product_index_sql(
@@ -560,13 +559,15 @@ def hnsw_index_build(
     spills at 100k rows); the server's configuration is untouched. PostgreSQL's default
     ``max_parallel_maintenance_workers`` (2) applies.
     """
+    from catalog.models import PRODUCT_GRAPH
+
     whole_only = whole_only or m is not None or ef_construction is not None
-    names = [HNSW_INDEX] if whole_only else hnsw_index_names()
+    names = [PRODUCT_GRAPH] if whole_only else hnsw_index_names()
     for name in names:
         conn.execute(f'DROP INDEX IF EXISTS "{name}"')
     conn.execute("SET maintenance_work_mem = '1GB'")
     started = time.perf_counter()
-    conn.execute(product_index_sql(HNSW_INDEX, m=m, ef_construction=ef_construction))
+    conn.execute(product_index_sql(PRODUCT_GRAPH, m=m, ef_construction=ef_construction))
     for name in names[1:]:
         conn.execute(product_index_sql(name))
     seconds = time.perf_counter() - started

@@ -40,7 +40,6 @@ from typing import Any
 from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
-    HNSW_INDEX,
     PROJECT_DIR,
     SyntheticProduct,
     bench_connect,
@@ -408,7 +407,9 @@ def measure_hnsw_variant(
     m, ef_construction = (int(part) for part in variant.split(":"))
     log(f"HNSW m={m}, ef_construction={ef_construction}: building")
     build_s = hnsw_index_build(conn, m=m, ef_construction=ef_construction)
-    index_mb = conn.execute(f"SELECT pg_relation_size('{HNSW_INDEX}')").fetchone()[0] / 2**20
+    from catalog.models import PRODUCT_GRAPH
+
+    index_mb = conn.execute(f"SELECT pg_relation_size('{PRODUCT_GRAPH}')").fetchone()[0] / 2**20
     log(f"  built in {build_s:.0f} s; exact scan and ef_search {list(ef_values)}")
     result = {"m": m, "ef_construction": ef_construction, "build_s": build_s, "index_mb": index_mb}
     return result | ef_sweep(database_url, query_vectors, ef_values)
@@ -943,7 +944,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.conf import settings
 
     from catalog.embeddings import get_embedding_backend
-    from catalog.models import Product
+    from catalog.models import PRODUCT_GRAPH, Product
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     catalogue = Catalogue.build(seed=args.seed, size=max([*args.sizes, *args.crossover_sizes]))
@@ -963,7 +964,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     query_vectors = np.asarray(embedded, dtype=np.float32)
 
     conn = bench_connect(database_url)
-    hnsw = next(index for index in Product._meta.indexes if index.name == HNSW_INDEX)
+    hnsw = next(index for index in Product._meta.indexes if index.name == PRODUCT_GRAPH)
     report: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "python": platform.python_version(),
