@@ -65,18 +65,26 @@ def name_order(field: str = "name") -> Collate:
     return Collate(Lower(field), "C")
 
 
-def embedding_hnsw_index(name: str, *, condition: Q | None = None) -> HnswIndex:
-    """Cosine HNSW over ``embedding_halfvec()`` (of the rows ``condition`` keeps).
+def embedding_hnsw_index(
+    name: str, *, stored_half: bool = False, condition: Q | None = None
+) -> HnswIndex:
+    """Cosine HNSW over ``embedding_halfvec()`` (of the rows ``condition`` keeps), or over the
+    column that stores it in the row (``stored_half``: ``Product.embedding_half``).
 
     Half precision halves the index (it must stay in shared buffers) at no measurable cost in
-    recall. A graph built with ef_construction 256 (pgvector's default is 64) reaches recall@10
-    0.98 at 100k products with ``SEARCH_HNSW_EF_SEARCH`` 200, where the default graph needs 300
-    and ~45% more time per query (5.2 against 3.6 ms). It costs about 2.7x as much per built
-    or inserted row, which is why ``embeddings_refresh`` rebuilds it once after a large
-    re-embed instead of inserting row by row. docs/BENCHMARKS.md, "Search" and "Backfill".
+    recall. Over the stored column, each row a walk returns gives its distance from the row
+    itself, where over the expression PostgreSQL fetched its single-precision vector from the
+    TOAST table and cast it: 0.3-0.6 ms of a ~5 ms walk at 100k products (docs/BENCHMARKS.md,
+    "a graph over the stored column"). A graph built with ef_construction 256 (pgvector's
+    default is 64) reaches recall@10 0.98 at 100k products with ``SEARCH_HNSW_EF_SEARCH`` 200,
+    where the default graph needs 300 and ~45% more time per query (5.2 against 3.6 ms). It
+    costs about 2.7x as much per built or inserted row, which is why ``embeddings_refresh``
+    rebuilds it once after a large re-embed instead of inserting row by row.
+    docs/BENCHMARKS.md, "Search" and "Backfill".
     """
+    over = F("embedding_half") if stored_half else embedding_halfvec()
     return HnswIndex(
-        OpClass(embedding_halfvec(), name="halfvec_cosine_ops"),
+        OpClass(over, name="halfvec_cosine_ops"),
         name=name,
         m=16,
         ef_construction=256,
@@ -101,7 +109,9 @@ def product_price_ceiling_graph(ceiling: int) -> str:
 
 def product_price_ceiling_indexes() -> list[HnswIndex]:
     return [
-        embedding_hnsw_index(product_price_ceiling_graph(ceiling), condition=Q(price__lte=ceiling))
+        embedding_hnsw_index(
+            product_price_ceiling_graph(ceiling), stored_half=True, condition=Q(price__lte=ceiling)
+        )
         for ceiling in PRODUCT_PRICE_CEILING_GRAPHS
     ]
 
@@ -204,9 +214,9 @@ class Product(TimeStampedModel, Embedded):
         db_persist=True,
     )
     # ``embedding_halfvec()`` kept in the row itself (migration 0010 stores it uncompressed in
-    # place; the embedding is moved out to the TOAST table). A search filtered down to a few
-    # thousand products orders them by it exactly, faster than the HNSW walk finds them
-    # (``SEARCH_EXACT_ORDER_MAX_ROWS``, ADR 0003). No index: only such scans read it.
+    # place; the embedding is moved out to the TOAST table). The HNSW graphs are built over it
+    # (migration 0021), and a search filtered down to a few thousand products orders them by it
+    # exactly, faster than the HNSW walk finds them (``SEARCH_EXACT_ORDER_MAX_ROWS``, ADR 0003).
     embedding_half = models.GeneratedField(
         expression=embedding_halfvec(),
         output_field=HalfVectorField(dimensions=EMBEDDING_DIMENSIONS, null=True),
@@ -227,7 +237,7 @@ class Product(TimeStampedModel, Embedded):
         indexes = [
             GinIndex(fields=["search_vector"], name="product_search_vector_gin"),
             GinIndex(fields=["tags"], name="product_tags_gin"),
-            embedding_hnsw_index(PRODUCT_GRAPH),
+            embedding_hnsw_index(PRODUCT_GRAPH, stored_half=True),
             *product_price_ceiling_indexes(),
             # The catalogue's order: a page of the list reads 20 rows instead of sorting them
             # all (80 ms at 100k products). With is_active included, the list's count reads

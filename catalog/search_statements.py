@@ -74,11 +74,14 @@ PRODUCT_READ_FIELDS = (
 
 # enable_seqscan: pgvector costs the whole graph until a table has ~(levels + 2) x m x ef_search
 # rows (~13k here), so the planner would scan and sort a 10k catalogue that the index serves 14
-# times faster; bitmap scans stay allowed, so a selective filter still wins.
+# times faster; bitmap scans stay allowed, so a selective filter still wins. enable_indexscan
+# off for an exact order: it orders by the column the graphs are built over, and must not walk
+# one (the filter's index still finds the rows, by a bitmap scan).
 KNN_SETTINGS_SQL = (
     "SELECT set_config('hnsw.ef_search', %s, true),"
     " set_config('hnsw.iterative_scan', %s, true),"
-    " set_config('enable_seqscan', 'off', true)"
+    " set_config('enable_seqscan', 'off', true),"
+    " set_config('enable_indexscan', %s, true)"
 )
 
 
@@ -97,15 +100,17 @@ class IterativeScan(StrEnum):
     RELAXED = "relaxed_order"
 
 
-def _knn_settings_params(*, scan: IterativeScan) -> list[str]:
-    return [str(settings.SEARCH_HNSW_EF_SEARCH), scan.value]
+def _knn_settings_params(*, scan: IterativeScan, exact: bool = False) -> list[str]:
+    return [str(settings.SEARCH_HNSW_EF_SEARCH), scan.value, "off" if exact else "on"]
 
 
 @contextmanager
-def _hnsw_search_settings(*, scan: IterativeScan = IterativeScan.STRICT) -> Iterator[None]:
+def _hnsw_search_settings(
+    *, scan: IterativeScan = IterativeScan.STRICT, exact: bool = False
+) -> Iterator[None]:
     """Settings for the kNN statements inside, undone on exit even within an outer transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(KNN_SETTINGS_SQL, _knn_settings_params(scan=scan))
+        cursor.execute(KNN_SETTINGS_SQL, _knn_settings_params(scan=scan, exact=exact))
         yield
         # Only reads ran: rolling back (to the savepoint, if nested) forgets the SET LOCALs.
         transaction.set_rollback(True)
@@ -192,11 +197,13 @@ class SemanticStatement:
         return self.template.bind(vector=halfvec_text(vector), **_keyword_slots(keywords))
 
 
-def _knn_rows(sql: str, params: list[Any], *, scan: IterativeScan) -> list[tuple[Any, ...]]:
+def _knn_rows(
+    sql: str, params: list[Any], *, scan: IterativeScan, exact: bool = False
+) -> list[tuple[Any, ...]]:
     """The rows of a kNN statement, run under the kNN settings."""
     server_side_binding = connection.settings_dict["OPTIONS"].get("server_side_binding")
     if connection.in_atomic_block or server_side_binding:
-        with _hnsw_search_settings(scan=scan), connection.cursor() as cursor:
+        with _hnsw_search_settings(scan=scan, exact=exact), connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
     # Outside a transaction (a request), the settings and the statement share one round trip
@@ -205,7 +212,8 @@ def _knn_rows(sql: str, params: list[Any], *, scan: IterativeScan) -> list[tuple
     # Django's default client-side binding cursor sends such a string as it is (a server-side
     # binding one would refuse it).
     with connection.cursor() as cursor:
-        cursor.execute(f"{KNN_SETTINGS_SQL}; {sql}", [*_knn_settings_params(scan=scan), *params])
+        settings_params = _knn_settings_params(scan=scan, exact=exact)
+        cursor.execute(f"{KNN_SETTINGS_SQL}; {sql}", [*settings_params, *params])
         cursor.nextset()
         return cursor.fetchall()
 
@@ -225,7 +233,7 @@ def semantic_hits(
     sql = statement.template.sql
     if statement.exact or not statement.walks:
         # No walk: enable_seqscan off (of the kNN settings) keeps the plan on the filter's index.
-        return _knn_rows(sql, params, scan=IterativeScan.OFF)
+        return _knn_rows(sql, params, scan=IterativeScan.OFF, exact=statement.exact)
     if statement.filtered:
         hits = _knn_rows(sql, params, scan=IterativeScan.RELAXED)
         hits.sort(key=_distance_last)
@@ -266,8 +274,10 @@ def _nearest_queryset(
     with_distance: bool = False,
     exact: bool = False,
 ) -> QuerySet[M, tuple[Any, ...]]:
-    # The index is on the expression, so ordering by the stored column it equals reads no index.
-    ordered_by = F("embedding_half") if exact else embedding_halfvec()
+    # What the model's graphs are built over (catalog.models.embedding_hnsw_index): products',
+    # the column that stores the half-precision vector; an exact order by it keeps off the
+    # graphs by its settings (``semantic_hits``).
+    ordered_by = F("embedding_half") if rows.model is Product else embedding_halfvec()
     distance: Expression = CosineDistance(ordered_by, HalfVector(vector))
     if rows.model is KnowledgeArticle:
         # Halfway between the article's own distance and its nearest passage's: the passage

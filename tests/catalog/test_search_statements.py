@@ -410,13 +410,17 @@ def test_an_exact_search_orders_every_row_that_passes_by_its_stored_half_vector(
         hits = nearest_hits(rows, query, limit=40, filtered=True, exact=True)
     sql = [query["sql"] for query in queries.captured_queries]
     exact_sql = next(statement for statement in sql if "ORDER BY" in statement)
-    with _hnsw_search_settings(scan=IterativeScan.OFF), connection.cursor() as cursor:
+    with (
+        _hnsw_search_settings(scan=IterativeScan.OFF, exact=True),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(f"EXPLAIN {exact_sql}")
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
     assert [pk for pk, _ in hits] == _half_cosine_order(by_id, query)
     assert '"catalog_product"."embedding_half" <=>' in exact_sql
     assert any("'hnsw.iterative_scan', 'off'" in statement for statement in sql)
+    assert any("'enable_indexscan', 'off'" in statement for statement in sql)
     assert "product_embedding_hnsw" not in plan
 
 
