@@ -217,6 +217,15 @@ def _customer_messages(conversation: Conversation) -> list[str]:
     return list(conversation.messages.filter(role="user").values_list("content", flat=True))
 
 
+def _the_one_carried_on_in(page, left: Conversation, message: str) -> None:
+    """Assert the customer carried on after leaving ``left`` in one new conversation: theirs,
+    holding ``message`` alone, and the one the page shows."""
+    carried_on = Conversation.objects.exclude(pk=left.pk).get()
+    assert carried_on.owner_id == left.owner_id
+    assert _customer_messages(carried_on) == [message]
+    assert page.locator(".msg--user").all_inner_texts() == [message]
+
+
 def test_a_customer_whose_conversation_staff_closed_carries_on_in_a_new_one(
     live_server, celery_worker, shop, browser_page
 ) -> None:
@@ -232,10 +241,7 @@ def test_a_customer_whose_conversation_staff_closed_carries_on_in_a_new_one(
     page.reload()
     page.locator(".msg--user").first.wait_for(timeout=20_000)
 
-    second = Conversation.objects.exclude(pk=first.pk).get()
-    assert second.owner_id == first.owner_id
-    assert _customer_messages(second) == ["And do you ship to Ireland?"]
-    assert page.locator(".msg--user").all_inner_texts() == ["And do you ship to Ireland?"]
+    _the_one_carried_on_in(page, first, "And do you ship to Ireland?")
 
 
 def test_a_page_opened_on_a_closed_conversation_starts_a_new_one(
@@ -249,9 +255,7 @@ def test_a_page_opened_on_a_closed_conversation_starts_a_new_one(
     page.keyboard.press("Enter")
     page.locator(".msg--user", has_text="Hello again").wait_for(timeout=20_000)
 
-    second = Conversation.objects.exclude(pk=first.pk).get()
-    assert _customer_messages(second) == ["Hello again"]
-    assert page.locator(".msg--user").all_inner_texts() == ["Hello again"]
+    _the_one_carried_on_in(page, first, "Hello again")
 
 
 def test_new_chat_closes_the_conversation_and_starts_an_empty_one(
@@ -271,11 +275,8 @@ def test_new_chat_closes_the_conversation_and_starts_an_empty_one(
     page.locator(".msg--assistant").first.wait_for(timeout=20_000)
 
     first.refresh_from_db()
-    second = Conversation.objects.exclude(pk=first.pk).get()
     assert first.status == "closed"
-    assert second.owner_id == first.owner_id
-    assert _customer_messages(second) == ["How long does delivery take?"]
-    assert page.locator(".msg--user").all_inner_texts() == ["How long does delivery take?"]
+    _the_one_carried_on_in(page, first, "How long does delivery take?")
     assert page.evaluate("document.activeElement.id") == "chat-input"
 
 
@@ -329,10 +330,7 @@ def test_delete_chat_asks_first_then_deletes_the_conversation_and_starts_an_empt
     assert kept_when_dismissed
     assert shown_when_dismissed == 1
     assert not Conversation.objects.filter(pk=first.pk).exists()
-    second = Conversation.objects.get()
-    assert second.owner_id == first.owner_id
-    assert _customer_messages(second) == ["Do you sell beeswax candles?"]
-    assert page.locator(".msg--user").all_inner_texts() == ["Do you sell beeswax candles?"]
+    _the_one_carried_on_in(page, first, "Do you sell beeswax candles?")
 
 
 def test_delete_chat_while_a_worker_writes_the_reply_is_refused_and_says_why(
@@ -365,7 +363,4 @@ def test_a_reply_being_written_when_staff_delete_the_conversation_stops_and_a_me
     page.locator("#chat-status", has_text="was deleted").wait_for(timeout=20_000)
     page.locator(".msg--assistant").first.wait_for(timeout=60_000)
 
-    second = Conversation.objects.get()
-    assert second.owner_id == conversation.owner_id
-    assert _customer_messages(second) == ["Do you ship to Ireland?"]
-    assert page.locator(".msg--user").all_inner_texts() == ["Do you ship to Ireland?"]
+    _the_one_carried_on_in(page, conversation, "Do you ship to Ireland?")
