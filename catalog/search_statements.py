@@ -232,7 +232,8 @@ def semantic_hits(
     params = statement.params_for(vector, keywords)
     sql = statement.template.sql
     if statement.exact or not statement.walks:
-        # No walk: enable_seqscan off (of the kNN settings) keeps the plan on the filter's index.
+        # No walk: the kNN settings keep the plan on the filter's index (no sequential scans;
+        # for an exact order no index scans either, so it walks no graph).
         return _knn_rows(sql, params, scan=IterativeScan.OFF, exact=statement.exact)
     if statement.filtered:
         hits = _knn_rows(sql, params, scan=IterativeScan.RELAXED)
@@ -254,8 +255,8 @@ def semantic_queryset(
     """``(id, keyword_rank)`` of the nearest rows by cosine distance, among those embedded by
     the configured model.
 
-    Ordered by the same half-precision expression the HNSW index is built on (see
-    ``catalog.models.embedding_halfvec``), so the planner can use the index. The keyword rank
+    Ordered by the half-precision vector the model's HNSW graphs are built over (see
+    ``catalog.models.embedding_hnsw_index``), so the planner can walk one. The keyword rank
     rides along: the rows are read from the heap for the index scan anyway, and it saves the
     hybrid search a statement on its critical path.
     """
