@@ -59,10 +59,10 @@ def conversation_turn_in_progress(*, conversation_id: UUID) -> bool:
     ).exists()
 
 
-def conversation_unfinished_run_ids(*, conversation_id: UUID) -> list[str]:
-    """The conversation's runs not finished yet (queued, running), whose followers are still
-    waiting for an event."""
-    unfinished = AgentRun.objects.filter(conversation_id=conversation_id).exclude(
+def conversations_unfinished_run_ids(*, conversations: QuerySet[Conversation]) -> list[str]:
+    """The runs of these conversations not finished yet (queued, running), whose followers are
+    still waiting for an event."""
+    unfinished = AgentRun.objects.filter(conversation__in=conversations).exclude(
         status__in=AgentRun.FINAL_STATUSES
     )
     return [str(run_id) for run_id in unfinished.values_list("pk", flat=True)]

@@ -27,6 +27,7 @@ from conversations.models import (
 from conversations.services import (
     conversation_handoff,
     conversations_close,
+    conversations_delete,
     conversations_hand_back,
     staff_message_post,
 )
@@ -126,6 +127,13 @@ class ConversationAdmin(ShopModelAdmin):
             )
             return queryset.filter(found), False
         return queryset.filter(pk=conversation_id), False
+
+    # Deleted through the service, so that whoever follows one of their runs is told at once.
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        conversations_delete(conversations=Conversation.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        conversations_delete(conversations=queryset)
 
     def get_fields(self, request: HttpRequest, obj: Conversation | None = None) -> Any:
         fields = super().get_fields(request, obj)

@@ -282,12 +282,24 @@ def conversation_close_by_customer(*, conversation: Conversation) -> Conversatio
     return conversation
 
 
+def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:
+    """Delete these conversations with their messages, runs and feedback (in the caller's
+    transaction, if any); once that commits, whoever follows one of their unfinished runs (its
+    event stream, a ``?wait``) is told ``run.deleted``."""
+    from agents.run_stream import runs_deleted_publish
+    from agents.selectors import conversations_unfinished_run_ids
+
+    with transaction.atomic():
+        run_ids = conversations_unfinished_run_ids(conversations=conversations)
+        conversations.delete()
+        transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
+
+
 def conversation_delete_by_customer(*, conversation: Conversation) -> None:
     """The customer deletes the conversation, with its messages, runs and feedback. Refused
     (409) while a worker writes one of its replies: closing it stops that turn at its next step.
     A run still queued goes with it; the worker that receives it finds nothing to run."""
-    from agents.run_stream import runs_deleted_publish
-    from agents.selectors import conversation_turn_in_progress, conversation_unfinished_run_ids
+    from agents.selectors import conversation_turn_in_progress
 
     with transaction.atomic():
         # A worker starts a run with its conversation locked (agents.services._start), so
@@ -302,9 +314,7 @@ def conversation_delete_by_customer(*, conversation: Conversation) -> None:
                 code="reply_in_progress",
                 status_code=409,
             )
-        run_ids = conversation_unfinished_run_ids(conversation_id=locked.pk)
-        locked.delete()
-        transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
+        conversations_delete(conversations=Conversation.objects.filter(pk=locked.pk))
     logger.info("conversation.deleted_by_customer", extra={"conversation": str(conversation.pk)})
 
 

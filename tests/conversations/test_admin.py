@@ -12,6 +12,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from agents.models import AgentRun
+from agents.run_stream import run_events_read
 from beemanhoney.common.admin import ShopModelAdmin
 from conversations.admin import ConversationAdmin
 from conversations.models import Conversation, Message, ReplyFeedback
@@ -215,19 +216,34 @@ def test_a_long_conversation_shows_its_latest_messages(staff_client: Client) -> 
     assert page.count("<td>user</td>") == 200
 
 
-def test_a_superuser_can_delete_a_conversation_with_its_runs(staff_client: Client) -> None:
+@pytest.mark.parametrize("way", ["its delete page", "the list's delete action"])
+def test_a_superuser_can_delete_a_conversation_with_its_runs_and_their_followers_are_told(
+    staff_client: Client, django_capture_on_commit_callbacks, way: str
+) -> None:
     conversation = ConversationFactory.create()
-    AgentRun.objects.create(
+    queued = AgentRun.objects.create(
         conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
     )
-
-    response = staff_client.post(
-        f"{CHANGELIST}{conversation.pk}/delete/", {"post": "yes"}, follow=True
+    answered = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=MessageFactory.create(conversation=conversation),
+        status=AgentRun.Status.SUCCEEDED,
     )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if way == "its delete page":
+            url, data = f"{CHANGELIST}{conversation.pk}/delete/", {"post": "yes"}
+        else:
+            selected = {"action": "delete_selected", "_selected_action": str(conversation.pk)}
+            url, data = CHANGELIST, {**selected, "post": "yes"}
+        response = staff_client.post(url, data, follow=True)
 
     assert response.status_code == 200
     assert not Conversation.objects.exists()
     assert not AgentRun.objects.exists()
+    # The queued run's event stream and waits end at once; the answered run had its end.
+    assert [event.type for event in run_events_read(run_id=str(queued.pk))] == ["run.deleted"]
+    assert run_events_read(run_id=str(answered.pk)) == []
 
 
 def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None:
