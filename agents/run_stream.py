@@ -24,6 +24,7 @@ from beemanhoney.common.text import storable_text
 # A run deleted with its conversation (by its customer, staff or retention) ends with
 # ``run.deleted``: there is nothing left to read, and the run's URLs answer 404.
 RUN_DELETED = "run.deleted"
+RUN_DELETED_DATA = {"status": "deleted"}
 TERMINAL_EVENTS = frozenset({"run.finished", "run.failed", "run.cancelled", RUN_DELETED})
 
 
@@ -81,7 +82,7 @@ def runs_deleted_publish(*, run_ids: list[str]) -> None:
     """Tell whoever follows these runs that they were deleted, so no stream or ``?wait`` waits
     out its time on a run that is gone."""
     for run_id in run_ids:
-        run_event_publish(run_id=run_id, type=RUN_DELETED, data={"status": "deleted"})
+        run_event_publish(run_id=run_id, type=RUN_DELETED, data=RUN_DELETED_DATA)
 
 
 def run_events_forget(*, run_id: str) -> None:

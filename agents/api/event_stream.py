@@ -15,6 +15,7 @@ from agents.api.serializers import MessageOutputSerializer
 from agents.models import AgentRun
 from agents.run_stream import (
     RUN_DELETED,
+    RUN_DELETED_DATA,
     TERMINAL_EVENTS,
     RunEvent,
     run_event_get,
@@ -33,7 +34,7 @@ def _sse(event: RunEvent) -> bytes:
 
 REPLAYED_REPLY_ID, REPLAYED_FINAL_ID, DELETED_ID = "0-1", "0-2", "0-3"
 # For a run found gone with no ``run.deleted`` on its stream (deleted in the admin).
-DELETED = RunEvent(DELETED_ID, RUN_DELETED, {"status": "deleted"})
+DELETED = RunEvent(DELETED_ID, RUN_DELETED, RUN_DELETED_DATA)
 
 
 def _replayed_from_database(run: AgentRun) -> list[RunEvent]:
