@@ -1,6 +1,7 @@
 import re
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import cast
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -8,7 +9,7 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.contrib.postgres.validators import ArrayMaxLengthValidator
 from django.core.validators import MaxLengthValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Case, F, Func, Q, TextField, Value, When
+from django.db.models import Case, Expression, F, Func, Q, TextField, Value, When
 from django.db.models.functions import Cast, Coalesce, Collate, Concat, Lower, NullIf
 from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
@@ -374,3 +375,10 @@ class KnowledgePassage(models.Model):
 
     def __str__(self) -> str:
         return "title" if self.position == 0 else f"paragraph {self.position}"
+
+
+def graph_vector(model: type[Embedded]) -> Expression:
+    """What ``model``'s HNSW graphs are built over (``embedding_hnsw_index``), as their
+    definitions say: a search orders by it, so that PostgreSQL can walk one of them."""
+    graph = next(index for index in model._meta.indexes if isinstance(index, HnswIndex))
+    return cast(OpClass, graph.expressions[0]).get_source_expressions()[0]

@@ -49,7 +49,7 @@ from catalog.models import (
     KnowledgeArticle,
     KnowledgePassage,
     Product,
-    embedding_halfvec,
+    graph_vector,
 )
 from catalog.query_keywords import QueryKeywords, query_keywords
 from catalog.statement_templates import StatementTemplate
@@ -275,11 +275,8 @@ def _nearest_queryset(
     with_distance: bool = False,
     exact: bool = False,
 ) -> QuerySet[M, tuple[Any, ...]]:
-    # What the model's graphs are built over (catalog.models.embedding_hnsw_index): products',
-    # the column that stores the half-precision vector; an exact order by it keeps off the
-    # graphs by its settings (``semantic_hits``).
-    ordered_by = F("embedding_half") if rows.model is Product else embedding_halfvec()
-    distance: Expression = CosineDistance(ordered_by, HalfVector(vector))
+    # An exact order by the graphs' vector keeps off them by its settings (``semantic_hits``).
+    distance: Expression = CosineDistance(graph_vector(rows.model), HalfVector(vector))
     if rows.model is KnowledgeArticle:
         # Halfway between the article's own distance and its nearest passage's: the passage
         # finds what the article's first 256 tokens leave out ("can you deliver to a BFPO
@@ -434,44 +431,39 @@ def forget_few_rows() -> None:
 
 
 @dataclass(frozen=True)
-class GraphScale:
-    """At most √(``scale`` * the rows an HNSW index, ``graph``, holds), as PostgreSQL last
-    counted them (``pg_class.reltuples``: a build, ANALYZE or VACUUM). A walk yields the rows
-    that pass a filter at a cost that follows the share of the graph they are (it reads past
-    the others); an exact order, at a cost that follows their number: the two meet where the
-    rows are about √(scale * the graph's rows)."""
+class ExactOrderBound:
+    """The most rows a search orders exactly instead of walking ``graph``, an HNSW index: at
+    most ``most``, and at most √(``scale`` * the rows the graph holds) as PostgreSQL last counted
+    them (``pg_class.reltuples``: a build, ANALYZE or VACUUM; ``most`` alone until then). A walk
+    yields the rows that pass a filter at a cost that follows the share of the graph they are
+    (it reads past the others); an exact order, at a cost that follows their number: the two
+    meet where the rows are about √(scale * the graph's rows)."""
 
+    most: int
     graph: str
     scale: int
 
 
 @dataclass(frozen=True)
 class FewRowsStatement:
-    """Whether a set of rows holds at most ``most`` rows and, with ``beside``, at most what it
-    bounds (``most`` alone while PostgreSQL has not counted the graph's rows), reading no more
-    than one row past ``most``; counted at most every ``FEW_ROWS_TTL_SECONDS`` per process."""
+    """Whether a set of rows is within an ``ExactOrderBound``, reading no more than one row past
+    its ``most``; counted at most every ``FEW_ROWS_TTL_SECONDS`` per process."""
 
     sql: str
     params: tuple[Any, ...]
 
     @classmethod
-    def compile(
-        cls, rows: QuerySet[Any], *, most: int, beside: GraphScale | None = None
-    ) -> FewRowsStatement:
-        some = rows.order_by().values("pk")[: most + 1]
+    def compile(cls, rows: QuerySet[Any], bound: ExactOrderBound) -> FewRowsStatement:
+        some = rows.order_by().values("pk")[: bound.most + 1]
         sql, params = some.query.sql_with_params()
-        bound = "%s"
-        bound_params: tuple[Any, ...] = (most,)
-        if beside is not None:
-            # reltuples is -1 (or 0) until counted: NULL then, as for a graph that is missing,
-            # and LEAST leaves NULLs out.
-            graph_rows = "SELECT NULLIF(GREATEST(reltuples, 0), 0) FROM pg_class WHERE oid ="
-            bound = f"LEAST(%s, sqrt(%s * ({graph_rows} to_regclass(%s))))"
-            bound_params = (most, beside.scale, beside.graph)
+        # reltuples is -1 (or 0) until counted: NULL then, as for a graph that is missing, and
+        # LEAST leaves NULLs out.
+        graph_rows = "SELECT NULLIF(GREATEST(reltuples, 0), 0) FROM pg_class WHERE oid ="
         # A queryset's SQL with its parameters left out (as Django's own subqueries are).
         return cls(
-            f"SELECT count(*) <= {bound} FROM ({sql}) AS some_rows",  # noqa: S608
-            (*bound_params, *params),
+            f"SELECT count(*) <= LEAST(%s, sqrt(%s * ({graph_rows} to_regclass(%s))))"  # noqa: S608
+            f" FROM ({sql}) AS some_rows",
+            (bound.most, bound.scale, bound.graph, *params),
         )
 
     def holds(self, *, using: BaseDatabaseWrapper | None = None) -> bool:
@@ -529,19 +521,16 @@ def search_statements(
     limit: int,
     columns: tuple[str, ...] = (),
     filtered: bool = False,
-    exact_up_to: int | None = None,
-    exact_beside: GraphScale | None = None,
+    exact_order: ExactOrderBound | None = None,
 ) -> SearchStatements:
     """The search statements over ``rows()``, compiled on first use (so the queryset is built
     only then). ``rows_key`` must name the rows exactly: what they are and how they are
     filtered; ``filtered``: whether they are a filtered subset (``SemanticStatement``).
-    ``exact_up_to``: order the rows exactly where there are at most this many (products whose
-    filter an index serves only: the exact order reads every row that passes it), and at most
-    what ``exact_beside`` bounds for the graph their search would walk."""
+    ``exact_order``: order the rows exactly where they are within it (products whose filter an
+    index serves only: the exact order reads every row that passes it)."""
 
     def compile_statements() -> SearchStatements:
         queryset = rows()
-        exact = exact_up_to is not None
         return SearchStatements(
             every_word=EveryWordStatement.compile(queryset),
             nearest=SemanticStatement.compile(
@@ -552,18 +541,16 @@ def search_statements(
                 SemanticStatement.compile(
                     queryset, limit=limit, columns=columns, filtered=filtered, exact=True
                 )
-                if exact
+                if exact_order is not None
                 else None
             ),
             few_rows=(
-                FewRowsStatement.compile(queryset, most=exact_up_to, beside=exact_beside)
-                if exact_up_to is not None
-                else None
+                FewRowsStatement.compile(queryset, exact_order) if exact_order is not None else None
             ),
         )
 
     return _search_statements.get_or_make(
-        (rows_key, limit, current_model_name(), columns, filtered, exact_up_to, exact_beside),
+        (rows_key, limit, current_model_name(), columns, filtered, exact_order),
         compile_statements,
     )
 

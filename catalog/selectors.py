@@ -59,7 +59,7 @@ from catalog.query_keywords import query_keywords, query_words
 from catalog.search_statements import (
     PRODUCT_READ_FIELDS,
     PRODUCT_ROW_PATHS,
-    GraphScale,
+    ExactOrderBound,
     SearchStatements,
     any_word_hits,
     product_from_row,
@@ -647,19 +647,17 @@ def _within_intent(filters: ProductFilters, intent: QueryIntent) -> ProductFilte
 def product_search_statements(*, filters: ProductFilters, limit: int) -> SearchStatements:
     """The statements a search for ``limit`` products passing ``filters`` runs, compiled once
     per process (the benchmarks time them as the search runs them)."""
-    exact_up_to, exact_beside = _exact_order_bounds(filters)
     return search_statements(
         lambda: product_list(filters=filters),
         rows_key=("products", filters),
         limit=_candidates(limit),
         columns=PRODUCT_ROW_PATHS,
         filtered=filters != ProductFilters(),
-        exact_up_to=exact_up_to,
-        exact_beside=exact_beside,
+        exact_order=_exact_order_bound(filters),
     )
 
 
-def _exact_order_bounds(filters: ProductFilters) -> tuple[int | None, GraphScale | None]:
+def _exact_order_bound(filters: ProductFilters) -> ExactOrderBound | None:
     """The most products passing ``filters`` that a search orders exactly: at most
     ``SEARCH_EXACT_ORDER_MAX_ROWS`` and √(``SEARCH_EXACT_ORDER_SCALE`` * the rows of the graph
     it would walk, a price ceiling's or the whole catalogue's). None unless an index finds them
@@ -667,9 +665,12 @@ def _exact_order_bounds(filters: ProductFilters) -> tuple[int | None, GraphScale
     would read the whole catalogue)."""
     prices = filters.min_price is not None or filters.max_price is not None
     if not (filters.category or filters.tags or prices):
-        return None, None
-    graph = GraphScale(product_graph_walked(filters.max_price), settings.SEARCH_EXACT_ORDER_SCALE)
-    return settings.SEARCH_EXACT_ORDER_MAX_ROWS, graph
+        return None
+    return ExactOrderBound(
+        most=settings.SEARCH_EXACT_ORDER_MAX_ROWS,
+        graph=product_graph_walked(filters.max_price),
+        scale=settings.SEARCH_EXACT_ORDER_SCALE,
+    )
 
 
 class EmbeddingState(StrEnum):

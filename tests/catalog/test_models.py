@@ -1,7 +1,12 @@
+from typing import cast
+
 import pytest
+from django.contrib.postgres.indexes import OpClass
+from django.db.models import Expression, F
+from pgvector.django import HnswIndex
 
 from catalog.embeddings import text_hash, text_hash_sql
-from catalog.models import KnowledgeArticle, Product
+from catalog.models import KnowledgeArticle, Product, embedding_halfvec, graph_vector
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 
 
@@ -47,3 +52,18 @@ def test_the_database_builds_an_articles_embedding_text_and_its_hash_as_python_d
         article.pk: text_hash(article.embedding_text())
         for article in KnowledgeArticle.objects.all()
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "vector"),
+    [(Product, F("embedding_half")), (KnowledgeArticle, embedding_halfvec())],
+)
+def test_a_models_searches_order_by_the_vector_all_its_graphs_are_built_over(
+    model: type[Product] | type[KnowledgeArticle], vector: Expression
+) -> None:
+    graphs = [index for index in model._meta.indexes if isinstance(index, HnswIndex)]
+    over = [cast(OpClass, graph.expressions[0]).get_source_expressions()[0] for graph in graphs]
+
+    assert graph_vector(model) == vector
+    assert over
+    assert all(each == vector for each in over)

@@ -12,10 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from pgvector import HalfVector
 
 from catalog.embeddings import current_model_name, embed_query
-from catalog.models import EMBEDDING_DIMENSIONS, Product, product_graph_walked
+from catalog.models import EMBEDDING_DIMENSIONS, PRODUCT_GRAPH, Product, product_graph_walked
 from catalog.query_keywords import QueryKeywords, all_keywords, query_words
 from catalog.search_statements import (
     FEW_ROWS_TTL_SECONDS,
+    ExactOrderBound,
     FewRowsStatement,
     IterativeScan,
     ProductsByIdStatement,
@@ -424,15 +425,20 @@ def test_an_exact_search_orders_every_row_that_passes_by_its_stored_half_vector(
     assert "product_embedding_hnsw" not in plan
 
 
+def _at_most(most: int) -> ExactOrderBound:
+    """A bound of ``most`` rows alone: the graph's square root bound is far above it."""
+    return ExactOrderBound(most=most, graph=PRODUCT_GRAPH, scale=10**9)
+
+
 @pytest.mark.django_db
 def test_few_rows_holds_up_to_its_bound_and_reads_one_row_past_it_at_most() -> None:
     products_with_vectors(4)
     category = Product.objects.latest("pk").category
     rows = product_list(filters=ProductFilters(category=category.slug))
 
-    assert FewRowsStatement.compile(rows, most=4).holds()
-    assert not FewRowsStatement.compile(rows, most=3).holds()
-    assert "LIMIT 4" in FewRowsStatement.compile(rows, most=3).sql
+    assert FewRowsStatement.compile(rows, _at_most(4)).holds()
+    assert not FewRowsStatement.compile(rows, _at_most(3)).holds()
+    assert "LIMIT 4" in FewRowsStatement.compile(rows, _at_most(3)).sql
 
 
 @pytest.mark.django_db
@@ -440,7 +446,7 @@ def test_few_rows_is_counted_again_only_after_a_while(monkeypatch: pytest.Monkey
     products_with_vectors(4)
     category = Product.objects.latest("pk").category
     rows = product_list(filters=ProductFilters(category=category.slug))
-    few = FewRowsStatement.compile(rows, most=4)
+    few = FewRowsStatement.compile(rows, _at_most(4))
     assert few.holds()
     ProductFactory.create(category=category)
 
@@ -469,7 +475,7 @@ def test_search_statements_order_exactly_only_where_the_rows_are_few() -> None:
             rows_key=("products", filters),
             limit=10,
             filtered=True,
-            exact_up_to=most,
+            exact_order=None if most is None else _at_most(most),
         )
 
     few, many, unbounded = statements(4), statements(3), statements(None)
