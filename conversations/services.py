@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import unicodedata
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -60,22 +61,32 @@ def abandoned_guests_delete(*, batch_size: int = 1000) -> int:
 
 def conversations_past_retention_delete(*, batch_size: int = 200) -> int:
     """Delete the conversations untouched for ``CONVERSATION_RETENTION_DAYS`` (none when it is
-    0), with their messages, runs and feedback, a batch per transaction; how many. Their guests,
-    left with none, go with the abandoned guests."""
+    0), with their messages, runs and feedback, a batch per transaction (``conversations_delete``:
+    followers of a run left unfinished are told); how many. Their guests, left with none, go
+    with the abandoned guests."""
     if not settings.CONVERSATION_RETENTION_DAYS:
         return 0
     untouched_since = timezone.now() - timedelta(days=settings.CONVERSATION_RETENTION_DAYS)
     past = conversations_past_retention(untouched_since=untouched_since)
-    return _deleted_in_batches(past, batch_size=batch_size)
+    return _deleted_in_batches(
+        past,
+        batch_size=batch_size,
+        delete=lambda batch: conversations_delete(conversations=batch),
+    )
 
 
-def _deleted_in_batches(rows: QuerySet[Any], *, batch_size: int) -> int:
+def _deleted_in_batches(
+    rows: QuerySet[Any],
+    *,
+    batch_size: int,
+    delete: Callable[[QuerySet[Any]], object] = QuerySet.delete,
+) -> int:
     """Delete the rows ``rows`` selects (with what cascades from them), ``batch_size`` a
     transaction, until it selects none; how many."""
     deleted = 0
     while ids := list(rows.values_list("pk", flat=True)[:batch_size]):
         with transaction.atomic():
-            rows.model._default_manager.filter(pk__in=ids).delete()
+            delete(rows.model._default_manager.filter(pk__in=ids))
         deleted += len(ids)
     return deleted
 

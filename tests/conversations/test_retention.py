@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from agents.models import AgentRun
+from agents.run_stream import run_events_read
 from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import (
     abandoned_guests_delete,
@@ -78,3 +79,20 @@ def test_a_guest_left_with_no_conversation_goes_as_a_guest_who_never_wrote(setti
     abandoned_guests_delete()
 
     assert not User.objects.filter(pk=guest.pk).exists()
+
+
+def test_a_run_left_queued_in_a_conversation_past_the_retention_ends_its_followers(
+    settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.CONVERSATION_RETENTION_DAYS = 30
+    conversation = _conversation(untouched_days=45)
+    queued = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = conversations_past_retention_delete()
+
+    assert deleted == 1
+    assert not AgentRun.objects.exists()
+    assert [event.type for event in run_events_read(run_id=str(queued.pk))] == ["run.deleted"]
