@@ -392,7 +392,10 @@ OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = env_float("OPENAI_QUERY_EMBEDDING_PAUSE_S
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")
 if EMBEDDING_BACKEND not in {"local", "openai"}:
     raise ImproperlyConfigured("EMBEDDING_BACKEND must be 'local' or 'openai'")
+# Texts the local model encodes at once (a backfill's and an embedding task's).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
+if EMBEDDING_BATCH_SIZE < 1:
+    raise ImproperlyConfigured("EMBEDDING_BATCH_SIZE must be at least 1")
 # The local model embeds search queries on ONNX Runtime (~4 ms) or torch (~11 ms); the ONNX
 # graph is exported once into EMBEDDING_CACHE_DIR and checked against torch when loaded.
 EMBEDDING_QUERY_RUNTIME = env_str("EMBEDDING_QUERY_RUNTIME", "onnx")

@@ -194,10 +194,17 @@ class OpenAIEmbeddingBackend:
 
 @lru_cache(maxsize=4)
 def _backend(
-    kind: str, model: str, base_url: str | None, query_runtime: str, cache_dir: Path
+    kind: str,
+    model: str,
+    base_url: str | None,
+    query_runtime: str,
+    cache_dir: Path,
+    batch_size: int,
 ) -> EmbeddingBackend:
     if kind == "local":
-        return LocalEmbeddingBackend(query_runtime=query_runtime, cache_dir=cache_dir)
+        return LocalEmbeddingBackend(
+            batch_size=batch_size, query_runtime=query_runtime, cache_dir=cache_dir
+        )
     if kind == "openai":
         return OpenAIEmbeddingBackend(
             model=model,
@@ -224,6 +231,7 @@ def get_embedding_backend() -> EmbeddingBackend:
             settings.OPENAI_BASE_URL,
             settings.EMBEDDING_QUERY_RUNTIME,
             Path(settings.EMBEDDING_CACHE_DIR),
+            settings.EMBEDDING_BATCH_SIZE,
         )
 
 

@@ -299,3 +299,15 @@ def test_the_image_runs_without_the_embedded_servers_packages() -> None:
     for package in embedded_packages:
         assert not re.search(rf"^{package}==", image_requirements, re.M)
         assert re.search(rf"^{package}==", checkout_requirements, re.M)
+
+
+def test_an_embedding_batch_size_below_one_stops_the_start_with_a_one_line_reason() -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "EMBEDDING_BATCH_SIZE": "0"},
+        capture_output=True,
+    )
+
+    assert result.returncode != 0
+    assert b"EMBEDDING_BATCH_SIZE must be at least 1" in result.stderr

