@@ -4,9 +4,13 @@ import math
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group, User
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
+from django_celery_results import admin as task_results_admin
+from django_celery_results.models import GroupResult, TaskResult
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -61,9 +65,34 @@ class BlacklistedTokenAdmin(ShopModelAdmin, token_admin.BlacklistedTokenAdmin):
     pass
 
 
-admin.site.unregister([OutstandingToken, BlacklistedToken])
-admin.site.register(OutstandingToken, OutstandingTokenAdmin)
-admin.site.register(BlacklistedToken, BlacklistedTokenAdmin)
+class UserAdmin(ShopModelAdmin, auth_admin.UserAdmin):
+    pass
+
+
+class GroupAdmin(ShopModelAdmin, auth_admin.GroupAdmin):
+    pass
+
+
+class TaskResultAdmin(ShopModelAdmin, task_results_admin.TaskResultAdmin):
+    pass
+
+
+class GroupResultAdmin(ShopModelAdmin, task_results_admin.GroupResultAdmin):
+    pass
+
+
+# The other apps' admins, on the shop's base: Django's, simplejwt's and django-celery-results'.
+_SHOP_ADMINS: dict[type[Any], type[admin.ModelAdmin]] = {
+    OutstandingToken: OutstandingTokenAdmin,
+    BlacklistedToken: BlacklistedTokenAdmin,
+    User: UserAdmin,
+    Group: GroupAdmin,
+    TaskResult: TaskResultAdmin,
+    GroupResult: GroupResultAdmin,
+}
+admin.site.unregister(list(_SHOP_ADMINS))
+for model, model_admin in _SHOP_ADMINS.items():
+    admin.site.register(model, model_admin)
 
 
 @never_cache

@@ -2,13 +2,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
 from agents.models import AgentRun
-from beemanhoney.common.admin import ShopModelAdmin
 from conversations.models import Message, ReplyFeedback
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
 
@@ -77,10 +75,6 @@ def test_the_runs_list_ignores_a_route_or_provider_it_does_not_offer(
     page = client.get(RUNS, params)
 
     assert list(page.context["cl"].result_list) == [run]
-
-
-def test_the_runs_admin_refuses_the_lookups_postgresql_cannot_run() -> None:
-    assert isinstance(admin.site._registry[AgentRun], ShopModelAdmin)
 
 
 def test_staff_find_the_runs_whose_reply_a_customer_found_unhelpful(client: Client) -> None:

@@ -75,15 +75,19 @@ def test_the_local_model_encodes_embedding_batch_size_texts_at_once(settings: An
     default_batches = get_embedding_backend()
     settings.EMBEDDING_BATCH_SIZE = 2
     batches_of_two = get_embedding_backend()
-
     assert isinstance(batches_of_two, LocalEmbeddingBackend)
-    assert isinstance(default_batches, LocalEmbeddingBackend)
-    assert batches_of_two.batch_size == 2
-    assert default_batches.batch_size == 64
-    # Batches pad to their longest text: the vectors are the same either way.
-    assert np.allclose(
-        batches_of_two.embed_documents(TEXTS), default_batches.embed_documents(TEXTS), atol=1e-5
+    texts_per_call: list[int] = []
+    hook = batches_of_two._model.register_forward_pre_hook(
+        lambda _model, inputs: texts_per_call.append(len(inputs[0]["input_ids"]))
     )
+    try:
+        vectors = batches_of_two.embed_documents(TEXTS)
+    finally:
+        hook.remove()
+
+    assert texts_per_call == [2, 1]
+    # Batches pad to their longest text: the vectors are the same either way.
+    assert np.allclose(vectors, default_batches.embed_documents(TEXTS), atol=1e-5)
 
 
 @pytest.fixture(scope="module")

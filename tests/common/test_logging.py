@@ -52,4 +52,6 @@ def test_a_traceback_still_follows_the_line() -> None:
 def test_the_console_logs_the_details() -> None:
     console = next(h for h in logging.getLogger().handlers if h.get_name() == "console")
 
-    assert isinstance(console.formatter, ExtraFormatter)
+    line = console.format(record(run_id="x", ms=12))
+
+    assert line.endswith('agent_run.failed run_id="x" ms=12')
