@@ -13,7 +13,7 @@ from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,6 +36,7 @@ from agents.models import AgentRun
 from agents.run_stream import run_finished_wait
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.permissions import authenticated_user
+from beemanhoney.common.renderers import JSONRenderer
 from beemanhoney.common.serializers import PlainFloatField, QueryParamsSerializer
 
 logger = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ view answers its errors in JSON too."""
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from beemanhoney.common.exceptions import error_body, refused_request
+from beemanhoney.common.renderers import JSONRenderer
 
 
 def is_api_path(path: str) -> bool:

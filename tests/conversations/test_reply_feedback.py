@@ -161,3 +161,18 @@ def test_the_message_list_reads_the_feedback_in_its_one_statement(reply: Message
     statements = [q["sql"] for q in queries.captured_queries]
     assert not any('FROM "conversations_replyfeedback"' in sql for sql in statements)
     assert any('JOIN "conversations_replyfeedback"' in sql for sql in statements)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [('{"rating": "\\ud800"}', "rating"), ('{"rating": "helpful", "\\ud800": 1}', "\ud800")],
+)
+def test_a_lone_surrogate_the_error_repeats_is_written_escaped_and_nothing_is_stored(
+    reply: Message, body: str, field: str
+) -> None:
+    given = _owner_of(reply).put(_url(reply), body, content_type="application/json")
+
+    assert given.status_code == 400
+    assert b"\\ud800" in given.content
+    assert field in given.json()["errors"]
+    assert not ReplyFeedback.objects.exists()
