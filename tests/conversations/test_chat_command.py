@@ -1,3 +1,4 @@
+import json
 from collections.abc import Iterator
 from io import StringIO
 
@@ -35,8 +36,21 @@ class _NotTheApi(HtmlHandler):
     """Some other web server, answering in HTML: 200 under /ok/, 501 elsewhere."""
 
     def do_POST(self) -> None:
-        status = 200 if self.path.startswith("/ok/") else 501
-        self.answer_html(status, b"<html><body>Not an API</body></html>")
+        if self.path.startswith("/json/"):
+            self.answer_json({"hello": "world"})
+        elif self.path.startswith("/garbled/"):
+            self.wfile.write(b"HELLO THERE\r\n\r\n")
+        else:
+            status = 200 if self.path.startswith("/ok/") else 501
+            self.answer_html(status, b"<html><body>Not an API</body></html>")
+
+    def answer_json(self, answer: object) -> None:
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @pytest.fixture
@@ -50,9 +64,16 @@ def test_the_terminal_chat_says_when_the_url_is_another_servers(not_the_api: str
         call_command("chat", url=not_the_api, message=["hi"])
     with pytest.raises(CommandError, match=r"other than a JSON object: is http://.*/ok this"):
         call_command("chat", url=f"{not_the_api}/ok", message=["hi"])
+    with pytest.raises(CommandError, match=r"/json answered without what this project's API"):
+        call_command("chat", url=f"{not_the_api}/json", message=["hi"])
+    with pytest.raises(CommandError, match=r"/garbled did not answer in HTTP \(BadStatusLine"):
+        call_command("chat", url=f"{not_the_api}/garbled", message=["hi"])
 
 
-@pytest.mark.parametrize("url", ["notaurl", "ftp://example.com", "http://[::1"])
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "ftp://example.com", "http://[::1", "http://127.0.0.1:abc", "http://a b"],
+)
 def test_the_terminal_chat_refuses_a_url_it_cannot_use(url: str) -> None:
     with pytest.raises(CommandError, match=r"^--url: "):
         call_command("chat", url=url, message=["hi"])

@@ -1,5 +1,6 @@
 """A terminal chat as a customer, through the HTTP API and the Celery workers like any client."""
 
+import http.client
 import json
 import sys
 import urllib.error
@@ -43,6 +44,10 @@ class ApiClient:
             raise CommandError(f"cannot reach {self.base_url}: {exc.reason}") from None
         except OSError as exc:  # a timeout, a reset connection
             raise CommandError(f"{method} {path}: no answer from {self.base_url} ({exc})") from None
+        except http.client.HTTPException as exc:  # a server that does not speak HTTP
+            raise CommandError(
+                f"{method} {path}: {self.base_url} did not answer in HTTP ({exc!r})"
+            ) from None
         answer = _json_or_none(body)
         if not isinstance(answer, dict):
             raise CommandError(
@@ -71,10 +76,13 @@ def _base_url(url: str) -> str:
     """``url`` if it can be an API's base URL; ``CommandError`` naming the option if not."""
     try:
         parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError as exc:
         raise CommandError(f"--url: {url!r} is not a URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CommandError(f"--url: {url!r} is not an http:// or https:// URL")
+    if any(char.isspace() for char in url):
+        raise CommandError(f"--url: {url!r} is not a URL (it holds a space)")
     return url
 
 
@@ -101,6 +109,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, url: str, message: list[str] | None, **options: Any) -> None:
         api = ApiClient(_base_url(url))
+        try:
+            self._chat(api, message)
+        except (KeyError, TypeError) as exc:
+            raise CommandError(
+                f"{api.base_url} answered without what this project's API sends ({exc!r}):"
+                " is it this project's API?"
+            ) from None
+
+    def _chat(self, api: ApiClient, message: list[str] | None) -> None:
         api.token = api.call("POST", "/api/auth/guest/")["access"]
         conversation = api.call("POST", "/api/conversations/", {"title": "Terminal chat"})
         messages_path = f"/api/conversations/{conversation['id']}/messages/"
