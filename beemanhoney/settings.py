@@ -495,6 +495,13 @@ if HANDOFF_NOTICE_WEBHOOK_URL and (
         f" https://hooks.example.com/T000/B000, got one with scheme {_webhook.scheme!r} and"
         f" host {_webhook.hostname!r}"
     )
+try:
+    _webhook.port  # noqa: B018 (raises ValueError for a port that is not one)
+except ValueError:
+    raise ImproperlyConfigured(
+        f"HANDOFF_NOTICE_WEBHOOK_URL's port must be a number from 0 to 65535 (host"
+        f" {_webhook.hostname!r})"
+    ) from None
 HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0)
 # A customer the assistant handed to staff and no staff message has answered this long after
 # is reminded of, once, on the same channels; 0 sends no reminders.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import urllib.error
@@ -184,7 +185,7 @@ def _webhook_post(notice: dict[str, Any]) -> None:
             request, timeout=settings.HANDOFF_NOTICE_TIMEOUT_SECONDS
         ) as response:
             response.read(64 * 1024)
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         # The URL's path and query often hold the webhook's secret: name only its host.
         host = urlsplit(settings.HANDOFF_NOTICE_WEBHOOK_URL).hostname
         raise NoticeNotDelivered(

@@ -139,6 +139,11 @@ def test_an_origin_with_a_path_or_no_scheme_gets_a_one_line_reason() -> None:
             b"got one with scheme 'ftp' and host 'hooks.example.com'",
         ),
         (
+            {"HANDOFF_NOTICE_WEBHOOK_URL": "https://hooks.example.com:abc/T0/secret-token"},
+            b"HANDOFF_NOTICE_WEBHOOK_URL's port must be a number from 0 to 65535 (host"
+            b" 'hooks.example.com')",
+        ),
+        (
             {"HANDOFF_NOTICE_EMAILS": "shop@example.com, not-an-address"},
             b"HANDOFF_NOTICE_EMAILS must list email addresses, got 'not-an-address'",
         ),

@@ -139,6 +139,24 @@ def test_a_webhook_nobody_answers_at_is_not_delivered(settings, waiting: Convers
         handoff_notice_post(conversation_id=waiting.pk)
 
 
+class _NotHttp(HtmlHandler):
+    def do_POST(self) -> None:
+        self.wfile.write(b"HELLO THERE\r\n\r\n")
+
+
+def test_a_webhook_that_does_not_answer_in_http_is_not_delivered(
+    settings, waiting: Conversation
+) -> None:
+    with serving(_NotHttp) as base_url:
+        settings.HANDOFF_NOTICE_WEBHOOK_URL = base_url + SECRET_PATH
+
+        with pytest.raises(NoticeNotDelivered) as refused:
+            handoff_notice_post(conversation_id=waiting.pk)
+
+    assert "BadStatusLine" in repr(refused.value.__cause__)
+    assert "secret-token" not in str(refused.value)
+
+
 def test_the_email_goes_to_every_address_listed(settings, waiting: Conversation) -> None:
     settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com", "owner@example.com"]
 
