@@ -23,7 +23,7 @@ from agents.models import AgentRun
 from agents.pricing import Usage
 from agents.run_stream import run_event_publish, run_events_forget, runs_deleted_publish
 from agents.selectors import SILENCED, agent_run_silenced, budget_exceeded
-from beemanhoney.common.exceptions import ApplicationError
+from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from beemanhoney.common.request_ids import TASK_HEADER, current_request_id
 from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Conversation, Message
@@ -612,7 +612,10 @@ def conversation_runs_cancel(*, conversation_id: uuid.UUID) -> int:
 
 def agent_run_cancel(*, run: AgentRun) -> AgentRun:
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().get(pk=run.pk)
+        locked = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
+        if locked is None:
+            raise DeletedMeanwhile
+        run = locked
         if run.is_finished:
             raise ApplicationError(
                 f"The run has already {run.status}.", code="run_finished", status_code=409

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from beemanhoney.common.exceptions import ApplicationError
+from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from conversations.handoff_notices import handoff_notices_queue
 from conversations.models import (
     GUEST_GROUP,
@@ -166,7 +166,9 @@ def message_post(
             # The status as it is now, not as the request read it: staff handing the
             # conversation back (or closing it) meanwhile lock it, and could not see this
             # message to answer it (or refuse it).
-            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+            if locked is None:
+                raise DeletedMeanwhile
             if locked.status == Conversation.Status.CLOSED:
                 raise ApplicationError(
                     "This conversation is closed.", code="conversation_closed", status_code=409
@@ -289,8 +291,10 @@ def conversation_close_by_customer(*, conversation: Conversation) -> Conversatio
     with transaction.atomic():
         conversations_close(conversation_ids=[conversation.pk])
         conversation_runs_cancel(conversation_id=conversation.pk)
-    conversation.refresh_from_db()
-    return conversation
+    closed = Conversation.objects.filter(pk=conversation.pk).first()
+    if closed is None:
+        raise DeletedMeanwhile
+    return closed
 
 
 def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:

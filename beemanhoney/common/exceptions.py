@@ -46,6 +46,15 @@ class ApplicationError(Exception):
             self.status_code = status_code
 
 
+class DeletedMeanwhile(ApplicationError):
+    """What a service raises for a row another request deleted while it ran (a conversation
+    deleted in one tab while a message is posted in another): the 404 the request would have
+    had a moment later."""
+
+    def __init__(self) -> None:
+        super().__init__("Not found.", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
+
+
 def error_body(detail: str, code: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
     """An error answer's body; ``errors`` only when fields are at fault, with their
     ``error_codes`` (each message's own code where it has one, else ``code``)."""

@@ -4,9 +4,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from django.http import Http404
 from rest_framework.test import APIClient
 
-from beemanhoney.common.exceptions import error_body
+from beemanhoney.common.exceptions import DeletedMeanwhile, api_exception_handler, error_body
 from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory, UserFactory
 
@@ -136,3 +137,13 @@ def test_a_business_rule_refusing_a_field_gives_the_field_its_code() -> None:
     body = error_body("Closed.", "conversation_closed", {"content": ["Closed."]})
 
     assert body["error_codes"] == {"content": ["conversation_closed"]}
+
+
+def test_a_row_deleted_meanwhile_answers_as_a_row_that_is_not_there() -> None:
+    deleted = api_exception_handler(DeletedMeanwhile(), {})
+    missing = api_exception_handler(Http404(), {})
+
+    assert deleted is not None
+    assert missing is not None
+    assert (deleted.status_code, deleted.data) == (missing.status_code, missing.data)
+    assert deleted.status_code == 404

@@ -4,9 +4,10 @@ import pytest
 
 from agents.models import AgentRun
 from agents.services import agent_run_cancel, agent_run_execute
-from beemanhoney.common.exceptions import ApplicationError
+from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from conversations.models import Conversation, Message
 from conversations.services import (
+    conversation_close_by_customer,
     conversation_handoff,
     conversations_close,
     conversations_hand_back,
@@ -88,3 +89,25 @@ def test_a_message_whose_run_the_customer_cancelled_is_not_answered_on_hand_back
     run = AgentRun.objects.get(pk=queued.pk)
     assert run.status == AgentRun.Status.CANCELLED
     assert run.error == "Cancelled by the customer."
+
+
+def test_a_conversation_deleted_in_another_tab_meanwhile_answers_404_and_stores_nothing() -> None:
+    conversation = ConversationFactory.create()
+    question = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content="Hello?"
+    )
+    run = AgentRun.objects.create(conversation=conversation, user_message=question)
+    # Each request read the conversation (and the run) before the delete committed.
+    read_by_the_requests = Conversation.objects.get(pk=conversation.pk)
+    Conversation.objects.filter(pk=conversation.pk).delete()
+
+    with pytest.raises(DeletedMeanwhile) as posted:
+        message_post(conversation=read_by_the_requests, author=conversation.owner, content="Hi")
+    with pytest.raises(DeletedMeanwhile):
+        conversation_close_by_customer(conversation=read_by_the_requests)
+    with pytest.raises(DeletedMeanwhile):
+        agent_run_cancel(run=run)
+
+    assert posted.value.status_code == 404
+    assert not Message.objects.exists()
+    assert not AgentRun.objects.exists()
