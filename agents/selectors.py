@@ -40,7 +40,10 @@ def agent_run_silenced(*, run: AgentRun) -> bool:
 
 
 def agent_run_reply(*, run: AgentRun) -> Message | None:
-    return run.replies.filter(role=Message.Role.ASSISTANT).select_related("feedback").first()
+    """The run's reply, with what ``MessageOutputSerializer`` reads of it: its feedback, and its
+    answering run (none: a reply answers nothing, but without the join asking costs a query)."""
+    replies = run.replies.filter(role=Message.Role.ASSISTANT)
+    return replies.select_related("feedback", "answering_run").first()
 
 
 def conversation_cost_usd(*, conversation_id: UUID) -> Decimal:

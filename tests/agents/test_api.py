@@ -1,10 +1,13 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
+from conversations.models import Message
 from tests.conversations.factories import (
     ConversationFactory,
     MessageFactory,
@@ -68,6 +71,25 @@ def _finished_run(owner: User) -> AgentRun:
         model_calls=2,
         cost_usd=Decimal("0.000036"),
     )
+
+
+def test_a_run_s_reply_is_read_with_what_it_shows_in_one_statement() -> None:
+    run = _finished_run(owner=UserFactory.create())
+    reply = MessageFactory.create(
+        conversation=run.conversation, role=Message.Role.ASSISTANT, run=run, content="£8.50."
+    )
+    client = APIClient()
+    client.force_authenticate(run.conversation.owner)
+
+    with CaptureQueriesContext(connection) as queries:
+        detail = client.get(f"/api/runs/{run.pk}/").json()
+
+    assert detail["reply"]["id"] == reply.pk
+    assert detail["reply"]["answering_run"] is None
+    assert detail["reply"]["feedback"] is None
+    # Asking a reply for the run answering it (none) or its feedback reads nothing more.
+    assert not [q for q in queries if '"agents_agentrun"."user_message_id" =' in q["sql"]]
+    assert not [q for q in queries if 'FROM "conversations_replyfeedback"' in q["sql"]]
 
 
 def test_a_customer_s_run_hides_the_model_tokens_and_cost() -> None:
