@@ -1,9 +1,9 @@
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
