@@ -168,16 +168,28 @@ def test_a_notice_channel_that_cannot_work_stops_the_start_with_a_one_line_reaso
     assert b"secret-token" not in result.stderr
 
 
-def test_a_negative_retention_stops_the_start_with_a_one_line_reason() -> None:
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        (
+            {"CONVERSATION_RETENTION_DAYS": "-1"},
+            b"CONVERSATION_RETENTION_DAYS must be 0 (keep) or a number of days",
+        ),
+        ({"EMBEDDING_BATCH_SIZE": "0"}, b"EMBEDDING_BATCH_SIZE must be at least 1"),
+    ],
+)
+def test_a_number_out_of_its_range_stops_the_start_with_a_one_line_reason(
+    env: dict[str, str], reason: bytes
+) -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=PROJECT_DIR,
-        env={**os.environ, "CONVERSATION_RETENTION_DAYS": "-1"},
+        env={**os.environ, **env},
         capture_output=True,
     )
 
     assert result.returncode != 0
-    assert b"CONVERSATION_RETENTION_DAYS must be 0 (keep) or a number of days" in result.stderr
+    assert reason in result.stderr
 
 
 def test_notices_go_nowhere_unless_configured_and_email_is_printed_without_smtp() -> None:
@@ -304,15 +316,3 @@ def test_the_image_runs_without_the_embedded_servers_packages() -> None:
     for package in embedded_packages:
         assert not re.search(rf"^{package}==", image_requirements, re.M)
         assert re.search(rf"^{package}==", checkout_requirements, re.M)
-
-
-def test_an_embedding_batch_size_below_one_stops_the_start_with_a_one_line_reason() -> None:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "EMBEDDING_BATCH_SIZE": "0"},
-        capture_output=True,
-    )
-
-    assert result.returncode != 0
-    assert b"EMBEDDING_BATCH_SIZE must be at least 1" in result.stderr
