@@ -3,6 +3,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -30,6 +32,7 @@ from conversations.services import (
     conversations_delete,
     conversations_hand_back,
     staff_message_post,
+    users_delete,
 )
 
 # The latest messages shown on a conversation's page: a long chat stays one light page.
@@ -323,3 +326,18 @@ class ReplyFeedbackAdmin(ShopModelAdmin):
         conversation_id = feedback.reply.conversation_id
         url = reverse("admin:conversations_conversation_change", args=[conversation_id])
         return format_html('<a href="{}">{}</a>', url, conversation_id)
+
+
+class UserAdmin(ShopModelAdmin, auth_admin.UserAdmin):
+    """Django's user admin, whose deletes take an account's conversations through
+    ``users_delete``, so that whoever follows one of their runs is told."""
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        users_delete(users=User.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users_delete(users=queryset)
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserAdmin)

@@ -310,6 +310,14 @@ def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:
         transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
 
 
+def users_delete(*, users: QuerySet[User]) -> None:
+    """Delete these accounts with their conversations (``conversations_delete``: whoever follows
+    one of their unfinished runs is told ``run.deleted``), all or nothing."""
+    with transaction.atomic():
+        conversations_delete(conversations=Conversation.objects.filter(owner__in=users))
+        users.delete()
+
+
 def conversation_delete_by_customer(*, conversation: Conversation) -> None:
     """The customer deletes the conversation, with its messages, runs and feedback. Refused
     (409) while a worker writes one of its replies: closing it stops that turn at its next step.

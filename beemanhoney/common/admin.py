@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
@@ -65,10 +65,6 @@ class BlacklistedTokenAdmin(ShopModelAdmin, token_admin.BlacklistedTokenAdmin):
     pass
 
 
-class UserAdmin(ShopModelAdmin, auth_admin.UserAdmin):
-    pass
-
-
 class GroupAdmin(ShopModelAdmin, auth_admin.GroupAdmin):
     pass
 
@@ -81,11 +77,11 @@ class GroupResultAdmin(ShopModelAdmin, task_results_admin.GroupResultAdmin):
     pass
 
 
-# The other apps' admins, on the shop's base: Django's, simplejwt's and django-celery-results'.
+# The other apps' admins, on the shop's base: Django's, simplejwt's and django-celery-results'
+# (the users' is conversations.admin.UserAdmin: deleting an account deletes its conversations).
 _SHOP_ADMINS: dict[type[Any], type[admin.ModelAdmin]] = {
     OutstandingToken: OutstandingTokenAdmin,
     BlacklistedToken: BlacklistedTokenAdmin,
-    User: UserAdmin,
     Group: GroupAdmin,
     TaskResult: TaskResultAdmin,
     GroupResult: GroupResultAdmin,

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -556,3 +556,28 @@ def test_a_conversation_s_transcript_shows_the_customer_s_feedback_on_each_reply
 
     assert "<th>customer's feedback</th>" in page
     assert "unhelpful: Too slow." in page
+
+
+@pytest.mark.parametrize("way", ["its delete page", "the list's delete action"])
+def test_deleting_a_customer_account_tells_the_followers_of_its_conversations_runs(
+    staff_client: Client, django_capture_on_commit_callbacks, way: str
+) -> None:
+    conversation = ConversationFactory.create()
+    kept = ConversationFactory.create()
+    customer = conversation.owner
+    queued = AgentRun.objects.create(
+        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if way == "its delete page":
+            url, data = f"/admin/auth/user/{customer.pk}/delete/", {"post": "yes"}
+        else:
+            selected = {"action": "delete_selected", "_selected_action": str(customer.pk)}
+            url, data = "/admin/auth/user/", {**selected, "post": "yes"}
+        response = staff_client.post(url, data, follow=True)
+
+    assert response.status_code == 200
+    assert not User.objects.filter(pk=customer.pk).exists()
+    assert list(Conversation.objects.all()) == [kept]
+    assert [event.type for event in run_events_read(run_id=str(queued.pk))] == ["run.deleted"]
