@@ -46,9 +46,13 @@ REDIS_ID_PART_MAX = 2**64 - 1
 
 
 def _event_id(header: str) -> str:
-    """A Redis Stream id from ``Last-Event-ID``; "0" (from the start) for anything else."""
+    """A Redis Stream id from ``Last-Event-ID``; "0" (from the start) for anything else,
+    Redis's largest id included (Redis refuses to read after it)."""
     match = EVENT_ID.fullmatch(header)
-    if match is None or any(int(part) > REDIS_ID_PART_MAX for part in match.groups()):
+    if match is None:
+        return "0"
+    parts = [int(part) for part in match.groups()]
+    if any(part > REDIS_ID_PART_MAX for part in parts) or min(parts) == REDIS_ID_PART_MAX:
         return "0"
     return header
 

@@ -173,10 +173,20 @@ def test_a_client_that_had_the_final_event_is_told_204_not_replayed(finished_run
     assert (after_live, after_replayed) == (204, 204)
 
 
-def test_a_last_event_id_beyond_redis_ids_starts_from_the_beginning(finished_run) -> None:
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        "99999999999999999999-0",
+        # Redis's largest id: Redis refuses to read after it (nothing could follow).
+        "18446744073709551615-18446744073709551615",
+    ],
+)
+def test_a_last_event_id_beyond_redis_ids_starts_from_the_beginning(
+    finished_run, last_event_id: str
+) -> None:
     client, run_id, _ = finished_run
 
-    events = _events(client, run_id, last_event_id="99999999999999999999-0")
+    events = _events(client, run_id, last_event_id=last_event_id)
 
     assert [event["type"] for event in events][-2:] == ["reply.stored", "run.finished"]
 
