@@ -529,15 +529,35 @@ def _validated_save(
 ) -> None:
     """``full_clean`` then save (``update_fields`` alone, if given). A unique value that
     another request saved in between fails as ``full_clean`` would have, with the field's
-    ``ValidationError``, not an ``IntegrityError``."""
-    row.full_clean(exclude=exclude)
-    try:
-        with transaction.atomic():
-            row.save(update_fields=update_fields)
-    except IntegrityError:
-        row.validate_unique(exclude=exclude)
-        row.validate_constraints(exclude=exclude)
-        raise
+    ``ValidationError``, not an ``IntegrityError``; so does a row it refers to (a product's
+    category) that another request deletes meanwhile."""
+    with transaction.atomic():
+        _references_locked(row, exclude=exclude or [])
+        row.full_clean(exclude=exclude)
+        try:
+            with transaction.atomic():
+                row.save(update_fields=update_fields)
+        except IntegrityError:
+            row.validate_unique(exclude=exclude)
+            row.validate_constraints(exclude=exclude)
+            raise
+
+
+def _references_locked(row: Model, *, exclude: list[str]) -> None:
+    """Lock the rows ``row``'s foreign keys name as their checks at commit would
+    (``FOR KEY SHARE``): a delete of one that comes later waits for this transaction, and one
+    that came first, even uncommitted then, is seen gone by ``full_clean``."""
+    for key in row._meta.concrete_fields:
+        if not isinstance(key, ForeignKey) or key.name in exclude:
+            continue
+        if (value := getattr(row, key.attname)) is None:
+            continue
+        statement = sql.SQL("SELECT 1 FROM {} WHERE {} = %s FOR KEY SHARE").format(
+            sql.Identifier(key.target_field.model._meta.db_table),
+            sql.Identifier(key.target_field.column),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [value])
 
 
 def category_create(*, name: str, slug: str = "", description: str = "") -> Category:

@@ -672,6 +672,20 @@ def test_a_sku_another_request_saves_meanwhile_is_a_field_error_not_an_integrity
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_category_another_request_deletes_meanwhile_is_a_field_error_not_an_integrity_error():
+    category = CategoryFactory.create()
+
+    with (
+        saved_meanwhile(lambda: Category.objects.filter(pk=category.pk).delete()),
+        pytest.raises(ValidationError) as excinfo,
+    ):
+        product_create(sku="BH-RACE-2", name="Linden Honey", category=category, price=Decimal(9))
+
+    assert set(excinfo.value.message_dict) == {"category"}
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_category_name_another_request_saves_meanwhile_in_any_case_is_refused() -> None:
     with (
         saved_meanwhile(lambda: CategoryFactory.create(name="Mead", slug="mead")),
