@@ -1,4 +1,4 @@
-# One image for the api, worker and migrate services of docker-compose.yml.
+# One image for the api, worker, beat and migrate services of docker-compose.yml.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # Without DATABASE_URL or REDIS_URL the app refuses to start, rather than run the development

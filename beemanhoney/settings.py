@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from celery.schedules import crontab
 from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
@@ -359,24 +360,29 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 60)
 RUN_SWEEP_GRACE_SECONDS = env_int("RUN_SWEEP_GRACE_SECONDS", 30)
+# The nightly jobs run at fixed times (TIME_ZONE), not every 24 h from beat's start: a beat
+# started again more often than daily (each deploy) would otherwise never reach them.
 CELERY_BEAT_SCHEDULE = {
     "sweep-agent-runs": {"task": "agents.sweep_runs", "schedule": RUN_SWEEP_INTERVAL_SECONDS},
-    "flush-expired-tokens": {"task": "conversations.flush_expired_tokens", "schedule": 24 * 3600},
-    "prune-product-name-words": {
-        "task": "catalog.prune_product_name_words",
-        "schedule": 24 * 3600,
-    },
-    "delete-abandoned-guests": {
-        "task": "conversations.delete_abandoned_guests",
-        "schedule": 24 * 3600,
-    },
     "remind-staff-of-waiting-customers": {
         "task": "conversations.remind_staff_of_waiting_customers",
         "schedule": 60,
     },
+    "flush-expired-tokens": {
+        "task": "conversations.flush_expired_tokens",
+        "schedule": crontab(hour=3, minute=0),
+    },
+    "prune-product-name-words": {
+        "task": "catalog.prune_product_name_words",
+        "schedule": crontab(hour=3, minute=10),
+    },
+    "delete-abandoned-guests": {
+        "task": "conversations.delete_abandoned_guests",
+        "schedule": crontab(hour=3, minute=20),
+    },
     "delete-conversations-past-retention": {
         "task": "conversations.delete_conversations_past_retention",
-        "schedule": 24 * 3600,
+        "schedule": crontab(hour=3, minute=30),
     },
 }
 

