@@ -140,7 +140,14 @@ def test_requirements_pin_what_the_constraints_pin() -> None:
 
 # Where the running service's code is: what it imports must be in requirements.txt, which the
 # image installs (tests and benchmarks may import requirements-dev.txt's too).
-SERVICE_SOURCES = ("beemanhoney", "catalog", "conversations", "agents", "manage.py")
+SERVICE_SOURCES = (
+    "beemanhoney",
+    "catalog",
+    "conversations",
+    "agents",
+    "manage.py",
+    "gunicorn.conf.py",
+)
 
 
 def _imported_top_level_modules(paths: Iterable[Path]) -> set[str]:
