@@ -40,8 +40,11 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BEEMAN_VAR_DIR", PROJECT_DIR / "var")).resolve()
 # PostgreSQL 18, or 16 as the production image runs (docker-compose.yml; .ci/run tests both),
 # each with its own data folder.
-POSTGRES_VERSION = os.environ.get("EMBEDDED_POSTGRES_VERSION", "18")
-PGDATA_LINK = VAR_DIR / ("pgdata" if POSTGRES_VERSION == "18" else f"pgdata{POSTGRES_VERSION}")
+DEFAULT_POSTGRES_VERSION = "18"
+POSTGRES_VERSION = os.environ.get("EMBEDDED_POSTGRES_VERSION", DEFAULT_POSTGRES_VERSION)
+PGDATA_LINK = VAR_DIR / (
+    "pgdata" if POSTGRES_VERSION == DEFAULT_POSTGRES_VERSION else f"pgdata{POSTGRES_VERSION}"
+)
 VALKEY_DIR = VAR_DIR / "valkey"
 ROOT_RELOCATION_BASE = Path("/var/lib/beemanhoney")
 DATABASE_NAME = "beemanhoney"

@@ -20,8 +20,10 @@ from beemanhoney import embedded
 from tests.support.celery_worker import PROJECT_DIR
 
 
-def _embedded(action: str, var_dir: Path, *, postgres_version: str = "18") -> str:
-    result = subprocess.run(
+def _embedded_run(
+    action: str, var_dir: Path, *, postgres_version: str = embedded.DEFAULT_POSTGRES_VERSION
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "beemanhoney.embedded", action],
         cwd=PROJECT_DIR,
         env={
@@ -31,8 +33,14 @@ def _embedded(action: str, var_dir: Path, *, postgres_version: str = "18") -> st
         },
         capture_output=True,
         text=True,
-        check=True,
     )
+
+
+def _embedded(
+    action: str, var_dir: Path, *, postgres_version: str = embedded.DEFAULT_POSTGRES_VERSION
+) -> str:
+    result = _embedded_run(action, var_dir, postgres_version=postgres_version)
+    result.check_returncode()
     return result.stdout
 
 
@@ -73,13 +81,7 @@ def test_embedded_postgres_in_a_private_folder_leaves_the_folder_private(
 def test_a_postgres_version_the_package_does_not_ship_is_refused_in_one_line(
     tmp_path: Path,
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "beemanhoney.embedded", "start"],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "BEEMAN_VAR_DIR": str(tmp_path), "EMBEDDED_POSTGRES_VERSION": "17"},
-        capture_output=True,
-        text=True,
-    )
+    result = _embedded_run("start", tmp_path, postgres_version="17")
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
