@@ -578,12 +578,14 @@ def category_create(*, name: str, slug: str = "", description: str = "") -> Cate
 
 
 def category_update(*, category: Category, **fields: Any) -> Category:
-    """Change ``category``; a new name is queued into its products' embeddings."""
+    """Change ``category``, writing ``fields`` alone (``_written_only``); a new name is queued
+    into its products' embeddings."""
     renamed = "name" in fields and fields["name"] != category.name
     with transaction.atomic():
         for name, value in fields.items():
             setattr(category, name, value)
-        _validated_save(category)
+        exclude, update_fields = _written_only(category, list(fields))
+        _validated_save(category, exclude=exclude, update_fields=update_fields)
         if renamed:
             category_renamed(category=category)
     return category
@@ -776,12 +778,10 @@ def _differs(row: Model, name: str, value: Any) -> bool:
     return bool(getattr(row, name) != value)
 
 
-def _embedded_row_save(
-    row: E, *, kind: str, exclude: list[str] | None = None, written: list[str] | None = None
-) -> E:
+def _embedded_row_save(row: E, *, kind: str, written: list[str] | None = None) -> E:
     """Validate and save ``row`` (a product or an article), its embedding queued on commit;
     with ``written``, those fields alone (``_written_only``)."""
-    update_fields = None
+    exclude = update_fields = None
     if written is not None:
         exclude, update_fields = _written_only(row, written)
     with transaction.atomic():
@@ -806,19 +806,14 @@ def product_create(*, sku: str, **fields: Any) -> Product:
 
 
 def product_update(
-    *, product: Product, update_fields: Iterable[str] | None = None, **fields: Any
+    *, product: Product, update_fields: Iterable[str] = (), **fields: Any
 ) -> Product:
-    """Set ``fields`` on ``product`` and save it. With ``update_fields``, only those fields and
-    ``fields`` are written (the admin saves what its page changed): a stock level the API or an
-    import saved after ``product`` was read is not put back by a change of its price."""
+    """Set ``fields`` on ``product`` and save them and ``update_fields`` (what the admin's page
+    changed on ``product`` itself), no other column: a stock level an import or an order saved
+    after ``product`` was read is not put back by a change of its price."""
     for name, value in fields.items():
         setattr(product, name, value)
-    if update_fields is not None:
-        return _embedded_row_save(product, kind="products", written=[*update_fields, *fields])
-    # A sku saved before migration 0007 checked skus stays editable until it is changed.
-    return _embedded_row_save(
-        product, kind="products", exclude=None if "sku" in fields else ["sku"]
-    )
+    return _embedded_row_save(product, kind="products", written=[*update_fields, *fields])
 
 
 # --- knowledge --------------------------------------------------------------------------------
@@ -831,14 +826,12 @@ def knowledge_article_create(*, title: str, slug: str = "", **fields: Any) -> Kn
 
 
 def knowledge_article_update(
-    *, article: KnowledgeArticle, update_fields: Iterable[str] | None = None, **fields: Any
+    *, article: KnowledgeArticle, update_fields: Iterable[str] = (), **fields: Any
 ) -> KnowledgeArticle:
-    """As ``product_update``: with ``update_fields``, only those fields and ``fields`` are
-    written."""
+    """As ``product_update``: ``fields`` and ``update_fields`` are written, no other column."""
     for name, value in fields.items():
         setattr(article, name, value)
-    written = None if update_fields is None else [*update_fields, *fields]
-    return _embedded_row_save(article, kind="knowledge", written=written)
+    return _embedded_row_save(article, kind="knowledge", written=[*update_fields, *fields])
 
 
 def _article_values(row: ArticleRow, report: ImportReport) -> dict[str, Any]:

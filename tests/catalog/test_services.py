@@ -1,6 +1,3 @@
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +31,7 @@ from catalog.services import (
 )
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer
+from tests.support.transactions import saved_meanwhile
 
 
 def catalog_rows() -> list[dict[str, str]]:
@@ -629,34 +627,6 @@ def test_product_create_refuses_an_invalid_product() -> None:
     assert not Product.objects.filter(sku="BH-NEW-1").exists()
 
 
-@contextmanager
-def saved_meanwhile(save: Callable[[], object], *, commit_after: float = 1.0) -> Iterator[None]:
-    """Another request's transaction saves with ``save()`` before the block starts, and commits
-    ``commit_after`` seconds later: the block's own checks cannot see its rows yet, its INSERT
-    waits on them and then fails."""
-    saved, commit = threading.Event(), threading.Event()
-
-    def other_request() -> None:
-        try:
-            with transaction.atomic():
-                save()
-                saved.set()
-                commit.wait(10)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=other_request)
-    thread.start()
-    assert saved.wait(10)
-    timer = threading.Timer(commit_after, commit.set)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.join()
-        thread.join()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_sku_another_request_saves_meanwhile_is_a_field_error_not_an_integrity_error() -> None:
     category = CategoryFactory.create()
@@ -755,6 +725,48 @@ def test_product_update_of_some_fields_keeps_what_others_saved_since_it_was_read
     )
     assert Product.objects.get().updated_at > product.created_at
     assert len(callbacks) == 1  # its embedding
+
+
+@pytest.mark.django_db
+def test_product_update_writes_the_given_fields_alone() -> None:
+    product = ProductFactory.create(price=Decimal("9.50"), stock=10, is_active=True)
+    # An import and a staff member's deactivation after the product was read (an API PATCH of
+    # its price reads it first).
+    Product.objects.filter(pk=product.pk).update(stock=3, is_active=False)
+
+    product_update(product=product, price=Decimal("8.75"))
+
+    assert Product.objects.values_list("price", "stock", "is_active").get() == (
+        Decimal("8.75"),
+        3,
+        False,
+    )
+
+
+@pytest.mark.django_db
+def test_knowledge_article_update_writes_the_given_fields_alone() -> None:
+    article = KnowledgeArticleFactory.create(title="Storage", is_published=True)
+    KnowledgeArticle.objects.filter(pk=article.pk).update(is_published=False)
+
+    knowledge_article_update(article=article, title="Storing honey")
+
+    assert KnowledgeArticle.objects.values_list("title", "is_published").get() == (
+        "Storing honey",
+        False,
+    )
+
+
+@pytest.mark.django_db
+def test_category_update_writes_the_given_fields_alone() -> None:
+    category = CategoryFactory.create(name="Raw honey", description="Unheated.")
+    Category.objects.filter(pk=category.pk).update(description="Unheated and unfiltered.")
+
+    services.category_update(category=category, name="Raw honeys")
+
+    assert Category.objects.values_list("name", "description").get() == (
+        "Raw honeys",
+        "Unheated and unfiltered.",
+    )
 
 
 @pytest.mark.django_db
