@@ -349,12 +349,26 @@ def _record_usage(run: AgentRun, usage: Usage) -> None:
 
 
 def _locked_again(run: AgentRun) -> AgentRun | None:
-    """The run read again and locked as its turn ends; None when it was deleted mid-turn with
-    its conversation (by staff in the admin), which leaves nothing to store."""
+    """The run read again and locked as the turn ``run`` started (``_start``) ends; None when
+    there is nothing left for this turn to store: the run was deleted mid-turn with its
+    conversation (by staff in the admin), or this delivery no longer owns it.
+
+    A delivery loses the run to a later one of the same task, which the broker restores while
+    this one still runs (it lost the worker's connection, or the turn outlasted the visibility
+    timeout), and to itself when an outcome it stored is followed by an error (a hook after
+    the commit): storing again would answer the customer's message twice."""
     locked = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
     if locked is None:
         logger.warning("agent_run.vanished", extra={"run_id": str(run.pk)})
         runs_deleted_publish(run_ids=[str(run.pk)])
+        return None
+    owned = (locked.deliveries, locked.celery_task_id) == (run.deliveries, run.celery_task_id)
+    if locked.finished_at is not None or not owned:
+        logger.warning(
+            "agent_run.superseded",
+            extra={"run_id": str(run.pk), "delivery": run.deliveries, "status": locked.status},
+        )
+        return None
     return locked
 
 
@@ -491,7 +505,9 @@ def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
         "tokens": run.prompt_tokens + run.completion_tokens,
     }
     transaction.on_commit(lambda: logger.info("agent_run.finished", extra=finished))
-    transaction.on_commit(publish)
+    # Robust: the outcome is committed, so nothing raised while telling listeners (a time limit
+    # while Redis hangs) may reach the turn, which would store it again, or skip the next run.
+    transaction.on_commit(publish, robust=True)
     transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
 
 
@@ -551,8 +567,9 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
     abandoned = AgentRun.objects.filter(CANCELLED_MID_TURN, updated_at__lt=stale_before)
     for run_id in abandoned.values_list("pk", flat=True):
         with transaction.atomic():
-            run = AgentRun.objects.select_for_update().get(pk=run_id)
-            if _cancelled_mid_turn(run) and run.updated_at < stale_before:
+            run = AgentRun.objects.select_for_update().filter(pk=run_id).first()
+            # None: deleted since, with its conversation.
+            if run is not None and _cancelled_mid_turn(run) and run.updated_at < stale_before:
                 _close_cancelled(run)
                 report.closed += 1
     waiting = (
@@ -573,7 +590,9 @@ def _redispatch(run_id: uuid.UUID, stale_before: datetime, *, in_broker: set[str
     broker cannot tell) is left alone: a copy would join the back of the queue, and the worker
     that reached the first would drop it as stale."""
     with transaction.atomic():
-        run = AgentRun.objects.select_for_update().get(pk=run_id)
+        run = AgentRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return "skipped"  # deleted since, with its conversation
         lost_message = in_broker is not None and run.celery_task_id not in in_broker
         still_stuck = (run.status == AgentRun.Status.RUNNING and run.updated_at < stale_before) or (
             run.status == AgentRun.Status.QUEUED

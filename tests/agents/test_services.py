@@ -211,6 +211,42 @@ def _running(content: str = "Have you got MAN-15?") -> AgentRun:
     return run
 
 
+def test_a_turn_whose_run_a_later_delivery_claimed_stores_nothing(settings) -> None:
+    first = _running()
+    # The broker restores the task while the first delivery still runs: a second worker claims
+    # the run under the same task id.
+    second = _start(str(first.pk), first.celery_task_id)
+    assert second is not None
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES, ChatText("First copy"), ROUTE_TO_SALES, ChatText("Second copy")
+        )
+        first_result = run_turn(run=first)
+        second_result = run_turn(run=second)
+
+        assert _store(first, first_result, latency_ms=0) is None
+        _store(second, second_result, latency_ms=0)
+
+    run = AgentRun.objects.get(pk=first.pk)
+    assert (run.status, run.deliveries) == (AgentRun.Status.SUCCEEDED, 2)
+    assert _reply(run).content == "Second copy"
+    assert run.prompt_tokens == 50 + 10  # the second copy's turn alone
+
+
+def test_a_failure_after_a_turn_was_stored_changes_nothing(settings) -> None:
+    run = _running()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    # As ``_store`` does when something raises after the outcome's commit.
+    assert _fail(run, "RuntimeError: after the commit") is None
+
+    stored = AgentRun.objects.get(pk=run.pk)
+    assert (stored.status, stored.error) == (AgentRun.Status.SUCCEEDED, "")
+    assert _reply(stored).content == "Here you are"
+
+
 def test_a_reply_in_flight_when_staff_reply_is_not_posted_after_theirs(settings) -> None:
     run = _running()
     staff_message_post(
