@@ -82,12 +82,18 @@ def _deleted_in_batches(
     delete: Callable[[QuerySet[Any]], object] = QuerySet.delete,
 ) -> int:
     """Delete the rows ``rows`` selects (with what cascades from them), ``batch_size`` a
-    transaction, until it selects none; how many."""
+    transaction, until it selects none; how many.
+
+    Each batch is locked as ``rows`` still selects it: a row written meanwhile (a conversation a
+    message was just posted to) is locked once that write commits, seen as it is then, and left.
+    """
     deleted = 0
     while ids := list(rows.values_list("pk", flat=True)[:batch_size]):
         with transaction.atomic():
-            delete(rows.model._default_manager.filter(pk__in=ids))
-        deleted += len(ids)
+            still = rows.filter(pk__in=ids).select_for_update(of=("self",))
+            locked = list(still.values_list("pk", flat=True))
+            delete(rows.model._default_manager.filter(pk__in=locked))
+        deleted += len(locked)
     return deleted
 
 

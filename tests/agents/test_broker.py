@@ -10,9 +10,11 @@ from agents.broker import broker_task_ids
 from agents.models import AgentRun
 from agents.services import agent_runs_sweep
 from beemanhoney.celery import app as celery_app
+from conversations.models import Conversation
 from conversations.services import message_post
 from tests.conversations.factories import ConversationFactory
 from tests.support.celery_worker import new_queue_name, tasks_sent_to
+from tests.support.transactions import saved_meanwhile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,3 +65,24 @@ def test_a_run_whose_message_the_broker_lost_is_sent_again() -> None:
 
     assert report.redispatched == 1
     assert run.celery_task_id != task_id
+
+
+def test_a_run_deleted_while_the_sweep_waits_for_it_is_skipped_and_the_sweep_goes_on() -> None:
+    queue = new_queue_name("deleted")
+    with tasks_sent_to(queue):
+        deleted, lost = _dispatched_run(queue), _dispatched_run(queue)
+        _purge(queue)
+        task_id = lost.celery_task_id
+        try:
+            # Its conversation deleted by staff while the sweep locks each stuck run in turn.
+            with saved_meanwhile(
+                lambda: Conversation.objects.filter(pk=deleted.conversation_id).delete()
+            ):
+                report = agent_runs_sweep(now=timezone.now() + timedelta(hours=1))
+        finally:
+            _purge(queue)
+
+    lost.refresh_from_db()
+    assert report.redispatched == 1
+    assert lost.celery_task_id != task_id
+    assert not AgentRun.objects.filter(pk=deleted.pk).exists()

@@ -13,9 +13,12 @@ from conversations.services import (
     abandoned_guests_delete,
     conversations_past_retention_delete,
     guest_customer_create,
+    message_post,
 )
 from conversations.tasks import delete_conversations_past_retention
 from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.support.celery_worker import new_queue_name, tasks_sent_to
+from tests.support.transactions import saved_meanwhile
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +60,28 @@ def test_conversations_untouched_past_the_retention_go_with_everything_in_them(
     assert ReplyFeedback.objects.count() == 2
     # Their customers stay (a guest left with none goes with the abandoned guests).
     assert User.objects.filter(pk__in=[old_active.owner_id, old_closed.owner_id]).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_conversation_written_in_while_its_batch_is_deleted_is_kept(settings) -> None:
+    settings.CONVERSATION_RETENTION_DAYS = 90
+    conversation = _conversation(untouched_days=91)
+
+    # The customer comes back as the nightly job runs: the job selected the conversation, and
+    # the message commits before the job's batch is deleted.
+    with (
+        tasks_sent_to(new_queue_name("retention")),
+        saved_meanwhile(
+            lambda: message_post(
+                conversation=conversation, author=conversation.owner, content="Still there?"
+            )
+        ),
+    ):
+        deleted = conversations_past_retention_delete()
+
+    assert deleted == 0
+    assert conversation.messages.filter(content="Still there?").exists()
+    assert AgentRun.objects.filter(conversation=conversation, status="queued").exists()
 
 
 def test_with_no_retention_set_nothing_is_deleted(settings) -> None:
