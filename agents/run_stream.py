@@ -37,15 +37,31 @@ class RunEvent:
 
 @lru_cache(maxsize=4)
 def run_events_client(url: str) -> redis.Redis:
-    # No read timeout: XREAD BLOCK holds the socket for as long as it was asked to.
-    # Each open event stream blocks one connection: the pool must outsize the threads.
+    """Publishes and reads that do not block."""
     return redis.Redis.from_url(
         url,
-        socket_connect_timeout=2,
-        socket_timeout=None,
+        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        health_check_interval=30,
+    )
+
+
+@lru_cache(maxsize=4)
+def run_events_reader(url: str) -> redis.Redis:
+    """Reads that block (XREAD BLOCK), for at most ``_most_blocked_ms()``: each open event
+    stream holds one connection, so the pool must outsize the threads."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=_most_blocked_ms() / 1000 + settings.REDIS_SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
         max_connections=settings.RUN_EVENTS_REDIS_MAX_CONNECTIONS,
     )
+
+
+def _most_blocked_ms() -> int:
+    # An event stream's reads block for a heartbeat; a longer wait is read in turns of that.
+    return settings.SSE_HEARTBEAT_SECONDS * 1000
 
 
 def _key(run_id: str) -> str:
@@ -109,11 +125,13 @@ def run_events_read(
     *, run_id: str, after: str = "0", block_ms: int | None = None
 ) -> list[RunEvent]:
     """Events after the id ``after`` ("0": from the start); with ``block_ms``, wait for some."""
-    client = run_events_client(settings.REDIS_URL)
     if block_ms is None:
         start = "-" if after in {"", "0"} else f"({after}"
+        client = run_events_client(settings.REDIS_URL)
         return _decode(client.xrange(_key(run_id), min=start, count=500))
-    answer: Any = client.xread({_key(run_id): after or "0"}, count=500, block=max(1, block_ms))
+    block = max(1, min(block_ms, _most_blocked_ms()))
+    reader = run_events_reader(settings.REDIS_URL)
+    answer: Any = reader.xread({_key(run_id): after or "0"}, count=500, block=block)
     return _decode(answer[0][1]) if answer else []
 
 

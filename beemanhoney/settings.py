@@ -308,6 +308,12 @@ THROTTLE_RATES = {
     "read": env_str("THROTTLE_READ", "600/min"),
 }
 
+# A Redis that hangs rather than refusing (a failover, or a firewall or NAT dropping the
+# connection without a word) must not hold a request thread or a turn for ever, which redis-py
+# and kombu do by default: a command waits this long for its answer (redis-py retries it three
+# times), a blocking read as long as it blocks and this long more.
+REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
+
 # Throttle counters must be shared by every gunicorn worker: Redis, not process memory.
 CACHES = {
     "default": {
@@ -315,6 +321,10 @@ CACHES = {
         "LOCATION": env_str("CACHE_URL") or REDIS_URL,
         "KEY_PREFIX": "bh-cache",
         "TIMEOUT": 300,
+        "OPTIONS": {
+            "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        },
     }
 }
 
@@ -344,7 +354,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150)
 # Redis redelivers an unacknowledged task after this long: it must outlast the hard limit.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # A worker's BRPOP blocks for 1 s (kombu's polling interval), well within it.
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "beemanhoney")
