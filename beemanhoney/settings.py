@@ -276,7 +276,7 @@ REST_FRAMEWORK = {
     # "?format=xml" made a product that exists a 404.
     "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "beemanhoney.common.exceptions.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "beemanhoney.common.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["beemanhoney.common.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
@@ -287,12 +287,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    # Swagger UI from the drf-spectacular-sidecar wheel: the docs work with no network.
     # Conversations and runs both have a "status": each its own enum, named for what it is.
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "conversations.models.Conversation.Status",
         "RunStatusEnum": "agents.models.AgentRun.Status",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "beemanhoney.common.openapi.partial_bodies_without_defaults",
+    ],
+    # Swagger UI from the drf-spectacular-sidecar wheel: the docs work with no network.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

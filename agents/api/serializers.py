@@ -13,12 +13,16 @@ class AnsweringRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = AgentRun
         fields = ["id", "status"]
+        # Outputs: read-only, which the schema calls required (each is always there).
+        read_only_fields = fields
 
 
 class ReplyFeedbackOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = ReplyFeedback
         fields = ["rating", "comment", "created_at", "updated_at"]
+        # Outputs: read-only, which the schema calls required (each is always there).
+        read_only_fields = fields
 
 
 class MessageOutputSerializer(serializers.ModelSerializer):
@@ -33,6 +37,8 @@ class MessageOutputSerializer(serializers.ModelSerializer):
             "id", "conversation", "role", "content", "agent", "run", "answering_run",
             "created_at", "cards", "feedback",
         ]  # fmt: skip
+        # Outputs: read-only, which the schema calls required (each is always there).
+        read_only_fields = fields
 
     @extend_schema_field(ReplyFeedbackOutputSerializer(allow_null=True))
     def get_feedback(self, message: Message) -> dict[str, Any] | None:
@@ -59,6 +65,8 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "id", "status", "conversation", "user_message", "route", "agent", "reply", "error",
             "created_at", "started_at", "finished_at", "latency_ms", "usage",
         ]  # fmt: skip
+        # Outputs: read-only, which the schema calls required (each is always there).
+        read_only_fields = fields
 
     def to_representation(self, run: AgentRun) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(run)
@@ -75,6 +83,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
             return "This message was not answered: the run was cancelled."
         return None
 
+    @extend_schema_field(MessageOutputSerializer(allow_null=True))
     def get_reply(self, run: AgentRun) -> dict | None:
         reply = agent_run_reply(run=run)
         return MessageOutputSerializer(reply).data if reply else None

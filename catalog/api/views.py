@@ -213,6 +213,7 @@ class ProductListApi(APIView):
                 )
             return attrs
 
+    @extend_schema_serializer(component_name="ProductCreate")
     class CreateSerializer(ProductInputSerializer):
         sku = serializers.CharField(validators=[sku_validator])
 
@@ -228,7 +229,7 @@ class ProductListApi(APIView):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses={
             200: page_of(ProductOutputSerializer, "Product"),
-            **error_responses(400, 404, 429),
+            **error_responses(400, 401, 404, 429),
         },
     )
     def get(self, request: Request) -> Response:
@@ -279,7 +280,7 @@ class ProductDetailApi(APIView):
                 description="Staff who may view or change products also get inactive ones,"
                 " and is_active.",
             ),
-            **error_responses(404, 429),
+            **error_responses(401, 404, 429),
         },
     )
     def get(self, request: Request, sku: str) -> Response:
@@ -313,6 +314,8 @@ class CategoryOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Category
         fields = ["slug", "name", "description"]
+        # Outputs: read-only, which the schema calls required (each is always there).
+        read_only_fields = fields
 
 
 class CategoryInputSerializer(StrictSerializer):
@@ -359,7 +362,7 @@ class CategoryListApi(APIView):
         parameters=PAGE_PARAMETERS,
         responses={
             200: page_of(CategoryOutputSerializer, "Category"),
-            **error_responses(400, 404, 429),
+            **error_responses(400, 401, 404, 429),
         },
     )
     def get(self, request: Request) -> Response:
@@ -389,7 +392,7 @@ class CategoryDetailApi(APIView):
 
     @extend_schema(
         operation_id="categories_retrieve",
-        responses={200: CategoryOutputSerializer, **error_responses(404, 429)},
+        responses={200: CategoryOutputSerializer, **error_responses(401, 404, 429)},
     )
     def get(self, request: Request, slug: str) -> Response:
         category = selectors.category_get(slug=slug)
@@ -417,6 +420,8 @@ class KnowledgeArticleOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = KnowledgeArticle
         fields = ["slug", "title", "topic", "body", "is_published", "updated_at"]
+        # Outputs: read-only, which the schema calls required (each is always there).
+        read_only_fields = fields
 
 
 class KnowledgeArticleInputSerializer(StrictSerializer):
@@ -460,7 +465,7 @@ class KnowledgeListApi(APIView):
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
         responses={
             200: page_of(KnowledgeArticleOutputSerializer, "KnowledgeArticle"),
-            **error_responses(400, 404, 429),
+            **error_responses(400, 401, 404, 429),
         },
     )
     def get(self, request: Request) -> Response:
@@ -508,7 +513,7 @@ class KnowledgeDetailApi(APIView):
                 KnowledgeArticleOutputSerializer,
                 description="Staff who may view or change articles also get unpublished ones.",
             ),
-            **error_responses(404, 429),
+            **error_responses(401, 404, 429),
         },
     )
     def get(self, request: Request, slug: str) -> Response:

@@ -175,6 +175,8 @@ class ConversationOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Conversation
         fields = ["id", "title", "status", "created_at", "updated_at"]
+        # Outputs: read-only, which the schema calls required (each is always there).
+        read_only_fields = fields
 
 
 def _own_conversation(request: Request, conversation_id: UUID) -> Conversation:

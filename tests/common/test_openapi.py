@@ -1,0 +1,50 @@
+"""The published OpenAPI schema says what the API does, for clients generated from it."""
+
+from typing import Any
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_catalogue_reads_need_no_credentials_and_writes_do(schema) -> None:
+    paths = schema["paths"]
+
+    for path in ["/api/products/", "/api/products/{sku}/", "/api/categories/", "/api/knowledge/"]:
+        assert {} in paths[path]["get"]["security"], path
+        assert "401" in paths[path]["get"]["responses"], path  # a bad token is refused
+    assert {} not in paths["/api/products/{sku}/"]["patch"]["security"]
+    assert {} not in paths["/api/products/"]["post"]["security"]
+
+
+def test_a_partial_update_body_has_no_defaults_to_send(schema) -> None:
+    components = schema["components"]["schemas"]
+    patched = [name for name in components if name.startswith("Patched")]
+
+    assert set(patched) >= {"PatchedProductInputRequest", "PatchedKnowledgeArticleInputRequest"}
+    for name in patched:
+        assert not [f for f, field in components[name]["properties"].items() if "default" in field]
+    # A create's body keeps them: the server applies them there.
+    assert components["ProductCreateRequest"]["properties"]["is_active"]["default"] is True
+
+
+def test_output_fields_always_present_are_required(schema) -> None:
+    components = schema["components"]["schemas"]
+
+    for name in ["ConversationOutput", "MessageOutput", "AnsweringRun", "Category"]:
+        component = components[name]
+        assert set(component["required"]) == set(component["properties"]), name
+    run = components["RunOutput"]
+    # Staff alone see a run's usage.
+    assert set(run["properties"]) - set(run["required"]) == {"usage"}
+    assert run["properties"]["reply"]["allOf"] == [{"$ref": "#/components/schemas/MessageOutput"}]
+
+
+def test_every_component_is_named_for_what_it_is(schema) -> None:
+    generic = {"CreateRequest", "Create", "InputRequest", "Output"}
+
+    assert not generic & set(schema["components"]["schemas"])
