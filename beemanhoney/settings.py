@@ -292,6 +292,7 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "conversations.models.Conversation.Status",
         "RunStatusEnum": "agents.models.AgentRun.Status",
     },
+    "PATH_CONVERTER_OVERRIDES": {"any_case_uuid": {"type": "string", "format": "uuid"}},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "beemanhoney.common.openapi.partial_bodies_without_defaults",

@@ -48,3 +48,9 @@ def test_every_component_is_named_for_what_it_is(schema) -> None:
     generic = {"CreateRequest", "Create", "InputRequest", "Output"}
 
     assert not generic & set(schema["components"]["schemas"])
+
+
+def test_ids_in_paths_are_uuids(schema) -> None:
+    for path in ["/api/conversations/{conversation_id}/", "/api/runs/{run_id}/"]:
+        in_path = [p for p in schema["paths"][path]["get"]["parameters"] if p["in"] == "path"]
+        assert [p["schema"] for p in in_path] == [{"type": "string", "format": "uuid"}], path

@@ -198,6 +198,23 @@ def test_someone_elses_conversation_answers_404() -> None:
     assert theirs.messages.count() == 0
 
 
+def test_ids_written_in_upper_case_find_the_same_conversation_and_run() -> None:
+    conversation = ConversationFactory.create()
+    asked = MessageFactory.create(conversation=conversation)
+    run = AgentRun.objects.create(conversation=conversation, user_message=asked)
+    client = _client_for(conversation.owner)
+
+    responses = [
+        client.get(f"/api/conversations/{str(conversation.id).upper()}/"),
+        client.get(f"/api/conversations/{str(conversation.id).upper()}/messages/"),
+        client.get(f"/api/runs/{str(run.id).upper()}/"),
+    ]
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert responses[0].json()["id"] == str(conversation.id)
+    assert responses[2].json()["id"] == str(run.id)
+
+
 def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> None:
     conversation = ConversationFactory.create()
 
