@@ -391,6 +391,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.remind_staff_of_waiting_customers",
         "schedule": 60,
     },
+    "repair-stale-embeddings": {
+        "task": "catalog.repair_stale_embeddings",
+        "schedule": crontab(minute=45),
+    },
     "flush-expired-tokens": {
         "task": "conversations.flush_expired_tokens",
         "schedule": crontab(hour=3, minute=0),
@@ -421,6 +425,11 @@ OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = env_float("OPENAI_QUERY_EMBEDDING_PAUSE_S
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")
 if EMBEDDING_BACKEND not in {"local", "openai"}:
     raise ImproperlyConfigured("EMBEDDING_BACKEND must be 'local' or 'openai'")
+# Rows whose own embedding task gave up (or was never sent) are embedded by beat's hourly repair
+# once they have waited this long (a backlog's tasks are not done twice), this many of each kind
+# an hour: a few seconds of the local model's time.
+EMBEDDING_REPAIR_AFTER_SECONDS = 3600
+EMBEDDING_REPAIR_MAX_ROWS = 500
 # Texts the local model encodes at once (a backfill's and an embedding task's).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
 if EMBEDDING_BATCH_SIZE < 1:

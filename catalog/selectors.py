@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -688,6 +689,16 @@ def embedding_is_current(model: type[Product] | type[KnowledgeArticle]) -> Q:
         embedding_model=current_model_name(),
         embedding_text_hash=text_hash_sql(model.embedding_text_sql()),
     )
+
+
+def embeddings_left_stale(
+    model: type[Product] | type[KnowledgeArticle], *, saved_before: datetime, limit: int
+) -> list[int]:
+    """Ids of up to ``limit`` rows saved before ``saved_before`` whose embedding is not current,
+    those waiting longest first. A save queues its own embedding: these are rows whose task gave
+    up (the OpenAI API away for longer than its retries) or was never sent (the broker away)."""
+    stale = model.objects.filter(updated_at__lt=saved_before).exclude(embedding_is_current(model))
+    return list(stale.order_by("updated_at", "pk").values_list("pk", flat=True)[:limit])
 
 
 def embedded_rows_in_state(rows: QuerySet[M], state: EmbeddingState) -> QuerySet[M]:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import chain, count
 from typing import Any, TypeVar
 
@@ -51,6 +52,7 @@ from catalog.selectors import (
     categories_named,
     category_named,
     embedding_is_current,
+    embeddings_left_stale,
     stored_passage_vectors,
 )
 
@@ -200,6 +202,17 @@ def embeddings_refresh(
         extra={"kind": kind, "embedded": report.embedded, "current": report.current},
     )
     return report
+
+
+def embeddings_repair(*, saved_before: datetime, limit: int) -> dict[str, int]:
+    """Embed the rows their own task left stale (``embeddings_left_stale``), up to ``limit`` of
+    each kind; how many of each were embedded. Another model's rows are left stale too, so a
+    model switch is repaired here, slowly: ``backfill_embeddings`` is the way to make one."""
+    embedded = {}
+    for kind, model in EMBEDDED_MODELS.items():
+        ids = embeddings_left_stale(model, saved_before=saved_before, limit=limit)
+        embedded[kind] = embeddings_refresh(kind=kind, ids=ids).embedded if ids else 0
+    return embedded
 
 
 def _hnsw_indexes(model: type[EmbeddedRow]) -> list[HnswIndex]:

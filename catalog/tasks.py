@@ -1,9 +1,12 @@
 import logging
+from datetime import timedelta
 
 import openai
 from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from catalog import services
 
@@ -46,6 +49,16 @@ def embed_rows(self: Task, kind: str, ids: list[int], force: bool = False) -> di
         # After max_retries, retry() raises the error itself.
         raise self.retry(exc=error, countdown=countdown) from error
     return {"embedded": report.embedded, "current": report.current}
+
+
+@shared_task(name="catalog.repair_stale_embeddings", ignore_result=True)
+def repair_stale_embeddings() -> None:
+    saved_before = timezone.now() - timedelta(seconds=settings.EMBEDDING_REPAIR_AFTER_SECONDS)
+    embedded = services.embeddings_repair(
+        saved_before=saved_before, limit=settings.EMBEDDING_REPAIR_MAX_ROWS
+    )
+    if any(embedded.values()):
+        logger.warning("catalog.stale_embeddings_repaired", extra=embedded)
 
 
 @shared_task(name="catalog.prune_product_name_words", ignore_result=True)

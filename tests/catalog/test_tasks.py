@@ -1,6 +1,7 @@
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,10 +11,10 @@ from django_celery_results.models import TaskResult
 
 from catalog import services
 from catalog.embeddings import current_model_name, text_hash
-from catalog.models import EMBEDDING_DIMENSIONS, Product
+from catalog.models import EMBEDDING_DIMENSIONS, KnowledgeArticle, Product
 from catalog.services import product_create
-from catalog.tasks import embed_rows
-from tests.catalog.factories import CategoryFactory, ProductFactory
+from catalog.tasks import embed_rows, repair_stale_embeddings
+from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 TIMEOUT_SECONDS = 30
@@ -159,3 +160,27 @@ def test_an_embed_task_does_not_retry_what_cannot_succeed_on_retry(
     assert result.state == states.FAILURE
     assert str(result.result).startswith("Error code: 400")
     assert len(openai_embeddings.embedding_requests()) == 1
+
+
+@pytest.mark.django_db
+def test_rows_their_own_task_left_stale_are_embedded_by_the_hourly_repair(settings) -> None:
+    settings.EMBEDDING_REPAIR_MAX_ROWS = 2
+    left_stale = ProductFactory.create_batch(3)  # saved, and their task never ran
+    for hours, product in zip([4, 3, 2], left_stale, strict=True):
+        Product.objects.filter(pk=product.pk).update(
+            updated_at=timezone.now() - timedelta(hours=hours)
+        )
+    article = KnowledgeArticleFactory.create()
+    KnowledgeArticle.objects.filter(pk=article.pk).update(
+        updated_at=timezone.now() - timedelta(hours=2)
+    )
+    just_saved = ProductFactory.create()  # its task may still be on its way
+
+    repair_stale_embeddings()
+
+    # The two waiting longest (the limit), then the third at the next hour's repair.
+    assert [is_embedded(p.pk) for p in left_stale] == [True, True, False]
+    assert not is_embedded(just_saved.pk)
+    assert KnowledgeArticle.objects.get(pk=article.pk).embedding_model == current_model_name()
+    repair_stale_embeddings()
+    assert is_embedded(left_stale[2].pk)
