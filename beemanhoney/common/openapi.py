@@ -2,10 +2,12 @@
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework.permissions import SAFE_METHODS
 
 from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly
+from beemanhoney.common.serializers import PlainDecimalField
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -33,3 +35,21 @@ def partial_bodies_without_defaults(
             for field in component.get("properties", {}).values():
                 field.pop("default", None)
     return result
+
+
+class PlainDecimalFieldExtension(OpenApiSerializerFieldExtension):
+    """The decimals ``PlainDecimalField`` takes: zeros past its places too ("12.500"), and no
+    minus sign where its minimum is zero (drf-spectacular's pattern said the reverse of both)."""
+
+    target_class = PlainDecimalField
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        field: PlainDecimalField = self.target
+        schema: dict[str, Any] = auto_schema._map_serializer_field(
+            field, direction, bypass_extensions=True
+        )
+        if "pattern" in schema:
+            sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+            whole = field.max_whole_digits
+            schema["pattern"] = rf"^{sign}\d{{0,{whole}}}(?:\.\d{{0,{field.decimal_places}}}0*)?$"
+        return schema

@@ -1,5 +1,6 @@
 """The published OpenAPI schema says what the API does, for clients generated from it."""
 
+import re
 from typing import Any
 
 import pytest
@@ -54,3 +55,15 @@ def test_ids_in_paths_are_uuids(schema) -> None:
     for path in ["/api/conversations/{conversation_id}/", "/api/runs/{run_id}/"]:
         in_path = [p for p in schema["paths"][path]["get"]["parameters"] if p["in"] == "path"]
         assert [p["schema"] for p in in_path] == [{"type": "string", "format": "uuid"}], path
+
+
+def test_price_parameters_take_what_the_server_takes(schema) -> None:
+    parameters = schema["paths"]["/api/products/"]["get"]["parameters"]
+    (min_price,) = [p for p in parameters if p["name"] == "min_price"]
+    body = schema["components"]["schemas"]["ProductCreateRequest"]["properties"]["price"]
+
+    for pattern in [min_price["schema"]["pattern"], body["pattern"]]:
+        taken = [
+            value for value in ["10", "9.99", "12.500", "-1", "12.505"] if re.match(pattern, value)
+        ]
+        assert taken == ["10", "9.99", "12.500"]
