@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from agents.models import AgentRun
+from agents.run_stream import run_event_publish
 from agents.services import run_dispatch_next
 from conversations.models import Conversation, ReplyFeedback
 from conversations.services import conversations_close, staff_message_post
@@ -144,6 +145,26 @@ def test_a_reply_still_being_written_when_the_page_reloads_appears_without_anoth
     page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
     assert page.locator(".msg--user").all_inner_texts() == ["How long does UK delivery take?"]
     assert page.locator(".msg--assistant").count() == 1
+
+
+def test_a_reply_started_over_on_another_delivery_shows_its_text_once(
+    live_server, browser_page
+) -> None:
+    page = browser_page
+    _, run = _a_reply_being_written(page, live_server)
+
+    # Its first worker was lost mid-reply; the broker delivered the run again.
+    for type, data in [
+        ("run.started", {"delivery": 1}),
+        ("text.delta", {"text": "UK deliv"}),
+        ("run.started", {"delivery": 2}),
+        ("text.delta", {"text": "UK delivery takes 2-3 working days"}),
+    ]:
+        run_event_publish(run_id=str(run.pk), type=type, data=data)
+
+    reply = page.locator(".msg--assistant", has_text="UK delivery takes")
+    reply.wait_for(timeout=20_000)
+    assert reply.inner_text() == "UK delivery takes 2-3 working days"
 
 
 def test_an_expired_session_is_renewed_again_and_again_keeping_the_conversation(

@@ -376,7 +376,12 @@
   // Returns true when the run is over.
   function handleEvent(event, bubble) {
     const data = event.data;
-    if (event.type === "text.delta") {
+    if (event.type === "run.started" && data.delivery > 1) {
+      // Started over (the worker writing it was lost): what it wrote before goes.
+      bubble.started = false;
+      bubble.text.textContent = "Assistant is typing…";
+      bubble.item.classList.add("msg--typing");
+    } else if (event.type === "text.delta") {
       if (!bubble.started) {
         bubble.started = true;
         bubble.text.textContent = "";
