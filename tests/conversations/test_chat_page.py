@@ -1,6 +1,7 @@
 """The chat page in headless Chromium: stream a reply, show product cards, survive a reload."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -154,12 +155,13 @@ def test_a_reply_started_over_on_another_delivery_shows_its_text_once(
     _, run = _a_reply_being_written(page, live_server)
 
     # Its first worker was lost mid-reply; the broker delivered the run again.
-    for type, data in [
+    events: list[tuple[str, dict[str, Any]]] = [
         ("run.started", {"delivery": 1}),
         ("text.delta", {"text": "UK deliv"}),
         ("run.started", {"delivery": 2}),
         ("text.delta", {"text": "UK delivery takes 2-3 working days"}),
-    ]:
+    ]
+    for type, data in events:
         run_event_publish(run_id=str(run.pk), type=type, data=data)
 
     reply = page.locator(".msg--assistant", has_text="UK delivery takes")
