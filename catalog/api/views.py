@@ -3,6 +3,7 @@ from typing import Any
 
 from django.core.validators import slug_re
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -262,7 +263,11 @@ class ProductListApi(APIView):
         payload = self.CreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         product = services.product_create(**payload.validated_data)
-        return Response(ProductStaffOutputSerializer(product).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ProductStaffOutputSerializer(product).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("product-detail", kwargs={"sku": product.sku})},
+        )
 
 
 class ProductDetailApi(APIView):
@@ -380,7 +385,11 @@ class CategoryListApi(APIView):
         payload = self.CreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         category = services.category_create(**payload.validated_data)
-        return Response(CategoryOutputSerializer(category).data, status=status.HTTP_201_CREATED)
+        return Response(
+            CategoryOutputSerializer(category).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("category-detail", kwargs={"slug": category.slug})},
+        )
 
 
 class CategoryDetailApi(APIView):
@@ -495,7 +504,9 @@ class KnowledgeListApi(APIView):
         payload.is_valid(raise_exception=True)
         article = services.knowledge_article_create(**payload.validated_data)
         return Response(
-            KnowledgeArticleOutputSerializer(article).data, status=status.HTTP_201_CREATED
+            KnowledgeArticleOutputSerializer(article).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("knowledge-detail", kwargs={"slug": article.slug})},
         )
 
 

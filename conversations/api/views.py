@@ -4,6 +4,7 @@ from uuid import UUID
 
 from django.contrib.auth import get_user_model
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -228,8 +229,11 @@ class ConversationListApi(APIView):
         conversation = services.conversation_create(
             owner=authenticated_user(request), title=payload.validated_data.get("title", "")
         )
+        location = reverse("conversation-detail", kwargs={"conversation_id": conversation.pk})
         return Response(
-            ConversationOutputSerializer(conversation).data, status=status.HTTP_201_CREATED
+            ConversationOutputSerializer(conversation).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
         )
 
 

@@ -1023,6 +1023,26 @@ def test_staff_can_create_a_product(staff_client: APIClient) -> None:
 
 
 @pytest.mark.django_db
+def test_what_staff_create_is_answered_with_its_location(staff_client: APIClient) -> None:
+    created = [
+        staff_client.post("/api/categories/", {"name": "Mead"}, format="json"),
+        staff_client.post(PRODUCTS_URL, new_product_payload(), format="json"),
+        staff_client.post(
+            "/api/knowledge/",
+            {"title": "Mead and the law", "topic": "shipping", "body": "Over 18s only."},
+            format="json",
+        ),
+    ]
+
+    assert [response["Location"] for response in created] == [
+        "/api/categories/mead/",
+        "/api/products/BH-NEW-001/",
+        "/api/knowledge/mead-and-the-law/",
+    ]
+    assert [staff_client.get(r["Location"]).json() == r.json() for r in created] == [True] * 3
+
+
+@pytest.mark.django_db
 def test_staff_logged_in_with_a_session_can_create_a_product(client) -> None:
     client.force_login(CatalogStaffFactory.create())
 

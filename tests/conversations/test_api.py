@@ -146,7 +146,9 @@ def test_guest_endpoint_creates_a_customer_and_returns_tokens() -> None:
 
     assert response.status_code == 201
     assert set(response.json()) == {"access", "refresh"}
-    assert client.post("/api/conversations/", {}, format="json").status_code == 201
+    created = client.post("/api/conversations/", {}, format="json")
+    assert created.status_code == 201
+    assert created["Location"] == f"/api/conversations/{created.json()['id']}/"
 
 
 def test_anonymous_requests_are_refused_with_401() -> None:
