@@ -349,23 +349,22 @@ def _record_usage(run: AgentRun, usage: Usage) -> None:
 
 
 def _locked_again(run: AgentRun) -> AgentRun | None:
-    """The run read again and locked as the turn ``run`` started (``_start``) ends; None when
-    there is nothing left for this turn to store: the run was deleted mid-turn with its
-    conversation (by staff in the admin), or this delivery no longer owns it.
+    """The run read again and locked as its turn ends; None when there is nothing left for the
+    turn to store: the run was deleted mid-turn with its conversation (by staff in the admin),
+    or its outcome is stored already.
 
-    A delivery loses the run to a later one of the same task, which the broker restores while
-    this one still runs (it lost the worker's connection, or the turn outlasted the visibility
-    timeout), and to itself when an outcome it stored is followed by an error (a hook after
-    the commit): storing again would answer the customer's message twice."""
+    The first outcome stored answers: another delivery of the run may have finished first (the
+    broker restored the task while this one ran, having lost the worker's connection), or this
+    one stored its own and then met an error (a hook after the commit). Storing a second would
+    answer the customer's message twice."""
     locked = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
     if locked is None:
         logger.warning("agent_run.vanished", extra={"run_id": str(run.pk)})
         runs_deleted_publish(run_ids=[str(run.pk)])
         return None
-    owned = (locked.deliveries, locked.celery_task_id) == (run.deliveries, run.celery_task_id)
-    if locked.finished_at is not None or not owned:
+    if locked.finished_at is not None:
         logger.warning(
-            "agent_run.superseded",
+            "agent_run.already_finished",
             extra={"run_id": str(run.pk), "delivery": run.deliveries, "status": locked.status},
         )
         return None

@@ -211,7 +211,7 @@ def _running(content: str = "Have you got MAN-15?") -> AgentRun:
     return run
 
 
-def test_a_turn_whose_run_a_later_delivery_claimed_stores_nothing(settings) -> None:
+def test_two_deliveries_of_a_run_answer_its_message_once(settings) -> None:
     first = _running()
     # The broker restores the task while the first delivery still runs: a second worker claims
     # the run under the same task id.
@@ -224,13 +224,12 @@ def test_a_turn_whose_run_a_later_delivery_claimed_stores_nothing(settings) -> N
         first_result = run_turn(run=first)
         second_result = run_turn(run=second)
 
-        assert _store(first, first_result, latency_ms=0) is None
-        _store(second, second_result, latency_ms=0)
+        _store(first, first_result, latency_ms=0)
+        assert _store(second, second_result, latency_ms=0) is None
 
     run = AgentRun.objects.get(pk=first.pk)
     assert (run.status, run.deliveries) == (AgentRun.Status.SUCCEEDED, 2)
-    assert _reply(run).content == "Second copy"
-    assert run.prompt_tokens == 50 + 10  # the second copy's turn alone
+    assert _reply(run).content == "First copy"  # the first outcome stored, and no other
 
 
 def test_a_failure_after_a_turn_was_stored_changes_nothing(settings) -> None:
