@@ -12,6 +12,19 @@ app = Celery("beemanhoney")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Tasks no customer waits for (settings.BACKGROUND_QUEUE_SUFFIX).
+BACKGROUND_TASKS = frozenset({"catalog.embed_rows", "catalog.repair_stale_embeddings"})
+
+
+def route_background_tasks(name: str, *args: object, **kwargs: object) -> dict[str, str] | None:
+    """The background queue beside the default queue, as the default is when a task is sent
+    (the tests send to queues of their own)."""
+    from django.conf import settings
+
+    if name not in BACKGROUND_TASKS:
+        return None
+    return {"queue": app.conf.task_default_queue + settings.BACKGROUND_QUEUE_SUFFIX}
+
 
 @worker_process_init.connect
 def _warm_worker_process(**kwargs: object) -> None:

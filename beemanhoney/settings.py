@@ -14,6 +14,7 @@ from celery.schedules import crontab
 from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -364,10 +365,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A worker's BRPOP blocks for 1 s (kombu's polling interval), well within it.
     "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    # A worker asks for the queues in sorted order, the customers' before its background one.
+    "queue_order_strategy": "sorted",
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "beemanhoney")
+# Work no customer waits for (embedding catalogue rows: an import of 100k rows queues ~20 min of
+# it here) goes to a queue of its own, which a worker reads only when the customers' queue is empty
+# (beemanhoney.celery.route_background_tasks): a reply waits for the task a worker process is
+# running, not for the backlog. Its name sorts after the customers' queue's.
+BACKGROUND_QUEUE_SUFFIX = "-background"
+CELERY_TASK_QUEUES = [
+    Queue(CELERY_TASK_DEFAULT_QUEUE),
+    Queue(CELERY_TASK_DEFAULT_QUEUE + BACKGROUND_QUEUE_SUFFIX),
+]
+CELERY_TASK_ROUTES = ["beemanhoney.celery.route_background_tasks"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery closes a task's database connections after every task unless they may be reused this
 # many times; beemanhoney.celery instead drops broken or aged ones around each task, as Django

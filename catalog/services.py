@@ -420,8 +420,8 @@ def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = Fal
     """Queue embedding of these rows once the current transaction commits.
 
     A broker outage must not fail the write that asked for it: the rows stay stale (visible in
-    admin) and the next ``backfill_embeddings`` picks them up.
-    """
+    admin) until beat's hourly repair (``embeddings_repair``) or a backfill embeds them. The
+    tasks go to the background queue (``beemanhoney.celery.route_background_tasks``)."""
     from catalog.tasks import embed_rows
 
     def queue() -> None:

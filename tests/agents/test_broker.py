@@ -1,19 +1,24 @@
 """The sweeper and the broker: a run waiting behind a backlog is not a lost run."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 from kombu import Queue
 
 from agents.broker import broker_task_ids
 from agents.models import AgentRun
 from agents.services import agent_runs_sweep
 from beemanhoney.celery import app as celery_app
+from catalog.tasks import embed_rows
 from conversations.models import Conversation
 from conversations.services import message_post
+from tests.agents.shop import small_shop_create
+from tests.catalog.factories import ProductFactory
 from tests.conversations.factories import ConversationFactory
-from tests.support.celery_worker import new_queue_name, tasks_sent_to
+from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
 from tests.support.transactions import saved_meanwhile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,3 +91,31 @@ def test_a_run_deleted_while_the_sweep_waits_for_it_is_skipped_and_the_sweep_goe
     assert report.redispatched == 1
     assert lost.celery_task_id != task_id
     assert not AgentRun.objects.filter(pk=deleted.pk).exists()
+
+
+def test_a_customer_s_turn_goes_before_a_backlog_of_embedding_tasks(test_broker_url) -> None:
+    small_shop_create()
+    products = ProductFactory.create_batch(4)
+    queue = new_queue_name("backlog")
+    with tasks_sent_to(queue):
+        # An import queued its embeddings first, then a customer wrote.
+        for _ in range(3):
+            embed_rows.delay("products", [product.pk for product in products], True)
+        run = _dispatched_run(queue)
+        worker = WorkerProcess(broker_url=test_broker_url, queue=queue).start()
+        try:
+            deadline = time.monotonic() + 60
+            while TaskResult.objects.filter(task_name="catalog.embed_rows").count() < 3:
+                assert time.monotonic() < deadline, worker.log()[-3000:]
+                time.sleep(0.2)
+        finally:
+            worker.stop()
+            _purge(queue)
+
+    run.refresh_from_db()
+    embedded_at = TaskResult.objects.filter(task_name="catalog.embed_rows").values_list(
+        "date_done", flat=True
+    )
+    assert run.status == "succeeded"
+    assert run.finished_at is not None
+    assert run.finished_at < min(embedded_at)
