@@ -84,17 +84,18 @@ def _deleted_in_batches(
     """Delete the rows ``rows`` selects (with what cascades from them), ``batch_size`` a
     transaction, until it selects none; how many.
 
-    Each batch is locked as ``rows`` still selects it: a row written meanwhile (a conversation a
-    message was just posted to) is locked once that write commits, seen as it is then, and left.
+    Each batch is selected and locked in one statement: a row written meanwhile (a conversation
+    a message was just posted to) is locked once that write commits, seen as it is then, and
+    left.
     """
+    locking = rows.select_for_update(of=("self",)).values_list("pk", flat=True)
     deleted = 0
-    while ids := list(rows.values_list("pk", flat=True)[:batch_size]):
+    while True:
         with transaction.atomic():
-            still = rows.filter(pk__in=ids).select_for_update(of=("self",))
-            locked = list(still.values_list("pk", flat=True))
-            delete(rows.model._default_manager.filter(pk__in=locked))
-        deleted += len(locked)
-    return deleted
+            if not (ids := list(locking[:batch_size])):
+                return deleted
+            delete(rows.model._default_manager.filter(pk__in=ids))
+        deleted += len(ids)
 
 
 def _message_content(content: str) -> str:
