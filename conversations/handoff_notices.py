@@ -28,10 +28,19 @@ logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 300
 # How long a notice sent is remembered, so a task delivered twice does not send it twice.
 SENT_MARKER_SECONDS = 24 * 3600
+# How long one delivery holds a notice while it sends it: past any send's timeout, so a copy
+# delivered meanwhile waits for it, and short of the task's retries (~25 min), so the copy
+# sends the notice itself if the holder's process died mid-send.
+SENDING_LEASE_SECONDS = 5 * 60
 
 
 class NoticeNotDelivered(Exception):
     """The webhook refused the notice or did not answer; its task tries again later."""
+
+
+class NoticeBeingSent(NoticeNotDelivered):
+    """Another delivery of the same task is sending this notice now; this one tries again later,
+    and finds it sent (or, if that delivery died, sends it)."""
 
 
 def _still_waiting(conversation_id: UUID | str, *, reminder: bool) -> Conversation | None:
@@ -102,8 +111,8 @@ def handoff_notice(conversation: Conversation, *, reminder: bool = False) -> dic
 
 
 def _marker(conversation: Conversation, channel: str, *, reminder: bool, state: str) -> str:
-    """A key naming one notice (or reminder) of one hand-off on one channel, ``state`` "sent"
-    or "queued"."""
+    """A key naming one notice (or reminder) of one hand-off on one channel, ``state`` "sent",
+    "sending" or "queued"."""
     handed_off = conversation.handoff_at.isoformat() if conversation.handoff_at else ""
     kind = "reminder" if reminder else "notice"
     return f"handoff-{kind}-{state}:{conversation.pk}:{handed_off}:{channel}"
@@ -117,15 +126,27 @@ def _sent_once(
     send: Callable[[Conversation], None],
 ) -> bool:
     """``send`` the notice (or reminder) of the conversation's hand-off on ``channel``; False,
-    sending nothing, if it no longer waits (``_still_waiting``) or this one was sent already.
-    What ``send`` raises propagates, and the notice is not marked sent (the task tries again)."""
+    sending nothing, if it no longer waits (``_still_waiting``) or this one was sent already;
+    ``NoticeBeingSent`` if another delivery is sending it. What ``send`` raises propagates, and
+    the notice is not marked sent (the task tries again)."""
     conversation = _still_waiting(conversation_id, reminder=reminder)
     if conversation is None:
         return False
-    if cache.get(marker := _marker(conversation, channel, reminder=reminder, state="sent")):
+    sent = _marker(conversation, channel, reminder=reminder, state="sent")
+    if cache.get(sent):
         return False
-    send(conversation)
-    cache.set(marker, True, SENT_MARKER_SECONDS)
+    # Checking the sent marker and then sending is not enough on its own: a copy the broker
+    # delivers while this one sends would find no marker and send as well.
+    sending = _marker(conversation, channel, reminder=reminder, state="sending")
+    if not cache.add(sending, True, SENDING_LEASE_SECONDS):
+        raise NoticeBeingSent(f"another delivery is sending the {channel} notice")
+    try:
+        if cache.get(sent):  # sent by a delivery that let go of the lease just now
+            return False
+        send(conversation)
+        cache.set(sent, True, SENT_MARKER_SECONDS)
+    finally:
+        cache.delete(sending)
     return True
 
 

