@@ -331,9 +331,14 @@ def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
     return True
 
 
+USAGE_FIELDS = ["prompt_tokens", "completion_tokens", "model_calls", "cost_usd"]
+
+
 def _spent_before(run: AgentRun) -> Usage:
-    """What a run queued again (``agent_run_requeue``) spent on its silenced turn; nothing for
-    any other run, whose usage is stored only when it finishes."""
+    """What the run's row has counted already: what a run queued again
+    (``agent_run_requeue``) spent on its silenced turn, or a finished run's stored outcome (to
+    which ``_locked_again`` adds a later delivery's); nothing for any other run, whose usage is
+    stored only when it finishes."""
     return Usage(
         prompt_tokens=run.prompt_tokens,
         completion_tokens=run.completion_tokens,
@@ -348,15 +353,16 @@ def _record_usage(run: AgentRun, usage: Usage) -> None:
     run.model_calls, run.cost_usd = total.model_calls, total.cost_usd
 
 
-def _locked_again(run: AgentRun) -> AgentRun | None:
+def _locked_again(run: AgentRun, *, spent: Usage | None = None) -> AgentRun | None:
     """The run read again and locked as its turn ends; None when there is nothing left for the
     turn to store: the run was deleted mid-turn with its conversation (by staff in the admin),
     or its outcome is stored already.
 
     The first outcome stored answers: another delivery of the run may have finished first (the
-    broker restored the task while this one ran, having lost the worker's connection), or this
-    one stored its own and then met an error (a hook after the commit). Storing a second would
-    answer the customer's message twice."""
+    broker restored the task while this one ran, having lost the worker's connection). Storing a
+    second would answer the customer's message twice. What this delivery's model calls
+    ``spent`` is added to the run all the same: the budgets read runs' usage, and the provider
+    bills both deliveries."""
     locked = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
     if locked is None:
         logger.warning("agent_run.vanished", extra={"run_id": str(run.pk)})
@@ -367,13 +373,16 @@ def _locked_again(run: AgentRun) -> AgentRun | None:
             "agent_run.already_finished",
             extra={"run_id": str(run.pk), "delivery": run.deliveries, "status": locked.status},
         )
+        if spent is not None:
+            _record_usage(locked, spent)
+            locked.save(update_fields=USAGE_FIELDS)
         return None
     return locked
 
 
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | None:
     with transaction.atomic():
-        locked = _locked_again(run)
+        locked = _locked_again(run, spent=result.usage)
         if locked is None:
             return None
         run = locked
@@ -422,7 +431,7 @@ def _fail(
     nodes they ran and the tools they called (``nodes``, ``tool_calls``: the failed attempts'
     trace) and how long the turn ran until it failed (``latency_ms``)."""
     with transaction.atomic():
-        locked = _locked_again(run)
+        locked = _locked_again(run, spent=usage)
         if locked is None:
             return None
         run = locked
