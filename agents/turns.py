@@ -28,6 +28,7 @@ from agents.graph.tools import TurnEffects, turn_effects
 from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
 from agents.providers import get_chat_provider
+from agents.run_stream import run_event_publish
 from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Message
 from conversations.selectors import conversation_history
@@ -371,6 +372,8 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
             extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
         )
         spent, steps, nodes = _spent(attempts), failed_steps(attempts), failed_nodes(attempts)
+        # The failed attempt may have streamed part of a reply: the fallback writes its own.
+        run_event_publish(run_id=str(run.pk), type="text.reset", data={"reason": "fallback"})
         result = _invoke(fallback, messages, config, attempts)
         result.add_usage(spent)
         # As they happened: the failed attempt's steps, then the answer's.

@@ -9,6 +9,7 @@ from django.db import connection
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
 from agents.providers.openai import ROUTE_UNPARSED_NOTE
+from agents.run_stream import run_events_read
 from agents.services import agent_run_execute
 from agents.turns import TurnFailed, run_turn
 from conversations.models import Conversation, Message
@@ -372,3 +373,23 @@ def test_a_call_failing_mid_stream_is_counted_as_far_as_its_usage_was_reported(
     assert (result.prompt_tokens, result.completion_tokens) == spent
     prompt_tokens, completion_tokens = spent
     assert result.cost_usd == Decimal(prompt_tokens + 2 * completion_tokens) / 1_000_000
+
+
+def test_a_fallback_after_text_was_streamed_tells_clients_to_drop_it(settings) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Something for a sore throat?")
+    with loopback_openai(settings, fallback="offline") as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            MidStreamError(ChatText("Try our lavender candles, they are lovely."), chunks=4),
+        )
+
+        result = run_turn(run=run)
+
+    events = [(event.type, event.data) for event in run_events_read(run_id=str(run.pk))]
+    reset = events.index(("text.reset", {"reason": "fallback"}))
+    before = "".join(data["text"] for kind, data in events[:reset] if kind == "text.delta")
+    after = "".join(data["text"] for kind, data in events[reset:] if kind == "text.delta")
+    assert result.provider == "offline"
+    assert before.startswith("Try our")  # what the failed stream showed
+    assert after == result.reply  # and, after the reset, the fallback's reply alone

@@ -376,8 +376,9 @@
   // Returns true when the run is over.
   function handleEvent(event, bubble) {
     const data = event.data;
-    if (event.type === "run.started" && data.delivery > 1) {
-      // Started over (the worker writing it was lost): what it wrote before goes.
+    if ((event.type === "run.started" && data.delivery > 1) || event.type === "text.reset") {
+      // Started over (the worker writing it was lost, or the provider failed mid-reply and
+      // another answers): what it wrote before goes.
       bubble.started = false;
       bubble.text.textContent = "Assistant is typing…";
       bubble.item.classList.add("msg--typing");
