@@ -119,11 +119,12 @@ CORS_URLS_REGEX = r"^/api/"
 CORS_ALLOW_HEADERS = (
     *cors_default_headers,
     "idempotency-key",
+    "if-match",
     "if-none-match",
     "last-event-id",
     "x-request-id",
 )
-CORS_EXPOSE_HEADERS = ("etag", "retry-after", "x-request-id")
+CORS_EXPOSE_HEADERS = ("etag", "location", "retry-after", "x-request-id")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -45,6 +45,7 @@ def test_a_preflight_from_an_allowed_origin_allows_the_api_s_own_headers(
     allowed = {name.strip() for name in headers["access-control-allow-headers"].split(",")}
     assert {"authorization", "content-type", "idempotency-key", "x-request-id"} <= allowed
     assert {"last-event-id", "if-none-match"} <= allowed  # a stream resumed, a GET revalidated
+    assert "if-match" in allowed  # a conditional PATCH
     assert "POST" in headers["access-control-allow-methods"]
     assert "access-control-allow-credentials" not in headers  # bearer tokens, never cookies
 
@@ -57,7 +58,7 @@ def test_a_preflight_from_another_origin_is_not_allowed(shop_origin_allowed: Non
     assert "access-control-allow-origin" not in headers
 
 
-def test_an_answer_to_an_allowed_origin_lets_its_script_read_the_request_id_and_etag(
+def test_an_answer_to_an_allowed_origin_lets_its_script_read_its_headers(
     shop_origin_allowed: None,
 ) -> None:
     ProductFactory.create(sku="BH-1")
@@ -67,7 +68,7 @@ def test_an_answer_to_an_allowed_origin_lets_its_script_read_the_request_id_and_
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == SHOP
     exposed = {name.strip() for name in response["Access-Control-Expose-Headers"].split(",")}
-    assert {"etag", "retry-after", "x-request-id"} <= exposed
+    assert {"etag", "location", "retry-after", "x-request-id"} <= exposed
     assert "origin" in response["Vary"].lower()  # a shared cache keeps one answer per origin
 
 

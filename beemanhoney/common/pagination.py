@@ -41,7 +41,11 @@ class StandardPagination(PageNumberPagination):
 # The list views are APIViews that page by hand, so the schema is told of the parameters.
 # A page past the last (or not a number) answers 404 "Invalid page.", as DRF's paginator does.
 PAGE_PARAMETERS = [
-    OpenApiParameter("page", int, description="The page, from 1."),
+    OpenApiParameter(
+        "page",
+        {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["last"]}]},
+        description='The page, from 1, or "last".',
+    ),
     OpenApiParameter(
         "page_size",
         {"type": "integer", "minimum": 1},

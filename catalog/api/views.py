@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly, staff_may_view
+from beemanhoney.common.preconditions import IF_MATCH, locked_if_match, representation_etag
 from beemanhoney.common.serializers import (
     PlainDecimalField,
     PlainIntegerField,
@@ -194,7 +195,11 @@ class ProductListApi(APIView):
             max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
         )
         in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)
-        tags = TagFilterField(required=False)
+        tags = TagFilterField(
+            required=False,
+            help_text="Products holding every tag given: the parameter repeated, or tags "
+            f"separated by commas; each tag at most {TAG_MAX_LENGTH} characters.",
+        )
         ordering = serializers.ChoiceField(
             choices=[sort.value for sort in selectors.ProductSort], required=False
         )
@@ -294,24 +299,34 @@ class ProductDetailApi(APIView):
         if product is None:
             raise Http404
         output = ProductStaffOutputSerializer if staff else ProductOutputSerializer
-        return Response(output(product).data)
+        return _tagged(output(product).data)
 
     @extend_schema(
         operation_id="products_update",
         request=ProductInputSerializer(partial=True),
+        parameters=[IF_MATCH],
         responses={
             200: ProductStaffOutputSerializer,
-            **error_responses(400, 401, 403, 404, 429),
+            **error_responses(400, 401, 403, 404, 412, 429),
         },
     )
     def patch(self, request: Request, sku: str) -> Response:
-        product = Product.objects.filter(sku=sku).first()
-        if product is None:
-            raise Http404
-        payload = ProductInputSerializer(data=request.data, partial=True)
-        payload.is_valid(raise_exception=True)
-        product = services.product_update(product=product, **payload.validated_data)
-        return Response(ProductStaffOutputSerializer(product).data)
+        rows = Product.objects.filter(sku=sku)
+        with locked_if_match(request, rows, _staff_shown) as product:
+            payload = ProductInputSerializer(data=request.data, partial=True)
+            payload.is_valid(raise_exception=True)
+            product = services.product_update(product=product, **payload.validated_data)
+        return _tagged(_staff_shown(product))
+
+
+def _staff_shown(product: Product) -> dict[str, Any]:
+    return ProductStaffOutputSerializer(product).data
+
+
+def _tagged(data: dict[str, Any]) -> Response:
+    """A row as shown, with its ``ETag``: sent back in ``If-Match``, it makes a ``PATCH``
+    conditional (``locked_if_match``)."""
+    return Response(data, headers={"ETag": representation_etag(data)})
 
 
 @extend_schema_serializer(component_name="Category")
@@ -407,21 +422,25 @@ class CategoryDetailApi(APIView):
         category = selectors.category_get(slug=slug)
         if category is None:
             raise Http404
-        return Response(CategoryOutputSerializer(category).data)
+        return _tagged(CategoryOutputSerializer(category).data)
 
     @extend_schema(
         operation_id="categories_update",
         request=CategoryInputSerializer(partial=True),
-        responses={200: CategoryOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+        parameters=[IF_MATCH],
+        responses={
+            200: CategoryOutputSerializer,
+            **error_responses(400, 401, 403, 404, 412, 429),
+        },
     )
     def patch(self, request: Request, slug: str) -> Response:
-        category = selectors.category_get(slug=slug)
-        if category is None:
-            raise Http404
-        payload = CategoryInputSerializer(category, data=request.data, partial=True)
-        payload.is_valid(raise_exception=True)
-        category = services.category_update(category=category, **payload.validated_data)
-        return Response(CategoryOutputSerializer(category).data)
+        rows = Category.objects.filter(slug=slug)
+        shown = CategoryOutputSerializer
+        with locked_if_match(request, rows, lambda row: shown(row).data) as category:
+            payload = CategoryInputSerializer(category, data=request.data, partial=True)
+            payload.is_valid(raise_exception=True)
+            category = services.category_update(category=category, **payload.validated_data)
+        return _tagged(shown(category).data)
 
 
 @extend_schema_serializer(component_name="KnowledgeArticle")
@@ -532,21 +551,22 @@ class KnowledgeDetailApi(APIView):
         article = selectors.knowledge_article_get(slug=slug, include_unpublished=staff)
         if article is None:
             raise Http404
-        return Response(KnowledgeArticleOutputSerializer(article).data)
+        return _tagged(KnowledgeArticleOutputSerializer(article).data)
 
     @extend_schema(
         operation_id="knowledge_update",
         request=KnowledgeArticleInputSerializer(partial=True),
+        parameters=[IF_MATCH],
         responses={
             200: KnowledgeArticleOutputSerializer,
-            **error_responses(400, 401, 403, 404, 429),
+            **error_responses(400, 401, 403, 404, 412, 429),
         },
     )
     def patch(self, request: Request, slug: str) -> Response:
-        article = KnowledgeArticle.objects.filter(slug=slug).first()
-        if article is None:
-            raise Http404
-        payload = KnowledgeArticleInputSerializer(data=request.data, partial=True)
-        payload.is_valid(raise_exception=True)
-        article = services.knowledge_article_update(article=article, **payload.validated_data)
-        return Response(KnowledgeArticleOutputSerializer(article).data)
+        rows = KnowledgeArticle.objects.filter(slug=slug)
+        shown = KnowledgeArticleOutputSerializer
+        with locked_if_match(request, rows, lambda row: shown(row).data) as article:
+            payload = KnowledgeArticleInputSerializer(data=request.data, partial=True)
+            payload.is_valid(raise_exception=True)
+            article = services.knowledge_article_update(article=article, **payload.validated_data)
+        return _tagged(shown(article).data)

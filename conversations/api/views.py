@@ -365,6 +365,9 @@ class MessageListApi(APIView):
                 content=payload.validated_data["content"],
                 idempotency_key=idempotency_key,
             )
+        # Where the reply will be, as a 202 names its status monitor (RFC 9110, 15.3.3); none
+        # while staff answer the conversation.
+        location = {"Location": reverse("run-detail", kwargs={"run_id": run.pk})} if run else {}
         return Response(
             {
                 "message": MessageOutputSerializer(message).data,
@@ -375,6 +378,7 @@ class MessageListApi(APIView):
                 ),
             },
             status=status.HTTP_202_ACCEPTED,
+            headers=location,
         )
 
 

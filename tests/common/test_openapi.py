@@ -67,3 +67,19 @@ def test_price_parameters_take_what_the_server_takes(schema) -> None:
             value for value in ["10", "9.99", "12.500", "-1", "12.505"] if re.match(pattern, value)
         ]
         assert taken == ["10", "9.99", "12.500"]
+
+
+def test_a_page_is_a_number_from_1_or_last(schema) -> None:
+    parameters = schema["paths"]["/api/products/"]["get"]["parameters"]
+    (page,) = [p for p in parameters if p["name"] == "page"]
+
+    assert page["schema"] == {
+        "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["last"]}]
+    }
+
+
+def test_the_tags_filter_says_how_long_a_tag_may_be(schema) -> None:
+    parameters = schema["paths"]["/api/products/"]["get"]["parameters"]
+    (tags,) = [p for p in parameters if p["name"] == "tags"]
+
+    assert "each tag at most 40 characters" in tags["description"]

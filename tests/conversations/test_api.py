@@ -230,6 +230,7 @@ def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> No
     assert body["message"]["content"] == "Any heather honey?"
     assert body["run"]["status"] == "queued"
     assert AgentRun.objects.get(pk=body["run"]["id"]).user_message_id == body["message"]["id"]
+    assert response["Location"] == f"/api/runs/{body['run']['id']}/"
 
 
 @pytest.mark.parametrize("content", ["   ", "\u200b", "\u200b \u2060\n\ufeff"])
@@ -370,13 +371,13 @@ def test_a_customers_message_is_listed_with_the_run_answering_it() -> None:
 def test_a_conversation_with_staff_gets_no_run() -> None:
     conversation = ConversationFactory.create(status=Conversation.Status.NEEDS_HUMAN)
 
-    body = (
-        _client_for(conversation.owner)
-        .post(f"/api/conversations/{conversation.id}/messages/", {"content": "Still there?"})
-        .json()
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": "Still there?"}
     )
 
+    body = response.json()
     assert body["run"] is None
+    assert "Location" not in response
     assert conversation.messages.get().content == "Still there?"
 
 
