@@ -377,7 +377,9 @@ def django_setup(count: int) -> Fixtures:
         )
     if not Product.objects.exists():
         # The listing needs no embeddings: skip queueing them (no Celery worker here).
-        products = json.loads((PROJECT_DIR / "catalog/demo_data/products.json").read_text())
+        products = json.loads(
+            (PROJECT_DIR / "catalog/demo_data/products.json").read_text(encoding="utf-8")
+        )
         original = catalog_services.embeddings_refresh_on_commit
         catalog_services.embeddings_refresh_on_commit = lambda **kwargs: None
         try:

@@ -153,11 +153,46 @@ class QueryEmbeddingPaused(Exception):
 OPENAI_INPUT_MAX_TOKENS = 8191
 
 
+# And at most 300,000 tokens and 2,048 inputs a request, all its inputs together: a longer one
+# is a 400 for every text in it. langchain-openai splits a call into requests of 1,000 texts,
+# counting tokens only where its length check (off, above) runs; requests are split here by
+# bytes, on the same ground.
+OPENAI_REQUEST_MAX_TOKENS = 300_000
+OPENAI_REQUEST_MAX_INPUTS = 2048
+
+
+def openai_requests(texts: list[str]) -> Iterator[list[str]]:
+    """``texts`` (each within ``within_openai_input_limit``) in order, in groups one request
+    can take."""
+    group: list[str] = []
+    size = 0
+    for text in texts:
+        length = len(text.encode("utf-8"))
+        if group and (
+            size + length > OPENAI_REQUEST_MAX_TOKENS or len(group) == OPENAI_REQUEST_MAX_INPUTS
+        ):
+            yield group
+            group, size = [], 0
+        group.append(text)
+        size += length
+    if group:
+        yield group
+
+
 def within_openai_input_limit(text: str) -> str:
     encoded = text.encode("utf-8")
     if len(encoded) <= OPENAI_INPUT_MAX_TOKENS:
         return text
     return encoded[:OPENAI_INPUT_MAX_TOKENS].decode("utf-8", errors="ignore")
+
+
+def embedding_refused(error: Exception) -> bool:
+    """Whether the embedding API refused the texts it was given (a 400 or a 422), which no
+    retry changes and other texts need not meet: not an outage, a refused key or a spent quota,
+    which every text meets."""
+    import openai
+
+    return isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError)
 
 
 class OpenAIEmbeddingBackend:
@@ -177,7 +212,12 @@ class OpenAIEmbeddingBackend:
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._client.embed_documents([within_openai_input_limit(text) for text in texts])
+        within = [within_openai_input_limit(text) for text in texts]
+        return [
+            vector
+            for group in openai_requests(within)
+            for vector in self._client.embed_documents(group)
+        ]
 
     def embed_query(self, text: str) -> list[float]:
         import openai

@@ -89,22 +89,42 @@ class FileColumns:
         return f"{column}: must be text"
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it gives a key twice: ``json.loads`` would keep the last
+    value without a word (a CSV refuses a repeated column)."""
+    item: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in item:
+            raise _RepeatedKey(key)
+        item[key] = value
+    return item
+
+
 def read_catalog_file(
     stream: IO[bytes], filename: str, *, columns: FileColumns
 ) -> list[dict[str, Any]]:
     """Rows of a ``.csv`` or ``.json`` file as dicts keyed by column name: ``FileRow``s, which
     know where in the file they are."""
+    if not filename.lower().endswith((".csv", ".json")):
+        raise CatalogFileError("the file name must end in .csv or .json")
     try:
         text = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CatalogFileError("the file is not UTF-8 text") from None
-    if not filename.lower().endswith((".csv", ".json")):
-        raise CatalogFileError("the file name must end in .csv or .json")
     if text.strip() == "":
         raise CatalogFileError("the file is empty")
     if filename.lower().endswith(".json"):
         try:
-            items = json.loads(text)
+            items = json.loads(text, object_pairs_hook=_object_without_repeated_keys)
+        except _RepeatedKey as exc:
+            raise CatalogFileError(
+                f"invalid JSON: {shortened(exc.key)!r} is given twice in one object"
+            ) from None
         except json.JSONDecodeError as exc:
             raise CatalogFileError(f"invalid JSON: {exc}") from None
         except ValueError:  # int()'s limit on digits, which json.loads meets in a long number

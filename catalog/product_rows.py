@@ -73,6 +73,8 @@ MAX_COUNT = 2_147_483_647  # PostgreSQL's integer
 TAG_SEPARATORS = (";", ",")
 # A number written with a decimal comma or grouped digits, which ``_separator_hint`` explains.
 _SEPARATED_NUMBER = re.compile(r"[+-]?[\d.,]*\d[\d.,]*", re.ASCII)
+# Where the comma is the decimal point, a dot groups thousands: "1.500" is 1500 there.
+_DOT_GROUPED_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,13 @@ def _decimal(value: Any, column: str, *, decimal_comma: bool = False) -> Decimal
     """``value`` as a price. With ``decimal_comma`` (a file separated by ";", as a spreadsheet
     writes one where the comma is the decimal point), "1,50" is 1.50 as "1.50" is."""
     raw = text_of(value)
+    if decimal_comma and _DOT_GROUPED_THOUSANDS.fullmatch(raw):
+        # A spreadsheet writing decimal commas means 1500; a dot taken as a decimal point
+        # would make it 1.50, a thousandth of the price.
+        raise ValueError(
+            f"{column}: {shortened(value)!r} is ambiguous in a file separated by ';' (write"
+            f" {raw.replace('.', '')}, without a thousands separator, or a decimal comma: 1,50)"
+        )
     if decimal_comma and raw.count(",") == 1 and "." not in raw:
         raw = raw.replace(",", ".")
     if not PLAIN_DECIMAL.fullmatch(raw):

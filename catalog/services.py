@@ -26,6 +26,7 @@ from beemanhoney.common.models import max_length_of
 from catalog.embeddings import (
     EmbeddingBackend,
     current_model_name,
+    embedding_refused,
     get_embedding_backend,
     text_hash,
 )
@@ -211,8 +212,30 @@ def embeddings_repair(*, saved_before: datetime, limit: int) -> dict[str, int]:
     embedded = {}
     for kind, model in EMBEDDED_MODELS.items():
         ids = embeddings_left_stale(model, saved_before=saved_before, limit=limit)
-        embedded[kind] = embeddings_refresh(kind=kind, ids=ids).embedded if ids else 0
+        embedded[kind] = _embedded_around_refusals(kind, ids) if ids else 0
     return embedded
+
+
+def _embedded_around_refusals(kind: str, ids: list[int]) -> int:
+    """Embed the rows ``ids`` (``embeddings_refresh``); how many were. When the model refuses a
+    call (``embedding_refused``), each half is tried on its own, down to the row it refuses,
+    which is logged and left stale: waiting longest, it comes first each hour, and would
+    otherwise fail every row after it, every hour."""
+    try:
+        return embeddings_refresh(kind=kind, ids=ids).embedded
+    except Exception as error:
+        if not embedding_refused(error):
+            raise
+        if len(ids) == 1:
+            logger.warning(
+                "catalog.embedding_refused",
+                extra={"kind": kind, "id": ids[0], "error": str(error)[:300]},
+            )
+            return 0
+        middle = len(ids) // 2
+        return _embedded_around_refusals(kind, ids[:middle]) + _embedded_around_refusals(
+            kind, ids[middle:]
+        )
 
 
 def _hnsw_indexes(model: type[EmbeddedRow]) -> list[HnswIndex]:
@@ -422,14 +445,31 @@ def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = Fal
     A broker outage must not fail the write that asked for it: the rows stay stale (visible in
     admin) until beat's hourly repair (``embeddings_repair``) or a backfill embeds them. The
     tasks go to the background queue (``beemanhoney.celery.route_background_tasks``)."""
-    from catalog.tasks import embed_rows
 
     def queue() -> None:
-        for first in range(0, len(ids), EMBED_TASK_ROWS):
-            embed_rows.delay(kind, ids[first : first + EMBED_TASK_ROWS], force)
+        embeddings_queue(kind=kind, ids=ids, force=force)
 
     if ids:
         transaction.on_commit(queue, robust=True)
+
+
+def embeddings_queue(*, kind: str, ids: list[int], force: bool = False) -> int:
+    """Queue embedding of these rows now, ``EMBED_TASK_ROWS`` a task; how many rows were
+    queued. ``EmbeddingsNotQueued`` (with that count) if the broker refuses a task."""
+    from catalog.tasks import embed_rows
+
+    for first in range(0, len(ids), EMBED_TASK_ROWS):
+        try:
+            embed_rows.delay(kind, ids[first : first + EMBED_TASK_ROWS], force)
+        except Exception as error:
+            raise EmbeddingsNotQueued(queued=first) from error
+    return len(ids)
+
+
+class EmbeddingsNotQueued(Exception):
+    def __init__(self, *, queued: int) -> None:
+        super().__init__(f"the task queue did not take the rows after the first {queued}")
+        self.queued = queued
 
 
 # --- products ---------------------------------------------------------------------------------
@@ -753,23 +793,29 @@ def _rows_upsert(
     model = EMBEDDED_MODELS[kind]
     touched: list[int] = []
     with transaction.atomic():
+        # Django's foreign keys are checked at commit, outside the caller's ``IntegrityError``
+        # handler: a category deleted while the import runs would end it in a traceback there.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         keys = [getattr(row, key) for row in parsed]
         # Without the vector (384 floats a row) and the search vector, which an import neither
         # compares nor writes: a save then writes only the fields loaded.
         rows = model.objects.filter(**{f"{key}__in": keys}).defer("embedding", "search_vector")
         existing = {getattr(obj, key): obj for obj in rows}
         for row in parsed:
-            fields = values(row, report)
+            given: dict[str, Any] = values(row, report)
             obj = existing.get(getattr(row, key))
             if obj is None:
                 obj = model.objects.create(
-                    **{key: getattr(row, key)}, **new_row_fields(row), **fields
+                    **{key: getattr(row, key)}, **new_row_fields(row), **given
                 )
                 report.created += 1
-            elif any(_differs(obj, name, value) for name, value in fields.items()):
-                for name, value in fields.items():
+            elif any(_differs(obj, name, value) for name, value in given.items()):
+                for name, value in given.items():
                     setattr(obj, name, value)
-                obj.save()
+                # The file's columns alone: a stock level or a deactivation saved since the
+                # rows were read is not put back (as ``product_update``).
+                obj.save(update_fields=[*given, "updated_at"])
                 report.updated += 1
             else:
                 report.unchanged += 1

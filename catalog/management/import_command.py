@@ -1,7 +1,6 @@
 """What the catalog's commands share: for ``import_catalog`` and ``import_knowledge``, a file in
-and a summary or a reason out (``ImportCommand``); for those, ``load_demo_data`` and
-``backfill_embeddings``, the exit status of a Ctrl-C and a transaction that tells whether it
-committed."""
+and a summary or a reason out (``ImportCommand``); for those and ``load_demo_data``, a
+transaction that tells whether it committed."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,10 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
 from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
 from catalog.services import CatalogImportError, ImportReport
-
-INTERRUPTED_EXIT_CODE = 130  # as a shell reports a command Ctrl-C stopped
 
 
 class Commit:

@@ -32,6 +32,7 @@ from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, Pr
 from tests.support.celery_worker import PROJECT_DIR
 from tests.support.celery_worker import test_database_url as database_url  # not a test
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
+from tests.support.transactions import saved_meanwhile
 
 COLUMNS = ["sku", "name", "category", "price", "stock", "tags"]
 
@@ -452,6 +453,22 @@ def test_ctrl_c_while_import_catalog_writes_leaves_nothing_written(
     assert stopped.value.returncode == 130
     assert not Product.objects.exists()
     assert not Category.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_meeting_a_category_deleted_meanwhile_fails_in_one_line(tmp_path: Path) -> None:
+    honey = CategoryFactory.create(name="Raw Honey")
+    path = write_csv(tmp_path / "catalog.csv", csv_rows()[:1])
+
+    with (
+        saved_meanwhile(lambda: Category.objects.filter(pk=honey.pk).delete()),
+        pytest.raises(CommandError) as refused,
+    ):
+        run("import_catalog", str(path))
+
+    assert "a change saved meanwhile conflicts with this import" in str(refused.value)
+    assert str(refused.value).endswith("nothing was imported: try again")
+    assert not Product.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -152,6 +152,28 @@ def test_an_article_past_the_embedding_api_s_input_limit_is_embedded_from_its_st
     assert max(len(text.encode()) for text in sent) <= OPENAI_INPUT_MAX_TOKENS
 
 
+@pytest.mark.django_db
+def test_articles_past_what_one_embedding_request_takes_are_embedded_in_several(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    # 40 articles of 9 kB: over 300,000 tokens (bytes, at most) in one request, which OpenAI
+    # refuses whole. They were all in one, and none was ever embedded.
+    articles = [
+        KnowledgeArticleFactory.create(title=f"Bees {n}", body=f"{n} " + "\U0001f41d" * 2_250)
+        for n in range(40)
+    ]
+
+    report = embeddings_refresh(kind="knowledge")
+
+    assert report.embedded == 40
+    requests = openai_embeddings.embedding_inputs()
+    assert len(requests) > 1
+    assert max(sum(len(text.encode()) for text in sent) for sent in requests) <= 300_000
+    embedded = get_embedding_backend().embed_documents([articles[7].embedding_text()])
+    articles[7].refresh_from_db()
+    assert np.allclose(articles[7].embedding, embedded[0], atol=1e-6)  # in order
+
+
 def test_a_query_past_the_embedding_api_s_input_limit_is_embedded_from_its_start(
     openai_embeddings: FakeOpenAIServer,
 ) -> None:

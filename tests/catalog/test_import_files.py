@@ -285,11 +285,25 @@ def test_a_file_with_broken_json_is_refused() -> None:
         read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
 
 
-def test_a_file_with_an_unknown_extension_is_refused() -> None:
-    stream = io.BytesIO(b"sku,name,category,price\nA-1,Clover Honey,Raw Honey,8.50\n")
-
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"sku,name,category,price\nA-1,Clover Honey,Raw Honey,8.50\n",
+        b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb4\xa7",  # a spreadsheet's zip
+    ],
+)
+def test_a_file_with_an_unknown_extension_is_refused(content: bytes) -> None:
     with pytest.raises(CatalogFileError, match=r"^the file name must end in \.csv or \.json$"):
-        read_catalog_file(stream, "catalog.xlsx", columns=PRODUCT_COLUMNS)
+        read_catalog_file(io.BytesIO(content), "catalog.xlsx", columns=PRODUCT_COLUMNS)
+
+
+def test_a_json_object_giving_a_key_twice_is_refused() -> None:
+    stream = io.BytesIO(b'[{"sku": "A-1", "name": "Clover", "price": "9.95", "price": "99.50"}]')
+
+    with pytest.raises(CatalogFileError) as refused:
+        read_catalog_file(stream, "catalog.json", columns=PRODUCT_COLUMNS)
+
+    assert str(refused.value) == "invalid JSON: 'price' is given twice in one object"
 
 
 def test_a_file_that_is_not_utf8_is_refused() -> None:

@@ -564,6 +564,21 @@ def test_a_row_of_a_file_separated_by_semicolons_refuses_a_thousands_separator(p
     )
 
 
+@pytest.mark.parametrize("price", ["1.500", "12.500", "1.234.500"])
+def test_a_dot_grouping_thousands_in_a_file_separated_by_semicolons_is_refused(
+    price: str,
+) -> None:
+    row = FileRow(a_row(price=price), where="line 2", decimal_comma=True)
+
+    with pytest.raises(ValueError, match=r"^price: ") as refused:
+        parse_product_row(row)
+
+    assert str(refused.value) == (
+        f"price: {price!r} is ambiguous in a file separated by ';' (write"
+        f" {price.replace('.', '')}, without a thousands separator, or a decimal comma: 1,50)"
+    )
+
+
 @pytest.mark.parametrize("price", ["1,50", "1,234.50"])
 def test_a_decimal_comma_elsewhere_is_refused_with_a_dot_to_write(price: str) -> None:
     with pytest.raises(ValueError, match=r"^price: ") as refused:

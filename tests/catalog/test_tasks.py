@@ -4,6 +4,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
+import openai
 import pytest
 from celery import states
 from django.utils import timezone
@@ -184,3 +185,39 @@ def test_rows_their_own_task_left_stale_are_embedded_by_the_hourly_repair(settin
     assert KnowledgeArticle.objects.get(pk=article.pk).embedding_model == current_model_name()
     repair_stale_embeddings()
     assert is_embedded(left_stale[2].pk)
+
+
+@pytest.mark.django_db
+def test_a_row_the_model_always_refuses_does_not_hold_back_the_repair_of_the_others(
+    openai_embeddings: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    openai_embeddings.refuse_embedding_inputs_with("Unsayable")
+    refused = ProductFactory.create(name="Unsayable Honey")
+    others = ProductFactory.create_batch(4)
+    # All left stale by their tasks, the refused row waiting longest (so repaired first).
+    for hours, product in enumerate([refused, *others]):
+        Product.objects.filter(pk=product.pk).update(
+            updated_at=timezone.now() - timedelta(hours=9 - hours)
+        )
+
+    repair_stale_embeddings()
+
+    assert [is_embedded(p.pk) for p in others] == [True] * 4
+    assert not is_embedded(refused.pk)
+    [logged] = [r for r in caplog.records if r.getMessage() == "catalog.embedding_refused"]
+    assert logged.id == refused.pk  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db
+def test_the_repair_stops_at_an_error_every_row_would_meet(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    stale = ProductFactory.create_batch(2)
+    Product.objects.update(updated_at=timezone.now() - timedelta(hours=2))
+    openai_embeddings.script_embedding_errors(HttpError(401), HttpError(401), HttpError(401))
+
+    with pytest.raises(openai.AuthenticationError):
+        repair_stale_embeddings()
+
+    assert len(openai_embeddings.embedding_requests()) == 1  # not once per row
+    assert not any(is_embedded(p.pk) for p in stale)

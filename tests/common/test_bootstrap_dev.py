@@ -58,3 +58,16 @@ def test_a_later_environment_password_is_not_shown_for_an_admin_made_before_it(
 
     assert f"Admin login: admin / {password}  (from {tmp_path}" in output
     assert "a-later-env-password" not in output
+
+
+def test_an_empty_password_file_left_by_a_crash_gets_a_password_written(tmp_path: Path) -> None:
+    (tmp_path / "admin-password.txt").touch(mode=0o600)
+
+    output = bootstrap()
+
+    password = (tmp_path / "admin-password.txt").read_text()
+    admin = get_user_model().objects.get(username="admin")
+    assert password
+    assert admin.check_password(password)
+    assert not admin.check_password("")
+    assert f"Admin login: admin / {password}  (from {tmp_path}" in output

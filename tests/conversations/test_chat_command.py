@@ -113,3 +113,20 @@ def test_the_terminal_chat_shows_what_staff_wrote_across_pages(live_server) -> N
 
     assert out.getvalue() == "staff: Sam here, I can help.\n"
     assert last == conversation.messages.latest("id").id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_in_the_terminal_chat_ends_it_in_one_line(
+    live_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ctrl_c(prompt: str) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("builtins.input", ctrl_c)
+
+    # KeyboardInterrupt caught too: escaping the command, it would stop the whole test run.
+    with pytest.raises((CommandError, KeyboardInterrupt)) as stopped:
+        call_command("chat", url=live_server.url, stdout=StringIO())
+
+    assert isinstance(stopped.value, CommandError)
+    assert (str(stopped.value), stopped.value.returncode) == ("interrupted", 130)

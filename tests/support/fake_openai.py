@@ -58,6 +58,9 @@ DEFAULT_EMBEDDING_DIMENSIONS = 1536
 # OpenAI's limit is in tokens; the fake counts each byte as one, the most a text can hold, so
 # an input it takes is one OpenAI takes.
 EMBEDDING_INPUT_MAX_TOKENS = 8191
+# And at most this many a request, over all its inputs, and this many inputs.
+EMBEDDING_REQUEST_MAX_TOKENS = 300_000
+EMBEDDING_REQUEST_MAX_INPUTS = 2048
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,6 +162,7 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self._script: deque[ScriptedResponse] = deque()
         self._embedding_errors: deque[HttpError] = deque()
+        self._refused_words: set[str] = set()
         self._requests: list[RecordedRequest] = []
         self._call_ids = count(1)
         self._stopping = threading.Event()
@@ -229,6 +233,12 @@ class FakeOpenAIServer:
         with self._lock:
             self._embedding_errors.extend(errors)
 
+    def refuse_embedding_inputs_with(self, word: str) -> None:
+        """Answer ``POST /v1/embeddings`` with a 400 whenever an input holds ``word``, as a
+        provider refuses what it will never embed, however often asked."""
+        with self._lock:
+            self._refused_words.add(word)
+
     @property
     def pending(self) -> int:
         """Number of scripted chat responses not consumed yet."""
@@ -256,6 +266,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._script.clear()
             self._embedding_errors.clear()
+            self._refused_words.clear()
             self._requests.clear()
             self.default = None
 
@@ -274,6 +285,10 @@ class FakeOpenAIServer:
     def _next_embedding_error(self) -> HttpError | None:
         with self._lock:
             return self._embedding_errors.popleft() if self._embedding_errors else None
+
+    def _refuses(self, texts: list[str]) -> bool:
+        with self._lock:
+            return any(word in text for word in self._refused_words for text in texts)
 
     def _next_call_id(self) -> str:
         with self._lock:
@@ -447,6 +462,21 @@ class _Handler(BaseHTTPRequestHandler):
         dimensions = int(request.get("dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
         as_base64 = request.get("encoding_format") == "base64"
         texts = _embedding_inputs(request.get("input"))
+        if self.fake._refuses(texts):
+            self._send_error(HttpError(400, "The input was refused."))
+            return
+        # Tokens counted as bytes: at least as many as the API counts, whatever the text.
+        requested = sum(len(text.encode()) for text in texts)
+        if requested > EMBEDDING_REQUEST_MAX_TOKENS or len(texts) > EMBEDDING_REQUEST_MAX_INPUTS:
+            self._send_error(
+                HttpError(
+                    400,
+                    f"Requested {requested} tokens in {len(texts)} inputs, max "
+                    f"{EMBEDDING_REQUEST_MAX_TOKENS} tokens and {EMBEDDING_REQUEST_MAX_INPUTS}"
+                    " inputs per request",
+                )
+            )
+            return
         too_long = next((t for t in texts if len(t.encode()) > EMBEDDING_INPUT_MAX_TOKENS), None)
         if too_long is not None:
             self._send_error(

@@ -254,6 +254,32 @@ def test_embeddings_float_and_base64_agree(server: FakeOpenAIServer) -> None:
     assert [b["encoding_format"] for b in raw_bodies if b] == ["float", "base64"]
 
 
+def test_embedding_inputs_holding_a_refused_word_are_refused_every_time(
+    server: FakeOpenAIServer,
+) -> None:
+    client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+    server.refuse_embedding_inputs_with("forbidden")
+
+    for _ in range(2):
+        with pytest.raises(openai.BadRequestError):
+            client.embeddings.create(model="text-embedding-3-small", input=["ok", "forbidden"])
+    taken = client.embeddings.create(model="text-embedding-3-small", input=["ok"])
+
+    assert len(taken.data) == 1
+
+
+def test_an_embedding_request_past_its_token_limit_is_refused_whole(
+    server: FakeOpenAIServer,
+) -> None:
+    client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+
+    with pytest.raises(openai.BadRequestError, match="max 300000 tokens"):
+        client.embeddings.create(model="text-embedding-3-small", input=["x" * 8_000] * 38)
+    taken = client.embeddings.create(model="text-embedding-3-small", input=["x" * 8_000] * 37)
+
+    assert len(taken.data) == 37
+
+
 def test_records_unknown_paths_and_404s(server: FakeOpenAIServer) -> None:
     client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
 

@@ -3,8 +3,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
 from catalog.embeddings import current_model_name
-from catalog.management.import_command import INTERRUPTED_EXIT_CODE
 from catalog.services import (
     EMBEDDED_MODELS,
     ENCODE_SLICE_ROWS,

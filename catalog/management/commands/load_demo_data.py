@@ -4,11 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from catalog.management.import_command import (
-    INTERRUPTED_EXIT_CODE,
-    Commit,
-    atomic_telling_commit,
-)
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
+from catalog.management.import_command import Commit, atomic_telling_commit
 from catalog.models import KnowledgeArticle, Product
 from catalog.services import (
     CatalogImportError,
@@ -22,7 +19,7 @@ DEMO_DATA_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 
 
 def _demo_rows(name: str) -> list[dict[str, Any]]:
-    return json.loads((DEMO_DATA_DIR / name).read_text())
+    return json.loads((DEMO_DATA_DIR / name).read_text(encoding="utf-8"))
 
 
 class Command(BaseCommand):

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
+
 WAIT_SECONDS = 25
 RUN_WAITS = 8  # of WAIT_SECONDS each: longer than a turn may run (the worker's time limit)
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -111,6 +113,8 @@ class Command(BaseCommand):
         api = ApiClient(_base_url(url))
         try:
             self._chat(api, message)
+        except KeyboardInterrupt:
+            raise CommandError("interrupted", returncode=INTERRUPTED_EXIT_CODE) from None
         except (KeyError, TypeError) as exc:
             raise CommandError(
                 f"{api.base_url} answered without what this project's API sends ({exc!r}):"

@@ -24,8 +24,9 @@ def _known_passwords() -> Iterator[tuple[str, str]]:
     new admin gets; none is made here."""
     if from_env := os.environ.get("DJANGO_SUPERUSER_PASSWORD"):
         yield from_env, "DJANGO_SUPERUSER_PASSWORD"
-    if _password_file().exists():
-        yield _password_file().read_text().strip(), str(_password_file())
+    # One left empty (a crash between its creation and its writing) is no password.
+    if _password_file().exists() and (saved := _password_file().read_text().strip()):
+        yield saved, str(_password_file())
 
 
 def _admin_password() -> tuple[str, str]:
