@@ -1,11 +1,13 @@
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -71,9 +73,10 @@ def _runs_list_url(**filters: str) -> str:
     return f"{reverse('admin:agents_agentrun_changelist')}?{urlencode(filters)}"
 
 
-def _report_line(line: dict[str, Any]) -> dict[str, Any]:
+def _report_line(line: dict[str, Any], *, since: datetime) -> dict[str, Any]:
     """A line of ``run_report`` as the report shows it: shares, whole milliseconds, and for a
-    route's line (or all routes') links to its failed runs and those rated unhelpful."""
+    route's line (or all routes') links to its failed runs and those rated unhelpful, of the
+    report's period (created ``since``)."""
     rated = line["helpful"] + line["unhelpful"]
     shown = {
         **line,
@@ -85,6 +88,7 @@ def _report_line(line: dict[str, Any]) -> dict[str, Any]:
     route = line.get("route", "")
     if route is None or route in RouteFilter.values:  # all routes, or one the list filters by
         of_route = {RouteFilter.parameter_name: route} if route else {}
+        of_route["created_at__gte"] = since.isoformat()
         shown["failed_url"] = _runs_list_url(status__exact="failed", **of_route)
         shown["unhelpful_url"] = _runs_list_url(
             **{ReplyFeedbackFilter.parameter_name: "unhelpful"}, **of_route
@@ -104,8 +108,17 @@ class AgentRunAdmin(ShopModelAdmin):
         "completion_tokens", "cost_usd", "latency_ms", "created_at",
     ]  # fmt: skip
     list_filter = ["status", RouteFilter, ProviderFilter, ReplyFeedbackFilter]
-    search_fields = ["id", "conversation__id", "error", "celery_task_id", "=request_id"]
+    # Searched as ``get_search_results`` says; this only shows the search box.
+    search_fields = ["id"]
+    search_help_text = (
+        "A run's id, its conversation's, its task's or request's id; other text is looked for"
+        " in the runs' errors."
+    )
     list_select_related = ["conversation"]
+    # Only by what an index orders (a click on the cost column sorted every run), and no count
+    # of every run beside a filtered list's.
+    sortable_by = ["id", "created_at"]
+    show_full_result_count = False
     readonly_fields = [
         "id", "conversation", "user_message", "status", "route", "agent", "node_sequence",
         "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "cost_usd",
@@ -113,6 +126,22 @@ class AgentRunAdmin(ShopModelAdmin):
         "dispatched_at", "started_at", "finished_at", "created_at", "customer_feedback",
     ]  # fmt: skip
     exclude = ["tool_calls"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[AgentRun], search_term: str
+    ) -> tuple[QuerySet[AgentRun], bool]:
+        """An id finds the run, its conversation's runs or the run of that task by their
+        indexes; a request's id finds its run by its own, and other text the runs whose error
+        holds it. Django's search cast every id to text to compare, reading every run."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            as_id = UUID(term)
+        except ValueError:
+            return queryset.filter(Q(request_id=term) | Q(error__icontains=term)), False
+        found = Q(pk=as_id) | Q(conversation_id=as_id) | Q(celery_task_id=str(as_id))
+        return queryset.filter(found | Q(request_id=term)), False
 
     @admin.display(description="customer's feedback")
     def customer_feedback(self, run: AgentRun) -> str:
@@ -148,7 +177,9 @@ class AgentRunAdmin(ShopModelAdmin):
             )
         since = timezone.now() - timedelta(days=form.cleaned_data["days"])
         for by in ("route", "day"):
-            context[f"by_{by}"] = [_report_line(line) for line in run_report(since=since, by=by)]
+            context[f"by_{by}"] = [
+                _report_line(line, since=since) for line in run_report(since=since, by=by)
+            ]
         return TemplateResponse(request, "admin/agents/agentrun/report.html", context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -58,6 +58,9 @@ class AgentRun(TimeStampedModel):
                 name="run_unfinished",
                 condition=Q(status__in=["queued", "running"]),
             ),
+            # What the admin's search finds a run by, besides its id and its conversation's.
+            models.Index(fields=["request_id"], name="run_request_id"),
+            models.Index(fields=["celery_task_id"], name="run_celery_task_id"),
         ]
 
     def __str__(self) -> str:

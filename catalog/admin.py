@@ -1,3 +1,4 @@
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -28,14 +29,18 @@ from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
 from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
     CatalogImportError,
+    EmbeddingsNotQueued,
     ImportReport,
-    category_renamed,
+    category_update,
+    embeddings_queue,
     embeddings_refresh_on_commit,
     knowledge_article_update,
     knowledge_import,
     product_import,
     product_update,
 )
+
+logger = logging.getLogger(__name__)
 
 # Rows read per query while an export streams: memory stays flat however many are selected.
 EXPORT_CHUNK_ROWS = 2000
@@ -290,8 +295,18 @@ class EmbeddedAdminMixin:
     @admin.action(description="Re-embed selected rows", permissions=["change"])
     def re_embed(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        embeddings_refresh_on_commit(kind=self.embedding_kind, ids=ids, force=True)
-        self.message_user(request, f"Queued {len(ids)} row(s) for embedding.")  # type: ignore[attr-defined]
+        try:
+            queued = embeddings_queue(kind=self.embedding_kind, ids=ids, force=True)
+        except EmbeddingsNotQueued as error:
+            logger.exception("catalog.re_embed_not_queued", extra={"kind": self.embedding_kind})
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                f"Queued {error.queued} of {len(ids)} row(s) for embedding: the task queue cannot"
+                " be reached. Try again, or run backfill_embeddings --force.",
+                messages.ERROR,
+            )
+            return
+        self.message_user(request, f"Queued {queued} row(s) for embedding.")  # type: ignore[attr-defined]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)  # type: ignore[misc]
@@ -312,16 +327,16 @@ def name_column(field: str) -> Callable[[Any, Any], str]:
 
 
 @admin.register(Category)
-class CategoryAdmin(ShopModelAdmin):
+class CategoryAdmin(ShownValuesAdminMixin, ShopModelAdmin):
     list_display = ["category_name", "slug"]
     category_name = name_column("name")
     search_fields = ["name"]
     prepopulated_fields = {"slug": ["name"]}
 
-    def save_model(self, request: HttpRequest, obj: Category, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "name" in form.changed_data:
-            category_renamed(category=obj)
+    def changes_save(self, obj: Category, *, fields: list[str]) -> None:
+        # The row as stored, so that ``category_update`` sees a rename as one.
+        stored = Category.objects.get(pk=obj.pk)
+        category_update(category=stored, **{name: getattr(obj, name) for name in fields})
 
 
 def _one_tag_field() -> Field:

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from agents.models import AgentRun
-from agents.selectors import conversation_cost_usd
+from agents.selectors import budget_exceeded, conversation_cost_usd
 from beemanhoney.common.admin import ShopModelAdmin
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user, model_permission
@@ -31,6 +31,7 @@ from conversations.services import (
     conversations_close,
     conversations_delete,
     conversations_hand_back,
+    message_content_checked,
     staff_message_post,
     users_delete,
 )
@@ -61,9 +62,15 @@ class ConversationAdminForm(forms.ModelForm):
 
     def clean_staff_reply(self) -> str:
         reply = self.cleaned_data["staff_reply"].strip()
-        if reply and self.instance.status == Conversation.Status.CLOSED:
+        if not reply:
+            return reply
+        if self.instance.status == Conversation.Status.CLOSED:
             raise forms.ValidationError("This conversation is closed.")
-        return reply
+        try:
+            # As the reply's post will check it: refused there, the page would say it saved.
+            return message_content_checked(reply)
+        except ApplicationError as error:
+            raise forms.ValidationError(error.message, code=error.code) from None
 
 
 def _run_link(message: Message, *, linked: bool) -> str:
@@ -215,6 +222,20 @@ class ConversationAdmin(ShopModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         handed = conversations_hand_back(conversation_ids=ids)
         self.message_user(request, f"{handed} conversation(s) handed back (those with staff).")
+        over_budget = {
+            reason
+            for pk in queryset.filter(status=Conversation.Status.NEEDS_HUMAN).values_list(
+                "pk", flat=True
+            )
+            if (reason := budget_exceeded(conversation_id=pk)) is not None
+        }
+        for reason in sorted(over_budget):
+            self.message_user(
+                request,
+                f"Not handed back ({reason}): the assistant would hand them straight back to"
+                " staff. Answer them yourself.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Close (no more messages)", permissions=["change"])
     def close_conversations(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
@@ -330,7 +351,30 @@ class ReplyFeedbackAdmin(ShopModelAdmin):
 
 class UserAdmin(ShopModelAdmin, auth_admin.UserAdmin):
     """Django's user admin, whose deletes take an account's conversations through
-    ``users_delete``, so that whoever follows one of their runs is told."""
+    ``users_delete``, so that whoever follows one of their runs is told.
+
+    Unlike Django's, staff who may change users but are not superusers cannot grant what they
+    lack: an account's superuser status, groups and permissions are shown to them, not
+    editable (they could otherwise make themselves superusers), and a superuser's account is
+    not theirs to change (its password, say) or delete."""
+
+    PRIVILEGES = ("is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return readonly
+        return [*readonly, *self.PRIVILEGES]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         users_delete(users=User.objects.filter(pk=obj.pk))

@@ -98,8 +98,9 @@ def _deleted_in_batches(
         deleted += len(ids)
 
 
-def _message_content(content: str) -> str:
-    """``content`` stripped; an ``ApplicationError`` on "content" if it is empty or too long."""
+def message_content_checked(content: str) -> str:
+    """``content`` stripped; an ``ApplicationError`` on "content" if it is empty or too long
+    (the check of every message a customer or staff post)."""
     content = content.strip()
     if not any(unicodedata.category(char)[0] not in "CZ" for char in content):
         # Nothing to read: only spaces or invisible characters (zero-width spaces, say).
@@ -162,7 +163,7 @@ def message_post(
     """
     from agents.services import agent_run_create
 
-    content = _message_content(content)
+    content = message_content_checked(content)
     if idempotency_key:
         # A retry of a message stored before the conversation closed still gets its answer.
         existing = _message_by_idempotency_key(conversation, idempotency_key, content=content)
@@ -254,16 +255,18 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
 
     A customer message that waited unanswered meanwhile (the last message, no staff reply after
     it) is answered by the assistant: otherwise it would wait until the customer wrote again.
-    One whose run staff silenced by taking the conversation over gets that run again.
+    One whose run staff silenced by taking the conversation over gets that run again. One over
+    a budget (``budget_exceeded``) stays with staff: its next turn would hand it straight back
+    to them, telling the customer a person is on the way.
     """
+    from agents.selectors import budget_exceeded
     from agents.services import agent_run_create, agent_run_requeue
 
     with transaction.atomic():
-        handed = list(
-            Conversation.objects.select_for_update().filter(
-                pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
-            )
+        with_staff = Conversation.objects.select_for_update().filter(
+            pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
         )
+        handed = [c for c in with_staff if budget_exceeded(conversation_id=c.pk) is None]
         Conversation.objects.filter(pk__in=[c.pk for c in handed]).update(
             status=Conversation.Status.ACTIVE,
             handoff_reason="",
@@ -358,7 +361,7 @@ def staff_message_post(
     it, so the two do not answer the customer at once. A repeated ``reply_key`` (the admin
     form's, sent again by a double click or a resubmitted page) returns the reply it stored
     and writes nothing."""
-    content = _message_content(content)
+    content = message_content_checked(content)
     key = f"{STAFF_REPLY_KEY_PREFIX}{reply_key}" if reply_key else None
     with transaction.atomic():
         # The lock also serialises two submits of one form: the second finds the first's reply.

@@ -66,7 +66,17 @@ class BlacklistedTokenAdmin(ShopModelAdmin, token_admin.BlacklistedTokenAdmin):
 
 
 class GroupAdmin(ShopModelAdmin, auth_admin.GroupAdmin):
-    pass
+    """Django's, whose groups only superusers make, change or delete: staff who may change a
+    group could give their own group any permission."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
 
 
 class TaskResultAdmin(ShopModelAdmin, task_results_admin.TaskResultAdmin):

@@ -3,7 +3,9 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import AgentRun
@@ -160,10 +162,21 @@ def test_the_report_sums_a_period_s_runs_by_route_and_by_day(client: Client) -> 
     assert "(not routed)" in week.content.decode()
     assert f'<a href="{RUNS}">Agent runs</a> &rsaquo;\n  Report' in week.content.decode()
     page = week.content.decode()
-    assert f'href="{RUNS}?replies__feedback__rating=unhelpful&amp;route=support">1</a>' in page
-    assert f'href="{RUNS}?status__exact=failed&amp;route=support">1</a>' in page
-    assert f'href="{RUNS}?status__exact=failed">2</a>' in page  # all routes
     assert page.count("status__exact=failed") == 2  # not for the runs with no route
+    # Each link lists the runs its figure counts: the week's, not the older one's.
+    links = {
+        (line["route"], kind): (line[kind], line[f"{kind}_url"])
+        for line in week.context["by_route"]
+        if "failed_url" in line
+        for kind in ("failed", "unhelpful")
+    }
+    assert set(links) == {
+        (route, kind) for route in ["sales", "support", None] for kind in ("failed", "unhelpful")
+    }
+    for (route, kind), (figure, url) in links.items():
+        listed = client.get(url).context["cl"].result_count
+        assert listed == figure, (route, kind, url)
+    assert links[(None, "unhelpful")][0] == 1  # the older rated run is not counted, nor listed
 
 
 def test_the_report_refuses_a_period_it_does_not_offer(client: Client) -> None:
@@ -196,3 +209,34 @@ def test_an_empty_period_reports_no_runs(client: Client) -> None:
 
     assert response.context["by_route"] == []
     assert "No runs in this period." in response.content.decode()
+
+
+def test_the_run_search_finds_a_run_by_each_of_its_ids_through_indexes(client: Client) -> None:
+    client.force_login(StaffFactory.create())
+    conversation = ConversationFactory.create()
+    run = _finished_run(conversation, route="sales", status="failed")
+    AgentRun.objects.filter(pk=run.pk).update(
+        celery_task_id="7b1c3a52-39b4-4c1e-9d0e-2f9f0c7e1a11",
+        request_id="req-42",
+        error="TimeoutError: the provider did not answer",
+    )
+    _finished_run(ConversationFactory.create(), route="sales", status="succeeded")  # not found
+
+    found = {}
+    for term in [str(run.pk), str(conversation.pk).upper(), "7b1c3a52-39b4-4c1e-9d0e-2f9f0c7e1a11",
+                 "req-42", "did not answer"]:  # fmt: skip
+        with CaptureQueriesContext(connection) as queries:
+            listing = client.get(RUNS, {"q": term})
+        found[term] = list(listing.context["cl"].result_list)
+        if term not in {"req-42", "did not answer"}:  # ids, found by their indexes
+            assert not [q for q in queries if "::text" in q["sql"] and "LIKE" in q["sql"]], term
+
+    assert all(runs == [run] for runs in found.values()), found
+
+
+def test_the_run_list_sorts_only_by_what_an_index_orders(client: Client) -> None:
+    client.force_login(StaffFactory.create())
+
+    listing = client.get(RUNS)
+
+    assert listing.context["cl"].sortable_by == ["id", "created_at"]

@@ -7,6 +7,8 @@ from html.parser import HTMLParser
 from typing import Any, TypeVar
 
 import pytest
+import redis
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,6 +16,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from beemanhoney.common.ports import free_port
 from catalog import admin as catalog_admin
 from catalog import services
 from catalog.admin import ProductAdmin
@@ -37,6 +40,7 @@ from tests.catalog.factories import (
     ProductFactory,
     UserFactory,
 )
+from tests.support.celery_worker import new_queue_name, producing_to_broker, tasks_sent_to
 
 CHANGELIST = reverse("admin:catalog_product_changelist")
 IMPORT = reverse("admin:catalog_product_import")
@@ -794,18 +798,39 @@ def test_the_embedding_column_marks_a_row_whose_text_changed_since_it_was_embedd
 
 @pytest.mark.django_db
 def test_re_embed_action_queues_the_selected_rows_and_says_so(
-    staff_client: Client, products: dict[str, Product], django_capture_on_commit_callbacks
+    staff_client: Client, products: dict[str, Product], test_broker_url: str
 ) -> None:
     selected = [products["current"].pk, products["other"].pk]
+    queue = new_queue_name("re-embed")
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with tasks_sent_to(queue):
         response = staff_client.post(
             CHANGELIST, {"action": "re_embed", "_selected_action": selected}
         )
 
     assert response.status_code == 302
     assert messages_of(response) == ["Queued 2 row(s) for embedding."]
-    assert len(callbacks) == 1
+    broker = redis.Redis.from_url(test_broker_url)
+    assert broker.llen(queue + settings.BACKGROUND_QUEUE_SUFFIX) == 1  # one task, of both rows
+    broker.delete(queue + settings.BACKGROUND_QUEUE_SUFFIX)
+
+
+@pytest.mark.django_db
+def test_re_embed_action_says_so_when_the_task_queue_cannot_be_reached(
+    staff_client: Client, products: dict[str, Product]
+) -> None:
+    selected = [products["current"].pk, products["other"].pk]
+
+    with producing_to_broker(f"redis://127.0.0.1:{free_port()}/0"):
+        response = staff_client.post(
+            CHANGELIST, {"action": "re_embed", "_selected_action": selected}
+        )
+
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        "Queued 0 of 2 row(s) for embedding: the task queue cannot be reached. Try again, or"
+        " run backfill_embeddings --force."
+    ]
 
 
 @pytest.mark.django_db
@@ -1129,3 +1154,27 @@ def test_saving_a_product_page_keeps_the_values_others_saved_since_it_was_shown(
         False,
     )
     assert len(callbacks) == 1  # its embedding, the description having changed
+
+
+@pytest.mark.django_db
+def test_saving_a_category_page_keeps_the_values_others_saved_since_it_was_shown(
+    staff_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    category = CategoryFactory.create(name="Raw Honey", slug="raw-honey", description="Raw.")
+    product = ProductFactory.create(category=category)
+    change = reverse("admin:catalog_category_change", args=[category.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
+    # An API PATCH while the page was open.
+    Category.objects.filter(pk=category.pk).update(description="Unheated, from Kent.")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = staff_client.post(change, form | {"name": "Raw & Unheated Honey"})
+
+    assert response.status_code == 302
+    assert Category.objects.values_list("name", "slug", "description").get() == (
+        "Raw & Unheated Honey",
+        "raw-honey",
+        "Unheated, from Kent.",
+    )
+    assert len(callbacks) == 1  # its products' embeddings, which name it
+    assert Product.objects.get(pk=product.pk).updated_at > product.updated_at

@@ -1,6 +1,6 @@
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.db.models import Model
 from django.test import Client
 from django.urls import reverse
@@ -21,3 +21,24 @@ def test_every_change_list_refuses_a_filter_postgresql_cannot_run_with_400(
     response = client.get(changelist, {"id__regex": "("})
 
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_only_superusers_make_or_change_groups(client: Client) -> None:
+    editors = Group.objects.create(name="Catalogue editors")
+    staff = User.objects.create_user("sam", password="pw-unused-2", is_staff=True)
+    staff.groups.add(editors)
+    staff.user_permissions.set(Permission.objects.filter(codename__endswith="_group"))
+    client.force_login(staff)
+    every_permission = list(Permission.objects.values_list("pk", flat=True))
+
+    change = client.post(
+        f"/admin/auth/group/{editors.pk}/change/",
+        {"name": editors.name, "permissions": every_permission},
+    )
+    add = client.post("/admin/auth/group/add/", {"name": "Everything"})
+    shown = client.get(f"/admin/auth/group/{editors.pk}/change/")
+
+    assert (change.status_code, add.status_code, shown.status_code) == (403, 403, 200)
+    assert not editors.permissions.exists()
+    assert not Group.objects.filter(name="Everything").exists()

@@ -1,5 +1,6 @@
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -64,6 +65,20 @@ def test_a_staff_reply_from_admin_reaches_the_customer(staff_client: Client) -> 
     assert reply.content == "Hello, this is Sam."
 
 
+@pytest.mark.parametrize("reply", ["\u200b", "\u200b\u2060 \ufeff"])
+def test_a_staff_reply_with_nothing_to_read_is_a_field_error_on_the_page(
+    staff_client: Client, reply: str
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human")
+
+    response = staff_client.post(change_url(conversation), {"title": "", "staff_reply": reply})
+
+    assert response.status_code == 200  # the form again, not a redirect saying it was saved
+    errors = response.context["adminform"].form.errors
+    assert errors["staff_reply"] == ["This field may not be blank."]
+    assert not conversation.messages.exists()
+
+
 def test_hand_back_returns_only_conversations_with_staff_to_the_assistant(
     staff_client: Client,
 ) -> None:
@@ -96,6 +111,29 @@ def test_hand_back_answers_a_customer_message_left_waiting_meanwhile(
 
     assert AgentRun.objects.filter(user_message=waiting).exists() is answered
     assert AgentRun.objects.count() == int(answered)
+
+
+def test_a_conversation_over_its_budget_is_not_handed_back_and_staff_are_told_why(
+    staff_client: Client, settings
+) -> None:
+    settings.CONVERSATION_BUDGET_USD = Decimal("0.50")
+    conversation = ConversationFactory.create(status="needs_human", handoff_reason="budget")
+    earlier = MessageFactory.create(conversation=conversation, content="Manuka?")
+    AgentRun.objects.create(
+        conversation=conversation, user_message=earlier, status="succeeded", cost_usd="0.60"
+    )
+    waiting = MessageFactory.create(conversation=conversation, content="Still there?")
+
+    response = staff_client.post(
+        CHANGELIST, action_data("hand_back_to_assistant", conversation), follow=True
+    )
+
+    conversation.refresh_from_db()
+    assert conversation.status == "needs_human"
+    assert not AgentRun.objects.filter(user_message=waiting).exists()  # no turn to bounce it
+    page = response.content.decode()
+    assert "0 conversation(s) handed back" in page
+    assert "Not handed back (budget: this conversation reached 0.50 USD)" in page
 
 
 def test_take_over_silences_the_assistant_on_active_conversations(staff_client: Client) -> None:
@@ -581,3 +619,54 @@ def test_deleting_a_customer_account_tells_the_followers_of_its_conversations_ru
     assert not User.objects.filter(pk=customer.pk).exists()
     assert list(Conversation.objects.all()) == [kept]
     assert [event.type for event in run_events_read(run_id=str(queued.pk))] == ["run.deleted"]
+
+
+def _user_manager() -> Client:
+    """Staff who may view and change accounts, and are not superusers."""
+    manager = StaffFactory.create(is_superuser=False)
+    manager.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="auth", codename__endswith="_user")
+    )
+    client = Client()
+    client.force_login(manager)
+    return client
+
+
+def test_staff_who_may_change_accounts_cannot_make_themselves_superusers() -> None:
+    client = _user_manager()
+    manager = User.objects.get(is_staff=True, is_superuser=False)
+    everything = list(Permission.objects.values_list("pk", flat=True))
+    joined = timezone.localtime(manager.date_joined)
+
+    response = client.post(
+        f"/admin/auth/user/{manager.pk}/change/",
+        {
+            "username": manager.username,
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "user_permissions": everything,
+            "date_joined_0": joined.strftime("%Y-%m-%d"),
+            "date_joined_1": joined.strftime("%H:%M:%S"),
+        },
+    )
+
+    manager.refresh_from_db()
+    assert response.status_code == 302  # saved: what it may change
+    assert not manager.is_superuser
+    assert manager.user_permissions.count() < len(everything)
+
+
+def test_staff_who_may_change_accounts_cannot_change_or_delete_a_superuser_s() -> None:
+    client = _user_manager()
+    superuser = StaffFactory.create()
+
+    pages = [
+        client.get(f"/admin/auth/user/{superuser.pk}/change/"),
+        client.post(f"/admin/auth/user/{superuser.pk}/password/", {}),
+        client.post(f"/admin/auth/user/{superuser.pk}/delete/", {"post": "yes"}),
+    ]
+
+    assert [page.status_code for page in pages] == [200, 403, 403]  # shown, not changed
+    assert 'name="username"' not in pages[0].content.decode()  # read-only
+    assert User.objects.filter(pk=superuser.pk).exists()
