@@ -211,7 +211,9 @@ def _running(content: str = "Have you got MAN-15?") -> AgentRun:
     return run
 
 
-def test_two_deliveries_of_a_run_answer_its_message_once(settings) -> None:
+def test_two_deliveries_of_a_run_answer_its_message_once_and_count_what_both_spent(
+    settings,
+) -> None:
     first = _running()
     # The broker restores the task while the first delivery still runs: a second worker claims
     # the run under the same task id.
@@ -230,23 +232,7 @@ def test_two_deliveries_of_a_run_answer_its_message_once(settings) -> None:
     run = AgentRun.objects.get(pk=first.pk)
     assert (run.status, run.deliveries) == (AgentRun.Status.SUCCEEDED, 2)
     assert _reply(run).content == "First copy"  # the first outcome stored, and no other
-
-
-def test_a_delivery_whose_outcome_is_dropped_still_counts_what_it_spent(settings) -> None:
-    first = _running()
-    second = _start(str(first.pk), first.celery_task_id)
-    assert second is not None
-    with loopback_openai(settings) as server:
-        server.script_chat(
-            ROUTE_TO_SALES, ChatText("First copy"), ROUTE_TO_SALES, ChatText("Second copy")
-        )
-        first_result = run_turn(run=first)
-        second_result = run_turn(run=second)
-        _store(first, first_result, latency_ms=0)
-
-        _store(second, second_result, latency_ms=0)
-
-    run = AgentRun.objects.get(pk=first.pk)
+    # The second's tokens were spent all the same: the budgets count them.
     spent = first_result.usage + second_result.usage
     assert second_result.usage.model_calls > 0
     assert (run.prompt_tokens, run.completion_tokens, run.model_calls, run.cost_usd) == (
@@ -255,7 +241,6 @@ def test_a_delivery_whose_outcome_is_dropped_still_counts_what_it_spent(settings
         spent.model_calls,
         spent.cost_usd,
     )
-    assert _reply(run).content == "First copy"
 
 
 def test_a_failure_after_a_turn_was_stored_changes_nothing(settings) -> None:
