@@ -355,8 +355,9 @@ class UserAdmin(ShopModelAdmin, auth_admin.UserAdmin):
 
     Unlike Django's, staff who may change users but are not superusers cannot grant what they
     lack: an account's superuser status, groups and permissions are shown to them, not
-    editable (they could otherwise make themselves superusers), and a superuser's account is
-    not theirs to change (its password, say) or delete."""
+    editable (they could otherwise make themselves superusers), and another staff account is
+    not theirs to change (its password, say, and then sign in with its permissions) or
+    delete: they look after customers' accounts, and their own."""
 
     PRIVILEGES = ("is_superuser", "groups", "user_permissions")
 
@@ -366,13 +367,19 @@ class UserAdmin(ShopModelAdmin, auth_admin.UserAdmin):
             return readonly
         return [*readonly, *self.PRIVILEGES]
 
+    def _another_staff_account(self, request: HttpRequest, obj: Any) -> bool:
+        """Whether ``obj`` is a staff account not the user's own, for a user not a superuser."""
+        if obj is None or request.user.is_superuser or obj.pk == request.user.pk:
+            return False
+        return bool(obj.is_staff or obj.is_superuser)
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+        if self._another_staff_account(request, obj):
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+        if self._another_staff_account(request, obj):
             return False
         return super().has_delete_permission(request, obj)
 

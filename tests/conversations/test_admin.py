@@ -657,16 +657,33 @@ def test_staff_who_may_change_accounts_cannot_make_themselves_superusers() -> No
     assert manager.user_permissions.count() < len(everything)
 
 
-def test_staff_who_may_change_accounts_cannot_change_or_delete_a_superuser_s() -> None:
+@pytest.mark.parametrize("superuser", [True, False], ids=["a superuser's", "other staff's"])
+def test_staff_who_may_change_accounts_cannot_change_or_delete_another_staff_account(
+    superuser: bool,
+) -> None:
     client = _user_manager()
-    superuser = StaffFactory.create()
+    colleague = StaffFactory.create(is_superuser=superuser)
+    password = {"password1": "a-new-pass-9173", "password2": "a-new-pass-9173"}
 
     pages = [
-        client.get(f"/admin/auth/user/{superuser.pk}/change/"),
-        client.post(f"/admin/auth/user/{superuser.pk}/password/", {}),
-        client.post(f"/admin/auth/user/{superuser.pk}/delete/", {"post": "yes"}),
+        client.get(f"/admin/auth/user/{colleague.pk}/change/"),
+        client.post(f"/admin/auth/user/{colleague.pk}/password/", password),
+        client.post(f"/admin/auth/user/{colleague.pk}/delete/", {"post": "yes"}),
     ]
 
     assert [page.status_code for page in pages] == [200, 403, 403]  # shown, not changed
     assert 'name="username"' not in pages[0].content.decode()  # read-only
-    assert User.objects.filter(pk=superuser.pk).exists()
+    colleague.refresh_from_db()
+    assert not colleague.check_password("a-new-pass-9173")
+
+
+def test_staff_who_may_change_accounts_can_change_a_customer_s_password() -> None:
+    client = _user_manager()
+    customer = ConversationFactory.create().owner
+    password = {"password1": "a-new-pass-9173", "password2": "a-new-pass-9173"}
+
+    response = client.post(f"/admin/auth/user/{customer.pk}/password/", password)
+
+    customer.refresh_from_db()
+    assert response.status_code == 302
+    assert customer.check_password("a-new-pass-9173")
