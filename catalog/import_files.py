@@ -276,9 +276,13 @@ def is_unicode_text(text: str) -> bool:
 
 
 def _printable(text: str) -> str:
-    """``text`` with any lone surrogate written as its escape: a message holding one could not
-    be printed or shown on a page."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """``text`` with what cannot be shown as it is written as its escape: a lone surrogate
+    (a message holding one could not be printed or shown on a page), and a line break, a tab or
+    another control character (which would break a one-line reason)."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def too_long(row: dict[str, Any], max_lengths: dict[str, int]) -> list[str]:

@@ -7,7 +7,7 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -41,6 +41,8 @@ TRANSCRIPT_MESSAGES = 200
 # Set on the conversation a change page shows: whether the staff viewing it may open its runs.
 # The transcript, a read-only field, is handed the conversation alone, not the request.
 RUN_LINKS_SHOWN = "_transcript_links_runs"
+# Set on a request whose staff reply the service refused after the form took it.
+REPLY_REFUSED = "_staff_reply_refused"
 
 
 class ConversationAdminForm(forms.ModelForm):
@@ -257,9 +259,18 @@ class ConversationAdmin(ShopModelAdmin):
                 reply_key=form.cleaned_data.get("reply_key") or None,
             )
         except ApplicationError as error:  # closed meanwhile
-            self.message_user(request, f"Your reply was not sent: {error.message}", messages.ERROR)
+            self.message_user(
+                request, f"Your reply was not sent ({error.message}): {reply}", messages.ERROR
+            )
+            setattr(request, REPLY_REFUSED, True)
             return
         self.message_user(request, "Your reply was sent to the customer.", messages.SUCCESS)
+
+    def response_change(self, request: HttpRequest, obj: Conversation) -> HttpResponse:
+        if getattr(request, REPLY_REFUSED, False):
+            # The page again, under the error: not Django's "changed successfully" beside it.
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
 
 @admin.register(HandoffQueueEntry)

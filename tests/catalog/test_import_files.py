@@ -54,6 +54,16 @@ def test_a_csv_file_with_an_unknown_column_is_refused() -> None:
         read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
 
 
+def test_an_unknown_column_s_line_break_is_named_not_printed() -> None:
+    stream = io.BytesIO(b'sku,name,category,price,"sto\nck"\nA-1,Clover Honey,Raw Honey,8.50,3\n')
+
+    with pytest.raises(CatalogFileError) as refused:
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+    assert str(refused.value).startswith('unknown column(s): "sto\\nck" (the columns: ')
+    assert "\n" not in str(refused.value)
+
+
 def test_spaces_around_csv_column_names_are_ignored() -> None:
     stream = io.BytesIO(b"sku, name ,category,price\nA-1,Clover Honey,Raw Honey,8.50\n")
 

@@ -18,6 +18,7 @@ from conversations.admin import ConversationAdmin
 from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import conversation_handoff, conversations_hand_back
 from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
+from tests.support.transactions import saved_meanwhile
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +77,24 @@ def test_a_staff_reply_with_nothing_to_read_is_a_field_error_on_the_page(
     assert response.status_code == 200  # the form again, not a redirect saying it was saved
     errors = response.context["adminform"].form.errors
     assert errors["staff_reply"] == ["This field may not be blank."]
+    assert not conversation.messages.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staff_reply_to_a_conversation_closed_as_it_was_sent_is_shown_as_not_sent(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human")
+    closing = Conversation.objects.filter(pk=conversation.pk)
+
+    with saved_meanwhile(lambda: closing.update(status="closed")):
+        response = staff_client.post(
+            change_url(conversation), {"title": "", "staff_reply": "Sam here."}, follow=True
+        )
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == ["Your reply was not sent (This conversation is closed.): Sam here."]
+    assert response.redirect_chain == [(change_url(conversation), 302)]
     assert not conversation.messages.exists()
 
 
