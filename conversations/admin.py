@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from agents.models import AgentRun
-from agents.selectors import budget_exceeded, conversation_cost_usd
+from agents.selectors import conversation_cost_usd
 from beemanhoney.common.admin import ShopModelAdmin
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user, model_permission
@@ -222,16 +222,11 @@ class ConversationAdmin(ShopModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Conversation]
     ) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        handed = conversations_hand_back(conversation_ids=ids)
-        self.message_user(request, f"{handed} conversation(s) handed back (those with staff).")
-        over_budget = {
-            reason
-            for pk in queryset.filter(status=Conversation.Status.NEEDS_HUMAN).values_list(
-                "pk", flat=True
-            )
-            if (reason := budget_exceeded(conversation_id=pk)) is not None
-        }
-        for reason in sorted(over_budget):
+        report = conversations_hand_back(conversation_ids=ids)
+        self.message_user(
+            request, f"{report.handed} conversation(s) handed back (those with staff)."
+        )
+        for reason in sorted(set(report.over_budget)):
             self.message_user(
                 request,
                 f"Not handed back ({reason}): the assistant would hand them straight back to"

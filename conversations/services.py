@@ -6,6 +6,7 @@ import logging
 import secrets
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -250,8 +251,17 @@ def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> bool:
     return bool(updated)
 
 
-def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
-    """Give the conversations among these that are with staff back to the assistant; how many.
+@dataclass
+class HandBack:
+    """What ``conversations_hand_back`` did: how many it handed back, and why each one it kept
+    with staff over a budget was kept (``budget_exceeded``'s reason, one per conversation)."""
+
+    handed: int = 0
+    over_budget: list[str] = field(default_factory=list)
+
+
+def conversations_hand_back(*, conversation_ids: list[UUID]) -> HandBack:
+    """Give the conversations among these that are with staff back to the assistant.
 
     A customer message that waited unanswered meanwhile (the last message, no staff reply after
     it) is answered by the assistant: otherwise it would wait until the customer wrote again.
@@ -266,7 +276,13 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
         with_staff = Conversation.objects.select_for_update().filter(
             pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
         )
-        handed = [c for c in with_staff if budget_exceeded(conversation_id=c.pk) is None]
+        report, handed = HandBack(), []
+        for conversation in with_staff:
+            if (reason := budget_exceeded(conversation_id=conversation.pk)) is None:
+                handed.append(conversation)
+            else:
+                report.over_budget.append(reason)
+        report.handed = len(handed)
         Conversation.objects.filter(pk__in=[c.pk for c in handed]).update(
             status=Conversation.Status.ACTIVE,
             handoff_reason="",
@@ -281,7 +297,7 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> int:
                 agent_run_requeue(run=silenced)
             else:
                 agent_run_create(conversation=conversation, user_message=waiting)
-    return len(handed)
+    return report
 
 
 def conversations_close(*, conversation_ids: list[UUID]) -> int:
