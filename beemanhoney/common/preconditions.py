@@ -44,15 +44,15 @@ class PreconditionFailed(ApplicationError):
         )
 
 
-def if_match_check(request: Request, current: Any) -> None:
+def if_match_check(request: Request, row: M, shown: Callable[[M], Any]) -> None:
     """``PreconditionFailed`` unless the request's ``If-Match``, when it sends one, is "*" or
-    names the ETag of ``current`` (the row as its ``GET`` shows it). Compared strongly, as
-    RFC 9110 asks: a weak ETag never matches."""
+    names the ETag of ``shown(row)`` (the row as its ``GET`` shows it, made only then).
+    Compared strongly, as RFC 9110 asks: a weak ETag never matches."""
     header = request.headers.get("If-Match")
     if header is None:
         return
     etags = parse_etags(header)
-    if "*" not in etags and representation_etag(current) not in etags:
+    if "*" not in etags and representation_etag(shown(row)) not in etags:
         raise PreconditionFailed
 
 
@@ -67,5 +67,5 @@ def locked_if_match(
         row = rows.select_for_update(of=("self",)).first()
         if row is None:
             raise Http404
-        if_match_check(request, shown(row))
+        if_match_check(request, row, shown)
         yield row
