@@ -23,12 +23,12 @@ class Usage:
     model_calls: int = 0
     cost_usd: Decimal = Decimal(0)
 
-    def __add__(self, other: Usage) -> Usage:
+    def __sub__(self, other: Usage) -> Usage:
         return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            model_calls=self.model_calls + other.model_calls,
-            cost_usd=self.cost_usd + other.cost_usd,
+            prompt_tokens=self.prompt_tokens - other.prompt_tokens,
+            completion_tokens=self.completion_tokens - other.completion_tokens,
+            model_calls=self.model_calls - other.model_calls,
+            cost_usd=self.cost_usd - other.cost_usd,
         )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -213,7 +213,8 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
     """Run the graph for one queued run and store its reply and trace (idempotent).
 
     However the turn ends, the run is left finished: a turn that fails, or whose outcome
-    cannot be stored, fails the run with an apology and the usage it spent.
+    cannot be stored, fails the run with an apology. What its model calls spent is on the run
+    already (``agent_run_usage_add``).
     """
     from agents.turns import TurnFailed, run_turn
 
@@ -236,7 +237,6 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
         return _fail(
             run,
             error,
-            usage=failure.usage,
             provider=failure.provider,
             model_name=failure.model_name,
             latency_ms=_elapsed_ms(started),
@@ -287,7 +287,6 @@ def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | Non
         return _fail(
             run,
             f"storing the outcome failed: {type(exc).__name__}: {str(exc)[:500]}",
-            usage=result.usage,
             provider=result.provider,
             model_name=result.model_name,
             handed_off=result.handed_off,
@@ -331,38 +330,28 @@ def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
     return True
 
 
-USAGE_FIELDS = ["prompt_tokens", "completion_tokens", "model_calls", "cost_usd"]
-
-
-def _spent_before(run: AgentRun) -> Usage:
-    """What the run's row has counted already: what a run queued again
-    (``agent_run_requeue``) spent on its silenced turn, or a finished run's stored outcome (to
-    which ``_locked_again`` adds a later delivery's); nothing for any other run, whose usage is
-    stored only when it finishes."""
-    return Usage(
-        prompt_tokens=run.prompt_tokens,
-        completion_tokens=run.completion_tokens,
-        model_calls=run.model_calls,
-        cost_usd=run.cost_usd,
+def agent_run_usage_add(*, run_id: str, usage: Usage) -> None:
+    """Count what a model call spent on its run as the call returns, not when the turn ends: the
+    provider bills a call whether or not the turn's outcome is stored (a worker that dies
+    mid-turn, a delivery whose copy answered first, a turn silenced or failed), and the budgets
+    read runs' usage, a running turn's included."""
+    AgentRun.objects.filter(pk=run_id).update(
+        prompt_tokens=F("prompt_tokens") + usage.prompt_tokens,
+        completion_tokens=F("completion_tokens") + usage.completion_tokens,
+        model_calls=F("model_calls") + usage.model_calls,
+        cost_usd=F("cost_usd") + usage.cost_usd,
+        updated_at=timezone.now(),
     )
 
 
-def _record_usage(run: AgentRun, usage: Usage) -> None:
-    total = _spent_before(run) + usage
-    run.prompt_tokens, run.completion_tokens = total.prompt_tokens, total.completion_tokens
-    run.model_calls, run.cost_usd = total.model_calls, total.cost_usd
-
-
-def _locked_again(run: AgentRun, *, spent: Usage | None = None) -> AgentRun | None:
+def _locked_again(run: AgentRun) -> AgentRun | None:
     """The run read again and locked as its turn ends; None when there is nothing left for the
     turn to store: the run was deleted mid-turn with its conversation (by staff in the admin),
     or its outcome is stored already.
 
     The first outcome stored answers: another delivery of the run may have finished first (the
     broker restored the task while this one ran, having lost the worker's connection). Storing a
-    second would answer the customer's message twice. What this delivery's model calls
-    ``spent`` is added to the run all the same: the budgets read runs' usage, and the provider
-    bills both deliveries."""
+    second would answer the customer's message twice."""
     locked = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
     if locked is None:
         logger.warning("agent_run.vanished", extra={"run_id": str(run.pk)})
@@ -373,16 +362,13 @@ def _locked_again(run: AgentRun, *, spent: Usage | None = None) -> AgentRun | No
             "agent_run.already_finished",
             extra={"run_id": str(run.pk), "delivery": run.deliveries, "status": locked.status},
         )
-        if spent is not None:
-            _record_usage(locked, spent)
-            locked.save(update_fields=USAGE_FIELDS)
         return None
     return locked
 
 
 def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | None:
     with transaction.atomic():
-        locked = _locked_again(run, spent=result.usage)
+        locked = _locked_again(run)
         if locked is None:
             return None
         run = locked
@@ -392,9 +378,6 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | N
         run.tool_calls = result.tool_calls
         run.provider = result.provider
         run.model_name = result.model_name
-        # Priced by the turn, attempt by attempt: a fallback's answer may include the tokens
-        # a failed provider spent first.
-        _record_usage(run, result.usage)
         run.latency_ms = latency_ms
         run.finished_at = timezone.now()
         reply = None
@@ -418,7 +401,6 @@ def _fail(
     run: AgentRun,
     error: str,
     *,
-    usage: Usage | None = None,
     provider: str = "",
     model_name: str = "",
     latency_ms: int | None = None,
@@ -427,11 +409,11 @@ def _fail(
     tool_calls: list[dict[str, Any]] | None = None,
     nodes: list[str] | None = None,
 ) -> AgentRun | None:
-    """Fail the run, recording what its model calls spent before the failure (``usage``), the
-    nodes they ran and the tools they called (``nodes``, ``tool_calls``: the failed attempts'
-    trace) and how long the turn ran until it failed (``latency_ms``)."""
+    """Fail the run, recording the provider that failed, the nodes its attempts ran and the
+    tools they called (``nodes``, ``tool_calls``: the failed attempts' trace) and how long the
+    turn ran until it failed (``latency_ms``)."""
     with transaction.atomic():
-        locked = _locked_again(run, spent=usage)
+        locked = _locked_again(run)
         if locked is None:
             return None
         run = locked
@@ -441,9 +423,8 @@ def _fail(
             run.tool_calls = tool_calls
         if nodes:
             run.node_sequence = nodes
-        if usage is not None:
+        if provider:
             run.provider, run.model_name = provider, model_name
-            _record_usage(run, usage)
         _finish_failed(run, storable_text(error), handed_off=handed_off, apology=apology)
     return run
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +28,7 @@ from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
 from agents.providers import get_chat_provider
 from agents.run_stream import run_event_publish
+from agents.services import agent_run_usage_add
 from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Message
 from conversations.selectors import conversation_history
@@ -45,40 +45,17 @@ class TurnResult:
     model_name: str
     nodes: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    model_calls: int = 0
     note: str = ""  # for staff: a fallback taken, a reply withheld, a budget hit
     # This turn passed the conversation to staff, so its reply may follow the hand-off.
     handed_off: bool = False
     cards: list[dict[str, Any]] = field(default_factory=list)
-    cost_usd: Decimal = Decimal(0)
-
-    @property
-    def usage(self) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            model_calls=self.model_calls,
-            cost_usd=self.cost_usd,
-        )
-
-    def add_usage(self, usage: Usage) -> None:
-        """Count what an earlier, failed attempt of this turn spent."""
-        total = self.usage + usage
-        self.prompt_tokens, self.completion_tokens = total.prompt_tokens, total.completion_tokens
-        self.model_calls, self.cost_usd = total.model_calls, total.cost_usd
 
 
 class TurnFailed(Exception):
-    """No provider answered; ``usage`` is what the model calls made before the failure spent.
-
-    The failure itself is the ``__cause__``.
-    """
+    """No provider answered. The failure itself is the ``__cause__``."""
 
     def __init__(
         self,
-        usage: Usage,
         provider: str,
         model_name: str,
         *,
@@ -87,7 +64,7 @@ class TurnFailed(Exception):
         nodes: list[str] | None = None,
     ) -> None:
         super().__init__("the turn failed")
-        self.usage, self.provider, self.model_name = usage, provider, model_name
+        self.provider, self.model_name = provider, model_name
         # A tool had handed the conversation to staff before the failure.
         self.handed_off = handed_off
         # The failed attempts' trace (``failed_steps``, ``failed_nodes``): what their tools did
@@ -110,21 +87,25 @@ def _estimated_tokens(messages: list[BaseMessage]) -> int:
 
 
 class UsageTally(BaseCallbackHandler):
-    """Counts every model call of one attempt as it returns or fails.
+    """Counts every model call of one attempt on its run as the call returns or fails
+    (``agent_run_usage_add``).
 
-    The graph's state counts usage too, but an exception loses the state: this is what a
-    failed attempt is billed for. A call answered without usage (a compatible server that
-    ignores ``stream_options``) is counted from its text when ``estimate_missing``: at zero it
-    would cost nothing and switch both budgets off. A call that failed is counted only as far
-    as the provider reported its usage before failing (``on_llm_error``).
+    Counted as it goes, not from the graph's state when the turn ends: an exception loses the
+    state, and a worker that dies mid-turn loses the turn, while the provider bills each call.
+    A call answered without usage (a compatible server that ignores ``stream_options``) is
+    counted from its text when ``estimate_missing``: at zero it would cost nothing and switch
+    both budgets off. A call that failed is counted only as far as the provider reported its
+    usage before failing (``on_llm_error``).
     """
 
-    def __init__(self, model_name: str, *, estimate_missing: bool = False) -> None:
+    def __init__(self, model_name: str, *, run_id: str, estimate_missing: bool = False) -> None:
         self.model_name = model_name
+        self.run_id = run_id
         self.estimate_missing = estimate_missing
         self.prompt_tokens = self.completion_tokens = self.model_calls = 0
         self.estimated = False
         self._prompts: dict[Any, int] = {}
+        self._counted = Usage()  # on the run already
 
     def on_chat_model_start(
         self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any
@@ -142,6 +123,7 @@ class UsageTally(BaseCallbackHandler):
                 self.completion_tokens += _estimated_tokens([message])
                 continue
             self._add(usage)
+        self._count_on_run()
 
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         # Counted only if the provider reported usage before the call failed (a stream whose
@@ -156,10 +138,19 @@ class UsageTally(BaseCallbackHandler):
             self.model_calls += 1
             for usage in reported:
                 self._add(usage)
+            self._count_on_run()
 
     def _add(self, usage: Any) -> None:
         self.prompt_tokens += (usage or {}).get("input_tokens", 0)
         self.completion_tokens += (usage or {}).get("output_tokens", 0)
+
+    def _count_on_run(self) -> None:
+        # The difference of the running totals' costs, so the run's cost is the attempt's
+        # total priced once, not a sum of per-call roundings. A call whose count fails (the
+        # database away) is counted with the next.
+        spent = self.usage
+        agent_run_usage_add(run_id=self.run_id, usage=spent - self._counted)
+        self._counted = spent
 
     @property
     def usage(self) -> Usage:
@@ -332,17 +323,12 @@ def run_turn(*, run: AgentRun) -> TurnResult:
     except Exception as exc:
         primary = get_chat_provider(settings.LLM_PROVIDER)
         raise TurnFailed(
-            _spent(attempts),
             primary.name,
             primary.model_name,
             handed_off=effects.handed_off,
             tool_calls=failed_steps(attempts),
             nodes=failed_nodes(attempts),
         ) from exc
-
-
-def _spent(attempts: list[Attempt]) -> Usage:
-    return sum((attempt.tally.usage for attempt in attempts), Usage())
 
 
 def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> TurnResult:
@@ -371,11 +357,10 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
             "agent_run.provider_fallback",
             extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
         )
-        spent, steps, nodes = _spent(attempts), failed_steps(attempts), failed_nodes(attempts)
+        steps, nodes = failed_steps(attempts), failed_nodes(attempts)
         # The failed attempt may have streamed part of a reply: the fallback writes its own.
         run_event_publish(run_id=str(run.pk), type="text.reset", data={"reason": "fallback"})
         result = _invoke(fallback, messages, config, attempts)
-        result.add_usage(spent)
         # As they happened: the failed attempt's steps, then the answer's.
         result.tool_calls = [*steps, *result.tool_calls]
         result.nodes = [*nodes, *result.nodes]
@@ -395,7 +380,11 @@ def _invoke(
     """One attempt with one provider, recorded in ``attempts``: its model calls tallied as they
     return, the graph's state kept step by step."""
     provider = get_chat_provider(provider_name)
-    tally = UsageTally(provider.model_name, estimate_missing=provider.name == "openai")
+    tally = UsageTally(
+        provider.model_name,
+        run_id=config["configurable"]["run_id"],
+        estimate_missing=provider.name == "openai",
+    )
     attempt = Attempt(provider.name, tally)
     attempts.append(attempt)
     graph_config: RunnableConfig = {**config, "callbacks": [tally]}
@@ -417,12 +406,8 @@ def _invoke(
     )
     if reply_leaks_instructions(reply):
         reply, note = WITHHELD_REPLY, "reply withheld: it quoted the assistant's instructions"
-    usage = state.get("usage", {})
-    prompt_tokens = usage.get("prompt_tokens", 0)
-    completion_tokens = usage.get("completion_tokens", 0)
     note = joined_notes(state.get("route_note", ""), note)
     if tally.estimated:
-        prompt_tokens, completion_tokens = tally.prompt_tokens, tally.completion_tokens
         estimated = "the provider sent no token usage; tokens estimated from the text"
         note = joined_notes(note, estimated)
     return TurnResult(
@@ -437,12 +422,4 @@ def _invoke(
         tool_calls=state.get("tool_calls", []),
         # Or a failed attempt before it did (the fallback then finds the conversation with staff).
         handed_off=bool(state.get("handed_off")) or turn_effects(config).handed_off,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        model_calls=state.get("model_calls", 0),
-        cost_usd=model_cost_usd(
-            model=provider.model_name,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-        ),
     )

@@ -17,7 +17,6 @@ from langchain_core.messages import (
     ToolMessage,
     message_chunk_to_message,
 )
-from langchain_core.messages.ai import UsageMetadata
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.graph import END
@@ -60,16 +59,9 @@ WORD_WITH_SPACE = re.compile(r"\s*\S+\s*|\s+")
 
 
 def _accounting(message: AIMessage | None) -> dict[str, Any]:
-    if message is None:
-        return {}
-    usage = message.usage_metadata or UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
-    return {
-        "model_calls": 1,
-        "usage": {
-            "prompt_tokens": usage.get("input_tokens", 0),
-            "completion_tokens": usage.get("output_tokens", 0),
-        },
-    }
+    """The model call the step made, counted against ``AGENT_MAX_MODEL_CALLS`` (its tokens are
+    counted on the run as it returns: ``agents.turns.UsageTally``)."""
+    return {} if message is None else {"model_calls": 1}
 
 
 def _run_id(config: RunnableConfig) -> str | None:

@@ -5,10 +5,6 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
 
-def add_usage(left: dict[str, int], right: dict[str, int]) -> dict[str, int]:
-    return {key: left.get(key, 0) + right.get(key, 0) for key in {*left, *right}}
-
-
 class TurnState(TypedDict, total=False):
     """What one turn of the conversation carries through the graph."""
 
@@ -17,6 +13,5 @@ class TurnState(TypedDict, total=False):
     route_note: str
     nodes: Annotated[list[str], operator.add]
     tool_calls: Annotated[list[dict[str, Any]], operator.add]
-    usage: Annotated[dict[str, int], add_usage]
     model_calls: Annotated[int, operator.add]
     handed_off: bool

@@ -4,11 +4,13 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents.graph.prompts import HANDOFF_REPLY
 from agents.models import AgentRun
+from agents.pricing import model_cost_usd
 from agents.services import agent_run_execute, agent_runs_sweep
 from conversations.models import STAFF_TAKE_OVER_REASON, Message
 from tests.agents.shop import small_shop_create
@@ -19,7 +21,7 @@ from tests.support.celery_worker import (
     openai_worker_env,
     tasks_sent_to,
 )
-from tests.support.fake_openai import ChatText, FakeOpenAIServer, Hang
+from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer, Hang
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,6 +74,35 @@ def test_a_worker_killed_mid_turn_loses_no_turn_and_doubles_no_reply(test_broker
     for user_message in Message.objects.filter(role="user"):
         assert Message.objects.filter(run__user_message=user_message, role="assistant").count() == 1
     assert AgentRun.objects.filter(deliveries=2).count() == 1
+
+
+def test_a_worker_killed_mid_turn_leaves_what_its_model_calls_spent_on_the_run(
+    test_broker_url,
+) -> None:
+    # The provider bills the calls a turn made before its worker died: counted only when the
+    # turn ended, they were lost with it, and the budgets never saw them.
+    queue = new_queue_name("kill-usage")
+    conversation = ConversationFactory.create()
+    with FakeOpenAIServer() as server, tasks_sent_to(queue):
+        route = ChatToolCalls(
+            [("route_conversation", {"route": "sales"})], prompt_tokens=50, completion_tokens=5
+        )
+        server.script_chat(route)
+        server.default = Hang(30)
+        doomed = _openai_worker(server, test_broker_url, queue).start()
+        client = APIClient()
+        client.force_authenticate(conversation.owner)
+        client.post(f"/api/conversations/{conversation.id}/messages/", {"content": "Gifts?"})
+        # Routed, then hung on the answer's call.
+        assert _wait_until(lambda: len(server.chat_requests()) >= 2), doomed.log()[-3000:]
+        doomed.kill()
+
+    run = AgentRun.objects.get(conversation=conversation)
+    assert run.status == AgentRun.Status.RUNNING
+    assert (run.prompt_tokens, run.completion_tokens, run.model_calls) == (50, 5, 1)
+    priced = model_cost_usd(model=settings.OPENAI_CHAT_MODEL, prompt_tokens=50, completion_tokens=5)
+    assert priced > 0
+    assert run.cost_usd == priced
 
 
 def test_a_run_that_keeps_killing_its_worker_is_failed_after_three_deliveries() -> None:
