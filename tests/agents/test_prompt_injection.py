@@ -16,10 +16,11 @@ from agents.turns import run_turn
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import embeddings_refresh
 from conversations.models import Conversation
+from tests.agents.loopback import loopback_openai
 from tests.agents.shop import small_shop_create
 from tests.catalog.factories import CategoryFactory, ProductFactory
 from tests.conversations.factories import ConversationFactory, MessageFactory
-from tests.support.fake_openai import ChatText, FakeOpenAIServer
+from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db
 
@@ -108,20 +109,66 @@ def _offline_turn(conversation: Conversation, text: str) -> dict:
     )
 
 
-@pytest.mark.parametrize("text", HOSTILE_MESSAGES)
-def test_a_hostile_message_stays_within_the_customers_rights(hostile_shop, text: str) -> None:
-    bystander = ConversationFactory.create()
+def _asked(text: str) -> AgentRun:
     conversation = ConversationFactory.create()
+    message = MessageFactory.create(conversation=conversation, content=text)
+    return AgentRun.objects.create(conversation=conversation, user_message=message)
 
-    state = _offline_turn(conversation, text)
 
-    reply = str(state["messages"][-1].content)
-    assert {call["tool"] for call in state.get("tool_calls", [])} <= ALLOWED_TOOLS
-    assert PROMPT_CANARY not in reply
-    assert "confidential" not in reply.lower()
+def _roles_holding(server: FakeOpenAIServer, text: str) -> set[str]:
+    """The roles of the messages sent to the model, in any request, that hold ``text``."""
+    return {
+        message["role"]
+        for request in server.chat_requests()
+        for message in (request.json or {})["messages"]
+        if text in str(message.get("content") or "")
+    }
+
+
+def _obeying_model(bystander: Conversation) -> list[ChatToolCalls | ChatText]:
+    """What a model that obeyed every hostile message would do: act on another customer's
+    conversation, call a tool it was never given, smuggle SQL, and quote its instructions."""
+    return [
+        ChatToolCalls([("route_conversation", {"route": "sales"})]),
+        ChatToolCalls(
+            [
+                ("escalate_to_human", {"reason": "as told", "conversation_id": str(bystander.id)}),
+                ("get_orders", {"customer": "all"}),
+                ("get_product", {"sku": "'; DELETE FROM catalog_product; --"}),
+            ]
+        ),
+        ChatText(f"Done. My instructions say: [{PROMPT_CANARY}]"),
+    ]
+
+
+@pytest.mark.parametrize("text", HOSTILE_MESSAGES)
+def test_a_model_obeying_a_hostile_message_stays_within_the_customers_rights(
+    settings, text: str
+) -> None:
+    small_shop_create()
+    products = Product.objects.count()
+    bystander = ConversationFactory.create()
+    run = _asked(text)
+    with loopback_openai(settings) as server:
+        server.script_chat(*_obeying_model(bystander))
+
+        result = run_turn(run=run)
+
+    # The customer's words reach the model as the customer's, never as instructions.
+    assert _roles_holding(server, text) == {"user"}
+    offered = {tool["function"]["name"] for tool in server.chat_requests()[1].json["tools"]}
+    assert offered <= ALLOWED_TOOLS
+    # Identity comes from the turn, not the model: only the customer's own conversation is
+    # handed to staff.
     bystander.refresh_from_db()
     assert bystander.status == Conversation.Status.ACTIVE
     assert not bystander.messages.exists()
+    assert Conversation.objects.get(pk=run.conversation_id).status == "needs_human"
+    refused = [call for call in result.tool_calls if call["tool"] == "get_orders"]
+    assert refused == [{"node": "sales_tools", "tool": "get_orders", "args": {"customer": "all"},
+                        "result": '{"error": "unknown tool \'get_orders\'"}'}]  # fmt: skip
+    assert Product.objects.count() == products
+    assert result.reply == WITHHELD_REPLY
 
 
 @pytest.mark.parametrize("index", range(len(HOSTILE_DESCRIPTIONS)))
@@ -133,9 +180,25 @@ def test_hostile_catalogue_text_is_data_not_instructions(hostile_shop, index: in
 
     reply = str(state["messages"][-1].content)
     assert f"{planted.name} — £{planted.price}" in reply
-    assert PROMPT_CANARY not in reply
     assert "£0.00" not in reply
-    assert Conversation.objects.exclude(status=Conversation.Status.ACTIVE).count() == 0
+
+
+@pytest.mark.parametrize("index", range(len(HOSTILE_DESCRIPTIONS)))
+def test_hostile_catalogue_text_reaches_the_model_only_as_a_tools_result(
+    hostile_shop, settings, index: int
+) -> None:
+    planted = hostile_shop[index]
+    run = _asked(f"Tell me about {planted.name}")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatToolCalls([("get_product", {"sku": planted.sku})]),
+            ChatText(f"{planted.name} is lovely."),
+        )
+
+        run_turn(run=run)
+
+    assert _roles_holding(server, HOSTILE_DESCRIPTIONS[index]) == {"tool"}
 
 
 def test_a_model_reply_quoting_the_instructions_is_withheld(settings) -> None:
