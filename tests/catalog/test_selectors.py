@@ -1,6 +1,6 @@
 import threading
-import time
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import factory
@@ -8,6 +8,7 @@ import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
+from catalog import embeddings
 from catalog.embeddings import current_model_name, embed_query, text_hash
 from catalog.models import PRODUCT_GRAPH, Category, KnowledgeArticle, KnowledgePassage, Product
 from catalog.selectors import (
@@ -599,15 +600,19 @@ def test_without_the_embedding_api_rows_holding_only_common_words_are_left_out(
 
 @pytest.mark.django_db
 def test_searches_skip_the_embedding_api_for_a_while_after_it_failed(
-    openai_embeddings: FakeOpenAIServer, settings: Any
+    openai_embeddings: FakeOpenAIServer, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     product = ProductFactory.create(name="Zanzibar Quokka Honey")
-    settings.OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = 1.0
+    settings.OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = 30.0
+    # The embeddings module's clock, set by the test: not a pause lapsing on a slow machine.
+    now = [1000.0]
+    monkeypatch.setattr(embeddings, "time", SimpleNamespace(monotonic=lambda: now[0]))
     openai_embeddings.script_embedding_errors(HttpError(503))
     product_search(query="zanzibar quokka", filters=ProductFilters())
 
+    now[0] += 29.9
     paused = product_search(query="quokka in zanzibar", filters=ProductFilters())
-    time.sleep(1.0)
+    now[0] += 0.2
     asked_again = product_search(query="quokkas of zanzibar", filters=ProductFilters())
 
     assert [hit.item for hit in paused] == [product]

@@ -373,11 +373,10 @@ def test_a_customer_asking_for_a_person_reaches_staff_through_the_worker(notice_
             {"content": "Can I talk to a person?"},
         ).json()
         run = client.get(f"/api/runs/{posted['run']['id']}/?wait=25").json()
-    started = time.monotonic()
-    webhook.arrived.wait(timeout=30)
+    arrived = webhook.arrived.wait(timeout=30)
 
     assert run["route"] == "handoff"
-    assert time.monotonic() - started < 30
+    assert arrived
     [(_, notice)] = webhook.received
     assert notice["conversation"] == str(conversation.id)
     assert notice["customer_message"] == "Can I talk to a person?"

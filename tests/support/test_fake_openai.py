@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterator
 
 import openai
@@ -200,10 +199,9 @@ def test_hang_triggers_client_timeout(server: FakeOpenAIServer) -> None:
     server.script_chat(Hang(5))
     llm = _chat(server, timeout=0.5)
 
-    started = time.monotonic()
+    # A hang that ran its course would end in the server's 500, an APIStatusError.
     with pytest.raises(openai.APITimeoutError):
         llm.invoke("hi")
-    assert time.monotonic() - started < 3
 
 
 def test_default_reply_when_script_is_empty(server: FakeOpenAIServer) -> None:
