@@ -444,6 +444,11 @@ if EMBEDDING_BACKEND not in {"local", "openai"}:
 # an hour: a few seconds of the local model's time.
 EMBEDDING_REPAIR_AFTER_SECONDS = 3600
 EMBEDDING_REPAIR_MAX_ROWS = 500
+# An embedding task that met a passing error (the API or the database away) tries again after a
+# random wait of up to this many seconds, doubled at each retry (at most 10 minutes; 3 retries).
+EMBEDDING_RETRY_BACKOFF_SECONDS = env_int("EMBEDDING_RETRY_BACKOFF_SECONDS", 10)
+if EMBEDDING_RETRY_BACKOFF_SECONDS < 0:
+    raise ImproperlyConfigured("EMBEDDING_RETRY_BACKOFF_SECONDS must not be negative")
 # Texts the local model encodes at once (a backfill's and an embedding task's).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
 if EMBEDDING_BATCH_SIZE < 1:

@@ -15,7 +15,6 @@ logger = logging.getLogger(__name__)
 # HTTP statuses of the OpenAI API that a later try can pass, as its own client judges them:
 # a request timeout, a conflict, rate limiting, and the server's own errors (5xx).
 PASSING_STATUSES = frozenset({408, 409, 429})
-EMBED_RETRY_BACKOFF_SECONDS = 10
 EMBED_RETRY_BACKOFF_MAX_SECONDS = 600
 
 
@@ -41,7 +40,7 @@ def embed_rows(self: Task, kind: str, ids: list[int], force: bool = False) -> di
         if not can_succeed_on_retry(error):
             raise
         countdown = get_exponential_backoff_interval(
-            factor=EMBED_RETRY_BACKOFF_SECONDS,
+            factor=settings.EMBEDDING_RETRY_BACKOFF_SECONDS,
             retries=self.request.retries,
             maximum=EMBED_RETRY_BACKOFF_MAX_SECONDS,
             full_jitter=True,
