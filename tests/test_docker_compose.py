@@ -83,7 +83,6 @@ def test_the_migrate_service_runs_an_existing_management_command() -> None:
 
     assert command[:2] == ["python", "manage.py"]
     assert command[2] in get_commands()
-    assert (PROJECT_DIR / "manage.py").exists()
 
 
 def test_every_environment_variable_compose_sets_is_read_by_settings_and_documented() -> None:

@@ -156,7 +156,8 @@ def test_a_model_obeying_a_hostile_message_stays_within_the_customers_rights(
 
     # The customer's words reach the model as the customer's, never as instructions.
     assert _roles_holding(server, text) == {"user"}
-    offered = {tool["function"]["name"] for tool in server.chat_requests()[1].json["tools"]}
+    sales_request = server.chat_requests()[1].json or {}
+    offered = {tool["function"]["name"] for tool in sales_request["tools"]}
     assert offered <= ALLOWED_TOOLS
     # Identity comes from the turn, not the model: only the customer's own conversation is
     # handed to staff.

@@ -337,8 +337,17 @@ def test_delete_chat_asks_first_then_deletes_the_conversation_and_starts_an_empt
         asked.append(dialog.message)
         dialog.dismiss()
 
+    deletes: list[str] = []
+
+    def record(request) -> None:
+        if request.method == "DELETE":
+            deletes.append(request.url)
+
+    page.on("request", record)
     page.once("dialog", dismiss)
     delete.click()
+    page.wait_for_load_state("networkidle")  # a DELETE sent on a dismissal would be out by now
+    deletes_when_dismissed = list(deletes)
     kept_when_dismissed = Conversation.objects.filter(pk=first.pk).exists()
     shown_when_dismissed = page.locator(".msg--assistant").count()
     page.once("dialog", lambda dialog: dialog.accept())
@@ -350,8 +359,10 @@ def test_delete_chat_asks_first_then_deletes_the_conversation_and_starts_an_empt
     page.locator(".msg--assistant").first.wait_for(timeout=60_000)
 
     assert asked == ["Delete this conversation and all its messages? This can't be undone."]
+    assert deletes_when_dismissed == []
     assert kept_when_dismissed
     assert shown_when_dismissed == 1
+    assert len(deletes) == 1
     assert not Conversation.objects.filter(pk=first.pk).exists()
     _the_one_carried_on_in(page, first, "Do you sell beeswax candles?")
 

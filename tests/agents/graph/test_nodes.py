@@ -176,18 +176,21 @@ def test_bad_tool_arguments_go_back_to_the_model_as_errors_naming_the_field() ->
 
 def test_tool_calls_past_the_cap_in_one_message_are_refused_and_traced() -> None:
     run_id = str(uuid.uuid4())
-    graph = build_graph(provider=ScriptedProvider(ManyCallsModel()))
+    graph = build_graph(
+        provider=ScriptedProvider(ManyCallsModel(calls=MAX_TOOL_CALLS_PER_MESSAGE + 3))
+    )
 
     state = graph.invoke({"messages": [HumanMessage("Is any of it in stock?")]}, _config(run_id))
 
     results = [json.loads(m.text) for m in state["messages"] if isinstance(m, ToolMessage)]
     ran, refused = results[:MAX_TOOL_CALLS_PER_MESSAGE], results[MAX_TOOL_CALLS_PER_MESSAGE:]
-    assert MAX_TOOL_CALLS_PER_MESSAGE == 5
-    assert len(results) == 8  # every call is answered
+    assert len(results) == MAX_TOOL_CALLS_PER_MESSAGE + 3  # every call is answered
     assert all("no product with sku" in result["error"] for result in ran)
-    assert all(result["error"].startswith("refused: at most 5") for result in refused)
-    assert [call.get("refused", False) for call in state["tool_calls"]] == [False] * 5 + [True] * 3
-    assert state["tool_calls"][-1]["args"] == {"sku": "SKU-7"}
+    refusal = f"refused: at most {MAX_TOOL_CALLS_PER_MESSAGE} tool calls"
+    assert [result["error"][: len(refusal)] for result in refused] == [refusal] * 3
+    refused_flags = [call.get("refused", False) for call in state["tool_calls"]]
+    assert refused_flags == [False] * MAX_TOOL_CALLS_PER_MESSAGE + [True] * 3
+    assert state["tool_calls"][-1]["args"] == {"sku": f"SKU-{MAX_TOOL_CALLS_PER_MESSAGE + 2}"}
     called = [e for e in run_events_read(run_id=run_id) if e.type == "tool.called"]
-    assert len(called) == 5
+    assert len(called) == MAX_TOOL_CALLS_PER_MESSAGE
     assert state["messages"][-1].content == "That's all I could check."
