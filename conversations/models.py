@@ -41,6 +41,9 @@ class Conversation(TimeStampedModel):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="conversation_owner_recent"),
             models.Index(fields=["status", "handoff_at"], name="conversation_status_handoff"),
+            # The admin's list sorts by these columns too, over every status.
+            models.Index(fields=["updated_at"], name="conversation_updated"),
+            models.Index(fields=["handoff_at"], name="conversation_handoff"),
         ]
 
     def __str__(self) -> str:
