@@ -177,10 +177,9 @@ def _generated(response: LLMResult) -> list[BaseMessage | None]:
 @dataclass
 class Attempt:
     """One provider's try at the turn, recorded as it goes: an exception loses the graph's
-    state, and what a failed attempt spent and did must still be billed and shown to staff."""
+    state, and what a failed attempt did must still be shown to staff."""
 
     provider: str
-    tally: UsageTally
     state: dict[str, Any] = field(default_factory=dict)  # as of its last finished step
     # The tool calls of a tools step that raised (``TurnEffects.steps_in_progress``).
     unfinished_steps: list[dict[str, Any]] = field(default_factory=list)
@@ -377,15 +376,15 @@ def _invoke(
     config: RunnableConfig,
     attempts: list[Attempt],
 ) -> TurnResult:
-    """One attempt with one provider, recorded in ``attempts``: its model calls tallied as they
-    return, the graph's state kept step by step."""
+    """One attempt with one provider, recorded in ``attempts``: its model calls counted on the
+    run as they return, the graph's state kept step by step."""
     provider = get_chat_provider(provider_name)
     tally = UsageTally(
         provider.model_name,
         run_id=config["configurable"]["run_id"],
         estimate_missing=provider.name == "openai",
     )
-    attempt = Attempt(provider.name, tally)
+    attempt = Attempt(provider.name)
     attempts.append(attempt)
     graph_config: RunnableConfig = {**config, "callbacks": [tally]}
     # As ``invoke`` would, but keeping each step's state: a step that raises loses only itself,
