@@ -71,11 +71,15 @@ def _is_embedded(product: Product) -> bool:
     return Product.objects.get(pk=product.pk).embedding_model == current_model_name()
 
 
+@pytest.mark.parametrize(
+    "statuses",
+    [(503, 429), (408, 409)],  # overloaded, rate-limited; a request timeout, a conflict
+)
 def test_a_passing_provider_error_is_retried_until_the_task_succeeds(
-    api: FakeOpenAIServer, embedding_queue: str
+    api: FakeOpenAIServer, embedding_queue: str, statuses: tuple[int, int]
 ) -> None:
     product = ProductFactory.create()
-    api.script_embedding_errors(HttpError(503), HttpError(429))
+    api.script_embedding_errors(*[HttpError(status) for status in statuses])
 
     result = _embed(embedding_queue, product)
 
@@ -85,28 +89,27 @@ def test_a_passing_provider_error_is_retried_until_the_task_succeeds(
     assert _is_embedded(product)
 
 
-def test_a_request_timeout_and_a_conflict_are_retried(
-    api: FakeOpenAIServer, embedding_queue: str
+QUOTA = HttpError(429, "You exceeded your current quota.", code="insufficient_quota")
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (QUOTA, "Error code: 429 - You exceeded your current quota."),
+        (HttpError(400), "Error code: 400"),
+    ],
+    ids=["exhausted-quota", "bad-request"],
+)
+def test_an_error_no_retry_can_pass_is_not_retried(
+    api: FakeOpenAIServer, embedding_queue: str, error: HttpError, message: str
 ) -> None:
     product = ProductFactory.create()
-    api.script_embedding_errors(HttpError(408), HttpError(409))
-
-    result = _embed(embedding_queue, product)
-
-    assert result.state == states.SUCCESS
-    assert len(api.embedding_requests()) == 3
-    assert _is_embedded(product)
-
-
-def test_an_exhausted_quota_is_not_retried(api: FakeOpenAIServer, embedding_queue: str) -> None:
-    product = ProductFactory.create()
-    quota = HttpError(429, "You exceeded your current quota.", code="insufficient_quota")
-    api.script_embedding_errors(quota, quota)
+    api.script_embedding_errors(error, error)
 
     result = _embed(embedding_queue, product)
 
     assert result.state == states.FAILURE
-    assert "You exceeded your current quota." in str(result.result)
+    assert str(result.result).startswith(message)
     assert len(api.embedding_requests()) == 1
     assert not _is_embedded(product)
 
@@ -121,16 +124,3 @@ def test_the_task_gives_up_after_three_retries(api: FakeOpenAIServer, embedding_
     assert str(result.result).startswith("Error code: 500")
     assert len(api.embedding_requests()) == 4
     assert not _is_embedded(product)
-
-
-def test_what_cannot_succeed_on_retry_is_not_retried(
-    api: FakeOpenAIServer, embedding_queue: str
-) -> None:
-    product = ProductFactory.create()
-    api.script_embedding_errors(HttpError(400), HttpError(400))
-
-    result = _embed(embedding_queue, product)
-
-    assert result.state == states.FAILURE
-    assert str(result.result).startswith("Error code: 400")
-    assert len(api.embedding_requests()) == 1
