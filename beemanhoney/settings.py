@@ -312,6 +312,7 @@ THROTTLE_RATES = {
     "guest_create": env_str("THROTTLE_GUEST_CREATE", "20/hour"),
     "conversation_create": env_str("THROTTLE_CONVERSATION_CREATE", "30/hour"),
     "login": env_str("THROTTLE_LOGIN", "10/min"),
+    "login_account": env_str("THROTTLE_LOGIN_ACCOUNT", "20/hour"),
     "read": env_str("THROTTLE_READ", "600/min"),
 }
 

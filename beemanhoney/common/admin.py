@@ -14,7 +14,7 @@ from django_celery_results.models import GroupResult, TaskResult
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from beemanhoney.common.throttling import LoginThrottle
+from beemanhoney.common.throttling import LOGIN_RATES, login_succeeded
 
 # Lookups a change list's URL may not filter by. A regular expression PostgreSQL cannot compile
 # is a DataError (a 500), and any pattern is a way to make it work hard; the others need
@@ -103,17 +103,23 @@ for model, model_admin in _SHOP_ADMINS.items():
 
 @never_cache
 def admin_login(request: HttpRequest) -> HttpResponse:
-    """The admin's login, its password guesses limited per client address by the API's login
-    rate, in the same count (``THROTTLE_LOGIN``: one budget for both). The form is free."""
-    if request.method == "POST":
-        throttle = LoginThrottle()
-        if not throttle.allow_request(request, None):
-            wait = math.ceil(throttle.wait())
-            response = HttpResponse(
-                f"Too many login attempts from this address. Try again in {wait} seconds.\n",
-                status=429,
-                content_type="text/plain; charset=utf-8",
-            )
-            response["Retry-After"] = str(wait)
-            return response
-    return admin.site.login(request)
+    """The admin's login, its password guesses limited by the API's login rates, in the same
+    counts (``THROTTLE_LOGIN`` per client address, ``THROTTLE_LOGIN_ACCOUNT`` per username
+    tried: one budget for both). The form is free."""
+    if request.method != "POST":
+        return admin.site.login(request)
+    throttles = [throttle_class() for throttle_class in LOGIN_RATES]
+    waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, None)]
+    if waits:
+        wait = math.ceil(max(waits))
+        response = HttpResponse(
+            f"Too many login attempts. Try again in {wait} seconds.\n",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(wait)
+        return response
+    response = admin.site.login(request)
+    if response.status_code == 302:  # signed in: sent on to the admin
+        login_succeeded(throttles)
+    return response

@@ -1,9 +1,10 @@
 """Rate limits a real shop would choose, read from ``settings.THROTTLE_RATES`` on each use."""
 
+import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -11,7 +12,12 @@ from typing import Any
 import redis
 from django.conf import settings
 from rest_framework.exceptions import Throttled
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import (
+    AnonRateThrottle,
+    BaseThrottle,
+    SimpleRateThrottle,
+    UserRateThrottle,
+)
 
 # KEYS[1]: the client's key. ARGV: now, window seconds, allowed requests, a unique member.
 # Returns {1, ""} and records the request, or {0, the oldest request time in the window}.
@@ -163,6 +169,35 @@ class LoginThrottle(_PerAddressThrottle):
     """Per client IP: password guesses at the token endpoint."""
 
     scope = "login"
+
+
+class LoginAccountThrottle(_SlidingWindowThrottle):
+    """Per username tried, from any address: the per-address rate alone lets guesses at one
+    account go on from as many addresses as a guesser has. Only failed logins count: one that
+    succeeds gives its count back (``login_succeeded``), so an account's owner is not held up by
+    their own sign-ins."""
+
+    scope = "login_account"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        # A DRF request's parsed body (JSON or a form), or a form's fields (the admin's login).
+        data = getattr(request, "data", None)
+        fields = data if isinstance(data, Mapping) else request.POST
+        username = fields.get("username")
+        if not isinstance(username, str) or not username:
+            return None  # refused by the login's own validation
+        ident = hashlib.sha256(username.casefold().encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+LOGIN_RATES: tuple[type[_SlidingWindowThrottle], ...] = (LoginThrottle, LoginAccountThrottle)
+
+
+def login_succeeded(throttles: Iterable[BaseThrottle]) -> None:
+    """Give back the account counts of a login that succeeded: they count failed guesses."""
+    for throttle in throttles:
+        if isinstance(throttle, LoginAccountThrottle):
+            throttle.release()
 
 
 class ReadThrottle(_SlidingWindowThrottle, UserRateThrottle):

@@ -47,9 +47,10 @@ from beemanhoney.common.serializers import (
     StrictSerializer,
 )
 from beemanhoney.common.throttling import (
+    LOGIN_RATES,
     ConversationCreateThrottle,
     GuestCreateThrottle,
-    LoginThrottle,
+    login_succeeded,
     message_quota,
 )
 from conversations import selectors, services
@@ -76,8 +77,19 @@ class TokenObtainApi(TokenObtainPairView):
     class InputSerializer(TokenObtainPairSerializer):
         token_class = PasswordBoundRefreshToken
 
-    throttle_classes = [LoginThrottle]
+    throttle_classes = list(LOGIN_RATES)
     serializer_class = InputSerializer
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        # Kept for ``post``: a login that succeeds gives its account count back.
+        self.login_throttles = super().get_throttles()
+        return self.login_throttles
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == status.HTTP_200_OK:
+            login_succeeded(self.login_throttles)
+        return response
 
 
 class RefreshTokenSerializer(TokenRefreshSerializer):

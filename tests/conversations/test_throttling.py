@@ -256,3 +256,62 @@ def test_admin_logins_count_the_forwarded_client_behind_a_trusted_proxy(settings
     ]
 
     assert codes == [200, 200, 429]
+
+
+def test_failed_logins_at_one_username_are_limited_from_every_address(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login_account": "3/hour"}
+    UserFactory.create(username="maya", password="right-horse-battery")
+    guess = {"username": "maya", "password": "wrong"}
+
+    # Each guess from an address of its own: the per-address rate never sees two.
+    codes = [
+        APIClient(REMOTE_ADDR=f"203.0.113.{n}").post("/api/auth/token/", guess).status_code
+        for n in range(4)
+    ]
+    owner = APIClient(REMOTE_ADDR="198.51.100.7").post(
+        "/api/auth/token/", {"username": "MAYA", "password": "right-horse-battery"}
+    )
+    other_account = APIClient(REMOTE_ADDR="203.0.113.9").post(
+        "/api/auth/token/", {"username": "noah", "password": "wrong"}
+    )
+
+    assert codes == [401, 401, 401, 429]
+    assert owner.status_code == 429  # the cost of the limit: held out as long as the guesser
+    assert int(owner["Retry-After"]) > 0
+    assert other_account.status_code == 401
+
+
+def test_logins_that_succeed_do_not_count_against_the_account(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login_account": "2/hour"}
+    UserFactory.create(username="maya", password="right-horse-battery")
+    right = {"username": "maya", "password": "right-horse-battery"}
+
+    signed_in = [
+        APIClient(REMOTE_ADDR=f"203.0.113.{n}").post("/api/auth/token/", right).status_code
+        for n in range(4)
+    ]
+    guesses = [
+        APIClient(REMOTE_ADDR="198.51.100.7")
+        .post("/api/auth/token/", {**right, "password": "wrong"})
+        .status_code
+        for _ in range(3)
+    ]
+
+    assert signed_in == [200] * 4
+    assert guesses == [401, 401, 429]
+
+
+def test_the_admin_login_shares_the_accounts_count_of_failed_logins(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login_account": "2/hour"}
+    StaffFactory.create(username="sam", password="right-horse-battery")
+    guess = {"username": "sam", "password": "wrong"}
+
+    api = APIClient(REMOTE_ADDR="203.0.113.1").post("/api/auth/token/", guess)
+    form = Client(REMOTE_ADDR="203.0.113.2").post("/admin/login/", guess)
+    refused = Client(REMOTE_ADDR="203.0.113.3").post(
+        "/admin/login/", {**guess, "password": "right-horse-battery"}
+    )
+
+    assert (api.status_code, form.status_code) == (401, 200)  # the form shows its error
+    assert refused.status_code == 429
+    assert refused["Retry-After"]
