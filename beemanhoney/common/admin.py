@@ -14,7 +14,7 @@ from django_celery_results.models import GroupResult, TaskResult
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from beemanhoney.common.throttling import LOGIN_RATES, login_succeeded
+from beemanhoney.common.throttling import LOGIN_RATES, account_counts_release
 
 # Lookups a change list's URL may not filter by. A regular expression PostgreSQL cannot compile
 # is a DataError (a 500), and any pattern is a way to make it work hard; the others need
@@ -111,6 +111,7 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     throttles = [throttle_class() for throttle_class in LOGIN_RATES]
     waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, None)]
     if waits:
+        account_counts_release(throttles)
         wait = math.ceil(max(waits))
         response = HttpResponse(
             f"Too many login attempts. Try again in {wait} seconds.\n",
@@ -121,5 +122,5 @@ def admin_login(request: HttpRequest) -> HttpResponse:
         return response
     response = admin.site.login(request)
     if response.status_code == 302:  # signed in: sent on to the admin
-        login_succeeded(throttles)
+        account_counts_release(throttles)
     return response

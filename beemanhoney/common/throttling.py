@@ -173,9 +173,10 @@ class LoginThrottle(_PerAddressThrottle):
 
 class LoginAccountThrottle(_SlidingWindowThrottle):
     """Per username tried, from any address: the per-address rate alone lets guesses at one
-    account go on from as many addresses as a guesser has. Only failed logins count: one that
-    succeeds gives its count back (``login_succeeded``), so an account's owner is not held up by
-    their own sign-ins."""
+    account go on from as many addresses as a guesser has. Only failed guesses count: a login
+    that succeeds, or one another rate refused before its password was checked, gives its count
+    back (``account_counts_release``), so an account's owner is not held up by their own
+    sign-ins."""
 
     scope = "login_account"
 
@@ -193,8 +194,9 @@ class LoginAccountThrottle(_SlidingWindowThrottle):
 LOGIN_RATES: tuple[type[_SlidingWindowThrottle], ...] = (LoginThrottle, LoginAccountThrottle)
 
 
-def login_succeeded(throttles: Iterable[BaseThrottle]) -> None:
-    """Give back the account counts of a login that succeeded: they count failed guesses."""
+def account_counts_release(throttles: Iterable[BaseThrottle]) -> None:
+    """Uncount a login that was no failed guess (it succeeded, or was refused before its password
+    was checked) from its account's rate."""
     for throttle in throttles:
         if isinstance(throttle, LoginAccountThrottle):
             throttle.release()

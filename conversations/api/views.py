@@ -1,5 +1,5 @@
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
@@ -50,7 +50,7 @@ from beemanhoney.common.throttling import (
     LOGIN_RATES,
     ConversationCreateThrottle,
     GuestCreateThrottle,
-    login_succeeded,
+    account_counts_release,
     message_quota,
 )
 from conversations import selectors, services
@@ -81,14 +81,18 @@ class TokenObtainApi(TokenObtainPairView):
     serializer_class = InputSerializer
 
     def get_throttles(self) -> list[BaseThrottle]:
-        # Kept for ``post``: a login that succeeds gives its account count back.
+        # Kept: a login refused by a rate, or one that succeeds, gives its account count back.
         self.login_throttles = super().get_throttles()
         return self.login_throttles
+
+    def throttled(self, request: Request, wait: float) -> NoReturn:
+        account_counts_release(self.login_throttles)  # no password was checked
+        super().throttled(request, wait)
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().post(request, *args, **kwargs)
         if response.status_code == status.HTTP_200_OK:
-            login_succeeded(self.login_throttles)
+            account_counts_release(self.login_throttles)
         return response
 
 

@@ -315,3 +315,26 @@ def test_the_admin_login_shares_the_accounts_count_of_failed_logins(settings) ->
     assert (api.status_code, form.status_code) == (401, 200)  # the form shows its error
     assert refused.status_code == 429
     assert refused["Retry-After"]
+
+
+@pytest.mark.parametrize("login_page", ["/api/auth/token/", "/admin/login/"])
+def test_logins_refused_for_their_address_do_not_count_against_the_account(
+    settings, login_page: str
+) -> None:
+    settings.THROTTLE_RATES = {
+        **settings.THROTTLE_RATES,
+        "login": "2/min",
+        "login_account": "3/hour",
+    }
+    guess = {"username": "maya", "password": "wrong"}
+    busy = Client(REMOTE_ADDR="203.0.113.1")
+
+    codes = [busy.post(login_page, guess).status_code for _ in range(5)]
+    # Two guesses were checked; the three refused for the address never reached the password.
+    third = Client(REMOTE_ADDR="203.0.113.2").post(login_page, guess)
+    fourth = Client(REMOTE_ADDR="203.0.113.3").post(login_page, guess)
+
+    checked = 401 if login_page.startswith("/api/") else 200  # the form shows its error
+    assert codes == [checked, checked, 429, 429, 429]
+    assert third.status_code == checked
+    assert fourth.status_code == 429
