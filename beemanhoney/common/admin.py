@@ -14,7 +14,7 @@ from django_celery_results.models import GroupResult, TaskResult
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from beemanhoney.common.throttling import LOGIN_RATES, account_counts_release
+from beemanhoney.common.throttling import account_counts_release, login_rates_check
 
 # Lookups a change list's URL may not filter by. A regular expression PostgreSQL cannot compile
 # is a DataError (a 500), and any pattern is a way to make it work hard; the others need
@@ -108,11 +108,9 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     tried: one budget for both). The form is free."""
     if request.method != "POST":
         return admin.site.login(request)
-    throttles = [throttle_class() for throttle_class in LOGIN_RATES]
-    waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, None)]
-    if waits:
-        account_counts_release(throttles)
-        wait = math.ceil(max(waits))
+    throttles, refused_for = login_rates_check(request)
+    if refused_for is not None:
+        wait = math.ceil(refused_for)
         response = HttpResponse(
             f"Too many login attempts. Try again in {wait} seconds.\n",
             status=429,

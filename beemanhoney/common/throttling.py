@@ -194,6 +194,19 @@ class LoginAccountThrottle(_SlidingWindowThrottle):
 LOGIN_RATES: tuple[type[_SlidingWindowThrottle], ...] = (LoginThrottle, LoginAccountThrottle)
 
 
+def login_rates_check(request: Any) -> tuple[list[_SlidingWindowThrottle], float | None]:
+    """Count a password login against ``LOGIN_RATES``: the throttles that counted it, and how
+    long to wait when a rate refused it (None: let through). A refused login gives its account
+    count back, as no password was checked; one that succeeds is given back by its caller
+    (``account_counts_release``)."""
+    throttles = [throttle_class() for throttle_class in LOGIN_RATES]
+    waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, None)]
+    if not waits:
+        return throttles, None
+    account_counts_release(throttles)
+    return throttles, max(waits)
+
+
 def account_counts_release(throttles: Iterable[BaseThrottle]) -> None:
     """Uncount a login that was no failed guess (it succeeded, or was refused before its password
     was checked) from its account's rate."""

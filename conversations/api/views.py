@@ -1,5 +1,5 @@
 from contextlib import nullcontext
-from typing import Any, NoReturn
+from typing import Any
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
@@ -47,10 +47,10 @@ from beemanhoney.common.serializers import (
     StrictSerializer,
 )
 from beemanhoney.common.throttling import (
-    LOGIN_RATES,
     ConversationCreateThrottle,
     GuestCreateThrottle,
     account_counts_release,
+    login_rates_check,
     message_quota,
 )
 from conversations import selectors, services
@@ -77,17 +77,13 @@ class TokenObtainApi(TokenObtainPairView):
     class InputSerializer(TokenObtainPairSerializer):
         token_class = PasswordBoundRefreshToken
 
-    throttle_classes = list(LOGIN_RATES)
     serializer_class = InputSerializer
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        # Kept: a login refused by a rate, or one that succeeds, gives its account count back.
-        self.login_throttles = super().get_throttles()
-        return self.login_throttles
-
-    def throttled(self, request: Request, wait: float) -> NoReturn:
-        account_counts_release(self.login_throttles)  # no password was checked
-        super().throttled(request, wait)
+    def check_throttles(self, request: Request) -> None:
+        # The login rates alone, counted as the admin's login counts them; kept for ``post``.
+        self.login_throttles, refused_for = login_rates_check(request)
+        if refused_for is not None:
+            self.throttled(request, refused_for)
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().post(request, *args, **kwargs)
