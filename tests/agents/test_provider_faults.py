@@ -10,10 +10,9 @@ from agents.models import AgentRun
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory
 from tests.support.celery_worker import (
-    WorkerProcess,
-    new_queue_name,
     openai_worker_env,
     tasks_sent_to,
+    worker_of_its_own_queue,
 )
 from tests.support.fake_openai import (
     ChatText,
@@ -37,10 +36,10 @@ def fault_server() -> Iterator[FakeOpenAIServer]:
 
 
 def _worker_queue(server, broker_url, blocker, fallback: str) -> Iterator[str]:
-    queue = new_queue_name("faults")
-    worker = WorkerProcess(
+    yield from worker_of_its_own_queue(
+        "faults",
         broker_url=broker_url,
-        queue=queue,
+        blocker=blocker,
         extra_env=openai_worker_env(
             server.base_url,
             LLM_FALLBACK_PROVIDER=fallback,
@@ -48,10 +47,6 @@ def _worker_queue(server, broker_url, blocker, fallback: str) -> Iterator[str]:
             OPENAI_MAX_RETRIES=str(MAX_RETRIES),
         ),
     )
-    with blocker.unblock():
-        worker.start()
-    yield queue
-    worker.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from catalog.embeddings import current_model_name
 from catalog.models import Product
 from catalog.tasks import embed_rows
 from tests.catalog.factories import ProductFactory
-from tests.support.celery_worker import WorkerProcess, new_queue_name, tasks_sent_to
+from tests.support.celery_worker import tasks_sent_to, worker_of_its_own_queue
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,10 +32,10 @@ def embeddings_api() -> Iterator[FakeOpenAIServer]:
 def embedding_queue(
     embeddings_api: FakeOpenAIServer, test_broker_url: str, django_db_setup, django_db_blocker
 ) -> Iterator[str]:
-    queue = new_queue_name("embed-retries")
-    worker = WorkerProcess(
+    yield from worker_of_its_own_queue(
+        "embed-retries",
         broker_url=test_broker_url,
-        queue=queue,
+        blocker=django_db_blocker,
         extra_env={
             "EMBEDDING_BACKEND": "openai",
             "OPENAI_BASE_URL": embeddings_api.base_url,
@@ -44,10 +44,6 @@ def embedding_queue(
             "EMBEDDING_RETRY_BACKOFF_SECONDS": str(BACKOFF_SECONDS),
         },
     )
-    with django_db_blocker.unblock():
-        worker.start()
-    yield queue
-    worker.stop()
 
 
 @pytest.fixture

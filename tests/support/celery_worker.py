@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from django.db import connection
@@ -126,6 +127,20 @@ def producing_to_broker(url: str) -> Iterator[None]:
 
 def new_queue_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def worker_of_its_own_queue(
+    prefix: str, *, broker_url: str, blocker: Any, extra_env: dict[str, str]
+) -> Iterator[str]:
+    """For a module-scoped fixture: a worker with ``extra_env`` reading a new queue of its own,
+    whose name it yields, started with database access let through ``blocker`` (pytest-django's
+    ``django_db_blocker``) and stopped after."""
+    queue = new_queue_name(prefix)
+    worker = WorkerProcess(broker_url=broker_url, queue=queue, extra_env=extra_env)
+    with blocker.unblock():
+        worker.start()
+    yield queue
+    worker.stop()
 
 
 def openai_worker_env(base_url: str, **settings: str) -> dict[str, str]:
