@@ -344,7 +344,8 @@ def csv_lines(rows: Iterable[dict[str, str]], columns: FileColumns) -> Iterator[
 
     The file starts with a byte order mark, without which Excel reads UTF-8 in the local code
     page ("£" as "Â£"). A cell a spreadsheet would run as a formula ("=HYPERLINK(...)") is
-    written behind an apostrophe, which spreadsheets show as text and the import takes off.
+    written behind an apostrophe, which spreadsheets show as text and the import takes off; so
+    is one that starts with apostrophes before such a start ("'-- see label").
     """
     line = _LastLine()
     writer = csv.DictWriter(line, fieldnames=columns.names, lineterminator="\n")
@@ -357,12 +358,20 @@ def csv_lines(rows: Iterable[dict[str, str]], columns: FileColumns) -> Iterator[
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _written_behind_an_apostrophe(value: str) -> bool:
+    """A value a spreadsheet would run, or one that starts with apostrophes before a formula's
+    start: the reader takes one of those off ("'-- see label" was read as "-- see label"), so
+    the file gives it one more."""
+    return value.lstrip("'").startswith(_FORMULA_START)
+
+
 def _formula_escaped(value: str) -> str:
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
+    return f"'{value}" if _written_behind_an_apostrophe(value) else value
 
 
 def _formula_unescaped(value: str) -> str:
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
+    escaped = value.startswith("'") and _written_behind_an_apostrophe(value[1:])
+    return value[1:] if escaped else value
 
 
 class _LastLine:

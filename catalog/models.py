@@ -7,6 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.contrib.postgres.validators import ArrayMaxLengthValidator
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, Expression, F, Func, Q, TextField, Value, When
@@ -32,6 +33,11 @@ sku_validator = RegexValidator(
 tag_validator = RegexValidator(r"^[^,;]*$", "a tag cannot hold ',' or ';'")
 MAX_TAGS = 20
 TAG_MAX_LENGTH = 40
+# The model's own max_length message (MaxLengthValidator's), after the tag it is about as the
+# API names each tag's errors (catalog.api.views.TagsField).
+TAG_TOO_LONG = (
+    "Tag %(nth)d: Ensure this value has at most %(limit_value)d characters (it has %(show_value)d)."
+)
 
 
 def tags_normalised(tags: Iterable[str]) -> list[str]:
@@ -260,6 +266,17 @@ class Product(TimeStampedModel, Embedded):
         return f"{self.name} ({self.sku})"
 
     def clean(self) -> None:
+        # The field checked each tag as given, and lower-casing can lengthen one ("\u0130" is
+        # two characters lower-cased): PostgreSQL would store it cut to the column's length.
+        # One too long as given already has the field's own error.
+        lengthened: list[ValidationError] = []
+        for nth, tag in enumerate(self.tags, start=1):
+            stored = tag.strip().lower()
+            if len(tag) <= TAG_MAX_LENGTH < len(stored):
+                params = {"nth": nth, "limit_value": TAG_MAX_LENGTH, "show_value": len(stored)}
+                lengthened.append(ValidationError(TAG_TOO_LONG, code="max_length", params=params))
+        if lengthened:
+            raise ValidationError({"tags": lengthened})
         self.tags = tags_normalised(self.tags)
 
     @property

@@ -763,6 +763,22 @@ def test_an_export_opens_in_a_spreadsheet_as_text_and_still_imports_back_unchang
 
 
 @pytest.mark.django_db
+def test_a_value_stored_behind_an_apostrophe_before_a_formula_start_imports_back_unchanged(
+    staff_client: Client,
+) -> None:
+    # Saved so through the API or this admin: an import would take that apostrophe off.
+    product = ProductFactory.create(description="'-- see label", origin="'=x")
+
+    response = staff_client.post(
+        CHANGELIST, {"action": "export_csv", "_selected_action": [product.pk]}
+    )
+
+    _, rows = exported(response)
+    assert (rows[0]["description"], rows[0]["origin"]) == ("'-- see label", "'=x")
+    assert product_import(rows=rows).summary() == "created 0, updated 0, unchanged 1, invalid 0"
+
+
+@pytest.mark.django_db
 def test_exported_articles_import_back_unchanged(staff_client: Client) -> None:
     published = KnowledgeArticleFactory.create(body="Line one,\nline two.")
     draft = KnowledgeArticleFactory.create(is_published=False)

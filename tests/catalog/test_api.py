@@ -1190,6 +1190,39 @@ def test_each_tag_s_message_keeps_its_own_code(staff_client: APIClient) -> None:
 
 
 @pytest.mark.django_db
+def test_a_new_product_tag_that_lower_cases_longer_than_a_tag_is_refused(
+    staff_client: APIClient,
+) -> None:
+    # "\u0130" is one character and lower-cases to two: 40 as sent are 80 as stored.
+    payload = new_product_payload(tags=["raw", "\u0130" * 40])
+
+    response = staff_client.post(PRODUCTS_URL, payload, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "tags": ["Tag 2: Ensure this value has at most 40 characters (it has 80)."]
+    }
+    assert response.json()["error_codes"] == {"tags": ["max_length"]}
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_changed_tag_that_lower_cases_longer_than_a_tag_is_refused(
+    staff_client: APIClient,
+) -> None:
+    ProductFactory.create(sku="T-1", tags=["raw"])
+
+    response = staff_client.patch("/api/products/T-1/", {"tags": ["\u0130" * 40]}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "tags": ["Tag 1: Ensure this value has at most 40 characters (it has 80)."]
+    }
+    assert response.json()["error_codes"] == {"tags": ["max_length"]}
+    assert list(Product.objects.values_list("tags", flat=True)) == [["raw"]]
+
+
+@pytest.mark.django_db
 def test_a_product_with_a_taken_sku_is_refused(staff_client: APIClient) -> None:
     ProductFactory.create(sku="BH-NEW-001")
 

@@ -2,6 +2,7 @@ from typing import cast
 
 import pytest
 from django.contrib.postgres.indexes import OpClass
+from django.core.exceptions import ValidationError
 from django.db.models import Expression, F
 from pgvector.django import HnswIndex
 
@@ -35,6 +36,20 @@ def test_the_database_builds_a_products_embedding_text_and_its_hash_as_python_do
     }
     assert rows == in_python
     assert len(rows) >= 4
+
+
+@pytest.mark.django_db
+def test_a_tag_that_lower_cases_longer_than_a_tag_is_refused_by_the_model() -> None:
+    # The column would take the 80 characters cut to 40, without a word.
+    product = ProductFactory.build(category=CategoryFactory.create(), tags=["\u0130" * 40])
+
+    with pytest.raises(ValidationError) as refused:
+        product.full_clean()
+
+    assert refused.value.message_dict == {
+        "tags": ["Tag 1: Ensure this value has at most 40 characters (it has 80)."]
+    }
+    assert [error.code for error in refused.value.error_dict["tags"]] == ["max_length"]
 
 
 @pytest.mark.django_db
