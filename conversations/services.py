@@ -123,10 +123,23 @@ def _reply_checked(message: Message) -> Message:
 
 def reply_feedback_give(*, reply: Message, rating: str, comment: str = "") -> ReplyFeedback:
     """Record the customer's ``rating`` of the assistant's ``reply``, replacing any earlier
-    verdict on it; an ``ApplicationError`` (``not_a_reply``) for another kind of message."""
-    feedback, _ = ReplyFeedback.objects.update_or_create(
-        reply=_reply_checked(reply), defaults={"rating": rating, "comment": comment.strip()}
-    )
+    verdict on it; an ``ApplicationError`` (``not_a_reply``) for another kind of message, and
+    ``DeletedMeanwhile`` if its conversation was deleted after the request read the reply."""
+    _reply_checked(reply)
+    with transaction.atomic():
+        # The reply's foreign key is checked only at commit, so a verdict on a reply deleted
+        # meanwhile would fail there (a 500); holding its conversation keeps a customer's
+        # delete (which locks it first) waiting until this commits.
+        locked = (
+            Conversation.objects.select_for_update(no_key=True)
+            .filter(pk=reply.conversation_id)
+            .first()
+        )
+        if locked is None:
+            raise DeletedMeanwhile
+        feedback, _ = ReplyFeedback.objects.update_or_create(
+            reply=reply, defaults={"rating": rating, "comment": comment.strip()}
+        )
     logger.info(
         "conversation.reply_rated",
         extra={

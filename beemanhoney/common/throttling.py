@@ -187,7 +187,10 @@ class LoginAccountThrottle(_SlidingWindowThrottle):
         username = fields.get("username")
         if not isinstance(username, str) or not username:
             return None  # refused by the login's own validation
-        ident = hashlib.sha256(username.casefold().encode()).hexdigest()[:32]
+        # A JSON body can hold a lone surrogate, which plain UTF-8 refuses; the login's own
+        # validation refuses it (400), so the rate must not raise (500) before it gets there.
+        encoded = username.casefold().encode("utf-8", "surrogatepass")
+        ident = hashlib.sha256(encoded).hexdigest()[:32]
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 

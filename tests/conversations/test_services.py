@@ -5,16 +5,17 @@ import pytest
 from agents.models import AgentRun
 from agents.services import agent_run_cancel, agent_run_execute
 from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import (
     conversation_close_by_customer,
     conversation_handoff,
     conversations_close,
     conversations_hand_back,
     message_post,
+    reply_feedback_give,
 )
 from tests.agents.loopback import loopback_openai
-from tests.conversations.factories import ConversationFactory
+from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.fake_openai import ChatText, ChatToolCalls
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +112,18 @@ def test_a_conversation_deleted_in_another_tab_meanwhile_answers_404_and_stores_
     assert posted.value.status_code == 404
     assert not Message.objects.exists()
     assert not AgentRun.objects.exists()
+
+
+# Outside a test's transaction: the reply's foreign key is checked only at commit.
+@pytest.mark.django_db(transaction=True)
+def test_rating_a_reply_whose_conversation_was_deleted_meanwhile_answers_404() -> None:
+    reply = MessageFactory.create(role=Message.Role.ASSISTANT, content="We have heather honey.")
+    # The request read the reply before the conversation's delete committed.
+    read_by_the_request = Message.objects.get(pk=reply.pk)
+    Conversation.objects.filter(pk=reply.conversation_id).delete()
+
+    with pytest.raises(DeletedMeanwhile) as rated:
+        reply_feedback_give(reply=read_by_the_request, rating=ReplyFeedback.Rating.HELPFUL)
+
+    assert rated.value.status_code == 404
+    assert not ReplyFeedback.objects.exists()

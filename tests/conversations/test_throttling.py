@@ -338,3 +338,12 @@ def test_logins_refused_for_their_address_do_not_count_against_the_account(
     assert codes == [checked, checked, 429, 429, 429]
     assert third.status_code == checked
     assert fourth.status_code == 429
+
+
+def test_a_login_with_a_lone_surrogate_username_is_refused_as_invalid_not_an_error() -> None:
+    # JSON can spell half a UTF-16 pair; UTF-8 cannot encode it, so hashing it as-is raised.
+    body = '{"username": "\\ud800", "password": "x"}'
+
+    response = APIClient().post("/api/auth/token/", body, content_type="application/json")
+
+    assert response.status_code == 400
