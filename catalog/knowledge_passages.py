@@ -79,14 +79,16 @@ def article_extract(*, title: str, body: str, question: str, limit: int) -> str:
         logger.warning("catalog.article_extract_by_position", extra={"title": title[:100]})
         return clip(body, limit)
     chosen: set[int] = set()
-    length = 0
+    # Each paragraph is counted with one mark, but marks both before and after the kept ones
+    # ("…\n\n" and "\n\n…") come to one character more than the one counted for them.
+    length = 1
     for index in np.argsort(-nearness, kind="stable").tolist():
         cost = len(paragraphs[index]) + len(OMISSION)
         if length + cost <= limit:
             chosen.add(index)
             length += cost
     if not chosen:  # no paragraph fits with its mark: the nearest, cut; "…" marks the rest
-        return paragraphs[int(np.argmax(nearness))][:limit] + "…"
+        return paragraphs[int(np.argmax(nearness))][: limit - 1] + "…"
     return _joined(paragraphs, sorted(chosen))
 
 

@@ -18,6 +18,7 @@ from agents.selectors import conversation_cost_usd
 from beemanhoney.common.admin import ShopModelAdmin
 from beemanhoney.common.exceptions import ApplicationError
 from beemanhoney.common.permissions import authenticated_user, model_permission
+from beemanhoney.common.text import clip
 from conversations.models import (
     MAX_MESSAGE_LENGTH,
     STAFF_TAKE_OVER_REASON,
@@ -26,6 +27,7 @@ from conversations.models import (
     Message,
     ReplyFeedback,
 )
+from conversations.selectors import ANSWERING_RUN_TRACE
 from conversations.services import (
     conversation_handoff,
     conversations_close,
@@ -177,9 +179,9 @@ class ConversationAdmin(ShopModelAdmin):
         linked = getattr(conversation, RUN_LINKS_SHOWN, False)
         count = conversation.messages.count()
         latest = reversed(
-            conversation.messages.select_related("answering_run", "feedback").order_by("-id")[
-                :TRANSCRIPT_MESSAGES
-            ]
+            conversation.messages.select_related("answering_run", "feedback")
+            .defer(*ANSWERING_RUN_TRACE)
+            .order_by("-id")[:TRANSCRIPT_MESSAGES]
         )
         rows = format_html_join(
             "",
@@ -334,8 +336,7 @@ class ReplyFeedbackAdmin(ShopModelAdmin):
 
     @admin.display(description="reply")
     def reply_excerpt(self, feedback: ReplyFeedback) -> str:
-        content = feedback.reply.content
-        return content if len(content) <= 120 else f"{content[:119]}…"
+        return clip(feedback.reply.content, 120)
 
     @admin.display(description="agent")
     def agent(self, feedback: ReplyFeedback) -> str:

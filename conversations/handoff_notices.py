@@ -19,6 +19,7 @@ from django.core.mail import send_mail
 from django.urls import reverse
 from django.utils import timezone
 
+from beemanhoney.common.text import clip
 from conversations.models import Conversation, Message
 from conversations.selectors import conversations_waiting_unanswered
 
@@ -68,7 +69,7 @@ def _last_words(conversation: Conversation) -> str:
         .values_list("content", flat=True)
         .first()
     ) or ""
-    return words if len(words) <= EXCERPT_CHARS else words[: EXCERPT_CHARS - 1] + "…"
+    return clip(words, EXCERPT_CHARS)
 
 
 def _admin_url(conversation: Conversation) -> str:

@@ -74,8 +74,20 @@ def conversation_get(*, owner: User, conversation_id: UUID) -> Conversation | No
     return Conversation.objects.filter(owner=owner, pk=conversation_id).first()
 
 
+# A run's trace, which can run to many kilobytes: a message shows only its run's id and status.
+ANSWERING_RUN_TRACE = (
+    "answering_run__node_sequence",
+    "answering_run__tool_calls",
+    "answering_run__error",
+)
+
+
 def message_list(*, conversation: Conversation, after: int | None = None) -> QuerySet[Message]:
-    messages = conversation.messages.select_related("answering_run", "feedback").order_by("id")
+    messages = (
+        conversation.messages.select_related("answering_run", "feedback")
+        .defer(*ANSWERING_RUN_TRACE)
+        .order_by("id")
+    )
     return messages.filter(id__gt=after) if after is not None else messages
 
 

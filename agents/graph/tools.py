@@ -223,8 +223,7 @@ def escalation_reason(reason: str) -> str:
     clipped to fit the field."""
     limit = Conversation._meta.get_field("handoff_reason").max_length or 200
     said = " ".join(storable_text(reason).split()) or "no reason given"
-    # Less one for the ellipsis of a reason cut short.
-    return ESCALATION_REASON_PREFIX + clip(said, limit - len(ESCALATION_REASON_PREFIX) - 1)
+    return ESCALATION_REASON_PREFIX + clip(said, limit - len(ESCALATION_REASON_PREFIX))
 
 
 SALES_TOOLS: list[BaseTool] = [search_products, get_product, check_stock, escalate_to_human]

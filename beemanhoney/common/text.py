@@ -20,8 +20,9 @@ def storable_text(text: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[:limit] + "…"
+    """``text`` cut to at most ``limit`` characters, the last an ellipsis when cut: a limit is
+    a column's or a payload's size, which the mark must fit in too."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def joined_notes(*notes: str) -> str:

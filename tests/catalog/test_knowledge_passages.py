@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 
+from catalog import knowledge_passages
 from catalog.knowledge_passages import OMISSION, article_extract, article_paragraphs
 from catalog.services import embeddings_refresh
 from tests.catalog.factories import KnowledgeArticleFactory
@@ -49,6 +51,22 @@ def test_a_long_article_gives_the_paragraphs_nearest_the_question_in_their_order
     assert len(kept) < len(SHIPPING_PARAGRAPHS)
 
 
+def test_a_paragraph_kept_from_the_middle_fits_the_limit_with_its_marks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paragraphs = ["a" * 50, "b" * 50, "c" * 50]
+    # The middle paragraph nearest the question: marked as cut both before and after it.
+    nearness = np.array([0.0, 0.1, 0.9, 0.2])
+    monkeypatch.setattr(knowledge_passages, "passage_nearness", lambda **kwargs: nearness)
+
+    extract = article_extract(
+        title="Jars", body="\n\n".join(paragraphs), question="anything", limit=55
+    )
+
+    assert len(extract) <= 55
+    assert "b" * 50 in extract
+
+
 def test_paragraphs_are_split_at_blank_lines_as_a_browser_sends_them() -> None:
     body = "Orders leave on weekdays.\r\n\r\nWe ship to Canada.\r\n \r\nGift notes are free."
 
@@ -65,7 +83,7 @@ def test_one_paragraph_longer_than_the_limit_is_cut() -> None:
 
     extract = article_extract(title="Storing", body=body, question="where to keep it", limit=300)
 
-    assert extract == body.strip()[:300] + "…"
+    assert extract == body.strip()[:299] + "…"
 
 
 @pytest.mark.django_db
@@ -78,7 +96,7 @@ def test_while_the_embedding_api_is_away_a_long_article_is_cut_at_the_limit(
         title="Shipping", body=SHIPPING_BODY, question="delivery to Canada?", limit=400
     )
 
-    assert extract == SHIPPING_BODY[:400] + "…"
+    assert extract == SHIPPING_BODY[:399] + "…"
 
 
 @pytest.mark.django_db

@@ -452,6 +452,8 @@ def test_a_conversation_links_each_customer_message_to_its_run_even_one_without_
         page = staff_client.get(change_url(conversation)).content.decode()
 
     assert f'href="/admin/agents/agentrun/{cancelled.pk}/change/">run (cancelled)</a>' in page
+    # The transcript shows a run's id and status: its trace is read on the run's own page.
+    assert not [q["sql"] for q in queries if '"agents_agentrun"."tool_calls"' in q["sql"]]
     MessageFactory.create_batch(3, conversation=conversation)
     with CaptureQueriesContext(connection) as more_messages:
         staff_client.get(change_url(conversation))
@@ -605,6 +607,20 @@ def test_staff_read_customers_feedback_newest_first_and_cannot_change_it(
     assert changed.status_code == 403
     assert ReplyFeedback.objects.get(pk=unhelpful.pk).rating == "unhelpful"
     assert staff_client.get(f"{feedback_list}add/").status_code == 403
+
+
+def test_the_feedback_list_shows_a_long_reply_cut_to_120_characters(
+    staff_client: Client,
+) -> None:
+    reply = _rated_reply("unhelpful")
+    Message.objects.filter(pk=reply.pk).update(content="Heather honey. " * 20)
+
+    listing = staff_client.get("/admin/conversations/replyfeedback/")
+
+    [feedback] = listing.context["cl"].result_list
+    excerpt = listing.context["cl"].model_admin.reply_excerpt(feedback)
+    assert len(excerpt) == 120
+    assert excerpt == ("Heather honey. " * 20)[:119] + "…"
 
 
 def test_a_conversation_s_transcript_shows_the_customer_s_feedback_on_each_reply(

@@ -2,6 +2,8 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -329,6 +331,27 @@ def test_messages_after_an_id_are_listed_in_order() -> None:
     )
 
     assert [m["id"] for m in body["results"]] == [second.id, third.id]
+
+
+def test_the_message_list_reads_of_each_answering_run_only_what_it_shows() -> None:
+    conversation = ConversationFactory.create()
+    question = MessageFactory.create(conversation=conversation)
+    run = AgentRun.objects.create(
+        conversation=conversation,
+        user_message=question,
+        tool_calls=[{"name": "search_products", "args": {"query": "honey " * 500}}],
+    )
+    client = _client_for(conversation.owner)
+
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(f"/api/conversations/{conversation.id}/messages/").json()
+
+    assert body["results"][0]["answering_run"] == {"id": str(run.id), "status": "queued"}
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert any('JOIN "agents_agentrun"' in sql for sql in statements)
+    assert not any('FROM "agents_agentrun"' in sql for sql in statements)  # none per message
+    assert not any('"agents_agentrun"."tool_calls"' in sql for sql in statements)
+    assert not any('"agents_agentrun"."node_sequence"' in sql for sql in statements)
 
 
 @pytest.mark.parametrize("after", ["1_0", "\u0661", "1.0"])
