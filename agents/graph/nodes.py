@@ -54,6 +54,7 @@ TOO_MANY_TOOL_CALLS = (
     f"refused: at most {MAX_TOOL_CALLS_PER_MESSAGE} tool calls are run per message; "
     "call again with the ones still needed"
 )
+INVALID_ARGUMENTS = "invalid arguments: not a JSON object; call again with an object"
 # A text's words with the whitespace around them: joined, they give the text back exactly.
 WORD_WITH_SPACE = re.compile(r"\s*\S+\s*|\s+")
 
@@ -251,6 +252,16 @@ def make_tools_node(node: Node, tools: list[BaseTool]) -> NodeFunction:
             name, traced_args = _text(call["name"], TRACE_NAME_CHARS), _traced_args(call["args"])
             refusal = {"node": node, "tool": name, "args": traced_args, "result": output}
             trace.append({**refusal, "refused": True})
+        for invalid in last.invalid_tool_calls:
+            # Arguments that are not a JSON object: answered too, or the model's next request
+            # is refused (OpenAI wants an answer to every call) and the turn lost.
+            output = json.dumps({"error": INVALID_ARGUMENTS})
+            name = invalid.get("name") or ""
+            results.append(ToolMessage(output, tool_call_id=invalid.get("id") or "", name=name))
+            traced_name = _text(name, TRACE_NAME_CHARS)
+            _publish(config, "tool.called", {"tool": traced_name, "args": {}})
+            trace.append({"node": node, "tool": traced_name, "args": {}, "result": output})
+            _publish(config, "tool.result", {"tool": traced_name, "summary": output})
         turn_effects(config).steps_in_progress = []
         update: dict[str, Any] = {"messages": results, "tool_calls": trace, "nodes": [node]}
         # What the tools did, not what the model asked for: an escalation finding staff already
@@ -280,6 +291,7 @@ def continue_to(tools_node: Node) -> Callable[[TurnState], str]:
 
     def decide(state: TurnState) -> str:
         last = state["messages"][-1]
-        return tools_node if isinstance(last, AIMessage) and last.tool_calls else END
+        asked = isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls)
+        return tools_node if asked else END
 
     return decide

@@ -402,3 +402,27 @@ def test_a_fallback_after_text_was_streamed_tells_clients_to_drop_it(settings) -
     assert result.provider == "offline"
     assert before.startswith("Try our")  # what the failed stream showed
     assert after == result.reply  # and, after the reset, the fallback's reply alone
+
+
+def test_a_tool_call_whose_arguments_are_not_an_object_is_answered_with_an_error(
+    settings,
+) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Is the UMF 15 manuka in stock?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatToolCalls([("check_stock", {"sku": "MAN-15"}), ("check_stock", '"MAN-15"')]),
+            ChatText("Yes, the UMF 15+ is in stock."),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.provider == "openai"
+    assert result.reply == "Yes, the UMF 15+ is in stock."
+    body = server.chat_requests()[2].json
+    assert body is not None
+    answers = {m["tool_call_id"]: m["content"] for m in body["messages"] if m["role"] == "tool"}
+    assert len(answers) == 2
+    assert [a for a in answers.values() if "invalid arguments" in a] != []
+    assert [step["tool"] for step in result.tool_calls] == ["check_stock", "check_stock"]

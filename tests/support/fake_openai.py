@@ -380,6 +380,17 @@ class _Handler(BaseHTTPRequestHandler):
     # -- chat completions --------------------------------------------------------------------
 
     def _chat_completions(self, request: dict[str, Any]) -> None:
+        unanswered = _unanswered_tool_call_ids(request.get("messages") or [])
+        if unanswered:
+            self._send_error(
+                HttpError(
+                    400,
+                    "An assistant message with 'tool_calls' must be followed by tool messages"
+                    " responding to each 'tool_call_id'. The following tool_call_ids did not"
+                    f" have response messages: {', '.join(unanswered)}",
+                )
+            )
+            return
         response = self.fake._next_chat_response()
         if isinstance(response, Hang):
             self.fake._sleep(response.seconds)
@@ -665,6 +676,21 @@ def _stream_chunks(
             "choices": [],
             "usage": usage,
         }
+
+
+def _unanswered_tool_call_ids(messages: list[dict[str, Any]]) -> list[str]:
+    """The ids of tool calls no ``tool`` message right after their assistant message answers:
+    OpenAI refuses such a request with a 400."""
+    unanswered: list[str] = []
+    for index, message in enumerate(messages):
+        calls = message.get("tool_calls") or [] if message.get("role") == "assistant" else []
+        answered = set()
+        for later in messages[index + 1 :]:
+            if later.get("role") != "tool":
+                break
+            answered.add(later.get("tool_call_id"))
+        unanswered += [call.get("id") for call in calls if call.get("id") not in answered]
+    return unanswered
 
 
 def _embedding_inputs(raw: object) -> list[str]:
