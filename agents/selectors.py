@@ -20,6 +20,10 @@ SILENCED = {
     Conversation.Status.CLOSED: "The conversation was closed; the assistant stays silent.",
 }
 
+# Why a run posted nothing though the conversation was the assistant's again: staff answered
+# its question while it ran (and handed the conversation back). Not silenced: it is answered.
+ANSWERED_BY_STAFF = "Staff answered the message while the assistant wrote; it stays silent."
+
 
 def agent_run_get(*, owner: User, run_id: UUID) -> AgentRun | None:
     return (
@@ -37,6 +41,13 @@ def agent_run_silenced(*, run: AgentRun) -> bool:
         and run.finished_at is not None
         and run.error.startswith(tuple(SILENCED.values()))
     )
+
+
+def agent_run_answered_by_staff(*, run: AgentRun) -> bool:
+    """Whether staff wrote in the conversation after the run's question."""
+    return Message.objects.filter(
+        conversation_id=run.conversation_id, role=Message.Role.STAFF, id__gt=run.user_message_id
+    ).exists()
 
 
 def agent_run_reply(*, run: AgentRun) -> Message | None:

@@ -22,7 +22,13 @@ from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY
 from agents.models import AgentRun
 from agents.pricing import Usage
 from agents.run_stream import run_event_publish, run_events_forget, runs_deleted_publish
-from agents.selectors import SILENCED, agent_run_silenced, budget_exceeded
+from agents.selectors import (
+    ANSWERED_BY_STAFF,
+    SILENCED,
+    agent_run_answered_by_staff,
+    agent_run_silenced,
+    budget_exceeded,
+)
 from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from beemanhoney.common.request_ids import TASK_HEADER, current_request_id
 from beemanhoney.common.text import joined_notes, storable_text
@@ -293,25 +299,26 @@ def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | Non
         )
 
 
-def _silenced(conversation_id: uuid.UUID, *, handed_off: bool) -> str | None:
+def _silenced(run: AgentRun, *, handed_off: bool) -> str | None:
     """Why this turn must post nothing, or None; in the caller's transaction, with the
     conversation locked until it commits.
 
     Staff take a conversation over (a reply, the admin's action, a hand-off) or close it with
     an update of its row, which this lock waits for: a reply is posted either before theirs
     commits or not at all, never after. A turn that handed the conversation off itself still
-    says so.
+    says so, unless staff have answered meanwhile. So does one staff answered and handed back
+    while it ran: the conversation is the assistant's again, but the question is answered.
     """
     status = (
         Conversation.objects.select_for_update()
         .values_list("status", flat=True)
-        .get(pk=conversation_id)
+        .get(pk=run.conversation_id)
     )
-    if status == Conversation.Status.ACTIVE:
-        return None
-    if status == Conversation.Status.NEEDS_HUMAN and handed_off:
-        return None
-    return SILENCED[Conversation.Status(status)]
+    if status == Conversation.Status.CLOSED or (
+        status == Conversation.Status.NEEDS_HUMAN and not handed_off
+    ):
+        return SILENCED[Conversation.Status(status)]
+    return ANSWERED_BY_STAFF if agent_run_answered_by_staff(run=run) else None
 
 
 def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
@@ -322,7 +329,7 @@ def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
     if run.status == AgentRun.Status.CANCELLED:
         run.error = joined_notes(run.error, detail)
         return True
-    silenced = _silenced(run.conversation_id, handed_off=handed_off)
+    silenced = _silenced(run, handed_off=handed_off)
     if silenced is None:
         return False
     run.status = AgentRun.Status.CANCELLED

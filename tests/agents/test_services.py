@@ -269,6 +269,42 @@ def test_a_reply_in_flight_when_staff_reply_is_not_posted_after_theirs(settings)
     assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
 
 
+def test_a_reply_in_flight_when_staff_reply_and_hand_back_is_not_posted_after_theirs(
+    settings,
+) -> None:
+    run = _running()
+    staff_message_post(
+        conversation=run.conversation, author=StaffFactory.create(), content="Sam here: yes."
+    )
+    conversations_hand_back(conversation_ids=[run.conversation_id])
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert "Staff answered" in run.error
+    assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
+
+
+def test_a_turn_that_handed_off_says_nothing_after_staff_answered_meanwhile(settings) -> None:
+    run = _running("Can I talk to a person?")
+    with loopback_openai(settings) as server:
+        server.script_chat(ChatToolCalls([("route_conversation", {"route": "handoff"})]))
+        result = run_turn(run=run)
+        # A colleague answers in the moment between the hand-off and its reply being stored.
+        staff_message_post(
+            conversation=run.conversation, author=StaffFactory.create(), content="Sam here."
+        )
+
+        _store(run, result, latency_ms=0)
+
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
+    assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
+
+
 def test_a_reply_in_flight_when_staff_close_the_conversation_is_not_posted(settings) -> None:
     run = _running()
     conversations_close(conversation_ids=[run.conversation_id])
