@@ -22,7 +22,12 @@ from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
 
 from agents.graph.builder import build_graph
-from agents.graph.prompts import PROMPT_FINGERPRINTS, STEP_LIMIT_REPLY, WITHHELD_REPLY
+from agents.graph.prompts import (
+    HANDOFF_REPLY,
+    PROMPT_FINGERPRINTS,
+    STEP_LIMIT_REPLY,
+    WITHHELD_REPLY,
+)
 from agents.graph.tools import TurnEffects, turn_effects
 from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
@@ -241,6 +246,9 @@ CUT_SHORT = {
 }
 
 
+# What a turn says in place of a reply it could not give.
+CANNED_REPLIES = frozenset({STEP_LIMIT_REPLY, WITHHELD_REPLY})
+
 # How an OpenAI reply that finished says so; any other finish reason, or none (a server or proxy
 # closed the stream mid-answer: "Our best manuka is"), is a reply cut short.
 FINISHED = frozenset({"stop", "tool_calls"})
@@ -405,6 +413,11 @@ def _invoke(
     )
     if reply_leaks_instructions(reply):
         reply, note = WITHHELD_REPLY, "reply withheld: it quoted the assistant's instructions"
+    # Or a failed attempt before it did (the fallback then finds the conversation with staff).
+    handed_off = bool(state.get("handed_off")) or turn_effects(config).handed_off
+    if handed_off and reply in CANNED_REPLIES:
+        # Staff have the conversation and were told: "ask me to pass you to our team" is wrong.
+        reply = HANDOFF_REPLY
     note = joined_notes(state.get("route_note", ""), note)
     if tally.estimated:
         estimated = "the provider sent no token usage; tokens estimated from the text"
@@ -419,6 +432,5 @@ def _invoke(
         model_name=provider.model_name,
         nodes=[str(node) for node in state.get("nodes", [])],
         tool_calls=state.get("tool_calls", []),
-        # Or a failed attempt before it did (the fallback then finds the conversation with staff).
-        handed_off=bool(state.get("handed_off")) or turn_effects(config).handed_off,
+        handed_off=handed_off,
     )

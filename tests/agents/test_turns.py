@@ -426,3 +426,34 @@ def test_a_tool_call_whose_arguments_are_not_an_object_is_answered_with_an_error
     assert len(answers) == 2
     assert [a for a in answers.values() if "invalid arguments" in a] != []
     assert [step["tool"] for step in result.tool_calls] == ["check_stock", "check_stock"]
+
+
+def test_a_turn_that_handed_off_before_its_step_limit_tells_the_customer_so(settings) -> None:
+    settings.AGENT_MAX_MODEL_CALLS = 2
+    run = _run_after(ConversationFactory.create(), question="Can someone check my order?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatToolCalls([("escalate_to_human", {"reason": "order question"})]),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.handed_off
+    assert result.reply == HANDOFF_REPLY
+    assert "step limit" in result.note
+
+
+def test_a_turn_that_handed_off_and_then_said_nothing_tells_the_customer_so(settings) -> None:
+    run = _run_after(ConversationFactory.create(), question="Can someone check my order?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatToolCalls([("escalate_to_human", {"reason": "order question"})]),
+            ChatText(""),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.handed_off
+    assert result.reply == HANDOFF_REPLY
