@@ -50,6 +50,10 @@ def agent_run_answered_by_staff(*, run: AgentRun) -> bool:
     ).exists()
 
 
+def agent_run_cancelled(*, run_id: str) -> bool:
+    return AgentRun.objects.filter(pk=run_id, status=AgentRun.Status.CANCELLED).exists()
+
+
 def agent_run_reply(*, run: AgentRun) -> Message | None:
     """The run's reply, with what ``MessageOutputSerializer`` reads of it: its feedback, and its
     answering run (none: a reply answers nothing, but without the join asking costs a query)."""

@@ -243,6 +243,8 @@ CUT_SHORT = {
     "content_filter": (WITHHELD_REPLY, "reply withheld: the provider's content filter cut it off"),
     "length": (STEP_LIMIT_REPLY, "the model ran out of tokens mid-reply; sent the fallback reply"),
     "step_limit": (STEP_LIMIT_REPLY, "stopped at the step limit (AGENT_MAX_MODEL_CALLS)"),
+    # The run was cancelled: nothing is posted, and its reason says why already.
+    "cancelled": (STEP_LIMIT_REPLY, ""),
 }
 
 

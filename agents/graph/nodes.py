@@ -28,6 +28,7 @@ from agents.graph.state import TurnState
 from agents.graph.tools import conversation_handed_off, turn_effects
 from agents.providers import ChatProvider
 from agents.run_stream import run_event_publish, run_event_publish_many
+from agents.selectors import agent_run_cancelled
 from beemanhoney.common.text import clip, encodable_text, storable_text
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,10 @@ def make_agent(
             stop = AIMessage(
                 STEP_LIMIT_REPLY, name=node, response_metadata={"finish_reason": "step_limit"}
             )
+            return {"messages": [stop], "nodes": [node]}
+        if (run_id := _run_id(config)) is not None and agent_run_cancelled(run_id=run_id):
+            # The customer cancelled or closed: no more calls to pay for. Nothing is posted.
+            stop = AIMessage("", name=node, response_metadata={"finish_reason": "cancelled"})
             return {"messages": [stop], "nodes": [node]}
         model = provider.chat_model().bind_tools(tools)
         response = _streamed_response(model, [SystemMessage(prompt), *state["messages"]], config)

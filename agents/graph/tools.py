@@ -16,6 +16,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
+from agents.selectors import agent_run_cancelled
 from beemanhoney.common.text import clip, storable_text
 from catalog import selectors as catalog_selectors
 from catalog.knowledge_passages import article_extract
@@ -75,6 +76,9 @@ def conversation_handed_off(config: RunnableConfig, *, reason: str) -> bool:
     active), recorded in the run's ``TurnEffects``."""
     from conversations.services import conversation_handoff
 
+    run_id = config.get("configurable", {}).get("run_id")
+    if run_id is not None and agent_run_cancelled(run_id=run_id):
+        return False  # the customer cancelled or closed: staff are not to be called for it
     context = turn_context(config)
     handed_off = conversation_handoff(conversation_id=context.conversation_id, reason=reason)
     if handed_off:

@@ -440,6 +440,36 @@ def test_a_run_the_customer_cancelled_mid_turn_keeps_the_reason_when_the_turn_en
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
 
 
+def test_a_run_cancelled_mid_turn_makes_no_more_model_calls(settings) -> None:
+    small_shop_create()
+    run = _running()
+    agent_run_cancel(run=run)
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("check_stock", {"sku": "MAN-15"})]),
+            ChatText("In stock."),
+        )
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+        assert len(server.chat_requests()) == 1  # the route, asked before the cancel was read
+    run.refresh_from_db()
+    assert (run.status, run.error) == (AgentRun.Status.CANCELLED, "Cancelled by the customer.")
+
+
+def test_a_run_cancelled_mid_turn_does_not_hand_the_conversation_to_staff(settings) -> None:
+    run = _running("Can I talk to a person?")
+    agent_run_cancel(run=run)
+    with loopback_openai(settings) as server:
+        server.script_chat(ChatToolCalls([("route_conversation", {"route": "handoff"})]))
+
+        _store(run, run_turn(run=run), latency_ms=0)
+
+    assert Conversation.objects.get(pk=run.conversation_id).status == "active"
+    assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
 def test_a_run_the_customer_cancelled_mid_turn_keeps_the_reason_when_the_turn_fails() -> None:
     run = _running()
     agent_run_cancel(run=run)
