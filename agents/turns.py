@@ -31,7 +31,7 @@ from agents.graph.prompts import (
 from agents.graph.tools import TurnEffects, turn_effects
 from agents.models import AgentRun
 from agents.pricing import Usage, model_cost_usd
-from agents.providers import get_chat_provider
+from agents.providers import ProviderResponseError, get_chat_provider
 from agents.run_stream import run_event_publish
 from agents.services import agent_run_usage_add
 from beemanhoney.common.text import joined_notes, storable_text
@@ -358,7 +358,7 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
     messages = history_messages(history)
     try:
         return _invoke(settings.LLM_PROVIDER, messages, config, attempts)
-    except openai.APIError as exc:
+    except (openai.APIError, ProviderResponseError) as exc:
         fallback = settings.LLM_FALLBACK_PROVIDER
         if not fallback or fallback == settings.LLM_PROVIDER:
             raise

@@ -26,7 +26,7 @@ from agents.graph.names import Node
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
 from agents.graph.tools import conversation_handed_off, turn_effects
-from agents.providers import ChatProvider
+from agents.providers import ChatProvider, streamed_chunks
 from agents.run_stream import run_event_publish, run_event_publish_many
 from agents.selectors import agent_run_cancelled
 from beemanhoney.common.text import clip, encodable_text, storable_text
@@ -135,7 +135,7 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
     merged: Any = None
     run_id = _run_id(config)
     streaming = run_id is not None
-    for chunk in model.stream(messages, config):
+    for chunk in streamed_chunks(model.stream(messages, config)):
         merged = chunk if merged is None else merged + chunk
         calls_tools = bool(getattr(merged, "tool_call_chunks", None) or merged.tool_calls)
         if not streaming or calls_tools or not chunk.content:

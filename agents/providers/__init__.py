@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from agents.graph.names import Route
@@ -19,6 +19,19 @@ class RouteDecision:
     route: Route
     message: AIMessage | None = None  # the model's answer, for usage accounting
     note: str = ""  # for staff: how the route was chosen, when not as asked
+
+
+class ProviderResponseError(Exception):
+    """The provider answered with no completion in it: an empty stream, or events that are not
+    JSON (a gateway's error page). Worth the fallback provider, as its API errors are."""
+
+
+def streamed_chunks(stream: Iterator[AIMessageChunk]) -> Iterator[AIMessageChunk]:
+    """``stream``'s chunks; ``ProviderResponseError`` where the client found no completion."""
+    try:
+        yield from stream
+    except ValueError as exc:  # "No generation chunks were returned", a JSONDecodeError
+        raise ProviderResponseError(str(exc)[:200]) from exc
 
 
 class ChatProvider(Protocol):

@@ -17,7 +17,7 @@ from langchain_openai import ChatOpenAI
 
 from agents.graph.names import Route
 from agents.graph.prompts import SUPERVISOR_PROMPT
-from agents.providers import RouteDecision
+from agents.providers import RouteDecision, streamed_chunks
 from agents.providers.router import semantic_route
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ class OpenAIProvider:
         # are not a JSON object ('"sales"') under invalid_tool_calls, where ``invoke`` raised
         # and failed the turn.
         merged: Any = None
-        for chunk in model.stream([SystemMessage(SUPERVISOR_PROMPT), *messages], config):
+        prompt = [SystemMessage(SUPERVISOR_PROMPT), *messages]
+        for chunk in streamed_chunks(model.stream(prompt, config)):
             merged = chunk if merged is None else merged + chunk
         response = message_chunk_to_message(merged) if merged is not None else AIMessage("")
         assert isinstance(response, AIMessage)

@@ -17,7 +17,13 @@ from tests.agents.loopback import loopback_openai
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.celery_worker import test_database_url as database_url  # not a test
-from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError, MidStreamError
+from tests.support.fake_openai import (
+    ChatText,
+    ChatToolCalls,
+    GarbledStream,
+    HttpError,
+    MidStreamError,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -457,3 +463,36 @@ def test_a_turn_that_handed_off_and_then_said_nothing_tells_the_customer_so(sett
 
     assert result.handed_off
     assert result.reply == HANDOFF_REPLY
+
+
+ROUTE_TO_SALES = ChatToolCalls([("route_conversation", {"route": "sales"})])
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        (GarbledStream(()),),
+        (GarbledStream(("<html>502 Bad Gateway</html>",)),),
+        (ROUTE_TO_SALES, GarbledStream(())),
+        (ROUTE_TO_SALES, GarbledStream(("<html>502 Bad Gateway</html>",))),
+    ],
+    ids=[
+        "the route, an empty stream",
+        "the route, not JSON",
+        "the agent's, an empty stream",
+        "the agent's, not JSON",
+    ],
+)
+def test_a_provider_response_that_is_no_completion_is_answered_by_the_fallback(
+    settings, script
+) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Something for a sore throat?")
+    with loopback_openai(settings, fallback="offline") as server:
+        server.script_chat(*script)
+
+        result = run_turn(run=run)
+
+    assert result.provider == "offline"
+    assert "Manuka Honey UMF 15+ 250g" in result.reply
+    assert "ProviderResponseError" in result.note

@@ -134,7 +134,15 @@ class MidStreamError:
     error: HttpError = HttpError(500, "The server had an error while processing your request.")
 
 
-ScriptedResponse = ChatText | ChatToolCalls | HttpError | Hang | MidStreamError
+@dataclass(frozen=True)
+class GarbledStream:
+    """A 200 event stream whose events are ``data`` as given, then ``[DONE]``: none at all
+    (a gateway that answered with an empty stream) or lines that are not JSON ("<html>")."""
+
+    data: tuple[str, ...] = ()
+
+
+ScriptedResponse = ChatText | ChatToolCalls | HttpError | Hang | MidStreamError | GarbledStream
 
 NO_SCRIPTED_REPLY = ChatText("(no scripted reply)")
 
@@ -399,6 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(response, HttpError):
             self._send_error(response)
             return
+        if isinstance(response, GarbledStream):
+            self._send_raw_event_stream(response.data)
+            return
         failure: MidStreamError | None = None
         if isinstance(response, MidStreamError):
             if not request.get("stream"):
@@ -556,6 +567,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
         if done:
             self._write_chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _send_raw_event_stream(self, data: tuple[str, ...]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for line in (*data, "[DONE]"):
+            self._write_chunk(f"data: {line}\n\n".encode())
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
