@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from django.conf import settings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from agents.graph.names import Route
@@ -21,12 +21,15 @@ class RouteDecision:
     note: str = ""  # for staff: how the route was chosen, when not as asked
 
 
+Chunk = TypeVar("Chunk")
+
+
 class ProviderResponseError(Exception):
     """The provider answered with no completion in it: an empty stream, or events that are not
     JSON (a gateway's error page). Worth the fallback provider, as its API errors are."""
 
 
-def streamed_chunks(stream: Iterator[AIMessageChunk]) -> Iterator[AIMessageChunk]:
+def streamed_chunks(stream: Iterator[Chunk]) -> Iterator[Chunk]:
     """``stream``'s chunks; ``ProviderResponseError`` where the client found no completion."""
     try:
         yield from stream
