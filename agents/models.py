@@ -61,6 +61,13 @@ class AgentRun(TimeStampedModel):
             # What the admin's search finds a run by, besides its id and its conversation's.
             models.Index(fields=["request_id"], name="run_request_id"),
             models.Index(fields=["celery_task_id"], name="run_celery_task_id"),
+            # The few runs cancelled while a worker ran them, which the sweeper reads every
+            # minute (agents.services.CANCELLED_MID_TURN): no index held them, so it read all.
+            models.Index(
+                fields=["updated_at"],
+                name="run_cancelled_mid_turn",
+                condition=Q(status="cancelled", started_at__isnull=False, finished_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

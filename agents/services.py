@@ -560,7 +560,7 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
             report.failed += 1
         elif outcome == "sent":
             report.redispatched += 1
-    abandoned = AgentRun.objects.filter(CANCELLED_MID_TURN, updated_at__lt=stale_before)
+    abandoned = AgentRun.objects.filter(CANCELLED_MID_TURN, updated_at__lt=stale_before).order_by()
     for run_id in abandoned.values_list("pk", flat=True):
         with transaction.atomic():
             run = AgentRun.objects.select_for_update().filter(pk=run_id).first()
@@ -571,6 +571,7 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
     waiting = (
         AgentRun.objects.filter(status=AgentRun.Status.QUEUED, dispatched_at__isnull=True)
         .values_list("conversation_id", flat=True)
+        .order_by()  # else the model's ordering joins the DISTINCT: once per run, not per chat
         .distinct()
     )
     for conversation_id in waiting:

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.models import AgentRun
@@ -17,6 +18,7 @@ from agents.services import (
     _store,
     agent_run_cancel,
     agent_run_execute,
+    agent_runs_sweep,
 )
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
@@ -555,3 +557,34 @@ def test_a_turn_stopped_at_the_step_limit_says_so_to_staff(settings) -> None:
     assert run.model_calls == settings.AGENT_MAX_MODEL_CALLS
     assert "step limit" in run.error
     assert _reply(run).content == STEP_LIMIT_REPLY
+
+
+def test_the_sweep_dispatches_a_conversation_once_whatever_it_has_waiting() -> None:
+    conversation = ConversationFactory.create()
+    for content in ("First question", "Second question"):
+        asked = MessageFactory.create(conversation=conversation, content=content)
+        AgentRun.objects.create(conversation=conversation, user_message=asked)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = agent_runs_sweep()
+
+    locks = [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith('SELECT "conversations_conversation"') and "FOR UPDATE" in q["sql"]
+    ]
+    assert report.dispatched == 1
+    assert len(locks) == 1
+
+
+def test_the_sweep_finds_the_runs_cancelled_mid_turn_from_an_index() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        agent_runs_sweep()
+    [abandoned] = [q["sql"] for q in queries if "'cancelled'" in q["sql"]]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the index, if one holds the rows
+        cursor.execute(f"EXPLAIN {abandoned}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "run_cancelled_mid_turn" in plan
