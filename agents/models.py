@@ -87,3 +87,15 @@ class AgentRun(TimeStampedModel):
             "model": self.model_name,
             "cost_usd": str(self.cost_usd),
         }
+
+
+class DailySpend(models.Model):
+    """What the model calls cost on each day of the shop's (``TIME_ZONE``), kept apart from the
+    runs: a deleted conversation takes its runs with it, not what they spent, and a run spends
+    on the day it calls the model, not the day it was queued. The daily budget reads it."""
+
+    day = models.DateField(primary_key=True)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.cost_usd} USD"

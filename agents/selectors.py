@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
@@ -11,7 +11,7 @@ from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from agents.models import AgentRun
+from agents.models import AgentRun, DailySpend
 from conversations.models import Conversation, Message, ReplyFeedback
 
 # Why a run posted nothing: staff had the conversation, or had closed it, before it answered.
@@ -86,6 +86,12 @@ def conversations_unfinished_run_ids(*, conversations: QuerySet[Conversation]) -
     return [str(run_id) for run_id in unfinished.values_list("pk", flat=True)]
 
 
+def daily_spend(*, day: date) -> Decimal:
+    """What the model calls cost on ``day``, the shop's (``TIME_ZONE``)."""
+    spent = DailySpend.objects.filter(day=day).values_list("cost_usd", flat=True).first()
+    return spent or Decimal(0)
+
+
 def budget_exceeded(*, conversation_id: UUID, now: datetime | None = None) -> str | None:
     """Why the model must not be called for this conversation now (or at ``now``), or None.
 
@@ -93,9 +99,8 @@ def budget_exceeded(*, conversation_id: UUID, now: datetime | None = None) -> st
     """
     if conversation_cost_usd(conversation_id=conversation_id) >= settings.CONVERSATION_BUDGET_USD:
         return f"budget: this conversation reached {settings.CONVERSATION_BUDGET_USD} USD"
-    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    spent = AgentRun.objects.filter(created_at__gte=today).aggregate(t=Sum("cost_usd"))["t"]
-    if (spent or Decimal(0)) >= settings.DAILY_BUDGET_USD:
+    spent = daily_spend(day=timezone.localdate(now))
+    if spent >= settings.DAILY_BUDGET_USD:
         return f"budget: today's spend reached {settings.DAILY_BUDGET_USD} USD"
     return None
 

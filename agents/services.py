@@ -7,11 +7,12 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework import serializers
@@ -349,6 +350,20 @@ def agent_run_usage_add(*, run_id: str, usage: Usage) -> None:
         cost_usd=F("cost_usd") + usage.cost_usd,
         updated_at=timezone.now(),
     )
+    daily_spend_add(cost_usd=usage.cost_usd)
+
+
+def daily_spend_add(*, cost_usd: Decimal, now: datetime | None = None) -> None:
+    """Add to the spend of the shop's day (``TIME_ZONE``) at ``now``; one row a day, added to
+    in one statement, so concurrent turns never lose each other's spend."""
+    if not cost_usd:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO agents_dailyspend (day, cost_usd) VALUES (%s, %s) ON CONFLICT (day)"
+            " DO UPDATE SET cost_usd = agents_dailyspend.cost_usd + EXCLUDED.cost_usd",
+            [timezone.localdate(now), cost_usd],
+        )
 
 
 def _locked_again(run: AgentRun) -> AgentRun | None:

@@ -1,13 +1,14 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from agents.graph.prompts import HANDOFF_REPLY
 from agents.models import AgentRun
-from agents.pricing import model_cost_usd
+from agents.pricing import Usage, model_cost_usd
 from agents.selectors import budget_exceeded
-from agents.services import agent_run_execute
+from agents.services import agent_run_execute, agent_run_usage_add, daily_spend_add
 from conversations.models import Conversation
 from tests.conversations.factories import ConversationFactory, MessageFactory
 
@@ -52,7 +53,7 @@ def test_a_conversation_over_its_budget_is_handed_to_staff_without_calling_the_m
 def test_the_daily_budget_stops_the_model_for_every_conversation(settings) -> None:
     settings.DAILY_BUDGET_USD = Decimal("1.00")
     elsewhere = _queued_run(ConversationFactory.create())
-    AgentRun.objects.filter(pk=elsewhere.pk).update(cost_usd=Decimal("1.00"))
+    agent_run_usage_add(run_id=str(elsewhere.pk), usage=Usage(cost_usd=Decimal("1.00")))
     conversation = ConversationFactory.create()
     run = _queued_run(conversation)
 
@@ -67,10 +68,8 @@ def test_the_daily_budget_stops_the_model_for_every_conversation(settings) -> No
 def test_the_daily_budget_day_starts_at_midnight_in_the_shop_s_time_zone(settings) -> None:
     settings.TIME_ZONE = "Europe/London"
     settings.DAILY_BUDGET_USD = Decimal("1.00")
-    elsewhere = _queued_run(ConversationFactory.create())
     # 00:30 on 1 July in London (British Summer Time, UTC+1): still 30 June in UTC.
-    spent_at = datetime(2026, 6, 30, 23, 30, tzinfo=UTC)
-    AgentRun.objects.filter(pk=elsewhere.pk).update(cost_usd=Decimal("1.00"), created_at=spent_at)
+    daily_spend_add(cost_usd=Decimal("1.00"), now=datetime(2026, 6, 30, 23, 30, tzinfo=UTC))
     conversation = ConversationFactory.create()
 
     that_morning = budget_exceeded(
@@ -83,3 +82,27 @@ def test_the_daily_budget_day_starts_at_midnight_in_the_shop_s_time_zone(setting
     assert that_morning is not None
     assert "today" in that_morning
     assert the_next_night is None
+
+
+@pytest.mark.django_db
+def test_a_deleted_conversation_s_spend_still_counts_against_the_day(settings) -> None:
+    settings.DAILY_BUDGET_USD = Decimal("1.00")
+    deleted = ConversationFactory.create()
+    agent_run_usage_add(run_id=str(_queued_run(deleted).pk), usage=Usage(cost_usd=Decimal("1.00")))
+    deleted.delete()
+
+    reason = budget_exceeded(conversation_id=ConversationFactory.create().pk)
+
+    assert reason is not None
+    assert "today" in reason
+
+
+@pytest.mark.django_db
+def test_a_run_queued_yesterday_spends_on_the_day_it_calls_the_model(settings) -> None:
+    settings.DAILY_BUDGET_USD = Decimal("1.00")
+    run = _queued_run(ConversationFactory.create())
+    AgentRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(days=1))
+
+    agent_run_usage_add(run_id=str(run.pk), usage=Usage(cost_usd=Decimal("1.00")))
+
+    assert budget_exceeded(conversation_id=ConversationFactory.create().pk) is not None
