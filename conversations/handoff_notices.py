@@ -16,6 +16,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -305,8 +306,7 @@ def handoff_notices_catch_up() -> int:
         handoff_at__gte=now - until
     )
     # Newest first: any the sweep cannot reach in a backlog get their reminder.
-    recent = missed.order_by("-handoff_at")[:NOTICES_PER_SWEEP]
-    return sum(_queue_once(conversation, channels, reminder=False) for conversation in recent)
+    return _queue_each_once(missed.order_by("-handoff_at"), channels, reminder=False)
 
 
 def handoff_reminders_queue() -> int:
@@ -319,7 +319,18 @@ def handoff_reminders_queue() -> int:
     overdue = conversations_waiting_unanswered(
         handed_off_before=timezone.now() - timedelta(minutes=settings.HANDOFF_REMINDER_MINUTES)
     )
-    return sum(
-        _queue_once(conversation, channels, reminder=True)
-        for conversation in overdue[:NOTICES_PER_SWEEP]
-    )
+    return _queue_each_once(overdue, channels, reminder=True)
+
+
+def _queue_each_once(
+    conversations: QuerySet[Conversation], channels: list[str], *, reminder: bool
+) -> int:
+    """``_queue_once`` for each of ``conversations`` in turn until ``NOTICES_PER_SWEEP`` were
+    queued; how many. Those queued for already are passed over, not counted: taking the first
+    ``NOTICES_PER_SWEEP`` of them, a backlog already reminded held every later one back."""
+    queued = 0
+    for conversation in conversations.iterator(chunk_size=NOTICES_PER_SWEEP):
+        queued += _queue_once(conversation, channels, reminder=reminder)
+        if queued >= NOTICES_PER_SWEEP:
+            break
+    return queued

@@ -564,3 +564,22 @@ def test_no_notice_is_caught_up_for_a_hand_off_staff_answered_or_due_its_reminde
 
     with tasks_sent_to(new_queue_name("nobody")):  # queued, and left unread
         assert handoff_notices_catch_up() == caught_up
+
+
+@pytest.mark.django_db
+def test_a_backlog_already_reminded_does_not_hold_back_a_later_reminder(
+    settings, monkeypatch
+) -> None:
+    settings.HANDOFF_NOTICE_WEBHOOK_URL = "http://127.0.0.1:9/notices"
+    settings.HANDOFF_REMINDER_MINUTES = 15
+    monkeypatch.setattr(handoff_notices, "NOTICES_PER_SWEEP", 2)
+    _handed_off(40)
+    _handed_off(30)
+
+    with tasks_sent_to(new_queue_name("reminders")):
+        first = handoff_reminders_queue()
+        _handed_off(20)  # overdue after the first sweep, behind two already reminded
+        second = handoff_reminders_queue()
+
+    assert (first, second) == (2, 1)
+    assert handoff_reminders_queue() == 0
