@@ -9,8 +9,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import AgentRun
-from conversations.models import Message, ReplyFeedback
-from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
+from conversations.models import Message
+from tests.agents.factories import AgentRunFactory
+from tests.conversations.factories import (
+    ConversationFactory,
+    MessageFactory,
+    ReplyFeedbackFactory,
+    StaffFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -18,9 +24,7 @@ pytestmark = pytest.mark.django_db
 def test_a_superuser_cannot_delete_a_run_on_its_own(client: Client) -> None:
     client.force_login(StaffFactory.create())
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     run_page = f"/admin/agents/agentrun/{run.pk}/"
 
     page = client.get(f"{run_page}change/").content.decode()
@@ -67,12 +71,7 @@ def test_the_runs_list_ignores_a_route_or_provider_it_does_not_offer(
 ) -> None:
     client.force_login(StaffFactory.create())
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
-        route="sales",
-        provider="offline",
-    )
+    run = AgentRunFactory.create(conversation=conversation, route="sales", provider="offline")
 
     page = client.get(RUNS, params)
 
@@ -84,13 +83,12 @@ def test_staff_find_the_runs_whose_reply_a_customer_found_unhelpful(client: Clie
     conversation = ConversationFactory.create()
     runs = {}
     for rating in ("helpful", "unhelpful", None):
-        question = MessageFactory.create(conversation=conversation)
-        run = AgentRun.objects.create(conversation=conversation, user_message=question)
+        run = AgentRunFactory.create(conversation=conversation)
         reply = MessageFactory.create(
             conversation=conversation, role=Message.Role.ASSISTANT, run=run
         )
         if rating is not None:
-            ReplyFeedback.objects.create(reply=reply, rating=rating, comment=f"{rating} reply")
+            ReplyFeedbackFactory.create(reply=reply, rating=rating, comment=f"{rating} reply")
         runs[rating] = run
 
     listing = client.get(RUNS, {"replies__feedback__rating": "unhelpful"})
@@ -103,9 +101,8 @@ def test_staff_find_the_runs_whose_reply_a_customer_found_unhelpful(client: Clie
 
 
 def _finished_run(conversation, *, route: str, status: str, latency_ms: int | None = None):
-    run = AgentRun.objects.create(
+    return AgentRunFactory.create(
         conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
         route=route,
         status=status,
         latency_ms=latency_ms,
@@ -113,14 +110,13 @@ def _finished_run(conversation, *, route: str, status: str, latency_ms: int | No
         completion_tokens=20,
         cost_usd=Decimal("0.001"),
     )
-    return run
 
 
 def _rate(run: AgentRun, rating: str) -> None:
     reply = MessageFactory.create(
         conversation=run.conversation, role=Message.Role.ASSISTANT, run=run
     )
-    ReplyFeedback.objects.create(reply=reply, rating=rating)
+    ReplyFeedbackFactory.create(reply=reply, rating=rating)
 
 
 REPORT = f"{RUNS}report/"

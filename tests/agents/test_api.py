@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from agents.models import AgentRun
 from conversations.models import Message
+from tests.agents.factories import AgentRunFactory
 from tests.conversations.factories import (
     ConversationFactory,
     MessageFactory,
@@ -21,9 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", "-1", ["0", "30"]])
 def test_a_wait_that_is_not_one_finite_number_of_seconds_is_refused(wait: str | list[str]) -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     client = APIClient()
     client.force_authenticate(conversation.owner)
 
@@ -47,9 +46,7 @@ def test_a_wait_that_is_not_one_finite_number_of_seconds_is_refused(wait: str | 
 )
 def test_a_wait_not_written_as_a_plain_finite_number_is_refused(wait: str) -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     client = APIClient()
     client.force_authenticate(conversation.owner)
 
@@ -60,10 +57,8 @@ def test_a_wait_not_written_as_a_plain_finite_number_is_refused(wait: str) -> No
 
 
 def _finished_run(owner: User) -> AgentRun:
-    conversation = ConversationFactory.create(owner=owner)
-    return AgentRun.objects.create(
-        conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
+    return AgentRunFactory.create(
+        conversation__owner=owner,
         status=AgentRun.Status.SUCCEEDED,
         model_name="gpt-4o-mini",
         prompt_tokens=120,

@@ -10,7 +10,8 @@ from agents.pricing import Usage, model_cost_usd
 from agents.selectors import budget_exceeded
 from agents.services import agent_run_execute, agent_run_usage_add, daily_spend_add
 from conversations.models import Conversation
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.agents.factories import AgentRunFactory
+from tests.conversations.factories import ConversationFactory
 
 
 def test_cost_follows_the_price_table(settings) -> None:
@@ -21,21 +22,15 @@ def test_cost_follows_the_price_table(settings) -> None:
     assert cost == Decimal("0.002700")
 
 
-def _queued_run(conversation: Conversation) -> AgentRun:
-    return AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
-
-
 @pytest.mark.django_db
 def test_a_conversation_over_its_budget_is_handed_to_staff_without_calling_the_model(
     settings,
 ) -> None:
     settings.CONVERSATION_BUDGET_USD = Decimal("0.50")
     conversation = ConversationFactory.create()
-    spent = _queued_run(conversation)
+    spent = AgentRunFactory.create(conversation=conversation)
     AgentRun.objects.filter(pk=spent.pk).update(status="succeeded", cost_usd=Decimal("0.51"))
-    run = _queued_run(conversation)
+    run = AgentRunFactory.create(conversation=conversation)
 
     agent_run_execute(run_id=str(run.pk))
 
@@ -52,10 +47,10 @@ def test_a_conversation_over_its_budget_is_handed_to_staff_without_calling_the_m
 @pytest.mark.django_db
 def test_the_daily_budget_stops_the_model_for_every_conversation(settings) -> None:
     settings.DAILY_BUDGET_USD = Decimal("1.00")
-    elsewhere = _queued_run(ConversationFactory.create())
+    elsewhere = AgentRunFactory.create()
     agent_run_usage_add(run_id=str(elsewhere.pk), usage=Usage(cost_usd=Decimal("1.00")))
     conversation = ConversationFactory.create()
-    run = _queued_run(conversation)
+    run = AgentRunFactory.create(conversation=conversation)
 
     agent_run_execute(run_id=str(run.pk))
 
@@ -88,7 +83,10 @@ def test_the_daily_budget_day_starts_at_midnight_in_the_shop_s_time_zone(setting
 def test_a_deleted_conversation_s_spend_still_counts_against_the_day(settings) -> None:
     settings.DAILY_BUDGET_USD = Decimal("1.00")
     deleted = ConversationFactory.create()
-    agent_run_usage_add(run_id=str(_queued_run(deleted).pk), usage=Usage(cost_usd=Decimal("1.00")))
+    agent_run_usage_add(
+        run_id=str(AgentRunFactory.create(conversation=deleted).pk),
+        usage=Usage(cost_usd=Decimal("1.00")),
+    )
     deleted.delete()
 
     reason = budget_exceeded(conversation_id=ConversationFactory.create().pk)
@@ -100,7 +98,7 @@ def test_a_deleted_conversation_s_spend_still_counts_against_the_day(settings) -
 @pytest.mark.django_db
 def test_a_run_queued_yesterday_spends_on_the_day_it_calls_the_model(settings) -> None:
     settings.DAILY_BUDGET_USD = Decimal("1.00")
-    run = _queued_run(ConversationFactory.create())
+    run = AgentRunFactory.create()
     AgentRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(days=1))
 
     agent_run_usage_add(run_id=str(run.pk), usage=Usage(cost_usd=Decimal("1.00")))

@@ -8,18 +8,18 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from agents.graph.builder import build_graph
-from agents.graph.prompts import PROMPT_CANARY, WITHHELD_REPLY
+from agents.graph.prompts import HANDOFF_REPLY, PROMPT_CANARY, WITHHELD_REPLY
 from agents.graph.tools import SALES_TOOLS, SUPPORT_TOOLS
-from agents.models import AgentRun
 from agents.providers.offline import OfflineProvider
 from agents.turns import run_turn
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import embeddings_refresh
 from conversations.models import Conversation
+from tests.agents.factories import AgentRunFactory
 from tests.agents.loopback import loopback_openai
 from tests.agents.shop import small_shop_create
 from tests.catalog.factories import CategoryFactory, ProductFactory
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.conversations.factories import ConversationFactory
 from tests.support.fake_openai import ChatText, ChatToolCalls, FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db
@@ -109,12 +109,6 @@ def _offline_turn(conversation: Conversation, text: str) -> dict:
     )
 
 
-def _asked(text: str) -> AgentRun:
-    conversation = ConversationFactory.create()
-    message = MessageFactory.create(conversation=conversation, content=text)
-    return AgentRun.objects.create(conversation=conversation, user_message=message)
-
-
 def _roles_holding(server: FakeOpenAIServer, text: str) -> set[str]:
     """The roles of the messages sent to the model, in any request, that hold ``text``."""
     return {
@@ -148,7 +142,7 @@ def test_a_model_obeying_a_hostile_message_stays_within_the_customers_rights(
     small_shop_create()
     products = Product.objects.count()
     bystander = ConversationFactory.create()
-    run = _asked(text)
+    run = AgentRunFactory.create(user_message__content=text)
     with loopback_openai(settings) as server:
         server.script_chat(*_obeying_model(bystander))
 
@@ -169,7 +163,10 @@ def test_a_model_obeying_a_hostile_message_stays_within_the_customers_rights(
     assert refused == [{"node": "sales_tools", "tool": "get_orders", "args": {"customer": "all"},
                         "result": '{"error": "unknown tool \'get_orders\'"}'}]  # fmt: skip
     assert Product.objects.count() == products
-    assert result.reply == WITHHELD_REPLY
+    # The reply quoting the instructions is withheld; the turn handed the customer to staff,
+    # so it is the hand-off's notice they get in its place.
+    assert result.reply == HANDOFF_REPLY
+    assert "reply withheld" in result.note
 
 
 @pytest.mark.parametrize("index", range(len(HOSTILE_DESCRIPTIONS)))
@@ -189,7 +186,7 @@ def test_hostile_catalogue_text_reaches_the_model_only_as_a_tools_result(
     hostile_shop, settings, index: int
 ) -> None:
     planted = hostile_shop[index]
-    run = _asked(f"Tell me about {planted.name}")
+    run = AgentRunFactory.create(user_message__content=f"Tell me about {planted.name}")
     with loopback_openai(settings) as server:
         server.script_chat(
             ChatToolCalls([("route_conversation", {"route": "sales"})]),
@@ -204,9 +201,7 @@ def test_hostile_catalogue_text_reaches_the_model_only_as_a_tools_result(
 
 def test_a_model_reply_quoting_the_instructions_is_withheld(settings) -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     with FakeOpenAIServer() as server:
         settings.LLM_PROVIDER = "openai"
         settings.LLM_FALLBACK_PROVIDER = ""

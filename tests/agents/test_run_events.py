@@ -17,8 +17,9 @@ from agents.api.event_stream import run_event_stream
 from agents.api.stream_slots import stream_slots
 from agents.models import AgentRun
 from agents.run_stream import _key, run_event_publish, run_events_client, run_events_read
+from tests.agents.factories import AgentRunFactory
 from tests.agents.shop import customer_in_small_shop, small_shop_create
-from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
+from tests.conversations.factories import ConversationFactory, UserFactory
 from tests.support.redis_commands import (
     blocking_reads_answered,
     clients_blocked,
@@ -198,9 +199,7 @@ def test_a_last_event_id_beyond_redis_ids_starts_from_the_beginning(
 def test_a_wait_with_every_stream_slot_taken_answers_at_once(settings) -> None:
     settings.SSE_MAX_STREAMS_PER_PROCESS = 0
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     client = APIClient()
     client.force_authenticate(conversation.owner)
 
@@ -242,9 +241,7 @@ def test_a_stream_that_found_events_holds_no_database_connection_while_it_waits(
 ) -> None:
     settings.SSE_HEARTBEAT_SECONDS = 1
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     run_event_publish(run_id=str(run.pk), type="run.started", data={"delivery": 1})
     stream = run_event_stream(run=run, after="")
     retry_hint, started = next(stream), next(stream)
@@ -279,9 +276,7 @@ def _connections_opened_since(database: str, since: Any) -> int:
 
 def test_a_wait_holds_no_database_connection_while_it_waits() -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     client = APIClient()
     client.force_authenticate(conversation.owner)
     database = connection.settings_dict["NAME"]
@@ -318,15 +313,8 @@ def test_an_event_holding_half_a_character_is_published_with_a_replacement() -> 
     run_events_client(settings.REDIS_URL).delete(_key(run_id))
 
 
-def _queued_run() -> AgentRun:
-    conversation = ConversationFactory.create()
-    return AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
-
-
 def test_a_wait_on_a_run_deleted_meanwhile_with_its_conversation_answers_404() -> None:
-    run = _queued_run()
+    run = AgentRunFactory.create()
     client = APIClient()
     client.force_authenticate(run.conversation.owner)
     answers = []
@@ -349,7 +337,7 @@ def test_a_wait_on_a_run_deleted_meanwhile_with_its_conversation_answers_404() -
 
 def test_a_stream_of_a_run_deleted_meanwhile_ends_with_run_deleted(settings) -> None:
     settings.SSE_HEARTBEAT_SECONDS = 1
-    run = _queued_run()
+    run = AgentRunFactory.create()
     stream = run_event_stream(run=run, after="")
     next(stream)  # the retry hint
     run.conversation.delete()  # as staff do in the admin: no event is published

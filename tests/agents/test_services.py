@@ -3,6 +3,7 @@
 import json
 import logging
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -29,9 +30,10 @@ from conversations.services import (
     message_post,
     staff_message_post,
 )
+from tests.agents.factories import AgentRunFactory
 from tests.agents.loopback import MODEL, loopback_openai
 from tests.agents.shop import small_shop_create
-from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
+from tests.conversations.factories import ConversationFactory, StaffFactory
 from tests.support.fake_openai import ChatText, ChatToolCalls, HttpError
 
 pytestmark = pytest.mark.django_db
@@ -41,10 +43,9 @@ ROUTE_TO_SALES = ChatToolCalls(
 )
 
 
-def _queued_run(conversation: Conversation | None = None) -> AgentRun:
-    conversation = conversation or ConversationFactory.create()
-    asked = MessageFactory.create(conversation=conversation, content="Have you got MAN-15?")
-    return AgentRun.objects.create(conversation=conversation, user_message=asked)
+def _queued_run(**fields: Any) -> AgentRun:
+    """A queued run asking for MAN-15, the product the scripted turns look up."""
+    return AgentRunFactory.create(user_message__content="Have you got MAN-15?", **fields)
 
 
 def _reply(run: AgentRun) -> Message:
@@ -177,10 +178,10 @@ def test_a_conversation_that_keeps_failing_reaches_its_budget(settings) -> None:
         server.script_chat(ROUTE_TO_SALES, HttpError(503), ROUTE_TO_SALES, HttpError(503))
         server.default = HttpError(503)
         for _ in range(2):
-            agent_run_execute(run_id=str(_queued_run(conversation).pk))
+            agent_run_execute(run_id=str(_queued_run(conversation=conversation).pk))
         requests_before = len(server.chat_requests())
 
-        third = _queued_run(conversation)
+        third = _queued_run(conversation=conversation)
         agent_run_execute(run_id=str(third.pk))
 
         assert len(server.chat_requests()) == requests_before
@@ -562,8 +563,7 @@ def test_a_turn_stopped_at_the_step_limit_says_so_to_staff(settings) -> None:
 def test_the_sweep_dispatches_a_conversation_once_whatever_it_has_waiting() -> None:
     conversation = ConversationFactory.create()
     for content in ("First question", "Second question"):
-        asked = MessageFactory.create(conversation=conversation, content=content)
-        AgentRun.objects.create(conversation=conversation, user_message=asked)
+        AgentRunFactory.create(conversation=conversation, user_message__content=content)
 
     with CaptureQueriesContext(connection) as queries:
         report = agent_runs_sweep()

@@ -15,7 +15,8 @@ from rest_framework.test import APIClient
 from agents.api.stream_slots import stream_slots, user_stream_slot_take, user_stream_slots_key
 from agents.models import AgentRun
 from agents.run_stream import run_event_publish, run_events_client
-from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
+from tests.agents.factories import AgentRunFactory
+from tests.conversations.factories import UserFactory
 from tests.support.redis_commands import blocking_reads_answered
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,22 +54,14 @@ def stream() -> Iterator[Callable[[User], HttpResponseBase]]:
     def open_stream(user: User) -> HttpResponseBase:
         client = APIClient()
         client.force_authenticate(user)
-        response = client.get(
-            f"/api/runs/{_queued_run(user).pk}/events/", HTTP_ACCEPT="text/event-stream"
-        )
+        run = AgentRunFactory.create(conversation__owner=user)
+        response = client.get(f"/api/runs/{run.pk}/events/", HTTP_ACCEPT="text/event-stream")
         opened.append(response)
         return response
 
     yield open_stream
     for response in opened:
         response.close()
-
-
-def _queued_run(owner: User) -> AgentRun:
-    conversation = ConversationFactory.create(owner=owner)
-    return AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
 
 
 def _wait(user: User, run: AgentRun) -> tuple[str, int]:
@@ -134,7 +127,7 @@ def test_the_slots_of_a_process_killed_with_streams_open_lapse(customer, stream,
 
 def test_waits_and_streams_share_the_users_slots(customer, stream) -> None:
     guest = customer()
-    waited_run = _queued_run(guest)
+    waited_run = AgentRunFactory.create(conversation__owner=guest)
     answers: list[tuple[str, int]] = []
 
     def wait_elsewhere() -> None:
@@ -149,7 +142,7 @@ def test_waits_and_streams_share_the_users_slots(customer, stream) -> None:
     opened = [stream(guest).status_code for _ in range(3)]
 
     refused = stream(guest)
-    at_once = _wait(guest, _queued_run(guest))
+    at_once = _wait(guest, AgentRunFactory.create(conversation__owner=guest))
     AgentRun.objects.filter(pk=waited_run.pk).update(status=AgentRun.Status.CANCELLED)
     run_event_publish(run_id=str(waited_run.pk), type="run.cancelled", data={})
     waiting.join(timeout=30)
@@ -168,7 +161,7 @@ def test_a_stream_or_wait_refused_by_a_full_process_keeps_no_user_slot(
     settings.SSE_MAX_STREAMS_PER_PROCESS = 0
     guest = customer()
     busy = [stream(guest) for _ in range(5)]
-    waits = [_wait(guest, _queued_run(guest)) for _ in range(5)]
+    waits = [_wait(guest, AgentRunFactory.create(conversation__owner=guest)) for _ in range(5)]
     held_meanwhile = _held(guest)
     settings.SSE_MAX_STREAMS_PER_PROCESS = 24
 
@@ -191,7 +184,8 @@ def test_with_redis_unreachable_a_stream_is_503_and_a_wait_answers_at_once(
     refused = stream(guest)
     client = APIClient()
     client.force_authenticate(guest)
-    waited = client.get(f"/api/runs/{_queued_run(guest).pk}/?wait=20")
+    run = AgentRunFactory.create(conversation__owner=guest)
+    waited = client.get(f"/api/runs/{run.pk}/?wait=20")
 
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "2"

@@ -13,6 +13,7 @@ from agents.run_stream import run_events_read
 from agents.services import agent_run_execute
 from agents.turns import TurnFailed, run_turn
 from conversations.models import Conversation, Message
+from tests.agents.factories import AgentRunFactory
 from tests.agents.loopback import loopback_openai
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
@@ -33,7 +34,7 @@ def _run_after(conversation: Conversation, *earlier: tuple[str, str], question: 
     for role, content in earlier:
         MessageFactory.create(conversation=conversation, role=role, content=content)
     asked = MessageFactory.create(conversation=conversation, content=question)
-    return AgentRun.objects.create(conversation=conversation, user_message=asked)
+    return AgentRunFactory.create(conversation=conversation, user_message=asked)
 
 
 def _spent(run: AgentRun) -> tuple[int, int, int, Decimal]:
@@ -149,7 +150,7 @@ def test_a_reply_stored_after_the_next_message_reaches_the_model_after_its_quest
     # The customer sent a second message while the first was being answered.
     conversation = ConversationFactory.create()
     first = MessageFactory.create(conversation=conversation, content="Is the heather in stock?")
-    first_run = AgentRun.objects.create(conversation=conversation, user_message=first)
+    first_run = AgentRunFactory.create(conversation=conversation, user_message=first)
     run = _run_after(conversation, question="And do you ship to France?")
     MessageFactory.create(
         conversation=conversation, role="assistant", content="Yes, 12 jars.", run=first_run

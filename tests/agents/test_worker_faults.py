@@ -13,8 +13,9 @@ from agents.models import AgentRun
 from agents.pricing import model_cost_usd
 from agents.services import agent_run_execute, agent_runs_sweep
 from conversations.models import STAFF_TAKE_OVER_REASON, Message
+from tests.agents.factories import AgentRunFactory
 from tests.agents.shop import small_shop_create
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.conversations.factories import ConversationFactory
 from tests.support.celery_worker import (
     WorkerProcess,
     new_queue_name,
@@ -107,11 +108,8 @@ def test_a_worker_killed_mid_turn_leaves_what_its_model_calls_spent_on_the_run(
 
 def test_a_run_that_keeps_killing_its_worker_is_failed_after_three_deliveries() -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
-        status=AgentRun.Status.RUNNING,
-        deliveries=3,
+    run = AgentRunFactory.create(
+        conversation=conversation, status=AgentRun.Status.RUNNING, deliveries=3
     )
 
     report = agent_runs_sweep(now=timezone.now() + timedelta(hours=1))
@@ -128,17 +126,14 @@ def _cancelled_mid_turn_with_one_queued_behind() -> tuple[AgentRun, AgentRun]:
     """A run cancelled while its worker ran it (the worker then died), and the next message's
     run waiting behind it."""
     conversation = ConversationFactory.create()
-    cancelled = AgentRun.objects.create(
+    cancelled = AgentRunFactory.create(
         conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
         status=AgentRun.Status.CANCELLED,
         started_at=timezone.now(),
         deliveries=1,
         celery_task_id="task-of-the-lost-worker",
     )
-    waiting = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    waiting = AgentRunFactory.create(conversation=conversation)
     return cancelled, waiting
 
 
@@ -174,9 +169,8 @@ def _run_whose_lost_delivery_handed_off(*, reason: str) -> AgentRun:
     run stored the reply saying so."""
     conversation = ConversationFactory.create()
     started = timezone.now() - timedelta(seconds=30)
-    run = AgentRun.objects.create(
+    run = AgentRunFactory.create(
         conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
         status=AgentRun.Status.RUNNING,
         started_at=started,
         deliveries=1,

@@ -2,21 +2,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import factory
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission, User
 from django.utils.text import slugify
 
 from catalog.models import Category, KnowledgeArticle, Product
-
-
-class UserFactory(factory.django.DjangoModelFactory[User]):
-    class Meta:
-        model = get_user_model()
-
-    username = factory.Sequence(lambda n: f"customer{n:04d}")
-    email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
-    is_staff = False
-
+from tests.conversations.factories import UserFactory
 
 # What a shop manager may do with the catalogue: add and change each kind of row.
 CATALOG_MANAGER_PERMISSIONS = tuple(

@@ -2,10 +2,12 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ReplyFeedback
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
+    """Every test's users, the catalog's too: one username sequence, so no two share a name."""
+
     class Meta:
         model = get_user_model()
 
@@ -34,3 +36,11 @@ class MessageFactory(factory.django.DjangoModelFactory[Message]):
     conversation = factory.SubFactory(ConversationFactory)
     role = Message.Role.USER
     content = "Do you have any heather honey?"
+
+
+class ReplyFeedbackFactory(factory.django.DjangoModelFactory[ReplyFeedback]):
+    class Meta:
+        model = ReplyFeedback
+
+    reply = factory.SubFactory(MessageFactory, role=Message.Role.ASSISTANT, content="We do.")
+    rating = ReplyFeedback.Rating.HELPFUL

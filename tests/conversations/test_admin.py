@@ -17,7 +17,13 @@ from agents.run_stream import run_events_read
 from conversations.admin import ConversationAdmin
 from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import conversation_handoff, conversations_hand_back
-from tests.conversations.factories import ConversationFactory, MessageFactory, StaffFactory
+from tests.agents.factories import AgentRunFactory
+from tests.conversations.factories import (
+    ConversationFactory,
+    MessageFactory,
+    ReplyFeedbackFactory,
+    StaffFactory,
+)
 from tests.support.transactions import saved_meanwhile
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +144,7 @@ def test_a_conversation_over_its_budget_is_not_handed_back_and_staff_are_told_wh
     settings.CONVERSATION_BUDGET_USD = Decimal("0.50")
     conversation = ConversationFactory.create(status="needs_human", handoff_reason="budget")
     earlier = MessageFactory.create(conversation=conversation, content="Manuka?")
-    AgentRun.objects.create(
+    AgentRunFactory.create(
         conversation=conversation, user_message=earlier, status="succeeded", cost_usd="0.60"
     )
     waiting = MessageFactory.create(conversation=conversation, content="Still there?")
@@ -280,14 +286,8 @@ def test_a_superuser_can_delete_a_conversation_with_its_runs_and_their_followers
     staff_client: Client, django_capture_on_commit_callbacks, way: str
 ) -> None:
     conversation = ConversationFactory.create()
-    queued = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
-    answered = AgentRun.objects.create(
-        conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
-        status=AgentRun.Status.SUCCEEDED,
-    )
+    queued = AgentRunFactory.create(conversation=conversation)
+    answered = AgentRunFactory.create(conversation=conversation, status=AgentRun.Status.SUCCEEDED)
 
     with django_capture_on_commit_callbacks(execute=True):
         if way == "its delete page":
@@ -307,9 +307,8 @@ def test_a_superuser_can_delete_a_conversation_with_its_runs_and_their_followers
 
 def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
+    run = AgentRunFactory.create(
         conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
         route="sales",
         tool_calls=[{"tool": "search_products", "args": {"query": "<script>x</script>"}}],
     )
@@ -339,11 +338,7 @@ def test_the_runs_list_filters_by_route_without_scanning_for_distinct_values(
 ) -> None:
     conversation = ConversationFactory.create()
     for route in ("sales", "support"):
-        AgentRun.objects.create(
-            conversation=conversation,
-            user_message=MessageFactory.create(conversation=conversation),
-            route=route,
-        )
+        AgentRunFactory.create(conversation=conversation, route=route)
 
     with CaptureQueriesContext(connection) as queries:
         page = staff_client.get("/admin/agents/agentrun/?route=support")
@@ -438,9 +433,8 @@ def test_a_conversation_links_each_customer_message_to_its_run_even_one_without_
 ) -> None:
     conversation = ConversationFactory.create(status="needs_human")
     for _ in range(3):
-        AgentRun.objects.create(
+        AgentRunFactory.create(
             conversation=conversation,
-            user_message=MessageFactory.create(conversation=conversation),
             status="cancelled",
             error="The conversation is with staff; the assistant stays silent.",
         )
@@ -528,11 +522,7 @@ def test_a_conversation_links_its_runs_only_for_staff_who_may_view_them(
     staff.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     client.force_login(staff)
     conversation = ConversationFactory.create(status="needs_human")
-    AgentRun.objects.create(
-        conversation=conversation,
-        user_message=MessageFactory.create(conversation=conversation),
-        status="cancelled",
-    )
+    AgentRunFactory.create(conversation=conversation, status="cancelled")
 
     page = client.get(change_url(conversation)).content.decode()
 
@@ -571,16 +561,15 @@ def test_the_token_lists_refuse_a_regex_lookup_in_their_url_with_400(
 
 
 def _rated_reply(rating: str, comment: str = "") -> Message:
-    question = MessageFactory.create()
-    run = AgentRun.objects.create(conversation=question.conversation, user_message=question)
+    run = AgentRunFactory.create()
     reply = MessageFactory.create(
-        conversation=question.conversation,
+        conversation=run.conversation,
         role=Message.Role.ASSISTANT,
         run=run,
         agent="support",
         content="From our help article <b>Returns</b>.",
     )
-    ReplyFeedback.objects.create(reply=reply, rating=rating, comment=comment)
+    ReplyFeedbackFactory.create(reply=reply, rating=rating, comment=comment)
     return reply
 
 
@@ -641,9 +630,7 @@ def test_deleting_a_customer_account_tells_the_followers_of_its_conversations_ru
     conversation = ConversationFactory.create()
     kept = ConversationFactory.create()
     customer = conversation.owner
-    queued = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    queued = AgentRunFactory.create(conversation=conversation)
 
     with django_capture_on_commit_callbacks(execute=True):
         if way == "its delete page":

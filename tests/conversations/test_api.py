@@ -11,7 +11,13 @@ from agents.models import AgentRun
 from agents.run_stream import run_events_read
 from agents.services import agent_run_execute
 from conversations.models import Conversation, Message, ReplyFeedback
-from tests.conversations.factories import ConversationFactory, MessageFactory, UserFactory
+from tests.agents.factories import AgentRunFactory
+from tests.conversations.factories import (
+    ConversationFactory,
+    MessageFactory,
+    ReplyFeedbackFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -205,7 +211,7 @@ def test_someone_elses_conversation_answers_404() -> None:
 def test_ids_written_in_upper_case_find_the_same_conversation_and_run() -> None:
     conversation = ConversationFactory.create()
     asked = MessageFactory.create(conversation=conversation)
-    run = AgentRun.objects.create(conversation=conversation, user_message=asked)
+    run = AgentRunFactory.create(conversation=conversation, user_message=asked)
     client = _client_for(conversation.owner)
 
     responses = [
@@ -336,7 +342,7 @@ def test_messages_after_an_id_are_listed_in_order() -> None:
 def test_the_message_list_reads_of_each_answering_run_only_what_it_shows() -> None:
     conversation = ConversationFactory.create()
     question = MessageFactory.create(conversation=conversation)
-    run = AgentRun.objects.create(
+    run = AgentRunFactory.create(
         conversation=conversation,
         user_message=question,
         tool_calls=[{"name": "search_products", "args": {"query": "honey " * 500}}],
@@ -381,7 +387,7 @@ def test_messages_after_given_twice_is_refused() -> None:
 def test_a_customers_message_is_listed_with_the_run_answering_it() -> None:
     conversation = ConversationFactory.create()
     asked = MessageFactory.create(conversation=conversation)
-    run = AgentRun.objects.create(conversation=conversation, user_message=asked, status="running")
+    run = AgentRunFactory.create(conversation=conversation, user_message=asked, status="running")
     MessageFactory.create(conversation=conversation, role="staff", content="Sam here.")
 
     body = _client_for(conversation.owner).get(f"/api/conversations/{conversation.id}/messages/")
@@ -454,9 +460,7 @@ def test_a_new_conversation_with_a_misspelt_field_is_refused() -> None:
 
 def test_someone_elses_run_answers_404_and_cannot_be_cancelled() -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
     client = _client_for(UserFactory.create())
 
     responses = [client.get(f"/api/runs/{run.id}/"), client.post(f"/api/runs/{run.id}/cancel/")]
@@ -467,9 +471,7 @@ def test_someone_elses_run_answers_404_and_cannot_be_cancelled() -> None:
 
 def test_a_queued_run_can_be_cancelled_by_its_owner() -> None:
     conversation = ConversationFactory.create()
-    run = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    run = AgentRunFactory.create(conversation=conversation)
 
     response = _client_for(conversation.owner).post(f"/api/runs/{run.id}/cancel/")
     again = _client_for(conversation.owner).post(f"/api/runs/{run.id}/cancel/")
@@ -501,11 +503,7 @@ def test_a_customer_closes_their_conversation_and_it_takes_no_more_messages(stat
 def test_closing_a_conversation_cancels_its_runs_not_yet_finished() -> None:
     conversation = ConversationFactory.create()
     runs = {
-        status: AgentRun.objects.create(
-            conversation=conversation,
-            user_message=MessageFactory.create(conversation=conversation),
-            status=status,
-        )
+        status: AgentRunFactory.create(conversation=conversation, status=status)
         for status in ("succeeded", "running", "queued")
     }
 
@@ -519,13 +517,13 @@ def test_closing_a_conversation_cancels_its_runs_not_yet_finished() -> None:
 def _conversation_with_a_rated_reply() -> Conversation:
     conversation = ConversationFactory.create()
     question = MessageFactory.create(conversation=conversation, content="Is it raw?")
-    run = AgentRun.objects.create(
+    run = AgentRunFactory.create(
         conversation=conversation, user_message=question, status="succeeded"
     )
     reply = MessageFactory.create(
         conversation=conversation, role=Message.Role.ASSISTANT, run=run, content="It is."
     )
-    ReplyFeedback.objects.create(reply=reply, rating=ReplyFeedback.Rating.HELPFUL)
+    ReplyFeedbackFactory.create(reply=reply, rating=ReplyFeedback.Rating.HELPFUL)
     return conversation
 
 
@@ -564,7 +562,7 @@ def test_a_conversation_is_not_deleted_while_a_worker_writes_its_reply(
 ) -> None:
     conversation = _conversation_with_a_rated_reply()
     question = MessageFactory.create(conversation=conversation, content="And the price?")
-    AgentRun.objects.create(
+    AgentRunFactory.create(
         conversation=conversation, user_message=question, started_at=timezone.now(), **run_state
     )
 

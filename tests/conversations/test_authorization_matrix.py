@@ -6,9 +6,11 @@ from rest_framework.test import APIClient
 from agents.models import AgentRun
 from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import guest_customer_create
+from tests.agents.factories import AgentRunFactory
 from tests.conversations.factories import (
     ConversationFactory,
     MessageFactory,
+    ReplyFeedbackFactory,
     StaffFactory,
     UserFactory,
 )
@@ -32,12 +34,11 @@ ROUTES = [
 @pytest.fixture
 def owned_by_a() -> dict:
     conversation = ConversationFactory.create()
-    message = MessageFactory.create(conversation=conversation)
-    run = AgentRun.objects.create(conversation=conversation, user_message=message)
+    run = AgentRunFactory.create(conversation=conversation)
     reply = MessageFactory.create(
         conversation=conversation, role=Message.Role.ASSISTANT, run=run, content="We do."
     )
-    ReplyFeedback.objects.create(reply=reply, rating=ReplyFeedback.Rating.UNHELPFUL)
+    ReplyFeedbackFactory.create(reply=reply, rating=ReplyFeedback.Rating.UNHELPFUL)
     return {
         "owner": conversation.owner,
         "conversation": conversation.id,

@@ -11,6 +11,7 @@ from agents.run_stream import run_event_publish
 from agents.services import run_dispatch_next
 from conversations.models import Conversation, ReplyFeedback
 from conversations.services import conversations_close, staff_message_post
+from tests.agents.factories import AgentRunFactory
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import MessageFactory, StaffFactory
 from tests.support.browser import needs_chromium
@@ -129,7 +130,7 @@ def _a_reply_being_written(page, live_server) -> tuple[Conversation, AgentRun]:
         author=conversation.owner,
         content="How long does UK delivery take?",
     )
-    run = AgentRun.objects.create(conversation=conversation, user_message=asked)
+    run = AgentRunFactory.create(conversation=conversation, user_message=asked)
     page.reload()
     page.locator(".msg--typing").wait_for(timeout=20_000)
     return conversation, run

@@ -5,19 +5,18 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from agents.models import AgentRun
 from conversations.models import Message, ReplyFeedback
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.agents.factories import AgentRunFactory
+from tests.conversations.factories import ConversationFactory, MessageFactory, ReplyFeedbackFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def reply() -> Message:
-    question = MessageFactory.create()
-    run = AgentRun.objects.create(conversation=question.conversation, user_message=question)
+    run = AgentRunFactory.create()
     return MessageFactory.create(
-        conversation=question.conversation,
+        conversation=run.conversation,
         role=Message.Role.ASSISTANT,
         run=run,
         content="Our heather honey is £8.50.",
@@ -144,12 +143,11 @@ def test_a_closed_conversation_s_replies_can_still_be_rated(reply: Message) -> N
 
 def test_the_message_list_reads_the_feedback_in_its_one_statement(reply: Message) -> None:
     for _ in range(5):
-        question = MessageFactory.create(conversation=reply.conversation)
-        run = AgentRun.objects.create(conversation=reply.conversation, user_message=question)
+        run = AgentRunFactory.create(conversation=reply.conversation)
         answer = MessageFactory.create(
             conversation=reply.conversation, role=Message.Role.ASSISTANT, run=run
         )
-        ReplyFeedback.objects.create(reply=answer, rating="helpful")
+        ReplyFeedbackFactory.create(reply=answer, rating="helpful")
     client = _owner_of(reply)
     url = f"/api/conversations/{reply.conversation_id}/messages/"
 

@@ -16,7 +16,8 @@ from conversations.services import (
     message_post,
 )
 from conversations.tasks import delete_conversations_past_retention
-from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.agents.factories import AgentRunFactory
+from tests.conversations.factories import ConversationFactory, MessageFactory, ReplyFeedbackFactory
 from tests.support.celery_worker import new_queue_name, tasks_sent_to
 from tests.support.transactions import saved_meanwhile
 
@@ -27,11 +28,11 @@ def _conversation(*, untouched_days: float, status: str = "active") -> Conversat
     """A conversation with a question, its run, a rated reply, last written in days ago."""
     conversation = ConversationFactory.create(status=status)
     question = MessageFactory.create(conversation=conversation)
-    run = AgentRun.objects.create(
+    run = AgentRunFactory.create(
         conversation=conversation, user_message=question, status="succeeded"
     )
     reply = MessageFactory.create(conversation=conversation, role=Message.Role.ASSISTANT, run=run)
-    ReplyFeedback.objects.create(reply=reply, rating="helpful")
+    ReplyFeedbackFactory.create(reply=reply, rating="helpful")
     Conversation.objects.filter(pk=conversation.pk).update(
         updated_at=timezone.now() - timedelta(days=untouched_days)
     )
@@ -111,9 +112,7 @@ def test_a_run_left_queued_in_a_conversation_past_the_retention_ends_its_followe
 ) -> None:
     settings.CONVERSATION_RETENTION_DAYS = 30
     conversation = _conversation(untouched_days=45)
-    queued = AgentRun.objects.create(
-        conversation=conversation, user_message=MessageFactory.create(conversation=conversation)
-    )
+    queued = AgentRunFactory.create(conversation=conversation)
 
     with django_capture_on_commit_callbacks(execute=True):
         deleted = conversations_past_retention_delete()

@@ -3,14 +3,15 @@ import pytest
 from agents.models import AgentRun
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_history
+from tests.agents.factories import AgentRunFactory
 from tests.conversations.factories import ConversationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def _asked(conversation: Conversation, content: str) -> tuple[Message, AgentRun]:
-    message = MessageFactory.create(conversation=conversation, content=content)
-    return message, AgentRun.objects.create(conversation=conversation, user_message=message)
+    run = AgentRunFactory.create(conversation=conversation, user_message__content=content)
+    return run.user_message, run
 
 
 def _answered(run: AgentRun, content: str) -> Message:

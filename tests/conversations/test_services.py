@@ -14,6 +14,7 @@ from conversations.services import (
     message_post,
     reply_feedback_give,
 )
+from tests.agents.factories import AgentRunFactory
 from tests.agents.loopback import loopback_openai
 from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.fake_openai import ChatText, ChatToolCalls
@@ -97,7 +98,7 @@ def test_a_conversation_deleted_in_another_tab_meanwhile_answers_404_and_stores_
     question = Message.objects.create(
         conversation=conversation, role=Message.Role.USER, content="Hello?"
     )
-    run = AgentRun.objects.create(conversation=conversation, user_message=question)
+    run = AgentRunFactory.create(conversation=conversation, user_message=question)
     # Each request read the conversation (and the run) before the delete committed.
     read_by_the_requests = Conversation.objects.get(pk=conversation.pk)
     Conversation.objects.filter(pk=conversation.pk).delete()
