@@ -51,7 +51,6 @@ from catalog.query_keywords import forget_common_lexemes
 from catalog.search_statements import forget_few_rows
 from catalog.selectors import (
     categories_named,
-    category_named,
     embedding_is_current,
     embeddings_left_stale,
     stored_passage_vectors,
@@ -568,15 +567,6 @@ def catalog_statistics_refresh() -> None:
     forget_few_rows()
 
 
-def category_get_or_create(*, name: str) -> tuple[Category, bool]:
-    """The category ``name`` names, and whether it was created: the one of that name in any
-    case, else the one of that slug (as the API shows a product's category), else a new one."""
-    for column in ("name", "slug"):
-        if category := category_named(name, column=column):
-            return category, False
-    return Category.objects.create(name=name, slug=_unique_slug(Category, name)), True
-
-
 def _validated_save(
     row: Model, *, exclude: list[str] | None = None, update_fields: list[str] | None = None
 ) -> None:
@@ -654,11 +644,11 @@ def category_renamed(*, category: Category) -> None:
 
 
 class _ImportCategories:
-    """What ``category_get_or_create`` finds or makes for each category an import's rows name,
-    with one read for all of them (on first use, so inside the import's transaction) and again
-    after each category the import makes: that one may be what later rows name, in any case or
-    by its slug. Read for each row, as ``category_get_or_create`` reads, a row costs one or two
-    statements."""
+    """The category each of an import's rows names, found or made: the one of that name in any
+    case, else the one of that slug (as the API shows a product's category), else a new one.
+    One read for all of them (on first use, so inside the import's transaction) and again after
+    each category the import makes: that one may be what later rows name. Read for each row, a
+    row cost one or two statements."""
 
     def __init__(self, names: Iterable[str], *, may_create: bool = True) -> None:
         self._names = list(dict.fromkeys(names))
