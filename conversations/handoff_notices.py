@@ -290,6 +290,15 @@ NOTICE_CATCH_UP_AFTER = timedelta(minutes=1)
 NOTICE_CATCH_UP_UNTIL = timedelta(minutes=15)
 
 
+def handoff_notices_sweep() -> None:
+    """Beat's sweep: notices the broker did not take as their hand-off committed
+    (``handoff_notices_catch_up``), then reminders (``handoff_reminders_queue``)."""
+    if caught_up := handoff_notices_catch_up():
+        logger.info("conversations.handoff_notices_caught_up", extra={"conversations": caught_up})
+    if reminded := handoff_reminders_queue():
+        logger.info("conversations.handoff_reminders_queued", extra={"conversations": reminded})
+
+
 def handoff_notices_catch_up() -> int:
     """Queue the notice of each recent hand-off the assistant made, still unanswered, whose
     notice was never queued (the broker did not take it); how many conversations.

@@ -60,9 +60,4 @@ def send_handoff_notice(conversation_id: str, channel: str, reminder: bool = Fal
 def remind_staff_of_waiting_customers() -> None:
     """Beat's sweep: notices the broker did not take as their hand-off committed, and
     reminders of customers still unanswered."""
-    caught_up = handoff_notices.handoff_notices_catch_up()
-    if caught_up:
-        logger.info("conversations.handoff_notices_caught_up", extra={"conversations": caught_up})
-    reminded = handoff_notices.handoff_reminders_queue()
-    if reminded:
-        logger.info("conversations.handoff_reminders_queued", extra={"conversations": reminded})
+    handoff_notices.handoff_notices_sweep()
