@@ -285,6 +285,14 @@ def category_exists(*, slug: str) -> bool:
     return Category.objects.filter(slug=slug).exists()
 
 
+def product_exists(*, sku: str) -> bool:
+    return Product.objects.filter(sku=sku).exists()
+
+
+def knowledge_article_exists(*, slug: str) -> bool:
+    return KnowledgeArticle.objects.filter(slug=slug).exists()
+
+
 def keyword_ranking(ranks: Mapping[int, float | None], *, limit: int) -> list[int]:
     """Ids best ranked for any of the query's words, best first (ties by id)."""
     held = {pk: rank for pk, rank in ranks.items() if rank is not None}

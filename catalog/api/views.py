@@ -224,7 +224,7 @@ class ProductListApi(APIView):
         sku = serializers.CharField(validators=[sku_validator])
 
         def validate_sku(self, sku: str) -> str:
-            if Product.objects.filter(sku=sku).exists():
+            if selectors.product_exists(sku=sku):
                 raise serializers.ValidationError(
                     "A product with this sku already exists.", code="unique"
                 )
@@ -371,7 +371,7 @@ class CategoryListApi(APIView):
         )
 
         def validate_slug(self, slug: str) -> str:
-            if Category.objects.filter(slug=slug).exists():
+            if selectors.category_exists(slug=slug):
                 raise serializers.ValidationError(
                     "A category with this slug already exists.", code="unique"
                 )
@@ -482,7 +482,7 @@ class KnowledgeListApi(APIView):
         )
 
         def validate_slug(self, slug: str) -> str:
-            if KnowledgeArticle.objects.filter(slug=slug).exists():
+            if selectors.knowledge_article_exists(slug=slug):
                 raise serializers.ValidationError(
                     "An article with this slug already exists.", code="unique"
                 )
