@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.renderers import JSONRenderer
 
+from agents.api.serializers import MessageOutputSerializer
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.models import AgentRun
 from agents.run_stream import run_events_read
@@ -20,6 +22,7 @@ from agents.services import (
     agent_run_cancel,
     agent_run_execute,
     agent_runs_sweep,
+    message_event_data,
 )
 from agents.turns import run_turn
 from conversations.models import Conversation, Message
@@ -588,3 +591,14 @@ def test_the_sweep_finds_the_runs_cancelled_mid_turn_from_an_index() -> None:
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
     assert "run_cancelled_mid_turn" in plan
+
+
+def test_the_reply_stored_event_carries_a_reply_as_the_api_shows_it(settings) -> None:
+    run = _running()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+        _store(run, run_turn(run=run), latency_ms=0)
+    reply = Message.objects.get(pk=_reply(run).pk)  # as stored, read afresh
+
+    shown = json.loads(JSONRenderer().render(MessageOutputSerializer(reply).data))
+    assert json.loads(json.dumps(message_event_data(reply))) == shown
