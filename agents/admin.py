@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from agents.graph.names import Route
 from agents.models import AgentRun
-from agents.selectors import run_report
+from agents.selectors import agent_run_report
 from beemanhoney.common.admin import ShopModelAdmin
 from conversations.models import ReplyFeedback
 from conversations.selectors import reply_feedback_of_run
@@ -74,7 +74,7 @@ def _runs_list_url(**filters: str) -> str:
 
 
 def _report_line(line: dict[str, Any], *, since: datetime) -> dict[str, Any]:
-    """A line of ``run_report`` as the report shows it: shares, whole milliseconds, and for a
+    """A line of ``agent_run_report`` as the report shows it: shares, whole milliseconds, and for a
     route's line (or all routes') links to its failed runs and those rated unhelpful, of the
     report's period (created ``since``)."""
     rated = line["helpful"] + line["unhelpful"]
@@ -178,7 +178,7 @@ class AgentRunAdmin(ShopModelAdmin):
         since = timezone.now() - timedelta(days=form.cleaned_data["days"])
         for by in ("route", "day"):
             context[f"by_{by}"] = [
-                _report_line(line, since=since) for line in run_report(since=since, by=by)
+                _report_line(line, since=since) for line in agent_run_report(since=since, by=by)
             ]
         return TemplateResponse(request, "admin/agents/agentrun/report.html", context)
 

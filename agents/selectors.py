@@ -140,7 +140,7 @@ def _keyed(queryset: QuerySet[Any], by: str, run: str = "") -> QuerySet[Any]:
     return queryset.annotate(route=F(f"{run}route")) if run else queryset
 
 
-def run_report(*, since: datetime, by: Literal["route", "day"]) -> list[dict[str, Any]]:
+def agent_run_report(*, since: datetime, by: Literal["route", "day"]) -> list[dict[str, Any]]:
     """The assistant's runs created since ``since``, a line per ``by`` ("route" or "day", the
     shop's day), then a line for them all (``route`` / ``day`` None): how many ended how, how
     fast, what they cost and what customers said of the replies.

@@ -48,7 +48,9 @@ def agent_run_create(*, conversation: Conversation, user_message: Message) -> Ag
         user_message=user_message,
         request_id=current_request_id.get() or "",
     )
-    transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation.pk), robust=True)
+    transaction.on_commit(
+        lambda: agent_run_dispatch_next(conversation_id=conversation.pk), robust=True
+    )
     return run
 
 
@@ -73,7 +75,7 @@ def agent_run_requeue(*, run: AgentRun) -> AgentRun:
         run_events_forget(run_id=str(run.pk))
         conversation_id = run.conversation_id
         transaction.on_commit(
-            lambda: run_dispatch_next(conversation_id=conversation_id), robust=True
+            lambda: agent_run_dispatch_next(conversation_id=conversation_id), robust=True
         )
     return run
 
@@ -93,7 +95,7 @@ def _in_flight(runs: Any) -> Any:
     )
 
 
-def run_dispatch_next(*, conversation_id: uuid.UUID) -> AgentRun | None:
+def agent_run_dispatch_next(*, conversation_id: uuid.UUID) -> AgentRun | None:
     """Send the conversation's oldest queued run to the workers unless one is in flight.
 
     Runs of one conversation so execute strictly one after another (the "enqueue" policy):
@@ -519,7 +521,9 @@ def _after_finish(run: AgentRun, reply: Message | None = None) -> None:
     # Robust: the outcome is committed, so nothing raised while telling listeners (a time limit
     # while Redis hangs) may reach the turn, which would store it again, or skip the next run.
     transaction.on_commit(publish, robust=True)
-    transaction.on_commit(lambda: run_dispatch_next(conversation_id=conversation_id), robust=True)
+    transaction.on_commit(
+        lambda: agent_run_dispatch_next(conversation_id=conversation_id), robust=True
+    )
 
 
 def _cancelled_mid_turn(run: AgentRun) -> bool:
@@ -590,7 +594,7 @@ def agent_runs_sweep(*, now: datetime | None = None) -> SweepReport:
         .distinct()
     )
     for conversation_id in waiting:
-        if run_dispatch_next(conversation_id=conversation_id) is not None:
+        if agent_run_dispatch_next(conversation_id=conversation_id) is not None:
             report.dispatched += 1
     if any(asdict(report).values()):
         logger.warning("agent_runs.swept", extra=asdict(report))

@@ -93,7 +93,7 @@ class EmbeddingStateFilter(admin.SimpleListFilter):
             state = EmbeddingState(self.value() or "")
         except ValueError:  # no state chosen, or one that is not ours
             return queryset
-        return embedded_rows_in_state(queryset, state)
+        return embedded_rows_in_state(rows=queryset, state=state)
 
 
 def _import_command_hint(command: str) -> str:

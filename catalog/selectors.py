@@ -156,14 +156,14 @@ def product_get(*, sku: str, include_inactive: bool = False) -> Product | None:
     return products.filter(sku=sku).first()
 
 
-def lowest_price_named(names: Sequence[str]) -> Decimal | None:
+def product_lowest_price(*, names: Sequence[str]) -> Decimal | None:
     """The lowest price of the active products named exactly one of ``names``."""
     named = Product.objects.filter(is_active=True, name__in=names)
     lowest: Decimal | None = named.aggregate(lowest=Min("price"))["lowest"]
     return lowest
 
 
-def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) -> bool:
+def products_are_named(*, text: str, apart_from: str = "", at_least_words: int = 1) -> bool:
     """Whether ``text`` names products: its words (``at_least_words`` or more, stop words
     aside) are all in the name or floral source of 1 to ``EXACT_MATCH_MAX_ROWS`` active
     products; with ``apart_from``, none of those holds there a telling word of it.
@@ -192,12 +192,12 @@ def names_products(text: str, *, apart_from: str = "", at_least_words: int = 1) 
     return 0 < len(shares) <= EXACT_MATCH_MAX_ROWS and not any(shares)
 
 
-def product_called(name: str) -> Product | None:
+def product_get_by_name(*, name: str) -> Product | None:
     """The active product of exactly this name (the offline assistant lists products by name)."""
     return Product.objects.filter(is_active=True, name=name).first()
 
 
-def product_named(text: str) -> Product | None:
+def product_named_in(*, text: str) -> Product | None:
     """The one active product whose name or floral source holds every word of ``text`` that
     some active product's does ("is the glass honey pot dishwasher safe?": the Glass Honey Pot
     with Dipper), stop words aside, or of several that do, the one whose name holds them ("the
@@ -218,7 +218,7 @@ def product_named(text: str) -> Product | None:
     return named[0] if len(named) == 1 else None
 
 
-def shares_a_word_with_the_shop(text: str) -> bool:
+def catalog_shares_a_word(*, text: str) -> bool:
     """Whether a word of ``text`` is in an active product's name or floral source, or in a
     published help article's title (their search vectors' weight A or B, and A)."""
     words = query_words(text)
@@ -247,7 +247,7 @@ def category_get(*, slug: str) -> Category | None:
     return Category.objects.filter(slug=slug).first()
 
 
-def category_named(name: str, *, column: str = "name") -> Category | None:
+def category_named(*, name: str, column: str = "name") -> Category | None:
     """The category whose ``column`` (``name`` or ``slug``) is ``name`` in any case. LOWER(),
     as the unique constraint on names compares: name__iexact compares UPPER(), which differs
     for "\u0130" or the Kelvin sign, and would miss a category the constraint then refuses to
@@ -689,7 +689,7 @@ class EmbeddingState(StrEnum):
     MISSING = "missing"
 
 
-def embedding_is_current(model: type[Product] | type[KnowledgeArticle]) -> Q:
+def embedding_is_current(*, model: type[Product] | type[KnowledgeArticle]) -> Q:
     """Rows of ``model`` embedded by the configured model from their text as it is now: the
     database hashes each row's text as ``text_hash(row.embedding_text())`` does."""
     return Q(
@@ -700,16 +700,18 @@ def embedding_is_current(model: type[Product] | type[KnowledgeArticle]) -> Q:
 
 
 def embeddings_left_stale(
-    model: type[Product] | type[KnowledgeArticle], *, saved_before: datetime, limit: int
+    *, model: type[Product] | type[KnowledgeArticle], saved_before: datetime, limit: int
 ) -> list[int]:
     """Ids of up to ``limit`` rows saved before ``saved_before`` whose embedding is not current,
     those waiting longest first. A save queues its own embedding: these are rows whose task gave
     up (the OpenAI API away for longer than its retries) or was never sent (the broker away)."""
-    stale = model.objects.filter(updated_at__lt=saved_before).exclude(embedding_is_current(model))
+    stale = model.objects.filter(updated_at__lt=saved_before).exclude(
+        embedding_is_current(model=model)
+    )
     return list(stale.order_by("updated_at", "pk").values_list("pk", flat=True)[:limit])
 
 
-def embedded_rows_in_state(rows: QuerySet[M], state: EmbeddingState) -> QuerySet[M]:
+def embedded_rows_in_state(*, rows: QuerySet[M], state: EmbeddingState) -> QuerySet[M]:
     """The rows of ``rows`` (products or articles) whose embedding is in ``state``."""
     model = current_model_name()
     if state is EmbeddingState.MISSING:
@@ -717,9 +719,9 @@ def embedded_rows_in_state(rows: QuerySet[M], state: EmbeddingState) -> QuerySet
     if state is EmbeddingState.OTHER:
         return rows.filter(embedding__isnull=False).exclude(embedding_model=model)
     if state is EmbeddingState.CURRENT:
-        return rows.filter(embedding_is_current(rows.model))
+        return rows.filter(embedding_is_current(model=rows.model))
     return rows.filter(embedding__isnull=False, embedding_model=model).exclude(
-        embedding_is_current(rows.model)
+        embedding_is_current(model=rows.model)
     )
 
 
@@ -751,7 +753,7 @@ def stored_passage_vectors(*, texts: Sequence[str], model_name: str) -> dict[str
     return dict(rows)
 
 
-def knowledge_question_as_meant(question: str) -> str:
+def knowledge_question_as_meant(*, question: str) -> str:
     """``question`` with the words a help-centre search reads as misspelt put right
     (``catalog.spelling``): "where is my parcle?" as "where is my parcel?"."""
     corrections = query_keywords(

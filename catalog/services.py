@@ -148,7 +148,7 @@ def embeddings_refresh(
     else:
         # Rows the database finds current (it hashes each row's text as Python does) are not
         # read: a re-run over 10k unchanged rows took ~1 s reading them all.
-        current = embedding_is_current(model)
+        current = embedding_is_current(model=model)
         counts = rows.aggregate(total=Count("pk"), current=Count("pk", filter=current))
         total, report.current = counts["total"], counts["current"]
         to_check = rows.exclude(current)
@@ -210,7 +210,7 @@ def embeddings_repair(*, saved_before: datetime, limit: int) -> dict[str, int]:
     model switch is repaired here, slowly: ``backfill_embeddings`` is the way to make one."""
     embedded = {}
     for kind, model in EMBEDDED_MODELS.items():
-        ids = embeddings_left_stale(model, saved_before=saved_before, limit=limit)
+        ids = embeddings_left_stale(model=model, saved_before=saved_before, limit=limit)
         embedded[kind] = _embedded_around_refusals(kind, ids) if ids else 0
     return embedded
 

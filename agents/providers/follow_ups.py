@@ -38,7 +38,7 @@ from catalog.query_intent import (
     query_subject,
 )
 from catalog.query_keywords import query_words
-from catalog.selectors import names_products, product_named
+from catalog.selectors import product_named_in, products_are_named
 
 FOLLOW_UP_MAX_WORDS = 8
 # A question about what was just talked of: "is it safe for babies?", "are they in stock?",
@@ -243,7 +243,7 @@ def _kinds(name: str) -> set[str]:
 def _named_before(messages: Sequence[BaseMessage]) -> str | None:
     """The name of the one product the customer's message before their latest names."""
     questions = [str(m.content) for m in messages if isinstance(m, HumanMessage)]
-    product = product_named(questions[-2]) if len(questions) > 1 else None
+    product = product_named_in(text=questions[-2]) if len(questions) > 1 else None
     return product.name if product is not None else None
 
 
@@ -268,7 +268,7 @@ def _read_with_context(questions: list[str], index: int, depth: int) -> str:
     if (
         not ASKS_ABOUT_IT.match(question.strip())
         and not names_its_own_subject(earlier)
-        and names_products(question, apart_from=subject)
+        and products_are_named(text=question, apart_from=subject)
     ):
         return f"{question} {asked}".strip()
     return f"{question} {subject} {asked}".strip()

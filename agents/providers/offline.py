@@ -52,7 +52,7 @@ from agents.providers.words import stems
 from catalog.embeddings import query_embedding_errors
 from catalog.knowledge_passages import RELEVANCE_FLOOR, article_paragraphs, passage_nearness
 from catalog.models import KnowledgeArticle
-from catalog.selectors import knowledge_question_as_meant, lowest_price_named, names_products
+from catalog.selectors import knowledge_question_as_meant, product_lowest_price, products_are_named
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def compose_description_reply(product: dict[str, Any], question: str) -> str:
 
 def _names_some(match: re.Match[str]) -> bool:
     # "not too sweet", "no thanks": only a word in products' names is a product not wanted.
-    return names_products(match.group(1))
+    return products_are_named(text=match.group(1))
 
 
 def _unless_unwanted(match: re.Match[str]) -> str:
@@ -213,9 +213,9 @@ def compose_article_reply(
     Northern Ireland?" after "how long does delivery take?"). Misspelt words are read as the
     search reads them ("traking" as "tracking"): the model, reading them as typed, put the
     tracking article under the floor."""
-    question = knowledge_question_as_meant(question)
+    question = knowledge_question_as_meant(question=question)
     if latest is not None:
-        latest = knowledge_question_as_meant(latest)
+        latest = knowledge_question_as_meant(question=latest)
     for article in articles:
         nearness = _nearness(article, question)
         if _answers(article, question, nearness):
@@ -296,7 +296,7 @@ class OfflineChatModel(BaseChatModel):
         """The highest price of something cheaper than everything just listed, when the
         customer asks for a cheaper one ("and a cheaper one?")."""
         listed = cheaper_than_listed(messages)
-        lowest = lowest_price_named(listed) if listed else None
+        lowest = product_lowest_price(names=listed) if listed else None
         return None if lowest is None else max(lowest - PENNY, Decimal(0))
 
     @staticmethod

@@ -20,7 +20,7 @@ from beemanhoney.common.lru import LruCache
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
 from catalog.knowledge_passages import RELEVANCE_FLOOR, passage_nearness
 from catalog.models import KnowledgeArticle, Product
-from catalog.selectors import knowledge_search, product_called, product_named
+from catalog.selectors import knowledge_search, product_get_by_name, product_named_in
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def asks_something_of_a_product(question: str, *, of_one_listed: bool = False) -
 
 
 def description_answers_better(question: str, *, listed: str | None = None) -> bool:
-    """Whether the one product ``question`` names (``product_named``), or the product ``listed``
+    """Whether the one product ``question`` names (``product_named_in``), or the product ``listed``
     first just before a follow-up about it ("how long does it burn?"), answers it better than the
     help centre: a sentence of its description nearer in meaning than every passage of the
     articles found for it, or every passage too far to answer it (``RELEVANCE_FLOOR``). "is the
@@ -131,7 +131,9 @@ def description_says(question: str, words: Sequence[str], *, listed: str | None 
 def _product_asked(question: str, *, listed: str | None) -> Product | None:
     if not asks_something_of_a_product(question, of_one_listed=listed is not None):
         return None
-    return product_called(listed) if listed is not None else product_named(question)
+    return (
+        product_get_by_name(name=listed) if listed is not None else product_named_in(text=question)
+    )
 
 
 def _nearest_passage(articles: list[KnowledgeArticle], question: str) -> float:

@@ -23,7 +23,7 @@ from agents.providers.product_answers import description_answers_better, descrip
 from agents.providers.stock_questions import STOCK_WORDS
 from agents.providers.subjects import SUPPORT_WORDS
 from catalog.embeddings import embed_query, get_embedding_backend, query_embedding_errors
-from catalog.selectors import names_products, shares_a_word_with_the_shop
+from catalog.selectors import catalog_shares_a_word, products_are_named
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ TRADE = re.compile(
 def names_a_product(text: str) -> bool:
     """Whether ``text`` is a product's name, its shopping words aside, of two words or more:
     "do you have UMF 15?" is about the UMF 15+, where "what is UMF?" is about the grading."""
-    return names_products(SHOPPING_WORDS.sub(" ", text), at_least_words=2)
+    return products_are_named(text=SHOPPING_WORDS.sub(" ", text), at_least_words=2)
 
 
 def asks_for_a_person(text: str) -> bool:
@@ -412,7 +412,7 @@ def off_topic(text: str) -> bool:
         nearest = max(_route_scores(text).values())
     except query_embedding_errors():
         return False
-    return nearest < OFF_TOPIC_FLOOR and not shares_a_word_with_the_shop(text)
+    return nearest < OFF_TOPIC_FLOOR and not catalog_shares_a_word(text=text)
 
 
 def _previous_customer_message(messages: Sequence[BaseMessage], position: int) -> int | None:

@@ -347,7 +347,7 @@ class CategoryInputSerializer(StrictSerializer):
     def validate_name(self, name: str) -> str:
         # Imports find a category by its name whatever its case, so names differ by more; in
         # any case as the unique constraint compares ("\u212aiwi" is "Kiwi" to it).
-        same = selectors.category_named(name)
+        same = selectors.category_named(name=name)
         if same is not None and (self.instance is None or same.pk != self.instance.pk):
             raise serializers.ValidationError(
                 "A category with this name already exists.", code="unique"

@@ -22,13 +22,13 @@ from catalog.selectors import (
     keyword_ranking,
     knowledge_article_get,
     knowledge_search,
-    names_products,
     product_get,
     product_list,
-    product_named,
+    product_named_in,
     product_search,
     product_search_rows,
     product_search_statements,
+    products_are_named,
 )
 from catalog.services import embeddings_refresh
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
@@ -374,7 +374,7 @@ def test_knowledge_search_never_returns_unpublished_articles(demo_shop: None) ->
 def test_a_text_naming_products_apart_from_a_subject_names_other_products(
     demo_shop: None, text: str, than: str
 ) -> None:
-    assert names_products(text, apart_from=than)
+    assert products_are_named(text=text, apart_from=than)
 
 
 @pytest.mark.django_db
@@ -394,7 +394,7 @@ def test_a_text_naming_products_apart_from_a_subject_names_other_products(
 def test_a_text_naming_the_subject_s_products_or_none_does_not(
     demo_shop: None, text: str, than: str
 ) -> None:
-    assert not names_products(text, apart_from=than)
+    assert not products_are_named(text=text, apart_from=than)
 
 
 @pytest.mark.django_db
@@ -410,23 +410,23 @@ def test_a_text_naming_the_subject_s_products_or_none_does_not(
     ],
 )
 def test_the_one_product_a_text_names(demo_shop: None, text: str, name: str | None) -> None:
-    product = product_named(text)
+    product = product_named_in(text=text)
 
     assert (product.name if product else None) == name
 
 
 @pytest.mark.django_db
 def test_a_name_of_fewer_words_than_asked_names_nothing(demo_shop: None) -> None:
-    assert names_products("what is UMF?")
-    assert not names_products("what is UMF?", at_least_words=2)
-    assert names_products("what is UMF 15?", at_least_words=2)
+    assert products_are_named(text="what is UMF?")
+    assert not products_are_named(text="what is UMF?", at_least_words=2)
+    assert products_are_named(text="what is UMF 15?", at_least_words=2)
 
 
 @pytest.mark.django_db
 def test_an_inactive_product_is_not_named(demo_shop: None) -> None:
     Product.objects.filter(name="Wildflower Raw Honey 1kg").update(is_active=False)
 
-    assert not names_products("and the wildflower 1kg?", apart_from="What's your manuka?")
+    assert not products_are_named(text="and the wildflower 1kg?", apart_from="What's your manuka?")
 
 
 # --- filters ----------------------------------------------------------------------------------
@@ -798,7 +798,7 @@ def test_renaming_a_category_makes_its_products_embeddings_stale_until_they_are_
 
     def states() -> dict[EmbeddingState, set[int]]:
         return {
-            state: set(embedded_rows_in_state(rows, state).values_list("pk", flat=True))
+            state: set(embedded_rows_in_state(rows=rows, state=state).values_list("pk", flat=True))
             for state in EmbeddingState
         }
 

@@ -4,7 +4,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import KnowledgeArticle, Product, ProductNameWord
 from catalog.query_keywords import query_keywords
-from catalog.selectors import ProductFilters, names_products, product_named, product_search
+from catalog.selectors import ProductFilters, product_named_in, product_search, products_are_named
 from catalog.services import embeddings_refresh, product_name_words_record
 from catalog.spelling import (
     edit_distance,
@@ -144,8 +144,8 @@ def test_a_query_without_a_suspect_word_costs_no_statement() -> None:
 def test_a_misspelt_name_still_names_its_product_for_the_assistant() -> None:
     lavender, _ = _named("Lavender-Infused Honey 340g", "Heather Raw Honey 340g")
 
-    assert product_named("is the lavendar honey runny?") == lavender
-    assert names_products("what about the lavendar honey?")
+    assert product_named_in(text="is the lavendar honey runny?") == lavender
+    assert products_are_named(text="what about the lavendar honey?")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents.models import AgentRun
 from agents.run_stream import run_event_publish
-from agents.services import run_dispatch_next
+from agents.services import agent_run_dispatch_next
 from conversations.models import Conversation, ReplyFeedback
 from conversations.services import conversations_close, staff_message_post
 from tests.agents.factories import AgentRunFactory
@@ -142,7 +142,7 @@ def test_a_reply_still_being_written_when_the_page_reloads_appears_without_anoth
     page = browser_page
     conversation, _ = _a_reply_being_written(page, live_server)
 
-    run_dispatch_next(conversation_id=conversation.pk)
+    agent_run_dispatch_next(conversation_id=conversation.pk)
 
     page.locator(".msg--assistant", has_text="working days").wait_for(timeout=60_000)
     assert page.locator(".msg--user").all_inner_texts() == ["How long does UK delivery take?"]
