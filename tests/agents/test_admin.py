@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -207,27 +208,49 @@ def test_an_empty_period_reports_no_runs(client: Client) -> None:
     assert "No runs in this period." in response.content.decode()
 
 
-def test_the_run_search_finds_a_run_by_each_of_its_ids_through_indexes(client: Client) -> None:
-    client.force_login(StaffFactory.create())
-    conversation = ConversationFactory.create()
-    run = _finished_run(conversation, route="sales", status="failed")
+def _run_to_search_for() -> AgentRun:
+    run = _finished_run(ConversationFactory.create(), route="sales", status="failed")
     AgentRun.objects.filter(pk=run.pk).update(
         celery_task_id="7b1c3a52-39b4-4c1e-9d0e-2f9f0c7e1a11",
         request_id="req-42",
         error="TimeoutError: the provider did not answer",
     )
     _finished_run(ConversationFactory.create(), route="sales", status="succeeded")  # not found
+    return run
 
-    found = {}
-    for term in [str(run.pk), str(conversation.pk).upper(), "7b1c3a52-39b4-4c1e-9d0e-2f9f0c7e1a11",
-                 "req-42", "did not answer"]:  # fmt: skip
-        with CaptureQueriesContext(connection) as queries:
-            listing = client.get(RUNS, {"q": term})
-        found[term] = list(listing.context["cl"].result_list)
-        if term not in {"req-42", "did not answer"}:  # ids, found by their indexes
-            assert not [q for q in queries if "::text" in q["sql"] and "LIKE" in q["sql"]], term
 
-    assert all(runs == [run] for runs in found.values()), found
+@pytest.mark.parametrize(
+    "term",
+    [
+        lambda run: str(run.pk),
+        lambda run: str(run.conversation_id).upper(),
+        lambda run: "7b1c3a52-39b4-4c1e-9d0e-2f9f0c7e1a11",
+    ],
+    ids=["its id", "its conversation's id", "its task's id"],
+)
+def test_the_run_search_finds_a_run_by_each_of_its_ids_through_indexes(
+    client: Client, term: Callable[[AgentRun], str]
+) -> None:
+    client.force_login(StaffFactory.create())
+    run = _run_to_search_for()
+
+    with CaptureQueriesContext(connection) as queries:
+        listing = client.get(RUNS, {"q": term(run)})
+
+    assert list(listing.context["cl"].result_list) == [run]
+    assert not [q for q in queries if "::text" in q["sql"] and "LIKE" in q["sql"]]
+
+
+@pytest.mark.parametrize("term", ["req-42", "did not answer"])
+def test_the_run_search_finds_a_run_by_its_request_id_or_its_error(
+    client: Client, term: str
+) -> None:
+    client.force_login(StaffFactory.create())
+    run = _run_to_search_for()
+
+    listing = client.get(RUNS, {"q": term})
+
+    assert list(listing.context["cl"].result_list) == [run]
 
 
 def test_the_run_list_sorts_only_by_what_an_index_orders(client: Client) -> None:

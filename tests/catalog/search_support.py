@@ -26,13 +26,15 @@ def nearest_hits(
     return semantic_hits(statement, vector=list(vector), keywords=all_keywords(text))
 
 
-def products_with_vectors(count: int, **fields: Any) -> np.ndarray:
+def products_with_vectors(
+    count: int, *, category: Category | None = None, **fields: Any
+) -> np.ndarray:
     rng = np.random.default_rng(seed=3)
     vectors = rng.normal(size=(count, EMBEDDING_DIMENSIONS))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ProductFactory.create_batch(
         count,
-        category=CategoryFactory.create(),
+        category=category or CategoryFactory.create(),
         embedding=factory.Iterator(vectors.tolist()),
         embedding_model=current_model_name(),
         **fields,

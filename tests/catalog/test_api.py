@@ -1,4 +1,6 @@
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -319,32 +321,51 @@ def test_product_list_is_sorted_by_the_ordering_asked_for(
     assert [row["sku"] for row in response.json()["results"]] == skus
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("ordering", ["price", "-price", "name", "-name"])
-def test_search_results_in_the_best_matchs_category_are_sorted_as_asked(
-    api_client: APIClient, ordering: str
-) -> None:
+SEARCH_FOR_CANDLES = {"q": "beeswax candles"}
+
+
+def _candles_and_a_wrap_ranked(api_client: APIClient) -> list[str]:
+    """The candles and, cheaper than every candle and first by name, a wrap from another
+    category (sorted in, it would lead a search for candles); the skus as relevance ranks them."""
     candles(CANDLES)
-    # Cheaper than every candle, and first by name: sorted in, it would lead a search for
-    # candles. Another category's product keeps the place relevance gave it.
     ProductFactory.create(sku="wrap", name="A Beeswax Food Wrap", price=Decimal("1.00"))
     embeddings_refresh(kind="products")
-    search = {"q": "beeswax candles"}
-    ranked = [row["sku"] for row in api_client.get(PRODUCTS_URL, search).json()["results"]]
-    field = ordering.removeprefix("-")
+    results = api_client.get(PRODUCTS_URL, SEARCH_FOR_CANDLES).json()["results"]
+    return [row["sku"] for row in results]
 
-    response = api_client.get(PRODUCTS_URL, {**search, "ordering": ordering})
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("ordering", "value"),
+    [("price", float), ("-price", float), ("name", str.lower), ("-name", str.lower)],
+)
+def test_search_results_in_the_best_matchs_category_are_sorted_as_asked(
+    api_client: APIClient, ordering: str, value: Callable[[str], Any]
+) -> None:
+    ranked = _candles_and_a_wrap_ranked(api_client)
+
+    response = api_client.get(PRODUCTS_URL, {**SEARCH_FOR_CANDLES, "ordering": ordering})
 
     rows = response.json()["results"]
+    # Another category's product keeps the place relevance gave it.
     assert ranked[0] != "wrap"
     assert [row["sku"] for row in rows].index("wrap") == ranked.index("wrap")
-    sorted_rows = [row for row in rows if row["sku"] != "wrap"]
-    values = [row[field].lower() if field == "name" else float(row[field]) for row in sorted_rows]
+    field = ordering.removeprefix("-")
+    values = [value(row[field]) for row in rows if row["sku"] != "wrap"]
     assert values == sorted(values, reverse=ordering.startswith("-"))
-    # dinner-pair and votive cost the same: relevance keeps its order between them.
-    if field == "price":
-        tied = [sku for sku in ranked if sku in {"dinner-pair", "votive"}]
-        assert [row["sku"] for row in rows if row["sku"] in tied] == tied
+
+
+@pytest.mark.django_db
+def test_search_results_of_one_price_keep_their_relevance_order_when_sorted_by_price(
+    api_client: APIClient,
+) -> None:
+    ranked = _candles_and_a_wrap_ranked(api_client)
+
+    response = api_client.get(PRODUCTS_URL, {**SEARCH_FOR_CANDLES, "ordering": "price"})
+
+    # dinner-pair and votive cost the same.
+    tied = [sku for sku in ranked if sku in {"dinner-pair", "votive"}]
+    assert [row["sku"] for row in response.json()["results"] if row["sku"] in tied] == tied
 
 
 @pytest.mark.django_db

@@ -829,8 +829,8 @@ def _ordered_exactly(queries: CaptureQueriesContext) -> bool:
 @pytest.mark.parametrize(
     ("room", "filters", "exact"),
     [
-        (0, {"category": True}, True),
-        (-1, {"category": True}, False),  # more products pass than the bound
+        (0, {"category": "filtered"}, True),
+        (-1, {"category": "filtered"}, False),  # more products pass than the bound
         (0, {"tags": ("organic",)}, True),
         (10**6, {"in_stock": True}, False),  # no index finds them: never read whole
     ],
@@ -838,11 +838,9 @@ def _ordered_exactly(queries: CaptureQueriesContext) -> bool:
 def test_a_filtered_search_orders_few_products_an_index_finds_exactly(
     settings: Any, room: int, filters: dict[str, Any], exact: bool
 ) -> None:
-    products_with_vectors(40, tags=["organic"], price=Decimal(5))
-    category = Product.objects.latest("pk").category
+    category = CategoryFactory.create(slug="filtered")
+    products_with_vectors(40, category=category, tags=["organic"], price=Decimal(5))
     ProductFactory.create(tags=["organic"], is_active=False)
-    if filters.pop("category", False):
-        filters["category"] = category.slug
     # The bound, ``room`` from the products that pass (other tests' may be stored too).
     passing = product_list(filters=ProductFilters(**filters)).count()
     settings.SEARCH_EXACT_ORDER_MAX_ROWS = passing + room
@@ -868,11 +866,11 @@ def test_a_filtered_search_orders_few_products_an_index_finds_exactly(
         ({"max_price": Decimal(5)}, 1, False),
         ({"min_price": Decimal(1)}, 1, False),
         ({"tags": ("organic",)}, 1, False),
-        ({"category": True}, 1, False),
+        ({"category": "filtered"}, 1, False),
         # The same, where √(scale * 42) is more than the products that pass: ordered exactly.
         ({"max_price": Decimal(5)}, 100, True),
         ({"tags": ("organic",)}, 100, True),
-        ({"category": True}, 100, True),
+        ({"category": "filtered"}, 100, True),
     ],
 )
 def test_a_filter_is_ordered_exactly_where_few_of_its_graphs_products_pass(
@@ -880,9 +878,12 @@ def test_a_filter_is_ordered_exactly_where_few_of_its_graphs_products_pass(
 ) -> None:
     settings.SEARCH_EXACT_ORDER_SCALE = scale
     prices = [Decimal("7.18"), Decimal("31.18"), *[Decimal(5)] * 40]
-    products_with_vectors(len(prices), price=factory.Iterator(prices), tags=["organic"])
-    if filters.pop("category", False):
-        filters["category"] = Product.objects.latest("pk").category.slug
+    products_with_vectors(
+        len(prices),
+        category=CategoryFactory.create(slug="filtered"),
+        price=factory.Iterator(prices),
+        tags=["organic"],
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE catalog_product")  # counts each graph's rows (reltuples)
 

@@ -1,4 +1,5 @@
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -281,20 +282,29 @@ def test_a_long_conversation_shows_its_latest_messages(staff_client: Client) -> 
     assert page.count("<td>user</td>") == 200
 
 
-@pytest.mark.parametrize("way", ["its delete page", "the list's delete action"])
+def _deleted_on_its_page(changelist: str, pk: object) -> tuple[str, dict[str, str]]:
+    return f"{changelist}{pk}/delete/", {"post": "yes"}
+
+
+def _deleted_from_the_list(changelist: str, pk: object) -> tuple[str, dict[str, str]]:
+    return changelist, {"action": "delete_selected", "_selected_action": str(pk), "post": "yes"}
+
+
+DELETE_WAYS = pytest.mark.parametrize(
+    "deleted", [_deleted_on_its_page, _deleted_from_the_list], ids=["its page", "the list"]
+)
+
+
+@DELETE_WAYS
 def test_a_superuser_can_delete_a_conversation_with_its_runs_and_their_followers_are_told(
-    staff_client: Client, django_capture_on_commit_callbacks, way: str
+    staff_client: Client, django_capture_on_commit_callbacks, deleted: Callable
 ) -> None:
     conversation = ConversationFactory.create()
     queued = AgentRunFactory.create(conversation=conversation)
     answered = AgentRunFactory.create(conversation=conversation, status=AgentRun.Status.SUCCEEDED)
 
     with django_capture_on_commit_callbacks(execute=True):
-        if way == "its delete page":
-            url, data = f"{CHANGELIST}{conversation.pk}/delete/", {"post": "yes"}
-        else:
-            selected = {"action": "delete_selected", "_selected_action": str(conversation.pk)}
-            url, data = CHANGELIST, {**selected, "post": "yes"}
+        url, data = deleted(CHANGELIST, conversation.pk)
         response = staff_client.post(url, data, follow=True)
 
     assert response.status_code == 200
@@ -623,9 +633,9 @@ def test_a_conversation_s_transcript_shows_the_customer_s_feedback_on_each_reply
     assert "unhelpful: Too slow." in page
 
 
-@pytest.mark.parametrize("way", ["its delete page", "the list's delete action"])
+@DELETE_WAYS
 def test_deleting_a_customer_account_tells_the_followers_of_its_conversations_runs(
-    staff_client: Client, django_capture_on_commit_callbacks, way: str
+    staff_client: Client, django_capture_on_commit_callbacks, deleted: Callable
 ) -> None:
     conversation = ConversationFactory.create()
     kept = ConversationFactory.create()
@@ -633,11 +643,7 @@ def test_deleting_a_customer_account_tells_the_followers_of_its_conversations_ru
     queued = AgentRunFactory.create(conversation=conversation)
 
     with django_capture_on_commit_callbacks(execute=True):
-        if way == "its delete page":
-            url, data = f"/admin/auth/user/{customer.pk}/delete/", {"post": "yes"}
-        else:
-            selected = {"action": "delete_selected", "_selected_action": str(customer.pk)}
-            url, data = "/admin/auth/user/", {**selected, "post": "yes"}
+        url, data = deleted("/admin/auth/user/", customer.pk)
         response = staff_client.post(url, data, follow=True)
 
     assert response.status_code == 200

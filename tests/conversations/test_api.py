@@ -1,4 +1,5 @@
 import uuid
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -549,31 +550,43 @@ def test_a_customer_deletes_their_conversation_with_its_messages_runs_and_feedba
     assert Message.objects.filter(conversation=kept).count() == 1
 
 
-@pytest.mark.parametrize(
-    ("run_state", "deleted"),
-    [
-        ({"status": "running", "deliveries": 1}, False),
-        ({"status": "cancelled", "deliveries": 1}, False),  # cancelled mid-turn
-        ({"status": "queued", "deliveries": 1}, True),  # queued again after a lost delivery
-    ],
-)
-def test_a_conversation_is_not_deleted_while_a_worker_writes_its_reply(
-    run_state: dict, deleted: bool
-) -> None:
+def _conversation_with_a_started_run(**run_state: Any) -> Conversation:
     conversation = _conversation_with_a_rated_reply()
     question = MessageFactory.create(conversation=conversation, content="And the price?")
     AgentRunFactory.create(
         conversation=conversation, user_message=question, started_at=timezone.now(), **run_state
     )
+    return conversation
+
+
+@pytest.mark.parametrize(
+    "run_state",
+    [
+        {"status": "running", "deliveries": 1},
+        {"status": "cancelled", "deliveries": 1},  # cancelled mid-turn
+    ],
+)
+def test_a_conversation_is_not_deleted_while_a_worker_writes_its_reply(run_state: dict) -> None:
+    conversation = _conversation_with_a_started_run(**run_state)
 
     response = _client_for(conversation.owner).delete(f"/api/conversations/{conversation.id}/")
 
-    assert response.status_code == (204 if deleted else 409)
-    if not deleted:
-        assert response.json()["code"] == "reply_in_progress"
-    assert Conversation.objects.filter(pk=conversation.pk).exists() is not deleted
-    assert Message.objects.filter(conversation_id=conversation.pk).count() == (0 if deleted else 3)
-    assert ReplyFeedback.objects.exists() is not deleted
+    assert response.status_code == 409
+    assert response.json()["code"] == "reply_in_progress"
+    assert Conversation.objects.filter(pk=conversation.pk).exists()
+    assert Message.objects.filter(conversation_id=conversation.pk).count() == 3
+    assert ReplyFeedback.objects.exists()
+
+
+def test_a_conversation_whose_run_was_queued_again_after_a_lost_delivery_is_deleted() -> None:
+    conversation = _conversation_with_a_started_run(status="queued", deliveries=1)
+
+    response = _client_for(conversation.owner).delete(f"/api/conversations/{conversation.id}/")
+
+    assert response.status_code == 204
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    assert not Message.objects.filter(conversation_id=conversation.pk).exists()
+    assert not ReplyFeedback.objects.exists()
 
 
 def test_a_queued_run_of_a_deleted_conversation_finds_nothing_to_run(
