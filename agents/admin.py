@@ -122,8 +122,9 @@ class AgentRunAdmin(ShopModelAdmin):
     readonly_fields = [
         "id", "conversation", "user_message", "status", "route", "agent", "node_sequence",
         "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "cost_usd",
-        "model_calls", "latency_ms", "error", "celery_task_id", "request_id", "deliveries",
-        "dispatched_at", "started_at", "finished_at", "created_at", "customer_feedback",
+        "model_calls", "latency_ms", "error", "silence", "celery_task_id", "request_id",
+        "deliveries", "dispatched_at", "started_at", "finished_at", "created_at",
+        "customer_feedback",
     ]  # fmt: skip
     exclude = ["tool_calls"]
 

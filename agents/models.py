@@ -19,6 +19,13 @@ class AgentRun(TimeStampedModel):
 
     FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
+    class Silence(models.TextChoices):
+        """Why a cancelled run posted nothing, when staff were the reason, not the customer."""
+
+        WITH_STAFF = "with_staff"
+        CLOSED = "closed"
+        ANSWERED_BY_STAFF = "answered_by_staff"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Indexed by run_conversation_order, which leads with it.
     conversation = models.ForeignKey(
@@ -40,6 +47,7 @@ class AgentRun(TimeStampedModel):
     cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal(0))
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    silence = models.CharField(max_length=20, choices=Silence.choices, blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
     # The X-Request-ID of the request that queued it (beemanhoney.common.request_ids): its task
     # carries it, whichever process dispatches the run.

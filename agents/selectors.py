@@ -14,15 +14,17 @@ from django.utils import timezone
 from agents.models import AgentRun, DailySpend
 from conversations.models import Conversation, Message, ReplyFeedback
 
-# Why a run posted nothing: staff had the conversation, or had closed it, before it answered.
-SILENCED = {
-    Conversation.Status.NEEDS_HUMAN: "The conversation is with staff; the assistant stays silent.",
-    Conversation.Status.CLOSED: "The conversation was closed; the assistant stays silent.",
+# What staff read of a run that posted nothing for staff's sake (``AgentRun.silence``).
+SILENCE_NOTES = {
+    AgentRun.Silence.WITH_STAFF: "The conversation is with staff; the assistant stays silent.",
+    AgentRun.Silence.CLOSED: "The conversation was closed; the assistant stays silent.",
+    # The conversation was the assistant's again, but its question had been answered.
+    AgentRun.Silence.ANSWERED_BY_STAFF: (
+        "Staff answered the message while the assistant wrote; it stays silent."
+    ),
 }
-
-# Why a run posted nothing though the conversation was the assistant's again: staff answered
-# its question while it ran (and handed the conversation back). Not silenced: it is answered.
-ANSWERED_BY_STAFF = "Staff answered the message while the assistant wrote; it stays silent."
+# Silenced with its message still unanswered: answered when staff hand the conversation back.
+UNANSWERED_SILENCES = (AgentRun.Silence.WITH_STAFF, AgentRun.Silence.CLOSED)
 
 
 def agent_run_get(*, owner: User, run_id: UUID) -> AgentRun | None:
@@ -39,7 +41,7 @@ def agent_run_silenced(*, run: AgentRun) -> bool:
     return (
         run.status == AgentRun.Status.CANCELLED
         and run.finished_at is not None
-        and run.error.startswith(tuple(SILENCED.values()))
+        and run.silence in UNANSWERED_SILENCES
     )
 
 

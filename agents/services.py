@@ -24,8 +24,7 @@ from agents.models import AgentRun
 from agents.pricing import Usage
 from agents.run_stream import run_event_publish, run_events_forget, runs_deleted_publish
 from agents.selectors import (
-    ANSWERED_BY_STAFF,
-    SILENCED,
+    SILENCE_NOTES,
     agent_run_answered_by_staff,
     agent_run_silenced,
     budget_exceeded,
@@ -64,7 +63,7 @@ def agent_run_requeue(*, run: AgentRun) -> AgentRun:
         if not agent_run_silenced(run=run):
             return run
         run.status = AgentRun.Status.QUEUED
-        run.error = run.route = run.agent = ""
+        run.error = run.silence = run.route = run.agent = ""
         run.node_sequence, run.tool_calls = [], []
         run.latency_ms = None
         run.deliveries = 0
@@ -172,7 +171,8 @@ def _start(run_id: str, task_id: str) -> AgentRun | None:
             return None
         if run.conversation.status != Conversation.Status.ACTIVE:
             run.status = AgentRun.Status.CANCELLED
-            run.error = SILENCED[Conversation.Status(run.conversation.status)]
+            run.silence = SILENCE_OF[Conversation.Status(run.conversation.status)]
+            run.error = SILENCE_NOTES[run.silence]
             run.finished_at = timezone.now()
             run.save()
             _after_finish(run)
@@ -302,7 +302,14 @@ def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | Non
         )
 
 
-def _silenced(run: AgentRun, *, handed_off: bool) -> str | None:
+# Why a run is silenced by its conversation's status, when that is not the assistant's.
+SILENCE_OF = {
+    Conversation.Status.NEEDS_HUMAN: AgentRun.Silence.WITH_STAFF,
+    Conversation.Status.CLOSED: AgentRun.Silence.CLOSED,
+}
+
+
+def _silenced(run: AgentRun, *, handed_off: bool) -> AgentRun.Silence | None:
     """Why this turn must post nothing, or None; in the caller's transaction, with the
     conversation locked until it commits.
 
@@ -320,8 +327,9 @@ def _silenced(run: AgentRun, *, handed_off: bool) -> str | None:
     if status == Conversation.Status.CLOSED or (
         status == Conversation.Status.NEEDS_HUMAN and not handed_off
     ):
-        return SILENCED[Conversation.Status(status)]
-    return ANSWERED_BY_STAFF if agent_run_answered_by_staff(run=run) else None
+        return SILENCE_OF[Conversation.Status(status)]
+    answered = agent_run_answered_by_staff(run=run)
+    return AgentRun.Silence.ANSWERED_BY_STAFF if answered else None
 
 
 def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
@@ -332,11 +340,12 @@ def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
     if run.status == AgentRun.Status.CANCELLED:
         run.error = joined_notes(run.error, detail)
         return True
-    silenced = _silenced(run, handed_off=handed_off)
-    if silenced is None:
+    silence = _silenced(run, handed_off=handed_off)
+    if silence is None:
         return False
     run.status = AgentRun.Status.CANCELLED
-    run.error = joined_notes(silenced, detail)
+    run.silence = silence
+    run.error = joined_notes(SILENCE_NOTES[silence], detail)
     return True
 
 

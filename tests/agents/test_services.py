@@ -272,6 +272,7 @@ def test_a_reply_in_flight_when_staff_reply_is_not_posted_after_theirs(settings)
     assert run.status == AgentRun.Status.CANCELLED
     assert run.finished_at is not None
     assert "with staff" in run.error
+    assert run.silence == AgentRun.Silence.WITH_STAFF
     assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
 
 
@@ -291,6 +292,7 @@ def test_a_reply_in_flight_when_staff_reply_and_hand_back_is_not_posted_after_th
     run.refresh_from_db()
     assert run.status == AgentRun.Status.CANCELLED
     assert "Staff answered" in run.error
+    assert run.silence == AgentRun.Silence.ANSWERED_BY_STAFF
     assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
 
 
@@ -322,6 +324,7 @@ def test_a_reply_in_flight_when_staff_close_the_conversation_is_not_posted(setti
     run.refresh_from_db()
     assert run.status == AgentRun.Status.CANCELLED
     assert "closed" in run.error
+    assert run.silence == AgentRun.Silence.CLOSED
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
 
 
@@ -371,6 +374,7 @@ def test_an_escalation_after_staff_took_over_is_not_posted_after_them(settings) 
     run.refresh_from_db()
     assert run.status == AgentRun.Status.CANCELLED
     assert "with staff" in run.error
+    assert run.silence == AgentRun.Silence.WITH_STAFF
     assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
 
 
@@ -426,6 +430,7 @@ def test_a_turn_failing_after_staff_took_over_posts_no_apology() -> None:
     run.refresh_from_db()
     assert run.status == AgentRun.Status.CANCELLED
     assert "with staff" in run.error
+    assert run.silence == AgentRun.Silence.WITH_STAFF
     assert "APIConnectionError" in run.error
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
 
@@ -462,6 +467,7 @@ def test_a_run_cancelled_mid_turn_makes_no_more_model_calls(settings) -> None:
         assert len(server.chat_requests()) == 1  # the route, asked before the cancel was read
     run.refresh_from_db()
     assert (run.status, run.error) == (AgentRun.Status.CANCELLED, "Cancelled by the customer.")
+    assert run.silence == ""  # the customer's doing: not answered when handed back
 
 
 def test_a_run_cancelled_mid_turn_does_not_hand_the_conversation_to_staff(settings) -> None:
