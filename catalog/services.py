@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from itertools import chain, count
 from typing import Any, TypeVar
 
@@ -152,23 +153,24 @@ def embeddings_refresh(
         counts = rows.aggregate(total=Count("pk"), current=Count("pk", filter=current))
         total, report.current = counts["total"], counts["current"]
         to_check = rows.exclude(current)
+    rebuild = (
+        ids is None
+        and not dry_run
+        and not connection.in_atomic_block
+        and _rebuilds_index(model, rows, table_rows=total, model_name=model_name, force=force)
+    )
+    flush = partial(
+        _embed_stale,
+        model,
+        report,
+        model_name=model_name,
+        force=force,
+        batch_size=batch_size,
+        dry_run=dry_run,
+    )
     stale: list[tuple[EmbeddedRow, str, str]] = []
-
-    def flush() -> None:
-        if dry_run:
-            report.embedded += len(stale)
-        elif stale:
-            loading = time.perf_counter()
-            backend = get_embedding_backend()  # built once per process: the first call loads
-            report.model_load_seconds += time.perf_counter() - loading
-            embedded = _embed(backend, stale, model_name, reuse_passages=not force)
-            report.passages_embedded += embedded.passages_embedded
-            # Rows saved meanwhile are not written (``_store_embeddings``): not counted either.
-            report.embedded += _store_embeddings(model, embedded, batch_size=batch_size)
-        stale.clear()
-
-    def refresh() -> None:
-        checked = report.current
+    checked = report.current
+    with _hnsw_indexes_rebuilt(model) if rebuild else nullcontext():
         for row in to_check.iterator(chunk_size=2000):
             checked += 1
             text = row.embedding_text()
@@ -178,30 +180,43 @@ def embeddings_refresh(
             else:
                 report.current += 1
             if len(stale) >= ENCODE_SLICE_ROWS:
-                flush()
+                flush(stale)
+                stale = []
             if on_progress and checked % batch_size == 0:
                 on_progress(checked, total)
-        flush()
+        flush(stale)
         if on_progress:
             on_progress(checked, total)
-
-    rebuild = (
-        ids is None
-        and not dry_run
-        and not connection.in_atomic_block
-        and _rebuilds_index(model, rows, table_rows=total, model_name=model_name, force=force)
-    )
-    if not rebuild:
-        refresh()
-    else:
-        with _hnsw_indexes_rebuilt(model):
-            refresh()
     report.seconds = time.perf_counter() - started
     logger.info(
         "catalog.embeddings_refreshed",
         extra={"kind": kind, "embedded": report.embedded, "current": report.current},
     )
     return report
+
+
+def _embed_stale(
+    model: type[EmbeddedRow],
+    report: EmbeddingReport,
+    stale: list[tuple[EmbeddedRow, str, str]],
+    *,
+    model_name: str,
+    force: bool,
+    batch_size: int,
+    dry_run: bool,
+) -> None:
+    """Embed and write the ``stale`` rows (each with its text and the text's hash), counted
+    in ``report`` (``embeddings_refresh``)."""
+    if dry_run:
+        report.embedded += len(stale)
+    elif stale:
+        loading = time.perf_counter()
+        backend = get_embedding_backend()  # built once per process: the first call loads
+        report.model_load_seconds += time.perf_counter() - loading
+        embedded = _embed(backend, stale, model_name, reuse_passages=not force)
+        report.passages_embedded += embedded.passages_embedded
+        # Rows saved meanwhile are not written (``_store_embeddings``): not counted either.
+        report.embedded += _store_embeddings(model, embedded, batch_size=batch_size)
 
 
 def embeddings_repair(*, saved_before: datetime, limit: int) -> dict[str, int]:
