@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
@@ -15,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from agents.graph.names import Route
-from agents.models import AgentRun
+from agents.models import AgentRun, DailySpend
 from agents.selectors import agent_run_report
 from beemanhoney.common.admin import ShopModelAdmin
 from conversations.models import ReplyFeedback
@@ -214,3 +215,27 @@ class AgentRunAdmin(ShopModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         raise PermissionDenied
+
+
+@admin.register(DailySpend)
+class DailySpendAdmin(ShopModelAdmin):
+    """Read-only: what each day's model calls cost, which the daily budget reads
+    (``DAILY_BUDGET_USD``). Kept when chats are deleted."""
+
+    list_display = ["day", "cost_usd", "share_of_budget"]
+    ordering = ["-day"]
+    date_hierarchy = "day"
+
+    @admin.display(description="share of the daily budget")
+    def share_of_budget(self, spend: DailySpend) -> str:
+        budget = settings.DAILY_BUDGET_USD
+        return f"{spend.cost_usd / budget:.0%}" if budget else "-"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

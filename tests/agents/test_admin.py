@@ -10,6 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import AgentRun
+from agents.pricing import Usage
+from agents.services import agent_run_usage_add
 from conversations.models import Message
 from tests.agents.factories import AgentRunFactory
 from tests.conversations.factories import (
@@ -259,3 +261,22 @@ def test_the_run_list_sorts_only_by_what_an_index_orders(client: Client) -> None
     listing = client.get(RUNS)
 
     assert listing.context["cl"].sortable_by == ["id", "created_at"]
+
+
+def test_staff_see_each_day_s_spend_against_the_daily_budget_read_only(
+    client: Client, settings
+) -> None:
+    settings.DAILY_BUDGET_USD = Decimal("20.00")
+    run = _finished_run(ConversationFactory.create(), route="sales", status="succeeded")
+    agent_run_usage_add(run_id=str(run.pk), usage=Usage(cost_usd=Decimal("5.00")))
+    run.conversation.delete()  # the day's spend stays
+    client.force_login(StaffFactory.create())
+
+    page = client.get("/admin/agents/dailyspend/")
+    change = client.get(f"/admin/agents/dailyspend/{timezone.localdate().isoformat()}/change/")
+
+    assert page.status_code == 200
+    assert "5.000000" in page.content.decode()
+    assert "25%" in page.content.decode()
+    assert "Add daily spend" not in page.content.decode()
+    assert "Save" not in change.content.decode()
