@@ -121,6 +121,17 @@ def _reply_checked(message: Message) -> Message:
     return message
 
 
+def _conversation_locked(conversation_id: UUID, *, no_key: bool = False) -> Conversation:
+    """The conversation, locked until the caller's transaction ends; ``DeletedMeanwhile`` if it
+    is gone. ``no_key``: a lock that leaves rows referring to it free to be written."""
+    locked = (
+        Conversation.objects.select_for_update(no_key=no_key).filter(pk=conversation_id).first()
+    )
+    if locked is None:
+        raise DeletedMeanwhile
+    return locked
+
+
 def reply_feedback_give(*, reply: Message, rating: str, comment: str = "") -> ReplyFeedback:
     """Record the customer's ``rating`` of the assistant's ``reply``, replacing any earlier
     verdict on it; an ``ApplicationError`` (``not_a_reply``) for another kind of message, and
@@ -130,13 +141,7 @@ def reply_feedback_give(*, reply: Message, rating: str, comment: str = "") -> Re
         # The reply's foreign key is checked only at commit, so a verdict on a reply deleted
         # meanwhile would fail there (a 500); holding its conversation keeps a customer's
         # delete (which locks it first) waiting until this commits.
-        locked = (
-            Conversation.objects.select_for_update(no_key=True)
-            .filter(pk=reply.conversation_id)
-            .first()
-        )
-        if locked is None:
-            raise DeletedMeanwhile
+        _conversation_locked(reply.conversation_id, no_key=True)
         feedback, _ = ReplyFeedback.objects.update_or_create(
             reply=reply, defaults={"rating": rating, "comment": comment.strip()}
         )
@@ -188,9 +193,7 @@ def message_post(
             # The status as it is now, not as the request read it: staff handing the
             # conversation back (or closing it) meanwhile lock it, and could not see this
             # message to answer it (or refuse it).
-            locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
-            if locked is None:
-                raise DeletedMeanwhile
+            locked = _conversation_locked(conversation.pk)
             if locked.status == Conversation.Status.CLOSED:
                 raise ApplicationError(
                     "This conversation is closed.", code="conversation_closed", status_code=409
