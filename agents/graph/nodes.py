@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from agents.graph.names import Node
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.graph.state import TurnState
-from agents.graph.tools import conversation_handed_off, turn_effects
+from agents.graph.tools import conversation_handed_off, turn_effects, turn_run_id
 from agents.providers import ChatProvider, streamed_chunks
 from agents.run_stream import run_event_publish, run_event_publish_many
 from agents.selectors import agent_run_cancelled
@@ -66,12 +66,8 @@ def _accounting(message: AIMessage | None) -> dict[str, Any]:
     return {} if message is None else {"model_calls": 1}
 
 
-def _run_id(config: RunnableConfig) -> str | None:
-    return config.get("configurable", {}).get("run_id")
-
-
 def _publish(config: RunnableConfig, type: str, data: dict[str, Any]) -> None:
-    if (run_id := _run_id(config)) is not None:
+    if (run_id := turn_run_id(config)) is not None:
         run_event_publish(run_id=run_id, type=type, data=data)
 
 
@@ -99,7 +95,7 @@ def make_agent(
                 STEP_LIMIT_REPLY, name=node, response_metadata={"finish_reason": "step_limit"}
             )
             return {"messages": [stop], "nodes": [node]}
-        if (run_id := _run_id(config)) is not None and agent_run_cancelled(run_id=run_id):
+        if (run_id := turn_run_id(config)) is not None and agent_run_cancelled(run_id=run_id):
             # The customer cancelled or closed: no more calls to pay for. Nothing is posted.
             stop = AIMessage("", name=node, response_metadata={"finish_reason": "cancelled"})
             return {"messages": [stop], "nodes": [node]}
@@ -133,7 +129,7 @@ def _streamed_response(model: Any, messages: list[Any], config: RunnableConfig) 
     from agents.turns import reply_leaks_instructions
 
     merged: Any = None
-    run_id = _run_id(config)
+    run_id = turn_run_id(config)
     streaming = run_id is not None
     for chunk in streamed_chunks(model.stream(messages, config)):
         merged = chunk if merged is None else merged + chunk

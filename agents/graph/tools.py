@@ -45,6 +45,11 @@ class TurnContext:
     conversation_id: str
 
 
+def turn_run_id(config: RunnableConfig) -> str | None:
+    """The run the turn answers; None for a graph run outside a turn (tests, benchmarks)."""
+    return config.get("configurable", {}).get("run_id")
+
+
 def turn_context(config: RunnableConfig) -> TurnContext:
     configurable = config.get("configurable", {})
     return TurnContext(
@@ -76,7 +81,7 @@ def conversation_handed_off(config: RunnableConfig, *, reason: str) -> bool:
     active), recorded in the run's ``TurnEffects``."""
     from conversations.services import conversation_handoff
 
-    run_id = config.get("configurable", {}).get("run_id")
+    run_id = turn_run_id(config)
     if run_id is not None and agent_run_cancelled(run_id=run_id):
         return False  # the customer cancelled or closed: staff are not to be called for it
     context = turn_context(config)
