@@ -66,7 +66,7 @@ class OpenAIProvider:
         prompt = [SystemMessage(SUPERVISOR_PROMPT), *messages]
         for chunk in streamed_chunks(model.stream(prompt, config)):
             merged = chunk if merged is None else merged + chunk
-        response = message_chunk_to_message(merged) if merged is not None else AIMessage("")
+        response = message_chunk_to_message(merged)
         assert isinstance(response, AIMessage)
         for call in response.tool_calls:
             if call["args"].get("route") in Route.__members__.values():
