@@ -40,10 +40,15 @@ TAG_TOO_LONG = (
 )
 
 
+def tag_stored(tag: str) -> str:
+    """A tag as stored: trimmed and lower-cased."""
+    return tag.strip().lower()
+
+
 def tags_normalised(tags: Iterable[str]) -> list[str]:
-    """Tags as stored: trimmed, lower-cased, without blanks or repeats. Tag filters match
-    exactly, so tags from the API and admin take the import's form."""
-    return list(dict.fromkeys(tag.strip().lower() for tag in tags if tag.strip()))
+    """Tags as stored (``tag_stored``), without blanks or repeats. Tag filters match exactly,
+    so tags from the API and admin take the import's form."""
+    return list(dict.fromkeys(tag_stored(tag) for tag in tags if tag.strip()))
 
 
 # A blank line, however written: an admin text box sends "\r\n" line ends.
@@ -271,7 +276,7 @@ class Product(TimeStampedModel, Embedded):
         # One too long as given already has the field's own error.
         lengthened: list[ValidationError] = []
         for nth, tag in enumerate(self.tags, start=1):
-            stored = tag.strip().lower()
+            stored = tag_stored(tag)
             if len(tag) <= TAG_MAX_LENGTH < len(stored):
                 params = {"nth": nth, "limit_value": TAG_MAX_LENGTH, "show_value": len(stored)}
                 lengthened.append(ValidationError(TAG_TOO_LONG, code="max_length", params=params))

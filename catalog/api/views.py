@@ -31,6 +31,7 @@ from catalog.models import (
     KnowledgeArticle,
     Product,
     sku_validator,
+    tag_stored,
     tag_validator,
 )
 
@@ -169,7 +170,7 @@ class TagFilterField(serializers.ListField):
             raise serializers.ValidationError(
                 list(dict.fromkeys(message for error in errors for message in error))
             ) from exc
-        tags = (tag.strip().lower() for value in values for tag in value.split(","))
+        tags = (tag_stored(tag) for value in values for tag in value.split(","))
         tags_given = list(dict.fromkeys(tag for tag in tags if tag))
         if any(len(tag) > TAG_MAX_LENGTH for tag in tags_given):
             raise serializers.ValidationError(
