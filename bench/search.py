@@ -112,10 +112,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # --- raw SQL timing ---------------------------------------------------------------------------
 
 
+def _vector_and_limit(vector: Any, limit: int) -> list[Any]:
+    return [vector, limit]
+
+
 @dataclass(frozen=True)
 class KnnMode:
     settings_sql: tuple[str, ...]
     sql: str
+    # The statement's parameters for a query vector and a limit.
+    bind: Callable[[Any, int], list[Any]] = _vector_and_limit
 
 
 def measure_knn(
@@ -142,7 +148,7 @@ def measure_knn(
             for statement in mode.settings_sql:
                 conn.execute(statement)
             for vector in vectors[:WARMUP_QUERIES]:
-                conn.execute(mode.sql, [vector, limit]).fetchall()
+                conn.execute(mode.sql, mode.bind(vector, limit)).fetchall()
         names = list(modes)
         ids: dict[str, list[list[int]]] = {name: [] for name in names}
         seconds: dict[str, list[float]] = {name: [] for name in names}
@@ -150,8 +156,9 @@ def measure_knn(
             turn = number % len(names)
             for name in names[turn:] + names[:turn]:
                 for vector in vectors[first : first + block]:
+                    params = modes[name].bind(vector, limit)
                     started = time.perf_counter()
-                    rows = connections[name].execute(modes[name].sql, [vector, limit]).fetchall()
+                    rows = connections[name].execute(modes[name].sql, params).fetchall()
                     seconds[name].append(time.perf_counter() - started)
                     ids[name].append([row[0] for row in rows])
     finally:
