@@ -406,6 +406,26 @@ def test_importing_a_file_again_costs_the_same_statements_however_many_rows(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("count", [5, 50])
+def test_an_import_of_new_rows_costs_the_same_statements_however_many_rows(
+    count: int, django_assert_max_num_queries
+) -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
+    ProductFactory.create(name="Meadow Honey 1", slug="meadow-honey-1")
+
+    # As an import of the same file again, and the slugs the new rows would take asked for at
+    # once, and the rows inserted in one statement.
+    with django_assert_max_num_queries(10):
+        report = product_import(rows=rows_of_two_categories(count))
+
+    assert report.summary() == f"created {count}, updated 0, unchanged 0, invalid 0"
+    slugs = dict(Product.objects.values_list("sku", "slug"))
+    assert slugs["BH-001"] == "meadow-honey-1-bh-001"
+    assert slugs["BH-004"] == "meadow-honey-4"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [5, 50])
 def test_an_import_that_changes_every_row_writes_each_once_and_reads_no_more(
     count: int, django_assert_max_num_queries
 ) -> None:
