@@ -53,12 +53,19 @@ class ShopModelAdmin(admin.ModelAdmin):
 
 class OutstandingTokenAdmin(ShopModelAdmin, token_admin.OutstandingTokenAdmin):
     """simplejwt's, without the token itself: a refresh token shown to staff who may view the
-    list would let them sign in as its user, a superuser included."""
+    list would let them sign in as its user, a superuser included. Nor may the list's URL
+    filter by it: whether a row is listed for ``?token__gte=...`` tells the token a character
+    at a time (as Django's user admin refuses ``password`` lookups)."""
 
     exclude = ("token",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [name for name in super().get_readonly_fields(request, obj) if name != "token"]
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if lookup.split(LOOKUP_SEP)[0] == "token":
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
 
 class BlacklistedTokenAdmin(ShopModelAdmin, token_admin.BlacklistedTokenAdmin):

@@ -559,6 +559,25 @@ def test_staff_see_a_customer_s_refresh_tokens_on_record_but_never_the_token(
 
 
 @pytest.mark.parametrize(
+    ("changelist", "lookup"),
+    [
+        ("/admin/token_blacklist/outstandingtoken/", "token__startswith"),
+        ("/admin/token_blacklist/outstandingtoken/", "token__gte"),
+        ("/admin/token_blacklist/outstandingtoken/", "token"),
+        ("/admin/token_blacklist/blacklistedtoken/", "token__token__startswith"),
+    ],
+)
+def test_the_token_lists_cannot_be_filtered_by_the_token_so_as_to_tell_it_a_character_at_a_time(
+    staff_client: Client, changelist: str, lookup: str
+) -> None:
+    token = str(RefreshToken.for_user(ConversationFactory.create().owner))
+
+    response = staff_client.get(changelist, {lookup: token[:40]})
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
     "changelist",
     ["/admin/token_blacklist/outstandingtoken/", "/admin/token_blacklist/blacklistedtoken/"],
 )
