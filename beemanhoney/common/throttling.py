@@ -4,6 +4,7 @@ import hashlib
 import logging
 import secrets
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -184,14 +185,24 @@ class LoginAccountThrottle(_SlidingWindowThrottle):
         # A DRF request's parsed body (JSON or a form), or a form's fields (the admin's login).
         data = getattr(request, "data", None)
         fields = data if isinstance(data, Mapping) else request.POST
-        username = fields.get("username")
-        if not isinstance(username, str) or not username:
+        username = _login_username(fields.get("username"))
+        if not username:
             return None  # refused by the login's own validation
         # A JSON body can hold a lone surrogate, which plain UTF-8 refuses; the login's own
         # validation refuses it (400), so the rate must not raise (500) before it gets there.
-        encoded = username.casefold().encode("utf-8", "surrogatepass")
+        encoded = username.encode("utf-8", "surrogatepass")
         ident = hashlib.sha256(encoded).hexdigest()[:32]
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def _login_username(value: object) -> str | None:
+    """The account a login's ``username`` tries, as one key for all its spellings: a number
+    as its text (the API's field takes one), without the white space either login strips,
+    NFKC-normalised as the admin's form does, and case-folded. None: no username the logins
+    would check. Each spelling counted apart was a fresh allowance of guesses."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return unicodedata.normalize("NFKC", str(value)).strip().casefold() or None
 
 
 LOGIN_RATES: tuple[type[_SlidingWindowThrottle], ...] = (LoginThrottle, LoginAccountThrottle)

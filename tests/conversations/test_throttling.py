@@ -347,3 +347,45 @@ def test_a_login_with_a_lone_surrogate_username_is_refused_as_invalid_not_an_err
     response = APIClient().post("/api/auth/token/", body, content_type="application/json")
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        # White space either login strips.
+        ["maya", " maya", "maya\t", "\u3000maya", "maya\u00a0"],
+        # Full-width letters, which the admin's form reads as plain ones.
+        ["maya", "\uff4d\uff41\uff59\uff41", "\uff2d\uff41\uff59\uff41", "ma\uff59a"],
+    ],
+)
+def test_an_account_s_failed_logins_count_together_however_its_username_is_spelt(
+    settings, spellings: list[str]
+) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login_account": "3/hour"}
+    UserFactory.create(username="maya", password="right-horse-battery")
+
+    codes = [
+        Client(REMOTE_ADDR=f"203.0.113.{n}")
+        .post("/admin/login/" if n % 2 else "/api/auth/token/", {"username": name, "password": "x"})
+        .status_code
+        for n, name in enumerate(spellings)
+    ]
+
+    assert codes[3:] == [429] * (len(spellings) - 3)
+
+
+def test_failed_logins_with_a_number_for_a_username_are_counted(settings) -> None:
+    # The API's username field takes a JSON number as its text, and checks that account.
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login_account": "2/hour"}
+    guess = {"username": 1234567, "password": "wrong"}
+
+    codes = [
+        APIClient(REMOTE_ADDR=f"203.0.113.{n}").post("/api/auth/token/", guess, format="json")
+        for n in range(3)
+    ]
+    as_text = APIClient(REMOTE_ADDR="203.0.113.9").post(
+        "/api/auth/token/", {**guess, "username": "1234567"}, format="json"
+    )
+
+    assert [response.status_code for response in codes] == [401, 401, 429]
+    assert as_text.status_code == 429
