@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from celery.schedules import crontab
@@ -78,6 +80,46 @@ def env_origins(name: str) -> list[str]:
     return origins
 
 
+def env_decimal(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name) or default
+    try:
+        value = Decimal(raw)
+    except ArithmeticError:
+        raise ImproperlyConfigured(f"{name} must be a number such as 0.50, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a number of 0 or more, got {raw!r}")
+    return value
+
+
+# How a throttle rate reads: DRF takes the period by its first letter ("20/hours" too).
+_RATE = re.compile(r"[1-9][0-9]*/[smhd][a-z]*")
+
+
+def env_rate(name: str, default: str) -> str:
+    raw = os.environ.get(name) or default
+    if not _RATE.fullmatch(raw):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 20/hour (a count, then /second, /minute, /hour or"
+            f" /day), got {raw!r}"
+        )
+    return raw
+
+
+def env_redis_url(name: str, default: str = "") -> str:
+    raw = env_str(name, default)
+    parts = urlsplit(raw)
+    if raw and (
+        parts.scheme not in {"redis", "rediss", "unix"}
+        or (parts.scheme != "unix" and not parts.hostname)
+    ):
+        # Its scheme and host only: the URL may hold a password.
+        raise ImproperlyConfigured(
+            f"{name} must be a URL such as redis://redis:6379/0, got one with scheme"
+            f" {parts.scheme!r} and host {parts.hostname!r}"
+        )
+    return raw
+
+
 DEBUG = env_bool("DEBUG", False)
 # The image sets EMBEDDED_SERVICES=0: a container missing either URL would otherwise run a
 # database and broker of its own, inside it, and lose them with it.
@@ -108,7 +150,7 @@ if not DEBUG and (
         " DEBUG is off (python -c 'import secrets; print(secrets.token_urlsafe(50))')"
     )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
 # Web pages of other origins whose scripts may call the API (a chat widget on the shop's own
 # site): none by default, "*" for any. The API authenticates by bearer token, never by cookie, so
 # no credentials are allowed across origins.
@@ -188,7 +230,7 @@ TEMPLATES = [
 
 # --- services: the given servers, or the embedded ones under ./var/ -------------------------
 DATABASE_URL = env_str("DATABASE_URL")
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_redis_url("REDIS_URL")
 if not DATABASE_URL or not REDIS_URL:
     from beemanhoney import embedded
 
@@ -208,8 +250,9 @@ try:
     }
 except ValueError:
     raise ImproperlyConfigured(
-        "DATABASE_URL is not a valid URL: a password with any of / + = ? # @ : must be"
-        " percent-encoded (or use letters, digits and - _ . ~ only)"
+        "DATABASE_URL is not a valid URL: it must look like postgresql://user:password@host:5432"
+        "/name, and a password with any of / + = ? # @ : must be percent-encoded (or use"
+        " letters, digits and - _ . ~ only)"
     ) from None
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
     "DATABASE_CONNECT_TIMEOUT", 5
@@ -228,6 +271,12 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "Europe/London")
+try:
+    ZoneInfo(TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"TIME_ZONE must be an IANA time zone such as Europe/London, got {TIME_ZONE!r}"
+    ) from None
 USE_I18N = True
 USE_TZ = True
 
@@ -306,14 +355,14 @@ SPECTACULAR_SETTINGS = {
 }
 
 THROTTLE_RATES = {
-    "message_post": env_str("THROTTLE_MESSAGE_POST", "12/min"),
-    "message_daily": env_str("THROTTLE_MESSAGE_DAILY", "300/day"),
-    "message_daily_address": env_str("THROTTLE_MESSAGE_DAILY_PER_IP", "1000/day"),
-    "guest_create": env_str("THROTTLE_GUEST_CREATE", "20/hour"),
-    "conversation_create": env_str("THROTTLE_CONVERSATION_CREATE", "30/hour"),
-    "login": env_str("THROTTLE_LOGIN", "10/min"),
-    "login_account": env_str("THROTTLE_LOGIN_ACCOUNT", "20/hour"),
-    "read": env_str("THROTTLE_READ", "600/min"),
+    "message_post": env_rate("THROTTLE_MESSAGE_POST", "12/min"),
+    "message_daily": env_rate("THROTTLE_MESSAGE_DAILY", "300/day"),
+    "message_daily_address": env_rate("THROTTLE_MESSAGE_DAILY_PER_IP", "1000/day"),
+    "guest_create": env_rate("THROTTLE_GUEST_CREATE", "20/hour"),
+    "conversation_create": env_rate("THROTTLE_CONVERSATION_CREATE", "30/hour"),
+    "login": env_rate("THROTTLE_LOGIN", "10/min"),
+    "login_account": env_rate("THROTTLE_LOGIN_ACCOUNT", "20/hour"),
+    "read": env_rate("THROTTLE_READ", "600/min"),
 }
 
 # A Redis that hangs rather than refusing (a failover, or a firewall or NAT dropping the
@@ -326,7 +375,7 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env_str("CACHE_URL") or REDIS_URL,
+        "LOCATION": env_redis_url("CACHE_URL") or REDIS_URL,
         "KEY_PREFIX": "bh-cache",
         "TIMEOUT": 300,
         "OPTIONS": {
@@ -362,6 +411,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150)
 # Redis redelivers an unacknowledged task after this long: it must outlast the hard limit.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300)
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
+    # A task still running when Redis redelivers it runs twice at once.
+    raise ImproperlyConfigured(
+        "CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT must"
+        f" hold, got {CELERY_TASK_SOFT_TIME_LIMIT} < {CELERY_TASK_TIME_LIMIT} <"
+        f" {CELERY_VISIBILITY_TIMEOUT}"
+    )
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # A worker's BRPOP blocks for 1 s (kombu's polling interval), well within it.
@@ -487,19 +543,47 @@ OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2)
 # Model calls one turn may make (supervisor + agent steps) before it stops politely.
 AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5)
-# US dollars per million tokens, per model: {"model": {"prompt": x, "completion": y}}.
-MODEL_PRICES_PER_MILLION = json.loads(
-    env_str(
-        "MODEL_PRICES_JSON",
-        '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.60},'
-        ' "gpt-4o": {"prompt": 2.50, "completion": 10.00},'
-        ' "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60}}',
+
+
+def env_model_prices(name: str, default: str) -> dict[str, dict[str, float]]:
+    """{"model": {"prompt": x, "completion": y}}, each price a number of 0 or more. A table
+    of another shape priced no call (the usage callback failed, and only logged it), so
+    neither spending limit below could ever be reached."""
+    raw = os.environ.get(name) or default
+    shape = (
+        f'{name} must be JSON such as {{"gpt-4o-mini": {{"prompt": 0.15, "completion": 0.60}}}}'
+        " (US dollars per million tokens, one entry a model)"
     )
+    try:
+        prices = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{shape}; it is not JSON") from None
+    if not isinstance(prices, dict) or not prices:
+        raise ImproperlyConfigured(f"{shape}; it names no model")
+    for model, price in prices.items():
+        if not (
+            isinstance(price, dict)
+            and set(price) == {"prompt", "completion"}
+            and all(
+                isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+                for value in price.values()
+            )
+        ):
+            raise ImproperlyConfigured(f"{shape}; got {price!r} for {model!r}")
+    return prices
+
+
+# US dollars per million tokens, per model.
+MODEL_PRICES_PER_MILLION = env_model_prices(
+    "MODEL_PRICES_JSON",
+    '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.60},'
+    ' "gpt-4o": {"prompt": 2.50, "completion": 10.00},'
+    ' "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60}}',
 )
 # Spending limits: past either, the model stops and staff take over (reason "budget"). Checked
 # as each run starts: runs already under way finish, so they can pass a limit by their cost.
-CONVERSATION_BUDGET_USD = Decimal(env_str("CONVERSATION_BUDGET_USD", "0.50"))
-DAILY_BUDGET_USD = Decimal(env_str("DAILY_BUDGET_USD", "25.00"))
+CONVERSATION_BUDGET_USD = env_decimal("CONVERSATION_BUDGET_USD", "0.50")
+DAILY_BUDGET_USD = env_decimal("DAILY_BUDGET_USD", "25.00")
 # Previous messages of the conversation the graph sees.
 AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12)
 # A run whose worker died this many times is failed instead of retried again.
@@ -586,7 +670,11 @@ if HANDOFF_NOTICE_EMAILS and not EMAIL_HOST and not DEBUG:
 # --- health -------------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0)
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

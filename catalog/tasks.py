@@ -18,6 +18,14 @@ PASSING_STATUSES = frozenset({408, 409, 429})
 EMBED_RETRY_BACKOFF_MAX_SECONDS = 600
 
 
+def embed_retry_wait_max() -> int:
+    """The longest a retry waits: a task held by a worker until its countdown ends is redelivered
+    to another once the broker's visibility timeout passes, so the wait and the run must both
+    fit inside it."""
+    inside = settings.CELERY_VISIBILITY_TIMEOUT - settings.CELERY_TASK_TIME_LIMIT
+    return max(1, min(EMBED_RETRY_BACKOFF_MAX_SECONDS, inside))
+
+
 def can_succeed_on_retry(error: Exception) -> bool:
     """Whether a later try can succeed: the database or the OpenAI API away, overloaded or
     rate-limiting (the client's own retries are quick; these wait longer). Not a bad request, a
@@ -42,7 +50,7 @@ def embed_rows(self: Task, kind: str, ids: list[int], force: bool = False) -> di
         countdown = get_exponential_backoff_interval(
             factor=settings.EMBEDDING_RETRY_BACKOFF_SECONDS,
             retries=self.request.retries,
-            maximum=EMBED_RETRY_BACKOFF_MAX_SECONDS,
+            maximum=embed_retry_wait_max(),
             full_jitter=True,
         )
         # After max_retries, retry() raises the error itself.

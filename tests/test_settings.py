@@ -108,7 +108,8 @@ def test_a_database_url_python_cannot_parse_gets_a_one_line_reason() -> None:
 
     refusal = _refused_start(env)
 
-    assert b"DATABASE_URL is not a valid URL: a password with any of" in refusal
+    assert b"DATABASE_URL is not a valid URL" in refusal
+    assert b"a password with any of / + = ? # @ : must be percent-encoded" in refusal
 
 
 def test_an_origin_with_a_path_or_no_scheme_gets_a_one_line_reason() -> None:
@@ -306,3 +307,46 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
     refusal = _refused_start(env)
 
     assert b"EMBEDDED_POSTGRES_VERSION must be one of [16, 18], not '15'" in refusal
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"THROTTLE_READ": "lots"}, b"THROTTLE_READ must be a rate such as 20/hour"),
+        ({"THROTTLE_LOGIN": "10/5m"}, b"THROTTLE_LOGIN must be a rate such as 20/hour"),
+        ({"THROTTLE_MESSAGE_POST": "12/ min"}, b"got '12/ min'"),
+        ({"MODEL_PRICES_JSON": "{bad"}, b"(US dollars per million tokens, one entry a model);"),
+        ({"MODEL_PRICES_JSON": '{"gpt-4o-mini": 0.15}'}, b"got 0.15 for 'gpt-4o-mini'"),
+        (
+            {"MODEL_PRICES_JSON": '{"m": {"input": 1, "output": 2}}'},
+            b"got {'input': 1, 'output': 2} for 'm'",
+        ),
+        ({"MODEL_PRICES_JSON": "{}"}, b"it names no model"),
+        ({"CONVERSATION_BUDGET_USD": "\u00a30.50"}, b"CONVERSATION_BUDGET_USD must be a number"),
+        ({"DAILY_BUDGET_USD": "-1"}, b"DAILY_BUDGET_USD must be a number of 0 or more"),
+        ({"LOG_LEVEL": "loud"}, b"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        ({"TIME_ZONE": "London"}, b"TIME_ZONE must be an IANA time zone such as Europe/London"),
+        ({"REDIS_URL": "localhost:6379"}, b"REDIS_URL must be a URL such as redis://redis:6379/0"),
+        ({"CACHE_URL": "redis//cache:6379/1"}, b"CACHE_URL must be a URL such as redis://"),
+        (
+            {"CELERY_TASK_TIME_LIMIT": "600"},
+            b"CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT"
+            b" must hold, got 120 < 600 < 300",
+        ),
+        ({"CSRF_TRUSTED_ORIGINS": "https://shop.example.com/"}, b"CSRF_TRUSTED_ORIGINS must list"),
+        ({"DATABASE_URL": "localhost:5432/db"}, b"it must look like postgresql://user:password@"),
+    ],
+)
+def test_a_value_the_server_could_not_use_stops_the_start_with_a_one_line_reason(
+    env: dict[str, str], reason: bytes
+) -> None:
+    refusal = _refused_start({**os.environ, **env})
+
+    assert reason in refusal
+
+
+def test_a_log_level_and_an_origin_are_read_in_any_case() -> None:
+    assert _settings_value("LOG_LEVEL", LOG_LEVEL="debug") == "'DEBUG'"
+    assert _settings_value(
+        "CSRF_TRUSTED_ORIGINS", CSRF_TRUSTED_ORIGINS="https://Shop.Example.com"
+    ) == repr(["https://shop.example.com"])

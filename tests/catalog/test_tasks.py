@@ -14,7 +14,7 @@ from catalog import services
 from catalog.embeddings import current_model_name, text_hash
 from catalog.models import EMBEDDING_DIMENSIONS, KnowledgeArticle, Product
 from catalog.services import product_create
-from catalog.tasks import embed_rows, repair_stale_embeddings
+from catalog.tasks import embed_retry_wait_max, embed_rows, repair_stale_embeddings
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 
@@ -149,3 +149,16 @@ def test_the_repair_stops_at_an_error_every_row_would_meet(
 
     assert len(openai_embeddings.embedding_requests()) == 1  # not once per row
     assert not any(is_embedded(p.pk) for p in stale)
+
+
+@pytest.mark.parametrize(
+    ("visibility_timeout", "time_limit", "longest"), [(300, 150, 150), (3600, 150, 600)]
+)
+def test_an_embedding_retry_waits_no_longer_than_the_broker_holds_it_for_one_worker(
+    settings, visibility_timeout: int, time_limit: int, longest: int
+) -> None:
+    # A retry past the visibility timeout (less the run's own time) was handed to a second worker.
+    settings.CELERY_VISIBILITY_TIMEOUT = visibility_timeout
+    settings.CELERY_TASK_TIME_LIMIT = time_limit
+
+    assert embed_retry_wait_max() == longest
