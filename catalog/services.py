@@ -874,11 +874,11 @@ def _rows_upsert(
                 new.append(model(**{key: getattr(row, key)}, **new_row_fields(row), **given))
                 continue
             if any(_differs(obj, name, value) for name, value in given.items()):
-                for name, value in given.items():
-                    setattr(obj, name, value)
                 # The file's columns alone: a stock level or a deactivation saved since the
                 # rows were read is not put back (as ``product_update``).
-                obj.save(update_fields=[*given, "updated_at"])
+                if not model.objects.filter(pk=obj.pk).update(**given, updated_at=timezone.now()):
+                    # Deleted since it was read: as a row saved meanwhile (``_rows_import``).
+                    raise IntegrityError(f"{key} {getattr(row, key)!r} was deleted meanwhile")
                 report.updated += 1
             else:
                 report.unchanged += 1

@@ -707,6 +707,24 @@ def test_an_import_meeting_a_category_another_request_saves_meanwhile_fails_in_o
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_import_changing_a_product_another_request_deletes_meanwhile_fails_in_one_line() -> None:
+    product_import(rows=catalog_rows())
+    rows = [{**row, "stock": "3"} for row in catalog_rows()]
+
+    with (
+        saved_meanwhile(lambda: Product.objects.filter(sku="BH-RAW-001").delete()),
+        pytest.raises(CatalogImportError) as excinfo,
+    ):
+        product_import(rows=rows)
+
+    assert str(excinfo.value) == (
+        "a change saved meanwhile conflicts with this import (sku 'BH-RAW-001' was deleted"
+        " meanwhile); nothing was imported: try again"
+    )
+    assert set(Product.objects.values_list("stock", flat=True)) != {3}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_import_writes_only_its_columns_over_what_was_saved_while_it_ran() -> None:
     product_import(rows=catalog_rows()[:1])
     prices_only = [{**catalog_rows()[0], "price": "9.95"}]
