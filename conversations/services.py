@@ -331,7 +331,12 @@ def conversation_close_by_customer(*, conversation: Conversation) -> Conversatio
     from agents.services import conversation_runs_cancel
 
     with transaction.atomic():
+        # Its runs before the conversation, as a worker locks them (``agents.services._start``;
+        # a turn's outcome: its run, then ``_silenced``): the other order deadlocked with a
+        # reply being stored, and the customer's close failed.
+        conversation_runs_cancel(conversation_id=conversation.pk)
         conversations_close(conversation_ids=[conversation.pk])
+        # And a run a message added before the close took the conversation: none can now.
         conversation_runs_cancel(conversation_id=conversation.pk)
     closed = Conversation.objects.filter(pk=conversation.pk).first()
     if closed is None:
@@ -347,8 +352,19 @@ def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:
     from agents.selectors import conversations_unfinished_run_ids
 
     with transaction.atomic():
-        run_ids = conversations_unfinished_run_ids(conversations=conversations)
-        conversations.delete()
+        # Locked before the rows to delete are read: a message posted meanwhile (its post locks
+        # its conversation) is then in before they are read, or its post finds the
+        # conversation gone. Read unlocked, a message stored after the read failed the delete
+        # as it committed.
+        ids = list(
+            Conversation.objects.select_for_update()
+            .filter(pk__in=conversations.values("pk"))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        locked = Conversation.objects.filter(pk__in=ids)
+        run_ids = conversations_unfinished_run_ids(conversations=locked)
+        locked.delete()
         transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
 
 

@@ -1,15 +1,25 @@
 """Conversation services against the database, including interleavings with staff actions."""
 
-import pytest
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
 
+import pytest
+from django.db import connection
+
+from agents import services as agents_services
 from agents.models import AgentRun
 from agents.services import agent_run_cancel, agent_run_execute
+from agents.turns import TurnResult
 from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
+from conversations import services
 from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import (
     conversation_close_by_customer,
     conversation_handoff,
     conversations_close,
+    conversations_delete,
     conversations_hand_back,
     message_post,
     reply_feedback_give,
@@ -18,6 +28,7 @@ from tests.agents.factories import AgentRunFactory
 from tests.agents.loopback import loopback_openai
 from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.fake_openai import ChatText, ChatToolCalls
+from tests.support.transactions import saved_meanwhile
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +139,95 @@ def test_rating_a_reply_whose_conversation_was_deleted_meanwhile_answers_404() -
 
     assert rated.value.status_code == 404
     assert not ReplyFeedback.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_deleting_a_conversation_as_its_customer_posts_delete_the_new_message_too() -> None:
+    conversation = ConversationFactory.create()
+    post = partial(message_post, conversation=conversation, author=conversation.owner)
+
+    # The post holds the conversation and its new message until it commits, a second on.
+    with saved_meanwhile(lambda: post(content="Still there?")):
+        conversations_delete(conversations=Conversation.objects.filter(pk=conversation.pk))
+
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
+    assert not AgentRun.objects.exists()
+
+
+def _in_thread(work: Callable[[], object], outcome: dict[str, object]) -> threading.Thread:
+    """``work()`` on a connection of its own; what it returned or raised, in ``outcome``."""
+
+    def run() -> None:
+        try:
+            outcome["returned"] = work()
+        except Exception as error:
+            outcome["raised"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_closing_as_a_reply_is_stored_waits_for_it_rather_than_deadlocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = AgentRunFactory.create(status=AgentRun.Status.RUNNING, deliveries=1)
+    run_locked = threading.Event()
+    silenced = agents_services._silenced
+
+    def silenced_after_the_close_began(run: AgentRun, *, handed_off: bool) -> object:
+        run_locked.set()  # the worker holds the run and turns to its conversation
+        time.sleep(1.0)
+        return silenced(run, handed_off=handed_off)
+
+    monkeypatch.setattr(agents_services, "_silenced", silenced_after_the_close_began)
+    result = TurnResult(
+        reply="Heather honey is in stock.", route="sales", agent="sales", provider="offline",
+        model_name="offline",
+    )  # fmt: skip
+    worker: dict[str, object] = {}
+    storing = _in_thread(lambda: agents_services._store(run, result, latency_ms=5), worker)
+    assert run_locked.wait(10)
+
+    closed = conversation_close_by_customer(conversation=run.conversation)
+    storing.join(30)
+
+    assert closed.status == Conversation.Status.CLOSED
+    assert "raised" not in worker
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.SUCCEEDED  # stored before the close, so kept
+    assert "deadlock" not in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_starting_a_run_as_its_customer_closes_finds_it_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = AgentRunFactory.create(celery_task_id="task-1")
+    closing = threading.Event()
+    close = services.conversations_close
+
+    def close_then_wait(**kwargs: object) -> int:
+        closed = close(**kwargs)  # type: ignore[arg-type]
+        closing.set()  # the conversation is locked until the close commits
+        time.sleep(1.0)
+        return closed
+
+    monkeypatch.setattr(services, "conversations_close", close_then_wait)
+    customer: dict[str, object] = {}
+    closer = _in_thread(
+        lambda: conversation_close_by_customer(conversation=run.conversation), customer
+    )
+    assert closing.wait(10)
+
+    started = agents_services._start(str(run.pk), "task-1")
+    closer.join(30)
+
+    assert "raised" not in customer
+    assert started is None
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.CANCELLED
