@@ -6,6 +6,7 @@ import logging
 import secrets
 import unicodedata
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -173,12 +174,16 @@ def message_post(
     author: User,
     content: str,
     idempotency_key: str | None = None,
+    quota: AbstractContextManager[object] | None = None,
 ) -> tuple[Message, AgentRun | None]:
     """Store the customer's message and, unless staff own the conversation, its queued run.
 
     Both are written in one transaction; the run is dispatched after commit. A repeated
     ``idempotency_key`` returns the original message and run and writes nothing; with other
-    content it is refused (422), as a key names one message.
+    content it is refused (422), as a key names one message. ``quota`` (the API's message
+    rates) is entered around storing the message alone, and gives back what it counted when
+    the block raises: a retry, a post refused, or one that lost a race with its own retry to
+    store the key, counts nothing.
     """
     from agents.services import agent_run_create
 
@@ -189,7 +194,7 @@ def message_post(
         if existing is not None:
             return existing
     try:
-        with transaction.atomic():
+        with transaction.atomic(), quota or nullcontext():
             # The status as it is now, not as the request read it: staff handing the
             # conversation back (or closing it) meanwhile lock it, and could not see this
             # message to answer it (or refuse it).

@@ -1,4 +1,3 @@
-from contextlib import nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -363,20 +362,15 @@ class MessageListApi(APIView):
                 ),
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        idempotency_key = key.validated_data.get("key")
-        # The message rates count stored messages: a retry of one already stored is answered
-        # without counting it again, and a post refused here or by the service counts nothing.
-        retry = idempotency_key is not None and (
-            selectors.message_by_idempotency_key(conversation=conversation, key=idempotency_key)
-            is not None
+        # The message rates count stored messages (ADR 0006): the service counts a message as
+        # it stores it, so a retry of one already stored, or a post refused, counts nothing.
+        message, run = services.message_post(
+            conversation=conversation,
+            author=authenticated_user(request),
+            content=payload.validated_data["content"],
+            idempotency_key=key.validated_data.get("key"),
+            quota=message_quota(request, self),
         )
-        with nullcontext() if retry else message_quota(request, self):
-            message, run = services.message_post(
-                conversation=conversation,
-                author=authenticated_user(request),
-                content=payload.validated_data["content"],
-                idempotency_key=idempotency_key,
-            )
         # Where the reply will be, as a 202 names its status monitor (RFC 9110, 15.3.3); none
         # while staff answer the conversation.
         location = {"Location": reverse("run-detail", kwargs={"run_id": run.pk})} if run else {}

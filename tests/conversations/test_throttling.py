@@ -1,8 +1,15 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
 import pytest
+from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
-from conversations.models import Message
+from conversations import services
+from conversations.models import Conversation, Message
 from tests.catalog.factories import CategoryFactory, ProductFactory
 from tests.conversations.factories import ConversationFactory, StaffFactory, UserFactory
 
@@ -141,6 +148,43 @@ def test_a_retry_of_a_stored_message_is_answered_after_the_rate_is_spent(setting
     assert retry.status_code == 202
     assert retry.json()["message"]["id"] == first["message"]["id"]
     assert new.status_code == 429
+    assert Message.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_posts_of_one_idempotency_key_at_once_count_once(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "message_post": "2/min"}
+    conversation = ConversationFactory.create()
+    url = f"/api/conversations/{conversation.id}/messages/"
+    both_counted = threading.Barrier(2, timeout=10)
+    conversation_locked = services._conversation_locked
+
+    def locked_once_both_are_counted(pk: UUID) -> Conversation:
+        both_counted.wait()  # each found no message under the key, and took the rate's count
+        return conversation_locked(pk)
+
+    monkeypatch.setattr(services, "_conversation_locked", locked_once_both_are_counted)
+
+    def post(_: int) -> Any:
+        try:
+            return _client_for(conversation.owner).post(
+                url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="key-1"
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(post, range(2)))
+    monkeypatch.undo()
+    new = _client_for(conversation.owner).post(
+        url, {"content": "Any heather honey?"}, HTTP_IDEMPOTENCY_KEY="key-2"
+    )
+
+    assert [answer.status_code for answer in answers] == [202, 202]
+    assert len({answer.json()["message"]["id"] for answer in answers}) == 1
+    assert new.status_code == 202  # one message stored of two a minute
     assert Message.objects.count() == 2
 
 
