@@ -386,13 +386,18 @@ def rows_of_two_categories(count: int) -> list[dict[str, str]]:
     ]
 
 
+@pytest.fixture
+def two_categories() -> None:
+    """The categories ``rows_of_two_categories`` names."""
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("count", [5, 50])
 def test_importing_a_file_again_costs_the_same_statements_however_many_rows(
-    count: int, django_assert_max_num_queries
+    count: int, django_assert_max_num_queries, two_categories: None
 ) -> None:
-    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
-    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
     product_import(rows=rows_of_two_categories(count))
 
     # A savepoint and its release, the foreign keys checked at once (SET CONSTRAINTS), the
@@ -407,10 +412,8 @@ def test_importing_a_file_again_costs_the_same_statements_however_many_rows(
 @pytest.mark.django_db
 @pytest.mark.parametrize("count", [5, 50])
 def test_an_import_of_new_rows_costs_the_same_statements_however_many_rows(
-    count: int, django_assert_max_num_queries
+    count: int, django_assert_max_num_queries, two_categories: None
 ) -> None:
-    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
-    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
     ProductFactory.create(name="Meadow Honey 1", slug="meadow-honey-1")
 
     # As an import of the same file again, and the slugs the new rows would take asked for at
@@ -427,10 +430,8 @@ def test_an_import_of_new_rows_costs_the_same_statements_however_many_rows(
 @pytest.mark.django_db
 @pytest.mark.parametrize("count", [5, 50])
 def test_an_import_that_changes_every_row_writes_each_once_and_reads_no_more(
-    count: int, django_assert_max_num_queries
+    count: int, django_assert_max_num_queries, two_categories: None
 ) -> None:
-    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
-    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
     product_import(rows=rows_of_two_categories(count))
     rows = [{**row, "price": "9.75"} for row in rows_of_two_categories(count)]
 
@@ -553,9 +554,9 @@ def test_an_import_that_may_not_create_categories_skips_the_rows_naming_new_ones
 
 
 @pytest.mark.django_db
-def test_an_import_that_may_not_create_categories_loads_a_file_naming_existing_ones() -> None:
-    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
-    CategoryFactory.create(name="Beeswax Goods & Wraps", slug="beeswax-goods")
+def test_an_import_that_may_not_create_categories_loads_a_file_naming_existing_ones(
+    two_categories: None,
+) -> None:
     rows = [
         {**row, "category": row["category"].replace("Beeswax Goods", "beeswax-goods")}
         for row in catalog_rows()
