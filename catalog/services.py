@@ -548,7 +548,8 @@ def _unique_slug(
     the field's length: as it is, else ending in ``suffix`` (a sku), else in a number too (skus
     that differ only in case slugify alike)."""
     for slug in _slug_candidates(model, base, suffix):
-        if slug not in taken if taken is not None else not _slug_exists(model, slug):
+        held = slug in taken if taken is not None else _slug_exists(model, slug)
+        if not held:
             return slug
     raise AssertionError("count() does not end")
 
@@ -574,7 +575,7 @@ class _ProductSlugsTaken:
     of the database for all the file's rows at once, when the first new row needs a slug (one
     statement a row was 40% of an import's time, profiled); a numbered slug, row by row."""
 
-    def __init__(self, rows: Iterable[ProductRow]) -> None:
+    def __init__(self, rows: list[ProductRow]) -> None:
         self.rows = rows
         self.given: set[str] = set()
 
