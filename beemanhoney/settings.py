@@ -666,6 +666,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "assistant@beemanhoney.co.uk"
 if HANDOFF_NOTICE_EMAILS and not EMAIL_HOST and not DEBUG:
     # The console backend would print the notices (customers' words) and tell no one.
     raise ImproperlyConfigured("HANDOFF_NOTICE_EMAILS needs EMAIL_HOST (SMTP) unless DEBUG=1")
+if (HANDOFF_NOTICE_EMAILS or HANDOFF_NOTICE_WEBHOOK_URL) and not DEBUG and not env_str("SITE_URL"):
+    raise ImproperlyConfigured(
+        "SITE_URL must be set (https://assistant.example.com) for hand-off notices unless"
+        " DEBUG=1: their admin links would point at 127.0.0.1"
+    )
 
 # --- health -------------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0)

@@ -151,6 +151,11 @@ def test_an_origin_with_a_path_or_no_scheme_gets_a_one_line_reason() -> None:
             {"HANDOFF_NOTICE_EMAILS": "shop@example.com", "DEBUG": "0", "EMAIL_HOST": ""},
             b"HANDOFF_NOTICE_EMAILS needs EMAIL_HOST (SMTP) unless DEBUG=1",
         ),
+        (
+            {"HANDOFF_NOTICE_WEBHOOK_URL": "https://hooks.example.com/secret-token", "DEBUG": "0"},
+            b"SITE_URL must be set (https://assistant.example.com) for hand-off notices unless"
+            b" DEBUG=1",
+        ),
     ],
 )
 def test_a_notice_channel_that_cannot_work_stops_the_start_with_a_one_line_reason(

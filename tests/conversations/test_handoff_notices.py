@@ -528,7 +528,10 @@ def test_a_notice_the_broker_did_not_take_goes_out_at_the_next_sweep_once(
         worker = WorkerProcess(
             broker_url=broker_url,
             queue=queue,
-            extra_env={"HANDOFF_NOTICE_WEBHOOK_URL": base_url + SECRET_PATH},
+            extra_env={
+                "HANDOFF_NOTICE_WEBHOOK_URL": base_url + SECRET_PATH,
+                "SITE_URL": "https://assistant.example.com",
+            },
         )
         try:
             with producing_to_broker(broker_url), tasks_sent_to(queue):
