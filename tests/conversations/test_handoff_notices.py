@@ -49,6 +49,15 @@ from tests.support.loopback_http import HtmlHandler, serving
 SECRET_PATH = "/services/T000/B000/secret-token"
 
 
+def _notice_worker_env(base_url: str) -> dict[str, str]:
+    """A worker's settings for notices to the loopback webhook at ``base_url`` (with DEBUG off
+    they need the site's address too)."""
+    return {
+        "HANDOFF_NOTICE_WEBHOOK_URL": base_url + SECRET_PATH,
+        "SITE_URL": "https://assistant.example.com",
+    }
+
+
 class WebhookHandler(HtmlHandler):
     """Keeps each POST's path and JSON body; answers ``status``."""
 
@@ -346,10 +355,7 @@ def notice_worker(test_broker_url, django_db_setup, django_db_blocker) -> Iterat
         worker = WorkerProcess(
             broker_url=test_broker_url,
             queue=queue,
-            extra_env={
-                "HANDOFF_NOTICE_WEBHOOK_URL": base_url + SECRET_PATH,
-                "SITE_URL": "https://assistant.example.com",
-            },
+            extra_env=_notice_worker_env(base_url),
         )
         with django_db_blocker.unblock():
             worker.start()
@@ -528,10 +534,7 @@ def test_a_notice_the_broker_did_not_take_goes_out_at_the_next_sweep_once(
         worker = WorkerProcess(
             broker_url=broker_url,
             queue=queue,
-            extra_env={
-                "HANDOFF_NOTICE_WEBHOOK_URL": base_url + SECRET_PATH,
-                "SITE_URL": "https://assistant.example.com",
-            },
+            extra_env=_notice_worker_env(base_url),
         )
         try:
             with producing_to_broker(broker_url), tasks_sent_to(queue):
