@@ -1,4 +1,3 @@
-import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +16,12 @@ from catalog.search_statements import forget_few_rows
 from catalog.services import catalog_statistics_refresh
 from catalog.spelling import forget_vocabularies
 from tests.support.browser import chromium_page
-from tests.support.celery_worker import WorkerProcess
+from tests.support.celery_worker import (
+    WorkerProcess,
+    new_queue_name,
+    queues_removed,
+    tasks_sent_to,
+)
 from tests.support.fake_openai import FakeOpenAIServer
 
 # Tests use their own Redis database so a `make run` worker on the same server never
@@ -87,11 +91,29 @@ def _plain_static_files() -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def test_queue() -> str:
-    """A queue of this session's own, so concurrent test runs never take each other's tasks."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
+def test_queue(test_broker_url: str) -> Iterator[str]:
+    """A queue of this session's own, so concurrent test runs never take each other's tasks;
+    it and every other queue the session named are removed from the broker at the end."""
+    queue = new_queue_name("test")
     celery_app.conf.task_default_queue = queue
-    return queue
+    yield queue
+    queues_removed(test_broker_url)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_unread_unless_a_worker_is_asked_for(
+    request: pytest.FixtureRequest, test_queue: str
+) -> Iterator[None]:
+    """Only a test that asks for ``celery_worker`` has its tasks run by it. Another test's reply,
+    run meanwhile, would add messages it does not expect and hold locks as pytest-django empties
+    the tables afterwards (a deadlock that failed CI). Tasks a module's fixture already sends to
+    a worker of its own still go there."""
+    sent_elsewhere = celery_app.conf.task_default_queue != test_queue
+    if sent_elsewhere or "celery_worker" in request.fixturenames:
+        yield
+        return
+    with tasks_sent_to(f"{test_queue}-unread"):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import redis
 from django.db import connection
 
 from beemanhoney.celery import app as celery_app
@@ -125,8 +126,23 @@ def producing_to_broker(url: str) -> Iterator[None]:
         celery_app.conf["broker_url"] = default_url
 
 
+# Every queue name this session made up, for ``queues_removed`` to clear from the broker.
+_queues_named: set[str] = set()
+
+
 def new_queue_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    _queues_named.add(name)
+    return name
+
+
+def queues_removed(broker_url: str) -> None:
+    """Delete from the broker what is left of the session's queues: their messages, and kombu's
+    bindings (the embedded broker keeps its data from one run to the next)."""
+    broker = redis.Redis.from_url(broker_url)
+    left = [key for name in _queues_named for key in broker.scan_iter(match=f"*{name}*")]
+    if left:
+        broker.delete(*left)
 
 
 def worker_of_its_own_queue(
