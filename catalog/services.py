@@ -23,6 +23,7 @@ from django.utils.text import slugify
 from pgvector.django import HnswIndex
 from psycopg import sql
 
+from beemanhoney.common.exceptions import DeletedMeanwhile
 from beemanhoney.common.models import max_length_of
 from catalog.embeddings import (
     EmbeddingBackend,
@@ -643,6 +644,8 @@ def _validated_save(
     ``ValidationError``, not an ``IntegrityError``; so does a row it refers to (a product's
     category) that another request deletes meanwhile."""
     with transaction.atomic():
+        if update_fields is not None:
+            _row_locked(row)
         _references_locked(row, exclude=exclude or [])
         row.full_clean(exclude=exclude)
         try:
@@ -652,6 +655,13 @@ def _validated_save(
             row.validate_unique(exclude=exclude)
             row.validate_constraints(exclude=exclude)
             raise
+
+
+def _row_locked(row: Model) -> None:
+    """Lock ``row`` for its update; ``DeletedMeanwhile`` if another request deleted it since it
+    was read (its save would fail as affecting no row)."""
+    if not type(row)._default_manager.select_for_update().filter(pk=row.pk).exists():
+        raise DeletedMeanwhile
 
 
 def _references_locked(row: Model, *, exclude: list[str]) -> None:

@@ -16,7 +16,7 @@ from django.utils.timesince import timesince
 from agents.models import AgentRun
 from agents.selectors import conversation_cost_usd
 from beemanhoney.common.admin import ShopModelAdmin
-from beemanhoney.common.exceptions import ApplicationError
+from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from beemanhoney.common.permissions import authenticated_user, model_permission
 from beemanhoney.common.text import clip
 from conversations.models import (
@@ -30,6 +30,7 @@ from conversations.models import (
 from conversations.selectors import ANSWERING_RUN_TRACE
 from conversations.services import (
     conversation_handoff,
+    conversation_retitle,
     conversations_close,
     conversations_delete,
     conversations_hand_back,
@@ -47,6 +48,11 @@ RUN_LINKS_SHOWN = "_transcript_links_runs"
 REPLY_REFUSED = "_staff_reply_refused"
 
 
+class _ReplyKeyField(forms.CharField):
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return False  # a new key each page load: not a change to put in the history
+
+
 class ConversationAdminForm(forms.ModelForm):
     staff_reply = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -56,13 +62,20 @@ class ConversationAdminForm(forms.ModelForm):
         "stays silent until the conversation is handed back to it.",
     )
     # One per page load: the same form submitted twice sends its reply once.
-    reply_key = forms.CharField(
+    reply_key = _ReplyKeyField(
         widget=forms.HiddenInput, required=False, max_length=32, initial=lambda: uuid.uuid4().hex
     )
 
     class Meta:
         model = Conversation
         fields = ["title"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The page posts the title it showed too: the title counts as changed only when the
+        # staff changed it, not when a colleague renamed it since (which would be undone).
+        if "title" in self.fields:  # not read-only (staff who may only view)
+            self.fields["title"].show_hidden_initial = True
 
     def clean_staff_reply(self) -> str:
         reply = self.cleaned_data["staff_reply"].strip()
@@ -242,9 +255,10 @@ class ConversationAdmin(ShopModelAdmin):
         self.message_user(request, f"{closed} conversation(s) closed.")
 
     def save_model(self, request: HttpRequest, obj: Conversation, form: Any, change: bool) -> None:
-        # Only what the form edits: the status and hand-off fields were read when the request
-        # began, and writing them back would undo a take-over or hand-off committed since.
-        obj.save(update_fields=[*ConversationAdminForm.Meta.fields, "updated_at"])
+        # Only what the staff changed: the status and hand-off fields were read when the
+        # request began, and writing them back would undo a take-over or hand-off since.
+        if "title" in form.changed_data:
+            conversation_retitle(conversation_id=obj.pk, title=obj.title)
         reply = form.cleaned_data.get("staff_reply", "")
         if not reply:
             return
@@ -255,7 +269,9 @@ class ConversationAdmin(ShopModelAdmin):
                 content=reply,
                 reply_key=form.cleaned_data.get("reply_key") or None,
             )
-        except ApplicationError as error:  # closed meanwhile
+        except DeletedMeanwhile:
+            raise  # ShopModelAdmin's page says so
+        except ApplicationError as error:  # closed meanwhile, or the page sent twice
             self.message_user(
                 request, f"Your reply was not sent ({error.message}): {reply}", messages.ERROR
             )

@@ -168,6 +168,15 @@ def conversation_create(*, owner: User, title: str = "") -> Conversation:
     return Conversation.objects.create(owner=owner, title=title[:120])
 
 
+def conversation_retitle(*, conversation_id: UUID, title: str) -> None:
+    """Staff rename a conversation; ``DeletedMeanwhile`` if it is gone."""
+    renamed = Conversation.objects.filter(pk=conversation_id).update(
+        title=title, updated_at=timezone.now()
+    )
+    if not renamed:
+        raise DeletedMeanwhile
+
+
 def message_post(
     *,
     conversation: Conversation,
@@ -413,13 +422,21 @@ def staff_message_post(
     """A staff member's reply. A reply takes the conversation over if the assistant still had
     it, so the two do not answer the customer at once. A repeated ``reply_key`` (the admin
     form's, sent again by a double click or a resubmitted page) returns the reply it stored
-    and writes nothing."""
+    and writes nothing; with other words (the page sent again with a new reply typed in), it
+    is refused rather than reported sent. ``DeletedMeanwhile`` if the conversation is gone."""
     content = message_content_checked(content)
     key = f"{STAFF_REPLY_KEY_PREFIX}{reply_key}" if reply_key else None
     with transaction.atomic():
         # The lock also serialises two submits of one form: the second finds the first's reply.
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = _conversation_locked(conversation.pk)
         if key and (sent := message_by_idempotency_key(conversation=locked, key=key)):
+            if sent.content != content:
+                raise ApplicationError(
+                    "this page's reply was already sent; send the new one from the page as it"
+                    " is now",
+                    code="reply_already_sent",
+                    status_code=409,
+                )
             return sent
         if locked.status == Conversation.Status.CLOSED:
             raise ApplicationError(

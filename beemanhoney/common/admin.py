@@ -3,17 +3,22 @@
 import math
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group
+from django.core.exceptions import BadRequest, ValidationError
+from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django_celery_results import admin as task_results_admin
 from django_celery_results.models import GroupResult, TaskResult
 from rest_framework_simplejwt.token_blacklist import admin as token_admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from beemanhoney.common.exceptions import DeletedMeanwhile
 from beemanhoney.common.throttling import account_counts_release, login_rates_check
 
 # Lookups a change list's URL may not filter by. A regular expression PostgreSQL cannot compile
@@ -43,12 +48,42 @@ def url_lookup_allowed(lookup: str, value: str) -> bool:
 class ShopModelAdmin(admin.ModelAdmin):
     """The base of the shop's ModelAdmins: a hand-made change list URL whose filter PostgreSQL
     cannot run (``?sku__regex=(``, ``?status__exact=%00``) is refused as a 400, which Django
-    makes of a refused lookup, rather than failing as a 500."""
+    makes of a refused lookup, rather than failing as a 500; so is an action on a selected id
+    that is not one (``_selected_action=abc``). A change page saved as a colleague deletes its
+    row says so, with nothing saved, rather than failing."""
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if not url_lookup_allowed(lookup, value):
             return False
         return super().lookup_allowed(lookup, value, request)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        for selected in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                self.opts.pk.to_python(selected)
+            except ValidationError:
+                message = f"{selected!r} is not the id of a {self.opts.verbose_name}."
+                raise BadRequest(message) from None
+        return super().response_action(request, queryset)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DeletedMeanwhile:  # raised by a service as the page saved (and rolled back)
+            self.message_user(
+                request,
+                f"This {self.opts.verbose_name} was deleted while you were editing it: nothing"
+                " was saved.",
+                messages.ERROR,
+            )
+            changelist = f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"
+            return HttpResponseRedirect(reverse(changelist))
 
 
 class OutstandingTokenAdmin(ShopModelAdmin, token_admin.OutstandingTokenAdmin):

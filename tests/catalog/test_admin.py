@@ -41,6 +41,7 @@ from tests.catalog.factories import (
     UserFactory,
 )
 from tests.support.celery_worker import new_queue_name, producing_to_broker, tasks_sent_to
+from tests.support.transactions import saved_meanwhile
 
 CHANGELIST = reverse("admin:catalog_product_changelist")
 IMPORT = reverse("admin:catalog_product_import")
@@ -1054,6 +1055,36 @@ def test_saving_a_product_page_that_changed_nothing_writes_and_queues_nothing(
     assert response.status_code == 302
     assert Product.objects.get().updated_at == product.updated_at
     assert callbacks == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_page_saved_as_a_colleague_deletes_the_product_says_so_and_saves_nothing(
+    staff_client: Client,
+) -> None:
+    product = ProductFactory.create(price=Decimal("9.50"))
+    change = reverse("admin:catalog_product_change", args=[product.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
+
+    with saved_meanwhile(Product.objects.filter(pk=product.pk).delete):
+        response = staff_client.post(change, form | {"price": "8.75"}, follow=True)
+
+    assert response.redirect_chain == [(reverse("admin:catalog_product_changelist"), 302)]
+    assert messages_of(response) == [
+        "This product was deleted while you were editing it: nothing was saved."
+    ]
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_action_on_a_selected_id_that_is_not_one_is_a_400(staff_client: Client) -> None:
+    ProductFactory.create()
+
+    response = staff_client.post(
+        reverse("admin:catalog_product_changelist"),
+        {"action": "re_embed", "_selected_action": ["abc"]},
+    )
+
+    assert response.status_code == 400
 
 
 # --- values the constraints refuse ------------------------------------------------------------

@@ -105,6 +105,79 @@ def test_a_staff_reply_to_a_conversation_closed_as_it_was_sent_is_shown_as_not_s
     assert not conversation.messages.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_staff_reply_to_a_conversation_deleted_as_it_was_sent_says_so_and_saves_nothing(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human")
+
+    with saved_meanwhile(Conversation.objects.filter(pk=conversation.pk).delete):
+        response = staff_client.post(
+            change_url(conversation), {"title": "", "staff_reply": "Sam here."}, follow=True
+        )
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == ["This conversation was deleted while you were editing it: nothing was saved."]
+    assert response.redirect_chain == [(CHANGELIST, 302)]
+    assert not Message.objects.exists()
+
+
+def test_a_new_reply_sent_again_from_a_page_already_sent_is_refused_not_reported_sent(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human")
+    page = {"title": "", "reply_key": "page-1"}
+    staff_client.post(
+        change_url(conversation), page | {"staff_reply": "First answer."}, follow=True
+    )
+
+    # The browser's Back button brings the sent page back, its key with it.
+    response = staff_client.post(
+        change_url(conversation), page | {"staff_reply": "Second answer."}, follow=True
+    )
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == [
+        "Your reply was not sent (this page's reply was already sent; send the new one from the"
+        " page as it is now): Second answer."
+    ]
+    assert list(conversation.messages.values_list("content", flat=True)) == ["First answer."]
+
+
+def test_a_reply_from_a_page_shown_before_a_colleague_renamed_the_chat_keeps_the_new_title(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human", title="Refund?")
+    page = {"title": "Refund?", "initial-title": "Refund?"}
+    Conversation.objects.filter(pk=conversation.pk).update(title="VIP: refund promised")
+
+    staff_client.post(change_url(conversation), page | {"staff_reply": "Sam here."})
+
+    conversation.refresh_from_db()
+    assert conversation.title == "VIP: refund promised"
+    assert conversation.messages.get().content == "Sam here."
+
+
+def test_staff_rename_a_conversation_from_its_page(staff_client: Client) -> None:
+    conversation = ConversationFactory.create(title="Refund?")
+
+    response = staff_client.post(
+        change_url(conversation), {"title": "Refund promised", "initial-title": "Refund?"}
+    )
+
+    assert response.status_code == 302
+    conversation.refresh_from_db()
+    assert conversation.title == "Refund promised"
+
+
+def test_an_action_on_a_selected_id_that_is_not_a_conversation_s_is_a_400(
+    staff_client: Client,
+) -> None:
+    response = staff_client.post(CHANGELIST, {"action": "take_over", "_selected_action": ["x"]})
+
+    assert response.status_code == 400
+
+
 def test_hand_back_returns_only_conversations_with_staff_to_the_assistant(
     staff_client: Client,
 ) -> None:
