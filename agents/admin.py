@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from agents.graph.names import Route
 from agents.models import AgentRun, DailySpend
@@ -97,6 +97,17 @@ def _report_line(line: dict[str, Any], *, since: datetime) -> dict[str, Any]:
     return shown
 
 
+def _laid_out(value: Any) -> str:
+    """``value`` as indented JSON; a string holding JSON (a tool's answer) too, and any other
+    string (a summary cut short, an exception's name) as it is."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 @admin.register(AgentRun)
 class AgentRunAdmin(ShopModelAdmin):
     """Read-only: a run is a record of what the assistant did. Its report (a link on the list)
@@ -152,8 +163,28 @@ class AgentRunAdmin(ShopModelAdmin):
 
     @admin.display(description="tool calls")
     def trace(self, run: AgentRun) -> str:
+        """A row a call: its node, tool, arguments and what it answered, each readable (a
+        result is the tool's JSON, as text: shown laid out, not as one quoted string)."""
+        if not run.tool_calls:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>",
+            (
+                (
+                    step.get("node", ""),
+                    f"{step.get('tool', '')} (refused)"
+                    if step.get("refused")
+                    else step.get("tool"),
+                    _laid_out(step.get("args", {})),
+                    _laid_out(step.get("result", "")),
+                )
+                for step in run.tool_calls
+            ),
+        )
         return format_html(
-            "<pre>{}</pre>", json.dumps(run.tool_calls, indent=2, ensure_ascii=False)
+            "<table><tr><th>node</th><th>tool</th><th>arguments</th><th>result</th></tr>{}</table>",
+            rows,
         )
 
     def get_urls(self) -> list[Any]:

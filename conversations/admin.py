@@ -1,8 +1,10 @@
 import uuid
 from typing import Any
+from uuid import UUID
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -106,6 +108,13 @@ def _run_link(message: Message, *, linked: bool) -> str:
     return format_html('<a href="{}">{}</a>', url, label)
 
 
+def _written_by(message: Message) -> str:
+    """The agent that wrote an assistant's reply, or the staff member who wrote theirs."""
+    if message.role == Message.Role.STAFF and message.author is not None:
+        return message.author.get_username()
+    return message.agent
+
+
 def _feedback_shown(message: Message) -> str:
     feedback = getattr(message, "feedback", None)
     return "" if feedback is None else str(feedback)
@@ -192,7 +201,7 @@ class ConversationAdmin(ShopModelAdmin):
         linked = getattr(conversation, RUN_LINKS_SHOWN, False)
         count = conversation.messages.count()
         latest = reversed(
-            conversation.messages.select_related("answering_run", "feedback")
+            conversation.messages.select_related("answering_run", "feedback", "author")
             .defer(*ANSWERING_RUN_TRACE)
             .order_by("-id")[:TRANSCRIPT_MESSAGES]
         )
@@ -204,7 +213,7 @@ class ConversationAdmin(ShopModelAdmin):
                 (
                     f"{timezone.localtime(message.created_at):%Y-%m-%d %H:%M:%S}",
                     message.role,
-                    message.agent,
+                    _written_by(message),
                     message.content,
                     _run_link(message, linked=linked),
                     _feedback_shown(message),
@@ -218,19 +227,31 @@ class ConversationAdmin(ShopModelAdmin):
             else f"{count} message(s)."
         )
         return format_html(
-            "<p>{}</p><table><tr><th>time</th><th>role</th><th>agent</th><th>content</th>"
+            "<p>{}</p><table><tr><th>time</th><th>role</th><th>by</th><th>content</th>"
             "<th></th><th>customer's feedback</th></tr>{}</table>",
             shown,
             rows,
         )
 
+    def _history_add(self, request: HttpRequest, ids: list[UUID], change: str) -> None:
+        """A line in the history of each conversation an action changed: who did what, when."""
+        changed = Conversation.objects.filter(pk__in=ids).only("pk", "title")
+        LogEntry.objects.log_actions(
+            user_id=authenticated_user(request).pk,
+            queryset=changed,
+            action_flag=CHANGE,
+            change_message=change,
+        )
+
     @admin.action(description="Take over (the assistant stays silent)", permissions=["change"])
     def take_over(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        taken = sum(
-            conversation_handoff(conversation_id=pk, reason=STAFF_TAKE_OVER_REASON)
+        taken = [
+            pk
             for pk in queryset.values_list("pk", flat=True)
-        )
-        self.message_user(request, f"{taken} conversation(s) taken over (active ones only).")
+            if conversation_handoff(conversation_id=pk, reason=STAFF_TAKE_OVER_REASON)
+        ]
+        self._history_add(request, taken, "Took over from the assistant.")
+        self.message_user(request, f"{len(taken)} conversation(s) taken over (active ones only).")
 
     @admin.action(description="Hand back to the assistant", permissions=["change"])
     def hand_back_to_assistant(
@@ -238,8 +259,9 @@ class ConversationAdmin(ShopModelAdmin):
     ) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         report = conversations_hand_back(conversation_ids=ids)
+        self._history_add(request, report.handed, "Handed back to the assistant.")
         self.message_user(
-            request, f"{report.handed} conversation(s) handed back (those with staff)."
+            request, f"{len(report.handed)} conversation(s) handed back (those with staff)."
         )
         for reason in sorted(set(report.over_budget)):
             self.message_user(
@@ -252,7 +274,8 @@ class ConversationAdmin(ShopModelAdmin):
     @admin.action(description="Close (no more messages)", permissions=["change"])
     def close_conversations(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         closed = conversations_close(conversation_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{closed} conversation(s) closed.")
+        self._history_add(request, closed, "Closed.")
+        self.message_user(request, f"{len(closed)} conversation(s) closed.")
 
     def save_model(self, request: HttpRequest, obj: Conversation, form: Any, change: bool) -> None:
         # Only what the staff changed: the status and hand-off fields were read when the

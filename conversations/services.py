@@ -283,10 +283,10 @@ def conversation_handoff(*, conversation_id: UUID | str, reason: str) -> bool:
 
 @dataclass
 class HandBack:
-    """What ``conversations_hand_back`` did: how many it handed back, and why each one it kept
+    """What ``conversations_hand_back`` did: which it handed back, and why each one it kept
     with staff over a budget was kept (``budget_exceeded``'s reason, one per conversation)."""
 
-    handed: int = 0
+    handed: list[UUID] = field(default_factory=list)
     over_budget: list[str] = field(default_factory=list)
 
 
@@ -312,8 +312,8 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> HandBack:
                 handed.append(conversation)
             else:
                 report.over_budget.append(reason)
-        report.handed = len(handed)
-        Conversation.objects.filter(pk__in=[c.pk for c in handed]).update(
+        report.handed = [conversation.pk for conversation in handed]
+        Conversation.objects.filter(pk__in=report.handed).update(
             status=Conversation.Status.ACTIVE,
             handoff_reason="",
             handoff_at=None,
@@ -330,13 +330,20 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> HandBack:
     return report
 
 
-def conversations_close(*, conversation_ids: list[UUID]) -> int:
-    """Close the open conversations among these (no more messages); how many."""
-    return (
-        Conversation.objects.filter(pk__in=conversation_ids)
-        .exclude(status=Conversation.Status.CLOSED)
-        .update(status=Conversation.Status.CLOSED, updated_at=timezone.now())
-    )
+def conversations_close(*, conversation_ids: list[UUID]) -> list[UUID]:
+    """Close the open conversations among these (no more messages); which it closed."""
+    with transaction.atomic():
+        closing = list(
+            Conversation.objects.select_for_update()
+            .filter(pk__in=conversation_ids)
+            .exclude(status=Conversation.Status.CLOSED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Conversation.objects.filter(pk__in=closing).update(
+            status=Conversation.Status.CLOSED, updated_at=timezone.now()
+        )
+    return closing
 
 
 def conversation_close_by_customer(*, conversation: Conversation) -> Conversation:

@@ -1,3 +1,4 @@
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -101,6 +102,28 @@ def test_staff_find_the_runs_whose_reply_a_customer_found_unhelpful(client: Clie
     assert list(listing.context["cl"].result_list) == [runs["unhelpful"]]
     assert "unhelpful: unhelpful reply" in page
     assert unrated.status_code == 200
+
+
+def test_a_run_s_page_lays_out_each_tool_call_s_arguments_and_answer(client: Client) -> None:
+    client.force_login(StaffFactory.create())
+    answer = json.dumps({"products": [{"sku": "BH-RAW-005", "name": "Heather Honey"}]})
+    run = AgentRunFactory.create(
+        tool_calls=[
+            {
+                "node": "sales",
+                "tool": "search_products",
+                "args": {"query": "heather"},
+                "result": answer,
+            },
+            {"node": "sales", "tool": "get_product", "args": {}, "result": "raised DataError"},
+        ]
+    )
+
+    page = client.get(f"{RUNS}{run.pk}/change/").content.decode()
+
+    assert "<pre>{\n  &quot;query&quot;: &quot;heather&quot;\n}</pre>" in page
+    assert "&quot;sku&quot;: &quot;BH-RAW-005&quot;" in page  # not \&quot;, as a quoted string
+    assert "<td>get_product</td><td><pre>{}</pre></td><td><pre>raised DataError</pre>" in page
 
 
 def _finished_run(conversation, *, route: str, status: str, latency_ms: int | None = None):

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client, RequestFactory
@@ -257,6 +258,31 @@ def test_close_ends_open_conversations(staff_client: Client) -> None:
     staff_client.post(CHANGELIST, action_data("close_conversations", active, with_staff))
 
     assert set(Conversation.objects.values_list("status", flat=True)) == {"closed"}
+
+
+def test_each_conversation_s_history_says_who_took_it_over_handed_it_back_and_closed_it() -> None:
+    conversation, already_closed = (
+        ConversationFactory.create(status="active"),
+        ConversationFactory.create(status="closed"),
+    )
+    clients = {name: Client() for name in ("sam", "alex")}
+    for name, client in clients.items():
+        client.force_login(StaffFactory.create(username=name))
+
+    for name, action in [
+        ("sam", "take_over"),
+        ("sam", "hand_back_to_assistant"),
+        ("alex", "close_conversations"),
+    ]:
+        clients[name].post(CHANGELIST, action_data(action, conversation, already_closed))
+
+    history = LogEntry.objects.filter(object_id=str(conversation.pk)).order_by("pk")
+    assert [(entry.user.username, entry.get_change_message()) for entry in history] == [
+        ("sam", "Took over from the assistant."),
+        ("sam", "Handed back to the assistant."),
+        ("alex", "Closed."),
+    ]
+    assert not LogEntry.objects.filter(object_id=str(already_closed.pk)).exists()
 
 
 def test_a_staff_reply_takes_an_active_conversation_over(staff_client: Client) -> None:
@@ -723,6 +749,19 @@ def test_a_conversation_s_transcript_shows_the_customer_s_feedback_on_each_reply
 
     assert "<th>customer's feedback</th>" in page
     assert "unhelpful: Too slow." in page
+
+
+def test_a_conversation_s_transcript_names_the_staff_member_who_wrote_each_reply(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human")
+    for name in ("sam", "alex"):
+        author = StaffFactory.create(username=name)
+        MessageFactory.create(conversation=conversation, role="staff", author=author)
+
+    page = staff_client.get(change_url(conversation)).content.decode()
+
+    assert re.findall(r"<td>staff</td><td>(\w*)</td>", page) == ["sam", "alex"]
 
 
 @DELETE_WAYS

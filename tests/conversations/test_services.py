@@ -4,6 +4,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from uuid import UUID
 
 import pytest
 from django.db import connection
@@ -211,7 +212,7 @@ def test_a_worker_starting_a_run_as_its_customer_closes_finds_it_cancelled(
     closing = threading.Event()
     close = services.conversations_close
 
-    def close_then_wait(**kwargs: object) -> int:
+    def close_then_wait(**kwargs: object) -> list[UUID]:
         closed = close(**kwargs)  # type: ignore[arg-type]
         closing.set()  # the conversation is locked until the close commits
         time.sleep(1.0)
