@@ -133,17 +133,21 @@ def _conversation_locked(conversation_id: UUID, *, no_key: bool = False) -> Conv
     return locked
 
 
-def reply_feedback_give(*, reply: Message, rating: str, comment: str = "") -> ReplyFeedback:
+def reply_feedback_give(
+    *, reply: Message, rating: str, comment: str = ""
+) -> tuple[ReplyFeedback, bool]:
     """Record the customer's ``rating`` of the assistant's ``reply``, replacing any earlier
-    verdict on it; an ``ApplicationError`` (``not_a_reply``) for another kind of message, and
-    ``DeletedMeanwhile`` if its conversation was deleted after the request read the reply."""
+    verdict on it, and say whether there was none (two first verdicts at once: the second
+    replaces the first); an ``ApplicationError`` (``not_a_reply``) for another kind of
+    message, and ``DeletedMeanwhile`` if its conversation was deleted after the request read
+    the reply."""
     _reply_checked(reply)
     with transaction.atomic():
         # The reply's foreign key is checked only at commit, so a verdict on a reply deleted
         # meanwhile would fail there (a 500); holding its conversation keeps a customer's
         # delete (which locks it first) waiting until this commits.
         _conversation_locked(reply.conversation_id, no_key=True)
-        feedback, _ = ReplyFeedback.objects.update_or_create(
+        feedback, created = ReplyFeedback.objects.update_or_create(
             reply=reply, defaults={"rating": rating, "comment": comment.strip()}
         )
     logger.info(
@@ -155,7 +159,7 @@ def reply_feedback_give(*, reply: Message, rating: str, comment: str = "") -> Re
         },
     )
     reply.feedback = feedback
-    return feedback
+    return feedback, created
 
 
 def reply_feedback_withdraw(*, reply: Message) -> bool:

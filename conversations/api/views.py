@@ -434,11 +434,10 @@ class ReplyFeedbackApi(APIView):
         reply = _own_message(request, conversation_id, message_id)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        given_before = getattr(reply, "feedback", None) is not None
-        feedback = services.reply_feedback_give(reply=reply, **payload.validated_data)
+        feedback, created = services.reply_feedback_give(reply=reply, **payload.validated_data)
         return Response(
             ReplyFeedbackOutputSerializer(feedback).data,
-            status=status.HTTP_200_OK if given_before else status.HTTP_201_CREATED,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     @extend_schema(

@@ -1,13 +1,17 @@
 """A customer's verdict on the assistant's replies: given, changed, withdrawn, shown."""
 
+from functools import partial
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from conversations.models import Message, ReplyFeedback
+from conversations.services import reply_feedback_give
 from tests.agents.factories import AgentRunFactory
 from tests.conversations.factories import ConversationFactory, MessageFactory, ReplyFeedbackFactory
+from tests.support.transactions import saved_meanwhile
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +71,20 @@ def test_rating_again_replaces_the_verdict_whole(reply: Message) -> None:
     assert list(ReplyFeedback.objects.values_list("reply", "rating", "comment")) == [
         (reply.id, "helpful", "")
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_first_ratings_at_once_the_second_replaces_the_first_and_answers_200(
+    reply: Message,
+) -> None:
+    first = partial(reply_feedback_give, reply=reply, rating="unhelpful")
+
+    # The first, from another tab, is stored but not committed as the second is read.
+    with saved_meanwhile(first):
+        second = _owner_of(reply).put(_url(reply), {"rating": "helpful"}, format="json")
+
+    assert second.status_code == 200
+    assert list(ReplyFeedback.objects.values_list("rating", flat=True)) == ["helpful"]
 
 
 def test_a_withdrawn_rating_is_gone_and_withdrawing_again_is_404(reply: Message) -> None:
