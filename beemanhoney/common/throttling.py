@@ -6,7 +6,7 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -242,15 +242,27 @@ MESSAGE_QUOTAS: tuple[type[_SlidingWindowThrottle], ...] = (
 )
 
 
-@contextmanager
-def message_quota(request: Any, view: Any) -> Iterator[None]:
-    """Count one customer message against the message rates, or raise ``Throttled`` (429).
+def message_quota(request: Any, view: Any) -> AbstractContextManager[None]:
+    """Count one customer message against the message rates (``quota_taken``)."""
+    return quota_taken(request, view, rates=MESSAGE_QUOTAS)
 
-    The rates bound messages, not requests (ADR 0006): a view takes the quota only for a post
-    that may store a message, just before storing it, and a block that raises (the message was
+
+def conversation_quota(request: Any, view: Any) -> AbstractContextManager[None]:
+    """Count one conversation opened against the customer's rate (``quota_taken``)."""
+    return quota_taken(request, view, rates=(ConversationCreateThrottle,))
+
+
+@contextmanager
+def quota_taken(
+    request: Any, view: Any, *, rates: tuple[type[_SlidingWindowThrottle], ...]
+) -> Iterator[None]:
+    """Count one thing stored against the ``rates``, or raise ``Throttled`` (429).
+
+    The rates bound what is stored, not requests (ADR 0006): a view takes the quota only for a
+    request that may store it, just before storing it, and a block that raises (it was
     refused) gives it back, as does a rate that refused when another had let it through.
     """
-    throttles = [throttle_class() for throttle_class in MESSAGE_QUOTAS]
+    throttles = [throttle_class() for throttle_class in rates]
     waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, view)]
     try:
         if waits:

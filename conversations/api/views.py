@@ -15,7 +15,6 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -46,9 +45,9 @@ from beemanhoney.common.serializers import (
     StrictSerializer,
 )
 from beemanhoney.common.throttling import (
-    ConversationCreateThrottle,
     GuestCreateThrottle,
     account_counts_release,
+    conversation_quota,
     login_rates_check,
     message_quota,
 )
@@ -207,13 +206,6 @@ class ConversationListApi(APIView):
 
         title = serializers.CharField(required=False, allow_blank=True, max_length=120)
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        throttles = super().get_throttles()
-        if self.request.method == "POST":
-            # One guest opened conversations as fast as the general rate let it.
-            throttles.append(ConversationCreateThrottle())
-        return throttles
-
     @extend_schema(
         operation_id="conversations_list",
         parameters=PAGE_PARAMETERS,
@@ -237,9 +229,11 @@ class ConversationListApi(APIView):
     def post(self, request: Request) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        conversation = services.conversation_create(
-            owner=authenticated_user(request), title=payload.validated_data.get("title", "")
-        )
+        # Conversations opened, not requests, count (ADR 0006): a refused one is not counted.
+        with conversation_quota(request, self):
+            conversation = services.conversation_create(
+                owner=authenticated_user(request), title=payload.validated_data.get("title", "")
+            )
         location = reverse("conversation-detail", kwargs={"conversation_id": conversation.pk})
         return Response(
             ConversationOutputSerializer(conversation).data,

@@ -107,6 +107,19 @@ def test_conversations_opened_are_limited_per_customer(settings) -> None:
     assert elsewhere.status_code == 201
 
 
+def test_only_conversations_opened_count_against_the_customer_s_rate(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "conversation_create": "2/hour"}
+    customer = _client_for(UserFactory.create())
+
+    refused = [customer.post("/api/conversations/", {"titel": "typo"}).status_code for _ in "ab"]
+    opened = [customer.post("/api/conversations/", {}).status_code for _ in "ab"]
+    over = customer.post("/api/conversations/", {})
+
+    assert refused == [400, 400]
+    assert opened == [201, 201]
+    assert over.status_code == 429
+
+
 def test_password_logins_are_limited_per_client_ip(settings) -> None:
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "3/min"}
     guess = {"username": "maya", "password": "wrong"}
