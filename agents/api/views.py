@@ -38,6 +38,7 @@ from beemanhoney.common.exceptions import error_responses
 from beemanhoney.common.permissions import authenticated_user
 from beemanhoney.common.renderers import JSONRenderer
 from beemanhoney.common.serializers import PlainFloatField, QueryParamsSerializer
+from beemanhoney.common.views import JsonErrorsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,8 @@ class RunCancelApi(APIView):
 
 
 class EventStreamRenderer(BaseRenderer):
-    """Lets clients ask for ``text/event-stream``; errors are still sent as JSON text."""
+    """Lets clients ask for ``text/event-stream``. The stream is the view's own response, and
+    its errors are JSON (``JsonErrorsMixin``): nothing is rendered with this but by mistake."""
 
     media_type = "text/event-stream"
     format = "sse"
@@ -169,7 +171,7 @@ class EventStreamRenderer(BaseRenderer):
         return json.dumps(data).encode()
 
 
-class RunEventsApi(APIView):
+class RunEventsApi(JsonErrorsMixin, APIView):
     """The run's live events as Server-Sent Events, resumable with ``Last-Event-ID``."""
 
     renderer_classes = [JSONRenderer, EventStreamRenderer]
@@ -195,13 +197,27 @@ class RunEventsApi(APIView):
             # 204 is what tells an EventSource to stop reconnecting.
             return HttpResponse(status=204)
         user_slot = _stream_slots_take(authenticated_user(request))
-        response = StreamingHttpResponse(
-            SlotHoldingStream(run_event_stream(run=run, after=after), user_slot=user_slot),
-            content_type="text/event-stream",
+        return _event_stream_headed(
+            StreamingHttpResponse(
+                SlotHoldingStream(run_event_stream(run=run, after=after), user_slot=user_slot)
+            )
         )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # nginx: pass events through unbuffered
-        return response
+
+    def head(self, request: Request, run_id: UUID) -> HttpResponseBase:
+        """What a GET answers, without the stream: a server sends no body to a HEAD, so a
+        stream's heartbeats never failed and it held its thread and slots to its time limit."""
+        run = _own_run(request, run_id)
+        after = _event_id(request.headers.get("Last-Event-ID", ""))
+        if run_stream_seen_to_the_end(run=run, after=after):
+            return HttpResponse(status=204)
+        return _event_stream_headed(HttpResponse())
+
+
+def _event_stream_headed(response: HttpResponseBase) -> HttpResponseBase:
+    response["Content-Type"] = "text/event-stream"
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass events through unbuffered
+    return response
 
 
 def _stream_slots_take(user: User) -> UserStreamSlot:

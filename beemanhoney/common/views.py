@@ -1,6 +1,8 @@
 """Error pages: API clients get JSON in the API's error shape, browsers get HTML. The schema
 view answers its errors in JSON too."""
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView
@@ -39,14 +41,22 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
-class SchemaApi(SpectacularAPIView):
-    """The OpenAPI schema: YAML, or JSON to a client that accepts it. Its errors (a ``POST``'s
-    405, an ``Accept`` it cannot serve's 406, a 429) are JSON in the API's error shape, as every
-    other API error: drf-spectacular rendered them as the schema, in YAML."""
+class JsonErrorsMixin:
+    """For an APIView whose success is not JSON (the schema's YAML, an event stream): its
+    errors are JSON in the API's error shape, as every other API error, not rendered as what
+    the client asked the success for."""
+
+    request: Any
 
     def handle_exception(self, exc: Exception) -> Response:
-        response = super().handle_exception(exc)
-        # finalize_response renders with the request's renderer, negotiated for the schema.
+        response = super().handle_exception(exc)  # type: ignore[misc]
+        # finalize_response renders with the request's renderer, negotiated for the success.
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = JSONRenderer.media_type
         return response
+
+
+class SchemaApi(JsonErrorsMixin, SpectacularAPIView):
+    """The OpenAPI schema: YAML, or JSON to a client that accepts it. Its errors (a ``POST``'s
+    405, an ``Accept`` it cannot serve's 406, a 429) are JSON: drf-spectacular rendered them
+    as the schema, in YAML."""

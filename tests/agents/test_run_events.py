@@ -220,6 +220,9 @@ def test_someone_elses_run_events_answer_404(finished_run) -> None:
     response = stranger.get(f"/api/runs/{run_id}/events/", HTTP_ACCEPT="text/event-stream")
 
     assert response.status_code == 404
+    # Asked for a stream, told why not in JSON, as every API error is told.
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
 
 
 def test_streams_past_the_per_process_cap_answer_503_and_slots_are_freed(

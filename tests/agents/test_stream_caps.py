@@ -90,6 +90,22 @@ def test_a_users_fifth_stream_is_refused_while_another_users_first_opens(custome
     assert neighbours.streaming
 
 
+def test_a_head_of_a_stream_answers_its_headers_and_takes_no_slot(customer) -> None:
+    guest = customer()
+    client = APIClient()
+    client.force_authenticate(guest)
+    run = AgentRunFactory.create(conversation__owner=guest)
+    url = f"/api/runs/{run.pk}/events/"
+
+    heads = [client.head(url, HTTP_ACCEPT="text/event-stream") for _ in range(5)]
+
+    assert [(head.status_code, head["Content-Type"]) for head in heads] == [
+        (200, "text/event-stream")
+    ] * 5
+    assert not any(head.streaming for head in heads)
+    assert _held(guest) == 0
+
+
 def test_a_stream_closed_or_run_to_its_end_frees_its_slot(customer, stream, settings) -> None:
     settings.SSE_MAX_STREAM_SECONDS = 0  # streams end as soon as they are read
     guest = customer()
