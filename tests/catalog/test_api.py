@@ -1,5 +1,6 @@
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -8,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.serializers import Serializer
 from rest_framework.test import APIClient
 
+from catalog import services
 from catalog.api.views import ProductOutputSerializer, product_output
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import CatalogImportError, embeddings_refresh, knowledge_import
@@ -18,6 +20,7 @@ from tests.catalog.factories import (
     ProductFactory,
     UserFactory,
 )
+from tests.support.transactions import saved_meanwhile
 
 PRODUCTS_URL = "/api/products/"
 
@@ -1041,6 +1044,44 @@ def test_staff_can_create_a_product(staff_client: APIClient) -> None:
     assert response.status_code == 201
     assert response.json()["slug"] == "linden-blossom-honey-340g"
     assert (product.price, product.stock, product.tags) == (Decimal("10.95"), 12, ["raw", "light"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_products_of_one_name_created_at_once_are_both_created_under_slugs_of_their_own(
+    staff_client: APIClient,
+) -> None:
+    payload = new_product_payload()
+    first = partial(
+        services.product_create, sku="BH-NEW-000", name=payload["name"],
+        category=Category.objects.get(), price=Decimal("10.95"),
+    )  # fmt: skip
+
+    # Another tab's create, not committed yet as this one looks its slug up.
+    with saved_meanwhile(first):
+        second = staff_client.post(PRODUCTS_URL, payload, format="json")
+
+    assert second.status_code == 201
+    assert sorted(Product.objects.values_list("slug", flat=True)) == [
+        "linden-blossom-honey-340g",
+        "linden-blossom-honey-340g-bh-new-001",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_articles_of_one_title_created_at_once_are_both_created_under_slugs_of_their_own(
+    staff_client: APIClient,
+) -> None:
+    payload = {"title": "UK delivery", "topic": "shipping", "body": "Two to four days."}
+    first = partial(services.knowledge_article_create, **payload)
+
+    with saved_meanwhile(first):
+        second = staff_client.post("/api/knowledge/", payload, format="json")
+
+    assert second.status_code == 201
+    assert sorted(KnowledgeArticle.objects.values_list("slug", flat=True)) == [
+        "uk-delivery",
+        "uk-delivery-2",
+    ]
 
 
 @pytest.mark.django_db
