@@ -200,7 +200,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # An ETag on every GET's answer, and 304 with no body to a client sending it back unchanged.
-    "django.middleware.http.ConditionalGetMiddleware",
+    "beemanhoney.common.middleware.ConditionalGetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "beemanhoney.common.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

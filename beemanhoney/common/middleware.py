@@ -1,13 +1,14 @@
-"""Django's CommonMiddleware, with the API's missing trailing slash answered as a client needs."""
+"""Django's CommonMiddleware and ConditionalGetMiddleware, answering the API as a client needs."""
 
 import json
 
-from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
 from django.http.response import HttpResponseBase
-from django.middleware import common
+from django.middleware import common, http
 from django.utils.http import escape_leading_slashes
 
 from beemanhoney.common.exceptions import error_body
+from beemanhoney.common.preconditions import PreconditionFailed
 from beemanhoney.common.views import is_api_path
 
 
@@ -34,3 +35,17 @@ class CommonMiddleware(common.CommonMiddleware):
                 content_type="application/json",
             )
         return super().process_response(request, response)
+
+
+class ConditionalGetMiddleware(http.ConditionalGetMiddleware):
+    """Django's, whose 412 (a GET whose ``If-Match`` names another ETag) is, under ``/api/``,
+    the API's JSON error, as a PATCH's is, not an empty ``text/html`` answer."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        response = super().process_response(request, response)
+        if response.status_code != 412 or not is_api_path(request.path):
+            return response
+        failed = PreconditionFailed()
+        return JsonResponse(error_body(failed.message, failed.code), status=412)

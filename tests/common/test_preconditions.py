@@ -91,3 +91,13 @@ def test_an_unchanged_row_read_again_with_its_etag_is_a_304(staff_client: APICli
     again = staff_client.get("/api/categories/raw-honey/", HTTP_IF_NONE_MATCH=first["ETag"])
 
     assert (again.status_code, again.content) == (304, b"")
+
+
+def test_a_read_whose_if_match_names_another_etag_is_a_412_in_the_api_s_error_shape(
+    staff_client: APIClient,
+) -> None:
+    refused = staff_client.get("/api/categories/raw-honey/", HTTP_IF_MATCH='"another"')
+
+    assert refused.status_code == 412
+    assert refused["Content-Type"] == "application/json"
+    assert refused.json()["code"] == "precondition_failed"
