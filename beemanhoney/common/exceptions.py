@@ -20,6 +20,7 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -118,6 +119,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, ApplicationError):
+        if exc.field and exc.status_code == status.HTTP_400_BAD_REQUEST:
+            # A field refused by a service reads as one refused by a serializer: the field's
+            # own code in error_codes, "invalid" above it.
+            refused = {exc.field: [ErrorDetail(exc.message, code=exc.code)]}
+            return Response(error_body("Invalid input.", "invalid", refused), status=400)
         errors = {exc.field: [exc.message]} if exc.field else None
         return Response(error_body(exc.message, exc.code, errors), status=exc.status_code)
 
