@@ -312,7 +312,10 @@ REST_FRAMEWORK = {
         "beemanhoney.common.authentication.PasswordBoundJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "beemanhoney.common.permissions.MethodAnswered",
+        "rest_framework.permissions.IsAuthenticated",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "beemanhoney.common.parsers.JSONParser",
         "beemanhoney.common.parsers.FormParser",

@@ -1,11 +1,35 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Model
 from django.http import HttpRequest
-from rest_framework.exceptions import NotAuthenticated
-from rest_framework.permissions import SAFE_METHODS, DjangoModelPermissions
+from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated
+from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 from rest_framework.request import Request
-from rest_framework.views import APIView
+
+if TYPE_CHECKING:
+    # Not at import: DRF imports the default permission classes as it defines APIView.
+    from rest_framework.views import APIView
+
+
+def method_answered_check(request: Request, view: APIView) -> None:
+    """``MethodNotAllowed`` (405) for a method ``view`` does not answer. DRF checks who may
+    before it looks for the method, so an anonymous PUT of a product was a 401 and a
+    customer's a 403, as if someone else might: no one may."""
+    method = (request.method or "").lower()
+    if method not in view.http_method_names or not hasattr(view, method):
+        raise MethodNotAllowed(request.method or "")
+
+
+class MethodAnswered(BasePermission):
+    """``method_answered_check``, first among a view's permissions."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        method_answered_check(request, view)
+        return True
 
 
 class IsStaffWithModelPermissionOrReadOnly(DjangoModelPermissions):
@@ -16,13 +40,14 @@ class IsStaffWithModelPermissionOrReadOnly(DjangoModelPermissions):
     model from."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
+        method_answered_check(request, view)
         if request.method in SAFE_METHODS:
             return True
         user = request.user
         model: type[Model] | None = getattr(view, "permission_model", None)
         if not (user.is_authenticated and user.is_staff) or model is None:
             return False
-        if request.method not in self.perms_map:  # DRF's own answer would be a 405
+        if request.method not in self.perms_map:
             return False
         return user.has_perms(self.get_required_permissions(request.method, model))
 
