@@ -18,8 +18,8 @@ from django.utils.html import format_html, format_html_join
 from agents.graph.names import Route
 from agents.models import AgentRun, DailySpend
 from agents.selectors import agent_run_report
-from beemanhoney.common.admin import ShopModelAdmin
-from conversations.models import ReplyFeedback
+from beemanhoney.common.admin import ShopModelAdmin, admin_link, viewable_annotated
+from conversations.models import Conversation, ReplyFeedback
 from conversations.selectors import reply_feedback_of_run
 
 
@@ -132,13 +132,13 @@ class AgentRunAdmin(ShopModelAdmin):
     sortable_by = ["id", "created_at"]
     show_full_result_count = False
     readonly_fields = [
-        "id", "conversation", "user_message", "status", "route", "agent", "node_sequence",
+        "id", "conversation_link", "user_message", "status", "route", "agent", "node_sequence",
         "trace", "provider", "model_name", "prompt_tokens", "completion_tokens", "cost_usd",
         "model_calls", "latency_ms", "error", "silence", "celery_task_id", "request_id",
         "deliveries", "dispatched_at", "started_at", "finished_at", "created_at",
         "customer_feedback",
     ]  # fmt: skip
-    exclude = ["tool_calls"]
+    exclude = ["tool_calls", "conversation"]  # the conversation is conversation_link
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[AgentRun], search_term: str
@@ -155,6 +155,15 @@ class AgentRunAdmin(ShopModelAdmin):
             return queryset.filter(Q(request_id=term) | Q(error__icontains=term)), False
         found = Q(pk=as_id) | Q(conversation_id=as_id) | Q(celery_task_id=str(as_id))
         return queryset.filter(found | Q(request_id=term)), False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AgentRun]:
+        rows = super().get_queryset(request)
+        return viewable_annotated(self, request, rows, conversations_viewable=Conversation)
+
+    @admin.display(description="conversation")
+    def conversation_link(self, run: AgentRun) -> str:
+        allowed = getattr(run, "conversations_viewable", False)
+        return admin_link(Conversation, run.conversation_id, allowed=allowed)
 
     @admin.display(description="customer's feedback")
     def customer_feedback(self, run: AgentRun) -> str:

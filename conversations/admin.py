@@ -17,7 +17,7 @@ from django.utils.timesince import timesince
 
 from agents.models import AgentRun
 from agents.selectors import conversation_cost_usd
-from beemanhoney.common.admin import ShopModelAdmin
+from beemanhoney.common.admin import ShopModelAdmin, admin_link, viewable_annotated
 from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from beemanhoney.common.permissions import authenticated_user, model_permission
 from beemanhoney.common.text import clip
@@ -78,6 +78,12 @@ class ConversationAdminForm(forms.ModelForm):
         # staff changed it, not when a colleague renamed it since (which would be undone).
         if "title" in self.fields:  # not read-only (staff who may only view)
             self.fields["title"].show_hidden_initial = True
+        if "staff_reply" in self.fields and self.instance.status == Conversation.Status.CLOSED:
+            # Greyed out in the page, not taken out of the form: a page shown before a colleague
+            # closed the chat still posts its reply, and is told it was not sent.
+            self.fields["staff_reply"].widget.attrs.update(
+                disabled=True, placeholder="This conversation is closed: it takes no more messages."
+            )
 
     def clean_staff_reply(self) -> str:
         reply = self.cleaned_data["staff_reply"].strip()
@@ -373,6 +379,12 @@ class ReplyFeedbackAdmin(ShopModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReplyFeedback]:
+        rows = super().get_queryset(request)
+        return viewable_annotated(
+            self, request, rows, runs_viewable=AgentRun, conversations_viewable=Conversation
+        )
+
     @admin.display(description="reply")
     def reply_excerpt(self, feedback: ReplyFeedback) -> str:
         return clip(feedback.reply.content, 120)
@@ -385,14 +397,13 @@ class ReplyFeedbackAdmin(ShopModelAdmin):
     def run_link(self, feedback: ReplyFeedback) -> str:
         if feedback.reply.run_id is None:
             return "-"
-        url = reverse("admin:agents_agentrun_change", args=[feedback.reply.run_id])
-        return format_html('<a href="{}">{}</a>', url, feedback.reply.run_id)
+        allowed = getattr(feedback, "runs_viewable", False)
+        return admin_link(AgentRun, feedback.reply.run_id, allowed=allowed)
 
     @admin.display(description="conversation")
     def conversation_link(self, feedback: ReplyFeedback) -> str:
-        conversation_id = feedback.reply.conversation_id
-        url = reverse("admin:conversations_conversation_change", args=[conversation_id])
-        return format_html('<a href="{}">{}</a>', url, conversation_id)
+        allowed = getattr(feedback, "conversations_viewable", False)
+        return admin_link(Conversation, feedback.reply.conversation_id, allowed=allowed)
 
 
 class UserAdmin(ShopModelAdmin, auth_admin.UserAdmin):

@@ -3,15 +3,18 @@
 import math
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group
 from django.core.exceptions import BadRequest, ValidationError
-from django.db.models import QuerySet
+from django.db import models
+from django.db.models import BooleanField, Field, QuerySet, Value
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django_celery_results import admin as task_results_admin
 from django_celery_results.models import GroupResult, TaskResult
@@ -19,6 +22,7 @@ from rest_framework_simplejwt.token_blacklist import admin as token_admin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from beemanhoney.common.exceptions import DeletedMeanwhile
+from beemanhoney.common.forms import PlainDecimalFormField, PlainIntegerFormField
 from beemanhoney.common.throttling import account_counts_release, login_rates_check
 
 # Lookups a change list's URL may not filter by. A regular expression PostgreSQL cannot compile
@@ -45,6 +49,31 @@ def url_lookup_allowed(lookup: str, value: str) -> bool:
     return REFUSED_URL_LOOKUPS.isdisjoint(lookup.split(LOOKUP_SEP))
 
 
+def admin_link(model: type[models.Model], pk: Any, *, allowed: bool) -> str:
+    """A link to the admin page of ``model``'s row ``pk``, shown by its id; the id alone where
+    the staff may not open it (``allowed``: a link answering 403 helps no one)."""
+    if not allowed:
+        return str(pk)
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[pk])
+    return format_html('<a href="{}">{}</a>', url, pk)
+
+
+def viewable_annotated(
+    model_admin: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[Any], **models_by_name: Any
+) -> QuerySet[Any]:
+    """``rows``, each with a flag per model in ``models_by_name`` saying whether the staff of
+    ``request`` may view its rows: a list's columns and a page's read-only fields are not given
+    the request, and the admin serves every request with one ``ModelAdmin``."""
+    flags = {
+        name: Value(
+            model_admin.admin_site.get_model_admin(model).has_view_permission(request),
+            output_field=BooleanField(),
+        )
+        for name, model in models_by_name.items()
+    }
+    return rows.annotate(**flags)
+
+
 class ShopModelAdmin(admin.ModelAdmin):
     """The base of the shop's ModelAdmins: a hand-made change list URL whose filter PostgreSQL
     cannot run (``?sku__regex=(``, ``?status__exact=%00``) is refused as a 400, which Django
@@ -56,6 +85,17 @@ class ShopModelAdmin(admin.ModelAdmin):
         if not url_lookup_allowed(lookup, value):
             return False
         return super().lookup_allowed(lookup, value, request)
+
+    def formfield_for_dbfield(
+        self, db_field: Field, request: HttpRequest, **kwargs: Any
+    ) -> forms.Field | None:
+        """Numbers read as the API and the imports read them: "1e3" is no price."""
+        if not db_field.choices:
+            if isinstance(db_field, models.DecimalField):
+                kwargs.setdefault("form_class", PlainDecimalFormField)
+            elif isinstance(db_field, models.IntegerField):
+                kwargs.setdefault("form_class", PlainIntegerFormField)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         for selected in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):

@@ -917,6 +917,29 @@ def test_the_product_form_names_a_refused_tag_with_the_whole_reason(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "written", "error"),
+    [
+        ("price", "1e3", "Enter a number."),
+        ("price", "1_000", "Enter a number."),
+        ("price", "\u0663", "Enter a number."),
+        ("stock", "5.0", "Enter a whole number."),
+        ("weight_grams", "3e2", "Enter a whole number."),
+    ],
+)
+def test_the_product_form_refuses_a_number_the_api_and_the_imports_refuse(
+    staff_client: Client, field: str, written: str, error: str
+) -> None:
+    data = product_form_data(CategoryFactory.create(), **{field: written})
+
+    response = staff_client.post(reverse("admin:catalog_product_add"), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {field: [error]}
+    assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("tags", ["spicy, hot,", "spicy,, hot", " , spicy, hot"])
 def test_the_product_form_drops_blank_tags_as_the_model_does(
     staff_client: Client, tags: str

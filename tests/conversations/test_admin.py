@@ -498,6 +498,17 @@ def test_staff_who_may_only_view_a_conversation_see_no_reply_box(client: Client)
     assert "Reply key" not in page
 
 
+def test_a_closed_conversation_s_reply_box_is_greyed_out_saying_why(staff_client: Client) -> None:
+    closed, active = (ConversationFactory.create(status=s) for s in ("closed", "active"))
+
+    pages = [staff_client.get(change_url(c)).content.decode() for c in (closed, active)]
+
+    greyed = re.compile(
+        r'<textarea name="staff_reply"[^>]* disabled placeholder="This conversation'
+    )
+    assert [bool(greyed.search(page)) for page in pages] == [True, False]
+
+
 def test_staff_who_may_change_conversations_work_the_queue(client: Client) -> None:
     agent = StaffFactory.create(is_superuser=False)
     agent.user_permissions.set(
@@ -637,6 +648,33 @@ def test_a_conversation_links_its_runs_only_for_staff_who_may_view_them(
 
     assert shown in page
     assert ("/admin/agents/agentrun/" in page) is ("view_agentrun" in codenames)
+
+
+@pytest.mark.parametrize(
+    "codenames",
+    [
+        ["view_replyfeedback", "view_agentrun"],
+        ["view_replyfeedback", "view_conversation"],
+        ["view_replyfeedback", "view_agentrun", "view_conversation"],
+    ],
+)
+def test_feedback_and_run_pages_link_only_what_their_staff_may_open(
+    client: Client, codenames: list[str]
+) -> None:
+    staff = StaffFactory.create(is_superuser=False)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(staff)
+    reply = _rated_reply("unhelpful", "Too slow.")
+    pages = [
+        client.get("/admin/conversations/replyfeedback/"),
+        client.get(f"/admin/conversations/replyfeedback/{reply.feedback.pk}/change/"),
+        client.get(f"/admin/agents/agentrun/{reply.run_id}/change/"),
+    ]
+
+    links = re.compile(r'href="/admin/[a-z_]+/(agentrun|conversation)/[0-9a-f-]+/change/"')
+    linked = {model for page in pages for model in links.findall(page.content.decode())}
+    may_open = {name for name in ("agentrun", "conversation") if f"view_{name}" in codenames}
+    assert linked == may_open
 
 
 def test_staff_see_a_customer_s_refresh_tokens_on_record_but_never_the_token(
