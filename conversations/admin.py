@@ -29,7 +29,7 @@ from conversations.models import (
     Message,
     ReplyFeedback,
 )
-from conversations.selectors import ANSWERING_RUN_TRACE
+from conversations.selectors import ANSWERING_RUN_TRACE, conversations_waiting_since_annotated
 from conversations.services import (
     conversation_handoff,
     conversation_retitle,
@@ -324,7 +324,8 @@ class HandoffQueueAdmin(ConversationAdmin):
     ordering = ["handoff_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return super().get_queryset(request).filter(status=Conversation.Status.NEEDS_HUMAN)
+        waiting = super().get_queryset(request).filter(status=Conversation.Status.NEEDS_HUMAN)
+        return conversations_waiting_since_annotated(conversations=waiting)
 
     # A proxy model has permissions of its own, which no one thinks to grant: staff who may
     # view or change conversations may do the same here.
@@ -354,7 +355,8 @@ class HandoffQueueAdmin(ConversationAdmin):
 
     @admin.display(description="waiting for")
     def waiting(self, conversation: Conversation) -> str:
-        return timesince(conversation.handoff_at) if conversation.handoff_at else "-"
+        since = getattr(conversation, "waiting_since", None)
+        return timesince(since) if since else "answered"
 
 
 @admin.register(ReplyFeedback)

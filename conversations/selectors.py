@@ -6,7 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
@@ -142,3 +142,28 @@ def unanswered_customer_message(*, conversation: Conversation) -> Message | None
         return None
     run = getattr(last, "answering_run", None)
     return last if run is None or agent_run_silenced(run=run) else None
+
+
+def conversations_waiting_since_annotated(
+    *, conversations: QuerySet[Conversation]
+) -> QuerySet[Conversation]:
+    """``conversations``, each with ``waiting_since``: since when its customer has waited for
+    staff (the hand-off, or their first message after staff's last reply since it), or None
+    when staff's reply has the last word."""
+    messages = Message.objects.filter(conversation=OuterRef("pk"))
+    last_staff_reply = messages.filter(role=Message.Role.STAFF).order_by("-id")
+    rows = conversations.annotate(
+        last_staff_reply_at=Subquery(last_staff_reply.values("created_at")[:1])
+    )
+    first_since = messages.filter(
+        role=Message.Role.USER, created_at__gt=OuterRef("last_staff_reply_at")
+    ).order_by("id")
+    no_reply_since_the_hand_off = Q(last_staff_reply_at=None) | Q(
+        last_staff_reply_at__lt=F("handoff_at")
+    )
+    return rows.annotate(
+        waiting_since=Case(
+            When(no_reply_since_the_hand_off, then=F("handoff_at")),
+            default=Subquery(first_since.values("created_at")[:1]),
+        )
+    )

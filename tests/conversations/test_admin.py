@@ -442,6 +442,37 @@ def test_the_needs_human_queue_lists_waiting_conversations_oldest_first(staff_cl
     assert page.count('class="action-select"') == 2
 
 
+def test_the_queue_says_how_long_each_customer_has_waited_since_staff_last_answered(
+    staff_client: Client,
+) -> None:
+    now = timezone.now()
+    chats = {
+        name: ConversationFactory.create(status="needs_human", handoff_at=now - timedelta(hours=3))
+        for name in ("unanswered", "answered", "asked again", "answered before the hand-off")
+    }
+    said = [
+        ("answered", "staff", 2),
+        ("asked again", "staff", 2),
+        ("asked again", "user", 1),
+        ("asked again", "user", 0.5),
+        ("answered before the hand-off", "staff", 4),
+    ]
+    for name, role, hours_ago in said:
+        message = MessageFactory.create(conversation=chats[name], role=role)
+        Message.objects.filter(pk=message.pk).update(created_at=now - timedelta(hours=hours_ago))
+
+    listing = staff_client.get("/admin/conversations/handoffqueueentry/")
+
+    cl = listing.context["cl"]
+    waiting = {row.pk: cl.model_admin.waiting(row) for row in cl.result_list}
+    assert {name: waiting[chat.pk] for name, chat in chats.items()} == {
+        "unanswered": "3\xa0hours",
+        "answered": "answered",
+        "asked again": "1\xa0hour",
+        "answered before the hand-off": "3\xa0hours",
+    }
+
+
 def test_the_runs_list_filters_by_route_without_scanning_for_distinct_values(
     staff_client: Client,
 ) -> None:
