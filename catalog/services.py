@@ -701,6 +701,8 @@ def category_create(*, name: str, slug: str = "", description: str = "") -> Cate
 def category_update(*, category: Category, **fields: Any) -> Category:
     """Change ``category``, writing ``fields`` alone (``_written_only``); a new name is queued
     into its products' embeddings."""
+    if not fields:
+        return category  # an empty PATCH changes nothing, its updated_at included
     renamed = "name" in fields and fields["name"] != category.name
     with transaction.atomic():
         for name, value in fields.items():
@@ -918,8 +920,11 @@ def _differs(row: Model, name: str, value: Any) -> bool:
 
 def _embedded_row_save(row: E, *, kind: str, written: list[str] | None = None) -> E:
     """Validate and save ``row`` (a product or an article), its embedding queued on commit;
-    with ``written``, those fields alone (``_written_only``)."""
+    with ``written``, those fields alone (``_written_only``), and nothing when it is empty (an
+    empty PATCH: its ``updated_at``, and so its ETag, are left as they were)."""
     exclude = update_fields = None
+    if written == []:
+        return row
     if written is not None:
         exclude, update_fields = _written_only(row, written)
     with transaction.atomic():

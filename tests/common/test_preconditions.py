@@ -46,6 +46,19 @@ def test_a_change_sent_with_the_etag_read_is_made_and_answers_the_new_one(
     assert changed["ETag"] == staff_client.get(url)["ETag"]
 
 
+@pytest.mark.parametrize("url", [url for url, _, _ in ROWS])
+def test_an_empty_change_changes_nothing_and_keeps_the_etag(
+    staff_client: APIClient, url: str
+) -> None:
+    read = staff_client.get(url)
+
+    unchanged = staff_client.patch(url, {}, format="json", HTTP_IF_MATCH=read["ETag"])
+
+    assert unchanged.status_code == 200
+    assert unchanged.json() == read.json()
+    assert unchanged["ETag"] == read["ETag"]
+
+
 @pytest.mark.parametrize(("url", "change", "meanwhile"), ROWS)
 def test_a_change_to_a_row_changed_since_it_was_read_is_refused_and_nothing_written(
     staff_client: APIClient, url: str, change: dict, meanwhile
