@@ -197,6 +197,7 @@ MIDDLEWARE = [
     # Before anything that may answer: a preflight is answered here, and every API answer, errors
     # included, carries the allowed origin (so a page on it can read the error).
     "corsheaders.middleware.CorsMiddleware",
+    "beemanhoney.common.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # An ETag on every GET's answer, and 304 with no body to a client sending it back unchanged.

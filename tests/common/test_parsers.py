@@ -1,6 +1,7 @@
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, FakePayload, encode_multipart
@@ -174,3 +175,18 @@ def test_an_api_body_sent_without_a_content_length_is_never_read(
     assert set(response.json()["errors"]) == {"sku", "name", "category", "price"}
     assert not stream.read_started
     assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/auth/guest/", "/api/conversations/"])
+def test_a_body_over_the_limit_is_a_413_where_the_view_reads_no_body_too(
+    settings, url: str
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    users = User.objects.count()
+
+    response = APIClient().post(url, b"x" * 1_001, content_type="application/octet-stream")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
+    assert User.objects.count() == users
