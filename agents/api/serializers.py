@@ -25,10 +25,24 @@ class ReplyFeedbackOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProductCardSerializer(serializers.Serializer):
+    """A product an assistant's reply names, as the chat shows it beside the reply."""
+
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.CharField()
+    stock = serializers.IntegerField()
+    in_stock = serializers.BooleanField()
+
+
 class MessageOutputSerializer(serializers.ModelSerializer):
     # On a customer's message, the run answering it (null with staff): a client that finds it
     # queued or running follows its events for the reply.
     answering_run = AnsweringRunSerializer(read_only=True, allow_null=True)
+    cards = serializers.SerializerMethodField(
+        help_text="The products an assistant's reply names, in the order it names them."
+    )
     feedback = serializers.SerializerMethodField()
 
     class Meta:
@@ -39,6 +53,10 @@ class MessageOutputSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
         # Outputs: read-only, which the schema calls required (each is always there).
         read_only_fields = fields
+
+    @extend_schema_field(ProductCardSerializer(many=True))
+    def get_cards(self, message: Message) -> list[dict[str, Any]]:
+        return message.cards  # stored as the serializer above describes them: no work here
 
     @extend_schema_field(ReplyFeedbackOutputSerializer(allow_null=True))
     def get_feedback(self, message: Message) -> dict[str, Any] | None:

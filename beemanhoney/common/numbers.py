@@ -8,3 +8,6 @@ import re
 
 PLAIN_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
 PLAIN_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
+# The largest value of a PostgreSQL ``integer`` column (Django's IntegerField): the model's
+# validators refuse a larger one, and the API's fields say so up front (and in the schema).
+INTEGER_COLUMN_MAX = 2**31 - 1

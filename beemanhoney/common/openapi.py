@@ -51,5 +51,7 @@ class PlainDecimalFieldExtension(OpenApiSerializerFieldExtension):
         if "pattern" in schema:
             sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
             whole = field.max_whole_digits
-            schema["pattern"] = rf"^{sign}\d{{0,{whole}}}(?:\.\d{{0,{field.decimal_places}}}0*)?$"
+            # A digit first, or a point and a digit: "" and "." are no number.
+            digits = rf"(?=\.?\d)\d{{0,{whole}}}(?:\.\d{{0,{field.decimal_places}}}0*)?"
+            schema["pattern"] = rf"^{sign}{digits}$"
         return schema

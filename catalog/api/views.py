@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from beemanhoney.common.exceptions import error_responses
+from beemanhoney.common.numbers import INTEGER_COLUMN_MAX
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import IsStaffWithModelPermissionOrReadOnly, staff_may_view
 from beemanhoney.common.preconditions import IF_MATCH, locked_if_match, representation_etag
@@ -137,8 +138,10 @@ class ProductInputSerializer(StrictSerializer):
     )
     price = PlainDecimalField(max_digits=10, decimal_places=2, min_value=Decimal(0))
     currency = serializers.CharField(required=False, default="GBP", validators=[validate_currency])
-    weight_grams = PlainIntegerField(min_value=0, required=False, default=0)
-    stock = PlainIntegerField(min_value=0, required=False, default=0)
+    weight_grams = PlainIntegerField(
+        min_value=0, max_value=INTEGER_COLUMN_MAX, required=False, default=0
+    )
+    stock = PlainIntegerField(min_value=0, max_value=INTEGER_COLUMN_MAX, required=False, default=0)
     is_active = serializers.BooleanField(required=False, default=True)
     tags = TagsField(
         child=serializers.CharField(max_length=TAG_MAX_LENGTH, validators=[tag_validator]),

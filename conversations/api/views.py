@@ -328,7 +328,8 @@ class MessageListApi(APIView):
         request=InputSerializer,
         parameters=[
             OpenApiParameter(
-                "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 100},
+                OpenApiParameter.HEADER, required=False,
                 description="Repeat a POST safely: the same key returns the same message and "
                 "run; the same key with other content is refused (422).",
             )

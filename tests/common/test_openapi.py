@@ -64,9 +64,28 @@ def test_price_parameters_take_what_the_server_takes(schema) -> None:
 
     for pattern in [min_price["schema"]["pattern"], body["pattern"]]:
         taken = [
-            value for value in ["10", "9.99", "12.500", "-1", "12.505"] if re.match(pattern, value)
+            value
+            for value in ["10", "9.99", "12.500", ".5", "-1", "12.505", "", "."]
+            if re.match(pattern, value)
         ]
-        assert taken == ["10", "9.99", "12.500"]
+        assert taken == ["10", "9.99", "12.500", ".5"]
+
+
+def test_a_product_s_counts_say_the_largest_the_server_takes(schema) -> None:
+    body = schema["components"]["schemas"]["ProductCreateRequest"]["properties"]
+
+    assert [body[name]["maximum"] for name in ("stock", "weight_grams")] == [2**31 - 1] * 2
+
+
+def test_a_message_s_cards_and_idempotency_key_are_described_whole(schema) -> None:
+    cards = schema["components"]["schemas"]["MessageOutput"]["properties"]["cards"]
+    card = schema["components"]["schemas"]["ProductCard"]
+    posted = schema["paths"]["/api/conversations/{conversation_id}/messages/"]["post"]
+    (key,) = [p for p in posted["parameters"] if p["name"] == "Idempotency-Key"]
+
+    assert cards["items"] == {"$ref": "#/components/schemas/ProductCard"}
+    assert set(card["required"]) == {"sku", "name", "price", "currency", "stock", "in_stock"}
+    assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 100}
 
 
 def test_a_page_is_a_number_from_1_or_last(schema) -> None:
