@@ -194,8 +194,7 @@ class RunEventsApi(JsonErrorsMixin, APIView):
         run = _own_run(request, run_id)
         after = _event_id(request.headers.get("Last-Event-ID", ""))
         if run_stream_seen_to_the_end(run=run, after=after):
-            # 204 is what tells an EventSource to stop reconnecting.
-            return HttpResponse(status=204)
+            return _seen_to_the_end()
         user_slot = _stream_slots_take(authenticated_user(request))
         return _event_stream_headed(
             StreamingHttpResponse(
@@ -209,8 +208,15 @@ class RunEventsApi(JsonErrorsMixin, APIView):
         run = _own_run(request, run_id)
         after = _event_id(request.headers.get("Last-Event-ID", ""))
         if run_stream_seen_to_the_end(run=run, after=after):
-            return HttpResponse(status=204)
+            return _seen_to_the_end()
         return _event_stream_headed(HttpResponse())
+
+
+def _seen_to_the_end() -> HttpResponse:
+    """204, what tells an EventSource to stop reconnecting: no body, so no Content-Type."""
+    response = HttpResponse(status=204)
+    del response["Content-Type"]
+    return response
 
 
 def _event_stream_headed(response: HttpResponseBase) -> HttpResponseBase:

@@ -164,18 +164,19 @@ def test_a_rated_reply_replayed_from_the_database_carries_its_feedback(finished_
 def test_a_client_that_had_the_final_event_is_told_204_not_replayed(finished_run) -> None:
     client, run_id, _ = finished_run
 
-    def answer_after(last_event_id: str) -> int:
-        return client.get(
+    def answer_after(last_event_id: str) -> tuple[int, bytes, str | None]:
+        response = client.get(
             f"/api/runs/{run_id}/events/",
             HTTP_ACCEPT="text/event-stream",
             HTTP_LAST_EVENT_ID=last_event_id,
-        ).status_code
+        )
+        return response.status_code, response.content, response.get("Content-Type")
 
     after_live = answer_after(_events(client, run_id)[-1]["id"])
     run_events_client(settings.REDIS_URL).delete(_key(run_id))  # the live events expired
     after_replayed = answer_after(_events(client, run_id)[-1]["id"])
 
-    assert (after_live, after_replayed) == (204, 204)
+    assert after_live == after_replayed == (204, b"", None)
 
 
 @pytest.mark.parametrize(
