@@ -141,6 +141,8 @@ class ConversationAdmin(ShopModelAdmin):
         "A conversation's id, or the start of its customer's username or email, or words of its"
         " title."
     )
+    # No count of every conversation beside a search's (a second read of the whole table).
+    show_full_result_count = False
     readonly_fields = [
         "id", "owner", "status", "handoff_reason", "handoff_at", "total_cost", "created_at",
         "updated_at", "transcript",
@@ -155,18 +157,20 @@ class ConversationAdmin(ShopModelAdmin):
     ) -> tuple[QuerySet[Conversation], bool]:
         """An id finds its conversation by the primary key. Other text finds the customers whose
         username or email starts with it, and the titles holding it: not the messages, whose
-        every row a search for a word within them read (seconds at 500k messages)."""
+        every row a search for a word within them read (seconds at 500k messages). The
+        customers are found first, by their own indexes (conversations/0007), and their
+        conversations by a set of their ids: joined to every conversation, each user's name
+        was read and compared (0.3 to 0.6 s at 300k conversations, 0.08 to 0.12 s now)."""
         term = search_term.strip()
         if not term:
             return queryset, False
         try:
             conversation_id = uuid.UUID(term)
         except ValueError:
-            found = (
-                Q(owner__username__istartswith=term)
-                | Q(owner__email__istartswith=term)
-                | Q(title__icontains=term)
-            )
+            customers = User.objects.filter(
+                Q(username__istartswith=term) | Q(email__istartswith=term)
+            ).values("pk")
+            found = Q(owner__in=customers) | Q(title__icontains=term)
             return queryset.filter(found), False
         return queryset.filter(pk=conversation_id), False
 

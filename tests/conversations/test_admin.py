@@ -646,6 +646,19 @@ def test_a_text_search_reads_customers_and_titles_not_messages(
     assert not [q["sql"] for q in queries if "conversations_message" in q["sql"]]
 
 
+def test_a_text_search_finds_customers_by_the_indexes_on_their_names_and_emails() -> None:
+    model_admin = ConversationAdmin(Conversation, admin.site)
+    request = RequestFactory().get(CHANGELIST, {"q": "heath"})
+
+    found, _ = model_admin.get_search_results(request, Conversation.objects.all(), "heath")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a few test rows: a scan is cheaper
+        plan = found.explain()
+
+    assert "auth_user_username_upper_prefix" in plan
+    assert "auth_user_email_upper_prefix" in plan
+
+
 @pytest.mark.parametrize("changelist", [CHANGELIST, "/admin/conversations/handoffqueueentry/"])
 @pytest.mark.parametrize("params", [{"status__exact": "\x00"}, {"title__regex": "("}])
 def test_the_conversation_lists_refuse_a_regex_lookup_or_a_nul_in_their_url_with_400(
