@@ -7,7 +7,7 @@ from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from agents.selectors import agent_run_silenced
@@ -148,8 +148,10 @@ def conversations_waiting_since_annotated(
     *, conversations: QuerySet[Conversation]
 ) -> QuerySet[Conversation]:
     """``conversations``, each with ``waiting_since``: since when its customer has waited for
-    staff (the hand-off, or their first message after staff's last reply since it), or None
-    when staff's reply has the last word."""
+    staff, or None when staff's last reply has the last word. With no staff reply, since the
+    hand-off; after one, since the customer's first message after it, or the hand-off if that
+    came later (a reply of an earlier turn with staff, the assistant's turns since). A reply
+    that took the conversation over is stored just before its hand-off: it counts as one."""
     messages = Message.objects.filter(conversation=OuterRef("pk"))
     last_staff_reply = messages.filter(role=Message.Role.STAFF).order_by("-id")
     rows = conversations.annotate(
@@ -158,12 +160,11 @@ def conversations_waiting_since_annotated(
     first_since = messages.filter(
         role=Message.Role.USER, created_at__gt=OuterRef("last_staff_reply_at")
     ).order_by("id")
-    no_reply_since_the_hand_off = Q(last_staff_reply_at=None) | Q(
-        last_staff_reply_at__lt=F("handoff_at")
-    )
+    rows = rows.annotate(first_message_since=Subquery(first_since.values("created_at")[:1]))
     return rows.annotate(
         waiting_since=Case(
-            When(no_reply_since_the_hand_off, then=F("handoff_at")),
-            default=Subquery(first_since.values("created_at")[:1]),
+            When(last_staff_reply_at=None, then=F("handoff_at")),
+            When(first_message_since=None, then=None),
+            default=Greatest("handoff_at", "first_message_since"),
         )
     )

@@ -448,14 +448,21 @@ def test_the_queue_says_how_long_each_customer_has_waited_since_staff_last_answe
     now = timezone.now()
     chats = {
         name: ConversationFactory.create(status="needs_human", handoff_at=now - timedelta(hours=3))
-        for name in ("unanswered", "answered", "asked again", "answered before the hand-off")
-    }
+        for name in (
+            "unanswered", "answered", "asked again", "answered before the hand-off",
+            "taken over by a reply",
+        )
+    }  # fmt: skip
     said = [
         ("answered", "staff", 2),
         ("asked again", "staff", 2),
         ("asked again", "user", 1),
         ("asked again", "user", 0.5),
+        # Staff answered, handed back; the assistant answered, then handed over again.
         ("answered before the hand-off", "staff", 4),
+        ("answered before the hand-off", "user", 3.5),
+        # The reply is stored a moment before the hand-off it makes.
+        ("taken over by a reply", "staff", 3.001),
     ]
     for name, role, hours_ago in said:
         message = MessageFactory.create(conversation=chats[name], role=role)
@@ -470,6 +477,7 @@ def test_the_queue_says_how_long_each_customer_has_waited_since_staff_last_answe
         "answered": "answered",
         "asked again": "1\xa0hour",
         "answered before the hand-off": "3\xa0hours",
+        "taken over by a reply": "answered",
     }
 
 
