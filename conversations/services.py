@@ -460,5 +460,7 @@ def staff_message_post(
             author=author,
             idempotency_key=key,
         )
+        # Written in now, as a customer's message marks it (retention, the lists' order).
+        Conversation.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
         conversation_handoff(conversation_id=locked.pk, reason=STAFF_REPLY_HANDOFF_REASON)
     return message

@@ -79,7 +79,8 @@ class ShopModelAdmin(admin.ModelAdmin):
     cannot run (``?sku__regex=(``, ``?status__exact=%00``) is refused as a 400, which Django
     makes of a refused lookup, rather than failing as a 500; so is an action on a selected id
     that is not one (``_selected_action=abc``). A change page saved as a colleague deletes its
-    row says so, with nothing saved, rather than failing."""
+    row says so, with nothing saved, rather than failing. Its forms read numbers as the API
+    does."""
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if not url_lookup_allowed(lookup, value):

@@ -72,6 +72,8 @@ def test_a_staff_reply_from_admin_reaches_the_customer(staff_client: Client) -> 
     reply = conversation.messages.get()
     assert reply.role == "staff"
     assert reply.content == "Hello, this is Sam."
+    # Written in now: retention and the lists' order count staff's words as a customer's.
+    assert Conversation.objects.get().updated_at >= reply.created_at
 
 
 @pytest.mark.parametrize("reply", ["\u200b", "\u200b\u2060 \ufeff"])
