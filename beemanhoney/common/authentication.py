@@ -6,7 +6,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, TokenError
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
@@ -58,6 +58,13 @@ class PasswordBoundRefreshToken(RefreshToken, _PasswordClaim):  # type: ignore[m
     """simplejwt's refresh token, carrying its user's password fingerprint, as do the access
     tokens made from it and the refresh tokens it rotates into (they copy its claims)."""
 
+    def verify(self) -> None:
+        # simplejwt's blacklist check reads the id unchecked (a KeyError, a 500): only a token
+        # signed with our key can lack one, but it is refused as a token.
+        if api_settings.JTI_CLAIM not in self.payload:
+            raise TokenError(_("Token has no id"))
+        super().verify()
+
 
 @transaction.atomic
 def refresh_token_rotate(*, token: RefreshToken, user: AbstractBaseUser) -> None:
@@ -85,7 +92,12 @@ class PasswordBoundJWTAuthentication(JWTAuthentication):
     """simplejwt's, refusing a token issued before its user's password last changed."""
 
     def get_user(self, validated_token: Token) -> Any:
-        user = super().get_user(validated_token)
+        try:
+            user = super().get_user(validated_token)
+        except (ValueError, TypeError) as error:
+            # A user id that is no id ("abc", a list): only a token signed with our key can
+            # carry one, but it is refused as a token, not answered with a 500.
+            raise InvalidToken(_("Token contained no recognizable user identification")) from error
         token_password_check(token=validated_token, user=user)
         return user
 

@@ -16,8 +16,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, TokenError
+from rest_framework_simplejwt.serializers import (
+    TokenBlacklistSerializer,
+    TokenObtainPairSerializer,
+    TokenRefreshSerializer,
+)
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
@@ -99,14 +103,14 @@ class RefreshTokenSerializer(TokenRefreshSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])
-        # simplejwt's own lookup raises (a 500) for a deleted user: a guest erased on request.
-        user = (
-            get_user_model()
-            ._default_manager.filter(
-                **{api_settings.USER_ID_FIELD: refresh.get(api_settings.USER_ID_CLAIM)}
-            )
-            .first()
-        )
+        # simplejwt's own lookup raises (a 500) for a deleted user: a guest erased on request;
+        # and for an id that is no id, which only a token signed with our key can carry.
+        user_id = refresh.get(api_settings.USER_ID_CLAIM)
+        users = get_user_model()._default_manager
+        try:
+            user = users.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
+        except (ValueError, TypeError):
+            user = None
         if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
             raise AuthenticationFailed(
                 str(self.error_messages["no_active_account"]), "no_active_account"
@@ -143,6 +147,18 @@ class TokenRefreshApi(RefreshTokenFieldErrors, TokenRefreshView):
     serializer_class = RefreshTokenSerializer
 
 
+class LogoutSerializer(TokenBlacklistSerializer):
+    token_class = PasswordBoundRefreshToken
+
+    def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
+        try:
+            return super().validate(attrs)
+        except (ValueError, TypeError) as error:
+            # A user id that is no id, which only a token signed with our key can carry: its
+            # blacklisting failed (a 500); it is refused as a token.
+            raise TokenError("Token contained no recognizable user identification") from error
+
+
 @extend_schema_view(
     post=extend_schema(
         operation_id="auth_logout",
@@ -153,6 +169,8 @@ class TokenRefreshApi(RefreshTokenFieldErrors, TokenRefreshView):
 class TokenLogoutApi(RefreshTokenFieldErrors, TokenBlacklistView):
     """Revoke a refresh token: it can no longer be refreshed (its access token lives out its
     few minutes)."""
+
+    serializer_class = LogoutSerializer
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         super().post(request, *args, **kwargs)

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from beemanhoney.common.authentication import PasswordBoundRefreshToken
 from conversations.services import guest_customer_create
 from tests.conversations.factories import StaffFactory, UserFactory
 
@@ -173,3 +174,31 @@ def test_of_two_refreshes_of_one_token_at_once_exactly_one_succeeds(monkeypatch)
             "error_codes": {"refresh": ["token_not_valid"]},
         }
     ]
+
+
+@pytest.mark.parametrize("user_id", ["abc", ["1"], "1\x00"])
+def test_a_signed_token_naming_no_user_id_is_refused_as_a_token(user_id: object) -> None:
+    # Only a token signed with the server's key can carry such a claim.
+    token = AccessToken.for_user(UserFactory.create())
+    token["user_id"] = user_id
+
+    response = _get_with(str(token))
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+@pytest.mark.parametrize(("claim", "value"), [("jti", None), ("user_id", "abc")])
+def test_a_signed_refresh_token_with_no_id_or_user_id_is_refused(claim: str, value: object) -> None:
+    token = PasswordBoundRefreshToken.for_user(UserFactory.create())
+    if value is None:
+        del token.payload[claim]
+    else:
+        token[claim] = value
+
+    responses = [
+        _refresh(str(token)),
+        APIClient().post("/api/auth/logout/", {"refresh": str(token)}),
+    ]
+
+    assert [response.status_code for response in responses] == [401, 401]
