@@ -1,4 +1,5 @@
-"""Django's CommonMiddleware and ConditionalGetMiddleware, answering the API as a client needs."""
+"""Django's CommonMiddleware and ConditionalGetMiddleware as the API needs them, and a limit on
+the body that every API route keeps."""
 
 import json
 from collections.abc import Callable
