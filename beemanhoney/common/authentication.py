@@ -1,7 +1,10 @@
 from typing import Any, TypeVar
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Field
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
@@ -40,6 +43,19 @@ def token_password_check(*, token: Token, user: AbstractBaseUser) -> None:
         )
 
 
+def token_user_id_check(token: Token) -> None:
+    """``TokenError`` when ``token`` names its user by something no user id can be ("abc", a
+    list): only a token signed with our key can, but it is refused as a token, where looking
+    its user up failed (a 500). A token naming no user is left to the lookup to refuse."""
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    user_id_field = get_user_model()._meta.get_field(api_settings.USER_ID_FIELD)
+    assert isinstance(user_id_field, Field)  # a column of the user table, not a relation
+    try:
+        user_id_field.to_python(user_id)
+    except ValidationError as error:
+        raise TokenError(_("Token contained no recognizable user identification")) from error
+
+
 T = TypeVar("T", bound=Token)
 
 
@@ -60,9 +76,11 @@ class PasswordBoundRefreshToken(RefreshToken, _PasswordClaim):  # type: ignore[m
 
     def verify(self) -> None:
         # simplejwt's blacklist check reads the id unchecked (a KeyError, a 500): only a token
-        # signed with our key can lack one, but it is refused as a token.
+        # signed with our key can lack one, but it is refused as a token. So is one naming its
+        # user by no user id, before a refresh or a logout looks the user up.
         if api_settings.JTI_CLAIM not in self.payload:
             raise TokenError(_("Token has no id"))
+        token_user_id_check(self)
         super().verify()
 
 
@@ -93,11 +111,10 @@ class PasswordBoundJWTAuthentication(JWTAuthentication):
 
     def get_user(self, validated_token: Token) -> Any:
         try:
-            user = super().get_user(validated_token)
-        except (ValueError, TypeError) as error:
-            # A user id that is no id ("abc", a list): only a token signed with our key can
-            # carry one, but it is refused as a token, not answered with a 500.
-            raise InvalidToken(_("Token contained no recognizable user identification")) from error
+            token_user_id_check(validated_token)
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from error
+        user = super().get_user(validated_token)
         token_password_check(token=validated_token, user=user)
         return user
 

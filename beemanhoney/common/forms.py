@@ -14,11 +14,8 @@ class _PlainNumberFormField(forms.Field):
     written_as: re.Pattern[str]
 
     def to_python(self, value: Any) -> Any:
-        if (
-            isinstance(value, str)
-            and value.strip()
-            and not self.written_as.fullmatch(value.strip())
-        ):
+        written = value.strip() if isinstance(value, str) else ""
+        if written and not self.written_as.fullmatch(written):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         return super().to_python(value)
 
