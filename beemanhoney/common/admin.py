@@ -9,7 +9,7 @@ from django.contrib.admin import helpers
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group
 from django.core.exceptions import BadRequest, ValidationError
-from django.db import models
+from django.db import IntegrityError, models
 from django.db.models import BooleanField, Field, QuerySet, Value
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -79,8 +79,9 @@ class ShopModelAdmin(admin.ModelAdmin):
     cannot run (``?sku__regex=(``, ``?status__exact=%00``) is refused as a 400, which Django
     makes of a refused lookup, rather than failing as a 500; so is an action on a selected id
     that is not one (``_selected_action=abc``). A change page saved as a colleague deletes its
-    row says so, with nothing saved, rather than failing. Its forms read numbers as the API
-    does."""
+    row says so, with nothing saved, rather than failing; one saved with a sku (a slug, a
+    username) a colleague took a moment before shows the field's error. Its forms read numbers
+    as the API does."""
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if not url_lookup_allowed(lookup, value):
@@ -115,7 +116,15 @@ class ShopModelAdmin(admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            try:
+                return super().changeform_view(request, object_id, form_url, extra_context)
+            except (IntegrityError, ValidationError):
+                if request.method != "POST":
+                    raise
+                # A unique value (a sku, a slug, a username) that another request saved after
+                # this form was checked and before its row was written: the whole save was
+                # rolled back, and the form, checked again, names the field taken.
+                return super().changeform_view(request, object_id, form_url, extra_context)
         except DeletedMeanwhile:  # raised by a service as the page saved (and rolled back)
             self.message_user(
                 request,

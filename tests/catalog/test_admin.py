@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any, TypeVar
@@ -1096,6 +1097,68 @@ def test_a_product_page_saved_as_a_colleague_deletes_the_product_says_so_and_sav
         "This product was deleted while you were editing it: nothing was saved."
     ]
     assert not Product.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_added_with_a_sku_a_colleague_saved_meanwhile_is_refused_at_the_field(
+    staff_client: Client,
+) -> None:
+    category = CategoryFactory.create()
+
+    with saved_meanwhile(lambda: ProductFactory.create(sku="BH-ADM-001", category=category)):
+        response = staff_client.post(
+            reverse("admin:catalog_product_add"), product_form_data(category)
+        )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "sku": ["Product with this Sku already exists."]
+    }
+    assert Product.objects.get().slug != "hot-honey"  # the colleague's alone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_given_a_sku_a_colleague_saved_meanwhile_is_refused_at_the_field(
+    staff_client: Client,
+) -> None:
+    product = ProductFactory.create(sku="BH-OLD-001")
+    change = reverse("admin:catalog_product_change", args=[product.pk])
+    form = submitted_form(staff_client.get(change).content.decode())
+
+    with saved_meanwhile(lambda: ProductFactory.create(sku="BH-NEW-001")):
+        response = staff_client.post(change, form | {"sku": "BH-NEW-001"})
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "sku": ["Product with this Sku already exists."]
+    }
+    assert Product.objects.get(pk=product.pk).sku == "BH-OLD-001"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("model", "data", "made"),
+    [
+        (
+            "category",
+            {"name": "Hot Honey", "slug": "hot-honey"},
+            lambda: CategoryFactory.create(name="Hot Honey Gifts", slug="hot-honey"),
+        ),
+        (
+            "knowledgearticle",
+            {"title": "Storage", "slug": "storage", "topic": "storage", "body": "Cool."},
+            lambda: KnowledgeArticleFactory.create(slug="storage"),
+        ),
+    ],
+)
+def test_a_row_added_with_a_slug_a_colleague_saved_meanwhile_is_refused_at_the_field(
+    staff_client: Client, model: str, data: dict[str, str], made: Callable[[], object]
+) -> None:
+    with saved_meanwhile(made):
+        response = staff_client.post(reverse(f"admin:catalog_{model}_add"), data)
+
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["slug"]
 
 
 @pytest.mark.django_db

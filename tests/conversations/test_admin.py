@@ -125,6 +125,22 @@ def test_a_staff_reply_to_a_conversation_deleted_as_it_was_sent_says_so_and_save
     assert not Message.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_user_added_with_a_username_a_colleague_took_meanwhile_is_refused_at_the_field(
+    staff_client: Client,
+) -> None:
+    data = {"username": "alice", "password1": "x8-Kq!v2zR", "password2": "x8-Kq!v2zR"}
+
+    with saved_meanwhile(lambda: User.objects.create_user("alice")):
+        response = staff_client.post("/admin/auth/user/add/", data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "username": ["A user with that username already exists."]
+    }
+    assert User.objects.filter(username="alice").get().has_usable_password() is False
+
+
 def test_a_new_reply_sent_again_from_a_page_already_sent_is_refused_not_reported_sent(
     staff_client: Client,
 ) -> None:
