@@ -49,6 +49,33 @@ def url_lookup_allowed(lookup: str, value: str) -> bool:
     return REFUSED_URL_LOOKUPS.isdisjoint(lookup.split(LOOKUP_SEP))
 
 
+# How many rows a delete page lists at each level: its summary counts them all.
+DELETE_PAGE_ROWS_LISTED = 20
+
+
+def more_rows_line(count: int) -> str:
+    return f"… and {count:,} more"
+
+
+def listed_at_most(rows: list[Any], limit: int = DELETE_PAGE_ROWS_LISTED) -> list[Any]:
+    """A delete page's nested list (each row followed by the list of what deleting it takes
+    with it), cut to ``limit`` rows at each level and a line counting the others: a customer's
+    thousands of messages listed one by one made a page of megabytes."""
+    listed: list[Any] = []
+    rows_seen = 0
+    for row in rows:
+        if isinstance(row, list):
+            if rows_seen <= limit:  # what the row listed just before takes with it
+                listed.append(listed_at_most(row, limit))
+            continue
+        rows_seen += 1
+        if rows_seen <= limit:
+            listed.append(row)
+    if rows_seen > limit:
+        listed.append(more_rows_line(rows_seen - limit))
+    return listed
+
+
 def admin_link(model: type[models.Model], pk: Any, *, allowed: bool) -> str:
     """A link to the admin page of ``model``'s row ``pk``, shown by its id; the id alone where
     the staff may not open it (``allowed``: a link answering 403 helps no one)."""
@@ -81,7 +108,7 @@ class ShopModelAdmin(admin.ModelAdmin):
     that is not one (``_selected_action=abc``). A change page saved as a colleague deletes its
     row says so, with nothing saved, rather than failing; one saved with a sku (a slug, a
     username) a colleague took a moment before shows the field's error. Its forms read numbers
-    as the API does."""
+    as the API does. Its delete pages list a few rows of each kind, and count them all."""
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if not url_lookup_allowed(lookup, value):
@@ -107,6 +134,12 @@ class ShopModelAdmin(admin.ModelAdmin):
                 message = f"{selected!r} is not the id of a {self.opts.verbose_name}."
                 raise BadRequest(message) from None
         return super().response_action(request, queryset)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return listed_at_most(to_delete), model_count, perms_needed, listed_at_most(protected)
 
     def changeform_view(
         self,

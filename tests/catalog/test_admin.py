@@ -1162,6 +1162,43 @@ def test_a_row_added_with_a_slug_a_colleague_saved_meanwhile_is_refused_at_the_f
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("way", ["its page", "the list"])
+def test_a_category_with_products_names_a_few_of_them_on_its_delete_page_and_stays(
+    staff_client: Client, way: str
+) -> None:
+    category = CategoryFactory.create()
+    products = ProductFactory.create_batch(23, category=category)
+    changelist = reverse("admin:catalog_category_changelist")
+    if way == "its page":
+        url, data = f"{changelist}{category.pk}/delete/", {}
+    else:
+        url, data = changelist, {"action": "delete_selected", "_selected_action": category.pk}
+
+    page = staff_client.post(url, data) if data else staff_client.get(url)
+    deleted = staff_client.post(url, data | {"post": "yes"})
+
+    listed = [str(row) for row in page.context["protected"]]
+    first = reverse("admin:catalog_product_change", args=[products[0].pk])
+    assert listed[0] == f'Product: <a href="{first}">{products[0]}</a>'
+    assert (len(listed), listed[-1]) == (21, "… and 3 more")
+    assert deleted.status_code == 200  # the same refusal, not a redirect
+    assert Category.objects.filter(pk=category.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_category_without_products_is_deleted_from_its_page(staff_client: Client) -> None:
+    category = CategoryFactory.create()
+    url = reverse("admin:catalog_category_delete", args=[category.pk])
+
+    page = staff_client.get(url)
+    response = staff_client.post(url, {"post": "yes"})
+
+    assert page.context["protected"] == []
+    assert response.status_code == 302
+    assert not Category.objects.exists()
+
+
+@pytest.mark.django_db
 def test_an_action_on_a_selected_id_that_is_not_one_is_a_400(staff_client: Client) -> None:
     ProductFactory.create()
 

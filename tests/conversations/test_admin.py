@@ -25,6 +25,7 @@ from tests.conversations.factories import (
     MessageFactory,
     ReplyFeedbackFactory,
     StaffFactory,
+    UserFactory,
 )
 from tests.support.transactions import saved_meanwhile
 
@@ -430,6 +431,24 @@ def test_a_superuser_can_delete_a_conversation_with_its_runs_and_their_followers
     # The queued run's event stream and waits end at once; the answered run had its end.
     assert [event.type for event in run_events_read(run_id=str(queued.pk))] == ["run.deleted"]
     assert run_events_read(run_id=str(answered.pk)) == []
+
+
+def test_a_customer_s_delete_page_lists_a_few_of_each_kind_and_counts_them_all(
+    staff_client: Client,
+) -> None:
+    customer = UserFactory.create()
+    for conversation in ConversationFactory.create_batch(22, owner=customer):
+        MessageFactory.create_batch(21, conversation=conversation)
+
+    page = staff_client.get(f"/admin/auth/user/{customer.pk}/delete/")
+
+    assert dict(page.context["model_count"]) == {"users": 1, "conversations": 22, "messages": 462}
+    listed = page.context["deleted_objects"]
+    assert listed[0] == f'User: <a href="/admin/auth/user/{customer.pk}/change/">{customer}</a>'
+    conversations = listed[1]
+    assert (len(conversations), conversations[-1]) == (20 * 2 + 1, "… and 2 more")
+    messages = conversations[1]
+    assert (len(messages), messages[-1]) == (21, "… and 1 more")
 
 
 def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None:
