@@ -1161,27 +1161,37 @@ def test_a_row_added_with_a_slug_a_colleague_saved_meanwhile_is_refused_at_the_f
     assert list(response.context["adminform"].form.errors) == ["slug"]
 
 
+def _category_deleted_on_its_page(client: Client, category: Category, *, confirmed: bool):
+    url = reverse("admin:catalog_category_delete", args=[category.pk])
+    return client.post(url, {"post": "yes"}) if confirmed else client.get(url)
+
+
+def _categories_deleted_from_the_list(client: Client, category: Category, *, confirmed: bool):
+    data = {"action": "delete_selected", "_selected_action": category.pk}
+    confirmation = {"post": "yes"} if confirmed else {}
+    return client.post(reverse("admin:catalog_category_changelist"), data | confirmation)
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("way", ["its page", "the list"])
+@pytest.mark.parametrize(
+    "deleted",
+    [_category_deleted_on_its_page, _categories_deleted_from_the_list],
+    ids=["its page", "the list"],
+)
 def test_a_category_with_products_names_a_few_of_them_on_its_delete_page_and_stays(
-    staff_client: Client, way: str
+    staff_client: Client, deleted: Callable[..., Any]
 ) -> None:
     category = CategoryFactory.create()
     products = ProductFactory.create_batch(23, category=category)
-    changelist = reverse("admin:catalog_category_changelist")
-    if way == "its page":
-        url, data = f"{changelist}{category.pk}/delete/", {}
-    else:
-        url, data = changelist, {"action": "delete_selected", "_selected_action": category.pk}
 
-    page = staff_client.post(url, data) if data else staff_client.get(url)
-    deleted = staff_client.post(url, data | {"post": "yes"})
+    page = deleted(staff_client, category, confirmed=False)
+    confirmed = deleted(staff_client, category, confirmed=True)
 
     listed = [str(row) for row in page.context["protected"]]
     first = reverse("admin:catalog_product_change", args=[products[0].pk])
     assert listed[0] == f'Product: <a href="{first}">{products[0]}</a>'
     assert (len(listed), listed[-1]) == (21, "… and 3 more")
-    assert deleted.status_code == 200  # the same refusal, not a redirect
+    assert confirmed.status_code == 200  # the same refusal, not a redirect
     assert Category.objects.filter(pk=category.pk).exists()
 
 
