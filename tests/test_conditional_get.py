@@ -40,3 +40,24 @@ def test_a_conversation_s_messages_are_revalidated_as_its_owner_reads_them() -> 
     assert unchanged.status_code == 304
     assert changed.status_code == 200
     assert [message["content"] for message in changed.json()["results"]] == ["Hi"]
+
+
+@pytest.mark.parametrize("url", ["/api/products/", "/api/categories/", "/api/products/BH-1/"])
+def test_a_head_answers_the_get_s_etag_and_a_304_for_it(url: str) -> None:
+    ProductFactory.create(sku="BH-1")
+    client = APIClient()
+    got = client.get(url)
+
+    head = client.head(url)
+    unchanged = client.head(url, HTTP_IF_NONE_MATCH=got["ETag"])
+
+    assert (head.status_code, head.get("ETag")) == (200, got["ETag"])
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+
+
+def test_a_head_whose_if_match_names_another_etag_is_the_api_s_412() -> None:
+    ProductFactory.create(sku="BH-1")
+
+    response = APIClient().head("/api/products/BH-1/", HTTP_IF_MATCH='"another"')
+
+    assert (response.status_code, response["Content-Type"]) == (412, "application/json")

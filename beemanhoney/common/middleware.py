@@ -9,7 +9,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.middleware import common, http
-from django.utils.http import escape_leading_slashes
+from django.utils.cache import get_conditional_response, set_response_etag
+from django.utils.http import escape_leading_slashes, parse_http_date_safe
 
 from beemanhoney.common.exceptions import error_body, refused_request
 from beemanhoney.common.preconditions import PreconditionFailed
@@ -43,16 +44,33 @@ class CommonMiddleware(common.CommonMiddleware):
 
 class ConditionalGetMiddleware(http.ConditionalGetMiddleware):
     """Django's, whose 412 (a GET whose ``If-Match`` names another ETag) is, under ``/api/``,
-    the API's JSON error, as a PATCH's is, not an empty ``text/html`` answer."""
+    the API's JSON error, as a PATCH's is, not an empty ``text/html`` answer; and which answers
+    an API ``HEAD`` as its ``GET``: the same ETag, and a 304 for it. Django leaves ``HEAD``
+    alone, as a body it cannot see; the API's views render a ``HEAD``'s body as a ``GET``'s,
+    and the server drops it."""
 
     def process_response(
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
-        response = super().process_response(request, response)
+        if request.method == "HEAD" and is_api_path(request.path):
+            response = self._head_answered(request, response)
+        else:
+            response = super().process_response(request, response)
         if response.status_code != 412 or not is_api_path(request.path):
             return response
         failed = PreconditionFailed()
         return JsonResponse(error_body(failed.message, failed.code), status=412)
+
+    def _head_answered(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if self.needs_etag(response) and not response.has_header("ETag"):
+            set_response_etag(response)  # none for an empty body or a stream
+        etag = response.get("ETag")
+        last_modified = parse_http_date_safe(response.get("Last-Modified") or "")
+        if etag or last_modified:
+            return get_conditional_response(
+                request, etag=etag, last_modified=last_modified, response=response
+            )
+        return response
 
 
 class BodySizeLimitMiddleware:
