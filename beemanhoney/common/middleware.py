@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.middleware import common, http
 from django.utils.cache import get_conditional_response, set_response_etag
@@ -62,14 +62,17 @@ class ConditionalGetMiddleware(http.ConditionalGetMiddleware):
         return JsonResponse(error_body(failed.message, failed.code), status=412)
 
     def _head_answered(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if not isinstance(response, HttpResponse):  # a stream: no body to tag
+            return response
         if self.needs_etag(response) and not response.has_header("ETag"):
-            set_response_etag(response)  # none for an empty body or a stream
+            set_response_etag(response)  # none for an empty body
         etag = response.get("ETag")
         last_modified = parse_http_date_safe(response.get("Last-Modified") or "")
         if etag or last_modified:
-            return get_conditional_response(
+            conditional = get_conditional_response(
                 request, etag=etag, last_modified=last_modified, response=response
             )
+            return conditional or response
         return response
 
 
