@@ -43,9 +43,6 @@ from conversations.services import (
 
 # The latest messages shown on a conversation's page: a long chat stays one light page.
 TRANSCRIPT_MESSAGES = 200
-# Set on the conversation a change page shows: whether the staff viewing it may open its runs.
-# The transcript, a read-only field, is handed the conversation alone, not the request.
-RUN_LINKS_SHOWN = "_transcript_links_runs"
 # Set on a request whose staff reply the service refused after the form took it.
 REPLY_REFUSED = "_staff_reply_refused"
 
@@ -181,6 +178,10 @@ class ConversationAdmin(ShopModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         conversations_delete(conversations=queryset)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        rows = super().get_queryset(request)
+        return viewable_annotated(self, request, rows, runs_viewable=AgentRun)
+
     def get_fields(self, request: HttpRequest, obj: Conversation | None = None) -> Any:
         fields = super().get_fields(request, obj)
         if self.has_change_permission(request, obj):
@@ -192,23 +193,9 @@ class ConversationAdmin(ShopModelAdmin):
     def total_cost(self, conversation: Conversation) -> str:
         return str(conversation_cost_usd(conversation_id=conversation.pk))
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Conversation | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            run_admin = self.admin_site.get_model_admin(AgentRun)
-            setattr(obj, RUN_LINKS_SHOWN, run_admin.has_view_permission(request))
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
     @admin.display(description="messages")
     def transcript(self, conversation: Conversation) -> str:
-        linked = getattr(conversation, RUN_LINKS_SHOWN, False)
+        linked = getattr(conversation, "runs_viewable", False)
         count = conversation.messages.count()
         latest = reversed(
             conversation.messages.select_related("answering_run", "feedback", "author")
@@ -351,7 +338,7 @@ class HandoffQueueAdmin(ConversationAdmin):
         # Any conversation, not only those still waiting: one handed back or closed by a
         # colleague while this page was open still saves, and a reply typed meanwhile is sent
         # (or refused as the conversation page refuses it) rather than thrown away.
-        queryset = super(ConversationAdmin, self).get_queryset(request)
+        queryset = ConversationAdmin.get_queryset(self, request)
         try:
             return queryset.get(pk=self.opts.pk.to_python(object_id))
         except (HandoffQueueEntry.DoesNotExist, ValidationError, ValueError):
