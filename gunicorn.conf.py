@@ -7,6 +7,7 @@ middle-generation pass every ~15, which is where a search's p95 sat (docs/BENCHM
 """
 
 import gc
+from typing import Any
 
 # Automatic collections stay as a safety net for long requests (event streams, imports).
 YOUNG_GENERATION_THRESHOLD = 20_000
@@ -17,6 +18,11 @@ YOUNG_GENERATION_THRESHOLD = 20_000
 # gthread workers this bounds only that heartbeat, not how long a request or stream may last.
 timeout = 120
 
+# gunicorn 25+ makes a control socket for `gunicornc` in $XDG_RUNTIME_DIR or ~/.gunicorn/ (a
+# folder in the home of whoever starts it, shared by every gunicorn they start). Nothing here
+# uses it.
+control_socket_disable = True
+
 # gunicorn's default format, then the X-Forwarded-For the proxy sent (%(h)s is its address) and
 # the request's id, as the answer gave it (beemanhoney.common.request_ids).
 access_log_format = (
@@ -25,9 +31,26 @@ access_log_format = (
 )
 
 
-def post_worker_init(worker: object) -> None:
+def post_worker_init(worker: Any) -> None:
+    streams_check(worker)
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
+
+
+def streams_check(worker: Any) -> None:
+    """Event streams hold a thread each for minutes: a process whose every thread may hold one
+    answers nothing else once they are open, so a worker started that way says so. It still
+    starts (the benchmarks run a few threads and open no streams)."""
+    from django.conf import settings  # read once the worker has loaded the project
+
+    streams, threads = settings.SSE_MAX_STREAMS_PER_PROCESS, worker.cfg.threads
+    if streams >= threads:
+        worker.log.warning(
+            "SSE_MAX_STREAMS_PER_PROCESS (%s) is not below gunicorn's --threads (%s,"
+            " GUNICORN_THREADS): open event streams could hold every thread",
+            streams,
+            threads,
+        )
 
 
 def post_request(worker: object, req: object, environ: dict, resp: object) -> None:

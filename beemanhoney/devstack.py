@@ -115,8 +115,6 @@ def run() -> int:
             # connections while another idles.
             "--worker-connections", threads,
             "--graceful-timeout", "10", "--access-logfile", "-",
-            # gunicorn 27 would otherwise make ~/.gunicorn/ for a control socket we never use.
-            "--no-control-socket",
         ]  # fmt: skip
         worker = [
             str(BIN_DIR / "celery"), "-A", "beemanhoney", "worker",

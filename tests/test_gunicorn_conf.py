@@ -1,4 +1,5 @@
 import gc
+import logging
 import runpy
 import weakref
 from collections.abc import Iterator
@@ -25,19 +26,38 @@ def hooks() -> Iterator[dict]:
     gc.set_threshold(*threshold)
 
 
+def a_worker(threads: int) -> SimpleNamespace:
+    return SimpleNamespace(cfg=SimpleNamespace(threads=threads), log=logging.getLogger("gunicorn"))
+
+
 def test_a_worker_leaves_young_garbage_to_the_end_of_each_request(hooks: dict) -> None:
-    hooks["post_worker_init"](worker=None)
+    hooks["post_worker_init"](worker=a_worker(32))
 
     assert gc.get_threshold()[0] == hooks["YOUNG_GENERATION_THRESHOLD"]
 
 
 def test_the_garbage_of_a_request_is_collected_once_it_is_answered(hooks: dict) -> None:
-    hooks["post_worker_init"](worker=None)
+    hooks["post_worker_init"](worker=a_worker(32))
     garbage = weakref.ref(Node())
 
     hooks["post_request"](worker=None, req=None, environ={}, resp=None)
 
     assert garbage() is None
+
+
+@pytest.mark.parametrize(("threads", "warned"), [(24, True), (8, True), (25, False)])
+def test_a_worker_whose_threads_the_event_streams_could_all_hold_says_so(
+    hooks: dict, settings, caplog: pytest.LogCaptureFixture, threads: int, warned: bool
+) -> None:
+    settings.SSE_MAX_STREAMS_PER_PROCESS = 24
+
+    hooks["post_worker_init"](worker=a_worker(threads))
+
+    warning = (
+        f"SSE_MAX_STREAMS_PER_PROCESS (24) is not below gunicorn's --threads ({threads},"
+        " GUNICORN_THREADS): open event streams could hold every thread"
+    )
+    assert caplog.messages == [warning] * warned
 
 
 def gunicorn_config(hooks: dict) -> Config:
@@ -52,6 +72,10 @@ def gunicorn_config(hooks: dict) -> Config:
 def test_a_worker_loading_the_model_is_not_killed_as_silent(hooks: dict) -> None:
     # A worker loads torch and the model before its first heartbeat; 30 s was too little.
     assert gunicorn_config(hooks).timeout == 120
+
+
+def test_gunicorn_makes_no_control_socket_in_its_user_s_home(hooks: dict) -> None:
+    assert gunicorn_config(hooks).control_socket_disable is True
 
 
 def test_the_access_log_names_the_client_the_proxy_forwarded_and_the_request_id(
