@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sys
 import threading
@@ -181,9 +182,34 @@ def _delimiter(text: str) -> str:
     return other if other in header[0] else ","
 
 
+def _csv_records(text: str, delimiter: str) -> Iterator[list[str]]:
+    """The file's records. Its quoting is read strictly: an unclosed quote made the rest of
+    the file one value, so rows vanished from an import that reported success."""
+    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    # Numbered as _csv_rows_read numbers them: the record, not the physical line.
+    for line in itertools.count(1):
+        try:
+            yield next(records)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise CatalogFileError(f"line {line}: {_quoting_problem(str(error))}") from None
+
+
+def _quoting_problem(reason: str) -> str:
+    if reason == "unexpected end of data":
+        return 'a value opened with " is never closed, so the rest of the file is one value'
+    if reason.endswith("expected after '\"'"):
+        return (
+            'a quoted value goes on after its closing " (a " inside a quoted value is'
+            ' written twice: "12"" dipper")'
+        )
+    return f"the CSV cannot be read ({reason})"
+
+
 def _csv_rows_read(text: str, columns: FileColumns) -> list[dict[str, Any]]:
     delimiter = _delimiter(text)
-    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records = _csv_records(text, delimiter)
     # A spreadsheet user writes "SKU" or " Price " as readily as "price".
     header = [name.strip().lower() for name in next(records, [])]
     missing = [c for c in columns.required if c not in header]

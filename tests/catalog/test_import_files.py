@@ -254,6 +254,45 @@ def test_a_csv_file_of_a_header_and_empty_cells_has_no_rows() -> None:
         read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
 
 
+@pytest.mark.parametrize(
+    ("content", "refusal"),
+    [
+        (
+            'sku,name,category,price\nA-1,"Clover,Raw Honey,8.50\nA-2,Heather,Raw Honey,9\n',
+            'line 2: a value opened with " is never closed, so the rest of the file is one value',
+        ),
+        (
+            'sku,name,category,price\nA-1,"A lovely 12" dipper,Accessories,8.50\n',
+            'line 2: a quoted value goes on after its closing " (a " inside a quoted value is'
+            ' written twice: "12"" dipper")',
+        ),
+        (
+            'sku;name;category;price\nA-1;Clover;Raw Honey;8,50\nA-2;"Heather" pot;Raw;9\n',
+            'line 3: a quoted value goes on after its closing " (a " inside a quoted value is'
+            ' written twice: "12"" dipper")',
+        ),
+    ],
+    ids=["never closed", "text after the closing quote", "semicolons"],
+)
+def test_a_csv_file_quoted_wrongly_is_refused_with_the_line(content: str, refusal: str) -> None:
+    stream = io.BytesIO(content.encode())
+
+    with pytest.raises(CatalogFileError) as refused:
+        read_catalog_file(stream, "catalog.csv", columns=PRODUCT_COLUMNS)
+
+    assert str(refused.value) == refusal
+
+
+def test_a_csv_value_quoted_over_lines_with_doubled_quotes_is_read_whole() -> None:
+    content = (
+        'sku,name,category,price,description\r\nA-1,Dipper,Tools,8,"A 12"" dipper\r\nof oak"\r\n'
+    )
+
+    rows = read_catalog_file(io.BytesIO(content.encode()), "catalog.csv", columns=PRODUCT_COLUMNS)
+
+    assert [row["description"] for row in rows] == ['A 12" dipper\r\nof oak']
+
+
 def test_a_csv_file_with_a_header_only_is_refused() -> None:
     stream = io.BytesIO(b"sku,name,category,price\n")
 
@@ -370,19 +409,18 @@ def test_a_csv_value_over_128_kib_is_its_rows_error_and_the_other_rows_are_read(
     assert errors == ["line 2: description: at most 10000 characters"]
 
 
-def test_an_unclosed_quote_before_128_kib_of_rows_is_its_rows_error() -> None:
+def test_an_unclosed_quote_before_128_kib_of_rows_refuses_the_file_at_its_line() -> None:
+    # The rows after it were one value of its row: with --skip-invalid they vanished.
     content = (
         "sku,name,category,price\n"
         "A-1,Clover Honey,Raw Honey,8\n"
         'A-2,"Heather Honey,Raw Honey,9\n' + "A-3,Acacia Honey,Raw Honey,7\n" * 5_000
     )
 
-    valid, errors = parse_product_rows(
+    with pytest.raises(CatalogFileError) as refused:
         read_catalog_file(io.BytesIO(content.encode()), "c.csv", columns=PRODUCT_COLUMNS)
-    )
 
-    assert [row.sku for row in valid] == ["A-1"]
-    assert errors == ["line 3: fewer values than the header has columns"]
+    assert str(refused.value).startswith('line 3: a value opened with " is never closed')
 
 
 def test_reading_a_csv_file_leaves_csvs_field_limit_as_it_was() -> None:
