@@ -133,8 +133,10 @@ def embeddings_refresh(
     Stale rows go to the model ``ENCODE_SLICE_ROWS`` at a time (it sorts each call's texts by
     length, so bigger calls pad less) and are written ``batch_size`` rows per transaction, so
     an interrupted run keeps what it wrote and a re-run continues with what is still stale.
-    ``on_progress(checked, total)`` is called after every ``batch_size`` checked rows; rows the
-    database finds current count as checked from the start, and only the others are read.
+    ``on_progress(done, total)`` is called after every ``batch_size`` rows read and after each
+    slice is written: ``done`` counts the rows found current (those the database finds so
+    count from the start, and only the others are read) and the rows written, not rows read
+    and still waiting for the model (a bar at 93% had written none of them).
 
     When a run over the whole table (``backfill_embeddings``, not a task over some ids) is to
     re-embed most of a large table (another model, or ``force``), the HNSW index is dropped for
@@ -185,8 +187,10 @@ def embeddings_refresh(
             if len(stale) >= ENCODE_SLICE_ROWS:
                 flush(stale)
                 stale = []
-            if on_progress and checked % batch_size == 0:
-                on_progress(checked, total)
+                if on_progress:
+                    on_progress(checked, total)
+            elif on_progress and checked % batch_size == 0:
+                on_progress(checked - len(stale), total)
         flush(stale)
         if on_progress:
             on_progress(checked, total)

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE, stops_as_interrupts
 from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
 from catalog.services import CatalogImportError, ImportReport
 
@@ -46,10 +46,11 @@ class ImportCommand(BaseCommand):
     def handle(self, *args: Any, file: Path, skip_invalid: bool, **options: Any) -> None:
         commit = Commit()
         try:
-            with file.open("rb") as stream:
-                rows = read_catalog_file(stream, file.name, columns=self.columns)
-            with atomic_telling_commit() as commit:
-                report = self.rows_import(rows=rows, skip_invalid=skip_invalid)
+            with stops_as_interrupts():
+                with file.open("rb") as stream:
+                    rows = read_catalog_file(stream, file.name, columns=self.columns)
+                with atomic_telling_commit() as commit:
+                    report = self.rows_import(rows=rows, skip_invalid=skip_invalid)
         except KeyboardInterrupt:
             raise CommandError(
                 f"{file}: interrupted after the import was saved; backfill_embeddings embeds"

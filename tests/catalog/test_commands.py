@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 
 from catalog import embeddings, services
 from catalog.embeddings import current_model_name
@@ -454,6 +454,31 @@ def test_ctrl_c_while_import_catalog_writes_leaves_nothing_written(
     assert not Category.objects.exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("stopping", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_kill_or_a_closed_terminal_while_import_catalog_writes_leaves_nothing_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopping: signal.Signals
+) -> None:
+    def stopped_after_the_rows_are_written(**options: Any) -> services.ImportReport:
+        report = services.product_import(**options)
+        signal.raise_signal(stopping)
+        return report
+
+    monkeypatch.setattr(
+        import_catalog.Command, "rows_import", staticmethod(stopped_after_the_rows_are_written)
+    )
+    path = write_csv(tmp_path / "catalog.csv", csv_rows())
+    handler = signal.getsignal(stopping)
+
+    with pytest.raises(CommandError) as stopped:
+        run("import_catalog", str(path))
+
+    assert str(stopped.value) == f"{path}: interrupted; nothing was imported"
+    assert stopped.value.returncode == 130
+    assert not Product.objects.exists()
+    assert signal.getsignal(stopping) is handler  # the command's own is gone
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_import_meeting_a_category_deleted_meanwhile_fails_in_one_line(tmp_path: Path) -> None:
     honey = CategoryFactory.create(name="Raw Honey")
@@ -750,6 +775,50 @@ def test_ctrl_c_stops_a_forced_backfill_saying_what_a_new_run_does(
         " re-embeds every row"
     )
     assert stopped.value.returncode == 130
+
+
+PRODUCT_HNSW_INDEXES = (
+    "product_embedding_hnsw",
+    "product_embedding_hnsw_le_10",
+    "product_embedding_hnsw_le_20",
+)
+
+
+def hnsw_indexes_present() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'product_embedding_hnsw%%'"
+            " ORDER BY indexname"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)  # the indexes are dropped only outside a transaction
+@pytest.mark.parametrize("stopping", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_backfill_stopped_by_a_kill_or_a_closed_terminal_builds_its_dropped_indexes_again(
+    monkeypatch: pytest.MonkeyPatch, settings: Any, stopping: signal.Signals
+) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 3
+    refresh = backfill_embeddings.embeddings_refresh
+    dropped_when_stopped = []
+
+    def stopped_at_the_first_batch(*, on_progress: Any, **options: Any) -> Any:
+        def progress(done: int, total: int) -> None:
+            dropped_when_stopped.append(hnsw_indexes_present() == [])
+            signal.raise_signal(stopping)
+
+        return refresh(on_progress=progress, **options)
+
+    monkeypatch.setattr(backfill_embeddings, "embeddings_refresh", stopped_at_the_first_batch)
+    ProductFactory.create_batch(4)
+
+    with pytest.raises(CommandError) as stopped:
+        run("backfill_embeddings", "--only", "products", "--force", "--batch-size", "1")
+
+    assert stopped.value.returncode == 130
+    assert str(stopped.value).startswith("products: interrupted;")
+    assert dropped_when_stopped == [True]
+    assert hnsw_indexes_present() == list(PRODUCT_HNSW_INDEXES)
 
 
 class Terminal(StringIO):

@@ -1307,13 +1307,26 @@ def test_stale_rows_are_written_in_transactions_of_batch_size() -> None:
 
 
 @pytest.mark.django_db
-def test_progress_is_reported_after_each_batch_and_at_the_end() -> None:
+def test_progress_is_reported_as_each_slice_is_written_and_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services, "ENCODE_SLICE_ROWS", 2)
     ProductFactory.create_batch(5)
     calls: list[tuple[int, int]] = []
 
     embeddings_refresh(kind="products", batch_size=2, on_progress=lambda *c: calls.append(c))
 
     assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
+@pytest.mark.django_db
+def test_progress_counts_no_row_read_until_it_is_written() -> None:
+    ProductFactory.create_batch(5)  # one slice for the model: written at the end
+    calls: list[tuple[int, int]] = []
+
+    embeddings_refresh(kind="products", batch_size=2, on_progress=lambda *c: calls.append(c))
+
+    assert calls == [(0, 5), (0, 5), (5, 5)]
 
 
 @pytest.mark.django_db
@@ -1328,7 +1341,7 @@ def test_a_refresh_reads_only_rows_whose_text_or_model_changed() -> None:
     )
 
     assert (report.embedded, report.current) == (1, 4)
-    assert calls == [(5, 5), (5, 5)]  # the 4 current rows were counted, never read
+    assert calls == [(4, 5), (5, 5)]  # the 4 current rows were counted, never read
 
 
 @pytest.mark.django_db

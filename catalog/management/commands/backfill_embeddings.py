@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE, stops_as_interrupts
 from catalog.embeddings import current_model_name
 from catalog.services import (
     EMBEDDED_MODELS,
@@ -41,6 +41,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
+        with stops_as_interrupts():
+            self._backfill(**options)
+
+    def _backfill(self, **options: Any) -> None:
         kinds = [options["only"]] if options["only"] else sorted(EMBEDDED_MODELS)
         for kind in kinds:
             # The stream under Django's wrapper, which would style each write as an error (red

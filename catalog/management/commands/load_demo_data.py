@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE, stops_as_interrupts
 from catalog.management.import_command import Commit, atomic_telling_commit
 from catalog.models import KnowledgeArticle, Product
 from catalog.services import (
@@ -33,6 +33,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, if_empty: bool, **options: Any) -> None:
+        with stops_as_interrupts():
+            self._load(if_empty=if_empty)
+
+    def _load(self, *, if_empty: bool) -> None:
         load_products = not (if_empty and Product.objects.exists())
         load_articles = not (if_empty and KnowledgeArticle.objects.exists())
         if not (load_products or load_articles):
