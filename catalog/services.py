@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, ForeignKey, Model, Q, QuerySet
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Length
@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from pgvector.django import HnswIndex
 from psycopg import sql
+from psycopg.errors import DeadlockDetected
 
 from beemanhoney.common.exceptions import DeletedMeanwhile
 from beemanhoney.common.models import max_length_of
@@ -858,6 +859,16 @@ def _rows_import(
             f"a change saved meanwhile conflicts with this import ({reason});"
             " nothing was imported: try again",
         ) from None
+    except OperationalError as exc:
+        # Another writer of some of these rows (a category's rename marks its products) that
+        # wrote them in another order: PostgreSQL ended this import to end the deadlock.
+        if not isinstance(exc.__cause__, DeadlockDetected):
+            raise
+        raise CatalogImportError(
+            report,
+            "another change to these rows at the same moment deadlocked with this import;"
+            " nothing was imported: try again",
+        ) from None
     logger.info("catalog.rows_imported", extra={"kind": kind, "summary": report.summary()})
     return report
 
@@ -884,23 +895,27 @@ def _rows_upsert(
         # compares nor writes: a save then writes only the fields loaded.
         rows = model.objects.filter(**{f"{key}__in": keys}).defer("embedding", "search_vector")
         existing = {getattr(obj, key): obj for obj in rows}
+        changed: list[tuple[Any, dict[str, Any]]] = []
         for row in parsed:
             given: dict[str, Any] = values(row, report)
             obj = existing.get(getattr(row, key))
             if obj is None:
                 new.append(model(**{key: getattr(row, key)}, **new_row_fields(row), **given))
-                continue
-            if any(_differs(obj, name, value) for name, value in given.items()):
-                # The file's columns alone: a stock level or a deactivation saved since the
-                # rows were read is not put back (as ``product_update``).
-                if not model.objects.filter(pk=obj.pk).update(**given, updated_at=timezone.now()):
-                    # Deleted since it was read: as a row saved meanwhile (``_rows_import``).
-                    raise IntegrityError(f"{key} {getattr(row, key)!r} was deleted meanwhile")
-                report.updated += 1
+            elif any(_differs(obj, name, value) for name, value in given.items()):
+                changed.append((obj, given))
             else:
                 report.unchanged += 1
-                continue
+        # Rows are written in key order, whatever the file's: two imports of the same rows in
+        # other orders, at once, each waited for a row the other had written (a deadlock).
+        for obj, given in sorted(changed, key=lambda change: getattr(change[0], key)):
+            # The file's columns alone: a stock level or a deactivation saved since the rows
+            # were read is not put back (as ``product_update``).
+            if not model.objects.filter(pk=obj.pk).update(**given, updated_at=timezone.now()):
+                # Deleted since it was read: as a row saved meanwhile (``_rows_import``).
+                raise IntegrityError(f"{key} {getattr(obj, key)!r} was deleted meanwhile")
+            report.updated += 1
             touched.append(obj.pk)
+        new.sort(key=lambda obj: getattr(obj, key))
         # A statement per 1,000 rows, not one a row: with the slugs asked for at once, 100k new
         # products import in 44 s, against 80 (docs/BENCHMARKS.md, "Import").
         for obj in model.objects.bulk_create(new, batch_size=IMPORT_INSERT_BATCH_ROWS):

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +32,7 @@ from catalog.services import (
 )
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.transactions import saved_meanwhile
+from tests.support.transactions import saved_meanwhile, written_meanwhile
 
 
 def catalog_rows() -> list[dict[str, str]]:
@@ -723,6 +724,49 @@ def test_an_import_changing_a_product_another_request_deletes_meanwhile_fails_in
         " meanwhile); nothing was imported: try again"
     )
     assert set(Product.objects.values_list("stock", flat=True)) != {3}
+
+
+def _repriced(row: dict[str, str]) -> dict[str, str]:
+    """``row`` at another price, without its stock: an import then leaves the stock alone."""
+    return {name: value for name, value in row.items() if name != "stock"} | {"price": "12.00"}
+
+
+def _stock_set(sku: str, stock: int) -> Callable[[], object]:
+    return lambda: Product.objects.filter(sku=sku).update(stock=stock)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_writes_its_rows_in_sku_order_so_a_writer_in_that_order_only_waits() -> None:
+    product_import(rows=catalog_rows())
+    repriced = [_repriced(row) for row in reversed(catalog_rows())]
+
+    # The other writer takes the first sku, then, a second later, the last: an import writing
+    # in the file's order (the last sku first) then waited for the first, and it for the last.
+    with written_meanwhile(_stock_set("BH-RAW-001", 1), _stock_set("BH-WAX-001", 2)):
+        report = product_import(rows=repriced)
+
+    assert report.updated == 3
+    assert set(Product.objects.values_list("price", flat=True)) == {Decimal("12.00")}
+    assert Product.objects.get(sku="BH-WAX-001").stock == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_deadlocked_by_a_writer_in_another_order_fails_in_one_line() -> None:
+    product_import(rows=catalog_rows())
+    repriced = [_repriced(row) for row in catalog_rows()]
+
+    with (
+        written_meanwhile(_stock_set("BH-WAX-001", 2), _stock_set("BH-RAW-001", 1)),
+        pytest.raises(CatalogImportError) as excinfo,
+    ):
+        product_import(rows=repriced)
+
+    assert str(excinfo.value) == (
+        "another change to these rows at the same moment deadlocked with this import; nothing"
+        " was imported: try again"
+    )
+    assert Decimal("12.00") not in set(Product.objects.values_list("price", flat=True))
+    assert Product.objects.get(sku="BH-RAW-001").stock == 1  # the other writer's, committed
 
 
 @pytest.mark.django_db(transaction=True)
