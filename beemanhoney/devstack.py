@@ -7,6 +7,7 @@ servers it had to start itself. ``test``: the same services, then pytest.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -58,16 +59,28 @@ def _manage(*args: str) -> None:
 
 
 def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop each process with its whole group (each was started in a session of its own), the
+    group too when the process itself has died: a Celery worker killed outright left its beat
+    running, which then sent every periodic task beside the next ``make run``'s beat."""
     for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+        _group_signalled(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for process in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        while _group_signalled(process.pid, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _group_signalled(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _group_signalled(group: int, signum: int) -> bool:
+    """Whether a process of ``group`` was left to send ``signum`` to (0 sends none)."""
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _wait_healthy(url: str, processes: list[subprocess.Popen[bytes]], timeout: float) -> bool:
