@@ -65,6 +65,16 @@ class ServiceBusy(APIException):
     wait = 2  # seconds, sent as Retry-After
 
 
+class EventsUnavailable(APIException):
+    status_code = 503
+    default_detail = (
+        "Live events cannot be read right now: read the run (GET /api/runs/{id}/), or retry"
+        " shortly."
+    )
+    default_code = "events_unavailable"
+    wait = 2  # seconds, sent as Retry-After
+
+
 class TooManyStreams(APIException):
     status_code = 429
     default_detail = (
@@ -228,12 +238,13 @@ def _event_stream_headed(response: HttpResponseBase) -> HttpResponseBase:
 
 def _stream_slots_take(user: User) -> UserStreamSlot:
     """One of the user's slots, then one of the process's (or neither): 429 past the user's
-    limit, 503 with the process full or Redis, which the stream reads from, unreachable."""
+    limit, 503 with the process full (``streams_busy``) or Redis, which the stream reads from,
+    unreachable (``events_unavailable``)."""
     try:
         return slots_take(user_id=user.pk, seconds=settings.SSE_MAX_STREAM_SECONDS)
     except redis.RedisError:
         logger.warning("run_events.user_slots_unreadable", extra={"user_id": user.pk})
-        raise ServiceBusy from None
+        raise EventsUnavailable from None
     except StreamSlotsFull as full:
         if not full.per_user:
             raise ServiceBusy from None

@@ -203,7 +203,7 @@ def test_with_redis_unreachable_a_stream_is_503_and_a_wait_answers_at_once(
     run = AgentRunFactory.create(conversation__owner=guest)
     waited = client.get(f"/api/runs/{run.pk}/?wait=20")
 
-    assert refused.status_code == 503
+    assert (refused.status_code, refused.json()["code"]) == (503, "events_unavailable")
     assert refused.headers["Retry-After"] == "2"
     assert (waited.status_code, waited.json()["status"]) == (200, "queued")
     assert stream_slots._open == 0

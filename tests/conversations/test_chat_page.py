@@ -119,6 +119,39 @@ def test_a_customer_whose_other_tabs_hold_every_stream_still_gets_the_reply(
     assert "quickly" not in page.locator("#chat-status").inner_text()
 
 
+def test_a_customer_whose_event_streams_are_refused_gets_the_reply_and_sends_once(
+    live_server, celery_worker, shop, browser_page
+) -> None:
+    # Every stream answered 503, as when the event store (Redis) is down: the page gave up,
+    # said it could not reach the shop and put the message back to send again, a second
+    # message and a second reply.
+    page = browser_page
+    page.route(
+        "**/api/runs/*/events/",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/json",
+            body='{"detail": "Try again shortly.", "code": "events_unavailable"}',
+        ),
+    )
+    polled_while_down = []
+    page.route(
+        "**/api/runs/*/",
+        lambda route: (
+            route.abort() if len(polled_while_down) < 2 else route.continue_(),
+            polled_while_down.append(route.request.url),
+        ),
+    )
+
+    reply = _ask_for_a_sore_throat_honey(page, live_server)
+
+    assert "Manuka Honey UMF 15+ 250g" in reply.inner_text()
+    assert len(polled_while_down) > 2
+    assert page.get_by_label("Your message").input_value() == ""
+    assert page.locator("#chat-status").inner_text() == ""
+    assert Conversation.objects.get().messages.filter(role="user").count() == 1
+
+
 def _a_reply_being_written(page, live_server) -> tuple[Conversation, AgentRun]:
     """The page open on a conversation whose question's run is queued but not yet sent to the
     workers: the page shows its reply as still being written."""

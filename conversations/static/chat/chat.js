@@ -329,19 +329,35 @@
           }
         }
       } catch (error) {
-        // This account's other tabs hold every stream it may open: ask for the run instead.
+        // This account's other tabs hold every stream it may open (429), or the server has
+        // no stream to give (503: busy, or its event store unreachable): ask for the run.
         if (error.body && error.body.code === "too_many_streams") return pollRun(runId, bubble);
+        if (error.status === 503) return pollRun(runId, bubble);
         if (error.status && error.status !== 0 && error.status < 500) throw error;
       }
       setStatus(RECONNECTING, "info");
       await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
     }
-    throw new HttpError(0, { detail: UNREACHABLE });
+    return pollRun(runId, bubble);
   }
 
+  // The message is stored and its run will answer it: while the shop cannot be reached (or
+  // asks for a pause), keep asking. The page used to give up, put the message back in the box,
+  // and so have it sent and answered twice.
   async function pollRun(runId, bubble) {
-    for (;;) {
-      const run = await api("GET", "/api/runs/" + runId + "/");
+    for (let failures = 0; ; ) {
+      let run;
+      try {
+        run = await api("GET", "/api/runs/" + runId + "/");
+        failures = 0;
+        clearReconnecting();
+      } catch (error) {
+        if (error.status && error.status < 500 && error.status !== 429) throw error;
+        setStatus(RECONNECTING, "info");
+        failures += 1;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS * failures, 15000)));
+        continue;
+      }
       if (run.status === "succeeded") {
         bubble.item.remove();
         if (run.reply) renderMessage(run.reply);
@@ -439,7 +455,8 @@
     ).finally(() => { newChatButton.disabled = deleteChatButton.disabled = false; });
   }
 
-  async function send(content) {
+  // ``onPosted()`` once the message is stored: what fails after it does not unsend it.
+  async function send(content, onPosted) {
     let conversationId = await whenReady();
     let posted;
     try {
@@ -454,6 +471,7 @@
       setStatus(error.status === 409 ? CLOSED_NOTICE : DELETED_NOTICE);
       posted = await postMessage(conversationId, content);
     }
+    onPosted();
     renderMessage(posted.message);
     if (!posted.run) {
       waitForStaff(conversationId);
@@ -489,11 +507,12 @@
     sendButton.disabled = true;
     input.value = "";
     setStatus("");
+    let posted = false;
     try {
       if (startingOver) await startingOver.catch(() => null);
-      await send(content);
+      await send(content, () => { posted = true; });
     } catch (error) {
-      input.value = content;
+      if (!posted) input.value = content;
       setStatus(error.status === 429 ? "You're sending messages quickly — please wait a moment." : error.message || UNREACHABLE);
     } finally {
       sendButton.disabled = false;
