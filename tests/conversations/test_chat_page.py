@@ -134,19 +134,18 @@ def test_a_customer_whose_event_streams_are_refused_gets_the_reply_and_sends_onc
             body='{"detail": "Try again shortly.", "code": "events_unavailable"}',
         ),
     )
-    polled_while_down = []
-    page.route(
-        "**/api/runs/*/",
-        lambda route: (
-            route.abort() if len(polled_while_down) < 2 else route.continue_(),
-            polled_while_down.append(route.request.url),
-        ),
-    )
+    polled: list[str] = []
+
+    def first_two_polls_unreachable(route: Any) -> None:
+        polled.append(route.request.url)
+        route.abort() if len(polled) <= 2 else route.continue_()
+
+    page.route("**/api/runs/*/", first_two_polls_unreachable)
 
     reply = _ask_for_a_sore_throat_honey(page, live_server)
 
     assert "Manuka Honey UMF 15+ 250g" in reply.inner_text()
-    assert len(polled_while_down) > 2
+    assert len(polled) > 2
     assert page.get_by_label("Your message").input_value() == ""
     assert page.locator("#chat-status").inner_text() == ""
     assert Conversation.objects.get().messages.filter(role="user").count() == 1
