@@ -171,3 +171,32 @@ def test_healthz_answers_a_probe_on_any_host_over_plain_http(client: Client, set
     assert probe.status_code == 200
     assert probe.json()["status"] == "ok"
     assert other.status_code == 400
+
+
+def test_the_api_answers_503_to_retry_while_the_database_is_down() -> None:
+    script = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "read, write = Client().get('/api/products/'), Client().post('/api/auth/guest/');"
+        "print(json.dumps([[r.status_code, r.get('Retry-After'), r.json()] for r in (read, write)]))"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "beemanhoney.settings",
+        "DEBUG": "1",
+        "ALLOWED_HOSTS": "testserver",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "DATABASE_CONNECT_TIMEOUT": "1",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    body = {
+        "detail": "The shop cannot answer this right now; retry shortly.",
+        "code": "service_unavailable",
+    }
+    assert answers == [[503, "5", body], [503, "5", body]]
+    assert "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ is there when fields are at fault, and ``error_codes`` beside it, shaped as it i
 in its place given by its code (``required``, ``invalid``, ``max_length``, ``unknown_field``...):
 what a client's form shows against which field, and why, without reading the sentences."""
 
+import logging
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -18,12 +19,15 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
@@ -75,6 +79,16 @@ def _codes_of(errors: Any, *, default: str) -> Any:
     return getattr(errors, "code", None) or default
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    """The database could not answer (unreachable, restarting, a deadlock): a 503 the client
+    may retry, not a 500 with a traceback logged for each request while it is down."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The shop cannot answer this right now; retry shortly."
+    default_code = "service_unavailable"
+    wait = 5  # seconds, sent as Retry-After
+
+
 class Refusal(NamedTuple):
     status: int
     code: str
@@ -118,6 +132,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("api.database_unavailable", extra={"error": str(exc)[:300]})
+        exc = DatabaseUnavailable()
     elif isinstance(exc, ApplicationError):
         if exc.field and exc.status_code == status.HTTP_400_BAD_REQUEST:
             # A field refused by a service reads as one refused by a serializer: the field's
