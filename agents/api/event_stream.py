@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from rest_framework.utils.encoders import JSONEncoder
 
 from agents import selectors
@@ -71,7 +71,8 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
     """The run's events after ``after`` as SSE, until its final event (or the time limit).
 
     Postgres is asked whether the run finished only at the start and after a quiet heartbeat,
-    never per event; a Redis failure ends the stream (the client resumes).
+    never per event, and a check it cannot answer is left to the next; a Redis failure ends
+    the stream (the client resumes).
     """
     run_id = str(run.pk)
     # The request's own queries (authentication, the run) left a connection open: the stream
@@ -89,10 +90,15 @@ def run_event_stream(*, run: AgentRun, after: str) -> Iterator[bytes]:
                 except AgentRun.DoesNotExist:
                     yield _sse(DELETED)
                     return
-                if run.is_finished:
-                    # Finished and nothing (more) live: the events expired. Re-read once:
-                    # the final events may have landed between the two reads.
-                    events = run_events_read(run_id=run_id, after=after) or _replay(run, after)
+                except DatabaseError:
+                    # Restarting, say: the events are in Redis, so the stream goes on, and
+                    # asks again after its next quiet heartbeat (it was cut off here).
+                    logger.warning("run_events.run_unreadable", extra={"run_id": run_id})
+                else:
+                    if run.is_finished:
+                        # Finished and nothing (more) live: the events expired. Re-read once:
+                        # the final events may have landed between the two reads.
+                        events = run_events_read(run_id=run_id, after=after) or _replay(run, after)
                 release_database_connection()
                 if run.is_finished and not events:
                     return

@@ -350,3 +350,24 @@ def test_a_stream_of_a_run_deleted_meanwhile_ends_with_run_deleted(settings) -> 
 
     assert [event["type"] for event in rest] == ["run.deleted"]
     assert rest[0]["data"] == {"status": "deleted"}
+
+
+def test_a_stream_goes_on_through_a_database_it_cannot_reach_and_ends_with_the_run(
+    settings,
+) -> None:
+    settings.SSE_HEARTBEAT_SECONDS = 1
+    run = AgentRunFactory.create()
+    stream = run_event_stream(run=run, after="")
+    next(stream)  # the retry hint
+    reachable = connection.settings_dict["HOST"]
+    connection.settings_dict["HOST"] = "/nonexistent"  # restarting: nothing listens
+
+    try:
+        keep_alive = next(stream)  # its check of the run failed; it waited on Redis
+    finally:
+        connection.settings_dict["HOST"] = reachable
+    run_event_publish(run_id=str(run.pk), type="run.finished", data={"status": "succeeded"})
+    rest = parse_sse(b"".join(stream))
+
+    assert keep_alive == b": keep-alive\n\n"
+    assert [event["type"] for event in rest] == ["run.finished"]
