@@ -461,15 +461,31 @@ def _replace_passages(article_ids: list[int], passages: dict[int, list[Knowledge
         )
 
 
-def embeddings_refresh_on_commit(*, kind: str, ids: list[int], force: bool = False) -> None:
+def embeddings_refresh_on_commit(
+    *,
+    kind: str,
+    ids: list[int],
+    force: bool = False,
+    on_not_queued: Callable[[int], None] | None = None,
+) -> None:
     """Queue embedding of these rows once the current transaction commits.
 
     A broker outage must not fail the write that asked for it: the rows stay stale (visible in
-    admin) until beat's hourly repair (``embeddings_repair``) or a backfill embeds them. The
-    tasks go to the background queue (``beemanhoney.celery.route_background_tasks``)."""
+    admin) until beat's hourly repair (``embeddings_repair``) or a backfill embeds them. It is
+    logged in one line (Django logged a traceback for each write), and ``on_not_queued(rows)``
+    is told how many rows were not queued. The tasks go to the background queue
+    (``beemanhoney.celery.route_background_tasks``)."""
 
     def queue() -> None:
-        embeddings_queue(kind=kind, ids=ids, force=force)
+        try:
+            embeddings_queue(kind=kind, ids=ids, force=force)
+        except EmbeddingsNotQueued as error:
+            logger.warning(
+                "catalog.embeddings_not_queued",
+                extra={"kind": kind, "rows": len(ids) - error.queued, "error": str(error)},
+            )
+            if on_not_queued is not None:
+                on_not_queued(len(ids) - error.queued)
 
     if ids:
         transaction.on_commit(queue, robust=True)
@@ -493,6 +509,10 @@ class EmbeddingsNotQueued(Exception):
         super().__init__(f"the task queue did not take the rows after the first {queued}")
         self.queued = queued
 
+    def __str__(self) -> str:
+        cause, reason = self.__cause__, super().__str__()
+        return f"{reason} ({type(cause).__name__}: {cause})" if cause else reason
+
 
 # --- products ---------------------------------------------------------------------------------
 
@@ -506,6 +526,11 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
     # The names of the categories a product import created, in the file's order.
     created_categories: list[str] = field(default_factory=list)
+    # Rows saved whose embedding the task queue did not take (``embeddings_refresh_on_commit``).
+    not_queued: int = 0
+
+    def not_queued_add(self, rows: int) -> None:
+        self.not_queued += rows
 
     def counts(self) -> str:
         return (
@@ -514,10 +539,17 @@ class ImportReport:
         )
 
     def summary(self) -> str:
-        """The counts, and the categories created: a misspelt category shows up here."""
-        if not self.created_categories:
-            return self.counts()
-        return f"{self.counts()}; created categories: {_categories_listed(self.created_categories)}"
+        """The counts, the categories created (a misspelt category shows up here), and rows
+        left to embed because the task queue could not be reached."""
+        summary = self.counts()
+        if self.created_categories:
+            summary += f"; created categories: {_categories_listed(self.created_categories)}"
+        if self.not_queued:
+            summary += (
+                f"; {self.not_queued} row(s) not queued for embedding (the task queue cannot be"
+                " reached): backfill_embeddings embeds them, or the hourly repair will"
+            )
+        return summary
 
 
 def _categories_listed(names: list[str]) -> str:
@@ -921,7 +953,7 @@ def _rows_upsert(
         for obj in model.objects.bulk_create(new, batch_size=IMPORT_INSERT_BATCH_ROWS):
             touched.append(obj.pk)
         report.created += len(new)
-        embeddings_refresh_on_commit(kind=kind, ids=touched)
+        embeddings_refresh_on_commit(kind=kind, ids=touched, on_not_queued=report.not_queued_add)
         if touched:
             # Which words are too common to tell rows apart comes from these statistics;
             # autovacuum would refresh them only a minute or so later.

@@ -17,6 +17,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
+from beemanhoney.common.ports import free_port
 from catalog import embeddings, services
 from catalog.embeddings import current_model_name
 from catalog.management.commands import (
@@ -28,7 +29,7 @@ from catalog.management.commands import (
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import knowledge_article_update
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
-from tests.support.celery_worker import PROJECT_DIR
+from tests.support.celery_worker import PROJECT_DIR, producing_to_broker
 from tests.support.celery_worker import test_database_url as database_url  # not a test
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
 from tests.support.transactions import saved_meanwhile
@@ -114,6 +115,25 @@ def test_import_catalog_of_a_price_list_changes_prices_and_nothing_else(tmp_path
     honey = Product.objects.get(sku="BH-RAW-001")
     assert out == "Imported prices.csv: created 0, updated 1, unchanged 0, invalid 0\n"
     assert (honey.price, honey.stock, honey.tags) == (Decimal("9.95"), 184, ["raw", "british"])
+
+
+@pytest.mark.django_db(transaction=True)  # the queueing waits for the import's commit
+def test_import_catalog_with_the_task_queue_unreachable_saves_and_says_what_is_left_to_embed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_csv(tmp_path / "catalog.csv", csv_rows())
+
+    with producing_to_broker(f"redis://127.0.0.1:{free_port()}/0"):
+        out, _ = run("import_catalog", str(path))
+
+    assert out.strip() == (
+        "Imported catalog.csv: created 2, updated 0, unchanged 0, invalid 0; created categories:"
+        " Raw Honey, Beeswax Goods; 2 row(s) not queued for embedding (the task queue cannot be"
+        " reached): backfill_embeddings embeds them, or the hourly repair will"
+    )
+    assert Product.objects.count() == 2
+    not_queued = [r for r in caplog.records if r.getMessage() == "catalog.embeddings_not_queued"]
+    assert [(r.levelname, r.exc_info) for r in not_queued] == [("WARNING", None)]
 
 
 @pytest.mark.django_db
