@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
-from beemanhoney.common.management import INTERRUPTED_EXIT_CODE, stops_as_interrupts
+from beemanhoney.common.management import (
+    INTERRUPTED_EXIT_CODE,
+    database_failure,
+    stops_as_interrupts,
+)
 from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
 from catalog.services import CatalogImportError, ImportReport
 
@@ -59,6 +63,8 @@ class ImportCommand(BaseCommand):
                 else f"{file}: interrupted; nothing was imported",
                 returncode=INTERRUPTED_EXIT_CODE,
             ) from None
+        except DatabaseError as exc:
+            raise CommandError(f"{file}: {database_failure(exc)}; nothing was imported") from None
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from None
         except CatalogFileError as exc:

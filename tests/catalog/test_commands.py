@@ -136,6 +136,38 @@ def test_import_catalog_with_the_task_queue_unreachable_saves_and_says_what_is_l
     assert [(r.levelname, r.exc_info) for r in not_queued] == [("WARNING", None)]
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["import_catalog", "catalog.csv"], "catalog.csv: the database failed (OperationalError: "),
+        (["load_demo_data"], "Demo data: the database failed (OperationalError: "),
+    ],
+    ids=["import_catalog", "load_demo_data"],
+)
+def test_a_command_that_cannot_reach_the_database_says_so_in_one_line(
+    tmp_path: Path, command: list[str], said: str
+) -> None:
+    write_csv(tmp_path / "catalog.csv", csv_rows())
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "DATABASE_CONNECT_TIMEOUT": "1",
+    }
+
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "manage.py"), *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr  # one line
+    assert result.stderr.startswith(f"CommandError: {said}")
+
+
 @pytest.mark.django_db
 def test_import_catalog_reports_unchanged_rows_on_a_second_run(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "catalog.csv", csv_rows())

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from tests.catalog.factories import KnowledgeArticleFactory, ProductFactory
 
@@ -71,3 +71,19 @@ def test_an_empty_password_file_left_by_a_crash_gets_a_password_written(tmp_path
     assert admin.check_password(password)
     assert not admin.check_password("")
     assert f"Admin login: admin / {password}  (from {tmp_path}" in output
+
+
+def test_no_superuser_beside_a_user_named_admin_is_one_line_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    get_user_model().objects.create_user("admin", password="theirs")
+
+    with pytest.raises(CommandError) as refused:
+        bootstrap()
+
+    assert str(refused.value) == (
+        "there is no superuser, and the user 'admin' is not one: make one (`python manage.py"
+        " createsuperuser`), or give 'admin' another name so that this makes it"
+    )
+    assert not (tmp_path / "admin-password.txt").exists()
+    assert get_user_model().objects.get(username="admin").check_password("theirs")

@@ -12,6 +12,12 @@ INTERRUPTED_EXIT_CODE = 130  # as a shell reports a command Ctrl-C stopped
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+def database_failure(error: Exception) -> str:
+    """A command's words for a database error: its first line (psycopg's go on for lines)."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"the database failed ({type(error).__name__}: {first})"
+
+
 @contextmanager
 def stops_as_interrupts() -> Iterator[None]:
     """Within the block, ``STOPPING_SIGNALS`` raise ``KeyboardInterrupt`` as Ctrl-C does, so a

@@ -3,8 +3,13 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
-from beemanhoney.common.management import INTERRUPTED_EXIT_CODE, stops_as_interrupts
+from beemanhoney.common.management import (
+    INTERRUPTED_EXIT_CODE,
+    database_failure,
+    stops_as_interrupts,
+)
 from catalog.management.import_command import Commit, atomic_telling_commit
 from catalog.models import KnowledgeArticle, Product
 from catalog.services import (
@@ -33,8 +38,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, if_empty: bool, **options: Any) -> None:
-        with stops_as_interrupts():
-            self._load(if_empty=if_empty)
+        try:
+            with stops_as_interrupts():
+                self._load(if_empty=if_empty)
+        except DatabaseError as exc:
+            raise CommandError(f"Demo data: {database_failure(exc)}") from None
 
     def _load(self, *, if_empty: bool) -> None:
         load_products = not (if_empty and Product.objects.exists())

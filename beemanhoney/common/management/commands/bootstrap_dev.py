@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from beemanhoney.embedded import VAR_DIR
 
@@ -47,6 +47,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
         if not user_model.objects.filter(is_superuser=True).exists():
+            if user_model.objects.filter(username=ADMIN_USERNAME).exists():
+                raise CommandError(
+                    f"there is no superuser, and the user {ADMIN_USERNAME!r} is not one: make"
+                    f" one (`python manage.py createsuperuser`), or give {ADMIN_USERNAME!r}"
+                    " another name so that this makes it"
+                )
             password, _ = _admin_password()
             user_model.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", password)
         admin = user_model.objects.filter(username=ADMIN_USERNAME, is_superuser=True).first()
