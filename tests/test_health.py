@@ -177,8 +177,8 @@ def test_the_api_answers_503_to_retry_while_the_database_is_down() -> None:
     script = (
         "import django, json; django.setup();"
         "from django.test import Client;"
-        "read, write = Client().get('/api/products/'), Client().post('/api/auth/guest/');"
-        "print(json.dumps([[r.status_code, r.get('Retry-After'), r.json()] for r in (read, write)]))"
+        "answers = Client().get('/api/products/'), Client().post('/api/auth/guest/');"
+        "print(json.dumps([[r.status_code, r.get('Retry-After'), r.json()] for r in answers]))"
     )
     env = {
         "PATH": "/usr/bin:/bin",

@@ -13,6 +13,7 @@ from django.db import DatabaseError, transaction
 from beemanhoney.common.management import (
     INTERRUPTED_EXIT_CODE,
     database_failure,
+    progress_bar,
     stops_as_interrupts,
 )
 from catalog.import_files import CatalogFileError, FileColumns, read_catalog_file
@@ -53,8 +54,10 @@ class ImportCommand(BaseCommand):
             with stops_as_interrupts():
                 with file.open("rb") as stream:
                     rows = read_catalog_file(stream, file.name, columns=self.columns)
-                with atomic_telling_commit() as commit:
-                    report = self.rows_import(rows=rows, skip_invalid=skip_invalid)
+                with progress_bar(self, file.name) as progress, atomic_telling_commit() as commit:
+                    report = self.rows_import(
+                        rows=rows, skip_invalid=skip_invalid, on_progress=progress
+                    )
         except KeyboardInterrupt:
             raise CommandError(
                 f"{file}: interrupted after the import was saved; backfill_embeddings embeds"

@@ -894,6 +894,28 @@ def test_the_backfill_progress_bar_on_a_terminal_is_not_styled_as_an_error() -> 
     assert err.getvalue().count("\n") == 1
 
 
+@pytest.mark.django_db
+def test_import_catalog_on_a_terminal_shows_the_rows_written_on_one_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "catalog.csv", csv_rows())
+    err = Terminal()
+
+    call_command(import_catalog.Command(stderr=err), str(path), stdout=StringIO())
+
+    assert "catalog.csv: 100%" in err.getvalue()
+    assert "2/2" in err.getvalue()
+    assert err.getvalue().count("\n") == 1
+
+
+@pytest.mark.django_db
+def test_load_demo_data_on_a_terminal_shows_its_embedding_rows() -> None:
+    err = Terminal()
+
+    call_command(load_demo_data.Command(stderr=err), stdout=StringIO())
+
+    assert "embedding products: 100%" in err.getvalue()
+    assert "embedding knowledge: 100%" in err.getvalue()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_backfill_into_a_pipe_writes_no_progress_bar(test_broker_url: str) -> None:
     ProductFactory.create()

@@ -690,6 +690,25 @@ def test_a_category_name_another_request_saves_meanwhile_in_any_case_is_refused(
     assert Category.objects.filter(name__iexact="mead").count() == 1
 
 
+@pytest.mark.django_db
+def test_an_import_reports_its_rows_compared_updated_and_inserted_as_it_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services, "IMPORT_INSERT_BATCH_ROWS", 2)
+    rows = catalog_rows()
+    product_import(rows=rows[:2])
+    more = [{**row, "sku": f"{row['sku']}-B"} for row in rows[:2]]
+    calls: list[tuple[int, int]] = []
+
+    report = product_import(
+        rows=[rows[0], {**rows[1], "stock": "1"}, rows[2], *more],
+        on_progress=lambda *call: calls.append(call),
+    )
+
+    assert (report.unchanged, report.updated, report.created) == (1, 1, 3)
+    assert calls == [(1, 5), (4, 5), (5, 5), (5, 5)]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_import_meeting_a_category_another_request_saves_meanwhile_fails_in_one_line() -> None:
     rows = [{**catalog_rows()[0], "category": "MEAD"}]

@@ -2,9 +2,12 @@
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
 
 INTERRUPTED_EXIT_CODE = 130  # as a shell reports a command Ctrl-C stopped
 
@@ -38,3 +41,18 @@ def stops_as_interrupts() -> Iterator[None]:
     finally:
         for stopping, handler in previous.items():
             signal.signal(stopping, handler)
+
+
+@contextmanager
+def progress_bar(command: BaseCommand, description: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar of rows done on the command's stderr (none when it is not a terminal), and the
+    ``on_progress(done, total)`` that moves it."""
+    # The stream under Django's wrapper, which would style each write as an error (red on a
+    # terminal) and end it with a newline, so the bar could not redraw its line.
+    with tqdm(desc=description, unit="row", disable=None, file=command.stderr._out) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress

@@ -1,9 +1,12 @@
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
-from beemanhoney.common.management import INTERRUPTED_EXIT_CODE, stops_as_interrupts
+from beemanhoney.common.management import (
+    INTERRUPTED_EXIT_CODE,
+    progress_bar,
+    stops_as_interrupts,
+)
 from catalog.embeddings import current_model_name
 from catalog.services import (
     EMBEDDED_MODELS,
@@ -47,14 +50,7 @@ class Command(BaseCommand):
     def _backfill(self, **options: Any) -> None:
         kinds = [options["only"]] if options["only"] else sorted(EMBEDDED_MODELS)
         for kind in kinds:
-            # The stream under Django's wrapper, which would style each write as an error (red
-            # on a terminal) and end it with a newline, so the bar could not redraw its line.
-            with tqdm(desc=kind, unit="row", disable=None, file=self.stderr._out) as bar:
-
-                def progress(done: int, total: int, bar: tqdm = bar) -> None:
-                    bar.total = total
-                    bar.update(done - bar.n)
-
+            with progress_bar(self, kind) as progress:
                 try:
                     report = embeddings_refresh(
                         kind=kind,

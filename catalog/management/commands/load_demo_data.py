@@ -8,6 +8,7 @@ from django.db import DatabaseError
 from beemanhoney.common.management import (
     INTERRUPTED_EXIT_CODE,
     database_failure,
+    progress_bar,
     stops_as_interrupts,
 )
 from catalog.management.import_command import Commit, atomic_telling_commit
@@ -73,9 +74,10 @@ class Command(BaseCommand):
             raise self._interrupted(f"products {products}; articles {articles}") from None
         summary = f"products {products}; articles {articles}"
         try:
-            embedded = sum(
-                embeddings_refresh(kind=kind).embedded for kind in ("products", "knowledge")
-            )
+            embedded = 0
+            for kind in ("products", "knowledge"):
+                with progress_bar(self, f"embedding {kind}") as progress:
+                    embedded += embeddings_refresh(kind=kind, on_progress=progress).embedded
         except KeyboardInterrupt:
             raise self._interrupted(summary) from None
         except Exception as exc:
