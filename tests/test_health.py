@@ -134,13 +134,9 @@ def test_healthz_answers_503_when_the_broker_is_down(client: Client, settings) -
     assert response.json()["database"] == {"status": "up"}
 
 
-def test_healthz_answers_503_when_the_database_is_down() -> None:
-    script = (
-        "import django, json; django.setup();"
-        "from django.test import Client;"
-        "r = Client().get('/healthz');"
-        "print(json.dumps({'code': r.status_code, 'body': r.json()}))"
-    )
+def _run_with_nothing_to_reach(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a new Python of the project whose database and broker are addresses
+    nothing listens on: as when both are down."""
     env = {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "beemanhoney.settings",
@@ -150,9 +146,19 @@ def test_healthz_answers_503_when_the_database_is_down() -> None:
         "DATABASE_CONNECT_TIMEOUT": "1",
         "REDIS_URL": "redis://127.0.0.1:1/0",
     }
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
     )
+
+
+def test_healthz_answers_503_when_the_database_is_down() -> None:
+    script = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/healthz');"
+        "print(json.dumps({'code': r.status_code, 'body': r.json()}))"
+    )
+    result = _run_with_nothing_to_reach(script)
 
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["code"] == 503
@@ -180,18 +186,7 @@ def test_the_api_answers_503_to_retry_while_the_database_is_down() -> None:
         "answers = Client().get('/api/products/'), Client().post('/api/auth/guest/');"
         "print(json.dumps([[r.status_code, r.get('Retry-After'), r.json()] for r in answers]))"
     )
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "beemanhoney.settings",
-        "DEBUG": "1",
-        "ALLOWED_HOSTS": "testserver",
-        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
-        "DATABASE_CONNECT_TIMEOUT": "1",
-        "REDIS_URL": "redis://127.0.0.1:1/0",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
-    )
+    result = _run_with_nothing_to_reach(script)
 
     answers = json.loads(result.stdout.strip().splitlines()[-1])
     body = {
