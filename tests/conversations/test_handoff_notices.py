@@ -401,6 +401,22 @@ def test_the_test_command_sends_a_notice_on_each_channel(webhook, settings) -> N
     assert mail.outbox[0].to == ["shop@example.com"]
 
 
+def test_the_test_command_says_an_email_without_email_host_was_only_printed(
+    settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com"]
+    settings.HANDOFF_NOTICE_WEBHOOK_URL = ""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    out = io.StringIO()
+
+    call_command("send_test_handoff_notice", stdout=out)
+
+    assert out.getvalue() == (
+        "Test notice sent by email, printed above rather than mailed (no EMAIL_HOST).\n"
+    )
+    assert "To: shop@example.com" in capsys.readouterr().out
+
+
 def test_the_test_command_says_in_a_line_why_a_channel_failed(webhook, settings) -> None:
     webhook.status = 404
 

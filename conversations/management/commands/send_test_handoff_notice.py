@@ -6,6 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from conversations.handoff_notices import NoticeNotDelivered, handoff_notice_test_send
 
+CONSOLE_EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
 
 class Command(BaseCommand):
     help = (
@@ -24,4 +26,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"email via {settings.EMAIL_HOST or 'the console'}: {error}"
             ) from error
+        if "email" in sent and settings.EMAIL_BACKEND == CONSOLE_EMAIL_BACKEND:
+            # Written to standard output, above: no one was mailed.
+            sent[sent.index("email")] = "email, printed above rather than mailed (no EMAIL_HOST)"
         self.stdout.write(f"Test notice sent by {' and '.join(sent)}.")
