@@ -105,6 +105,8 @@ class EmbeddingReport:
     model_load_seconds: float = 0.0
     # Articles' passages sent to the model with them (not those reused as stored).
     passages_embedded: int = 0
+    # Rows embedded but not written, saved since they were read: their own task embeds them.
+    saved_meanwhile: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -225,8 +227,10 @@ def _embed_stale(
         report.model_load_seconds += time.perf_counter() - loading
         embedded = _embed(backend, stale, model_name, reuse_passages=not force)
         report.passages_embedded += embedded.passages_embedded
-        # Rows saved meanwhile are not written (``_store_embeddings``): not counted either.
-        report.embedded += _store_embeddings(model, embedded, batch_size=batch_size)
+        # Rows saved meanwhile are not written (``_store_embeddings``): counted apart.
+        written = _store_embeddings(model, embedded, batch_size=batch_size)
+        report.embedded += written
+        report.saved_meanwhile += len(stale) - written
 
 
 def embeddings_repair(*, saved_before: datetime, limit: int) -> dict[str, int]:

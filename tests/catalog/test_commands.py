@@ -697,6 +697,16 @@ def test_a_model_load_is_left_out_of_the_rate() -> None:
     assert line.endswith(", 1.0 rows/s; loading the model took 2.0 s)")
 
 
+def test_a_backfill_summary_counts_the_rows_saved_while_it_ran() -> None:
+    report = services.EmbeddingReport(embedded=2, current=1, saved_meanwhile=3, seconds=1.0)
+
+    line = backfill_embeddings._summary("products", report, force=False, dry_run=False)
+
+    assert line.startswith(
+        "products: embedded 2, already current 1, saved meanwhile 3 (their own tasks embed them) ("
+    )
+
+
 @pytest.mark.django_db
 def test_a_second_backfill_embeds_nothing() -> None:
     ProductFactory.create_batch(2)

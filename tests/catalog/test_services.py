@@ -1282,6 +1282,7 @@ def test_a_row_saved_while_it_is_being_embedded_keeps_what_it_has() -> None:
 
     product.refresh_from_db()
     assert report.embedded == 0  # its vector, of the old text, was not written over the save
+    assert report.saved_meanwhile == 1
     assert product.embedding_model == ""  # the save's own task embeds it
     assert embeddings_refresh(kind="products", ids=[product.pk]).embedded == 1
 

@@ -97,6 +97,8 @@ def _summary(kind: str, report: EmbeddingReport, *, force: bool, dry_run: bool) 
     passages = report.passages_embedded
     with_passages = f" and {passages} passage{'s' if passages != 1 else ''}" if passages else ""
     current = "" if force else f", already current {report.current}"
+    if report.saved_meanwhile:
+        current += f", saved meanwhile {report.saved_meanwhile} (their own tasks embed them)"
     # A dry run encodes nothing, nor does a run with nothing to embed: no rate to tell.
     rate = "" if dry_run or not report.embedded else f", {report.rows_per_second:.1f} rows/s"
     if report.model_load_seconds >= 0.1:
