@@ -704,5 +704,10 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # torch's own notes (its FakeTensor cache's statistics, written as a process that
+        # exported the query model exits: after a command's last line), not the shop's.
+        "torch": {"level": "WARNING"},
+    },
 }

@@ -55,3 +55,10 @@ def test_the_console_logs_the_details() -> None:
     line = console.format(record(run_id="x", ms=12))
 
     assert line.endswith('agent_run.failed run_id="x" ms=12')
+
+
+def test_torch_writes_only_its_warnings_beside_the_shops_info_lines() -> None:
+    # Its FakeTensor cache statistics followed a command's last line as it exited.
+    assert not logging.getLogger("torch._subclasses.fake_tensor").isEnabledFor(logging.INFO)
+    assert logging.getLogger("torch").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("catalog.services").isEnabledFor(logging.INFO)
