@@ -32,7 +32,7 @@ from catalog.services import (
 )
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.transactions import saved_meanwhile, written_meanwhile
+from tests.support.transactions import saved_meanwhile
 
 
 def catalog_rows() -> list[dict[str, str]]:
@@ -761,7 +761,7 @@ def test_an_import_writes_its_rows_in_sku_order_so_a_writer_in_that_order_only_w
 
     # The other writer takes the first sku, then, a second later, the last: an import writing
     # in the file's order (the last sku first) then waited for the first, and it for the last.
-    with written_meanwhile(_stock_set("BH-RAW-001", 1), _stock_set("BH-WAX-001", 2)):
+    with saved_meanwhile(_stock_set("BH-RAW-001", 1), _stock_set("BH-WAX-001", 2)):
         report = product_import(rows=repriced)
 
     assert report.updated == 3
@@ -775,7 +775,7 @@ def test_an_import_deadlocked_by_a_writer_in_another_order_fails_in_one_line() -
     repriced = [_repriced(row) for row in catalog_rows()]
 
     with (
-        written_meanwhile(_stock_set("BH-WAX-001", 2), _stock_set("BH-RAW-001", 1)),
+        saved_meanwhile(_stock_set("BH-WAX-001", 2), _stock_set("BH-RAW-001", 1)),
         pytest.raises(CatalogImportError) as excinfo,
     ):
         product_import(rows=repriced)
