@@ -4,6 +4,7 @@ from typing import Any
 
 import factory
 import numpy as np
+from django.db import connection
 
 from catalog.embeddings import current_model_name
 from catalog.models import EMBEDDING_DIMENSIONS, Category, Product
@@ -65,3 +66,21 @@ def shop_where_most_products_say_honey() -> Category:
     ProductFactory.create(name="Beeswax Candle", description="Hand-dipped.", category=category)
     catalog_statistics_refresh()
     return category
+
+
+# The products' HNSW graphs: the whole table's and the price ceilings' (``Product.Meta``).
+PRODUCT_HNSW_INDEXES = (
+    "product_embedding_hnsw",
+    "product_embedding_hnsw_le_10",
+    "product_embedding_hnsw_le_20",
+)
+
+
+def hnsw_indexes_missing() -> list[str]:
+    """Which of ``PRODUCT_HNSW_INDEXES`` the database does not have (a backfill drops them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
+            [list(PRODUCT_HNSW_INDEXES)],
+        )
+        return [row[0] for row in cursor.fetchall()]

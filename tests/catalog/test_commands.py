@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import transaction
 
 from beemanhoney.common.ports import free_port
 from catalog import embeddings, services
@@ -29,6 +29,7 @@ from catalog.management.commands import (
 from catalog.models import Category, KnowledgeArticle, Product
 from catalog.services import knowledge_article_update
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+from tests.catalog.search_support import PRODUCT_HNSW_INDEXES, hnsw_indexes_missing
 from tests.support.celery_worker import PROJECT_DIR, producing_to_broker
 from tests.support.celery_worker import test_database_url as database_url  # not a test
 from tests.support.fake_openai import FakeOpenAIServer, HttpError
@@ -839,22 +840,6 @@ def test_ctrl_c_stops_a_forced_backfill_saying_what_a_new_run_does(
     assert stopped.value.returncode == 130
 
 
-PRODUCT_HNSW_INDEXES = (
-    "product_embedding_hnsw",
-    "product_embedding_hnsw_le_10",
-    "product_embedding_hnsw_le_20",
-)
-
-
-def hnsw_indexes_present() -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'product_embedding_hnsw%%'"
-            " ORDER BY indexname"
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 @pytest.mark.django_db(transaction=True)  # the indexes are dropped only outside a transaction
 @pytest.mark.parametrize("stopping", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
 def test_a_backfill_stopped_by_a_kill_or_a_closed_terminal_builds_its_dropped_indexes_again(
@@ -866,7 +851,7 @@ def test_a_backfill_stopped_by_a_kill_or_a_closed_terminal_builds_its_dropped_in
 
     def stopped_at_the_first_batch(*, on_progress: Any, **options: Any) -> Any:
         def progress(done: int, total: int) -> None:
-            dropped_when_stopped.append(hnsw_indexes_present() == [])
+            dropped_when_stopped.append(hnsw_indexes_missing() == list(PRODUCT_HNSW_INDEXES))
             signal.raise_signal(stopping)
 
         return refresh(on_progress=progress, **options)
@@ -880,7 +865,7 @@ def test_a_backfill_stopped_by_a_kill_or_a_closed_terminal_builds_its_dropped_in
     assert stopped.value.returncode == 130
     assert str(stopped.value).startswith("products: interrupted;")
     assert dropped_when_stopped == [True]
-    assert hnsw_indexes_present() == list(PRODUCT_HNSW_INDEXES)
+    assert hnsw_indexes_missing() == []
 
 
 class Terminal(StringIO):

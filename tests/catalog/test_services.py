@@ -31,6 +31,7 @@ from catalog.services import (
     product_update,
 )
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
+from tests.catalog.search_support import PRODUCT_HNSW_INDEXES, hnsw_indexes_missing
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.transactions import saved_meanwhile
 
@@ -1427,25 +1428,9 @@ def test_an_interrupted_refresh_keeps_finished_batches_and_a_rerun_does_the_rest
     assert embedded.count() == 5
 
 
-PRODUCT_HNSW_INDEXES = (
-    "product_embedding_hnsw",
-    "product_embedding_hnsw_le_10",
-    "product_embedding_hnsw_le_20",
-)
-
-
-def _hnsw_indexes_missing() -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
-            [list(PRODUCT_HNSW_INDEXES)],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def _hnsw_index_exists() -> bool:
     """Every HNSW graph of the products: the whole table's and the price ceilings'."""
-    return _hnsw_indexes_missing() == []
+    return hnsw_indexes_missing() == []
 
 
 def _index_statements(queries: CaptureQueriesContext) -> list[str]:
@@ -1558,7 +1543,7 @@ def test_a_whole_table_run_that_finds_an_index_missing_builds_it_again(missing: 
     report = embeddings_refresh(kind="products")
 
     assert report.embedded == 0
-    assert _hnsw_indexes_missing() == []
+    assert hnsw_indexes_missing() == []
 
 
 @rebuild_test
