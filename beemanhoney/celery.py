@@ -44,11 +44,17 @@ def _warm_worker_process(**kwargs: object) -> None:
     gc.freeze()
 
 
+def task_connections_close_old(task: Task) -> None:
+    """Close the task's database connections that broke or outlived ``CONN_MAX_AGE``, as
+    Django does around each request. A task run eagerly (``apply()``) runs inside its caller's
+    connection and transaction: left alone."""
+    if not getattr(task.request, "is_eager", False):
+        close_old_connections()
+
+
 @task_prerun.connect
 @task_postrun.connect
 def _close_old_connections(sender: Task, **kwargs: object) -> None:
-    """Keep a task's database connection for the next one, unless it broke or outlived
-    ``CONN_MAX_AGE`` (Django does this around each request; ``CELERY_DB_REUSE_MAX``). A task
-    run eagerly (``apply()``) runs inside its caller's connection and transaction: left alone."""
-    if not getattr(sender.request, "is_eager", False):
-        close_old_connections()
+    """Keep a task's database connection for the next one unless it broke or aged
+    (``CELERY_DB_REUSE_MAX``)."""
+    task_connections_close_old(sender)

@@ -592,6 +592,13 @@ DAILY_BUDGET_USD = env_decimal("DAILY_BUDGET_USD", "25.00")
 AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12)
 # A run whose worker died this many times is failed instead of retried again.
 AGENT_MAX_DELIVERIES = env_int("AGENT_MAX_DELIVERIES", 3)
+# A turn the database failed under (a restart or failover closes the worker's connection, so
+# not even its failure can be stored) is sent again after this many seconds, doubled at each
+# of AGENT_RUN_DATABASE_RETRIES retries; past them the sweeper sends it, minutes later.
+AGENT_RUN_DATABASE_RETRY_SECONDS = env_float("AGENT_RUN_DATABASE_RETRY_SECONDS", 5.0)
+AGENT_RUN_DATABASE_RETRIES = 3
+if AGENT_RUN_DATABASE_RETRY_SECONDS < 0:
+    raise ImproperlyConfigured("AGENT_RUN_DATABASE_RETRY_SECONDS must not be negative")
 # Live run events (Redis Streams): kept this long, at most this many per run.
 RUN_EVENTS_TTL_SECONDS = env_int("RUN_EVENTS_TTL_SECONDS", 3600)
 RUN_EVENTS_MAX_LENGTH = env_int("RUN_EVENTS_MAX_LENGTH", 2000)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from beemanhoney.celery import task_connections_close_old
 from catalog import services
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def embed_rows(self: Task, kind: str, ids: list[int], force: bool = False) -> di
             maximum=embed_retry_wait_max(),
             full_jitter=True,
         )
+        # A broken connection goes now, so that Celery records the retry on a new one.
+        task_connections_close_old(self)
         # After max_retries, retry() raises the error itself.
         raise self.retry(exc=error, countdown=countdown) from error
     return {"embedded": report.embedded, "current": report.current}

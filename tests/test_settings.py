@@ -304,6 +304,10 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
             b"CONVERSATION_RETENTION_DAYS must be 0 (keep) or a number of days",
         ),
         ({"EMBEDDING_BATCH_SIZE": "0"}, b"EMBEDDING_BATCH_SIZE must be at least 1"),
+        (
+            {"AGENT_RUN_DATABASE_RETRY_SECONDS": "-5"},
+            b"AGENT_RUN_DATABASE_RETRY_SECONDS must not be negative",
+        ),
         ({"THROTTLE_READ": "lots"}, b"THROTTLE_READ must be a rate such as 20/hour"),
         ({"THROTTLE_LOGIN": "10/5m"}, b"THROTTLE_LOGIN must be a rate such as 20/hour"),
         ({"THROTTLE_MESSAGE_POST": "12/ min"}, b"got '12/ min'"),

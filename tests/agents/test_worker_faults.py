@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -104,6 +105,51 @@ def test_a_worker_killed_mid_turn_leaves_what_its_model_calls_spent_on_the_run(
     priced = model_cost_usd(model=settings.OPENAI_CHAT_MODEL, prompt_tokens=50, completion_tokens=5)
     assert priced > 0
     assert run.cost_usd == priced
+
+
+def _other_sessions_terminated() -> int:
+    """End every other session of the test database, as a restart or failover of the database
+    ends them (the worker's, here); how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_turn_whose_database_session_ends_is_answered_on_a_retry_within_seconds(
+    test_broker_url,
+) -> None:
+    small_shop_create()
+    queue = new_queue_name("dbgone")
+    conversation = ConversationFactory.create()
+    with FakeOpenAIServer() as server, tasks_sent_to(queue):
+        server.default = Hang(2)
+        worker = WorkerProcess(
+            broker_url=test_broker_url,
+            queue=queue,
+            extra_env=openai_worker_env(server.base_url, AGENT_RUN_DATABASE_RETRY_SECONDS="0.5"),
+        ).start()
+        try:
+            client = APIClient()
+            client.force_authenticate(conversation.owner)
+            client.post(f"/api/conversations/{conversation.id}/messages/", {"content": "Gifts?"})
+            assert _wait_until(lambda: len(server.chat_requests()) >= 1)
+            assert _other_sessions_terminated() >= 1
+            server.default = ChatText("Our Manuka Honey UMF 15+ 250g is £44.95.")
+            # Well within the sweeper's wait (the hard time limit and its grace, 180 s).
+            answered = _wait_until(
+                lambda: AgentRun.objects.filter(status="succeeded").exists(), timeout=30
+            )
+        finally:
+            worker.stop()
+
+    assert answered, worker.log()[-3000:]
+    run = AgentRun.objects.get()
+    assert run.deliveries == 2
+    replies = Message.objects.filter(role="assistant")
+    assert [reply.content for reply in replies] == ["Our Manuka Honey UMF 15+ 250g is £44.95."]
 
 
 def test_a_run_that_keeps_killing_its_worker_is_failed_after_three_deliveries() -> None:
