@@ -6,10 +6,12 @@ ordered: for "the strongest most potent manuka" the UMF 20+ came fifth of the ma
 the query's words first:
 
 - **a price range** said with a currency: "under £10", "less than 20 pounds", "over $15",
-  "between £10 and £20", "£10-£20", or a price to come near ("around £25", "about 20 pounds",
-  "£30 or so": a quarter either side of it), or a budget ("my budget is 40", the one place a
-  number without a currency is a price). Amounts may have thousands' commas ("£1,000"), be
-  in pence ("99p") or be a banknote's name ("a fiver", "a tenner"). It narrows the search's
+  "nothing over £20", "£12 or less", "£50+", "between £10 and £20", "£10-£20" ("£10-20" and
+  "10-20 pounds" too: one currency serves both ends), or a price to come near ("around £25",
+  "about 20 pounds", "£30 or so": a quarter either side of it), or a budget ("my budget is 40",
+  the one place a number without a currency is a price). Amounts may have thousands' commas
+  ("£1,000") or a decimal comma ("£5,50"), be in pence ("99p") or be a banknote's name ("a
+  fiver", "a tenner"). It narrows the search's
   price filters (never widens them) and is cut out of the text that is embedded and ranked. A
   number without a currency ("under 12 months") is not a price.
 - **orders**: cheapest, biggest, smallest, strongest (manuka grade), mildest, best value. The
@@ -31,21 +33,23 @@ from typing import Any, Protocol, TypeVar
 
 PENNY = Decimal("0.01")
 
-# 12, 12.50, 1,000 or 1,250.99 (a comma only between thousands), with at most 12 digits before
-# the point: more than any price has (catalog.models), so a longer number is no price (around
-# £ and 30 digits overflowed Decimal's 28 digits). A figure starts where its number starts:
+# 12, 12.50, 12,50 (a decimal comma: at most two digits after it), 1,000 or 1,250.99 (any other
+# comma between thousands), with at most 12 digits before the point: more than any price has
+# (catalog.models), so a longer number is no price (around £ and 30 digits overflowed Decimal's
+# 28 digits). A figure starts where its number starts:
 # tried from every digit of a long run, each pattern read on to the run's end from each one (a
 # chat message of 4,000 digits took 6.6 s) and could take the run's tail for a price.
-_FIGURE = r"(?<![\d,.])(?:\d{1,3}(?:,\d{3}){1,3}|\d{1,12})(?!\d|,\d{3})(?:\.\d{1,2})?"
+_FIGURE = r"(?<![\d,.])(?:\d{1,3}(?:,\d{3}){1,3}|\d{1,12})(?!\d|,\d{3})(?:[.,]\d{1,2}(?!\d))?"
 # A banknote by its name: "under a tenner" is under £10.
 _NOTES = {"fiver": Decimal(5), "tenner": Decimal(10)}
 _AMOUNT = (
     rf"(?:(?:[£$€]|\b(?:gbp|eur|usd)\s?)\s?{_FIGURE}"
-    rf"|{_FIGURE}\s?(?:pounds?|quid|gbp|euros?|eur|dollars?|usd|bucks|pence|p)\b"
+    rf"|{_FIGURE}\s?(?:[£$€]|(?:pounds?|quid|gbp|euros?|eur|dollars?|usd|bucks|pence|p)\b)"
     rf"|\b(?:a\s+)?(?:{'|'.join(_NOTES)})\b)"
 )
 _FIGURE_IN_AMOUNT = re.compile(_FIGURE)
-_PENCE = re.compile(r"(?:pence|p)$", re.IGNORECASE)
+# The unit right after the figure: "15 GBP" ends in a "p" too.
+_PENCE = re.compile(r"\d\s?(?:pence|p)$", re.IGNORECASE)
 # "around £25" is the band from a quarter below it to a quarter above it; so is "£25ish" or
 # "£25 or so".
 AROUND_BAND = Decimal("0.25")
@@ -59,8 +63,22 @@ def _amount_value(amount: str) -> Decimal:
         return note
     figure = _FIGURE_IN_AMOUNT.search(amount)
     assert figure is not None  # the phrase's pattern matched one
-    value = Decimal(figure.group().replace(",", ""))
+    whole, comma, decimals = figure.group().rpartition(",")
+    digits = f"{whole}.{decimals}" if comma and len(decimals) <= 2 else figure.group()
+    value = Decimal(digits.replace(",", ""))
     return value / 100 if _PENCE.search(amount) else value
+
+
+def _amounts(said: Sequence[str]) -> list[Decimal]:
+    """The prices a phrase's amounts say. A figure without a currency is in the other amount's:
+    "£10-20" is £10 to £20, "50-99p" 50p to 99p."""
+    in_pence = any(_PENCE.search(amount) for amount in said)
+    return [
+        _amount_value(amount) / 100
+        if in_pence and _FIGURE_IN_AMOUNT.fullmatch(amount)
+        else _amount_value(amount)
+        for amount in said
+    ]
 
 
 def _range(amounts: list[Decimal]) -> dict[str, Decimal]:
@@ -94,18 +112,44 @@ _BoundsOf = Callable[[list[Decimal]], dict[str, Decimal]]
 _PRICE_PHRASES: tuple[tuple[re.Pattern[str], _BoundsOf], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), bounds_of)
     for pattern, bounds_of in (
-        (rf"\bbetween\s+({_AMOUNT})\s+and\s+({_AMOUNT})", _range),
-        (rf"\bfrom\s+({_AMOUNT})\s+to\s+({_AMOUNT})", _range),
-        (rf"({_AMOUNT})\s*(?:-|\u2013|to)\s*({_AMOUNT})", _range),
+        # A range needs one currency, at either end: "£10-20", "10-20 pounds".
+        (rf"\bbetween\s+({_AMOUNT})\s+and\s+({_AMOUNT}|{_FIGURE}\b)", _range),
+        (rf"\bbetween\s+({_FIGURE})\s+and\s+({_AMOUNT})", _range),
+        (rf"\bfrom\s+({_AMOUNT})\s+to\s+({_AMOUNT}|{_FIGURE}\b)", _range),
+        (rf"\bfrom\s+({_FIGURE})\s+to\s+({_AMOUNT})", _range),
+        (rf"({_AMOUNT})\s*(?:-|\u2013|to)\s*({_AMOUNT}|{_FIGURE}\b)", _range),
+        (rf"({_FIGURE})\s*(?:-|\u2013|to)\s*({_AMOUNT})", _range),
         (
             rf"(?:\b(?:around|about|roughly|approximately|approx\.?|circa)\s+|~\s?)({_AMOUNT})"
             rf"{_ROUGHLY}?",
             _around,
         ),
         (rf"({_AMOUNT}){_ROUGHLY}", _around),
+        # Negated bounds before the bounds they negate: "nothing over £20" is at most £20.
+        (
+            rf"\b(?:not|nothing|no)\s+(?:over|above|more\s+than|dearer\s+than"
+            rf"|more\s+expensive\s+than)\s+({_AMOUNT})",
+            _at_most,
+        ),
+        (
+            rf"\b(?:not|nothing|no)\s+(?:under|below|less\s+than|cheaper\s+than"
+            rf"|less\s+expensive\s+than)\s+({_AMOUNT})",
+            _at_least,
+        ),
+        # Bounds said after the amount: "£12 or less", "£12 max", "£50 and up", "£50+".
+        (
+            rf"({_AMOUNT})\s+(?:(?:or|and)\s+(?:less|under|below|lower|cheaper)"
+            rf"|max(?:imum)?|tops|at\s+(?:the\s+)?most)\b",
+            _at_most,
+        ),
+        (
+            rf"({_AMOUNT})(?:\s+(?:(?:or|and)\s+(?:more|over|above|up(?:wards)?)"
+            rf"|min(?:imum)?|at\s+least)\b|\s?\+)",
+            _at_least,
+        ),
         (rf"\b(?:under|below|less\s+than|cheaper\s+than)\s+({_AMOUNT})", _below),
         (
-            rf"\b(?:up\s+to|no\s+more\s+than|at\s+most|max(?:imum)?|within)\s+({_AMOUNT})",
+            rf"\b(?:up\s+to|at\s+most|max(?:imum)?|within)\s+({_AMOUNT})",
             _at_most,
         ),
         (rf"\b(?:over|above|more\s+than|dearer\s+than)\s+({_AMOUNT})", _above),
@@ -169,7 +213,7 @@ def query_intent_read(query: str) -> QueryIntent:
     phrases, text = _price_phrases(query)
     bounds: dict[str, Decimal] = {}
     for match, bounds_of in phrases:
-        amounts = [_amount_value(amount) for amount in match.groups()]
+        amounts = _amounts(match.groups())
         for bound, value in bounds_of(amounts).items():
             tighter = min if bound == "max" else max
             bounds[bound] = tighter(bounds.get(bound, value), max(value, Decimal(0)))

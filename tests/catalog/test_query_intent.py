@@ -49,6 +49,34 @@ from catalog.query_intent import (
         ("a budget of 2,500 for favours", QueryIntent("a for favours", None, Decimal("2500"))),
         ("anything under a tenner?", QueryIntent("anything ?", None, Decimal("9.99"))),
         ("a gift about a fiver", QueryIntent("a gift", Decimal("3.75"), Decimal("6.25"))),
+        # A currency's code ending in "p" is no pence.
+        ("manuka under 15 GBP", QueryIntent("manuka", None, Decimal("14.99"))),
+        ("jars over 20 gbp", QueryIntent("jars", Decimal("20.01"), None)),
+        ("a treat under 99 p", QueryIntent("a treat", None, Decimal("0.98"))),
+        # A negated bound is the opposite bound, not the bound it negates.
+        ("a gift, nothing over £20 please", QueryIntent("a gift, please", None, Decimal("20"))),
+        ("honey not more than £10", QueryIntent("honey", None, Decimal("10"))),
+        ("not above £15 candles", QueryIntent("candles", None, Decimal("15"))),
+        ("honey no less than £30", QueryIntent("honey", Decimal("30"), None)),
+        ("not under £10 jars", QueryIntent("jars", Decimal("10"), None)),
+        ("no more than 20 pounds on jars", QueryIntent("on jars", None, Decimal("20"))),
+        # One currency serves both ends of a range.
+        ("gift £10-20", QueryIntent("gift", Decimal("10"), Decimal("20"))),
+        ("gift 10-20 pounds", QueryIntent("gift", Decimal("10"), Decimal("20"))),
+        ("gifts between 10 and 20 pounds", QueryIntent("gifts", Decimal("10"), Decimal("20"))),
+        ("gifts between £10 and 20", QueryIntent("gifts", Decimal("10"), Decimal("20"))),
+        ("gifts £10 to 20", QueryIntent("gifts", Decimal("10"), Decimal("20"))),
+        ("sweets 50-99p", QueryIntent("sweets", Decimal("0.50"), Decimal("0.99"))),
+        # Bounds said after the amount.
+        ("jars £12 or less", QueryIntent("jars", None, Decimal("12"))),
+        ("jars £12 and under", QueryIntent("jars", None, Decimal("12"))),
+        ("jars £12 max", QueryIntent("jars", None, Decimal("12"))),
+        ("hampers £50 or more", QueryIntent("hampers", Decimal("50"), None)),
+        ("hampers £50+", QueryIntent("hampers", Decimal("50"), None)),
+        # A currency's sign after the figure, and a decimal comma.
+        ("candles under 10€", QueryIntent("candles", None, Decimal("9.99"))),
+        ("candles under 10 €", QueryIntent("candles", None, Decimal("9.99"))),
+        ("under £5,50 sweets", QueryIntent("sweets", None, Decimal("5.49"))),
     ],
 )
 def test_a_price_said_with_a_currency_becomes_a_price_range_cut_from_the_text(
@@ -69,6 +97,8 @@ def test_a_price_said_with_a_currency_becomes_a_price_range_cut_from_the_text(
         "A present for my nephew, he's under 5",
         "a gift for a party of up to 12 people",
         "jars of 1,000 flowers",
+        "kids 3 to 5, nothing sweet",
+        "honey for 3-4 people",
     ],
 )
 def test_a_number_without_a_currency_or_a_bound_is_no_price(query: str) -> None:
