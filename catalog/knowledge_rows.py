@@ -8,7 +8,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
-from django.utils.text import slugify
 
 from beemanhoney.common.models import max_length_of
 from catalog.import_files import (
@@ -20,7 +19,7 @@ from catalog.import_files import (
     text_of,
     too_long,
 )
-from catalog.models import ARTICLE_BODY_MAX_LENGTH, KnowledgeArticle
+from catalog.models import ARTICLE_BODY_MAX_LENGTH, KnowledgeArticle, slug_of
 
 KNOWLEDGE_COLUMNS = FileColumns(
     names=("slug", "title", "topic", "body", "is_published"),
@@ -73,7 +72,7 @@ def parse_article_row(row: dict[str, Any]) -> ArticleRow:
     # A slug made from a title is cut to the field as the API cuts one
     # (``catalog.services._unique_slug``), so a file without slugs updates the article the API
     # made: slugify writes "ﬃ" as "ffi" and "½" as "12", and a title of 200 may make more.
-    slug = cell(row, "slug") or slugify(title)[: MAX_LENGTHS["slug"]].rstrip("-")
+    slug = cell(row, "slug") or slug_of(title)[: MAX_LENGTHS["slug"]].rstrip("-")
     if title and not slug:
         problems.append(
             "slug: the title has no ASCII letters or digits to make one of; give a slug"

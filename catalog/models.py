@@ -12,6 +12,7 @@ from django.core.validators import MaxLengthValidator, MinValueValidator, RegexV
 from django.db import models
 from django.db.models import Case, Expression, F, Func, Q, TextField, Value, When
 from django.db.models.functions import Cast, Coalesce, Collate, Concat, Lower, NullIf
+from django.utils.text import slugify
 from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 from beemanhoney.common.models import TimeStampedModel
@@ -38,6 +39,22 @@ TAG_MAX_LENGTH = 40
 TAG_TOO_LONG = (
     "Tag %(nth)d: Ensure this value has at most %(limit_value)d characters (it has %(show_value)d)."
 )
+
+
+# Latin letters Unicode does not decompose to ASCII ones, which slugify would drop ("Straße" was
+# "strae"), as the admin's slug field (Django's URLify) spells them.
+_SLUG_SPELLINGS = str.maketrans(
+    {
+        "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
+        "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "TH",
+        "ħ": "h", "Ħ": "H", "\u0131": "i", "ŋ": "ng", "Ŋ": "NG",
+    }
+)  # fmt: skip
+
+
+def slug_of(text: str) -> str:
+    """``text`` as a slug: ASCII letters, digits and hyphens, accents and ligatures spelt out."""
+    return slugify(text.translate(_SLUG_SPELLINGS))
 
 
 def tag_stored(tag: str) -> str:

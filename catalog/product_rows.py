@@ -11,7 +11,6 @@ from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.utils.text import slugify
 
 from beemanhoney.common.models import max_length_of
 from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
@@ -33,6 +32,7 @@ from catalog.models import (
     Category,
     Product,
     sku_validator,
+    slug_of,
 )
 from catalog.selectors import categories_named
 
@@ -194,7 +194,7 @@ def existing_categories(
     names = [
         name for row in rows if _may_name_a_category(name := category_name(cell(row, "category")))
     ]
-    slugs = [slug for name in names if (slug := slugify(name))] if may_create_categories else []
+    slugs = [slug for name in names if (slug := slug_of(name))] if may_create_categories else []
     return categories_named(names=[*names, *slugs])
 
 
@@ -219,7 +219,7 @@ def _new_category_problem(
             f"category: {shortened(name)!r} would be a new category, and this import may not"
             " create categories"
         )
-    slug = slugify(name)
+    slug = slug_of(name)
     if not slug:
         return (
             f"category: {shortened(name)!r} would be a new category, and its name has no ASCII"
@@ -332,7 +332,7 @@ def parse_product_rows(
             row, categories=known, may_create_categories=may_create_categories
         )
         if is_new_category(parsed.category, known):
-            slug = slugify(parsed.category)
+            slug = slug_of(parsed.category)
             first = new_slugs.setdefault(slug, parsed.category)
             # The first row's name in any case, or its slug, names the category it creates.
             if parsed.category.lower() not in (first.lower(), slug):

@@ -19,7 +19,6 @@ from django.db.models import Count, ForeignKey, Model, Q, QuerySet
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Length
 from django.utils import timezone
-from django.utils.text import slugify
 from pgvector.django import HnswIndex
 from psycopg import sql
 from psycopg.errors import DeadlockDetected
@@ -43,6 +42,7 @@ from catalog.models import (
     Product,
     ProductNameWord,
     article_passages,
+    slug_of,
 )
 from catalog.product_rows import (
     ProductRow,
@@ -602,8 +602,8 @@ def _slug_candidates(
     model: type[Category] | type[Product] | type[KnowledgeArticle], base: str, suffix: str = ""
 ) -> Iterator[str]:
     longest = max_length_of(model, "slug")
-    suffix_slug = slugify(suffix)
-    stem = slugify(base) or suffix_slug or model.__name__.lower()
+    suffix_slug = slug_of(suffix)
+    stem = slug_of(base) or suffix_slug or model.__name__.lower()
     tail = f"-{suffix_slug}" if suffix_slug else ""
     for ending in chain([""], [tail] if tail else [], (f"{tail}-{n}" for n in count(2))):
         yield stem[: longest - len(ending)].rstrip("-") + ending
@@ -660,11 +660,11 @@ def _slug_made_from(
     the field's length, whether a row has it or not). Text slugify keeps nothing of
     (punctuation, a script other than Latin) is refused on ``slug``, as the knowledge import
     refuses such a title, rather than given the model's name for a slug."""
-    if not slugify(text):
+    if not slug_of(text):
         message = f"The {text_field} has no ASCII letters or digits to make one of; give a slug."
         raise ValidationError({"slug": [ValidationError(message, code="required")]})
     if not unique:
-        return slugify(text)[: max_length_of(model, "slug")].rstrip("-")
+        return slug_of(text)[: max_length_of(model, "slug")].rstrip("-")
     return _unique_slug(model, text)
 
 

@@ -651,6 +651,36 @@ def test_creating_a_category_refuses_bad_fields_naming_each(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Straße Honig", "strasse-honig"),
+        ("Øresund Heather", "oresund-heather"),
+        ("Łąka Miody", "laka-miody"),
+        ("Ærø Honey", "aero-honey"),
+        ("Crème Brûlée", "creme-brulee"),
+    ],
+)
+def test_a_slug_made_from_a_name_spells_out_letters_it_has_no_ascii_for(
+    staff_client: APIClient, name: str, slug: str
+) -> None:
+    response = staff_client.post("/api/categories/", {"name": name}, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["slug"] == slug
+
+
+@pytest.mark.django_db
+def test_a_product_s_slug_made_from_its_name_spells_out_a_sharp_s(staff_client: APIClient) -> None:
+    payload = new_product_payload(name="Großvater's Heather Honey")
+
+    response = staff_client.post(PRODUCTS_URL, payload, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["slug"] == "grossvaters-heather-honey"
+
+
+@pytest.mark.django_db
 def test_a_category_whose_name_makes_another_categorys_slug_is_refused_until_one_is_given(
     staff_client: APIClient,
 ) -> None:
