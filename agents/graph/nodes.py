@@ -23,7 +23,7 @@ from langgraph.graph import END
 from pydantic import ValidationError
 
 from agents.graph.names import Node
-from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY
+from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY, dated
 from agents.graph.state import TurnState
 from agents.graph.tools import conversation_handed_off, turn_effects, turn_run_id
 from agents.providers import ChatProvider, streamed_chunks
@@ -100,7 +100,9 @@ def make_agent(
             stop = AIMessage("", name=node, response_metadata={"finish_reason": "cancelled"})
             return {"messages": [stop], "nodes": [node]}
         model = provider.chat_model().bind_tools(tools)
-        response = _streamed_response(model, [SystemMessage(prompt), *state["messages"]], config)
+        response = _streamed_response(
+            model, [SystemMessage(dated(prompt)), *state["messages"]], config
+        )
         response = _encodable_response(response)
         response.name = node
         return {"messages": [response], "nodes": [node], **_accounting(response)}

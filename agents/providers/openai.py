@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 
 from agents.graph.names import Route
-from agents.graph.prompts import SUPERVISOR_PROMPT
+from agents.graph.prompts import SUPERVISOR_PROMPT, dated
 from agents.providers import RouteDecision, streamed_chunks
 from agents.providers.router import semantic_route
 
@@ -63,7 +63,7 @@ class OpenAIProvider:
         # are not a JSON object ('"sales"') under invalid_tool_calls, where ``invoke`` raised
         # and failed the turn.
         merged: Any = None
-        prompt = [SystemMessage(SUPERVISOR_PROMPT), *messages]
+        prompt = [SystemMessage(dated(SUPERVISOR_PROMPT)), *messages]
         for chunk in streamed_chunks(model.stream(prompt, config)):
             merged = chunk if merged is None else merged + chunk
         response = message_chunk_to_message(merged)

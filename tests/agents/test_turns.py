@@ -5,6 +5,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY, WITHHELD_REPLY
 from agents.models import AgentRun
@@ -63,6 +64,28 @@ def test_an_empty_final_message_gets_the_fallback_reply_not_an_earlier_one(setti
     assert result.reply == STEP_LIMIT_REPLY
     assert result.agent != "staff"
     assert result.note != ""
+
+
+def test_the_router_and_the_specialist_are_told_today_s_date_in_the_shop_s_time_zone(
+    settings,
+) -> None:
+    run = _run_after(
+        ConversationFactory.create(), question="Is it too late to order for Christmas?"
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "support"})]),
+            ChatText("Order by Friday 18 December for Christmas delivery."),
+        )
+
+        run_turn(run=run)
+
+    today = timezone.localdate()
+    systems = [request.json["messages"][0] for request in server.chat_requests() if request.json]
+    assert len(systems) == 2
+    for system in systems:
+        assert system["role"] == "system"
+        assert system["content"].endswith(f"Today is {today:%A} {today.day} {today:%B %Y}.")
 
 
 def test_staff_messages_reach_the_model_as_written_by_staff_not_by_itself(settings) -> None:
