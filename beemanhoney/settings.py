@@ -474,6 +474,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.flush_expired_tokens",
         "schedule": crontab(hour=3, minute=0),
     },
+    "clear-expired-sessions": {
+        "task": "conversations.clear_expired_sessions",
+        "schedule": crontab(hour=3, minute=5),
+    },
     "prune-product-name-words": {
         "task": "catalog.prune_product_name_words",
         "schedule": crontab(hour=3, minute=10),

@@ -11,9 +11,15 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="conversations.flush_expired_tokens", ignore_result=True)
 def flush_expired_tokens() -> None:
-    """Delete refresh tokens past their expiry, and their blacklist entries: every refresh adds
-    one (it rotates the token), and nothing else removes them."""
-    call_command("flushexpiredtokens", verbosity=0)
+    deleted = services.expired_refresh_tokens_delete()
+    logger.info("conversations.expired_tokens_deleted", extra={"deleted": deleted})
+
+
+@shared_task(name="conversations.clear_expired_sessions", ignore_result=True)
+def clear_expired_sessions() -> None:
+    """Delete the admin's expired sessions: every staff login stores one, and nothing else
+    removes it."""
+    call_command("clearsessions")
 
 
 @shared_task(name="conversations.delete_abandoned_guests", ignore_result=True)
