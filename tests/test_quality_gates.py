@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.operations import AddField
+from django.db.models import NOT_PROVIDED
 from packaging.utils import canonicalize_name
 
 from tests.support.celery_worker import PROJECT_DIR
@@ -105,6 +108,34 @@ def test_no_index_repeats_the_leading_columns_of_another() -> None:
         redundant = [name for (name,) in cursor.fetchall()]
 
     assert redundant == []
+
+
+# Columns added before the rule below, which the release before each could not fill: upgrading
+# across them means stopping the api, worker and beat first (README, "Columns a release adds").
+ADDED_WITHOUT_A_DATABASE_DEFAULT = {
+    ("agents", "0003_cost_and_handoff_queue", "cost_usd"),
+    ("agents", "0005_run_request_id", "request_id"),
+    ("agents", "0009_run_silence", "silence"),
+    ("conversations", "0003_message_cards", "cards"),
+}
+
+
+def test_a_not_null_column_added_to_a_table_in_use_has_a_database_default() -> None:
+    # migrate runs while the previous release still serves, and its inserts leave the column
+    # out: a Django default is dropped from the column once the migration has filled it.
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    added = {
+        (app, name, operation.name)
+        for (app, name), migration in loader.disk_migrations.items()
+        if app in {"agents", "catalog", "conversations", "common"} and not migration.initial
+        for operation in migration.operations
+        if isinstance(operation, AddField)
+        and not operation.field.null
+        and not operation.field.many_to_many
+        and operation.field.db_default is NOT_PROVIDED
+    }
+
+    assert added == ADDED_WITHOUT_A_DATABASE_DEFAULT
 
 
 def _pins(path: str) -> dict[str, str]:
