@@ -239,6 +239,26 @@ def test_the_page_says_so_when_the_server_is_unreachable(live_server, browser_pa
     assert page.get_by_label("Your message").input_value() == "Hello?"
 
 
+def test_a_long_unbroken_word_wraps_inside_its_bubble_and_arabic_reads_right_to_left(
+    live_server, browser_page
+) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/chat/")
+    page.set_viewport_size({"width": 390, "height": 844})
+    link = "https://example.com/" + "a" * 300
+
+    for words in (link, "هل لديكم عسل المانوكا؟"):
+        page.get_by_label("Your message").fill(words)
+        page.keyboard.press("Enter")
+        page.locator(".msg--user", has_text=words).wait_for(timeout=10_000)
+
+    sent = page.locator(".msg--user .msg__text")
+    overflow = sent.first.evaluate("text => text.scrollWidth - text.clientWidth")
+    assert overflow <= 0
+    assert sent.last.evaluate("text => getComputedStyle(text).direction") == "rtl"
+    assert sent.first.evaluate("text => getComputedStyle(text).direction") == "ltr"
+
+
 def test_a_customer_handed_to_staff_sees_the_staff_reply_without_reloading(
     live_server, celery_worker, shop, browser_page
 ) -> None:

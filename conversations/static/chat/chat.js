@@ -224,6 +224,7 @@
     item.dataset.messageId = message.id;
     const text = document.createElement("div");
     text.className = "msg__text";
+    text.dir = "auto"; // a message in Arabic or Hebrew reads right to left
     text.textContent = message.content;
     item.append(text);
     renderCards(item, message.cards);
