@@ -1,4 +1,5 @@
 import re
+import unicodedata
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import cast
@@ -58,8 +59,9 @@ def slug_of(text: str) -> str:
 
 
 def tag_stored(tag: str) -> str:
-    """A tag as stored: trimmed and lower-cased."""
-    return tag.strip().lower()
+    """A tag as stored: trimmed, lower-cased and in Unicode's composed form (NFC), so "mānuka"
+    written with a combining macron, as macOS writes it, is the same tag as "mānuka"."""
+    return unicodedata.normalize("NFC", tag.strip().lower())
 
 
 def tags_normalised(tags: Iterable[str]) -> list[str]:

@@ -33,6 +33,7 @@ from catalog.models import (
     Product,
     sku_validator,
     slug_of,
+    tag_stored,
 )
 from catalog.selectors import categories_named
 
@@ -155,7 +156,7 @@ def _tags(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else text_of(value).split(";")
     tags = []
     for item in items:
-        tag = text_of(item).lower()
+        tag = tag_stored(text_of(item))
         if len(tag) > 40:
             raise ValueError(f"tags: {tag[:20]!r}... is longer than 40 characters")
         if any(separator in tag for separator in TAG_SEPARATORS):

@@ -1588,3 +1588,17 @@ def test_tags_of_a_new_product_are_normalised_so_the_tag_filter_finds_it(
 
     assert [row["sku"] for row in response.json()["results"]] == ["BH-NEW-001"]
     assert response.json()["results"][0]["tags"] == ["spicy", "hot"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("asked", ["m\u0101nuka", "ma\u0304nuka"])
+def test_a_tag_written_with_a_combining_accent_is_the_tag_written_with_an_accented_letter(
+    staff_client: APIClient, asked: str
+) -> None:
+    # "ma\u0304nuka" is "mānuka" as macOS and some spreadsheets write it (NFD).
+    staff_client.post(PRODUCTS_URL, new_product_payload(tags=["ma\u0304nuka"]), format="json")
+
+    response = staff_client.get(PRODUCTS_URL, {"tags": asked})
+
+    assert [row["sku"] for row in response.json()["results"]] == ["BH-NEW-001"]
+    assert response.json()["results"][0]["tags"] == ["m\u0101nuka"]
