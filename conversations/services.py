@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
@@ -401,7 +404,19 @@ def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:
         locked = Conversation.objects.filter(pk__in=ids)
         run_ids = conversations_unfinished_run_ids(conversations=locked)
         locked.delete()
+        _admin_history_scrubbed(Conversation, ids)
         transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
+
+
+def _admin_history_scrubbed(model: type[Conversation] | type[User], ids: list[Any]) -> None:
+    """The admin's history lines of these deleted rows keep who did what and when, but name
+    each row by its id: they named it by its ``str()`` (a conversation's title, which its
+    customer may write; an account's username), which would outlive the row and its
+    retention."""
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(model),
+        object_id__in=[str(pk) for pk in ids],
+    ).update(object_repr=Concat(Value(f"{model._meta.verbose_name} "), "object_id"))
 
 
 def users_delete(*, users: QuerySet[User]) -> None:
@@ -409,7 +424,9 @@ def users_delete(*, users: QuerySet[User]) -> None:
     one of their unfinished runs is told ``run.deleted``), all or nothing."""
     with transaction.atomic():
         conversations_delete(conversations=Conversation.objects.filter(owner__in=users))
+        ids = list(users.values_list("pk", flat=True))
         users.delete()
+        _admin_history_scrubbed(User, ids)
 
 
 def conversation_delete_by_customer(*, conversation: Conversation) -> None:

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client, RequestFactory
@@ -18,7 +18,12 @@ from agents.models import AgentRun
 from agents.run_stream import run_events_read
 from conversations.admin import ConversationAdmin
 from conversations.models import Conversation, Message, ReplyFeedback
-from conversations.services import conversation_handoff, conversations_hand_back
+from conversations.services import (
+    conversation_handoff,
+    conversations_delete,
+    conversations_hand_back,
+    users_delete,
+)
 from tests.agents.factories import AgentRunFactory
 from tests.conversations.factories import (
     ConversationFactory,
@@ -302,6 +307,35 @@ def test_each_conversation_s_history_says_who_took_it_over_handed_it_back_and_cl
         ("alex", "Closed."),
     ]
     assert not LogEntry.objects.filter(object_id=str(already_closed.pk)).exists()
+
+
+def test_a_deleted_conversation_s_history_keeps_who_did_what_but_not_its_customer_s_title(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="active", title="My pollen allergy")
+    staff_client.post(CHANGELIST, action_data("take_over", conversation))
+
+    conversations_delete(conversations=Conversation.objects.filter(pk=conversation.pk))
+
+    history = LogEntry.objects.filter(object_id=str(conversation.pk))
+    assert list(history.values_list("change_message", "object_repr")) == [
+        ("Took over from the assistant.", f"conversation {conversation.pk}")
+    ]
+
+
+def test_a_deleted_account_s_history_keeps_who_did_what_but_not_its_username() -> None:
+    staff, customer = StaffFactory.create(), UserFactory.create(username="jo.bloggs")
+    accounts = User.objects.filter(pk=customer.pk)
+    LogEntry.objects.log_actions(
+        user_id=staff.pk, queryset=accounts, action_flag=CHANGE, change_message="Renamed."
+    )
+
+    users_delete(users=accounts)
+
+    history = LogEntry.objects.filter(object_id=str(customer.pk))
+    assert list(history.values_list("change_message", "object_repr")) == [
+        ("Renamed.", f"user {customer.pk}")
+    ]
 
 
 def test_a_staff_reply_takes_an_active_conversation_over(staff_client: Client) -> None:
