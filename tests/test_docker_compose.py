@@ -131,7 +131,7 @@ def test_beat_runs_the_nightly_jobs_at_fixed_times_whenever_it_started() -> None
         if next_run(entry["schedule"], morning) - morning > timedelta(hours=1)
     }
 
-    assert len(nightly) == 4
+    assert len(nightly) == 5
     for schedule in nightly.values():
         assert next_run(schedule, morning) == next_run(schedule, afternoon)
         assert next_run(schedule, morning).date() == date(2026, 12, 6)
