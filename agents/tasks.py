@@ -3,7 +3,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from agents import services
-from beemanhoney.celery import task_connections_close_old
+from beemanhoney.celery import retry_wait_longest, task_connections_close_old
 
 
 @shared_task(name="agents.execute_run", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -16,7 +16,8 @@ def execute_run(self: Task, run_id: str) -> str | None:
     except (OperationalError, InterfaceError) as exc:
         # The broken connection goes now, so that Celery records the retry on a new one.
         task_connections_close_old(self)
-        wait = settings.AGENT_RUN_DATABASE_RETRY_SECONDS * 2**self.request.retries
+        doubled = settings.AGENT_RUN_DATABASE_RETRY_SECONDS * 2**self.request.retries
+        wait = min(doubled, retry_wait_longest())
         raise self.retry(
             exc=exc, countdown=wait, max_retries=settings.AGENT_RUN_DATABASE_RETRIES
         ) from exc

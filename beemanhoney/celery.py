@@ -44,6 +44,15 @@ def _warm_worker_process(**kwargs: object) -> None:
     gc.freeze()
 
 
+def retry_wait_longest() -> int:
+    """The longest a task's retry may wait: a task held by a worker until its countdown ends is
+    redelivered to another once the broker's visibility timeout passes, so the wait and the run
+    must both fit inside it."""
+    from django.conf import settings
+
+    return max(1, settings.CELERY_VISIBILITY_TIMEOUT - settings.CELERY_TASK_TIME_LIMIT)
+
+
 def task_connections_close_old(task: Task) -> None:
     """Close the task's database connections that broke or outlived ``CONN_MAX_AGE``, as
     Django does around each request. A task run eagerly (``apply()``) runs inside its caller's

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from beemanhoney.celery import task_connections_close_old
+from beemanhoney.celery import retry_wait_longest, task_connections_close_old
 from catalog import services
 
 logger = logging.getLogger(__name__)
@@ -20,11 +20,8 @@ EMBED_RETRY_BACKOFF_MAX_SECONDS = 600
 
 
 def embed_retry_wait_max() -> int:
-    """The longest a retry waits: a task held by a worker until its countdown ends is redelivered
-    to another once the broker's visibility timeout passes, so the wait and the run must both
-    fit inside it."""
-    inside = settings.CELERY_VISIBILITY_TIMEOUT - settings.CELERY_TASK_TIME_LIMIT
-    return max(1, min(EMBED_RETRY_BACKOFF_MAX_SECONDS, inside))
+    """The longest an embedding retry waits (``retry_wait_longest``, at most 10 minutes)."""
+    return min(EMBED_RETRY_BACKOFF_MAX_SECONDS, retry_wait_longest())
 
 
 def can_succeed_on_retry(error: Exception) -> bool:
