@@ -84,6 +84,29 @@ def article_passages(title: str, body: str) -> list[str]:
     return [title, *article_paragraphs(body)]
 
 
+# What a keyword search reads a text as: decomposed (NFD), then without its combining marks, so
+# "Mānuka" (however typed: macOS writes the macron as a mark of its own) and "Crème" are read as
+# "manuka" and "creme", as customers type them; the query model reads them so already. Letters
+# Unicode does not decompose ("ø", "ß") stay. ``text_without_accents`` is the same in Python.
+_COMBINING_MARKS = r"[\u0300-\u036f]"
+_COMBINING_MARK = re.compile(_COMBINING_MARKS)
+WITHOUT_ACCENTS_SQL = f"regexp_replace(normalize({{}}, NFD), '{_COMBINING_MARKS}', '', 'g')"
+
+
+def text_without_accents(text: str) -> str:
+    return _COMBINING_MARK.sub("", unicodedata.normalize("NFD", text))
+
+
+def without_accents(expression: Expression | str) -> Func:
+    """``expression`` as keyword search reads it (``WITHOUT_ACCENTS_SQL``)."""
+    source = F(expression) if isinstance(expression, str) else expression
+    return Func(
+        source,
+        template=WITHOUT_ACCENTS_SQL.format("%(expressions)s"),
+        output_field=TextField(),
+    )
+
+
 def embedding_halfvec() -> Cast:
     """The embedding as half-precision floats: what the HNSW index holds and search orders by."""
     return Cast("embedding", HalfVectorField(dimensions=EMBEDDING_DIMENSIONS))
@@ -235,12 +258,16 @@ class Product(TimeStampedModel, Embedded):
     origin = models.CharField(max_length=120, blank=True)
     floral_source = models.CharField(max_length=120, blank=True)
     search_vector = models.GeneratedField(
-        expression=SearchVector("name", weight="A", config=SEARCH_CONFIG)
+        expression=SearchVector(without_accents("name"), weight="A", config=SEARCH_CONFIG)
         + SearchVector(
-            Coalesce("floral_source", models.Value("")), weight="B", config=SEARCH_CONFIG
+            without_accents(Coalesce("floral_source", models.Value(""))),
+            weight="B",
+            config=SEARCH_CONFIG,
         )
-        + SearchVector(Coalesce("origin", models.Value("")), weight="C", config=SEARCH_CONFIG)
-        + SearchVector("description", weight="C", config=SEARCH_CONFIG),
+        + SearchVector(
+            without_accents(Coalesce("origin", models.Value(""))), weight="C", config=SEARCH_CONFIG
+        )
+        + SearchVector(without_accents("description"), weight="C", config=SEARCH_CONFIG),
         output_field=SearchVectorField(),
         db_persist=True,
     )
@@ -358,8 +385,8 @@ class KnowledgeArticle(TimeStampedModel, Embedded):
     body = models.TextField(validators=[MaxLengthValidator(ARTICLE_BODY_MAX_LENGTH)])
     is_published = models.BooleanField(default=True)
     search_vector = models.GeneratedField(
-        expression=SearchVector("title", weight="A", config=SEARCH_CONFIG)
-        + SearchVector("body", weight="B", config=SEARCH_CONFIG),
+        expression=SearchVector(without_accents("title"), weight="A", config=SEARCH_CONFIG)
+        + SearchVector(without_accents("body"), weight="B", config=SEARCH_CONFIG),
         output_field=SearchVectorField(),
         db_persist=True,
     )

@@ -42,6 +42,7 @@ from catalog.embeddings import (
 )
 from catalog.models import (
     SEARCH_CONFIG,
+    WITHOUT_ACCENTS_SQL,
     Category,
     KnowledgeArticle,
     KnowledgePassage,
@@ -625,10 +626,13 @@ def _category_named_exactly(words: Sequence[str]) -> int | None:
     distinct = sorted(set(words))
     # SQL of its own: the ORM's statement took ~2 ms to build for a ~0.1 ms scan of a few rows.
     statement = sql.SQL(
-        "SELECT id FROM {table} WHERE to_tsvector(%(config)s::regconfig, name)"
+        "SELECT id FROM {table} WHERE to_tsvector(%(config)s::regconfig, {name})"
         " @@ to_tsquery(%(config)s::regconfig, %(words)s)"
-        " AND length(to_tsvector(%(config)s::regconfig, name)) <= %(count)s LIMIT 2"
-    ).format(table=sql.Identifier(Category._meta.db_table))
+        " AND length(to_tsvector(%(config)s::regconfig, {name})) <= %(count)s LIMIT 2"
+    ).format(
+        table=sql.Identifier(Category._meta.db_table),
+        name=sql.SQL(WITHOUT_ACCENTS_SQL.format("name")),
+    )
     params: dict[str, str | int] = {
         "config": SEARCH_CONFIG,
         "words": " & ".join(distinct),

@@ -42,7 +42,14 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import sql
 
 from beemanhoney.common.lru import ExpiringLruCache
-from catalog.models import SEARCH_CONFIG, KnowledgeArticle, Product, ProductNameWord
+from catalog.models import (
+    SEARCH_CONFIG,
+    WITHOUT_ACCENTS_SQL,
+    KnowledgeArticle,
+    Product,
+    ProductNameWord,
+    text_without_accents,
+)
 
 MIN_LENGTH = 6
 MAX_SUSPECTS = 4
@@ -156,7 +163,9 @@ def english_words() -> frozenset[str]:
 def spelling_corrected(text: str, corrections: Sequence[tuple[str, str]]) -> str:
     """``text`` with each misspelt word of ``corrections`` (lower-cased) put right."""
     meant = dict(corrections)
-    return LETTERS.sub(lambda word: meant.get(word.group().lower(), word.group()), text)
+    return LETTERS.sub(
+        lambda word: meant.get(text_without_accents(word.group()).lower(), word.group()), text
+    )
 
 
 def nearest_word(word: str, vocabulary: frozenset[str]) -> str | None:
@@ -211,11 +220,12 @@ def forget_vocabularies() -> None:
 def _read_vocabulary(searched: Searched, db: BaseDatabaseWrapper) -> Vocabulary:
     with db.cursor() as cursor:
         # Split on spaces only ("chilli-infused", "(pair)", "jar?"): the words are taken here.
+        # Without accents, as the search columns and the query's words are.
         cursor.execute(
             sql.SQL(
                 "SELECT token, tsvector_to_array(to_tsvector(%s::regconfig, token))"
-                " FROM ({}) AS tokens (token) WHERE token <> ''"
-            ).format(searched.texts),
+                " FROM (SELECT {} FROM ({}) AS texts (raw)) AS tokens (token) WHERE token <> ''"
+            ).format(sql.SQL(WITHOUT_ACCENTS_SQL.format("raw")), searched.texts),
             [SEARCH_CONFIG],
         )
         rows = cursor.fetchall()

@@ -21,6 +21,16 @@ def test_a_query_is_split_into_lower_case_words() -> None:
     assert all_keywords("Sore throat") == QueryKeywords(("sore", "throat"), ("sore", "throat"))
 
 
+def test_a_query_s_words_are_read_without_accents_however_they_are_written() -> None:
+    # "mānuka" with a combining macron (macOS) was two words, "ma" and "nuka".
+    assert query_words("Ma\u0304nuka CR\u00c8ME br\u00fbl\u00e9e \u00c6r\u00f8") == [
+        "manuka",
+        "creme",
+        "brulee",
+        "\u00e6r\u00f8",
+    ]
+
+
 @pytest.mark.django_db
 def test_a_word_most_rows_hold_is_a_keyword_but_not_a_telling_one() -> None:
     shop_where_most_products_say_honey()

@@ -570,6 +570,41 @@ def test_a_product_not_yet_embedded_is_still_found_by_keyword() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        ("K\u0101nuka Honey UMF 15+", "kanuka umf"),
+        ("Cr\u00e8me Br\u00fbl\u00e9e Honey", "creme brulee"),
+        ("Kanuka Honey UMF 15+", "k\u0101nuka umf"),
+        ("Kanuka Honey UMF 15+", "ka\u0304nuka umf"),  # a combining macron, as macOS types it
+        ("Ka\u0304nuka Honey UMF 15+", "k\u0101nuka umf"),
+    ],
+)
+def test_keywords_are_matched_whether_or_not_they_carry_accents(name: str, query: str) -> None:
+    product = ProductFactory.create(name=name, description="From the far north.")
+    ProductFactory.create(name="Heather Honey", description="From the moors.")
+
+    hits = product_search(query=query, filters=ProductFilters(category=product.category.slug))
+
+    assert [hit.item for hit in hits] == [product]
+    assert hits[0].keyword_rank == 1
+    assert product_named_in(text=query) == product
+
+
+@pytest.mark.django_db
+def test_a_help_article_is_found_by_its_words_typed_without_accents() -> None:
+    article = KnowledgeArticleFactory.create(
+        title="Honey for cr\u00e8ches", body="Our trade terms for cr\u00e8ches and nurseries."
+    )
+    KnowledgeArticleFactory.create(title="Paying by card", body="We take cards.")
+    KnowledgeArticle.objects.update(embedding=None, embedding_model="")
+
+    hits = knowledge_search(query="trade terms for creches")
+
+    assert [hit.item for hit in hits] == [article]
+
+
+@pytest.mark.django_db
 def test_a_search_ranks_by_keywords_alone_while_the_embedding_api_is_away(
     openai_embeddings: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -103,6 +103,18 @@ def test_a_misspelt_word_of_a_product_name_is_corrected_to_it() -> None:
     assert _corrections("lavendar honey") == {"lavendar": "lavender"}
 
 
+def test_a_misspelt_word_of_a_name_with_accents_is_corrected_to_it_without_them() -> None:
+    (pohutukawa,) = _named("P\u014dhutukawa Honey")
+    _named("Heather Honey")
+
+    assert _corrections("pohutakawa honey") == {"pohutakawa": "pohutukawa"}
+    assert _corrections("p\u014dhutakawa honey") == {"pohutakawa": "pohutukawa"}
+    assert spelling_corrected("P\u014dhutakawa Honey", [("pohutakawa", "pohutukawa")]) == (
+        "pohutukawa Honey"
+    )
+    assert product_named_in(text="is the pohutakawa honey runny?") == pohutukawa
+
+
 @pytest.mark.parametrize(
     "query",
     [
