@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +29,11 @@ class EmbeddingBackend(Protocol):
     model_name: str
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def document_calls(self, texts: list[str]) -> list[int]:
+        """How many of ``texts``, in order, each request to the model takes: a backfill writes
+        each request's rows before it sends the next, so a failure loses one request's work."""
+        ...
 
     def embed_query(self, text: str) -> list[float]: ...
 
@@ -102,6 +107,9 @@ class LocalEmbeddingBackend:
     def query_runtime(self) -> str:
         return "onnx" if self._onnx else "torch"
 
+    def document_calls(self, texts: list[str]) -> list[int]:
+        return [len(texts)]
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         with self._lock:
             vectors = self._model.encode(
@@ -142,6 +150,17 @@ class LocalEmbeddingBackend:
 class QueryEmbeddingPaused(Exception):
     """The embedding API failed a query less than ``OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS`` ago,
     so it is not asked again yet."""
+
+
+class EmbeddingSizeError(Exception):
+    """The embedding API answered vectors of another size than the column's: a model, or an
+    OpenAI-compatible server, that ignores ``dimensions``."""
+
+    def __init__(self, model_name: str, size: int) -> None:
+        super().__init__(
+            f"{model_name} answered vectors of {size} dimensions, not {EMBEDDING_DIMENSIONS}: "
+            "set OPENAI_EMBEDDING_MODEL to a model that takes `dimensions` (text-embedding-3-*)"
+        )
 
 
 # The embedding models take at most 8,191 tokens an input, and answer a longer one (an article
@@ -198,25 +217,36 @@ def embedding_refused(error: Exception) -> bool:
 class OpenAIEmbeddingBackend:
     def __init__(self, *, model: str, api_key: str, base_url: str | None, timeout: float) -> None:
         from langchain_openai import OpenAIEmbeddings
+        from pydantic import SecretStr
 
         self.model_name = f"openai:{model}"
         self._queries_paused_until = 0.0
-        self._client = OpenAIEmbeddings(
+        client = partial(
+            OpenAIEmbeddings,
             model=model,
             dimensions=EMBEDDING_DIMENSIONS,
-            api_key=api_key,  # type: ignore[arg-type]
+            api_key=SecretStr(api_key),
             base_url=base_url,
             timeout=timeout,
-            max_retries=settings.OPENAI_MAX_RETRIES,
             check_embedding_ctx_length=False,
+            # Each group of ``openai_requests`` in one request (langchain splits by 1,000).
+            chunk_size=OPENAI_REQUEST_MAX_INPUTS,
         )
+        self._client = client(max_retries=settings.OPENAI_MAX_RETRIES)
+        # A search waits for no retry: a 429's Retry-After (up to 2 min, which the client
+        # honours) held the request; it ranks by its words at once instead.
+        self._query_client = client(max_retries=0)
+
+    def document_calls(self, texts: list[str]) -> list[int]:
+        within = [within_openai_input_limit(text) for text in texts]
+        return [len(group) for group in openai_requests(within)]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         within = [within_openai_input_limit(text) for text in texts]
         return [
             vector
             for group in openai_requests(within)
-            for vector in self._client.embed_documents(group)
+            for vector in self._sized(self._client.embed_documents(group))
         ]
 
     def embed_query(self, text: str) -> list[float]:
@@ -225,11 +255,19 @@ class OpenAIEmbeddingBackend:
         if time.monotonic() < self._queries_paused_until:
             raise QueryEmbeddingPaused(self.model_name)
         try:
-            return self._client.embed_query(within_openai_input_limit(text))
-        except openai.APIError:
-            pause = settings.OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS
-            self._queries_paused_until = time.monotonic() + pause
+            return self._sized([self._query_client.embed_query(within_openai_input_limit(text))])[0]
+        except (openai.OpenAIError, EmbeddingSizeError) as error:
+            # A refused query (a 400 for its text) says nothing of the next one's.
+            if not embedding_refused(error):
+                pause = settings.OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS
+                self._queries_paused_until = time.monotonic() + pause
             raise
+
+    def _sized(self, vectors: list[list[float]]) -> list[list[float]]:
+        for vector in vectors:
+            if len(vector) != EMBEDDING_DIMENSIONS:
+                raise EmbeddingSizeError(self.model_name, len(vector))
+        return vectors
 
 
 @lru_cache(maxsize=4)
@@ -304,7 +342,7 @@ def query_embedding_errors() -> tuple[type[Exception], ...]:
         return ()
     import openai
 
-    return (openai.APIError, QueryEmbeddingPaused)
+    return (openai.OpenAIError, QueryEmbeddingPaused, EmbeddingSizeError)
 
 
 def embed_query(text: str) -> list[float]:

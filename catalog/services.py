@@ -225,12 +225,18 @@ def _embed_stale(
         loading = time.perf_counter()
         backend = get_embedding_backend()  # built once per process: the first call loads
         report.model_load_seconds += time.perf_counter() - loading
-        embedded = _embed(backend, stale, model_name, reuse_passages=not force)
-        report.passages_embedded += embedded.passages_embedded
-        # Rows saved meanwhile are not written (``_store_embeddings``): counted apart.
-        written = _store_embeddings(model, embedded, batch_size=batch_size)
-        report.embedded += written
-        report.saved_meanwhile += len(stale) - written
+        # Each request's rows are written before the next is sent: a rate limit met halfway
+        # through a slice had lost the requests before it, paid for, on every run.
+        start = 0
+        for rows in backend.document_calls([text for _, text, _ in stale]):
+            part = stale[start : start + rows]
+            start += rows
+            embedded = _embed(backend, part, model_name, reuse_passages=not force)
+            report.passages_embedded += embedded.passages_embedded
+            # Rows saved meanwhile are not written (``_store_embeddings``): counted apart.
+            written = _store_embeddings(model, embedded, batch_size=batch_size)
+            report.embedded += written
+            report.saved_meanwhile += len(part) - written
 
 
 def embeddings_repair(*, saved_before: datetime, limit: int) -> dict[str, int]:

@@ -1,4 +1,5 @@
 import threading
+import time
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -653,6 +654,51 @@ def test_searches_skip_the_embedding_api_for_a_while_after_it_failed(
     assert [hit.item for hit in paused] == [product]
     assert [hit.item for hit in asked_again] == [product]
     assert len(openai_embeddings.embedding_requests()) == 2
+
+
+@pytest.mark.django_db
+def test_a_query_the_embedding_api_refuses_pauses_no_other_search(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    product = ProductFactory.create(name="Zanzibar Quokka Honey")
+    openai_embeddings.refuse_embedding_inputs_with("forbidden")
+
+    refused = product_search(query="forbidden zanzibar", filters=ProductFilters())
+    asked = product_search(query="quokka honey of zanzibar", filters=ProductFilters())
+
+    assert [hit.item for hit in refused] == [product]
+    assert [hit.item for hit in asked] == [product]
+    # The second query was sent: a refusal is of one text, not an outage.
+    assert len(openai_embeddings.embedding_requests()) == 2
+
+
+@pytest.mark.django_db
+def test_a_search_waits_out_no_retry_after_of_the_embedding_api(
+    openai_embeddings: FakeOpenAIServer, settings: Any
+) -> None:
+    settings.OPENAI_MAX_RETRIES = 2  # a backfill's, which the client would spend waiting 20 s
+    product = ProductFactory.create(name="Zanzibar Quokka Honey")
+    openai_embeddings.script_embedding_errors(HttpError(429, retry_after=20))
+    started = time.monotonic()
+
+    hits = product_search(query="a quokka honey from zanzibar", filters=ProductFilters())
+
+    assert time.monotonic() - started < 5
+    assert [hit.item for hit in hits] == [product]
+    assert len(openai_embeddings.embedding_requests()) == 1
+
+
+@pytest.mark.django_db
+def test_an_embedding_api_answering_vectors_of_another_size_leaves_searches_to_keywords(
+    openai_embeddings: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    product = ProductFactory.create(name="Zanzibar Quokka Honey")
+    openai_embeddings.embedding_dimensions = 768
+
+    hits = product_search(query="quokkas, zanzibar", filters=ProductFilters())
+
+    assert [(hit.item, hit.semantic_rank) for hit in hits] == [(product, None)]
+    assert "768 dimensions, not 384" in caplog.text
 
 
 @pytest.mark.django_db

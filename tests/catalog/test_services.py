@@ -3,6 +3,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import openai
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -10,7 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog import services
-from catalog.embeddings import current_model_name, get_embedding_backend, text_hash
+from catalog.embeddings import (
+    EmbeddingSizeError,
+    current_model_name,
+    get_embedding_backend,
+    text_hash,
+)
 from catalog.models import (
     EMBEDDING_DIMENSIONS,
     Category,
@@ -1185,6 +1191,39 @@ def test_an_article_embedded_again_has_its_passages_replaced() -> None:
     embeddings_refresh(kind="knowledge")
 
     assert stored_passages(article) == [(0, "Storing honey"), (1, "Only one paragraph now.")]
+
+
+@pytest.mark.django_db
+def test_a_backfill_the_embedding_api_fails_halfway_keeps_the_requests_answered(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    # Texts cut to 8,191 bytes, 36 to a request: the first 36 rows are one, the last 4 another.
+    long_products = ProductFactory.create_batch(40, description="Sweet. " * 1300)
+    last = long_products[-1]
+    last.description = "Forbidden. " + "Sweet. " * 1350  # the longest: read last
+    last.save()
+    openai_embeddings.refuse_embedding_inputs_with("Forbidden")
+
+    with pytest.raises(openai.BadRequestError):
+        embeddings_refresh(kind="products")
+
+    assert [len(inputs) for inputs in openai_embeddings.embedding_inputs()] == [36, 4]
+    embedded = Product.objects.filter(embedding_model=current_model_name())
+    assert embedded.count() == 36
+    assert not embedded.filter(pk=last.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_backfill_given_vectors_of_another_size_fails_naming_the_sizes(
+    openai_embeddings: FakeOpenAIServer,
+) -> None:
+    ProductFactory.create()
+    openai_embeddings.embedding_dimensions = 1536
+
+    with pytest.raises(EmbeddingSizeError, match="1536 dimensions, not 384"):
+        embeddings_refresh(kind="products")
+
+    assert not Product.objects.filter(embedding_model=current_model_name()).exists()
 
 
 @pytest.mark.django_db

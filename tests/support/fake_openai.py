@@ -167,6 +167,8 @@ class FakeOpenAIServer:
 
     def __init__(self) -> None:
         self.default: ScriptedResponse | None = None
+        # Vectors of this size whatever ``dimensions`` asks, as a server that ignores it.
+        self.embedding_dimensions: int | None = None
         self._lock = threading.Lock()
         self._script: deque[ScriptedResponse] = deque()
         self._embedding_errors: deque[HttpError] = deque()
@@ -277,6 +279,7 @@ class FakeOpenAIServer:
             self._refused_words.clear()
             self._requests.clear()
             self.default = None
+            self.embedding_dimensions = None
 
     # -- internals used by the handler -------------------------------------------------------
 
@@ -481,7 +484,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(error)
             return
         model = str(request.get("model") or DEFAULT_EMBEDDING_MODEL)
-        dimensions = int(request.get("dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
+        dimensions = self.fake.embedding_dimensions or int(
+            request.get("dimensions") or DEFAULT_EMBEDDING_DIMENSIONS
+        )
         as_base64 = request.get("encoding_format") == "base64"
         texts = _embedding_inputs(request.get("input"))
         if self.fake._refuses(texts):
