@@ -358,7 +358,7 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
     messages = history_messages(history)
     try:
         return _invoke(settings.LLM_PROVIDER, messages, config, attempts)
-    except (openai.APIError, ProviderResponseError) as exc:
+    except (openai.OpenAIError, ProviderResponseError) as exc:
         fallback = settings.LLM_FALLBACK_PROVIDER
         if not fallback or fallback == settings.LLM_PROVIDER:
             raise

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,24 +38,51 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
-def env_int(name: str, default: int) -> int:
+Number = TypeVar("Number", int, float)
+
+
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    return _within(name, value, raw, "an integer", minimum, maximum)
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {raw!r}")
+    return _within(name, value, raw, "a number", minimum, maximum)
+
+
+def _within(
+    name: str, value: Number, raw: str, kind: str, minimum: Number | None, maximum: Number | None
+) -> Number:
+    """``value``, if it is within the bounds given: a number out of them (an ef_search of 0, a
+    sweep every 0 s) was taken, and failed every search or flooded the queue once served."""
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if maximum is None:
+            bounds = f"of at least {minimum}"
+        elif minimum is None:
+            bounds = f"of at most {maximum}"
+        else:
+            bounds = f"from {minimum} to {maximum}"
+        raise ImproperlyConfigured(f"{name} must be {kind} {bounds}, got {raw!r}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -245,7 +274,7 @@ try:
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL,
-            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
             conn_health_checks=True,
         )
     }
@@ -256,7 +285,9 @@ except ValueError:
         " letters, digits and - _ . ~ only)"
     ) from None
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
-    "DATABASE_CONNECT_TIMEOUT", 5
+    "DATABASE_CONNECT_TIMEOUT",
+    5,
+    minimum=1,  # 0: libpq waits for ever
 )
 # Lets two test runs share one server (pytest-django's default is test_<name>).
 if env_str("TEST_DATABASE_NAME"):
@@ -292,11 +323,11 @@ WHITENOISE_USE_FINDERS = DEBUG
 # --- security: production defaults unless DEBUG ---------------------------------------------
 # Proxies in front of gunicorn whose X-Forwarded-For (client address) and X-Forwarded-Proto
 # (HTTPS) are trusted. With none, any client could send either header.
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 if TRUSTED_PROXY_COUNT > 0:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365, minimum=0)
 # Both bind every subdomain to HTTPS for the whole max-age, and preload past it: opt-in.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -390,8 +421,8 @@ CACHES = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 30)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 30, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
     "UPDATE_LAST_LOGIN": False,
     # A refresh answers with a new refresh token and revokes the one it was given, so a stolen
     # token works until its owner's next refresh, not for its whole lifetime.
@@ -411,10 +442,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # at Celery's default of 4 s, a process replacing one killed by the hard time limit would be
 # killed in turn, again and again.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60.0
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=1)
 # Redis redelivers an unacknowledged task after this long: it must outlast the hard limit.
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1)
 if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
     # A task still running when Redis redelivers it runs twice at once.
     raise ImproperlyConfigured(
@@ -449,15 +480,15 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # does around a request (CONN_MAX_AGE, health checks). A new connection cost every turn 2-7 ms.
 CELERY_DB_REUSE_MAX = 1_000_000
 # With the broker down, posting a message must answer quickly: the sweeper dispatches later.
-CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, minimum=0.1)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.2,
 }
-RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 60)
-RUN_SWEEP_GRACE_SECONDS = env_int("RUN_SWEEP_GRACE_SECONDS", 30)
+RUN_SWEEP_INTERVAL_SECONDS = env_int("RUN_SWEEP_INTERVAL_SECONDS", 60, minimum=1)
+RUN_SWEEP_GRACE_SECONDS = env_int("RUN_SWEEP_GRACE_SECONDS", 30, minimum=0)
 # The nightly jobs run at fixed times (TIME_ZONE), not every 24 h from beat's start: a beat
 # started again more often than daily (each deploy) would otherwise never reach them.
 CELERY_BEAT_SCHEDULE = {
@@ -495,12 +526,23 @@ CELERY_BEAT_SCHEDULE = {
 # --- models and search ------------------------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
-OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 10.0)
-OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 1)
+if OPENAI_BASE_URL and (
+    urlsplit(OPENAI_BASE_URL).scheme not in {"http", "https"}
+    or not urlsplit(OPENAI_BASE_URL).hostname
+):
+    # A URL without its scheme ("api.openai.com/v1") failed every call as "Connection error".
+    raise ImproperlyConfigured(
+        "OPENAI_BASE_URL must be a URL such as https://api.openai.com/v1 (a scheme and a host),"
+        f" got {OPENAI_BASE_URL!r}"
+    )
+OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 1, minimum=0, maximum=10)
 OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
 # After the embedding API fails a search's query, searches rank by keywords alone for this long
 # (per process) instead of each waiting out the timeout and retries again.
-OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = env_float("OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS", 30.0)
+OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS = env_float(
+    "OPENAI_QUERY_EMBEDDING_PAUSE_SECONDS", 30.0, minimum=0
+)
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")
 if EMBEDDING_BACKEND not in {"local", "openai"}:
     raise ImproperlyConfigured("EMBEDDING_BACKEND must be 'local' or 'openai'")
@@ -525,18 +567,18 @@ if EMBEDDING_QUERY_RUNTIME not in {"onnx", "torch"}:
     raise ImproperlyConfigured("EMBEDDING_QUERY_RUNTIME must be 'onnx' or 'torch'")
 # A backfill that re-embeds at least this many rows, and at least half the table, drops the HNSW
 # index and builds it once at the end instead of inserting into it row by row.
-EMBEDDING_INDEX_REBUILD_MIN_ROWS = env_int("EMBEDDING_INDEX_REBUILD_MIN_ROWS", 5000)
+EMBEDDING_INDEX_REBUILD_MIN_ROWS = env_int("EMBEDDING_INDEX_REBUILD_MIN_ROWS", 5000, minimum=0)
 EMBEDDING_CACHE_DIR = Path(env_str("EMBEDDING_CACHE_DIR") or BASE_DIR / "var" / "models")
 # How many candidates each half of hybrid search contributes before fusion.
-SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100)
+SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100, minimum=1)
 # HNSW search breadth: higher = better recall, slower queries (pgvector default 40).
-SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200)
+SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200, minimum=1, maximum=1000)
 # A search filtered by category, tags or price down to at most this many products, and at most
 # √(SEARCH_EXACT_ORDER_SCALE * the rows of the graph it would walk), orders them all exactly
 # instead of walking the HNSW graph for them (docs/BENCHMARKS.md, "Filtered searches" and
 # "which way a filtered search takes").
-SEARCH_EXACT_ORDER_MAX_ROWS = env_int("SEARCH_EXACT_ORDER_MAX_ROWS", 10_000)
-SEARCH_EXACT_ORDER_SCALE = env_int("SEARCH_EXACT_ORDER_SCALE", 1_000)
+SEARCH_EXACT_ORDER_MAX_ROWS = env_int("SEARCH_EXACT_ORDER_MAX_ROWS", 10_000, minimum=0)
+SEARCH_EXACT_ORDER_SCALE = env_int("SEARCH_EXACT_ORDER_SCALE", 1_000, minimum=1)
 
 # --- the assistant -----------------------------------------------------------------------------
 # "openai" (ChatOpenAI with tool calling) or "offline" (semantic routing + template replies).
@@ -547,10 +589,21 @@ if LLM_PROVIDER not in {"openai", "offline"}:
 LLM_FALLBACK_PROVIDER = env_str("LLM_FALLBACK_PROVIDER", "offline")
 if LLM_FALLBACK_PROVIDER not in {"", "openai", "offline"}:
     raise ImproperlyConfigured("LLM_FALLBACK_PROVIDER must be 'offline', 'openai' or empty")
+# The client refuses to send a request without a key: every search and turn failed.
+for _setting, _value in [
+    ("EMBEDDING_BACKEND", EMBEDDING_BACKEND),
+    ("LLM_PROVIDER", LLM_PROVIDER),
+    ("LLM_FALLBACK_PROVIDER", LLM_FALLBACK_PROVIDER),
+]:
+    if _value == "openai" and not OPENAI_API_KEY.strip():
+        raise ImproperlyConfigured(
+            f"OPENAI_API_KEY must be set when {_setting} is 'openai' (any value for an"
+            " OpenAI-compatible server that takes none)"
+        )
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
-OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2)
+OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2, minimum=0, maximum=2)
 # Model calls one turn may make (supervisor + agent steps) before it stops politely.
-AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5)
+AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5, minimum=1)
 
 
 def env_model_prices(name: str, default: str) -> dict[str, dict[str, float]]:
@@ -593,9 +646,9 @@ MODEL_PRICES_PER_MILLION = env_model_prices(
 CONVERSATION_BUDGET_USD = env_decimal("CONVERSATION_BUDGET_USD", "0.50")
 DAILY_BUDGET_USD = env_decimal("DAILY_BUDGET_USD", "25.00")
 # Previous messages of the conversation the graph sees.
-AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12)
+AGENT_HISTORY_MESSAGES = env_int("AGENT_HISTORY_MESSAGES", 12, minimum=1)
 # A run whose worker died this many times is failed instead of retried again.
-AGENT_MAX_DELIVERIES = env_int("AGENT_MAX_DELIVERIES", 3)
+AGENT_MAX_DELIVERIES = env_int("AGENT_MAX_DELIVERIES", 3, minimum=1)
 # A turn the database failed under (a restart or failover closes the worker's connection, so
 # not even its failure can be stored) is sent again after this many seconds, doubled at each
 # of AGENT_RUN_DATABASE_RETRIES retries; past them the sweeper sends it, minutes later.
@@ -604,22 +657,22 @@ AGENT_RUN_DATABASE_RETRIES = 3
 if AGENT_RUN_DATABASE_RETRY_SECONDS < 0:
     raise ImproperlyConfigured("AGENT_RUN_DATABASE_RETRY_SECONDS must not be negative")
 # Live run events (Redis Streams): kept this long, at most this many per run.
-RUN_EVENTS_TTL_SECONDS = env_int("RUN_EVENTS_TTL_SECONDS", 3600)
-RUN_EVENTS_MAX_LENGTH = env_int("RUN_EVENTS_MAX_LENGTH", 2000)
+RUN_EVENTS_TTL_SECONDS = env_int("RUN_EVENTS_TTL_SECONDS", 3600, minimum=60)
+RUN_EVENTS_MAX_LENGTH = env_int("RUN_EVENTS_MAX_LENGTH", 2000, minimum=1)
 # An SSE connection closes after this long (clients resume with Last-Event-ID) and sends a
 # comment line this often so proxies keep it open.
-SSE_MAX_STREAM_SECONDS = env_int("SSE_MAX_STREAM_SECONDS", 300)
-SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
+SSE_MAX_STREAM_SECONDS = env_int("SSE_MAX_STREAM_SECONDS", 300, minimum=1)
+SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15, minimum=1)
 # Open streams one server process serves before answering 503 + Retry-After: keep it below
 # gunicorn's --threads (GUNICORN_THREADS, 32) so ordinary requests always find a thread.
-SSE_MAX_STREAMS_PER_PROCESS = env_int("SSE_MAX_STREAMS_PER_PROCESS", 24)
+SSE_MAX_STREAMS_PER_PROCESS = env_int("SSE_MAX_STREAMS_PER_PROCESS", 24, minimum=0)
 # Open streams and ?wait requests one user holds across every process before a stream is
 # answered 429 (and a wait at once): a tab holds one, two while it reconnects.
-SSE_MAX_STREAMS_PER_USER = env_int("SSE_MAX_STREAMS_PER_USER", 4)
+SSE_MAX_STREAMS_PER_USER = env_int("SSE_MAX_STREAMS_PER_USER", 4, minimum=0)
 # Redis connections per process for run events: one per open stream, plus headroom.
-RUN_EVENTS_REDIS_MAX_CONNECTIONS = env_int("RUN_EVENTS_REDIS_MAX_CONNECTIONS", 1024)
+RUN_EVENTS_REDIS_MAX_CONNECTIONS = env_int("RUN_EVENTS_REDIS_MAX_CONNECTIONS", 1024, minimum=1)
 # Longest a client may wait on GET /api/runs/{id}/?wait=N for a run to finish.
-RUN_WAIT_MAX_SECONDS = env_int("RUN_WAIT_MAX_SECONDS", 25)
+RUN_WAIT_MAX_SECONDS = env_int("RUN_WAIT_MAX_SECONDS", 25, minimum=0)
 
 # --- retention ---------------------------------------------------------------------------------
 # Conversations untouched for this many days are deleted daily (beat), with their messages, runs
@@ -659,10 +712,10 @@ except ValueError:
         f"HANDOFF_NOTICE_WEBHOOK_URL's port must be a number from 0 to 65535 (host"
         f" {_webhook.hostname!r})"
     ) from None
-HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0)
+HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # A customer the assistant handed to staff and no staff message has answered this long after
 # is reminded of, once, on the same channels; 0 sends no reminders.
-HANDOFF_REMINDER_MINUTES = env_int("HANDOFF_REMINDER_MINUTES", 15)
+HANDOFF_REMINDER_MINUTES = env_int("HANDOFF_REMINDER_MINUTES", 15, minimum=0)
 # Where staff reach this site, for the admin links in notices.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Email: SMTP when EMAIL_HOST is set, else printed to the log (console backend).
@@ -672,11 +725,11 @@ EMAIL_BACKEND = (
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend"
 )
-EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "assistant@beemanhoney.co.uk")
 if HANDOFF_NOTICE_EMAILS and not EMAIL_HOST and not DEBUG:
     # The console backend would print the notices (customers' words) and tell no one.
@@ -688,7 +741,7 @@ if (HANDOFF_NOTICE_EMAILS or HANDOFF_NOTICE_WEBHOOK_URL) and not DEBUG and not e
     )
 
 # --- health -------------------------------------------------------------------------------------
-HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0)
+HEALTHCHECK_TIMEOUT_SECONDS = env_float("HEALTHCHECK_TIMEOUT_SECONDS", 2.0, minimum=0.1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

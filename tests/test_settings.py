@@ -331,6 +331,39 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
         ),
         ({"CSRF_TRUSTED_ORIGINS": "https://shop.example.com/"}, b"CSRF_TRUSTED_ORIGINS must list"),
         ({"DATABASE_URL": "localhost:5432/db"}, b"it must look like postgresql://user:password@"),
+        # Numbers out of what works: each was taken, and failed once served.
+        (
+            {"SEARCH_HNSW_EF_SEARCH": "0"},
+            b"SEARCH_HNSW_EF_SEARCH must be an integer from 1 to 1000, got '0'",
+        ),
+        (
+            {"RUN_SWEEP_INTERVAL_SECONDS": "0"},
+            b"RUN_SWEEP_INTERVAL_SECONDS must be an integer of at least 1, got '0'",
+        ),
+        ({"TRUSTED_PROXY_COUNT": "-1"}, b"TRUSTED_PROXY_COUNT must be an integer of at least 0"),
+        ({"JWT_ACCESS_MINUTES": "0"}, b"JWT_ACCESS_MINUTES must be an integer of at least 1"),
+        ({"RUN_EVENTS_TTL_SECONDS": "0"}, b"RUN_EVENTS_TTL_SECONDS must be an integer of at least"),
+        (
+            {"HEALTHCHECK_TIMEOUT_SECONDS": "nan"},
+            b"HEALTHCHECK_TIMEOUT_SECONDS must be a finite number, got 'nan'",
+        ),
+        ({"OPENAI_TIMEOUT_SECONDS": "inf"}, b"OPENAI_TIMEOUT_SECONDS must be a finite number"),
+        ({"EMAIL_PORT": "99999"}, b"EMAIL_PORT must be an integer from 1 to 65535, got '99999'"),
+        ({"DATABASE_CONNECT_TIMEOUT": "0"}, b"DATABASE_CONNECT_TIMEOUT must be an integer of at"),
+        # The OpenAI client sends nothing without a key: every search and turn failed.
+        (
+            {"EMBEDDING_BACKEND": "openai", "OPENAI_API_KEY": ""},
+            b"OPENAI_API_KEY must be set when EMBEDDING_BACKEND is 'openai'",
+        ),
+        (
+            {"LLM_PROVIDER": "openai", "OPENAI_API_KEY": " "},
+            b"OPENAI_API_KEY must be set when LLM_PROVIDER is 'openai'",
+        ),
+        (
+            {"OPENAI_BASE_URL": "api.openai.com/v1"},
+            b"OPENAI_BASE_URL must be a URL such as https://api.openai.com/v1 (a scheme and a"
+            b" host), got 'api.openai.com/v1'",
+        ),
     ],
 )
 def test_a_value_the_server_could_not_use_stops_the_start_with_a_one_line_reason(

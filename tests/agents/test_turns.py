@@ -140,6 +140,21 @@ def test_tokens_spent_on_openai_before_it_failed_are_counted_when_the_fallback_a
     assert cost_usd == Decimal("0.000060")
 
 
+def test_a_client_error_before_any_request_is_answered_by_the_fallback(settings) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Something for a sore throat?")
+    with loopback_openai(settings, fallback="offline") as server:
+        # The client refuses to send without a key (startup refuses it too; a key taken away
+        # from a running process's settings, say): not an APIError, so no fallback was tried.
+        settings.OPENAI_API_KEY = ""
+
+        result = run_turn(run=run)
+
+    assert result.provider == "offline"
+    assert "Manuka Honey UMF 15+ 250g" in result.reply
+    assert server.chat_requests() == []
+
+
 def test_history_of_the_conversation_is_given_in_order(settings) -> None:
     run = _run_after(
         ConversationFactory.create(),
