@@ -10,7 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
@@ -23,8 +23,13 @@ from kombu import Queue
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+def env_str(name: str, default: str = "", *, blank_is_default: bool = True) -> str:
+    """``name``'s value; a blank one (``CELERY_QUEUE=`` in an .env file) is the default, as
+    unset, unless ``blank_is_default`` is off (where blank means something of its own)."""
+    raw = os.environ.get(name)
+    if raw is None or (blank_is_default and not raw.strip()):
+        return default
+    return raw
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -139,7 +144,7 @@ def env_redis_url(name: str, default: str = "") -> str:
     parts = urlsplit(raw)
     if raw and (
         parts.scheme not in {"redis", "rediss", "unix"}
-        or (parts.scheme != "unix" and not parts.hostname)
+        or (parts.scheme != "unix" and (not parts.hostname or not _port_readable(parts)))
     ):
         # Its scheme and host only: the URL may hold a password.
         raise ImproperlyConfigured(
@@ -147,6 +152,14 @@ def env_redis_url(name: str, default: str = "") -> str:
             f" {parts.scheme!r} and host {parts.hostname!r}"
         )
     return raw
+
+
+def _port_readable(parts: SplitResult) -> bool:
+    try:
+        parts.port  # noqa: B018 - a port of letters, or past 65535, raises
+    except ValueError:
+        return False
+    return True
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -179,6 +192,13 @@ if not DEBUG and (
         " DEBUG is off (python -c 'import secrets; print(secrets.token_urlsafe(50))')"
     )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+for _host in ALLOWED_HOSTS:
+    if "/" in _host or "@" in _host:
+        # "https://shop.example.com/" refused every request (400 DisallowedHost).
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS must list host names such as shop.example.com or .example.com (no"
+            f" scheme or path), got {_host!r}"
+        )
 CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
 # Web pages of other origins whose scripts may call the API (a chat widget on the shop's own
 # site): none by default, "*" for any. The API authenticates by bearer token, never by cookie, so
@@ -284,6 +304,12 @@ except ValueError:
         "/name, and a password with any of / + = ? # @ : must be percent-encoded (or use"
         " letters, digits and - _ . ~ only)"
     ) from None
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    # Its scheme only: the URL holds a password. sqlite:// passed the checks, and migrate died.
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432/name,"
+        f" got one with scheme {urlsplit(DATABASE_URL).scheme!r}"
+    )
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
     "DATABASE_CONNECT_TIMEOUT",
     5,
@@ -586,7 +612,7 @@ LLM_PROVIDER = env_str("LLM_PROVIDER") or ("openai" if OPENAI_API_KEY else "offl
 if LLM_PROVIDER not in {"openai", "offline"}:
     raise ImproperlyConfigured("LLM_PROVIDER must be 'openai' or 'offline'")
 # Answer with this provider when the main one fails (after its own retries); "" = apologise.
-LLM_FALLBACK_PROVIDER = env_str("LLM_FALLBACK_PROVIDER", "offline")
+LLM_FALLBACK_PROVIDER = env_str("LLM_FALLBACK_PROVIDER", "offline", blank_is_default=False)
 if LLM_FALLBACK_PROVIDER not in {"", "openai", "offline"}:
     raise ImproperlyConfigured("LLM_FALLBACK_PROVIDER must be 'offline', 'openai' or empty")
 # The client refuses to send a request without a key: every search and turn failed.
@@ -718,6 +744,11 @@ HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0
 HANDOFF_REMINDER_MINUTES = env_int("HANDOFF_REMINDER_MINUTES", 15, minimum=0)
 # Where staff reach this site, for the admin links in notices.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+if urlsplit(SITE_URL).scheme not in {"http", "https"} or not urlsplit(SITE_URL).hostname:
+    # "shop.example.com" gave the notices' admin links no scheme.
+    raise ImproperlyConfigured(
+        f"SITE_URL must be a URL such as https://shop.example.com, got {SITE_URL!r}"
+    )
 # Email: SMTP when EMAIL_HOST is set, else printed to the log (console backend).
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_BACKEND = (
@@ -728,7 +759,13 @@ EMAIL_BACKEND = (
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# Implicit TLS (port 465) or STARTTLS (587): one or the other.
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+if EMAIL_USE_SSL and EMAIL_USE_TLS:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_SSL (port 465) and EMAIL_USE_TLS (587) exclude each other"
+    )
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "assistant@beemanhoney.co.uk")
 if HANDOFF_NOTICE_EMAILS and not EMAIL_HOST and not DEBUG:

@@ -359,6 +359,23 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
             {"LLM_PROVIDER": "openai", "OPENAI_API_KEY": " "},
             b"OPENAI_API_KEY must be set when LLM_PROVIDER is 'openai'",
         ),
+        # Hosts and URLs each entry point would have taken, and failed with once served.
+        (
+            {"ALLOWED_HOSTS": "https://shop.example.com/"},
+            b"ALLOWED_HOSTS must list host names such as shop.example.com",
+        ),
+        ({"SITE_URL": "shop.example.com"}, b"SITE_URL must be a URL such as https://"),
+        ({"CACHE_URL": "redis://127.0.0.1:abc/0"}, b"CACHE_URL must be a URL such as redis://"),
+        ({"REDIS_URL": "redis://127.0.0.1:99999/0"}, b"REDIS_URL must be a URL such as redis://"),
+        (
+            {"DATABASE_URL": "sqlite:////tmp/shop.db"},
+            b"DATABASE_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432"
+            b"/name, got one with scheme 'sqlite'",
+        ),
+        (
+            {"EMAIL_USE_SSL": "1", "EMAIL_USE_TLS": "1"},
+            b"EMAIL_USE_SSL (port 465) and EMAIL_USE_TLS (587) exclude each other",
+        ),
         (
             {"OPENAI_BASE_URL": "api.openai.com/v1"},
             b"OPENAI_BASE_URL must be a URL such as https://api.openai.com/v1 (a scheme and a"
@@ -372,6 +389,18 @@ def test_a_value_the_server_could_not_use_stops_the_start_with_a_one_line_reason
     refusal = _refused_start({**os.environ, **env})
 
     assert reason in refusal
+
+
+def test_a_blank_value_is_the_default_as_an_unset_one_is() -> None:
+    assert _settings_value("CELERY_TASK_DEFAULT_QUEUE", CELERY_QUEUE="") == "'beemanhoney'"
+    assert _settings_value("OPENAI_CHAT_MODEL", OPENAI_CHAT_MODEL=" ") == "'gpt-4o-mini'"
+    # Where blank says something of its own: no fallback, an apology.
+    assert _settings_value("LLM_FALLBACK_PROVIDER", LLM_FALLBACK_PROVIDER="") == "''"
+
+
+def test_implicit_tls_for_email_turns_starttls_off() -> None:
+    assert _settings_value("EMAIL_USE_TLS", EMAIL_USE_SSL="1") == "False"
+    assert _settings_value("EMAIL_USE_TLS") == "True"
 
 
 def test_a_log_level_and_an_origin_are_read_in_any_case() -> None:
