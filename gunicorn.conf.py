@@ -31,6 +31,24 @@ access_log_format = (
 )
 
 
+def on_starting(server: Any) -> None:
+    """Settings the environment got wrong stop the master with their reason in one line, as
+    ``manage.py`` does, before it starts workers: each worker failed to boot with two
+    tracebacks, and the master exited for a restart policy to start it again."""
+    import os
+    import sys
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beemanhoney.settings")
+    from django.conf import settings
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - reading it loads them
+    except ImproperlyConfigured as error:
+        sys.exit(f"ImproperlyConfigured: {error}")
+
+
 def post_worker_init(worker: Any) -> None:
     streams_check(worker)
     _, middle, old = gc.get_threshold()

@@ -403,6 +403,36 @@ def test_implicit_tls_for_email_turns_starttls_off() -> None:
     assert _settings_value("EMAIL_USE_TLS") == "True"
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["celery", "-A", "beemanhoney", "worker", "--loglevel=INFO"],
+        ["celery", "-A", "beemanhoney", "beat", "--loglevel=INFO"],
+        ["gunicorn", "beemanhoney.wsgi:application", "--bind", "127.0.0.1:0"],
+    ],
+)
+def test_the_worker_beat_and_web_server_refuse_bad_settings_in_one_line(
+    command: list[str],
+) -> None:
+    # They read the settings lazily, and failed with tracebacks: 91 lines, or a worker that
+    # failed to boot twice over.
+    binary = str(Path(sys.executable).parent / command[0])
+    result = subprocess.run(
+        [binary, *command[1:]],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DEBUG": "2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ImproperlyConfigured: DEBUG must be a boolean (1/0, true/false), got '2'"
+    )
+
+
 def test_a_log_level_and_an_origin_are_read_in_any_case() -> None:
     assert _settings_value("LOG_LEVEL", LOG_LEVEL="debug") == "'DEBUG'"
     assert _settings_value(
