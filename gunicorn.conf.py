@@ -23,11 +23,11 @@ timeout = 120
 # uses it.
 control_socket_disable = True
 
-# gunicorn's default format, then the X-Forwarded-For the proxy sent (%(h)s is its address) and
-# the request's id, as the answer gave it (beemanhoney.common.request_ids).
+# gunicorn's default format, then the X-Forwarded-For the proxy sent (%(h)s is its address), the
+# request's id, as the answer gave it (beemanhoney.common.request_ids), and how long it took.
 access_log_format = (
     '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" "%({x-forwarded-for}i)s"'
-    ' request_id="%({x-request-id}o)s"'
+    ' request_id="%({x-request-id}o)s" duration_ms=%(M)s'
 )
 
 

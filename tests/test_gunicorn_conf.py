@@ -102,4 +102,6 @@ def test_the_access_log_names_the_client_the_proxy_forwarded_and_the_request_id(
 
     line = (tmp_path / "access.log").read_text()
     assert line.startswith("172.18.0.1 - - [")
-    assert '"GET /healthz HTTP/1.1" 200 2 "-" "-" "203.0.113.7" request_id="req-9"' in line
+    assert line.rstrip().endswith(
+        '"GET /healthz HTTP/1.1" 200 2 "-" "-" "203.0.113.7" request_id="req-9" duration_ms=3'
+    )

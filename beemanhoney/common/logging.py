@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 # What every record has before ``extra=`` adds to it, and what formatting adds.
@@ -28,7 +29,14 @@ def _repeats_the_message(record: logging.LogRecord, key: str) -> bool:
 
 
 class ExtraFormatter(logging.Formatter):
-    """Appends each ``extra=`` item as ``key=<JSON>``, in the order the call gave them."""
+    """Appends each ``extra=`` item as ``key=<JSON>``, in the order the call gave them; times
+    are UTC, in ISO 8601 (``2026-12-06T14:35:01.123Z``): Django sets the process's zone to
+    ``TIME_ZONE``, whose local times carried no offset (an autumn hour read twice) beside
+    gunicorn's lines in UTC."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)

@@ -1,5 +1,8 @@
 import logging
 import sys
+import time
+
+import pytest
 
 from beemanhoney.common.logging import ExtraFormatter
 
@@ -62,3 +65,20 @@ def test_torch_writes_only_its_warnings_beside_the_shops_info_lines() -> None:
     assert not logging.getLogger("torch._subclasses.fake_tensor").isEnabledFor(logging.INFO)
     assert logging.getLogger("torch").isEnabledFor(logging.WARNING)
     assert logging.getLogger("catalog.services").isEnabledFor(logging.INFO)
+
+
+def test_a_line_s_time_is_utc_with_its_zone_whatever_the_process_s_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    entry = record()
+    entry.created = 1796654101.25  # 2026-12-07 14:35:01.250 UTC
+
+    try:
+        line = ExtraFormatter("%(asctime)s %(message)s").format(entry)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+    assert line == "2026-12-07T14:35:01.250Z agent_run.failed"
