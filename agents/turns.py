@@ -362,9 +362,16 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
         fallback = settings.LLM_FALLBACK_PROVIDER
         if not fallback or fallback == settings.LLM_PROVIDER:
             raise
+        # The provider's own words tell a bad key, a mistyped model and a spent quota apart.
+        detail = " ".join(str(exc).split())[:200]
         logger.warning(
             "agent_run.provider_fallback",
-            extra={"run_id": str(run.pk), "error": type(exc).__name__, "fallback": fallback},
+            extra={
+                "run_id": str(run.pk),
+                "error": type(exc).__name__,
+                "detail": detail,
+                "fallback": fallback,
+            },
         )
         steps, nodes = failed_steps(attempts), failed_nodes(attempts)
         # The failed attempt may have streamed part of a reply: the fallback writes its own.
@@ -375,7 +382,7 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
         result.nodes = [*nodes, *result.nodes]
         tools = ", ".join(dict.fromkeys(step["tool"] for step in steps))
         ran = f" after calling {tools} (kept in the trace)" if tools else ""
-        failed = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}){ran}"
+        failed = f"{settings.LLM_PROVIDER} failed ({type(exc).__name__}: {detail}){ran}"
         result.note = joined_notes(f"{failed}; answered by {fallback}", result.note)
         return result
 

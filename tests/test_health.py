@@ -164,6 +164,14 @@ def test_healthz_answers_503_when_the_database_is_down() -> None:
     assert outcome["code"] == 503
     assert outcome["body"]["database"]["status"] == "down"
     assert outcome["body"]["broker"]["status"] == "down"
+    # The answer names the errors' kinds; the one line logged says what they were.
+    assert "detail" not in outcome["body"]["database"]
+    logged = [
+        line for line in result.stderr.splitlines() if "/healthz" in line or "healthz." in line
+    ]
+    assert len(logged) == 1, result.stderr
+    assert '"error": "OperationalError", "detail": "connection' in logged[0]
+    assert '"error": "ConnectionError", "detail": "Error 111 connecting to 127.0.0.1:1' in logged[0]
 
 
 @pytest.mark.django_db

@@ -136,6 +136,8 @@ def test_a_provider_failing_with_5xx_falls_back_to_the_offline_provider(
     stored = AgentRun.objects.get(pk=run["id"])
     assert run["status"] == "succeeded"
     assert stored.provider == "offline"
+    # In the provider's words: a bad key, a mistyped model and a spent quota differ.
+    assert "openai failed (OpenAIAPIError: Error code: 503 - Service unavailable)" in stored.error
     assert "answered by offline" in stored.error
     assert "Manuka Honey UMF 15+ 250g — £44.95" in run["reply"]["content"]
 
