@@ -563,6 +563,9 @@ if OPENAI_BASE_URL and (
     )
 OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 1, minimum=0, maximum=10)
+# The longest wait a 429's or 503's Retry-After gets before the retry (the client honours up to
+# 2 min): a customer's turn falls back rather than wait (beemanhoney.common.openai_http).
+OPENAI_RETRY_AFTER_MAX_SECONDS = env_float("OPENAI_RETRY_AFTER_MAX_SECONDS", 2.0, minimum=0)
 OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
 # After the embedding API fails a search's query, searches rank by keywords alone for this long
 # (per process) instead of each waiting out the timeout and retries again.

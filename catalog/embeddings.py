@@ -219,6 +219,8 @@ class OpenAIEmbeddingBackend:
         from langchain_openai import OpenAIEmbeddings
         from pydantic import SecretStr
 
+        from beemanhoney.common.openai_http import openai_http_client
+
         self.model_name = f"openai:{model}"
         self._queries_paused_until = 0.0
         client = partial(
@@ -231,6 +233,7 @@ class OpenAIEmbeddingBackend:
             check_embedding_ctx_length=False,
             # Each group of ``openai_requests`` in one request (langchain splits by 1,000).
             chunk_size=OPENAI_REQUEST_MAX_INPUTS,
+            http_client=openai_http_client(),
         )
         self._client = client(max_retries=settings.OPENAI_MAX_RETRIES)
         # A search waits for no retry: a 429's Retry-After (up to 2 min, which the client

@@ -19,6 +19,7 @@ from agents.graph.names import Route
 from agents.graph.prompts import SUPERVISOR_PROMPT, dated
 from agents.providers import RouteDecision, streamed_chunks
 from agents.providers.router import semantic_route
+from beemanhoney.common.openai_http import openai_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class OpenAIProvider:
             base_url=settings.OPENAI_BASE_URL,
             timeout=settings.OPENAI_TIMEOUT_SECONDS,
             max_retries=settings.OPENAI_MAX_RETRIES,
+            http_client=openai_http_client(),
             temperature=settings.OPENAI_TEMPERATURE,
             stream_usage=True,
         )

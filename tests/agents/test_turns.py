@@ -1,5 +1,6 @@
 """One turn in this process, the OpenAI provider talking to a loopback server."""
 
+import time
 from decimal import Decimal
 
 import psycopg
@@ -153,6 +154,27 @@ def test_a_client_error_before_any_request_is_answered_by_the_fallback(settings)
     assert result.provider == "offline"
     assert "Manuka Honey UMF 15+ 250g" in result.reply
     assert server.chat_requests() == []
+
+
+def test_a_long_retry_after_is_cut_short_so_the_turn_is_answered_without_waiting_it_out(
+    settings,
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="Do you ship to France?")
+    with loopback_openai(settings) as server:
+        settings.OPENAI_MAX_RETRIES = 1
+        settings.OPENAI_RETRY_AFTER_MAX_SECONDS = 0.5
+        server.script_chat(
+            HttpError(429, "Rate limit reached", retry_after=8),
+            ChatToolCalls([("route_conversation", {"route": "support"})]),
+            ChatText("We do, in 5-7 working days."),
+        )
+        started = time.monotonic()
+
+        result = run_turn(run=run)
+
+    assert time.monotonic() - started < 5  # the client would have waited 8 s
+    assert (result.provider, result.reply) == ("openai", "We do, in 5-7 working days.")
+    assert len(server.chat_requests()) == 3
 
 
 def test_history_of_the_conversation_is_given_in_order(settings) -> None:
