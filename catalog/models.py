@@ -113,10 +113,15 @@ def embedding_halfvec() -> Cast:
 
 
 def name_order(field: str = "name") -> Collate:
-    """What rows sort by for a name or title: lower-cased and compared character by character
-    (the "C" collation), whatever the database's own collation (C.UTF-8 embedded, where
-    "beeswax" sorts after "Zebra"); Python compares ``name.lower()`` alike."""
-    return Collate(Lower(field), "C")
+    """What rows sort by for a name or title: without accents (``without_accents``: "Écorce"
+    sorted after "Zebra"), lower-cased and compared character by character (the "C"
+    collation), whatever the database's own collation (C.UTF-8 embedded, where "beeswax" sorts
+    after "Zebra"); Python compares ``name_order_key(name)`` alike."""
+    return Collate(Lower(without_accents(field)), "C")
+
+
+def name_order_key(name: str) -> str:
+    return text_without_accents(name).lower()
 
 
 def embedding_hnsw_index(

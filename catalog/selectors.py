@@ -48,6 +48,7 @@ from catalog.models import (
     KnowledgePassage,
     Product,
     name_order,
+    name_order_key,
     product_graph_walked,
 )
 from catalog.query_intent import (
@@ -126,7 +127,7 @@ class ProductSort(StrEnum):
 
     def value_of(self, product: Product) -> Any:
         value = getattr(product, self.field)
-        return value.lower() if isinstance(value, str) else value
+        return name_order_key(value) if isinstance(value, str) else value
 
 
 def product_list(*, filters: ProductFilters, sort: ProductSort | None = None) -> QuerySet[Product]:

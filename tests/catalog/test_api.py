@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.api.views import ProductOutputSerializer, product_output
-from catalog.models import Category, KnowledgeArticle, Product
+from catalog.models import Category, KnowledgeArticle, Product, slug_of
 from catalog.services import CatalogImportError, embeddings_refresh, knowledge_import
 from tests.catalog.factories import (
     CatalogStaffFactory,
@@ -568,17 +568,44 @@ def test_category_list_is_paginated_by_name(api_client: APIClient) -> None:
 def test_categories_and_articles_are_listed_in_name_order_whatever_the_case(
     api_client: APIClient,
 ) -> None:
-    # The embedded database's C.UTF-8 collation put every lower-case name after "Zebra".
-    for name in ("Zebra Honey", "acacia", "beeswax"):
-        slug = name.split()[0].lower()
+    # The embedded database's C.UTF-8 collation put every lower-case name after "Zebra", and
+    # "C" every accented first letter.
+    for name in ("Zebra Honey", "acacia", "\u00c9corce", "beeswax"):
+        slug = slug_of(name.split()[0])
         CategoryFactory.create(name=name, slug=slug)
         KnowledgeArticleFactory.create(title=name, slug=slug, topic="orders")
 
     categories = api_client.get("/api/categories/").json()["results"]
     articles = api_client.get("/api/knowledge/").json()["results"]
 
-    assert [c["name"] for c in categories] == ["acacia", "beeswax", "Zebra Honey"]
-    assert [a["title"] for a in articles] == ["acacia", "beeswax", "Zebra Honey"]
+    expected = ["acacia", "beeswax", "\u00c9corce", "Zebra Honey"]
+    assert [c["name"] for c in categories] == expected
+    assert [a["title"] for a in articles] == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "skus"),
+    [
+        ({"ordering": "name"}, ["acacia", "ecorce", "zebra"]),
+        ({"ordering": "-name"}, ["zebra", "ecorce", "acacia"]),
+        ({"q": "honey", "ordering": "name"}, ["acacia", "ecorce", "zebra"]),
+    ],
+)
+def test_products_are_sorted_by_name_without_regard_to_accents(
+    api_client: APIClient, params: dict[str, str], skus: list[str]
+) -> None:
+    category = CategoryFactory.create()
+    for sku, name in [
+        ("zebra", "Zebra Honey"),
+        ("ecorce", "\u00c9corce Honey"),
+        ("acacia", "acacia honey"),
+    ]:
+        ProductFactory.create(sku=sku, name=name, category=category)
+
+    response = api_client.get(PRODUCTS_URL, params)
+
+    assert [row["sku"] for row in response.json()["results"]] == skus
 
 
 @pytest.mark.django_db
