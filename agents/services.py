@@ -238,14 +238,15 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
         result = run_turn(run=run)
     except TurnFailed as failure:
         cause = failure.__cause__ or failure
-        if isinstance(cause, SoftTimeLimitExceeded):
+        timed_out = isinstance(cause, SoftTimeLimitExceeded)
+        if timed_out:
             error = "The turn took longer than the soft time limit."
         else:
-            logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
             error = f"{type(cause).__name__}: {str(cause)[:500]}"
         return _fail(
             run,
             error,
+            with_traceback=not timed_out,
             provider=failure.provider,
             model_name=failure.model_name,
             latency_ms=_elapsed_ms(started),
@@ -257,9 +258,11 @@ def agent_run_execute(*, run_id: str, task_id: str = "") -> AgentRun | None:
             apology=HANDOFF_REPLY if failure.handed_off else FAILURE_REPLY,
         )
     except Exception as exc:
-        logger.exception("agent_run.failed", extra={"run_id": str(run.pk)})
         return _fail(
-            run, f"{type(exc).__name__}: {str(exc)[:500]}", latency_ms=_elapsed_ms(started)
+            run,
+            f"{type(exc).__name__}: {str(exc)[:500]}",
+            latency_ms=_elapsed_ms(started),
+            with_traceback=True,
         )
     return _store(run, result, latency_ms=_elapsed_ms(started))
 
@@ -441,10 +444,12 @@ def _fail(
     apology: str = FAILURE_REPLY,
     tool_calls: list[dict[str, Any]] | None = None,
     nodes: list[str] | None = None,
+    with_traceback: bool = False,
 ) -> AgentRun | None:
     """Fail the run, recording the provider that failed, the nodes its attempts ran and the
     tools they called (``nodes``, ``tool_calls``: the failed attempts' trace) and how long the
-    turn ran until it failed (``latency_ms``)."""
+    turn ran until it failed (``latency_ms``). ``with_traceback``: called while handling the
+    exception that failed it, whose traceback the one log line of the failure then carries."""
     with transaction.atomic():
         locked = _locked_again(run)
         if locked is None:
@@ -458,12 +463,23 @@ def _fail(
             run.node_sequence = nodes
         if provider:
             run.provider, run.model_name = provider, model_name
-        _finish_failed(run, storable_text(error), handed_off=handed_off, apology=apology)
+        _finish_failed(
+            run,
+            storable_text(error),
+            handed_off=handed_off,
+            apology=apology,
+            with_traceback=with_traceback,
+        )
     return run
 
 
 def _finish_failed(
-    run: AgentRun, error: str, *, handed_off: bool = False, apology: str = FAILURE_REPLY
+    run: AgentRun,
+    error: str,
+    *,
+    handed_off: bool = False,
+    apology: str = FAILURE_REPLY,
+    with_traceback: bool = False,
 ) -> None:
     """Mark the run failed and apologise to the customer (inside the caller's transaction,
     which has locked the run). With staff holding the conversation there is no apology: the
@@ -482,7 +498,14 @@ def _finish_failed(
         )
     run.save()
     _after_finish(run, posted)
-    logger.warning("agent_run.failed", extra={"run_id": str(run.pk), "error": error[:200]})
+    # Once, with the traceback when there is one: it had been logged apart, as a second
+    # "agent_run.failed" line.
+    logger.log(
+        logging.ERROR if with_traceback else logging.WARNING,
+        "agent_run.failed",
+        extra={"run_id": str(run.pk), "error": error[:200]},
+        exc_info=with_traceback,
+    )
 
 
 FINAL_EVENTS = {

@@ -174,6 +174,22 @@ def test_a_failed_run_records_the_tokens_spent_before_the_failure(settings) -> N
     assert run.cost_usd == Decimal("0.000060")
 
 
+def test_a_failed_turn_is_logged_once_with_its_error_and_traceback(
+    settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.default = HttpError(503, "Service unavailable")
+
+        agent_run_execute(run_id=str(queued.pk))
+
+    failed = [record for record in caplog.records if record.getMessage() == "agent_run.failed"]
+    assert len(failed) == 1
+    assert failed[0].levelname == "ERROR"
+    assert failed[0].exc_info is not None
+    assert "Service unavailable" in failed[0].error  # type: ignore[attr-defined]
+
+
 def test_a_conversation_that_keeps_failing_reaches_its_budget(settings) -> None:
     settings.CONVERSATION_BUDGET_USD = Decimal("0.0001")
     conversation = ConversationFactory.create()
