@@ -118,8 +118,9 @@ def message_content_checked(content: str) -> str:
     """``content`` stripped; an ``ApplicationError`` on "content" if it is empty or too long
     (the check of every message a customer or staff post)."""
     content = content.strip()
-    if not any(unicodedata.category(char)[0] not in "CZ" for char in content):
-        # Nothing to read: only spaces or invisible characters (zero-width spaces, say).
+    if not any(unicodedata.category(char)[0] not in "CZM" for char in content):
+        # Nothing to read: only spaces, invisible characters (zero-width spaces, say) or marks
+        # with no letter to sit on (combining accents).
         raise ApplicationError("This field may not be blank.", code="blank", field="content")
     if len(content) > MAX_MESSAGE_LENGTH:
         raise ApplicationError(

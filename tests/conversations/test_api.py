@@ -242,7 +242,15 @@ def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> No
     assert response["Location"] == f"/api/runs/{body['run']['id']}/"
 
 
-@pytest.mark.parametrize("content", ["   ", "\u200b", "\u200b \u2060\n\ufeff"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "   ",
+        "\u200b",
+        "\u200b \u2060\n\ufeff",
+        "\u0301\u0308 \u0301",  # accents on nothing: combining marks alone
+    ],
+)
 def test_a_message_with_nothing_to_read_is_refused_and_nothing_is_stored(content: str) -> None:
     conversation = ConversationFactory.create()
 
