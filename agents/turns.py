@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import openai
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import (
@@ -358,7 +359,10 @@ def _answer(run: AgentRun, attempts: list[Attempt], effects: TurnEffects) -> Tur
     messages = history_messages(history)
     try:
         return _invoke(settings.LLM_PROVIDER, messages, config, attempts)
-    except (openai.OpenAIError, ProviderResponseError) as exc:
+    # The soft time limit too: a provider that held the turn that long (a gateway's keep-alive
+    # bytes, waits the client chose) is given up on, and the fallback answers before the hard
+    # limit, where the customer had waited the whole limit for an apology.
+    except (openai.OpenAIError, ProviderResponseError, SoftTimeLimitExceeded) as exc:
         fallback = settings.LLM_FALLBACK_PROVIDER
         if not fallback or fallback == settings.LLM_PROVIDER:
             raise

@@ -1,10 +1,12 @@
 """One turn in this process, the OpenAI provider talking to a loopback server."""
 
+import signal
 import time
 from decimal import Decimal
 
 import psycopg
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
@@ -24,6 +26,7 @@ from tests.support.fake_openai import (
     ChatText,
     ChatToolCalls,
     GarbledStream,
+    Hang,
     HttpError,
     MidStreamError,
 )
@@ -175,6 +178,29 @@ def test_a_long_retry_after_is_cut_short_so_the_turn_is_answered_without_waiting
     assert time.monotonic() - started < 5  # the client would have waited 8 s
     assert (result.provider, result.reply) == ("openai", "We do, in 5-7 working days.")
     assert len(server.chat_requests()) == 3
+
+
+def _soft_time_limit(signum: int, frame: object) -> None:
+    raise SoftTimeLimitExceeded()  # as billiard's handler raises it in a prefork worker
+
+
+def test_a_turn_the_soft_time_limit_cuts_short_is_answered_by_the_fallback(settings) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Something for a sore throat?")
+    with loopback_openai(settings, fallback="offline") as server:
+        settings.OPENAI_TIMEOUT_SECONDS = 30
+        server.default = Hang(5)
+        previous = signal.signal(signal.SIGALRM, _soft_time_limit)
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        try:
+            result = run_turn(run=run)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    assert result.provider == "offline"
+    assert "Manuka Honey UMF 15+ 250g" in result.reply
+    assert "openai failed (SoftTimeLimitExceeded" in result.note
 
 
 def test_history_of_the_conversation_is_given_in_order(settings) -> None:
