@@ -69,6 +69,22 @@ class JSONParser(parsers.JSONParser):
         except (LookupError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - the body is not {encoding} text.") from exc
         try:
-            return json.loads(text, parse_constant=json.strict_constant if self.strict else None)
+            return json.loads(
+                text,
+                parse_constant=json.strict_constant if self.strict else None,
+                object_pairs_hook=_object_without_repeated_keys,
+            )
         except (ValueError, RecursionError) as exc:
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from exc
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it names a key twice: the last value was taken silently
+    (``{"price": "9.99", "price": "0.01"}``), where a proxy or client that reads the first
+    would see another request."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key!r} is given more than once")
+        found[key] = value
+    return found

@@ -24,8 +24,9 @@ CSRF_TOKEN = "a" * 32
         (b'{"username": "a", "password": "b"}', "application/json; charset=zlib"),
         (b'{"username": "\xff"}', "application/json"),
         (b'{"username": 1' + b"0" * 5_000 + b"}", "application/json"),
+        (b'{"username": "a", "password": "b", "username": "c"}', "application/json"),
     ],
-    ids=["nested", "rot13", "zlib", "not-utf8", "huge-int"],
+    ids=["nested", "rot13", "zlib", "not-utf8", "huge-int", "repeated-key"],
 )
 def test_a_malformed_json_body_is_a_400(body: bytes, content_type: str) -> None:
     response = APIClient().post(TOKEN_URL, body, content_type=content_type)
