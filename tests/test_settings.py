@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.checks import turn_seconds_longest, turn_time_check
 from tests.support.celery_worker import PROJECT_DIR
 
 SETTINGS_SOURCE = (PROJECT_DIR / "beemanhoney" / "settings.py").read_text()
@@ -44,12 +45,20 @@ def test_celery_redelivers_only_after_the_hard_time_limit(settings) -> None:
 
 
 def test_a_turn_of_slow_model_calls_fits_inside_the_soft_time_limit(settings) -> None:
-    attempts = settings.OPENAI_MAX_RETRIES + 1
-    waits = settings.OPENAI_RETRY_AFTER_MAX_SECONDS * settings.OPENAI_MAX_RETRIES
-    call = settings.OPENAI_TIMEOUT_SECONDS * attempts + waits
-    worst_case = call * settings.AGENT_MAX_MODEL_CALLS
+    settings.LLM_PROVIDER = "openai"
 
-    assert worst_case < settings.CELERY_TASK_SOFT_TIME_LIMIT
+    assert turn_seconds_longest() == (10 * 2 + 2) * 5 < settings.CELERY_TASK_SOFT_TIME_LIMIT
+    assert turn_time_check(None) == []
+
+
+def test_settings_that_let_a_turn_outlast_the_soft_time_limit_are_warned_of(settings) -> None:
+    settings.LLM_PROVIDER = "openai"
+    settings.OPENAI_TIMEOUT_SECONDS = 60
+
+    (warning,) = turn_time_check(None)
+
+    assert warning.id == "agents.W001"
+    assert "can take 610 s, past the soft time limit (120 s)" in warning.msg
 
 
 def test_a_checkout_on_embedded_services_needs_no_secret_key_set() -> None:
