@@ -1,17 +1,14 @@
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from tests.conversations.factories import ConversationFactory, MessageFactory
+from tests.support.migrations import migrated_through, model_as_of
 
 BEFORE, AFTER = ("agents", "0008_daily_spend"), ("agents", "0009_run_silence")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_runs_silenced_before_the_field_get_their_silence_from_their_note() -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    old_run = executor.loader.project_state([BEFORE]).apps.get_model("agents", "AgentRun")
+    old_run = model_as_of(BEFORE, "AgentRun")
     notes = {
         "with_staff": "The conversation is with staff; the assistant stays silent.",
         "closed": "The conversation was closed; the assistant stays silent. the turn had failed",
@@ -28,12 +25,7 @@ def test_runs_silenced_before_the_field_get_their_silence_from_their_note() -> N
             error=note,
         ).pk
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([AFTER])
-    new_run = executor.loader.project_state([AFTER]).apps.get_model("agents", "AgentRun")
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())  # as the other tests expect
+    new_run = migrated_through(AFTER).get_model("agents", "AgentRun")
 
     silences = {note: new_run.objects.get(pk=pk).silence for note, pk in runs.items()}
     assert silences == {"with_staff": "with_staff", "closed": "closed", "": ""}

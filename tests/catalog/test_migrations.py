@@ -1,9 +1,9 @@
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from catalog.models import PRODUCT_GRAPH, product_price_ceiling_graph
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory
+from tests.support.migrations import migrated_through, model_as_of
 
 BEFORE = ("catalog", "0021_product_graphs_over_the_stored_halfvec")
 AFTER = ("catalog", "0022_product_tags_composed")
@@ -12,9 +12,7 @@ AFTER = ("catalog", "0022_product_tags_composed")
 @pytest.mark.django_db(transaction=True)
 def test_tags_stored_with_combining_accents_are_composed_and_their_repeats_dropped() -> None:
     category = CategoryFactory.create()
-    executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    old_product = executor.loader.project_state([BEFORE]).apps.get_model("catalog", "Product")
+    old_product = model_as_of(BEFORE, "Product")
     written = old_product.objects.create(
         sku="MAN-NFD",
         name="Manuka",
@@ -24,11 +22,7 @@ def test_tags_stored_with_combining_accents_are_composed_and_their_repeats_dropp
         tags=["ma\u0304nuka", "m\u0101nuka", "raw"],
     )
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([AFTER])
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())  # as the other tests expect
+    migrated_through(AFTER)
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT tags FROM catalog_product WHERE id = %s", [written.pk])
@@ -41,9 +35,7 @@ def test_rows_stored_with_accents_are_found_by_words_without_them_after_the_upgr
     article = KnowledgeArticleFactory.create(title="Honey for caf\u00e9s", body="Trade terms.")
     before = ("catalog", "0022_product_tags_composed")
     after = ("catalog", "0025_product_graphs_built_again")
-    executor = MigrationExecutor(connection)
-    executor.migrate([before])
-    old_product = executor.loader.project_state([before]).apps.get_model("catalog", "Product")
+    old_product = model_as_of(before, "Product")
     product = old_product.objects.create(
         sku="MAN-15",
         name="M\u0101nuka Honey UMF 15+",
@@ -53,11 +45,7 @@ def test_rows_stored_with_accents_are_found_by_words_without_them_after_the_upgr
         description="Cr\u00e8me-coloured.",
     )
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([after])
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())  # as the other tests expect
+    migrated_through(after)
 
     with connection.cursor() as cursor:
         cursor.execute(
