@@ -32,21 +32,11 @@ access_log_format = (
 
 
 def on_starting(server: Any) -> None:
-    """Settings the environment got wrong stop the master with their reason in one line, as
-    ``manage.py`` does, before it starts workers: each worker failed to boot with two
-    tracebacks, and the master exited for a restart policy to start it again."""
-    import os
-    import sys
+    """Settings the environment got wrong stop the master before it starts workers (each failed
+    to boot, and the master exited for a restart policy to start it again)."""
+    from beemanhoney.startup import settings_loaded_or_exit
 
-    from django.core.exceptions import ImproperlyConfigured
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beemanhoney.settings")
-    from django.conf import settings
-
-    try:
-        settings.INSTALLED_APPS  # noqa: B018 - reading it loads them
-    except ImproperlyConfigured as error:
-        sys.exit(f"ImproperlyConfigured: {error}")
+    settings_loaded_or_exit()
 
 
 def post_worker_init(worker: Any) -> None:

@@ -8,24 +8,14 @@ from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun, worker_process_init
 from django.db import close_old_connections
 
+from beemanhoney.startup import settings_loaded_or_exit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beemanhoney.settings")
 
 
-def _settings_read_or_exit() -> None:
-    """Under the ``celery`` command (worker, beat), settings the environment got wrong stop it
-    with their reason in one line, as ``manage.py`` does: read lazily, they failed the worker's
-    start with a 91-line traceback."""
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
-    try:
-        settings.INSTALLED_APPS  # noqa: B018 - reading it loads them
-    except ImproperlyConfigured as error:
-        sys.exit(f"ImproperlyConfigured: {error}")
-
-
+# Under the ``celery`` command (worker, beat): in any other process the settings load with Django.
 if Path(sys.argv[0]).name == "celery":
-    _settings_read_or_exit()
+    settings_loaded_or_exit()
 
 app = Celery("beemanhoney")
 app.config_from_object("django.conf:settings", namespace="CELERY")
