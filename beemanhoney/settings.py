@@ -162,6 +162,12 @@ def _port_readable(parts: SplitResult) -> bool:
     return True
 
 
+def _is_http_url(url: str) -> bool:
+    """An http(s) URL with a host (and a port that is one, if any)."""
+    parts = urlsplit(url)
+    return parts.scheme in {"http", "https"} and bool(parts.hostname) and _port_readable(parts)
+
+
 DEBUG = env_bool("DEBUG", False)
 # The image sets EMBEDDED_SERVICES=0: a container missing either URL would otherwise run a
 # database and broker of its own, inside it, and lose them with it.
@@ -552,10 +558,7 @@ CELERY_BEAT_SCHEDULE = {
 # --- models and search ------------------------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
-if OPENAI_BASE_URL and (
-    urlsplit(OPENAI_BASE_URL).scheme not in {"http", "https"}
-    or not urlsplit(OPENAI_BASE_URL).hostname
-):
+if OPENAI_BASE_URL and not _is_http_url(OPENAI_BASE_URL):
     # A URL without its scheme ("api.openai.com/v1") failed every call as "Connection error".
     raise ImproperlyConfigured(
         "OPENAI_BASE_URL must be a URL such as https://api.openai.com/v1 (a scheme and a host),"
@@ -734,20 +737,18 @@ if HANDOFF_NOTICE_WEBHOOK_URL and (
         f" https://hooks.example.com/T000/B000, got one with scheme {_webhook.scheme!r} and"
         f" host {_webhook.hostname!r}"
     )
-try:
-    _webhook.port  # noqa: B018 (raises ValueError for a port that is not one)
-except ValueError:
+if not _port_readable(_webhook):
     raise ImproperlyConfigured(
         f"HANDOFF_NOTICE_WEBHOOK_URL's port must be a number from 0 to 65535 (host"
         f" {_webhook.hostname!r})"
-    ) from None
+    )
 HANDOFF_NOTICE_TIMEOUT_SECONDS = env_float("HANDOFF_NOTICE_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # A customer the assistant handed to staff and no staff message has answered this long after
 # is reminded of, once, on the same channels; 0 sends no reminders.
 HANDOFF_REMINDER_MINUTES = env_int("HANDOFF_REMINDER_MINUTES", 15, minimum=0)
 # Where staff reach this site, for the admin links in notices.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
-if urlsplit(SITE_URL).scheme not in {"http", "https"} or not urlsplit(SITE_URL).hostname:
+if not _is_http_url(SITE_URL):
     # "shop.example.com" gave the notices' admin links no scheme.
     raise ImproperlyConfigured(
         f"SITE_URL must be a URL such as https://shop.example.com, got {SITE_URL!r}"
