@@ -585,13 +585,9 @@ EMBEDDING_REPAIR_AFTER_SECONDS = 3600
 EMBEDDING_REPAIR_MAX_ROWS = 500
 # An embedding task that met a passing error (the API or the database away) tries again after a
 # random wait of up to this many seconds, doubled at each retry (at most 10 minutes; 3 retries).
-EMBEDDING_RETRY_BACKOFF_SECONDS = env_int("EMBEDDING_RETRY_BACKOFF_SECONDS", 10)
-if EMBEDDING_RETRY_BACKOFF_SECONDS < 0:
-    raise ImproperlyConfigured("EMBEDDING_RETRY_BACKOFF_SECONDS must not be negative")
+EMBEDDING_RETRY_BACKOFF_SECONDS = env_int("EMBEDDING_RETRY_BACKOFF_SECONDS", 10, minimum=0)
 # Texts the local model encodes at once (a backfill's and an embedding task's).
-EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
-if EMBEDDING_BATCH_SIZE < 1:
-    raise ImproperlyConfigured("EMBEDDING_BATCH_SIZE must be at least 1")
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
 # The local model embeds search queries on ONNX Runtime (~4 ms) or torch (~11 ms); the ONNX
 # graph is exported once into EMBEDDING_CACHE_DIR and checked against torch when loaded.
 EMBEDDING_QUERY_RUNTIME = env_str("EMBEDDING_QUERY_RUNTIME", "onnx")
@@ -684,10 +680,8 @@ AGENT_MAX_DELIVERIES = env_int("AGENT_MAX_DELIVERIES", 3, minimum=1)
 # A turn the database failed under (a restart or failover closes the worker's connection, so
 # not even its failure can be stored) is sent again after this many seconds, doubled at each
 # of AGENT_RUN_DATABASE_RETRIES retries; past them the sweeper sends it, minutes later.
-AGENT_RUN_DATABASE_RETRY_SECONDS = env_float("AGENT_RUN_DATABASE_RETRY_SECONDS", 5.0)
+AGENT_RUN_DATABASE_RETRY_SECONDS = env_float("AGENT_RUN_DATABASE_RETRY_SECONDS", 5.0, minimum=0)
 AGENT_RUN_DATABASE_RETRIES = 3
-if AGENT_RUN_DATABASE_RETRY_SECONDS < 0:
-    raise ImproperlyConfigured("AGENT_RUN_DATABASE_RETRY_SECONDS must not be negative")
 # Live run events (Redis Streams): kept this long, at most this many per run.
 RUN_EVENTS_TTL_SECONDS = env_int("RUN_EVENTS_TTL_SECONDS", 3600, minimum=60)
 RUN_EVENTS_MAX_LENGTH = env_int("RUN_EVENTS_MAX_LENGTH", 2000, minimum=1)

@@ -314,10 +314,17 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
             {"CONVERSATION_RETENTION_DAYS": "-1"},
             b"CONVERSATION_RETENTION_DAYS must be 0 (keep) or a number of days",
         ),
-        ({"EMBEDDING_BATCH_SIZE": "0"}, b"EMBEDDING_BATCH_SIZE must be at least 1"),
+        (
+            {"EMBEDDING_BATCH_SIZE": "0"},
+            b"EMBEDDING_BATCH_SIZE must be an integer of at least 1, got '0'",
+        ),
         (
             {"AGENT_RUN_DATABASE_RETRY_SECONDS": "-5"},
-            b"AGENT_RUN_DATABASE_RETRY_SECONDS must not be negative",
+            b"AGENT_RUN_DATABASE_RETRY_SECONDS must be a number of at least 0, got '-5'",
+        ),
+        (
+            {"EMBEDDING_RETRY_BACKOFF_SECONDS": "-1"},
+            b"EMBEDDING_RETRY_BACKOFF_SECONDS must be an integer of at least 0, got '-1'",
         ),
         ({"THROTTLE_READ": "lots"}, b"THROTTLE_READ must be a rate such as 20/hour"),
         ({"THROTTLE_LOGIN": "10/5m"}, b"THROTTLE_LOGIN must be a rate such as 20/hour"),
