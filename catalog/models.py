@@ -87,14 +87,15 @@ def article_passages(title: str, body: str) -> list[str]:
 # What a keyword search reads a text as: decomposed (NFD), then without its combining marks, so
 # "Mānuka" (however typed: macOS writes the macron as a mark of its own) and "Crème" are read as
 # "manuka" and "creme", as customers type them; the query model reads them so already. Letters
-# Unicode does not decompose ("ø", "ß") stay. ``text_without_accents`` is the same in Python.
+# Unicode does not decompose ("ø", "ß") stay. ``lowered_without_accents`` is the same in Python,
+# lower-cased too, as ``to_tsvector`` and ``name_order`` lower-case.
 _COMBINING_MARKS = r"[\u0300-\u036f]"
 _COMBINING_MARK = re.compile(_COMBINING_MARKS)
 WITHOUT_ACCENTS_SQL = f"regexp_replace(normalize({{}}, NFD), '{_COMBINING_MARKS}', '', 'g')"
 
 
-def text_without_accents(text: str) -> str:
-    return _COMBINING_MARK.sub("", unicodedata.normalize("NFD", text))
+def lowered_without_accents(text: str) -> str:
+    return _COMBINING_MARK.sub("", unicodedata.normalize("NFD", text)).lower()
 
 
 def without_accents(expression: Expression | str) -> Func:
@@ -116,12 +117,8 @@ def name_order(field: str = "name") -> Collate:
     """What rows sort by for a name or title: without accents (``without_accents``: "Écorce"
     sorted after "Zebra"), lower-cased and compared character by character (the "C"
     collation), whatever the database's own collation (C.UTF-8 embedded, where "beeswax" sorts
-    after "Zebra"); Python compares ``name_order_key(name)`` alike."""
+    after "Zebra"); Python compares ``lowered_without_accents(name)`` alike."""
     return Collate(Lower(without_accents(field)), "C")
-
-
-def name_order_key(name: str) -> str:
-    return text_without_accents(name).lower()
 
 
 def embedding_hnsw_index(

@@ -25,7 +25,7 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from beemanhoney.common.lru import ExpiringLruCache, LruCache
-from catalog.models import SEARCH_CONFIG, text_without_accents
+from catalog.models import SEARCH_CONFIG, lowered_without_accents
 from catalog.spelling import spelling_corrections
 
 WORD = re.compile(r"[^\W_]+")
@@ -41,7 +41,7 @@ _common: ExpiringLruCache[frozenset[str]] = ExpiringLruCache(
 
 def query_words(text: str) -> list[str]:
     """Every word of ``text``, lower-cased and without accents, as full-text search reads them."""
-    return WORD.findall(text_without_accents(text).lower())[:MAX_QUERY_WORDS]
+    return WORD.findall(lowered_without_accents(text))[:MAX_QUERY_WORDS]
 
 
 @dataclass(frozen=True)

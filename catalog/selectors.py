@@ -47,8 +47,8 @@ from catalog.models import (
     KnowledgeArticle,
     KnowledgePassage,
     Product,
+    lowered_without_accents,
     name_order,
-    name_order_key,
     product_graph_walked,
 )
 from catalog.query_intent import (
@@ -127,7 +127,7 @@ class ProductSort(StrEnum):
 
     def value_of(self, product: Product) -> Any:
         value = getattr(product, self.field)
-        return name_order_key(value) if isinstance(value, str) else value
+        return lowered_without_accents(value) if isinstance(value, str) else value
 
 
 def product_list(*, filters: ProductFilters, sort: ProductSort | None = None) -> QuerySet[Product]:

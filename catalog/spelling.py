@@ -48,7 +48,7 @@ from catalog.models import (
     KnowledgeArticle,
     Product,
     ProductNameWord,
-    text_without_accents,
+    lowered_without_accents,
 )
 
 MIN_LENGTH = 6
@@ -164,7 +164,7 @@ def spelling_corrected(text: str, corrections: Sequence[tuple[str, str]]) -> str
     """``text`` with each misspelt word of ``corrections`` (lower-cased) put right."""
     meant = dict(corrections)
     return LETTERS.sub(
-        lambda word: meant.get(text_without_accents(word.group()).lower(), word.group()), text
+        lambda word: meant.get(lowered_without_accents(word.group()), word.group()), text
     )
 
 
