@@ -198,6 +198,11 @@ def openai_requests(texts: list[str]) -> Iterator[list[str]]:
         yield group
 
 
+def _openai_requests_of(texts: list[str]) -> Iterator[list[str]]:
+    """``texts``, each cut to the input limit, in the groups their requests send."""
+    return openai_requests([within_openai_input_limit(text) for text in texts])
+
+
 def within_openai_input_limit(text: str) -> str:
     encoded = text.encode("utf-8")
     if len(encoded) <= OPENAI_INPUT_MAX_TOKENS:
@@ -241,14 +246,12 @@ class OpenAIEmbeddingBackend:
         self._query_client = client(max_retries=0)
 
     def document_calls(self, texts: list[str]) -> list[int]:
-        within = [within_openai_input_limit(text) for text in texts]
-        return [len(group) for group in openai_requests(within)]
+        return [len(group) for group in _openai_requests_of(texts)]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        within = [within_openai_input_limit(text) for text in texts]
         return [
             vector
-            for group in openai_requests(within)
+            for group in _openai_requests_of(texts)
             for vector in self._sized(self._client.embed_documents(group))
         ]
 
