@@ -270,13 +270,11 @@ class ShownValuesAdminMixin:
 class EmbeddedAdminMixin:
     embedding_kind: str
 
-    # What serves search only: no page shows it, and the embedding alone is ~1.5 KB a row to
-    # read from the TOAST table and parse.
-    deferred_fields: tuple[str, ...] = ("embedding", "search_vector")
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        """Without what serves search only: no page shows it, and the embedding alone is
+        ~1.5 KB a row to read from the TOAST table and parse."""
         rows = super().get_queryset(request)  # type: ignore[misc]
-        return rows.defer(*self.deferred_fields)
+        return rows.defer(*rows.model.search_only_fields())
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         """No filtering by a URL's lookup on arrays, vectors or the search document: the value
@@ -419,7 +417,6 @@ class ProductAdminForm(forms.ModelForm):
 class ProductAdmin(EmbeddedAdminMixin, ShownValuesAdminMixin, ImportableModelAdmin):
     form = ProductAdminForm
     embedding_kind = "products"
-    deferred_fields = (*EmbeddedAdminMixin.deferred_fields, "embedding_half")
     list_display = ["sku", "product_name", "category", "price", "currency", "stock", "is_active"]
     list_display += ["embedding_ok"]
     product_name = name_column("name")

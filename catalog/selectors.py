@@ -732,7 +732,7 @@ def embedded_rows_in_state(*, rows: QuerySet[M], state: EmbeddingState) -> Query
 
 def knowledge_article_list(*, topic: str | None = None) -> QuerySet[KnowledgeArticle]:
     articles = KnowledgeArticle.objects.filter(is_published=True).defer(
-        "embedding", "search_vector"
+        *KnowledgeArticle.search_only_fields()
     )
     return articles.filter(topic=topic) if topic else articles
 
@@ -743,7 +743,7 @@ def knowledge_article_get(
     """The article with ``slug``; an unpublished one only with ``include_unpublished`` (for
     staff)."""
     if include_unpublished:
-        articles = KnowledgeArticle.objects.defer("embedding", "search_vector")
+        articles = KnowledgeArticle.objects.defer(*KnowledgeArticle.search_only_fields())
     else:
         articles = knowledge_article_list()
     return articles.filter(slug=slug).first()

@@ -151,7 +151,7 @@ def embeddings_refresh(
     """
     model = EMBEDDED_MODELS[kind]
     model_name = current_model_name()
-    rows = _rows_to_embed(model, ids).defer("embedding")
+    rows = _rows_to_embed(model, ids).defer(*model.search_only_fields())
     report = EmbeddingReport()
     started = time.perf_counter()
     if force:
@@ -945,9 +945,9 @@ def _rows_upsert(
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         keys = [getattr(row, key) for row in parsed]
-        # Without the vector (384 floats a row) and the search vector, which an import neither
-        # compares nor writes: a save then writes only the fields loaded.
-        rows = model.objects.filter(**{f"{key}__in": keys}).defer("embedding", "search_vector")
+        # Without what only searches read, which an import neither compares nor writes: a save
+        # then writes only the fields loaded.
+        rows = model.objects.filter(**{f"{key}__in": keys}).defer(*model.search_only_fields())
         existing = {getattr(obj, key): obj for obj in rows}
         changed: list[tuple[Any, dict[str, Any]]] = []
         for row in parsed:

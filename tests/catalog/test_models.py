@@ -82,3 +82,8 @@ def test_a_models_searches_order_by_the_vector_all_its_graphs_are_built_over(
     assert graph_vector(model) == vector
     assert over
     assert all(each == vector for each in over)
+
+
+def test_the_columns_only_searches_read_are_the_vectors_and_the_words_search_vector() -> None:
+    assert Product.search_only_fields() == ["embedding", "search_vector", "embedding_half"]
+    assert KnowledgeArticle.search_only_fields() == ["embedding", "search_vector"]
