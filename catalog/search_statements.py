@@ -23,6 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Case,
     Expression,
     ExpressionWrapper,
@@ -30,6 +31,7 @@ from django.db.models import (
     FloatField,
     Lookup,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -389,11 +391,15 @@ class EveryWordStatement:
 
     @classmethod
     def compile(cls, rows: QuerySet[M]) -> EveryWordStatement:
+        embedded = Q(embedding_model=current_model_name(), embedding__isnull=False)
         holding = (
             rows.filter(search_vector=SearchQuery(_EVERY_WORD_SLOT, config=SEARCH_CONFIG))
-            .annotate(keyword_rank=_keyword_rank(**_KEYWORD_SLOTS))
+            .annotate(
+                keyword_rank=_keyword_rank(**_KEYWORD_SLOTS),
+                embedded=ExpressionWrapper(embedded, output_field=BooleanField()),
+            )
             .order_by()
-            .values_list("pk", "keyword_rank")[:KEYWORD_EXTRA_ROWS]
+            .values_list("pk", "keyword_rank", "embedded")[:KEYWORD_EXTRA_ROWS]
         )
         template = StatementTemplate.compile(
             holding,
@@ -404,17 +410,31 @@ class EveryWordStatement:
 
     def hits(
         self, keywords: QueryKeywords, *, using: BaseDatabaseWrapper | None = None
-    ) -> dict[int, float]:
-        """Row id -> keyword rank, for the rows holding every telling word. ``using``: a
-        connection other than this thread's own."""
+    ) -> EveryWordHits:
+        """The rows holding every telling word. ``using``: a connection other than this
+        thread's own."""
         if not keywords.words:
-            return {}
+            return EveryWordHits({})
         params = self.template.bind(
             every_word=" ".join(keywords.telling), **_keyword_slots(keywords)
         )
         with (using or connection).cursor() as cursor:
             cursor.execute(self.template.sql, params)
-            return dict(cursor.fetchall())
+            rows = cursor.fetchall()
+        return EveryWordHits(
+            {pk: rank for pk, rank, _ in rows},
+            frozenset(pk for pk, _, embedded in rows if not embedded),
+        )
+
+
+@dataclass(frozen=True)
+class EveryWordHits:
+    """Row id -> keyword rank, for the rows holding every telling word of a query; and those
+    of them the configured model has not embedded yet (saved a moment ago, or waiting for the
+    backfill after a model switch), which the semantic half cannot find."""
+
+    ranks: dict[int, float]
+    unembedded: frozenset[int] = frozenset()
 
 
 # How long a process trusts what it counted (``FewRowsStatement``): counting a category of 7k
@@ -482,6 +502,8 @@ class SideReads:
     keywords: QueryKeywords
     # The rows holding every telling word, by id, with their keyword ranks.
     every_word_ranks: dict[int, float]
+    # Those of them the configured model has not embedded yet (``EveryWordHits``).
+    unembedded: frozenset[int]
     # Whether the rows are few enough to order exactly (``SearchStatements.nearest_exact``).
     few_rows: bool
 
@@ -502,7 +524,8 @@ class SearchStatements:
         search makes beside the query embedding."""
         keywords = query_keywords(text, table=self.table, using=using, correct_spelling=True)
         few_rows = self.few_rows is not None and self.few_rows.holds(using=using)
-        return SideReads(keywords, self.every_word.hits(keywords, using=using), few_rows)
+        every_word = self.every_word.hits(keywords, using=using)
+        return SideReads(keywords, every_word.ranks, every_word.unembedded, few_rows)
 
     def nearest_for(self, reads: SideReads) -> SemanticStatement:
         if reads.few_rows and self.nearest_exact is not None:

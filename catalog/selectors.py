@@ -7,7 +7,7 @@ The SQL a search runs, compiled once per process and filter set, is in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -310,7 +310,12 @@ class RankedId:
 
 
 def _fuse(
-    semantic: list[int], keyword: list[int], limit: int, *, every_word: Sequence[int] = ()
+    semantic: list[int],
+    keyword: list[int],
+    limit: int,
+    *,
+    every_word: Sequence[int] = (),
+    unembedded: Collection[int] = (),
 ) -> list[RankedId]:
     """Reciprocal rank fusion of the ranked id lists: by meaning, by keyword rank and, for a
     query of two or more telling words that few rows hold all of, those rows.
@@ -318,13 +323,20 @@ def _fuse(
     That third list is for the exact match. The model reads "UMF 15" as near every manuka
     grade, and ranked the UMF 10+ first; the keyword rank puts the UMF 15+ first, but in a
     fusion by rank, first against second by keyword is too little to make up for fourth
-    against first by meaning. A row holding every word of such a query counts once more."""
+    against first by meaning. A row holding every word of such a query counts once more.
+
+    A row of ``unembedded`` (not embedded by the configured model yet) has no rank by meaning
+    to lose: its keyword rank stands in for it. A product saved a moment ago, searched by its
+    very name, came 12th until its embedding landed (an import's rows wait minutes for theirs).
+    """
     semantic_rank = {pk: rank for rank, pk in enumerate(semantic, start=1)}
     keyword_rank = {pk: rank for rank, pk in enumerate(keyword, start=1)}
     # Semantic ids first, then those only the keyword half found: ties keep that order.
     score = {pk: 1 / (SEMANTIC_RRF_K + rank) for pk, rank in semantic_rank.items()}
     for pk, rank in keyword_rank.items():
         score[pk] = score.get(pk, 0.0) + 1 / (KEYWORD_RRF_K + rank)
+        if pk in unembedded:
+            score[pk] += 1 / (SEMANTIC_RRF_K + rank)
     for rank, pk in enumerate(every_word, start=1):
         score[pk] = score.get(pk, 0.0) + 1 / (KEYWORD_RRF_K + rank)
     best = sorted(score, key=lambda pk: (-score[pk], semantic_rank.get(pk) or limit + 1))
@@ -392,7 +404,12 @@ def _hybrid_ranking(
     )
     return Ranking(
         hits=_fuse(
-            semantic, keyword_ranking(ranks, limit=candidates), limit, every_word=every_word
+            semantic,
+            keyword_ranking(ranks, limit=candidates),
+            limit,
+            every_word=every_word,
+            # Without a query vector no row has a rank by meaning: none stands in.
+            unembedded=reads.unembedded if vector is not None else (),
         ),
         candidate_rows={row[0]: row[2:] for row in nearest},
     )

@@ -51,7 +51,7 @@ def loaded_values(product: Product) -> dict[str, Any]:
 
 def every_word_hits(rows: Any, *, text: str) -> dict[int, float]:
     """The rows of ``rows`` holding every word of ``text``, as the search reads them."""
-    return EveryWordStatement.compile(rows).hits(all_keywords(text))
+    return EveryWordStatement.compile(rows).hits(all_keywords(text)).ranks
 
 
 def shop_where_most_products_say_honey() -> Category:

@@ -16,6 +16,7 @@ from catalog.models import EMBEDDING_DIMENSIONS, PRODUCT_GRAPH, Product, product
 from catalog.query_keywords import QueryKeywords, all_keywords, query_words
 from catalog.search_statements import (
     FEW_ROWS_TTL_SECONDS,
+    EveryWordStatement,
     ExactOrderBound,
     FewRowsStatement,
     IterativeScan,
@@ -498,3 +499,21 @@ def test_search_statements_order_exactly_only_where_the_rows_are_few() -> None:
     assert unbounded.nearest_for(unbounded.side_reads("clover")) is unbounded.nearest
     assert few.nearest_exact.exact
     assert not few.nearest.exact
+
+
+@pytest.mark.django_db
+def test_the_rows_holding_every_word_say_which_the_configured_model_has_not_embedded() -> None:
+    embedded, another_models, none = (
+        ProductFactory.create(
+            name=f"Zanzibar Clove Honey {n}",
+            embedding=[1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1) if model else None,
+            embedding_model=model,
+        )
+        for n, model in enumerate([current_model_name(), "another-model", ""])
+    )
+    rows = product_list(filters=ProductFilters())
+
+    hits = EveryWordStatement.compile(rows).hits(all_keywords("zanzibar clove"))
+
+    assert hits.ranks.keys() == {embedded.pk, another_models.pk, none.pk}
+    assert hits.unembedded == {another_models.pk, none.pk}

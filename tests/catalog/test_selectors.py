@@ -31,7 +31,7 @@ from catalog.selectors import (
     product_search_statements,
     products_are_named,
 )
-from catalog.services import embeddings_refresh
+from catalog.services import embeddings_refresh, product_create
 from tests.catalog.factories import CategoryFactory, KnowledgeArticleFactory, ProductFactory
 from tests.catalog.search_support import (
     every_word_hits,
@@ -747,6 +747,39 @@ def test_fusion_counts_the_rows_holding_every_word_once_more() -> None:
     assert fused[0].score == pytest.approx(1 / 24 + 2 / 61)
 
 
+def test_fusion_lets_the_keyword_rank_of_a_row_not_yet_embedded_stand_in_for_its_meaning():
+    # scores: 1 -> 1/21 + 1/62, 7 -> 1/61 + 1/21 (not embedded yet), 2 -> 1/22
+    fused = _fuse(semantic=[1, 2], keyword=[7, 1], limit=3, unembedded={7})
+
+    assert [(hit.pk, hit.semantic_rank, hit.keyword_rank) for hit in fused] == [
+        (7, None, 1),
+        (1, 1, 2),
+        (2, 2, None),
+    ]
+    assert fused[0].score == pytest.approx(1 / 61 + 1 / 21)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["ecorce blossom honey", "Écorce", "ecorce"])
+def test_a_product_saved_a_moment_ago_comes_first_for_its_name_before_it_is_embedded(
+    demo_shop: None, query: str
+) -> None:
+    # Its embedding is queued on commit; an import's rows wait minutes for theirs.
+    product = product_create(
+        sku="EC-001",
+        name="Écorce Blossom Honey",
+        description="Crème brûlée notes.",
+        category=Category.objects.get(slug="raw-honey"),
+        price=Decimal("9.00"),
+    )
+
+    hits = product_search(query=query, filters=ProductFilters(), limit=3)
+
+    assert product.embedding is None
+    assert hits[0].item.sku == "EC-001"
+    assert hits[0].semantic_rank is None
+
+
 def test_keyword_ranking_orders_by_rank_then_id_and_leaves_out_rows_without_a_word() -> None:
     ranks = {7: 0.1, 3: None, 5: 0.4, 2: 0.1, 9: 0.05}
 
@@ -796,7 +829,8 @@ def test_a_row_holding_every_word_of_the_query_counts_once_more() -> None:
     hits = product_search(query="zanzibar clove", filters=filters)
 
     assert [hit.item for hit in hits] == [product]
-    assert hits[0].score == pytest.approx(1 / 61 + 1 / 61)
+    # Not embedded: its keyword rank stands in for its rank by meaning (1/21).
+    assert hits[0].score == pytest.approx(1 / 61 + 1 / 21 + 1 / 61)
 
 
 @pytest.mark.django_db
@@ -811,8 +845,9 @@ def test_rows_holding_every_word_are_no_exact_match_when_many_do() -> None:
     hits = product_search(query="zanzibar clove", filters=ProductFilters(category=category.slug))
 
     assert len(hits) == EXACT_MATCH_MAX_ROWS + 1
+    # Not embedded: each one's keyword rank stands in for its rank by meaning.
     assert [hit.score for hit in hits] == pytest.approx(
-        [1 / (60 + rank) for rank in range(1, len(hits) + 1)]
+        [1 / (60 + rank) + 1 / (20 + rank) for rank in range(1, len(hits) + 1)]
     )
 
 
