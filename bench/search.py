@@ -260,7 +260,7 @@ def measure_selector(
         # the query embedding in the selector, so this is their cost, not their latency),
         # merged with the keyword ranks the semantic statement brought along.
         text, nearest = query
-        ranks = statements.side_reads(text).every_word_ranks | dict(nearest)
+        ranks = statements.side_reads(text).every_word.ranks | dict(nearest)
         return selectors.keyword_ranking(ranks, limit=candidates)
 
     def search(text: str) -> list[Any]:

@@ -500,10 +500,8 @@ class SideReads:
     """What a search reads beside the query embedding (``SearchStatements.side_reads``)."""
 
     keywords: QueryKeywords
-    # The rows holding every telling word, by id, with their keyword ranks.
-    every_word_ranks: dict[int, float]
-    # Those of them the configured model has not embedded yet (``EveryWordHits``).
-    unembedded: frozenset[int]
+    # The rows holding every telling word: their keyword ranks, and which are not embedded yet.
+    every_word: EveryWordHits
     # Whether the rows are few enough to order exactly (``SearchStatements.nearest_exact``).
     few_rows: bool
 
@@ -524,8 +522,7 @@ class SearchStatements:
         search makes beside the query embedding."""
         keywords = query_keywords(text, table=self.table, using=using, correct_spelling=True)
         few_rows = self.few_rows is not None and self.few_rows.holds(using=using)
-        every_word = self.every_word.hits(keywords, using=using)
-        return SideReads(keywords, every_word.ranks, every_word.unembedded, few_rows)
+        return SideReads(keywords, self.every_word.hits(keywords, using=using), few_rows)
 
     def nearest_for(self, reads: SideReads) -> SemanticStatement:
         if reads.few_rows and self.nearest_exact is not None:

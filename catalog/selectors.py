@@ -387,7 +387,7 @@ def _hybrid_ranking(
             vector = embed_query(spelling_corrected(query, keywords.corrections))
         except query_embedding_errors():
             logger.exception("catalog.search_correction_not_embedded")
-    ranks: dict[int, float | None] = dict(reads.every_word_ranks)
+    ranks: dict[int, float | None] = dict(reads.every_word.ranks)
     if vector is None:
         nearest: list[tuple[Any, ...]] = []
         ranks |= any_word_hits(rows(), keywords, limit=candidates)
@@ -396,10 +396,10 @@ def _hybrid_ranking(
     ranks |= {row[0]: row[1] for row in nearest}
     semantic = [row[0] for row in nearest]
     every_word = (
-        keyword_ranking(reads.every_word_ranks, limit=candidates)
+        keyword_ranking(reads.every_word.ranks, limit=candidates)
         if exact_matches
         and len(keywords.telling) > 1
-        and len(reads.every_word_ranks) <= EXACT_MATCH_MAX_ROWS
+        and len(reads.every_word.ranks) <= EXACT_MATCH_MAX_ROWS
         else []
     )
     return Ranking(
@@ -409,7 +409,7 @@ def _hybrid_ranking(
             limit,
             every_word=every_word,
             # Without a query vector no row has a rank by meaning: none stands in.
-            unembedded=reads.unembedded if vector is not None else (),
+            unembedded=reads.every_word.unembedded if vector is not None else (),
         ),
         candidate_rows={row[0]: row[2:] for row in nearest},
     )
