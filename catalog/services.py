@@ -71,8 +71,9 @@ EMBEDDED_MODELS: dict[str, type[EmbeddedRow]] = {
     "products": Product,
     "knowledge": KnowledgeArticle,
 }
-# Stale rows handed to the model per call. sentence-transformers sorts texts by length within a
-# call, so calls of 64 rows pad more and encode ~10% slower (docs/BENCHMARKS.md, "Backfill").
+# Stale rows handed to the model per call. The model sorts a call's texts by their length in
+# tokens (``LocalEmbeddingBackend.embed_documents``), so calls of 64 rows pad more and encode
+# slower (docs/BENCHMARKS.md, "Backfill").
 ENCODE_SLICE_ROWS = 1024
 # Rows per queued embedding task: a large import or re-embed becomes tasks that workers share,
 # each well inside the task time limit (~7 s of encoding at the 72 rows/s measured here).

@@ -70,24 +70,28 @@ def test_the_torch_query_runtime_embeds_as_documents_do(settings: Any) -> None:
     assert np.abs(query - document).max() < 1e-5
 
 
-def test_the_local_model_encodes_embedding_batch_size_texts_at_once(settings: Any) -> None:
+def test_the_local_model_encodes_batches_of_texts_of_about_one_length_in_tokens(
+    settings: Any, model: SentenceTransformer
+) -> None:
     settings.EMBEDDING_QUERY_RUNTIME = "torch"
-    default_batches = get_embedding_backend()
     settings.EMBEDDING_BATCH_SIZE = 2
-    batches_of_two = get_embedding_backend()
-    assert isinstance(batches_of_two, LocalEmbeddingBackend)
-    texts_per_call: list[int] = []
-    hook = batches_of_two._model.register_forward_pre_hook(
-        lambda _model, inputs: texts_per_call.append(len(inputs[0]["input_ids"]))
+    backend = get_embedding_backend()
+    assert isinstance(backend, LocalEmbeddingBackend)
+    texts = [TEXTS[2], TEXTS[1], "acacia", "heather honey"]  # not in order of length
+    lengths = model.tokenize(texts)["attention_mask"].sum(dim=1).tolist()
+    batches: list[list[int]] = []
+    hook = backend._query_model.register_forward_pre_hook(
+        lambda _model, inputs: batches.append(inputs[1].sum(dim=1).tolist())
     )
     try:
-        vectors = batches_of_two.embed_documents(TEXTS)
+        vectors = backend.embed_documents(texts)
     finally:
         hook.remove()
 
-    assert texts_per_call == [2, 1]
-    # Batches pad to their longest text: the vectors are the same either way.
-    assert np.allclose(vectors, default_batches.embed_documents(TEXTS), atol=1e-5)
+    # Two batches of two, shortest first: each pads only to the longer of two neighbours.
+    assert batches == [sorted(lengths)[:2], sorted(lengths)[2:]]
+    assert np.allclose(vectors, model.encode(texts, normalize_embeddings=True), atol=1e-5)
+    assert backend.embed_documents([]) == []
 
 
 @pytest.fixture(scope="module")
