@@ -51,9 +51,10 @@ def _torch_threads(count: int) -> Iterator[None]:
 
 
 def query_model(transformer: Any) -> Any:
-    """The model's pipeline for one text as a torch module: ``transformer`` (the
-    sentence-transformers Transformer module), mean pooling over the attention mask, then L2
-    normalisation. It shares the transformer's weights; ONNX exports this same module."""
+    """The model's pipeline as a torch module, for a query or a batch of documents:
+    ``transformer`` (the sentence-transformers Transformer module), mean pooling over the
+    attention mask, then L2 normalisation. It shares the transformer's weights; ONNX exports
+    this same module for queries."""
     import torch
 
     class QueryModel(torch.nn.Module):
