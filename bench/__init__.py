@@ -98,18 +98,23 @@ def bench_database_url(database: str = BENCH_DATABASE) -> str:
     return database_ensure(url)
 
 
-def bench_django_setup(database: str = BENCH_DATABASE) -> str:
-    """Point Django at the benchmark database ``database``, set it up and migrate; return the
-    URL."""
+def bench_environment() -> None:
+    """The settings a benchmark's Django starts with, where the caller's environment is silent."""
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "beemanhoney.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    url = bench_database_url(database)
-    os.environ["DATABASE_URL"] = url
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
+
+
+def bench_django_setup(database: str = BENCH_DATABASE) -> str:
+    """Point Django at the benchmark database ``database``, set it up and migrate; return the
+    URL."""
+    bench_environment()
+    url = bench_database_url(database)
+    os.environ["DATABASE_URL"] = url
 
     import django
     from django.core.management import call_command

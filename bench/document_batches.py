@@ -15,12 +15,11 @@ Nothing is asserted; see bench/README.md.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import embedding_texts, log, synthetic_products, tables_print
+from bench import bench_environment, embedding_texts, log, synthetic_products, tables_print
 
 BATCH_SIZE = 64
 
@@ -45,19 +44,15 @@ def padding(lengths: Sequence[int]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for name, value in (
-        ("DJANGO_SETTINGS_MODULE", "beemanhoney.settings"),
-        ("LOG_LEVEL", "WARNING"),
-    ):
-        os.environ.setdefault(name, value)
+    bench_environment()
     import django
     import torch
 
     django.setup()
-    from catalog.embeddings import LocalEmbeddingBackend, _padded
+    from catalog.embeddings import LocalEmbeddingBackend
 
     backend = LocalEmbeddingBackend(batch_size=BATCH_SIZE)
-    model, query_model = backend._model, backend._query_model
+    model = backend._model
     texts = embedding_texts(synthetic_products(seed=args.seed, count=args.rows))
     tokens = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
 
@@ -66,9 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run_model(order: list[int], mode: Any) -> None:
         with mode():
-            for first in range(0, len(order), BATCH_SIZE):
-                batch = [tokens[index] for index in order[first : first + BATCH_SIZE]]
-                query_model(*_padded(batch, pad_id=model.tokenizer.pad_token_id))
+            backend._in_batches([tokens[index] for index in order])
 
     ways: dict[str, Callable[[list[int]], object]] = {
         "encode (by characters, no_grad)": lambda block: model.encode(

@@ -134,15 +134,20 @@ class LocalEmbeddingBackend:
         )["input_ids"]
         order = sorted(range(len(texts)), key=lambda index: len(tokens[index]))
         vectors: list[list[float]] = [[] for _ in texts]
-        for first in range(0, len(order), self.batch_size):
-            batch = order[first : first + self.batch_size]
+        for index, vector in zip(
+            order, self._in_batches([tokens[index] for index in order]), strict=True
+        ):
+            vectors[index] = vector
+        return vectors
+
+    def _in_batches(self, rows: list[list[int]]) -> list[list[float]]:
+        """The vectors of these token rows, in ``batch_size`` batches of rows as they come."""
+        vectors: list[list[float]] = []
+        for first in range(0, len(rows), self.batch_size):
             input_ids, attention_mask = _padded(
-                [tokens[index] for index in batch], pad_id=self._model.tokenizer.pad_token_id
+                rows[first : first + self.batch_size], pad_id=self._model.tokenizer.pad_token_id
             )
-            for index, vector in zip(
-                batch, self._query_model(input_ids, attention_mask).tolist(), strict=True
-            ):
-                vectors[index] = vector
+            vectors += self._query_model(input_ids, attention_mask).tolist()
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
