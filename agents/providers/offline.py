@@ -96,6 +96,11 @@ SMALL_TALK_REPLIES = {
     ),
     SmallTalk.THANKS: "You're welcome! Is there anything else I can help you with?",
     SmallTalk.GOODBYE: "Thank you for visiting Beeman Honey. Goodbye!",
+    # "ok", "yes please" to anything but the offer of a person (that one is a hand-off).
+    SmallTalk.YES: (
+        "Great! What would you like to do next? I can suggest a honey or a gift, or answer "
+        "questions about delivery, returns and storage."
+    ),
     SmallTalk.ANSWER: (
         "Is there anything else I can help you with? I can suggest a honey or a gift, or answer "
         "questions about delivery, returns and storage."

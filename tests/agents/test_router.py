@@ -184,7 +184,15 @@ def test_yes_or_no_to_anything_else_is_not_a_hand_off() -> None:
 
 @pytest.mark.parametrize(
     ("text", "kind"),
-    [("hello", SmallTalk.GREETING), ("thank you!", SmallTalk.THANKS), ("bye", SmallTalk.GOODBYE)],
+    [
+        ("hello", SmallTalk.GREETING),
+        ("thank you!", SmallTalk.THANKS),
+        ("bye", SmallTalk.GOODBYE),
+        ("ok", SmallTalk.YES),
+        ("yes please", SmallTalk.YES),
+        ("sure", SmallTalk.YES),
+        ("no thanks", SmallTalk.ANSWER),
+    ],
 )
 def test_the_offline_agent_answers_small_talk_without_a_search(text: str, kind: SmallTalk) -> None:
     message = OfflineChatModel().bind_tools(SALES_TOOLS).invoke([HumanMessage(text)])
