@@ -35,6 +35,8 @@ from beemanhoney.common.text import joined_notes, storable_text
 from conversations.models import Conversation, Message
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from agents.turns import TurnResult
 
 logger = logging.getLogger(__name__)
@@ -658,6 +660,20 @@ def _redispatch(run_id: uuid.UUID, stale_before: datetime, *, in_broker: set[str
         run.save()
         transaction.on_commit(lambda: _send(run))
     return "sent"
+
+
+def agent_runs_lock(*, conversations: QuerySet[Conversation]) -> None:
+    """Lock these conversations' runs, in the caller's transaction. Whoever locks a run and its
+    conversation takes the run first, as a worker does (``_start`` claims a run and its
+    conversation in one statement, in that order; a turn's outcome locks its run, then
+    ``_silenced`` the conversation): a delete that held a conversation while it waited for a run
+    deadlocked with that run starting."""
+    list(
+        AgentRun.objects.select_for_update()
+        .filter(conversation__in=conversations.values("pk"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def conversation_runs_cancel(*, conversation_id: uuid.UUID) -> int:

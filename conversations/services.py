@@ -390,8 +390,13 @@ def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:
     event stream, a ``?wait``) is told ``run.deleted``."""
     from agents.run_stream import runs_deleted_publish
     from agents.selectors import conversations_unfinished_run_ids
+    from agents.services import agent_runs_lock
 
     with transaction.atomic():
+        # Their runs before them, as a worker locks a run and its conversation
+        # (``agent_runs_lock``): holding a conversation while waiting to delete its run
+        # deadlocked with the run starting, or with its reply being stored.
+        agent_runs_lock(conversations=conversations)
         # Locked before the rows to delete are read: a message posted meanwhile (its post locks
         # its conversation) is then in before they are read, or its post finds the
         # conversation gone. Read unlocked, a message stored after the read failed the delete
@@ -435,10 +440,13 @@ def conversation_delete_by_customer(*, conversation: Conversation) -> None:
     (409) while a worker writes one of its replies: closing it stops that turn at its next step.
     A run still queued goes with it; the worker that receives it finds nothing to run."""
     from agents.selectors import conversation_turn_in_progress
+    from agents.services import agent_runs_lock
 
     with transaction.atomic():
-        # A worker starts a run with its conversation locked (agents.services._start), so
-        # none starts while this lock is held; nor does a message add one.
+        # Its runs first, as a worker locks them (``agent_runs_lock``). A worker starts a run
+        # with its conversation locked (agents.services._start), so none starts while this
+        # lock is held; nor does a message add one.
+        agent_runs_lock(conversations=Conversation.objects.filter(pk=conversation.pk))
         locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
         if locked is None:
             return  # deleted meanwhile (a second click)

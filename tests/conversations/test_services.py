@@ -4,11 +4,13 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 import pytest
 from django.db import connection
 
+from agents import selectors as agents_selectors
 from agents import services as agents_services
 from agents.models import AgentRun
 from agents.services import agent_run_cancel, agent_run_execute
@@ -18,6 +20,7 @@ from conversations import services
 from conversations.models import Conversation, Message, ReplyFeedback
 from conversations.services import (
     conversation_close_by_customer,
+    conversation_delete_by_customer,
     conversation_handoff,
     conversations_close,
     conversations_delete,
@@ -202,6 +205,61 @@ def test_a_customer_closing_as_a_reply_is_stored_waits_for_it_rather_than_deadlo
     run.refresh_from_db()
     assert run.status == AgentRun.Status.SUCCEEDED  # stored before the close, so kept
     assert "deadlock" not in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_deleting_as_a_worker_claims_the_run_waits_rather_than_deadlocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = AgentRunFactory.create(celery_task_id="task-1")
+    unfinished_run_ids = agents_selectors.conversations_unfinished_run_ids
+    worker: dict[str, object] = {}
+    claiming: list[threading.Thread] = []
+
+    def read_as_the_worker_claims_the_run(**kwargs: Any) -> list[str]:
+        claiming.append(_in_thread(lambda: agents_services._start(str(run.pk), "task-1"), worker))
+        time.sleep(1.0)  # the claim now waits on whatever the delete holds
+        return unfinished_run_ids(**kwargs)
+
+    monkeypatch.setattr(
+        agents_selectors, "conversations_unfinished_run_ids", read_as_the_worker_claims_the_run
+    )
+    conversation_delete_by_customer(conversation=run.conversation)
+    claiming[0].join(30)
+
+    assert not Conversation.objects.filter(pk=run.conversation_id).exists()
+    assert worker == {"returned": None}  # it found the run gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_conversations_deleted_as_a_reply_is_stored_wait_for_it_rather_than_deadlocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = AgentRunFactory.create(status=AgentRun.Status.RUNNING, deliveries=1)
+    run_locked = threading.Event()
+    silenced = agents_services._silenced
+
+    def silenced_after_the_delete_began(run: AgentRun, *, handed_off: bool) -> object:
+        run_locked.set()  # the worker holds the run and turns to its conversation
+        time.sleep(1.0)
+        return silenced(run, handed_off=handed_off)
+
+    monkeypatch.setattr(agents_services, "_silenced", silenced_after_the_delete_began)
+    result = TurnResult(
+        reply="Heather honey is in stock.", route="sales", agent="sales", provider="offline",
+        model_name="offline",
+    )  # fmt: skip
+    worker: dict[str, object] = {}
+    storing = _in_thread(lambda: agents_services._store(run, result, latency_ms=5), worker)
+    assert run_locked.wait(10)
+
+    conversations_delete(conversations=Conversation.objects.filter(pk=run.conversation_id))
+    storing.join(30)
+
+    assert "raised" not in worker
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()  # the reply stored first went with it
+    assert not AgentRun.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
