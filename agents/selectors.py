@@ -7,7 +7,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
+from django.db.models import Aggregate, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -45,15 +45,36 @@ def agent_run_silenced(*, run: AgentRun) -> bool:
     )
 
 
+def _staff_messages_after(conversation_id: Any, message_id: Any) -> QuerySet[Message]:
+    return Message.objects.filter(
+        conversation_id=conversation_id, role=Message.Role.STAFF, id__gt=message_id
+    )
+
+
 def agent_run_answered_by_staff(*, run: AgentRun) -> bool:
     """Whether staff wrote in the conversation after the run's question."""
-    return Message.objects.filter(
-        conversation_id=run.conversation_id, role=Message.Role.STAFF, id__gt=run.user_message_id
-    ).exists()
+    return _staff_messages_after(run.conversation_id, run.user_message_id).exists()
 
 
 def agent_run_cancelled(*, run_id: str) -> bool:
     return AgentRun.objects.filter(pk=run_id, status=AgentRun.Status.CANCELLED).exists()
+
+
+def agent_run_stopped(*, run_id: str, handed_off: bool) -> bool:
+    """Whether the run's turn is to call the model no more, its reply being one that would not
+    be posted (``agents.services._silenced``, which decides when it is stored): the customer
+    cancelled it or closed the conversation, or staff took the conversation over, closed it or
+    answered after the run's question. A turn that handed the conversation to staff itself
+    (``handed_off``) still says so."""
+    silenced = [Conversation.Status.CLOSED]
+    if not handed_off:
+        silenced.append(Conversation.Status.NEEDS_HUMAN)
+    stopped = (
+        Q(status=AgentRun.Status.CANCELLED)
+        | Q(conversation__status__in=silenced)
+        | Q(Exists(_staff_messages_after(OuterRef("conversation_id"), OuterRef("user_message_id"))))
+    )
+    return AgentRun.objects.filter(stopped, pk=run_id).exists()
 
 
 def agent_run_reply(*, run: AgentRun) -> Message | None:
@@ -120,7 +141,8 @@ class _Percentile(Aggregate):
 
 _SUCCEEDED = Q(status=AgentRun.Status.SUCCEEDED)
 # What each line of the run report counts, over the runs it groups. Latency is the succeeded
-# runs', from the message's arrival to the reply stored.
+# runs' ``latency_ms``: the turn's own time in the worker, from its claim of the run to its
+# reply composed (not the wait in the queue before it: ``started_at`` - ``created_at``).
 RUN_REPORT_COLUMNS = {
     "runs": Count("id"),
     "succeeded": Count("id", filter=_SUCCEEDED),

@@ -303,7 +303,11 @@ def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | Non
             f"storing the outcome failed: {type(exc).__name__}: {str(exc)[:500]}",
             provider=result.provider,
             model_name=result.model_name,
+            latency_ms=latency_ms,
             handed_off=result.handed_off,
+            # What the turn did is kept, as for a turn that failed: its calls were paid for.
+            tool_calls=result.tool_calls,
+            nodes=result.nodes,
         )
 
 

@@ -28,7 +28,7 @@ from agents.graph.state import TurnState
 from agents.graph.tools import conversation_handed_off, turn_effects, turn_run_id
 from agents.providers import ChatProvider, streamed_chunks
 from agents.run_stream import run_event_publish, run_event_publish_many
-from agents.selectors import agent_run_cancelled
+from agents.selectors import agent_run_stopped
 from beemanhoney.common.text import clip, encodable_text, storable_text
 
 logger = logging.getLogger(__name__)
@@ -95,8 +95,11 @@ def make_agent(
                 STEP_LIMIT_REPLY, name=node, response_metadata={"finish_reason": "step_limit"}
             )
             return {"messages": [stop], "nodes": [node]}
-        if (run_id := turn_run_id(config)) is not None and agent_run_cancelled(run_id=run_id):
-            # The customer cancelled or closed: no more calls to pay for. Nothing is posted.
+        if (run_id := turn_run_id(config)) is not None and agent_run_stopped(
+            run_id=run_id, handed_off=turn_effects(config).handed_off
+        ):
+            # The customer cancelled or closed, or staff have the conversation: no more calls
+            # to pay for, no more text streamed under theirs. Nothing is posted.
             stop = AIMessage("", name=node, response_metadata={"finish_reason": "cancelled"})
             return {"messages": [stop], "nodes": [node]}
         model = provider.chat_model().bind_tools(tools)
@@ -163,14 +166,29 @@ def _encodable_response(response: AIMessage) -> AIMessage:
     """The model's message with half characters replaced by U+FFFD: a lone surrogate in its
     text or a tool's arguments ("manuka \\ud83d") cannot be encoded as UTF-8, and sent back in
     the next prompt, stored or published, it failed the turn. NULs stay: a tool refuses them by
-    name."""
+    name. Tool names OpenAI refuses in a request are made ones it takes (``_sendable_name``)."""
     return response.model_copy(
         update={
             "content": _encodable(response.content),
-            "tool_calls": _encodable(response.tool_calls),
-            "invalid_tool_calls": _encodable(response.invalid_tool_calls),
+            "tool_calls": _sendable_names(_encodable(response.tool_calls)),
+            "invalid_tool_calls": _sendable_names(_encodable(response.invalid_tool_calls)),
         }
     )
+
+
+# What OpenAI takes as a function's name in a request, the messages' tool calls included: a
+# model's call of a tool by another name ("multi_tool_use.parallel", which GPT-4o makes up) is
+# answered "unknown tool", but sent back as it was, the next request would be refused.
+TOOL_NAME_REFUSED_CHARACTER = re.compile(r"[^a-zA-Z0-9_-]")
+TOOL_NAME_MAX_CHARS = 64
+
+
+def _sendable_name(name: str | None) -> str:
+    return TOOL_NAME_REFUSED_CHARACTER.sub("_", name or "")[:TOOL_NAME_MAX_CHARS] or "unnamed"
+
+
+def _sendable_names(calls: list[Any]) -> list[Any]:
+    return [{**call, "name": _sendable_name(call.get("name"))} for call in calls]
 
 
 def _text(text: str, limit: int) -> str:

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.renderers import JSONRenderer
 
 from agents.api.serializers import MessageOutputSerializer
+from agents.graph import tools as graph_tools
 from agents.graph.prompts import FAILURE_REPLY, HANDOFF_REPLY, STEP_LIMIT_REPLY
 from agents.models import AgentRun
 from agents.run_stream import run_events_read
@@ -84,12 +85,36 @@ def test_hostile_tool_arguments_are_answered_and_stored_in_a_bounded_trace(setti
     assert "max_price" in tool_results[1]["error"]
     assert "\\u0000" not in stored
     names = [call["tool"] for call in run.tool_calls]
-    assert names == ["get_product", "search_products", "no_suchtool"]
+    assert names == ["get_product", "search_products", "no_such_tool"]
     assert run.tool_calls[0]["args"] == {"sku": "MAN15"}
     assert run.tool_calls[1]["args"]["max_price"] == "Infinity"
     assert len(run.tool_calls[1]["args"]["query"]) <= 501
     assert len(run.tool_calls[2]["args"]["note"]) <= 501
     assert len(stored) < 5000
+
+
+def test_a_tool_called_by_a_name_openai_refuses_is_sent_back_by_one_it_takes(settings) -> None:
+    small_shop_create()
+    queued = _queued_run()
+    made_up = {"tool_uses": [{"recipient_name": "functions.get_product", "parameters": {}}]}
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("multi_tool_use.parallel", made_up)]),
+            ChatText("Sorry, I couldn't look that up."),
+        )
+
+        agent_run_execute(run_id=str(queued.pk))
+        body = server.chat_requests()[-1].json
+        assert body is not None
+
+    sent = [call["function"]["name"] for m in body["messages"] for call in m.get("tool_calls", [])]
+    assert sent == ["multi_tool_use_parallel"]
+    answers = [json.loads(m["content"]) for m in body["messages"] if m["role"] == "tool"]
+    assert answers == [{"error": "unknown tool 'multi_tool_use_parallel'"}]
+    run = AgentRun.objects.get(pk=queued.pk)
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert [call["tool"] for call in run.tool_calls] == ["multi_tool_use_parallel"]
 
 
 def test_a_reply_with_nul_characters_is_stored_without_them(settings) -> None:
@@ -141,11 +166,18 @@ def _refuse_to_store(reply: str) -> None:
         )
 
 
-def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -> None:
+def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology_and_its_trace(
+    settings,
+) -> None:
+    small_shop_create()
     _refuse_to_store("Here you are")
     queued = _queued_run()
     with loopback_openai(settings) as server:
-        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are", prompt_tokens=20))
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("get_product", {"sku": "MAN-15"})], prompt_tokens=30),
+            ChatText("Here you are", prompt_tokens=20),
+        )
 
         agent_run_execute(run_id=str(queued.pk))
 
@@ -153,8 +185,12 @@ def test_a_reply_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -
     assert run.status == AgentRun.Status.FAILED
     assert run.finished_at is not None
     assert _reply(run).content == FAILURE_REPLY
-    assert run.prompt_tokens == 50 + 20
+    assert run.prompt_tokens == 50 + 30 + 20
     assert "reply refused by the test" in run.error
+    # What the turn did before its reply was refused, as a turn that failed keeps it.
+    assert [call["tool"] for call in run.tool_calls] == ["get_product"]
+    assert "sales" in run.node_sequence
+    assert run.latency_ms is not None
 
 
 def test_a_failed_run_records_the_tokens_spent_before_the_failure(settings) -> None:
@@ -290,6 +326,43 @@ def test_a_reply_in_flight_when_staff_reply_is_not_posted_after_theirs(settings)
     assert "with staff" in run.error
     assert run.silence == AgentRun.Silence.WITH_STAFF
     assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
+
+
+def test_a_turn_calls_the_model_no_more_once_staff_take_the_conversation_over(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_shop_create()
+    run = _running("Have you got manuka?")
+    search = graph_tools.catalog_selectors.product_search
+
+    def search_as_staff_reply(**kwargs: Any) -> Any:
+        if not Message.objects.filter(role=Message.Role.STAFF).exists():
+            staff_message_post(
+                conversation=run.conversation, author=StaffFactory.create(), content="Sam here."
+            )
+        return search(**kwargs)
+
+    monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", search_as_staff_reply)
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("search_products", {"query": "manuka"})], prompt_tokens=80),
+            ChatToolCalls([("search_products", {"query": "manuka honey"})], prompt_tokens=200),
+            ChatText("Our Manuka Honey UMF 15+ is in stock.", prompt_tokens=300),
+        )
+
+        _store(run, run_turn(run=run), latency_ms=0)
+        requests = len(server.chat_requests())
+
+    run.refresh_from_db()
+    assert requests == 2  # routing, and the call that searched; none after Sam's reply
+    assert run.model_calls == 2
+    assert run.status == AgentRun.Status.CANCELLED
+    assert run.silence == AgentRun.Silence.WITH_STAFF
+    assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
+    streamed = [event.type for event in run_events_read(run_id=str(run.pk))]
+    assert "tool.called" in streamed
+    assert "text.delta" not in streamed
 
 
 def test_a_reply_in_flight_when_staff_reply_and_hand_back_is_not_posted_after_theirs(
