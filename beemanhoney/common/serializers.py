@@ -12,6 +12,7 @@ from beemanhoney.common.numbers import PLAIN_DECIMAL, PLAIN_WHOLE
 
 UNKNOWN_FIELD = serializers.ErrorDetail("Unknown field.", code="unknown_field")
 GIVEN_MORE_THAN_ONCE = serializers.ErrorDetail("Give this parameter once.", code="given_twice")
+FIELD_GIVEN_MORE_THAN_ONCE = serializers.ErrorDetail("Give this field once.", code="given_twice")
 # DRF's CharField's own word and code for it (a SlugField's "invalid" is about the slug's
 # letters).
 NOT_TEXT = serializers.ErrorDetail(
@@ -35,7 +36,12 @@ class StrictSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         # Not a mapping: DRF's own "Invalid data" answer follows.
         refused = (
-            {**self._unknown_keys(data), **self._not_text(data)}
+            {
+                **self._unknown_keys(data),
+                **self._not_text(data),
+                # A form's field given twice, as a JSON key given twice is (``parsers``).
+                **_given_more_than_once(self, data, FIELD_GIVEN_MORE_THAN_ONCE),
+            }
             if isinstance(data, Mapping)
             else {}
         )
@@ -81,15 +87,22 @@ class QueryParamsSerializer(serializers.Serializer):
     value given (DRF's ``ListField`` does)."""
 
     def to_internal_value(self, data: Any) -> Any:
-        refused = {}
-        if isinstance(data, QueryDict):
-            refused = {
-                name: [GIVEN_MORE_THAN_ONCE]
-                for name, field in self.fields.items()
-                if not isinstance(field, serializers.ListField) and len(data.getlist(name)) > 1
-            }
-        with _refusing(refused):
+        with _refusing(_given_more_than_once(self, data, GIVEN_MORE_THAN_ONCE)):
             return super().to_internal_value(data)
+
+
+def _given_more_than_once(
+    serializer: serializers.Serializer, data: Any, error: serializers.ErrorDetail
+) -> dict[str, list[serializers.ErrorDetail]]:
+    """The one-valued fields a query string or form (a ``QueryDict``) gives more than once,
+    where Django would answer the last value alone; list fields read every value given."""
+    if not isinstance(data, QueryDict):
+        return {}
+    return {
+        name: [error]
+        for name, field in serializer.fields.items()
+        if not isinstance(field, serializers.ListField) and len(data.getlist(name)) > 1
+    }
 
 
 @contextmanager

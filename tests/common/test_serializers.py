@@ -5,6 +5,7 @@ from django.http import QueryDict
 from rest_framework import serializers
 
 from beemanhoney.common.serializers import (
+    FIELD_GIVEN_MORE_THAN_ONCE,
     GIVEN_MORE_THAN_ONCE,
     PlainDecimalField,
     PlainIntegerField,
@@ -162,6 +163,20 @@ def test_a_query_parameter_given_twice_is_refused_by_name_not_read_as_its_last_v
         "q": [GIVEN_MORE_THAN_ONCE],
         "page_after": ["Ensure this value is greater than or equal to 0."],
     }
+
+
+def test_a_form_field_given_twice_is_refused_by_name_not_read_as_its_last_value() -> None:
+    payload = LabelInput(data=QueryDict("name=Heather&name=Clover&tags=raw&tags=british"))
+
+    assert not payload.is_valid()
+    assert payload.errors == {"name": [FIELD_GIVEN_MORE_THAN_ONCE]}
+
+
+def test_a_form_reads_every_value_of_a_list_field() -> None:
+    payload = LabelInput(data=QueryDict("name=Heather&tags=raw&tags=british"))
+
+    assert payload.is_valid(), payload.errors
+    assert payload.validated_data == {"name": "Heather", "tags": ["raw", "british"]}
 
 
 def test_a_list_query_parameter_reads_every_value_given() -> None:

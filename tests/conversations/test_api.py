@@ -282,6 +282,21 @@ def test_a_message_whose_content_is_not_a_string_is_refused(content: object) -> 
     assert Message.objects.count() == 0
 
 
+def test_a_form_giving_the_message_twice_is_refused_rather_than_posting_the_last() -> None:
+    conversation = ConversationFactory.create()
+
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/",
+        "content=first&content=second",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"content": ["Give this field once."]}
+    assert response.json()["error_codes"] == {"content": ["given_twice"]}
+    assert Message.objects.count() == 0
+
+
 def test_a_message_over_4000_characters_is_refused_and_nothing_is_stored() -> None:
     conversation = ConversationFactory.create()
 
