@@ -175,20 +175,21 @@ def _in_thread(work: Callable[[], object], outcome: dict[str, object]) -> thread
     return thread
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_customer_closing_as_a_reply_is_stored_waits_for_it_rather_than_deadlocking(
+def _a_reply_being_stored(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[AgentRun, threading.Thread, dict[str, object]]:
+    """A worker storing a turn's reply on a thread of its own, holding the run a second before
+    it turns to the conversation (``_silenced``): the run, the thread, and what it returns."""
     run = AgentRunFactory.create(status=AgentRun.Status.RUNNING, deliveries=1)
     run_locked = threading.Event()
     silenced = agents_services._silenced
 
-    def silenced_after_the_close_began(run: AgentRun, *, handed_off: bool) -> object:
+    def silenced_a_second_later(run: AgentRun, *, handed_off: bool) -> object:
         run_locked.set()  # the worker holds the run and turns to its conversation
         time.sleep(1.0)
         return silenced(run, handed_off=handed_off)
 
-    monkeypatch.setattr(agents_services, "_silenced", silenced_after_the_close_began)
+    monkeypatch.setattr(agents_services, "_silenced", silenced_a_second_later)
     result = TurnResult(
         reply="Heather honey is in stock.", route="sales", agent="sales", provider="offline",
         model_name="offline",
@@ -196,6 +197,14 @@ def test_a_customer_closing_as_a_reply_is_stored_waits_for_it_rather_than_deadlo
     worker: dict[str, object] = {}
     storing = _in_thread(lambda: agents_services._store(run, result, latency_ms=5), worker)
     assert run_locked.wait(10)
+    return run, storing, worker
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_closing_as_a_reply_is_stored_waits_for_it_rather_than_deadlocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run, storing, worker = _a_reply_being_stored(monkeypatch)
 
     closed = conversation_close_by_customer(conversation=run.conversation)
     storing.join(30)
@@ -235,23 +244,7 @@ def test_a_customer_deleting_as_a_worker_claims_the_run_waits_rather_than_deadlo
 def test_conversations_deleted_as_a_reply_is_stored_wait_for_it_rather_than_deadlocking(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run = AgentRunFactory.create(status=AgentRun.Status.RUNNING, deliveries=1)
-    run_locked = threading.Event()
-    silenced = agents_services._silenced
-
-    def silenced_after_the_delete_began(run: AgentRun, *, handed_off: bool) -> object:
-        run_locked.set()  # the worker holds the run and turns to its conversation
-        time.sleep(1.0)
-        return silenced(run, handed_off=handed_off)
-
-    monkeypatch.setattr(agents_services, "_silenced", silenced_after_the_delete_began)
-    result = TurnResult(
-        reply="Heather honey is in stock.", route="sales", agent="sales", provider="offline",
-        model_name="offline",
-    )  # fmt: skip
-    worker: dict[str, object] = {}
-    storing = _in_thread(lambda: agents_services._store(run, result, latency_ms=5), worker)
-    assert run_locked.wait(10)
+    run, storing, worker = _a_reply_being_stored(monkeypatch)
 
     conversations_delete(conversations=Conversation.objects.filter(pk=run.conversation_id))
     storing.join(30)
