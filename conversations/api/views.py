@@ -318,6 +318,15 @@ class MessageListApi(APIView):
     class IdempotencyKeySerializer(serializers.Serializer):
         key = serializers.CharField(max_length=100, required=False, allow_blank=False)
 
+        def validate_key(self, key: str) -> str:
+            # The server joins a header sent twice with a comma: "k1,k2" would be stored as a
+            # third key, and a retry sending "k1" alone would post the message again.
+            if "," in key:
+                raise serializers.ValidationError(
+                    "Send one key, once, without commas.", code="given_twice"
+                )
+            return key
+
     @extend_schema(
         operation_id="messages_list",
         parameters=[FilterSerializer, *PAGE_PARAMETERS],

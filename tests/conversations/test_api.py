@@ -339,6 +339,20 @@ def test_a_reused_idempotency_key_with_other_content_is_refused_and_nothing_is_s
     assert AgentRun.objects.count() == 1
 
 
+def test_an_idempotency_key_header_sent_twice_is_refused_rather_than_joined() -> None:
+    conversation = ConversationFactory.create()
+    url = f"/api/conversations/{conversation.id}/messages/"
+
+    # What the server makes of "Idempotency-Key: k1" and "Idempotency-Key: k2" in one request.
+    response = _client_for(conversation.owner).post(
+        url, {"content": "Hello"}, HTTP_IDEMPOTENCY_KEY="k1,k2"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"Idempotency-Key": ["Send one key, once, without commas."]}
+    assert Message.objects.count() == 0
+
+
 def test_a_retry_after_the_conversation_closed_still_gets_the_original_answer() -> None:
     conversation = ConversationFactory.create()
     client = _client_for(conversation.owner)
