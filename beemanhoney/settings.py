@@ -630,6 +630,9 @@ for _setting, _value in [
         )
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2, minimum=0, maximum=2)
+# Tokens one model call may write (sent as max_completion_tokens); a reply cut off there gets the
+# fallback reply. 0: no limit (the model's own).
+OPENAI_MAX_COMPLETION_TOKENS = env_int("OPENAI_MAX_COMPLETION_TOKENS", 1024, minimum=0)
 # Model calls one turn may make (supervisor + agent steps) before it stops politely.
 AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5, minimum=1)
 

@@ -56,6 +56,7 @@ class OpenAIProvider:
             max_retries=settings.OPENAI_MAX_RETRIES,
             http_client=openai_http_client(),
             temperature=settings.OPENAI_TEMPERATURE,
+            max_completion_tokens=settings.OPENAI_MAX_COMPLETION_TOKENS or None,
             stream_usage=True,
         )
 

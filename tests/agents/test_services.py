@@ -117,6 +117,22 @@ def test_a_tool_called_by_a_name_openai_refuses_is_sent_back_by_one_it_takes(set
     assert [call["tool"] for call in run.tool_calls] == ["multi_tool_use_parallel"]
 
 
+@pytest.mark.parametrize(("limit", "sent"), [(300, 300), (0, None)])
+def test_each_model_call_asks_for_at_most_the_completion_tokens_set(
+    settings, limit: int, sent: int | None
+) -> None:
+    settings.OPENAI_MAX_COMPLETION_TOKENS = limit
+    queued = _queued_run()
+    with loopback_openai(settings) as server:
+        server.script_chat(ROUTE_TO_SALES, ChatText("Here you are"))
+
+        agent_run_execute(run_id=str(queued.pk))
+        bodies = [request.json or {} for request in server.chat_requests()]
+
+    assert [body.get("max_completion_tokens") for body in bodies] == [sent, sent]
+    assert AgentRun.objects.get(pk=queued.pk).status == AgentRun.Status.SUCCEEDED
+
+
 def test_a_reply_with_nul_characters_is_stored_without_them(settings) -> None:
     queued = _queued_run()
     with loopback_openai(settings) as server:
