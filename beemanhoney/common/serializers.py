@@ -22,7 +22,20 @@ NOT_TEXT = serializers.ErrorDetail(
 _TRANSPORT_KEYS = frozenset({"csrfmiddlewaretoken"})
 
 
-class StrictSerializer(serializers.Serializer):
+class OneValuePerField(serializers.Serializer):
+    """A one-valued field that a query string or form (a ``QueryDict``) gives more than once is
+    refused with a 400 naming it, where Django would answer its last value alone: a JSON key
+    given twice is refused by the parser (``parsers``). List fields read every value given (DRF's
+    ``ListField`` does)."""
+
+    given_twice = FIELD_GIVEN_MORE_THAN_ONCE
+
+    def to_internal_value(self, data: Any) -> Any:
+        with _refusing(_given_more_than_once(self, data, self.given_twice)):
+            return super().to_internal_value(data)
+
+
+class StrictSerializer(OneValuePerField):
     """An input serializer that answers a key naming no writable field with a 400 naming it,
     where DRF drops it unread: a misspelt field ("stok") or one the write cannot set ("sku" on
     a change) is not answered as if it had been written. Its text fields take strings only.
@@ -39,8 +52,6 @@ class StrictSerializer(serializers.Serializer):
             {
                 **self._unknown_keys(data),
                 **self._not_text(data),
-                # A form's field given twice, as a JSON key given twice is (``parsers``).
-                **_given_more_than_once(self, data, FIELD_GIVEN_MORE_THAN_ONCE),
             }
             if isinstance(data, Mapping)
             else {}
@@ -80,22 +91,16 @@ class StrictSerializer(serializers.Serializer):
         }
 
 
-class QueryParamsSerializer(serializers.Serializer):
-    """Query-string parameters. Django's ``QueryDict`` answers a parameter given twice with its
-    last value, so ``?category=a&category=b`` would quietly search ``b`` alone: a one-valued
-    parameter given more than once is refused with a 400 naming it. List fields read every
-    value given (DRF's ``ListField`` does)."""
+class QueryParamsSerializer(OneValuePerField):
+    """Query-string parameters: ``?category=a&category=b`` is a 400 naming ``category``, not a
+    search of ``b`` alone."""
 
-    def to_internal_value(self, data: Any) -> Any:
-        with _refusing(_given_more_than_once(self, data, GIVEN_MORE_THAN_ONCE)):
-            return super().to_internal_value(data)
+    given_twice = GIVEN_MORE_THAN_ONCE
 
 
 def _given_more_than_once(
     serializer: serializers.Serializer, data: Any, error: serializers.ErrorDetail
 ) -> dict[str, list[serializers.ErrorDetail]]:
-    """The one-valued fields a query string or form (a ``QueryDict``) gives more than once,
-    where Django would answer the last value alone; list fields read every value given."""
     if not isinstance(data, QueryDict):
         return {}
     return {

@@ -44,6 +44,7 @@ from beemanhoney.common.exceptions import error_body, error_code, error_response
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
 from beemanhoney.common.permissions import authenticated_user
 from beemanhoney.common.serializers import (
+    OneValuePerField,
     PlainIntegerField,
     QueryParamsSerializer,
     StrictSerializer,
@@ -76,7 +77,7 @@ class TokenObtainApi(TokenObtainPairView):
     """A JWT pair for a username and password."""
 
     @extend_schema_serializer(component_name="TokenObtainPair")
-    class InputSerializer(TokenObtainPairSerializer):
+    class InputSerializer(OneValuePerField, TokenObtainPairSerializer):
         token_class = PasswordBoundRefreshToken
 
     serializer_class = InputSerializer
@@ -94,7 +95,7 @@ class TokenObtainApi(TokenObtainPairView):
         return response
 
 
-class RefreshTokenSerializer(TokenRefreshSerializer):
+class RefreshTokenSerializer(OneValuePerField, TokenRefreshSerializer):
     """Refused (401): a refresh token used or revoked already, a deleted or inactive user's, or
     one issued before its user's password last changed. Each works once, even when two refreshes
     of it arrive together."""
@@ -148,7 +149,7 @@ class TokenRefreshApi(RefreshTokenFieldErrors, TokenRefreshView):
     serializer_class = RefreshTokenSerializer
 
 
-class LogoutSerializer(TokenBlacklistSerializer):
+class LogoutSerializer(OneValuePerField, TokenBlacklistSerializer):
     """simplejwt's, with the refresh token as this API reads it (``PasswordBoundRefreshToken``
     refuses one with no id, or naming its user by no user id: blacklisting either was a 500)."""
 

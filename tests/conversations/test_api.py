@@ -134,6 +134,36 @@ def test_logout_with_a_token_that_is_not_a_refresh_token_is_refused_naming_the_f
     assert missing.json()["errors"] == {"refresh": ["This field is required."]}
 
 
+@pytest.mark.parametrize("path", ["/api/auth/token/refresh/", "/api/auth/logout/"])
+def test_a_form_giving_the_refresh_token_twice_is_refused_and_the_token_kept(path: str) -> None:
+    client = APIClient()
+    tokens = _password_tokens(client)
+    form = f"refresh=not.a.token&refresh={tokens['refresh']}"
+
+    twice = client.post(path, form, content_type="application/x-www-form-urlencoded")
+    refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]})
+
+    assert twice.status_code == 400
+    assert twice.json()["errors"] == {"refresh": ["Give this field once."]}
+    assert twice.json()["error_codes"] == {"refresh": ["given_twice"]}
+    assert refreshed.status_code == 200
+
+
+def test_a_login_form_giving_the_username_twice_is_refused_rather_than_read_as_the_last() -> None:
+    UserFactory.create(username="maya")
+    client = APIClient()
+
+    twice = client.post(
+        "/api/auth/token/",
+        "username=someone-else&username=maya&password=correct+horse+battery",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert twice.status_code == 400
+    assert twice.json()["errors"] == {"username": ["Give this field once."]}
+    assert "access" not in twice.json()
+
+
 def test_logout_counts_against_the_general_rate_as_a_refresh_does(settings) -> None:
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "read": "2/min"}
     client = APIClient(REMOTE_ADDR="203.0.113.31")
