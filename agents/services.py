@@ -64,20 +64,26 @@ def agent_run_requeue(*, run: AgentRun) -> AgentRun:
         run = AgentRun.objects.select_for_update().get(pk=run.pk)
         if not agent_run_silenced(run=run):
             return run
-        run.status = AgentRun.Status.QUEUED
-        run.error = run.silence = run.route = run.agent = ""
-        run.node_sequence, run.tool_calls = [], []
-        run.latency_ms = None
-        run.deliveries = 0
-        run.dispatched_at = run.started_at = run.finished_at = None
-        run.save()
-        # Now, not after commit: a follower reading the old stream (its run.cancelled) once
-        # the run shows queued would stop there rather than wait for the answer.
-        run_events_forget(run_id=str(run.pk))
-        conversation_id = run.conversation_id
-        transaction.on_commit(
-            lambda: agent_run_dispatch_next(conversation_id=conversation_id), robust=True
-        )
+        return _queued_again(run)
+
+
+def _queued_again(run: AgentRun) -> AgentRun:
+    """Queue the run (locked by the caller) again, as if new; what it spent stays counted. It
+    is dispatched once the caller's transaction commits."""
+    run.status = AgentRun.Status.QUEUED
+    run.error = run.silence = run.route = run.agent = ""
+    run.node_sequence, run.tool_calls = [], []
+    run.latency_ms = None
+    run.deliveries = 0
+    run.dispatched_at = run.started_at = run.finished_at = None
+    run.save()
+    # Now, not after commit: a follower reading the old stream (its run.cancelled) once the run
+    # shows queued would stop there rather than wait for the answer.
+    run_events_forget(run_id=str(run.pk))
+    conversation_id = run.conversation_id
+    transaction.on_commit(
+        lambda: agent_run_dispatch_next(conversation_id=conversation_id), robust=True
+    )
     return run
 
 
@@ -422,8 +428,14 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | N
         run.model_name = result.model_name
         run.latency_ms = latency_ms
         run.finished_at = timezone.now()
+        withheld = _withheld(run, handed_off=result.handed_off, detail=result.note)
+        if result.stopped and not withheld:
+            # Stopped as staff took the conversation over (``agent_run_stopped``), who have
+            # handed it back since without a word: its message is answered after all, as the
+            # hand-back answers a run silenced by then.
+            return _queued_again(run)
         reply = None
-        if not _withheld(run, handed_off=result.handed_off, detail=result.note):
+        if not withheld:
             run.error = result.note
             reply = Message.objects.create(
                 conversation_id=run.conversation_id,

@@ -55,6 +55,8 @@ class TurnResult:
     # This turn passed the conversation to staff, so its reply may follow the hand-off.
     handed_off: bool = False
     cards: list[dict[str, Any]] = field(default_factory=list)
+    # Stopped at a step, its reply one that would not be posted (``agent_run_stopped``).
+    stopped: bool = False
 
 
 class TurnFailed(Exception):
@@ -268,6 +270,10 @@ def _cut_short(finish_reason: str | None, *, finish_required: bool) -> tuple[str
     return None
 
 
+def _finish_reason(message: BaseMessage) -> str | None:
+    return message.response_metadata.get("finish_reason")
+
+
 def _reply(added: list[BaseMessage], *, finish_required: bool = False) -> tuple[str, str, str]:
     """The reply among the messages this turn added, its agent, and a note for staff.
 
@@ -279,8 +285,7 @@ def _reply(added: list[BaseMessage], *, finish_required: bool = False) -> tuple[
     for message in reversed(added):
         if isinstance(message, AIMessage) and not message.tool_calls:
             text = storable_text(str(message.content))
-            finish_reason = message.response_metadata.get("finish_reason")
-            cut = _cut_short(finish_reason, finish_required=finish_required)
+            cut = _cut_short(_finish_reason(message), finish_required=finish_required)
             if cut is not None:
                 # The text stops mid-sentence: never post it as the answer.
                 return cut[0], message.name or "", cut[1]
@@ -421,9 +426,8 @@ def _invoke(
         raise
     state = attempt.state
     # The graph only appends: what follows the history is what this turn added.
-    reply, agent, note = _reply(
-        state["messages"][len(messages) :], finish_required=provider.name == "openai"
-    )
+    added = state["messages"][len(messages) :]
+    reply, agent, note = _reply(added, finish_required=provider.name == "openai")
     if reply_leaks_instructions(reply):
         reply, note = WITHHELD_REPLY, "reply withheld: it quoted the assistant's instructions"
     # Or a failed attempt before it did (the fallback then finds the conversation with staff).
@@ -446,4 +450,5 @@ def _invoke(
         nodes=[str(node) for node in state.get("nodes", [])],
         tool_calls=state.get("tool_calls", []),
         handed_off=handed_off,
+        stopped=any(_finish_reason(message) == "cancelled" for message in added),
     )

@@ -26,7 +26,7 @@ from agents.services import (
     message_event_data,
 )
 from agents.turns import run_turn
-from conversations.models import Conversation, Message
+from conversations.models import STAFF_TAKE_OVER_REASON, Conversation, Message
 from conversations.services import (
     conversation_handoff,
     conversations_close,
@@ -379,6 +379,45 @@ def test_a_turn_calls_the_model_no_more_once_staff_take_the_conversation_over(
     streamed = [event.type for event in run_events_read(run_id=str(run.pk))]
     assert "tool.called" in streamed
     assert "text.delta" not in streamed
+
+
+def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_without_a_word(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_shop_create()
+    run = _running("Have you got manuka?")
+    search = graph_tools.catalog_selectors.product_search
+
+    def search_as_staff_take_over(**kwargs: Any) -> Any:
+        conversation_handoff(conversation_id=run.conversation_id, reason=STAFF_TAKE_OVER_REASON)
+        return search(**kwargs)
+
+    monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", search_as_staff_take_over)
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("search_products", {"query": "manuka"})], prompt_tokens=80),
+            ROUTE_TO_SALES,
+            ChatText("Our Manuka Honey UMF 15+ is in stock.", prompt_tokens=300),
+        )
+        stopped = run_turn(run=run)
+        # Handed back before the stopped turn's outcome is stored: its run is still running.
+        conversations_hand_back(conversation_ids=[run.conversation_id])
+        _store(run, stopped, latency_ms=0)
+        run.refresh_from_db()
+        queued_again = run.status
+        messages_then = list(run.conversation.messages.values_list("role", flat=True))
+
+        again = _start(str(run.pk), "")
+        assert again is not None
+        _store(again, run_turn(run=again), latency_ms=0)
+
+    assert queued_again == AgentRun.Status.QUEUED
+    assert messages_then == ["user"]  # not the step limit's apology
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.SUCCEEDED
+    assert run.replies.get().content == "Our Manuka Honey UMF 15+ is in stock."
+    assert run.model_calls == 4  # both turns' calls counted
 
 
 def test_a_reply_in_flight_when_staff_reply_and_hand_back_is_not_posted_after_theirs(
