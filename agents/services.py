@@ -678,14 +678,14 @@ def _redispatch(run_id: uuid.UUID, stale_before: datetime, *, in_broker: set[str
     return "sent"
 
 
-def agent_runs_lock(*, conversations: QuerySet[Conversation]) -> None:
-    """Lock these conversations' runs, in the caller's transaction. Whoever locks a run and its
-    conversation takes the run first, as a worker does (``_start`` claims a run and its
-    conversation in one statement, in that order; a turn's outcome locks its run, then
-    ``_silenced`` the conversation): a delete that held a conversation while it waited for a run
-    deadlocked with that run starting."""
+def agent_runs_lock(*, conversations: QuerySet[Conversation], nowait: bool = False) -> None:
+    """Lock these conversations' runs, in the caller's transaction (``nowait``: or raise at
+    once if another holds one). Whoever locks a run and its conversation takes the run first, as
+    a worker does (``_start`` claims a run and its conversation in one statement, in that
+    order; a turn's outcome locks its run, then ``_silenced`` the conversation): a delete that
+    held a conversation while it waited for a run deadlocked with that run starting."""
     list(
-        AgentRun.objects.select_for_update()
+        AgentRun.objects.select_for_update(nowait=nowait)
         .filter(conversation__in=conversations.values("pk"))
         .order_by("pk")
         .values_list("pk", flat=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import unicodedata
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -17,10 +18,11 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from conversations.handoff_notices import handoff_notices_queue
@@ -44,6 +46,10 @@ if TYPE_CHECKING:
     from agents.models import AgentRun
 
 logger = logging.getLogger(__name__)
+
+# How long a delete waits before it locks again, having let go for a run a worker held
+# (``_locked_with_their_runs``).
+RUN_LOCK_RETRY_SECONDS = 0.05
 
 
 def guest_customer_create() -> User:
@@ -376,8 +382,10 @@ def conversation_close_by_customer(*, conversation: Conversation) -> Conversatio
         # reply being stored, and the customer's close failed.
         conversation_runs_cancel(conversation_id=conversation.pk)
         conversations_close(conversation_ids=[conversation.pk])
-        # And a run a message added before the close took the conversation: none can now.
-        conversation_runs_cancel(conversation_id=conversation.pk)
+    # And a run a message added before the close took the conversation (none can now), once
+    # the conversation is let go: cancelled while it was held, it deadlocked with a worker
+    # claiming it. Missed (the process gone), it would still stop at its next step, closed.
+    conversation_runs_cancel(conversation_id=conversation.pk)
     closed = Conversation.objects.filter(pk=conversation.pk).first()
     if closed is None:
         raise DeletedMeanwhile
@@ -388,30 +396,52 @@ def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:
     """Delete these conversations with their messages, runs and feedback (in the caller's
     transaction, if any); once that commits, whoever follows one of their unfinished runs (its
     event stream, a ``?wait``) is told ``run.deleted``."""
-    from agents.run_stream import runs_deleted_publish
-    from agents.selectors import conversations_unfinished_run_ids
+    with transaction.atomic():
+        _locked_deleted(_locked_with_their_runs(conversations))
+
+
+def _locked_with_their_runs(conversations: QuerySet[Conversation]) -> list[UUID]:
+    """Lock these conversations and their runs, in the caller's transaction; the
+    conversations' ids. Locked before the rows to delete are read: a message posted meanwhile
+    (its post locks its conversation) is then in before they are read, or its post finds the
+    conversation gone (read unlocked, a message stored after the read failed the delete).
+
+    The runs first, as a worker locks a run and then its conversation (``agent_runs_lock``):
+    holding a conversation while waiting to delete its run deadlocked with the run starting, or
+    with its reply being stored. A message can still add a run between the two locks, which a
+    worker may hold while it waits for the conversation: such a run is not waited for, but both
+    locks let go (a savepoint's rollback) and taken again a moment later."""
     from agents.services import agent_runs_lock
 
-    with transaction.atomic():
-        # Their runs before them, as a worker locks a run and its conversation
-        # (``agent_runs_lock``): holding a conversation while waiting to delete its run
-        # deadlocked with the run starting, or with its reply being stored.
-        agent_runs_lock(conversations=conversations)
-        # Locked before the rows to delete are read: a message posted meanwhile (its post locks
-        # its conversation) is then in before they are read, or its post finds the
-        # conversation gone. Read unlocked, a message stored after the read failed the delete
-        # as it committed.
-        ids = list(
-            Conversation.objects.select_for_update()
-            .filter(pk__in=conversations.values("pk"))
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        locked = Conversation.objects.filter(pk__in=ids)
-        run_ids = conversations_unfinished_run_ids(conversations=locked)
-        locked.delete()
-        _admin_history_scrubbed(Conversation, ids)
-        transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
+    while True:
+        try:
+            with transaction.atomic():
+                agent_runs_lock(conversations=conversations)
+                ids = list(
+                    Conversation.objects.select_for_update()
+                    .filter(pk__in=conversations.values("pk"))
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
+                locked = Conversation.objects.filter(pk__in=ids)
+                agent_runs_lock(conversations=locked, nowait=True)
+                return ids
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, LockNotAvailable):
+                raise
+        time.sleep(RUN_LOCK_RETRY_SECONDS)
+
+
+def _locked_deleted(ids: list[UUID]) -> None:
+    """Delete the conversations ``_locked_with_their_runs`` locked."""
+    from agents.run_stream import runs_deleted_publish
+    from agents.selectors import conversations_unfinished_run_ids
+
+    locked = Conversation.objects.filter(pk__in=ids)
+    run_ids = conversations_unfinished_run_ids(conversations=locked)
+    locked.delete()
+    _admin_history_scrubbed(Conversation, ids)
+    transaction.on_commit(lambda: runs_deleted_publish(run_ids=run_ids))
 
 
 def _admin_history_scrubbed(model: type[Conversation] | type[User], ids: list[Any]) -> None:
@@ -440,24 +470,20 @@ def conversation_delete_by_customer(*, conversation: Conversation) -> None:
     (409) while a worker writes one of its replies: closing it stops that turn at its next step.
     A run still queued goes with it; the worker that receives it finds nothing to run."""
     from agents.selectors import conversation_turn_in_progress
-    from agents.services import agent_runs_lock
 
     with transaction.atomic():
-        # Its runs first, as a worker locks them (``agent_runs_lock``). A worker starts a run
-        # with its conversation locked (agents.services._start), so none starts while this
-        # lock is held; nor does a message add one.
-        agent_runs_lock(conversations=Conversation.objects.filter(pk=conversation.pk))
-        locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
-        if locked is None:
+        # A worker starts a run with its conversation locked (agents.services._start), so none
+        # starts while this lock is held; nor does a message add one.
+        if not _locked_with_their_runs(Conversation.objects.filter(pk=conversation.pk)):
             return  # deleted meanwhile (a second click)
-        if conversation_turn_in_progress(conversation_id=locked.pk):
+        if conversation_turn_in_progress(conversation_id=conversation.pk):
             raise ApplicationError(
                 "A reply to this conversation is being written. Close the conversation, or "
                 "wait for the reply, and delete it then.",
                 code="reply_in_progress",
                 status_code=409,
             )
-        conversations_delete(conversations=Conversation.objects.filter(pk=locked.pk))
+        _locked_deleted([conversation.pk])
     logger.info("conversation.deleted_by_customer", extra={"conversation": str(conversation.pk)})
 
 

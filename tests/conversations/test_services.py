@@ -176,11 +176,22 @@ def _in_thread(work: Callable[[], object], outcome: dict[str, object]) -> thread
 
 
 def _a_reply_being_stored(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, conversation: Conversation | None = None
 ) -> tuple[AgentRun, threading.Thread, dict[str, object]]:
     """A worker storing a turn's reply on a thread of its own, holding the run a second before
-    it turns to the conversation (``_silenced``): the run, the thread, and what it returns."""
-    run = AgentRunFactory.create(status=AgentRun.Status.RUNNING, deliveries=1)
+    it turns to the conversation (``_silenced``): the run, the thread, and what it returns. The
+    run is added (and committed) on a connection of its own, to ``conversation`` if given."""
+    added: dict[str, object] = {}
+    _in_thread(
+        lambda: AgentRunFactory.create(
+            status=AgentRun.Status.RUNNING,
+            deliveries=1,
+            **({"conversation": conversation} if conversation else {}),
+        ),
+        added,
+    ).join(30)
+    run = added["returned"]
+    assert isinstance(run, AgentRun)
     run_locked = threading.Event()
     silenced = agents_services._silenced
 
@@ -253,6 +264,61 @@ def test_conversations_deleted_as_a_reply_is_stored_wait_for_it_rather_than_dead
     assert not Conversation.objects.exists()
     assert not Message.objects.exists()  # the reply stored first went with it
     assert not AgentRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_added_as_its_customer_closes_and_being_stored_is_not_deadlocked_by_the_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conversation = ConversationFactory.create()
+    close = services.conversations_close
+    added: list[tuple[AgentRun, threading.Thread, dict[str, object]]] = []
+
+    def close_after_a_run_is_added_and_its_reply_stored(**kwargs: object) -> list[UUID]:
+        # After the close cancelled the runs there were, before it locks the conversation.
+        added.append(_a_reply_being_stored(monkeypatch, conversation))
+        return close(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(
+        services, "conversations_close", close_after_a_run_is_added_and_its_reply_stored
+    )
+    closed = conversation_close_by_customer(conversation=conversation)
+    run, storing, worker = added[0]
+    storing.join(30)
+
+    assert closed.status == Conversation.Status.CLOSED
+    assert "raised" not in worker
+    run.refresh_from_db()
+    assert run.is_finished
+    assert "failed" not in run.error  # not a deadlock's victim
+    assert "deadlock" not in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_conversations_deleted_as_a_run_is_added_and_stored_wait_for_it_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conversation = ConversationFactory.create()
+    runs_lock = agents_services.agent_runs_lock
+    added: list[tuple[AgentRun, threading.Thread, dict[str, object]]] = []
+
+    def lock_runs_then_a_run_is_added_and_its_reply_stored(**kwargs: Any) -> None:
+        runs_lock(**kwargs)
+        if not added:  # between the delete's lock of the runs and of the conversation
+            added.append(_a_reply_being_stored(monkeypatch, conversation))
+
+    monkeypatch.setattr(
+        agents_services, "agent_runs_lock", lock_runs_then_a_run_is_added_and_its_reply_stored
+    )
+    conversations_delete(conversations=Conversation.objects.filter(pk=conversation.pk))
+    _, storing, worker = added[0]
+    storing.join(30)
+
+    stored = worker.get("returned")
+    assert isinstance(stored, AgentRun)  # not a deadlock's victim, failed on a deleted run
+    assert stored.status == AgentRun.Status.SUCCEEDED
+    assert not Conversation.objects.exists()
+    assert not AgentRun.objects.exists()  # the run stored first went with it
 
 
 @pytest.mark.django_db(transaction=True)
