@@ -47,9 +47,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# How long a delete waits before it locks again, having let go for a run a worker held
-# (``_locked_with_their_runs``).
-RUN_LOCK_RETRY_SECONDS = 0.05
+# How long ``_locked_with_their_runs`` waits before it locks again, having found a row held
+# and let go of all; and for how long it lets go before it waits for the rows instead.
+LOCK_RETRY_SECONDS = 0.05
+LOCK_RETRIES_FOR_SECONDS = 10.0
 
 
 def guest_customer_create() -> User:
@@ -377,15 +378,12 @@ def conversation_close_by_customer(*, conversation: Conversation) -> Conversatio
     from agents.services import conversation_runs_cancel
 
     with transaction.atomic():
-        # Its runs before the conversation, as a worker locks them (``agents.services._start``;
-        # a turn's outcome: its run, then ``_silenced``): the other order deadlocked with a
-        # reply being stored, and the customer's close failed.
+        # Its runs and then the conversation, as a worker locks them: the other order
+        # deadlocked with a reply being stored, and the customer's close failed.
+        if not _locked_with_their_runs(Conversation.objects.filter(pk=conversation.pk)):
+            raise DeletedMeanwhile
         conversation_runs_cancel(conversation_id=conversation.pk)
         conversations_close(conversation_ids=[conversation.pk])
-    # And a run a message added before the close took the conversation (none can now), once
-    # the conversation is let go: cancelled while it was held, it deadlocked with a worker
-    # claiming it. Missed (the process gone), it would still stop at its next step, closed.
-    conversation_runs_cancel(conversation_id=conversation.pk)
     closed = Conversation.objects.filter(pk=conversation.pk).first()
     if closed is None:
         raise DeletedMeanwhile
@@ -401,35 +399,41 @@ def conversations_delete(*, conversations: QuerySet[Conversation]) -> None:
 
 
 def _locked_with_their_runs(conversations: QuerySet[Conversation]) -> list[UUID]:
-    """Lock these conversations and their runs, in the caller's transaction; the
-    conversations' ids. Locked before the rows to delete are read: a message posted meanwhile
-    (its post locks its conversation) is then in before they are read, or its post finds the
-    conversation gone (read unlocked, a message stored after the read failed the delete).
+    """Lock these conversations and all their runs, in the caller's transaction; the
+    conversations' ids (none: deleted meanwhile). No message can then add a run: its post locks
+    its conversation. A delete locks them before it reads the rows to delete: a message posted
+    meanwhile is then in before they are read, or its post finds the conversation gone (read
+    unlocked, a message stored after the read failed the delete).
 
-    The runs first, as a worker locks a run and then its conversation (``agent_runs_lock``):
-    holding a conversation while waiting to delete its run deadlocked with the run starting, or
-    with its reply being stored. A message can still add a run between the two locks, which a
-    worker may hold while it waits for the conversation: such a run is not waited for, but both
-    locks let go (a savepoint's rollback) and taken again a moment later."""
+    It waits only for the runs, holding nothing else yet: a worker locks a run and then its
+    conversation (``agent_runs_lock``). The conversations, and any run a message added between
+    the two locks, are taken without waiting; if another holds one, everything is let go (a
+    savepoint's rollback) and taken again a moment later, since that other may be waiting for
+    what this holds: a worker holding its run waits for the conversation, and the dispatch of a
+    conversation's next run holds the conversation and waits for the run. Waiting deadlocked.
+    Still held after ``LOCK_RETRIES_FOR_SECONDS``, they are waited for (PostgreSQL ends a
+    deadlock, if that is one)."""
     from agents.services import agent_runs_lock
 
+    retry_until = time.monotonic() + LOCK_RETRIES_FOR_SECONDS
     while True:
+        nowait = time.monotonic() < retry_until
         try:
             with transaction.atomic():
                 agent_runs_lock(conversations=conversations)
                 ids = list(
-                    Conversation.objects.select_for_update()
+                    Conversation.objects.select_for_update(nowait=nowait)
                     .filter(pk__in=conversations.values("pk"))
                     .order_by("pk")
                     .values_list("pk", flat=True)
                 )
                 locked = Conversation.objects.filter(pk__in=ids)
-                agent_runs_lock(conversations=locked, nowait=True)
+                agent_runs_lock(conversations=locked, nowait=nowait)
                 return ids
         except OperationalError as exc:
             if not isinstance(exc.__cause__, LockNotAvailable):
                 raise
-        time.sleep(RUN_LOCK_RETRY_SECONDS)
+        time.sleep(LOCK_RETRY_SECONDS)
 
 
 def _locked_deleted(ids: list[UUID]) -> None:

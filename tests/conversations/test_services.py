@@ -146,7 +146,13 @@ def test_rating_a_reply_whose_conversation_was_deleted_meanwhile_answers_404() -
 
 
 @pytest.mark.django_db(transaction=True)
-def test_staff_deleting_a_conversation_as_its_customer_posts_delete_the_new_message_too() -> None:
+@pytest.mark.parametrize(
+    "retries_for_seconds", [10.0, 0.2], ids=["retried until let go", "then waited for"]
+)
+def test_staff_deleting_a_conversation_as_its_customer_posts_delete_the_new_message_too(
+    monkeypatch: pytest.MonkeyPatch, retries_for_seconds: float
+) -> None:
+    monkeypatch.setattr(services, "LOCK_RETRIES_FOR_SECONDS", retries_for_seconds)
     conversation = ConversationFactory.create()
     post = partial(message_post, conversation=conversation, author=conversation.owner)
 
@@ -266,37 +272,29 @@ def test_conversations_deleted_as_a_reply_is_stored_wait_for_it_rather_than_dead
     assert not AgentRun.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_run_added_as_its_customer_closes_and_being_stored_is_not_deadlocked_by_the_close(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    conversation = ConversationFactory.create()
-    close = services.conversations_close
-    added: list[tuple[AgentRun, threading.Thread, dict[str, object]]] = []
+def _closed_by_its_customer(conversation: Conversation) -> None:
+    conversation_close_by_customer(conversation=conversation)
 
-    def close_after_a_run_is_added_and_its_reply_stored(**kwargs: object) -> list[UUID]:
-        # After the close cancelled the runs there were, before it locks the conversation.
-        added.append(_a_reply_being_stored(monkeypatch, conversation))
-        return close(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(
-        services, "conversations_close", close_after_a_run_is_added_and_its_reply_stored
-    )
-    closed = conversation_close_by_customer(conversation=conversation)
-    run, storing, worker = added[0]
-    storing.join(30)
+def _deleted(conversation: Conversation) -> None:
+    conversations_delete(conversations=Conversation.objects.filter(pk=conversation.pk))
 
-    assert closed.status == Conversation.Status.CLOSED
-    assert "raised" not in worker
-    run.refresh_from_db()
-    assert run.is_finished
-    assert "failed" not in run.error  # not a deadlock's victim
-    assert "deadlock" not in run.error
+
+# What a customer's close or a delete leaves of the conversation, and of its run.
+CLOSED_OR_DELETED = [
+    pytest.param(_closed_by_its_customer, Conversation.Status.CLOSED, id="closed"),
+    pytest.param(_deleted, None, id="deleted"),
+]
+
+
+def _status_after(conversation: Conversation) -> str | None:
+    return Conversation.objects.filter(pk=conversation.pk).values_list("status", flat=True).first()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_conversations_deleted_as_a_run_is_added_and_stored_wait_for_it_not_deadlock(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("end", "left"), CLOSED_OR_DELETED)
+def test_a_run_added_and_being_stored_as_its_conversation_ends_is_waited_for_not_deadlocked(
+    monkeypatch: pytest.MonkeyPatch, end: Callable[[Conversation], None], left: str | None
 ) -> None:
     conversation = ConversationFactory.create()
     runs_lock = agents_services.agent_runs_lock
@@ -304,21 +302,54 @@ def test_conversations_deleted_as_a_run_is_added_and_stored_wait_for_it_not_dead
 
     def lock_runs_then_a_run_is_added_and_its_reply_stored(**kwargs: Any) -> None:
         runs_lock(**kwargs)
-        if not added:  # between the delete's lock of the runs and of the conversation
+        if not added:  # between the lock of the runs and of the conversation
             added.append(_a_reply_being_stored(monkeypatch, conversation))
 
     monkeypatch.setattr(
         agents_services, "agent_runs_lock", lock_runs_then_a_run_is_added_and_its_reply_stored
     )
-    conversations_delete(conversations=Conversation.objects.filter(pk=conversation.pk))
-    _, storing, worker = added[0]
+    end(conversation)
+    run, storing, worker = added[0]
     storing.join(30)
 
     stored = worker.get("returned")
     assert isinstance(stored, AgentRun)  # not a deadlock's victim, failed on a deleted run
-    assert stored.status == AgentRun.Status.SUCCEEDED
-    assert not Conversation.objects.exists()
-    assert not AgentRun.objects.exists()  # the run stored first went with it
+    assert stored.status == AgentRun.Status.SUCCEEDED  # stored first
+    assert _status_after(conversation) == left
+    assert AgentRun.objects.filter(pk=run.pk).exists() == (left is not None)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("end", "left"), CLOSED_OR_DELETED)
+def test_a_conversation_ending_as_its_next_run_is_dispatched_waits_for_it_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch, end: Callable[[Conversation], None], left: str | None
+) -> None:
+    answered = AgentRunFactory.create(status=AgentRun.Status.SUCCEEDED)
+    queued = AgentRunFactory.create(conversation=answered.conversation, dispatched_at=None)
+    conversation_locked = threading.Event()
+    in_flight = agents_services._in_flight
+
+    def in_flight_a_second_later(runs: Any) -> Any:
+        conversation_locked.set()  # the dispatch holds the conversation, then takes the run
+        time.sleep(1.0)
+        return in_flight(runs)
+
+    monkeypatch.setattr(agents_services, "_in_flight", in_flight_a_second_later)
+    dispatch: dict[str, object] = {}
+    dispatching = _in_thread(
+        lambda: agents_services.agent_run_dispatch_next(conversation_id=queued.conversation_id),
+        dispatch,
+    )
+    assert conversation_locked.wait(10)
+
+    end(queued.conversation)
+    dispatching.join(30)
+
+    assert "raised" not in dispatch
+    assert dispatch["returned"] == queued  # dispatched first
+    assert _status_after(queued.conversation) == left
+    statuses = list(AgentRun.objects.values_list("status", flat=True).order_by("created_at"))
+    assert statuses == ([] if left is None else ["succeeded", "cancelled"])
 
 
 @pytest.mark.django_db(transaction=True)
