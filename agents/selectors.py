@@ -77,6 +77,13 @@ def agent_run_stopped(*, run_id: str, handed_off: bool) -> bool:
     return AgentRun.objects.filter(stopped, pk=run_id).exists()
 
 
+def agent_run_message_followed(*, run: AgentRun) -> bool:
+    """Whether a message follows the one the run answers in its conversation."""
+    return Message.objects.filter(
+        conversation_id=run.conversation_id, id__gt=run.user_message_id
+    ).exists()
+
+
 def agent_run_reply(*, run: AgentRun) -> Message | None:
     """The run's reply, with what ``MessageOutputSerializer`` reads of it: its feedback, and its
     answering run (none: a reply answers nothing, but without the join asking costs a query)."""

@@ -26,6 +26,7 @@ from agents.run_stream import run_event_publish, run_events_forget, runs_deleted
 from agents.selectors import (
     SILENCE_NOTES,
     agent_run_answered_by_staff,
+    agent_run_message_followed,
     agent_run_silenced,
     budget_exceeded,
 )
@@ -347,15 +348,21 @@ def _silenced(run: AgentRun, *, handed_off: bool) -> AgentRun.Silence | None:
     return AgentRun.Silence.ANSWERED_BY_STAFF if answered else None
 
 
-def _withheld(run: AgentRun, *, handed_off: bool, detail: str) -> bool:
+def _withheld(run: AgentRun, *, handed_off: bool, detail: str, stopped: bool = False) -> bool:
     """Whether the turn's answer (``detail`` says what it was) must not be posted: the run was
     cancelled mid-turn, or staff have the conversation (``_silenced``). Then the run is
     cancelled and its reason kept for staff, ``detail`` after it. Called with the run locked,
-    before the conversation, as every caller locks them."""
+    before the conversation, as every caller locks them.
+
+    A turn that ``stopped`` as staff took the conversation over, handed back since, is
+    withheld as with staff when the customer has written again meanwhile: the hand-back
+    answered that message, as it does when the run was silenced before it."""
     if run.status == AgentRun.Status.CANCELLED:
         run.error = joined_notes(run.error, detail)
         return True
     silence = _silenced(run, handed_off=handed_off)
+    if silence is None and stopped and agent_run_message_followed(run=run):
+        silence = AgentRun.Silence.WITH_STAFF
     if silence is None:
         return False
     run.status = AgentRun.Status.CANCELLED
@@ -428,11 +435,20 @@ def _succeed(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | N
         run.model_name = result.model_name
         run.latency_ms = latency_ms
         run.finished_at = timezone.now()
-        withheld = _withheld(run, handed_off=result.handed_off, detail=result.note)
+        withheld = _withheld(
+            run, handed_off=result.handed_off, detail=result.note, stopped=result.stopped
+        )
         if result.stopped and not withheld:
             # Stopped as staff took the conversation over (``agent_run_stopped``), who have
-            # handed it back since without a word: its message is answered after all, as the
-            # hand-back answers a run silenced by then.
+            # handed it back since without a word: its message, still the last, is answered
+            # after all, as the hand-back answers a run silenced by then.
+            run_id = str(run.pk)
+            logger.info("agent_run.requeued", extra={"run_id": run_id, "why": "handed back"})
+            reset = {"reason": "requeued"}  # what the stopped turn streamed is not the answer
+            transaction.on_commit(
+                lambda: run_event_publish(run_id=run_id, type="text.reset", data=reset),
+                robust=True,
+            )
             return _queued_again(run)
         reply = None
         if not withheld:

@@ -382,7 +382,7 @@ def test_a_turn_calls_the_model_no_more_once_staff_take_the_conversation_over(
 
 
 def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_without_a_word(
-    settings, monkeypatch: pytest.MonkeyPatch
+    settings, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
 ) -> None:
     small_shop_create()
     run = _running("Have you got manuka?")
@@ -403,21 +403,58 @@ def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_withou
         stopped = run_turn(run=run)
         # Handed back before the stopped turn's outcome is stored: its run is still running.
         conversations_hand_back(conversation_ids=[run.conversation_id])
-        _store(run, stopped, latency_ms=0)
+        with django_capture_on_commit_callbacks(execute=True):
+            _store(run, stopped, latency_ms=0)
         run.refresh_from_db()
-        queued_again = run.status
+        queued_again, dispatched = run.status, run.dispatched_at is not None
         messages_then = list(run.conversation.messages.values_list("role", flat=True))
+        streamed = [event.type for event in run_events_read(run_id=str(run.pk))]
 
-        again = _start(str(run.pk), "")
+        again = _start(str(run.pk), run.celery_task_id)
         assert again is not None
         _store(again, run_turn(run=again), latency_ms=0)
 
     assert queued_again == AgentRun.Status.QUEUED
+    assert dispatched  # sent to the workers again
+    assert streamed == ["text.reset"]  # the stopped turn's text is not the answer
     assert messages_then == ["user"]  # not the step limit's apology
     run.refresh_from_db()
     assert run.status == AgentRun.Status.SUCCEEDED
     assert run.replies.get().content == "Our Manuka Honey UMF 15+ is in stock."
     assert run.model_calls == 4  # both turns' calls counted
+
+
+def test_a_turn_stopped_as_staff_take_over_stays_silent_if_the_customer_wrote_again_meanwhile(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_shop_create()
+    run = _running("Have you got manuka?")
+    search = graph_tools.catalog_selectors.product_search
+
+    def search_as_staff_take_over(**kwargs: Any) -> Any:
+        conversation_handoff(conversation_id=run.conversation_id, reason=STAFF_TAKE_OVER_REASON)
+        return search(**kwargs)
+
+    monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", search_as_staff_take_over)
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("search_products", {"query": "manuka"})], prompt_tokens=80),
+        )
+        stopped = run_turn(run=run)
+    conversation = run.conversation
+    _, unqueued = message_post(conversation=conversation, author=conversation.owner, content="Hi?")
+    conversations_hand_back(conversation_ids=[conversation.pk])  # answers "Hi?", the last
+    _store(run, stopped, latency_ms=0)
+
+    run.refresh_from_db()
+    assert unqueued is None  # written while staff had the conversation
+    assert run.status == AgentRun.Status.CANCELLED  # as if stored before the hand-back
+    assert run.silence == AgentRun.Silence.WITH_STAFF
+    later = AgentRun.objects.exclude(pk=run.pk).get()
+    assert later.user_message.content == "Hi?"
+    assert later.status == AgentRun.Status.QUEUED
+    assert list(conversation.messages.values_list("role", flat=True)) == ["user", "user"]
 
 
 def test_a_reply_in_flight_when_staff_reply_and_hand_back_is_not_posted_after_theirs(
