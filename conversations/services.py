@@ -6,7 +6,6 @@ import logging
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -80,11 +79,17 @@ def conversations_past_retention_delete(*, batch_size: int = 200) -> int:
         return 0
     untouched_since = timezone.now() - timedelta(days=settings.CONVERSATION_RETENTION_DAYS)
     past = conversations_past_retention(untouched_since=untouched_since)
-    return _deleted_in_batches(
-        past,
-        batch_size=batch_size,
-        delete=lambda batch: conversations_delete(conversations=batch),
-    )
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            if not (ids := list(past.values_list("pk", flat=True)[:batch_size])):
+                return deleted
+            # Locked as every delete locks them (``_locked_with_their_runs``), then read again:
+            # one a message was posted to meanwhile is no longer past its retention, and stays.
+            _locked_with_their_runs(Conversation.objects.filter(pk__in=ids))
+            still_past = list(past.filter(pk__in=ids).values_list("pk", flat=True))
+            _locked_deleted(still_past)
+            deleted += len(still_past)
 
 
 def expired_refresh_tokens_delete(*, batch_size: int = 5000) -> int:
@@ -98,18 +103,12 @@ def expired_refresh_tokens_delete(*, batch_size: int = 5000) -> int:
     return _deleted_in_batches(expired, batch_size=batch_size)
 
 
-def _deleted_in_batches(
-    rows: QuerySet[Any],
-    *,
-    batch_size: int,
-    delete: Callable[[QuerySet[Any]], object] = QuerySet.delete,
-) -> int:
+def _deleted_in_batches(rows: QuerySet[Any], *, batch_size: int) -> int:
     """Delete the rows ``rows`` selects (with what cascades from them), ``batch_size`` a
     transaction, until it selects none; how many.
 
-    Each batch is selected and locked in one statement: a row written meanwhile (a conversation
-    a message was just posted to) is locked once that write commits, seen as it is then, and
-    left.
+    Each batch is selected and locked in one statement: a row written meanwhile is locked once
+    that write commits, seen as it is then, and left if ``rows`` no longer selects it.
     """
     locking = rows.select_for_update(of=("self",)).values_list("pk", flat=True)
     deleted = 0
@@ -117,7 +116,7 @@ def _deleted_in_batches(
         with transaction.atomic():
             if not (ids := list(locking[:batch_size])):
                 return deleted
-            delete(rows.model._default_manager.filter(pk__in=ids))
+            rows.model._default_manager.filter(pk__in=ids).delete()
         deleted += len(ids)
 
 
@@ -328,10 +327,15 @@ def conversations_hand_back(*, conversation_ids: list[UUID]) -> HandBack:
     from agents.selectors import budget_exceeded
     from agents.services import agent_run_create, agent_run_requeue
 
+    with_staff = Conversation.objects.filter(
+        pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
+    )
     with transaction.atomic():
-        with_staff = Conversation.objects.select_for_update().filter(
-            pk__in=conversation_ids, status=Conversation.Status.NEEDS_HUMAN
-        )
+        # Their runs too (a silenced one is queued again), and first, as a worker locks them:
+        # holding a conversation while waiting for its run deadlocked with a worker claiming it
+        # (a task delivered again). Read again once locked.
+        locked = _locked_with_their_runs(with_staff)
+        with_staff = with_staff.filter(pk__in=locked).order_by("pk")
         report, handed = HandBack(), []
         for conversation in with_staff:
             if (reason := budget_exceeded(conversation_id=conversation.pk)) is None:
@@ -431,7 +435,8 @@ def _locked_with_their_runs(conversations: QuerySet[Conversation]) -> list[UUID]
                 agent_runs_lock(conversations=locked, nowait=nowait)
                 return ids
         except OperationalError as exc:
-            if not isinstance(exc.__cause__, LockNotAvailable):
+            # Not a wait's ``lock_timeout``, should one be set: that is an error.
+            if not (nowait and isinstance(exc.__cause__, LockNotAvailable)):
                 raise
         time.sleep(LOCK_RETRY_SECONDS)
 

@@ -17,6 +17,7 @@ from conversations.services import (
 )
 from conversations.tasks import delete_conversations_past_retention
 from tests.agents.factories import AgentRunFactory
+from tests.agents.races import a_reply_being_stored
 from tests.conversations.factories import ConversationFactory, MessageFactory, ReplyFeedbackFactory
 from tests.support.celery_worker import new_queue_name, tasks_sent_to
 from tests.support.transactions import saved_meanwhile
@@ -83,6 +84,26 @@ def test_a_conversation_written_in_while_its_batch_is_deleted_is_kept(settings) 
     assert deleted == 0
     assert conversation.messages.filter(content="Still there?").exists()
     assert AgentRun.objects.filter(conversation=conversation, status="queued").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_conversation_whose_reply_is_being_stored_as_the_job_runs_waits_not_deadlocks(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CONVERSATION_RETENTION_DAYS = 1
+    conversation = _conversation(untouched_days=2)
+    # A turn dispatched days late (a broker outage): its worker holds the run and turns to the
+    # conversation a second later, as the job locks the conversation and waits for the run.
+    run, storing, worker = a_reply_being_stored(monkeypatch, conversation)
+
+    deleted = conversations_past_retention_delete()
+    storing.join(30)
+
+    stored = worker.get("returned")
+    assert isinstance(stored, AgentRun)  # not a deadlock's victim
+    assert stored.status == AgentRun.Status.SUCCEEDED
+    assert deleted == 1  # storing a reply leaves the conversation's last write as it was
+    assert not AgentRun.objects.filter(pk=run.pk).exists()
 
 
 def test_with_no_retention_set_nothing_is_deleted(settings) -> None:

@@ -8,13 +8,11 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from django.db import connection
 
 from agents import selectors as agents_selectors
 from agents import services as agents_services
 from agents.models import AgentRun
 from agents.services import agent_run_cancel, agent_run_execute
-from agents.turns import TurnResult
 from beemanhoney.common.exceptions import ApplicationError, DeletedMeanwhile
 from conversations import services
 from conversations.models import Conversation, Message, ReplyFeedback
@@ -30,9 +28,10 @@ from conversations.services import (
 )
 from tests.agents.factories import AgentRunFactory
 from tests.agents.loopback import loopback_openai
+from tests.agents.races import a_reply_being_stored
 from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.fake_openai import ChatText, ChatToolCalls
-from tests.support.transactions import saved_meanwhile
+from tests.support.transactions import in_thread, saved_meanwhile
 
 pytestmark = pytest.mark.django_db
 
@@ -147,12 +146,22 @@ def test_rating_a_reply_whose_conversation_was_deleted_meanwhile_answers_404() -
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    "retries_for_seconds", [10.0, 0.2], ids=["retried until let go", "then waited for"]
+    ("retries_for_seconds", "waited_at_last"),
+    [(10.0, False), (0.2, True)],
+    ids=["retried until let go", "then waited for"],
 )
 def test_staff_deleting_a_conversation_as_its_customer_posts_delete_the_new_message_too(
-    monkeypatch: pytest.MonkeyPatch, retries_for_seconds: float
+    monkeypatch: pytest.MonkeyPatch, retries_for_seconds: float, waited_at_last: bool
 ) -> None:
     monkeypatch.setattr(services, "LOCK_RETRIES_FOR_SECONDS", retries_for_seconds)
+    runs_lock = agents_services.agent_runs_lock
+    waits: list[bool] = []  # whether each lock of the runs, after the first, waits
+
+    def runs_lock_noted(**kwargs: Any) -> None:
+        waits.append(not kwargs.get("nowait", False))
+        runs_lock(**kwargs)
+
+    monkeypatch.setattr(agents_services, "agent_runs_lock", runs_lock_noted)
     conversation = ConversationFactory.create()
     post = partial(message_post, conversation=conversation, author=conversation.owner)
 
@@ -163,65 +172,15 @@ def test_staff_deleting_a_conversation_as_its_customer_posts_delete_the_new_mess
     assert not Conversation.objects.exists()
     assert not Message.objects.exists()
     assert not AgentRun.objects.exists()
-
-
-def _in_thread(work: Callable[[], object], outcome: dict[str, object]) -> threading.Thread:
-    """``work()`` on a connection of its own; what it returned or raised, in ``outcome``."""
-
-    def run() -> None:
-        try:
-            outcome["returned"] = work()
-        except Exception as error:
-            outcome["raised"] = error
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
-def _a_reply_being_stored(
-    monkeypatch: pytest.MonkeyPatch, conversation: Conversation | None = None
-) -> tuple[AgentRun, threading.Thread, dict[str, object]]:
-    """A worker storing a turn's reply on a thread of its own, holding the run a second before
-    it turns to the conversation (``_silenced``): the run, the thread, and what it returns. The
-    run is added (and committed) on a connection of its own, to ``conversation`` if given."""
-    added: dict[str, object] = {}
-    _in_thread(
-        lambda: AgentRunFactory.create(
-            status=AgentRun.Status.RUNNING,
-            deliveries=1,
-            **({"conversation": conversation} if conversation else {}),
-        ),
-        added,
-    ).join(30)
-    run = added["returned"]
-    assert isinstance(run, AgentRun)
-    run_locked = threading.Event()
-    silenced = agents_services._silenced
-
-    def silenced_a_second_later(run: AgentRun, *, handed_off: bool) -> object:
-        run_locked.set()  # the worker holds the run and turns to its conversation
-        time.sleep(1.0)
-        return silenced(run, handed_off=handed_off)
-
-    monkeypatch.setattr(agents_services, "_silenced", silenced_a_second_later)
-    result = TurnResult(
-        reply="Heather honey is in stock.", route="sales", agent="sales", provider="offline",
-        model_name="offline",
-    )  # fmt: skip
-    worker: dict[str, object] = {}
-    storing = _in_thread(lambda: agents_services._store(run, result, latency_ms=5), worker)
-    assert run_locked.wait(10)
-    return run, storing, worker
+    assert len(waits) > 2  # let go at least once
+    assert waits[-1] == waited_at_last  # the last attempt's second lock of the runs
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_customer_closing_as_a_reply_is_stored_waits_for_it_rather_than_deadlocking(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run, storing, worker = _a_reply_being_stored(monkeypatch)
+    run, storing, worker = a_reply_being_stored(monkeypatch)
 
     closed = conversation_close_by_customer(conversation=run.conversation)
     storing.join(30)
@@ -243,7 +202,7 @@ def test_a_customer_deleting_as_a_worker_claims_the_run_waits_rather_than_deadlo
     claiming: list[threading.Thread] = []
 
     def read_as_the_worker_claims_the_run(**kwargs: Any) -> list[str]:
-        claiming.append(_in_thread(lambda: agents_services._start(str(run.pk), "task-1"), worker))
+        claiming.append(in_thread(lambda: agents_services._start(str(run.pk), "task-1"), worker))
         time.sleep(1.0)  # the claim now waits on whatever the delete holds
         return unfinished_run_ids(**kwargs)
 
@@ -261,7 +220,7 @@ def test_a_customer_deleting_as_a_worker_claims_the_run_waits_rather_than_deadlo
 def test_conversations_deleted_as_a_reply_is_stored_wait_for_it_rather_than_deadlocking(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run, storing, worker = _a_reply_being_stored(monkeypatch)
+    run, storing, worker = a_reply_being_stored(monkeypatch)
 
     conversations_delete(conversations=Conversation.objects.filter(pk=run.conversation_id))
     storing.join(30)
@@ -303,7 +262,7 @@ def test_a_run_added_and_being_stored_as_its_conversation_ends_is_waited_for_not
     def lock_runs_then_a_run_is_added_and_its_reply_stored(**kwargs: Any) -> None:
         runs_lock(**kwargs)
         if not added:  # between the lock of the runs and of the conversation
-            added.append(_a_reply_being_stored(monkeypatch, conversation))
+            added.append(a_reply_being_stored(monkeypatch, conversation))
 
     monkeypatch.setattr(
         agents_services, "agent_runs_lock", lock_runs_then_a_run_is_added_and_its_reply_stored
@@ -336,7 +295,7 @@ def test_a_conversation_ending_as_its_next_run_is_dispatched_waits_for_it_not_de
 
     monkeypatch.setattr(agents_services, "_in_flight", in_flight_a_second_later)
     dispatch: dict[str, object] = {}
-    dispatching = _in_thread(
+    dispatching = in_thread(
         lambda: agents_services.agent_run_dispatch_next(conversation_id=queued.conversation_id),
         dispatch,
     )
@@ -350,6 +309,36 @@ def test_a_conversation_ending_as_its_next_run_is_dispatched_waits_for_it_not_de
     assert _status_after(queued.conversation) == left
     statuses = list(AgentRun.objects.values_list("status", flat=True).order_by("created_at"))
     assert statuses == ([] if left is None else ["succeeded", "cancelled"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hand_back_as_a_copy_of_its_silenced_run_s_task_is_delivered_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conversation = ConversationFactory.create()
+    _, run = message_post(conversation=conversation, author=conversation.owner, content="m1?")
+    assert run is not None
+    conversation_handoff(conversation_id=conversation.pk, reason="Taken over by staff.")
+    assert agents_services._start(str(run.pk), run.celery_task_id) is None  # silenced
+    budget_exceeded = agents_selectors.budget_exceeded
+    worker: dict[str, object] = {}
+    delivered: list[threading.Thread] = []
+
+    def budget_read_as_a_copy_is_delivered(**kwargs: Any) -> str | None:
+        # The hand-back holds what it locked; a copy of the run's task is delivered now.
+        start = partial(agents_services._start, str(run.pk), run.celery_task_id)
+        delivered.append(in_thread(start, worker))
+        time.sleep(1.0)
+        return budget_exceeded(**kwargs)
+
+    monkeypatch.setattr(agents_selectors, "budget_exceeded", budget_read_as_a_copy_is_delivered)
+    report = conversations_hand_back(conversation_ids=[conversation.pk])
+    delivered[0].join(30)
+
+    assert report.handed == [conversation.pk]
+    assert "raised" not in worker
+    run.refresh_from_db()
+    assert run.status in {AgentRun.Status.QUEUED, AgentRun.Status.RUNNING}  # to answer m1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -368,7 +357,7 @@ def test_a_worker_starting_a_run_as_its_customer_closes_finds_it_cancelled(
 
     monkeypatch.setattr(services, "conversations_close", close_then_wait)
     customer: dict[str, object] = {}
-    closer = _in_thread(
+    closer = in_thread(
         lambda: conversation_close_by_customer(conversation=run.conversation), customer
     )
     assert closing.wait(10)

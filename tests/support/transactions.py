@@ -40,3 +40,19 @@ def saved_meanwhile(*saves: Callable[[], object], apart: float = 1.0) -> Iterato
     finally:
         thread.join()
     assert errors == []
+
+
+def in_thread(work: Callable[[], object], outcome: dict[str, object]) -> threading.Thread:
+    """``work()`` on a connection of its own; what it returned or raised, in ``outcome``."""
+
+    def run() -> None:
+        try:
+            outcome["returned"] = work()
+        except Exception as error:
+            outcome["raised"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
