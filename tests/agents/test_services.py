@@ -25,7 +25,7 @@ from agents.services import (
     agent_runs_sweep,
     message_event_data,
 )
-from agents.turns import run_turn
+from agents.turns import TurnResult, run_turn
 from conversations.models import STAFF_TAKE_OVER_REASON, Conversation, Message
 from conversations.services import (
     conversation_handoff,
@@ -381,9 +381,11 @@ def test_a_turn_calls_the_model_no_more_once_staff_take_the_conversation_over(
     assert "text.delta" not in streamed
 
 
-def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_without_a_word(
-    settings, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
-) -> None:
+def _stopped_by_a_take_over(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[AgentRun, TurnResult]:
+    """A customer's turn, and its outcome: staff took the conversation over as it searched, so
+    it stopped before its second model call (``agent_run_stopped``); not yet stored."""
     small_shop_create()
     run = _running("Have you got manuka?")
     search = graph_tools.catalog_selectors.product_search
@@ -393,14 +395,17 @@ def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_withou
         return search(**kwargs)
 
     monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", search_as_staff_take_over)
+    server.script_chat(
+        ROUTE_TO_SALES, ChatToolCalls([("search_products", {"query": "manuka"})], prompt_tokens=80)
+    )
+    return run, run_turn(run=run)
+
+
+def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_without_a_word(
+    settings, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
+) -> None:
     with loopback_openai(settings) as server:
-        server.script_chat(
-            ROUTE_TO_SALES,
-            ChatToolCalls([("search_products", {"query": "manuka"})], prompt_tokens=80),
-            ROUTE_TO_SALES,
-            ChatText("Our Manuka Honey UMF 15+ is in stock.", prompt_tokens=300),
-        )
-        stopped = run_turn(run=run)
+        run, stopped = _stopped_by_a_take_over(server, monkeypatch)
         # Handed back before the stopped turn's outcome is stored: its run is still running.
         conversations_hand_back(conversation_ids=[run.conversation_id])
         with django_capture_on_commit_callbacks(execute=True):
@@ -412,6 +417,9 @@ def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_withou
 
         again = _start(str(run.pk), run.celery_task_id)
         assert again is not None
+        server.script_chat(
+            ROUTE_TO_SALES, ChatText("Our Manuka Honey UMF 15+ is in stock.", prompt_tokens=300)
+        )
         _store(again, run_turn(run=again), latency_ms=0)
 
     assert queued_again == AgentRun.Status.QUEUED
@@ -427,21 +435,8 @@ def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_withou
 def test_a_turn_stopped_as_staff_take_over_stays_silent_if_the_customer_wrote_again_meanwhile(
     settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    small_shop_create()
-    run = _running("Have you got manuka?")
-    search = graph_tools.catalog_selectors.product_search
-
-    def search_as_staff_take_over(**kwargs: Any) -> Any:
-        conversation_handoff(conversation_id=run.conversation_id, reason=STAFF_TAKE_OVER_REASON)
-        return search(**kwargs)
-
-    monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", search_as_staff_take_over)
     with loopback_openai(settings) as server:
-        server.script_chat(
-            ROUTE_TO_SALES,
-            ChatToolCalls([("search_products", {"query": "manuka"})], prompt_tokens=80),
-        )
-        stopped = run_turn(run=run)
+        run, stopped = _stopped_by_a_take_over(server, monkeypatch)
     conversation = run.conversation
     _, unqueued = message_post(conversation=conversation, author=conversation.owner, content="Hi?")
     conversations_hand_back(conversation_ids=[conversation.pk])  # answers "Hi?", the last
