@@ -74,8 +74,7 @@ def conversations_past_retention_delete(*, batch_size: int = 200) -> int:
     """Delete the conversations untouched for ``CONVERSATION_RETENTION_DAYS`` (none when it is
     0), with their messages, runs and feedback, a batch per transaction (as
     ``conversations_delete`` deletes them: followers of a run left unfinished are told); how
-    many. Their guests, left with none, go
-    with the abandoned guests."""
+    many. Their guests, left with none, go with the abandoned guests."""
     if not settings.CONVERSATION_RETENTION_DAYS:
         return 0
     untouched_since = timezone.now() - timedelta(days=settings.CONVERSATION_RETENTION_DAYS)

@@ -49,10 +49,7 @@ class StrictSerializer(OneValuePerField):
     def to_internal_value(self, data: Any) -> Any:
         # Not a mapping: DRF's own "Invalid data" answer follows.
         refused = (
-            {
-                **self._unknown_keys(data),
-                **self._not_text(data),
-            }
+            {**self._unknown_keys(data), **self._not_text(data)}
             if isinstance(data, Mapping)
             else {}
         )
