@@ -3,7 +3,8 @@
 The cyclic garbage of a request (DRF's request, view and serializer objects point at each
 other) is collected after its response has been sent, not in the middle of a later request: at
 Python's default threshold a young-generation pass ran every ~1.5 searches, and a 5-7 ms
-middle-generation pass every ~15, which is where a search's p95 sat (docs/BENCHMARKS.md).
+middle-generation pass every ~15, which is where a search's p95 sat (docs/benchmarks/journal.md,
+"2026-12-01 afternoon: the request path, second pass").
 """
 
 import gc

@@ -177,8 +177,8 @@ def agent_run_report(*, since: datetime, by: Literal["route", "day"]) -> list[di
     fast, what they cost and what customers said of the replies.
 
     The ratings are counted apart, from the period's feedback to the runs it rates: joined
-    to every run's reply instead, they made the report ~1.7x slower at 500k runs (BENCHMARKS,
-    "the assistant report at 500k runs")."""
+    to every run's reply instead, they made the report ~1.7x slower at 500k runs
+    (docs/benchmarks/journal.md, "2026-12-04, 21:45: the assistant report at 500k runs")."""
     runs = AgentRun.objects.filter(created_at__gte=since)
     grouped = _keyed(runs, by).values(by).annotate(**RUN_REPORT_COLUMNS)
     lines = list(grouped.order_by(f"-{by}" if by == "day" else by))

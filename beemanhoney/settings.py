@@ -603,8 +603,8 @@ SEARCH_CANDIDATES = env_int("SEARCH_CANDIDATES", 100, minimum=1)
 SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 200, minimum=1, maximum=1000)
 # A search filtered by category, tags or price down to at most this many products, and at most
 # √(SEARCH_EXACT_ORDER_SCALE * the rows of the graph it would walk), orders them all exactly
-# instead of walking the HNSW graph for them (docs/BENCHMARKS.md, "Filtered searches" and
-# "which way a filtered search takes").
+# instead of walking the HNSW graph for them (docs/benchmarks/journal.md, 2026-12-02: "a few
+# filtered rows ordered exactly", and 2026-12-05: "which way a filtered search takes").
 SEARCH_EXACT_ORDER_MAX_ROWS = env_int("SEARCH_EXACT_ORDER_MAX_ROWS", 10_000, minimum=0)
 SEARCH_EXACT_ORDER_SCALE = env_int("SEARCH_EXACT_ORDER_SCALE", 1_000, minimum=1)
 

@@ -1,9 +1,10 @@
 """The benchmark database's indexes, held to what the migrations make.
 
 An index a probe leaves behind changes what the next benchmark measures and leaves no trace in
-its report: on Dec 1 one made a filtered search look 5x faster (docs/BENCHMARKS.md). So before
-a benchmark runs, ``indexes_as_migrated`` compares the benchmark database's indexes with those
-of a scratch database the migrations have just built on the same server. It puts back an index
+its report: on Dec 1 one made a filtered search look 5x faster (docs/benchmarks/journal.md,
+2026-12-02: "a few filtered rows ordered exactly"). So before a benchmark runs,
+``indexes_as_migrated`` compares the benchmark database's indexes with those of a scratch
+database the migrations have just built on the same server. It puts back an index
 that is missing or defined otherwise (a run killed while it rebuilt one) and refuses to go on
 while an index no migration makes is there.
 """

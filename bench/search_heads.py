@@ -1,16 +1,18 @@
 """A lever for the HNSW walk, measured and not yet built: a graph over each product's "head".
 
 The walk at 100k products spends about two thirds of its time waiting on memory, one element's
-page at a time (docs/BENCHMARKS.md, "where the walk's time goes"), so a smaller graph should
-walk faster. The head of an embedding is its projection on the catalogue's top principal
-components (``--dimensions`` of the model's 384, fitted on ``--fit-rows`` of the catalogue's own
-vectors): a graph over the heads is about half the size at 128 dimensions. The walk finds
-``--candidates`` rows by head distance, and PostgreSQL puts them in order by the full
-half-precision vector, as the project's own graph does, before the top 10 are kept.
+page at a time (docs/benchmarks/journal.md, 2026-12-02: "where the walk's time goes; searches
+that state a price"), so a smaller graph should walk faster. The head of an embedding is its
+projection on the catalogue's top principal components (``--dimensions`` of the model's 384,
+fitted on ``--fit-rows`` of the catalogue's own vectors): a graph over the heads is about half
+the size at 128 dimensions. The walk finds ``--candidates`` rows by head distance, and
+PostgreSQL puts them in order by the full half-precision vector, as the project's own graph
+does, before the top 10 are kept.
 
 The heads are held in a table of their own (``probe_product_head``, id and head, dropped at the
-end), joined to ``catalog_product`` for the full vectors: the design docs/BENCHMARKS.md proposes,
-since a column on the product would make every head rewrite a non-HOT update of the product row
+end), joined to ``catalog_product`` for the full vectors: the design proposed by
+docs/benchmarks/journal.md, 2026-12-06: "a graph over each product's 'head'", since a column on
+the product would make every head rewrite a non-HOT update of the product row
 (and an insert into each of its graphs). Against the catalogue ``bench.search`` loaded last (it
 loads one of ``--size`` products when the table holds another number), it times the exact scan,
 the project's graph at its ``ef_search`` and each head graph at each ``--ef-search``, taking

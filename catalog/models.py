@@ -130,13 +130,14 @@ def embedding_hnsw_index(
     Half precision halves the index (it must stay in shared buffers) at no measurable cost in
     recall. Over the stored column, each row a walk returns gives its distance from the row
     itself, where over the expression PostgreSQL fetched its single-precision vector from the
-    TOAST table and cast it: 0.3-0.6 ms of a ~5 ms walk at 100k products (docs/BENCHMARKS.md,
-    "a graph over the stored column"). A graph built with ef_construction 256 (pgvector's
-    default is 64) reaches recall@10 0.98 at 100k products with ``SEARCH_HNSW_EF_SEARCH`` 200,
-    where the default graph needs 300 and ~45% more time per query (5.2 against 3.6 ms). It
-    costs about 2.7x as much per built or inserted row, which is why ``embeddings_refresh``
-    rebuilds it once after a large re-embed instead of inserting row by row.
-    docs/BENCHMARKS.md, "Search" and "Backfill".
+    TOAST table and cast it: 0.3-0.6 ms of a ~5 ms walk at 100k products
+    (docs/benchmarks/journal.md, 2026-12-05: "a graph over the stored column"). A graph built
+    with ef_construction 256 (pgvector's default is 64) reaches recall@10 0.98 at 100k products
+    with ``SEARCH_HNSW_EF_SEARCH`` 200, where the default graph needs 300 and ~45% more time per
+    query (5.2 against 3.6 ms). It costs about 2.7x as much per built or inserted row, which is
+    why ``embeddings_refresh`` rebuilds it once after a large re-embed instead of inserting row
+    by row. docs/benchmarks/journal.md, "2026-11-28, 15:25: the record run, its machine and
+    method" and "2026-11-28, 16:17: the record run, and what closed the gap".
     """
     over = F("embedding_half") if stored_half else embedding_halfvec()
     return HnswIndex(
@@ -152,7 +153,8 @@ def embedding_hnsw_index(
 # keeps, which PostgreSQL walks for a search whose max_price is at most it. Walking the whole
 # catalogue's graph for such a search reads ~7 rows for each one that passes (14.8% of the rows
 # at 100k products cost 19.5 ms, against 4.3 ms by the graph of those rows alone; a ceiling of
-# 12 walks the £20 graph: 20.7 -> 10.4 ms). docs/BENCHMARKS.md, "budget graphs".
+# 12 walks the £20 graph: 20.7 -> 10.4 ms). docs/benchmarks/journal.md, 2026-12-05: "budget
+# graphs (a graph per price ceiling)".
 PRODUCT_PRICE_CEILING_GRAPHS = (10, 20)
 
 

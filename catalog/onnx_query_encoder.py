@@ -5,7 +5,8 @@ Python; ONNX Runtime runs the same graph as one call. The graph (transformer, me
 the attention mask, L2 normalisation) is exported from the loaded sentence-transformers model
 once into ``EMBEDDING_CACHE_DIR`` and checked against torch on every load: a file that gives
 other vectors is rebuilt, and if it still disagrees the caller keeps torch. Documents stay on
-torch, which is as fast as ONNX Runtime for batches (docs/BENCHMARKS.md, "Search").
+torch, which is as fast as ONNX Runtime for batches (docs/benchmarks/journal.md, "Search: why,
+and what is left").
 """
 
 from __future__ import annotations

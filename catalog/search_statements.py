@@ -93,8 +93,8 @@ class IterativeScan(StrEnum):
 
     Walking on costs 10-15% even where nothing is filtered out, so an unfiltered search walks
     once. ``RELAXED`` yields the rows slightly out of distance order, but finds more of the
-    nearest rows that pass a filter than ``STRICT`` at the same cost (docs/BENCHMARKS.md,
-    "Filtered searches"); its statements carry each row's distance to sort by.
+    nearest rows that pass a filter than ``STRICT`` at the same cost (docs/benchmarks/journal.md,
+    "2026-12-01, 21:00: filtered searches"); its statements carry each row's distance to sort by.
     """
 
     OFF = "off"
@@ -284,7 +284,8 @@ def _nearest_queryset(
         # finds what the article's first 256 tokens leave out ("can you deliver to a BFPO
         # address?"), the article keeps its subject ("shipping to Scotland" is UK delivery).
         # On 58 questions about the demo help centre the right article came first for 54,
-        # against 47 by the article alone and 54 by the passage alone (docs/BENCHMARKS.md).
+        # against 47 by the article alone and 54 by the passage alone
+        # (docs/benchmarks/journal.md, "2026-12-03: the knowledge search, by passage").
         nearest_passage = Coalesce(_nearest_passage_distance(vector), distance)
         distance = ExpressionWrapper((distance + nearest_passage) / 2, output_field=FloatField())
     rows = rows.filter(embedding_model=current_model_name())
@@ -363,7 +364,8 @@ def any_word_hits(rows: QuerySet[M], keywords: QueryKeywords, *, limit: int) -> 
     """The ``limit`` rows best ranked for the words, by id: the keyword half alone, for a search
     without a query vector. Only rows holding a telling word qualify: those holding only common
     ones would rank after them, and are most of the catalogue. It ranks every row that
-    qualifies, so it is slow on a large catalogue (~110 ms at 100k, docs/BENCHMARKS.md)."""
+    qualifies, so it is slow on a large catalogue (~110 ms at 100k; docs/benchmarks/journal.md,
+    2026-12-01: "common words in the keyword rank")."""
     if not keywords.words:
         return {}
     slots = _keyword_slots(keywords)
@@ -384,7 +386,8 @@ class EveryWordStatement:
     every row says "honey" (half of a 100k catalogue for a typical query, 160 ms). The hybrid
     search ranks a bounded pool instead: the semantic candidates (ranked as they are found,
     ``semantic_queryset``) plus these rows, which are what keyword search adds that the semantic
-    half may miss (an exact name, a grade, a place). See docs/BENCHMARKS.md, "Search".
+    half may miss (an exact name, a grade, a place). See docs/benchmarks/journal.md,
+    "2026-11-28, 15:25: the record run, its machine and method", its keyword SQL options.
     """
 
     template: StatementTemplate

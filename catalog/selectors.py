@@ -364,7 +364,8 @@ def _hybrid_ranking(
     fuse the rows holding every telling word as a list of their own (``_fuse``). For products,
     whose names are short, that is an exact match; an article's prose holds every word of many
     questions ("how do I eat bee pollen?"), and the knowledge benchmark put the right article
-    first for 2 fewer of its 58 questions with it (docs/BENCHMARKS.md)."""
+    first for 2 fewer of its 58 questions with it (docs/benchmarks/journal.md,
+    "2026-12-03, 11:30: exact matches in the product search")."""
     candidates = statements.nearest.limit
     # The keyword half's reads (which words to rank by, the rows holding all of them) and
     # whether the rows are few are made on another thread while this one embeds the query. Not

@@ -124,7 +124,8 @@ HANDOFF_MARGIN = 0.05
 # No route's examples come this near a message about something else ("what's the weather in
 # London?" 0.21, "tell me a joke" 0.26), and shop messages sharing no word with the shop come
 # nearer ("my promo code doesn't work" 0.283, the nearest of bench.routing's and
-# bench.knowledge_search's 482): docs/BENCHMARKS.md, "Off-topic messages".
+# bench.knowledge_search's 482): docs/benchmarks/journal.md, "2026-12-03, 18:20: where the
+# offline supervisor routes a message", its "2026-12-04, 10:20, off-topic messages".
 OFF_TOPIC_FLOOR = 0.28
 
 
