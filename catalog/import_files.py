@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
+from beemanhoney.common.parsers import RepeatedKeyError, object_without_repeated_keys
+
 R = TypeVar("R")
 
 # What csv.DictReader gives the columns of a row with fewer values than the header.
@@ -90,22 +92,6 @@ class FileColumns:
         return f"{column}: must be text"
 
 
-class _RepeatedKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object, refused when it gives a key twice: ``json.loads`` would keep the last
-    value without a word (a CSV refuses a repeated column)."""
-    item: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in item:
-            raise _RepeatedKey(key)
-        item[key] = value
-    return item
-
-
 def read_catalog_file(
     stream: IO[bytes], filename: str, *, columns: FileColumns
 ) -> list[dict[str, Any]]:
@@ -121,8 +107,8 @@ def read_catalog_file(
         raise CatalogFileError("the file is empty")
     if filename.lower().endswith(".json"):
         try:
-            items = json.loads(text, object_pairs_hook=_object_without_repeated_keys)
-        except _RepeatedKey as exc:
+            items = json.loads(text, object_pairs_hook=object_without_repeated_keys)
+        except RepeatedKeyError as exc:
             raise CatalogFileError(
                 f"invalid JSON: {shortened(exc.key)!r} is given twice in one object"
             ) from None

@@ -86,12 +86,6 @@ def query_keywords(
     return QueryKeywords(meaningful, telling or meaningful, tuple(corrections.items()))
 
 
-def all_keywords(text: str) -> QueryKeywords:
-    """Every word of ``text``, each as telling as the next: no statistics are read."""
-    words = tuple(query_words(text))
-    return QueryKeywords(words, words)
-
-
 def common_lexemes(table: str, *, using: BaseDatabaseWrapper | None = None) -> frozenset[str]:
     """The lexemes of ``table``'s ``search_vector`` that more than ``COMMON_SHARE`` of its rows
     hold, by its last ANALYZE; read again after ``COMMON_LEXEMES_TTL_SECONDS``."""

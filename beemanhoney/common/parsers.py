@@ -72,19 +72,25 @@ class JSONParser(parsers.JSONParser):
             return json.loads(
                 text,
                 parse_constant=json.strict_constant if self.strict else None,
-                object_pairs_hook=_object_without_repeated_keys,
+                object_pairs_hook=object_without_repeated_keys,
             )
         except (ValueError, RecursionError) as exc:
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from exc
 
 
-def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object, refused when it names a key twice: the last value was taken silently
-    (``{"price": "9.99", "price": "0.01"}``), where a proxy or client that reads the first
-    would see another request."""
+class RepeatedKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} is given more than once")
+        self.key = key
+
+
+def object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` refusing an object that names a key twice: the last
+    value was taken silently (``{"price": "9.99", "price": "0.01"}``), where a proxy or client
+    that reads the first would see another request, and a CSV refuses a repeated column."""
     found: dict[str, Any] = {}
     for key, value in pairs:
         if key in found:
-            raise ValueError(f"the key {key!r} is given more than once")
+            raise RepeatedKeyError(key)
         found[key] = value
     return found

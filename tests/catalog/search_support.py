@@ -8,10 +8,16 @@ from django.db import connection
 
 from catalog.embeddings import current_model_name
 from catalog.models import EMBEDDING_DIMENSIONS, Category, Product
-from catalog.query_keywords import all_keywords
+from catalog.query_keywords import QueryKeywords, query_words
 from catalog.search_statements import EveryWordStatement, SemanticStatement, semantic_hits
 from catalog.services import catalog_statistics_refresh
 from tests.catalog.factories import CategoryFactory, ProductFactory
+
+
+def all_keywords(text: str) -> QueryKeywords:
+    """Every word of ``text``, each as telling as the next: no statistics are read."""
+    words = tuple(query_words(text))
+    return QueryKeywords(words, words)
 
 
 def nearest_hits(

@@ -3,7 +3,6 @@ import pytest
 from catalog.models import Product
 from catalog.query_keywords import (
     QueryKeywords,
-    all_keywords,
     common_lexemes,
     query_keywords,
     query_words,
@@ -18,7 +17,6 @@ PRODUCTS = Product._meta.db_table
 
 def test_a_query_is_split_into_lower_case_words() -> None:
     assert query_words("Honey-Dipper, for 2!") == ["honey", "dipper", "for", "2"]
-    assert all_keywords("Sore throat") == QueryKeywords(("sore", "throat"), ("sore", "throat"))
 
 
 def test_a_query_s_words_are_read_without_accents_however_they_are_written() -> None:

@@ -13,7 +13,7 @@ from pgvector import HalfVector
 
 from catalog.embeddings import current_model_name, embed_query
 from catalog.models import EMBEDDING_DIMENSIONS, PRODUCT_GRAPH, Product, product_graph_walked
-from catalog.query_keywords import QueryKeywords, all_keywords, query_words
+from catalog.query_keywords import QueryKeywords, query_words
 from catalog.search_statements import (
     FEW_ROWS_TTL_SECONDS,
     EveryWordStatement,
@@ -32,6 +32,7 @@ from catalog.search_statements import (
 from catalog.selectors import ProductFilters, product_list
 from tests.catalog.factories import CategoryFactory, ProductFactory
 from tests.catalog.search_support import (
+    all_keywords,
     every_word_hits,
     loaded_values,
     nearest_hits,
