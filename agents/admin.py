@@ -145,14 +145,17 @@ class AgentRunAdmin(ShopModelAdmin):
     ) -> tuple[QuerySet[AgentRun], bool]:
         """An id finds the run, its conversation's runs or the run of that task by their
         indexes; a request's id finds its run by its own, and other text the runs whose error
-        holds it. Django's search cast every id to text to compare, reading every run."""
+        holds it, among those with an error (their own index). Django's search cast every id to
+        text to compare, reading every run."""
         term = search_term.strip()
         if not term:
             return queryset, False
         try:
             as_id = UUID(term)
         except ValueError:
-            return queryset.filter(Q(request_id=term) | Q(error__icontains=term)), False
+            # Among the few runs with an error, which an index of their own holds.
+            in_errors = ~Q(error="") & Q(error__icontains=term)
+            return queryset.filter(Q(request_id=term) | in_errors), False
         found = Q(pk=as_id) | Q(conversation_id=as_id) | Q(celery_task_id=str(as_id))
         return queryset.filter(found | Q(request_id=term)), False
 

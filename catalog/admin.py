@@ -1,4 +1,5 @@
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -6,8 +7,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import get_deleted_objects
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.search import SearchQuery
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Field, QuerySet
+from django.db.models import Field, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,11 +21,15 @@ from catalog.import_files import CatalogFileError, FileColumns, csv_lines, read_
 from catalog.knowledge_rows import KNOWLEDGE_COLUMNS, TOPICS, article_file_row
 from catalog.models import (
     MAX_TAGS,
+    SEARCH_CONFIG,
+    TAG_MAX_LENGTH,
     Category,
     KnowledgeArticle,
     KnowledgePassage,
     Product,
+    lowered_without_accents,
     name_order,
+    tag_stored,
     tags_normalised,
 )
 from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
@@ -393,6 +399,20 @@ class TagsField(forms.CharField):
             raise ValidationError(errors)
 
 
+# A word of an admin search: letters and digits, as the search vector splits its text.
+_SEARCH_WORD = re.compile(r"[^\W_]+")
+
+
+def word_starts_query(text: str) -> SearchQuery | None:
+    """Each word of ``text`` as the start of a word of the searched text ("clov" finds
+    "clover"), without its accents as the search vector holds it; None when it has no word."""
+    words = _SEARCH_WORD.findall(lowered_without_accents(text))
+    if not words:
+        return None
+    starts = " & ".join(f"'{word}':*" for word in words)
+    return SearchQuery(starts, search_type="raw", config=SEARCH_CONFIG)
+
+
 class ProductAdminForm(forms.ModelForm):
     # The value the page showed is posted too (ShownValuesAdminMixin: the other fields get it
     # from formfield_for_dbfield, which a declared field does not go through).
@@ -423,7 +443,16 @@ class ProductAdmin(EmbeddedAdminMixin, ShownValuesAdminMixin, ImportableModelAdm
     list_editable = ["price", "stock", "is_active"]
     list_filter = ["category", InStockFilter, "is_active", EmbeddingStateFilter]
     list_select_related = ["category"]
-    search_fields = ["sku", "name", "description", "origin", "floral_source", "tags"]
+    # Searched as ``get_search_results`` says; this only shows the search box.
+    search_fields = ["sku"]
+    search_help_text = (
+        "The start of a sku, a tag, or the start of each word of a product's name, floral"
+        ' source, origin or description ("clov" finds clover).'
+    )
+    # By what an index orders, and by stock, which staff sort to see what runs out first (a
+    # sort of every product: 0.13 s of a 0.42 s page at 100,000 products, as category or
+    # active would cost; those two are filters instead).
+    sortable_by = ["sku", "product_name", "price", "stock"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["embedding_model", "embedded_at", "created_at", "updated_at"]
     actions = ["re_embed", "export_csv"]
@@ -437,6 +466,24 @@ class ProductAdmin(EmbeddedAdminMixin, ShownValuesAdminMixin, ImportableModelAdm
         " who may add categories); an existing product keeps the values of columns the file"
         " leaves out."
     )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Product], search_term: str
+    ) -> tuple[QuerySet[Product], bool]:
+        """A sku by its start in any case, a tag whole, and words by their starts in the
+        name, floral source, origin and description (the search vector), each by its index.
+        Django's search compared six columns with LIKE '%term%', reading every product: 0.45
+        to 0.7 s a search at 100,000 products."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = Q(sku__istartswith=term)
+        # A longer tag would be cut to the column's length, and match the tags it starts.
+        if len(tag := tag_stored(term)) <= TAG_MAX_LENGTH:
+            found |= Q(tags__contains=[tag])
+        if (words := word_starts_query(term)) is not None:
+            found |= Q(search_vector=words)
+        return queryset.filter(found), False
 
     def import_options(self, request: HttpRequest) -> dict[str, Any]:
         """The import creates the categories its rows name that do not exist: only staff who

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models import Case, Count, Exists, F, Model, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce, Greatest
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
+from agents.models import AgentRun
 from agents.selectors import agent_run_silenced
 from conversations.models import (
     GUEST_GROUP,
@@ -72,6 +74,35 @@ def conversation_list(*, owner: User) -> QuerySet[Conversation]:
 
 def conversation_get(*, owner: User, conversation_id: UUID) -> Conversation | None:
     return Conversation.objects.filter(owner=owner, pk=conversation_id).first()
+
+
+# What deleting a conversation deletes with it (its cascades, which a test holds to Django's
+# collector), each by the path from its rows to their conversation.
+CONVERSATION_CASCADES: dict[type[Model], str] = {
+    Message: "conversation",
+    AgentRun: "conversation",
+    ReplyFeedback: "reply__conversation",
+}
+
+
+def conversation_rows_deleted_with(
+    *, conversations: QuerySet[Conversation]
+) -> dict[type[Model], Counter[UUID]]:
+    """For each kind of row deleting ``conversations`` deletes with them, how many go with each
+    conversation (those with none left out): a query a kind, counting from the indexes that
+    lead with the conversation, however many rows there are."""
+    ids = conversations.order_by().values("pk")
+    return {
+        model: Counter(
+            dict(
+                model._default_manager.filter(**{f"{path}__in": ids})
+                .values_list(path)
+                .annotate(rows=Count("pk"))
+                .order_by()
+            )
+        )
+        for model, path in CONVERSATION_CASCADES.items()
+    }
 
 
 # A run's trace, which can run to many kilobytes: a message shows only its run's id and status.

@@ -278,6 +278,33 @@ def test_the_run_search_finds_a_run_by_its_request_id_or_its_error(
     assert list(listing.context["cl"].result_list) == [run]
 
 
+@pytest.mark.parametrize(
+    ("params", "index"),
+    [
+        ({"status__exact": "failed"}, "run_failed_or_cancelled"),
+        ({"route": "sales"}, "run_route_recent"),
+        ({"q": "did not answer"}, "run_with_error"),
+    ],
+    ids=["status", "route", "error"],
+)
+def test_the_runs_list_counts_the_runs_of_a_status_a_route_or_an_error_from_an_index(
+    client: Client, params: dict[str, str], index: str
+) -> None:
+    client.force_login(StaffFactory.create())
+    run = _run_to_search_for()  # failed, by sales, with an error
+
+    with CaptureQueriesContext(connection) as queries:
+        listing = client.get(RUNS, params)
+    [count] = [q["sql"] for q in queries if q["sql"].startswith('SELECT COUNT(*) AS "__count"')]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the index, if one holds the rows
+        cursor.execute(f"EXPLAIN {count}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert run in listing.context["cl"].result_list
+    assert index in plan
+
+
 def test_the_run_list_sorts_only_by_what_an_index_orders(client: Client) -> None:
     client.force_login(StaffFactory.create())
 

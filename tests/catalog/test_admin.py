@@ -15,6 +15,7 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from beemanhoney.common.ports import free_port
@@ -178,6 +179,59 @@ def test_a_list_sorted_by_its_name_column_ignores_case_as_the_catalogue_does(
 
     shown = response.context["cl"].result_list
     assert "".join(getattr(row, field)[0] for row in shown) == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "term",
+    ["bh-hea", "Heath", "heather 500", "manuka", "CORNW", "crystal", "Bestseller"],
+    ids=["sku", "name", "words", "floral source", "origin", "description", "tag"],
+)
+def test_the_product_search_finds_a_product_by_its_indexes_not_by_reading_every_product(
+    staff_client: Client, term: str
+) -> None:
+    found = ProductFactory.create(
+        sku="BH-HEA-500",
+        name="Heather Honey 500g",
+        floral_source="Mānuka",
+        origin="Cornwall, England",
+        description="Sets slowly to a crystalline texture.",
+        tags=["bestseller"],
+    )
+    ProductFactory.create()  # a meadow honey: found by none of them
+
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(CHANGELIST, {"q": term})
+
+    assert list(response.context["cl"].result_list) == [found]
+    assert not [q for q in queries if "LIKE UPPER('%" in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_the_product_search_counts_what_it_finds_from_the_indexes_of_each_column_it_searches(
+    staff_client: Client,
+) -> None:
+    ProductFactory.create_batch(3)
+
+    with CaptureQueriesContext(connection) as queries:
+        staff_client.get(CHANGELIST, {"q": "heather"})
+    [count] = [q["sql"] for q in queries if "COUNT(*)" in q["sql"] and "@@" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the indexes, if they hold the rows
+        cursor.execute(f"EXPLAIN {count}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    for index in ("product_sku_upper_prefix", "product_tags_gin", "product_search_vector_gin"):
+        assert index in plan
+
+
+@pytest.mark.django_db
+def test_the_product_list_sorts_by_what_an_index_orders_and_by_stock(
+    staff_client: Client,
+) -> None:
+    listing = staff_client.get(CHANGELIST)
+
+    assert listing.context["cl"].sortable_by == ["sku", "product_name", "price", "stock"]
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import get_deleted_objects
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client, RequestFactory
@@ -483,6 +484,70 @@ def test_a_customer_s_delete_page_lists_a_few_of_each_kind_and_counts_them_all(
     assert (len(conversations), conversations[-1]) == (20 * 2 + 1, "… and 2 more")
     messages = conversations[1]
     assert (len(messages), messages[-1]) == (21, "… and 1 more")
+
+
+def _answered(conversation: Conversation) -> None:
+    """A question, the run that answered it, its reply and the customer's feedback on it."""
+    run = AgentRunFactory.create(conversation=conversation, status=AgentRun.Status.SUCCEEDED)
+    reply = MessageFactory.create(conversation=conversation, role=Message.Role.ASSISTANT, run=run)
+    ReplyFeedbackFactory.create(reply=reply)
+
+
+def test_deleting_conversations_counts_their_messages_and_runs_without_reading_them(
+    staff_client: Client,
+) -> None:
+    conversations = ConversationFactory.create_batch(22)
+    for conversation in conversations:
+        _answered(conversation)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = staff_client.post(CHANGELIST, action_data("delete_selected", *conversations))
+
+    assert dict(page.context["model_count"]) == {
+        "conversations": 22,
+        "messages": 44,
+        "agent runs": 22,
+        "reply feedback": 22,
+    }
+    listed = page.context["deletable_objects"][0]
+    assert (len(listed), listed[-1]) == (20 * 2 + 1, "… and 2 more")
+    assert listed[1] == ["Messages: 2", "Agent runs: 1", "Reply feedback: 1"]
+    read = [q["sql"] for q in queries]
+    assert not [sql for sql in read if '"content"' in sql or '"tool_calls"' in sql]
+
+
+def test_a_conversation_s_delete_page_counts_what_django_s_collector_deletes_with_it(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create()
+    _answered(conversation)
+    MessageFactory.create(conversation=conversation, role=Message.Role.STAFF)
+    request = RequestFactory().get("/")
+    request.user = StaffFactory.create()
+
+    page = staff_client.get(f"{CHANGELIST}{conversation.pk}/delete/")
+    _, collected, _, protected = get_deleted_objects([conversation], request, admin.site)
+
+    assert dict(page.context["model_count"]) == collected
+    assert protected == []
+
+
+def test_staff_who_may_not_delete_runs_cannot_delete_a_conversation_that_has_some(
+    client: Client,
+) -> None:
+    staff = UserFactory.create(is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_conversation", "delete_conversation"])
+    )
+    client.force_login(staff)
+    answered, unanswered = ConversationFactory.create_batch(2)
+    _answered(answered)
+
+    refused = client.get(f"{CHANGELIST}{answered.pk}/delete/")
+    allowed = client.get(f"{CHANGELIST}{unanswered.pk}/delete/")
+
+    assert refused.context["perms_lacking"] == {"agent run", "reply feedback"}
+    assert not allowed.context["perms_lacking"]
 
 
 def test_agent_runs_are_read_only_with_their_trace(staff_client: Client) -> None:
