@@ -17,6 +17,7 @@ import re
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -107,6 +108,30 @@ def bench_environment() -> None:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
+
+
+def servers_environment(
+    database: str, *, redis_db: int, workers_queue_prefix: str | None = None
+) -> dict[str, str]:
+    """For a benchmark that starts servers of its own: its database, a Redis database of its
+    own and, given ``workers_queue_prefix``, a queue of its own for Celery workers that answer
+    with the offline provider, set in the environment before Django starts (the servers it
+    starts inherit them). Its URLs, and the queue."""
+    from beemanhoney import embedded
+
+    bench_environment()
+    os.environ["DJANGO_SETTINGS_MODULE"] = "beemanhoney.settings"
+    # Only this process: progress on stderr stays readable. The servers it starts log as in
+    # production (``make run``).
+    os.environ["LOG_LEVEL"] = "WARNING"
+    url = database_ensure(embedded.ensure_postgres().url(database))
+    redis_url = embedded_redis_url(redis_db)
+    os.environ.update(DATABASE_URL=url, REDIS_URL=redis_url)
+    if workers_queue_prefix is None:
+        return {"database_url": url, "redis_url": redis_url}
+    queue = f"{workers_queue_prefix}-{uuid.uuid4().hex[:8]}"
+    os.environ.update(LLM_PROVIDER="offline", CELERY_QUEUE=queue)
+    return {"database_url": url, "redis_url": redis_url, "queue": queue}
 
 
 def bench_django_setup(database: str = BENCH_DATABASE) -> str:

@@ -48,11 +48,10 @@ from bench import (
     BENCH_DIR,
     PROJECT_DIR,
     conversations_django_setup,
-    database_ensure,
-    embedded_redis_url,
     log,
     markdown_table,
     percentile,
+    servers_environment,
     text_table,
 )
 from bench.processes import (
@@ -413,23 +412,6 @@ class Services:
 
 
 # --- set-up -----------------------------------------------------------------------------------
-
-
-def environment_setup() -> dict[str, str]:
-    """Own database, Redis database 13 and an own queue, in the environment before Django."""
-    from beemanhoney import embedded
-
-    os.environ["DEBUG"] = os.environ.get("DEBUG") or "1"
-    os.environ["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE") or "1"
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ["LLM_PROVIDER"] = "offline"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "beemanhoney.settings"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    url = database_ensure(embedded.ensure_postgres().url(DATABASE))
-    redis_url = embedded_redis_url(REDIS_DB)
-    queue = f"bench-load-{uuid.uuid4().hex[:8]}"
-    os.environ.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_QUEUE=queue)
-    return {"database_url": url, "redis_url": redis_url, "queue": queue}
 
 
 def django_setup() -> None:
@@ -1120,7 +1102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     raise_stopped_on_signals()
     abort = threading.Event()
-    env = environment_setup()
+    env = servers_environment(DATABASE, redis_db=REDIS_DB, workers_queue_prefix="bench-load")
     django_setup()
     log(f"database {DATABASE}, redis db {REDIS_DB}, queue {env['queue']}")
     services = Services(args)

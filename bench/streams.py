@@ -64,11 +64,10 @@ from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
-    database_ensure,
-    embedded_redis_url,
     log,
     markdown_table,
     percentile,
+    servers_environment,
     text_table,
 )
 from bench.processes import Stopped, machine, raise_stopped_on_signals
@@ -303,20 +302,6 @@ class Gunicorn:
 
 
 # --- set-up -----------------------------------------------------------------------------------
-
-
-def environment_setup() -> dict[str, str]:
-    """Own database and Redis database 12, in the environment before Django starts."""
-    from beemanhoney import embedded
-
-    os.environ["DEBUG"] = os.environ.get("DEBUG") or "1"
-    os.environ["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE") or "1"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "beemanhoney.settings"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    url = database_ensure(embedded.ensure_postgres().url(DATABASE))
-    redis_url = embedded_redis_url(REDIS_DB)
-    os.environ.update(DATABASE_URL=url, REDIS_URL=redis_url)
-    return {"database_url": url, "redis_url": redis_url}
 
 
 @dataclass
@@ -1029,7 +1014,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.argv[1:] if argv is None else list(argv)
     )
     raise_stopped_on_signals()
-    env = environment_setup()
+    env = servers_environment(DATABASE, redis_db=REDIS_DB)
     most = max(n for config in args.config for n in config.levels)
     log(f"database {DATABASE}, redis db {REDIS_DB}; creating {most} queued runs")
     fixtures = django_setup(most)

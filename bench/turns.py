@@ -48,11 +48,10 @@ from bench import (
     BENCH_DIR,
     PROJECT_DIR,
     conversations_django_setup,
-    database_ensure,
-    embedded_redis_url,
     log,
     markdown_table,
     percentile,
+    servers_environment,
     text_table,
 )
 from bench.processes import (
@@ -435,25 +434,6 @@ class Gunicorn:
 
 
 # --- set-up -----------------------------------------------------------------------------------
-
-
-def environment_setup() -> dict[str, str]:
-    """Own database, Redis db 14 and an own queue, set in the environment before Django."""
-    from beemanhoney import embedded
-
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ["LLM_PROVIDER"] = "offline"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "beemanhoney.settings"
-    # Only this process: progress on stderr stays readable. The workers log at INFO as in
-    # production (``make run``).
-    os.environ["LOG_LEVEL"] = "WARNING"
-    url = database_ensure(embedded.ensure_postgres().url(DATABASE))
-    redis_url = embedded_redis_url(REDIS_DB)
-    queue = f"bench-turns-{uuid.uuid4().hex[:8]}"
-    os.environ.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_QUEUE=queue)
-    return {"database_url": url, "redis_url": redis_url, "queue": queue}
 
 
 def django_setup() -> Any:
@@ -1123,7 +1103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log("checking that no other benchmark or test run is busy")
     quiet, heavy = wait_until_quiet(args.wait_quiet_minutes)
     results = Results(machine_and_commit(), command.strip(), quiet, heavy)
-    env = environment_setup()
+    env = servers_environment(DATABASE, redis_db=REDIS_DB, workers_queue_prefix="bench-turns")
     log(f"database {DATABASE}, redis db {REDIS_DB}, queue {env['queue']}")
     customer = django_setup()
     messages = Messages(args.seed)
