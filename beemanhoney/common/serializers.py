@@ -31,8 +31,17 @@ class OneValuePerField(serializers.Serializer):
     given_twice = FIELD_GIVEN_MORE_THAN_ONCE
 
     def to_internal_value(self, data: Any) -> Any:
-        with _refusing(_given_more_than_once(self, data, self.given_twice)):
+        with _refusing(self._given_more_than_once(data)):
             return super().to_internal_value(data)
+
+    def _given_more_than_once(self, data: Any) -> dict[str, list[serializers.ErrorDetail]]:
+        if not isinstance(data, QueryDict):
+            return {}
+        return {
+            name: [self.given_twice]
+            for name, field in self.fields.items()
+            if not isinstance(field, serializers.ListField) and len(data.getlist(name)) > 1
+        }
 
 
 class StrictSerializer(OneValuePerField):
@@ -93,18 +102,6 @@ class QueryParamsSerializer(OneValuePerField):
     search of ``b`` alone."""
 
     given_twice = GIVEN_MORE_THAN_ONCE
-
-
-def _given_more_than_once(
-    serializer: serializers.Serializer, data: Any, error: serializers.ErrorDetail
-) -> dict[str, list[serializers.ErrorDetail]]:
-    if not isinstance(data, QueryDict):
-        return {}
-    return {
-        name: [error]
-        for name, field in serializer.fields.items()
-        if not isinstance(field, serializers.ListField) and len(data.getlist(name)) > 1
-    }
 
 
 @contextmanager
