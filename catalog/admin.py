@@ -1,5 +1,4 @@
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from catalog.models import (
     tags_normalised,
 )
 from catalog.product_rows import PRODUCT_COLUMNS, product_file_row
+from catalog.query_keywords import WORD
 from catalog.selectors import EmbeddingState, embedded_rows_in_state
 from catalog.services import (
     CatalogImportError,
@@ -399,14 +399,10 @@ class TagsField(forms.CharField):
             raise ValidationError(errors)
 
 
-# A word of an admin search: letters and digits, as the search vector splits its text.
-_SEARCH_WORD = re.compile(r"[^\W_]+")
-
-
 def word_starts_query(text: str) -> SearchQuery | None:
     """Each word of ``text`` as the start of a word of the searched text ("clov" finds
     "clover"), without its accents as the search vector holds it; None when it has no word."""
-    words = _SEARCH_WORD.findall(lowered_without_accents(text))
+    words = WORD.findall(lowered_without_accents(text))
     if not words:
         return None
     starts = " & ".join(f"'{word}':*" for word in words)
