@@ -55,13 +55,16 @@ from bench import (
     text_table,
 )
 from bench.processes import (
+    BUSY_CORES,
     Proc,
     Stopped,
     ancestors,
     descendants,
+    heavy_processes,
     machine,
     proc_table,
     raise_stopped_on_signals,
+    wait_until_quiet,
 )
 
 DATABASE = "beemanhoney_bench_load"
@@ -72,8 +75,6 @@ TARGET_POST_P95_MS = 300.0
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 # kombu's Redis transport keeps priorities 3, 6 and 9 in sibling lists named "<queue>\x06\x16<p>".
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-HEAVY_COMMAND = re.compile(r"bench[/.]|pytest")
-BUSY_CORES = 0.25  # a foreign process using more than this share of a core counts as load
 # Every simulated customer comes from 127.0.0.1, so the per-IP and per-customer limits a real
 # shop sets would throttle the benchmark itself rather than measure the stack.
 THROTTLE_ENV = {
@@ -247,44 +248,6 @@ class CpuMeter:
             "cores": {k: round(v, 2) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])},
             "busy_foreign": busy,
         }
-
-
-def heavy_processes(sample_s: float = 3.0) -> list[str]:
-    """Other benchmarks or test runs at work, and any foreign process keeping a core busy.
-
-    A benchmark that is itself only waiting for a quiet machine (its whole process tree idle)
-    does not count, or two benchmarks would wait for each other.
-    """
-    before = proc_table()
-    time.sleep(sample_s)
-    table = proc_table()
-    me = os.getpid()
-    mine = descendants(table, me) | ancestors(table, me)
-
-    def cores(pids: set[int]) -> float:
-        used = sum(table[p].cpu_s - before[p].cpu_s for p in pids if p in table and p in before)
-        return used / sample_s
-
-    found: set[str] = set()
-    for proc in table.values():
-        if proc.pid in mine or not proc.command or "grep" in proc.command:
-            continue
-        named = HEAVY_COMMAND.search(proc.command) is not None
-        if (named and cores(descendants(table, proc.pid)) > 0.05) or cores({proc.pid}) > BUSY_CORES:
-            found.add(f"{proc.pid} {proc.command[:90]}")
-    return sorted(found)
-
-
-def wait_until_quiet(minutes: float) -> tuple[bool, list[str]]:
-    deadline = time.monotonic() + minutes * 60
-    while True:
-        heavy = heavy_processes()
-        if not heavy:
-            return True, []
-        if time.monotonic() > deadline:
-            return False, heavy
-        log("machine busy, waiting 30 s: " + "; ".join(heavy))
-        time.sleep(30)
 
 
 # --- the services under test ------------------------------------------------------------------
@@ -1127,7 +1090,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(3)  # let the previous level's tail settle
             # Checked before every level: other benchmarks come and go between levels too.
             minutes = max(0.0, quiet_until - time.monotonic()) / 60
-            quiet, heavy = wait_until_quiet(minutes)
+            quiet, heavy = wait_until_quiet(minutes, database=DATABASE)
             if not quiet:
                 log("the machine did not become quiet; measuring anyway (noted in the results)")
             results.setdefault("quiet_before", quiet)
@@ -1154,7 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         services.stop()
         with contextlib.suppress(Exception):
             backlog.forget_queue()
-    results["quiet_after"] = not (heavy_after := heavy_processes())
+    results["quiet_after"] = not (heavy_after := heavy_processes(database=DATABASE))
     results["heavy_after"] = heavy_after
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))

@@ -55,12 +55,16 @@ from bench import (
     text_table,
 )
 from bench.processes import (
-    CLOCK_TICKS,
+    BUSY_CORES,
     Proc,
     ancestors,
     descendants,
+    is_foreign,
     machine,
+    machine_busy_s,
+    own_cpu_s,
     proc_table,
+    wait_until_quiet,
 )
 
 DATABASE = "beemanhoney_bench_turns"
@@ -77,8 +81,6 @@ ONE_THREAD = "OMP_NUM_THREADS=1"
 # The second pass changes only the environment of the processes it starts (no code): PyTorch
 # then runs each embedding on one thread instead of one per core.
 CONFIGS = {SHIPPED: {}, ONE_THREAD: {"OMP_NUM_THREADS": "1"}}
-HEAVY_COMMAND = re.compile(r"bench[/.]|pytest|warm_cache")
-BUSY_CORES = 0.25  # a process using more than this share of a core counts as load
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -195,29 +197,6 @@ class Messages:
 # --- processes: the machine's other load, and the ones this benchmark starts ----------------
 
 
-def is_foreign(proc: Proc, mine: set[int]) -> bool:
-    """Neither this benchmark's processes nor the servers every process shares."""
-    if proc.pid in mine or not proc.command:
-        return False
-    if DATABASE in proc.command or "valkey" in proc.command:
-        return False
-    # The postmaster and its helpers (checkpointer, walwriter...) serve every database.
-    return not (proc.command.startswith("postgres") and "[local]" not in proc.command)
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has spent busy (every process, the kernel, steal)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLOCK_TICKS
-
-
-def own_cpu_s() -> float:
-    """This process and its reaped children (stopped workers, gunicorn)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 class LoadMeter:
     """What else kept the machine busy between ``start()`` and ``stop()``, in cores.
 
@@ -248,7 +227,7 @@ class LoadMeter:
             used = proc.cpu_s - (self._before[pid].cpu_s if pid in self._before else 0.0)
             if pid in children or DATABASE in proc.command:
                 own += used
-            elif is_foreign(proc, mine) and used / seconds > BUSY_CORES:
+            elif is_foreign(proc, mine, database=DATABASE) and used / seconds > BUSY_CORES:
                 busy.append((used / seconds, f"{pid} {proc.command[:90]}"))
         busy.sort(reverse=True)
         return {
@@ -257,50 +236,6 @@ class LoadMeter:
             "other_cores": round(max(0.0, machine - own / seconds), 2),
             "busy": [f"{c:.2f} cores: {p}" for c, p in busy],
         }
-
-
-def heavy_processes(sample_s: float = 5.0) -> list[str]:
-    """Other benchmarks or test runs that are working, and any foreign process keeping a core busy.
-
-    A benchmark or test run counts with the CPU of its whole process tree (its workers, its
-    servers); one that is only waiting for the machine to be quiet, as this one does, does not.
-    """
-    before, machine_before, own_before = proc_table(), machine_busy_s(), own_cpu_s()
-    time.sleep(sample_s)
-    after = proc_table()
-    other = (machine_busy_s() - machine_before - (own_cpu_s() - own_before)) / sample_s
-    mine = descendants(after, os.getpid()) | ancestors(after, os.getpid())
-
-    def cores(pids: set[int]) -> float:
-        used = sum(after[p].cpu_s - before[p].cpu_s for p in pids if p in before and p in after)
-        return used / sample_s
-
-    heavy: dict[int, str] = {}
-    for proc in after.values():
-        if proc.pid in mine or not is_foreign(proc, mine):
-            continue
-        named = HEAVY_COMMAND.search(proc.command) and "grep" not in proc.command
-        used = cores(descendants(after, proc.pid)) if named else cores({proc.pid})
-        if used > BUSY_CORES:
-            heavy[proc.pid] = f"{proc.pid} {proc.command[:90]} ({used:.2f} cores)"
-    # A tree counts once, at its top: drop busy processes whose ancestor is already listed.
-    tops = {pid: text for pid, text in heavy.items()
-            if not (ancestors(after, after[pid].ppid) & set(heavy))}  # fmt: skip
-    if other > 2 * BUSY_CORES:
-        tops[0] = f"the machine: {other:.2f} cores busy besides this benchmark"
-    return sorted(tops.values())
-
-
-def wait_until_quiet(minutes: float) -> tuple[bool, list[str]]:
-    deadline = time.monotonic() + minutes * 60
-    while True:
-        heavy = heavy_processes()
-        if not heavy:
-            return True, []
-        if time.monotonic() > deadline:
-            return False, heavy
-        log("machine busy, waiting 30 s: " + "; ".join(heavy))
-        time.sleep(30)
 
 
 class Started:
@@ -1101,7 +1036,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
     log("checking that no other benchmark or test run is busy")
-    quiet, heavy = wait_until_quiet(args.wait_quiet_minutes)
+    quiet, heavy = wait_until_quiet(args.wait_quiet_minutes, database=DATABASE)
     results = Results(machine_and_commit(), command.strip(), quiet, heavy)
     env = servers_environment(DATABASE, redis_db=REDIS_DB, workers_queue_prefix="bench-turns")
     log(f"database {DATABASE}, redis db {REDIS_DB}, queue {env['queue']}")
