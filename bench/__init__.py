@@ -45,17 +45,21 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def wait_for_quiet(minutes: float, *, threshold: float | None = None) -> tuple[float, ...]:
-    """Wait up to ``minutes`` for the 1-minute load average to fall below half the cores.
+def wait_for_quiet(minutes: float, *, database: str = BENCH_DATABASE) -> tuple[float, ...]:
+    """Wait up to ``minutes`` until no other benchmark, test run or busy process works
+    (``bench.processes.wait_until_quiet``; ``database`` is this benchmark's own). Returns the load
+    average it started with, for the report.
 
     Timings on a shared 2-core machine swing by 10x while other jobs run; this keeps a run from
-    starting in the middle of someone's test suite. Returns the load average it started with.
+    starting in the middle of someone's test suite. The load average alone was the test before:
+    it still counted the benchmark's own minutes of embedding, so a run waited on itself.
     """
-    limit = threshold if threshold is not None else max(1.0, (os.cpu_count() or 2) / 2)
-    deadline = time.monotonic() + minutes * 60
-    while os.getloadavg()[0] >= limit and time.monotonic() < deadline:
-        log(f"waiting for a quiet machine: load average {os.getloadavg()[0]:.2f} >= {limit:.2f}")
-        time.sleep(15)
+    if minutes > 0:
+        from bench.processes import wait_until_quiet
+
+        quiet, busy = wait_until_quiet(minutes, database=database)
+        if not quiet:
+            log("the machine did not become quiet; measuring anyway: " + "; ".join(busy))
     return os.getloadavg()
 
 

@@ -12,7 +12,7 @@ HNSW index in place) into the ``beemanhoney_bench`` database, then measures in o
 - a re-run over the now unchanged rows (nothing to embed);
 - a naive per-row encode + ``save()`` over a small sample, for context.
 
-    DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.backfill --rows 10000
+    DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.backfill --rows 10000
 
 Nothing is asserted: the figures are printed (``--markdown`` for docs/BENCHMARKS.md) and saved
 as JSON. See bench/README.md.
@@ -60,7 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=0,
         metavar="MINUTES",
-        help="before measuring, wait up to this long for the load average to drop",
+        help="before measuring, wait up to this long for other work to stop",
     )
     parser.add_argument("--markdown", action="store_true", help="also print a markdown block")
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "backfill-results.json")

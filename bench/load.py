@@ -16,7 +16,7 @@ Isolation: database ``beemanhoney_bench_load`` on the embedded PostgreSQL, Redis
 the embedded Valkey and a Celery queue of its own (``bench-load-<random>``), so nothing else
 consumes its tasks. Every process it starts is stopped on exit by its pid, also on Ctrl-C/SIGTERM.
 
-    DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.load --customers 40 80 --markdown
+    DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.load --customers 40 80 --markdown
 
 Nothing is asserted: the figures are printed (``--markdown`` for docs/BENCHMARKS.md) and saved as
 JSON.
@@ -1060,7 +1060,7 @@ def report(results: dict[str, Any], *, markdown: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    command = "DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.load " + shlex.join(
+    command = "DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.load " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
     raise_stopped_on_signals()

@@ -12,7 +12,7 @@ measures against held-out customer-style queries:
 
 It also measures small catalogues to find where the index becomes twice as fast as the scan.
 
-    DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.search --sizes 10000 100000
+    DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.search --sizes 10000 100000
 
 Nothing is asserted: the figures are printed (``--markdown`` for docs/BENCHMARKS.md) and saved
 as JSON. See bench/README.md.
@@ -102,7 +102,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=0,
         metavar="MINUTES",
-        help="before measuring, wait up to this long for the load average to drop",
+        help="before measuring, wait up to this long for other work to stop",
     )
     parser.add_argument("--markdown", action="store_true", help="also print a markdown block")
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "search-results.json")

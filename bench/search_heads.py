@@ -37,6 +37,7 @@ from bench import (
     BENCH_DIR,
     bench_connect,
     bench_django_setup,
+    checkpoint,
     latency_summary,
     log,
     query_texts,
@@ -104,6 +105,7 @@ def head_table_build(conn: Any, ids: Sequence[int], heads: Any, dimensions: int)
     build_s = time.perf_counter() - started
     conn.execute("RESET maintenance_work_mem")
     conn.execute(f"VACUUM (ANALYZE) {HEAD_TABLE}")
+    checkpoint(conn)
     graph_mb = conn.execute(f"SELECT pg_relation_size('{HEAD_TABLE}_hnsw')").fetchone()[0] / 2**20
     return {"load_s": load_s, "build_s": build_s, "graph_mb": graph_mb}
 
@@ -169,22 +171,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         dtype=np.float32,
     )
     project_ef = settings.SEARCH_HNSW_EF_SEARCH
+    fit_rows = min(args.fit_rows, args.size)
     report: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "size": args.size,
         "queries": len(queries),
         "rounds": args.rounds,
         "candidates": args.candidates,
-        "fit_rows": args.fit_rows,
+        "fit_rows": fit_rows,
         "project_ef_search": project_ef,
         "heads": [],
     }
     try:
         for dimensions in args.dimensions:
-            log(f"{dimensions} dimensions: fitting on {args.fit_rows} rows")
+            log(f"{dimensions} dimensions: fitting on {fit_rows} rows")
             fit_started = time.perf_counter()
             components = components_fit(
-                vectors, dimensions=dimensions, rows=args.fit_rows, seed=args.seed
+                vectors, dimensions=dimensions, rows=fit_rows, seed=args.seed
             )
             fit_s = time.perf_counter() - fit_started
             heads = vectors @ components

@@ -33,7 +33,7 @@ Isolation: database ``beemanhoney_bench_streams`` on the embedded PostgreSQL, Re
 of the embedded Valkey; gunicorn binds a free loopback port and is stopped (by its pid, as a
 process group) after each N and on exit, also on Ctrl-C/SIGTERM. No Celery worker is needed.
 
-    DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.streams --markdown
+    DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.streams --markdown
 
 Nothing is asserted: the figures are printed (``--markdown`` for docs/BENCHMARKS.md) and saved as
 JSON (``var/bench/streams-results.json``).
@@ -1010,7 +1010,7 @@ def server_errors(path: Path, offset: int) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    command = "DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.streams " + shlex.join(
+    command = "DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.streams " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
     raise_stopped_on_signals()

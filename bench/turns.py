@@ -16,7 +16,7 @@ Isolation: its own database ``beemanhoney_bench_turns`` on the embedded PostgreS
 database 13 of the embedded Valkey and a Celery queue of its own, so nothing else consumes its
 tasks. Every process it starts is stopped on exit.
 
-    DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.turns --markdown
+    DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.turns --markdown
 
 Nothing is asserted: the figures are printed (``--markdown`` for docs/BENCHMARKS.md) and saved
 as JSON.
@@ -1032,7 +1032,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    command = "DEBUG=1 HF_HUB_OFFLINE=1 /tmp/venv/bin/python -m bench.turns " + " ".join(
+    command = "DEBUG=1 HF_HUB_OFFLINE=1 .venv/bin/python -m bench.turns " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
     log("checking that no other benchmark or test run is busy")
