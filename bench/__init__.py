@@ -51,8 +51,8 @@ def wait_for_quiet(minutes: float, *, database: str = BENCH_DATABASE) -> tuple[f
     average it started with, for the report.
 
     Timings on a shared 2-core machine swing by 10x while other jobs run; this keeps a run from
-    starting in the middle of someone's test suite. The load average alone was the test before:
-    it still counted the benchmark's own minutes of embedding, so a run waited on itself.
+    starting in the middle of someone's test suite. Not the load average: it counts the
+    benchmark's own minutes of embedding, and a run waited on itself.
     """
     if minutes > 0:
         from bench.processes import wait_until_quiet
