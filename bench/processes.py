@@ -17,6 +17,9 @@ from bench import log
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Other benchmarks and test runs, whose whole process tree counts as one load.
 HEAVY_COMMAND = re.compile(r"bench[/.]|pytest|warm_cache")
+# Test runs count as long as they run: a suite has quiet seconds (waiting on its servers and
+# workers) between busy ones, and a benchmark that started in one measured beside the rest.
+TEST_RUN_COMMAND = re.compile(r"pytest")
 BUSY_CORES = 0.25  # a process using more than this share of a core counts as load
 
 
@@ -110,8 +113,8 @@ def heavy_processes(*, database: str, sample_s: float = 5.0) -> list[str]:
     busy; ``database`` is this benchmark's own (its sessions are not load).
 
     A benchmark or test run counts with the CPU of its whole process tree (its workers, its
-    servers); one that is only waiting for the machine to be quiet, as this one does, does not,
-    or two benchmarks would wait for each other.
+    servers); a benchmark only waiting for the machine to be quiet, as this one does, does not,
+    or two benchmarks would wait for each other. A test run counts busy or not.
     """
     before, machine_before, own_before = proc_table(), machine_busy_s(), own_cpu_s()
     time.sleep(sample_s)
@@ -129,7 +132,7 @@ def heavy_processes(*, database: str, sample_s: float = 5.0) -> list[str]:
             continue
         named = HEAVY_COMMAND.search(proc.command) and "grep" not in proc.command
         used = cores(descendants(after, proc.pid)) if named else cores({proc.pid})
-        if used > BUSY_CORES:
+        if used > BUSY_CORES or (named and TEST_RUN_COMMAND.search(proc.command)):
             heavy[proc.pid] = f"{proc.pid} {proc.command[:90]} ({used:.2f} cores)"
     # A tree counts once, at its top: drop busy processes whose ancestor is already listed.
     tops = {pid: text for pid, text in heavy.items()
