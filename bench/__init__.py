@@ -57,9 +57,7 @@ def wait_for_quiet(minutes: float, *, database: str = BENCH_DATABASE) -> tuple[f
     if minutes > 0:
         from bench.processes import wait_until_quiet
 
-        quiet, busy = wait_until_quiet(minutes, database=database)
-        if not quiet:
-            log("the machine did not become quiet; measuring anyway: " + "; ".join(busy))
+        wait_until_quiet(minutes, database=database)
     return os.getloadavg()
 
 

@@ -1091,8 +1091,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Checked before every level: other benchmarks come and go between levels too.
             minutes = max(0.0, quiet_until - time.monotonic()) / 60
             quiet, heavy = wait_until_quiet(minutes, database=DATABASE)
-            if not quiet:
-                log("the machine did not become quiet; measuring anyway (noted in the results)")
             results.setdefault("quiet_before", quiet)
             results.setdefault("heavy_before", heavy)
             level = run_level(
