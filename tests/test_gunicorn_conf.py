@@ -45,6 +45,23 @@ def test_the_garbage_of_a_request_is_collected_once_it_is_answered(hooks: dict) 
     assert garbage() is None
 
 
+def test_web_workers_embed_queries_on_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EMBEDDING_QUERY_THREADS", raising=False)
+    config = Config()
+
+    config.set("raw_env", runpy.run_path(str(CONF))["raw_env"])
+
+    assert config.env == {"EMBEDDING_QUERY_THREADS": "2"}
+
+
+def test_the_query_threads_the_environment_gives_web_workers_stand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EMBEDDING_QUERY_THREADS", "1")
+
+    assert runpy.run_path(str(CONF))["raw_env"] == []
+
+
 @pytest.mark.parametrize(("threads", "warned"), [(24, True), (8, True), (25, False)])
 def test_a_worker_whose_threads_the_event_streams_could_all_hold_says_so(
     hooks: dict, settings, caplog: pytest.LogCaptureFixture, threads: int, warned: bool

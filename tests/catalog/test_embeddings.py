@@ -103,6 +103,24 @@ def _torch_vector(model: SentenceTransformer) -> Callable[[str], list[float]]:
     return lambda text: model.encode([text], normalize_embeddings=True)[0].tolist()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_onnx_encoder_runs_on_the_threads_configured_none_of_them_spinning(
+    settings: Any, threads: int
+) -> None:
+    settings.EMBEDDING_QUERY_THREADS = threads
+    backend = get_embedding_backend()
+    assert isinstance(backend, LocalEmbeddingBackend)
+    assert backend._onnx is not None
+
+    options = backend._onnx._session.get_session_options()
+
+    assert options.intra_op_num_threads == threads
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    for text in TEXTS:
+        query = np.array(backend.embed_query(text))
+        assert np.abs(query - np.array(backend.embed_documents([text])[0])).max() < 1e-5
+
+
 def test_a_damaged_onnx_file_is_exported_again(model: SentenceTransformer, tmp_path: Path) -> None:
     load = partial(
         onnx_query_encoder_load,
