@@ -47,6 +47,7 @@ from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
+    THROTTLES_LIFTED,
     conversations_django_setup,
     log,
     markdown_table,
@@ -75,14 +76,6 @@ TARGET_POST_P95_MS = 300.0
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 # kombu's Redis transport keeps priorities 3, 6 and 9 in sibling lists named "<queue>\x06\x16<p>".
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-# Every simulated customer comes from 127.0.0.1, so the per-IP and per-customer limits a real
-# shop sets would throttle the benchmark itself rather than measure the stack.
-THROTTLE_ENV = {
-    "THROTTLE_GUEST_CREATE": "100000/hour",
-    "THROTTLE_MESSAGE_POST": "1000/min",
-    "THROTTLE_MESSAGE_DAILY": "100000/day",
-    "THROTTLE_READ": "100000/min",
-}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -283,7 +276,7 @@ class Services:
     @staticmethod
     def env() -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "LOG_LEVEL"}
-        env.update(ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING", **THROTTLE_ENV)
+        env.update(ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING", **THROTTLES_LIFTED)
         for key in ("DATABASE_URL", "REDIS_URL", "CELERY_QUEUE", "LLM_PROVIDER"):
             assert env.get(key), key
         return env

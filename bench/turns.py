@@ -47,6 +47,7 @@ from beemanhoney.common.ports import free_port
 from bench import (
     BENCH_DIR,
     PROJECT_DIR,
+    THROTTLES_LIFTED,
     conversations_django_setup,
     log,
     markdown_table,
@@ -276,9 +277,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     keys = ("DATABASE_URL", "REDIS_URL", "CELERY_QUEUE", "DEBUG", "HF_HUB_OFFLINE",
             "TRANSFORMERS_OFFLINE", "LLM_PROVIDER", "DJANGO_SETTINGS_MODULE")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in {"LOG_LEVEL"}}
-    # One bench customer posts hundreds of messages a minute: lift its per-customer limits.
-    env.update(THROTTLE_MESSAGE_POST="1000000/min", THROTTLE_MESSAGE_DAILY="10000000/day",
-               THROTTLE_READ="1000000/min")  # fmt: skip
+    env.update(THROTTLES_LIFTED)
     missing = [key for key in keys if key not in env]
     assert not missing, missing
     return {**env, **(extra or {})}
