@@ -593,8 +593,8 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
 EMBEDDING_QUERY_RUNTIME = env_str("EMBEDDING_QUERY_RUNTIME", "onnx")
 if EMBEDDING_QUERY_RUNTIME not in {"onnx", "torch"}:
     raise ImproperlyConfigured("EMBEDDING_QUERY_RUNTIME must be 'onnx' or 'torch'")
-# ONNX Runtime's threads for one query embedding: 1 here and in Celery workers, whose processes
-# embed at once under load; gunicorn.conf.py gives web workers 2.
+# ONNX Runtime's threads for one query embedding: 1 by default (Celery workers and commands, whose
+# processes embed at once under load); gunicorn.conf.py gives web workers 2.
 EMBEDDING_QUERY_THREADS = env_int("EMBEDDING_QUERY_THREADS", 1, minimum=1, maximum=64)
 # A backfill that re-embeds at least this many rows, and at least half the table, drops the HNSW
 # index and builds it once at the end instead of inserting into it row by row.
