@@ -23,9 +23,9 @@ timeout = 120
 # A search embeds its query on two threads in a web worker (one elsewhere, EMBEDDING_QUERY_THREADS):
 # by the time a request comes, other work on the host has pushed the model's weights out of the
 # CPU's cache, and one thread reading them back took ~6.5 ms where two take ~4. Paired over HTTP
-# at 100k, 1.4-1.7 ms less per new query (faster on 86-88%) and no fewer searches/s with four
-# clients at once; in Celery workers, two processes embedding at once, two threads each cost
-# ~10% of the turns/s (docs/benchmarks/journal.md, "2026-12-07, 14:24: two threads").
+# at 100k, 1.4-1.7 ms less per new query (faster on 82-88%), and no fewer searches/s with four or
+# eight clients at once; in Celery workers, two processes embedding at once, two threads each cost
+# 8-15% of the turns/s (docs/benchmarks/journal.md, "2026-12-07, 14:24: two threads").
 raw_env = [] if "EMBEDDING_QUERY_THREADS" in os.environ else ["EMBEDDING_QUERY_THREADS=2"]
 
 # gunicorn 25+ makes a control socket for `gunicornc` in $XDG_RUNTIME_DIR or ~/.gunicorn/ (a

@@ -229,21 +229,15 @@ def _clear_query_cache() -> None:
     embeddings._query_cache.clear()
 
 
-def _time_each_after_pause(items: Sequence[Any], call: Callable[[Any], Any]) -> list[float]:
-    """The seconds of ``call(item)`` for each item, each made after a sleep of
-    ``EMBEDDING_PAUSE_S`` (not timed)."""
-    seconds = []
-    for item in items:
-        time.sleep(EMBEDDING_PAUSE_S)
-        started = time.perf_counter()
-        call(item)
-        seconds.append(time.perf_counter() - started)
-    return seconds
-
-
-def _time_each(items: Sequence[Any], call: Callable[[Any], Any]) -> tuple[list[Any], list[float]]:
+def _time_each(
+    items: Sequence[Any], call: Callable[[Any], Any], *, pause_s: float = 0.0
+) -> tuple[list[Any], list[float]]:
+    """``call(item)`` for each item, and the seconds each took; each after a sleep of
+    ``pause_s`` (not timed)."""
     results, seconds = [], []
     for item in items:
+        if pause_s:
+            time.sleep(pause_s)
         started = time.perf_counter()
         results.append(call(item))
         seconds.append(time.perf_counter() - started)
@@ -989,7 +983,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A request comes after a pause, by when other work has pushed the model's weights out of
     # the CPU's cache: back to back reads ~3.5 ms where a request paid ~8 on one thread
     # (docs/benchmarks/journal.md, "2026-12-07, 14:24: two threads").
-    embed_after_pause_s = _time_each_after_pause(normalised, backend.embed_query)
+    _, embed_after_pause_s = _time_each(normalised, backend.embed_query, pause_s=EMBEDDING_PAUSE_S)
     query_vectors = np.asarray(embedded, dtype=np.float32)
 
     conn = bench_connect(database_url)
