@@ -150,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     load_before = wait_for_quiet(args.wait_quiet)
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     conn = bench_connect(database_url)
     log(f"loading {args.rows} products with stale embeddings")
     load_s = load_stale_catalog(conn, args.rows, args.seed)
@@ -197,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     naive = len(naive_texts) / naive_s
     naive_raw = len(naive_texts) / naive_raw_s
     result = {
-        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "started_at": started_at,
         "python": platform.python_version(),
         "postgres": postgres,
         "rows": args.rows,
