@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group
 from django.core.exceptions import BadRequest, ValidationError
@@ -101,6 +102,18 @@ def viewable_annotated(
     return rows.annotate(**flags)
 
 
+class ShopChangeList(ChangeList):
+    """A change list that sorts by no column its admin's ``sortable_by`` leaves out. Django
+    only hides those columns' header links: a hand-written ``?o=`` sorted by them all the same
+    (the runs' cost column, a sort of every run). Such a column is passed over, as Django
+    passes over one ``?o=`` names that it cannot sort by."""
+
+    def get_ordering_field(self, field_name: Any) -> Any:
+        if field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
+
+
 class ShopModelAdmin(admin.ModelAdmin):
     """The base of the shop's ModelAdmins: a hand-made change list URL whose filter PostgreSQL
     cannot run (``?sku__regex=(``, ``?status__exact=%00``) is refused as a 400, which Django
@@ -108,12 +121,16 @@ class ShopModelAdmin(admin.ModelAdmin):
     that is not one (``_selected_action=abc``). A change page saved as a colleague deletes its
     row says so, with nothing saved, rather than failing; one saved with a sku (a slug, a
     username) a colleague took a moment before shows the field's error. Its forms read numbers
-    as the API does. Its delete pages list a few rows of each kind, and count them all."""
+    as the API does. Its delete pages list a few rows of each kind, and count them all. Its
+    lists sort only by the columns ``sortable_by`` names, a hand-written ``?o=`` too."""
 
     # No "Show counts" beside the list's filters: they count every row of the table for each
     # filter, and a filter of our own is counted by a subquery PostgreSQL may run again for
     # every row. The runs list's counts never finished at 500k runs; the products' took 2 s.
     show_facets = admin.ShowFacets.NEVER
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ShopChangeList
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if not url_lookup_allowed(lookup, value):
