@@ -109,7 +109,7 @@ class ShopChangeList(ChangeList):
     passes over one ``?o=`` names that it cannot sort by."""
 
     def get_ordering_field(self, field_name: Any) -> Any:
-        if field_name not in self.sortable_by:
+        if self.sortable_by is not None and field_name not in self.sortable_by:
             return None
         return super().get_ordering_field(field_name)
 

@@ -47,7 +47,8 @@ def _columns_left_unsortable(changelist: ChangeList) -> list[int]:
     return [
         index
         for index, column in enumerate(changelist.list_display)
-        if column not in changelist.sortable_by
+        if changelist.sortable_by is not None
+        and column not in changelist.sortable_by
         and ChangeList.get_ordering_field(changelist, column)
     ]
 
