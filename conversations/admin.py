@@ -38,6 +38,7 @@ from conversations.models import (
 )
 from conversations.selectors import (
     ANSWERING_RUN_TRACE,
+    conversation_last_message_id,
     conversation_rows_deleted_with,
     conversations_waiting_since_annotated,
 )
@@ -58,9 +59,20 @@ TRANSCRIPT_MESSAGES = 200
 REPLY_REFUSED = "_staff_reply_refused"
 
 
-class _ReplyKeyField(forms.CharField):
+class _PageMarkField(forms.Field):
+    """A hidden value of the page as it was shown, for its save to check against: not a change
+    to put in the history."""
+
     def has_changed(self, initial: Any, data: Any) -> bool:
-        return False  # a new key each page load: not a change to put in the history
+        return False
+
+
+class _ReplyKeyField(_PageMarkField, forms.CharField):
+    pass
+
+
+class _LastMessageShownField(_PageMarkField, forms.IntegerField):
+    pass
 
 
 class ConversationAdminForm(forms.ModelForm):
@@ -75,6 +87,11 @@ class ConversationAdminForm(forms.ModelForm):
     reply_key = _ReplyKeyField(
         widget=forms.HiddenInput, required=False, max_length=32, initial=lambda: uuid.uuid4().hex
     )
+    # The newest message the page showed (0: none): a customer's message after it refuses the
+    # reply, which would mark it answered unread.
+    last_message_shown = _LastMessageShownField(
+        widget=forms.HiddenInput, required=False, min_value=0
+    )
 
     class Meta:
         model = Conversation
@@ -86,6 +103,11 @@ class ConversationAdminForm(forms.ModelForm):
         # staff changed it, not when a colleague renamed it since (which would be undone).
         if "title" in self.fields:  # not read-only (staff who may only view)
             self.fields["title"].show_hidden_initial = True
+        if "last_message_shown" in self.fields and self.instance.pk is not None:
+            # Read before the page's transcript is: a message between the two is shown and
+            # refuses the reply all the same, rather than counting as read unshown.
+            last = conversation_last_message_id(conversation_id=self.instance.pk)
+            self.fields["last_message_shown"].initial = last or 0
         if "staff_reply" in self.fields and self.instance.status == Conversation.Status.CLOSED:
             # Greyed out in the page, not taken out of the form: a page shown before a colleague
             # closed the chat still posts its reply, and is told it was not sent.
@@ -339,10 +361,11 @@ class ConversationAdmin(ShopModelAdmin):
                 author=authenticated_user(request),
                 content=reply,
                 reply_key=form.cleaned_data.get("reply_key") or None,
+                last_message_shown=form.cleaned_data.get("last_message_shown"),
             )
         except DeletedMeanwhile:
             raise  # ShopModelAdmin's page says so
-        except ApplicationError as error:  # closed meanwhile, or the page sent twice
+        except ApplicationError as error:  # closed or written to meanwhile, or sent twice
             self.message_user(
                 request, f"Your reply was not sent ({error.message}): {reply}", messages.ERROR
             )

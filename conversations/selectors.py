@@ -199,3 +199,12 @@ def conversations_waiting_since_annotated(
             default=Greatest("handoff_at", "first_message_since"),
         )
     )
+
+
+def conversation_last_message_id(*, conversation_id: UUID) -> int | None:
+    return (
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )

@@ -124,9 +124,7 @@ def message_content_checked(content: str) -> str:
     """``content`` stripped; an ``ApplicationError`` on "content" if it is empty or too long
     (the check of every message a customer or staff post)."""
     content = content.strip()
-    if not any(unicodedata.category(char)[0] not in "CZM" for char in content):
-        # Nothing to read: only spaces, invisible characters (zero-width spaces, say) or marks
-        # with no letter to sit on (combining accents).
+    if not any(_readable(char) for char in content):
         raise ApplicationError("This field may not be blank.", code="blank", field="content")
     if len(content) > MAX_MESSAGE_LENGTH:
         raise ApplicationError(
@@ -135,6 +133,15 @@ def message_content_checked(content: str) -> str:
             field="content",
         )
     return content
+
+
+def _readable(char: str) -> bool:
+    """Whether ``char`` shows something: not a space, an invisible character (a zero-width
+    space, a control) or a mark with no letter to sit on (a combining accent). Characters this
+    Python's Unicode tables do not know (``Cn``: emoji newer than them, such as U+1FA77) and
+    private-use ones (``Co``, which fonts draw) count as readable."""
+    category = unicodedata.category(char)
+    return category[0] not in "ZM" and category not in ("Cc", "Cf", "Cs")
 
 
 def _reply_checked(message: Message) -> Message:
@@ -500,13 +507,21 @@ STAFF_REPLY_KEY_PREFIX = "staff-reply:"
 
 
 def staff_message_post(
-    *, conversation: Conversation, author: User, content: str, reply_key: str | None = None
+    *,
+    conversation: Conversation,
+    author: User,
+    content: str,
+    reply_key: str | None = None,
+    last_message_shown: int | None = None,
 ) -> Message:
     """A staff member's reply. A reply takes the conversation over if the assistant still had
     it, so the two do not answer the customer at once. A repeated ``reply_key`` (the admin
     form's, sent again by a double click or a resubmitted page) returns the reply it stored
     and writes nothing; with other words (the page sent again with a new reply typed in), it
-    is refused rather than reported sent. ``DeletedMeanwhile`` if the conversation is gone."""
+    is refused rather than reported sent. ``last_message_shown``: the id of the newest message
+    the staff's page showed; a customer's message after it refuses the reply, which would have
+    counted it answered (no reminder, nothing for the assistant to answer on a hand-back)
+    without anyone reading it. ``DeletedMeanwhile`` if the conversation is gone."""
     content = message_content_checked(content)
     key = f"{STAFF_REPLY_KEY_PREFIX}{reply_key}" if reply_key else None
     with transaction.atomic():
@@ -524,6 +539,14 @@ def staff_message_post(
         if locked.status == Conversation.Status.CLOSED:
             raise ApplicationError(
                 "This conversation is closed.", code="conversation_closed", status_code=409
+            )
+        if last_message_shown is not None and (
+            locked.messages.filter(role=Message.Role.USER, pk__gt=last_message_shown).exists()
+        ):
+            raise ApplicationError(
+                "the customer wrote again after the page was shown; read their message, then reply",
+                code="customer_wrote_since",
+                status_code=409,
             )
         message = Message.objects.create(
             conversation=locked,

@@ -661,6 +661,44 @@ def test_a_reply_form_submitted_twice_sends_the_reply_once(staff_client: Client)
     assert conversation.messages.get().content == "Sam here."
 
 
+def page_marks(page: str) -> dict[str, str]:
+    """The hidden values a conversation's page carries for its save to check."""
+    return {
+        name: re.search(rf'name="{name}" value="(\w+)"', page)[1]  # type: ignore[index]
+        for name in ("reply_key", "last_message_shown")
+    }
+
+
+def test_a_reply_written_while_the_customer_wrote_again_is_not_sent_and_their_message_waits(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(
+        status="needs_human", handoff_reason="Asked", handoff_at=timezone.now()
+    )
+    MessageFactory.create(conversation=conversation, content="A person, please.")
+    queue_page = f"/admin/conversations/handoffqueueentry/{conversation.pk}/change/"
+    page = page_marks(staff_client.get(queue_page).content.decode())
+    MessageFactory.create(conversation=conversation, content="Also: is the manuka in stock?")
+
+    response = staff_client.post(
+        queue_page, page | {"title": "", "staff_reply": "We ship to France."}, follow=True
+    )
+
+    notices = [str(message) for message in response.context["messages"]]
+    assert notices == [
+        "Your reply was not sent (the customer wrote again after the page was shown; read"
+        " their message, then reply): We ship to France."
+    ]
+    assert "Also: is the manuka in stock?" in response.content.decode()
+    assert not conversation.messages.filter(role=Message.Role.STAFF).exists()
+    waiting = staff_client.get("/admin/conversations/handoffqueueentry/")
+    assert waiting.context["cl"].result_list[0].waiting_since is not None
+    # From the page as it is now, the reply goes.
+    page = page_marks(response.content.decode())
+    staff_client.post(queue_page, page | {"title": "", "staff_reply": "Yes, and it is."})
+    assert conversation.messages.get(role=Message.Role.STAFF).content == "Yes, and it is."
+
+
 def test_staff_who_may_only_view_a_conversation_see_no_reply_box(client: Client) -> None:
     viewer = StaffFactory.create(is_superuser=False)
     viewer.user_permissions.set(Permission.objects.filter(codename="view_conversation"))

@@ -279,6 +279,7 @@ def test_posting_a_message_returns_202_with_the_message_and_a_queued_run() -> No
         "\u200b",
         "\u200b \u2060\n\ufeff",
         "\u0301\u0308 \u0301",  # accents on nothing: combining marks alone
+        "\x07\x1b",  # controls
     ],
 )
 def test_a_message_with_nothing_to_read_is_refused_and_nothing_is_stored(content: str) -> None:
@@ -297,6 +298,25 @@ def test_a_message_with_nothing_to_read_is_refused_and_nothing_is_stored(content
         "error_codes": {"content": ["blank"]},
     }
     assert Message.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "\U0001fa77",  # a pink heart: Unicode 15, newer than Python 3.11's tables
+        "\U0001fabf \U0001face",  # a goose and a moose, Unicode 15 as well
+        "\ue000",  # private use: a font may draw it
+    ],
+)
+def test_a_message_of_characters_this_python_does_not_know_is_posted(content: str) -> None:
+    conversation = ConversationFactory.create()
+
+    response = _client_for(conversation.owner).post(
+        f"/api/conversations/{conversation.id}/messages/", {"content": content}, format="json"
+    )
+
+    assert response.status_code == 202
+    assert Message.objects.get().content == content
 
 
 @pytest.mark.parametrize("content", [123, 1.5, True, ["Hello"], {"text": "Hello"}, None])
