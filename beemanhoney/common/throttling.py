@@ -1,6 +1,7 @@
 """Rate limits a real shop would choose, read from ``settings.THROTTLE_RATES`` on each use."""
 
 import hashlib
+import ipaddress
 import logging
 import secrets
 import time
@@ -64,6 +65,22 @@ def _log_outage(error: redis.RedisError) -> None:
         logger.warning("throttle.redis_unavailable", extra={"error": type(error).__name__})
 
 
+def _client_network(address: str) -> str:
+    """What a rate counts ``address`` as: an IPv6 address as its /64 network, which a host (a
+    home, a server) is given whole, so that one client cannot count as 2^64 by stepping
+    through its addresses; an IPv4 address, one mapped into IPv6 too, as itself."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        network = ipaddress.IPv6Address(int(parsed) & ~((1 << 64) - 1))
+        return f"{network}/64"
+    return address
+
+
 class _SlidingWindowThrottle(SimpleRateThrottle):
     """DRF's rate throttle, with each client's request times in a Redis sorted set.
 
@@ -81,6 +98,11 @@ class _SlidingWindowThrottle(SimpleRateThrottle):
     # there is a rate.
     num_requests: int
     duration: int
+
+    def get_ident(self, request: Any) -> str:
+        """The client's address as DRF reads it (``REMOTE_ADDR``, or the trusted proxy's
+        ``X-Forwarded-For`` entry); an IPv6 address as its /64 network (``_client_network``)."""
+        return _client_network(super().get_ident(request))
 
     def get_rate(self) -> str | None:
         return settings.THROTTLE_RATES.get(self.scope)

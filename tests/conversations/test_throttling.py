@@ -93,6 +93,39 @@ def test_guest_creation_is_limited_per_client_ip(settings) -> None:
     assert elsewhere.status_code == 201
 
 
+def test_guest_creation_counts_an_ipv6_clients_whole_64_network_as_one_address(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "guest_create": "2/hour"}
+
+    codes = [
+        APIClient(REMOTE_ADDR=f"2001:db8:1:2::{n:x}").post("/api/auth/guest/").status_code
+        for n in (1, 2, 0xFFFF)
+    ]
+    next_network = APIClient(REMOTE_ADDR="2001:db8:1:3::1").post("/api/auth/guest/")
+    behind_a_proxy = APIClient(REMOTE_ADDR="::ffff:203.0.113.30")
+    as_ipv4 = APIClient(REMOTE_ADDR="203.0.113.30")
+    mapped = [behind_a_proxy.post("/api/auth/guest/").status_code for _ in range(2)]
+
+    assert codes == [201, 201, 429]
+    assert next_network.status_code == 201
+    # An IPv4 address mapped into IPv6 is the IPv4 address, not its /64 (every IPv4 client's).
+    assert mapped == [201, 201]
+    assert as_ipv4.post("/api/auth/guest/").status_code == 429
+
+
+def test_password_guesses_from_one_ipv6_network_through_a_proxy_share_a_count(settings) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login": "1/min"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    proxy = APIClient(REMOTE_ADDR="10.0.0.2")
+    guess = {"username": "sam", "password": "wrong"}
+
+    codes = [
+        proxy.post("/api/auth/token/", guess, HTTP_X_FORWARDED_FOR=client).status_code
+        for client in ("2001:db8:7::1", "2001:db8:7::2", "2001:db8:8::1")
+    ]
+
+    assert codes == [401, 429, 401]
+
+
 def test_conversations_opened_are_limited_per_customer(settings) -> None:
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "conversation_create": "2/hour"}
     customer, other = _client_for(UserFactory.create()), _client_for(UserFactory.create())
