@@ -1,6 +1,6 @@
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 from typing import cast
 
@@ -236,7 +236,8 @@ class Category(TimeStampedModel):
     description = models.TextField(blank=True)
 
     class Meta:
-        ordering = [name_order().asc()]
+        # Ties by id: "Manuka" and "M\u0101nuka" sort alike (name_order).
+        ordering = [name_order().asc(), F("id").asc()]
         verbose_name_plural = "categories"
         constraints = [
             # Imports find a category by its name whatever its case.
@@ -249,6 +250,17 @@ class Category(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @staticmethod
+    def name_as_written(text: str) -> str:
+        """``text`` as a category's name is stored and looked up (by imports too): its runs of
+        spaces one space, so "Raw  Honey" is "Raw Honey" rather than a category beside it."""
+        return " ".join(text.split())
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        if exclude is None or "name" not in exclude:
+            self.name = self.name_as_written(self.name)
+        super().clean_fields(exclude=exclude)
 
 
 class Product(TimeStampedModel, Embedded):

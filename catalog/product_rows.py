@@ -35,7 +35,7 @@ from catalog.models import (
     slug_of,
     tag_stored,
 )
-from catalog.selectors import categories_named
+from catalog.selectors import categories_named, product_currencies
 
 COLUMNS = (
     "sku",
@@ -168,21 +168,25 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(tags)
 
 
-def category_name(text: str) -> str:
-    """A row's category name as it is looked up and created: its runs of spaces one space, so
-    "Raw  Honey" is "Raw Honey" rather than a new category beside it."""
-    return " ".join(text.split())
-
-
 def _may_name_a_category(name: str) -> bool:
     """Whether ``name`` is looked up as a category: not blank, not longer than a category's
-    name, and text a query can carry (``row_problems`` reports a NUL or a lone surrogate)."""
+    name, and text a query can carry."""
+    return _may_be_looked_up(name, max_length=MAX_LENGTHS["category"])
+
+
+def _may_be_looked_up(value: str, *, max_length: int) -> bool:
+    """Whether ``value`` may be looked up in the database: not blank, not longer than its
+    column, and text a query can carry (``row_problems`` reports a NUL or a lone surrogate)."""
     return (
-        bool(name)
-        and len(name) <= MAX_LENGTHS["category"]
-        and is_unicode_text(name)
-        and "\x00" not in name
+        bool(value) and len(value) <= max_length and is_unicode_text(value) and "\x00" not in value
     )
+
+
+def stored_currencies(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The currency stored for each product the rows' skus name, in one statement."""
+    longest = max_length_of(Product, "sku")
+    skus = [sku for row in rows if _may_be_looked_up(sku := cell(row, "sku"), max_length=longest)]
+    return product_currencies(skus=skus)
 
 
 def existing_categories(
@@ -192,9 +196,8 @@ def existing_categories(
     file at once in two statements. Where the import may create categories, also what the slug
     a new one would have finds, under the slug: a new "Review Cider!" beside "Review Cider"
     (both ``review-cider``) is a typo, refused rather than made ``review-cider-2``."""
-    names = [
-        name for row in rows if _may_name_a_category(name := category_name(cell(row, "category")))
-    ]
+    names = [cell(row, "category") for row in rows]
+    names = [name for name in map(Category.name_as_written, names) if _may_name_a_category(name)]
     slugs = [slug for name in names if (slug := slug_of(name))] if may_create_categories else []
     return categories_named(names=[*names, *slugs])
 
@@ -202,7 +205,7 @@ def existing_categories(
 def is_new_category(name: str, categories: Mapping[str, Category]) -> bool:
     """Whether a row naming ``name`` would have the import create that category;
     ``categories``: what ``existing_categories`` read for the row's file."""
-    name = category_name(name)
+    name = Category.name_as_written(name)
     return _may_name_a_category(name) and name not in categories
 
 
@@ -253,27 +256,30 @@ def parse_product_row(
     *,
     categories: Mapping[str, Category] | None = None,
     may_create_categories: bool = True,
+    stored_currency: str | None = None,
 ) -> ProductRow:
     """One validated row; ``ValueError`` lists everything wrong with it. ``categories``: what
     ``existing_categories`` read for the row's file (read for this row alone when not given).
-    A row naming a category that does not exist is invalid without ``may_create_categories``."""
+    A row naming a category that does not exist is invalid without ``may_create_categories``.
+    ``stored_currency``: the currency of the product of the row's sku (``stored_currencies``),
+    None for a new one. A stored product's sku, and the currency it has, are not checked again:
+    rows stored before their checks existed (a sku with a space, a currency withdrawn since)
+    import back unchanged, as the API and the admin leave them until they change."""
     if categories is None:
         categories = existing_categories([row], may_create_categories=may_create_categories)
     problems = row_problems(row, PRODUCT_COLUMNS)
     sku = cell(row, "sku")
-    if sku:
-        try:
-            sku_validator(sku)
-        except ValidationError:
-            problems.append(f"sku: {sku_validator.message}")
+    if sku and stored_currency is None and (problem := _sku_problem(sku)):
+        problems.append(problem)
     problems += too_long(row, MAX_LENGTHS)
-    category = category_name(cell(row, "category"))
+    category = Category.name_as_written(cell(row, "category"))
     if problem := _new_category_problem(
         category, categories, may_create_categories=may_create_categories
     ):
         problems.append(problem)
     currency = cell(row, "currency").upper() or "GBP"
-    if (problem := currency_problem(currency)) == NOT_THREE_CAPITALS:
+    problem = None if currency == stored_currency else currency_problem(currency)
+    if problem == NOT_THREE_CAPITALS:
         problems.append(f"currency: {shortened(row.get('currency'))!r} is not a 3-letter ISO code")
     elif problem:
         problems.append(f"currency: {problem}")
@@ -312,6 +318,20 @@ def parse_product_row(
     )
 
 
+def keeps_what_only_stored_products_may(row: ProductRow) -> bool:
+    """Whether ``row`` has a sku or a currency that passed only as a stored product's
+    (``parse_product_row``), which a new product may not have."""
+    return _sku_problem(row.sku) is not None or currency_problem(row.currency) is not None
+
+
+def _sku_problem(sku: str) -> str | None:
+    try:
+        sku_validator(sku)
+    except ValidationError:
+        return f"sku: {sku_validator.message}"
+    return None
+
+
 def parse_product_rows(
     rows: list[dict[str, Any]],
     *,
@@ -320,17 +340,22 @@ def parse_product_rows(
 ) -> tuple[list[ProductRow], list[str]]:
     """Valid rows, and one message per invalid row; skus must not repeat. The categories the
     rows name are read once for the file (``existing_categories``), or given in
-    ``categories``; as ``parse_product_row`` for ``may_create_categories``."""
+    ``categories``; as ``parse_product_row`` for ``may_create_categories``, and for the
+    currencies of the products stored under the rows' skus, read once for the file too."""
     if categories is None:
         categories = existing_categories(rows, may_create_categories=may_create_categories)
     known = categories
+    currencies = stored_currencies(rows)
     # Each new category's slug, and the name of the first valid row to create it: a later
     # name of the same slug ("Mead" then "Mead!") would be a second category, "mead-2".
     new_slugs: dict[str, str] = {}
 
     def parse(row: dict[str, Any]) -> ProductRow:
         parsed = parse_product_row(
-            row, categories=known, may_create_categories=may_create_categories
+            row,
+            categories=known,
+            may_create_categories=may_create_categories,
+            stored_currency=currencies.get(cell(row, "sku")),
         )
         if is_new_category(parsed.category, known):
             slug = slug_of(parsed.category)

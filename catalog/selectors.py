@@ -258,6 +258,11 @@ def category_named(*, name: str, column: str = "name") -> Category | None:
     return Category.objects.filter(same).first()
 
 
+def product_currencies(*, skus: Iterable[str]) -> dict[str, str]:
+    """The currency of each product that one of ``skus`` names."""
+    return dict(Product.objects.filter(sku__in=set(skus)).values_list("sku", "currency"))
+
+
 def categories_named(*, names: Iterable[str]) -> dict[str, Category]:
     """Each of ``names`` with the category ``category_named`` finds for it by name, else by
     slug (a name neither finds is left out): two statements, however many names."""

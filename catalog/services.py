@@ -48,6 +48,7 @@ from catalog.product_rows import (
     ProductRow,
     existing_categories,
     is_new_category,
+    keeps_what_only_stored_products_may,
     parse_product_rows,
 )
 from catalog.query_keywords import forget_common_lexemes
@@ -853,6 +854,10 @@ def product_import(
     slugs = _ProductSlugsTaken(parsed)
 
     def new_row_fields(row: ProductRow) -> dict[str, Any]:
+        if keeps_what_only_stored_products_may(row):
+            # Its sku or currency passed as a stored product's: the product was deleted since
+            # the file was read (``_rows_import`` reports it; nothing is imported).
+            raise IntegrityError(f"sku {row.sku!r} was deleted meanwhile")
         slug = _unique_slug(Product, row.name, row.sku, taken=slugs)
         slugs.add(slug)
         return {"slug": slug}

@@ -349,8 +349,10 @@ class CategoryInputSerializer(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate_name(self, name: str) -> str:
-        # Imports find a category by its name whatever its case, so names differ by more; in
-        # any case as the unique constraint compares ("\u212aiwi" is "Kiwi" to it).
+        # Imports find a category by its name whatever its case and its runs of spaces, so
+        # names differ by more; in any case as the unique constraint compares ("\u212aiwi" is
+        # "Kiwi" to it).
+        name = Category.name_as_written(name)
         same = selectors.category_named(name=name)
         if same is not None and (self.instance is None or same.pk != self.instance.pk):
             raise serializers.ValidationError(

@@ -794,6 +794,37 @@ def test_exported_products_import_back_unchanged(staff_client: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_products_stored_before_the_sku_and_currency_checks_export_and_import_back(
+    staff_client: Client,
+) -> None:
+    spaced = ProductFactory.create(currency="GBP")
+    withdrawn = ProductFactory.create(currency="GBP")
+    # As stored before migration 0007 (the sku's format) and 0013 (currencies in circulation):
+    # the API and the admin keep such values until they change.
+    Product.objects.filter(pk=spaced.pk).update(sku="BH 001")
+    Product.objects.filter(pk=withdrawn.pk).update(currency="BGN")
+
+    response = staff_client.post(
+        CHANGELIST, {"action": "export_csv", "_selected_action": [spaced.pk, withdrawn.pk]}
+    )
+    rows = exported(response)[1]
+    spaced_row, withdrawn_row = sorted(rows, key=lambda row: row["sku"] != "BH 001")
+    unchanged = product_import(rows=rows).summary()
+    repriced = product_import(rows=[row | {"price": "99.00"} for row in rows]).summary()
+
+    assert unchanged == "created 0, updated 0, unchanged 2, invalid 0"
+    assert repriced == "created 0, updated 2, unchanged 0, invalid 0"
+    assert set(Product.objects.values_list("price", flat=True)) == {Decimal("99.00")}
+    # A new product's sku, and a changed currency, are checked as ever.
+    with pytest.raises(services.CatalogImportError) as refused:
+        product_import(rows=[spaced_row | {"sku": "BH 002"}, withdrawn_row | {"currency": "HRK"}])
+    assert refused.value.report.errors == [
+        "item 1: sku: letters, digits, '.', '_' or '-', at most 40 characters",
+        "item 2: currency: HRK is not the ISO 4217 code of a currency in circulation, such as GBP",
+    ]
+
+
+@pytest.mark.django_db
 def test_an_export_opens_in_a_spreadsheet_as_text_and_still_imports_back_unchanged(
     staff_client: Client,
 ) -> None:
@@ -1024,6 +1055,25 @@ def test_renaming_a_category_in_the_admin_queues_its_products_embedding(
     assert response.status_code == 302
     assert Category.objects.get(pk=category.pk).name == data["name"]
     assert len(callbacks) == queued
+
+
+@pytest.mark.django_db
+def test_a_category_added_in_the_admin_keeps_one_space_where_its_name_had_a_run(
+    staff_client: Client,
+) -> None:
+    CategoryFactory.create(name="Raw Honey", slug="raw-honey")
+    add_url = reverse("admin:catalog_category_add")
+
+    added = staff_client.post(add_url, {"name": "Comb \t Honey", "slug": "comb-honey"})
+    refused = staff_client.post(add_url, {"name": "Raw  Honey", "slug": "raw-honey-2"})
+
+    assert added.status_code == 302
+    assert Category.objects.get(slug="comb-honey").name == "Comb Honey"
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.non_field_errors() == [
+        "A category with this name already exists."
+    ]
+    assert Category.objects.count() == 2
 
 
 @pytest.mark.django_db

@@ -584,6 +584,26 @@ def test_categories_and_articles_are_listed_in_name_order_whatever_the_case(
 
 
 @pytest.mark.django_db
+def test_categories_whose_names_sort_alike_are_listed_by_id_page_after_page(
+    api_client: APIClient,
+) -> None:
+    # "Manuka" and "M\u0101nuka" sort alike without their accents; the older comes first.
+    older = CategoryFactory.create(name="M\u0101nuka Honey", slug="manuka-honey")
+    newer = CategoryFactory.create(name="Manuka Honey", slug="manuka-honey-2")
+    older.description = "Moved to the end of the table by an update."
+    older.save()
+
+    listed = api_client.get("/api/categories/").json()["results"]
+    paged = [
+        api_client.get("/api/categories/", {"page_size": 1, "page": page}).json()["results"][0]
+        for page in (1, 2)
+    ]
+
+    assert [c["slug"] for c in listed] == [older.slug, newer.slug]
+    assert paged == listed
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("params", "skus"),
     [
@@ -652,10 +672,26 @@ def test_staff_can_create_a_category_with_a_slug_made_from_its_name(
 
 
 @pytest.mark.django_db
+def test_a_new_categorys_runs_of_spaces_are_stored_as_one_as_imports_read_them(
+    staff_client: APIClient,
+) -> None:
+    response = staff_client.post(
+        "/api/categories/", {"name": "Bee  Pollen \t& Propolis"}, format="json"
+    )
+
+    assert response.status_code == 201
+    assert response.json()["name"] == "Bee Pollen & Propolis"
+    assert Category.objects.get().name == "Bee Pollen & Propolis"
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
         ({"name": "raw honey"}, "name"),
+        # The same name to an import, which reads runs of spaces as one.
+        ({"name": "Raw  Honey"}, "name"),
+        ({"name": "Raw\tHoney"}, "name"),
         ({"name": "Raw Honey!"}, "slug"),
         # The same name to the unique constraint (LOWER), not to UPPER: the Kelvin sign.
         ({"name": "\u212aiwi Honey"}, "name"),

@@ -72,3 +72,20 @@ def test_rows_stored_with_accents_are_found_by_words_without_them_after_the_upgr
             "catalog_knowledgearticle",
             "catalog_product",
         ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_category_names_stored_with_runs_of_spaces_keep_one_unless_another_is_named_so() -> None:
+    old_category = model_as_of(("catalog", "0028_category_order_ties_by_id"), "Category")
+    spaced = old_category.objects.create(name="Raw \t Honey", slug="raw-honey")
+    old_category.objects.create(name="Comb Honey", slug="comb-honey")
+    clashing = old_category.objects.create(name="comb  honey", slug="comb-honey-2")
+
+    migrated_through(("catalog", "0029_category_names_squeezed"))
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM catalog_category WHERE id IN (%s, %s) ORDER BY id",
+            [spaced.pk, clashing.pk],
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["Raw Honey", "comb  honey"]

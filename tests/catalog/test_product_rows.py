@@ -4,7 +4,12 @@ from decimal import Decimal
 import pytest
 
 from catalog.import_files import FileRow
-from catalog.product_rows import ProductRow, parse_product_row, parse_product_rows
+from catalog.product_rows import (
+    ProductRow,
+    keeps_what_only_stored_products_may,
+    parse_product_row,
+    parse_product_rows,
+)
 from tests.catalog.factories import CategoryFactory
 
 # A row's category is looked up, with the slug a new one would have, where it is parsed.
@@ -443,8 +448,8 @@ def test_categories_of_names_without_latin_letters_are_read_once_for_the_file(
     names = ["蜂蜜", "Μέλι", "ハチミツ"]
     rows = [a_row(sku=f"A-{n}", category=names[n % 3]) for n in range(count)]
 
-    # The names lowered, and the categories read.
-    with django_assert_num_queries(2):
+    # The names lowered, the categories read, and the currencies of the skus' products.
+    with django_assert_num_queries(3):
         valid, errors = parse_product_rows(rows)
 
     assert {row.category for row in valid} == {"蜂蜜", "Μέλι"}
@@ -467,7 +472,7 @@ def test_rows_naming_new_categories_are_invalid_where_none_may_be_created(
         a_row(sku="A-4", category="Gift Sets", price="-1"),
     ]
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         valid, errors = parse_product_rows(rows, may_create_categories=False)
 
     assert [row.sku for row in valid] == ["A-1", "A-2"]
@@ -484,11 +489,32 @@ def test_the_categories_of_a_file_of_latin_names_are_read_once_for_the_file(
 ) -> None:
     rows = [a_row(sku=f"A-{n}", category=f"Gifts {n % 4}") for n in range(count)]
 
-    # The names and the slugs new categories would have, lowered; then the categories read.
-    with django_assert_num_queries(2):
+    # The names and the slugs new categories would have, lowered; then the categories read,
+    # and the currencies of the skus' products.
+    with django_assert_num_queries(3):
         valid, errors = parse_product_rows(rows)
 
     assert (len(valid), errors) == (count, [])
+
+
+@pytest.mark.django_db
+def test_a_stored_products_sku_and_currency_are_not_checked_again_a_new_ones_are() -> None:
+    stored = a_row(sku="BH 001", currency="BGN")
+
+    kept = parse_product_row(stored, stored_currency="BGN")
+    with pytest.raises(ValueError) as changed:
+        parse_product_row(stored, stored_currency="GBP")
+    with pytest.raises(ValueError) as new:
+        parse_product_row(stored)
+
+    assert (kept.sku, kept.currency) == ("BH 001", "BGN")
+    assert keeps_what_only_stored_products_may(kept)
+    assert not keeps_what_only_stored_products_may(parse_product_row(a_row()))
+    withdrawn = "BGN is not the ISO 4217 code of a currency in circulation, such as GBP"
+    assert str(changed.value) == f"currency: {withdrawn}"
+    assert str(new.value) == (
+        f"sku: letters, digits, '.', '_' or '-', at most 40 characters; currency: {withdrawn}"
+    )
 
 
 def test_runs_of_spaces_in_a_category_name_are_read_as_one() -> None:
