@@ -502,9 +502,9 @@ def test_a_stored_products_sku_and_currency_are_not_checked_again_a_new_ones_are
     stored = a_row(sku="BH 001", currency="BGN")
 
     kept = parse_product_row(stored, stored_currency="BGN")
-    with pytest.raises(ValueError) as changed:
+    with pytest.raises(ValueError, match="currency") as changed:
         parse_product_row(stored, stored_currency="GBP")
-    with pytest.raises(ValueError) as new:
+    with pytest.raises(ValueError, match="sku") as new:
         parse_product_row(stored)
 
     assert (kept.sku, kept.currency) == ("BH 001", "BGN")
