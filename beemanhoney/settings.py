@@ -139,9 +139,16 @@ def env_rate(name: str, default: str) -> str:
     return raw
 
 
-def env_redis_url(name: str, default: str = "") -> str:
+def env_redis_url(name: str, default: str = "", *, socket_allowed: bool = True) -> str:
+    """A Redis URL; ``socket_allowed``: a unix:// one too, which redis-py (the cache) reads and
+    Celery's broker does not."""
     raw = env_str(name, default)
     parts = urlsplit(raw)
+    if raw and parts.scheme == "unix" and not socket_allowed:
+        raise ImproperlyConfigured(
+            f"{name} must be a redis:// or rediss:// URL: it is Celery's broker too, which"
+            " cannot use a unix:// socket URL"
+        )
     if raw and (
         parts.scheme not in {"redis", "rediss", "unix"}
         or (parts.scheme != "unix" and (not parts.hostname or not _port_readable(parts)))
@@ -286,7 +293,7 @@ TEMPLATES = [
 
 # --- services: the given servers, or the embedded ones under ./var/ -------------------------
 DATABASE_URL = env_str("DATABASE_URL")
-REDIS_URL = env_redis_url("REDIS_URL")
+REDIS_URL = env_redis_url("REDIS_URL", socket_allowed=False)
 if not DATABASE_URL or not REDIS_URL:
     from beemanhoney import embedded
 

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from beemanhoney import devstack
 
 # A process that starts a child in its own process group, prints the child's pid and dies:
@@ -47,3 +49,59 @@ def test_stopping_the_stack_stops_what_a_dead_process_left_in_its_group() -> Non
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(leader.pid, signal.SIGKILL)
+
+
+def test_a_run_whose_migrate_fails_says_so_in_one_line_and_stops() -> None:
+    # Given servers (nothing embedded to start), and a setting manage.py refuses in one line.
+    result = subprocess.run(
+        [sys.executable, "-m", "beemanhoney.devstack", "run"],
+        cwd=devstack.PROJECT_DIR,
+        env={
+            **os.environ,
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "DEBUG": "2",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "==> manage.py migrate failed (exit status 1); stopping" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "test"])
+def test_embedded_servers_that_cannot_start_are_reported_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "beemanhoney.devstack", command],
+        cwd=devstack.PROJECT_DIR,
+        env={**env, "BEEMAN_VAR_DIR": str(tmp_path), "EMBEDDED_POSTGRES_VERSION": "17"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "==> EMBEDDED_POSTGRES_VERSION must be one of [16, 18], not '17'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("host", "bound", "reached"),
+    [
+        ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", "0.0.0.0", "127.0.0.1"),  # noqa: S104
+        ("::", "[::]", "[::1]"),
+        ("::1", "[::1]", "[::1]"),
+    ],
+)
+def test_the_stack_binds_and_checks_an_ipv6_host_in_brackets(
+    host: str, bound: str, reached: str
+) -> None:
+    assert devstack._url_host(host) == bound
+    assert devstack._url_host(devstack._reachable_host(host)) == reached

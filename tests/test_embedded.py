@@ -68,14 +68,35 @@ def test_embedded_postgres_in_a_private_folder_leaves_the_folder_private(
         assert stat.S_IMODE(private.stat().st_mode) == 0o700
         assert (var_dir / data_folder).exists()
         status = _embedded("status", var_dir, postgres_version=postgres_version)
-        assert "postgres: running" in status
+        assert f"postgres ({data_folder}): running" in status
     finally:
-        _embedded("stop", var_dir, postgres_version=postgres_version)
+        # Stopped whatever EMBEDDED_POSTGRES_VERSION says now (make stop sets none).
+        stopped = _embedded("stop", var_dir)
         if (var_dir / data_folder).is_symlink():
             shutil.rmtree((var_dir / data_folder).resolve().parent, ignore_errors=True)
 
-    assert "postgres: stopped" in _embedded("status", var_dir, postgres_version=postgres_version)
+    assert f"postgres ({data_folder})" in stopped
+    assert f"postgres ({data_folder}): stopped" in _embedded("status", var_dir)
     assert private.stat().st_mode & 0o077 == 0
+
+
+def test_embedded_postgres_starts_whatever_the_machine_wide_lock_pgserver_would_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pgserver's lock file, under the runtime folder, as another user's run leaves it: one this
+    # user cannot open (a folder in its place, which no one can open as a file, root included).
+    runtime = tmp_path / "runtime"
+    (runtime / "python_PostgresServer" / ".lockfile").mkdir(parents=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    var_dir = tmp_path / "var"
+    try:
+        started = _embedded_run("start", var_dir)
+        assert started.returncode == 0, started.stderr
+        assert "postgres (pgdata): running" in _embedded("status", var_dir)
+    finally:
+        _embedded("stop", var_dir)
+        if (var_dir / "pgdata").is_symlink():
+            shutil.rmtree((var_dir / "pgdata").resolve().parent, ignore_errors=True)
 
 
 def test_a_postgres_version_the_package_does_not_ship_is_refused_in_one_line(

@@ -385,6 +385,11 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
         ({"SITE_URL": "shop.example.com"}, b"SITE_URL must be a URL such as https://"),
         ({"CACHE_URL": "redis://127.0.0.1:abc/0"}, b"CACHE_URL must be a URL such as redis://"),
         ({"REDIS_URL": "redis://127.0.0.1:99999/0"}, b"REDIS_URL must be a URL such as redis://"),
+        # The cache reads a socket URL; the broker, which REDIS_URL is too, cannot.
+        (
+            {"REDIS_URL": "unix:///run/redis.sock"},
+            b"REDIS_URL must be a redis:// or rediss:// URL: it is Celery's broker too",
+        ),
         (
             {"DATABASE_URL": "sqlite:////tmp/shop.db"},
             b"DATABASE_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432"
