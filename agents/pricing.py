@@ -32,14 +32,20 @@ class Usage:
         )
 
 
-def model_cost_usd(*, model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    """Cost in US dollars of ``model``'s tokens at its rate in ``MODEL_PRICES_PER_MILLION``.
+def model_cost_usd(
+    *, model: str, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0
+) -> Decimal:
+    """Cost in US dollars of ``model``'s tokens at its rates in ``MODEL_PRICES_PER_MILLION``.
 
-    A model missing from the table is priced at the dearest known rates (prompt and completion
-    each at their highest), and a warning is logged once per model name per process: pricing it
-    at zero would silently switch both budgets off, while overcharging at worst hands a
-    conversation to staff early. Tokens never spent cost nothing, so the offline templates,
-    which spend none, stay free without being listed.
+    ``cached_prompt_tokens``: those of the ``prompt_tokens`` the provider read from its prompt
+    cache (a turn's later calls repeat its first's prefix), at the model's ``cached_prompt``
+    rate where the table gives one, else at its prompt rate.
+
+    A model missing from the table is priced at the dearest known rates (each kind at its
+    highest), and a warning is logged once per model name per process: pricing it at zero
+    would silently switch both budgets off, while overcharging at worst hands a conversation to
+    staff early. Tokens never spent cost nothing, so the offline templates, which spend none,
+    stay free without being listed.
     """
     if not prompt_tokens and not completion_tokens:
         return Decimal(0)
@@ -48,12 +54,20 @@ def model_cost_usd(*, model: str, prompt_tokens: int, completion_tokens: int) ->
     if prices is None:
         _warn_unpriced(model)
         prices = {
-            kind: max((rates[kind] for rates in table.values()), default=0)
-            for kind in ("prompt", "completion")
+            kind: max((_rate(rates, kind) for rates in table.values()), default=0)
+            for kind in ("prompt", "cached_prompt", "completion")
         }
-    prompt = Decimal(str(prices["prompt"])) * prompt_tokens
+    cached = min(cached_prompt_tokens, prompt_tokens)
+    prompt = Decimal(str(prices["prompt"])) * (prompt_tokens - cached)
+    prompt += Decimal(str(_rate(prices, "cached_prompt"))) * cached
     completion = Decimal(str(prices["completion"])) * completion_tokens
     return ((prompt + completion) / MILLION).quantize(Decimal("0.000001"))
+
+
+def _rate(prices: dict[str, float], kind: str) -> float:
+    """A model's rate for ``kind`` of token; a cached prompt token at the prompt rate when the
+    table gives no rate of its own."""
+    return prices.get(kind, prices["prompt"]) if kind == "cached_prompt" else prices[kind]
 
 
 @cache

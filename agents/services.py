@@ -312,6 +312,7 @@ def _store(run: AgentRun, result: TurnResult, latency_ms: int) -> AgentRun | Non
             model_name=result.model_name,
             latency_ms=latency_ms,
             handed_off=result.handed_off,
+            apology=HANDOFF_REPLY if result.handed_off else FAILURE_REPLY,
             # What the turn did is kept, as for a turn that failed: its calls were paid for.
             tool_calls=result.tool_calls,
             nodes=result.nodes,

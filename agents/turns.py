@@ -111,6 +111,7 @@ class UsageTally(BaseCallbackHandler):
         self.run_id = run_id
         self.estimate_missing = estimate_missing
         self.prompt_tokens = self.completion_tokens = self.model_calls = 0
+        self.cached_prompt_tokens = 0  # of the prompt tokens, those read from the cache
         self.estimated = False
         self._prompts: dict[Any, int] = {}
         self._counted = Usage()  # on the run already
@@ -149,8 +150,11 @@ class UsageTally(BaseCallbackHandler):
             self._count_on_run()
 
     def _add(self, usage: Any) -> None:
-        self.prompt_tokens += (usage or {}).get("input_tokens", 0)
-        self.completion_tokens += (usage or {}).get("output_tokens", 0)
+        usage = usage or {}
+        self.prompt_tokens += usage.get("input_tokens", 0)
+        self.completion_tokens += usage.get("output_tokens", 0)
+        details = usage.get("input_token_details") or {}
+        self.cached_prompt_tokens += details.get("cache_read") or 0
 
     def _count_on_run(self) -> None:
         # The difference of the running totals' costs, so the run's cost is the attempt's
@@ -170,6 +174,7 @@ class UsageTally(BaseCallbackHandler):
                 model=self.model_name,
                 prompt_tokens=self.prompt_tokens,
                 completion_tokens=self.completion_tokens,
+                cached_prompt_tokens=self.cached_prompt_tokens,
             ),
         )
 
@@ -279,11 +284,17 @@ def _reply(added: list[BaseMessage], *, finish_required: bool = False) -> tuple[
 
     Only this turn's messages: the history holds earlier replies and staff messages, which an
     empty final message (tool calls only, a refusal) must never resend as this turn's answer.
-    With ``finish_required`` (a provider that says how each reply ended), a reply that does not
-    say it finished was cut short.
+    Nor a message written with tool calls whose arguments could not be read: its text ("Let me
+    check that for you.") led into the calls, and answers nothing. With ``finish_required`` (a
+    provider that says how each reply ended), a reply that does not say it finished was cut
+    short.
     """
     for message in reversed(added):
-        if isinstance(message, AIMessage) and not message.tool_calls:
+        if (
+            isinstance(message, AIMessage)
+            and not message.tool_calls
+            and not message.invalid_tool_calls
+        ):
             text = storable_text(str(message.content))
             cut = _cut_short(_finish_reason(message), finish_required=finish_required)
             if cut is not None:

@@ -33,3 +33,21 @@ def test_a_model_that_spent_no_tokens_costs_nothing_even_unpriced(settings) -> N
     settings.MODEL_PRICES_PER_MILLION = PRICES
 
     assert model_cost_usd(model="offline-templates", prompt_tokens=0, completion_tokens=0) == 0
+
+
+def test_cached_prompt_tokens_cost_the_prompt_rate_where_the_table_gives_them_none(
+    settings,
+) -> None:
+    settings.MODEL_PRICES_PER_MILLION = PRICES | {
+        "gpt-cached": {"prompt": 1.0, "cached_prompt": 0.25, "completion": 2.0}
+    }
+
+    cached = model_cost_usd(
+        model="gpt-cached", prompt_tokens=4_000, completion_tokens=0, cached_prompt_tokens=2_000
+    )
+    uncached_rate = model_cost_usd(
+        model="gpt-cheap", prompt_tokens=4_000, completion_tokens=0, cached_prompt_tokens=2_000
+    )
+
+    assert cached == Decimal("0.002500")  # 2,000 at $1/M and 2,000 at $0.25/M
+    assert uncached_rate == Decimal("0.000600")  # all 4,000 at $0.15/M

@@ -261,17 +261,33 @@ def test_a_conversation_that_keeps_failing_reaches_its_budget(settings) -> None:
     assert _reply(third).content == HANDOFF_REPLY
 
 
-def test_a_budget_hand_off_that_cannot_be_stored_fails_the_run_with_an_apology(settings) -> None:
+def _refuse_to_succeed() -> None:
+    """The database refuses to mark a run succeeded (a trigger, as ``_refuse_to_store``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_success() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'success refused by the test'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_refuse_success BEFORE UPDATE ON agents_agentrun FOR EACH ROW"
+            " WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION test_refuse_success()"
+        )
+
+
+def test_a_budget_hand_off_that_cannot_be_stored_fails_the_run_telling_the_customer_of_staff(
+    settings,
+) -> None:
     settings.DAILY_BUDGET_USD = Decimal("0")
     queued = _queued_run()
-    _refuse_to_store(HANDOFF_REPLY)
+    _refuse_to_succeed()
 
     agent_run_execute(run_id=str(queued.pk))
 
     run = AgentRun.objects.get(pk=queued.pk)
     assert run.status == AgentRun.Status.FAILED
-    assert _reply(run).content == FAILURE_REPLY
-    assert "reply refused by the test" in run.error
+    # Staff have the conversation: "try again" would be the wrong thing to tell the customer.
+    assert _reply(run).content == HANDOFF_REPLY
+    assert "success refused by the test" in run.error
     assert Conversation.objects.get(pk=run.conversation_id).handoff_reason == "budget"
 
 

@@ -18,7 +18,7 @@ from agents.services import agent_run_execute
 from agents.turns import TurnFailed, run_turn
 from conversations.models import Conversation, Message
 from tests.agents.factories import AgentRunFactory
-from tests.agents.loopback import loopback_openai
+from tests.agents.loopback import MODEL, loopback_openai
 from tests.agents.shop import small_shop_create
 from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.support.celery_worker import test_database_url as database_url  # not a test
@@ -47,6 +47,27 @@ def _spent(run: AgentRun) -> tuple[int, int, int, Decimal]:
     return AgentRun.objects.values_list(
         "prompt_tokens", "completion_tokens", "model_calls", "cost_usd"
     ).get(pk=run.pk)
+
+
+def test_prompt_tokens_read_from_the_providers_cache_are_charged_at_its_cached_rate(
+    settings,
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="Which honey for tea?")
+    with loopback_openai(settings) as server:
+        settings.MODEL_PRICES_PER_MILLION = {
+            MODEL: {"prompt": 1.0, "cached_prompt": 0.5, "completion": 2.0}
+        }
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})], prompt_tokens=1000),
+            ChatText("Acacia is lovely in tea.", prompt_tokens=1200, cached_tokens=1000),
+        )
+
+        run_turn(run=run)
+
+    prompt_tokens, completion_tokens, _, cost_usd = _spent(run)
+    assert (prompt_tokens, completion_tokens) == (2200, 10)
+    # 1,200 prompt tokens at $1/M, the 1,000 cached at $0.50/M, 10 completion tokens at $2/M.
+    assert cost_usd == Decimal("0.001720")
 
 
 def test_an_empty_final_message_gets_the_fallback_reply_not_an_earlier_one(settings) -> None:
@@ -519,6 +540,25 @@ def test_a_tool_call_whose_arguments_are_not_an_object_is_answered_with_an_error
     assert len(answers) == 2
     assert [a for a in answers.values() if "invalid arguments" in a] != []
     assert [step["tool"] for step in result.tool_calls] == ["check_stock", "check_stock"]
+
+
+def test_text_written_with_unreadable_tool_calls_is_not_posted_when_the_last_message_is_empty(
+    settings,
+) -> None:
+    small_shop_create()
+    run = _run_after(ConversationFactory.create(), question="Is the UMF 15 manuka in stock?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatToolCalls([("check_stock", '"MAN-15"')], content="Let me check that for you."),
+            ChatText(""),
+        )
+
+        result = run_turn(run=run)
+
+    assert len(server.chat_requests()) == 3
+    assert result.reply == STEP_LIMIT_REPLY
+    assert result.note == "the model's last message had no text; sent the fallback reply"
 
 
 def test_a_turn_that_handed_off_before_its_step_limit_tells_the_customer_so(settings) -> None:

@@ -75,6 +75,8 @@ class ChatText:
     content: str
     prompt_tokens: int = 10
     completion_tokens: int = 5
+    # Of the prompt tokens, those read from the prompt cache (usage's prompt_tokens_details).
+    cached_tokens: int = 0
     # "content_filter" (content cut short by a filter) or "length" (out of tokens), say. None:
     # streamed, the text ends without a finish reason, usage or ``[DONE]``, as a server or proxy
     # closing the stream mid-answer sends it.
@@ -94,7 +96,10 @@ class ChatToolCalls:
     calls: list[tuple[str, dict[str, Any] | str]]
     prompt_tokens: int = 10
     completion_tokens: int = 5
+    cached_tokens: int = 0
     usage: bool = True
+    # Text before the calls ("Let me check that for you."), as a model may write one.
+    content: str | None = None
 
 
 @dataclass(frozen=True)
@@ -440,7 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(response, ChatToolCalls)
             else []
         )
-        usage = _usage(response.prompt_tokens, response.completion_tokens)
+        usage = _usage(response.prompt_tokens, response.completion_tokens, response.cached_tokens)
 
         if request.get("stream"):
             stream_options = request.get("stream_options") or {}
@@ -459,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
             message["content"] = response.content
             finish_reason = response.finish_reason
         else:
-            message["content"] = None
+            message["content"] = response.content
             message["tool_calls"] = tool_calls
             finish_reason = "tool_calls"
         completion: dict[str, Any] = {
@@ -613,11 +618,12 @@ def _error_kind(status: int) -> tuple[str, str | None]:
     return ("invalid_request_error", None)
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def _usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
     }
 
 
@@ -652,7 +658,7 @@ def _stream_chunks(
     model: str,
     response: ChatText | ChatToolCalls,
     tool_calls: list[dict[str, Any]],
-    usage: dict[str, int],
+    usage: dict[str, Any],
     include_usage: bool,
 ) -> Iterator[dict[str, Any]]:
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -679,6 +685,8 @@ def _stream_chunks(
         yield chunk({}, response.finish_reason)
     else:
         yield chunk({"role": "assistant", "content": None, "refusal": None})
+        for piece in _split_text(response.content or ""):
+            yield chunk({"content": piece})
         for index, call in enumerate(tool_calls):
             function = call["function"]
             header = {
