@@ -643,18 +643,21 @@ OPENAI_TEMPERATURE = env_float("OPENAI_TEMPERATURE", 0.2, minimum=0, maximum=2)
 # Tokens one model call may write (sent as max_completion_tokens); a reply cut off there gets the
 # fallback reply. 0: no limit (the model's own).
 OPENAI_MAX_COMPLETION_TOKENS = env_int("OPENAI_MAX_COMPLETION_TOKENS", 1024, minimum=0)
-# Model calls one turn may make (supervisor + agent steps) before it stops politely.
-AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5, minimum=1)
+# Model calls one turn may make (supervisor + agent steps) before it stops politely: at least
+# the router's, a tool call's and the answer's (with 1 or 2, every turn that looked anything up
+# ended in the step-limit apology, its calls paid for).
+AGENT_MAX_MODEL_CALLS = env_int("AGENT_MAX_MODEL_CALLS", 5, minimum=3)
 
 
 def env_model_prices(name: str, default: str) -> dict[str, dict[str, float]]:
-    """{"model": {"prompt": x, "completion": y}}, each price a number of 0 or more. A table
-    of another shape priced no call (the usage callback failed, and only logged it), so
-    neither spending limit below could ever be reached."""
+    """{"model": {"prompt": x, "completion": y}}, and optionally "cached_prompt" (a prompt
+    token the provider read from its cache; at the prompt rate when left out), each price a
+    number of 0 or more. A table of another shape priced no call (the usage callback failed,
+    and only logged it), so neither spending limit below could ever be reached."""
     raw = os.environ.get(name) or default
     shape = (
         f'{name} must be JSON such as {{"gpt-4o-mini": {{"prompt": 0.15, "completion": 0.60}}}}'
-        " (US dollars per million tokens, one entry a model)"
+        ' (US dollars per million tokens, one entry a model; "cached_prompt" may be added)'
     )
     try:
         prices = json.loads(raw)
@@ -665,7 +668,7 @@ def env_model_prices(name: str, default: str) -> dict[str, dict[str, float]]:
     for model, price in prices.items():
         if not (
             isinstance(price, dict)
-            and set(price) == {"prompt", "completion"}
+            and {"prompt", "completion"} <= set(price) <= {"prompt", "cached_prompt", "completion"}
             and all(
                 isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
                 for value in price.values()
@@ -678,9 +681,9 @@ def env_model_prices(name: str, default: str) -> dict[str, dict[str, float]]:
 # US dollars per million tokens, per model.
 MODEL_PRICES_PER_MILLION = env_model_prices(
     "MODEL_PRICES_JSON",
-    '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.60},'
-    ' "gpt-4o": {"prompt": 2.50, "completion": 10.00},'
-    ' "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60}}',
+    '{"gpt-4o-mini": {"prompt": 0.15, "cached_prompt": 0.075, "completion": 0.60},'
+    ' "gpt-4o": {"prompt": 2.50, "cached_prompt": 1.25, "completion": 10.00},'
+    ' "gpt-4.1-mini": {"prompt": 0.40, "cached_prompt": 0.10, "completion": 1.60}}',
 )
 # Spending limits: past either, the model stops and staff take over (reason "budget"). Checked
 # as each run starts: runs already under way finish, so they can pass a limit by their cost.

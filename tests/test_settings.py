@@ -329,7 +329,14 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
         ({"THROTTLE_READ": "lots"}, b"THROTTLE_READ must be a rate such as 20/hour"),
         ({"THROTTLE_LOGIN": "10/5m"}, b"THROTTLE_LOGIN must be a rate such as 20/hour"),
         ({"THROTTLE_MESSAGE_POST": "12/ min"}, b"got '12/ min'"),
-        ({"MODEL_PRICES_JSON": "{bad"}, b"(US dollars per million tokens, one entry a model);"),
+        (
+            {"MODEL_PRICES_JSON": "{bad"},
+            b'(US dollars per million tokens, one entry a model; "cached_prompt" may be added);',
+        ),
+        (
+            {"MODEL_PRICES_JSON": '{"m": {"prompt": 1, "completion": 2, "cached": 0.5}}'},
+            b"got {'prompt': 1, 'completion': 2, 'cached': 0.5} for 'm'",
+        ),
         ({"MODEL_PRICES_JSON": '{"gpt-4o-mini": 0.15}'}, b"got 0.15 for 'gpt-4o-mini'"),
         (
             {"MODEL_PRICES_JSON": '{"m": {"input": 1, "output": 2}}'},
@@ -360,6 +367,8 @@ def test_an_embedded_postgres_version_not_shipped_refuses_to_start() -> None:
         ),
         ({"TRUSTED_PROXY_COUNT": "-1"}, b"TRUSTED_PROXY_COUNT must be an integer of at least 0"),
         ({"JWT_ACCESS_MINUTES": "0"}, b"JWT_ACCESS_MINUTES must be an integer of at least 1"),
+        # The router's call, a tool call and the answer: fewer and every look-up was cut short.
+        ({"AGENT_MAX_MODEL_CALLS": "2"}, b"AGENT_MAX_MODEL_CALLS must be an integer of at least 3"),
         ({"RUN_EVENTS_TTL_SECONDS": "0"}, b"RUN_EVENTS_TTL_SECONDS must be an integer of at least"),
         (
             {"HEALTHCHECK_TIMEOUT_SECONDS": "nan"},
