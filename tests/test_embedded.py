@@ -1,12 +1,15 @@
 """The embedded servers: real, shared, and never widening a private folder's permissions."""
 
+import contextlib
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,6 +296,37 @@ def test_a_stale_valkey_pid_file_does_not_stop_valkey_starting(
         embedded.stop_valkey()
     assert other_process.poll() is None
     assert not embedded.valkey_is_running()
+
+
+def test_valkey_starts_on_a_new_port_when_another_server_answers_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_temporary_var(monkeypatch, tmp_path, tmp_path / "var", root=False)
+    (tmp_path / "var" / "valkey").mkdir(parents=True)
+    # Another checkout's Valkey, say, now on the port this one kept: it answers PING.
+    other = socket.create_server(("127.0.0.1", 0))
+    taken = other.getsockname()[1]
+    (tmp_path / "var" / "valkey" / "port").write_text(f"{taken}\n")
+
+    def answer_pings() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = other.accept()
+                with connection:
+                    connection.recv(64)
+                    connection.sendall(b"+PONG\r\n")
+
+    threading.Thread(target=answer_pings, daemon=True).start()
+    try:
+        url = embedded.ensure_valkey()
+
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        assert port != taken
+        assert (tmp_path / "var" / "valkey" / "port").read_text().strip() == str(port)
+        assert embedded.valkey_is_running()
+    finally:
+        embedded.stop_valkey()
+        other.close()
 
 
 def test_an_empty_secret_key_file_is_replaced_not_used(
