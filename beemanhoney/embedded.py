@@ -15,8 +15,10 @@ See docs/adr/0001-embedded-services.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -216,7 +218,9 @@ def _running_postgres(pgdata: Path) -> PostgresAddress | None:
 
     try:
         info = PostmasterInfo.read_from_pgdata(pgdata)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AssertionError):
+        # AssertionError: a pid file still being written by a server starting (pgserver
+        # asserts its eight lines).
         return None
     if info is None or info.socket_dir is None or info.port is None:
         return None
@@ -237,7 +241,12 @@ def _ensure_database(address: PostgresAddress) -> None:
 
 
 def _write_tuning(pgdata: Path) -> None:
-    shared_buffers = os.environ.get("EMBEDDED_POSTGRES_SHARED_BUFFERS", "512MB")
+    shared_buffers = os.environ.get("EMBEDDED_POSTGRES_SHARED_BUFFERS") or "512MB"
+    if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB|TB)?", shared_buffers):
+        raise EmbeddedServiceError(
+            "EMBEDDED_POSTGRES_SHARED_BUFFERS must be a size as PostgreSQL writes one, such as"
+            f" 512MB or 1GB, got {shared_buffers!r}"
+        )
     (pgdata / TUNING_FILE).write_text(
         f"shared_buffers = '{shared_buffers}'\n"
         "maintenance_work_mem = '256MB'\n"
@@ -296,7 +305,9 @@ def ensure_postgres() -> PostgresAddress:
             server._lock = _lock("pgserver")
             server.ensure_pgdata_inited()
             _write_tuning(pgdata)
-            server.start()
+            # pg_ctl failing or timing out is told below, its reason in the log.
+            with contextlib.suppress(subprocess.SubprocessError, AssertionError):
+                server.start()
             address = _running_postgres(pgdata)
             if address is None:
                 raise EmbeddedServiceError(f"embedded PostgreSQL did not start: see {server.log}")

@@ -116,6 +116,20 @@ def test_a_data_folder_whose_first_initdb_was_cut_short_is_made_again(public_tmp
         _embedded("stop", var_dir)
 
 
+def test_a_shared_buffers_size_postgresql_cannot_read_is_refused_in_one_line(
+    public_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMBEDDED_POSTGRES_SHARED_BUFFERS", "1G")  # PostgreSQL writes 1GB
+
+    result = _embedded_run("start", public_tmp / "var")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: EMBEDDED_POSTGRES_SHARED_BUFFERS must be a size as PostgreSQL writes one, such"
+        " as 512MB or 1GB, got '1G'"
+    ]
+
+
 def test_a_postgres_version_the_package_does_not_ship_is_refused_in_one_line(
     tmp_path: Path,
 ) -> None:
