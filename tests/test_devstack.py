@@ -51,21 +51,26 @@ def test_stopping_the_stack_stops_what_a_dead_process_left_in_its_group() -> Non
             os.killpg(leader.pid, signal.SIGKILL)
 
 
-def test_a_run_whose_migrate_fails_says_so_in_one_line_and_stops() -> None:
-    # Given servers (nothing embedded to start), and a setting manage.py refuses in one line.
-    result = subprocess.run(
-        [sys.executable, "-m", "beemanhoney.devstack", "run"],
+def _devstack(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "beemanhoney.devstack", command],
         cwd=devstack.PROJECT_DIR,
-        env={
-            **os.environ,
-            "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
-            "REDIS_URL": "redis://127.0.0.1:1/0",
-            "DEBUG": "2",
-        },
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_a_run_whose_migrate_fails_says_so_in_one_line_and_stops() -> None:
+    # Given servers (nothing embedded to start), and a setting manage.py refuses in one line.
+    given = {
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "DEBUG": "2",
+    }
+
+    result = _devstack("run", {**os.environ, **given})
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -77,14 +82,9 @@ def test_embedded_servers_that_cannot_start_are_reported_in_one_line(
     tmp_path: Path, command: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    result = subprocess.run(
-        [sys.executable, "-m", "beemanhoney.devstack", command],
-        cwd=devstack.PROJECT_DIR,
-        env={**env, "BEEMAN_VAR_DIR": str(tmp_path), "EMBEDDED_POSTGRES_VERSION": "17"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env |= {"BEEMAN_VAR_DIR": str(tmp_path), "EMBEDDED_POSTGRES_VERSION": "17"}
+
+    result = _devstack(command, env)
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

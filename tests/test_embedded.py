@@ -83,37 +83,35 @@ def test_embedded_postgres_in_a_private_folder_leaves_the_folder_private(
     assert private.stat().st_mode & 0o077 == 0
 
 
+def _assert_postgres_starts(var_dir: Path) -> None:
+    """``start`` on ``var_dir`` succeeds and its PostgreSQL runs; it is stopped again."""
+    try:
+        started = _embedded_run("start", var_dir)
+        assert started.returncode == 0, started.stderr
+        assert "postgres (pgdata): running" in _embedded("status", var_dir)
+    finally:
+        _embedded("stop", var_dir)
+
+
 def test_embedded_postgres_starts_whatever_the_machine_wide_lock_pgserver_would_take(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    public_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # pgserver's lock file, under the runtime folder, as another user's run leaves it: one this
     # user cannot open (a folder in its place, which no one can open as a file, root included).
-    runtime = tmp_path / "runtime"
+    runtime = public_tmp / "runtime"
     (runtime / "python_PostgresServer" / ".lockfile").mkdir(parents=True)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    var_dir = tmp_path / "var"
-    try:
-        started = _embedded_run("start", var_dir)
-        assert started.returncode == 0, started.stderr
-        assert "postgres (pgdata): running" in _embedded("status", var_dir)
-    finally:
-        _embedded("stop", var_dir)
-        if (var_dir / "pgdata").is_symlink():
-            shutil.rmtree((var_dir / "pgdata").resolve().parent, ignore_errors=True)
+
+    _assert_postgres_starts(public_tmp / "var")
 
 
 def test_a_data_folder_whose_first_initdb_was_cut_short_is_made_again(public_tmp: Path) -> None:
-    var_dir = public_tmp / "var"
-    pgdata = var_dir / "pgdata"
+    pgdata = public_tmp / "var" / "pgdata"
     # What initdb leaves when stopped a moment in: PG_VERSION (written first) and a folder.
     (pgdata / "base").mkdir(parents=True)
     (pgdata / "PG_VERSION").write_text(f"{embedded.DEFAULT_POSTGRES_VERSION}\n")
-    try:
-        started = _embedded_run("start", var_dir)
-        assert started.returncode == 0, started.stderr
-        assert "postgres (pgdata): running" in _embedded("status", var_dir)
-    finally:
-        _embedded("stop", var_dir)
+
+    _assert_postgres_starts(public_tmp / "var")
 
 
 def test_a_shared_buffers_size_postgresql_cannot_read_is_refused_in_one_line(

@@ -3,6 +3,7 @@
 import signal
 import time
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,7 +16,7 @@ from agents.models import AgentRun
 from agents.providers.openai import ROUTE_UNPARSED_NOTE
 from agents.run_stream import run_events_read
 from agents.services import agent_run_execute
-from agents.turns import TurnFailed, run_turn
+from agents.turns import TurnFailed, TurnResult, run_turn
 from conversations.models import Conversation, Message
 from tests.agents.factories import AgentRunFactory
 from tests.agents.loopback import MODEL, loopback_openai
@@ -25,6 +26,7 @@ from tests.support.celery_worker import test_database_url as database_url  # not
 from tests.support.fake_openai import (
     ChatText,
     ChatToolCalls,
+    FakeOpenAIServer,
     GarbledStream,
     Hang,
     HttpError,
@@ -518,19 +520,25 @@ def test_a_fallback_after_text_was_streamed_tells_clients_to_drop_it(settings) -
     assert after == result.reply  # and, after the reset, the fallback's reply alone
 
 
-def test_a_tool_call_whose_arguments_are_not_an_object_is_answered_with_an_error(
-    settings,
-) -> None:
+def _stock_question_answered(
+    settings: Any, *responses: ChatText | ChatToolCalls
+) -> tuple[TurnResult, FakeOpenAIServer]:
+    """A turn on "Is the UMF 15 manuka in stock?" routed to sales, then ``responses``."""
     small_shop_create()
     run = _run_after(ConversationFactory.create(), question="Is the UMF 15 manuka in stock?")
     with loopback_openai(settings) as server:
-        server.script_chat(
-            ChatToolCalls([("route_conversation", {"route": "sales"})]),
-            ChatToolCalls([("check_stock", {"sku": "MAN-15"}), ("check_stock", '"MAN-15"')]),
-            ChatText("Yes, the UMF 15+ is in stock."),
-        )
+        server.script_chat(ChatToolCalls([("route_conversation", {"route": "sales"})]), *responses)
+        return run_turn(run=run), server
 
-        result = run_turn(run=run)
+
+def test_a_tool_call_whose_arguments_are_not_an_object_is_answered_with_an_error(
+    settings,
+) -> None:
+    result, server = _stock_question_answered(
+        settings,
+        ChatToolCalls([("check_stock", {"sku": "MAN-15"}), ("check_stock", '"MAN-15"')]),
+        ChatText("Yes, the UMF 15+ is in stock."),
+    )
 
     assert result.provider == "openai"
     assert result.reply == "Yes, the UMF 15+ is in stock."
@@ -545,16 +553,11 @@ def test_a_tool_call_whose_arguments_are_not_an_object_is_answered_with_an_error
 def test_text_written_with_unreadable_tool_calls_is_not_posted_when_the_last_message_is_empty(
     settings,
 ) -> None:
-    small_shop_create()
-    run = _run_after(ConversationFactory.create(), question="Is the UMF 15 manuka in stock?")
-    with loopback_openai(settings) as server:
-        server.script_chat(
-            ChatToolCalls([("route_conversation", {"route": "sales"})]),
-            ChatToolCalls([("check_stock", '"MAN-15"')], content="Let me check that for you."),
-            ChatText(""),
-        )
-
-        result = run_turn(run=run)
+    result, server = _stock_question_answered(
+        settings,
+        ChatToolCalls([("check_stock", '"MAN-15"')], content="Let me check that for you."),
+        ChatText(""),
+    )
 
     assert len(server.chat_requests()) == 3
     assert result.reply == STEP_LIMIT_REPLY
