@@ -44,13 +44,9 @@ VAR_DIR = Path(os.environ.get("BEEMAN_VAR_DIR", PROJECT_DIR / "var")).resolve()
 # each with its own data folder.
 DEFAULT_POSTGRES_VERSION = "18"
 POSTGRES_VERSION = os.environ.get("EMBEDDED_POSTGRES_VERSION", DEFAULT_POSTGRES_VERSION)
-
-
-def _pgdata_link(version: str) -> Path:
-    return VAR_DIR / ("pgdata" if version == DEFAULT_POSTGRES_VERSION else f"pgdata{version}")
-
-
-PGDATA_LINK = _pgdata_link(POSTGRES_VERSION)
+PGDATA_LINK = VAR_DIR / (
+    "pgdata" if POSTGRES_VERSION == DEFAULT_POSTGRES_VERSION else f"pgdata{POSTGRES_VERSION}"
+)
 VALKEY_DIR = VAR_DIR / "valkey"
 ROOT_RELOCATION_BASE = Path("/var/lib/beemanhoney")
 DATABASE_NAME = "beemanhoney"
