@@ -376,15 +376,17 @@ def agent_run_usage_add(*, run_id: str, usage: Usage) -> None:
     """Count what a model call spent on its run as the call returns, not when the turn ends: the
     provider bills a call whether or not the turn's outcome is stored (a worker that dies
     mid-turn, a delivery whose copy answered first, a turn silenced or failed), and the budgets
-    read runs' usage, a running turn's included."""
-    AgentRun.objects.filter(pk=run_id).update(
-        prompt_tokens=F("prompt_tokens") + usage.prompt_tokens,
-        completion_tokens=F("completion_tokens") + usage.completion_tokens,
-        model_calls=F("model_calls") + usage.model_calls,
-        cost_usd=F("cost_usd") + usage.cost_usd,
-        updated_at=timezone.now(),
-    )
-    daily_spend_add(cost_usd=usage.cost_usd)
+    read runs' usage, a running turn's included. Both counts or neither: a count that failed
+    is made again (``UsageTally.count_remainder``)."""
+    with transaction.atomic():
+        AgentRun.objects.filter(pk=run_id).update(
+            prompt_tokens=F("prompt_tokens") + usage.prompt_tokens,
+            completion_tokens=F("completion_tokens") + usage.completion_tokens,
+            model_calls=F("model_calls") + usage.model_calls,
+            cost_usd=F("cost_usd") + usage.cost_usd,
+            updated_at=timezone.now(),
+        )
+        daily_spend_add(cost_usd=usage.cost_usd)
 
 
 def daily_spend_add(*, cost_usd: Decimal, now: datetime | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import openai
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import DatabaseError
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import (
     AIMessage,
@@ -159,10 +160,22 @@ class UsageTally(BaseCallbackHandler):
     def _count_on_run(self) -> None:
         # The difference of the running totals' costs, so the run's cost is the attempt's
         # total priced once, not a sum of per-call roundings. A call whose count fails (the
-        # database away) is counted with the next.
+        # database away; LangChain logs a callback's error and goes on) is counted with the
+        # next, or by ``count_remainder`` as the attempt ends.
         spent = self.usage
         agent_run_usage_add(run_id=self.run_id, usage=spent - self._counted)
         self._counted = spent
+
+    def count_remainder(self) -> None:
+        """Count on the run what a failed count left uncounted, for the attempt's last call
+        above all, which no later call counts; logged if it fails again, so the attempt's own
+        outcome or error stands."""
+        if self.usage == self._counted:
+            return
+        try:
+            self._count_on_run()
+        except DatabaseError:
+            logger.exception("agent_run.usage_not_counted", extra={"run_id": self.run_id})
 
     @property
     def usage(self) -> Usage:
@@ -247,9 +260,14 @@ def history_messages(messages: list[Message]) -> list[BaseMessage]:
 
 # A final message stopped early (its finish_reason; "step_limit" is the agent's own stop): what
 # the customer gets instead of its text, and the note for staff.
+OUT_OF_TOKENS = (STEP_LIMIT_REPLY, "the model ran out of tokens mid-reply; sent the fallback reply")
 CUT_SHORT = {
     "content_filter": (WITHHELD_REPLY, "reply withheld: the provider's content filter cut it off"),
-    "length": (STEP_LIMIT_REPLY, "the model ran out of tokens mid-reply; sent the fallback reply"),
+    "length": OUT_OF_TOKENS,
+    # How some OpenAI-compatible servers say "length", and that they gave up mid-reply.
+    "max_tokens": OUT_OF_TOKENS,
+    "error": (STEP_LIMIT_REPLY, "the provider ended the reply with an error; sent the fallback"),
+    "abort": (STEP_LIMIT_REPLY, "the provider aborted the reply; sent the fallback reply"),
     "step_limit": (STEP_LIMIT_REPLY, "stopped at the step limit (AGENT_MAX_MODEL_CALLS)"),
     # The run was cancelled: nothing is posted, and its reason says why already.
     "cancelled": (STEP_LIMIT_REPLY, ""),
@@ -259,18 +277,21 @@ CUT_SHORT = {
 # What a turn says in place of a reply it could not give.
 CANNED_REPLIES = frozenset({STEP_LIMIT_REPLY, WITHHELD_REPLY})
 
-# How an OpenAI reply that finished says so; any other finish reason, or none (a server or proxy
-# closed the stream mid-answer: "Our best manuka is"), is a reply cut short.
-FINISHED = frozenset({"stop", "tool_calls"})
-
 
 def _cut_short(finish_reason: str | None, *, finish_required: bool) -> tuple[str, str] | None:
+    """How a reply stopped early, if it did.
+
+    A reply with no finish reason from a provider that gives one was cut off (a server or proxy
+    closed the stream mid-answer: "Our best manuka is"). Any reason not in ``CUT_SHORT`` is a
+    finish: OpenAI says "stop" or "tool_calls", compatible servers also "eos", "eos_token",
+    "end_turn" or "stop_sequence".
+    """
     if finish_reason in CUT_SHORT:
         return CUT_SHORT[finish_reason]
-    if finish_required and finish_reason not in FINISHED:
+    if finish_required and not finish_reason:
         return STEP_LIMIT_REPLY, (
-            f"the model's reply ended with finish reason {finish_reason or 'none'}, "
-            "not as finished; sent the fallback reply"
+            "the model's reply ended without a finish reason (its stream was cut off); "
+            "sent the fallback reply"
         )
     return None
 
@@ -435,6 +456,8 @@ def _invoke(
         effects = turn_effects(config)
         attempt.unfinished_steps, effects.steps_in_progress = effects.steps_in_progress, []
         raise
+    finally:
+        tally.count_remainder()
     state = attempt.state
     # The graph only appends: what follows the history is what this turn added.
     added = state["messages"][len(messages) :]

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.graph.prompts import HANDOFF_REPLY, STEP_LIMIT_REPLY, WITHHELD_REPLY
-from agents.models import AgentRun
+from agents.models import AgentRun, DailySpend
 from agents.providers.openai import ROUTE_UNPARSED_NOTE
 from agents.run_stream import run_events_read
 from agents.services import agent_run_execute
@@ -70,6 +70,45 @@ def test_prompt_tokens_read_from_the_providers_cache_are_charged_at_its_cached_r
     assert (prompt_tokens, completion_tokens) == (2200, 10)
     # 1,200 prompt tokens at $1/M, the 1,000 cached at $0.50/M, 10 completion tokens at $2/M.
     assert cost_usd == Decimal("0.001720")
+
+
+def _refuse_to_count_the_second_model_call_once() -> None:
+    """The database refuses, once, the write that counts a run's second model call (a
+    trigger; a sequence, which no rollback takes back, says whether it has refused yet)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SEQUENCE test_usage_refusals")
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_usage() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF nextval('test_usage_refusals') = 1 THEN"
+            " RAISE EXCEPTION 'usage refused by the test'; END IF; RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_refuse_usage BEFORE UPDATE ON agents_agentrun FOR EACH ROW"
+            " WHEN (OLD.model_calls = 1 AND NEW.model_calls = 2)"
+            " EXECUTE FUNCTION test_refuse_usage()"
+        )
+
+
+def test_the_last_model_call_whose_count_failed_is_counted_as_the_attempt_ends(
+    settings,
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="Which honey for tea?")
+    _refuse_to_count_the_second_model_call_once()
+    with loopback_openai(settings) as server:
+        settings.MODEL_PRICES_PER_MILLION = {MODEL: {"prompt": 1.0, "completion": 2.0}}
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})], prompt_tokens=100),
+            ChatText("Acacia is lovely in tea.", prompt_tokens=200),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.reply == "Acacia is lovely in tea."
+    prompt_tokens, completion_tokens, model_calls, cost_usd = _spent(run)
+    assert (prompt_tokens, completion_tokens, model_calls) == (300, 10, 2)
+    # 300 prompt tokens at $1/M and 10 completion tokens at $2/M, and the day's spend with it.
+    assert cost_usd == Decimal("0.000320")
+    assert DailySpend.objects.get().cost_usd == Decimal("0.000320")
 
 
 def test_an_empty_final_message_gets_the_fallback_reply_not_an_earlier_one(settings) -> None:
@@ -310,6 +349,43 @@ def test_a_reply_whose_stream_ended_without_a_finish_reason_is_not_posted_half_w
 
     assert result.reply == STEP_LIMIT_REPLY
     assert "finish reason" in result.note
+
+
+@pytest.mark.parametrize("finish_reason", ["eos", "eos_token", "end_turn", "stop_sequence"])
+def test_a_reply_a_compatible_server_says_it_finished_in_its_own_words_is_posted(
+    settings, finish_reason: str
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="What's your best manuka?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatText("Our best manuka is the UMF 15+.", finish_reason=finish_reason),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.reply == "Our best manuka is the UMF 15+."
+    assert result.note == ""
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "noted"),
+    [("max_tokens", "ran out of tokens"), ("error", "with an error"), ("abort", "aborted")],
+)
+def test_a_reply_a_compatible_server_says_it_cut_short_in_its_own_words_is_not_posted(
+    settings, finish_reason: str, noted: str
+) -> None:
+    run = _run_after(ConversationFactory.create(), question="What's your best manuka?")
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ChatToolCalls([("route_conversation", {"route": "sales"})]),
+            ChatText("Our best manuka is", finish_reason=finish_reason),
+        )
+
+        result = run_turn(run=run)
+
+    assert result.reply == STEP_LIMIT_REPLY
+    assert noted in result.note
 
 
 def test_a_hand_off_through_openai_is_posted_as_written(settings) -> None:
