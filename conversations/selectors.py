@@ -69,7 +69,7 @@ def conversations_waiting_unanswered(
 
 
 def conversation_list(*, owner: User) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner=owner).order_by("-created_at")
+    return Conversation.objects.filter(owner=owner).order_by("-created_at", "-id")
 
 
 def conversation_get(*, owner: User, conversation_id: UUID) -> Conversation | None:

@@ -1,3 +1,4 @@
+import signal
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,6 +124,15 @@ def celery_worker(django_db_setup: None, django_db_blocker, test_broker_url: str
         worker = WorkerProcess(broker_url=test_broker_url, queue=test_queue).start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Python's own Ctrl-C handler, as in a terminal: `make test` starts pytest with SIGINT
+    ignored (its parent takes Ctrl-C)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -71,15 +70,6 @@ def run(*args: str) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command(*args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def ctrl_c() -> Iterator[None]:
-    """Python's own Ctrl-C handler, as in a terminal: `make test` starts pytest with SIGINT
-    ignored (its parent takes Ctrl-C)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 def help_text(command: type[Any], name: str) -> str:
@@ -774,7 +764,7 @@ def test_backfill_dry_run_with_force_counts_every_row_to_re_embed() -> None:
 
 @pytest.mark.django_db
 def test_ctrl_c_stops_a_backfill_with_a_one_line_reason_and_keeps_its_written_batches(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, ctrl_c: None
 ) -> None:
     # Two rows per model call, so the first progress report follows a written batch; then a
     # real SIGINT, as Ctrl-C sends, inside the service's loop.
@@ -791,15 +781,9 @@ def test_ctrl_c_stops_a_backfill_with_a_one_line_reason_and_keeps_its_written_ba
 
     monkeypatch.setattr(backfill_embeddings, "embeddings_refresh", ctrl_c_after_the_first_batch)
     ProductFactory.create_batch(5)
-    # Python's own Ctrl-C handler, as in a terminal: `make test` starts pytest with SIGINT
-    # ignored (its parent takes Ctrl-C).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    try:
-        with pytest.raises(CommandError) as stopped:
-            run("backfill_embeddings", "--only", "products", "--batch-size", "2")
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with pytest.raises(CommandError) as stopped:
+        run("backfill_embeddings", "--only", "products", "--batch-size", "2")
 
     assert str(stopped.value) == (
         "products: interrupted; the rows written before it are kept, and a new run embeds the rest"

@@ -225,6 +225,22 @@ def test_a_customer_lists_only_their_own_conversations() -> None:
     assert [c["id"] for c in body["results"]] == [str(mine.id)]
 
 
+def test_conversations_opened_at_the_same_instant_page_in_one_order() -> None:
+    owner = UserFactory.create()
+    opened = timezone.now()
+    for number in (1, 3, 2):
+        ConversationFactory.create(owner=owner, id=uuid.UUID(int=number))
+    Conversation.objects.filter(owner=owner).update(created_at=opened)
+    client = _client_for(owner)
+
+    pages = [
+        client.get(f"/api/conversations/?page_size=1&page={page}").json()["results"]
+        for page in (1, 2, 3)
+    ]
+
+    assert [row["id"] for [row] in pages] == [str(uuid.UUID(int=n)) for n in (3, 2, 1)]
+
+
 def test_someone_elses_conversation_answers_404() -> None:
     theirs = ConversationFactory.create()
     client = _client_for(UserFactory.create())

@@ -2,6 +2,7 @@
 
 import io
 import json
+import signal
 import socket
 import threading
 import time
@@ -426,6 +427,31 @@ def test_the_test_command_says_in_a_line_why_a_channel_failed(webhook, settings)
     assert str(failed.value) == (
         "webhook: the webhook at 127.0.0.1 did not take the notice: HTTP Error 404: Not Found"
     )
+
+
+class _CtrlCWhileSending(HtmlHandler):
+    """Ctrl-C in the command's terminal while the webhook has the notice and has not answered."""
+
+    def do_POST(self) -> None:
+        command_thread = threading.main_thread().ident
+        assert command_thread is not None
+        signal.pthread_kill(command_thread, signal.SIGINT)
+        time.sleep(1)
+        self.answer_html(200, b"ok")
+
+
+def test_ctrl_c_stops_the_test_command_with_one_line(settings, ctrl_c: None) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = []
+    with serving(_CtrlCWhileSending) as base_url:
+        settings.HANDOFF_NOTICE_WEBHOOK_URL = base_url + SECRET_PATH
+
+        with pytest.raises(CommandError) as stopped:
+            call_command("send_test_handoff_notice")
+
+    assert str(stopped.value) == (
+        "interrupted; the test notice may not have gone out on every channel"
+    )
+    assert stopped.value.returncode == 130
 
 
 def test_the_test_command_with_no_channel_configured_says_so(settings) -> None:

@@ -4,6 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from beemanhoney.common.management import INTERRUPTED_EXIT_CODE
 from conversations.handoff_notices import NoticeNotDelivered, handoff_notice_test_send
 
 CONSOLE_EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
@@ -18,6 +19,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             sent = handoff_notice_test_send()
+        except KeyboardInterrupt:
+            raise CommandError(
+                "interrupted; the test notice may not have gone out on every channel",
+                returncode=INTERRUPTED_EXIT_CODE,
+            ) from None
         except ValueError as error:
             raise CommandError(str(error)) from error
         except NoticeNotDelivered as error:
