@@ -753,6 +753,35 @@ def test_an_import_changing_a_product_another_request_deletes_meanwhile_fails_in
     assert set(Product.objects.values_list("stock", flat=True)) != {3}
 
 
+@pytest.mark.django_db
+def test_a_product_stored_before_the_sku_check_and_deleted_meanwhile_is_not_made_anew() -> None:
+    product_import(rows=catalog_rows()[:1])
+    # As stored before migration 0007 (the sku's format): a new product may not have it.
+    Product.objects.update(sku="BH RAW 001")
+    rows = [{**catalog_rows()[0], "sku": "BH RAW 001", "stock": "3"}]
+    deleted: list[str] = []
+
+    def delete_on_the_first_savepoint(execute: Any, sql: str, *args: Any) -> Any:
+        # The import's transaction starts after the file was checked against the stored skus;
+        # a colleague deletes the product in between.
+        if sql.startswith("SAVEPOINT") and not deleted:
+            deleted.append(sql)
+            Product.objects.all().delete()
+        return execute(sql, *args)
+
+    with (
+        connection.execute_wrapper(delete_on_the_first_savepoint),
+        pytest.raises(CatalogImportError) as excinfo,
+    ):
+        product_import(rows=rows)
+
+    assert str(excinfo.value) == (
+        "a change saved meanwhile conflicts with this import (sku 'BH RAW 001' was deleted"
+        " meanwhile); nothing was imported: try again"
+    )
+    assert not Product.objects.exists()
+
+
 def _repriced(row: dict[str, str]) -> dict[str, str]:
     """``row`` at another price, without its stock: an import then leaves the stock alone."""
     return {name: value for name, value in row.items() if name != "stock"} | {"price": "12.00"}
