@@ -64,8 +64,9 @@ def agent_run_stopped(*, run_id: str, handed_off: bool) -> bool:
     """Whether the run's turn is to call the model no more, its reply being one that would not
     be posted (``agents.services._silenced``, which decides when it is stored): the customer
     cancelled it or closed the conversation, or staff took the conversation over, closed it or
-    answered after the run's question. A turn that handed the conversation to staff itself
-    (``handed_off``) still says so."""
+    answered after the run's question, or the run was deleted with its conversation (by staff
+    in the admin). A turn that handed the conversation to staff itself (``handed_off``) still
+    says so."""
     silenced = [Conversation.Status.CLOSED]
     if not handed_off:
         silenced.append(Conversation.Status.NEEDS_HUMAN)
@@ -74,7 +75,7 @@ def agent_run_stopped(*, run_id: str, handed_off: bool) -> bool:
         | Q(conversation__status__in=silenced)
         | Q(Exists(_staff_messages_after(OuterRef("conversation_id"), OuterRef("user_message_id"))))
     )
-    return AgentRun.objects.filter(stopped, pk=run_id).exists()
+    return not AgentRun.objects.filter(pk=run_id).exclude(stopped).exists()
 
 
 def agent_run_message_followed(*, run: AgentRun) -> bool:

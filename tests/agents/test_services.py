@@ -417,6 +417,35 @@ def _stopped_by_a_take_over(
     return run, run_turn(run=run)
 
 
+def test_a_turn_whose_conversation_staff_delete_as_it_searches_calls_the_model_no_more(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_shop_create()
+    run = _running("Have you got manuka?")
+    search = graph_tools.catalog_selectors.product_search
+
+    def search_as_staff_delete_the_conversation(**kwargs: Any) -> Any:
+        Conversation.objects.filter(pk=run.conversation_id).delete()
+        return search(**kwargs)
+
+    monkeypatch.setattr(
+        graph_tools.catalog_selectors, "product_search", search_as_staff_delete_the_conversation
+    )
+    with loopback_openai(settings) as server:
+        server.script_chat(
+            ROUTE_TO_SALES,
+            ChatToolCalls([("search_products", {"query": "manuka"})]),
+            ChatText("Our Manuka Honey UMF 15+ is in stock."),
+        )
+
+        result = run_turn(run=run)
+
+        calls = len(server.chat_requests())
+    assert calls == 2  # the route and the search; not the reply no one would read
+    assert result.stopped
+    assert not AgentRun.objects.filter(pk=run.pk).exists()
+
+
 def test_a_turn_stopped_as_staff_take_over_runs_again_when_they_hand_back_without_a_word(
     settings, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
 ) -> None:

@@ -20,9 +20,10 @@ from langchain_core.runnables import RunnableConfig
 from agents.graph.builder import build_graph
 from agents.graph.names import Route
 from agents.graph.nodes import MAX_TOOL_CALLS_PER_MESSAGE
+from agents.models import AgentRun
 from agents.providers import RouteDecision
 from agents.run_stream import run_events_read
-from tests.conversations.factories import ConversationFactory
+from tests.agents.factories import AgentRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -127,7 +128,9 @@ class ScriptedProvider:
 
 
 def _config(run_id: str) -> RunnableConfig:
-    conversation = ConversationFactory.create()
+    """A turn's config for a run of ``run_id``, running (a turn whose run is gone stops)."""
+    run = AgentRunFactory.create(id=run_id, status=AgentRun.Status.RUNNING)
+    conversation = run.conversation
     return {
         "configurable": {
             "customer_id": conversation.owner_id,
