@@ -12,7 +12,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import exceptions, serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -42,7 +41,7 @@ from beemanhoney.common.authentication import (
 )
 from beemanhoney.common.exceptions import error_body, error_code, error_responses
 from beemanhoney.common.pagination import PAGE_PARAMETERS, StandardPagination, page_of
-from beemanhoney.common.permissions import authenticated_user
+from beemanhoney.common.permissions import MethodAnswered, authenticated_user
 from beemanhoney.common.serializers import (
     OneValuePerField,
     PlainIntegerField,
@@ -81,6 +80,8 @@ class TokenObtainApi(TokenObtainPairView):
         token_class = PasswordBoundRefreshToken
 
     serializer_class = InputSerializer
+    # simplejwt's none: a GET was counted as a login before its 405.
+    permission_classes = [MethodAnswered]
 
     def check_throttles(self, request: Request) -> None:
         # The login rates alone, counted as the admin's login counts them; kept for ``post``.
@@ -126,6 +127,8 @@ class RefreshTokenSerializer(OneValuePerField, TokenRefreshSerializer):
 class RefreshTokenFieldErrors(TokenViewBase):
     """A refresh token refused (malformed, expired, revoked, or its user gone) is a 401 that
     names the ``refresh`` field, in the API's error shape."""
+
+    permission_classes = [MethodAnswered]  # simplejwt's none: a GET's 405 came after the rates
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
@@ -177,7 +180,8 @@ class TokenLogoutApi(RefreshTokenFieldErrors, TokenBlacklistView):
 class GuestCreateApi(APIView):
     """A guest customer for a website chat widget; answers with tokens like /auth/token/."""
 
-    permission_classes = [AllowAny]
+    # Anyone may; a method it does not answer is a 405 before the rate counts it.
+    permission_classes = [MethodAnswered]
     authentication_classes: list[type] = []
     throttle_classes = [GuestCreateThrottle]
 

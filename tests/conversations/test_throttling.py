@@ -93,6 +93,27 @@ def test_guest_creation_is_limited_per_client_ip(settings) -> None:
     assert elsewhere.status_code == 201
 
 
+@pytest.mark.parametrize(
+    ("path", "rate", "post"),
+    [
+        ("/api/auth/guest/", {"guest_create": "2/hour"}, {}),
+        ("/api/auth/token/", {"login": "2/min"}, {"username": "maya", "password": "wrong"}),
+        ("/api/auth/token/refresh/", {"read": "2/min"}, {"refresh": "not.a.token"}),
+    ],
+)
+def test_a_method_the_auth_routes_do_not_answer_is_a_405_their_rates_do_not_count(
+    settings, path: str, rate: dict[str, str], post: dict[str, str]
+) -> None:
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, **rate}
+    client = APIClient(REMOTE_ADDR="203.0.113.11")
+
+    strays = [client.get(path).status_code for _ in range(3)]
+    posted = client.post(path, post)
+
+    assert strays == [405, 405, 405]
+    assert posted.status_code != 429
+
+
 def test_guest_creation_counts_an_ipv6_clients_whole_64_network_as_one_address(settings) -> None:
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "guest_create": "2/hour"}
 
