@@ -80,8 +80,8 @@ class TokenObtainApi(TokenObtainPairView):
         token_class = PasswordBoundRefreshToken
 
     serializer_class = InputSerializer
-    # simplejwt's none: a GET was counted as a login before its 405.
-    permission_classes = [MethodAnswered]
+    # simplejwt's none (typed as an empty tuple): a GET was counted as a login before its 405.
+    permission_classes = (MethodAnswered,)  # type: ignore[assignment]
 
     def check_throttles(self, request: Request) -> None:
         # The login rates alone, counted as the admin's login counts them; kept for ``post``.
@@ -128,7 +128,8 @@ class RefreshTokenFieldErrors(TokenViewBase):
     """A refresh token refused (malformed, expired, revoked, or its user gone) is a 401 that
     names the ``refresh`` field, in the API's error shape."""
 
-    permission_classes = [MethodAnswered]  # simplejwt's none: a GET's 405 came after the rates
+    # simplejwt's none (typed as an empty tuple): a GET's 405 came after the rates counted it.
+    permission_classes = (MethodAnswered,)  # type: ignore[assignment]
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
