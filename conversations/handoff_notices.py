@@ -288,6 +288,10 @@ NOTICES_PER_SWEEP = 100
 NOTICE_CATCH_UP_AFTER = timedelta(minutes=1)
 # How old it may be, when reminders are off; with them on, until its reminder is due.
 NOTICE_CATCH_UP_UNTIL = timedelta(minutes=15)
+# How long a reminder stays due (beat or the broker away when it fell due): shorter than its
+# queued marker lives (``SENT_MARKER_SECONDS``), so a customer still waiting when the marker
+# expires is not reminded of again, day after day.
+REMINDER_DUE_FOR = timedelta(hours=12)
 
 
 def handoff_notices_sweep() -> None:
@@ -320,13 +324,15 @@ def handoff_notices_catch_up() -> int:
 
 def handoff_reminders_queue() -> int:
     """Queue a reminder, once per hand-off and channel, for each conversation the assistant
-    handed to staff over ``HANDOFF_REMINDER_MINUTES`` ago that no one has answered; how many
-    conversations. None when that is 0, or no channel is configured."""
+    handed to staff over ``HANDOFF_REMINDER_MINUTES`` ago that no one has answered, until
+    ``REMINDER_DUE_FOR`` past that; how many conversations. None when that is 0, or no channel
+    is configured."""
     channels = _channels()
     if not settings.HANDOFF_REMINDER_MINUTES or not channels:
         return 0
-    overdue = conversations_waiting_unanswered(
-        handed_off_before=timezone.now() - timedelta(minutes=settings.HANDOFF_REMINDER_MINUTES)
+    due = timezone.now() - timedelta(minutes=settings.HANDOFF_REMINDER_MINUTES)
+    overdue = conversations_waiting_unanswered(handed_off_before=due).filter(
+        handoff_at__gte=due - REMINDER_DUE_FOR
     )
     return _queue_each_once(overdue, channels, reminder=True)
 

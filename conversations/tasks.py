@@ -1,8 +1,10 @@
 import logging
 import smtplib
 
+import redis
 from celery import shared_task
 from django.core.management import call_command
+from django.db import InterfaceError, OperationalError
 
 from conversations import handoff_notices, services
 
@@ -43,7 +45,16 @@ NOTICE_SENDERS = {
 @shared_task(
     name="conversations.send_handoff_notice",
     ignore_result=True,
-    autoretry_for=(handoff_notices.NoticeNotDelivered, smtplib.SMTPException, OSError),
+    # The channel failing, or the database or Redis (its sent markers) away for a moment.
+    autoretry_for=(
+        handoff_notices.NoticeNotDelivered,
+        smtplib.SMTPException,
+        OSError,
+        OperationalError,
+        InterfaceError,
+        redis.ConnectionError,
+        redis.TimeoutError,
+    ),
     # Waits of 10, 20, 40, 80, 160 s, then 240 s five times: ~25 minutes in all. Each stays
     # under the broker's visibility timeout, past which a waiting task is delivered again.
     retry_backoff=10,

@@ -11,7 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from django.core import mail
+from django.core.cache import cache
 from django.core.mail.backends import locmem
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -45,6 +47,7 @@ from tests.support.celery_worker import (
     producing_to_broker,
     tasks_sent_to,
 )
+from tests.support.hung_redis import hanging_up_redis
 from tests.support.loopback_http import HtmlHandler, serving
 
 SECRET_PATH = "/services/T000/B000/secret-token"
@@ -281,6 +284,22 @@ def test_a_notice_whose_send_failed_is_sent_by_the_next_try(webhook, waiting: Co
     assert len(webhook.received) == 2
 
 
+def test_a_notice_whose_task_finds_redis_away_is_tried_again(
+    settings, waiting: Conversation
+) -> None:
+    with hanging_up_redis() as (url, connections):
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": url}}
+        with pytest.raises(redis.ConnectionError):
+            cache.get("anything")
+        one_try = connections()
+
+        outcome = send_handoff_notice.apply(args=(str(waiting.pk), "webhook"))
+
+        tries = connections() - one_try
+    assert outcome.failed()  # each of its tries, as Redis stayed away
+    assert tries > one_try
+
+
 def test_a_later_hand_off_of_the_same_conversation_is_told_again(
     webhook, waiting: Conversation
 ) -> None:
@@ -436,8 +455,7 @@ class _CtrlCWhileSending(HtmlHandler):
         command_thread = threading.main_thread().ident
         assert command_thread is not None
         signal.pthread_kill(command_thread, signal.SIGINT)
-        time.sleep(1)
-        self.answer_html(200, b"ok")
+        time.sleep(1)  # no answer: the command is gone
 
 
 def test_ctrl_c_stops_the_test_command_with_one_line(settings, ctrl_c: None) -> None:
@@ -540,6 +558,19 @@ def test_the_sweep_reminds_staff_once_through_the_worker(notice_worker, settings
     assert (reminded, again) == (1, 0)
     [(_, reminder)] = webhook.received
     assert (reminder["conversation"], reminder["reminder"]) == (str(overdue.pk), True)
+
+
+@pytest.mark.django_db
+def test_a_customer_still_waiting_a_day_later_is_not_reminded_of_again(settings) -> None:
+    settings.HANDOFF_NOTICE_WEBHOOK_URL = "http://127.0.0.1:9/notices"
+    settings.HANDOFF_REMINDER_MINUTES = 15
+    _handed_off(25 * 60)  # reminded of a day ago: that reminder's markers are gone
+    _handed_off(12 * 60)  # still due: beat, say, was away when it fell due
+
+    with tasks_sent_to(new_queue_name("reminders")):
+        reminded = handoff_reminders_queue()
+
+    assert reminded == 1
 
 
 @pytest.mark.django_db

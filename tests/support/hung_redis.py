@@ -1,4 +1,5 @@
-"""A Redis that hangs: connections are taken, and nothing is ever answered."""
+"""Redis faults: a server that hangs (connections taken, nothing ever answered) and one that
+hangs up (each connection closed as it is taken)."""
 
 import socket
 import threading
@@ -21,6 +22,28 @@ def hung_redis() -> Iterator[str]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(128)
         yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+
+
+@contextmanager
+def hanging_up_redis() -> Iterator[tuple[str, Callable[[], int]]]:
+    """The URL of a server that closes each connection as it takes it, as a Redis restarting,
+    and how many connections it has taken so far."""
+    taken: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+
+        def hang_up() -> None:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:  # the listener closed
+                    return
+                taken.append(client)
+                client.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0", lambda: len(taken)
 
 
 def returns_within(seconds: float, call: Callable[[], T]) -> T:
