@@ -97,6 +97,19 @@ def test_every_paged_list_documents_its_page_parameters() -> None:
 
 
 @pytest.mark.django_db
+def test_the_schema_takes_a_language_django_knows_and_no_version_text(client) -> None:
+    british = client.get("/api/schema/?lang=en-gb")
+    unknown = client.get("/api/schema/?lang=" + "x" * 4000)
+    versioned = client.get("/api/schema/?version=1%0A")
+
+    assert british.status_code == 200
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"] == {"lang": ["Not a language code, such as en-gb."]}
+    assert versioned.status_code == 200
+    assert versioned["Content-Disposition"] == 'inline; filename="Beeman Honey assistant API.yaml"'
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("method", "accept", "status", "detail", "code"),
     [

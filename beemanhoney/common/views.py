@@ -4,8 +4,11 @@ view answers its errors in JSON too."""
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import translation
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from beemanhoney.common.exceptions import error_body, refused_request
@@ -60,3 +63,20 @@ class SchemaApi(JsonErrorsMixin, SpectacularAPIView):
     """The OpenAPI schema: YAML, or JSON to a client that accepts it. Its errors (a ``POST``'s
     405, an ``Accept`` it cannot serve's 406, a 429) are JSON: drf-spectacular rendered them
     as the schema, in YAML."""
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """A ``lang`` that is no language Django knows is a 400 naming it: drf-spectacular
+        translated under any text given, and Django keeps a catalogue for each new one as long
+        as the process lives (a few KB a request, a worker's memory filled at will)."""
+        if lang := request.GET.get("lang"):
+            try:
+                translation.get_supported_language_variant(lang)
+            except LookupError:
+                raise ValidationError({"lang": ["Not a language code, such as en-gb."]}) from None
+        return super().get(request, *args, **kwargs)
+
+    def _get_version_parameter(self, request: Request) -> None:
+        """None: the API has one version, and a ``version`` parameter is ignored as any unknown
+        one is. drf-spectacular wrote its text into a header's file name: a line break in it
+        was a 500."""
+        return None
