@@ -422,10 +422,10 @@ class ProductAdminForm(forms.ModelForm):
         # A private ModelForm hook (the one that lets a field skip model validation), which
         # django-stubs does not declare.
         exclusions = set(super()._get_validation_exclusions())  # type: ignore[misc]
-        if self.instance.pk is not None and "sku" not in self.changed_data:
-            # As product_update: a sku saved before migration 0007 checked skus stays editable
-            # until it is changed.
-            exclusions.add("sku")
+        if self.instance.pk is not None:
+            # As product_update: a sku saved before migration 0007 checked skus, or a currency
+            # withdrawn since (0013), stays editable until it is changed.
+            exclusions.update({"sku", "currency"} - set(self.changed_data))
         return exclusions
 
 

@@ -1104,17 +1104,28 @@ def test_staff_who_may_only_view_products_cannot_re_embed_them(
 
 
 @pytest.mark.django_db
-def test_a_product_whose_sku_predates_the_sku_rule_can_be_saved_in_the_admin(
-    staff_client: Client,
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"sku": "HB 001"},  # before migration 0007 checked skus
+        {"currency": "BGN"},  # withdrawn since migration 0013 checked currencies
+    ],
+)
+def test_a_product_whose_sku_or_currency_predates_its_rule_can_be_saved_in_the_admin(
+    staff_client: Client, stored: dict[str, str]
 ) -> None:
-    product = ProductFactory.create(sku="HB 001", slug="hb-001")
+    product = ProductFactory.create(slug="hb-001", **stored)
     change = reverse("admin:catalog_product_change", args=[product.pk])
     form = submitted_form(staff_client.get(change).content.decode())
 
-    response = staff_client.post(change, form | {"price": "7.50"})
+    saved = staff_client.post(change, form | {"price": "7.50"})
+    changed_to_another = staff_client.post(change, form | {"sku": "HB 002", "currency": "HRK"})
 
-    assert response.status_code == 302
+    assert saved.status_code == 302
     assert Product.objects.get(pk=product.pk).price == Decimal("7.50")
+    assert changed_to_another.status_code == 200  # the form again, with its errors
+    errors = changed_to_another.context["adminform"].form.errors
+    assert set(errors) == {"sku", "currency"}
 
 
 def recording(calls: list[dict[str, Any]], service: Any) -> Any:
