@@ -406,6 +406,11 @@ class HandoffQueueAdmin(ConversationAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_delete_permission(request, obj) or self._may(request, "delete")
 
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        # Under the conversation, not this proxy: the conversation's history shows a reply sent
+        # from the queue.
+        return super().log_change(request, Conversation(pk=obj.pk, title=obj.title), message)
+
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Conversation | None:

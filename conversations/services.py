@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
@@ -464,10 +465,13 @@ def _admin_history_scrubbed(model: type[Conversation] | type[User], ids: list[An
     """The admin's history lines of these deleted rows keep who did what and when, but name
     each row by its id: they named it by its ``str()`` (a conversation's title, which its
     customer may write; an account's username), which would outlive the row and its
-    retention."""
+    retention. Those written under a proxy of the model too (the admin's queue)."""
+    proxies = [m for m in apps.get_models() if m._meta.proxy and m._meta.concrete_model is model]
+    content_types = ContentType.objects.get_for_models(
+        model, *proxies, for_concrete_models=False
+    ).values()
     LogEntry.objects.filter(
-        content_type=ContentType.objects.get_for_model(model),
-        object_id__in=[str(pk) for pk in ids],
+        content_type__in=content_types, object_id__in=[str(pk) for pk in ids]
     ).update(object_repr=Concat(Value(f"{model._meta.verbose_name} "), "object_id"))
 
 

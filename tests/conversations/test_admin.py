@@ -18,7 +18,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from agents.models import AgentRun
 from agents.run_stream import run_events_read
 from conversations.admin import ConversationAdmin
-from conversations.models import Conversation, Message, ReplyFeedback
+from conversations.models import Conversation, HandoffQueueEntry, Message, ReplyFeedback
 from conversations.services import (
     conversation_handoff,
     conversations_delete,
@@ -322,6 +322,30 @@ def test_a_deleted_conversation_s_history_keeps_who_did_what_but_not_its_custome
     assert list(history.values_list("change_message", "object_repr")) == [
         ("Took over from the assistant.", f"conversation {conversation.pk}")
     ]
+
+
+def test_a_reply_from_the_queue_is_in_the_conversation_s_history_and_loses_its_title_with_it(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(
+        status="needs_human", handoff_reason="Asked", title="My pollen allergy"
+    )
+    queue_page = f"/admin/conversations/handoffqueueentry/{conversation.pk}/change/"
+    staff_client.post(queue_page, {"title": "Jo's pollen allergy", "staff_reply": "Sam here."})
+    queue_lines = HandoffQueueEntry.objects.filter(pk=conversation.pk)
+    LogEntry.objects.log_actions(  # as the queue's own pages write a deletion: under the proxy
+        user_id=StaffFactory.create().pk, queryset=queue_lines, action_flag=CHANGE
+    )
+    history = staff_client.get(f"{CHANGELIST}{conversation.pk}/history/")
+
+    conversations_delete(conversations=Conversation.objects.filter(pk=conversation.pk))
+
+    assert [entry.object_repr for entry in history.context["action_list"]] == [
+        "Jo's pollen allergy"
+    ]
+    kept = LogEntry.objects.filter(object_id=str(conversation.pk))
+    assert set(kept.values_list("object_repr", flat=True)) == {f"conversation {conversation.pk}"}
+    assert kept.count() == 2
 
 
 def test_a_deleted_account_s_history_keeps_who_did_what_but_not_its_username() -> None:
