@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -360,21 +361,31 @@ def test_a_reply_in_flight_when_staff_reply_is_not_posted_after_theirs(settings)
     assert list(run.conversation.messages.values_list("role", flat=True)) == ["user", "staff"]
 
 
+def _searching_while(monkeypatch: pytest.MonkeyPatch, colleague: Callable[[], object]) -> None:
+    """The turn's catalogue searches run ``colleague()`` first: what staff do in the admin
+    while the turn searches."""
+    search = graph_tools.catalog_selectors.product_search
+
+    def searched(**kwargs: Any) -> Any:
+        colleague()
+        return search(**kwargs)
+
+    monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", searched)
+
+
 def test_a_turn_calls_the_model_no_more_once_staff_take_the_conversation_over(
     settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     small_shop_create()
     run = _running("Have you got manuka?")
-    search = graph_tools.catalog_selectors.product_search
 
-    def search_as_staff_reply(**kwargs: Any) -> Any:
+    def staff_reply() -> None:
         if not Message.objects.filter(role=Message.Role.STAFF).exists():
             staff_message_post(
                 conversation=run.conversation, author=StaffFactory.create(), content="Sam here."
             )
-        return search(**kwargs)
 
-    monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", search_as_staff_reply)
+    _searching_while(monkeypatch, staff_reply)
     with loopback_openai(settings) as server:
         server.script_chat(
             ROUTE_TO_SALES,
@@ -404,13 +415,12 @@ def _stopped_by_a_take_over(
     it stopped before its second model call (``agent_run_stopped``); not yet stored."""
     small_shop_create()
     run = _running("Have you got manuka?")
-    search = graph_tools.catalog_selectors.product_search
-
-    def search_as_staff_take_over(**kwargs: Any) -> Any:
-        conversation_handoff(conversation_id=run.conversation_id, reason=STAFF_TAKE_OVER_REASON)
-        return search(**kwargs)
-
-    monkeypatch.setattr(graph_tools.catalog_selectors, "product_search", search_as_staff_take_over)
+    _searching_while(
+        monkeypatch,
+        lambda: conversation_handoff(
+            conversation_id=run.conversation_id, reason=STAFF_TAKE_OVER_REASON
+        ),
+    )
     server.script_chat(
         ROUTE_TO_SALES, ChatToolCalls([("search_products", {"query": "manuka"})], prompt_tokens=80)
     )
@@ -422,14 +432,8 @@ def test_a_turn_whose_conversation_staff_delete_as_it_searches_calls_the_model_n
 ) -> None:
     small_shop_create()
     run = _running("Have you got manuka?")
-    search = graph_tools.catalog_selectors.product_search
-
-    def search_as_staff_delete_the_conversation(**kwargs: Any) -> Any:
-        Conversation.objects.filter(pk=run.conversation_id).delete()
-        return search(**kwargs)
-
-    monkeypatch.setattr(
-        graph_tools.catalog_selectors, "product_search", search_as_staff_delete_the_conversation
+    _searching_while(
+        monkeypatch, lambda: Conversation.objects.filter(pk=run.conversation_id).delete()
     )
     with loopback_openai(settings) as server:
         server.script_chat(

@@ -334,58 +334,44 @@ def test_a_reply_the_content_filter_cut_off_is_not_posted_half_written(settings)
     assert "content filter" in result.note
 
 
-def test_a_reply_whose_stream_ended_without_a_finish_reason_is_not_posted_half_written(
-    settings,
-) -> None:
+def _sales_reply_ending(settings: Any, text: str, finish_reason: str | None) -> TurnResult:
+    """The turn's outcome when the model answers ``text``, ending with ``finish_reason``."""
     run = _run_after(ConversationFactory.create(), question="What's your best manuka?")
     with loopback_openai(settings) as server:
         server.script_chat(
             ChatToolCalls([("route_conversation", {"route": "sales"})]),
-            # A server or proxy closed the stream mid-answer.
-            ChatText("Our best manuka is", finish_reason=None),
+            ChatText(text, finish_reason=finish_reason),
         )
+        return run_turn(run=run)
 
-        result = run_turn(run=run)
+
+@pytest.mark.parametrize(
+    ("finish_reason", "noted"),
+    [
+        (None, "without a finish reason"),  # a server or proxy closed the stream mid-answer
+        # How OpenAI-compatible servers other than OpenAI say they stopped early.
+        ("max_tokens", "ran out of tokens"),
+        ("error", "with an error"),
+        ("abort", "aborted"),
+    ],
+)
+def test_a_reply_cut_short_is_not_posted_half_written(
+    settings, finish_reason: str | None, noted: str
+) -> None:
+    result = _sales_reply_ending(settings, "Our best manuka is", finish_reason)
 
     assert result.reply == STEP_LIMIT_REPLY
-    assert "finish reason" in result.note
+    assert noted in result.note
 
 
 @pytest.mark.parametrize("finish_reason", ["eos", "eos_token", "end_turn", "stop_sequence"])
 def test_a_reply_a_compatible_server_says_it_finished_in_its_own_words_is_posted(
     settings, finish_reason: str
 ) -> None:
-    run = _run_after(ConversationFactory.create(), question="What's your best manuka?")
-    with loopback_openai(settings) as server:
-        server.script_chat(
-            ChatToolCalls([("route_conversation", {"route": "sales"})]),
-            ChatText("Our best manuka is the UMF 15+.", finish_reason=finish_reason),
-        )
-
-        result = run_turn(run=run)
+    result = _sales_reply_ending(settings, "Our best manuka is the UMF 15+.", finish_reason)
 
     assert result.reply == "Our best manuka is the UMF 15+."
     assert result.note == ""
-
-
-@pytest.mark.parametrize(
-    ("finish_reason", "noted"),
-    [("max_tokens", "ran out of tokens"), ("error", "with an error"), ("abort", "aborted")],
-)
-def test_a_reply_a_compatible_server_says_it_cut_short_in_its_own_words_is_not_posted(
-    settings, finish_reason: str, noted: str
-) -> None:
-    run = _run_after(ConversationFactory.create(), question="What's your best manuka?")
-    with loopback_openai(settings) as server:
-        server.script_chat(
-            ChatToolCalls([("route_conversation", {"route": "sales"})]),
-            ChatText("Our best manuka is", finish_reason=finish_reason),
-        )
-
-        result = run_turn(run=run)
-
-    assert result.reply == STEP_LIMIT_REPLY
-    assert noted in result.note
 
 
 def test_a_hand_off_through_openai_is_posted_as_written(settings) -> None:
