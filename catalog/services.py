@@ -306,6 +306,15 @@ def _rebuilds_index(
     return count >= settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS and count * 2 >= table_rows
 
 
+class IndexRebuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a stop) while a whole-table run built again the HNSW indexes it had dropped:
+    ``missing`` are not built, and searches scan the table until the next run builds them."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(", ".join(missing))
+        self.missing = missing
+
+
 @contextmanager
 def _hnsw_indexes_rebuilt(model: type[EmbeddedRow]) -> Iterator[None]:
     indexes = _hnsw_indexes(model)
@@ -317,6 +326,7 @@ def _hnsw_indexes_rebuilt(model: type[EmbeddedRow]) -> Iterator[None]:
         yield
         failed = False
     finally:
+        built: list[str] = []
         try:
             for index in indexes:
                 with connection.schema_editor() as editor:
@@ -326,7 +336,13 @@ def _hnsw_indexes_rebuilt(model: type[EmbeddedRow]) -> Iterator[None]:
                     editor.execute(
                         statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1)
                     )
+                built.append(index.name)
                 logger.info("catalog.hnsw_index_rebuilt", extra={"index": index.name})
+        except KeyboardInterrupt:
+            # A second Ctrl-C, or a stop after the first: it ends the run all the same, saying
+            # what it left undone.
+            missing = [index.name for index in indexes if index.name not in built]
+            raise IndexRebuildInterrupted(missing) from None
         except Exception:
             # Keep the run's own error; the next whole-table run builds the indexes.
             logger.exception("catalog.hnsw_index_rebuild_failed", extra={"index": index.name})

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 
 from beemanhoney.common.ports import free_port
 from catalog import embeddings, services
@@ -849,6 +849,46 @@ def test_a_backfill_stopped_by_a_kill_or_a_closed_terminal_builds_its_dropped_in
     assert stopped.value.returncode == 130
     assert str(stopped.value).startswith("products: interrupted;")
     assert dropped_when_stopped == [True]
+    assert hnsw_indexes_missing() == []
+
+
+@pytest.mark.django_db(transaction=True)  # the indexes are dropped only outside a transaction
+def test_ctrl_c_again_while_a_backfill_builds_its_dropped_indexes_says_which_are_missing(
+    monkeypatch: pytest.MonkeyPatch, settings: Any, ctrl_c: None
+) -> None:
+    settings.EMBEDDING_INDEX_REBUILD_MIN_ROWS = 3
+    refresh = backfill_embeddings.embeddings_refresh
+
+    def stopped_at_the_first_batch(*, on_progress: Any, **options: Any) -> Any:
+        def progress(done: int, total: int) -> None:
+            signal.raise_signal(signal.SIGINT)
+
+        return refresh(on_progress=progress, **options)
+
+    def ctrl_c_again_at_the_first_build(execute: Any, sql: str, *args: Any) -> Any:
+        if str(sql).startswith("CREATE INDEX"):  # the DROP is a psycopg Composed
+            signal.raise_signal(signal.SIGINT)
+        return execute(sql, *args)
+
+    monkeypatch.setattr(backfill_embeddings, "embeddings_refresh", stopped_at_the_first_batch)
+    ProductFactory.create_batch(4)
+
+    with (
+        connection.execute_wrapper(ctrl_c_again_at_the_first_build),
+        pytest.raises(CommandError) as stopped,
+    ):
+        run("backfill_embeddings", "--only", "products", "--force", "--batch-size", "1")
+    missing = hnsw_indexes_missing()
+    monkeypatch.undo()
+    run("backfill_embeddings", "--only", "products")
+
+    assert stopped.value.returncode == 130
+    assert str(stopped.value) == (
+        "products: interrupted while building again the search indexes it had dropped;"
+        f" {', '.join(PRODUCT_HNSW_INDEXES)} missing: searches scan the whole table until"
+        " backfill_embeddings runs again, which builds them"
+    )
+    assert missing == list(PRODUCT_HNSW_INDEXES)
     assert hnsw_indexes_missing() == []
 
 

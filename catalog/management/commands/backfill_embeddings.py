@@ -12,6 +12,7 @@ from catalog.services import (
     EMBEDDED_MODELS,
     ENCODE_SLICE_ROWS,
     EmbeddingReport,
+    IndexRebuildInterrupted,
     embeddings_refresh,
 )
 
@@ -59,6 +60,13 @@ class Command(BaseCommand):
                         dry_run=options["dry_run"],
                         on_progress=progress,
                     )
+                except IndexRebuildInterrupted as exc:
+                    raise CommandError(
+                        f"{kind}: interrupted while building again the search indexes it had"
+                        f" dropped; {', '.join(exc.missing)} missing: searches scan the whole"
+                        " table until backfill_embeddings runs again, which builds them",
+                        returncode=INTERRUPTED_EXIT_CODE,
+                    ) from None
                 except KeyboardInterrupt:
                     raise CommandError(
                         _interrupted(kind, force=options["force"], dry_run=options["dry_run"]),
