@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import smtplib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -222,26 +223,34 @@ TEST_NOTICE_TEXT = (
 )
 
 
-def handoff_notice_test_send() -> list[str]:
-    """Send a test notice on each channel configured, now, in this process; the channels it
-    went to. Errors propagate (``NoticeNotDelivered``, SMTP's), no channel is a ``ValueError``."""
-    sent = []
-    if settings.HANDOFF_NOTICE_EMAILS:
-        send_mail(
+def handoff_notice_test_send() -> tuple[list[str], dict[str, Exception]]:
+    """Send a test notice on each channel configured, now, in this process: the channels it
+    went to, and the error of each it did not go to (``NoticeNotDelivered``, SMTP's), each
+    channel tried whatever the other did. No channel configured is a ``ValueError``."""
+    senders: dict[str, Callable[[], object]] = {
+        "email": lambda: send_mail(
             subject="A test notice from the Beeman Honey assistant",
             message=TEST_NOTICE_TEXT,
             from_email=None,
             recipient_list=settings.HANDOFF_NOTICE_EMAILS,
-        )
-        sent.append("email")
-    if settings.HANDOFF_NOTICE_WEBHOOK_URL:
-        _webhook_post({"text": TEST_NOTICE_TEXT, "test": True})
-        sent.append("webhook")
-    if not sent:
+        ),
+        "webhook": lambda: _webhook_post({"text": TEST_NOTICE_TEXT, "test": True}),
+    }
+    channels = _channels()
+    if not channels:
         raise ValueError(
             "no notice channel is configured (HANDOFF_NOTICE_EMAILS, HANDOFF_NOTICE_WEBHOOK_URL)"
         )
-    return sent
+    sent: list[str] = []
+    failed: dict[str, Exception] = {}
+    for channel in channels:
+        try:
+            senders[channel]()
+        except (NoticeNotDelivered, smtplib.SMTPException, OSError) as error:
+            failed[channel] = error
+        else:
+            sent.append(channel)
+    return sent, failed
 
 
 def _channels() -> list[str]:

@@ -472,6 +472,20 @@ def test_ctrl_c_stops_the_test_command_with_one_line(settings, ctrl_c: None) -> 
     assert stopped.value.returncode == 130
 
 
+def test_the_test_command_tries_each_channel_whatever_the_other_did(webhook, settings) -> None:
+    settings.HANDOFF_NOTICE_EMAILS = ["shop@example.com"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # no mail server there
+    out = io.StringIO()
+
+    with pytest.raises(CommandError) as failed:
+        call_command("send_test_handoff_notice", stdout=out)
+
+    assert out.getvalue() == "Test notice sent by webhook.\n"
+    assert str(failed.value).startswith("email via 127.0.0.1: [Errno 111]")
+    assert len(webhook.received) == 1
+
+
 def test_the_test_command_with_no_channel_configured_says_so(settings) -> None:
     settings.HANDOFF_NOTICE_EMAILS = []
     settings.HANDOFF_NOTICE_WEBHOOK_URL = ""
