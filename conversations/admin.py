@@ -373,6 +373,25 @@ class ConversationAdmin(ShopModelAdmin):
             return
         self.message_user(request, "Your reply was sent to the customer.", messages.SUCCESS)
 
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        message = super().construct_change_message(request, form, formsets, add)
+        if getattr(request, REPLY_REFUSED, False):
+            # A reply refused was not sent: the history names what did change (the title), or
+            # nothing (``log_change``).
+            refused = str(form.fields["staff_reply"].label or "staff_reply")
+            for entry in message:
+                if changed := entry.get("changed"):
+                    changed["fields"] = [name for name in changed["fields"] if name != refused]
+            message = [entry for entry in message if entry.get("changed", {}).get("fields")]
+        return message
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if getattr(request, REPLY_REFUSED, False) and not message:
+            return None  # nothing changed: the reply was refused
+        return super().log_change(request, obj, message)
+
     def response_change(self, request: HttpRequest, obj: Conversation) -> HttpResponse:
         if getattr(request, REPLY_REFUSED, False):
             # The page again, under the error: not Django's "changed successfully" beside it.

@@ -715,12 +715,27 @@ def test_a_reply_written_while_the_customer_wrote_again_is_not_sent_and_their_me
     ]
     assert "Also: is the manuka in stock?" in response.content.decode()
     assert not conversation.messages.filter(role=Message.Role.STAFF).exists()
+    assert not LogEntry.objects.filter(object_id=str(conversation.pk)).exists()  # no "Changed"
     waiting = staff_client.get("/admin/conversations/handoffqueueentry/")
     assert waiting.context["cl"].result_list[0].waiting_since is not None
     # From the page as it is now, the reply goes.
     page = page_marks(response.content.decode())
     staff_client.post(queue_page, page | {"title": "", "staff_reply": "Yes, and it is."})
     assert conversation.messages.get(role=Message.Role.STAFF).content == "Yes, and it is."
+
+
+def test_a_reply_refused_with_a_new_title_leaves_the_title_alone_in_the_history(
+    staff_client: Client,
+) -> None:
+    conversation = ConversationFactory.create(status="needs_human", title="Order")
+    MessageFactory.create(conversation=conversation, content="A person, please.")
+    page = page_marks(staff_client.get(change_url(conversation)).content.decode())
+    MessageFactory.create(conversation=conversation, content="It's order 1042.")
+
+    staff_client.post(change_url(conversation), page | {"title": "Order 1042", "staff_reply": "Hi"})
+
+    [line] = LogEntry.objects.filter(object_id=str(conversation.pk))
+    assert line.get_change_message() == "Changed Title."
 
 
 def test_staff_who_may_only_view_a_conversation_see_no_reply_box(client: Client) -> None:
