@@ -11,7 +11,7 @@ from typing import Any
 import openai
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import (
     AIMessage,
@@ -174,7 +174,7 @@ class UsageTally(BaseCallbackHandler):
             return
         try:
             self._count_on_run()
-        except DatabaseError:
+        except (DatabaseError, InterfaceError):  # InterfaceError: a connection closed
             logger.exception("agent_run.usage_not_counted", extra={"run_id": self.run_id})
 
     @property
