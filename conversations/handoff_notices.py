@@ -46,6 +46,11 @@ class NoticeBeingSent(NoticeNotDelivered):
     and finds it sent (or, if that delivery died, sends it)."""
 
 
+# What a channel that failed raises: the webhook's refusal or silence, SMTP's errors, a refused
+# connection.
+CHANNEL_ERRORS = (NoticeNotDelivered, smtplib.SMTPException, OSError)
+
+
 def _still_waiting(conversation_id: UUID | str, *, reminder: bool) -> Conversation | None:
     """The conversation while it waits for staff: a notice for one handed back or closed since
     is not sent, nor a reminder for one staff have answered since."""
@@ -246,7 +251,7 @@ def handoff_notice_test_send() -> tuple[list[str], dict[str, Exception]]:
     for channel in channels:
         try:
             senders[channel]()
-        except (NoticeNotDelivered, smtplib.SMTPException, OSError) as error:
+        except CHANNEL_ERRORS as error:
             failed[channel] = error
         else:
             sent.append(channel)

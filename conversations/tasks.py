@@ -1,5 +1,4 @@
 import logging
-import smtplib
 
 import redis
 from celery import shared_task
@@ -47,9 +46,7 @@ NOTICE_SENDERS = {
     ignore_result=True,
     # The channel failing, or the database or Redis (its sent markers) away for a moment.
     autoretry_for=(
-        handoff_notices.NoticeNotDelivered,
-        smtplib.SMTPException,
-        OSError,
+        *handoff_notices.CHANNEL_ERRORS,
         OperationalError,
         InterfaceError,
         redis.ConnectionError,
